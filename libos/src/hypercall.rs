@@ -1,0 +1,165 @@
+//! Hypercalls: the system calls the tender's seccomp filter lets a guest make.
+//!
+//! One function per call. Each doc starts with the host call it makes and the
+//! filter rule that allows it (see `docs/seccomp.md`); anything else a guest
+//! tries is killed by the filter. Errors come back as [`Errno`], never as a
+//! panic: the layers above decide what an error means.
+//!
+//! # Safety
+//!
+//! This module is one of the three places with `unsafe` in libos. The raw
+//! `syscall` wrappers are private; each public function passes only pointers
+//! derived from Rust references that are valid for the lengths given, so the
+//! kernel never reads or writes outside memory the caller lent it.
+
+#![allow(unsafe_code)]
+
+use core::arch::asm;
+use core::fmt;
+use core::time::Duration;
+
+const SYS_WRITE: usize = 1;
+const SYS_CLOCK_GETTIME: usize = 228;
+const SYS_EXIT_GROUP: usize = 231;
+const SYS_PPOLL: usize = 271;
+
+/// The console: the guest's standard output.
+pub const CONSOLE_FD: i32 = 1;
+
+/// A Linux error number returned by a hypercall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    /// Interrupted: try again.
+    pub const EINTR: Self = Self(4);
+    /// Would block: try again later.
+    pub const EAGAIN: Self = Self(11);
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "host error {}", self.0)
+    }
+}
+
+impl core::error::Error for Errno {}
+
+fn check(ret: isize) -> Result<usize, Errno> {
+    if ret < 0 { Err(Errno(-ret as i32)) } else { Ok(ret as usize) }
+}
+
+/// A raw system call with up to five arguments.
+///
+/// # Safety
+///
+/// The arguments must be valid for system call `nr`: every pointer among
+/// them must point to memory valid for what the kernel reads or writes.
+unsafe fn syscall5(nr: usize, a0: usize, a1: usize, a2: usize, a3: usize, a4: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the caller guarantees the arguments are valid for `nr`. The
+    // `syscall` instruction clobbers rcx and r11 and nothing else visible to
+    // Rust; it does not touch the stack.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a0,
+            in("rsi") a1,
+            in("rdx") a2,
+            in("r10") a3,
+            in("r8") a4,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// `write(fd, buf, len)`. Allowed for fd 1 (the console) and, later, the
+/// attached tap fds. Returns the number of bytes written.
+pub fn write(fd: i32, buf: &[u8]) -> Result<usize, Errno> {
+    // SAFETY: buf is valid for reads of buf.len() bytes.
+    check(unsafe { syscall5(SYS_WRITE, fd as usize, buf.as_ptr() as usize, buf.len(), 0, 0) })
+}
+
+/// Clocks a guest may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Clock {
+    /// `CLOCK_REALTIME`: wall-clock time since the Unix epoch.
+    Realtime = 0,
+    /// `CLOCK_MONOTONIC`: time since an arbitrary point, never goes back.
+    Monotonic = 1,
+}
+
+/// `clock_gettime(clock, &ts)`. Allowed for `CLOCK_MONOTONIC` and
+/// `CLOCK_REALTIME` only. Returns the time as a [`Duration`] since the
+/// clock's origin.
+pub fn clock_gettime(clock: Clock) -> Duration {
+    let mut ts = [0i64; 2];
+    // SAFETY: ts is a valid, writable `struct timespec` (two i64s).
+    let ret = unsafe {
+        syscall5(SYS_CLOCK_GETTIME, clock as i32 as usize, ts.as_mut_ptr() as usize, 0, 0, 0)
+    };
+    // clock_gettime cannot fail for these clocks and a valid pointer; if the
+    // host ever says otherwise, time standing still is the safest reading.
+    if ret < 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts[0].max(0) as u64, ts[1].clamp(0, 999_999_999) as u32)
+}
+
+/// A `struct pollfd`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollFd {
+    /// The file descriptor.
+    pub fd: i32,
+    /// Requested events (`POLLIN`...).
+    pub events: i16,
+    /// Returned events.
+    pub revents: i16,
+}
+
+/// `POLLIN`: data to read.
+pub const POLLIN: i16 = 1;
+
+/// `ppoll(fds, nfds, timeout, NULL, 8)`. Allowed with `nfds` at most the
+/// number of attached taps (zero for a guest without network) and a NULL
+/// signal mask. `None` waits forever. Returns the number of ready fds.
+pub fn ppoll(fds: &mut [PollFd], timeout: Option<Duration>) -> Result<usize, Errno> {
+    let ts;
+    let ts_ptr = match timeout {
+        Some(d) => {
+            // A timeout too large for a timespec waits as long as it can.
+            let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+            ts = [secs, i64::from(d.subsec_nanos())];
+            ts.as_ptr() as usize
+        }
+        None => 0,
+    };
+    // SAFETY: fds is valid for reads and writes of fds.len() pollfds, ts_ptr
+    // is NULL or points to a timespec that outlives the call, and the signal
+    // mask is NULL (the kernel then ignores the size argument).
+    check(unsafe {
+        syscall5(SYS_PPOLL, fds.as_mut_ptr() as usize, fds.len(), ts_ptr, 0, 8)
+    })
+}
+
+/// `exit_group(code)`: ends the guest, and with it the process.
+pub fn exit_group(code: i32) -> ! {
+    // SAFETY: exit_group takes no pointers and does not return; the `ud2`
+    // after it only runs if the host broke that promise, and then faults
+    // rather than letting the guest run on.
+    unsafe {
+        asm!(
+            "syscall",
+            "ud2",
+            in("rax") SYS_EXIT_GROUP,
+            in("rdi") code as isize,
+            options(noreturn, nostack),
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! Ending the guest: [`exit`], and how `main`'s return value becomes the
+//! exit status ([`Termination`]).
+//!
+//! Statuses follow `docs/design.md`: what `main` returns or passes to `exit`
+//! (0-254), 255 after a panic.
+
+use core::fmt::Debug;
+
+/// Ends the guest with `code` (the host sees `code & 0xff`).
+pub fn exit(code: i32) -> ! {
+    crate::hypercall::exit_group(code)
+}
+
+/// What an application's `main` may return, as std's `Termination`.
+pub trait Termination {
+    /// The exit status this value stands for.
+    fn report(self) -> i32;
+}
+
+impl Termination for () {
+    fn report(self) -> i32 {
+        0
+    }
+}
+
+impl Termination for i32 {
+    fn report(self) -> i32 {
+        self
+    }
+}
+
+impl Termination for u8 {
+    fn report(self) -> i32 {
+        i32::from(self)
+    }
+}
+
+impl Termination for core::convert::Infallible {
+    fn report(self) -> i32 {
+        match self {}
+    }
+}
+
+impl<T: Termination, E: Debug> Termination for Result<T, E> {
+    fn report(self) -> i32 {
+        match self {
+            Ok(t) => t.report(),
+            Err(e) => {
+                crate::println!("Error: {e:?}");
+                1
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        assert_eq!(().report(), 0);
+        assert_eq!(7i32.report(), 7);
+        assert_eq!(3u8.report(), 3);
+        assert_eq!(Ok::<u8, ()>(5).report(), 5);
+    }
+}

@@ -1,0 +1,94 @@
+//! The boot info: what the tender tells the guest at start.
+//!
+//! # Safety
+//!
+//! The tender writes the boot info, the argument and environment tables and
+//! their strings into the boot region (`abi::BOOT_REGION_START` to
+//! `abi::BOOT_REGION_END`), makes it read-only and never unmaps it: it lives
+//! as long as the process. This module turns those addresses into `'static`
+//! references only after checking that each object lies wholly inside the
+//! boot region and is suitably aligned, so that a tender bug cannot make the
+//! guest read outside it.
+
+#![allow(unsafe_code)]
+
+use abi::{BOOT_MAGIC, BOOT_REGION_END, BOOT_REGION_START, BootInfo, BootStr};
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+static BOOT: AtomicPtr<BootInfo> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Checks that `count` objects of type `T` at `addr` lie inside the boot region.
+fn in_region<T>(addr: u64, count: u64) -> bool {
+    let Some(size) = count.checked_mul(core::mem::size_of::<T>() as u64) else {
+        return false;
+    };
+    let Some(end) = addr.checked_add(size) else {
+        return false;
+    };
+    addr >= BOOT_REGION_START
+        && end <= BOOT_REGION_END
+        && addr % core::mem::align_of::<T>() as u64 == 0
+}
+
+/// Records the boot info at `addr` if it is valid: inside the boot region,
+/// the right magic and the ABI version this libos was built for.
+#[cfg(not(test))]
+pub(crate) fn init(addr: usize) -> Option<&'static BootInfo> {
+    if !in_region::<BootInfo>(addr as u64, 1) {
+        return None;
+    }
+    let ptr = addr as *mut BootInfo;
+    // SAFETY: the whole BootInfo lies in the boot region, which is mapped
+    // read-only for the life of the process, and the pointer is aligned.
+    let info: &'static BootInfo = unsafe { &*ptr };
+    if info.magic != BOOT_MAGIC || info.abi_version != abi::ABI_VERSION {
+        return None;
+    }
+    BOOT.store(ptr, Ordering::Release);
+    Some(info)
+}
+
+/// The boot info, once the runtime has checked it (never in host tests).
+pub(crate) fn info() -> Option<&'static BootInfo> {
+    let ptr = BOOT.load(Ordering::Acquire);
+    // SAFETY: BOOT is null or was set by `init` to a checked, 'static BootInfo.
+    unsafe { ptr.as_ref() }
+}
+
+/// The table of `count` strings at `addr`; empty if it is not in the region.
+pub(crate) fn strs(addr: u64, count: u64) -> &'static [BootStr] {
+    if count == 0 || !in_region::<BootStr>(addr, count) {
+        return &[];
+    }
+    // SAFETY: the table lies in the boot region (checked), which is 'static
+    // and read-only, and addr is aligned for BootStr.
+    unsafe { core::slice::from_raw_parts(addr as *const BootStr, count as usize) }
+}
+
+/// The string a table entry describes, if it lies in the region and is UTF-8.
+pub(crate) fn str(s: &BootStr) -> Option<&'static str> {
+    if !in_region::<u8>(s.ptr, s.len) {
+        return None;
+    }
+    // SAFETY: the bytes lie in the boot region (checked), which is 'static
+    // and read-only.
+    let bytes = unsafe { core::slice::from_raw_parts(s.ptr as *const u8, s.len as usize) };
+    core::str::from_utf8(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_checks() {
+        assert!(in_region::<BootInfo>(BOOT_REGION_START, 1));
+        assert!(!in_region::<BootInfo>(BOOT_REGION_START - 8, 1));
+        assert!(!in_region::<BootInfo>(BOOT_REGION_START + 4, 1));
+        assert!(!in_region::<u8>(BOOT_REGION_END - 1, 2));
+        assert!(!in_region::<BootStr>(BOOT_REGION_START, u64::MAX));
+        assert!(!in_region::<u8>(u64::MAX, 2));
+        assert!(strs(0, 3).is_empty());
+        assert_eq!(str(&BootStr { ptr: 8, len: 1 }), None);
+    }
+}

@@ -1,0 +1,46 @@
+//! The runtime: everything between the tender's jump and the application's
+//! `main`, and what the link of a `no_std` binary needs.
+//!
+//! * `entry`: `_start`, in assembly, aligns the stack and calls [`start`].
+//! * `boot`: the boot info the tender left in the boot region.
+//! * `heap`: the global allocator (talc) over the heap region.
+//! * `panic`: the panic handler (message, location, exit 255) and the
+//!   unwinding stubs the prebuilt `alloc` references.
+//! * `mem`: `memcpy` and friends, which `compiler_builtins` does not export
+//!   on this target.
+//!
+//! On the host (`cargo test`) only the parts that do not define process-wide
+//! symbols are compiled, so that libos's logic can be unit-tested with std.
+
+pub(crate) mod boot;
+#[cfg(not(test))]
+mod entry;
+pub mod heap;
+#[cfg(not(test))]
+mod mem;
+#[cfg(not(test))]
+mod panic;
+
+/// What `_start` calls: validate the boot info, set up the heap and the
+/// logger, run the application, exit with its status.
+#[cfg(not(test))]
+fn start(boot: usize) -> ! {
+    let Some(info) = boot::init(boot) else {
+        crate::console::write_all(
+            b"libos: no valid boot info: a nabla guest must be started by a compatible tender\n",
+        );
+        crate::process::exit(255);
+    };
+    heap::init(info.heap_start, info.heap_end);
+    crate::console::init_log(info.log_level);
+    log::info!(
+        "libos: {} booted: {} MiB guest memory, heap {:#x}..{:#x}, stack {:#x}..{:#x}",
+        crate::env::args().next().unwrap_or("guest"),
+        info.mem_size >> 20,
+        info.heap_start,
+        info.heap_end,
+        info.stack_bottom,
+        info.stack_top,
+    );
+    crate::process::exit(entry::app_main())
+}
