@@ -103,7 +103,7 @@ pub struct ElfNote<D> {
 impl<D> ElfNote<D> {
     /// A nabla note of type `n_type` around `desc`.
     pub const fn new(n_type: u32, desc: D) -> Self {
-        assert!(core::mem::size_of::<D>() % 8 == 0, "descriptor must be 8-byte padded");
+        assert!(core::mem::size_of::<D>().is_multiple_of(8), "descriptor must be 8-byte padded");
         Self {
             namesz: NOTE_NAME.len() as u32,
             descsz: core::mem::size_of::<D>() as u32,

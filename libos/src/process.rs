@@ -6,6 +6,29 @@
 
 use core::fmt::Debug;
 
+/// The guest's memory, as the tender laid it out (see `docs/abi.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Memory {
+    /// Total guest memory in bytes (`--mem`).
+    pub size: u64,
+    /// The heap the allocator manages.
+    pub heap: core::ops::Range<u64>,
+    /// The stack; the guard lies just below `stack.start`.
+    pub stack: core::ops::Range<u64>,
+}
+
+/// The guest's memory layout (all zero on the host, in unit tests).
+pub fn memory() -> Memory {
+    match crate::rt::boot::info() {
+        Some(i) => Memory {
+            size: i.mem_size,
+            heap: i.heap_start..i.heap_end,
+            stack: i.stack_bottom..i.stack_top,
+        },
+        None => Memory { size: 0, heap: 0..0, stack: 0..0 },
+    }
+}
+
 /// Ends the guest with `code` (the host sees `code & 0xff`).
 pub fn exit(code: i32) -> ! {
     crate::hypercall::exit_group(code)

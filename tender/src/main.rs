@@ -1,1 +1,241 @@
-fn main() {}
+//! tender: maps a nabla guest into its own process behind a seccomp filter
+//! and jumps to it.
+//!
+//! ```text
+//! tender [OPTIONS] APP [ARGS]...
+//! ```
+//!
+//! The steps, one module each: parse the arguments (here), validate the
+//! image (`image`), lay out guest memory (`layout`), attach the declared
+//! devices (`devices`), build the boot info (`boot`) and the filter
+//! (`seccomp`), map everything (`memory`), seal and jump (`launch`).
+//! Any failure before the jump prints `tender: <what is wrong>` on stderr
+//! and exits with status 1.
+
+#![deny(unsafe_code)]
+
+// The policy, the memory layout and the jump are written for x86_64 Linux.
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+compile_error!("the tender runs on x86_64 Linux only");
+
+mod boot;
+mod devices;
+mod image;
+mod launch;
+mod layout;
+mod memory;
+mod seccomp;
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+
+use crate::image::Image;
+use crate::layout::Layout;
+
+/// Runs a nabla unikernel as this process, behind a seccomp filter.
+///
+/// Everything after APP is passed to the guest as its arguments.
+#[derive(Debug, Parser)]
+#[command(name = "tender", version, about, long_about = None)]
+struct Cli {
+    /// Guest memory in MiB: image, heap, guard and stack.
+    #[arg(long, value_name = "MiB", default_value_t = abi::DEFAULT_MEM_MIB)]
+    mem: u64,
+
+    /// Sets an environment variable in the guest (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+
+    /// Level of the guest's log messages on the console.
+    #[arg(long, value_enum, default_value_t = LogLevel::Warn)]
+    log_level: LogLevel,
+
+    /// Silences libos's own messages (same as --log-level off).
+    #[arg(short, long, conflicts_with = "log_level")]
+    quiet: bool,
+
+    /// Prints the image's ABI version, manifest and segments, and exits.
+    #[arg(long, conflicts_with = "print_seccomp")]
+    inspect: bool,
+
+    /// Prints the seccomp filter this invocation would install (libseccomp's
+    /// PFC text), and exits without running the guest.
+    #[arg(long)]
+    print_seccomp: bool,
+
+    /// The nabla binary.
+    #[arg(value_name = "APP")]
+    app: PathBuf,
+
+    /// Arguments for the guest.
+    #[arg(value_name = "ARGS", trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogLevel {
+    Off,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    fn abi(self) -> u32 {
+        use abi::log_level as l;
+        match self {
+            Self::Off => l::OFF,
+            Self::Error => l::ERROR,
+            Self::Warn => l::WARN,
+            Self::Info => l::INFO,
+            Self::Debug => l::DEBUG,
+            Self::Trace => l::TRACE,
+        }
+    }
+}
+
+/// Everything that stops the tender before the jump.
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    #[error("{path}: {source}")]
+    Open { path: String, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Image { path: String, source: image::ImageError },
+    #[error("{path}: {source}")]
+    Read { path: String, source: memory::MapError },
+    #[error("--env {0:?}: expected KEY=VALUE with a non-empty KEY")]
+    BadEnv(String),
+    #[error("the application path {0:?} is not valid UTF-8")]
+    PathNotUtf8(PathBuf),
+    #[error(transparent)]
+    Layout(#[from] layout::LayoutError),
+    #[error(transparent)]
+    Boot(#[from] boot::TooLarge),
+    #[error(transparent)]
+    Device(#[from] devices::DeviceError),
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::SeccompError),
+    #[error(transparent)]
+    Map(#[from] memory::MapError),
+    #[error(transparent)]
+    Launch(#[from] launch::LaunchError),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.render().to_string();
+            eprint!("tender: {}", text.strip_prefix("error: ").unwrap_or(&text));
+            return ExitCode::from(1);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tender: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    let path = cli.app.display().to_string();
+    let app = cli.app.to_str().ok_or_else(|| Error::PathNotUtf8(cli.app.clone()))?.to_string();
+    for entry in &cli.env {
+        if !matches!(entry.split_once('='), Some((key, _)) if !key.is_empty()) {
+            return Err(Error::BadEnv(entry.clone()));
+        }
+    }
+    let mem = Layout::mem_bytes(cli.mem)?;
+
+    let file = File::open(&cli.app).map_err(|source| Error::Open { path: path.clone(), source })?;
+    let view = memory::FileView::new(&file).map_err(|source| Error::Read { path: path.clone(), source })?;
+    let image = Image::parse(view.bytes(), Layout::image_limit(mem))
+        .map_err(|source| Error::Image { path: path.clone(), source })?;
+    drop(view);
+
+    if cli.inspect {
+        print!("{}", inspect(&path, &image, mem));
+        return Ok(());
+    }
+
+    let attached = devices::attach(&image.manifest)?;
+    let mut policy = seccomp::Policy::base(attached.pollable);
+    policy.extend(attached.rules.iter().cloned());
+    if cli.print_seccomp {
+        print!("{}", policy.pfc()?);
+        return Ok(());
+    }
+
+    let layout = Layout::new(image.end, mem)?;
+    let mut args = Vec::with_capacity(cli.args.len() + 1);
+    args.push(app);
+    args.extend(cli.args);
+    let log_level = if cli.quiet { abi::log_level::OFF } else { cli.log_level.abi() };
+    let boot_params =
+        boot::BootParams { args: &args, env: &cli.env, devices: &attached.infos, log_level };
+    let boot_region = boot::build(&boot_params, &layout)?;
+    let program = policy.bpf()?;
+
+    memory::map_guest(&file, &image, &layout, &boot_region)?;
+    drop(file);
+    let start = launch::Start {
+        entry: image.entry,
+        stack_top: layout.stack_top,
+        boot_info: layout.boot_start,
+    };
+    match launch::launch(program, start)? {}
+}
+
+/// What `--inspect` prints.
+fn inspect(path: &str, image: &Image, mem: u64) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "image:       {path}");
+    let _ = writeln!(
+        s,
+        "abi:         version {} (this tender: {}), target x86_64 process",
+        image.abi.abi_version,
+        abi::ABI_VERSION
+    );
+    let _ = writeln!(s, "entry:       {:#x}", image.entry);
+    let _ = writeln!(s, "segments:");
+    for seg in &image.segments {
+        let _ = writeln!(
+            s,
+            "  {:#010x}-{:#010x} {} file {:#x}+{:#x} mem {:#x}",
+            seg.vaddr,
+            seg.vaddr + seg.memsz,
+            seg.perms,
+            seg.offset,
+            seg.filesz,
+            seg.memsz
+        );
+    }
+    let entries = image.manifest.entries();
+    let _ = writeln!(s, "devices:     {}", if entries.is_empty() { "none" } else { "" });
+    for e in entries {
+        let kind = abi::DeviceKind::from_raw(e.kind).map_or("?", abi::DeviceKind::as_str);
+        let _ = writeln!(s, "  {:<16} {kind}", e.name().unwrap_or("?"));
+    }
+    if let Ok(l) = Layout::new(image.end, mem) {
+        let _ = writeln!(s, "memory:      {} MiB", mem >> 20);
+        let _ = writeln!(s, "  boot   {:#010x}-{:#010x}", l.boot_start, l.boot_end);
+        let _ = writeln!(s, "  image  {:#010x}-{:#010x}", abi::GUEST_BASE, image.end);
+        let _ = writeln!(s, "  heap   {:#010x}-{:#010x}", l.heap_start, l.heap_end);
+        let _ = writeln!(s, "  guard  {:#010x}-{:#010x}", l.heap_end, l.stack_bottom);
+        let _ = writeln!(s, "  stack  {:#010x}-{:#010x}", l.stack_bottom, l.stack_top);
+    }
+    s
+}

@@ -1,0 +1,217 @@
+//! The boot region's contents: the boot info, the argument, environment and
+//! device tables, and the strings they point to.
+//!
+//! Built here as plain bytes (so it can be tested without mapping memory)
+//! laid out for the address `abi::BOOT_REGION_START`; `memory` copies it
+//! into place and makes it read-only.
+//!
+//! ```text
+//!   BootInfo | argv: [BootStr; argc] | envp: [BootStr; envc] | [DeviceInfo; n] | strings
+//! ```
+
+use std::mem::offset_of;
+
+use abi::{BOOT_MAGIC, BootInfo, BootStr, DeviceInfo};
+
+use crate::layout::Layout;
+
+/// The boot region does not have room for everything.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "arguments and environment take {needed} bytes, more than the {available} bytes of the \
+     guest's boot region"
+)]
+pub struct TooLarge {
+    /// Bytes needed.
+    pub needed: usize,
+    /// Bytes available.
+    pub available: usize,
+}
+
+/// What goes into the boot region.
+#[derive(Debug)]
+pub struct BootParams<'a> {
+    /// Guest argv, the application's path first.
+    pub args: &'a [String],
+    /// Guest environment, each `KEY=VALUE`.
+    pub env: &'a [String],
+    /// Attached devices, in manifest order.
+    pub devices: &'a [DeviceInfo],
+    /// One of `abi::log_level`.
+    pub log_level: u32,
+}
+
+/// Serialises `params` for `layout`'s boot region. The result is at most
+/// the region's size; the boot info is at its start.
+pub fn build(params: &BootParams<'_>, layout: &Layout) -> Result<Vec<u8>, TooLarge> {
+    let base = layout.boot_start;
+    let available = (layout.boot_end - layout.boot_start) as usize;
+    let info_size = size_of::<BootInfo>();
+    let argv_off = info_size;
+    let envp_off = argv_off + params.args.len() * size_of::<BootStr>();
+    let dev_off = envp_off + params.env.len() * size_of::<BootStr>();
+    let str_off = dev_off + params.devices.len() * size_of::<DeviceInfo>();
+    let needed = str_off
+        + params.args.iter().map(String::len).sum::<usize>()
+        + params.env.iter().map(String::len).sum::<usize>();
+    if needed > available {
+        return Err(TooLarge { needed, available });
+    }
+
+    let mut buf = vec![0u8; needed];
+    let mut next_str = str_off;
+    let mut put_strs = |buf: &mut Vec<u8>, table_off: usize, strs: &[String]| {
+        for (i, s) in strs.iter().enumerate() {
+            buf[next_str..next_str + s.len()].copy_from_slice(s.as_bytes());
+            let entry = BootStr { ptr: base + next_str as u64, len: s.len() as u64 };
+            let off = table_off + i * size_of::<BootStr>();
+            put(buf, off + offset_of!(BootStr, ptr), &entry.ptr.to_le_bytes());
+            put(buf, off + offset_of!(BootStr, len), &entry.len.to_le_bytes());
+            next_str += s.len();
+        }
+    };
+    put_strs(&mut buf, argv_off, params.args);
+    put_strs(&mut buf, envp_off, params.env);
+    for (i, d) in params.devices.iter().enumerate() {
+        put_device(&mut buf, dev_off + i * size_of::<DeviceInfo>(), d);
+    }
+
+    let info = BootInfo {
+        magic: BOOT_MAGIC,
+        abi_version: abi::ABI_VERSION,
+        log_level: params.log_level,
+        mem_size: layout.mem_size,
+        heap_start: layout.heap_start,
+        heap_end: layout.heap_end,
+        stack_bottom: layout.stack_bottom,
+        stack_top: layout.stack_top,
+        argc: params.args.len() as u64,
+        argv: base + argv_off as u64,
+        envc: params.env.len() as u64,
+        envp: base + envp_off as u64,
+        device_count: params.devices.len() as u64,
+        devices: base + dev_off as u64,
+    };
+    put_info(&mut buf, &info);
+    Ok(buf)
+}
+
+fn put(buf: &mut [u8], off: usize, bytes: &[u8]) {
+    buf[off..off + bytes.len()].copy_from_slice(bytes);
+}
+
+/// Writes each field at its `offset_of!`, so the bytes follow the `repr(C)`
+/// type whatever its field order, without reinterpreting memory.
+fn put_info(buf: &mut [u8], i: &BootInfo) {
+    macro_rules! field {
+        ($f:ident) => {
+            put(buf, offset_of!(BootInfo, $f), &i.$f.to_le_bytes())
+        };
+    }
+    field!(magic);
+    field!(abi_version);
+    field!(log_level);
+    field!(mem_size);
+    field!(heap_start);
+    field!(heap_end);
+    field!(stack_bottom);
+    field!(stack_top);
+    field!(argc);
+    field!(argv);
+    field!(envc);
+    field!(envp);
+    field!(device_count);
+    field!(devices);
+}
+
+fn put_device(buf: &mut [u8], off: usize, d: &DeviceInfo) {
+    macro_rules! field {
+        ($f:ident) => {
+            put(buf, off + offset_of!(DeviceInfo, $f), &d.$f.to_le_bytes())
+        };
+    }
+    put(buf, off + offset_of!(DeviceInfo, name), &d.name);
+    put(buf, off + offset_of!(DeviceInfo, mac), &d.mac);
+    field!(kind);
+    field!(fd);
+    field!(mtu);
+    field!(sector_size);
+    field!(capacity);
+    field!(flags);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> Layout {
+        Layout::new(0x110000, 64 << 20).unwrap()
+    }
+
+    fn word(buf: &[u8], off: usize) -> u64 {
+        u64::from_le_bytes(buf[off..off + 8].try_into().unwrap())
+    }
+
+    fn string(buf: &[u8], table: u64, i: usize) -> &str {
+        let base = abi::BOOT_REGION_START;
+        let entry = (table - base) as usize + i * size_of::<BootStr>();
+        let (ptr, len) = (word(buf, entry), word(buf, entry + 8));
+        std::str::from_utf8(&buf[(ptr - base) as usize..][..len as usize]).unwrap()
+    }
+
+    #[test]
+    fn serialises_the_boot_info_as_the_abi_lays_it_out() {
+        let args = vec!["/app".to_string(), "one".to_string(), "two".to_string()];
+        let env = vec!["NAME=nabla".to_string()];
+        let params = BootParams { args: &args, env: &env, devices: &[], log_level: 3 };
+        let l = layout();
+        let buf = build(&params, &l).unwrap();
+        assert_eq!(word(&buf, offset_of!(BootInfo, magic)), BOOT_MAGIC);
+        assert_eq!(buf[offset_of!(BootInfo, abi_version)], abi::ABI_VERSION as u8);
+        assert_eq!(buf[offset_of!(BootInfo, log_level)], 3);
+        assert_eq!(word(&buf, offset_of!(BootInfo, mem_size)), l.mem_size);
+        assert_eq!(word(&buf, offset_of!(BootInfo, heap_start)), l.heap_start);
+        assert_eq!(word(&buf, offset_of!(BootInfo, heap_end)), l.heap_end);
+        assert_eq!(word(&buf, offset_of!(BootInfo, stack_bottom)), l.stack_bottom);
+        assert_eq!(word(&buf, offset_of!(BootInfo, stack_top)), l.stack_top);
+        assert_eq!(word(&buf, offset_of!(BootInfo, argc)), 3);
+        assert_eq!(word(&buf, offset_of!(BootInfo, envc)), 1);
+        assert_eq!(word(&buf, offset_of!(BootInfo, device_count)), 0);
+        let argv = word(&buf, offset_of!(BootInfo, argv));
+        assert_eq!(string(&buf, argv, 0), "/app");
+        assert_eq!(string(&buf, argv, 2), "two");
+        assert_eq!(string(&buf, word(&buf, offset_of!(BootInfo, envp)), 0), "NAME=nabla");
+    }
+
+    #[test]
+    fn devices_follow_the_abi_layout() {
+        let mut d = DeviceInfo {
+            name: [0; 16],
+            kind: 1,
+            fd: 3,
+            mtu: 9000,
+            sector_size: 512,
+            capacity: 1 << 30,
+            mac: [2, 0, 0, 0, 0, 1],
+            flags: 1,
+        };
+        d.name[..8].copy_from_slice(b"service0");
+        let params = BootParams { args: &[], env: &[], devices: &[d], log_level: 2 };
+        let buf = build(&params, &layout()).unwrap();
+        let off = (word(&buf, offset_of!(BootInfo, devices)) - abi::BOOT_REGION_START) as usize;
+        assert_eq!(&buf[off..off + 8], b"service0");
+        assert_eq!(buf[off + offset_of!(DeviceInfo, fd)], 3);
+        assert_eq!(word(&buf, off + offset_of!(DeviceInfo, capacity)), 1 << 30);
+        assert_eq!(buf[off + offset_of!(DeviceInfo, mac) + 5], 1);
+        assert_eq!(buf[off + offset_of!(DeviceInfo, flags)], 1);
+        let mtu = off + offset_of!(DeviceInfo, mtu);
+        assert_eq!(u32::from_le_bytes(buf[mtu..mtu + 4].try_into().unwrap()), 9000);
+    }
+
+    #[test]
+    fn refuses_more_than_the_region_holds() {
+        let big = vec!["x".repeat(1 << 20)];
+        let params = BootParams { args: &big, env: &[], devices: &[], log_level: 2 };
+        assert!(matches!(build(&params, &layout()), Err(TooLarge { .. })));
+    }
+}

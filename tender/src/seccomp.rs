@@ -1,0 +1,250 @@
+//! The seccomp policy: which system calls the guest may make, with which
+//! arguments, and the BPF program that enforces it.
+//!
+//! The policy is data ([`Rule`]s, each with the reason it exists) so that
+//! `--print-seccomp` shows exactly what would be installed and tests can
+//! inspect it. libseccomp turns it into BPF: default action `KILL_PROCESS`,
+//! a call from another architecture killed as well, and every rule pinned to
+//! its arguments. The program is exported through a memfd (Debian's
+//! libseccomp 2.5 has no in-memory export) and the libseccomp context is
+//! released before `launch` installs the program itself, so that nothing
+//! (a `free` calling `brk`) runs between installation and the jump.
+//!
+//! The table, and which code path needs each call, is in `docs/seccomp.md`.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{Read, Seek};
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+
+/// `CLOCK_REALTIME`.
+const CLOCK_REALTIME: u64 = 0;
+/// `CLOCK_MONOTONIC`.
+const CLOCK_MONOTONIC: u64 = 1;
+/// The console: fd 1 in the tender's process is the guest's stdout.
+pub const CONSOLE_FD: u64 = 1;
+
+/// A comparison of one system call argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    /// The whole 64-bit argument equals the value.
+    Eq(u64),
+    /// The argument is at most the value (unsigned).
+    Le(u64),
+}
+
+/// One allowed form of a system call: all argument comparisons must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// System call name, as libseccomp knows it.
+    pub syscall: &'static str,
+    /// `(argument index, comparison)` pairs.
+    pub args: Vec<(u32, Cmp)>,
+    /// Why the guest needs it, for `docs/seccomp.md` and `--print-seccomp`.
+    pub why: &'static str,
+}
+
+impl Rule {
+    /// A rule for `syscall` with comparisons `args`.
+    pub fn new(syscall: &'static str, args: &[(u32, Cmp)], why: &'static str) -> Self {
+        Self { syscall, args: args.to_vec(), why }
+    }
+}
+
+/// Everything the guest may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// The allowed forms; a call matching none kills the process.
+    pub rules: Vec<Rule>,
+}
+
+/// Building or exporting the filter failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    /// libseccomp refused an operation.
+    #[error("seccomp: {what}: {source}")]
+    Libseccomp {
+        /// What was being done, e.g. `rule write(fd == 1)`.
+        what: String,
+        /// libseccomp's error.
+        source: libseccomp::error::SeccompError,
+    },
+    /// Exporting through the memfd failed.
+    #[error("seccomp: exporting the filter: {0}")]
+    Export(#[source] std::io::Error),
+    /// The exported program is not a whole number of instructions.
+    #[error("seccomp: exported BPF program has {0} bytes, not a multiple of 8")]
+    BadProgram(usize),
+}
+
+impl Policy {
+    /// The rules every guest gets, whatever its devices: the console, the
+    /// two clocks, waiting, and exiting. `pollable_fds` is how many device
+    /// fds the guest may wait on (the attached taps; zero without network).
+    pub fn base(pollable_fds: u64) -> Self {
+        let rules = vec![
+            Rule::new("write", &[(0, Cmp::Eq(CONSOLE_FD))], "console output (print!, log)"),
+            Rule::new(
+                "clock_gettime",
+                &[(0, Cmp::Eq(CLOCK_MONOTONIC))],
+                "monotonic time (Instant, sleep, timers)",
+            ),
+            Rule::new("clock_gettime", &[(0, Cmp::Eq(CLOCK_REALTIME))], "wall-clock time"),
+            Rule::new(
+                "ppoll",
+                &[(1, Cmp::Le(pollable_fds)), (3, Cmp::Eq(0))],
+                "idle until a deadline or a device is ready; no signal mask",
+            ),
+            Rule::new("exit_group", &[], "exit"),
+        ];
+        Self { rules }
+    }
+
+    /// Adds device rules.
+    pub fn extend(&mut self, rules: impl IntoIterator<Item = Rule>) {
+        self.rules.extend(rules);
+    }
+
+    /// The distinct system calls the policy allows.
+    #[cfg(test)]
+    pub fn syscalls(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self.rules.iter().map(|r| r.syscall).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// A libseccomp context holding the policy.
+    fn context(&self) -> Result<ScmpFilterContext, SeccompError> {
+        let err = |what: String| move |source| SeccompError::Libseccomp { what, source };
+        let mut ctx = ScmpFilterContext::new(ScmpAction::KillProcess)
+            .map_err(err("creating the filter".into()))?;
+        ctx.set_act_badarch(ScmpAction::KillProcess)
+            .map_err(err("setting the bad-architecture action".into()))?;
+        for rule in &self.rules {
+            let what = format!("rule {rule}");
+            let syscall = ScmpSyscall::from_name(rule.syscall).map_err(err(what.clone()))?;
+            let cmps: Vec<ScmpArgCompare> = rule
+                .args
+                .iter()
+                .map(|&(arg, cmp)| match cmp {
+                    Cmp::Eq(v) => ScmpArgCompare::new(arg, ScmpCompareOp::Equal, v),
+                    Cmp::Le(v) => ScmpArgCompare::new(arg, ScmpCompareOp::LessOrEqual, v),
+                })
+                .collect();
+            ctx.add_rule_conditional_exact(ScmpAction::Allow, syscall, &cmps)
+                .map_err(err(what))?;
+        }
+        Ok(ctx)
+    }
+
+    /// libseccomp's pseudo-filter-code text for the policy: what
+    /// `--print-seccomp` shows.
+    pub fn pfc(&self) -> Result<String, SeccompError> {
+        let mut out = String::new();
+        export(&self.context()?, |ctx, fd| ctx.export_pfc(fd))?
+            .read_to_string(&mut out)
+            .map_err(SeccompError::Export)?;
+        Ok(out)
+    }
+
+    /// The BPF program for the policy, ready to install.
+    pub fn bpf(&self) -> Result<Vec<libc::sock_filter>, SeccompError> {
+        let mut bytes = Vec::new();
+        let ctx = self.context()?;
+        export(&ctx, |ctx, fd| ctx.export_bpf(fd))?
+            .read_to_end(&mut bytes)
+            .map_err(SeccompError::Export)?;
+        // Release libseccomp's memory now, long before the filter is loaded.
+        drop(ctx);
+        if bytes.len() % 8 != 0 {
+            return Err(SeccompError::BadProgram(bytes.len()));
+        }
+        Ok(bytes
+            .chunks_exact(8)
+            .map(|c| libc::sock_filter {
+                code: u16::from_ne_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect())
+    }
+}
+
+/// Runs an export into a fresh memfd and returns it, rewound.
+fn export(
+    ctx: &ScmpFilterContext,
+    f: impl FnOnce(&ScmpFilterContext, &File) -> Result<(), libseccomp::error::SeccompError>,
+) -> Result<File, SeccompError> {
+    let file = memfd().map_err(SeccompError::Export)?;
+    f(ctx, &file).map_err(|source| SeccompError::Libseccomp { what: "export".into(), source })?;
+    let mut file = file;
+    file.rewind().map_err(SeccompError::Export)?;
+    Ok(file)
+}
+
+#[allow(unsafe_code)]
+fn memfd() -> std::io::Result<File> {
+    // SAFETY: the name is a valid NUL-terminated string; memfd_create takes
+    // no other pointers.
+    let fd = unsafe { libc::memfd_create(c"tender-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a new descriptor that nothing else owns.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}(", self.syscall)?;
+        for (i, (arg, cmp)) in self.args.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            match cmp {
+                Cmp::Eq(v) => write!(f, "arg{arg} == {v}")?,
+                Cmp::Le(v) => write!(f, "arg{arg} <= {v}")?,
+            }
+        }
+        f.write_str(")")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_policy_is_four_calls() {
+        let p = Policy::base(0);
+        assert_eq!(p.syscalls(), ["clock_gettime", "exit_group", "ppoll", "write"]);
+        assert_eq!(p.rules[0].to_string(), "write(arg0 == 1)");
+        assert_eq!(p.rules[3].to_string(), "ppoll(arg1 <= 0, arg3 == 0)");
+    }
+
+    #[test]
+    fn pfc_names_every_rule_and_kills_by_default() {
+        let pfc = Policy::base(0).pfc().unwrap();
+        for name in ["write", "clock_gettime", "ppoll", "exit_group"] {
+            assert!(pfc.contains(&format!("if ($syscall == {})", syscall_nr(name))), "{pfc}");
+        }
+        assert!(pfc.contains("action KILL_PROCESS"), "{pfc}");
+        assert!(!pfc.contains("ALLOW;\n# default action"), "{pfc}");
+    }
+
+    #[test]
+    fn bpf_exports_whole_instructions() {
+        let prog = Policy::base(0).bpf().unwrap();
+        assert!(prog.len() > 10);
+        // The first instruction loads the architecture (seccomp_data.arch at offset 4).
+        assert_eq!(prog[0].k, 4);
+    }
+
+    fn syscall_nr(name: &str) -> i32 {
+        ScmpSyscall::from_name(name).unwrap().as_raw_syscall()
+    }
+}

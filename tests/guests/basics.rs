@@ -1,0 +1,133 @@
+//! A guest for the runtime tests; its first argument picks what it does.
+//!
+//! * `globals`: initialised data is correct and writable; bss is zero.
+//! * `fpu`: SSE arithmetic gives the right answers.
+//! * `time`: the clocks advance and `sleep(1 s)` sleeps about a second.
+//! * `bigwrite N`: one `print!` of N bytes.
+//! * `log`: one log record per level.
+//! * `exit N`: returns N from main.
+//! * `sleep SECS`: sleeps, for tests that need a live guest.
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::string::String;
+use core::hint::black_box;
+use core::sync::atomic::{AtomicU64, Ordering};
+use core::time::Duration;
+
+use libos::time::{Instant, SystemTime, UNIX_EPOCH};
+use libos::{env, log, println};
+
+libos::app!(main);
+
+fn main() -> i32 {
+    let args: alloc::vec::Vec<&str> = env::args().collect();
+    let arg = |i: usize| args.get(i).copied().unwrap_or("");
+    match arg(1) {
+        "globals" => globals(),
+        "fpu" => fpu(),
+        "time" => time(),
+        "bigwrite" => {
+            let n: usize = arg(2).parse().unwrap_or(10_000);
+            let s: String = (0..n).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+            libos::print!("{s}");
+            println!();
+            0
+        }
+        "log" => {
+            log::error!("an error record");
+            log::warn!("a warning record");
+            log::info!("an info record");
+            log::debug!("a debug record");
+            log::trace!("a trace record");
+            println!("log done");
+            0
+        }
+        "exit" => arg(2).parse().unwrap_or(99),
+        "sleep" => {
+            let secs = arg(2).parse().unwrap_or(1);
+            println!("sleeping {secs} s");
+            libos::time::sleep(Duration::from_secs(secs));
+            0
+        }
+        other => {
+            println!("unknown mode {other:?}");
+            2
+        }
+    }
+}
+
+static mut INITIALISED: [u64; 4] = [0x1122_3344_5566_7788, 2, 3, 0xdead_beef];
+static COUNTER: AtomicU64 = AtomicU64::new(41);
+static mut ZEROED: [u64; 64] = [0; 64];
+
+fn globals() -> i32 {
+    let data = &raw mut INITIALISED;
+    let bss = &raw mut ZEROED;
+    // SAFETY: the guest is single-threaded and these statics are only used here.
+    let (before, zero) = unsafe { ((*data), (*bss).iter().all(|&x| x == 0)) };
+    if before != [0x1122_3344_5566_7788, 2, 3, 0xdead_beef] || !zero {
+        println!("globals wrong: {before:x?} bss zero: {zero}");
+        return 1;
+    }
+    // SAFETY: as above.
+    unsafe {
+        (*data)[1] = black_box(20);
+        (*bss)[63] = black_box(7);
+    }
+    COUNTER.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: as above.
+    let after = unsafe { ((*data)[1], (*bss)[63]) };
+    if after != (20, 7) || COUNTER.load(Ordering::Relaxed) != 42 {
+        println!("globals not writable: {after:?}");
+        return 1;
+    }
+    println!("globals ok");
+    0
+}
+
+fn fpu() -> i32 {
+    use core::arch::x86_64::{_mm_add_ps, _mm_set_ps, _mm_sqrt_pd, _mm_set_pd, _mm_storeu_pd, _mm_storeu_ps};
+    let a = black_box(2.5f64);
+    let b = black_box(4.0f64);
+    let ok_scalar = a * b == 10.0 && b / a == 1.6 && (a - b) == -1.5 && black_box(1.0f32) / 3.0 > 0.333;
+    let mut r = [0f64; 2];
+    let mut s = [0f32; 4];
+    // SAFETY: SSE and SSE2 are part of the x86_64 baseline; the stores write
+    // two f64s into r and four f32s into s, unaligned stores being allowed.
+    unsafe {
+        let roots = _mm_sqrt_pd(_mm_set_pd(black_box(16.0), black_box(2.25)));
+        _mm_storeu_pd(r.as_mut_ptr(), roots);
+        let sums = _mm_add_ps(
+            _mm_set_ps(1.0, 2.0, 3.0, 4.0),
+            _mm_set_ps(0.5, 0.5, 0.5, black_box(0.5)),
+        );
+        _mm_storeu_ps(s.as_mut_ptr(), sums);
+    }
+    if ok_scalar && r == [1.5, 4.0] && s == [4.5, 3.5, 2.5, 1.5] {
+        println!("fpu ok");
+        0
+    } else {
+        println!("fpu wrong: scalar {ok_scalar} sqrt {r:?} add {s:?}");
+        1
+    }
+}
+
+fn time() -> i32 {
+    let t0 = Instant::now();
+    let t1 = Instant::now();
+    if t1 < t0 {
+        println!("monotonic clock went back");
+        return 1;
+    }
+    libos::time::sleep(Duration::from_secs(1));
+    let slept = t0.elapsed();
+    let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    println!("slept_ms={}", slept.as_millis());
+    println!("wall_secs={}", wall.as_secs());
+    println!("since_boot_ms={}", libos::time::since_boot().as_millis());
+    0
+}

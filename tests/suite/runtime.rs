@@ -1,0 +1,279 @@
+//! The libos runtime under the tender: output, arguments, environment,
+//! logging, globals, the FPU, time, exit statuses, page sharing, and the
+//! tender's command line.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{KillOnDrop, TempDir, run, tender, workspace_bin};
+
+const BASICS: &str = env!("CARGO_BIN_EXE_guest-basics");
+const DEVICES: &str = env!("CARGO_BIN_EXE_guest-devices");
+
+fn hello() -> String {
+    workspace_bin("hello").display().to_string()
+}
+
+#[test]
+fn hello_prints_greeting_and_each_argument() {
+    let out = run(&[hello().as_str(), "one", "two words", "--not-an-option"]);
+    out.assert_ok();
+    assert_eq!(out.stdout, "Hello, world!\none\ntwo words\n--not-an-option\n");
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn hello_reads_its_environment() {
+    let out = run(&["--env", "NAME=nabla", "--env", "OTHER=x=y", hello().as_str()]);
+    out.assert_ok();
+    assert_eq!(out.stdout, "Hello, world!\nHello, nabla!\n");
+}
+
+#[test]
+fn hello_runs_unprivileged() {
+    // Copy the binaries somewhere an unprivileged user can read them.
+    let dir = TempDir::new("unpriv");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let t = dir.path().join("tender");
+    let h = dir.path().join("hello");
+    std::fs::copy(tender(), &t).unwrap();
+    std::fs::copy(hello(), &h).unwrap();
+    // SAFETY-free check of who we are: geteuid via /proc.
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    let mut cmd = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(&t);
+        c
+    } else {
+        Command::new(&t)
+    };
+    let child = cmd
+        .arg(&h)
+        .arg("as-nobody")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("setpriv (util-linux) runs the tender as nobody");
+    let out = support::wait(child, Duration::from_secs(30), "unprivileged hello");
+    out.assert_ok();
+    assert_eq!(out.stdout, "Hello, world!\nas-nobody\n");
+}
+
+#[test]
+fn guests_cannot_run_without_the_tender() {
+    // PT_INTERP names a path that does not exist: exec fails with ENOENT.
+    let err = Command::new(hello()).output().expect_err("a guest must not run on Linux directly");
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+}
+
+#[test]
+fn log_level_is_chosen_at_launch_and_quiet_silences_libos() {
+    let default = run(&[BASICS, "log"]);
+    default.assert_ok();
+    assert!(default.stdout.contains("ERROR guest_basics] an error record"), "{default:#?}");
+    assert!(default.stdout.contains("WARN  guest_basics] a warning record"), "{default:#?}");
+    assert!(!default.stdout.contains("info record"), "{default:#?}");
+    assert!(!default.stdout.contains("booted"), "no banner by default: {default:#?}");
+
+    let info = run(&["--log-level", "info", BASICS, "log"]);
+    info.assert_ok();
+    assert!(info.stdout.contains("libos: "), "{info:#?}");
+    assert!(info.stdout.contains("booted: 64 MiB guest memory"), "{info:#?}");
+    assert!(info.stdout.contains("an info record") && !info.stdout.contains("debug record"));
+
+    let trace = run(&["--log-level", "trace", BASICS, "log"]);
+    assert!(trace.stdout.contains("a trace record"), "{trace:#?}");
+
+    let quiet = run(&["--quiet", BASICS, "log"]);
+    quiet.assert_ok();
+    assert_eq!(quiet.stdout, "log done\n");
+}
+
+#[test]
+fn one_console_write_larger_than_4k_arrives_whole() {
+    for n in [4097usize, 100_000] {
+        let out = run(&[BASICS, "bigwrite", &n.to_string()]);
+        out.assert_ok();
+        let expected: String = (0..n).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+        assert_eq!(out.stdout.len(), n + 1);
+        assert!(out.stdout == format!("{expected}\n"), "{n} bytes did not arrive intact");
+    }
+}
+
+#[test]
+fn initialised_data_is_correct_and_writable() {
+    let out = run(&[BASICS, "globals"]);
+    out.assert_ok();
+    assert_eq!(out.stdout, "globals ok\n");
+}
+
+#[test]
+fn sse_arithmetic_is_right() {
+    let out = run(&[BASICS, "fpu"]);
+    out.assert_ok();
+    assert_eq!(out.stdout, "fpu ok\n");
+}
+
+fn field(stdout: &str, key: &str) -> u64 {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("{key} missing in {stdout:?}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn clocks_advance_and_sleep_sleeps_a_second() {
+    let t0 = Instant::now();
+    let out = run(&[BASICS, "time"]);
+    let wall = t0.elapsed();
+    out.assert_ok();
+    let slept = field(&out.stdout, "slept_ms");
+    assert!((800..=1200).contains(&slept), "sleep(1 s) took {slept} ms");
+    assert!(wall >= Duration::from_millis(800), "the process lasted only {wall:?}");
+    // 2017-01-01T00:00:00Z
+    assert!(field(&out.stdout, "wall_secs") > 1_483_228_800, "{}", out.stdout);
+    assert!(field(&out.stdout, "since_boot_ms") >= 800);
+}
+
+#[test]
+fn exit_status_is_mains_return_value() {
+    for code in [0, 1, 7, 254] {
+        let out = run(&[BASICS, "exit", &code.to_string()]);
+        assert_eq!(out.code(), Some(code), "{out:#?}");
+    }
+}
+
+/// `(Shared_Clean, Private_Clean, Private_Dirty)` in kB of the guest's text
+/// mapping of `pid`.
+fn text_sharing(pid: u32, image: &str) -> (u64, u64, u64) {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    let mut lines = smaps.lines();
+    while let Some(line) = lines.next() {
+        let mut parts = line.split_whitespace();
+        let (Some(range), Some(perms)) = (parts.next(), parts.next()) else { continue };
+        if !(range.starts_with("00100000-") && perms == "r-xp" && line.ends_with(image)) {
+            continue;
+        }
+        let (mut shared, mut private, mut dirty) = (None, None, None);
+        for l in lines.by_ref() {
+            let kb = || l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap();
+            match l.split(':').next().unwrap() {
+                "Shared_Clean" => shared = Some(kb()),
+                "Private_Clean" => private = Some(kb()),
+                "Private_Dirty" => dirty = Some(kb()),
+                "VmFlags" => break,
+                _ => {}
+            }
+        }
+        return (shared.unwrap(), private.unwrap(), dirty.unwrap());
+    }
+    panic!("no r-xp mapping of {image} at 0x100000 in /proc/{pid}/smaps:\n{smaps}");
+}
+
+#[test]
+fn text_pages_are_shared_between_instances() {
+    let start = || {
+        let mut child = Command::new(tender())
+            .args([BASICS, "sleep", "30"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line, "sleeping 30 s\n");
+        KillOnDrop(child)
+    };
+    let a = start();
+    let b = start();
+    let image = std::fs::canonicalize(BASICS).unwrap().display().to_string();
+    for child in [&a, &b] {
+        let (shared, private, dirty) = text_sharing(child.0.id(), &image);
+        assert!(shared > 0, "text must be Shared_Clean, got {shared} kB");
+        assert_eq!((private, dirty), (0, 0), "text must have no private pages");
+    }
+}
+
+#[test]
+fn inspect_prints_abi_segments_and_manifest() {
+    let out = run(&["--inspect", &hello()]);
+    out.assert_ok();
+    let s = &out.stdout;
+    assert!(s.contains(&format!("abi:         version {}", 1)), "{s}");
+    assert!(s.contains("entry:       0x100000"), "{s}");
+    assert!(s.contains("r-x file 0x1000+"), "{s}");
+    assert!(s.contains(" rw- "), "{s}");
+    assert!(s.contains("devices:     none"), "{s}");
+    assert!(!s.contains("Hello"), "inspect must not run the guest");
+
+    let out = run(&["--inspect", DEVICES]);
+    out.assert_ok();
+    assert!(out.stdout.contains("service0         net"), "{}", out.stdout);
+    assert!(out.stdout.contains("storage          block"), "{}", out.stdout);
+}
+
+#[test]
+fn print_seccomp_shows_the_filter_without_running() {
+    let out = run(&["--print-seccomp", &hello(), "arg"]);
+    out.assert_ok();
+    let s = &out.stdout;
+    assert!(s.contains("# filter for arch x86_64"), "{s}");
+    for nr in [1, 228, 231, 271] {
+        assert!(s.contains(&format!("if ($syscall == {nr})")), "syscall {nr} missing:\n{s}");
+    }
+    assert!(s.contains("action KILL_PROCESS;"), "{s}");
+    assert!(!s.contains("Hello"), "--print-seccomp must not run the guest");
+}
+
+#[test]
+fn declared_devices_that_are_not_attached_are_refused() {
+    run(&[DEVICES]).assert_refused(
+        "device `service0` (net) is declared by the image but not attached",
+    );
+}
+
+#[test]
+fn bad_command_lines_are_refused_with_status_1() {
+    let h = hello();
+    run(&["--mem", "0", &h]).assert_refused("--mem 0: guest memory must be between 4 and");
+    run(&["--mem", "lots", &h]).assert_refused("--mem");
+    run(&["--env", "NOEQUALS", &h]).assert_refused("--env \"NOEQUALS\": expected KEY=VALUE");
+    run(&["--env", "=x", &h]).assert_refused("expected KEY=VALUE");
+    run(&["--bogus", &h]).assert_refused("--bogus");
+    run(&["--log-level", "loud", &h]).assert_refused("loud");
+    run::<&str>(&[]).assert_refused("<APP>");
+    run(&["/nonexistent/app"]).assert_refused("/nonexistent/app: No such file or directory");
+    run(&["--mem", "4", "--print-seccomp", "--inspect", &h]).assert_refused("cannot be used with");
+}
+
+#[test]
+fn help_and_version() {
+    let help = run(&["--help"]);
+    help.assert_ok();
+    for opt in ["--mem", "--env", "--log-level", "--quiet", "--inspect", "--print-seccomp"] {
+        assert!(help.stdout.contains(opt), "--help must list {opt}");
+    }
+    let version = run(&["--version"]);
+    version.assert_ok();
+    assert!(version.stdout.starts_with("tender "), "{version:#?}");
+}
+
+#[test]
+fn memory_option_sets_guest_memory() {
+    let out = run(&["--mem", "16", "--log-level", "info", BASICS, "exit", "0"]);
+    out.assert_ok();
+    assert!(out.stdout.contains("booted: 16 MiB guest memory"), "{}", out.stdout);
+    // The image plus heap, guard and stack must fit.
+    run(&["--mem", "4", BASICS, "exit", "0"]).assert_ok();
+}

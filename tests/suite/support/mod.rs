@@ -1,0 +1,169 @@
+//! Shared helpers for the suites: where the binaries are, and running the
+//! tender with a timeout so that a hung guest fails a test instead of
+//! hanging the suite.
+
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// `SIGSEGV`.
+pub const SIGSEGV: i32 = 11;
+/// `SIGSYS`.
+pub const SIGSYS: i32 = 31;
+
+/// The directory cargo put this test in: `target/<profile>`.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test>-<hash>
+    exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf()
+}
+
+/// A binary of another workspace package, in the same profile directory.
+/// The README's test command builds the workspace before testing.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let path = profile_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} does not exist: build the workspace first (`cargo build --release`, as \
+         scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// The tender.
+pub fn tender() -> PathBuf {
+    workspace_bin("tender")
+}
+
+/// What a finished run left behind.
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// The exit code, if the process exited.
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// The signal that killed the process, if one did.
+    pub fn signal(&self) -> Option<i32> {
+        self.status.signal()
+    }
+
+    /// Asserts a clean exit with status 0.
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(self.code(), Some(0), "expected status 0: {self:#?}");
+        self
+    }
+
+    /// Asserts that the tender refused to start: status 1 and a message on
+    /// stderr starting with `tender: ` and containing `needle`.
+    pub fn assert_refused(&self, needle: &str) -> &Self {
+        assert_eq!(self.code(), Some(1), "expected status 1: {self:#?}");
+        assert!(self.stderr.starts_with("tender: "), "stderr must start with 'tender: ': {self:#?}");
+        assert!(self.stderr.contains(needle), "stderr must contain {needle:?}: {self:#?}");
+        assert!(self.stdout.is_empty(), "a refused start prints nothing on stdout: {self:#?}");
+        self
+    }
+}
+
+/// Waits for `child` for at most `timeout`, killing it if it takes longer.
+pub fn wait(mut child: Child, timeout: Duration, what: &str) -> Outcome {
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stdout.read_to_end(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stderr.read_to_end(&mut s);
+        s
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {timeout:?}, killed");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    Outcome {
+        status,
+        stdout: String::from_utf8_lossy(&out.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
+    }
+}
+
+/// Runs `program` with `args`, stdin closed, with a 30 s limit.
+pub fn run_program<S: AsRef<OsStr>>(program: &Path, args: &[S]) -> Outcome {
+    let child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+    let what = format!("{} {:?}", program.display(), args.iter().map(|a| a.as_ref()).collect::<Vec<_>>());
+    wait(child, Duration::from_secs(30), &what)
+}
+
+/// Runs the tender with `args`.
+pub fn run<S: AsRef<OsStr>>(args: &[S]) -> Outcome {
+    run_program(&tender(), args)
+}
+
+/// A child process that is killed when dropped, so that a failing test
+/// leaves nothing running.
+#[derive(Debug)]
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A fresh directory under the system's temp dir, removed when dropped.
+#[derive(Debug)]
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "nabla-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
