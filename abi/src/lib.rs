@@ -376,7 +376,11 @@ impl Manifest {
         let u32_at = |off: usize| {
             u32::from_le_bytes([bytes[off], bytes[off + 1], bytes[off + 2], bytes[off + 3]])
         };
-        let mut m = Self { version: u32_at(0), count: u32_at(4), devices: [DeviceEntry::EMPTY; MAX_DEVICES] };
+        let mut m = Self {
+            version: u32_at(0),
+            count: u32_at(4),
+            devices: [DeviceEntry::EMPTY; MAX_DEVICES],
+        };
         let entry_size = core::mem::size_of::<DeviceEntry>();
         for (i, d) in m.devices.iter_mut().enumerate() {
             let off = 8 + i * entry_size;

@@ -161,4 +161,14 @@ mod tests {
         assert_eq!(level_filter(abi::log_level::TRACE), log::LevelFilter::Trace);
         assert_eq!(level_filter(99), log::LevelFilter::Trace);
     }
+
+    #[test]
+    fn init_log_sets_the_level_and_records_filter_by_it() {
+        init_log(abi::log_level::ERROR);
+        assert_eq!(log::max_level(), log::LevelFilter::Error);
+        let warn = log::Metadata::builder().level(log::Level::Warn).build();
+        let error = log::Metadata::builder().level(log::Level::Error).build();
+        assert!(!log::logger().enabled(&warn));
+        assert!(log::logger().enabled(&error));
+    }
 }

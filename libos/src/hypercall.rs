@@ -143,9 +143,7 @@ pub fn ppoll(fds: &mut [PollFd], timeout: Option<Duration>) -> Result<usize, Err
     // SAFETY: fds is valid for reads and writes of fds.len() pollfds, ts_ptr
     // is NULL or points to a timespec that outlives the call, and the signal
     // mask is NULL (the kernel then ignores the size argument).
-    check(unsafe {
-        syscall5(SYS_PPOLL, fds.as_mut_ptr() as usize, fds.len(), ts_ptr, 0, 8)
-    })
+    check(unsafe { syscall5(SYS_PPOLL, fds.as_mut_ptr() as usize, fds.len(), ts_ptr, 0, 8) })
 }
 
 /// `exit_group(code)`: ends the guest, and with it the process.

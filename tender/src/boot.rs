@@ -50,7 +50,7 @@ pub fn build(params: &BootParams<'_>, layout: &Layout) -> Result<Vec<u8>, TooLar
     let argv_off = info_size;
     let envp_off = argv_off + params.args.len() * size_of::<BootStr>();
     let dev_off = envp_off + params.env.len() * size_of::<BootStr>();
-    let str_off = dev_off + params.devices.len() * size_of::<DeviceInfo>();
+    let str_off = dev_off + size_of_val(params.devices);
     let needed = str_off
         + params.args.iter().map(String::len).sum::<usize>()
         + params.env.iter().map(String::len).sum::<usize>();

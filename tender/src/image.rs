@@ -1221,7 +1221,6 @@ mod tests {
         );
     }
 
-
     #[test]
     fn entry_outside_text() {
         // In rodata (not executable), past text's file data, below and above everything.

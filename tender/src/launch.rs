@@ -79,8 +79,12 @@ fn reset_signals() -> Result<(), LaunchError> {
 }
 
 /// Seals the process with `program` and jumps to the guest.
-pub fn launch(program: Vec<libc::sock_filter>, start: Start) -> Result<std::convert::Infallible, LaunchError> {
-    let len = u16::try_from(program.len()).map_err(|_| LaunchError::ProgramTooLong(program.len()))?;
+pub fn launch(
+    program: Vec<libc::sock_filter>,
+    start: Start,
+) -> Result<std::convert::Infallible, LaunchError> {
+    let len =
+        u16::try_from(program.len()).map_err(|_| LaunchError::ProgramTooLong(program.len()))?;
     reset_signals()?;
     let filter = program.leak();
     let fprog = Box::leak(Box::new(libc::sock_fprog { len, filter: filter.as_mut_ptr() }));
@@ -92,9 +96,7 @@ pub fn launch(program: Vec<libc::sock_filter>, start: Start) -> Result<std::conv
     }
     // SAFETY: fprog points to a leaked, valid sock_fprog whose filter array
     // has `len` instructions; the kernel copies it.
-    let ret = unsafe {
-        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, fprog)
-    };
+    let ret = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, fprog) };
     if ret != 0 {
         return Err(LaunchError::Seccomp(io::Error::last_os_error()));
     }

@@ -111,9 +111,6 @@ mod tests {
         let mem = Layout::mem_bytes(4).unwrap();
         let limit = Layout::image_limit(mem);
         assert!(Layout::new(limit, mem).is_ok());
-        assert!(matches!(
-            Layout::new(limit + PAGE_SIZE, mem),
-            Err(LayoutError::TooSmall { .. })
-        ));
+        assert!(matches!(Layout::new(limit + PAGE_SIZE, mem), Err(LayoutError::TooSmall { .. })));
     }
 }

@@ -160,7 +160,8 @@ fn run(cli: Cli) -> Result<(), Error> {
     let mem = Layout::mem_bytes(cli.mem)?;
 
     let file = File::open(&cli.app).map_err(|source| Error::Open { path: path.clone(), source })?;
-    let view = memory::FileView::new(&file).map_err(|source| Error::Read { path: path.clone(), source })?;
+    let view = memory::FileView::new(&file)
+        .map_err(|source| Error::Read { path: path.clone(), source })?;
     let image = Image::parse(view.bytes(), Layout::image_limit(mem))
         .map_err(|source| Error::Image { path: path.clone(), source })?;
     drop(view);

@@ -204,14 +204,22 @@ impl FileView {
     /// Maps all of `file` read-only.
     pub fn new(file: &File) -> Result<Self, MapError> {
         let len = file.metadata().map_err(MapError::View)?.len();
-        let len = usize::try_from(len).map_err(|_| MapError::View(io::ErrorKind::FileTooLarge.into()))?;
+        let len =
+            usize::try_from(len).map_err(|_| MapError::View(io::ErrorKind::FileTooLarge.into()))?;
         if len == 0 {
             return Ok(Self { ptr: None, len: 0 });
         }
         // SAFETY: a new read-only private mapping at an address the kernel
         // chooses; it aliases nothing.
         let ptr = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, file.as_raw_fd(), 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            )
         };
         if ptr == libc::MAP_FAILED {
             return Err(MapError::View(io::Error::last_os_error()));

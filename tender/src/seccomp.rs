@@ -134,8 +134,7 @@ impl Policy {
                     Cmp::Le(v) => ScmpArgCompare::new(arg, ScmpCompareOp::LessOrEqual, v),
                 })
                 .collect();
-            ctx.add_rule_conditional_exact(ScmpAction::Allow, syscall, &cmps)
-                .map_err(err(what))?;
+            ctx.add_rule_conditional_exact(ScmpAction::Allow, syscall, &cmps).map_err(err(what))?;
         }
         Ok(ctx)
     }

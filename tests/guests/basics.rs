@@ -90,10 +90,13 @@ fn globals() -> i32 {
 }
 
 fn fpu() -> i32 {
-    use core::arch::x86_64::{_mm_add_ps, _mm_set_ps, _mm_sqrt_pd, _mm_set_pd, _mm_storeu_pd, _mm_storeu_ps};
+    use core::arch::x86_64::{
+        _mm_add_ps, _mm_set_pd, _mm_set_ps, _mm_sqrt_pd, _mm_storeu_pd, _mm_storeu_ps,
+    };
     let a = black_box(2.5f64);
     let b = black_box(4.0f64);
-    let ok_scalar = a * b == 10.0 && b / a == 1.6 && (a - b) == -1.5 && black_box(1.0f32) / 3.0 > 0.333;
+    let ok_scalar =
+        a * b == 10.0 && b / a == 1.6 && (a - b) == -1.5 && black_box(1.0f32) / 3.0 > 0.333;
     let mut r = [0f64; 2];
     let mut s = [0f32; 4];
     // SAFETY: SSE and SSE2 are part of the x86_64 baseline; the stores write
@@ -101,10 +104,8 @@ fn fpu() -> i32 {
     unsafe {
         let roots = _mm_sqrt_pd(_mm_set_pd(black_box(16.0), black_box(2.25)));
         _mm_storeu_pd(r.as_mut_ptr(), roots);
-        let sums = _mm_add_ps(
-            _mm_set_ps(1.0, 2.0, 3.0, 4.0),
-            _mm_set_ps(0.5, 0.5, 0.5, black_box(0.5)),
-        );
+        let sums =
+            _mm_add_ps(_mm_set_ps(1.0, 2.0, 3.0, 4.0), _mm_set_ps(0.5, 0.5, 0.5, black_box(0.5)));
         _mm_storeu_ps(s.as_mut_ptr(), sums);
     }
     if ok_scalar && r == [1.5, 4.0] && s == [4.5, 3.5, 2.5, 1.5] {

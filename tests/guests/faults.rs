@@ -23,10 +23,9 @@ fn main() -> i32 {
     let mode = env::args().nth(1).unwrap_or("");
     println!("fault: {mode}");
     match mode {
-        // SAFETY (all arms): these writes and calls are meant to fault.
-        "null" => unsafe { ptr::write_volatile(black_box(8usize) as *mut u8, 1) },
-        "far" => unsafe { ptr::write_volatile(black_box(0x2000_0000_0000usize) as *mut u8, 1) },
-        "text" => unsafe { ptr::write_volatile(black_box(main as *const () as usize) as *mut u8, 0xcc) },
+        "null" => poke(8),
+        "far" => poke(0x2000_0000_0000),
+        "text" => poke(main as *const () as u64),
         "exec-data" => {
             let code = black_box(&raw const DATA_CODE) as *const ();
             // SAFETY: meant to fault: the bytes are `ret`, but the page is not executable.
@@ -52,6 +51,13 @@ fn main() -> i32 {
     }
     println!("survived: the fault did not happen");
     3
+}
+
+/// Writes a byte at `addr`, which is meant to fault.
+fn poke(addr: u64) {
+    // SAFETY: not safe, on purpose: every caller passes an address that is
+    // unmapped or read-only, and the test expects the SIGSEGV.
+    unsafe { ptr::write_volatile(black_box(addr) as *mut u8, 0xcc) }
 }
 
 /// Recurses without end. Each frame checks that it is still above the

@@ -238,9 +238,8 @@ fn print_seccomp_shows_the_filter_without_running() {
 
 #[test]
 fn declared_devices_that_are_not_attached_are_refused() {
-    run(&[DEVICES]).assert_refused(
-        "device `service0` (net) is declared by the image but not attached",
-    );
+    run(&[DEVICES])
+        .assert_refused("device `service0` (net) is declared by the image but not attached");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //!
 //! An application's `build.rs` is one line:
 //!
-//! ```no_run
+//! ```text
 //! fn main() {
 //!     libos_build::link_guest();
 //! }

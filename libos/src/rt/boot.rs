@@ -12,7 +12,7 @@
 
 #![allow(unsafe_code)]
 
-use abi::{BOOT_MAGIC, BOOT_REGION_END, BOOT_REGION_START, BootInfo, BootStr};
+use abi::{BOOT_REGION_END, BOOT_REGION_START, BootInfo, BootStr};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 static BOOT: AtomicPtr<BootInfo> = AtomicPtr::new(core::ptr::null_mut());
@@ -27,7 +27,7 @@ fn in_region<T>(addr: u64, count: u64) -> bool {
     };
     addr >= BOOT_REGION_START
         && end <= BOOT_REGION_END
-        && addr % core::mem::align_of::<T>() as u64 == 0
+        && addr.is_multiple_of(core::mem::align_of::<T>() as u64)
 }
 
 /// Records the boot info at `addr` if it is valid: inside the boot region,
@@ -41,7 +41,7 @@ pub(crate) fn init(addr: usize) -> Option<&'static BootInfo> {
     // SAFETY: the whole BootInfo lies in the boot region, which is mapped
     // read-only for the life of the process, and the pointer is aligned.
     let info: &'static BootInfo = unsafe { &*ptr };
-    if info.magic != BOOT_MAGIC || info.abi_version != abi::ABI_VERSION {
+    if info.magic != abi::BOOT_MAGIC || info.abi_version != abi::ABI_VERSION {
         return None;
     }
     BOOT.store(ptr, Ordering::Release);

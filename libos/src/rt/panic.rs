@@ -33,7 +33,7 @@ fn panic(info: &PanicInfo<'_>) -> ! {
     let mut out = ConsoleWriter::new();
     match info.location() {
         Some(l) => {
-            let _ = write!(out, "guest panicked at {}:{}:{}:\n", l.file(), l.line(), l.column());
+            let _ = writeln!(out, "guest panicked at {}:{}:{}:", l.file(), l.line(), l.column());
         }
         None => {
             let _ = out.write_str("guest panicked:\n");

@@ -70,7 +70,10 @@ impl Outcome {
     /// stderr starting with `tender: ` and containing `needle`.
     pub fn assert_refused(&self, needle: &str) -> &Self {
         assert_eq!(self.code(), Some(1), "expected status 1: {self:#?}");
-        assert!(self.stderr.starts_with("tender: "), "stderr must start with 'tender: ': {self:#?}");
+        assert!(
+            self.stderr.starts_with("tender: "),
+            "stderr must start with 'tender: ': {self:#?}"
+        );
         assert!(self.stderr.contains(needle), "stderr must contain {needle:?}: {self:#?}");
         assert!(self.stdout.is_empty(), "a refused start prints nothing on stdout: {self:#?}");
         self
@@ -119,7 +122,8 @@ pub fn run_program<S: AsRef<OsStr>>(program: &Path, args: &[S]) -> Outcome {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-    let what = format!("{} {:?}", program.display(), args.iter().map(|a| a.as_ref()).collect::<Vec<_>>());
+    let what =
+        format!("{} {:?}", program.display(), args.iter().map(|a| a.as_ref()).collect::<Vec<_>>());
     wait(child, Duration::from_secs(30), &what)
 }
 
