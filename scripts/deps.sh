@@ -1,0 +1,40 @@
+# Sourced by the other scripts: makes sure what the build and the tests
+# need is installed. On Debian, as root (or with sudo), it installs what is
+# missing with apt-get; otherwise it says what to install.
+
+# Debian packages the build and the tests use:
+#   libseccomp-dev  the tender builds its filter with libseccomp
+#   gcc             the linker driver for Rust, and native peers for benchmarks
+#   util-linux      setpriv, to run a guest as an unprivileged user in the tests
+NABLA_DEBIAN_PACKAGES=(libseccomp-dev gcc util-linux)
+
+nabla_ensure_deps() {
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "error: cargo is not installed: install stable Rust (https://rustup.rs) first" >&2
+        exit 1
+    fi
+    local missing=()
+    local pkg
+    for pkg in "${NABLA_DEBIAN_PACKAGES[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+            missing+=("$pkg")
+        fi
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then
+            sudo=(sudo)
+        else
+            echo "error: missing Debian packages: ${missing[*]} (install them as root)" >&2
+            exit 1
+        fi
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "error: missing packages: ${missing[*]} (no apt-get here: install them by hand)" >&2
+        exit 1
+    fi
+    echo "installing ${missing[*]}" >&2
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+}
