@@ -182,6 +182,9 @@ fn text_sharing(pid: u32, image: &str) -> (u64, u64, u64) {
 
 #[test]
 fn text_pages_are_shared_between_instances() {
+    // A freshly built image's pages are dirty in the page cache until written
+    // back, and smaps counts them as Shared_Dirty: write them back first.
+    std::fs::File::open(BASICS).unwrap().sync_all().unwrap();
     let start = || {
         let mut child = Command::new(tender())
             .args([BASICS, "sleep", "30"])

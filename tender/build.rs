@@ -1,0 +1,70 @@
+//! Links the tender as a static PIE.
+//!
+//! Why: start-up is part of what the tender is for, and exec→exit of a
+//! dynamically linked tender is dominated by the dynamic loader mapping and
+//! relocating libc, libgcc_s and libseccomp (about 2-3 times the whole run of
+//! a static binary here). A static PIE starts like a static binary and still
+//! loads far above the guest window, as the memory layout requires.
+//!
+//! How: rustc links std's system libraries as shared (`-Bdynamic -lc ...`)
+//! unless `crt-static` is on, and stable cargo cannot turn that on for one
+//! package without also applying it to proc-macros, which it breaks. So this
+//! script puts, first on the library search path, a linker script for each of
+//! those libraries under its shared name (`libc.so`, ...) that pulls in the
+//! static archive instead, and asks for `-static-pie`. If an archive is
+//! missing, the tender is linked dynamically as usual, with a warning: it
+//! works the same, only starts slower.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The libraries rustc links for std and libseccomp-sys, and what replaces
+/// each shared one.
+const LIBS: &[(&str, &[&str])] = &[
+    ("c", &["libc.a"]),
+    ("m", &["libm.a"]),
+    ("pthread", &["libpthread.a"]),
+    ("dl", &["libdl.a"]),
+    ("rt", &["librt.a"]),
+    ("util", &["libutil.a"]),
+    ("gcc_s", &["libgcc_eh.a", "libgcc.a"]),
+    ("seccomp", &["libseccomp.a"]),
+];
+
+/// Where the C compiler finds `file`, if it does.
+fn find(file: &str) -> Option<PathBuf> {
+    let out = Command::new("cc").arg(format!("-print-file-name={file}")).output().ok()?;
+    let path = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+    // cc echoes the bare name when it cannot find the file.
+    path.is_absolute().then_some(path).filter(|p| p.exists())
+}
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=NABLA_TENDER_DYNAMIC");
+    if std::env::var_os("NABLA_TENDER_DYNAMIC").is_some() {
+        return;
+    }
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
+    let shims = out.join("static-shims");
+    std::fs::create_dir_all(&shims).expect("create shim directory");
+    for (lib, archives) in LIBS {
+        let mut paths = Vec::new();
+        for archive in *archives {
+            match find(archive) {
+                Some(p) => paths.push(format!("\"{}\"", p.display())),
+                None => {
+                    println!(
+                        "cargo:warning=no {archive}: linking the tender dynamically (slower start)"
+                    );
+                    return;
+                }
+            }
+        }
+        let script =
+            format!("/* static {lib}, see tender/build.rs */\nINPUT({})\n", paths.join(" "));
+        std::fs::write(shims.join(format!("lib{lib}.so")), script).expect("write shim");
+    }
+    println!("cargo:rustc-link-search=native={}", shims.display());
+    println!("cargo:rustc-link-arg-bins=-static-pie");
+}
