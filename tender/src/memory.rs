@@ -59,6 +59,9 @@ pub enum MapError {
     /// Reading the image failed.
     #[error("cannot read the image: {0}")]
     View(#[source] io::Error),
+    /// The image is a directory, a device or a pipe.
+    #[error("not a regular file")]
+    NotAFile,
 }
 
 fn page_down(x: u64) -> u64 {
@@ -203,7 +206,11 @@ pub struct FileView {
 impl FileView {
     /// Maps all of `file` read-only.
     pub fn new(file: &File) -> Result<Self, MapError> {
-        let len = file.metadata().map_err(MapError::View)?.len();
+        let meta = file.metadata().map_err(MapError::View)?;
+        if !meta.is_file() {
+            return Err(MapError::NotAFile);
+        }
+        let len = meta.len();
         let len =
             usize::try_from(len).map_err(|_| MapError::View(io::ErrorKind::FileTooLarge.into()))?;
         if len == 0 {

@@ -116,6 +116,13 @@ fn initialised_data_is_correct_and_writable() {
 }
 
 #[test]
+fn mem_functions_copy_move_fill_and_compare() {
+    let out = run(&[BASICS, "mem"]);
+    out.assert_ok();
+    assert_eq!(out.stdout, "mem ok\n");
+}
+
+#[test]
 fn sse_arithmetic_is_right() {
     let out = run(&[BASICS, "fpu"]);
     out.assert_ok();
@@ -256,6 +263,8 @@ fn bad_command_lines_are_refused_with_status_1() {
     run(&["--log-level", "loud", &h]).assert_refused("loud");
     run::<&str>(&[]).assert_refused("<APP>");
     run(&["/nonexistent/app"]).assert_refused("/nonexistent/app: No such file or directory");
+    run(&["/tmp"]).assert_refused("tender: /tmp: not a regular file");
+    run(&["/dev/null"]).assert_refused("tender: /dev/null: not a regular file");
     run(&["--mem", "4", "--print-seccomp", "--inspect", &h]).assert_refused("cannot be used with");
 }
 
