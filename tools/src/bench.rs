@@ -1,0 +1,137 @@
+//! `nabla bench`: the tender against native static peers.
+//!
+//! Shared here: finding the tender and the guests (by default next to the
+//! running `nabla`, i.e. in the same `target/<profile>/`), and compiling a
+//! native peer from the C sources under `tools/bench/` into a temporary
+//! directory that is removed on drop.
+
+mod memory;
+mod startup;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::{fs, io};
+
+use clap::Subcommand;
+
+/// Errors are messages for the user; `main` prints them after `nabla: `.
+pub type Result<T, E = String> = std::result::Result<T, E>;
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum Bench {
+    /// Exec-to-exit wall time of `tender hello` against a native static
+    /// hello, with a decomposition of the tender's start-up.
+    Startup(startup::Args),
+    /// Proportional set size (PSS) of idle guest instances against native
+    /// static peers, and the sharing of the guest's text.
+    Memory(memory::Args),
+}
+
+/// Runs one benchmark.
+pub fn run(bench: Bench) -> Result<()> {
+    match bench {
+        Bench::Startup(args) => startup::run(&args),
+        Bench::Memory(args) => memory::run(&args),
+    }
+}
+
+/// `given`, or the file `name` in the directory of the running executable;
+/// either must exist.
+fn locate(given: Option<&Path>, name: &str, option: &str) -> Result<PathBuf> {
+    let path = match given {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let exe = std::env::current_exe()
+                .map_err(|e| format!("cannot find the running executable: {e}"))?;
+            exe.parent().unwrap_or(Path::new("/")).join(name)
+        }
+    };
+    if !path.is_file() {
+        let hint = if given.is_some() {
+            String::new()
+        } else {
+            format!(" (build the workspace with `cargo build --release`, or pass {option} PATH)")
+        };
+        return Err(format!("{}: no such file{hint}", path.display()));
+    }
+    // Absolute, so the commands printed in reports can be copied and rerun.
+    Ok(fs::canonicalize(&path).unwrap_or(path))
+}
+
+/// A directory under the system's temporary directory, removed on drop.
+#[derive(Debug)]
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<Self> {
+        let base = std::env::temp_dir();
+        let pid = std::process::id();
+        for n in 0..100u32 {
+            let dir = base.join(format!("nabla-bench-{pid}-{n}"));
+            match fs::create_dir(&dir) {
+                Ok(()) => return Ok(Self(dir)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
+            }
+        }
+        Err(format!("cannot create a directory for the native peers in {}", base.display()))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A native peer compiled with `gcc -O2 -static`, and the directory that
+/// holds it (removed when this is dropped).
+#[derive(Debug)]
+struct NativePeer {
+    path: PathBuf,
+    _dir: TempDir,
+}
+
+/// Compiles the C program `source` (the text of `tools/bench/<name>.c`,
+/// embedded at build time) into a static executable `<tmp>/<name>`.
+fn compile_native(name: &str, source: &str) -> Result<NativePeer> {
+    let dir = TempDir::new()?;
+    let src = dir.path().join(format!("{name}.c"));
+    fs::write(&src, source).map_err(|e| format!("cannot write {}: {e}", src.display()))?;
+    let out = dir.path().join(name);
+    let result =
+        Command::new("gcc").arg("-O2").arg("-static").arg("-o").arg(&out).arg(&src).output();
+    let output = match result {
+        Ok(o) => o,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(format!(
+                "gcc not found: the native peer tools/bench/{name}.c is compiled with \
+                 `gcc -O2 -static`; install gcc and a static libc (Debian: apt-get install gcc libc6-dev)"
+            ));
+        }
+        Err(e) => return Err(format!("cannot run gcc: {e}")),
+    };
+    if !output.status.success() {
+        return Err(format!(
+            "gcc -O2 -static tools/bench/{name}.c failed ({}); is a static libc installed \
+             (Debian: libc6-dev)?\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim_end()
+        ));
+    }
+    Ok(NativePeer { path: out, _dir: dir })
+}
+
+/// A command line for display: program and arguments separated by spaces.
+fn display_command(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,50 @@
+//! nabla: developer tools for the nabla workspace.
+//!
+//! ```text
+//! nabla bench startup [--runs N] [--warmup N] [--tender PATH] [--guest PATH] [--json]
+//! nabla bench memory [--instances N] [--tender PATH] [--guest PATH] [--json]
+//! ```
+//!
+//! The benchmarks compare the tender running a guest with a native static
+//! C peer that does the same (compiled with `gcc -O2 -static` from
+//! `tools/bench/*.c`). They report; they do not fail on a missed goal. Any
+//! error prints `nabla: <what is wrong>` on stderr and exits with status 1.
+
+#![deny(unsafe_code)]
+
+mod bench;
+mod smaps;
+mod stats;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Developer tools for nabla.
+#[derive(Debug, Parser)]
+#[command(name = "nabla", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Benchmarks the tender against native static peers.
+    #[command(subcommand)]
+    Bench(bench::Bench),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Bench(b) => bench::run(b),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nabla: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
