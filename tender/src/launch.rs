@@ -2,9 +2,11 @@
 //!
 //! After [`launch`] returns nothing; the process *is* the guest. In order:
 //!
-//! 1. reset the SIGSEGV and SIGBUS handlers std installs (its stack-overflow
-//!    detector calls `rt_sigaction`, which the filter would turn a guest
-//!    fault into SIGSYS) and drop the alternate signal stack;
+//! 1. reset the SIGSEGV and SIGBUS handlers to their defaults (std's
+//!    stack-overflow handler, when installed, calls `rt_sigaction`, which the
+//!    filter would turn a guest fault into SIGSYS), drop the alternate signal
+//!    stack, and ignore SIGPIPE (a guest whose console reader went away gets
+//!    `EPIPE`, and a server keeps serving);
 //! 2. `prctl(PR_SET_NO_NEW_PRIVS)`, required to install a filter unprivileged;
 //! 3. `seccomp(SECCOMP_SET_MODE_FILTER)` with the exported program;
 //! 4. in one block of assembly: load the guest's stack pointer and boot info
@@ -58,11 +60,17 @@ pub struct Start {
 }
 
 fn reset_signals() -> Result<(), LaunchError> {
-    for signal in [libc::SIGSEGV, libc::SIGBUS] {
-        // SAFETY: installing SIG_DFL with an empty mask; no handler code runs.
+    let dispositions = [
+        (libc::SIGSEGV, libc::SIG_DFL),
+        (libc::SIGBUS, libc::SIG_DFL),
+        (libc::SIGPIPE, libc::SIG_IGN),
+    ];
+    for (signal, handler) in dispositions {
+        // SAFETY: installing SIG_DFL or SIG_IGN with an empty mask; no
+        // handler code runs.
         let ret = unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = libc::SIG_DFL;
+            sa.sa_sigaction = handler;
             libc::sigemptyset(&mut sa.sa_mask);
             libc::sigaction(signal, &sa, std::ptr::null_mut())
         };
@@ -76,6 +84,33 @@ fn reset_signals() -> Result<(), LaunchError> {
     // the handlers reset, so its result is ignored.
     unsafe { libc::sigaltstack(&ss, std::ptr::null_mut()) };
     Ok(())
+}
+
+/// Makes sure fds 0, 1 and 2 are open, opening `/dev/null` in place of any
+/// that is not, as std's runtime start-up would. Otherwise the first file
+/// the tender opens could become fd 1, which the filter lets the guest write
+/// to as its console.
+pub fn ensure_standard_fds() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd { fd, events: 0, revents: 0 });
+    // SAFETY: fds is a valid array of three pollfds; a zero timeout.
+    if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } < 0 {
+        // poll itself failed (EINTR, ENOMEM): check each fd the slow way.
+        for p in &mut fds {
+            // SAFETY: F_GETFD on an integer fd touches no memory.
+            if unsafe { libc::fcntl(p.fd, libc::F_GETFD) } < 0 {
+                p.revents = libc::POLLNVAL;
+            }
+        }
+    }
+    for p in fds.iter().filter(|p| p.revents & libc::POLLNVAL != 0) {
+        // SAFETY: a NUL-terminated path; open returns the lowest free fd,
+        // which is p.fd since the lower ones are open by now.
+        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        if fd != p.fd {
+            // Without a console fd the tender cannot even report this.
+            std::process::abort();
+        }
+    }
 }
 
 /// Seals the process with `program` and jumps to the guest.

@@ -13,6 +13,8 @@
 //! and exits with status 1.
 
 #![deny(unsafe_code)]
+// The C `main` below replaces std's runtime start-up: see `c_main`.
+#![no_main]
 
 // The policy, the memory layout and the jump are written for x86_64 Linux.
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
@@ -28,7 +30,6 @@ mod seccomp;
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 
@@ -126,25 +127,43 @@ enum Error {
     Launch(#[from] launch::LaunchError),
 }
 
-fn main() -> ExitCode {
+/// The C `main`, called by libc's start-up code.
+///
+/// The tender skips std's runtime start-up (`fn main`): it installs a
+/// SIGSEGV/SIGBUS handler on an alternate signal stack, reads
+/// `/proc/self/maps` to find the main thread's stack and changes SIGPIPE,
+/// a dozen system calls at every launch that `launch` would then undo. std
+/// itself works as usual (glibc hands it the arguments). What std's start-up
+/// did that matters is done here: fds 0-2 are made valid, so that no file
+/// the tender opens can become the guest's console, and stdout is flushed.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
+    launch::ensure_standard_fds();
+    let status = tender_main();
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    status
+}
+
+fn tender_main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help, --version
             let _ = e.print();
-            return ExitCode::SUCCESS;
+            return 0;
         }
         Err(e) => {
             let text = e.render().to_string();
             eprint!("tender: {}", text.strip_prefix("error: ").unwrap_or(&text));
-            return ExitCode::from(1);
+            return 1;
         }
     };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("tender: {e}");
-            ExitCode::from(1)
+            1
         }
     }
 }

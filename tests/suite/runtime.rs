@@ -216,6 +216,33 @@ fn text_pages_are_shared_between_instances() {
 }
 
 #[test]
+fn a_closed_stdout_becomes_dev_null_not_a_file_the_tender_opened() {
+    // With fd 1 closed, the image file would otherwise be opened as fd 1
+    // and become the guest's console.
+    let child = Command::new("sh")
+        .args(["-c", "exec \"$0\" \"$@\" >&-"])
+        .arg(tender())
+        .args([BASICS, "sleep", "30"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let child = KillOnDrop(child);
+    let fd1 = format!("/proc/{}/fd/1", child.0.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Wait until the guest runs: its text is mapped at 0x100000.
+    loop {
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", child.0.id())).unwrap();
+        if maps.contains("00100000-") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the guest never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(std::fs::read_link(fd1).unwrap(), std::path::Path::new("/dev/null"));
+}
+
+#[test]
 fn inspect_prints_abi_segments_and_manifest() {
     let out = run(&["--inspect", &hello()]);
     out.assert_ok();
