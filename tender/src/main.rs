@@ -14,7 +14,10 @@
 
 #![deny(unsafe_code)]
 // The C `main` below replaces std's runtime start-up: see `c_main`.
-#![no_main]
+#![cfg_attr(not(test), no_main)]
+// Unit tests cover the modules; the command-line path, unused by them, is
+// covered by the integration suites in tests/.
+#![cfg_attr(test, allow(dead_code))]
 
 // The policy, the memory layout and the jump are written for x86_64 Linux.
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
@@ -136,6 +139,7 @@ enum Error {
 /// itself works as usual (glibc hands it the arguments). What std's start-up
 /// did that matters is done here: fds 0-2 are made valid, so that no file
 /// the tender opens can become the guest's console, and stdout is flushed.
+#[cfg(not(test))]
 #[allow(unsafe_code)]
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
