@@ -293,6 +293,12 @@ fn bad_command_lines_are_refused_with_status_1() {
     run(&["/tmp"]).assert_refused("tender: /tmp: not a regular file");
     run(&["/dev/null"]).assert_refused("tender: /dev/null: not a regular file");
     run(&["--mem", "4", "--print-seccomp", "--inspect", &h]).assert_refused("cannot be used with");
+    // More than the 960 KiB boot region holds (each argument under Linux's
+    // 128 KiB limit for one string).
+    let big = "a".repeat(127 * 1024);
+    let mut args = vec![h.as_str()];
+    args.extend(std::iter::repeat_n(big.as_str(), 8));
+    run(&args).assert_refused("more than the 983040 bytes of the guest's boot region");
 }
 
 #[test]
