@@ -18,6 +18,7 @@ use core::arch::asm;
 use core::fmt;
 use core::time::Duration;
 
+const SYS_READ: usize = 0;
 const SYS_WRITE: usize = 1;
 const SYS_CLOCK_GETTIME: usize = 228;
 const SYS_EXIT_GROUP: usize = 231;
@@ -77,11 +78,19 @@ unsafe fn syscall5(nr: usize, a0: usize, a1: usize, a2: usize, a3: usize, a4: us
     ret
 }
 
-/// `write(fd, buf, len)`. Allowed for fd 1 (the console) and, later, the
-/// attached tap fds. Returns the number of bytes written.
+/// `write(fd, buf, len)`. Allowed for fd 1 (the console) and the attached
+/// tap fds (network transmit). Returns the number of bytes written.
 pub fn write(fd: i32, buf: &[u8]) -> Result<usize, Errno> {
     // SAFETY: buf is valid for reads of buf.len() bytes.
     check(unsafe { syscall5(SYS_WRITE, fd as usize, buf.as_ptr() as usize, buf.len(), 0, 0) })
+}
+
+/// `read(fd, buf, len)`. Allowed for the attached tap fds only (network
+/// receive). Returns the number of bytes read; the taps are non-blocking, so
+/// an empty queue is [`Errno::EAGAIN`].
+pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: buf is valid for writes of buf.len() bytes.
+    check(unsafe { syscall5(SYS_READ, fd as usize, buf.as_mut_ptr() as usize, buf.len(), 0, 0) })
 }
 
 /// Clocks a guest may read.

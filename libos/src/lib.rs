@@ -16,6 +16,8 @@
 //! * [`process`], [`env`], [`time`], [`console`]: what std would offer on
 //!   top: exit, arguments and environment, clocks and sleep, `print!` and a
 //!   `log` backend.
+//! * [`task`]: the async executor, which idles in one `ppoll` on the taps.
+//! * [`net`]: smoltcp interfaces over the taps, TCP and UDP sockets.
 //!
 //! An application declares itself, and the devices it needs, with [`app!`].
 
@@ -27,8 +29,10 @@ extern crate alloc;
 pub mod console;
 pub mod env;
 pub mod hypercall;
+pub mod net;
 pub mod process;
 mod rt;
+pub mod task;
 pub mod time;
 
 pub use rt::heap::{HeapStats, heap_stats};
@@ -60,7 +64,9 @@ pub use log;
 /// ```
 ///
 /// `main` may return `()`, an `i32` or `u8` exit status, or a `Result`
-/// (an `Err` is printed and the guest exits with status 1).
+/// (an `Err` is printed and the guest exits with status 1). An `async fn
+/// main` is declared with `libos::app!(async main, ...)` and runs under
+/// [`task::block_on`], which also drives the network stack.
 ///
 /// The macro places the guest's ELF notes (the ABI note and the manifest)
 /// and its `PT_INTERP` in the binary itself, so the linker keeps them, and
@@ -68,7 +74,23 @@ pub use log;
 /// at compile time.
 #[macro_export]
 macro_rules! app {
+    (async $main:path $(, devices: [$($name:literal : $kind:ident),* $(,)?])? $(,)?) => {
+        $crate::app!(@notes $(devices: [$($name : $kind),*])?);
+
+        #[unsafe(no_mangle)]
+        fn __libos_main() -> i32 {
+            $crate::process::Termination::report($crate::task::block_on($main()))
+        }
+    };
     ($main:path $(, devices: [$($name:literal : $kind:ident),* $(,)?])? $(,)?) => {
+        $crate::app!(@notes $(devices: [$($name : $kind),*])?);
+
+        #[unsafe(no_mangle)]
+        fn __libos_main() -> i32 {
+            $crate::process::Termination::report($main())
+        }
+    };
+    (@notes $(devices: [$($name:literal : $kind:ident),*])?) => {
         #[used]
         #[unsafe(link_section = ".note.nabla.abi")]
         static __NABLA_ABI_NOTE: $crate::abi::ElfNote<$crate::abi::AbiNote> =
@@ -90,11 +112,6 @@ macro_rules! app {
         #[used]
         #[unsafe(link_section = ".interp")]
         static __NABLA_INTERP: [u8; $crate::rt_private::INTERP.len()] = *$crate::rt_private::INTERP;
-
-        #[unsafe(no_mangle)]
-        fn __libos_main() -> i32 {
-            $crate::process::Termination::report($main())
-        }
     };
 }
 

@@ -65,6 +65,20 @@ pub(crate) fn strs(addr: u64, count: u64) -> &'static [BootStr] {
     unsafe { core::slice::from_raw_parts(addr as *const BootStr, count as usize) }
 }
 
+/// The device table of the boot info; empty if it is not in the region.
+#[cfg_attr(test, allow(dead_code))]
+pub(crate) fn devices() -> &'static [abi::DeviceInfo] {
+    let Some(i) = info() else { return &[] };
+    if i.device_count == 0 || !in_region::<abi::DeviceInfo>(i.devices, i.device_count) {
+        return &[];
+    }
+    // SAFETY: the table lies in the boot region (checked), which is 'static
+    // and read-only, and its address is aligned for DeviceInfo.
+    unsafe {
+        core::slice::from_raw_parts(i.devices as *const abi::DeviceInfo, i.device_count as usize)
+    }
+}
+
 /// The string a table entry describes, if it lies in the region and is UTF-8.
 pub(crate) fn str(s: &BootStr) -> Option<&'static str> {
     if !in_region::<u8>(s.ptr, s.len) {

@@ -33,6 +33,10 @@ fn start(boot: usize) -> ! {
     };
     heap::init(info.heap_start, info.heap_end);
     crate::console::init_log(info.log_level);
+    if let Err(e) = crate::net::init() {
+        crate::println!("libos: bad network configuration: {e}");
+        crate::process::exit(255);
+    }
     log::info!(
         "libos: {} booted: {} MiB guest memory, heap {:#x}..{:#x}, stack {:#x}..{:#x}",
         crate::env::args().next().unwrap_or("guest"),

@@ -1,0 +1,56 @@
+//! echo: a TCP echo server (RFC 862) that serves many clients at once.
+//!
+//! ```text
+//! tender --net service0=tap0 --env NET_SERVICE0_IPV4=10.0.0.2/24 target/release/echo
+//! ```
+//!
+//! Listens on port 7, or on `$PORT`. Each connection is a task of its own;
+//! a client that misbehaves or vanishes only ends its own task.
+
+#![no_std]
+#![no_main]
+
+use libos::net::{NetError, TcpListener, TcpOptions, TcpStream};
+use libos::{env, log, println, task};
+
+libos::app!(async main, devices: ["service0": Net]);
+
+async fn main() -> Result<(), NetError> {
+    let port = match env::var("PORT").map(str::parse::<u16>) {
+        None => 7,
+        Some(Ok(p)) if p != 0 => p,
+        Some(_) => {
+            println!("echo: PORT must be a port number, 1-65535");
+            return Err(NetError::InvalidAddress);
+        }
+    };
+    let opts = TcpOptions { backlog: 64, nodelay: true, ..TcpOptions::default() };
+    let listener = TcpListener::bind_with(port, opts)?;
+    libos::net::wait_configured().await;
+    for i in libos::net::interfaces() {
+        if let Some((addr, prefix)) = i.ipv4 {
+            println!("echo: listening on {addr}:{port} ({}/{prefix})", i.name);
+        }
+    }
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        log::debug!("connection from {peer}");
+        task::spawn(async move {
+            if let Err(e) = serve(stream).await {
+                log::debug!("{peer}: {e}");
+            }
+        });
+    }
+}
+
+async fn serve(mut stream: TcpStream) -> Result<(), NetError> {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            stream.shutdown();
+            return Ok(());
+        }
+        stream.write_all(&buf[..n]).await?;
+    }
+}

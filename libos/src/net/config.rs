@@ -1,0 +1,156 @@
+//! Network configuration from the guest's environment, read at boot.
+//!
+//! For a net device `NAME` (say `service0`), with `N` its name in upper case:
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `NET_N_IPV4` | static address and prefix, `10.0.0.2/24`; or `dhcp` |
+//! | `NET_N_GATEWAY` | default gateway, `10.0.0.1` (static addresses only) |
+//!
+//! Without `NET_N_IPV4` the interface configures itself by DHCPv4.
+//! A /32 address with a gateway outside it (pod networks) works: the
+//! gateway is reached on the link.
+
+use core::fmt;
+use core::net::Ipv4Addr;
+
+use alloc::format;
+use alloc::string::String;
+
+/// How an interface gets its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ipv4Config {
+    /// A fixed address, prefix length and optional default gateway.
+    Static {
+        /// The address.
+        address: Ipv4Addr,
+        /// Prefix length, 0..=32.
+        prefix: u8,
+        /// Default gateway.
+        gateway: Option<Ipv4Addr>,
+    },
+    /// DHCPv4.
+    Dhcp,
+}
+
+/// A configuration variable is malformed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The variable.
+    pub variable: String,
+    /// Its value.
+    pub value: String,
+    /// What was expected.
+    pub expected: &'static str,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={:?}: expected {}", self.variable, self.value, self.expected)
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
+/// The variable `NET_<NAME>_<KEY>` for device `name`.
+pub fn variable(name: &str, key: &str) -> String {
+    format!("NET_{}_{}", name.to_ascii_uppercase(), key)
+}
+
+/// The configuration of device `name`, looking variables up with `get`.
+pub fn ipv4_config(
+    name: &str,
+    get: impl Fn(&str) -> Option<&'static str>,
+) -> Result<Ipv4Config, ConfigError> {
+    let ip_var = variable(name, "IPV4");
+    let gw_var = variable(name, "GATEWAY");
+    let err = |variable: &str, value: &str, expected| ConfigError {
+        variable: variable.into(),
+        value: value.into(),
+        expected,
+    };
+    let gateway = match get(&gw_var) {
+        Some(v) => Some(v.parse::<Ipv4Addr>().map_err(|_| err(&gw_var, v, "an IPv4 address"))?),
+        None => None,
+    };
+    match get(&ip_var) {
+        None | Some("dhcp") => {
+            if let Some(v) = get(&gw_var) {
+                return Err(err(&gw_var, v, "no gateway with DHCP (set NET_*_IPV4 too)"));
+            }
+            Ok(Ipv4Config::Dhcp)
+        }
+        Some(v) => {
+            let expected = "ADDRESS/PREFIX, e.g. 10.0.0.2/24, or dhcp";
+            let (addr, prefix) = v.split_once('/').ok_or_else(|| err(&ip_var, v, expected))?;
+            let address = addr.parse::<Ipv4Addr>().map_err(|_| err(&ip_var, v, expected))?;
+            let prefix = prefix.parse::<u8>().ok().filter(|p| *p <= 32);
+            let prefix = prefix.ok_or_else(|| err(&ip_var, v, expected))?;
+            if address.is_unspecified() || address.is_multicast() || address.is_broadcast() {
+                return Err(err(&ip_var, v, "a unicast address"));
+            }
+            Ok(Ipv4Config::Static { address, prefix, gateway })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(&str) -> Option<&'static str> {
+        move |k| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| *v)
+    }
+
+    #[test]
+    fn static_with_gateway() {
+        let cfg = ipv4_config(
+            "service0",
+            env(&[("NET_SERVICE0_IPV4", "10.0.0.2/24"), ("NET_SERVICE0_GATEWAY", "10.0.0.1")]),
+        );
+        assert_eq!(
+            cfg,
+            Ok(Ipv4Config::Static {
+                address: Ipv4Addr::new(10, 0, 0, 2),
+                prefix: 24,
+                gateway: Some(Ipv4Addr::new(10, 0, 0, 1)),
+            })
+        );
+    }
+
+    #[test]
+    fn dhcp_by_default_or_by_name() {
+        assert_eq!(ipv4_config("service0", env(&[])), Ok(Ipv4Config::Dhcp));
+        assert_eq!(ipv4_config("eth1", env(&[("NET_ETH1_IPV4", "dhcp")])), Ok(Ipv4Config::Dhcp));
+    }
+
+    #[test]
+    fn pod_network_slash_32() {
+        let cfg = ipv4_config(
+            "service0",
+            env(&[("NET_SERVICE0_IPV4", "10.1.2.3/32"), ("NET_SERVICE0_GATEWAY", "169.254.1.1")]),
+        )
+        .unwrap();
+        assert!(matches!(cfg, Ipv4Config::Static { prefix: 32, gateway: Some(_), .. }));
+    }
+
+    #[test]
+    fn malformed_values_name_the_variable() {
+        for bad in ["10.0.0.2", "10.0.0.2/33", "10.0.0/24", "x/24", "0.0.0.0/8", "224.0.0.1/4"] {
+            let leaked: &'static str = alloc::boxed::Box::leak(bad.into());
+            let pairs: &'static [(&str, &str)] = alloc::boxed::Box::leak(
+                alloc::vec![("NET_SERVICE0_IPV4", leaked)].into_boxed_slice(),
+            );
+            let e = ipv4_config("service0", env(pairs)).unwrap_err();
+            assert_eq!(e.variable, "NET_SERVICE0_IPV4", "{bad}");
+        }
+        let e = ipv4_config(
+            "service0",
+            env(&[("NET_SERVICE0_IPV4", "10.0.0.2/24"), ("NET_SERVICE0_GATEWAY", "nope")]),
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "NET_SERVICE0_GATEWAY=\"nope\": expected an IPv4 address");
+    }
+}

@@ -1,0 +1,334 @@
+//! Networking: one smoltcp `Interface` per declared net device, over the tap
+//! the tender attached, and sockets with std-shaped async APIs on top.
+//!
+//! * [`tap`]: the tap as a smoltcp `phy::Device` (read/write hypercalls).
+//! * this module: the interfaces, their configuration (static or DHCPv4,
+//!   from the environment: see [`config`]), and the three hooks the
+//!   executor calls every turn: [`poll`] (process what arrived, send what
+//!   is queued), [`poll_at`] (the stack's next deadline) and [`wait`] (one
+//!   `ppoll` on all taps until a frame arrives or the deadline passes).
+//! * [`TcpListener`], [`TcpStream`], [`UdpSocket`]: the sockets.
+//!
+//! ARP and ICMP echo replies come from the stack itself: a guest that runs
+//! the executor answers ping without any code of its own.
+//!
+//! The interfaces live in one global, locked only for short, non-blocking
+//! sections; socket wakers only queue tasks, so waking under the lock is
+//! safe.
+
+pub mod config;
+pub mod tap;
+mod tcp;
+mod udp;
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+pub use core::net::{Ipv4Addr, SocketAddrV4};
+use core::time::Duration;
+
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::socket::{dhcpv4, tcp as stcp};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
+use spin::Mutex;
+
+pub use config::{ConfigError, Ipv4Config};
+pub use tap::TapStats;
+pub use tcp::{TcpListener, TcpOptions, TcpStream};
+pub use udp::UdpSocket;
+
+use crate::hypercall::{self, POLLIN, PollFd};
+use crate::time::Instant;
+
+/// Errors of the socket operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetError {
+    /// The peer reset the connection, or it was aborted.
+    ConnectionReset,
+    /// The peer refused the connection (or it timed out before being established).
+    ConnectionRefused,
+    /// The socket is not connected, or was shut down for this direction.
+    NotConnected,
+    /// The port is already bound.
+    AddrInUse,
+    /// The address or port is not usable (port 0, unspecified address).
+    InvalidAddress,
+    /// No interface has a route to the destination.
+    NoRoute,
+    /// The guest declares no net device, or none is named so.
+    NoInterface,
+    /// The datagram is larger than the socket's buffer.
+    TooLarge,
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ConnectionReset => "connection reset",
+            Self::ConnectionRefused => "connection refused",
+            Self::NotConnected => "not connected",
+            Self::AddrInUse => "address in use",
+            Self::InvalidAddress => "invalid address",
+            Self::NoRoute => "no route to host",
+            Self::NoInterface => "no such network interface",
+            Self::TooLarge => "datagram too large",
+        })
+    }
+}
+
+impl core::error::Error for NetError {}
+
+/// One interface: the tap, smoltcp's interface and its sockets.
+pub(crate) struct Iface {
+    pub(crate) name: String,
+    pub(crate) mac: [u8; 6],
+    pub(crate) mtu: u32,
+    pub(crate) tap: tap::Tap,
+    pub(crate) iface: Interface,
+    pub(crate) sockets: SocketSet<'static>,
+    dhcp: Option<SocketHandle>,
+    /// The default gateway, if any.
+    pub(crate) gateway: Option<Ipv4Addr>,
+    /// Sockets whose stream was dropped: closing gracefully, removed once
+    /// closed (or aborted after [`ORPHAN_LINGER`]).
+    pub(crate) orphans: Vec<(SocketHandle, Instant)>,
+    /// Listening sockets: (port, backlog of sockets listening on it).
+    pub(crate) listeners: Vec<(u16, Vec<SocketHandle>)>,
+}
+
+/// How long a dropped, still-closing connection may linger.
+const ORPHAN_LINGER: Duration = Duration::from_secs(60);
+
+pub(crate) struct Stack {
+    pub(crate) ifaces: Vec<Iface>,
+}
+
+pub(crate) static STACK: Mutex<Stack> = Mutex::new(Stack { ifaces: Vec::new() });
+
+pub(crate) fn smol_now(now: Instant) -> smoltcp::time::Instant {
+    smoltcp::time::Instant::from_micros(now.as_duration().as_micros() as i64)
+}
+
+fn from_smol(t: smoltcp::time::Instant) -> Instant {
+    Instant::from_duration(Duration::from_micros(t.total_micros().max(0) as u64))
+}
+
+/// Builds an interface for each net device in the boot info, configured from
+/// the environment.
+#[cfg_attr(test, allow(dead_code))]
+pub(crate) fn init() -> Result<(), ConfigError> {
+    let now = Instant::now();
+    let wall =
+        crate::time::SystemTime::now().duration_since(crate::time::UNIX_EPOCH).unwrap_or_default();
+    let mut stack = STACK.lock();
+    for dev in crate::rt::boot::devices() {
+        if abi::DeviceKind::from_raw(dev.kind) != Some(abi::DeviceKind::Net) {
+            continue;
+        }
+        let name = abi::DeviceEntry { name: dev.name, kind: dev.kind, reserved: 0 }
+            .name()
+            .unwrap_or("net")
+            .to_string();
+        let cfg = config::ipv4_config(&name, crate::env::var)?;
+        let mut tap = tap::Tap::new(dev.fd, dev.mtu);
+        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(dev.mac)));
+        // Not cryptographic, only different per boot: TCP's initial sequence
+        // numbers and ephemeral ports come from it.
+        let mac = u64::from_le_bytes([
+            dev.mac[0], dev.mac[1], dev.mac[2], dev.mac[3], dev.mac[4], dev.mac[5], 0, 0,
+        ]);
+        config.random_seed =
+            (now.as_duration().as_nanos() as u64) ^ (wall.as_nanos() as u64).rotate_left(17) ^ mac;
+        let mut iface = Interface::new(config, &mut tap, smol_now(now));
+        let mut sockets = SocketSet::new(Vec::new());
+        let mut dhcp = None;
+        match cfg {
+            Ipv4Config::Static { address, prefix, gateway } => {
+                iface.update_ip_addrs(|addrs| {
+                    let _ = addrs.push(IpCidr::Ipv4(Ipv4Cidr::new(address, prefix)));
+                });
+                if let Some(gw) = gateway {
+                    let _ = iface.routes_mut().add_default_ipv4_route(gw);
+                }
+                log::info!("net {name}: {address}/{prefix} gateway {gateway:?} mtu {}", dev.mtu);
+            }
+            Ipv4Config::Dhcp => {
+                dhcp = Some(sockets.add(dhcpv4::Socket::new()));
+                log::info!("net {name}: configuring by DHCPv4, mtu {}", dev.mtu);
+            }
+        }
+        stack.ifaces.push(Iface {
+            name,
+            mac: dev.mac,
+            mtu: dev.mtu,
+            tap,
+            iface,
+            sockets,
+            dhcp,
+            gateway: match cfg {
+                Ipv4Config::Static { gateway, .. } => gateway,
+                Ipv4Config::Dhcp => None,
+            },
+            orphans: Vec::new(),
+            listeners: Vec::new(),
+        });
+    }
+    Ok(())
+}
+
+/// Processes what arrived and sends what is queued, on every interface.
+/// Returns whether any socket changed state.
+pub(crate) fn poll(now: Instant) -> bool {
+    let mut stack = STACK.lock();
+    let ts = smol_now(now);
+    let mut changed = false;
+    for i in &mut stack.ifaces {
+        let r = i.iface.poll(ts, &mut i.tap, &mut i.sockets);
+        changed |= r == smoltcp::iface::PollResult::SocketStateChanged;
+        i.handle_dhcp();
+        i.sweep_orphans(now);
+    }
+    changed
+}
+
+/// The earliest time any interface needs polling again.
+pub(crate) fn poll_at(now: Instant) -> Option<Instant> {
+    let mut stack = STACK.lock();
+    let ts = smol_now(now);
+    stack.ifaces.iter_mut().filter_map(|i| i.iface.poll_at(ts, &i.sockets)).min().map(from_smol)
+}
+
+/// Waits in one `ppoll` until a tap is readable or `deadline` passes
+/// (forever if `None`; at once if it has passed).
+pub(crate) fn wait(deadline: Option<Instant>) {
+    let mut fds: Vec<PollFd> = STACK
+        .lock()
+        .ifaces
+        .iter()
+        .map(|i| PollFd { fd: i.tap.fd(), events: POLLIN, revents: 0 })
+        .collect();
+    let timeout = deadline.map(|d| d - Instant::now());
+    if timeout == Some(Duration::ZERO) {
+        return;
+    }
+    if hypercall::ppoll(&mut fds, timeout).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut stack = STACK.lock();
+    for (i, p) in stack.ifaces.iter_mut().zip(&fds) {
+        if p.revents != 0 {
+            // POLLIN, or an error the next read will see.
+            i.tap.readable = true;
+        }
+    }
+}
+
+impl Iface {
+    fn handle_dhcp(&mut self) {
+        let Some(h) = self.dhcp else { return };
+        match self.sockets.get_mut::<dhcpv4::Socket>(h).poll() {
+            None => {}
+            Some(dhcpv4::Event::Configured(cfg)) => {
+                let cidr = cfg.address;
+                self.iface.update_ip_addrs(|addrs| {
+                    addrs.clear();
+                    let _ = addrs.push(IpCidr::Ipv4(cidr));
+                });
+                self.gateway = cfg.router;
+                match cfg.router {
+                    Some(gw) => {
+                        let _ = self.iface.routes_mut().add_default_ipv4_route(gw);
+                    }
+                    None => {
+                        self.iface.routes_mut().remove_default_ipv4_route();
+                    }
+                }
+                log::info!("net {}: DHCP gave {cidr} gateway {:?}", self.name, cfg.router);
+            }
+            Some(dhcpv4::Event::Deconfigured) => {
+                self.iface.update_ip_addrs(|addrs| addrs.clear());
+                self.iface.routes_mut().remove_default_ipv4_route();
+                self.gateway = None;
+                log::warn!("net {}: DHCP lease lost", self.name);
+            }
+        }
+    }
+
+    fn sweep_orphans(&mut self, now: Instant) {
+        let sockets = &mut self.sockets;
+        self.orphans.retain(|&(h, since)| {
+            let s = sockets.get_mut::<stcp::Socket>(h);
+            match s.state() {
+                stcp::State::Closed | stcp::State::TimeWait => {
+                    sockets.remove(h);
+                    false
+                }
+                _ if now.duration_since(since) > ORPHAN_LINGER => {
+                    s.abort();
+                    true
+                }
+                _ => true,
+            }
+        });
+    }
+
+    /// The interface's IPv4 address and prefix, once configured.
+    pub(crate) fn ipv4(&self) -> Option<Ipv4Cidr> {
+        self.iface
+            .ip_addrs()
+            .iter()
+            .map(|c| match c {
+                IpCidr::Ipv4(c) => *c,
+            })
+            .next()
+    }
+}
+
+/// Index of the interface to reach `dst` from: the one whose subnet holds
+/// it, else the first with a default gateway.
+pub(crate) fn route(stack: &Stack, dst: Ipv4Addr) -> Option<usize> {
+    let on_link = stack.ifaces.iter().position(|i| i.ipv4().is_some_and(|c| c.contains_addr(&dst)));
+    on_link.or_else(|| stack.ifaces.iter().position(|i| i.ipv4().is_some() && i.gateway.is_some()))
+}
+
+/// What the guest knows about one of its interfaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceInfo {
+    /// The device name from the manifest (`service0`).
+    pub name: String,
+    /// Its MAC address.
+    pub mac: [u8; 6],
+    /// The host interface's MTU.
+    pub mtu: u32,
+    /// Address and prefix length, once configured.
+    pub ipv4: Option<(Ipv4Addr, u8)>,
+    /// Frame counters.
+    pub stats: TapStats,
+}
+
+/// The guest's network interfaces.
+pub fn interfaces() -> Vec<InterfaceInfo> {
+    STACK
+        .lock()
+        .ifaces
+        .iter()
+        .map(|i| InterfaceInfo {
+            name: i.name.clone(),
+            mac: i.mac,
+            mtu: i.mtu,
+            ipv4: i.ipv4().map(|c| (c.address(), c.prefix_len())),
+            stats: i.tap.stats,
+        })
+        .collect()
+}
+
+/// Waits until every interface has an IPv4 address (at once for static
+/// configurations; after the DHCP exchange otherwise).
+pub async fn wait_configured() {
+    loop {
+        if STACK.lock().ifaces.iter().all(|i| i.ipv4().is_some()) {
+            return;
+        }
+        crate::task::sleep(Duration::from_millis(20)).await;
+    }
+}

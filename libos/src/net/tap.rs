@@ -1,0 +1,139 @@
+//! The tap device as a smoltcp `phy::Device`: each token reads or writes one
+//! Ethernet frame through the `read` and `write` hypercalls on the tap fd.
+//!
+//! The tender opened the tap non-blocking. The device reads only while the
+//! last `ppoll` said the fd is readable, and until `EAGAIN`: smoltcp's
+//! `poll` takes every frame that is ready before it returns, and an idle
+//! interface costs no system call.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+
+use crate::hypercall::{self, Errno};
+
+/// Ethernet header: the tap's MTU does not count it, smoltcp's does.
+const ETHERNET_HEADER: usize = 14;
+
+/// Counters, for diagnostics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TapStats {
+    /// Frames received.
+    pub rx_frames: u64,
+    /// Frames sent.
+    pub tx_frames: u64,
+    /// Frames the host refused (queue full or error): dropped.
+    pub tx_dropped: u64,
+}
+
+/// A tap device.
+#[derive(Debug)]
+pub struct Tap {
+    fd: i32,
+    mtu: usize,
+    rx: Vec<u8>,
+    tx: Vec<u8>,
+    /// Set when `ppoll` reports the fd readable; cleared on `EAGAIN`.
+    pub(crate) readable: bool,
+    pub(crate) stats: TapStats,
+}
+
+impl Tap {
+    /// The tap at `fd`, whose interface has `mtu` (IP MTU, without the
+    /// Ethernet header).
+    pub fn new(fd: i32, mtu: u32) -> Self {
+        let frame = mtu as usize + ETHERNET_HEADER;
+        Self {
+            fd,
+            mtu: mtu as usize,
+            rx: vec![0; frame],
+            tx: vec![0; frame],
+            readable: true,
+            stats: TapStats::default(),
+        }
+    }
+
+    /// The tap's fd.
+    pub fn fd(&self) -> i32 {
+        self.fd
+    }
+}
+
+/// A received frame.
+#[derive(Debug)]
+pub struct RxToken<'a> {
+    frame: &'a [u8],
+}
+
+/// Room for a frame to send.
+#[derive(Debug)]
+pub struct TxToken<'a> {
+    fd: i32,
+    buf: &'a mut [u8],
+    stats: &'a mut TapStats,
+}
+
+impl phy::RxToken for RxToken<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(self.frame)
+    }
+}
+
+impl phy::TxToken for TxToken<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let len = len.min(self.buf.len());
+        let frame = &mut self.buf[..len];
+        let result = f(frame);
+        // A full tap queue or any other refusal drops the frame, as a wire
+        // would: TCP retransmits, ARP and DHCP retry.
+        match hypercall::write(self.fd, frame) {
+            Ok(_) => self.stats.tx_frames += 1,
+            Err(_) => self.stats.tx_dropped += 1,
+        }
+        result
+    }
+}
+
+impl phy::Device for Tap {
+    type RxToken<'a> = RxToken<'a>;
+    type TxToken<'a> = TxToken<'a>;
+
+    fn receive(&mut self, _now: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
+        if !self.readable {
+            return None;
+        }
+        loop {
+            match hypercall::read(self.fd, &mut self.rx) {
+                Ok(0) => {
+                    self.readable = false;
+                    return None;
+                }
+                Ok(n) => {
+                    self.stats.rx_frames += 1;
+                    let rx = RxToken { frame: &self.rx[..n] };
+                    let tx = TxToken { fd: self.fd, buf: &mut self.tx, stats: &mut self.stats };
+                    return Some((rx, tx));
+                }
+                Err(Errno::EINTR) => continue,
+                Err(_) => {
+                    // EAGAIN: drained. Anything else: nothing to read either.
+                    self.readable = false;
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
+        Some(TxToken { fd: self.fd, buf: &mut self.tx, stats: &mut self.stats })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = self.mtu + ETHERNET_HEADER;
+        caps
+    }
+}

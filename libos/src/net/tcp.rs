@@ -1,0 +1,357 @@
+//! TCP: a listener with a backlog, and streams.
+//!
+//! A smoltcp TCP socket handles one connection, and a listening socket
+//! becomes that connection. [`TcpListener`] therefore keeps a backlog of
+//! sockets listening on its port on every interface, so that a burst of
+//! connects is not refused, and [`accept`](TcpListener::accept) hands out an
+//! established one and puts a fresh listening socket in its place.
+//!
+//! Dropping a [`TcpStream`] closes it gracefully (FIN after the queued data);
+//! the socket lingers until the connection is closed, then the stack frees
+//! it. [`TcpStream::abort`] resets the connection instead.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::future::poll_fn;
+use core::net::{IpAddr, SocketAddr};
+use core::sync::atomic::{AtomicU16, Ordering};
+use core::task::Poll;
+use core::time::Duration;
+
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp::{self, RecvError, State};
+
+use super::{Ipv4Addr, NetError, STACK, SocketAddrV4, Stack};
+use crate::time::Instant;
+
+/// Socket options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpOptions {
+    /// Connections a listener keeps ready to accept, per interface.
+    pub backlog: usize,
+    /// Receive buffer per connection, bytes (the advertised window).
+    pub rx_buffer: usize,
+    /// Send buffer per connection, bytes.
+    pub tx_buffer: usize,
+    /// Disables Nagle's algorithm (`TCP_NODELAY`).
+    pub nodelay: bool,
+    /// Delayed-ACK timeout; `None` acknowledges every segment at once.
+    pub ack_delay: Option<Duration>,
+}
+
+impl Default for TcpOptions {
+    fn default() -> Self {
+        Self {
+            backlog: 16,
+            rx_buffer: 64 * 1024,
+            tx_buffer: 64 * 1024,
+            nodelay: false,
+            ack_delay: Some(Duration::from_millis(10)),
+        }
+    }
+}
+
+fn new_socket(opts: &TcpOptions) -> tcp::Socket<'static> {
+    let rx = tcp::SocketBuffer::new(vec![0u8; opts.rx_buffer]);
+    let tx = tcp::SocketBuffer::new(vec![0u8; opts.tx_buffer]);
+    let mut s = tcp::Socket::new(rx, tx);
+    s.set_nagle_enabled(!opts.nodelay);
+    s.set_ack_delay(opts.ack_delay.map(to_smol_duration));
+    s
+}
+
+fn to_smol_duration(d: Duration) -> smoltcp::time::Duration {
+    smoltcp::time::Duration::from_micros(d.as_micros() as u64)
+}
+
+fn v4(ep: smoltcp::wire::IpEndpoint) -> SocketAddrV4 {
+    match SocketAddr::from((IpAddr::from(ep.addr), ep.port)) {
+        SocketAddr::V4(a) => a,
+        SocketAddr::V6(_) => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, ep.port),
+    }
+}
+
+/// Listens for TCP connections on a port, on every interface.
+#[derive(Debug)]
+pub struct TcpListener {
+    port: u16,
+    opts: TcpOptions,
+}
+
+impl TcpListener {
+    /// Listens on `port` on every interface, with default options.
+    pub fn bind(port: u16) -> Result<Self, NetError> {
+        Self::bind_with(port, TcpOptions::default())
+    }
+
+    /// Listens on `port` on every interface.
+    pub fn bind_with(port: u16, opts: TcpOptions) -> Result<Self, NetError> {
+        if port == 0 || opts.backlog == 0 {
+            return Err(NetError::InvalidAddress);
+        }
+        let mut stack = STACK.lock();
+        if stack.ifaces.is_empty() {
+            return Err(NetError::NoInterface);
+        }
+        if stack.ifaces.iter().any(|i| i.listeners.iter().any(|(p, _)| *p == port)) {
+            return Err(NetError::AddrInUse);
+        }
+        for i in &mut stack.ifaces {
+            let mut backlog = Vec::with_capacity(opts.backlog);
+            for _ in 0..opts.backlog {
+                let mut s = new_socket(&opts);
+                s.listen(port).map_err(|_| NetError::InvalidAddress)?;
+                backlog.push(i.sockets.add(s));
+            }
+            i.listeners.push((port, backlog));
+        }
+        Ok(Self { port, opts })
+    }
+
+    /// The port.
+    pub fn local_port(&self) -> u16 {
+        self.port
+    }
+
+    /// Waits for a connection; returns it and the peer's address.
+    pub async fn accept(&self) -> Result<(TcpStream, SocketAddrV4), NetError> {
+        poll_fn(|cx| {
+            let mut stack = STACK.lock();
+            for (idx, iface) in stack.ifaces.iter_mut().enumerate() {
+                let Some((_, backlog)) = iface.listeners.iter_mut().find(|(p, _)| *p == self.port)
+                else {
+                    continue;
+                };
+                for slot in backlog.iter_mut() {
+                    let s = iface.sockets.get_mut::<tcp::Socket>(*slot);
+                    match s.state() {
+                        State::Listen | State::SynReceived => s.register_recv_waker(cx.waker()),
+                        State::Closed | State::TimeWait => {
+                            // Reset before it was accepted: listen again.
+                            s.abort();
+                            let _ = s.listen(self.port);
+                            s.register_recv_waker(cx.waker());
+                        }
+                        _ => {
+                            let peer = s.remote_endpoint().map(v4);
+                            let mut fresh = new_socket(&self.opts);
+                            let _ = fresh.listen(self.port);
+                            let handle = core::mem::replace(slot, iface.sockets.add(fresh));
+                            let peer = peer.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+                            return Poll::Ready(Ok((TcpStream { iface: idx, handle }, peer)));
+                        }
+                    }
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        let mut stack = STACK.lock();
+        for i in &mut stack.ifaces {
+            if let Some(pos) = i.listeners.iter().position(|(p, _)| *p == self.port) {
+                let (_, backlog) = i.listeners.swap_remove(pos);
+                for h in backlog {
+                    i.sockets.remove(h);
+                }
+            }
+        }
+    }
+}
+
+/// A TCP connection.
+#[derive(Debug)]
+pub struct TcpStream {
+    iface: usize,
+    handle: SocketHandle,
+}
+
+/// Next ephemeral port (49152..=65535), starting somewhere per boot.
+static EPHEMERAL: AtomicU16 = AtomicU16::new(0);
+
+fn ephemeral_port() -> u16 {
+    if EPHEMERAL.load(Ordering::Relaxed) == 0 {
+        let seed = Instant::now().as_duration().subsec_nanos() as u16;
+        let _ = EPHEMERAL.compare_exchange(0, seed | 1, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    49152 + EPHEMERAL.fetch_add(1, Ordering::Relaxed) % 16384
+}
+
+impl TcpStream {
+    fn with<R>(&self, f: impl FnOnce(&mut tcp::Socket<'static>) -> R) -> R {
+        let mut stack = STACK.lock();
+        f(socket(&mut stack, self.iface, self.handle))
+    }
+
+    /// Connects to `addr`, with default options.
+    pub async fn connect(addr: SocketAddrV4) -> Result<Self, NetError> {
+        Self::connect_with(addr, TcpOptions::default()).await
+    }
+
+    /// Connects to `addr`.
+    pub async fn connect_with(addr: SocketAddrV4, opts: TcpOptions) -> Result<Self, NetError> {
+        if addr.ip().is_unspecified() || addr.port() == 0 {
+            return Err(NetError::InvalidAddress);
+        }
+        let stream = {
+            let mut stack = STACK.lock();
+            let idx = super::route(&stack, *addr.ip()).ok_or(NetError::NoRoute)?;
+            let iface = &mut stack.ifaces[idx];
+            let mut s = new_socket(&opts);
+            s.connect(iface.iface.context(), addr, ephemeral_port())
+                .map_err(|_| NetError::InvalidAddress)?;
+            TcpStream { iface: idx, handle: iface.sockets.add(s) }
+        };
+        poll_fn(|cx| {
+            stream.with(|s| match s.state() {
+                State::SynSent | State::SynReceived => {
+                    s.register_send_waker(cx.waker());
+                    Poll::Pending
+                }
+                State::Closed | State::TimeWait => Poll::Ready(Err(NetError::ConnectionRefused)),
+                _ => Poll::Ready(Ok(())),
+            })
+        })
+        .await?;
+        Ok(stream)
+    }
+
+    /// Reads into `buf`; `Ok(0)` at end of stream (the peer closed its side).
+    pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        poll_fn(|cx| {
+            self.with(|s| match s.recv_slice(buf) {
+                Ok(0) => {
+                    s.register_recv_waker(cx.waker());
+                    Poll::Pending
+                }
+                Ok(n) => Poll::Ready(Ok(n)),
+                Err(RecvError::Finished) => Poll::Ready(Ok(0)),
+                Err(RecvError::InvalidState) => Poll::Ready(Err(closed_error(s))),
+            })
+        })
+        .await
+    }
+
+    /// Writes some of `buf`; returns how much was queued.
+    pub async fn write(&mut self, buf: &[u8]) -> Result<usize, NetError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        poll_fn(|cx| {
+            self.with(|s| match s.send_slice(buf) {
+                Ok(0) => {
+                    s.register_send_waker(cx.waker());
+                    Poll::Pending
+                }
+                Ok(n) => Poll::Ready(Ok(n)),
+                Err(_) => Poll::Ready(Err(closed_error(s))),
+            })
+        })
+        .await
+    }
+
+    /// Writes all of `buf`.
+    pub async fn write_all(&mut self, mut buf: &[u8]) -> Result<(), NetError> {
+        while !buf.is_empty() {
+            let n = self.write(buf).await?;
+            buf = &buf[n..];
+        }
+        Ok(())
+    }
+
+    /// Waits until everything written has been acknowledged by the peer.
+    pub async fn flush(&mut self) -> Result<(), NetError> {
+        poll_fn(|cx| {
+            self.with(|s| {
+                if s.send_queue() == 0 {
+                    Poll::Ready(Ok(()))
+                } else if !s.may_send()
+                    && !matches!(s.state(), State::FinWait1 | State::Closing | State::LastAck)
+                {
+                    Poll::Ready(Err(closed_error(s)))
+                } else {
+                    s.register_send_waker(cx.waker());
+                    Poll::Pending
+                }
+            })
+        })
+        .await
+    }
+
+    /// Closes the sending side: the peer reads end of stream once the queued
+    /// data is through. Reading goes on until the peer closes too.
+    pub fn shutdown(&mut self) {
+        self.with(|s| s.close());
+    }
+
+    /// Resets the connection (RST) and drops the stream.
+    pub fn abort(self) {
+        self.with(|s| s.abort());
+        // Drop sees the aborted socket and frees it after the RST is sent.
+    }
+
+    /// Enables or disables Nagle's algorithm (`true` disables it).
+    pub fn set_nodelay(&mut self, nodelay: bool) {
+        self.with(|s| s.set_nagle_enabled(!nodelay));
+    }
+
+    /// Sets the delayed-ACK timeout; `None` acknowledges at once.
+    pub fn set_ack_delay(&mut self, delay: Option<Duration>) {
+        self.with(|s| s.set_ack_delay(delay.map(to_smol_duration)));
+    }
+
+    /// Aborts the connection if the peer stays silent this long while data
+    /// is outstanding; `None` waits forever.
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.with(|s| s.set_timeout(timeout.map(to_smol_duration)));
+    }
+
+    /// Sends keep-alive probes after this much idle time.
+    pub fn set_keep_alive(&mut self, interval: Option<Duration>) {
+        self.with(|s| s.set_keep_alive(interval.map(to_smol_duration)));
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> Option<SocketAddrV4> {
+        self.with(|s| s.remote_endpoint().map(v4))
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> Option<SocketAddrV4> {
+        self.with(|s| s.local_endpoint().map(v4))
+    }
+}
+
+fn socket(stack: &mut Stack, iface: usize, h: SocketHandle) -> &mut tcp::Socket<'static> {
+    stack.ifaces[iface].sockets.get_mut::<tcp::Socket>(h)
+}
+
+/// The error for a socket that can no longer receive or send.
+fn closed_error(s: &tcp::Socket<'_>) -> NetError {
+    match s.state() {
+        State::Closed | State::TimeWait => NetError::ConnectionReset,
+        _ => NetError::NotConnected,
+    }
+}
+
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        let mut stack = STACK.lock();
+        let now = Instant::now();
+        let iface = &mut stack.ifaces[self.iface];
+        let s = iface.sockets.get_mut::<tcp::Socket>(self.handle);
+        if s.state() == State::Closed {
+            iface.sockets.remove(self.handle);
+        } else {
+            s.close();
+            iface.orphans.push((self.handle, now));
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! The executor: single-threaded async tasks, timers, and idling in one
+//! `ppoll`.
+//!
+//! [`block_on`] runs a future to completion, together with every task
+//! [`spawn`]ed meanwhile. Each turn of its loop polls the tasks that were
+//! woken, lets the network stack process what arrived and send what is
+//! queued, and fires due timers. When nothing is ready it computes the next
+//! deadline (its own timers and the network stack's `poll_at`) and waits in a
+//! single `ppoll` on the tap fds: an idle guest makes no system calls until a
+//! frame arrives or a deadline passes.
+//!
+//! Guests have exactly one thread, so tasks need not be `Send`; wakers are
+//! (as `core::task::Waker` requires) and only push a task id onto the ready
+//! queue.
+//!
+//! # Safety
+//!
+//! The task table holds futures that are not `Send` inside a global lock,
+//! which needs `Send`. That is sound because a guest never has a second
+//! thread: nothing can move a future to another thread or observe the table
+//! concurrently. On the host, in unit tests, every test that runs the
+//! executor holds [`tests::EXCLUSIVE`].
+
+#![allow(unsafe_code)]
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BinaryHeap, VecDeque};
+use alloc::sync::Arc;
+use alloc::task::Wake;
+use core::cmp::Reverse;
+use core::future::Future;
+use core::pin::Pin;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::task::{Context, Poll, Waker};
+use core::time::Duration;
+
+use spin::Mutex;
+
+use crate::time::Instant;
+
+type BoxFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+/// A future held in a global table; see the module's safety section.
+struct Local(BoxFuture);
+
+// SAFETY: guests are single-threaded (see the module docs): the future is
+// only ever touched by the one thread there is.
+unsafe impl Send for Local {}
+
+/// The id reserved for the future `block_on` runs.
+const MAIN: u64 = 0;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+static TASKS: Mutex<BTreeMap<u64, Option<Local>>> = Mutex::new(BTreeMap::new());
+static READY: Mutex<VecDeque<u64>> = Mutex::new(VecDeque::new());
+static TIMERS: Mutex<BinaryHeap<Reverse<Timer>>> = Mutex::new(BinaryHeap::new());
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+struct TaskWaker(u64);
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        READY.lock().push_back(self.0);
+    }
+}
+
+/// A timer: wake `waker` at `deadline`. Ordered by deadline, then by
+/// registration order.
+struct Timer {
+    deadline: Instant,
+    seq: u64,
+    waker: Waker,
+}
+
+impl PartialEq for Timer {
+    fn eq(&self, other: &Self) -> bool {
+        (self.deadline, self.seq) == (other.deadline, other.seq)
+    }
+}
+
+impl Eq for Timer {}
+
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Timer {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        (self.deadline, self.seq).cmp(&(other.deadline, other.seq))
+    }
+}
+
+static TIMER_SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn add_timer(deadline: Instant, waker: Waker) {
+    let seq = TIMER_SEQ.fetch_add(1, Ordering::Relaxed);
+    TIMERS.lock().push(Reverse(Timer { deadline, seq, waker }));
+}
+
+/// Wakes every timer due at `now`; returns the next deadline, if any.
+fn fire_timers(now: Instant) -> Option<Instant> {
+    let mut due = alloc::vec::Vec::new();
+    let next = {
+        let mut timers = TIMERS.lock();
+        while let Some(Reverse(t)) = timers.peek() {
+            if t.deadline > now {
+                break;
+            }
+            due.push(timers.pop().map(|Reverse(t)| t.waker));
+        }
+        timers.peek().map(|Reverse(t)| t.deadline)
+    };
+    // Wake outside the lock: a waker may register a new timer.
+    for w in due.into_iter().flatten() {
+        w.wake();
+    }
+    next
+}
+
+/// Runs `future` to completion on this thread, and with it every spawned
+/// task, idling in `ppoll` when nothing is ready.
+///
+/// # Panics
+///
+/// If called from inside a task (executors do not nest).
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    assert!(!RUNNING.swap(true, Ordering::Acquire), "block_on cannot be nested");
+    let mut future = core::pin::pin!(future);
+    let main_waker = Waker::from(Arc::new(TaskWaker(MAIN)));
+    let mut main_cx = Context::from_waker(&main_waker);
+    let mut main_ready = true;
+    let output = loop {
+        if main_ready {
+            main_ready = false;
+            if let Poll::Ready(out) = future.as_mut().poll(&mut main_cx) {
+                break out;
+            }
+        }
+        run_ready_tasks(&mut main_ready);
+        let now = Instant::now();
+        let progress = crate::net::poll(now);
+        let next_timer = fire_timers(now);
+        if main_ready || !READY.lock().is_empty() || progress {
+            continue;
+        }
+        let deadline = match (next_timer, crate::net::poll_at(now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        // Whatever wakes us (a frame, a deadline) is dealt with next turn.
+        crate::net::wait(deadline);
+    };
+    RUNNING.store(false, Ordering::Release);
+    output
+}
+
+/// Polls every task on the ready queue once (more if they wake themselves).
+fn run_ready_tasks(main_ready: &mut bool) {
+    // Bound the work per turn so the network gets polled between rounds of
+    // tasks that keep waking each other.
+    let mut budget = READY.lock().len().max(1) * 2;
+    while budget > 0 {
+        budget -= 1;
+        let Some(id) = READY.lock().pop_front() else { break };
+        if id == MAIN {
+            *main_ready = true;
+            continue;
+        }
+        // Take the future out, so that the task may spawn while it runs.
+        let Some(slot) = TASKS.lock().get_mut(&id).map(Option::take) else { continue };
+        let Some(Local(mut fut)) = slot else { continue }; // already running or woken twice
+        let waker = Waker::from(Arc::new(TaskWaker(id)));
+        let mut cx = Context::from_waker(&waker);
+        if fut.as_mut().poll(&mut cx).is_ready() {
+            TASKS.lock().remove(&id);
+        } else if let Some(slot) = TASKS.lock().get_mut(&id) {
+            *slot = Some(Local(fut));
+        }
+    }
+}
+
+/// The result of a spawned task, as a future.
+#[derive(Debug)]
+pub struct JoinHandle<T> {
+    state: Arc<Mutex<JoinState<T>>>,
+}
+
+#[derive(Debug)]
+struct JoinState<T> {
+    output: Option<T>,
+    waker: Option<Waker>,
+}
+
+/// Starts `future` as a task of its own. It runs while a [`block_on`] runs
+/// (usually the application's whole life); awaiting the handle gives its
+/// output, dropping the handle lets it run on.
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let state = Arc::new(Mutex::new(JoinState { output: None, waker: None }));
+    let inner = state.clone();
+    let task = async move {
+        let out = future.await;
+        let waker = {
+            let mut s = inner.lock();
+            s.output = Some(out);
+            s.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    };
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    TASKS.lock().insert(id, Some(Local(Box::pin(task))));
+    READY.lock().push_back(id);
+    JoinHandle { state }
+}
+
+impl<T> JoinHandle<T> {
+    /// Whether the task has finished.
+    pub fn is_finished(&self) -> bool {
+        self.state.lock().output.is_some()
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let mut s = self.state.lock();
+        match s.output.take() {
+            Some(out) => Poll::Ready(out),
+            None => {
+                s.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Number of tasks alive (spawned and not finished).
+pub fn task_count() -> usize {
+    TASKS.lock().len()
+}
+
+/// A future that completes at a deadline.
+#[derive(Debug)]
+pub struct Sleep {
+    deadline: Instant,
+    registered: bool,
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= self.deadline {
+            return Poll::Ready(());
+        }
+        if !self.registered {
+            add_timer(self.deadline, cx.waker().clone());
+            self.registered = true;
+        }
+        Poll::Pending
+    }
+}
+
+/// Completes after `d`.
+pub fn sleep(d: Duration) -> Sleep {
+    sleep_until(Instant::now() + d)
+}
+
+/// Completes at `deadline`.
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep { deadline, registered: false }
+}
+
+/// Lets other ready tasks and the network run before continuing.
+pub async fn yield_now() {
+    let mut yielded = false;
+    core::future::poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// One of two values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Either<A, B> {
+    /// The first future finished first.
+    Left(A),
+    /// The second future finished first.
+    Right(B),
+}
+
+/// Runs both futures to completion, concurrently, within one task.
+pub async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    let mut a = core::pin::pin!(a);
+    let mut b = core::pin::pin!(b);
+    let (mut ra, mut rb) = (None, None);
+    core::future::poll_fn(|cx| {
+        if ra.is_none()
+            && let Poll::Ready(v) = a.as_mut().poll(cx)
+        {
+            ra = Some(v);
+        }
+        if rb.is_none()
+            && let Poll::Ready(v) = b.as_mut().poll(cx)
+        {
+            rb = Some(v);
+        }
+        if ra.is_some() && rb.is_some() { Poll::Ready(()) } else { Poll::Pending }
+    })
+    .await;
+    match (ra, rb) {
+        (Some(a), Some(b)) => (a, b),
+        _ => unreachable!("join completes only when both have"),
+    }
+}
+
+/// Waits for the first of two futures; the other is dropped.
+pub async fn select<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> {
+    let mut a = core::pin::pin!(a);
+    let mut b = core::pin::pin!(b);
+    core::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = a.as_mut().poll(cx) {
+            return Poll::Ready(Either::Left(v));
+        }
+        if let Poll::Ready(v) = b.as_mut().poll(cx) {
+            return Poll::Ready(Either::Right(v));
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// The deadline passed before the future finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed;
+
+impl core::fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl core::error::Error for Elapsed {}
+
+/// Runs `future` for at most `d`.
+pub async fn timeout<F: Future>(d: Duration, future: F) -> Result<F::Output, Elapsed> {
+    match select(future, sleep(d)).await {
+        Either::Left(v) => Ok(v),
+        Either::Right(()) => Err(Elapsed),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use alloc::rc::Rc;
+    use alloc::vec::Vec;
+    use core::cell::RefCell;
+
+    /// The executor is global: tests that run it take turns.
+    pub(crate) static EXCLUSIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+        EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    #[test]
+    fn block_on_returns_the_output() {
+        let _g = exclusive();
+        assert_eq!(block_on(async { 6 * 7 }), 42);
+    }
+
+    #[test]
+    fn spawned_tasks_run_and_join() {
+        let _g = exclusive();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let l2 = log.clone();
+        let out = block_on(async move {
+            let h = spawn(async move {
+                l2.borrow_mut().push("task");
+                sleep(Duration::from_millis(5)).await;
+                l2.borrow_mut().push("task woke");
+                7
+            });
+            log.borrow_mut().push("main");
+            let v = h.await;
+            log.borrow_mut().push("joined");
+            (v, log.borrow().clone())
+        });
+        assert_eq!(out.0, 7);
+        assert_eq!(out.1, ["main", "task", "task woke", "joined"]);
+        assert_eq!(task_count(), 0);
+    }
+
+    #[test]
+    fn timers_fire_in_deadline_order_and_not_early() {
+        let _g = exclusive();
+        let order = Rc::new(RefCell::new(Vec::new()));
+        let start = Instant::now();
+        block_on({
+            let order = order.clone();
+            async move {
+                let mut handles = Vec::new();
+                for ms in [30u64, 10, 20] {
+                    let order = order.clone();
+                    handles.push(spawn(async move {
+                        sleep(Duration::from_millis(ms)).await;
+                        assert!(start.elapsed() >= Duration::from_millis(ms));
+                        order.borrow_mut().push(ms);
+                    }));
+                }
+                for h in handles {
+                    h.await;
+                }
+            }
+        });
+        assert_eq!(*order.borrow(), [10, 20, 30]);
+    }
+
+    #[test]
+    fn join_select_and_timeout() {
+        let _g = exclusive();
+        block_on(async {
+            let (a, b) = join(async { 1 }, async {
+                sleep(Duration::from_millis(2)).await;
+                2
+            })
+            .await;
+            assert_eq!((a, b), (1, 2));
+            let first = select(sleep(Duration::from_millis(50)), async { "fast" }).await;
+            assert_eq!(first, Either::Right("fast"));
+            assert_eq!(
+                timeout(Duration::from_millis(5), sleep(Duration::from_secs(5))).await,
+                Err(Elapsed)
+            );
+            assert_eq!(timeout(Duration::from_secs(5), async { 3 }).await, Ok(3));
+            yield_now().await;
+        });
+    }
+}
