@@ -1,0 +1,447 @@
+//! HTTP/1.1 for httpd: request parsing (with httparse), the decisions a
+//! static file server makes, and response heads. No I/O: the server feeds
+//! bytes in and writes out what comes back, so all of it is tested on the
+//! host.
+
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+/// Most bytes a request head (request line and headers) may take.
+pub const MAX_HEAD: usize = 8 * 1024;
+/// Most headers a request may carry.
+pub const MAX_HEADERS: usize = 64;
+
+/// Response statuses httpd uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// 200.
+    Ok,
+    /// 304.
+    NotModified,
+    /// 400.
+    BadRequest,
+    /// 404.
+    NotFound,
+    /// 405.
+    MethodNotAllowed,
+    /// 413: the request head is too large.
+    TooLarge,
+    /// 501: a request body in a form httpd does not read.
+    NotImplemented,
+    /// 505.
+    VersionNotSupported,
+}
+
+impl Status {
+    /// Code and reason phrase.
+    pub const fn line(self) -> (u16, &'static str) {
+        match self {
+            Self::Ok => (200, "OK"),
+            Self::NotModified => (304, "Not Modified"),
+            Self::BadRequest => (400, "Bad Request"),
+            Self::NotFound => (404, "Not Found"),
+            Self::MethodNotAllowed => (405, "Method Not Allowed"),
+            Self::TooLarge => (413, "Content Too Large"),
+            Self::NotImplemented => (501, "Not Implemented"),
+            Self::VersionNotSupported => (505, "HTTP Version Not Supported"),
+        }
+    }
+}
+
+/// The methods httpd serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// GET.
+    Get,
+    /// HEAD: as GET, without the body.
+    Head,
+}
+
+/// A parsed request head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// GET or HEAD; other methods are answered with 405 by [`parse`].
+    pub method: Method,
+    /// The path, percent-decoded, without the query.
+    pub path: String,
+    /// Whether the connection stays open after the response.
+    pub keep_alive: bool,
+    /// Bytes of request body that follow the head (to skip).
+    pub body_len: usize,
+    /// `If-Modified-Since`, as seconds since the epoch.
+    pub if_modified_since: Option<u64>,
+}
+
+/// What the bytes received so far hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// A whole request head of `len` bytes.
+    Request { request: Request, len: usize },
+    /// Not a whole head yet: read more.
+    Partial,
+    /// A request to refuse with this status; the connection is closed after.
+    Error(Status),
+}
+
+/// Parses the request head at the start of `buf`.
+pub fn parse(buf: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
+            return Parsed::Error(Status::TooLarge);
+        }
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(httparse::Error::TooManyHeaders) => return Parsed::Error(Status::TooLarge),
+        Err(httparse::Error::Version) => return Parsed::Error(Status::VersionNotSupported),
+        Err(_) => return Parsed::Error(Status::BadRequest),
+    };
+    if len > MAX_HEAD {
+        return Parsed::Error(Status::TooLarge);
+    }
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Parsed::Error(Status::BadRequest);
+    };
+    let method = match method {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        _ => return Parsed::Error(Status::MethodNotAllowed),
+    };
+    let Some(path) = decode_path(target) else { return Parsed::Error(Status::BadRequest) };
+
+    let mut keep_alive = minor == 1;
+    let mut body_len = 0;
+    let mut if_modified_since = None;
+    for h in req.headers.iter() {
+        let value = core::str::from_utf8(h.value).unwrap_or("").trim();
+        if h.name.eq_ignore_ascii_case("connection") {
+            for token in value.split(',').map(str::trim) {
+                if token.eq_ignore_ascii_case("close") {
+                    keep_alive = false;
+                } else if token.eq_ignore_ascii_case("keep-alive") {
+                    keep_alive = true;
+                }
+            }
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            match value.parse::<usize>() {
+                Ok(n) => body_len = n,
+                Err(_) => return Parsed::Error(Status::BadRequest),
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Parsed::Error(Status::NotImplemented);
+        } else if h.name.eq_ignore_ascii_case("if-modified-since") {
+            if_modified_since = parse_http_date(value);
+        }
+    }
+    Parsed::Request {
+        request: Request { method, path, keep_alive, body_len, if_modified_since },
+        len,
+    }
+}
+
+/// Decodes a request target to a path: origin form only, the query dropped,
+/// `%XX` decoded, no `..` segment, no NUL.
+pub fn decode_path(target: &str) -> Option<String> {
+    let raw = target.split(['?', '#']).next()?;
+    if !raw.starts_with('/') {
+        return None;
+    }
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = core::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let path = String::from_utf8(out).ok()?;
+    if path.contains('\0') || path.split('/').any(|seg| seg == "..") {
+        return None;
+    }
+    Some(path)
+}
+
+/// The media type for a path, by its extension.
+pub fn content_type(path: &str) -> &'static str {
+    let ext = path.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    let ext = ext.to_ascii_lowercase();
+    match ext.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "json" => "application/json",
+        "txt" => "text/plain; charset=utf-8",
+        "xml" => "application/xml",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "ico" => "image/x-icon",
+        "wasm" => "application/wasm",
+        "pdf" => "application/pdf",
+        "woff2" => "font/woff2",
+        _ => "application/octet-stream",
+    }
+}
+
+/// A response head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head<'a> {
+    /// The status.
+    pub status: Status,
+    /// `Content-Type`.
+    pub content_type: &'a str,
+    /// `Content-Length`.
+    pub content_length: usize,
+    /// Whether the connection stays open.
+    pub keep_alive: bool,
+    /// `Date`, seconds since the epoch.
+    pub date: u64,
+    /// `Last-Modified`, seconds since the epoch.
+    pub last_modified: Option<u64>,
+}
+
+impl Head<'_> {
+    /// Appends the head, blank line included, to `out`.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        let (code, reason) = self.status.line();
+        let mut s = String::with_capacity(256);
+        let _ = write!(s, "HTTP/1.1 {code} {reason}\r\nServer: nabla-httpd\r\nDate: ");
+        write_http_date(&mut s, self.date);
+        let _ = write!(
+            s,
+            "\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+            self.content_type, self.content_length
+        );
+        if let Some(t) = self.last_modified {
+            s.push_str("Last-Modified: ");
+            write_http_date(&mut s, t);
+            s.push_str("\r\n");
+        }
+        if self.status == Status::MethodNotAllowed {
+            s.push_str("Allow: GET, HEAD\r\n");
+        }
+        s.push_str(if self.keep_alive {
+            "Connection: keep-alive\r\n\r\n"
+        } else {
+            "Connection: close\r\n\r\n"
+        });
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+const MONTHS: [&str; 12] =
+    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/// (year, month 1-12, day 1-31) of a day count since 1970-01-01.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    // Howard Hinnant's algorithm, proleptic Gregorian calendar.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Appends an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+pub fn write_http_date(out: &mut String, secs: u64) {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    let _ = write!(
+        out,
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        d,
+        MONTHS[(m - 1) as usize],
+        y,
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    );
+}
+
+/// Parses an IMF-fixdate; other (obsolete) formats give `None`.
+pub fn parse_http_date(s: &str) -> Option<u64> {
+    let mut it = s.split_ascii_whitespace();
+    let _weekday = it.next()?;
+    let day: u32 = it.next()?.parse().ok()?;
+    let month_name = it.next()?;
+    let month = MONTHS.iter().position(|m| *m == month_name)? as u32 + 1;
+    let year: i64 = it.next()?.parse().ok()?;
+    let mut hms = it.next()?.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, mi, se) = (hms.next()??, hms.next()??, hms.next()??);
+    if it.next()? != "GMT"
+        || !(1..=31).contains(&day)
+        || h > 23
+        || mi > 59
+        || se > 60
+        || year < 1970
+    {
+        return None;
+    }
+    let days = u64::try_from(days_from_civil(year, month, day)).ok()?;
+    Some(days * 86_400 + h * 3600 + mi * 60 + se)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(raw: &str) -> (Request, usize) {
+        match parse(raw.as_bytes()) {
+            Parsed::Request { request, len } => (request, len),
+            other => panic!("{raw:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn get_and_head() {
+        let (r, len) = request("GET /a%20b.html?x=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(r.method, Method::Get);
+        assert_eq!(r.path, "/a b.html");
+        assert!(r.keep_alive);
+        assert_eq!(len, 41);
+        let (r, _) = request("HEAD / HTTP/1.0\r\n\r\n");
+        assert_eq!(r.method, Method::Head);
+        assert!(!r.keep_alive);
+    }
+
+    #[test]
+    fn connection_header_decides_keep_alive() {
+        assert!(!request("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").0.keep_alive);
+        assert!(request("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").0.keep_alive);
+    }
+
+    #[test]
+    fn pipelined_requests_parse_one_at_a_time() {
+        let two = "GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n";
+        let (r, len) = request(two);
+        assert_eq!(r.path, "/1");
+        assert_eq!(request(&two[len..]).0.path, "/2");
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(parse(b"GET / HTTP/1.1\r\nHost"), Parsed::Partial);
+        assert_eq!(parse(b"GARBAGE\r\n\r\n"), Parsed::Error(Status::BadRequest));
+        assert_eq!(parse(b"GET\r\n\r\n"), Parsed::Error(Status::BadRequest));
+        assert_eq!(parse(b"POST / HTTP/1.1\r\n\r\n"), Parsed::Error(Status::MethodNotAllowed));
+        assert_eq!(
+            parse(b"GET /../etc/passwd HTTP/1.1\r\n\r\n"),
+            Parsed::Error(Status::BadRequest)
+        );
+        assert_eq!(parse(b"GET /%zz HTTP/1.1\r\n\r\n"), Parsed::Error(Status::BadRequest));
+        assert_eq!(parse(b"GET http://x/ HTTP/1.1\r\n\r\n"), Parsed::Error(Status::BadRequest));
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Parsed::Error(Status::NotImplemented)
+        );
+        let big = alloc::format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(MAX_HEAD));
+        assert_eq!(parse(big.as_bytes()), Parsed::Error(Status::TooLarge));
+        let partial_big = alloc::format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(MAX_HEAD));
+        assert_eq!(parse(partial_big.as_bytes()), Parsed::Error(Status::TooLarge));
+        let many: String = (0..MAX_HEADERS + 1).map(|i| alloc::format!("H{i}: v\r\n")).collect();
+        assert_eq!(
+            parse(alloc::format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()),
+            Parsed::Error(Status::TooLarge)
+        );
+    }
+
+    #[test]
+    fn body_length_is_reported() {
+        let (r, _) = request("GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+        assert_eq!(r.body_len, 5);
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n"),
+            Parsed::Error(Status::BadRequest)
+        );
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(content_type("/index.html"), "text/html; charset=utf-8");
+        assert_eq!(content_type("/x.CSS"), "text/css; charset=utf-8");
+        assert_eq!(content_type("/bench/1k.bin"), "application/octet-stream");
+        assert_eq!(content_type("/noext"), "application/octet-stream");
+    }
+
+    #[test]
+    fn dates_round_trip() {
+        let mut s = String::new();
+        write_http_date(&mut s, 784_111_777);
+        assert_eq!(s, "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(parse_http_date(&s), Some(784_111_777));
+        for t in [0u64, 951_782_400, 1_700_000_000, 4_102_444_800] {
+            let mut s = String::new();
+            write_http_date(&mut s, t);
+            assert_eq!(parse_http_date(&s), Some(t), "{s}");
+        }
+        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
+    }
+
+    #[test]
+    fn heads() {
+        let mut out = Vec::new();
+        Head {
+            status: Status::MethodNotAllowed,
+            content_type: "text/plain; charset=utf-8",
+            content_length: 3,
+            keep_alive: false,
+            date: 0,
+            last_modified: None,
+        }
+        .write(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
+        assert!(text.contains("Content-Length: 3\r\n"));
+        assert!(text.contains("Allow: GET, HEAD\r\n"));
+        assert!(text.ends_with("Connection: close\r\n\r\n"));
+        assert!(text.contains("Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n"));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut x: u32 = 12345;
+        for len in 0..400 {
+            let buf: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    b"GET /HTP1.\r\n: %a"[(x % 16) as usize]
+                })
+                .collect();
+            let _ = parse(&buf);
+        }
+    }
+}
