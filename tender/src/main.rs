@@ -61,12 +61,24 @@ struct Cli {
     #[arg(short, long, conflicts_with = "log_level")]
     quiet: bool,
 
+    /// Attaches the existing, up tap IFACE to the net device NAME the image
+    /// declares, or the tap the caller left open on fd N (repeatable).
+    #[arg(long = "net", value_name = "NAME=IFACE|NAME=fd:N")]
+    net: Vec<String>,
+
+    /// The MAC address of net device NAME (default: random, locally
+    /// administered).
+    #[arg(long = "net-mac", value_name = "NAME=MAC")]
+    net_mac: Vec<String>,
+
     /// Prints the image's ABI version, manifest and segments, and exits.
     #[arg(long, conflicts_with = "print_seccomp")]
     inspect: bool,
 
-    /// Prints the seccomp filter this invocation would install (libseccomp's
-    /// PFC text), and exits without running the guest.
+    /// Prints the seccomp filter this invocation would install (its rules
+    /// with their reasons, then libseccomp's PFC text), and exits without
+    /// running the guest. Attaches the devices first: the rules name their
+    /// fds.
     #[arg(long)]
     print_seccomp: bool,
 
@@ -181,6 +193,10 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
     }
     let mem = Layout::mem_bytes(cli.mem)?;
+    let device_options = devices::Options::parse(&cli.net, &cli.net_mac)?;
+    // Before the tender opens anything: a missing fd:N must not be
+    // mistaken for a file of the tender's own.
+    device_options.check_fds_open()?;
 
     let file = File::open(&cli.app).map_err(|source| Error::Open { path: path.clone(), source })?;
     let view = memory::FileView::new(&file)
@@ -194,11 +210,12 @@ fn run(cli: Cli) -> Result<(), Error> {
         return Ok(());
     }
 
-    let attached = devices::attach(&image.manifest)?;
+    // The devices' fds stay open in `attached` until the jump.
+    let attached = devices::attach(&image.manifest, &device_options)?;
     let mut policy = seccomp::Policy::base(attached.pollable);
     policy.extend(attached.rules.iter().cloned());
     if cli.print_seccomp {
-        print!("{}", policy.pfc()?);
+        print!("{}{}", policy.describe(), policy.pfc()?);
         return Ok(());
     }
 

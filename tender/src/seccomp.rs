@@ -12,6 +12,7 @@
 //!
 //! The table, and which code path needs each call, is in `docs/seccomp.md`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::fs::File;
 use std::io::{Read, Seek};
@@ -43,13 +44,27 @@ pub struct Rule {
     /// `(argument index, comparison)` pairs.
     pub args: Vec<(u32, Cmp)>,
     /// Why the guest needs it, for `docs/seccomp.md` and `--print-seccomp`.
-    pub why: &'static str,
+    /// Device rules name their device and fd, e.g. `net transmit on tap fd
+    /// 4 (service0)`.
+    pub why: Cow<'static, str>,
 }
 
 impl Rule {
     /// A rule for `syscall` with comparisons `args`.
-    pub fn new(syscall: &'static str, args: &[(u32, Cmp)], why: &'static str) -> Self {
-        Self { syscall, args: args.to_vec(), why }
+    pub fn new(
+        syscall: &'static str,
+        args: &[(u32, Cmp)],
+        why: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self { syscall, args: args.to_vec(), why: why.into() }
+    }
+
+    /// A rule for `syscall` whose first argument, a file descriptor, must
+    /// be exactly `fd`: how device modules pin their calls.
+    pub fn on_fd(syscall: &'static str, fd: i32, why: impl Into<Cow<'static, str>>) -> Self {
+        // A descriptor is never negative; the comparison is on the whole
+        // 64-bit register, as the guest's hypercall passes it zero-extended.
+        Self::new(syscall, &[(0, Cmp::Eq(fd as u32 as u64))], why)
     }
 }
 
@@ -105,6 +120,26 @@ impl Policy {
     /// Adds device rules.
     pub fn extend(&mut self, rules: impl IntoIterator<Item = Rule>) {
         self.rules.extend(rules);
+    }
+
+    /// The rules with their reasons, one `# ` comment line each: the header
+    /// `--print-seccomp` prints above libseccomp's text.
+    pub fn describe(&self) -> String {
+        use std::fmt::Write;
+        let mut names: Vec<_> = self.rules.iter().map(|r| r.syscall).collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut s = format!(
+            "# nabla policy: {} rules, {} distinct system calls ({}); anything else kills\n",
+            self.rules.len(),
+            names.len(),
+            names.join(", ")
+        );
+        let width = self.rules.iter().map(|r| r.to_string().len()).max().unwrap_or(0);
+        for rule in &self.rules {
+            let _ = writeln!(s, "#   allow {:<width$}  {}", rule.to_string(), rule.why);
+        }
+        s
     }
 
     /// The distinct system calls the policy allows.
@@ -233,6 +268,40 @@ mod tests {
         }
         assert!(pfc.contains("action KILL_PROCESS"), "{pfc}");
         assert!(!pfc.contains("ALLOW;\n# default action"), "{pfc}");
+    }
+
+    /// What a tap on `fd` adds: the same rules `devices::net` makes.
+    fn tap_rules(fd: i32) -> [Rule; 2] {
+        [
+            Rule::on_fd("read", fd, format!("net receive on tap fd {fd} (service0)")),
+            Rule::on_fd("write", fd, format!("net transmit on tap fd {fd} (service0)")),
+        ]
+    }
+
+    #[test]
+    fn one_tap_makes_seven_rules_over_five_calls() {
+        let mut p = Policy::base(1);
+        p.extend(tap_rules(4));
+        assert_eq!(p.rules.len(), 7);
+        assert_eq!(p.syscalls(), ["clock_gettime", "exit_group", "ppoll", "read", "write"]);
+        assert_eq!(p.rules[3].to_string(), "ppoll(arg1 <= 1, arg3 == 0)");
+        let text = p.describe();
+        assert!(text.starts_with("# nabla policy: 7 rules, 5 distinct system calls"), "{text}");
+        let line = |rule: &str| text.lines().find(|l| l.contains(rule)).unwrap_or_default();
+        assert!(line("allow read(arg0 == 4) ").ends_with(" net receive on tap fd 4 (service0)"));
+        assert!(line("allow write(arg0 == 4) ").ends_with(" net transmit on tap fd 4 (service0)"));
+        let pfc = p.pfc().unwrap();
+        assert!(pfc.contains(&format!("if ($syscall == {})", syscall_nr("read"))), "{pfc}");
+    }
+
+    #[test]
+    fn sixty_three_taps_fit_in_one_program() {
+        let mut p = Policy::base(abi::MAX_DEVICES as u64);
+        for fd in 0..abi::MAX_DEVICES as i32 {
+            p.extend(tap_rules(3 + fd));
+        }
+        let prog = p.bpf().unwrap();
+        assert!(prog.len() < 4096, "BPF_MAXINSNS: {}", prog.len());
     }
 
     #[test]

@@ -1,0 +1,900 @@
+//! Net devices: a tap interface on the host for each net device the image
+//! declares.
+//!
+//! * `--net NAME=IFACE` attaches the existing tap `IFACE`, which must be up:
+//!   the tender checks that it exists and is up (`SIOCGIFINDEX`,
+//!   `SIOCGIFFLAGS`) and that it is a single-queue tap (rtnetlink), opens
+//!   `/dev/net/tun` (non-blocking, close-on-exec), attaches it with
+//!   `TUNSETIFF` (`IFF_TAP | IFF_NO_PI`), checks the name the kernel
+//!   answers and reads the MTU (`SIOCGIFMTU`).
+//! * `--net NAME=fd:N` takes a tap the caller already attached on fd `N`
+//!   (a container runtime): `TUNGETIFF` must report a tap, rtnetlink that
+//!   its frames carry no packet-information or virtio-net header; the
+//!   tender checks its interface as above and sets `O_NONBLOCK` on it. The
+//!   fd is used as it is, not duplicated.
+//! * `--net-mac NAME=MAC` sets the guest's MAC address; by default it is
+//!   random and locally administered.
+//!
+//! Each tap contributes two seccomp rules pinned to its fd, `read` (receive)
+//! and `write` (transmit), and one fd the guest may wait on with `ppoll`.
+//!
+//! The interface is looked up in the tender's own network namespace: run
+//! the tender in the namespace of its taps (`ip netns exec`, `nsenter`).
+
+use std::fmt;
+use std::os::fd::{AsRawFd, RawFd};
+
+use abi::{DeviceInfo, DeviceKind};
+
+use super::{Device, DeviceFd};
+use super::{rtnl, tap};
+use crate::seccomp::Rule;
+
+/// The option that attaches a net device.
+pub const NET_OPTION: &str = "--net";
+/// The option that sets a net device's MAC address.
+pub const MAC_OPTION: &str = "--net-mac";
+
+/// Longest interface name Linux accepts (`IFNAMSIZ` less the NUL).
+const IFACE_NAME_MAX: usize = 15;
+
+/// Where a net device's tap comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// `IFACE`: an existing tap interface the tender attaches by name.
+    Iface(String),
+    /// `fd:N`: a tap the caller attached and left open on fd `N`.
+    Fd(RawFd),
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Iface(iface) => f.write_str(iface),
+            Self::Fd(fd) => write!(f, "fd:{fd}"),
+        }
+    }
+}
+
+/// A MAC address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mac(pub [u8; 6]);
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    }
+}
+
+/// Why a `--net-mac` value is not a usable MAC address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MacError {
+    /// Not six hex octets separated by colons.
+    Syntax,
+    /// Bit 0 of the first octet is set: a multicast (or the broadcast)
+    /// address, which no interface may have.
+    Multicast,
+    /// `00:00:00:00:00:00`.
+    Zero,
+}
+
+impl fmt::Display for MacError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Syntax => "expected six hex octets separated by colons, like 02:00:00:00:00:01",
+            Self::Multicast => {
+                "a multicast or broadcast address (bit 0 of the first octet is set) cannot be an \
+                 interface's address"
+            }
+            Self::Zero => "the all-zero address cannot be an interface's address",
+        })
+    }
+}
+
+impl Mac {
+    /// Parses `aa:bb:cc:dd:ee:ff` (hex digits in either case, one or two
+    /// per octet) and refuses addresses no interface may have.
+    pub fn parse(s: &str) -> Result<Self, MacError> {
+        let mut mac = [0u8; 6];
+        let mut parts = s.split(':');
+        for octet in &mut mac {
+            let part = parts.next().ok_or(MacError::Syntax)?;
+            if part.is_empty() || part.len() > 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(MacError::Syntax);
+            }
+            *octet = u8::from_str_radix(part, 16).map_err(|_| MacError::Syntax)?;
+        }
+        if parts.next().is_some() {
+            return Err(MacError::Syntax);
+        }
+        if mac[0] & 1 != 0 {
+            return Err(MacError::Multicast);
+        }
+        if mac == [0; 6] {
+            return Err(MacError::Zero);
+        }
+        Ok(Self(mac))
+    }
+
+    /// A locally administered unicast address from six random bytes.
+    pub fn local_from(mut bytes: [u8; 6]) -> Self {
+        bytes[0] = (bytes[0] | 0x02) & !0x01;
+        Self(bytes)
+    }
+}
+
+/// One `--net` option, with its `--net-mac` if there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetSpec {
+    /// The device name.
+    pub name: String,
+    /// The tap.
+    pub backend: Backend,
+    /// `--net-mac`, if given.
+    pub mac: Option<Mac>,
+}
+
+impl NetSpec {
+    /// The option as given, for messages: `--net service0=tap0`.
+    fn option(&self) -> String {
+        format!("{NET_OPTION} {}={}", self.name, self.backend)
+    }
+}
+
+/// The net devices of one invocation, in command-line order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetOptions {
+    /// One per `--net`.
+    pub specs: Vec<NetSpec>,
+}
+
+/// A net option is malformed, or a tap cannot be attached.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// Not `NAME=VALUE`.
+    #[error("{option} {value:?}: expected {expected}")]
+    Syntax {
+        /// `--net` or `--net-mac`.
+        option: &'static str,
+        /// The value as given.
+        value: String,
+        /// What the option takes.
+        expected: &'static str,
+    },
+    /// `NAME` is not a valid device name.
+    #[error("{option} {value:?}: `{name}` is not a device name: {reason}")]
+    BadName {
+        /// `--net` or `--net-mac`.
+        option: &'static str,
+        /// The value as given.
+        value: String,
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        reason: abi::NameError,
+    },
+    /// `IFACE` cannot be an interface name.
+    #[error("{NET_OPTION} {name}={iface}: `{iface}` is not an interface name: {reason}")]
+    BadInterface {
+        /// The device.
+        name: String,
+        /// The interface name as given.
+        iface: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// `fd:N` with `N` not a descriptor number.
+    #[error("{NET_OPTION} {name}={value}: expected fd:N with N a file descriptor number")]
+    BadFd {
+        /// The device.
+        name: String,
+        /// The value as given.
+        value: String,
+    },
+    /// `fd:1` or `fd:2`.
+    #[error(
+        "{NET_OPTION} {name}=fd:{fd}: fd {fd} is the guest's console (stdout or stderr), not a \
+         tap: pass the tap on fd 3 or above"
+    )]
+    ConsoleFd {
+        /// The device.
+        name: String,
+        /// The fd.
+        fd: RawFd,
+    },
+    /// Two `--net` for one device.
+    #[error("{NET_OPTION} is given twice for device `{name}`")]
+    Duplicate {
+        /// The device.
+        name: String,
+    },
+    /// Two `--net-mac` for one device.
+    #[error("{MAC_OPTION} is given twice for device `{name}`")]
+    DuplicateMac {
+        /// The device.
+        name: String,
+    },
+    /// Two devices on one tap.
+    #[error("{NET_OPTION}: devices `{first}` and `{second}` are both given {backend}")]
+    SharedTap {
+        /// The earlier device.
+        first: String,
+        /// The later device.
+        second: String,
+        /// The interface or fd.
+        backend: Backend,
+    },
+    /// `--net-mac` for a device with no `--net`.
+    #[error("{MAC_OPTION} {name}={mac}: device `{name}` has no {NET_OPTION}")]
+    MacWithoutNet {
+        /// The device.
+        name: String,
+        /// The MAC as given.
+        mac: String,
+    },
+    /// The `--net-mac` value is not usable.
+    #[error("{MAC_OPTION} {name}={value}: `{value}` is not a usable MAC address: {reason}")]
+    BadMac {
+        /// The device.
+        name: String,
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: MacError,
+    },
+    /// `fd:N` names a descriptor that is not open.
+    #[error("{NET_OPTION} {name}=fd:{fd}: fd {fd} is not open")]
+    FdNotOpen {
+        /// The device.
+        name: String,
+        /// The fd.
+        fd: RawFd,
+    },
+    /// `fd:N` is not an attached tap (`TUNGETIFF` failed or reports a tun).
+    #[error("{NET_OPTION} {name}=fd:{fd}: fd {fd} is not a tap device")]
+    FdNotTap {
+        /// The device.
+        name: String,
+        /// The fd.
+        fd: RawFd,
+    },
+    /// `fd:N` is a tap whose frames carry a header the guest does not expect.
+    #[error(
+        "{NET_OPTION} {name}=fd:{fd}: fd {fd} (interface {iface}) is a tap with {what}: attach \
+         it with IFF_TAP|IFF_NO_PI only"
+    )]
+    FdHeaders {
+        /// The device.
+        name: String,
+        /// The fd.
+        fd: RawFd,
+        /// Its interface.
+        iface: String,
+        /// Which header.
+        what: &'static str,
+    },
+    /// Setting `O_NONBLOCK` on `fd:N` failed.
+    #[error("{NET_OPTION} {name}=fd:{fd}: cannot make fd {fd} non-blocking: {source}")]
+    FdNonBlocking {
+        /// The device.
+        name: String,
+        /// The fd.
+        fd: RawFd,
+        /// The host's error.
+        source: std::io::Error,
+    },
+    /// No interface by that name in the tender's network namespace.
+    #[error("{option}: interface {iface} does not exist{hint}")]
+    NoInterface {
+        /// The option as given.
+        option: String,
+        /// The interface.
+        iface: String,
+        /// For `fd:N`: the tap is in another network namespace.
+        hint: &'static str,
+    },
+    /// The interface is down.
+    #[error("{option}: interface {iface} is down: `ip link set {iface} up`")]
+    Down {
+        /// The option as given.
+        option: String,
+        /// The interface.
+        iface: String,
+    },
+    /// The interface is not a tap (a tun, a veth, a bridge, ...).
+    #[error("{option}: interface {iface} is not a tap device")]
+    NotTap {
+        /// The option as given.
+        option: String,
+        /// The interface.
+        iface: String,
+    },
+    /// A multi-queue tap: `TUNSETIFF` without `IFF_MULTI_QUEUE` cannot
+    /// attach it.
+    #[error(
+        "{option}: interface {iface} is a multi-queue tap: create it without multi_queue \
+         (`ip tuntap add dev {iface} mode tap`)"
+    )]
+    MultiQueue {
+        /// The option as given.
+        option: String,
+        /// The interface.
+        iface: String,
+    },
+    /// Another process has the tap attached.
+    #[error("{option}: interface {iface} is busy: another process has it attached")]
+    Busy {
+        /// The option as given.
+        option: String,
+        /// The interface.
+        iface: String,
+    },
+    /// No permission to attach the tap.
+    #[error(
+        "{option}: no permission to attach interface {iface}: run as root, or as the tap's owner \
+         (`ip tuntap add dev {iface} mode tap user USER`) with access to /dev/net/tun"
+    )]
+    Permission {
+        /// The option as given.
+        option: String,
+        /// The interface.
+        iface: String,
+    },
+    /// `/dev/net/tun` cannot be opened.
+    #[error("{option}: cannot open /dev/net/tun: {source}{hint}")]
+    OpenTun {
+        /// The option as given.
+        option: String,
+        /// The host's error.
+        source: std::io::Error,
+        /// What to do about it, if we know.
+        hint: &'static str,
+    },
+    /// A host call about the interface failed unexpectedly.
+    #[error("{option}: interface {iface}: {call} failed: {source}")]
+    Host {
+        /// The option as given.
+        option: String,
+        /// The interface.
+        iface: String,
+        /// The call, e.g. `TUNSETIFF`.
+        call: &'static str,
+        /// The host's error.
+        source: std::io::Error,
+    },
+    /// `TUNSETIFF` attached another interface than the one asked for.
+    #[error("{option}: the kernel attached interface {got} instead of {iface}")]
+    NameMismatch {
+        /// The option as given.
+        option: String,
+        /// The interface asked for.
+        iface: String,
+        /// The interface attached.
+        got: String,
+    },
+    /// No random bytes for a MAC address.
+    #[error("device `{name}`: cannot draw a random MAC address: {source}")]
+    Random {
+        /// The device.
+        name: String,
+        /// The host's error.
+        source: std::io::Error,
+    },
+}
+
+/// Checks an interface name as Linux would (`dev_valid_name`).
+fn check_iface(iface: &str) -> Result<(), &'static str> {
+    if iface.is_empty() {
+        return Err("empty interface name");
+    }
+    if iface.len() > IFACE_NAME_MAX {
+        return Err("interface names are at most 15 bytes");
+    }
+    if iface == "." || iface == ".." {
+        return Err("`.` and `..` are not interface names");
+    }
+    if iface.bytes().any(|b| b == b'/' || b == b':' || b == 0 || b.is_ascii_whitespace()) {
+        return Err("interface names cannot contain `/`, `:`, NUL or white space");
+    }
+    Ok(())
+}
+
+/// Splits `NAME=VALUE` and checks `NAME`.
+fn split<'a>(
+    option: &'static str,
+    value: &'a str,
+    expected: &'static str,
+) -> Result<(&'a str, &'a str), NetError> {
+    let (name, rest) = value.split_once('=').ok_or_else(|| NetError::Syntax {
+        option,
+        value: value.to_string(),
+        expected,
+    })?;
+    abi::check_name(name.as_bytes()).map_err(|reason| NetError::BadName {
+        option,
+        value: value.to_string(),
+        name: name.to_string(),
+        reason,
+    })?;
+    Ok((name, rest))
+}
+
+impl NetOptions {
+    /// Parses the `--net` and `--net-mac` values, in command-line order.
+    /// Whether each device is declared is checked later, against the image.
+    pub fn parse(nets: &[String], macs: &[String]) -> Result<Self, NetError> {
+        let mut specs: Vec<NetSpec> = Vec::with_capacity(nets.len());
+        for value in nets {
+            let (name, rest) = split(NET_OPTION, value, "NAME=IFACE or NAME=fd:N")?;
+            let backend = match rest.strip_prefix("fd:") {
+                Some(n) => {
+                    let bad =
+                        || NetError::BadFd { name: name.to_string(), value: rest.to_string() };
+                    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(bad());
+                    }
+                    let fd: RawFd = n.parse().map_err(|_| bad())?;
+                    if fd == 1 || fd == 2 {
+                        return Err(NetError::ConsoleFd { name: name.to_string(), fd });
+                    }
+                    Backend::Fd(fd)
+                }
+                None => {
+                    check_iface(rest).map_err(|reason| NetError::BadInterface {
+                        name: name.to_string(),
+                        iface: rest.to_string(),
+                        reason,
+                    })?;
+                    Backend::Iface(rest.to_string())
+                }
+            };
+            if let Some(other) = specs.iter().find(|s| s.name == name) {
+                return Err(NetError::Duplicate { name: other.name.clone() });
+            }
+            if let Some(other) = specs.iter().find(|s| s.backend == backend) {
+                return Err(NetError::SharedTap {
+                    first: other.name.clone(),
+                    second: name.to_string(),
+                    backend,
+                });
+            }
+            specs.push(NetSpec { name: name.to_string(), backend, mac: None });
+        }
+        for value in macs {
+            let (name, mac) = split(MAC_OPTION, value, "NAME=MAC")?;
+            let Some(spec) = specs.iter_mut().find(|s| s.name == name) else {
+                return Err(NetError::MacWithoutNet {
+                    name: name.to_string(),
+                    mac: mac.to_string(),
+                });
+            };
+            if spec.mac.is_some() {
+                return Err(NetError::DuplicateMac { name: name.to_string() });
+            }
+            spec.mac = Some(Mac::parse(mac).map_err(|reason| NetError::BadMac {
+                name: name.to_string(),
+                value: mac.to_string(),
+                reason,
+            })?);
+        }
+        Ok(Self { specs })
+    }
+
+    /// The option for device `name`, if there is one.
+    pub fn get(&self, name: &str) -> Option<&NetSpec> {
+        self.specs.iter().find(|s| s.name == name)
+    }
+
+    /// Checks that every `fd:N` is open. Called before the tender opens
+    /// anything itself, so that a descriptor the caller did not pass is
+    /// reported as such rather than mistaken for one of the tender's own.
+    pub fn check_fds_open(&self) -> Result<(), NetError> {
+        for spec in &self.specs {
+            if let Backend::Fd(fd) = spec.backend
+                && !tap::fd_is_open(fd)
+            {
+                return Err(NetError::FdNotOpen { name: spec.name.clone(), fd });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The seccomp rules for a tap on `fd` attached as device `name`.
+pub fn rules(name: &str, fd: RawFd) -> Vec<Rule> {
+    vec![
+        Rule::on_fd("read", fd, format!("net receive on tap fd {fd} ({name})")),
+        Rule::on_fd("write", fd, format!("net transmit on tap fd {fd} ({name})")),
+    ]
+}
+
+/// The boot-info entry for a tap.
+pub fn info(name: &str, fd: RawFd, mtu: u32, mac: Mac) -> DeviceInfo {
+    let mut info = DeviceInfo {
+        name: [0; abi::DEVICE_NAME_MAX + 1],
+        kind: DeviceKind::Net as u32,
+        fd,
+        mtu,
+        sector_size: 0,
+        capacity: 0,
+        mac: mac.0,
+        flags: 0,
+    };
+    let bytes = name.as_bytes();
+    let len = bytes.len().min(abi::DEVICE_NAME_MAX);
+    info.name[..len].copy_from_slice(&bytes[..len]);
+    info
+}
+
+/// Attaches the tap `spec` names as net device `spec.name`.
+pub fn attach(spec: &NetSpec) -> Result<Device, NetError> {
+    let option = spec.option();
+    let ifs = tap::Interfaces::new().map_err(|source| NetError::Host {
+        option: option.clone(),
+        iface: spec.backend.to_string(),
+        call: "socket(AF_INET, SOCK_DGRAM)",
+        source,
+    })?;
+    let (fd, iface) = match &spec.backend {
+        Backend::Iface(iface) => {
+            (DeviceFd::Owned(open_by_name(&option, iface, &ifs)?), iface.clone())
+        }
+        Backend::Fd(fd) => {
+            let iface = check_passed_fd(spec, *fd)?;
+            check_interface(&option, &iface, &ifs, true)?;
+            check_passed_tap(spec, *fd, &iface)?;
+            (DeviceFd::Inherited(*fd), iface)
+        }
+    };
+    let host = |call, source| NetError::Host {
+        option: option.clone(),
+        iface: iface.clone(),
+        call,
+        source,
+    };
+    let mtu = ifs.mtu(&iface).map_err(|e| host("SIOCGIFMTU", e))?;
+    drop(ifs);
+    let mac = match spec.mac {
+        Some(mac) => mac,
+        None => {
+            let mut bytes = [0; 6];
+            tap::random_bytes(&mut bytes)
+                .map_err(|source| NetError::Random { name: spec.name.clone(), source })?;
+            Mac::local_from(bytes)
+        }
+    };
+    let raw = fd.as_raw_fd();
+    Ok(Device {
+        info: info(&spec.name, raw, mtu, mac),
+        rules: rules(&spec.name, raw),
+        pollable: 1,
+        fd,
+    })
+}
+
+/// Checks that `iface` exists and is up; `passed` says it came from a
+/// caller's fd (the hint for a missing interface differs).
+fn check_interface(
+    option: &str,
+    iface: &str,
+    ifs: &tap::Interfaces,
+    passed: bool,
+) -> Result<(), NetError> {
+    let host = |call, source| NetError::Host {
+        option: option.to_string(),
+        iface: iface.to_string(),
+        call,
+        source,
+    };
+    if ifs.index(iface).map_err(|e| host("SIOCGIFINDEX", e))?.is_none() {
+        let hint = if passed {
+            " in the tender's network namespace: run the tender in the tap's namespace"
+        } else {
+            ""
+        };
+        return Err(NetError::NoInterface {
+            option: option.to_string(),
+            iface: iface.to_string(),
+            hint,
+        });
+    }
+    let flags = ifs.flags(iface).map_err(|e| host("SIOCGIFFLAGS", e))?;
+    if flags & libc::IFF_UP == 0 {
+        return Err(NetError::Down { option: option.to_string(), iface: iface.to_string() });
+    }
+    Ok(())
+}
+
+/// What rtnetlink says about `iface`: `None` if it is not a tun or tap.
+fn tun_link(option: &str, iface: &str) -> Result<Option<rtnl::Tun>, NetError> {
+    let host = |source| NetError::Host {
+        option: option.to_string(),
+        iface: iface.to_string(),
+        call: "rtnetlink RTM_GETLINK",
+        source,
+    };
+    let answer = tap::rtnetlink(&rtnl::request(iface, 1)).map_err(host)?;
+    match rtnl::parse(&answer, 1) {
+        Ok(rtnl::Answer::Link(link)) => Ok(link.tun),
+        Ok(rtnl::Answer::Error(libc::ENODEV)) => Err(NetError::NoInterface {
+            option: option.to_string(),
+            iface: iface.to_string(),
+            hint: "",
+        }),
+        Ok(rtnl::Answer::Error(errno)) => Err(host(std::io::Error::from_raw_os_error(errno))),
+        Err(e) => Err(host(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))),
+    }
+}
+
+/// Checks `iface` and attaches it: exists, is up, is a (single-queue) tap,
+/// then `TUNSETIFF`.
+fn open_by_name(
+    option: &str,
+    iface: &str,
+    ifs: &tap::Interfaces,
+) -> Result<std::os::fd::OwnedFd, NetError> {
+    check_interface(option, iface, ifs, false)?;
+    let not_tap = || NetError::NotTap { option: option.to_string(), iface: iface.to_string() };
+    // Tell a tap from a tun, a veth or a bridge before touching it (with
+    // TUNSETIFF's EINVAL as the backstop).
+    match tun_link(option, iface)? {
+        Some(tun) if tun.tap && tun.multi_queue => {
+            return Err(NetError::MultiQueue {
+                option: option.to_string(),
+                iface: iface.to_string(),
+            });
+        }
+        Some(tun) if tun.tap => {}
+        _ => return Err(not_tap()),
+    }
+    let tun = tap::open_tun().map_err(|source| {
+        let hint = match source.raw_os_error() {
+            Some(libc::EACCES) | Some(libc::EPERM) => {
+                ": run as root, or as a user with access to /dev/net/tun who owns the tap"
+            }
+            Some(libc::ENOENT) | Some(libc::ENODEV) => ": is the tun module loaded?",
+            _ => "",
+        };
+        NetError::OpenTun { option: option.to_string(), source, hint }
+    })?;
+    let got = tap::set_iff(&tun, iface).map_err(|source| match source.raw_os_error() {
+        Some(libc::EBUSY) => {
+            NetError::Busy { option: option.to_string(), iface: iface.to_string() }
+        }
+        Some(libc::EPERM) | Some(libc::EACCES) => {
+            NetError::Permission { option: option.to_string(), iface: iface.to_string() }
+        }
+        Some(libc::EINVAL) => not_tap(),
+        _ => NetError::Host {
+            option: option.to_string(),
+            iface: iface.to_string(),
+            call: "TUNSETIFF",
+            source,
+        },
+    })?;
+    if got != iface {
+        return Err(NetError::NameMismatch {
+            option: option.to_string(),
+            iface: iface.to_string(),
+            got,
+        });
+    }
+    Ok(tun)
+}
+
+/// Checks that the caller's `fd:N` is an attached tap; returns its
+/// interface's name.
+fn check_passed_fd(spec: &NetSpec, fd: RawFd) -> Result<String, NetError> {
+    let name = || spec.name.clone();
+    if !tap::fd_is_open(fd) {
+        return Err(NetError::FdNotOpen { name: name(), fd });
+    }
+    let (iface, flags) = tap::get_iff(fd).map_err(|_| NetError::FdNotTap { name: name(), fd })?;
+    if flags & tap::IFF_TAP == 0 || flags & tap::IFF_TUN != 0 {
+        return Err(NetError::FdNotTap { name: name(), fd });
+    }
+    Ok(iface)
+}
+
+/// Checks the frame format of the tap behind the caller's `fd:N`, as
+/// rtnetlink reports it for `iface`, and makes the fd non-blocking.
+fn check_passed_tap(spec: &NetSpec, fd: RawFd, iface: &str) -> Result<(), NetError> {
+    let name = || spec.name.clone();
+    let headers = |what| NetError::FdHeaders { name: name(), fd, iface: iface.to_string(), what };
+    match tun_link(&spec.option(), iface)? {
+        Some(tun) if tun.pi => return Err(headers("packet information (IFF_NO_PI is not set)")),
+        Some(tun) if tun.vnet_hdr => return Err(headers("virtio-net headers (IFF_VNET_HDR)")),
+        Some(tun) if tun.tap => {}
+        _ => return Err(NetError::FdNotTap { name: name(), fd }),
+    }
+    tap::set_nonblocking(fd).map_err(|source| NetError::FdNonBlocking { name: name(), fd, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn parse(nets: &[&str], macs: &[&str]) -> Result<NetOptions, NetError> {
+        NetOptions::parse(&strings(nets), &strings(macs))
+    }
+
+    fn err(nets: &[&str], macs: &[&str]) -> String {
+        parse(nets, macs).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn macs_parse_in_either_case() {
+        assert_eq!(Mac::parse("02:00:00:00:00:01"), Ok(Mac([2, 0, 0, 0, 0, 1])));
+        assert_eq!(Mac::parse("AA:bb:Cc:0:1:ff"), Ok(Mac([0xaa, 0xbb, 0xcc, 0, 1, 0xff])));
+        assert_eq!(Mac([0xaa, 0xbb, 0xcc, 0, 1, 0xff]).to_string(), "aa:bb:cc:00:01:ff");
+    }
+
+    #[test]
+    fn bad_macs_are_refused_with_the_reason() {
+        for bad in [
+            "",
+            "02:00:00:00:00",
+            "02:00:00:00:00:01:02",
+            "02:00:00:00:00:",
+            "02-00-00-00-00-01",
+            "020:00:00:00:00:01",
+            "0g:00:00:00:00:01",
+            "+2:00:00:00:00:01",
+            "02:00:00:00:00:01 ",
+        ] {
+            assert_eq!(Mac::parse(bad), Err(MacError::Syntax), "{bad:?}");
+        }
+        assert_eq!(Mac::parse("01:00:5e:00:00:01"), Err(MacError::Multicast));
+        assert_eq!(Mac::parse("ff:ff:ff:ff:ff:ff"), Err(MacError::Multicast));
+        assert_eq!(Mac::parse("00:00:00:00:00:00"), Err(MacError::Zero));
+    }
+
+    #[test]
+    fn random_macs_are_local_unicast() {
+        for first in [0x00, 0x01, 0xff, 0xfe, 0x03] {
+            let mac = Mac::local_from([first, 1, 2, 3, 4, 5]);
+            assert_eq!(mac.0[0] & 0x03, 0x02, "{mac}");
+            assert_eq!(&mac.0[1..], &[1, 2, 3, 4, 5]);
+        }
+    }
+
+    #[test]
+    fn options_parse_by_name_and_fd() {
+        let o = parse(&["service0=tap0", "admin=fd:7"], &["admin=02:00:00:00:00:09"]).unwrap();
+        assert_eq!(
+            o.specs,
+            [
+                NetSpec {
+                    name: "service0".into(),
+                    backend: Backend::Iface("tap0".into()),
+                    mac: None
+                },
+                NetSpec {
+                    name: "admin".into(),
+                    backend: Backend::Fd(7),
+                    mac: Some(Mac([2, 0, 0, 0, 0, 9]))
+                },
+            ]
+        );
+        assert_eq!(o.get("admin").unwrap().option(), "--net admin=fd:7");
+        assert!(o.get("storage").is_none());
+        assert_eq!(parse(&[], &[]).unwrap(), NetOptions::default());
+        assert_eq!(parse(&["a=fd:0"], &[]).unwrap().specs[0].backend, Backend::Fd(0));
+    }
+
+    #[test]
+    fn malformed_options_name_the_option() {
+        assert_eq!(err(&["service0"], &[]), "--net \"service0\": expected NAME=IFACE or NAME=fd:N");
+        assert_eq!(
+            err(&["Service=tap0"], &[]),
+            "--net \"Service=tap0\": `Service` is not a \
+             device name: device name must match [a-z][a-z0-9_]*"
+        );
+        assert_eq!(
+            err(&["service0=averyveryverylongname"], &[]),
+            "--net service0=averyveryverylongname: `averyveryverylongname` is not an interface \
+             name: interface names are at most 15 bytes"
+        );
+        assert!(err(&["service0="], &[]).contains("empty interface name"));
+        assert!(err(&["service0=a/b"], &[]).contains("cannot contain `/`"));
+        assert!(err(&["service0=.."], &[]).contains("not interface names"));
+        for bad in ["fd:", "fd:x", "fd:-1", "fd:99999999999"] {
+            assert_eq!(
+                err(&[&format!("service0={bad}")], &[]),
+                format!("--net service0={bad}: expected fd:N with N a file descriptor number")
+            );
+        }
+        assert!(err(&["service0=fd:1"], &[]).contains("fd 1 is the guest's console"));
+        assert!(err(&["service0=fd:2"], &[]).contains("fd 2 is the guest's console"));
+        assert_eq!(err(&[], &["service0"]), "--net-mac \"service0\": expected NAME=MAC");
+    }
+
+    #[test]
+    fn duplicates_and_orphans_are_refused() {
+        assert_eq!(
+            err(&["service0=tap0", "service0=tap1"], &[]),
+            "--net is given twice for device `service0`"
+        );
+        assert_eq!(
+            err(&["a=tap0", "b=tap0"], &[]),
+            "--net: devices `a` and `b` are both given tap0"
+        );
+        assert_eq!(
+            err(&["a=fd:5", "b=fd:5"], &[]),
+            "--net: devices `a` and `b` are both given fd:5"
+        );
+        assert_eq!(
+            err(&["a=tap0"], &["b=02:00:00:00:00:01"]),
+            "--net-mac b=02:00:00:00:00:01: device `b` has no --net"
+        );
+        assert_eq!(
+            err(&["a=tap0"], &["a=02:00:00:00:00:01", "a=02:00:00:00:00:02"]),
+            "--net-mac is given twice for device `a`"
+        );
+    }
+
+    #[test]
+    fn bad_mac_options_name_the_device_and_value() {
+        assert_eq!(
+            err(&["service0=tap0"], &["service0=01:00:5e:00:00:01"]),
+            "--net-mac service0=01:00:5e:00:00:01: `01:00:5e:00:00:01` is not a usable MAC \
+             address: a multicast or broadcast address (bit 0 of the first octet is set) cannot \
+             be an interface's address"
+        );
+        assert!(err(&["service0=tap0"], &["service0=zz"]).contains("expected six hex octets"));
+        assert!(err(&["service0=tap0"], &["service0=0:0:0:0:0:0"]).contains("all-zero"));
+    }
+
+    #[test]
+    fn rules_pin_read_and_write_to_the_tap_fd() {
+        let r = rules("service0", 4);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].to_string(), "read(arg0 == 4)");
+        assert_eq!(r[0].why, "net receive on tap fd 4 (service0)");
+        assert_eq!(r[1].to_string(), "write(arg0 == 4)");
+        assert_eq!(r[1].why, "net transmit on tap fd 4 (service0)");
+    }
+
+    #[test]
+    fn info_carries_name_fd_mtu_and_mac() {
+        let i = info("service0", 5, 9000, Mac([2, 0, 0, 0, 0, 1]));
+        assert_eq!(&i.name[..9], b"service0\0");
+        assert_eq!((i.kind, i.fd, i.mtu, i.mac), (1, 5, 9000, [2, 0, 0, 0, 0, 1]));
+        assert_eq!((i.sector_size, i.capacity, i.flags), (0, 0, 0));
+    }
+
+    #[test]
+    fn attach_errors_name_the_option_and_interface() {
+        let option = "--net service0=tap0".to_string();
+        let e = NetError::Down { option: option.clone(), iface: "tap0".into() };
+        assert_eq!(
+            e.to_string(),
+            "--net service0=tap0: interface tap0 is down: `ip link set tap0 up`"
+        );
+        let e = NetError::NoInterface { option: option.clone(), iface: "tap0".into(), hint: "" };
+        assert_eq!(e.to_string(), "--net service0=tap0: interface tap0 does not exist");
+        let e = NetError::NotTap { option, iface: "tap0".into() };
+        assert_eq!(e.to_string(), "--net service0=tap0: interface tap0 is not a tap device");
+        let e = NetError::FdNotTap { name: "service0".into(), fd: 0 };
+        assert_eq!(e.to_string(), "--net service0=fd:0: fd 0 is not a tap device");
+        let e = NetError::FdNotOpen { name: "service0".into(), fd: 9 };
+        assert_eq!(e.to_string(), "--net service0=fd:9: fd 9 is not open");
+    }
+
+    #[test]
+    fn passed_fds_that_are_not_taps_are_refused() {
+        let spec = NetSpec { name: "service0".into(), backend: Backend::Fd(0), mac: None };
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let fd = null.as_raw_fd();
+        assert!(
+            matches!(check_passed_fd(&spec, fd), Err(NetError::FdNotTap { fd: f, .. }) if f == fd)
+        );
+        // Far above any descriptor limit: never open.
+        assert!(matches!(check_passed_fd(&spec, 1 << 30), Err(NetError::FdNotOpen { .. })));
+    }
+}
