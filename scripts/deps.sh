@@ -6,7 +6,18 @@
 #   libseccomp-dev  the tender builds its filter with libseccomp
 #   gcc             the linker driver for Rust, and native peers for benchmarks
 #   util-linux      setpriv, to run a guest as an unprivileged user in the tests
-NABLA_DEBIAN_PACKAGES=(libseccomp-dev gcc util-linux)
+#   iproute2        ip: network namespaces and taps for the network tests
+#   iputils-ping    ping, curl: reaching a guest from its namespace in the tests
+#   curl
+#   dnsmasq-base    a DHCP server for the guests' DHCP tests
+#   strace          counting the system calls a guest makes
+#   nginx-light     native peers for the network benchmarks, and the load
+#   wrk               generator
+NABLA_DEBIAN_PACKAGES=(
+    libseccomp-dev gcc util-linux
+    iproute2 iputils-ping curl dnsmasq-base strace
+    nginx-light wrk
+)
 
 nabla_ensure_deps() {
     if ! command -v cargo >/dev/null 2>&1; then
