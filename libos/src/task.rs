@@ -24,7 +24,7 @@
 #![allow(unsafe_code)]
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, BinaryHeap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use alloc::sync::Arc;
 use alloc::task::Wake;
 use core::cmp::Reverse;
@@ -98,17 +98,28 @@ impl Ord for Timer {
 
 static TIMER_SEQ: AtomicU64 = AtomicU64::new(0);
 
-fn add_timer(deadline: Instant, waker: Waker) {
+/// Timers whose `Sleep` was dropped before they fired. They are skipped
+/// when they reach the top of the heap, so that a cancelled timeout never
+/// wakes an idle guest.
+static CANCELLED: Mutex<BTreeSet<u64>> = Mutex::new(BTreeSet::new());
+
+fn add_timer(deadline: Instant, waker: Waker) -> u64 {
     let seq = TIMER_SEQ.fetch_add(1, Ordering::Relaxed);
     TIMERS.lock().push(Reverse(Timer { deadline, seq, waker }));
+    seq
 }
 
-/// Wakes every timer due at `now`; returns the next deadline, if any.
+/// Wakes every timer due at `now`; returns the next live deadline, if any.
 fn fire_timers(now: Instant) -> Option<Instant> {
     let mut due = alloc::vec::Vec::new();
     let next = {
         let mut timers = TIMERS.lock();
+        let mut cancelled = CANCELLED.lock();
         while let Some(Reverse(t)) = timers.peek() {
+            if cancelled.remove(&t.seq) {
+                timers.pop();
+                continue;
+            }
             if t.deadline > now {
                 break;
             }
@@ -255,7 +266,8 @@ pub fn task_count() -> usize {
 #[derive(Debug)]
 pub struct Sleep {
     deadline: Instant,
-    registered: bool,
+    /// The timer's sequence number once registered.
+    timer: Option<u64>,
 }
 
 impl Future for Sleep {
@@ -263,13 +275,24 @@ impl Future for Sleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if Instant::now() >= self.deadline {
+            // Fired, or about to: nothing to cancel any more.
+            self.timer = None;
             return Poll::Ready(());
         }
-        if !self.registered {
-            add_timer(self.deadline, cx.waker().clone());
-            self.registered = true;
+        if self.timer.is_none() {
+            self.timer = Some(add_timer(self.deadline, cx.waker().clone()));
         }
         Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(seq) = self.timer
+            && Instant::now() < self.deadline
+        {
+            CANCELLED.lock().insert(seq);
+        }
     }
 }
 
@@ -280,7 +303,7 @@ pub fn sleep(d: Duration) -> Sleep {
 
 /// Completes at `deadline`.
 pub fn sleep_until(deadline: Instant) -> Sleep {
-    Sleep { deadline, registered: false }
+    Sleep { deadline, timer: None }
 }
 
 /// Lets other ready tasks and the network run before continuing.
@@ -433,6 +456,19 @@ pub(crate) mod tests {
             }
         });
         assert_eq!(*order.borrow(), [10, 20, 30]);
+    }
+
+    #[test]
+    fn a_cancelled_timer_does_not_count_as_a_deadline() {
+        let _g = exclusive();
+        block_on(async {
+            let long = sleep(Duration::from_secs(3600));
+            let mut long = core::pin::pin!(long);
+            // Register it, then drop it.
+            assert!(select(long.as_mut(), async {}).await == Either::Right(()));
+        });
+        // Outside block_on: the dropped timer is skipped, nothing is pending.
+        assert_eq!(fire_timers(Instant::now()), None);
     }
 
     #[test]

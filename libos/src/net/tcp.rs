@@ -51,6 +51,19 @@ impl Default for TcpOptions {
     }
 }
 
+/// How long a half-open connection (SYN received, no ACK) may hold a
+/// backlog slot: a SYN flood from spoofed addresses frees the backlog again
+/// after this.
+const SYN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A socket listening on `port`, part of a listener's backlog.
+fn listening_socket(opts: &TcpOptions, port: u16) -> Result<tcp::Socket<'static>, NetError> {
+    let mut s = new_socket(opts);
+    s.set_timeout(Some(to_smol_duration(SYN_TIMEOUT)));
+    s.listen(port).map_err(|_| NetError::InvalidAddress)?;
+    Ok(s)
+}
+
 fn new_socket(opts: &TcpOptions) -> tcp::Socket<'static> {
     let rx = tcp::SocketBuffer::new(vec![0u8; opts.rx_buffer]);
     let tx = tcp::SocketBuffer::new(vec![0u8; opts.tx_buffer]);
@@ -99,9 +112,7 @@ impl TcpListener {
         for i in &mut stack.ifaces {
             let mut backlog = Vec::with_capacity(opts.backlog);
             for _ in 0..opts.backlog {
-                let mut s = new_socket(&opts);
-                s.listen(port).map_err(|_| NetError::InvalidAddress)?;
-                backlog.push(i.sockets.add(s));
+                backlog.push(i.sockets.add(listening_socket(&opts, port)?));
             }
             i.listeners.push((port, backlog));
         }
@@ -133,9 +144,12 @@ impl TcpListener {
                             s.register_recv_waker(cx.waker());
                         }
                         _ => {
+                            // Established: the SYN timeout no longer applies.
+                            s.set_timeout(None);
                             let peer = s.remote_endpoint().map(v4);
-                            let mut fresh = new_socket(&self.opts);
-                            let _ = fresh.listen(self.port);
+                            let Ok(fresh) = listening_socket(&self.opts, self.port) else {
+                                continue;
+                            };
                             let handle = core::mem::replace(slot, iface.sockets.add(fresh));
                             let peer = peer.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
                             return Poll::Ready(Ok((TcpStream { iface: idx, handle }, peer)));

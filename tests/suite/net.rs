@@ -1,0 +1,534 @@
+//! The network stack end to end, with real clients, each test in a network
+//! namespace of its own with the tap inside it (see `support::netns`):
+//! ping, two interfaces and jumbo frames, DHCP from dnsmasq, httpd with curl,
+//! echo with 100 concurrent clients, garbage frames, and an idle guest that
+//! makes no system calls.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use support::netns::{Netns, require_root};
+use support::{KillOnDrop, TempDir, tender, workspace_bin};
+
+const NETINFO: &str = env!("CARGO_BIN_EXE_guest-netinfo");
+
+const HOST: &str = "10.0.0.1";
+const GUEST: &str = "10.0.0.2";
+const GUEST_MAC: &str = "02:00:00:00:00:02";
+
+/// A namespace with tap0 (host side 10.0.0.1/24).
+fn namespace(tag: &str) -> Netns {
+    require_root();
+    let ns = Netns::new(tag);
+    ns.add_tap("tap0", Some("10.0.0.1/24"), None);
+    ns
+}
+
+/// Starts `tender ARGS` in `ns` and waits until it prints a line containing
+/// `ready`; returns the child and the lines printed until then.
+fn start(ns: &Netns, args: &[&str], ready: &str) -> (KillOnDrop, Vec<String>) {
+    let mut child = ns
+        .command(tender())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the tender");
+    let lines = read_until(&mut child, ready, Duration::from_secs(20));
+    (KillOnDrop(child), lines)
+}
+
+fn read_until(child: &mut Child, needle: &str, timeout: Duration) -> Vec<String> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let wanted = needle.to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let done = line.contains(&wanted);
+            lines.push(line);
+            if done {
+                let _ = tx.send(lines.clone());
+            }
+        }
+        let _ = tx.send(lines);
+    });
+    let lines = rx.recv_timeout(timeout).expect("the guest did not get ready in time");
+    assert!(lines.last().is_some_and(|l| l.contains(needle)), "guest output: {lines:#?}");
+    lines
+}
+
+fn httpd(ns: &Netns, extra: &[&str]) -> KillOnDrop {
+    let httpd = workspace_bin("httpd").display().to_string();
+    let mut args = vec!["--net", "service0=tap0", "--net-mac", "service0=02:00:00:00:00:02"];
+    args.extend_from_slice(extra);
+    args.push(&httpd);
+    start(ns, &args, "httpd: serving").0
+}
+
+fn static_ip() -> Vec<&'static str> {
+    vec!["--env", "NET_SERVICE0_IPV4=10.0.0.2/24", "--env", "NET_SERVICE0_GATEWAY=10.0.0.1"]
+}
+
+fn curl(ns: &Netns, args: &[&str]) -> support::Outcome {
+    let mut all = vec!["--silent", "--show-error", "--max-time", "10"];
+    all.extend_from_slice(args);
+    ns.run("curl", &all)
+}
+
+/// Runs `f` on a thread that has entered `ns`'s network namespace, so that
+/// the sockets it opens live there.
+fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let file = std::fs::File::open(format!("/run/netns/{}", ns.name())).expect("netns file");
+    std::thread::spawn(move || {
+        // SAFETY: setns on this thread only, with a valid namespace fd.
+        #[allow(unsafe_code)]
+        let ret = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(ret, 0, "setns: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("thread in the namespace panicked")
+}
+
+#[test]
+fn ping_flood_gets_every_reply_intact() {
+    let ns = namespace("ping");
+    let _guest = httpd(&ns, &static_ip());
+    // -p: a fixed payload pattern; ping checks every reply against it and
+    // reports "wrong data byte" otherwise.
+    let out = ns.run("ping", &["-f", "-c", "10000", "-p", "a55ac33c0ff0", "-W", "2", GUEST]);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    assert!(out.stdout.contains("10000 packets transmitted, 10000 received"), "{}", out.stdout);
+    assert!(!out.stdout.contains("wrong data"), "{}", out.stdout);
+}
+
+#[test]
+fn two_interfaces_each_answer_and_jumbo_mtu_reaches_the_guest() {
+    let ns = namespace("two");
+    ns.add_tap("tap1", Some("10.0.1.1/24"), Some(9000));
+    let (_guest, lines) = start(
+        &ns,
+        &[
+            "--net",
+            "service0=tap0",
+            "--net",
+            "service1=tap1",
+            "--env",
+            "NET_SERVICE0_IPV4=10.0.0.2/24",
+            "--env",
+            "NET_SERVICE1_IPV4=10.0.1.2/24",
+            NETINFO,
+        ],
+        "ready",
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("iface service0 mtu 1500 ") && l.ends_with("ipv4 10.0.0.2/24")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("iface service1 mtu 9000 ") && l.ends_with("ipv4 10.0.1.2/24")),
+        "{lines:#?}"
+    );
+    for addr in [GUEST, "10.0.1.2"] {
+        let out = ns.run("ping", &["-c", "3", "-i", "0.2", "-W", "2", addr]);
+        assert!(out.stdout.contains("3 received"), "{addr}: {out:#?}");
+    }
+    // A jumbo frame, not fragmented, through the MTU 9000 interface.
+    let out =
+        ns.run("ping", &["-c", "2", "-i", "0.2", "-s", "8000", "-M", "do", "-W", "2", "10.0.1.2"]);
+    assert!(out.stdout.contains("2 received"), "{out:#?}");
+}
+
+#[test]
+fn dhcp_from_dnsmasq_configures_the_guest() {
+    let ns = namespace("dhcp");
+    let dir = TempDir::new("dnsmasq");
+    let leases = dir.path().join("leases");
+    let dnsmasq = ns
+        .command("dnsmasq")
+        .args(["--no-daemon", "--conf-file=/dev/null", "--interface=tap0", "--bind-interfaces"])
+        .args(["--port=0", "--dhcp-range=10.0.0.100,10.0.0.150,255.255.255.0,1h"])
+        .args(["--dhcp-option=option:router,10.0.0.1", "--user=root"])
+        .arg(format!("--dhcp-leasefile={}", leases.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dnsmasq (Debian package dnsmasq-base) runs");
+    let _dnsmasq = KillOnDrop(dnsmasq);
+    let (_guest, lines) = start(
+        &ns,
+        &["--net", "service0=tap0", workspace_bin("httpd").to_str().unwrap()],
+        "httpd: serving",
+    );
+    let line = lines.last().unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split(':').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let ip: Ipv4Addr = addr.parse().unwrap();
+    assert!((100..=150).contains(&ip.octets()[3]) && ip.octets()[..3] == [10, 0, 0], "{ip}");
+    assert!(std::fs::read_to_string(&leases).unwrap().contains(addr), "dnsmasq leased {addr}");
+    // The first packet to a new neighbour can be lost while ARP resolves
+    // (smoltcp drops the packet that triggers resolution): warm up first.
+    let _ = ns.run("ping", &["-c", "1", "-W", "2", addr]);
+    let out = ns.run("ping", &["-c", "3", "-i", "0.2", "-W", "2", addr]);
+    assert!(out.stdout.contains("3 received"), "{out:#?}");
+    let out = curl(&ns, &[&format!("http://{addr}/robots.txt")]);
+    assert_eq!(out.stdout, "User-agent: *\nDisallow:\n", "{out:#?}");
+}
+
+#[test]
+fn httpd_get_and_head_are_exact() {
+    let ns = namespace("curl");
+    let _guest = httpd(&ns, &static_ip());
+    let out = curl(&ns, &["--include", "http://10.0.0.2/robots.txt"]);
+    let (head, body) = out.stdout.split_once("\r\n\r\n").expect("a head and a body");
+    assert_eq!(body, "User-agent: *\nDisallow:\n");
+    let lines: Vec<&str> = head.lines().collect();
+    assert_eq!(lines[0], "HTTP/1.1 200 OK");
+    assert!(lines.contains(&"Content-Type: text/plain; charset=utf-8"), "{head}");
+    assert!(lines.contains(&"Content-Length: 24"), "{head}");
+    assert!(lines.contains(&"Connection: keep-alive"), "{head}");
+    assert!(lines.iter().any(|l| l.starts_with("Date: ") && l.ends_with(" GMT")), "{head}");
+
+    let out = curl(&ns, &["--head", "http://10.0.0.2/css/site.css"]);
+    assert!(out.stdout.starts_with("HTTP/1.1 200 OK\r\n"), "{out:#?}");
+    assert!(out.stdout.contains("Content-Type: text/css; charset=utf-8\r\n"), "{out:#?}");
+    assert!(
+        out.stdout.contains(&format!("Content-Length: {}\r\n", site_file("css/site.css").len()))
+    );
+    assert!(out.stdout.ends_with("\r\n\r\n"), "HEAD has no body: {out:#?}");
+
+    let out = curl(&ns, &["http://10.0.0.2/"]);
+    assert_eq!(out.stdout.as_bytes(), site_file("index.html"));
+    let out = curl(&ns, &["--output", "-", "http://10.0.0.2/bench/1m.bin"]);
+    assert_eq!(out.stdout.len(), 1 << 20);
+    assert!(out.stdout.bytes().enumerate().all(|(i, b)| b == b'a' + (i % 26) as u8));
+}
+
+fn site_file(rel: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/httpd/site").join(rel),
+    )
+    .unwrap()
+}
+
+#[test]
+fn httpd_keeps_connections_alive_and_refuses_what_it_should() {
+    let ns = namespace("keepalive");
+    let _guest = httpd(&ns, &static_ip());
+    // Three requests, one connection.
+    let url = "http://10.0.0.2/robots.txt";
+    let out = curl(
+        &ns,
+        &[
+            "--output",
+            "/dev/null",
+            "--output",
+            "/dev/null",
+            "--output",
+            "/dev/null",
+            "--write-out",
+            "%{http_code} %{num_connects}\n",
+            url,
+            url,
+            url,
+        ],
+    );
+    assert_eq!(out.stdout, "200 1\n200 0\n200 0\n", "{out:#?}");
+    let code = |args: &[&str]| {
+        let mut a = vec!["--output", "/dev/null", "--write-out", "%{http_code}"];
+        a.extend_from_slice(args);
+        curl(&ns, &a).stdout
+    };
+    assert_eq!(code(&["http://10.0.0.2/no/such/file"]), "404");
+    assert_eq!(code(&["--request", "POST", "--data", "x", "http://10.0.0.2/"]), "405");
+    assert_eq!(code(&["--request", "DELETE", "http://10.0.0.2/"]), "405");
+
+    // Raw requests, through bash's /dev/tcp.
+    let raw = |request: &str| {
+        let script =
+            format!("exec 3<>/dev/tcp/10.0.0.2/80; printf '{request}' >&3; timeout 5 cat <&3");
+        ns.run("bash", &["-c", &script]).stdout
+    };
+    assert!(raw("GARBAGE\\r\\n\\r\\n").starts_with("HTTP/1.1 400 Bad Request\r\n"));
+    assert!(raw("GET / HTTP/1.1\\r\\nX: %s\\r\\n\\r\\n").starts_with("HTTP/1.1 200 OK\r\n"));
+    let huge = format!("GET / HTTP/1.1\\r\\nX-Big: {}\\r\\n\\r\\n", "a".repeat(10_000));
+    assert!(raw(&huge).starts_with("HTTP/1.1 413 "), "oversized headers get 413");
+    // Two pipelined requests: two responses, in order, then close.
+    let both = raw(
+        "GET /robots.txt HTTP/1.1\\r\\n\\r\\nGET /nope HTTP/1.1\\r\\nConnection: close\\r\\n\\r\\n",
+    );
+    let first = both.find("HTTP/1.1 200 OK").expect("first response");
+    let second = both.find("HTTP/1.1 404 Not Found").expect("second response");
+    assert!(first < second, "{both}");
+}
+
+/// A deterministic pseudo-random byte stream.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn echo_serves_100_concurrent_clients_a_mebibyte_each() {
+    let ns = namespace("echo");
+    let echo = workspace_bin("echo").display().to_string();
+    let mut args = vec!["--mem", "128", "--net", "service0=tap0"];
+    let ip = static_ip();
+    args.extend(ip.iter().copied());
+    args.push(&echo);
+    let (_guest, _) = start(&ns, &args, "echo: listening");
+    let results = in_netns(&ns, || {
+        let clients: Vec<_> = (0..100u64)
+            .map(|i| {
+                std::thread::spawn(move || -> Result<(), String> {
+                    let data = noise(i + 1, 1 << 20);
+                    let addr = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 7);
+                    let mut s = TcpStream::connect_timeout(&addr.into(), Duration::from_secs(10))
+                        .map_err(|e| format!("client {i}: connect: {e}"))?;
+                    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                    let mut w = s.try_clone().unwrap();
+                    let sent = data.clone();
+                    let writer = std::thread::spawn(move || {
+                        w.write_all(&sent)?;
+                        w.shutdown(std::net::Shutdown::Write)
+                    });
+                    let mut back = Vec::with_capacity(data.len());
+                    s.read_to_end(&mut back).map_err(|e| format!("client {i}: read: {e}"))?;
+                    writer.join().unwrap().map_err(|e| format!("client {i}: write: {e}"))?;
+                    if back != data {
+                        return Err(format!(
+                            "client {i}: got {} bytes back, not its own {}",
+                            back.len(),
+                            data.len()
+                        ));
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect::<Vec<_>>()
+    });
+    let failures: Vec<_> = results.into_iter().filter_map(Result::err).collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Internet checksum.
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An Ethernet frame carrying an IPv4 TCP segment to the guest.
+fn tcp_frame(
+    src_mac: [u8; 6],
+    src: [u8; 4],
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    seq: u32,
+    good_sum: bool,
+) -> Vec<u8> {
+    let dst_mac = [2, 0, 0, 0, 0, 2];
+    let dst = [10, 0, 0, 2];
+    let mut tcp = vec![0u8; 20];
+    tcp[0..2].copy_from_slice(&sport.to_be_bytes());
+    tcp[2..4].copy_from_slice(&dport.to_be_bytes());
+    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = flags;
+    tcp[14..16].copy_from_slice(&8192u16.to_be_bytes());
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&src);
+    pseudo.extend_from_slice(&dst);
+    pseudo.extend_from_slice(&[0, 6, 0, 20]);
+    pseudo.extend_from_slice(&tcp);
+    let sum = checksum(&pseudo) ^ if good_sum { 0 } else { 0x5a5a };
+    tcp[16..18].copy_from_slice(&sum.to_be_bytes());
+    let mut ip = vec![0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0];
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    let sum = checksum(&ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&dst_mac);
+    frame.extend_from_slice(&src_mac);
+    frame.extend_from_slice(&[0x08, 0x00]);
+    frame.extend_from_slice(&ip);
+    frame.extend_from_slice(&tcp);
+    frame
+}
+
+#[test]
+fn garbage_frames_do_not_stop_the_guest() {
+    let ns = namespace("garbage");
+    let guest = httpd(&ns, &static_ip());
+    let ok = |what: &str| {
+        let out = curl(&ns, &["http://10.0.0.2/robots.txt"]);
+        assert_eq!(out.stdout, "User-agent: *\nDisallow:\n", "after {what}: {out:#?}");
+    };
+    ok("start");
+    let ifindex: i32 =
+        ns.run("cat", &["/sys/class/net/tap0/ifindex"]).stdout.trim().parse().unwrap();
+    let sent = in_netns(&ns, move || {
+        // SAFETY: a raw packet socket; sendto with a valid sockaddr_ll and buffers.
+        #[allow(unsafe_code)]
+        let send_all = |frames: &[Vec<u8>]| unsafe {
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+            assert!(fd >= 0, "packet socket: {}", std::io::Error::last_os_error());
+            let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+            addr.sll_family = libc::AF_PACKET as u16;
+            addr.sll_ifindex = ifindex;
+            addr.sll_halen = 6;
+            let mut n = 0;
+            for f in frames {
+                let r = libc::sendto(
+                    fd,
+                    f.as_ptr().cast(),
+                    f.len(),
+                    0,
+                    (&raw const addr).cast(),
+                    size_of::<libc::sockaddr_ll>() as u32,
+                );
+                if r > 0 {
+                    n += 1;
+                }
+            }
+            libc::close(fd);
+            n
+        };
+        let host_mac = [2, 0, 0, 0, 0, 1];
+        let mut frames = Vec::new();
+        // Random bytes, all lengths.
+        for i in 0..2000u64 {
+            frames.push(noise(i + 7, 14 + (i as usize * 37) % 1500));
+        }
+        // Addressed to the guest, then cut short at every length.
+        let good = tcp_frame(host_mac, [10, 0, 0, 1], 40000, 80, 0x02, 1, true);
+        for len in 0..good.len() {
+            frames.push(good[..len].to_vec());
+        }
+        // IPv4 with a wrong header length, a wrong total length, bad checksums.
+        for (off, v) in [(14usize, 0x4fu8), (14, 0x41), (16, 0xff), (17, 0xff), (24, 0x00)] {
+            let mut f = good.clone();
+            f[off] = v;
+            frames.push(f);
+        }
+        for i in 0..200u16 {
+            frames.push(tcp_frame(
+                host_mac,
+                [10, 0, 0, 1],
+                30000 + i,
+                80,
+                0x02,
+                u32::from(i),
+                false,
+            ));
+        }
+        // A SYN flood from spoofed addresses on the link.
+        for i in 0..3000u32 {
+            let src = [10, 0, 0, 10 + (i % 200) as u8];
+            frames.push(tcp_frame(
+                host_mac,
+                src,
+                1024 + (i % 60000) as u16,
+                80,
+                0x02,
+                i.wrapping_mul(7919),
+                true,
+            ));
+        }
+        // And random flags on a real port.
+        for i in 0..500u32 {
+            frames.push(tcp_frame(
+                host_mac,
+                [10, 0, 0, 1],
+                50000 + (i % 100) as u16,
+                80,
+                (i % 64) as u8,
+                i,
+                true,
+            ));
+        }
+        send_all(&frames)
+    });
+    assert!(sent > 5000, "only {sent} frames sent");
+    // A SYN flood from spoofed addresses fills the backlog with half-open
+    // connections until they time out (3 s): service must be back by then.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = curl(&ns, &["http://10.0.0.2/robots.txt"]);
+        if out.stdout == "User-agent: *\nDisallow:\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not serving 10 s after the garbage: {out:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    ok("garbage, truncated and bad-checksum frames and a SYN flood");
+    // The guest is the same process, still running.
+    let mut guest = guest;
+    assert!(guest.0.try_wait().unwrap().is_none(), "the guest exited");
+}
+
+/// `voluntary_ctxt_switches + nonvoluntary_ctxt_switches` of `pid`.
+fn context_switches(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("ctxt_switches"))
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+#[test]
+fn an_idle_guest_makes_no_system_calls() {
+    let ns = namespace("idle");
+    // The host's IPv6 stack sends router solicitations and MLD reports on
+    // the tap now and then: frames the guest must read. Keep the link quiet.
+    ns.disable_ipv6();
+    let guest = httpd(&ns, &static_ip());
+    // One request, so that a connection came and went.
+    assert_eq!(curl(&ns, &["http://10.0.0.2/robots.txt"]).code(), Some(0));
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = guest.0.id();
+    let before = context_switches(pid);
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    let after = context_switches(pid);
+    // Each system call that blocks, and each timer wake-up, is a context
+    // switch: an idle guest sits in one ppoll.
+    assert!(
+        after - before <= 1,
+        "{} context switches in {:?} while idle",
+        after - before,
+        t0.elapsed()
+    );
+}
