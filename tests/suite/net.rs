@@ -335,6 +335,70 @@ fn echo_serves_100_concurrent_clients_a_mebibyte_each() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+#[test]
+fn echo_answers_udp_datagrams() {
+    let ns = namespace("udp");
+    let echo = workspace_bin("echo").display().to_string();
+    let mut args = vec!["--net", "service0=tap0"];
+    let ip = static_ip();
+    args.extend(ip.iter().copied());
+    args.push(&echo);
+    let (_guest, _) = start(&ns, &args, "echo: listening");
+    let replies = in_netns(&ns, || {
+        let s = std::net::UdpSocket::bind("10.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut got = Vec::new();
+        for i in 0..20u64 {
+            let msg = noise(i + 100, 1 + (i as usize * 61) % 1400);
+            // UDP is lossy (the first datagram may wait for ARP): retry.
+            for _ in 0..5 {
+                s.send_to(&msg, "10.0.0.2:7").unwrap();
+                let mut buf = [0u8; 2048];
+                if let Ok((n, from)) = s.recv_from(&mut buf) {
+                    got.push((buf[..n] == msg[..], from.to_string()));
+                    break;
+                }
+            }
+        }
+        got
+    });
+    assert_eq!(replies.len(), 20, "{replies:?}");
+    assert!(replies.iter().all(|(same, from)| *same && from == "10.0.0.2:7"), "{replies:?}");
+}
+
+#[test]
+fn a_guest_connects_out_as_a_client() {
+    let ns = namespace("client");
+    ns.add_tap("tap1", Some("10.0.1.1/24"), None);
+    let server = in_netns(&ns, || std::net::TcpListener::bind("10.0.0.1:7070").unwrap());
+    let peer = std::thread::spawn(move || {
+        let (mut s, from) = server.accept().unwrap();
+        let mut line = String::new();
+        BufReader::new(s.try_clone().unwrap()).read_line(&mut line).unwrap();
+        s.write_all(format!("you said {}", line).as_bytes()).unwrap();
+        from
+    });
+    let (_guest, lines) = start(
+        &ns,
+        &[
+            "--net",
+            "service0=tap0",
+            "--net",
+            "service1=tap1",
+            "--env",
+            "NET_SERVICE0_IPV4=10.0.0.2/24",
+            "--env",
+            "NET_SERVICE1_IPV4=10.0.1.2/24",
+            "--env",
+            "CONNECT=10.0.0.1:7070",
+            NETINFO,
+        ],
+        "ready",
+    );
+    assert!(lines.contains(&"reply you said hello from the guest".to_string()), "{lines:#?}");
+    assert_eq!(peer.join().unwrap().ip().to_string(), "10.0.0.2");
+}
+
 /// Internet checksum.
 fn checksum(data: &[u8]) -> u16 {
     let mut sum: u32 = data

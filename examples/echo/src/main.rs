@@ -4,13 +4,14 @@
 //! tender --net service0=tap0 --env NET_SERVICE0_IPV4=10.0.0.2/24 target/release/echo
 //! ```
 //!
-//! Listens on port 7, or on `$PORT`. Each connection is a task of its own;
-//! a client that misbehaves or vanishes only ends its own task.
+//! Listens on port 7, or on `$PORT`, for TCP and for UDP (each datagram is
+//! sent back to its sender). Each TCP connection is a task of its own; a
+//! client that misbehaves or vanishes only ends its own task.
 
 #![no_std]
 #![no_main]
 
-use libos::net::{NetError, TcpListener, TcpOptions, TcpStream};
+use libos::net::{NetError, TcpListener, TcpOptions, TcpStream, UdpSocket};
 use libos::{env, log, println, task};
 
 libos::app!(async main, devices: ["service0": Net]);
@@ -26,6 +27,20 @@ async fn main() -> Result<(), NetError> {
     };
     let opts = TcpOptions { backlog: 64, nodelay: true, ..TcpOptions::default() };
     let listener = TcpListener::bind_with(port, opts)?;
+    let udp = UdpSocket::bind(port)?;
+    task::spawn(async move {
+        let mut buf = [0u8; 2048];
+        loop {
+            match udp.recv_from(&mut buf).await {
+                Ok((n, from)) => {
+                    if let Err(e) = udp.send_to(&buf[..n], from).await {
+                        log::debug!("udp {from}: {e}");
+                    }
+                }
+                Err(e) => log::warn!("udp: {e}"),
+            }
+        }
+    });
     libos::net::wait_configured().await;
     for i in libos::net::interfaces() {
         if let Some((addr, prefix)) = i.ipv4 {
