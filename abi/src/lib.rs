@@ -22,7 +22,7 @@
 #![deny(unsafe_code)]
 
 /// Version of this contract. Bump it on any change to a type or constant here.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Page size the layout is expressed in.
 pub const PAGE_SIZE: u64 = 4096;
@@ -458,6 +458,46 @@ pub struct DeviceInfo {
 /// `DeviceInfo::flags`: the device is attached read-only.
 pub const DEVICE_FLAG_READ_ONLY: u16 = 1;
 
+/// Largest block transfer, in bytes, one `pread64`/`pwrite64` may move. The
+/// tender's filter refuses larger ones; libos splits requests to fit. A
+/// power of two, and a multiple of every sector size the tender accepts.
+pub const MAX_BLOCK_TRANSFER: u64 = 1024 * 1024;
+
+/// The transfer sizes the filter distinguishes on a disk of `sector_size`
+/// bytes per sector, smallest first: one sector, 64 sectors, and
+/// [`MAX_BLOCK_TRANSFER`] (capped to it).
+///
+/// For each tier `T` the filter allows a transfer of at most `T` bytes (a
+/// whole number of sectors) at a sector-aligned offset no greater than
+/// `capacity - T`, so that no allowed call reaches past the capacity. libos
+/// therefore splits every request into chunks that each fit the largest tier
+/// that still ends inside the disk.
+pub const fn block_tiers(sector_size: u64) -> [u64; 3] {
+    let mid =
+        if sector_size * 64 < MAX_BLOCK_TRANSFER { sector_size * 64 } else { MAX_BLOCK_TRANSFER };
+    [sector_size, mid, MAX_BLOCK_TRANSFER]
+}
+
+/// The largest transfer allowed at byte `offset` (sector aligned, below
+/// `capacity`) by [`block_tiers`]: a chunk of a request must not be larger.
+pub const fn block_chunk_limit(offset: u64, capacity: u64, sector_size: u64) -> u64 {
+    let tiers = block_tiers(sector_size);
+    let mut best = 0;
+    let mut i = 0;
+    while i < tiers.len() {
+        if offset <= capacity && tiers[i] <= capacity - offset {
+            best = tiers[i];
+        }
+        i += 1;
+    }
+    best
+}
+
+/// Smallest and largest sector sizes (`--block-sector-size`), powers of two.
+pub const MIN_SECTOR_SIZE: u32 = 512;
+/// See [`MIN_SECTOR_SIZE`].
+pub const MAX_SECTOR_SIZE: u32 = 64 * 1024;
+
 /// Log levels, as `BootInfo::log_level`.
 pub mod log_level {
     /// Nothing is logged (`--quiet`).
@@ -580,6 +620,24 @@ mod tests {
         let mut m = good;
         m.devices[0].reserved = 1;
         assert_eq!(m.validate(), Err(ManifestError::Reserved { index: 0 }));
+    }
+
+    #[test]
+    fn block_chunks_never_reach_past_the_capacity() {
+        let ss = 512;
+        let cap = 100 * 1024 * 1024 + 3 * ss;
+        assert_eq!(block_tiers(512), [512, 32 * 1024, MAX_BLOCK_TRANSFER]);
+        assert_eq!(block_tiers(65536), [65536, MAX_BLOCK_TRANSFER, MAX_BLOCK_TRANSFER]);
+        assert_eq!(block_chunk_limit(0, cap, ss), MAX_BLOCK_TRANSFER);
+        assert_eq!(block_chunk_limit(cap - 3 * ss, cap, ss), ss);
+        assert_eq!(block_chunk_limit(cap - 64 * ss, cap, ss), 64 * ss);
+        assert_eq!(block_chunk_limit(cap, cap, ss), 0);
+        let mut off = cap - 5000 * ss;
+        while off < cap {
+            let c = block_chunk_limit(off, cap, ss);
+            assert!(c >= ss && off + c <= cap);
+            off += c;
+        }
     }
 
     #[test]

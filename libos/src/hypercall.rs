@@ -20,6 +20,9 @@ use core::time::Duration;
 
 const SYS_READ: usize = 0;
 const SYS_WRITE: usize = 1;
+const SYS_PREAD64: usize = 17;
+const SYS_PWRITE64: usize = 18;
+const SYS_FDATASYNC: usize = 75;
 const SYS_CLOCK_GETTIME: usize = 228;
 const SYS_EXIT_GROUP: usize = 231;
 const SYS_PPOLL: usize = 271;
@@ -91,6 +94,32 @@ pub fn write(fd: i32, buf: &[u8]) -> Result<usize, Errno> {
 pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
     // SAFETY: buf is valid for writes of buf.len() bytes.
     check(unsafe { syscall5(SYS_READ, fd as usize, buf.as_mut_ptr() as usize, buf.len(), 0, 0) })
+}
+
+/// `pread64(fd, buf, len, offset)`. Allowed for an attached disk's fd, with
+/// `len` a whole number of sectors and `offset + len` inside the disk, in
+/// the transfer tiers of `abi::block_tiers`. Returns the bytes read.
+pub fn pread64(fd: i32, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+    // SAFETY: buf is valid for writes of buf.len() bytes.
+    check(unsafe {
+        syscall5(SYS_PREAD64, fd as usize, buf.as_mut_ptr() as usize, buf.len(), offset as usize, 0)
+    })
+}
+
+/// `pwrite64(fd, buf, len, offset)`. Allowed like [`pread64`], for disks not
+/// attached read-only. Returns the bytes written.
+pub fn pwrite64(fd: i32, buf: &[u8], offset: u64) -> Result<usize, Errno> {
+    // SAFETY: buf is valid for reads of buf.len() bytes.
+    check(unsafe {
+        syscall5(SYS_PWRITE64, fd as usize, buf.as_ptr() as usize, buf.len(), offset as usize, 0)
+    })
+}
+
+/// `fdatasync(fd)`. Allowed for a writable disk's fd: makes what was written
+/// durable on the host's storage.
+pub fn fdatasync(fd: i32) -> Result<(), Errno> {
+    // SAFETY: fdatasync takes no pointers.
+    check(unsafe { syscall5(SYS_FDATASYNC, fd as usize, 0, 0, 0, 0) }).map(|_| ())
 }
 
 /// Clocks a guest may read.

@@ -18,6 +18,7 @@
 //!   `log` backend.
 //! * [`task`]: the async executor, which idles in one `ppoll` on the taps.
 //! * [`net`]: smoltcp interfaces over the taps, TCP and UDP sockets.
+//! * [`block`]: the attached disks, in whole sectors.
 //!
 //! An application declares itself, and the devices it needs, with [`app!`].
 
@@ -26,6 +27,7 @@
 
 extern crate alloc;
 
+pub mod block;
 pub mod console;
 pub mod env;
 pub mod hypercall;

@@ -391,9 +391,9 @@ fn missing_or_wrong_abi_note() {
         "abi-version",
         |f| {
             let n = f.notes();
-            f.set32(n + 24, 2);
+            f.set32(n + 24, 99);
         },
-        "guest built for nabla ABI version 2, this tender implements version 1",
+        "guest built for nabla ABI version 99, this tender implements version 2",
     );
     refused(
         "abi-target",
