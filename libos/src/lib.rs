@@ -19,6 +19,7 @@
 //! * [`task`]: the async executor, which idles in one `ppoll` on the taps.
 //! * [`net`]: smoltcp interfaces over the taps, TCP and UDP sockets.
 //! * [`block`]: the attached disks, in whole sectors.
+//! * [`fs`]: a FAT16/FAT32 file system on a disk.
 //!
 //! An application declares itself, and the devices it needs, with [`app!`].
 
@@ -30,6 +31,7 @@ extern crate alloc;
 pub mod block;
 pub mod console;
 pub mod env;
+pub mod fs;
 pub mod hypercall;
 pub mod net;
 pub mod process;
