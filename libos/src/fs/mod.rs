@@ -4,7 +4,14 @@
 //! `mkfs.fat --mbr=y` (the volume is found through the partition table in
 //! its first sector) and `mcopy`, or the project's `nabla disk create`.
 //! Long file names are readable (paths match the long name, or the 8.3
-//! name, case-insensitively); new files and directories get 8.3 names.
+//! name, case-insensitively); new files and directories get 8.3 names, and
+//! 8.3 names are listed as stored, in upper case.
+//!
+//! Two limits of embedded-sdmmc 0.10 shape the API: a deleted file's first
+//! cluster stays allocated, so there is no delete; and a file truncated
+//! (by [`FileSystem::create`] on an existing file) and then left empty
+//! keeps one cluster, which `fsck.fat` reports (and repairs) as a length
+//! mismatch. Rewriting a file with new, non-empty contents is clean.
 //!
 //! Paths are absolute (`/css/site.css`). Every call is synchronous and
 //! leaves nothing open: a [`File`] is the only handle, and it closes when
@@ -13,7 +20,6 @@
 mod disk;
 
 use alloc::string::{String, ToString};
-use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 use core::ops::ControlFlow;
@@ -54,6 +60,8 @@ pub enum FsError {
     ReadOnly,
     /// FAT cannot hold a file this large (4 GiB - 1).
     TooLarge,
+    /// The guest's heap cannot hold the file.
+    OutOfMemory,
     /// Not supported by this implementation.
     Unsupported,
     /// The block device failed.
@@ -75,6 +83,7 @@ impl fmt::Display for FsError {
             Self::Busy => f.write_str("file is already open"),
             Self::ReadOnly => f.write_str("read-only"),
             Self::TooLarge => f.write_str("file too large for FAT"),
+            Self::OutOfMemory => f.write_str("not enough memory to hold the file"),
             Self::Unsupported => f.write_str("unsupported operation"),
             Self::Device(e) => write!(f, "disk: {e}"),
         }
@@ -362,7 +371,15 @@ impl FileSystem {
     /// The whole contents of `path`.
     pub fn read(&self, path: &str) -> Result<Vec<u8>, FsError> {
         let mut f = self.open(path)?;
-        let mut out = vec![0u8; f.len() as usize];
+        // A length read from a corrupt directory must not become an
+        // allocation the heap cannot hold.
+        let capacity = self.mgr.device(|d| d.device().capacity());
+        if f.len() > capacity {
+            return Err(FsError::Corrupt);
+        }
+        let mut out = Vec::new();
+        out.try_reserve_exact(f.len() as usize).map_err(|_| FsError::OutOfMemory)?;
+        out.resize(f.len() as usize, 0);
         let mut done = 0;
         while done < out.len() {
             let n = f.read(&mut out[done..])?;
@@ -409,14 +426,6 @@ impl FileSystem {
         }
         let short = ShortFileName::create_from_str(name).map_err(|_| FsError::InvalidName)?;
         Ok(self.mgr.make_dir_in_dir(dir.raw, short)?)
-    }
-
-    /// Removes the file `path` (or an empty directory, as FAT allows).
-    pub fn remove_file(&self, path: &str) -> Result<(), FsError> {
-        let (parents, name) = split(path)?;
-        let dir = self.walk(&parents)?;
-        let entry = self.lookup(&dir, name)?;
-        Ok(self.mgr.delete_entry_in_dir(dir.raw, entry.name)?)
     }
 
     /// Writes back everything buffered and flushes the disk.
