@@ -1317,7 +1317,10 @@ mod tests {
         let e = refuse(|b| put32(b, MANIFEST_DESC, 7));
         let reason = ManifestFault::Invalid(ManifestError::Version(7));
         assert_eq!(e, ImageError::BadManifest { reason });
-        assert_eq!(e.to_string(), "bad nabla manifest note: manifest version 7, expected 1");
+        assert_eq!(
+            e.to_string(),
+            format!("bad nabla manifest note: manifest version 7, expected {}", abi::ABI_VERSION)
+        );
         // Device 0's kind, with count 1.
         let e = refuse(|b| {
             put32(b, MANIFEST_DESC + 4, 1);

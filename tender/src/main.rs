@@ -71,6 +71,9 @@ struct Cli {
     #[arg(long = "net-mac", value_name = "NAME=MAC")]
     net_mac: Vec<String>,
 
+    #[command(flatten)]
+    block: devices::BlockArgs,
+
     /// Prints the image's ABI version, manifest and segments, and exits.
     #[arg(long, conflicts_with = "print_seccomp")]
     inspect: bool,
@@ -193,7 +196,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
     }
     let mem = Layout::mem_bytes(cli.mem)?;
-    let device_options = devices::Options::parse(&cli.net, &cli.net_mac)?;
+    let device_options = devices::Options::parse(&cli.net, &cli.net_mac, &cli.block)?;
     // Before the tender opens anything: a missing fd:N must not be
     // mistaken for a file of the tender's own.
     device_options.check_fds_open()?;
@@ -215,7 +218,14 @@ fn run(cli: Cli) -> Result<(), Error> {
     let mut policy = seccomp::Policy::base(attached.pollable);
     policy.extend(attached.rules.iter().cloned());
     if cli.print_seccomp {
-        print!("{}{}", policy.describe(), policy.pfc()?);
+        print!("{}", policy.describe());
+        if let Some(bytes) = attached.file_size_limit() {
+            println!(
+                "# and RLIMIT_FSIZE {bytes} bytes (the largest writable disk), unless the console \
+                 is a regular file"
+            );
+        }
+        print!("{}", policy.pfc()?);
         return Ok(());
     }
 
@@ -231,6 +241,8 @@ fn run(cli: Cli) -> Result<(), Error> {
 
     memory::map_guest(&file, &image, &layout, &boot_region)?;
     drop(file);
+    // The last file-related step: from here on the tender writes no file.
+    attached.limit_file_size()?;
     let start = launch::Start {
         entry: image.entry,
         stack_top: layout.stack_top,

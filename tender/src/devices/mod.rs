@@ -10,13 +10,16 @@
 //! * `net` (`--net NAME=IFACE`, `--net NAME=fd:N`, `--net-mac NAME=MAC`):
 //!   a tap; `tap` holds its host calls, `rtnl` reads what rtnetlink says
 //!   about an interface.
-//! * block devices (`--block NAME=PATH`) will be a `block` module beside
-//!   `net`; until then a declared block device is refused.
+//! * `block` (`--block NAME=PATH`, `--block-ro NAME=PATH`,
+//!   `--block-sector-size NAME=BYTES`): a disk file; `disk` holds the host
+//!   calls std does not wrap (`RLIMIT_FSIZE`, `fcntl`, `fstat`).
 //!
 //! The tender attaches only devices the application declared, and refuses
 //! to start a guest whose declared devices are not all attached: a guest
 //! must never find a device missing at run time.
 
+mod block;
+mod disk;
 mod net;
 mod rtnl;
 mod tap;
@@ -25,6 +28,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use abi::{DeviceInfo, DeviceKind, Manifest};
 
+pub use block::{BlockArgs, BlockError, FileSizeLimit};
 pub use net::NetError;
 
 use crate::seccomp::Rule;
@@ -68,6 +72,9 @@ pub enum DeviceError {
     /// A net device cannot be attached, or its options are malformed.
     #[error(transparent)]
     Net(#[from] NetError),
+    /// A block device cannot be attached, or its options are malformed.
+    #[error(transparent)]
+    Block(#[from] BlockError),
 }
 
 /// The device options of one invocation, parsed but not yet checked
@@ -75,12 +82,20 @@ pub enum DeviceError {
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     net: net::NetOptions,
+    block: block::BlockOptions,
 }
 
 impl Options {
-    /// Parses the `--net` and `--net-mac` values.
-    pub fn parse(net: &[String], net_mac: &[String]) -> Result<Self, DeviceError> {
-        Ok(Self { net: net::NetOptions::parse(net, net_mac)? })
+    /// Parses the `--net` and `--net-mac` values and the block options.
+    pub fn parse(
+        net: &[String],
+        net_mac: &[String],
+        block: &BlockArgs,
+    ) -> Result<Self, DeviceError> {
+        Ok(Self {
+            net: net::NetOptions::parse(net, net_mac)?,
+            block: block::BlockOptions::parse(block)?,
+        })
     }
 
     /// Checks that every fd the caller passed (`fd:N`) is open. Call it
@@ -91,13 +106,16 @@ impl Options {
 
     /// Each device option with its kind: `(option as given, device name)`.
     fn named(&self) -> impl Iterator<Item = (String, &str, DeviceKind)> {
-        self.net.specs.iter().map(|s| {
+        let nets = self.net.specs.iter().map(|s| {
             (
                 format!("{} {}={}", net::NET_OPTION, s.name, s.backend),
                 s.name.as_str(),
                 DeviceKind::Net,
             )
-        })
+        });
+        let blocks =
+            self.block.specs.iter().map(|s| (s.option(), s.name.as_str(), DeviceKind::Block));
+        nets.chain(blocks)
     }
 }
 
@@ -155,6 +173,18 @@ impl Attached {
         self.pollable += device.pollable;
         self.fds.push(device.fd);
     }
+
+    /// The file size limit the writable disks need (the largest capacity),
+    /// if any disk is writable.
+    pub fn file_size_limit(&self) -> Option<u64> {
+        block::needed_file_size(&self.infos)
+    }
+
+    /// Sets `RLIMIT_FSIZE` to [`file_size_limit`](Self::file_size_limit),
+    /// unless the console is a regular file. Call it last before sealing.
+    pub fn limit_file_size(&self) -> Result<FileSizeLimit, DeviceError> {
+        Ok(block::limit_file_size(&self.infos)?)
+    }
 }
 
 /// `it declares: service0 (net), storage (block)`, or `it declares no devices`.
@@ -196,6 +226,7 @@ pub fn attach(manifest: &Manifest, options: &Options) -> Result<Attached, Device
         }
     }
     let mut attached = Attached::default();
+    let mut disks = block::Attached::default();
     for entry in entries {
         let name = entry.name().unwrap_or("?");
         let not_attached = |hint: String| DeviceError::NotAttached {
@@ -211,9 +242,15 @@ pub fn attach(manifest: &Manifest, options: &Options) -> Result<Attached, Device
                     .ok_or_else(|| not_attached(format!("use {} {name}=IFACE", net::NET_OPTION)))?;
                 attached.push(net::attach(spec)?);
             }
-            Some(DeviceKind::Block) | None => {
-                let kind = kind_name(entry.kind);
-                return Err(not_attached(format!("this tender cannot attach {kind} devices yet")));
+            Some(DeviceKind::Block) => {
+                let spec = options.block.get(name).ok_or_else(|| {
+                    not_attached(format!("use {} {name}=PATH", block::BLOCK_OPTION))
+                })?;
+                attached.push(block::attach(spec, &mut disks)?);
+            }
+            None => {
+                // Unreachable: `image` validated the manifest's kinds.
+                return Err(not_attached("this tender does not know its kind".to_string()));
             }
         }
     }
@@ -225,9 +262,17 @@ mod tests {
     use super::*;
     use abi::DeviceDecl;
 
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
     fn options(net: &[&str], macs: &[&str]) -> Options {
-        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        Options::parse(&s(net), &s(macs)).unwrap()
+        Options::parse(&s(net), &s(macs), &BlockArgs::default()).unwrap()
+    }
+
+    fn block_options(block: &[&str], ro: &[&str]) -> Options {
+        let args = BlockArgs { block: s(block), block_ro: s(ro), sector_size: vec![] };
+        Options::parse(&[], &[], &args).unwrap()
     }
 
     fn net_and_block() -> Manifest {
@@ -255,13 +300,43 @@ mod tests {
     }
 
     #[test]
-    fn a_declared_block_device_is_refused_until_block_exists() {
+    fn a_declared_block_device_without_block_is_refused_with_a_hint() {
         let m = Manifest::build(&[DeviceDecl { name: "storage", kind: DeviceKind::Block }]);
         assert_eq!(
             attach(&m, &Options::default()).unwrap_err().to_string(),
-            "device `storage` (block) is declared by the image but not attached: this tender \
-             cannot attach block devices yet"
+            "device `storage` (block) is declared by the image but not attached: use --block \
+             storage=PATH"
         );
+    }
+
+    #[test]
+    fn block_options_for_the_wrong_devices_are_refused() {
+        let e = attach(&net_and_block(), &block_options(&["service0=d.img"], &[])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--block service0=d.img: device `service0` is a net device, not a block device"
+        );
+        let e = attach(&net_and_block(), &block_options(&[], &["disk=d.img"])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--block-ro disk=d.img: device `disk` is not declared by the image (it declares: \
+             service0 (net), storage (block))"
+        );
+    }
+
+    #[test]
+    fn a_declared_disk_is_attached_with_its_rules() {
+        let path = std::env::temp_dir().join(format!("tender-devices-{}", std::process::id()));
+        std::fs::File::create(&path).unwrap().set_len(1 << 20).unwrap();
+        let m = Manifest::build(&[DeviceDecl { name: "storage", kind: DeviceKind::Block }]);
+        let attached =
+            attach(&m, &block_options(&[&format!("storage={}", path.display())], &[])).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(attached.infos.len(), 1);
+        assert_eq!(attached.infos[0].capacity, 1 << 20);
+        assert_eq!(attached.rules.len(), 11);
+        assert_eq!(attached.pollable, 0);
+        assert_eq!(attached.file_size_limit(), Some(1 << 20));
     }
 
     #[test]
