@@ -67,7 +67,9 @@ fn read_until(child: &mut Child, needle: &str, timeout: Duration) -> Vec<String>
 
 fn httpd(ns: &Netns, extra: &[&str]) -> KillOnDrop {
     let httpd = workspace_bin("httpd").display().to_string();
+    let disk = format!("storage={}", support::site_image().display());
     let mut args = vec!["--net", "service0=tap0", "--net-mac", "service0=02:00:00:00:00:02"];
+    args.extend_from_slice(&["--block-ro", &disk]);
     args.extend_from_slice(extra);
     args.push(&httpd);
     start(ns, &args, "httpd: serving").0
@@ -170,7 +172,13 @@ fn dhcp_from_dnsmasq_configures_the_guest() {
     let _dnsmasq = KillOnDrop(dnsmasq);
     let (_guest, lines) = start(
         &ns,
-        &["--net", "service0=tap0", workspace_bin("httpd").to_str().unwrap()],
+        &[
+            "--net",
+            "service0=tap0",
+            "--block-ro",
+            &format!("storage={}", support::site_image().display()),
+            workspace_bin("httpd").to_str().unwrap(),
+        ],
         "httpd: serving",
     );
     let line = lines.last().unwrap();
@@ -218,6 +226,57 @@ fn httpd_get_and_head_are_exact() {
     let out = curl(&ns, &["--output", "-", "http://10.0.0.2/bench/1m.bin"]);
     assert_eq!(out.stdout.len(), 1 << 20);
     assert!(out.stdout.bytes().enumerate().all(|(i, b)| b == b'a' + (i % 26) as u8));
+}
+
+#[test]
+fn httpd_serves_each_file_of_the_disk_byte_exact_with_ranges_and_conditionals() {
+    let ns = namespace("disk");
+    let _guest = httpd(&ns, &static_ip());
+    for rel in ["index.html", "css/site.css", "robots.txt"] {
+        let out = curl(&ns, &["--output", "-", &format!("http://10.0.0.2/{rel}")]);
+        assert_eq!(out.stdout.as_bytes(), site_file(rel), "{rel}");
+    }
+    let out = curl(&ns, &["--output", "-", "http://10.0.0.2/bench/1k.bin"]);
+    assert_eq!(out.stdout.len(), 1024);
+    // A range of the large file, streamed from the disk, and of a cached one.
+    let out = curl(&ns, &["--include", "--range", "1000-1009", "http://10.0.0.2/bench/1m.bin"]);
+    assert!(out.stdout.starts_with("HTTP/1.1 206 Partial Content\r\n"), "{out:#?}");
+    assert!(out.stdout.contains("Content-Range: bytes 1000-1009/1048576\r\n"), "{out:#?}");
+    assert!(out.stdout.ends_with("\r\n\r\nmnopqrstuv"), "{out:#?}");
+    let out = curl(&ns, &["--range", "-5", "http://10.0.0.2/robots.txt"]);
+    assert_eq!(out.stdout, "low:\n");
+    let code = |args: &[&str]| {
+        let mut a = vec!["--output", "/dev/null", "--write-out", "%{http_code}"];
+        a.extend_from_slice(args);
+        curl(&ns, &a).stdout
+    };
+    assert_eq!(code(&["--range", "5000-", "http://10.0.0.2/robots.txt"]), "416");
+    assert_eq!(code(&["http://10.0.0.2/missing.html"]), "404");
+    assert_eq!(code(&["http://10.0.0.2/css/"]), "404", "no index file in /css");
+    // Last-Modified comes from the file's FAT time; asking with it gives 304.
+    let head = curl(&ns, &["--head", "http://10.0.0.2/robots.txt"]).stdout;
+    let modified = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Last-Modified: "))
+        .expect("a Last-Modified header")
+        .trim()
+        .to_string();
+    assert_eq!(
+        code(&[
+            "--header",
+            &format!("If-Modified-Since: {modified}"),
+            "http://10.0.0.2/robots.txt"
+        ]),
+        "304"
+    );
+    assert_eq!(
+        code(&[
+            "--header",
+            "If-Modified-Since: Thu, 01 Jan 1981 00:00:00 GMT",
+            "http://10.0.0.2/robots.txt"
+        ]),
+        "200"
+    );
 }
 
 fn site_file(rel: &str) -> Vec<u8> {

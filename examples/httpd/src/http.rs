@@ -22,6 +22,8 @@ pub const MAX_HEADERS: usize = 64;
 pub enum Status {
     /// 200.
     Ok,
+    /// 206: a byte range of the file.
+    PartialContent,
     /// 304.
     NotModified,
     /// 400.
@@ -32,6 +34,10 @@ pub enum Status {
     MethodNotAllowed,
     /// 413: the request head is too large.
     TooLarge,
+    /// 416: the byte range lies outside the file.
+    RangeNotSatisfiable,
+    /// 500: the disk failed.
+    InternalError,
     /// 501: a request body in a form httpd does not read.
     NotImplemented,
     /// 505.
@@ -43,11 +49,14 @@ impl Status {
     pub const fn line(self) -> (u16, &'static str) {
         match self {
             Self::Ok => (200, "OK"),
+            Self::PartialContent => (206, "Partial Content"),
             Self::NotModified => (304, "Not Modified"),
             Self::BadRequest => (400, "Bad Request"),
             Self::NotFound => (404, "Not Found"),
             Self::MethodNotAllowed => (405, "Method Not Allowed"),
             Self::TooLarge => (413, "Content Too Large"),
+            Self::RangeNotSatisfiable => (416, "Range Not Satisfiable"),
+            Self::InternalError => (500, "Internal Server Error"),
             Self::NotImplemented => (501, "Not Implemented"),
             Self::VersionNotSupported => (505, "HTTP Version Not Supported"),
         }
@@ -76,6 +85,8 @@ pub struct Request {
     pub body_len: usize,
     /// `If-Modified-Since`, as seconds since the epoch.
     pub if_modified_since: Option<u64>,
+    /// The `Range` header, unparsed (see [`byte_range`]).
+    pub range: Option<String>,
 }
 
 /// What the bytes received so far hold.
@@ -119,6 +130,7 @@ pub fn parse(buf: &[u8]) -> Parsed {
     let mut keep_alive = minor == 1;
     let mut body_len = 0;
     let mut if_modified_since = None;
+    let mut range = None;
     for h in req.headers.iter() {
         let value = core::str::from_utf8(h.value).unwrap_or("").trim();
         if h.name.eq_ignore_ascii_case("connection") {
@@ -138,10 +150,12 @@ pub fn parse(buf: &[u8]) -> Parsed {
             return Parsed::Error(Status::NotImplemented);
         } else if h.name.eq_ignore_ascii_case("if-modified-since") {
             if_modified_since = parse_http_date(value);
+        } else if h.name.eq_ignore_ascii_case("range") {
+            range = Some(String::from(value));
         }
     }
     Parsed::Request {
-        request: Request { method, path, keep_alive, body_len, if_modified_since },
+        request: Request { method, path, keep_alive, body_len, if_modified_since, range },
         len,
     }
 }
@@ -172,6 +186,49 @@ pub fn decode_path(target: &str) -> Option<String> {
         return None;
     }
     Some(path)
+}
+
+/// How to answer a `Range` header for a file of `len` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeAnswer {
+    /// Ignore it and send the whole file (200): not a single byte range httpd serves.
+    Full,
+    /// Send bytes `start..=end` (206).
+    Partial { start: u64, end: u64 },
+    /// No byte of the range is in the file (416).
+    Unsatisfiable,
+}
+
+/// Interprets a `Range` header value (`bytes=a-b`, `bytes=a-`, `bytes=-n`).
+/// Several ranges, or other units, get the whole file, as HTTP allows.
+pub fn byte_range(spec: &str, len: u64) -> RangeAnswer {
+    let Some(set) = spec.trim().strip_prefix("bytes=") else { return RangeAnswer::Full };
+    if set.contains(',') {
+        return RangeAnswer::Full;
+    }
+    let Some((a, b)) = set.trim().split_once('-') else { return RangeAnswer::Full };
+    let (a, b) = (a.trim(), b.trim());
+    let parse = |s: &str| s.parse::<u64>().ok();
+    match (a.is_empty(), b.is_empty()) {
+        // Suffix: the last n bytes.
+        (true, false) => match parse(b) {
+            Some(0) => RangeAnswer::Unsatisfiable,
+            Some(n) if len > 0 => RangeAnswer::Partial { start: len.saturating_sub(n), end: len - 1 },
+            Some(_) => RangeAnswer::Unsatisfiable,
+            None => RangeAnswer::Full,
+        },
+        (false, _) => {
+            let Some(start) = parse(a) else { return RangeAnswer::Full };
+            let end = if b.is_empty() { Some(u64::MAX) } else { parse(b) };
+            match end {
+                None => RangeAnswer::Full,
+                Some(end) if end < start => RangeAnswer::Full,
+                Some(_) if start >= len => RangeAnswer::Unsatisfiable,
+                Some(end) => RangeAnswer::Partial { start, end: end.min(len - 1) },
+            }
+        }
+        (true, true) => RangeAnswer::Full,
+    }
 }
 
 /// The media type for a path, by its extension.
@@ -213,6 +270,9 @@ pub struct Head<'a> {
     pub date: u64,
     /// `Last-Modified`, seconds since the epoch.
     pub last_modified: Option<u64>,
+    /// `Content-Range`: (first byte, last byte, file length) for 206, or
+    /// (0, 0, length) for 416 (`bytes */length`).
+    pub content_range: Option<(u64, u64, u64)>,
 }
 
 impl Head<'_> {
@@ -234,6 +294,18 @@ impl Head<'_> {
         }
         if self.status == Status::MethodNotAllowed {
             s.push_str("Allow: GET, HEAD\r\n");
+        }
+        if matches!(self.status, Status::Ok | Status::PartialContent) {
+            s.push_str("Accept-Ranges: bytes\r\n");
+        }
+        match (self.status, self.content_range) {
+            (Status::RangeNotSatisfiable, Some((_, _, len))) => {
+                let _ = write!(s, "Content-Range: bytes */{len}\r\n");
+            }
+            (_, Some((first, last, len))) => {
+                let _ = write!(s, "Content-Range: bytes {first}-{last}/{len}\r\n");
+            }
+            _ => {}
         }
         s.push_str(if self.keep_alive {
             "Connection: keep-alive\r\n\r\n"
@@ -396,6 +468,23 @@ mod tests {
     }
 
     #[test]
+    fn ranges() {
+        use RangeAnswer::*;
+        assert_eq!(byte_range("bytes=0-99", 1000), Partial { start: 0, end: 99 });
+        assert_eq!(byte_range("bytes=900-", 1000), Partial { start: 900, end: 999 });
+        assert_eq!(byte_range("bytes=-100", 1000), Partial { start: 900, end: 999 });
+        assert_eq!(byte_range("bytes=-5000", 1000), Partial { start: 0, end: 999 });
+        assert_eq!(byte_range("bytes=990-5000", 1000), Partial { start: 990, end: 999 });
+        assert_eq!(byte_range("bytes=1000-", 1000), Unsatisfiable);
+        assert_eq!(byte_range("bytes=-0", 1000), Unsatisfiable);
+        assert_eq!(byte_range("bytes=5-1", 1000), Full);
+        assert_eq!(byte_range("bytes=0-1,5-6", 1000), Full);
+        assert_eq!(byte_range("items=0-1", 1000), Full);
+        assert_eq!(byte_range("bytes=x-1", 1000), Full);
+        assert_eq!(byte_range("bytes=0-0", 0), Unsatisfiable);
+    }
+
+    #[test]
     fn dates_round_trip() {
         let mut s = String::new();
         write_http_date(&mut s, 784_111_777);
@@ -419,6 +508,7 @@ mod tests {
             keep_alive: false,
             date: 0,
             last_modified: None,
+            content_range: None,
         }
         .write(&mut out);
         let text = String::from_utf8(out).unwrap();

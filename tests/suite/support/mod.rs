@@ -173,3 +173,58 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The httpd site as a FAT image: `examples/httpd/site` plus
+/// `/bench/1k.bin` and `/bench/1m.bin` (bytes `b'a' + i % 26`), made with
+/// `mkfs.fat --mbr=y` and `mcopy` once per test process, in the target
+/// directory. Attach it with `--block-ro` so that guests can share it.
+pub fn site_image() -> PathBuf {
+    static IMAGE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    IMAGE
+        .get_or_init(|| {
+            let work = TempDir::new("site");
+            let tree = work.path().join("tree");
+            let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/httpd/site");
+            copy_tree(&site, &tree);
+            std::fs::create_dir_all(tree.join("bench")).unwrap();
+            for (name, size) in [("1k.bin", 1024usize), ("1m.bin", 1 << 20)] {
+                let bytes: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
+                std::fs::write(tree.join("bench").join(name), bytes).unwrap();
+            }
+            let tmp = work.path().join("site.img");
+            std::fs::File::create(&tmp).unwrap().set_len(16 << 20).unwrap();
+            let img = tmp.to_str().unwrap();
+            let tool = |program: &str, args: &[&str]| {
+                let out = Command::new(program)
+                    .args(args)
+                    .env("MTOOLS_SKIP_CHECK", "1")
+                    .output()
+                    .unwrap_or_else(|e| panic!("{program} (dosfstools, mtools): {e}"));
+                assert!(out.status.success(), "{program} {args:?}: {out:?}");
+            };
+            tool("mkfs.fat", &["-F", "16", "--mbr=y", "-n", "SITE", img]);
+            let mut entries: Vec<PathBuf> =
+                std::fs::read_dir(&tree).unwrap().map(|e| e.unwrap().path()).collect();
+            entries.sort();
+            for e in entries {
+                tool("mcopy", &["-s", "-m", "-i", img, e.to_str().unwrap(), "::/"]);
+            }
+            let dest = profile_dir().join(format!("test-site-{}.img", std::process::id()));
+            std::fs::copy(&tmp, &dest).unwrap();
+            dest
+        })
+        .clone()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
