@@ -6,6 +6,8 @@
 #   libseccomp-dev  the tender builds its filter with libseccomp
 #   gcc             the linker driver for Rust, and native peers for benchmarks
 #   util-linux      setpriv, to run a guest as an unprivileged user in the tests
+#   dosfstools, mtools   FAT disk images (nabla disk, the file-system tests)
+#   redis-tools, redis-server   clients and the native peer for kvd
 #   iproute2        ip: network namespaces and taps for the network tests
 #   iputils-ping    ping, curl: reaching a guest from its namespace in the tests
 #   curl
@@ -17,6 +19,8 @@ NABLA_DEBIAN_PACKAGES=(
     libseccomp-dev gcc util-linux
     iproute2 iputils-ping curl dnsmasq-base strace
     nginx-light wrk
+    dosfstools mtools
+    redis-tools redis-server
 )
 
 nabla_ensure_deps() {
