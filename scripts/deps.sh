@@ -50,6 +50,17 @@ nabla_ensure_deps() {
         exit 1
     fi
     echo "installing ${missing[*]}" >&2
+    # The tests start their own servers (nginx, redis-server, dnsmasq) in
+    # namespaces: keep the packages from starting system-wide daemons.
+    local policy=/usr/sbin/policy-rc.d added_policy=
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+        "${sudo[@]}" chmod +x "$policy"
+        added_policy=1
+    fi
     "${sudo[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+    if [ -n "$added_policy" ]; then
+        "${sudo[@]}" rm -f "$policy"
+    fi
 }
