@@ -263,14 +263,14 @@ fn options_for_the_wrong_devices_are_refused() {
     ));
 }
 
-/// Lowers this child's `RLIMIT_FSIZE` to `bytes` (soft and hard) before exec.
+/// Sets this child's `RLIMIT_FSIZE` to `soft` and `hard` before exec.
 #[allow(unsafe_code)]
-fn with_file_size_limit(cmd: &mut Command, bytes: u64) {
+fn with_file_size_limit(cmd: &mut Command, soft: u64, hard: u64) {
     // SAFETY: in the forked child, before exec: one system call with a
     // local rlimit, no allocation or lock.
     unsafe {
         cmd.pre_exec(move || {
-            let lim = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+            let lim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
             if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -287,7 +287,7 @@ fn a_disk_above_the_file_size_limit_is_refused_read_write() {
         let mut c = Command::new(support::tender());
         c.args([option, &storage(&path), BLK, "info"]);
         c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        with_file_size_limit(&mut c, MIB);
+        with_file_size_limit(&mut c, MIB, MIB);
         support::wait(c.spawn().unwrap(), Duration::from_secs(30), "tender with ulimit -f")
     };
     run_limited("--block").assert_refused(&format!(
@@ -527,26 +527,33 @@ fn file_size_limit_of(pid: u32, want: &str) -> String {
 fn the_file_size_limit_is_the_largest_writable_disk_unless_the_console_is_a_file() {
     let dir = TempDir::new("blk-rlimit");
     let path = disk(&dir, "disk.img", 3 * MIB);
+    // The hard limit this test inherited, which the tender may not raise.
+    let limits = fs::read_to_string("/proc/self/limits").unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max file size")).unwrap();
+    let hard_text = line.split_whitespace().nth(4).unwrap().to_string();
+    let hard = hard_text.parse().unwrap_or(libc::RLIM_INFINITY);
     // ppoll(NULL, 0, NULL, NULL, 8): waits forever, a live guest to look at.
-    let spawn = |stdout: Stdio| {
-        let child = Command::new(support::tender())
-            .args(["--block", &storage(&path), SYSCALL, "271", "0", "0", "0", "0", "8"])
+    let spawn = |stdout: Stdio, soft: u64| {
+        let mut c = Command::new(support::tender());
+        c.args(["--block", &storage(&path), SYSCALL, "271", "0", "0", "0", "0", "8"])
             .stdin(Stdio::null())
             .stdout(stdout)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        KillOnDrop(child)
+            .stderr(Stdio::null());
+        with_file_size_limit(&mut c, soft, hard);
+        KillOnDrop(c.spawn().unwrap())
     };
-    let guest = spawn(Stdio::piped());
-    assert_eq!(file_size_limit_of(guest.0.id(), "3145728"), "3145728");
-    drop(guest);
-    // The console a file: the limit stays what the tender inherited.
-    let inherited = file_size_limit_of(std::process::id(), "");
-    let log = File::create(dir.path().join("console.log")).unwrap();
-    let guest = spawn(Stdio::from(log));
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(file_size_limit_of(guest.0.id(), &inherited), inherited);
+    for soft in [hard, MIB] {
+        let guest = spawn(Stdio::piped(), soft);
+        assert_eq!(file_size_limit_of(guest.0.id(), "3145728"), "3145728", "from {soft}");
+    }
+    // The console a file: the limit is left as inherited, unless the soft
+    // one is below the disk (then it is raised to the hard one).
+    for soft in [hard, MIB] {
+        let log = File::create(dir.path().join("console.log")).unwrap();
+        let guest = spawn(Stdio::from(log), soft);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(file_size_limit_of(guest.0.id(), &hard_text), hard_text, "from {soft}");
+    }
 }
 
 #[test]

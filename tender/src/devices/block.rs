@@ -494,13 +494,13 @@ fn open(spec: &BlockSpec) -> Result<(File, std::fs::Metadata), BlockError> {
 
 /// The files attached so far, to refuse one file for two devices.
 #[derive(Debug, Default)]
-pub struct Attached {
+pub struct AttachedFiles {
     /// `(st_dev, st_ino, device name)`.
     files: Vec<(u64, u64, String)>,
 }
 
 /// Attaches the disk `spec` names as block device `spec.name`.
-pub fn attach(spec: &BlockSpec, attached: &mut Attached) -> Result<Device, BlockError> {
+pub fn attach(spec: &BlockSpec, attached: &mut AttachedFiles) -> Result<Device, BlockError> {
     let option = spec.option();
     let (file, meta) = open(spec)?;
     if let Some((_, _, first)) =
@@ -514,7 +514,7 @@ pub fn attach(spec: &BlockSpec, attached: &mut Attached) -> Result<Device, Block
     }
     let capacity = check_size(&option, meta.len(), spec.sector_size)?;
     if !spec.read_only {
-        let limit = disk::file_size_hard_limit().map_err(|source| BlockError::Host {
+        let (_, limit) = disk::file_size_limits().map_err(|source| BlockError::Host {
             what: "getrlimit(RLIMIT_FSIZE)".to_string(),
             source,
         })?;
@@ -539,8 +539,9 @@ pub enum FileSizeLimit {
     None,
     /// `RLIMIT_FSIZE` is now this many bytes.
     Set(u64),
-    /// Not set: the console (fd 1) is a regular file, which the limit
-    /// would cut off once the guest's output reached it.
+    /// Not lowered: the console (fd 1) is a regular file, which the limit
+    /// would cut off once the guest's output reached it. The soft limit is
+    /// raised to the hard one if it was below the largest capacity.
     ConsoleIsAFile(u64),
 }
 
@@ -556,9 +557,10 @@ pub fn needed_file_size(infos: &[DeviceInfo]) -> Option<u64> {
 }
 
 /// Sets `RLIMIT_FSIZE` (soft and hard) to the largest writable disk's
-/// capacity, unless the console is a regular file. Call it last before
-/// sealing: the tender writes no file afterwards (the BPF export into a
-/// memfd, which the limit would cover too, is done by then).
+/// capacity, unless the console is a regular file (then it only makes sure
+/// the soft limit lets the guest write the end of every disk). Call it last
+/// before sealing: the tender writes no file afterwards (the BPF export
+/// into a memfd, which the limit would cover too, is done by then).
 pub fn limit_file_size(infos: &[DeviceInfo]) -> Result<FileSizeLimit, BlockError> {
     let Some(bytes) = needed_file_size(infos) else {
         return Ok(FileSizeLimit::None);
@@ -568,9 +570,14 @@ pub fn limit_file_size(infos: &[DeviceInfo]) -> Result<FileSizeLimit, BlockError
         move |source| BlockError::Host { what, source }
     };
     if disk::is_regular_file(1).map_err(host("fstat of the console (fd 1)"))? {
+        let (soft, hard) = disk::file_size_limits().map_err(host("getrlimit(RLIMIT_FSIZE)"))?;
+        if soft < bytes {
+            // `attach` checked that the hard limit is at least `bytes`.
+            disk::set_file_size_limits(hard, hard).map_err(host("setrlimit(RLIMIT_FSIZE)"))?;
+        }
         return Ok(FileSizeLimit::ConsoleIsAFile(bytes));
     }
-    disk::set_file_size_limit(bytes).map_err(host("setrlimit(RLIMIT_FSIZE)"))?;
+    disk::set_file_size_limits(bytes, bytes).map_err(host("setrlimit(RLIMIT_FSIZE)"))?;
     Ok(FileSizeLimit::Set(bytes))
 }
 
@@ -855,7 +862,7 @@ mod tests {
 
     #[test]
     fn attach_opens_regular_files_only() {
-        let mut seen = Attached::default();
+        let mut seen = AttachedFiles::default();
         let f = TempFile::new("ok", 1 << 20);
         let d = attach(&spec("a", &f.0, false, 512), &mut seen).unwrap();
         assert_eq!((d.info.capacity, d.info.sector_size, d.info.flags), (1 << 20, 512, 0));
@@ -873,16 +880,18 @@ mod tests {
         drop(d);
 
         let dir = std::env::temp_dir();
-        let e = attach(&spec("a", &dir, false, 512), &mut Attached::default()).unwrap_err();
+        let e = attach(&spec("a", &dir, false, 512), &mut AttachedFiles::default()).unwrap_err();
         assert!(e.to_string().ends_with("is a directory, not a disk file"), "{e}");
-        let e = attach(&spec("a", Path::new("/dev/null"), true, 512), &mut Attached::default())
-            .unwrap_err();
+        let e =
+            attach(&spec("a", Path::new("/dev/null"), true, 512), &mut AttachedFiles::default())
+                .unwrap_err();
         assert_eq!(
             e.to_string(),
             "--block-ro a=/dev/null: /dev/null is not a regular file (a character device)"
         );
         let missing = dir.join("tender-block-test-does-not-exist");
-        let e = attach(&spec("a", &missing, false, 512), &mut Attached::default()).unwrap_err();
+        let e =
+            attach(&spec("a", &missing, false, 512), &mut AttachedFiles::default()).unwrap_err();
         assert_eq!(
             e.to_string(),
             format!(

@@ -36,23 +36,23 @@ pub fn set_blocking(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
-/// The hard `RLIMIT_FSIZE` of this process, in bytes (`u64::MAX` for
-/// unlimited): the highest file size limit it may set.
-pub fn file_size_hard_limit() -> io::Result<u64> {
+/// The soft and hard `RLIMIT_FSIZE` of this process, in bytes (`u64::MAX`
+/// for unlimited): the limit in force and the highest it may be set to.
+pub fn file_size_limits() -> io::Result<(u64, u64)> {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: lim is a valid, writable rlimit.
     if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut lim) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(lim.rlim_max)
+    Ok((lim.rlim_cur, lim.rlim_max))
 }
 
-/// Sets the soft and hard `RLIMIT_FSIZE` to `bytes`: from then on a write
-/// that starts at or beyond `bytes` in any file fails (`SIGXFSZ`, or
-/// `EFBIG` if that signal is ignored), and one that would cross it is cut
-/// short. `bytes` must not exceed the hard limit ([`file_size_hard_limit`]).
-pub fn set_file_size_limit(bytes: u64) -> io::Result<()> {
-    let lim = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+/// Sets the soft and hard `RLIMIT_FSIZE`: from then on a write that starts
+/// at or beyond `soft` in any file fails (`SIGXFSZ`, or `EFBIG` if that
+/// signal is ignored), and one that would cross it is cut short. `soft`
+/// must not exceed `hard`, nor `hard` the current hard limit.
+pub fn set_file_size_limits(soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
     // SAFETY: lim is a valid rlimit the kernel only reads.
     if unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &lim) } != 0 {
         return Err(io::Error::last_os_error());
@@ -87,7 +87,8 @@ mod tests {
     }
 
     #[test]
-    fn the_hard_limit_is_readable() {
-        assert!(file_size_hard_limit().unwrap() > 0);
+    fn the_limits_are_readable() {
+        let (soft, hard) = file_size_limits().unwrap();
+        assert!(soft > 0 && soft <= hard);
     }
 }

@@ -226,7 +226,7 @@ pub fn attach(manifest: &Manifest, options: &Options) -> Result<Attached, Device
         }
     }
     let mut attached = Attached::default();
-    let mut disks = block::Attached::default();
+    let mut disks = block::AttachedFiles::default();
     for entry in entries {
         let name = entry.name().unwrap_or("?");
         let not_attached = |hint: String| DeviceError::NotAttached {
