@@ -4,8 +4,9 @@
 //! and the guarantees; in short:
 //!
 //! * Sectors 0 and 1 hold two copies of the **superblock**, each written
-//!   and flushed in turn; the valid copy with the larger epoch wins, so a
-//!   torn write of either leaves a whole one in force. It names the live
+//!   and flushed in turn, a copy that is not the current one first; the
+//!   valid copy with the larger epoch wins, so a torn write never leaves
+//!   the disk without a whole, current one. It names the live
 //!   half of the disk (an **area**), the log's **generation** and the
 //!   **boot** count, which every open increments.
 //! * The live area holds **records**, one per [`Aof::commit`], each starting
@@ -39,7 +40,8 @@ use core::str::FromStr;
 pub use disk::{DefaultDisk, Disk, DiskError, MemDisk};
 pub use format::crc32c;
 use format::{
-    HEADER_LEN, KIND_LOG, KIND_SNAPSHOT, Superblock, VERSION, encode_command, push_record,
+    HEADER_LEN, KIND_LOG, KIND_SNAPSHOT, SB_LEN, SB_MAGIC, Superblock, VERSION, encode_command,
+    push_record,
 };
 use replay::scan;
 
@@ -359,7 +361,9 @@ pub struct Aof<D: Disk = DefaultDisk> {
     sb: Superblock,
     /// Sectors used in the live area: the next record goes here.
     tail: u64,
-    /// Sectors of the snapshot at the start of the live area.
+    /// Sectors of the snapshot at the start of the live area (or of the
+    /// whole log when a compaction last failed for lack of room):
+    /// compaction is due when the log has grown enough past it.
     base: u64,
     /// Sequence number of the next command.
     seq: u64,
@@ -378,6 +382,10 @@ pub struct Aof<D: Disk = DefaultDisk> {
     /// The last commit did not fit.
     full: bool,
     halted: Option<DiskError>,
+    /// The superblock copy to write first: one that does not hold the
+    /// current superblock, if there is one, so that a torn write never
+    /// leaves the disk without a valid copy.
+    sb_first: u64,
 }
 
 impl<D: Disk> fmt::Debug for Aof<D> {
@@ -420,21 +428,27 @@ impl<D: Disk> Aof<D> {
             return Err(AofError::TooSmall { capacity });
         }
         let mut sector = vec![0u8; ss as usize];
-        let mut best: Option<(Superblock, u32)> = None;
-        for slot in 0..2 {
-            disk.read(slot, &mut sector)?;
-            if let Some((sb, version)) = Superblock::decode(&sector)
-                && best.is_none_or(|(b, _)| sb.epoch > b.epoch)
-            {
-                best = Some((sb, version));
-            }
+        let mut copies: [Option<(Superblock, u32)>; 2] = [None, None];
+        for (copy, found) in (0..).zip(copies.iter_mut()) {
+            disk.read(copy, &mut sector)?;
+            *found = Superblock::decode(&sector);
         }
+        let best = match copies {
+            [Some(a), Some(b)] => Some(if b.0.epoch > a.0.epoch { b } else { a }),
+            [a, b] => a.or(b),
+        };
+        // Write first a copy that is not the current superblock.
+        let sb_first = match copies {
+            [Some(a), Some(b)] if a == b => 0,
+            [Some(a), _] if best == Some(a) => 1,
+            _ => 0,
+        };
         let (sb, initialised) = match best {
             Some((sb, version)) => {
                 sb.check(version, ss, capacity)?;
                 (sb, false)
             }
-            None if all_zero(&disk)? => (Superblock::fresh(ss, capacity / u64::from(ss)), true),
+            None if blank(&disk)? => (Superblock::fresh(ss, capacity / u64::from(ss)), true),
             None => return Err(AofError::Unrecognised),
         };
         let (scan, cut) = scan(&disk, &sb, replay)?;
@@ -452,6 +466,7 @@ impl<D: Disk> Aof<D> {
             clock: now_ms,
             full: false,
             halted: None,
+            sb_first,
             sb,
             disk,
             fsync,
@@ -597,11 +612,26 @@ impl<D: Disk> Aof<D> {
     /// supersedes them. It is written to the other area under a new
     /// generation and flushed; then the superblock switches to it and is
     /// flushed. A crash at any point leaves the old log or the new one.
-    /// On `Full` (the snapshot does not fit in an area) the old log stays.
+    /// On `Full` (the snapshot does not fit in an area) the old log stays,
+    /// and `wants_compaction` says no until the log has grown again or a
+    /// commit fails, so that a dataset too large for the disk does not
+    /// make every timer tick rewrite it.
     pub fn compact(&mut self, snapshot: &mut dyn Iterator<Item = Command>) -> Result<(), AofError> {
         if let Some(e) = self.halted {
             return Err(AofError::Halted(e));
         }
+        let result = self.write_snapshot(snapshot);
+        if result == Err(AofError::Full) {
+            self.full = false;
+            self.base = self.tail;
+        }
+        result
+    }
+
+    fn write_snapshot(
+        &mut self,
+        snapshot: &mut dyn Iterator<Item = Command>,
+    ) -> Result<(), AofError> {
         self.max_generation += 1;
         let generation = self.max_generation;
         let target = 1 - self.sb.live;
@@ -676,16 +706,19 @@ impl<D: Disk> Aof<D> {
     }
 
     /// Makes `sb` current: flushes what came before (the records it
-    /// vouches for), then writes and flushes copy 0, then copy 1. Once copy
-    /// 0 is on the disk the update holds; copy 1 is there so that one
-    /// damaged sector cannot lose it. A failure halts the log: the update
-    /// may or may not have reached the disk.
+    /// vouches for), then writes and flushes one copy, then the other. The
+    /// first is one that does not hold the current superblock (a copy torn
+    /// or stale from an earlier crash), so that a torn write never leaves
+    /// the disk without a valid copy; once it is on the disk the update
+    /// holds, and the second is there so that one damaged sector cannot
+    /// lose it. A failure halts the log: the update may or may not have
+    /// reached the disk.
     fn write_superblock(&mut self, sb: Superblock) -> Result<(), AofError> {
         self.sync_disk()?;
         self.buf.clear();
         self.buf.resize(self.ss, 0);
         sb.encode(&mut self.buf);
-        for copy in 0..2 {
+        for copy in [self.sb_first, 1 - self.sb_first] {
             if let Err(e) = self.disk.write(copy, &self.buf) {
                 self.halted = Some(e);
                 return Err(AofError::Disk(e));
@@ -694,6 +727,7 @@ impl<D: Disk> Aof<D> {
             self.sync_disk()?;
         }
         self.sb = sb;
+        self.sb_first = 0;
         Ok(())
     }
 
@@ -720,13 +754,30 @@ impl<D: Disk> Aof<D> {
     }
 }
 
-/// Whether every byte of the disk is zero: only then is it initialised.
-fn all_zero<D: Disk>(disk: &D) -> Result<bool, AofError> {
+/// Whether the disk may be initialised: every byte is zero, except
+/// perhaps a superblock torn by a crash during the very first start (no
+/// record is written before the first superblock is whole, so there is
+/// nothing to lose). A torn superblock has non-zero bytes only in its first
+/// `SB_LEN`, and only the magic's own at the magic's place.
+fn blank<D: Disk>(disk: &D) -> Result<bool, AofError> {
+    let mut sector = vec![0u8; disk.sector_size() as usize];
+    for copy in 0..2 {
+        disk.read(copy, &mut sector)?;
+        let mut magic = sector[..SB_MAGIC.len()].iter().zip(SB_MAGIC);
+        if sector[SB_LEN..].iter().any(|&b| b != 0) || magic.any(|(&b, m)| b != 0 && b != m) {
+            return Ok(false);
+        }
+    }
+    all_zero(disk, 2)
+}
+
+/// Whether every byte from sector `from` on is zero.
+fn all_zero<D: Disk>(disk: &D, from: u64) -> Result<bool, AofError> {
     let ss = u64::from(disk.sector_size());
     let sectors = disk.capacity() / ss;
     let per = CHUNK as u64 / ss;
     let mut buf = vec![0u8; CHUNK];
-    let mut at = 0;
+    let mut at = from;
     while at < sectors {
         let n = per.min(sectors - at);
         let chunk = &mut buf[..(n * ss) as usize];

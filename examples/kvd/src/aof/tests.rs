@@ -57,6 +57,8 @@ struct State {
     dead: bool,
     /// The write the process died in landed only partly.
     torn: bool,
+    /// A write the process dies in lands whole, as garbage.
+    garble: bool,
     /// Fail the next write, or every flush, without dying.
     fail_write: bool,
     fail_flush: bool,
@@ -82,6 +84,7 @@ impl CrashDisk {
             budget: None,
             dead: false,
             torn: false,
+            garble: false,
             fail_write: false,
             fail_flush: false,
             flushes: 0,
@@ -187,7 +190,14 @@ impl Disk for CrashDisk {
             st.torn = true;
             len = st.rng.below(buf.len() as u64 + 1) as usize;
         }
-        st.current[at..at + len].copy_from_slice(&buf[..len]);
+        if st.garble && st.dead {
+            len = buf.len();
+            for b in &mut st.current[at..at + len] {
+                *b = st.rng.next() as u8;
+            }
+        } else {
+            st.current[at..at + len].copy_from_slice(&buf[..len]);
+        }
         // Keep whole sectors in the unflushed list; a torn last sector is
         // old bytes after the prefix.
         let whole = len.div_ceil(st.ss) * st.ss;
@@ -310,6 +320,74 @@ fn a_disk_that_is_not_zero_and_has_no_superblock_is_refused_untouched() {
         assert_eq!(err, AofError::Unrecognised);
         assert!(err.to_string().contains("refusing to overwrite"), "{err}");
         assert_eq!(disk.kill(), image);
+    }
+}
+
+/// A crash during the very first start, while the superblock is written:
+/// the disk holds a torn superblock and nothing else, and starts afresh.
+#[test]
+fn a_crash_during_the_first_start_leaves_a_disk_that_starts() {
+    for power in [false, true] {
+        for budget in 0..4 {
+            for seed in 0..20 {
+                let disk = CrashDisk::zeroed(MIB, 512, seed);
+                disk.die_after(budget);
+                if Aof::open(disk.clone(), Fsync::Always).is_ok() {
+                    continue;
+                }
+                let image = if power { disk.power_loss() } else { disk.kill() };
+                let (_, replay, report) = Aof::open(mem(image, 512), Fsync::Always)
+                    .unwrap_or_else(|e| panic!("budget {budget} seed {seed}: {e}"));
+                assert!(replay.is_empty() && report.cut.is_none(), "{report}");
+            }
+        }
+    }
+    // Only a torn superblock: foreign bytes after it, or where the magic
+    // goes, are refused.
+    let (aof, _, _) = Aof::open(MemDisk::new(MIB, 512), Fsync::No).unwrap();
+    let image = aof.disk().to_bytes();
+    for (at, byte) in [(3, b'x'), (200, 1)] {
+        let mut torn = vec![0u8; MIB as usize];
+        torn[..60].copy_from_slice(&image[..60]);
+        torn[at] = byte;
+        assert_eq!(Aof::open(mem(torn, 512), Fsync::No).unwrap_err(), AofError::Unrecognised);
+    }
+}
+
+/// A superblock update never writes over the only valid copy: with one
+/// copy damaged (torn by an earlier crash) or stale (an update that died
+/// between its two copies), the process dies writing the first copy of
+/// the next update, leaving garbage there. The current superblock, and
+/// the log it vouches for, must survive.
+#[test]
+fn a_superblock_update_never_overwrites_the_only_current_copy() {
+    for damaged in 0..2usize {
+        for stale in [false, true] {
+            let what = format!("copy {damaged} {}", if stale { "stale" } else { "torn" });
+            let disk = CrashDisk::zeroed(MIB, 512, 0);
+            let (mut aof, _, _) = Aof::open(disk.clone(), Fsync::Always).unwrap();
+            commit_each(&mut aof, &sets(0..3));
+            let before = disk.kill();
+            // A second boot: its records need its superblock (boot 2).
+            let disk = CrashDisk::new(before.clone(), 512, 0);
+            let (mut aof, _, _) = Aof::open(disk.clone(), Fsync::Always).unwrap();
+            commit_each(&mut aof, &sets(3..6));
+            let mut image = disk.kill();
+            let sector = damaged * 512..(damaged + 1) * 512;
+            if stale {
+                // The copy from before this boot's update.
+                image[sector.clone()].copy_from_slice(&before[sector]);
+            } else {
+                image[damaged * 512 + 20] ^= 0xff;
+            }
+            let disk = CrashDisk::new(image, 512, 0);
+            disk.0.borrow_mut().garble = true;
+            disk.die_after(1); // a flush, then the first copy's write
+            assert!(Aof::open(disk.clone(), Fsync::Always).is_err(), "{what}");
+            let (_, replay, report) = Aof::open(CrashDisk::new(disk.kill(), 512, 0), Fsync::Always)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!((replay, report.cut), (sets(0..6), None), "{what}");
+        }
     }
 }
 
@@ -584,6 +662,8 @@ fn a_full_log_refuses_commits_until_compaction_makes_room() {
     // A snapshot larger than an area: Full, and the old log stays live.
     let huge = vec![vec![b"SET".to_vec(), b"huge".to_vec(), vec![1; MIB as usize]]];
     assert_eq!(aof.compact(&mut huge.into_iter()), Err(AofError::Full));
+    // No retry at every tick: only once the log grows again, or a commit fails.
+    assert!(!aof.wants_compaction());
     let (_, replay2, _) = Aof::open(mem(aof.disk().to_bytes(), 512), Fsync::Always).unwrap();
     assert_eq!(replay2, want);
 }
