@@ -4,6 +4,7 @@
 //!
 //! * [`resp`]: the incremental RESP2 request parser (multibulk and inline
 //!   commands, Redis's limits), and [`reply`], the encoders of replies;
+//! * [`bytes`]: keys and string values, inline when short;
 //! * [`glob`]: Redis's glob patterns, for `KEYS`, `SCAN MATCH`, `CONFIG GET`;
 //! * [`store`]: the keyspace (strings, lists, hashes, sets), expiry with
 //!   times passed in, and `SCAN`'s cursor order;
@@ -22,6 +23,7 @@
 extern crate alloc;
 
 pub mod aof;
+pub mod bytes;
 pub mod commands;
 pub mod glob;
 pub mod reply;

@@ -1,11 +1,12 @@
 //! The keyspace: keys to strings, lists, hashes and sets, with expiry.
 //!
-//! Keys live in an ordered map keyed by a 64-bit hash of the key (seeded
-//! per instance), with the rare colliding keys sharing a slot. The order
-//! gives `SCAN` its cursor: the cursor is the hash at which to resume, so a
-//! key present for the whole of a scan is returned (exactly once), however
-//! the keyspace grows or shrinks meanwhile, and the cursor is a plain
-//! integer as clients expect. Lookups cost a hash and a B-tree descent.
+//! Keys live in a hash table (hashbrown), where commands look them up, and
+//! in an index ordered by a 64-bit hash of the key (seeded per instance),
+//! which gives `SCAN` its cursor: the cursor is the hash at which to
+//! resume, so a key present for the whole of a scan is returned (exactly
+//! once), however the keyspace grows or shrinks meanwhile, and the cursor
+//! is a plain integer as clients expect. Only creating or removing a key
+//! touches the index.
 //!
 //! Expiry times are absolute milliseconds since the Unix epoch; the store
 //! has no clock: the caller sets [`Keyspace::now`] before each command.
@@ -16,13 +17,16 @@
 //! the log then replays the exact history. While [`Keyspace::loading`]
 //! (replaying the log) nothing expires.
 
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
-use alloc::rc::Rc;
+use alloc::boxed::Box;
+use alloc::collections::{BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use core::hash::BuildHasher;
 
 use foldhash::fast::FixedState;
+use hashbrown::HashMap;
 use indexmap::{IndexMap, IndexSet};
+
+use crate::bytes::{Key, Str};
 
 /// A hash's fields, in insertion order (as Redis's small hashes).
 pub type HashValue = IndexMap<Vec<u8>, Vec<u8>, FixedState>;
@@ -38,13 +42,14 @@ pub const SMALL_HASH: usize = 128;
 #[derive(Debug, Clone)]
 pub enum Value {
     /// A string (binary-safe).
-    Str(Vec<u8>),
+    Str(Str),
     /// A list.
     List(VecDeque<Vec<u8>>),
-    /// A hash.
-    Hash(HashValue),
+    /// A hash (boxed, as sets: the variants stay small, and so the slots
+    /// of the keyspace's table).
+    Hash(Box<HashValue>),
     /// A set.
-    Set(SetValue),
+    Set(Box<SetValue>),
 }
 
 impl Value {
@@ -78,44 +83,17 @@ pub struct Entry {
     pub expire_at: Option<u64>,
 }
 
-/// Keys sharing a hash (almost always one).
-#[derive(Debug)]
-enum Slot {
-    One(Rc<[u8]>, Entry),
-    Many(Vec<(Rc<[u8]>, Entry)>),
-}
-
-impl Slot {
-    fn find(&self, key: &[u8]) -> Option<(&Rc<[u8]>, &Entry)> {
-        match self {
-            Self::One(k, e) => (**k == *key).then_some((k, e)),
-            Self::Many(v) => v.iter().find(|(k, _)| **k == *key).map(|(k, e)| (k, e)),
-        }
-    }
-
-    fn find_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        match self {
-            Self::One(k, e) => (**k == *key).then_some(e),
-            Self::Many(v) => v.iter_mut().find(|(k, _)| **k == *key).map(|(_, e)| e),
-        }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (&Rc<[u8]>, &Entry)> {
-        let (one, many) = match self {
-            Self::One(k, e) => (Some((k, e)), None),
-            Self::Many(v) => (None, Some(v.iter().map(|(k, e)| (k, e)))),
-        };
-        one.into_iter().chain(many.into_iter().flatten())
-    }
-}
-
 /// The keyspace of the one database.
 #[derive(Debug)]
 pub struct Keyspace {
-    map: BTreeMap<u64, Slot>,
-    /// (deadline, hash, key) of every key with an expiry.
-    expires: BTreeSet<(u64, u64, Rc<[u8]>)>,
-    len: usize,
+    /// Every key: the lookups of commands go here.
+    map: HashMap<Key, Entry, FixedState>,
+    /// Every key by (hash, key): `SCAN`'s order. Touched only when a key is
+    /// created or removed.
+    order: BTreeSet<(u64, Key)>,
+    /// (deadline, key) of every key with an expiry.
+    expires: BTreeSet<(u64, Key)>,
+    /// Hashes keys for `order`.
     hasher: FixedState,
     /// The time of the command being executed, ms since the Unix epoch.
     pub now: u64,
@@ -131,9 +109,9 @@ impl Keyspace {
     /// An empty keyspace hashing with `seed`.
     pub fn new(seed: u64) -> Self {
         Self {
-            map: BTreeMap::new(),
+            map: HashMap::with_hasher(FixedState::with_seed(seed.rotate_left(17))),
+            order: BTreeSet::new(),
             expires: BTreeSet::new(),
-            len: 0,
             hasher: FixedState::with_seed(seed),
             now: 0,
             loading: false,
@@ -148,12 +126,12 @@ impl Keyspace {
 
     /// Number of keys (including expired keys not yet removed).
     pub fn len(&self) -> usize {
-        self.len
+        self.map.len()
     }
 
     /// Whether there are no keys.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.map.is_empty()
     }
 
     /// Number of keys with an expiry.
@@ -167,13 +145,12 @@ impl Keyspace {
 
     /// The live entry of `key`, removing it first if it has expired.
     pub fn get(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        let h = self.hash(key);
-        let expired = self.is_expired(self.map.get(&h)?.find(key)?.1);
+        let expired = self.is_expired(self.map.get(key)?);
         if expired {
             self.remove_expired(key);
             return None;
         }
-        self.map.get_mut(&h)?.find_mut(key)
+        self.map.get_mut(key)
     }
 
     /// The live value of `key`.
@@ -200,74 +177,35 @@ impl Keyspace {
 
     /// Sets `key` to `value` with expiry `expire_at`, replacing any value.
     pub fn insert(&mut self, key: &[u8], value: Value, expire_at: Option<u64>) {
-        let h = self.hash(key);
-        let mut old_expiry = None;
-        let rc = match self.map.get_mut(&h) {
-            None => {
-                let rc: Rc<[u8]> = Rc::from(key);
-                self.map.insert(h, Slot::One(rc.clone(), Entry { value, expire_at }));
-                self.len += 1;
-                rc
-            }
-            Some(slot) => {
-                if let Some(e) = slot.find_mut(key) {
-                    old_expiry = e.expire_at;
-                    *e = Entry { value, expire_at };
-                    let Some((k, _)) = slot.find(key) else { unreachable!() };
-                    k.clone()
-                } else {
-                    let rc: Rc<[u8]> = Rc::from(key);
-                    let new = (rc.clone(), Entry { value, expire_at });
-                    match slot {
-                        Slot::Many(v) => v.push(new),
-                        Slot::One(..) => {
-                            let Slot::One(k, e) =
-                                core::mem::replace(slot, Slot::Many(Vec::with_capacity(2)))
-                            else {
-                                unreachable!()
-                            };
-                            *slot = Slot::Many(alloc::vec![(k, e), new]);
-                        }
-                    }
-                    self.len += 1;
-                    rc
+        let new = Entry { value, expire_at };
+        if let Some((k, e)) = self.map.get_key_value_mut(key) {
+            let old = core::mem::replace(e, new).expire_at;
+            if old != expire_at {
+                let k = k.clone();
+                if let Some(t) = old {
+                    self.expires.remove(&(t, k.clone()));
+                }
+                if let Some(t) = expire_at {
+                    self.expires.insert((t, k));
                 }
             }
-        };
-        if old_expiry != expire_at {
-            if let Some(t) = old_expiry {
-                self.expires.remove(&(t, h, rc.clone()));
-            }
-            if let Some(t) = expire_at {
-                self.expires.insert((t, h, rc));
-            }
+            return;
         }
+        let k = Key::new(key);
+        self.order.insert((self.hash(key), k.clone()));
+        if let Some(t) = expire_at {
+            self.expires.insert((t, k.clone()));
+        }
+        self.map.insert(k, new);
     }
 
     /// Removes `key`; returns its entry (expired or not).
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let h = self.hash(key);
-        let slot = self.map.get_mut(&h)?;
-        let (k, entry) = match slot {
-            Slot::One(k, _) if **k == *key => match self.map.remove(&h) {
-                Some(Slot::One(k, e)) => (k, e),
-                _ => unreachable!(),
-            },
-            Slot::One(..) => return None,
-            Slot::Many(v) => {
-                let i = v.iter().position(|(k, _)| **k == *key)?;
-                let (k, e) = v.swap_remove(i);
-                if v.len() == 1 {
-                    let (k1, e1) = v.pop().expect("one left");
-                    *slot = Slot::One(k1, e1);
-                }
-                (k, e)
-            }
-        };
-        self.len -= 1;
+        let (k, entry) = self.map.remove_entry(key)?;
         if let Some(t) = entry.expire_at {
-            self.expires.remove(&(t, h, k));
+            self.expires.remove(&(t, k.clone()));
         }
+        self.order.remove(&(self.hash(key), k));
         Some(entry)
     }
 
@@ -281,18 +219,15 @@ impl Keyspace {
 
     /// Sets or clears the expiry of an existing `key`; false if it is missing.
     pub fn set_expiry(&mut self, key: &[u8], expire_at: Option<u64>) -> bool {
-        let h = self.hash(key);
-        let Some(slot) = self.map.get_mut(&h) else { return false };
-        let Some(e) = slot.find_mut(key) else { return false };
+        let Some((k, e)) = self.map.get_key_value_mut(key) else { return false };
         let old = core::mem::replace(&mut e.expire_at, expire_at);
         if old != expire_at {
-            let Some((k, _)) = slot.find(key) else { unreachable!() };
             let k = k.clone();
             if let Some(t) = old {
-                self.expires.remove(&(t, h, k.clone()));
+                self.expires.remove(&(t, k.clone()));
             }
             if let Some(t) = expire_at {
-                self.expires.insert((t, h, k));
+                self.expires.insert((t, k));
             }
         }
         true
@@ -301,8 +236,8 @@ impl Keyspace {
     /// Removes every key.
     pub fn clear(&mut self) {
         self.map.clear();
+        self.order.clear();
         self.expires.clear();
-        self.len = 0;
     }
 
     /// Active expiry: removes up to `budget` keys whose deadline has
@@ -313,11 +248,10 @@ impl Keyspace {
         }
         let mut n = 0;
         while n < budget {
-            match self.expires.first() {
-                Some((t, _, _)) if *t <= self.now => {}
+            let key = match self.expires.first() {
+                Some((t, k)) if *t <= self.now => k.clone(),
                 _ => break,
-            }
-            let Some((_, _, key)) = self.expires.first().cloned() else { break };
+            };
             self.remove_expired(&key);
             n += 1;
         }
@@ -326,31 +260,33 @@ impl Keyspace {
 
     /// Every live key and entry, in hash order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
-        self.map
-            .values()
-            .flat_map(Slot::iter)
+        self.order
+            .iter()
+            .filter_map(|(_, k)| self.map.get_key_value(&**k))
             .filter(|(_, e)| !self.is_expired(e))
             .map(|(k, e)| (&**k, e))
     }
 
-    /// One step of `SCAN`: visits the keys of up to `count` slots from
-    /// `cursor` on, calling `f` for each live one; returns the cursor to
-    /// continue from (0 when the scan is complete). Expired keys met are
-    /// removed.
+    /// One step of `SCAN`: visits about `count` keys from the hash
+    /// `cursor` on (never splitting keys of one hash), calling `f` for each
+    /// live one; returns the cursor to continue from (0 when the scan is
+    /// complete). Expired keys met are removed.
     pub fn scan(&mut self, cursor: u64, count: usize, mut f: impl FnMut(&[u8], &Entry)) -> u64 {
         let mut next = 0;
         let mut dead = Vec::new();
-        for (i, (&h, slot)) in self.map.range(cursor..).enumerate() {
-            if i == count.max(1) {
-                next = h;
+        let mut last = None;
+        let start = Key::new(b"");
+        for (visited, (h, k)) in self.order.range((cursor, start)..).enumerate() {
+            if visited >= count.max(1) && last != Some(*h) {
+                next = *h;
                 break;
             }
-            for (k, e) in slot.iter() {
-                if self.is_expired(e) {
-                    dead.push(k.to_vec());
-                } else {
-                    f(k, e);
-                }
+            last = Some(*h);
+            let Some(e) = self.map.get(&**k) else { continue };
+            if self.is_expired(e) {
+                dead.push(k.to_vec());
+            } else {
+                f(k, e);
             }
         }
         for k in dead {
@@ -367,7 +303,7 @@ mod tests {
     use alloc::format;
 
     fn s(v: &str) -> Value {
-        Value::Str(v.as_bytes().to_vec())
+        Value::Str(Str::new(v.as_bytes()))
     }
 
     #[test]
@@ -377,7 +313,7 @@ mod tests {
         ks.insert(b"b", s("2"), Some(100));
         assert_eq!(ks.len(), 2);
         assert_eq!(ks.expires_len(), 1);
-        assert!(matches!(ks.value(b"a"), Some(Value::Str(v)) if v == b"1"));
+        assert!(matches!(ks.value(b"a"), Some(Value::Str(v)) if **v == *b"1"));
         ks.insert(b"b", s("3"), None);
         assert_eq!(ks.expires_len(), 0);
         assert!(ks.remove(b"a").is_some());
@@ -419,23 +355,22 @@ mod tests {
     }
 
     #[test]
-    fn colliding_hashes_share_a_slot() {
-        // Force collisions by driving the slot logic directly through many
-        // keys with a tiny map: check every path with a real collision.
+    fn keys_sharing_a_hash_are_scanned_together() {
         let mut ks = Keyspace::new(7);
+        for k in [&b"x"[..], b"y", b"z"] {
+            ks.insert(k, s("v"), None);
+        }
+        // Pretend "y" and "z" collide with "x": put them under x's hash.
         let h = ks.hash(b"x");
-        let a: Rc<[u8]> = Rc::from(&b"x"[..]);
-        let b: Rc<[u8]> = Rc::from(&b"y"[..]);
-        let e = |v| Entry { value: s(v), expire_at: None };
-        ks.map.insert(h, Slot::Many(alloc::vec![(a, e("1")), (b, e("2"))]));
-        ks.len = 2;
-        let slot = ks.map.get_mut(&h).unwrap();
-        assert!(slot.find_mut(b"y").is_some());
-        assert_eq!(slot.iter().count(), 2);
-        // "y" does not hash to h, so remove it through the slot path.
-        let Slot::Many(v) = slot else { panic!() };
-        v.retain(|(k, _)| **k != *b"y");
-        assert!(ks.contains(b"x"));
+        for k in [&b"y"[..], b"z"] {
+            let rc = ks.order.iter().find(|(_, r)| **r == *k).unwrap().clone();
+            ks.order.remove(&rc);
+            ks.order.insert((h, rc.1));
+        }
+        let mut seen = 0;
+        let next = ks.scan(h, 1, |_, _| seen += 1);
+        assert_eq!(seen, 3, "a hash's keys are never split across calls");
+        assert_ne!(next, h);
     }
 
     #[test]

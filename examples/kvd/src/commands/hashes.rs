@@ -22,7 +22,7 @@ fn hash_for_write<'e>(
     if e.keys.value(key).is_none() {
         let seed = e.random();
         let h = HashValue::with_hasher(foldhash::fast::FixedState::with_seed(seed));
-        e.keys.insert(key, Value::Hash(h), None);
+        e.keys.insert(key, Value::Hash(alloc::boxed::Box::new(h)), None);
     }
     match e.keys.value(key) {
         Some(Value::Hash(h)) => Some(h),

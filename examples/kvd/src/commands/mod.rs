@@ -323,7 +323,7 @@ fn snapshot_entry(key: &[u8], e: &Entry) -> Vec<Vec<Vec<u8>>> {
     };
     match &e.value {
         Value::Str(v) => {
-            let mut cmd = vec![b"SET".to_vec(), k(), v.clone()];
+            let mut cmd = vec![b"SET".to_vec(), k(), v.to_vec()];
             if let Some(t) = e.expire_at {
                 cmd.push(b"PXAT".to_vec());
                 cmd.push(int_bytes(t as i64));

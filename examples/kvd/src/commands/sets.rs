@@ -22,7 +22,7 @@ pub(crate) fn sadd(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
     if e.keys.value(key).is_none() {
         let seed = e.random();
         let s = SetValue::with_hasher(foldhash::fast::FixedState::with_seed(seed));
-        e.keys.insert(key, Value::Set(s), None);
+        e.keys.insert(key, Value::Set(alloc::boxed::Box::new(s)), None);
     }
     let set = match e.keys.value(key) {
         Some(Value::Set(s)) => s,

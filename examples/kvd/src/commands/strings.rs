@@ -5,6 +5,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::{Done, Engine, eq_ic, int_arg, int_bytes, syntax_error, wrong_arity, wrongtype};
+use crate::bytes::Str;
 use crate::reply;
 use crate::resp::{MAX_BULK, parse_i64};
 use crate::store::Value;
@@ -146,7 +147,7 @@ fn set_generic(
         Expiry::Keep => old_expiry,
         Expiry::At(t) => Some(t),
     };
-    e.keys.insert(key, Value::Str(value.to_vec()), expire_at);
+    e.keys.insert(key, Value::Str(Str::new(value)), expire_at);
     if !get {
         reply::ok(out);
     }
@@ -188,8 +189,8 @@ fn incr_by(e: &mut Engine, key: &[u8], by: i64, out: &mut Vec<u8>) -> Done {
     let mut buf = [0u8; 20];
     let digits = reply::format_int(&mut buf, new);
     match e.keys.get(key) {
-        Some(en) => en.value = Value::Str(digits.to_vec()),
-        None => e.keys.insert(key, Value::Str(digits.to_vec()), expire_at),
+        Some(en) => en.value = Value::Str(Str::new(digits)),
+        None => e.keys.insert(key, Value::Str(Str::new(digits)), expire_at),
     }
     reply::int(out, new);
     Done::Write
@@ -220,7 +221,7 @@ pub(crate) fn decrby(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done 
 pub(crate) fn append(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
     let len = match e.keys.value(argv[1]) {
         None => {
-            e.keys.insert(argv[1], Value::Str(argv[2].to_vec()), None);
+            e.keys.insert(argv[1], Value::Str(Str::new(argv[2])), None);
             argv[2].len()
         }
         Some(Value::Str(v)) => {
@@ -263,7 +264,7 @@ pub(crate) fn mset(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
         return Done::Read;
     }
     for pair in argv[1..].chunks_exact(2) {
-        e.keys.insert(pair[0], Value::Str(pair[1].to_vec()), None);
+        e.keys.insert(pair[0], Value::Str(Str::new(pair[1])), None);
     }
     reply::ok(out);
     Done::Write
