@@ -5,6 +5,7 @@
 //! native peer from the C sources under `tools/bench/` into a temporary
 //! directory that is removed on drop.
 
+mod block;
 mod memory;
 mod startup;
 
@@ -26,6 +27,9 @@ pub enum Bench {
     /// Proportional set size (PSS) of idle guest instances against native
     /// static peers, and the sharing of the guest's text.
     Memory(memory::Args),
+    /// Sequential write and read throughput of a guest's disk through libos
+    /// against dd with the same block size on the same file (warm cache).
+    Block(block::Args),
 }
 
 /// Runs one benchmark.
@@ -33,6 +37,7 @@ pub fn run(bench: Bench) -> Result<()> {
     match bench {
         Bench::Startup(args) => startup::run(&args),
         Bench::Memory(args) => memory::run(&args),
+        Bench::Block(args) => block::run(&args),
     }
 }
 

@@ -3,6 +3,7 @@
 //! ```text
 //! nabla bench startup [--runs N] [--warmup N] [--tender PATH] [--guest PATH] [--json]
 //! nabla bench memory [--instances N] [--tender PATH] [--guest PATH] [--json]
+//! nabla bench block [--size-mib MIB] [--block-kib KIB] [--rounds N] [--dir DIR] [--json]
 //! ```
 //!
 //! The benchmarks compare the tender running a guest with a native static
