@@ -17,9 +17,7 @@ use support::{KillOnDrop, TempDir, tender, workspace_bin};
 
 const NETINFO: &str = env!("CARGO_BIN_EXE_guest-netinfo");
 
-const HOST: &str = "10.0.0.1";
 const GUEST: &str = "10.0.0.2";
-const GUEST_MAC: &str = "02:00:00:00:00:02";
 
 /// A namespace with tap0 (host side 10.0.0.1/24).
 fn namespace(tag: &str) -> Netns {

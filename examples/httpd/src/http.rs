@@ -213,7 +213,9 @@ pub fn byte_range(spec: &str, len: u64) -> RangeAnswer {
         // Suffix: the last n bytes.
         (true, false) => match parse(b) {
             Some(0) => RangeAnswer::Unsatisfiable,
-            Some(n) if len > 0 => RangeAnswer::Partial { start: len.saturating_sub(n), end: len - 1 },
+            Some(n) if len > 0 => {
+                RangeAnswer::Partial { start: len.saturating_sub(n), end: len - 1 }
+            }
             Some(_) => RangeAnswer::Unsatisfiable,
             None => RangeAnswer::Full,
         },
