@@ -219,7 +219,9 @@ async fn respond(
         Ok(f) => f,
         Err(e) => {
             let status = match e {
-                FsError::NotFound | FsError::NotADirectory | FsError::InvalidName => Status::NotFound,
+                FsError::NotFound | FsError::NotADirectory | FsError::InvalidName => {
+                    Status::NotFound
+                }
                 _ => {
                     log::warn!("{}: {e}", request.path);
                     Status::InternalError
@@ -262,7 +264,13 @@ async fn respond(
         }
     };
     head.content_length = (end - start) as usize;
-    log::info!("{} {} {} {}", method_name(request.method), request.path, head.status.line().0, end - start);
+    log::info!(
+        "{} {} {} {}",
+        method_name(request.method),
+        request.path,
+        head.status.line().0,
+        end - start
+    );
     if found.len <= CACHE_FILE_MAX {
         let body = match site.small_file(&found) {
             Ok(b) => b,
