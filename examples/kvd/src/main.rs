@@ -12,7 +12,8 @@
 //! executes them against the one engine and sends the replies in one write.
 //! Commands that change the dataset are appended to the log on the
 //! `storage` disk (`kv::aof`), which is replayed at start: a batch's replies
-//! go out after its log record is written (and, with `appendfsync always`,
+//! go out once the log holds every write executed before them, the
+//! client's own and others' (written, and with `appendfsync always`
 //! flushed). The clients whose commands arrived in the same turn share one
 //! record and one flush (group commit). A timer task expires keys, flushes
 //! the log once a second (`everysec`) and compacts it when it has grown.
@@ -268,7 +269,9 @@ fn commit(server: &Server) -> Result<(), AofError> {
             engine.stats.aof_last_write_ok = true;
         }
         Err(e) => {
-            log::error!("log: commit: {e}");
+            if engine.write_error.is_none() {
+                log::error!("log: commit: {e}");
+            }
             engine.write_error = Some(format!("{e}"));
             engine.stats.aof_last_write_ok = false;
         }
@@ -403,10 +406,15 @@ async fn serve(server: &Server, mut stream: TcpStream) -> Result<(), NetError> {
             }
         }
         if wrote {
+            server.appended.set(server.appended.get() + 1);
+        }
+        // No reply leaves before the log holds every write executed before
+        // it, this client's or another's (a read must not show what a crash
+        // could still lose).
+        let mine = server.appended.get();
+        if server.committed.get() < mine {
             // Group commit: let the other clients whose commands arrived in
             // this turn run first; the first to come back commits for all.
-            server.appended.set(server.appended.get() + 1);
-            let mine = server.appended.get();
             task::yield_now().await;
             if server.committed.get() < mine
                 && commit(server).is_err()
