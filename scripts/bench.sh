@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Benchmarks the tender against native static peers (compiled with gcc):
-# exec-to-exit start-up time of hello, and PSS of idle guest instances.
+# Benchmarks the tender against native peers: exec-to-exit start-up time of
+# hello and PSS of idle guest instances (against static C programs compiled
+# with gcc); then, as root, inside network namespaces of their own, httpd
+# against nginx (one worker) under wrk, and bulk TCP throughput of tcpperf
+# against the same protocol between two Linux processes.
 # Each takes --json and more: see `target/release/nabla bench --help`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,3 +15,11 @@ cargo build --release
 target/release/nabla bench startup
 echo
 target/release/nabla bench memory
+echo
+if [ "$(id -u)" -ne 0 ]; then
+    echo "skipping nabla bench http and tcp: they need root (network namespaces, taps)" >&2
+    exit 0
+fi
+target/release/nabla bench http
+echo
+target/release/nabla bench tcp

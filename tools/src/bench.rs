@@ -6,9 +6,13 @@
 //! directory that is removed on drop.
 
 mod block;
+mod http;
 mod memory;
+mod net;
 mod startup;
+mod tcp;
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::{fs, io};
@@ -27,6 +31,14 @@ pub enum Bench {
     /// Proportional set size (PSS) of idle guest instances against native
     /// static peers, and the sharing of the guest's text.
     Memory(memory::Args),
+    /// Requests/s and p99 latency of httpd under the tender against nginx
+    /// (one worker), with wrk, for a 1 KiB and a 1 MiB file. Needs root:
+    /// runs in network namespaces of its own.
+    Http(http::Args),
+    /// Bulk TCP throughput both ways of tcpperf under the tender against
+    /// the same protocol between two Linux processes over a veth. Needs
+    /// root: runs in network namespaces of its own.
+    Tcp(tcp::Args),
     /// Sequential write and read throughput of a guest's disk through libos
     /// against dd with the same block size on the same file (warm cache).
     Block(block::Args),
@@ -37,6 +49,8 @@ pub fn run(bench: Bench) -> Result<()> {
     match bench {
         Bench::Startup(args) => startup::run(&args),
         Bench::Memory(args) => memory::run(&args),
+        Bench::Http(args) => http::run(&args),
+        Bench::Tcp(args) => tcp::run(&args),
         Bench::Block(args) => block::run(&args),
     }
 }
@@ -139,4 +153,27 @@ fn display_command(cmd: &Command) -> String {
         .map(|s| s.to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Makes the child of `cmd` receive SIGKILL when the thread that spawns it
+/// exits, so no instance outlives an aborted or killed `nabla`.
+#[allow(unsafe_code)]
+pub(crate) fn die_with_parent(cmd: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: the hook runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed. It calls prctl and getppid,
+    // builds io::Errors from raw OS codes (no allocation) and touches no
+    // lock or shared state.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died before the prctl: then no signal comes.
+            if std::os::unix::process::parent_id() != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
 }

@@ -3,19 +3,27 @@
 //! ```text
 //! nabla bench startup [--runs N] [--warmup N] [--tender PATH] [--guest PATH] [--json]
 //! nabla bench memory [--instances N] [--tender PATH] [--guest PATH] [--json]
+//! nabla bench http [--duration S] [--connections C] [--threads T] [--rounds N] [--mtu BYTES] [--json]
+//! nabla bench tcp [--size MIB] [--rounds N] [--mtu BYTES] [--guest-env KEY=VALUE] [--json]
 //! nabla bench block [--size-mib MIB] [--block-kib KIB] [--rounds N] [--dir DIR] [--json]
 //! ```
 //!
 //! The benchmarks compare the tender running a guest with a native static
 //! C peer that does the same (compiled with `gcc -O2 -static` from
-//! `tools/bench/*.c`). They report; they do not fail on a missed goal. Any
+//! `tools/bench/*.c`); the network ones compare a guest behind a tap with
+//! the same service run natively behind a veth (nginx; the tcpperf
+//! protocol in Rust), inside network namespaces they create and remove.
+//! They report; they do not fail on a missed goal. Any
 //! error prints `nabla: <what is wrong>` on stderr and exits with status 1.
 
 #![deny(unsafe_code)]
 
 mod bench;
+mod netns;
 mod smaps;
 mod stats;
+mod tcpperf;
+mod wrk;
 
 use std::process::ExitCode;
 
@@ -44,6 +52,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            netns::exit_if_signalled();
             eprintln!("nabla: {e}");
             ExitCode::from(1)
         }

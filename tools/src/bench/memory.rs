@@ -14,7 +14,6 @@
 //! started it.
 
 use std::io::{self, BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
@@ -23,7 +22,7 @@ use std::{fs, thread};
 
 use serde_json::json;
 
-use super::{Result, compile_native, display_command, locate};
+use super::{Result, compile_native, die_with_parent, display_command, locate};
 use crate::smaps;
 
 /// How long an instance may take to print its first line.
@@ -130,29 +129,6 @@ impl Fleet {
 impl Drop for Fleet {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// Makes the child of `cmd` receive SIGKILL when the thread that spawns it
-/// exits, so no instance outlives an aborted or killed `nabla`.
-#[allow(unsafe_code)]
-fn die_with_parent(cmd: &mut Command) {
-    let parent = std::process::id();
-    // SAFETY: the hook runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed. It calls prctl and getppid,
-    // builds io::Errors from raw OS codes (no allocation) and touches no
-    // lock or shared state.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The parent may have died before the prctl: then no signal comes.
-            if std::os::unix::process::parent_id() != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
     }
 }
 

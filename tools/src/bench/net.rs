@@ -1,0 +1,344 @@
+//! The network set-up that `nabla bench http` and `nabla bench tcp` share:
+//! two servers, each in its own place, reached from one client namespace
+//! over one link each.
+//!
+//! ```text
+//!  client namespace                    guest (its own TCP/IP stack: smoltcp)
+//!  ┌──────────────────────┐   tap     ┌─────────────────────────────┐
+//!  │ wrk / the tcp client │ nbtap0 ───│ tender + guest   10.0.0.2   │
+//!  │ nbtap0  10.0.0.1/24  │           └─────────────────────────────┘
+//!  │ nbveth0 10.0.1.1/24  │   veth    native namespace (Linux's stack)
+//!  │                      │ ──────────┌─────────────────────────────┐
+//!  └──────────────────────┘  nbveth1  │ nginx / native tcpperf      │
+//!                                     │ 10.0.1.2                    │
+//!                                     └─────────────────────────────┘
+//! ```
+//!
+//! A tap needs a userspace reader, so the guest's link is the tap itself,
+//! whose host side sits in the client namespace; the tender process runs
+//! there because it looks its tap up in its own namespace (it opens no
+//! socket: the guest's stack is in the guest). The native server's link is
+//! a veth, the kernel's own point-to-point pair, to a namespace of its own.
+//! Both links get the same MTU. The tap path crosses userspace by design
+//! (every frame is a `read` or `write` of the tender's guest); the veth path
+//! stays in the kernel.
+
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{Result, display_command};
+use crate::netns::Netns;
+
+/// The tap, in the client namespace.
+pub const TAP: &str = "nbtap0";
+/// The host side of the tap.
+const TAP_HOST: &str = "10.0.0.1/24";
+/// The guest's address, and its configuration.
+pub const GUEST_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+const GUEST_CIDR: &str = "10.0.0.2/24";
+/// The veth pair: client side and native side.
+const VETH: (&str, &str) = ("nbveth0", "nbveth1");
+const VETH_CLIENT: &str = "10.0.1.1/24";
+const VETH_NATIVE: &str = "10.0.1.2/24";
+/// The native server's address.
+pub const NATIVE_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
+
+/// How long a server may take to accept connections.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The client and native namespaces with their links.
+#[derive(Debug)]
+pub struct Topology {
+    /// The client side: the tap and one end of the veth.
+    pub client: Netns,
+    /// The native server's namespace: the other end of the veth.
+    pub native: Netns,
+    /// Of both links.
+    pub mtu: u32,
+}
+
+impl Topology {
+    /// Creates both namespaces and links, tagged `tag` (`http`, `tcp`).
+    pub fn new(tag: &str, mtu: u32) -> Result<Self> {
+        let client = Netns::new(&format!("{tag}-client"))?;
+        let native = Netns::new(&format!("{tag}-native"))?;
+        client.add_tap(TAP, TAP_HOST, mtu)?;
+        client.add_veth(VETH.0, VETH_CLIENT, &native, VETH.1, VETH_NATIVE, mtu)?;
+        Ok(Self { client, native, mtu })
+    }
+
+    /// `tender --net service0=nbtap0 --env NET_SERVICE0_IPV4=10.0.0.2/24
+    /// [--env KEY=VALUE]... [OPTIONS]... GUEST`, to run in the client
+    /// namespace.
+    pub fn tender(
+        &self,
+        tender: &Path,
+        guest: &Path,
+        env: &[String],
+        options: &[OsString],
+    ) -> Result<Command> {
+        let mut cmd = self.client.command(tender)?;
+        cmd.args(["--net", &format!("service0={TAP}")]);
+        cmd.args(["--env", &format!("NET_SERVICE0_IPV4={GUEST_CIDR}")]);
+        for kv in env {
+            cmd.args(["--env", kv]);
+        }
+        cmd.args(options).arg(guest);
+        Ok(cmd)
+    }
+
+    /// A one-line description of the links, for reports.
+    pub fn describe(&self) -> String {
+        format!(
+            "{TAP} {TAP_HOST} ↔ guest {GUEST_IP}; {} {VETH_CLIENT} ↔ {} {NATIVE_IP}; MTU {} \
+             (namespaces {}, {})",
+            VETH.0,
+            VETH.1,
+            self.mtu,
+            self.client.name(),
+            self.native.name()
+        )
+    }
+}
+
+/// A server process, killed and reaped on drop; its stdout and stderr go
+/// to a log file.
+#[derive(Debug)]
+pub struct Daemon {
+    label: String,
+    command: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `cmd` with stdin from /dev/null and output to `log`.
+    pub fn spawn(label: &str, mut cmd: Command, log: PathBuf) -> Result<Self> {
+        let file =
+            File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let err = file.try_clone().map_err(|e| format!("{}: {e}", log.display()))?;
+        cmd.stdin(Stdio::null()).stdout(file).stderr(err);
+        let command = display_command(&cmd);
+        let child = cmd.spawn().map_err(|e| format!("cannot run {command}: {e}"))?;
+        Ok(Self { label: label.into(), command, child, log })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The command line, for reports.
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// Fails, with the end of its log, if the process has exited.
+    pub fn check(&mut self) -> Result<()> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!(
+                "{} exited ({status}): {}\n{}",
+                self.label,
+                self.command,
+                log_tail(&self.log)
+            )),
+            Err(e) => Err(format!("wait for {}: {e}", self.label)),
+        }
+    }
+
+    /// Waits until `addr` accepts a TCP connection from `client`.
+    pub fn wait_ready(&mut self, client: &Netns, addr: SocketAddrV4) -> Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        client.run(|| {
+            loop {
+                self.check()?;
+                let addr = SocketAddr::V4(addr);
+                match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                    Ok(_) => return Ok(()),
+                    Err(e) if Instant::now() > deadline => {
+                        return Err(format!(
+                            "{} does not accept connections on {addr} after {} s ({e}): {}\n{}",
+                            self.label,
+                            READY_TIMEOUT.as_secs(),
+                            self.command,
+                            log_tail(&self.log)
+                        ));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        })?
+    }
+
+    /// CPU time (user + system) the process has used so far, in seconds.
+    pub fn cpu_seconds(&self) -> Result<f64> {
+        cpu_seconds(self.pid())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The last lines of a log file, for error messages.
+fn log_tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// utime + stime, in clock ticks, from a `/proc/PID/stat` line.
+pub fn parse_stat_ticks(stat: &str) -> Option<u64> {
+    // The command name (field 2) is in parentheses and may hold spaces:
+    // count from the last ')'. utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// CPU seconds used by process `pid`, all threads.
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let path = format!("/proc/{pid}/stat");
+    let text = fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let ticks = parse_stat_ticks(&text).ok_or_else(|| format!("{path}: cannot parse"))?;
+    Ok(ticks as f64 / clock_ticks())
+}
+
+/// Busy and total clock ticks of all CPUs, from the `cpu` line of
+/// `/proc/stat` (`cpu user nice system idle iowait irq softirq steal ...`):
+/// idle and iowait are not busy.
+pub fn parse_machine_ticks(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().find(|l| l.split_whitespace().next() == Some("cpu"))?;
+    let v: Vec<u64> =
+        line.split_whitespace().skip(1).map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    if v.len() < 8 {
+        return None;
+    }
+    // guest and guest_nice (9th, 10th) are already counted in user and nice.
+    let total: u64 = v[..8].iter().sum();
+    Some((total - v[3] - v[4], total))
+}
+
+/// A reading of the machine's CPU use, to compare with a later one.
+#[derive(Debug, Clone, Copy)]
+pub struct MachineCpu {
+    busy: u64,
+    total: u64,
+}
+
+impl MachineCpu {
+    /// Reads `/proc/stat`.
+    pub fn now() -> Result<Self> {
+        let text =
+            fs::read_to_string("/proc/stat").map_err(|e| format!("cannot read /proc/stat: {e}"))?;
+        let (busy, total) = parse_machine_ticks(&text).ok_or("/proc/stat: cannot parse")?;
+        Ok(Self { busy, total })
+    }
+
+    /// Busy CPUs since `earlier`, in cores (0 to the number of CPUs).
+    pub fn cores_since(&self, earlier: &Self) -> f64 {
+        let total = self.total.saturating_sub(earlier.total);
+        if total == 0 {
+            return 0.0;
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        self.busy.saturating_sub(earlier.busy) as f64 / total as f64 * cpus
+    }
+}
+
+/// Warns on stderr if the machine is already busy (other load than this
+/// benchmark's): the figures of a shared machine are noise.
+pub fn warn_if_busy() -> Result<()> {
+    let before = MachineCpu::now()?;
+    std::thread::sleep(Duration::from_secs(1));
+    let busy = MachineCpu::now()?.cores_since(&before);
+    if busy > 0.25 {
+        eprintln!(
+            "nabla: warning: the machine is busy before the benchmark starts ({:.0}% of one \
+             core): other load skews the figures",
+            busy * 100.0
+        );
+    }
+    Ok(())
+}
+
+/// `sysconf(_SC_CLK_TCK)`, the unit of `/proc/PID/stat` times.
+#[allow(unsafe_code)]
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf takes an integer and touches no memory.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
+/// `path`, or `name` looked up in `$PATH` and then in `/usr/sbin` and
+/// `/sbin` (Debian puts nginx there, outside a normal user's `$PATH`).
+pub fn find_program(given: Option<&Path>, name: &str, install: &str) -> Result<PathBuf> {
+    if let Some(p) = given {
+        return if p.is_file() {
+            Ok(p.to_path_buf())
+        } else {
+            Err(format!("{}: no such file", p.display()))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("{name} not found (Debian: apt-get install {install})"))
+}
+
+/// Creates `path` and its parents.
+pub fn create_dir(path: &Path) -> Result<()> {
+    fs::create_dir_all(path).map_err(|e| format!("cannot create {}: {e}", path.display()))
+}
+
+/// Writes `contents` to `path`.
+pub fn write_file(path: &Path, contents: &[u8]) -> Result<()> {
+    fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_ticks() {
+        let stat = "4242 (tender) S 1 4242 4242 0 -1 4194560 300 0 0 0 150 75 0 0 20 0 1 0 \
+                    123 1000 10 18446744073709551615";
+        assert_eq!(parse_stat_ticks(stat), Some(225));
+        // A name with spaces and parentheses.
+        let odd = "7 (a (b) c) R 1 7 7 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0 5 6 7";
+        assert_eq!(parse_stat_ticks(odd), Some(7));
+        assert_eq!(parse_stat_ticks("7 (x) R 1"), None);
+        assert_eq!(parse_stat_ticks("no parenthesis"), None);
+    }
+
+    #[test]
+    fn machine_ticks() {
+        let stat = "cpu  100 5 50 800 20 3 7 15 0 0\ncpu0 50 2 25 400 10 1 3 7 0 0\nintr 1\n";
+        assert_eq!(parse_machine_ticks(stat), Some((180, 1000)));
+        assert_eq!(parse_machine_ticks("cpu0 1 2 3 4 5 6 7 8\n"), None);
+        assert_eq!(parse_machine_ticks("cpu 1 2 3\n"), None);
+        let a = MachineCpu { busy: 100, total: 1000 };
+        let b = MachineCpu { busy: 600, total: 2000 };
+        let cpus = std::thread::available_parallelism().unwrap().get() as f64;
+        assert!((b.cores_since(&a) - 0.5 * cpus).abs() < 1e-9);
+        assert_eq!(a.cores_since(&a), 0.0);
+    }
+
+    #[test]
+    fn own_cpu_time_is_readable() {
+        assert!(cpu_seconds(std::process::id()).unwrap() >= 0.0);
+    }
+}
