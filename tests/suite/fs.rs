@@ -180,3 +180,40 @@ fn a_corrupt_or_foreign_disk_gives_an_error_not_a_panic() {
         );
     }
 }
+
+#[test]
+fn nabla_disk_makes_images_the_guest_reads_and_reads_back_what_it_writes() {
+    let dir = TempDir::new("fs-tool");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("a dir")).unwrap();
+    std::fs::write(tree.join("a dir/Some long name.html"), "<p>long</p>\n").unwrap();
+    std::fs::write(tree.join("top.txt"), "top\n").unwrap();
+    let img = dir.path().join("tool.img");
+    let nabla = support::workspace_bin("nabla");
+    let tool = |args: &[&str]| support::run_program(&nabla, args);
+    tool(&["disk", "create", img.to_str().unwrap(), "--from", tree.to_str().unwrap()]).assert_ok();
+    let out = guest(
+        &img,
+        &[],
+        &[
+            "cat",
+            "/a dir/Some long name.html",
+            "cat",
+            "/top.txt",
+            "write",
+            "/NEW.TXT",
+            "made by the guest",
+        ],
+    );
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    assert!(out.stdout.contains("<p>long</p>\n") && out.stdout.contains("top\n"), "{out:#?}");
+    let back = tool(&["disk", "get", img.to_str().unwrap(), "/NEW.TXT"]);
+    back.assert_ok();
+    assert_eq!(back.stdout, "made by the guest");
+    tool(&["disk", "check", img.to_str().unwrap()]).assert_ok();
+    let listing = tool(&["disk", "ls", img.to_str().unwrap(), "/"]);
+    assert!(listing.stdout.contains("Some long name.html"), "{listing:#?}");
+    let bad = tool(&["disk", "create", img.to_str().unwrap(), "--from", "/nonexistent"]);
+    assert_eq!(bad.code(), Some(1));
+    assert!(bad.stderr.starts_with("nabla: /nonexistent: not a directory"), "{bad:#?}");
+}

@@ -7,6 +7,7 @@
 
 mod block;
 mod http;
+mod kvd;
 mod memory;
 mod net;
 mod startup;
@@ -42,6 +43,10 @@ pub enum Bench {
     /// Sequential write and read throughput of a guest's disk through libos
     /// against dd with the same block size on the same file (warm cache).
     Block(block::Args),
+    /// Operations/s of kvd under the tender against redis-server (same
+    /// appendfsync), with redis-benchmark SET and GET, 50 clients, with and
+    /// without pipelining. Needs root: runs in network namespaces of its own.
+    Kvd(kvd::Args),
 }
 
 /// Runs one benchmark.
@@ -52,6 +57,7 @@ pub fn run(bench: Bench) -> Result<()> {
         Bench::Http(args) => http::run(&args),
         Bench::Tcp(args) => tcp::run(&args),
         Bench::Block(args) => block::run(&args),
+        Bench::Kvd(args) => kvd::run(&args),
     }
 }
 

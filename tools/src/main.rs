@@ -19,6 +19,7 @@
 #![deny(unsafe_code)]
 
 mod bench;
+mod disk;
 mod netns;
 mod smaps;
 mod stats;
@@ -42,12 +43,16 @@ enum Command {
     /// Benchmarks the tender against native static peers.
     #[command(subcommand)]
     Bench(bench::Bench),
+    /// Makes, lists, reads and checks FAT disk images for guests.
+    #[command(subcommand)]
+    Disk(disk::Disk),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(b) => bench::run(b),
+        Command::Disk(d) => disk::run(d),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
