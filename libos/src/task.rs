@@ -291,7 +291,18 @@ impl Drop for Sleep {
         if let Some(seq) = self.timer
             && Instant::now() < self.deadline
         {
-            CANCELLED.lock().insert(seq);
+            let mut cancelled = CANCELLED.lock();
+            cancelled.insert(seq);
+            // A server that wraps every read in a timeout cancels timers far
+            // faster than they expire: once most of the heap is cancelled,
+            // rebuild it, so that memory follows the live timers only.
+            if cancelled.len() > 64 {
+                let mut timers = TIMERS.lock();
+                if cancelled.len() * 2 > timers.len() {
+                    timers.retain(|Reverse(t)| !cancelled.contains(&t.seq));
+                    cancelled.clear();
+                }
+            }
         }
     }
 }
@@ -469,6 +480,20 @@ pub(crate) mod tests {
         });
         // Outside block_on: the dropped timer is skipped, nothing is pending.
         assert_eq!(fire_timers(Instant::now()), None);
+    }
+
+    #[test]
+    fn cancelled_timers_do_not_accumulate() {
+        let _g = exclusive();
+        block_on(async {
+            for _ in 0..100_000 {
+                // A timeout that never fires, as around every read of a
+                // server: the timer is registered, then cancelled.
+                let _ = timeout(Duration::from_secs(30), yield_now()).await;
+            }
+        });
+        assert!(TIMERS.lock().len() < 1000, "{} timers queued", TIMERS.lock().len());
+        assert!(CANCELLED.lock().len() < 1000);
     }
 
     #[test]
