@@ -16,10 +16,14 @@ target/release/nabla bench startup
 echo
 target/release/nabla bench memory
 echo
+target/release/nabla bench block
+echo
 if [ "$(id -u)" -ne 0 ]; then
-    echo "skipping nabla bench http and tcp: they need root (network namespaces, taps)" >&2
+    echo "skipping nabla bench http, tcp and kvd: they need root (network namespaces, taps)" >&2
     exit 0
 fi
 target/release/nabla bench http
 echo
 target/release/nabla bench tcp
+echo
+target/release/nabla bench kvd
