@@ -19,7 +19,6 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -209,20 +208,6 @@ fn redis_benchmark_completes_every_test_without_an_error() {
     assert!(!all.to_lowercase().contains("error") && !all.contains("ERR"), "{all}");
 }
 
-/// Runs `f` on a thread that has entered `ns`'s network namespace.
-fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let file = std::fs::File::open(format!("/run/netns/{}", ns.name())).expect("netns file");
-    std::thread::spawn(move || {
-        // SAFETY: setns on this thread only, with a valid namespace fd.
-        #[allow(unsafe_code)]
-        let ret = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(ret, 0, "setns: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .expect("thread in the namespace panicked")
-}
-
 fn connect() -> TcpStream {
     let s = TcpStream::connect((GUEST, 6379)).expect("connect to kvd");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -257,7 +242,7 @@ fn bad_requests_get_error_replies_and_others_are_still_served() {
     let ns = namespace("kvd-proto");
     let dir = TempDir::new("kvd-proto");
     let _kvd = kvd(&ns, &disk(&dir), &[]);
-    in_netns(&ns, || {
+    ns.enter(|| {
         let mut other = connect();
         let ping = |other: &mut TcpStream| {
             assert_eq!(exchange(other, b"PING\r\n", 7).0, b"+PONG\r\n");
@@ -340,7 +325,7 @@ fn pipelined_commands_are_all_answered_in_order() {
     let ns = namespace("kvd-pipe");
     let dir = TempDir::new("kvd-pipe");
     let _kvd = kvd(&ns, &disk(&dir), &[]);
-    in_netns(&ns, || {
+    ns.enter(|| {
         let mut c = connect();
         let mut request = Vec::new();
         let mut expected = Vec::new();

@@ -68,20 +68,6 @@ fn disk(dir: &TempDir, size: u64) -> PathBuf {
     path
 }
 
-/// Runs `f` on a thread that has entered `ns`'s network namespace.
-fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let file = File::open(format!("/run/netns/{}", ns.name())).expect("netns file");
-    std::thread::spawn(move || {
-        // SAFETY: setns on this thread only, with a valid namespace fd.
-        #[allow(unsafe_code)]
-        let ret = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(ret, 0, "setns: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .expect("thread in the namespace panicked")
-}
-
 /// kvd running under the tender, its console collected.
 struct Kvd {
     child: KillOnDrop,
@@ -255,7 +241,7 @@ impl Client {
 
 /// Reads every key in `keys` and the number of keys in kvd, from `ns`.
 fn read_back(ns: &Netns, keys: Vec<String>) -> (Vec<Option<Vec<u8>>>, i64) {
-    in_netns(ns, move || {
+    ns.enter(move || {
         let mut c = Client::connect().expect("connect to kvd");
         let values = c.get_all(&keys).expect("GET every key");
         let Reply::Int(n) = c.call(&[b"DBSIZE"]).expect("DBSIZE") else { panic!("DBSIZE") };
@@ -428,7 +414,7 @@ fn killed_at_random_moments_kvd_keeps_every_acknowledged_write() {
 fn write_keys(ns: &Netns, disk: &Path, n: usize) {
     let (kvd, report) = Kvd::start(ns, disk);
     assert!(report.contains("initialised"), "{report}");
-    in_netns(ns, move || {
+    ns.enter(move || {
         let mut c = Client::connect().unwrap();
         for i in 0..n {
             let reply = c.call(&[b"SET", format!("key{i}").as_bytes(), &value(i)]).unwrap();
@@ -479,7 +465,7 @@ fn a_torn_last_record_is_cut_and_reported() {
     assert!(report.contains(&format!("cut 512 bytes at offset {}", end - 512)), "{report}");
     check_keys(&ns, 0..19, 19..20);
     // The cut is final: kvd goes on writing, and the next start is clean.
-    in_netns(&ns, || {
+    ns.enter(|| {
         let mut c = Client::connect().unwrap();
         let reply = c.call(&[b"SET", b"key19", &value(19)]).unwrap();
         assert_eq!(reply, Reply::Simple("OK".into()));

@@ -8,7 +8,6 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
-use std::os::fd::AsRawFd;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -81,21 +80,6 @@ fn curl(ns: &Netns, args: &[&str]) -> support::Outcome {
     let mut all = vec!["--silent", "--show-error", "--max-time", "10"];
     all.extend_from_slice(args);
     ns.run("curl", &all)
-}
-
-/// Runs `f` on a thread that has entered `ns`'s network namespace, so that
-/// the sockets it opens live there.
-fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let file = std::fs::File::open(format!("/run/netns/{}", ns.name())).expect("netns file");
-    std::thread::spawn(move || {
-        // SAFETY: setns on this thread only, with a valid namespace fd.
-        #[allow(unsafe_code)]
-        let ret = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(ret, 0, "setns: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .expect("thread in the namespace panicked")
 }
 
 #[test]
@@ -357,7 +341,7 @@ fn echo_serves_100_concurrent_clients_a_mebibyte_each() {
     args.extend(ip.iter().copied());
     args.push(&echo);
     let (_guest, _) = start(&ns, &args, "echo: listening");
-    let results = in_netns(&ns, || {
+    let results = ns.enter(|| {
         let clients: Vec<_> = (0..100u64)
             .map(|i| {
                 std::thread::spawn(move || -> Result<(), String> {
@@ -401,7 +385,7 @@ fn echo_answers_udp_datagrams() {
     args.extend(ip.iter().copied());
     args.push(&echo);
     let (_guest, _) = start(&ns, &args, "echo: listening");
-    let replies = in_netns(&ns, || {
+    let replies = ns.enter(|| {
         let s = std::net::UdpSocket::bind("10.0.0.1:0").unwrap();
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let mut got = Vec::new();
@@ -427,7 +411,7 @@ fn echo_answers_udp_datagrams() {
 fn a_guest_connects_out_as_a_client() {
     let ns = namespace("client");
     ns.add_tap("tap1", Some("10.0.1.1/24"), None);
-    let server = in_netns(&ns, || std::net::TcpListener::bind("10.0.0.1:7070").unwrap());
+    let server = ns.enter(|| std::net::TcpListener::bind("10.0.0.1:7070").unwrap());
     let peer = std::thread::spawn(move || {
         let (mut s, from) = server.accept().unwrap();
         let mut line = String::new();
@@ -519,7 +503,7 @@ fn garbage_frames_do_not_stop_the_guest() {
     ok("start");
     let ifindex: i32 =
         ns.run("cat", &["/sys/class/net/tap0/ifindex"]).stdout.trim().parse().unwrap();
-    let sent = in_netns(&ns, move || {
+    let sent = ns.enter(move || {
         // SAFETY: a raw packet socket; sendto with a valid sockaddr_ll and buffers.
         #[allow(unsafe_code)]
         let send_all = |frames: &[Vec<u8>]| unsafe {

@@ -249,6 +249,22 @@ impl Netns {
         spawn(c, &format!("{} in {}", program.display(), self.name))
     }
 
+    /// Runs `f` on a thread that has entered the namespace, so that the
+    /// sockets it opens live there (`setns` affects only that thread).
+    #[allow(unsafe_code)]
+    pub fn enter<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let file = std::fs::File::open(format!("/run/netns/{}", self.name))
+            .unwrap_or_else(|e| panic!("/run/netns/{}: {e}", self.name));
+        std::thread::spawn(move || {
+            // SAFETY: setns on this thread only, with a valid namespace fd.
+            let ret = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(ret, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("thread in the namespace panicked")
+    }
+
     /// Runs the tender with `args` in the namespace.
     pub fn tender<S: AsRef<OsStr>>(&self, args: &[S]) -> Outcome {
         self.run(tender(), args)
