@@ -92,28 +92,9 @@ pub struct BlockOptions {
 /// A block option is malformed, or a disk cannot be attached.
 #[derive(Debug, thiserror::Error)]
 pub enum BlockError {
-    /// Not `NAME=VALUE`.
-    #[error("{option} {value:?}: expected {expected}")]
-    Syntax {
-        /// `--block`, `--block-ro` or `--block-sector-size`.
-        option: &'static str,
-        /// The value as given.
-        value: String,
-        /// What the option takes.
-        expected: &'static str,
-    },
-    /// `NAME` is not a valid device name.
-    #[error("{option} {value:?}: `{name}` is not a device name: {reason}")]
-    BadName {
-        /// `--block`, `--block-ro` or `--block-sector-size`.
-        option: &'static str,
-        /// The value as given.
-        value: String,
-        /// The name.
-        name: String,
-        /// What is wrong with it.
-        reason: abi::NameError,
-    },
+    /// Not `NAME=VALUE` with a valid device name.
+    #[error(transparent)]
+    Option(#[from] super::OptionError),
     /// Two options attach one device.
     #[error("device `{name}` is attached twice: {first} and {second}")]
     Duplicate {
@@ -244,22 +225,16 @@ pub enum BlockError {
     },
 }
 
-/// Splits `NAME=VALUE` and checks `NAME`.
+/// Splits `NAME=VALUE`, checks `NAME`, and refuses an empty `VALUE`.
 fn split<'a>(
     option: &'static str,
     value: &'a str,
     expected: &'static str,
 ) -> Result<(&'a str, &'a str), BlockError> {
-    let syntax = || BlockError::Syntax { option, value: value.to_string(), expected };
-    let (name, rest) = value.split_once('=').ok_or_else(syntax)?;
-    abi::check_name(name.as_bytes()).map_err(|reason| BlockError::BadName {
-        option,
-        value: value.to_string(),
-        name: name.to_string(),
-        reason,
-    })?;
+    let (name, rest) = super::split_option(option, value, expected)?;
     if rest.is_empty() {
-        return Err(syntax());
+        let value = value.to_string();
+        return Err(super::OptionError::Syntax { option, value, expected }.into());
     }
     Ok((name, rest))
 }
@@ -665,7 +640,10 @@ mod tests {
         for bad in ["0", "256", "1000", "131072", "4k", "-512", "", "4097"] {
             let e = parse(&["a=x"], &[], &[&format!("a={bad}")]);
             if bad.is_empty() {
-                assert!(matches!(e, Err(BlockError::Syntax { .. })), "{bad:?}");
+                assert!(
+                    matches!(e, Err(BlockError::Option(super::super::OptionError::Syntax { .. }))),
+                    "{bad:?}"
+                );
                 continue;
             }
             assert_eq!(

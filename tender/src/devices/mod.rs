@@ -35,6 +35,51 @@ use crate::seccomp::Rule;
 
 /// An option refers to the wrong device, a declared device is not
 /// attached, or a device cannot be attached.
+/// A device option is not `NAME=VALUE` with a valid device name.
+#[derive(Debug, thiserror::Error)]
+pub enum OptionError {
+    /// Not `NAME=VALUE`.
+    #[error("{option} {value:?}: expected {expected}")]
+    Syntax {
+        /// The option, e.g. `--net` or `--block`.
+        option: &'static str,
+        /// The value as given.
+        value: String,
+        /// What the option takes.
+        expected: &'static str,
+    },
+    /// `NAME` is not a valid device name.
+    #[error("{option} {value:?}: `{name}` is not a device name: {reason}")]
+    BadName {
+        /// The option.
+        option: &'static str,
+        /// The value as given.
+        value: String,
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        reason: abi::NameError,
+    },
+}
+
+/// Splits an option's `NAME=VALUE` and checks `NAME`; `expected` says what
+/// the option takes, for the message.
+pub fn split_option<'a>(
+    option: &'static str,
+    value: &'a str,
+    expected: &'static str,
+) -> Result<(&'a str, &'a str), OptionError> {
+    let syntax = || OptionError::Syntax { option, value: value.to_string(), expected };
+    let (name, rest) = value.split_once('=').ok_or_else(syntax)?;
+    abi::check_name(name.as_bytes()).map_err(|reason| OptionError::BadName {
+        option,
+        value: value.to_string(),
+        name: name.to_string(),
+        reason,
+    })?;
+    Ok((name, rest))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     /// An option names a device the image does not declare.

@@ -152,28 +152,9 @@ pub struct NetOptions {
 /// A net option is malformed, or a tap cannot be attached.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
-    /// Not `NAME=VALUE`.
-    #[error("{option} {value:?}: expected {expected}")]
-    Syntax {
-        /// `--net` or `--net-mac`.
-        option: &'static str,
-        /// The value as given.
-        value: String,
-        /// What the option takes.
-        expected: &'static str,
-    },
-    /// `NAME` is not a valid device name.
-    #[error("{option} {value:?}: `{name}` is not a device name: {reason}")]
-    BadName {
-        /// `--net` or `--net-mac`.
-        option: &'static str,
-        /// The value as given.
-        value: String,
-        /// The name.
-        name: String,
-        /// What is wrong with it.
-        reason: abi::NameError,
-    },
+    /// Not `NAME=VALUE` with a valid device name.
+    #[error(transparent)]
+    Option(#[from] super::OptionError),
     /// `IFACE` cannot be an interface name.
     #[error("{NET_OPTION} {name}={iface}: `{iface}` is not an interface name: {reason}")]
     BadInterface {
@@ -406,18 +387,7 @@ fn split<'a>(
     value: &'a str,
     expected: &'static str,
 ) -> Result<(&'a str, &'a str), NetError> {
-    let (name, rest) = value.split_once('=').ok_or_else(|| NetError::Syntax {
-        option,
-        value: value.to_string(),
-        expected,
-    })?;
-    abi::check_name(name.as_bytes()).map_err(|reason| NetError::BadName {
-        option,
-        value: value.to_string(),
-        name: name.to_string(),
-        reason,
-    })?;
-    Ok((name, rest))
+    Ok(super::split_option(option, value, expected)?)
 }
 
 impl NetOptions {
