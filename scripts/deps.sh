@@ -8,6 +8,7 @@
 #   util-linux      setpriv, to run a guest as an unprivileged user in the tests
 #   dosfstools, mtools   FAT disk images (nabla disk, the file-system tests)
 #   redis-tools, redis-server   clients and the native peer for kvd
+#   umoci, skopeo, oci-image-tool   checking nabla pack's OCI images
 #   iproute2        ip: network namespaces and taps for the network tests
 #   iputils-ping    ping, curl: reaching a guest from its namespace in the tests
 #   curl
@@ -21,6 +22,7 @@ NABLA_DEBIAN_PACKAGES=(
     nginx-light wrk
     dosfstools mtools
     redis-tools redis-server
+    umoci skopeo oci-image-tool
 )
 
 nabla_ensure_deps() {

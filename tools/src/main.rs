@@ -6,6 +6,8 @@
 //! nabla bench http [--duration S] [--connections C] [--threads T] [--rounds N] [--mtu BYTES] [--json]
 //! nabla bench tcp [--size MIB] [--rounds N] [--mtu BYTES] [--guest-env KEY=VALUE] [--json]
 //! nabla bench block [--size-mib MIB] [--block-kib KIB] [--rounds N] [--dir DIR] [--json]
+//! nabla disk create IMG --from DIR | get | ls | check
+//! nabla pack BINARY [--files DIR] [--arg ARG]... [--env KEY=VALUE]... [--port PORT/PROTO]... -t REF [-o FILE.tar] [--layout DIR]
 //! ```
 //!
 //! The benchmarks compare the tender running a guest with a native static
@@ -21,6 +23,7 @@
 mod bench;
 mod disk;
 mod netns;
+mod pack;
 mod smaps;
 mod stats;
 mod tcpperf;
@@ -46,6 +49,8 @@ enum Command {
     /// Makes, lists, reads and checks FAT disk images for guests.
     #[command(subcommand)]
     Disk(disk::Disk),
+    /// Packs a nabla binary as an OCI image (layout directory or archive).
+    Pack(pack::Pack),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +58,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Bench(b) => bench::run(b),
         Command::Disk(d) => disk::run(d),
+        Command::Pack(p) => pack::run(p),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
