@@ -16,6 +16,9 @@
 #   strace          counting the system calls a guest makes
 #   nginx-light     native peers for the network benchmarks, and the load
 #   wrk               generator
+#   containerd, runc, podman   driving the OCI runtime as users do
+#   qemu-system-x86, busybox-static, cpio   the HAP lab VM (TCG)
+#   librsvg2-bin    rsvg-convert: the HAP chart as PNG
 NABLA_DEBIAN_PACKAGES=(
     libseccomp-dev gcc util-linux
     iproute2 iputils-ping curl dnsmasq-base strace
@@ -23,6 +26,8 @@ NABLA_DEBIAN_PACKAGES=(
     dosfstools mtools
     redis-tools redis-server
     umoci skopeo oci-image-tool
+    containerd runc podman
+    qemu-system-x86 busybox-static cpio librsvg2-bin
 )
 
 nabla_ensure_deps() {
