@@ -1,0 +1,339 @@
+//! From an OCI bundle (`config.json` and its rootfs) to what the tender
+//! needs: the nabla binary, the guest's args and env, its memory, the
+//! devices it declares, and what the container's namespaces and mounts mean
+//! for it.
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::process::Command;
+
+use oci_spec::runtime::{LinuxNamespaceType, PosixRlimitType, Spec};
+
+use crate::log::Log;
+use crate::{Error, sibling};
+
+/// The container's network namespace, from `linux.namespaces`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetNs {
+    /// No `network` entry: the caller's own (the host's) namespace.
+    Host,
+    /// A `network` entry without a path: a new, empty one.
+    New,
+    /// A `network` entry with a path: join that namespace.
+    Path(PathBuf),
+}
+
+/// A device the image declares in its manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub name: String,
+    pub kind: String,
+}
+
+/// One `setrlimit` for the container process.
+#[derive(Debug, Clone, Copy)]
+pub struct Rlimit {
+    pub resource: libc::__rlimit_resource_t,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// Everything `create` takes from the bundle.
+#[derive(Debug)]
+pub struct Plan {
+    /// The bundle directory, absolute.
+    pub bundle: PathBuf,
+    /// The rootfs directory, absolute.
+    pub rootfs: PathBuf,
+    pub rootfs_readonly: bool,
+    /// The nabla binary, a path on the host inside the rootfs.
+    pub binary: PathBuf,
+    /// The guest's arguments (`process.args[1..]`).
+    pub args: Vec<String>,
+    /// The guest's environment, `KEY=VALUE`.
+    pub env: Vec<String>,
+    /// `--mem`, from `linux.resources.memory.limit`; `None`: the tender's default.
+    pub mem_mib: Option<u64>,
+    pub devices: Vec<Device>,
+    pub netns: NetNs,
+    pub terminal: bool,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub rlimits: Vec<Rlimit>,
+    pub annotations: HashMap<String, String>,
+}
+
+impl Plan {
+    pub fn devices_of(&self, kind: &str) -> impl Iterator<Item = &Device> {
+        self.devices.iter().filter(move |d| d.kind == kind)
+    }
+}
+
+const MIB: i64 = 1 << 20;
+
+/// Reads and checks the bundle. Every refusal names what is wrong.
+pub fn plan(bundle: &Path, log: &Log) -> Result<Plan, Error> {
+    let bundle =
+        bundle.canonicalize().map_err(|e| Error(format!("bundle {}: {e}", bundle.display())))?;
+    let config = bundle.join("config.json");
+    if !config.is_file() {
+        return Err(Error(format!("{}: no such file", config.display())));
+    }
+    let spec = Spec::load(&config).map_err(|e| Error(format!("{}: {e}", config.display())))?;
+
+    let root =
+        spec.root().as_ref().ok_or_else(|| Error(format!("{}: no root", config.display())))?;
+    let rootfs =
+        if root.path().is_absolute() { root.path().clone() } else { bundle.join(root.path()) };
+    let rootfs =
+        rootfs.canonicalize().map_err(|e| Error(format!("rootfs {}: {e}", rootfs.display())))?;
+    std::fs::read_dir(&rootfs).map_err(|e| Error(format!("rootfs {}: {e}", rootfs.display())))?;
+
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error(format!("{}: no process", config.display())))?;
+    let mut args = process.args().clone().unwrap_or_default();
+    if args.is_empty() {
+        return Err(Error(format!(
+            "{}: process.args is empty: its first element must name the nabla binary",
+            config.display()
+        )));
+    }
+    let entry = args.remove(0);
+    let binary = resolve_in_rootfs(&rootfs, &entry)?;
+
+    let mut env = Vec::new();
+    for kv in process.env().iter().flatten() {
+        if kv.split_once('=').is_some_and(|(k, _)| !k.is_empty()) {
+            env.push(kv.clone());
+        } else {
+            log.warn(&format!("process.env entry {kv:?} is not KEY=VALUE: left out"));
+        }
+    }
+
+    let mem_mib = match spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.limit())
+    {
+        None => None,
+        Some(l) if l < 0 => None, // -1: unlimited
+        Some(l) if l < MIB => {
+            return Err(Error(format!(
+                "linux.resources.memory.limit {l} bytes is below 1 MiB: too small for any guest"
+            )));
+        }
+        Some(l) => Some((l / MIB) as u64),
+    };
+
+    let devices = inspect(&binary, &entry, mem_mib)?;
+
+    let netns = match spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()) {
+        None => NetNs::Host,
+        Some(nss) => match nss.iter().find(|n| n.typ() == LinuxNamespaceType::Network) {
+            None => NetNs::Host,
+            Some(n) => match n.path() {
+                None => NetNs::New,
+                Some(p) => NetNs::Path(p.clone()),
+            },
+        },
+    };
+
+    for m in spec.mounts().iter().flatten() {
+        check_mount(m, log)?;
+    }
+
+    let mut rlimits = Vec::new();
+    for r in process.rlimits().iter().flatten() {
+        rlimits.push(Rlimit { resource: rlimit_resource(r.typ()), soft: r.soft(), hard: r.hard() });
+    }
+
+    let user = process.user();
+    Ok(Plan {
+        rootfs_readonly: root.readonly().unwrap_or(false),
+        bundle,
+        rootfs,
+        binary,
+        args,
+        env,
+        mem_mib,
+        devices,
+        netns,
+        terminal: process.terminal().unwrap_or(false),
+        uid: user.uid(),
+        gid: user.gid(),
+        additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        rlimits,
+        annotations: spec.annotations().clone().unwrap_or_default(),
+    })
+}
+
+/// The host path of `entry` inside `rootfs`: an absolute path, no `..`,
+/// a regular file once symbolic links are followed, and still inside the
+/// rootfs.
+fn resolve_in_rootfs(rootfs: &Path, entry: &str) -> Result<PathBuf, Error> {
+    let p = Path::new(entry);
+    if !p.is_absolute() || p.components().any(|c| c == Component::ParentDir) {
+        return Err(Error(format!(
+            "process.args[0] {entry:?}: the nabla binary must be named by an absolute path in the rootfs, without \"..\""
+        )));
+    }
+    let host = rootfs.join(p.strip_prefix("/").unwrap_or(p));
+    let real = host.canonicalize().map_err(|e| {
+        Error(format!("process.args[0] {entry}: {e} (in rootfs {})", rootfs.display()))
+    })?;
+    if !real.starts_with(rootfs) {
+        return Err(Error(format!("process.args[0] {entry}: resolves outside the rootfs")));
+    }
+    if !real.is_file() {
+        return Err(Error(format!("process.args[0] {entry}: not a regular file")));
+    }
+    Ok(real)
+}
+
+/// Validates `binary` with the tender's own checks (`tender --inspect`, with
+/// the memory it will get) and returns the devices its manifest declares.
+fn inspect(binary: &Path, entry: &str, mem_mib: Option<u64>) -> Result<Vec<Device>, Error> {
+    let tender = sibling("tender")?;
+    let mut cmd = Command::new(&tender);
+    cmd.arg("--inspect");
+    if let Some(m) = mem_mib {
+        cmd.arg("--mem").arg(m.to_string());
+    }
+    let out = cmd.arg(binary).output().map_err(|e| Error(format!("{}: {e}", tender.display())))?;
+    if !out.status.success() {
+        let msg = String::from_utf8_lossy(&out.stderr);
+        let msg = msg.trim();
+        let msg = msg.strip_prefix("tender: ").unwrap_or(msg);
+        // The tender names the host path; the user knows the image's.
+        let msg = msg.replace(&binary.display().to_string(), entry);
+        return Err(Error(format!(
+            "process.args[0] {entry} is not a nabla binary the tender accepts: {msg}"
+        )));
+    }
+    Ok(parse_devices(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The `devices:` section of `tender --inspect`: indented `NAME KIND` lines.
+fn parse_devices(inspect: &str) -> Vec<Device> {
+    let mut devices = Vec::new();
+    let mut inside = false;
+    for line in inspect.lines() {
+        if line.starts_with("devices:") {
+            inside = true;
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        if !line.starts_with(' ') {
+            break;
+        }
+        let mut words = line.split_whitespace();
+        if let (Some(name), Some(kind)) = (words.next(), words.next()) {
+            devices.push(Device { name: name.into(), kind: kind.into() });
+        }
+    }
+    devices
+}
+
+/// Mounts the container engines add for every Linux container, which mean
+/// nothing to a guest that has no kernel file systems: ignored.
+const KERNEL_FS: &[&str] =
+    &["proc", "sysfs", "devpts", "mqueue", "tmpfs", "cgroup", "cgroup2", "shm"];
+
+/// Files the engines bind into every container (name resolution, hostname,
+/// Kubernetes' termination log and service-account token): a guest cannot
+/// read them, which is worth a warning but not a refusal.
+const ENGINE_FILES: &[&str] = &[
+    "/etc/hosts",
+    "/etc/hostname",
+    "/etc/resolv.conf",
+    "/run/.containerenv",
+    "/dev/termination-log",
+    "/var/run/secrets/kubernetes.io/serviceaccount",
+    "/dev/shm",
+];
+
+fn check_mount(m: &oci_spec::runtime::Mount, log: &Log) -> Result<(), Error> {
+    let dest = m.destination().display().to_string();
+    let typ = m.typ().as_deref().unwrap_or("");
+    let bind = typ == "bind" || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+    if !bind && KERNEL_FS.contains(&typ) {
+        log.debug(&format!(
+            "mount {dest} ({typ}) ignored: a nabla guest has no kernel file systems"
+        ));
+        return Ok(());
+    }
+    if ENGINE_FILES.contains(&dest.as_str()) {
+        log.warn(&format!(
+            "mount {dest} is not available to the guest: a nabla guest reads only the disk made from its image's files"
+        ));
+        return Ok(());
+    }
+    let source = m.source().as_ref().map(|s| s.display().to_string()).unwrap_or_default();
+    Err(Error(format!(
+        "mount {dest} ({} {source}) cannot be honoured: a nabla guest reads only the disk made from its image's files",
+        if typ.is_empty() { "bind" } else { typ }
+    )))
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+    use PosixRlimitType::*;
+    match t {
+        RlimitCpu => libc::RLIMIT_CPU,
+        RlimitFsize => libc::RLIMIT_FSIZE,
+        RlimitData => libc::RLIMIT_DATA,
+        RlimitStack => libc::RLIMIT_STACK,
+        RlimitCore => libc::RLIMIT_CORE,
+        RlimitRss => libc::RLIMIT_RSS,
+        RlimitNproc => libc::RLIMIT_NPROC,
+        RlimitNofile => libc::RLIMIT_NOFILE,
+        RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        RlimitAs => libc::RLIMIT_AS,
+        RlimitLocks => libc::RLIMIT_LOCKS,
+        RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        RlimitNice => libc::RLIMIT_NICE,
+        RlimitRtprio => libc::RLIMIT_RTPRIO,
+        RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_from_inspect() {
+        let text = "image:       x\nentry:       0x100000\ndevices:     \n  service0         net\n  storage          block\nmemory:      64 MiB\n  boot   0x1-0x2\n";
+        assert_eq!(
+            parse_devices(text),
+            vec![
+                Device { name: "service0".into(), kind: "net".into() },
+                Device { name: "storage".into(), kind: "block".into() }
+            ]
+        );
+        assert!(parse_devices("devices:     \nmemory: 64 MiB\n").is_empty());
+    }
+
+    #[test]
+    fn entry_must_stay_in_rootfs() {
+        let dir = std::env::temp_dir().join(format!("nabla-runc-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::fs::write(dir.join("bin/app"), b"x").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.join("bin/out")).unwrap();
+        let root = dir.canonicalize().unwrap();
+        assert!(resolve_in_rootfs(&root, "/bin/app").is_ok());
+        assert!(resolve_in_rootfs(&root, "bin/app").is_err());
+        assert!(resolve_in_rootfs(&root, "/bin/../bin/app").is_err());
+        let e = resolve_in_rootfs(&root, "/bin/out").unwrap_err();
+        assert!(e.0.contains("outside the rootfs"), "{}", e.0);
+        assert!(resolve_in_rootfs(&root, "/bin").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,682 @@
+//! nabla-runc: an OCI runtime that runs nabla images under the tender.
+//!
+//! Its command line follows runc's, so that containerd's runc shim
+//! (`BinaryName`, or `ctr run --runc-binary`), podman (`--runtime`) and,
+//! through them, Kubernetes (a `RuntimeClass`) drive it:
+//!
+//! ```text
+//! nabla-runc [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND
+//!   create --bundle DIR [--pid-file FILE] [--console-socket SOCK] ID
+//!   start ID | state ID | kill [--all] ID [SIGNAL] | delete [--force] ID
+//!   run [--bundle DIR] [--detach] ... ID | ps ID | list | features
+//! ```
+//!
+//! `create` turns the bundle into a tender invocation (see `bundle`, `net`,
+//! `disk`) and leaves the container process waiting on an exec fifo
+//! (`process`); `start` releases it and it execs the tender, which runs the
+//! guest. The tender and `nabla` (for the disk) are found next to this
+//! binary. See docs/oci.md.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod bundle;
+mod container;
+mod disk;
+mod log;
+mod net;
+mod process;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime};
+
+use clap::{Args, Parser, Subcommand};
+use oci_spec::runtime::{ContainerState, State};
+
+use crate::bundle::NetNs;
+use crate::container::{Dir, Record};
+use crate::log::Log;
+
+/// What went wrong, said to the caller.
+#[derive(Debug)]
+pub struct Error(pub String);
+
+/// The OCI runtime spec versions this runtime reads.
+const OCI_VERSION_MIN: &str = "1.0.0";
+const OCI_VERSION: &str = "1.2.0";
+
+/// An OCI runtime for nabla images: runs them under the tender.
+#[derive(Debug, Parser)]
+#[command(name = "nabla-runc", version, about, long_about = None)]
+struct Cli {
+    /// Directory for the containers' state.
+    #[arg(long, global = true, default_value = "/run/nabla-runc")]
+    root: PathBuf,
+    /// Appends log records to this file.
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Format of the log records.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: log::Format,
+    /// Logs debug records too.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// runc's: accepted for compatibility; cgroups are not managed (docs/oci.md).
+    #[arg(long, global = true, hide = true)]
+    systemd_cgroup: bool,
+    /// runc's: accepted for compatibility, unused.
+    #[arg(long, global = true, hide = true)]
+    criu: Option<String>,
+    /// runc's: accepted for compatibility, unused.
+    #[arg(long, global = true, hide = true)]
+    rootless: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct CreateArgs {
+    /// The container's id.
+    id: String,
+    /// The bundle directory (config.json and the rootfs).
+    #[arg(long, short, default_value = ".")]
+    bundle: PathBuf,
+    /// Writes the container process's pid to this file.
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    /// A Unix socket to send the console's pty master to (process.terminal).
+    #[arg(long)]
+    console_socket: Option<PathBuf>,
+    /// Passes this many fds after stdio (3, 4, ...) to the container process.
+    #[arg(long, default_value_t = 0)]
+    preserve_fds: u32,
+    /// runc's: accepted, nothing to do (no pivot_root here).
+    #[arg(long, hide = true)]
+    no_pivot: bool,
+    /// runc's: accepted, nothing to do (no session keyring here).
+    #[arg(long, hide = true)]
+    no_new_keyring: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Creates a container: its process waits for `start`.
+    Create(CreateArgs),
+    /// Starts a created container: the tender runs the guest.
+    Start { id: String },
+    /// Prints the container's state (OCI runtime spec JSON).
+    State { id: String },
+    /// Sends a signal (default SIGTERM) to the container's process.
+    Kill {
+        id: String,
+        /// A number or a name, with or without SIG.
+        signal: Option<String>,
+        /// All the container's processes (there is one).
+        #[arg(long, short)]
+        all: bool,
+    },
+    /// Deletes a stopped container and what create made for it.
+    Delete {
+        id: String,
+        /// Kills it first if it still runs; an unknown id is not an error.
+        #[arg(long, short)]
+        force: bool,
+    },
+    /// Creates and starts a container; without --detach, waits for it,
+    /// deletes it and exits with its status.
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        #[arg(long, short)]
+        detach: bool,
+    },
+    /// Lists the container's processes.
+    Ps {
+        id: String,
+        #[arg(long, short, default_value = "table")]
+        format: String,
+    },
+    /// Lists the containers.
+    List {
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Prints what this runtime supports (OCI runtime features JSON).
+    Features,
+    /// Refused: a nabla guest is one process.
+    #[command(disable_help_flag = true)]
+    Exec {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+    /// Refused: not supported.
+    #[command(disable_help_flag = true)]
+    Pause {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+    /// Refused: not supported.
+    #[command(disable_help_flag = true)]
+    Resume {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log = Log::new(cli.log.clone(), cli.log_format, cli.debug);
+    match dispatch(&cli, &log) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            log.error(&e.0);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn dispatch(cli: &Cli, log: &Log) -> Result<u8, Error> {
+    let root = &cli.root;
+    match &cli.command {
+        Command::Create(a) => create(root, a, true, log).map(|_| 0),
+        Command::Start { id } => start(root, id).map(|_| 0),
+        Command::State { id } => state(root, id).map(|_| 0),
+        Command::Kill { id, signal, all: _ } => kill(root, id, signal.as_deref()).map(|_| 0),
+        Command::Delete { id, force } => delete(root, id, *force, log).map(|_| 0),
+        Command::Run { create: a, detach } => run(root, a, *detach, log),
+        Command::Ps { id, format } => ps(root, id, format).map(|_| 0),
+        Command::List { quiet } => list(root, *quiet).map(|_| 0),
+        Command::Features => features().map(|_| 0),
+        Command::Exec { .. } => Err(Error(
+            "exec is not supported: a nabla container is one guest in one process, with nothing to exec into".into(),
+        )),
+        Command::Pause { .. } | Command::Resume { .. } => Err(Error(
+            "pause and resume are not supported: they need the cgroup freezer, and nabla-runc does not manage cgroups".into(),
+        )),
+    }
+}
+
+/// `name` in the directory of this executable (the tender, `nabla`).
+pub fn sibling(name: &str) -> Result<PathBuf, Error> {
+    let exe = std::env::current_exe().map_err(|e| Error(format!("current_exe: {e}")))?;
+    let p = exe.with_file_name(name);
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(Error(format!(
+            "{} not found: nabla-runc runs the {name} installed next to it",
+            p.display()
+        )))
+    }
+}
+
+/// Undoes a `create` that fails part-way: taps, disk, state directory.
+struct Undo {
+    dir: PathBuf,
+    wirings: Vec<net::Wiring>,
+    disk: Option<PathBuf>,
+    done: bool,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        net::unwire(&self.wirings);
+        if let Some(d) = &self.disk {
+            let _ = fs::remove_file(d);
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn create(root: &Path, a: &CreateArgs, detach: bool, log: &Log) -> Result<(Dir, Record), Error> {
+    let dir = Dir::new(root, &a.id)?;
+    if dir.path.exists() {
+        return Err(Error(format!("container {} already exists", a.id)));
+    }
+    let plan = bundle::plan(&a.bundle, log)?;
+    if plan.terminal && a.console_socket.is_none() && detach {
+        return Err(Error(
+            "process.terminal is set but no --console-socket was given to send the console to"
+                .into(),
+        ));
+    }
+    fs::create_dir_all(root).map_err(|e| Error(format!("{}: {e}", root.display())))?;
+    fs::create_dir(&dir.path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Error(format!("container {} already exists", a.id))
+        } else {
+            Error(format!("{}: {e}", dir.path.display()))
+        }
+    })?;
+    let mut undo = Undo { dir: dir.path.clone(), wirings: Vec::new(), disk: None, done: false };
+
+    let tender = sibling("tender")?;
+    let mut argv = vec![tender.display().to_string()];
+    if let Some(m) = plan.mem_mib {
+        argv.extend(["--mem".into(), m.to_string()]);
+    }
+    for kv in &plan.env {
+        argv.extend(["--env".into(), kv.clone()]);
+    }
+
+    let blocks: Vec<_> = plan.devices_of("block").collect();
+    if blocks.len() > 1 {
+        return Err(Error(format!(
+            "the image declares {} block devices ({}): nabla-runc makes one disk, from the rootfs",
+            blocks.len(),
+            blocks.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    if let Some(dev) = blocks.first() {
+        let img = disk::make(&plan, &dir.path, &a.id)?;
+        undo.disk = Some(img.clone());
+        chown(&img, plan.uid, plan.gid)?;
+        let opt = if plan.rootfs_readonly { "--block-ro" } else { "--block" };
+        argv.extend([opt.into(), format!("{}={}", dev.name, img.display())]);
+        log.debug(&format!("disk {} for {}", img.display(), dev.name));
+    }
+
+    let nets: Vec<&str> = plan.devices_of("net").map(|d| d.name.as_str()).collect();
+    let netns_path = match &plan.netns {
+        NetNs::Path(p) => {
+            net::enter(p)?;
+            Some(p.clone())
+        }
+        NetNs::Host | NetNs::New => None,
+    };
+    if !nets.is_empty() {
+        match &plan.netns {
+            NetNs::Host => {
+                return Err(Error(format!(
+                    "the image declares net device {}, but the container would share the host's network namespace: nabla-runc wires only a container's own (give it one, e.g. ctr run --with-ns network:PATH, podman --network ns:PATH)",
+                    nets.join(", ")
+                )));
+            }
+            NetNs::New => {
+                return Err(Error(format!(
+                    "the image declares net device {}, but the container gets a new, empty network namespace: give it one with an interface (a CNI network, or ctr run --with-ns network:PATH)",
+                    nets.join(", ")
+                )));
+            }
+            NetNs::Path(_) => {
+                let guest = net::wire(&nets, plan.uid, plan.gid)?;
+                undo.wirings = guest.iter().map(|g| g.wiring.clone()).collect();
+                for g in &guest {
+                    log.debug(&format!("{:?}", g));
+                    argv.extend(g.tender_args());
+                }
+            }
+        }
+    }
+    argv.push(plan.binary.display().to_string());
+    argv.extend(plan.args.iter().cloned());
+    log.debug(&format!("tender: {argv:?}"));
+
+    make_fifo(&dir.fifo())?;
+    let pid = process::spawn(&process::Spawn {
+        argv,
+        fifo: dir.fifo(),
+        new_netns: plan.netns == NetNs::New,
+        console_socket: a.console_socket.clone(),
+        detach,
+        uid: plan.uid,
+        gid: plan.gid,
+        groups: plan.additional_gids.clone(),
+        rlimits: plan.rlimits.clone(),
+        preserve_fds: a.preserve_fds,
+    })?;
+    let start_time = container::proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
+    let record = Record {
+        id: a.id.clone(),
+        bundle: plan.bundle.clone(),
+        pid,
+        start_time,
+        created: log::rfc3339(SystemTime::now()),
+        annotations: plan.annotations.clone(),
+        netns: netns_path,
+        wirings: undo.wirings.clone(),
+        disk: undo.disk.clone(),
+    };
+    let saved = dir.save(&record).and_then(|()| match &a.pid_file {
+        Some(p) => write_pid_file(p, pid),
+        None => Ok(()),
+    });
+    if let Err(e) = saved {
+        // SAFETY: killing the process we just made.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        return Err(e);
+    }
+    undo.done = true;
+    Ok((dir, record))
+}
+
+fn chown(p: &Path, uid: u32, gid: u32) -> Result<(), Error> {
+    if uid == 0 && gid == 0 {
+        return Ok(());
+    }
+    std::os::unix::fs::chown(p, Some(uid), Some(gid))
+        .map_err(|e| Error(format!("{}: chown: {e}", p.display())))
+}
+
+fn make_fifo(p: &Path) -> Result<(), Error> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error(format!("{}: NUL in path", p.display())))?;
+    // SAFETY: a NUL-terminated path.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+        return Err(Error(format!("{}: mkfifo: {}", p.display(), std::io::Error::last_os_error())));
+    }
+    Ok(())
+}
+
+/// Written whole before it appears under its name, as runc does: the caller
+/// may read it the moment `create` returns.
+fn write_pid_file(p: &Path, pid: i32) -> Result<(), Error> {
+    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = p.with_file_name(format!(".{name}.tmp"));
+    fs::write(&tmp, pid.to_string())
+        .and_then(|()| fs::rename(&tmp, p))
+        .map_err(|e| Error(format!("pid file {}: {e}", p.display())))
+}
+
+fn start(root: &Path, id: &str) -> Result<(), Error> {
+    let dir = Dir::new(root, id)?;
+    let r = dir.load(id)?;
+    match dir.status(&r) {
+        ContainerState::Created => {}
+        ContainerState::Running => return Err(Error(format!("container {id} is already running"))),
+        s => return Err(Error(format!("container {id} is {s}: it cannot be started"))),
+    }
+    process::release(&dir.fifo(), || container::alive(r.pid, r.start_time))?;
+    let _ = fs::remove_file(dir.fifo());
+    Ok(())
+}
+
+fn oci_state(dir: &Dir, r: &Record) -> State {
+    let status = dir.status(r);
+    let mut s = State::default();
+    s.set_version(OCI_VERSION.into());
+    s.set_id(r.id.clone());
+    s.set_status(status);
+    s.set_pid((status != ContainerState::Stopped).then_some(r.pid));
+    s.set_bundle(r.bundle.clone());
+    s.set_annotations((!r.annotations.is_empty()).then(|| r.annotations.clone()));
+    s
+}
+
+fn state(root: &Path, id: &str) -> Result<(), Error> {
+    let dir = Dir::new(root, id)?;
+    let r = dir.load(id)?;
+    let mut v = serde_json::to_value(oci_state(&dir, &r)).map_err(|e| Error(e.to_string()))?;
+    // runc's extra field, which podman reads.
+    v["created"] = r.created.clone().into();
+    println!("{}", serde_json::to_string_pretty(&v).map_err(|e| Error(e.to_string()))?);
+    Ok(())
+}
+
+/// A signal by number or name (`9`, `KILL`, `SIGKILL`, `sigkill`).
+fn parse_signal(s: &str) -> Result<i32, Error> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=libc::SIGRTMAX()).contains(&n) {
+            return Ok(n);
+        }
+        return Err(Error(format!("invalid signal {s:?}")));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let n = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "STKFLT" => libc::SIGSTKFLT,
+        "CHLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => return Err(Error(format!("invalid signal {s:?}"))),
+    };
+    Ok(n)
+}
+
+fn kill(root: &Path, id: &str, signal: Option<&str>) -> Result<(), Error> {
+    let sig = parse_signal(signal.unwrap_or("SIGTERM"))?;
+    let dir = Dir::new(root, id)?;
+    let r = dir.load(id)?;
+    if dir.status(&r) == ContainerState::Stopped {
+        return Err(Error(format!("container {id} is not running")));
+    }
+    // SAFETY: a signal to the container's process, checked alive just now.
+    if unsafe { libc::kill(r.pid, sig) } != 0 {
+        return Err(Error(format!("kill {}: {}", r.pid, std::io::Error::last_os_error())));
+    }
+    Ok(())
+}
+
+fn delete(root: &Path, id: &str, force: bool, log: &Log) -> Result<(), Error> {
+    let dir = Dir::new(root, id)?;
+    let r = match dir.load(id) {
+        Ok(r) => r,
+        // containerd's shim deletes twice; an unknown id is gone already.
+        Err(_) if force && !dir.exists() => {
+            let _ = fs::remove_dir_all(&dir.path);
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    match dir.status(&r) {
+        ContainerState::Running if !force => {
+            return Err(Error(format!(
+                "container {id} is running: stop it first, or delete --force"
+            )));
+        }
+        ContainerState::Stopped => {}
+        _ => {
+            // SAFETY: the container's process, alive as just checked.
+            unsafe { libc::kill(r.pid, libc::SIGKILL) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while container::alive(r.pid, r.start_time) {
+                if Instant::now() > deadline {
+                    return Err(Error(format!(
+                        "container {id}: process {} survived SIGKILL for 10 s",
+                        r.pid
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+    cleanup(&dir, &r, log);
+    Ok(())
+}
+
+/// Takes down the network wiring, the disk and the state directory.
+fn cleanup(dir: &Dir, r: &Record, log: &Log) {
+    if let Some(ns) = &r.netns
+        && !r.wirings.is_empty()
+    {
+        match net::enter(ns) {
+            Ok(()) => net::unwire(&r.wirings),
+            // The engine may have removed the namespace first: with it
+            // went the taps.
+            Err(e) => log.debug(&format!("not unwiring: {}", e.0)),
+        }
+    }
+    if let Some(d) = &r.disk {
+        let _ = fs::remove_file(d);
+    }
+    let _ = fs::remove_dir_all(&dir.path);
+}
+
+/// The process that `run` waits for, for the signal handler to forward to.
+static RUN_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = RUN_PID.load(std::sync::atomic::Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+fn run(root: &Path, a: &CreateArgs, detach: bool, log: &Log) -> Result<u8, Error> {
+    let (dir, r) = create(root, a, detach, log)?;
+    if let Err(e) = start(root, &a.id) {
+        let _ = delete(root, &a.id, true, log);
+        return Err(e);
+    }
+    if detach {
+        return Ok(0);
+    }
+    RUN_PID.store(r.pid, std::sync::atomic::Ordering::Relaxed);
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+        // SAFETY: installing a handler that only calls kill.
+        unsafe { libc::signal(sig, forward as *const () as libc::sighandler_t) };
+    }
+    let mut status = 0;
+    loop {
+        // SAFETY: waiting for our own child.
+        let w = unsafe { libc::waitpid(r.pid, &mut status, 0) };
+        if w == r.pid {
+            break;
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return Err(Error(format!("waitpid: {}", std::io::Error::last_os_error())));
+        }
+    }
+    cleanup(&dir, &r, log);
+    Ok(if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status) as u8
+    } else {
+        128u8.wrapping_add(libc::WTERMSIG(status) as u8)
+    })
+}
+
+fn ps(root: &Path, id: &str, format: &str) -> Result<(), Error> {
+    let dir = Dir::new(root, id)?;
+    let r = dir.load(id)?;
+    let pids: Vec<i32> = match dir.status(&r) {
+        ContainerState::Stopped => vec![],
+        _ => vec![r.pid],
+    };
+    match format {
+        "json" => println!("{}", serde_json::to_string(&pids).unwrap_or_default()),
+        "table" => {
+            println!("PID");
+            for p in pids {
+                println!("{p}");
+            }
+        }
+        f => return Err(Error(format!("invalid format {f:?}: table or json"))),
+    }
+    Ok(())
+}
+
+fn list(root: &Path, quiet: bool) -> Result<(), Error> {
+    let mut ids: Vec<String> = match fs::read_dir(root) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+        Err(e) => return Err(Error(format!("{}: {e}", root.display()))),
+    };
+    ids.sort();
+    if !quiet {
+        println!("{:<24} {:<8} {:<8} {:<40} CREATED", "ID", "PID", "STATUS", "BUNDLE");
+    }
+    for id in ids {
+        let Ok(dir) = Dir::new(root, &id) else { continue };
+        let Ok(r) = dir.load(&id) else { continue };
+        if quiet {
+            println!("{id}");
+        } else {
+            let st = dir.status(&r);
+            let pid = if st == ContainerState::Stopped { 0 } else { r.pid };
+            println!(
+                "{:<24} {:<8} {:<8} {:<40} {}",
+                id,
+                pid,
+                st.to_string(),
+                r.bundle.display(),
+                r.created
+            );
+        }
+    }
+    Ok(())
+}
+
+fn features() -> Result<(), Error> {
+    use oci_spec::runtime::{Cgroup, Features, LinuxFeature, LinuxNamespaceType, Seccomp};
+    let mut cgroup = Cgroup::default();
+    cgroup.set_v1(Some(false));
+    cgroup.set_v2(Some(false));
+    cgroup.set_systemd(Some(false));
+    cgroup.set_systemd_user(Some(false));
+    let mut seccomp = Seccomp::default();
+    // The tender installs its own filter; the config's is not applied.
+    seccomp.set_enabled(Some(false));
+    let mut linux = LinuxFeature::default();
+    linux.set_namespaces(Some(vec![LinuxNamespaceType::Network]));
+    linux.set_capabilities(Some(vec![]));
+    linux.set_cgroup(Some(cgroup));
+    linux.set_seccomp(Some(seccomp));
+    let mut f = Features::default();
+    f.set_oci_version_min(OCI_VERSION_MIN.into());
+    f.set_oci_version_max(OCI_VERSION.into());
+    f.set_hooks(Some(vec![]));
+    f.set_mount_options(Some(vec![]));
+    f.set_linux(Some(linux));
+    let mut ann = HashMap::new();
+    ann.insert("org.nabla.runtime.version".to_string(), env!("CARGO_PKG_VERSION").to_string());
+    ann.insert(
+        "org.nabla.disk.size-mib".to_string(),
+        "size of the raw disk for an image without files (default 64)".to_string(),
+    );
+    f.set_annotations(Some(ann));
+    println!("{}", serde_json::to_string_pretty(&f).map_err(|e| Error(e.to_string()))?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("9").unwrap(), libc::SIGKILL);
+        assert_eq!(parse_signal("KILL").unwrap(), libc::SIGKILL);
+        assert_eq!(parse_signal("SIGTERM").unwrap(), libc::SIGTERM);
+        assert_eq!(parse_signal("sigusr1").unwrap(), libc::SIGUSR1);
+        assert!(parse_signal("0").is_err());
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("99").is_err());
+    }
+}
