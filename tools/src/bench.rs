@@ -63,7 +63,7 @@ pub fn run(bench: Bench) -> Result<()> {
 
 /// `given`, or the file `name` in the directory of the running executable;
 /// either must exist.
-fn locate(given: Option<&Path>, name: &str, option: &str) -> Result<PathBuf> {
+pub(crate) fn locate(given: Option<&Path>, name: &str, option: &str) -> Result<PathBuf> {
     let path = match given {
         Some(p) => p.to_path_buf(),
         None => {
@@ -86,10 +86,10 @@ fn locate(given: Option<&Path>, name: &str, option: &str) -> Result<PathBuf> {
 
 /// A directory under the system's temporary directory, removed on drop.
 #[derive(Debug)]
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> Result<Self> {
+    pub(crate) fn new() -> Result<Self> {
         let base = std::env::temp_dir();
         let pid = std::process::id();
         for n in 0..100u32 {
@@ -103,7 +103,7 @@ impl TempDir {
         Err(format!("cannot create a directory for the native peers in {}", base.display()))
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -117,14 +117,14 @@ impl Drop for TempDir {
 /// A native peer compiled with `gcc -O2 -static`, and the directory that
 /// holds it (removed when this is dropped).
 #[derive(Debug)]
-struct NativePeer {
-    path: PathBuf,
+pub(crate) struct NativePeer {
+    pub(crate) path: PathBuf,
     _dir: TempDir,
 }
 
 /// Compiles the C program `source` (the text of `tools/bench/<name>.c`,
 /// embedded at build time) into a static executable `<tmp>/<name>`.
-fn compile_native(name: &str, source: &str) -> Result<NativePeer> {
+pub(crate) fn compile_native(name: &str, source: &str) -> Result<NativePeer> {
     let dir = TempDir::new()?;
     let src = dir.path().join(format!("{name}.c"));
     fs::write(&src, source).map_err(|e| format!("cannot write {}: {e}", src.display()))?;
@@ -153,7 +153,7 @@ fn compile_native(name: &str, source: &str) -> Result<NativePeer> {
 }
 
 /// A command line for display: program and arguments separated by spaces.
-fn display_command(cmd: &Command) -> String {
+pub(crate) fn display_command(cmd: &Command) -> String {
     std::iter::once(cmd.get_program())
         .chain(cmd.get_args())
         .map(|s| s.to_string_lossy().into_owned())

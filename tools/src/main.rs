@@ -7,6 +7,8 @@
 //! nabla bench tcp [--size MIB] [--rounds N] [--mtu BYTES] [--guest-env KEY=VALUE] [--json]
 //! nabla bench block [--size-mib MIB] [--block-kib KIB] [--rounds N] [--dir DIR] [--json]
 //! nabla disk create IMG --from DIR | get | ls | check
+//! nabla hap compare [--pairs hello,httpd,kvd] [--requests N] [--mode auto|direct|lab] [--out DIR] [--json]
+//! nabla hap run [--ready ADDR:PORT] [--load SHELL] [--filter] [--mode ...] -- COMMAND...
 //! nabla pack BINARY [--files DIR] [--arg ARG]... [--env KEY=VALUE]... [--port PORT/PROTO]... -t REF [-o FILE.tar] [--layout DIR]
 //! ```
 //!
@@ -22,6 +24,7 @@
 
 mod bench;
 mod disk;
+mod hap;
 mod netns;
 mod pack;
 mod smaps;
@@ -49,6 +52,11 @@ enum Command {
     /// Makes, lists, reads and checks FAT disk images for guests.
     #[command(subcommand)]
     Disk(disk::Disk),
+    /// Measures the Horizontal Attack Profile: the distinct host-kernel
+    /// functions a workload executes, start-up and steady state, with the
+    /// function tracer (on this host, or in a QEMU VM where it is refused).
+    #[command(subcommand)]
+    Hap(hap::Hap),
     /// Packs a nabla binary as an OCI image (layout directory or archive).
     Pack(pack::Pack),
 }
@@ -58,6 +66,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Bench(b) => bench::run(b),
         Command::Disk(d) => disk::run(d),
+        Command::Hap(h) => hap::run(h),
         Command::Pack(p) => pack::run(p),
     };
     match result {
