@@ -45,6 +45,12 @@ fn main() {
     if std::env::var_os("NABLA_TENDER_DYNAMIC").is_some() {
         return;
     }
+    // `cargo fuzz` links the tender's library into dynamically linked,
+    // sanitized fuzz binaries: the static shims on the search path would
+    // drag libc.a into them. The tender itself is never built so.
+    if std::env::var_os("CARGO_CFG_FUZZING").is_some() {
+        return;
+    }
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
     let shims = out.join("static-shims");
     std::fs::create_dir_all(&shims).expect("create shim directory");

@@ -32,6 +32,9 @@ pub mod block;
 pub mod console;
 pub mod env;
 pub mod fs;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hypercall;
 pub mod net;
 pub mod process;

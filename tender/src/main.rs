@@ -9,6 +9,7 @@
 //! image (`image`), lay out guest memory (`layout`), attach the declared
 //! devices (`devices`), build the boot info (`boot`) and the filter
 //! (`seccomp`), map everything (`memory`), seal and jump (`launch`).
+//! `image`, `layout` and `boot` are pure and live in the library (`lib.rs`).
 //! Any failure before the jump prints `tender: <what is wrong>` on stderr
 //! and exits with status 1.
 
@@ -23,13 +24,14 @@
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 compile_error!("the tender runs on x86_64 Linux only");
 
-mod boot;
 mod devices;
-mod image;
 mod launch;
-mod layout;
 mod memory;
 mod seccomp;
+
+// The pure steps live in the library (src/lib.rs), which the fuzz targets
+// also link; here they keep their `crate::` paths.
+use tender::{boot, image, layout};
 
 use std::fs::File;
 use std::path::PathBuf;

@@ -21,11 +21,11 @@ use talc::source::Manual;
 
 type Heap = talc::TalcLock<spin::Mutex<()>, Manual>;
 
-#[cfg_attr(not(test), global_allocator)]
+#[cfg_attr(not(any(test, fuzzing)), global_allocator)]
 static HEAP: Heap = Heap::new(Manual);
 
 /// Gives the allocator the heap region `[start, end)`.
-#[cfg(not(test))]
+#[cfg(not(any(test, fuzzing)))]
 pub(crate) fn init(start: u64, end: u64) {
     let Some(size) = end.checked_sub(start) else { return };
     // SAFETY: the boot info (checked by the runtime) says [start, end) is the

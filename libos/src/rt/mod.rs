@@ -9,21 +9,22 @@
 //! * `mem`: `memcpy` and friends, which `compiler_builtins` does not export
 //!   on this target.
 //!
-//! On the host (`cargo test`) only the parts that do not define process-wide
-//! symbols are compiled, so that libos's logic can be unit-tested with std.
+//! On the host (`cargo test`, and `cargo fuzz`, which sets `--cfg fuzzing`)
+//! only the parts that do not define process-wide symbols are compiled, so
+//! that libos's logic can be unit-tested and fuzzed with std.
 
 pub(crate) mod boot;
-#[cfg(not(test))]
+#[cfg(not(any(test, fuzzing)))]
 mod entry;
 pub mod heap;
-#[cfg(not(test))]
+#[cfg(not(any(test, fuzzing)))]
 mod mem;
-#[cfg(not(test))]
+#[cfg(not(any(test, fuzzing)))]
 mod panic;
 
 /// What `_start` calls: validate the boot info, set up the heap and the
 /// logger, run the application, exit with its status.
-#[cfg(not(test))]
+#[cfg(not(any(test, fuzzing)))]
 fn start(boot: usize) -> ! {
     let Some(info) = boot::init(boot) else {
         crate::console::write_all(

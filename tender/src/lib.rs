@@ -1,0 +1,12 @@
+//! The tender's pure parts, as a library: validating an image (`image`),
+//! laying out guest memory (`layout`) and encoding the boot region (`boot`).
+//!
+//! They take bytes and numbers and return values or errors, without touching
+//! the process, so that the `tender` binary (`main.rs`, which maps, attaches
+//! devices and seals) and the fuzz targets in `fuzz/` run the same code.
+
+#![deny(unsafe_code)]
+
+pub mod boot;
+pub mod image;
+pub mod layout;
