@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus in fuzz/corpus/ (a few small inputs per target).
+
+Run from anywhere: python3 fuzz/seeds.py. The FAT seed needs mkfs.fat and
+mcopy (dosfstools, mtools).
+"""
+import os
+import struct
+import subprocess
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ABI_VERSION = 2
+GUEST_BASE = 0x100000
+
+
+def put(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def note(n_type, desc):
+    name = b"nabla-guest\0"
+    return struct.pack("<III", len(name), len(desc), n_type) + name + desc
+
+
+def manifest(devices):
+    out = struct.pack("<II", ABI_VERSION, len(devices))
+    for i in range(63):
+        if i < len(devices):
+            name, kind = devices[i]
+            out += name.ljust(16, b"\0") + struct.pack("<II", kind, 0)
+        else:
+            out += b"\0" * 24
+    return out
+
+
+def elf(devices, note_align=4):
+    """A minimal nabla image: one R+X PT_LOAD from offset 0 (headers, notes
+    and code), and the PT_NOTE."""
+    phnum = 2
+    notes_off = 64 + 56 * phnum
+    notes = note(1, struct.pack("<II", ABI_VERSION, 1)) + note(2, manifest(devices))
+    code_off = notes_off + len(notes)
+    code = b"\xf4" * 16  # hlt
+    size = code_off + len(code)
+    ehdr = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8
+    ehdr += struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, GUEST_BASE + code_off, 64, 0, 0, 64, 56,
+                        phnum, 64, 0, 0)
+    load = struct.pack("<IIQQQQQQ", 1, 5, 0, GUEST_BASE, GUEST_BASE, size, size, 0x1000)
+    pnote = struct.pack("<IIQQQQQQ", 4, 4, notes_off, GUEST_BASE + notes_off,
+                        GUEST_BASE + notes_off, len(notes), len(notes), note_align)
+    return ehdr + load + pnote + notes + code
+
+
+def eth(dst, src, ethertype, payload):
+    return dst + src + struct.pack(">H", ethertype) + payload
+
+
+GUEST_MAC = bytes([2, 0, 0, 0, 0, 2])
+PEER_MAC = bytes([2, 0, 0, 0, 0, 1])
+GUEST_IP = bytes([10, 0, 0, 2])
+PEER_IP = bytes([10, 0, 0, 1])
+
+
+def ipv4(proto, payload):
+    hdr = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0,
+                      PEER_IP, GUEST_IP)
+    return eth(GUEST_MAC, PEER_MAC, 0x0800, hdr + payload)
+
+
+def tcp(sport, dport, seq, ack, flags, data=b""):
+    return ipv4(6, struct.pack(">HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 64240, 0, 0)
+                + data)
+
+
+def record(frame, dt=1, fix=False):
+    return bytes([(dt & 0x7f) | (0x80 if fix else 0)]) + struct.pack("<H", len(frame)) + frame
+
+
+def net_seeds():
+    arp = eth(b"\xff" * 6, PEER_MAC, 0x0806,
+              struct.pack(">HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, PEER_MAC, PEER_IP, b"\0" * 6,
+                          GUEST_IP))
+    ping = ipv4(1, struct.pack(">BBHHH", 8, 0, 0, 1, 1) + b"ping")
+    udp = ipv4(17, struct.pack(">HHHH", 5000, 7, 8 + 5, 0) + b"hello")
+    put("net", "arp-ping-udp", record(arp) + record(ping) + record(udp))
+    syn = tcp(40000, 80, 1000, 0, 0x02)
+    ack = tcp(40000, 80, 1001, 0, 0x10)
+    req = tcp(40000, 80, 1001, 0, 0x18, b"GET /index.html HTTP/1.1\r\nHost: a\r\n\r\n")
+    fin = tcp(40000, 80, 0, 0, 0x11)
+    put("net", "http", record(syn) + record(ack, fix=True) + record(req, fix=True)
+        + record(fin, dt=10, fix=True))
+
+
+def fat_seed():
+    with tempfile.TemporaryDirectory() as d:
+        img = os.path.join(d, "disk.img")
+        # FAT16 needs 4085 clusters: 2.1 MB of 512-byte clusters. One FAT and
+        # a small root directory put the first file's data near the start;
+        # the seed keeps only the first 24 KiB (reads beyond fail).
+        subprocess.run(["mkfs.fat", "-C", "-F", "16", "-s", "1", "-f", "1", "-r", "32",
+                        "-n", "SEED", img, "2200"], check=True, stdout=subprocess.DEVNULL)
+        src = os.path.join(d, "index.html")
+        with open(src, "wb") as f:
+            f.write(b"<h1>hello</h1>\n")
+        subprocess.run(["mmd", "-i", img, "::/css"], check=True)
+        subprocess.run(["mcopy", "-i", img, src, "::/index.html"], check=True)
+        subprocess.run(["mcopy", "-i", img, src, "::/css/site.css"], check=True)
+        with open(img, "rb") as f:
+            data = f.read(24 * 1024)
+    put("fat", "fat16", b"\x00" + data)
+
+
+def main():
+    put("elf", "minimal", elf([]))
+    put("elf", "two-devices", elf([(b"service0", 1), (b"storage", 2)], note_align=8))
+    put("manifest", "two-devices", manifest([(b"service0", 1), (b"storage", 2)]))
+    put("manifest", "empty", manifest([]))
+    put("boot", "net-config",
+        b"\x02\x02service0\0\x01\0storage\0\x02\0/app\0arg\0"
+        b"NET_SERVICE0_IPV4=10.0.0.2/24\0NET_SERVICE0_GATEWAY=10.0.0.1")
+    put("boot", "dhcp", b"\x01\x01eth0\0\x01\0/app\0NET_ETH0_IPV4=dhcp\0A=1=2\0NOEQ")
+    put("http", "get-range",
+        b"GET /a%20b/index.html?x=1 HTTP/1.1\r\nHost: x\r\nRange: bytes=0-10\r\n"
+        b"If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: keep-alive\r\n\r\n"
+        b"HEAD / HTTP/1.0\r\nContent-Length: 3\r\n\r\nabcGET /x HTTP/1.1\r\n\r\n")
+    put("http", "post", b"POST /form HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+    put("kv", "set-get",
+        b"\x07*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
+        b"PING\r\nINCR n\r\nEXPIRE k 10\r\nLPUSH l a b c\r\nLRANGE l 0 -1\r\n"
+        b"HSET h f v\r\nSADD s x y\r\nSPOP s\r\nSET t v EX 5\r\nKEYS *\r\nDEL k\r\n")
+    put("kv", "scan-config", b"\x03SCAN 0 MATCH * COUNT 5\r\nCONFIG GET *\r\nINFO\r\nQUIT\r\n")
+    net_seeds()
+    fat_seed()
+
+
+main()
