@@ -364,7 +364,9 @@ pub fn write_http_date(out: &mut String, secs: u64) {
     );
 }
 
-/// Parses an IMF-fixdate; other (obsolete) formats give `None`.
+/// Parses an IMF-fixdate; other (obsolete) formats give `None`, and so do
+/// years outside 1970-9999 (the format's four digits; a larger year would
+/// overflow the arithmetic: found by the `http` fuzz target).
 pub fn parse_http_date(s: &str) -> Option<u64> {
     let mut it = s.split_ascii_whitespace();
     let _weekday = it.next()?;
@@ -379,7 +381,7 @@ pub fn parse_http_date(s: &str) -> Option<u64> {
         || h > 23
         || mi > 59
         || se > 60
-        || year < 1970
+        || !(1970..=9999).contains(&year)
     {
         return None;
     }
@@ -498,6 +500,11 @@ mod tests {
             assert_eq!(parse_http_date(&s), Some(t), "{s}");
         }
         assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
+        // Years that would overflow the day count or the seconds (fuzzing).
+        for year in ["99999999999999", "999999999999999999", "9223372036854775807", "10000"] {
+            assert_eq!(parse_http_date(&format!("Sun, 06 Nov {year} 08:49:37 GMT")), None);
+        }
+        assert_eq!(parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT"), Some(253_402_300_799));
     }
 
     #[test]
