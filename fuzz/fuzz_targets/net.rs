@@ -9,7 +9,12 @@
 //! same hypercalls as in a guest; the target writes the frames to the other
 //! end and reads what the guest sends. The clock is the target's.
 //!
-//! Input: records of `[flags, len_lo, len_hi, frame...]`. The low 7 bits of
+//! Input: a mode byte, then records of `[flags, len_lo, len_hi, frame...]`.
+//! The mode picks the network configuration, from the environment as in a
+//! guest: `10.0.0.2/24` with gateway `10.0.0.1` on the link, or a pod
+//! network's `10.0.0.2/32` with the off-link gateway `169.254.1.1` (with or
+//! without a fixed gateway MAC), where libos's tap filters frames for the
+//! gateway. The low 7 bits of
 //! `flags` advance the clock by that many times 16 ms; the top bit fixes up
 //! a TCP frame's sequence and acknowledgement numbers to follow the guest's
 //! last segment, so that the fuzzer gets past the handshake. (Checksums are
@@ -156,6 +161,12 @@ impl TcpTrack {
     }
 }
 
+/// `NABLA_FUZZ_DEBUG=1`: print the frames the guest sends.
+fn debug() -> bool {
+    static DEBUG: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DEBUG.get_or_init(|| std::env::var_os("NABLA_FUZZ_DEBUG").is_some())
+}
+
 fn drain(fd: i32, track: &mut TcpTrack) {
     let mut buf = [0u8; FRAME_MAX + 64];
     loop {
@@ -164,11 +175,15 @@ fn drain(fd: i32, track: &mut TcpTrack) {
         if n <= 0 {
             return;
         }
+        if debug() {
+            eprintln!("guest sent {n} bytes: {:02x?}", &buf[..n as usize]);
+        }
         track.saw(&buf[..n as usize]);
     }
 }
 
 fuzz_target!(|data: &[u8]| {
+    let Some((&mode, data)) = data.split_first() else { return };
     let mut sv = [0i32; 2];
     // SAFETY: sv has room for the two fds.
     let r = unsafe {
@@ -184,8 +199,14 @@ fuzz_target!(|data: &[u8]| {
     let mut tap_dev = nabla_fuzz::device("service0", abi::DeviceKind::Net, tap);
     tap_dev.mtu = MTU;
     tap_dev.mac = GUEST_MAC;
-    let env =
-        ["NET_SERVICE0_IPV4=10.0.0.2/24".to_string(), "NET_SERVICE0_GATEWAY=10.0.0.1".to_string()];
+    let mut env = match mode % 3 {
+        0 => vec!["NET_SERVICE0_IPV4=10.0.0.2/24", "NET_SERVICE0_GATEWAY=10.0.0.1"],
+        _ => vec!["NET_SERVICE0_IPV4=10.0.0.2/32", "NET_SERVICE0_GATEWAY=169.254.1.1"],
+    };
+    if mode % 3 == 2 {
+        env.push("NET_SERVICE0_GATEWAY_MAC=ee:ee:ee:ee:ee:ee");
+    }
+    let env: Vec<String> = env.into_iter().map(String::from).collect();
     let args = ["net".to_string()];
     nabla_fuzz::write_boot_region(&args, &env, &[tap_dev], abi::log_level::OFF).unwrap();
     assert_eq!(libos::fuzzing::boot(abi::BOOT_REGION_START as usize), Ok(true));
