@@ -34,7 +34,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
@@ -312,8 +312,10 @@ fn program(name: &str, package: &str) -> Result<PathBuf> {
         .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from));
     for d in dirs {
         let p = d.join(name);
+        // Not canonicalised: some programs are links that look at argv[0]
+        // (redis-server is redis-check-rdb).
         if p.is_file() {
-            return Ok(fs::canonicalize(&p).unwrap_or(p));
+            return Ok(p);
         }
     }
     Err(format!("{name} not found (Debian: apt-get install {package})"))
@@ -518,15 +520,16 @@ fn stage_compare(args: &CompareArgs, stage: &Path, base: &Path) -> Result<Staged
     Ok(Staged { plan, programs, files, _native: native })
 }
 
-/// The tracefs mount of this host, mounted if it is not.
-fn host_tracefs() -> Result<PathBuf> {
+/// The tracefs mount of this host, and whether we mounted it.
+fn host_tracefs() -> std::result::Result<(PathBuf, bool), String> {
     for p in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
         if Path::new(p).join("current_tracer").exists() {
-            return Ok(p.into());
+            return Ok((p.into(), false));
         }
     }
     let out = Command::new("mount")
         .args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"])
+        .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run mount: {e}"))?;
     if !out.status.success() {
@@ -535,13 +538,21 @@ fn host_tracefs() -> Result<PathBuf> {
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
-    Ok("/sys/kernel/tracing".into())
+    Ok(("/sys/kernel/tracing".into(), true))
 }
 
 /// Whether this host lets us select the function tracer: Ok(tracefs) or
-/// why not.
+/// why not. A tracefs mounted only for the probe is unmounted on refusal.
 fn probe_direct() -> std::result::Result<PathBuf, String> {
-    let tracefs = host_tracefs()?;
+    let (tracefs, mounted) = host_tracefs()?;
+    let result = probe_tracer(&tracefs);
+    if result.is_err() && mounted {
+        let _ = Command::new("umount").arg(&tracefs).stdin(Stdio::null()).status();
+    }
+    result.map(|()| tracefs)
+}
+
+fn probe_tracer(tracefs: &Path) -> std::result::Result<(), String> {
     let tracers = fs::read_to_string(tracefs.join("available_tracers")).unwrap_or_default();
     if !tracers.split_whitespace().any(|t| t == "function") {
         return Err(format!(
@@ -554,7 +565,7 @@ fn probe_direct() -> std::result::Result<PathBuf, String> {
     match fs::write(&current, "function") {
         Ok(()) => {
             let _ = fs::write(&current, before.trim());
-            Ok(tracefs)
+            Ok(())
         }
         Err(e) => {
             let lockdown = fs::read_to_string("/sys/kernel/security/lockdown")
@@ -623,6 +634,8 @@ struct Report {
     mode: Mode,
     kernel: String,
     measured: Vec<Measured>,
+    /// Workloads that could not be measured, and why.
+    failures: Vec<String>,
 }
 
 fn phase_from(v: &Value) -> Phase {
@@ -650,6 +663,7 @@ fn parse_results(text: &str, plan: &Plan, mode: Mode, out: &Path) -> Result<Repo
     let mut kernel = None;
     let mut measured = Vec::new();
     let mut done = false;
+    let mut failures = Vec::new();
     for line in text.lines().map(|l| l.trim_matches(|c: char| c == '\r' || c.is_whitespace())) {
         if !line.starts_with('{') {
             continue;
@@ -663,7 +677,10 @@ fn parse_results(text: &str, plan: &Plan, mode: Mode, out: &Path) -> Result<Repo
             write(&out.join(slug(name)).join("trace.txt"), raw.as_bytes())?;
         }
         if let Some(e) = v["error"].as_str() {
-            return Err(format!("the agent failed: {e}"));
+            match v["failed"].as_str() {
+                Some(_) => failures.push(e.to_string()),
+                None => return Err(format!("the agent failed: {e}")),
+            }
         }
         if let Some(k) = v["kernel"].as_str() {
             kernel = Some(k.to_string());
@@ -691,7 +708,7 @@ fn parse_results(text: &str, plan: &Plan, mode: Mode, out: &Path) -> Result<Repo
             plan.workloads.len()
         ));
     }
-    Ok(Report { mode, kernel: kernel.unwrap_or_else(|| "unknown".into()), measured })
+    Ok(Report { mode, kernel: kernel.unwrap_or_else(|| "unknown".into()), measured, failures })
 }
 
 /// Runs `plan` in the chosen mode; `stage` holds the generated files,
@@ -895,18 +912,32 @@ fn table(report: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<16} {:>9} {:>7} {:>7} {:>13} {:>6} {:>8} {:>10}",
-        "workload", "start-up", "steady", "whole", "syscalls s/w", "irq", "softirq", "calls"
+        "{:<16} {:>9} {:>7} {:>9} {:>7} {:>13} {:>6} {:>8} {:>10}",
+        "workload",
+        "start-up",
+        "steady",
+        "steady+si",
+        "whole",
+        "syscalls s/w",
+        "irq",
+        "softirq",
+        "calls"
     );
     for m in &report.measured {
         let w = m.whole();
-        let steady = if m.ready { m.steady.task.len().to_string() } else { "-".to_string() };
+        let (steady, with_softirq) = if m.ready {
+            let si: BTreeSet<&String> = m.steady.task.iter().chain(&m.steady.softirq).collect();
+            (m.steady.task.len().to_string(), si.len().to_string())
+        } else {
+            ("-".to_string(), "-".to_string())
+        };
         let _ = writeln!(
             s,
-            "{:<16} {:>9} {:>7} {:>7} {:>13} {:>6} {:>8} {:>10}{}",
+            "{:<16} {:>9} {:>7} {:>9} {:>7} {:>13} {:>6} {:>8} {:>10}{}",
             m.name,
             m.startup.task.len(),
             steady,
+            with_softirq,
             w.task.len(),
             format!("{}/{}", m.steady.syscalls.len(), w.syscalls.len()),
             w.irq.len(),
@@ -946,8 +977,10 @@ fn report_json(report: &Report) -> Value {
         .map(|m| {
             let w = m.whole();
             let counts = |p: &Phase| {
+                let si: BTreeSet<&String> = p.task.iter().chain(&p.softirq).collect();
                 json!({
                     "functions": p.task.len(), "irq": p.irq.len(), "softirq": p.softirq.len(),
+                    "functions_and_softirq": si.len(),
                     "syscalls": p.syscalls, "calls": p.calls,
                 })
             };
@@ -1030,6 +1063,13 @@ fn finish(common: &Common, report: &Report, out: &Path) -> Result<()> {
     }
     if let Err(e) = png {
         eprintln!("nabla: hap: no PNG chart: {e}");
+    }
+    if !report.failures.is_empty() {
+        return Err(format!(
+            "{} workload(s) could not be measured:\n{}",
+            report.failures.len(),
+            report.failures.join("\n")
+        ));
     }
     for m in &report.measured {
         if m.lost > 0 {

@@ -85,7 +85,14 @@ fn run_plan(plan: &Path, sink: &mut File) -> Result<()> {
         if plan.raw {
             emit(sink, &json!({ "raw": w.name, "lines": raw }))?;
         }
-        let (a, status) = result?;
+        let (a, status) = match result {
+            Ok(r) => r,
+            // The others are still worth measuring.
+            Err(e) => {
+                emit(sink, &json!({ "failed": w.name, "error": e }))?;
+                continue;
+            }
+        };
         emit(
             sink,
             &json!({
