@@ -6,10 +6,12 @@
 //! |---|---|
 //! | `NET_N_IPV4` | static address and prefix, `10.0.0.2/24`; or `dhcp` |
 //! | `NET_N_GATEWAY` | default gateway, `10.0.0.1` (static addresses only) |
+//! | `NET_N_GATEWAY_MAC` | the gateway's MAC, `02:00:00:00:00:01`: never ARP for it |
 //!
 //! Without `NET_N_IPV4` the interface configures itself by DHCPv4.
-//! A /32 address with a gateway outside it (pod networks) works: the
-//! gateway is reached on the link.
+//! A /32 address with a gateway outside it (pod networks: 10.1.2.3/32 via
+//! 169.254.1.1) works: the gateway is reached on the link (see
+//! [`super::gateway`]).
 
 use core::fmt;
 use core::net::Ipv4Addr;
@@ -28,6 +30,9 @@ pub enum Ipv4Config {
         prefix: u8,
         /// Default gateway.
         gateway: Option<Ipv4Addr>,
+        /// The gateway's MAC, when it is fixed (a permanent neighbour entry
+        /// in a pod's namespace): the interface then never ARPs for it.
+        gateway_mac: Option<[u8; 6]>,
     },
     /// DHCPv4.
     Dhcp,
@@ -64,6 +69,7 @@ pub fn ipv4_config(
 ) -> Result<Ipv4Config, ConfigError> {
     let ip_var = variable(name, "IPV4");
     let gw_var = variable(name, "GATEWAY");
+    let mac_var = variable(name, "GATEWAY_MAC");
     let err = |variable: &str, value: &str, expected| ConfigError {
         variable: variable.into(),
         value: value.into(),
@@ -73,10 +79,17 @@ pub fn ipv4_config(
         Some(v) => Some(v.parse::<Ipv4Addr>().map_err(|_| err(&gw_var, v, "an IPv4 address"))?),
         None => None,
     };
+    let gateway_mac = match get(&mac_var) {
+        Some(v) => Some(parse_mac(v).map_err(|expected| err(&mac_var, v, expected))?),
+        None => None,
+    };
     match get(&ip_var) {
         None | Some("dhcp") => {
             if let Some(v) = get(&gw_var) {
                 return Err(err(&gw_var, v, "no gateway with DHCP (set NET_*_IPV4 too)"));
+            }
+            if let Some(v) = get(&mac_var) {
+                return Err(err(&mac_var, v, "no gateway MAC with DHCP (set NET_*_IPV4 too)"));
             }
             Ok(Ipv4Config::Dhcp)
         }
@@ -89,9 +102,37 @@ pub fn ipv4_config(
             if address.is_unspecified() || address.is_multicast() || address.is_broadcast() {
                 return Err(err(&ip_var, v, "a unicast address"));
             }
-            Ok(Ipv4Config::Static { address, prefix, gateway })
+            if let (None, Some(v)) = (gateway, get(&mac_var)) {
+                return Err(err(
+                    &mac_var,
+                    v,
+                    "no gateway MAC without a gateway (set NET_*_GATEWAY)",
+                ));
+            }
+            Ok(Ipv4Config::Static { address, prefix, gateway, gateway_mac })
         }
     }
+}
+
+/// Parses a unicast MAC address, `aa:bb:cc:dd:ee:ff`; the error says what
+/// was expected.
+fn parse_mac(v: &str) -> Result<[u8; 6], &'static str> {
+    let expected = "a MAC address, six hex bytes such as 02:00:00:00:00:01";
+    let mut mac = [0u8; 6];
+    let mut parts = v.split(':');
+    for byte in &mut mac {
+        // Two hex digits exactly (from_str_radix alone would take "+e").
+        let part =
+            parts.next().filter(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+        *byte = u8::from_str_radix(part.ok_or(expected)?, 16).map_err(|_| expected)?;
+    }
+    if parts.next().is_some() {
+        return Err(expected);
+    }
+    if mac[0] & 1 != 0 || mac == [0; 6] {
+        return Err("a unicast MAC address (not zero, multicast or broadcast)");
+    }
+    Ok(mac)
 }
 
 #[cfg(test)]
@@ -116,6 +157,7 @@ mod tests {
                 address: Ipv4Addr::new(10, 0, 0, 2),
                 prefix: 24,
                 gateway: Some(Ipv4Addr::new(10, 0, 0, 1)),
+                gateway_mac: None,
             })
         );
     }
@@ -134,6 +176,81 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(cfg, Ipv4Config::Static { prefix: 32, gateway: Some(_), .. }));
+    }
+
+    #[test]
+    fn pod_network_with_a_fixed_gateway_mac() {
+        let cfg = ipv4_config(
+            "service0",
+            env(&[
+                ("NET_SERVICE0_IPV4", "10.1.2.3/32"),
+                ("NET_SERVICE0_GATEWAY", "169.254.1.1"),
+                ("NET_SERVICE0_GATEWAY_MAC", "ee:EE:0a:00:ff:01"),
+            ]),
+        );
+        assert_eq!(
+            cfg,
+            Ok(Ipv4Config::Static {
+                address: Ipv4Addr::new(10, 1, 2, 3),
+                prefix: 32,
+                gateway: Some(Ipv4Addr::new(169, 254, 1, 1)),
+                gateway_mac: Some([0xee, 0xee, 0x0a, 0x00, 0xff, 0x01]),
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_gateway_macs_name_the_variable() {
+        let syntax = "a MAC address, six hex bytes such as 02:00:00:00:00:01";
+        let unicast = "a unicast MAC address (not zero, multicast or broadcast)";
+        for (bad, expected) in [
+            ("", syntax),
+            ("ee:ee:ee:ee:ee", syntax),
+            ("ee:ee:ee:ee:ee:ee:ee", syntax),
+            ("ee-ee-ee-ee-ee-ee", syntax),
+            ("e:ee:ee:ee:ee:eee", syntax),
+            ("ee:ee:ee:ee:ee:gg", syntax),
+            ("+e:ee:ee:ee:ee:ee", syntax),
+            ("ff:ff:ff:ff:ff:ff", unicast),
+            ("01:00:5e:00:00:01", unicast),
+            ("00:00:00:00:00:00", unicast),
+        ] {
+            let leaked: &'static str = alloc::boxed::Box::leak(bad.into());
+            let pairs: &'static [(&str, &str)] = alloc::boxed::Box::leak(
+                alloc::vec![
+                    ("NET_SERVICE0_IPV4", "10.1.2.3/32"),
+                    ("NET_SERVICE0_GATEWAY", "169.254.1.1"),
+                    ("NET_SERVICE0_GATEWAY_MAC", leaked),
+                ]
+                .into_boxed_slice(),
+            );
+            let e = ipv4_config("service0", env(pairs)).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("NET_SERVICE0_GATEWAY_MAC={bad:?}: expected {expected}")
+            );
+        }
+    }
+
+    #[test]
+    fn a_gateway_mac_needs_a_static_gateway() {
+        let e = ipv4_config(
+            "service0",
+            env(&[
+                ("NET_SERVICE0_IPV4", "10.1.2.3/32"),
+                ("NET_SERVICE0_GATEWAY_MAC", "ee:ee:ee:ee:ee:ee"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "NET_SERVICE0_GATEWAY_MAC=\"ee:ee:ee:ee:ee:ee\": expected no gateway MAC without a \
+             gateway (set NET_*_GATEWAY)"
+        );
+        let e = ipv4_config("service0", env(&[("NET_SERVICE0_GATEWAY_MAC", "ee:ee:ee:ee:ee:ee")]))
+            .unwrap_err();
+        assert_eq!(e.variable, "NET_SERVICE0_GATEWAY_MAC");
+        assert_eq!(e.expected, "no gateway MAC with DHCP (set NET_*_IPV4 too)");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Networking: one smoltcp `Interface` per declared net device, over the tap
 //! the tender attached, and sockets with std-shaped async APIs on top.
 //!
-//! * [`tap`]: the tap as a smoltcp `phy::Device` (read/write hypercalls).
+//! * [`tap`]: the tap as a smoltcp `phy::Device` (read/write hypercalls),
+//!   with [`gateway`]'s frame filters when the default gateway is outside
+//!   the interface's prefix (pod networks) or has a fixed MAC.
 //! * this module: the interfaces, their configuration (static or DHCPv4,
 //!   from the environment: see [`config`]), and the three hooks the
 //!   executor calls every turn: [`poll`] (process what arrived, send what
@@ -17,6 +19,7 @@
 //! safe.
 
 pub mod config;
+pub mod gateway;
 pub mod tap;
 mod tcp;
 mod udp;
@@ -143,14 +146,29 @@ pub(crate) fn init() -> Result<(), ConfigError> {
         let mut sockets = SocketSet::new(Vec::new());
         let mut dhcp = None;
         match cfg {
-            Ipv4Config::Static { address, prefix, gateway } => {
+            Ipv4Config::Static { address, prefix, gateway, gateway_mac } => {
+                tap.gateway = gateway.and_then(|gw| {
+                    gateway::Gateway::new(address, prefix, dev.mac, gw, gateway_mac)
+                });
+                // An off-link gateway is also the interface's second
+                // address, so that smoltcp takes it as on-link (see
+                // `gateway`); its own address stays first.
+                let gateway_cidr = tap.gateway.filter(|g| g.off_link()).map(|g| g.gateway_cidr());
                 iface.update_ip_addrs(|addrs| {
                     let _ = addrs.push(IpCidr::Ipv4(Ipv4Cidr::new(address, prefix)));
+                    if let Some(cidr) = gateway_cidr {
+                        let _ = addrs.push(IpCidr::Ipv4(cidr));
+                    }
                 });
                 if let Some(gw) = gateway {
                     let _ = iface.routes_mut().add_default_ipv4_route(gw);
                 }
-                log::info!("net {name}: {address}/{prefix} gateway {gateway:?} mtu {}", dev.mtu);
+                log::info!(
+                    "net {name}: {address}/{prefix} gateway {gateway:?}{}{} mtu {}",
+                    if gateway_cidr.is_some() { " (off-link)" } else { "" },
+                    if gateway_mac.is_some() { " (fixed MAC)" } else { "" },
+                    dev.mtu
+                );
             }
             Ipv4Config::Dhcp => {
                 dhcp = Some(sockets.add(dhcpv4::Socket::new()));
@@ -185,6 +203,12 @@ pub(crate) fn poll(now: Instant) -> bool {
     for i in &mut stack.ifaces {
         let r = i.iface.poll(ts, &mut i.tap, &mut i.sockets);
         changed |= r == smoltcp::iface::PollResult::SocketStateChanged;
+        // The device answered an ARP request for a gateway with a fixed MAC
+        // itself: let smoltcp learn it and send what waited for it now.
+        if i.tap.has_injected() {
+            let r = i.iface.poll(ts, &mut i.tap, &mut i.sockets);
+            changed |= r == smoltcp::iface::PollResult::SocketStateChanged;
+        }
         i.handle_dhcp();
         i.sweep_orphans(now);
     }

@@ -5,6 +5,11 @@
 //! last `ppoll` said the fd is readable, and until `EAGAIN`: smoltcp's
 //! `poll` takes every frame that is ready before it returns, and an idle
 //! interface costs no system call.
+//!
+//! A tap whose gateway is off-link or has a fixed MAC also runs each frame
+//! through [`Gateway`]'s filters, and may hand smoltcp a frame of its own
+//! making (an ARP reply from a gateway with a fixed MAC) before the next one
+//! it reads.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -12,6 +17,7 @@ use alloc::vec::Vec;
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
+use super::gateway::{self, ARP_FRAME, Gateway};
 use crate::hypercall::{self, Errno};
 
 /// Ethernet header: the tap's MTU does not count it, smoltcp's does.
@@ -38,6 +44,12 @@ pub struct Tap {
     /// Set when `ppoll` reports the fd readable; cleared on `EAGAIN`.
     pub(crate) readable: bool,
     pub(crate) stats: TapStats,
+    /// Set when the gateway is off-link or its MAC fixed.
+    pub(crate) gateway: Option<Gateway>,
+    /// A frame to hand smoltcp before reading the next one.
+    injected: Option<[u8; ARP_FRAME]>,
+    /// When smoltcp last got an ARP reply for a fixed gateway MAC.
+    refreshed: Option<Instant>,
 }
 
 impl Tap {
@@ -48,16 +60,35 @@ impl Tap {
         Self {
             fd,
             mtu: mtu as usize,
-            rx: vec![0; frame],
+            rx: vec![0; frame.max(ARP_FRAME)],
             tx: vec![0; frame],
             readable: true,
             stats: TapStats::default(),
+            gateway: None,
+            injected: None,
+            refreshed: None,
         }
+    }
+
+    /// Whether a frame of the device's own making waits for smoltcp: the
+    /// interface needs polling again at once.
+    pub(crate) fn has_injected(&self) -> bool {
+        self.injected.is_some()
     }
 
     /// The tap's fd.
     pub fn fd(&self) -> i32 {
         self.fd
+    }
+
+    fn tx_token(&mut self) -> TxToken<'_> {
+        TxToken {
+            fd: self.fd,
+            buf: &mut self.tx,
+            stats: &mut self.stats,
+            gateway: self.gateway.as_ref(),
+            injected: &mut self.injected,
+        }
     }
 }
 
@@ -73,6 +104,8 @@ pub struct TxToken<'a> {
     fd: i32,
     buf: &'a mut [u8],
     stats: &'a mut TapStats,
+    gateway: Option<&'a Gateway>,
+    injected: &'a mut Option<[u8; ARP_FRAME]>,
 }
 
 impl phy::RxToken for RxToken<'_> {
@@ -86,6 +119,16 @@ impl phy::TxToken for TxToken<'_> {
         let len = len.min(self.buf.len());
         let frame = &mut self.buf[..len];
         let result = f(frame);
+        if let Some(g) = self.gateway {
+            match g.tx(frame) {
+                gateway::Tx::Send => {}
+                gateway::Tx::Drop => return result,
+                gateway::Tx::Answer(reply) => {
+                    *self.injected = Some(reply);
+                    return result;
+                }
+            }
+        }
         // A full tap queue or any other refusal drops the frame, as a wire
         // would: TCP retransmits, ARP and DHCP retry.
         match hypercall::write(self.fd, frame) {
@@ -100,7 +143,26 @@ impl phy::Device for Tap {
     type RxToken<'a> = RxToken<'a>;
     type TxToken<'a> = TxToken<'a>;
 
-    fn receive(&mut self, _now: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
+    fn receive(&mut self, now: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
+        if let Some(g) = &self.gateway
+            && g.fixed_mac()
+            && self.refreshed.is_none_or(|t| now - t >= gateway::REFRESH.into())
+        {
+            self.injected = g.gateway_reply();
+            self.refreshed = Some(now);
+        }
+        if let Some(frame) = self.injected.take() {
+            self.rx[..ARP_FRAME].copy_from_slice(&frame);
+            let rx = RxToken { frame: &self.rx[..ARP_FRAME] };
+            let tx = TxToken {
+                fd: self.fd,
+                buf: &mut self.tx,
+                stats: &mut self.stats,
+                gateway: self.gateway.as_ref(),
+                injected: &mut self.injected,
+            };
+            return Some((rx, tx));
+        }
         if !self.readable {
             return None;
         }
@@ -112,8 +174,27 @@ impl phy::Device for Tap {
                 }
                 Ok(n) => {
                     self.stats.rx_frames += 1;
+                    if let Some(g) = &self.gateway {
+                        match g.rx(&self.rx[..n]) {
+                            gateway::Rx::Pass => {}
+                            gateway::Rx::Drop => continue,
+                            gateway::Rx::Answer(reply) => {
+                                match hypercall::write(self.fd, &reply) {
+                                    Ok(_) => self.stats.tx_frames += 1,
+                                    Err(_) => self.stats.tx_dropped += 1,
+                                }
+                                continue;
+                            }
+                        }
+                    }
                     let rx = RxToken { frame: &self.rx[..n] };
-                    let tx = TxToken { fd: self.fd, buf: &mut self.tx, stats: &mut self.stats };
+                    let tx = TxToken {
+                        fd: self.fd,
+                        buf: &mut self.tx,
+                        stats: &mut self.stats,
+                        gateway: self.gateway.as_ref(),
+                        injected: &mut self.injected,
+                    };
                     return Some((rx, tx));
                 }
                 Err(Errno::EINTR) => continue,
@@ -127,7 +208,7 @@ impl phy::Device for Tap {
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
-        Some(TxToken { fd: self.fd, buf: &mut self.tx, stats: &mut self.stats })
+        Some(self.tx_token())
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
