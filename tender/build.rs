@@ -72,5 +72,7 @@ fn main() {
         std::fs::write(shims.join(format!("lib{lib}.so")), script).expect("write shim");
     }
     println!("cargo:rustc-link-search=native={}", shims.display());
-    println!("cargo:rustc-link-arg-bins=-static-pie");
+    // Every target that links: the binary, and the unit-test harnesses of
+    // the binary and of the library (which see the shims too).
+    println!("cargo:rustc-link-arg=-static-pie");
 }
