@@ -200,6 +200,10 @@ pub struct Plan {
     pub timeout_s: u64,
     pub log_dir: PathBuf,
     pub setup: Vec<String>,
+    /// Shell commands run at the end, whatever happened (failures ignored).
+    pub teardown: Vec<String>,
+    /// The network namespace (a file) the readiness checks connect from.
+    pub check_netns: Option<PathBuf>,
     pub workloads: Vec<Workload>,
     /// Also return the raw trace (debugging).
     pub raw: bool,
@@ -219,7 +223,8 @@ impl Plan {
             .collect();
         json!({
             "tracefs": self.tracefs, "buffer_kb": self.buffer_kb, "timeout_s": self.timeout_s,
-            "log_dir": self.log_dir, "setup": self.setup, "workloads": ws, "raw": self.raw,
+            "log_dir": self.log_dir, "setup": self.setup, "teardown": self.teardown, "workloads": ws,
+            "check_netns": self.check_netns, "raw": self.raw,
         })
         .to_string()
     }
@@ -259,6 +264,8 @@ impl Plan {
             timeout_s: v["timeout_s"].as_u64().unwrap_or(600),
             log_dir: s(&v, "log_dir")?.into(),
             setup: strings(&v["setup"]),
+            teardown: strings(&v["teardown"]),
+            check_netns: v["check_netns"].as_str().map(PathBuf::from),
             workloads,
             raw: v["raw"].as_bool().unwrap_or(false),
         })
@@ -284,10 +291,19 @@ pub fn run(cmd: Hap) -> Result<()> {
     }
 }
 
-/// The host side of the guest network: tap0 with 10.0.0.1/24; the guests
-/// take 10.0.0.2, the native servers listen on 10.0.0.1.
-const HOST_IP: &str = "10.0.0.1";
+/// The network, as a deployment would have it (a bridge, as Docker's):
+/// the clients (curl, redis-cli) run in a namespace of their own, behind a
+/// veth, at 10.0.0.1; the bridge `br0` joins that veth and the guest's tap
+/// `tap0`; the guests take 10.0.0.2, the native servers listen on the
+/// bridge's own address, 10.0.0.3. So neither side's packets are handled
+/// by the host's TCP on the server's behalf: the client's TCP runs in its
+/// namespace (in softirq, reached through the veth), the server's own in
+/// its system calls (nginx, redis-server) or in libos (the guests).
+const CLIENT_IP: &str = "10.0.0.1";
 const GUEST_IP: &str = "10.0.0.2";
+const NATIVE_IP: &str = "10.0.0.3";
+/// The clients' namespace.
+const CLIENT_NS: &str = "nabla-hap-client";
 
 /// What a comparison puts in the VM besides the programs.
 struct Staged {
@@ -321,6 +337,37 @@ fn program(name: &str, package: &str) -> Result<PathBuf> {
     Err(format!("{name} not found (Debian: apt-get install {package})"))
 }
 
+/// The shell commands that make the network (see [`CLIENT_IP`]), with the
+/// `ip` at `ip`. IPv6 is off so that nothing but the load crosses it.
+fn network_setup(ip: &str) -> String {
+    let ns = CLIENT_NS;
+    [
+        "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6".to_string(),
+        "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6".to_string(),
+        format!("{ip} link set lo up"),
+        format!("{ip} link add br0 type bridge"),
+        format!("{ip} addr add {NATIVE_IP}/24 dev br0"),
+        format!("{ip} link set br0 up"),
+        format!("{ip} tuntap add dev tap0 mode tap"),
+        format!("{ip} link set tap0 master br0"),
+        format!("{ip} link set tap0 up"),
+        format!("{ip} netns add {ns}"),
+        format!("{ip} link add veth0 type veth peer name veth1 netns {ns}"),
+        format!("{ip} link set veth0 master br0"),
+        format!("{ip} link set veth0 up"),
+        format!("{ip} -n {ns} link set lo up"),
+        format!("{ip} -n {ns} addr add {CLIENT_IP}/24 dev veth1"),
+        format!("{ip} -n {ns} link set veth1 up"),
+    ]
+    .join(" && ")
+}
+
+/// `script` run by `sh` in the clients' namespace (busybox's and
+/// util-linux's `nsenter` both take `--net=FILE`).
+fn in_client_ns(script: &str) -> String {
+    format!("nsenter --net=/run/netns/{CLIENT_NS} /bin/sh -c '{script}'")
+}
+
 /// nginx's configuration: one process, static files from `dir/site`.
 fn nginx_conf(dir: &Path) -> String {
     let d = dir.display();
@@ -330,7 +377,7 @@ fn nginx_conf(dir: &Path) -> String {
          http {{\n  access_log off;\n  sendfile on;\n  default_type text/html;\n\
          client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n\
          fastcgi_temp_path {d}/tmp;\n  uwsgi_temp_path {d}/tmp;\n  scgi_temp_path {d}/tmp;\n\
-         server {{ listen {HOST_IP}:80; root {d}/site; }}\n}}\n"
+         server {{ listen {NATIVE_IP}:80; root {d}/site; }}\n}}\n"
     )
 }
 
@@ -351,15 +398,14 @@ fn stage_compare(args: &CompareArgs, stage: &Path, base: &Path) -> Result<Staged
     let mut workloads = Vec::new();
     let mut native = None;
     let mut setup = Vec::new();
+    let mut teardown = Vec::new();
     let n = args.requests;
     let pairs: BTreeSet<Pair> = args.pairs.iter().copied().collect();
     if pairs.contains(&Pair::Httpd) || pairs.contains(&Pair::Kvd) {
         let ip = program("ip", "iproute2")?;
         let ip = ip.display();
-        setup.push(format!(
-            "{ip} link set lo up && {ip} tuntap add dev tap0 mode tap && \
-             {ip} addr add {HOST_IP}/24 dev tap0 && {ip} link set tap0 up"
-        ));
+        setup.push(network_setup(&ip.to_string()));
+        teardown.push(format!("{ip} netns del {CLIENT_NS}"));
         programs.push(ip.to_string().into());
     }
     let b = base.display();
@@ -405,10 +451,10 @@ fn stage_compare(args: &CompareArgs, stage: &Path, base: &Path) -> Result<Staged
         files.push((keep.clone(), base.join("nginx/tmp/.keep")));
         let c = curl.display();
         let curl_loop = |host: &str| {
-            format!(
+            in_client_ns(&format!(
                 "i=0; while [ $i -lt {n} ]; do {c} -sf -o /dev/null http://{host}/ || exit 1; \
                  i=$((i+1)); done"
-            )
+            ))
         };
         workloads.push(Workload {
             name: "httpd (tender)".into(),
@@ -438,8 +484,8 @@ fn stage_compare(args: &CompareArgs, stage: &Path, base: &Path) -> Result<Staged
                 "-e".into(),
                 "stderr".into(),
             ],
-            ready: Some(format!("{HOST_IP}:80").parse().expect("address")),
-            load: Some(curl_loop(HOST_IP)),
+            ready: Some(format!("{NATIVE_IP}:80").parse().expect("address")),
+            load: Some(curl_loop(NATIVE_IP)),
             filter: false,
             guest: false,
         });
@@ -456,10 +502,10 @@ fn stage_compare(args: &CompareArgs, stage: &Path, base: &Path) -> Result<Staged
         files.push((keep.clone(), base.join("redis/.keep")));
         let c = cli.display();
         let cli_loop = |host: &str| {
-            format!(
+            in_client_ns(&format!(
                 "i=0; while [ $i -lt {n} ]; do {c} -h {host} set hap$i value$i >/dev/null && \
                  {c} -h {host} get hap$i >/dev/null || exit 1; i=$((i+1)); done"
-            )
+            ))
         };
         workloads.push(Workload {
             name: "kvd (tender)".into(),
@@ -485,7 +531,7 @@ fn stage_compare(args: &CompareArgs, stage: &Path, base: &Path) -> Result<Staged
             argv: [
                 &redis.display().to_string(),
                 "--bind",
-                HOST_IP,
+                NATIVE_IP,
                 "--port",
                 "6379",
                 "--save",
@@ -501,8 +547,8 @@ fn stage_compare(args: &CompareArgs, stage: &Path, base: &Path) -> Result<Staged
             ]
             .map(str::to_string)
             .to_vec(),
-            ready: Some(format!("{HOST_IP}:6379").parse().expect("address")),
-            load: Some(cli_loop(HOST_IP)),
+            ready: Some(format!("{NATIVE_IP}:6379").parse().expect("address")),
+            load: Some(cli_loop(NATIVE_IP)),
             filter: false,
             guest: false,
         });
@@ -513,7 +559,9 @@ fn stage_compare(args: &CompareArgs, stage: &Path, base: &Path) -> Result<Staged
         buffer_kb: 0,
         timeout_s: args.common.workload_timeout,
         log_dir: PathBuf::new(),
+        check_netns: (!setup.is_empty()).then(|| format!("/run/netns/{CLIENT_NS}").into()),
         setup,
+        teardown,
         workloads,
         raw: args.common.raw_trace,
     };
@@ -860,6 +908,8 @@ fn run_one(args: &RunArgs) -> Result<()> {
         timeout_s: args.common.workload_timeout,
         log_dir: PathBuf::new(),
         setup: args.setup.clone(),
+        teardown: Vec::new(),
+        check_netns: None,
         workloads: vec![Workload {
             name: args.name.clone(),
             argv,
@@ -1101,6 +1151,8 @@ mod tests {
             timeout_s: 60,
             log_dir: "/tmp".into(),
             setup: vec!["true".into()],
+            teardown: vec!["false".into()],
+            check_netns: Some("/run/netns/x".into()),
             raw: false,
             workloads: vec![Workload {
                 name: "kvd (tender)".into(),
@@ -1118,7 +1170,7 @@ mod tests {
     fn nginx_conf_stays_in_its_directory() {
         let conf = nginx_conf(Path::new("/hap/nginx"));
         assert!(conf.contains("master_process off;"));
-        assert!(conf.contains("listen 10.0.0.1:80;"));
+        assert!(conf.contains("listen 10.0.0.3:80;"));
         assert!(conf.contains("root /hap/nginx/site;"));
     }
 }

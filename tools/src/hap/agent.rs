@@ -18,11 +18,21 @@
 //!    tracing off, the rest of the pipe is read, the workload is killed.
 //!
 //! The agent, the check and the load are never in the pid filter: only the
-//! workload and its descendants are traced.
+//! workload and its descendants are traced. The check connects from the
+//! plan's client namespace when it has one, as the load does, so that its
+//! connection's packets are handled where the load's are.
+//!
+//! # Safety
+//!
+//! One unsafe block: `setns` on a descriptor the check's own thread owns;
+//! it moves only that thread.
+
+#![allow(unsafe_code)]
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -46,6 +56,13 @@ pub fn run(plan: &Path, out: &Path) -> Result<()> {
         .open(out)
         .map_err(|e| format!("{}: {e}", out.display()))?;
     let result = run_plan(plan, &mut sink);
+    if let Ok(text) = fs::read_to_string(plan)
+        && let Ok(plan) = Plan::from_json(&text)
+    {
+        for cmd in &plan.teardown {
+            let _ = Command::new("/bin/sh").arg("-c").arg(cmd).stdin(Stdio::null()).status();
+        }
+    }
     if let Err(e) = &result {
         emit(&mut sink, &json!({ "error": e }))?;
     }
@@ -203,6 +220,30 @@ impl Pipe {
     }
 }
 
+/// Whether `addr` accepts a TCP connection, tried from the network
+/// namespace `netns` (a file such as `/run/netns/NAME`) if given.
+fn accepts(netns: Option<&Path>, addr: SocketAddr) -> Result<bool> {
+    let try_connect = || TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok();
+    let Some(netns) = netns else { return Ok(try_connect()) };
+    let file = File::open(netns).map_err(|e| format!("{}: {e}", netns.display()))?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: setns on a descriptor owned by `file`, open for the
+            // whole call; CLONE_NEWNET moves only this (scoped) thread.
+            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(format!(
+                    "setns {}: {}",
+                    netns.display(),
+                    std::io::Error::last_os_error()
+                ));
+            }
+            Ok(try_connect())
+        })
+        .join()
+        .map_err(|_| "the readiness check's thread panicked".to_string())?
+    })
+}
+
 /// The workload's process group, killed on drop.
 struct Group(Child);
 
@@ -271,8 +312,8 @@ fn trace_one(
         }
         if !ready_sent && last_check.elapsed() >= Duration::from_millis(200) {
             last_check = Instant::now();
-            let addr: SocketAddr = w.ready.unwrap();
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
+            let addr: SocketAddr = w.ready.expect("checked above");
+            if accepts(plan.check_netns.as_deref(), addr)? {
                 t.write("trace_marker", READY)?;
                 ready_sent = true;
                 if let Some(cmd) = &w.load {

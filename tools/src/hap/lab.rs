@@ -9,8 +9,8 @@
 //!   (the payload after the xz, zstd or gzip magic) and booted through its
 //!   PVH note, which skips the decompression TCG is slow at.
 //! * The initramfs (cpio, newc): busybox-static, an `/init` that mounts
-//!   what is needed, loads `tun` (the only module needed: Debian ships no
-//!   `modules.dep`, and nothing else is a module that we use) and starts
+//!   what is needed, loads the modules (llc, stp, bridge, veth, tun; in
+//!   dependency order, as Debian ships no `modules.dep`) and starts
 //!   the agent (`nabla hap agent`), the workloads' programs with their
 //!   shared libraries (from `ldd`) at their host paths, and the plan's
 //!   files under `/hap`.
@@ -38,8 +38,23 @@ pub struct Kernel {
     /// The Debian package version it came from.
     pub package: String,
     pub vmlinux: PathBuf,
-    /// `tun.ko`.
-    pub tun: PathBuf,
+    /// The modules the lab needs, in load order (see [`MODULES`]).
+    pub modules: Vec<PathBuf>,
+}
+
+/// The modules the lab loads, in dependency order (Debian ships no
+/// `modules.dep`), under `lib/modules/<version>/kernel/`: the bridge and
+/// veth for the client's namespace, tun for the guests' taps.
+const MODULES: [&str; 5] = [
+    "net/llc/llc.ko",
+    "net/802/stp.ko",
+    "net/bridge/bridge.ko",
+    "drivers/net/veth.ko",
+    "drivers/net/tun.ko",
+];
+
+fn module_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// Runs a program for its output; a missing program names its package.
@@ -99,11 +114,11 @@ pub fn kernel(version: Option<&str>) -> Result<Kernel> {
     };
     let dir = cache.join(&version);
     let vmlinux = dir.join("vmlinux");
-    let tun = dir.join("tun.ko");
+    let modules: Vec<PathBuf> = MODULES.iter().map(|m| dir.join(module_name(m))).collect();
     let package_file = dir.join("package");
-    if vmlinux.is_file() && tun.is_file() && package_file.is_file() {
+    if vmlinux.is_file() && modules.iter().all(|m| m.is_file()) && package_file.is_file() {
         let package = fs::read_to_string(&package_file).unwrap_or_default().trim().to_string();
-        return Ok(Kernel { version, package, vmlinux, tun });
+        return Ok(Kernel { version, package, vmlinux, modules });
     }
     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let name = format!("linux-image-{version}-unsigned");
@@ -136,13 +151,15 @@ pub fn kernel(version: Option<&str>) -> Result<Kernel> {
     let elf = extract_vmlinux(&bz)?;
     let tmp = dir.join("vmlinux.tmp");
     fs::write(&tmp, elf).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    let tun_src = tree.join(format!("lib/modules/{version}/kernel/drivers/net/tun.ko"));
-    fs::copy(&tun_src, &tun).map_err(|e| format!("{}: {e}", tun_src.display()))?;
+    for (m, dest) in MODULES.iter().zip(&modules) {
+        let src = tree.join(format!("lib/modules/{version}/kernel/{m}"));
+        fs::copy(&src, dest).map_err(|e| format!("{name}: {}: {e}", src.display()))?;
+    }
     fs::rename(&tmp, &vmlinux).map_err(|e| format!("{}: {e}", vmlinux.display()))?;
     fs::write(&package_file, &package).map_err(|e| format!("{}: {e}", package_file.display()))?;
     let _ = fs::remove_dir_all(&tree);
     let _ = fs::remove_file(&deb);
-    Ok(Kernel { version, package, vmlinux, tun })
+    Ok(Kernel { version, package, vmlinux, modules })
 }
 
 /// The ELF inside a bzImage: the first compressed stream (xz, zstd or
@@ -215,7 +232,7 @@ pub struct Initramfs {
 
 impl Initramfs {
     pub fn new(root: &Path) -> Result<Self> {
-        for d in ["bin", "dev", "proc", "sys", "tmp", "etc", "hap", "lib/modules"] {
+        for d in ["bin", "dev", "proc", "sys", "tmp", "etc", "hap", "lib/modules", "run"] {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(|e| format!("{}: {e}", p.display()))?;
         }
@@ -273,7 +290,13 @@ impl Initramfs {
         self.copy(busybox, busybox)?;
         std::os::unix::fs::symlink("busybox", self.staged(Path::new("/bin/sh")))
             .map_err(|e| format!("initramfs: /bin/sh: {e}"))?;
-        self.copy(&kernel.tun, Path::new("/lib/modules/tun.ko"))?;
+        let mut insmod = String::new();
+        for m in &kernel.modules {
+            let name = m.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let inside = PathBuf::from("/lib/modules").join(&name);
+            self.copy(m, &inside)?;
+            insmod.push_str(&format!("insmod {}\n", inside.display()));
+        }
         self.program(agent)?;
         self.file(
             Path::new("/etc/passwd"),
@@ -291,7 +314,8 @@ impl Initramfs {
              mount -t devtmpfs dev /dev\n\
              mount -t tracefs tracefs /sys/kernel/tracing\n\
              mount -t tmpfs tmp /tmp\n\
-             insmod /lib/modules/tun.ko\n\
+             mkdir -p /run/netns\n\
+             {insmod}\
              {} hap agent /hap/plan.json /dev/ttyS1\n\
              echo \"nabla-hap-agent-exit $?\"\n\
              poweroff -f\n",
