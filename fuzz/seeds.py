@@ -99,23 +99,31 @@ def net_seeds():
         + record(fin, dt=10, fix=True))
 
 
-def fat_seed():
+def fat_image(fat, size_kib, keep_kib, label):
     with tempfile.TemporaryDirectory() as d:
         img = os.path.join(d, "disk.img")
-        # FAT16 needs 4085 clusters: 2.1 MB of 512-byte clusters. One FAT and
-        # a small root directory put the first file's data near the start;
-        # the seed keeps only the first 24 KiB (reads beyond fail).
-        subprocess.run(["mkfs.fat", "-C", "-F", "16", "-s", "1", "-f", "1", "-r", "32",
-                        "-n", "SEED", img, "2200"], check=True, stdout=subprocess.DEVNULL)
+        # libos mounts partition 1 of an MBR, as `nabla disk create` makes it.
+        # FAT16 needs 4085 clusters, FAT32 65525: the seeds keep only the
+        # start of the disk (the tables, the root directory and the first
+        # files); the fat target's disk is zeros after its input.
+        subprocess.run(["mkfs.fat", "-C", "-F", fat, "--mbr=y", "--invariant", "-s", "1",
+                        "-n", label, img, str(size_kib)], check=True, stdout=subprocess.DEVNULL)
         src = os.path.join(d, "index.html")
         with open(src, "wb") as f:
             f.write(b"<h1>hello</h1>\n")
-        subprocess.run(["mmd", "-i", img, "::/css"], check=True)
-        subprocess.run(["mcopy", "-i", img, src, "::/index.html"], check=True)
-        subprocess.run(["mcopy", "-i", img, src, "::/css/site.css"], check=True)
+        env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+        subprocess.run(["mmd", "-i", img, "::/css"], check=True, env=env)
+        subprocess.run(["mcopy", "-m", "-i", img, src, "::/index.html"], check=True,
+                       env=env)
+        subprocess.run(["mcopy", "-m", "-i", img, src, "::/css/site.css"], check=True,
+                       env=env)
         with open(img, "rb") as f:
-            data = f.read(24 * 1024)
-    put("fat", "fat16", b"\x00" + data)
+            return f.read(keep_kib * 1024)
+
+
+def fat_seed():
+    put("fat", "fat16", b"\x00" + fat_image("16", 4096, 40, "SEED16"))
+    put("fat", "fat32", b"\x00" + fat_image("32", 40 * 1024, 24, "SEED32"))
 
 
 def main():

@@ -3,7 +3,7 @@
 //! writing (a new file, an append, a new directory), over libos's block
 //! device and its read-ahead adapter for embedded-sdmmc.
 //!
-//! The disk is a memfd holding the input, attached as the tender attaches a
+//! The disk is a 64 MiB memfd that starts with the input (zeros after it), attached as the tender attaches a
 //! guest's disk: a device in the boot info with its fd, capacity and sector
 //! size (the hypercalls are plain `pread64` and `pwrite64`, which work in
 //! this process). The input's first byte
@@ -14,6 +14,10 @@
 use libfuzzer_sys::fuzz_target;
 use libos::fs::{FileSystem, SeekFrom};
 
+/// The disk: the input, then zeros (a sparse memfd, which costs only what
+/// is read). Large enough for FAT32, which needs 65525 clusters.
+const DISK_SIZE: u64 = 64 << 20;
+
 /// Most entries walked, so that a directory cycle on a corrupt disk cannot
 /// keep one input running for long (cycles are a fault of the disk, found
 /// by `fsck`; libos walks only the paths it is given).
@@ -23,17 +27,16 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, image)) = data.split_first() else { return };
     let sector_size = 512u32 << (mode & 0x3);
     let read_only = mode & 0x4 != 0;
-    // Whole sectors, as the tender requires of a disk file.
-    let capacity = (image.len() as u64 / u64::from(sector_size)) * u64::from(sector_size);
-    if capacity == 0 {
-        return;
-    }
     // SAFETY: a fresh memfd, owned here and closed at the end.
     let fd = unsafe { libc::memfd_create(c"disk".as_ptr(), libc::MFD_CLOEXEC) };
     assert!(fd >= 0, "memfd_create");
-    // SAFETY: image is valid for capacity bytes.
-    let n = unsafe { libc::write(fd, image.as_ptr().cast(), capacity as usize) };
-    assert_eq!(n as u64, capacity);
+    // SAFETY: fd is ours; image is valid for its length.
+    unsafe {
+        assert_eq!(libc::ftruncate(fd, DISK_SIZE as i64), 0);
+        let n = libc::write(fd, image.as_ptr().cast(), image.len().min(DISK_SIZE as usize));
+        assert!(n >= 0);
+    }
+    let capacity = DISK_SIZE;
     let mut disk = nabla_fuzz::device("storage", abi::DeviceKind::Block, fd);
     disk.sector_size = sector_size;
     disk.capacity = capacity;
@@ -41,7 +44,11 @@ fuzz_target!(|data: &[u8]| {
     nabla_fuzz::write_boot_region(&[], &[], &[disk], abi::log_level::OFF).unwrap();
     assert_eq!(libos::fuzzing::boot(abi::BOOT_REGION_START as usize), Ok(true));
     let dev = libos::block::device("storage").expect("the disk is attached");
-    if let Ok(fs) = libos::fs::mount(dev) {
+    let mounted = libos::fs::mount(dev);
+    if std::env::var_os("NABLA_FUZZ_DEBUG").is_some() {
+        eprintln!("mount: {:?}", mounted.as_ref().map(|_| ()));
+    }
+    if let Ok(fs) = mounted {
         exercise(&fs);
     }
     // SAFETY: fd is ours, closed once.

@@ -18,6 +18,7 @@
 //! dropped. A corrupt or non-FAT disk gives an [`FsError`], never a panic.
 
 mod disk;
+mod volume;
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -224,7 +225,9 @@ impl fmt::Debug for FileSystem {
 /// Mounts the FAT volume on `dev` (the first partition of its MBR, as
 /// `mkfs.fat --mbr=y` writes it).
 pub fn mount(dev: BlockDevice) -> Result<FileSystem, FsError> {
-    let mgr = Manager::new_with_limits(Disk::new(dev), Clock, 1000);
+    let disk = Disk::new(dev);
+    volume::check(&disk)?;
+    let mgr = Manager::new_with_limits(disk, Clock, 1000);
     let volume = mgr.open_raw_volume(VolumeIdx(0)).map_err(|e| match FsError::from(e) {
         FsError::Device(d) => FsError::Device(d),
         _ => FsError::NotFat,
