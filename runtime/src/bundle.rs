@@ -62,6 +62,10 @@ pub struct Plan {
     pub additional_gids: Vec<u32>,
     pub rlimits: Vec<Rlimit>,
     pub annotations: HashMap<String, String>,
+    /// A Kubernetes pod sandbox (the "pause" container the CRI starts
+    /// first, with the runtime handler of the pod): no guest; the process
+    /// only holds the pod's place until it is killed.
+    pub sandbox: bool,
 }
 
 impl Plan {
@@ -102,7 +106,10 @@ pub fn plan(bundle: &Path, log: &Log) -> Result<Plan, Error> {
         )));
     }
     let entry = args.remove(0);
-    let binary = resolve_in_rootfs(&rootfs, &entry)?;
+    let annotations = spec.annotations().clone().unwrap_or_default();
+    let sandbox =
+        SANDBOX_ANNOTATIONS.iter().any(|k| annotations.get(*k).is_some_and(|v| v == "sandbox"));
+    let binary = if sandbox { PathBuf::new() } else { resolve_in_rootfs(&rootfs, &entry)? };
 
     let mut env = Vec::new();
     for kv in process.env().iter().flatten() {
@@ -130,7 +137,7 @@ pub fn plan(bundle: &Path, log: &Log) -> Result<Plan, Error> {
         Some(l) => Some((l / MIB) as u64),
     };
 
-    let devices = inspect(&binary, &entry, mem_mib)?;
+    let devices = if sandbox { Vec::new() } else { inspect(&binary, &entry, mem_mib)? };
 
     let netns = match spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()) {
         None => NetNs::Host,
@@ -143,8 +150,10 @@ pub fn plan(bundle: &Path, log: &Log) -> Result<Plan, Error> {
         },
     };
 
-    for m in spec.mounts().iter().flatten() {
-        check_mount(m, log)?;
+    if !sandbox {
+        for m in spec.mounts().iter().flatten() {
+            check_mount(m, log)?;
+        }
     }
 
     let mut rlimits = Vec::new();
@@ -168,9 +177,14 @@ pub fn plan(bundle: &Path, log: &Log) -> Result<Plan, Error> {
         gid: user.gid(),
         additional_gids: user.additional_gids().clone().unwrap_or_default(),
         rlimits,
-        annotations: spec.annotations().clone().unwrap_or_default(),
+        annotations,
+        sandbox,
     })
 }
+
+/// How containerd's and CRI-O's CRI plugins mark a pod's sandbox.
+const SANDBOX_ANNOTATIONS: &[&str] =
+    &["io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType"];
 
 /// The host path of `entry` inside `rootfs`: an absolute path, no `..`,
 /// a regular file once symbolic links are followed, and still inside the

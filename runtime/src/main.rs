@@ -315,7 +315,11 @@ fn create(root: &Path, a: &CreateArgs, detach: bool, log: &Log) -> Result<(Dir, 
     }
     argv.push(plan.binary.display().to_string());
     argv.extend(plan.args.iter().cloned());
-    log.debug(&format!("tender: {argv:?}"));
+    if plan.sandbox {
+        log.debug("a pod sandbox: the process waits for its end, no guest");
+    } else {
+        log.debug(&format!("tender: {argv:?}"));
+    }
 
     make_fifo(&dir.fifo())?;
     let pid = process::spawn(&process::Spawn {
@@ -329,6 +333,7 @@ fn create(root: &Path, a: &CreateArgs, detach: bool, log: &Log) -> Result<(Dir, 
         groups: plan.additional_gids.clone(),
         rlimits: plan.rlimits.clone(),
         preserve_fds: a.preserve_fds,
+        pause: plan.sandbox,
     })?;
     let start_time = container::proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
     let record = Record {

@@ -3,8 +3,8 @@
 //! other end; then it execs the tender, so the pid `create` reported is the
 //! tender's.
 //!
-//! Detached (`create`, `run -d`), the process is a grandchild: the runtime's
-//! child starts a new session, forks it and exits, so the container process
+//! Detached (`create`, `run -d`), the process is a grandchild in a session
+//! of its own: the runtime's child forks it and exits, so the container process
 //! is reparented to the caller's subreaper (containerd's shim, conmon), which
 //! reaps it and reads the guest's exit status. It keeps only stdin, stdout
 //! and stderr (the container's stdio, as the caller passed them to the
@@ -35,6 +35,8 @@ pub struct Spawn {
     pub groups: Vec<u32>,
     pub rlimits: Vec<Rlimit>,
     pub preserve_fds: u32,
+    /// Instead of exec'ing the tender, wait for a signal (a pod sandbox).
+    pub pause: bool,
 }
 
 fn cstring(s: impl AsRef<[u8]>) -> Result<CString, Error> {
@@ -61,9 +63,7 @@ pub fn spawn(s: &Spawn) -> Result<i32, Error> {
         // SAFETY: our own pipe's read end.
         unsafe { libc::close(r) };
         if s.detach {
-            // SAFETY: plain calls in the forked child.
-            unsafe { libc::setsid() };
-            // SAFETY: as above.
+            // SAFETY: a plain call in the forked child.
             let second = unsafe { libc::fork() };
             if second < 0 {
                 report(w, &format!("Efork: {}", std::io::Error::last_os_error()));
@@ -164,12 +164,18 @@ fn child(s: &Spawn, argv: &[CString], fifo: &CString, socket: Option<&Path>, w: 
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
+    if s.detach || s.console_socket.is_some() {
+        // Its own session: out of the caller's job control, and a session
+        // leader can take a controlling terminal.
+        // SAFETY: a plain call; fails only if already a leader.
+        unsafe { libc::setsid() };
+    }
     if s.new_netns {
         // SAFETY: a plain syscall on this process.
         check(w, "unshare(CLONE_NEWNET)", os(unsafe { libc::unshare(libc::CLONE_NEWNET) }));
     }
     if let Some(sock) = socket {
-        check(w, "console", console(sock, s.detach));
+        check(w, "console", console(sock));
     }
     for r in &s.rlimits {
         let lim = libc::rlimit { rlim_cur: r.soft, rlim_max: r.hard };
@@ -200,6 +206,9 @@ fn child(s: &Spawn, argv: &[CString], fifo: &CString, socket: Option<&Path>, w: 
         libc::write(fd, b"0".as_ptr().cast(), 1);
         libc::close(fd);
     }
+    if s.pause {
+        pause()
+    }
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
     let path = c"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -207,6 +216,24 @@ fn child(s: &Spawn, argv: &[CString], fifo: &CString, socket: Option<&Path>, w: 
     // SAFETY: NULL-terminated arrays of NUL-terminated strings.
     unsafe { libc::execve(ptrs[0], ptrs.as_ptr(), envp.as_ptr()) };
     fail("exec tender", std::io::Error::last_os_error(), 127)
+}
+
+extern "C" fn leave(_: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(0) }
+}
+
+/// A pod sandbox's life, like Kubernetes' pause: sleep until SIGTERM or
+/// SIGINT (exit 0) or SIGKILL.
+fn pause() -> ! {
+    // SAFETY: handlers that only call _exit; pause just waits.
+    unsafe {
+        libc::signal(libc::SIGTERM, leave as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, leave as *const () as libc::sighandler_t);
+        loop {
+            libc::pause();
+        }
+    }
 }
 
 /// After the report pipe is closed, errors go to the container's stderr.
@@ -220,7 +247,7 @@ fn fail(what: &str, e: std::io::Error, code: i32) -> ! {
 /// Makes a pty, sends its master to the console socket (as runc does, with
 /// SCM_RIGHTS), and makes its slave this process's controlling terminal and
 /// stdio.
-fn console(socket: &Path, new_session_done: bool) -> Result<(), std::io::Error> {
+fn console(socket: &Path) -> Result<(), std::io::Error> {
     let (mut master, mut slave) = (0, 0);
     // SAFETY: out-pointers to two ints; no name, termios or size.
     os(unsafe {
@@ -237,9 +264,6 @@ fn console(socket: &Path, new_session_done: bool) -> Result<(), std::io::Error> 
     // SAFETY: fds we own.
     unsafe {
         libc::close(master);
-        if !new_session_done {
-            libc::setsid();
-        }
         os(libc::ioctl(slave, libc::TIOCSCTTY, 0))?;
         for fd in 0..3 {
             os(libc::dup2(slave, fd))?;

@@ -1,0 +1,779 @@
+//! nabla-runc, the OCI runtime: alone on hand-made bundles (the lifecycle,
+//! refusals that leave nothing behind, networking in a namespace the test
+//! made), then driven as users drive it: by containerd's runc shim (`ctr run
+//! --runc-binary`) and by podman (`--runtime`), with images from `nabla
+//! pack`. All state (containerd's, podman's, the runtime's) lives under a
+//! temporary directory; every daemon is stopped by pid.
+//!
+//! Runs as root (CI does): containers need it.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::netns::{Netns, require_root};
+use support::{TempDir, run_program, workspace_bin};
+
+const BASICS: &str = env!("CARGO_BIN_EXE_guest-basics");
+
+fn runc() -> PathBuf {
+    let p = support::profile_dir().join("nabla-runc");
+    assert!(
+        p.exists(),
+        "{} does not exist: build it with `cargo build --release --manifest-path runtime/Cargo.toml --target-dir target` (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The runtime with its own root and JSON log under a temp dir.
+struct Runtime {
+    dir: TempDir,
+}
+
+impl Runtime {
+    fn new() -> Self {
+        require_root();
+        Runtime { dir: TempDir::new("runc") }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.path().join("log.json")
+    }
+
+    /// Runs the runtime. Its stdout and stderr are files, not pipes: as
+    /// with runc, they become the container's stdio, which the container
+    /// process keeps after the runtime has exited.
+    fn cmd(&self, args: &[&str]) -> Output {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let out = self.dir.path().join(format!("out-{n}"));
+        let err = self.dir.path().join(format!("err-{n}"));
+        let status = Command::new(runc())
+            .arg("--root")
+            .arg(self.root())
+            .arg("--log")
+            .arg(self.log())
+            .args(["--log-format", "json"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&out).unwrap())
+            .stderr(fs::File::create(&err).unwrap())
+            .status()
+            .expect("run nabla-runc");
+        Output { status, stdout: fs::read(&out).unwrap(), stderr: fs::read(&err).unwrap() }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args);
+        assert!(
+            out.status.success(),
+            "nabla-runc {args:?}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// Runs a command that must fail with `needle` in its message, on
+    /// stderr and as the last error record of the log.
+    fn refused(&self, args: &[&str], needle: &str) {
+        let out = self.cmd(args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "nabla-runc {args:?}: {err}");
+        assert!(
+            err.starts_with("nabla-runc: ") && err.contains(needle),
+            "nabla-runc {args:?}: expected {needle:?} in {err:?}"
+        );
+        let log = fs::read_to_string(self.log()).expect("the runtime's log");
+        let last: Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+        assert_eq!(last["level"], "error", "{log}");
+        assert!(last["msg"].as_str().unwrap().contains(needle), "{log}");
+        assert!(last["time"].as_str().is_some(), "{log}");
+    }
+
+    fn state(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["state", id])).expect("state JSON")
+    }
+
+    fn wait_status(&self, id: &str, want: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = self.state(id);
+            if s["status"] == want {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "{id} never became {want}: {s}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Nothing of container `id` is left: no state, no disk.
+    fn assert_gone(&self, id: &str) {
+        assert!(!self.root().join(id).exists(), "state of {id} left behind");
+        assert!(
+            !Path::new("/var/lib/nabla-runc/disks").join(format!("{id}.img")).exists(),
+            "disk of {id} left behind"
+        );
+    }
+}
+
+/// A bundle: `rootfs/NAME.nabla` (a copy of `binary`), optional files for
+/// the disk, and a config.json that `tweak` may change.
+fn bundle(dir: &Path, binary: &str, args: &[&str], tweak: impl FnOnce(&mut Value)) -> PathBuf {
+    let b = dir.join("bundle");
+    let rootfs = b.join("rootfs");
+    fs::create_dir_all(&rootfs).unwrap();
+    let name = Path::new(binary).file_name().unwrap().to_str().unwrap().to_string();
+    fs::copy(binary, rootfs.join(format!("{name}.nabla"))).unwrap();
+    let mut argv = vec![format!("/{name}.nabla")];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let mut config = json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": argv,
+            "env": ["PATH=/usr/bin:/bin", "GREETING=hello"],
+            "cwd": "/"
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "nabla",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}
+        ],
+        "linux": {
+            "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "network"}],
+            "resources": {"memory": {"limit": 48 * 1024 * 1024}}
+        }
+    });
+    tweak(&mut config);
+    fs::write(b.join("config.json"), config.to_string()).unwrap();
+    b
+}
+
+fn proc_exe(pid: i64) -> Option<PathBuf> {
+    fs::read_link(format!("/proc/{pid}/exe")).ok()
+}
+
+fn alive(pid: i64) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            let state = s[s.rfind(')').unwrap() + 2..].chars().next().unwrap();
+            state != 'Z' && state != 'X'
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn lifecycle_create_start_kill_delete() {
+    let rt = Runtime::new();
+    let b = bundle(rt.dir.path(), BASICS, &["sleep", "30"], |_| {});
+    let pid_file = rt.dir.path().join("pid");
+    let bs = b.to_str().unwrap();
+    rt.ok(&["create", "--bundle", bs, "--pid-file", pid_file.to_str().unwrap(), "c1"]);
+
+    let pid: i64 = fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    let s = rt.state("c1");
+    assert_eq!(s["status"], "created", "{s}");
+    assert_eq!(s["id"], "c1");
+    assert_eq!(s["pid"], pid);
+    assert_eq!(s["bundle"], bs);
+    assert!(s["ociVersion"].as_str().is_some(), "{s}");
+    // Waiting for start: the runtime's process, not yet the tender.
+    assert!(alive(pid));
+    assert_ne!(proc_exe(pid), Some(workspace_bin("tender")));
+    rt.refused(&["create", "--bundle", bs, "c1"], "container c1 already exists");
+
+    rt.ok(&["start", "c1"]);
+    let s = rt.state("c1");
+    assert_eq!(s["status"], "running", "{s}");
+    // The same pid now runs the tender.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while proc_exe(pid) != Some(workspace_bin("tender")) {
+        assert!(Instant::now() < deadline, "pid {pid} never became the tender");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    rt.refused(&["start", "c1"], "already running");
+    rt.refused(&["delete", "c1"], "is running");
+
+    rt.ok(&["kill", "c1", "SIGTERM"]);
+    let s = rt.wait_status("c1", "stopped");
+    assert!(s.get("pid").is_none(), "{s}");
+    rt.refused(&["kill", "c1", "KILL"], "not running");
+    rt.ok(&["delete", "c1"]);
+    rt.assert_gone("c1");
+    rt.refused(&["state", "c1"], "container c1 does not exist");
+}
+
+#[test]
+fn kill_by_number_and_all_and_force_delete() {
+    let rt = Runtime::new();
+    let b = bundle(rt.dir.path(), BASICS, &["sleep", "30"], |_| {});
+    let bs = b.to_str().unwrap();
+    for (id, kill) in
+        [("k9", vec!["kill", "k9", "9"]), ("kall", vec!["kill", "--all", "kall", "KILL"])]
+    {
+        rt.ok(&["create", "--bundle", bs, id]);
+        rt.ok(&["start", id]);
+        rt.ok(&kill);
+        rt.wait_status(id, "stopped");
+        rt.ok(&["delete", id]);
+        rt.assert_gone(id);
+    }
+    // A created container (waiting for start) and a running one go with
+    // --force; so does an unknown id, twice (containerd's shim does that).
+    rt.ok(&["create", "--bundle", bs, "f1"]);
+    let pid = rt.state("f1")["pid"].as_i64().unwrap();
+    rt.ok(&["delete", "--force", "f1"]);
+    assert!(!alive(pid));
+    rt.assert_gone("f1");
+    rt.ok(&["create", "--bundle", bs, "f2"]);
+    rt.ok(&["start", "f2"]);
+    let pid = rt.state("f2")["pid"].as_i64().unwrap();
+    rt.ok(&["delete", "--force", "f2"]);
+    assert!(!alive(pid));
+    rt.assert_gone("f2");
+    rt.ok(&["delete", "--force", "never-was"]);
+    rt.ok(&["delete", "--force", "never-was"]);
+    rt.refused(&["delete", "never-was"], "container never-was does not exist");
+    rt.refused(&["kill", "c", "SIGNOPE"], "invalid signal");
+}
+
+#[test]
+fn run_returns_the_guest_status_and_output() {
+    let rt = Runtime::new();
+    let b = bundle(rt.dir.path(), BASICS, &["exit", "7"], |_| {});
+    let out = rt.cmd(&["run", "--bundle", b.to_str().unwrap(), "r1"]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    rt.assert_gone("r1");
+
+    let hello = workspace_bin("hello");
+    let b = bundle(&rt.dir.path().join("h"), hello.to_str().unwrap(), &["one", "two"], |_| {});
+    let out = rt.cmd(&["run", "--bundle", b.to_str().unwrap(), "r2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Hello, world!\none\ntwo\n");
+    rt.assert_gone("r2");
+}
+
+#[test]
+fn bad_bundles_are_refused_and_leave_nothing() {
+    let rt = Runtime::new();
+    type Tweak = fn(&mut Value, &Path);
+    let cases: &[(&str, Tweak, &str)] = &[
+        ("noargs", |c, _| c["process"]["args"] = json!([]), "process.args is empty"),
+        ("relative", |c, _| c["process"]["args"] = json!(["guest-basics.nabla"]), "absolute path"),
+        (
+            "missing",
+            |c, _| c["process"]["args"] = json!(["/nope.nabla"]),
+            "process.args[0] /nope.nabla: No such file",
+        ),
+        (
+            "native",
+            |c, rootfs| {
+                fs::copy("/bin/true", rootfs.join("true")).unwrap();
+                c["process"]["args"] = json!(["/true"]);
+            },
+            "process.args[0] /true is not a nabla binary the tender accepts: /true: position-independent executable",
+        ),
+        (
+            "escape",
+            |c, rootfs| {
+                std::os::unix::fs::symlink("/bin/true", rootfs.join("link")).unwrap();
+                c["process"]["args"] = json!(["/link"]);
+            },
+            "resolves outside the rootfs",
+        ),
+        ("norootfs", |c, _| c["root"]["path"] = json!("missing-rootfs"), "rootfs"),
+        (
+            "unreadable",
+            |c, _| c["root"]["path"] = json!("/proc/self/fd/999999"),
+            "rootfs /proc/self/fd/999999",
+        ),
+        (
+            "bind",
+            |c, _| {
+                c["mounts"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"destination": "/data", "type": "bind", "source": "/srv", "options": ["rbind"]}))
+            },
+            "mount /data (bind /srv) cannot be honoured",
+        ),
+        ("tinymem", |c, _| c["linux"]["resources"]["memory"]["limit"] = json!(4096), "below 1 MiB"),
+        ("terminal", |c, _| c["process"]["terminal"] = json!(true), "no --console-socket"),
+    ];
+    for (id, tweak, needle) in cases {
+        let dir = rt.dir.path().join(id);
+        let b = bundle(&dir, BASICS, &["exit", "0"], |_| {});
+        let mut config: Value =
+            serde_json::from_str(&fs::read_to_string(b.join("config.json")).unwrap()).unwrap();
+        tweak(&mut config, &b.join("rootfs"));
+        fs::write(b.join("config.json"), config.to_string()).unwrap();
+        rt.refused(&["create", "--bundle", b.to_str().unwrap(), id], needle);
+        rt.assert_gone(id);
+    }
+
+    // Not JSON at all; no config.json.
+    let b = bundle(&rt.dir.path().join("garbage"), BASICS, &[], |_| {});
+    fs::write(b.join("config.json"), "{ not json").unwrap();
+    rt.refused(&["create", "--bundle", b.to_str().unwrap(), "garbage"], "config.json");
+    fs::remove_file(b.join("config.json")).unwrap();
+    rt.refused(
+        &["create", "--bundle", b.to_str().unwrap(), "garbage"],
+        "config.json: no such file",
+    );
+    rt.assert_gone("garbage");
+
+    // A guest with a net device cannot run in a new, empty namespace, nor
+    // in the host's.
+    let httpd = workspace_bin("httpd");
+    let b = bundle(&rt.dir.path().join("nonet"), httpd.to_str().unwrap(), &[], |_| {});
+    rt.refused(
+        &["create", "--bundle", b.to_str().unwrap(), "nonet"],
+        "new, empty network namespace",
+    );
+    rt.assert_gone("nonet");
+    let b = bundle(&rt.dir.path().join("hostnet"), httpd.to_str().unwrap(), &[], |c| {
+        c["linux"]["namespaces"] = json!([{"type": "pid"}]);
+    });
+    rt.refused(&["create", "--bundle", b.to_str().unwrap(), "hostnet"], "host's network namespace");
+    rt.assert_gone("hostnet");
+
+    rt.refused(&["create", "--bundle", "/", "a/b"], "invalid container id");
+    rt.refused(&["exec", "x", "ls"], "exec is not supported");
+    rt.refused(&["pause", "x"], "not supported");
+    rt.refused(&["resume", "x"], "not supported");
+}
+
+#[test]
+fn a_pod_sandbox_holds_its_place_until_killed() {
+    // The CRI starts a pod's "pause" container with the pod's runtime
+    // handler: a native binary, which nabla-runc does not run; it keeps
+    // the place with a process of its own instead.
+    let rt = Runtime::new();
+    let b = bundle(rt.dir.path(), BASICS, &[], |c| {
+        c["process"]["args"] = json!(["/pause"]);
+        c["annotations"] = json!({"io.kubernetes.cri.container-type": "sandbox"});
+    });
+    rt.ok(&["create", "--bundle", b.to_str().unwrap(), "pod"]);
+    rt.ok(&["start", "pod"]);
+    std::thread::sleep(Duration::from_millis(200));
+    let s = rt.state("pod");
+    assert_eq!(s["status"], "running", "{s}");
+    assert_eq!(s["annotations"]["io.kubernetes.cri.container-type"], "sandbox");
+    rt.ok(&["kill", "pod", "TERM"]);
+    rt.wait_status("pod", "stopped");
+    rt.ok(&["delete", "pod"]);
+    rt.assert_gone("pod");
+}
+
+#[test]
+fn features_and_version() {
+    let rt = Runtime::new();
+    let f: Value = serde_json::from_str(&rt.ok(&["features"])).unwrap();
+    assert!(f["ociVersionMax"].as_str().unwrap().starts_with("1."), "{f}");
+    assert_eq!(f["linux"]["namespaces"], json!(["network"]), "{f}");
+    assert!(rt.ok(&["--version"]).contains("nabla-runc"));
+}
+
+/// Two namespaces joined by a veth: the container's (`eth0`, `ADDR/24`,
+/// default route via `.1`) and a client's (`.1`).
+struct Link {
+    container: Netns,
+    client: Netns,
+}
+
+impl Link {
+    fn new(tag: &str, net: &str) -> Link {
+        let container = Netns::new(&format!("{tag}c"));
+        let client = Netns::new(&format!("{tag}h"));
+        container.disable_ipv6();
+        client.disable_ipv6();
+        support::netns::ip(&[
+            "link",
+            "add",
+            "eth0",
+            "netns",
+            container.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "veth0",
+            "netns",
+            client.name(),
+        ]);
+        container.ip(&["addr", "add", &format!("{net}.2/24"), "dev", "eth0"]);
+        container.ip(&["link", "set", "eth0", "up"]);
+        container.ip(&["route", "add", "default", "via", &format!("{net}.1")]);
+        client.ip(&["addr", "add", &format!("{net}.1/24"), "dev", "veth0"]);
+        client.ip(&["link", "set", "veth0", "up"]);
+        Link { container, client }
+    }
+
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.container.name())
+    }
+
+    fn mac(&self) -> String {
+        let j: Value =
+            serde_json::from_str(&self.container.ip(&["-j", "link", "show", "eth0"])).unwrap();
+        j[0]["address"].as_str().unwrap().to_string()
+    }
+
+    /// `curl URL` from the client until it answers (the guest configures
+    /// itself and the first frames after attach can be lost).
+    fn curl(&self, url: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = self.client.run("curl", &["-s", "-f", "-m", "2", url]);
+            if out.status.success() {
+                return out.stdout;
+            }
+            assert!(Instant::now() < deadline, "curl {url}: {out:#?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// No tap and no tc redirect left in the container's namespace.
+    fn assert_unwired(&self) {
+        let links = self.container.ip(&["link", "show"]);
+        assert!(!links.contains(": nabla"), "tap left behind: {links}");
+        let q = self.container.run("tc", &["qdisc", "show", "dev", "eth0"]);
+        assert!(!q.stdout.contains("ingress"), "tc ingress left behind: {}", q.stdout);
+    }
+}
+
+fn site_bundle(dir: &Path, netns: &str) -> PathBuf {
+    let httpd = workspace_bin("httpd");
+    let b = bundle(dir, httpd.to_str().unwrap(), &[], |c| {
+        c["linux"]["namespaces"] = json!([{"type": "network", "path": netns}, {"type": "pid"}]);
+    });
+    let files = b.join("rootfs/httpd.files");
+    fs::create_dir_all(&files).unwrap();
+    fs::write(files.join("index.html"), "<h1>from the rootfs</h1>\n").unwrap();
+    b
+}
+
+#[test]
+fn network_namespace_is_wired_to_the_guest() {
+    let rt = Runtime::new();
+    let link = Link::new("ocinet", "10.77.0");
+    let b = site_bundle(rt.dir.path(), &link.path());
+    rt.ok(&["create", "--bundle", b.to_str().unwrap(), "web"]);
+    rt.ok(&["start", "web"]);
+    let pid = rt.state("web")["pid"].as_i64().unwrap();
+    assert_eq!(link.curl("http://10.77.0.2/"), "<h1>from the rootfs</h1>\n");
+    // The guest answers with the interface's own MAC: to the network,
+    // nothing changed.
+    let neigh = link.client.ip(&["neigh", "show", "10.77.0.2"]);
+    assert!(neigh.contains(&link.mac()), "{neigh} vs {}", link.mac());
+    let ping = link.client.run("ping", &["-c", "3", "-i", "0.2", "-W", "2", "10.77.0.2"]);
+    assert!(ping.status.success(), "{ping:#?}");
+
+    rt.ok(&["kill", "web"]);
+    rt.wait_status("web", "stopped");
+    rt.ok(&["delete", "web"]);
+    assert!(!alive(pid));
+    rt.assert_gone("web");
+    link.assert_unwired();
+}
+
+// ---------------------------------------------------------------- engines
+
+/// Kills every process whose command line mentions `needle` (the temp dir
+/// of a test): shims and daemons left by a failed test.
+fn kill_mentioning(needle: &str) {
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        if pid as u32 == std::process::id() {
+            continue;
+        }
+        let Ok(cmd) = fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        if text(&cmd).contains(needle) {
+            // SAFETY: a signal to a process of this test.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Unmounts everything under `dir` (podman mounts each container's shm).
+fn unmount_under(dir: &Path) {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else { return };
+    let mut points: Vec<&str> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| Path::new(p).starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = Command::new("umount").args(["-l", p]).status();
+    }
+}
+
+/// Packs `binary` as image `reference` into `dir/NAME.tar`.
+fn pack(dir: &Path, binary: &Path, reference: &str, files: Option<&Path>) -> PathBuf {
+    let name = binary.file_name().unwrap().to_str().unwrap();
+    let tar = dir.join(format!("{name}.tar"));
+    let mut args =
+        vec!["pack", binary.to_str().unwrap(), "-t", reference, "-o", tar.to_str().unwrap()];
+    if let Some(f) = files {
+        args.extend(["--files", f.to_str().unwrap()]);
+    }
+    run_program(&workspace_bin("nabla"), &args).assert_ok();
+    tar
+}
+
+/// A containerd of this test: its root, state and socket under a temp dir.
+struct Containerd {
+    dir: TempDir,
+    daemon: Child,
+}
+
+impl Containerd {
+    fn start() -> Containerd {
+        require_root();
+        let dir = TempDir::new("containerd");
+        let d = dir.path();
+        let config = format!(
+            "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = \"{0}/containerd.sock\"\n",
+            d.display()
+        );
+        fs::write(d.join("config.toml"), config).unwrap();
+        let log = fs::File::create(d.join("containerd.log")).unwrap();
+        let daemon = Command::new("containerd")
+            .arg("--config")
+            .arg(d.join("config.toml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("containerd (Debian package containerd)");
+        let c = Containerd { dir, daemon };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !c.ctr(&["version"]).status.success() {
+            assert!(Instant::now() < deadline, "containerd did not come up: {}", c.daemon_log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        c
+    }
+
+    fn daemon_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+    }
+
+    fn runc_root(&self) -> PathBuf {
+        self.dir.path().join("runc")
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        Command::new("ctr")
+            .arg("--address")
+            .arg(self.dir.path().join("containerd.sock"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("ctr (Debian package containerd)")
+    }
+
+    fn ctr_ok(&self, args: &[&str]) -> String {
+        let out = self.ctr(args);
+        assert!(
+            out.status.success(),
+            "ctr {args:?}: {}{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr),
+            self.daemon_log()
+        );
+        text(&out.stdout)
+    }
+
+    /// `ctr run --rm` with our runtime; its output.
+    fn run(&self, image: &str, id: &str, args: &[&str]) -> Output {
+        let runc = runc();
+        let root = self.runc_root();
+        let mut a = vec![
+            "run",
+            "--rm",
+            "--runc-binary",
+            runc.to_str().unwrap(),
+            "--runc-root",
+            root.to_str().unwrap(),
+            image,
+            id,
+        ];
+        a.extend(args);
+        self.ctr(&a)
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+        kill_mentioning(&self.dir.path().display().to_string());
+        unmount_under(self.dir.path());
+    }
+}
+
+#[test]
+fn containerd_runs_packed_images() {
+    let c = Containerd::start();
+    let d = c.dir.path();
+    let hello = pack(d, &workspace_bin("hello"), "example.com/demo/hello:1", None);
+    let basics = pack(d, Path::new(BASICS), "example.com/test/basics:1", None);
+    let site = d.join("site");
+    fs::create_dir_all(&site).unwrap();
+    fs::write(site.join("index.html"), "<h1>packed</h1>\n").unwrap();
+    let httpd = pack(d, &workspace_bin("httpd"), "example.com/demo/httpd:1", Some(&site));
+    for tar in [&hello, &basics, &httpd] {
+        c.ctr_ok(&["images", "import", tar.to_str().unwrap()]);
+    }
+    let images = c.ctr_ok(&["images", "ls", "-q"]);
+    assert!(images.contains("example.com/demo/httpd:1"), "{images}");
+
+    let out = c.run("example.com/demo/hello:1", "hello", &[]);
+    assert!(out.status.success(), "{}\n{}", text(&out.stderr), c.daemon_log());
+    assert_eq!(text(&out.stdout), "Hello, world!\n");
+    let out = c.run("example.com/test/basics:1", "basics", &["/guest-basics.nabla", "exit", "3"]);
+    assert_eq!(out.status.code(), Some(3), "{}\n{}", text(&out.stderr), c.daemon_log());
+
+    // httpd in a namespace the test made, serving the files it was packed with.
+    let link = Link::new("ctrnet", "10.78.0");
+    let runc = runc();
+    let root = c.runc_root();
+    let ns = format!("network:{}", link.path());
+    c.ctr_ok(&[
+        "run",
+        "-d",
+        "--runc-binary",
+        runc.to_str().unwrap(),
+        "--runc-root",
+        root.to_str().unwrap(),
+        "--with-ns",
+        &ns,
+        "example.com/demo/httpd:1",
+        "web",
+    ]);
+    assert_eq!(link.curl("http://10.78.0.2/"), "<h1>packed</h1>\n");
+    let tasks = c.ctr_ok(&["task", "ls"]);
+    let pid: i64 = tasks
+        .lines()
+        .find(|l| l.starts_with("web "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{tasks}"));
+    assert_eq!(proc_exe(pid), Some(workspace_bin("tender")));
+    c.ctr_ok(&["task", "kill", "web"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !c.ctr_ok(&["task", "ls"]).contains("STOPPED") {
+        assert!(Instant::now() < deadline, "web did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    c.ctr_ok(&["task", "delete", "web"]);
+    c.ctr_ok(&["container", "delete", "web"]);
+    assert!(!alive(pid), "tender {pid} left running");
+    link.assert_unwired();
+    let left: Vec<_> = fs::read_dir(root.join("default"))
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "runtime state left behind: {left:?}");
+}
+
+/// podman as docs/oci.md configures it: its own storage and run root
+/// under a temp dir, cgroupfs, file events, no network.
+struct Podman {
+    dir: TempDir,
+}
+
+impl Podman {
+    fn new() -> Podman {
+        require_root();
+        let dir = TempDir::new("podman");
+        let d = dir.path();
+        fs::write(
+            d.join("containers.conf"),
+            "[containers]\nnetns = \"none\"\ndefault_ulimits = []\n\n[engine]\ncgroup_manager = \"cgroupfs\"\n\
+             events_logger = \"file\"\n"
+                .to_string()
+                + &format!("events_logfile_path = \"{}/events.log\"\n", d.display()),
+        )
+        .unwrap();
+        fs::write(
+            d.join("storage.conf"),
+            format!(
+                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{0}/graph\"\nrunroot = \"{0}/run\"\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        Podman { dir }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Output {
+        let d = self.dir.path();
+        Command::new("podman")
+            .env("CONTAINERS_CONF", d.join("containers.conf"))
+            .env("CONTAINERS_STORAGE_CONF", d.join("storage.conf"))
+            .arg("--root")
+            .arg(d.join("graph"))
+            .arg("--runroot")
+            .arg(d.join("run"))
+            .arg("--tmpdir")
+            .arg(d.join("tmp"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("podman (Debian package podman)")
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["rm", "--all", "--force"]);
+        kill_mentioning(&self.dir.path().display().to_string());
+        unmount_under(self.dir.path());
+    }
+}
+
+#[test]
+fn podman_runs_packed_images() {
+    let p = Podman::new();
+    let d = p.dir.path();
+    let hello = pack(d, &workspace_bin("hello"), "example.com/demo/hello:1", None);
+    let basics = pack(d, Path::new(BASICS), "example.com/test/basics:1", None);
+    for tar in [&hello, &basics] {
+        let out = p.cmd(&["load", "-i", tar.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let runc = runc();
+    let r = runc.to_str().unwrap();
+    let out = p.cmd(&["run", "--rm", "--runtime", r, "example.com/demo/hello:1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Hello, world!\n");
+    let out = p.cmd(&["run", "--rm", "--runtime", r, "example.com/test/basics:1", "exit", "5"]);
+    // podman appends its command to the image's entry point (ctr replaces both).
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    // With a terminal: the console goes through the socket podman gives.
+    let out = p.cmd(&["run", "--rm", "-t", "--runtime", r, "example.com/demo/hello:1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Hello, world!\r\n");
+    let left = p.cmd(&["ps", "-a", "-q"]);
+    assert_eq!(text(&left.stdout), "", "containers left behind");
+}
