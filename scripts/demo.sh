@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 nabla_ensure_deps
 
-cargo build --release
+nabla_build_all
 
 tender=target/release/tender
 hello=target/release/hello

@@ -1,6 +1,7 @@
-# Sourced by the other scripts: makes sure what the build and the tests
-# need is installed. On Debian, as root (or with sudo), it installs what is
-# missing with apt-get; otherwise it says what to install.
+# Sourced by the other scripts: nabla_ensure_deps makes sure what the build
+# and the tests need is installed (on Debian, as root or with sudo, it
+# installs what is missing with apt-get; otherwise it says what to install);
+# nabla_build_all builds everything.
 
 # Debian packages the build and the tests use:
 #   libseccomp-dev  the tender builds its filter with libseccomp
@@ -70,4 +71,12 @@ nabla_ensure_deps() {
     if [ -n "$added_policy" ]; then
         "${sudo[@]}" rm -f "$policy"
     fi
+}
+
+# Builds everything into target/release: the workspace (tender, examples,
+# nabla), then the OCI runtime, a workspace of its own (runtime/Cargo.toml
+# says why), next to the tender, where it looks for it.
+nabla_build_all() {
+    cargo build --release --workspace
+    cargo build --release --manifest-path runtime/Cargo.toml --target-dir target
 }

@@ -6,11 +6,8 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 nabla_ensure_deps
 
-# The suites run the tender and the examples from target/release, so build
-# the whole workspace first; cargo test then builds the test guests itself.
-cargo build --release --workspace
-# The OCI runtime is a workspace of its own (see runtime/Cargo.toml); it
-# goes next to the tender, where it looks for it.
-cargo build --release --manifest-path runtime/Cargo.toml --target-dir target
+# The suites run the tender, the examples, nabla and nabla-runc from
+# target/release, so build them first; cargo test builds the test guests.
+nabla_build_all
 cargo test --release --manifest-path runtime/Cargo.toml --target-dir target
 cargo test --release --workspace "$@"

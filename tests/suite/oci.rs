@@ -494,6 +494,89 @@ fn network_namespace_is_wired_to_the_guest() {
     link.assert_unwired();
 }
 
+/// A node and a pod as Kubernetes CNIs wire them (see net_pod.rs): the
+/// pod's `eth0` has a /32 and a default route via 169.254.1.1, which no
+/// host owns; the node routes the pod's /32 to its end of the veth and
+/// holds the client's address on its loopback, so every reply crosses the
+/// gateway. Calico answers ARP for the gateway by proxy ARP; AWS VPC CNI
+/// puts a permanent neighbour entry for it in the pod instead.
+fn pod_network(tag: &str, calico: bool) -> Link {
+    let pod = Netns::new(&format!("{tag}p"));
+    let node = Netns::new(&format!("{tag}n"));
+    pod.disable_ipv6();
+    node.disable_ipv6();
+    support::netns::ip(&[
+        "link",
+        "add",
+        "eth0",
+        "netns",
+        pod.name(),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "cali0",
+        "netns",
+        node.name(),
+    ]);
+    pod.ip(&["addr", "add", "10.100.0.5/32", "dev", "eth0"]);
+    pod.ip(&["link", "set", "eth0", "up"]);
+    pod.ip(&["route", "add", "169.254.1.1", "dev", "eth0", "scope", "link"]);
+    pod.ip(&["route", "add", "default", "via", "169.254.1.1", "dev", "eth0"]);
+    node.ip(&["link", "set", "cali0", "up"]);
+    node.ip(&["route", "add", "10.100.0.5/32", "dev", "cali0"]);
+    node.ip(&["addr", "add", "10.200.0.1/32", "dev", "lo"]);
+    node.ip(&["link", "add", "uplink0", "type", "bridge"]);
+    node.ip(&["link", "set", "uplink0", "up"]);
+    node.ip(&["route", "add", "169.254.0.0/16", "dev", "uplink0"]);
+    let sysctl = |key: &str| {
+        let out = node.run("sh", &["-c", &format!("echo 1 > /proc/sys/{key}")]);
+        assert!(out.status.success(), "{key}: {out:#?}");
+    };
+    sysctl("net/ipv4/ip_forward");
+    if calico {
+        sysctl("net/ipv4/conf/cali0/proxy_arp");
+        let out = node.run("sh", &["-c", "echo 0 > /proc/sys/net/ipv4/neigh/cali0/proxy_delay"]);
+        assert!(out.status.success(), "{out:#?}");
+    } else {
+        let j: Value = serde_json::from_str(&node.ip(&["-j", "link", "show", "cali0"])).unwrap();
+        let mac = j[0]["address"].as_str().unwrap().to_string();
+        pod.ip(&["neigh", "add", "169.254.1.1", "lladdr", &mac, "dev", "eth0", "nud", "permanent"]);
+    }
+    Link { container: pod, client: node }
+}
+
+#[test]
+fn pod_networks_with_a_link_local_gateway() {
+    let rt = Runtime::new();
+    for (id, calico) in [("calico", true), ("aws", false)] {
+        let link = pod_network(&format!("oci{id}"), calico);
+        let b = site_bundle(&rt.dir.path().join(id), &link.path());
+        rt.ok(&["--debug", "create", "--bundle", b.to_str().unwrap(), id]);
+        let log = fs::read_to_string(rt.log()).unwrap();
+        assert!(log.contains("NET_SERVICE0_IPV4=10.100.0.5/32"), "{log}");
+        assert!(log.contains("NET_SERVICE0_GATEWAY=169.254.1.1"), "{log}");
+        assert_eq!(log.contains("NET_SERVICE0_GATEWAY_MAC="), !calico, "{log}");
+        rt.ok(&["start", id]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = link.client.run(
+                "curl",
+                &["-s", "-f", "-m", "2", "--interface", "10.200.0.1", "http://10.100.0.5/"],
+            );
+            if out.status.success() {
+                assert_eq!(out.stdout, "<h1>from the rootfs</h1>\n");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{id}: curl through the gateway: {out:#?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        rt.ok(&["delete", "--force", id]);
+        rt.assert_gone(id);
+        link.assert_unwired();
+    }
+}
+
 // ---------------------------------------------------------------- engines
 
 /// Kills every process whose command line mentions `needle` (the temp dir
