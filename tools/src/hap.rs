@@ -836,7 +836,7 @@ fn execute(
             initramfs.pack(&initrd)?;
             let console = out.join("console.log");
             eprintln!(
-                "nabla: hap: booting the lab VM ({} workloads; console: {})",
+                "nabla: hap: booting the lab VM ({} workload(s); console: {})",
                 plan.workloads.len(),
                 console.display()
             );
