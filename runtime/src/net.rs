@@ -128,7 +128,7 @@ fn json(prog: &str, args: &[&str]) -> Result<Vec<Value>, Error> {
 /// The namespace's Ethernet interfaces a guest could take, best first.
 fn candidates() -> Result<Vec<Iface>, Error> {
     let mut list = Vec::new();
-    for v in json("ip", &["-j", "addr", "show"])? {
+    for v in json("ip", &["-d", "-j", "addr", "show"])? {
         let name = v["ifname"].as_str().unwrap_or_default().to_string();
         let ether = v["link_type"].as_str() == Some("ether");
         let is_tap =
@@ -211,6 +211,14 @@ fn wire_one(
         .and_then(|l| l["mtu"].as_u64())
         .unwrap_or(1500)
         .to_string();
+    let qdiscs = run("tc", &["qdisc", "show", "dev", &iface.name, "ingress"])?;
+    if !qdiscs.trim().is_empty() {
+        return Err(Error(format!(
+            "interface {} already has an ingress qdisc ({}): nabla-runc would replace it",
+            iface.name,
+            qdiscs.trim()
+        )));
+    }
     let tap = format!("nabla{i}");
     let wiring = Wiring { iface: iface.name.clone(), tap: tap.clone() };
     let (uid, gid) = (uid.to_string(), gid.to_string());
