@@ -31,7 +31,12 @@ fi
 cargo +nightly fuzz build
 
 # New inputs go to a scratch corpus; the seeds in fuzz/corpus stay as they are.
-work="${NABLA_FUZZ_WORK:-$(mktemp -d)}"
+if [ -n "${NABLA_FUZZ_WORK:-}" ]; then
+    work="$NABLA_FUZZ_WORK"
+else
+    work="$(mktemp -d)"
+    trap 'rm -rf "$work"' EXIT
+fi
 for t in "${targets[@]}"; do
     echo "== fuzz $t for ${secs}s"
     mkdir -p "$work/$t"
