@@ -1167,6 +1167,42 @@ mod tests {
     }
 
     #[test]
+    fn network_keeps_clients_apart() {
+        let setup = network_setup("/sbin/ip");
+        assert!(setup.contains("/sbin/ip link set tap0 master br0"));
+        assert!(setup.contains("/sbin/ip addr add 10.0.0.3/24 dev br0"));
+        assert!(setup.contains("/sbin/ip -n nabla-hap-client addr add 10.0.0.1/24 dev veth1"));
+        let load = in_client_ns("echo hi");
+        assert_eq!(load, "nsenter --net=/run/netns/nabla-hap-client /bin/sh -c 'echo hi'");
+    }
+
+    #[test]
+    fn results_name_failures_and_need_the_end() {
+        let plan = Plan {
+            tracefs: "/t".into(),
+            buffer_kb: 1,
+            timeout_s: 1,
+            log_dir: "/tmp".into(),
+            setup: vec![],
+            teardown: vec![],
+            check_netns: None,
+            workloads: vec![],
+            raw: false,
+        };
+        let out = Path::new("/nonexistent");
+        let ok = "{\"kernel\":\"6.1.0-56-amd64\"}\r\n{\"workload\":\"w\",\"ready\":true,\
+                  \"startup\":{\"task\":[\"a\",\"b\"]},\"steady\":{\"task\":[\"b\",\"c\"]}}\n\
+                  {\"done\":true}\n";
+        let r = parse_results(ok, &plan, Mode::Lab, out).unwrap();
+        assert_eq!(r.kernel, "6.1.0-56-amd64");
+        assert_eq!(r.measured[0].whole().task.len(), 3);
+        let unfinished = "{\"kernel\":\"x\"}\n";
+        assert!(parse_results(unfinished, &plan, Mode::Lab, out).is_err());
+        let failed = "{\"failed\":\"w\",\"error\":\"w: boom\"}\n{\"done\":true}\n";
+        assert_eq!(parse_results(failed, &plan, Mode::Lab, out).unwrap().failures, ["w: boom"]);
+    }
+
+    #[test]
     fn nginx_conf_stays_in_its_directory() {
         let conf = nginx_conf(Path::new("/hap/nginx"));
         assert!(conf.contains("master_process off;"));

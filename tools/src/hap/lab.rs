@@ -435,3 +435,31 @@ pub fn boot(
     }
     fs::read_to_string(results).map_err(|e| format!("{}: {e}", results.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_elf_after_the_stub() {
+        let mut elf = b"\x7fELF".to_vec();
+        elf.extend((0..5000u32).map(|i| (i % 251) as u8));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&elf).unwrap();
+        let gz = gz.finish().unwrap();
+        // A setup stub (with a false gzip magic in it), the stream, trailing data.
+        let mut bz = b"MZ stub \x1f\x8b\x08 not a stream ".to_vec();
+        bz.extend_from_slice(&gz);
+        bz.extend_from_slice(b"trailer");
+        if Command::new("gzip").arg("--version").stdout(Stdio::null()).status().is_ok() {
+            assert_eq!(extract_vmlinux(&bz).unwrap(), elf);
+        }
+        assert!(extract_vmlinux(b"no kernel here").is_err());
+    }
+
+    #[test]
+    fn modules_in_dependency_order() {
+        let names: Vec<&str> = MODULES.iter().map(|m| module_name(m)).collect();
+        assert_eq!(names, ["llc.ko", "stp.ko", "bridge.ko", "veth.ko", "tun.ko"]);
+    }
+}
