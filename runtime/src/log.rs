@@ -1,5 +1,5 @@
 //! The runtime's log: `--log FILE` in runc's formats (`--log-format text`
-//! or `json`, one record per line), and stderr for what the caller must see.
+//! or `json`, one record per line); errors also go to stderr, as runc's do.
 //!
 //! containerd's shim and podman's conmon read errors from the log file
 //! (`{"level":"error","msg":...,"time":...}` lines) when a command fails.
@@ -55,9 +55,12 @@ impl Log {
         }
     }
 
-    /// A warning goes to the log and to stderr.
+    /// A warning goes to the log, or to stderr without one: with a log, the
+    /// runtime's stderr is often the container's, as it is for runc.
     pub fn warn(&self, msg: &str) {
-        eprintln!("nabla-runc: warning: {msg}");
+        if self.file.is_none() {
+            eprintln!("nabla-runc: warning: {msg}");
+        }
         self.record(Level::Warning, msg);
     }
 
