@@ -3,7 +3,9 @@
 # hello and PSS of idle guest instances (against static C programs compiled
 # with gcc); then, as root, inside network namespaces of their own, httpd
 # against nginx (one worker) under wrk, and bulk TCP throughput of tcpperf
-# against the same protocol between two Linux processes.
+# against the same protocol between two Linux processes, and container start
+# (`ctr run --rm` of hello) with nabla-runc against runc, in a containerd of
+# the benchmark's own.
 # Each takes --json and more: see `target/release/nabla bench --help`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +13,9 @@ cd "$(dirname "$0")/.."
 nabla_ensure_deps
 
 cargo build --release
+if [ "$(id -u)" -eq 0 ]; then
+    cargo build --release --manifest-path runtime/Cargo.toml --target-dir target
+fi
 
 target/release/nabla bench startup
 echo
@@ -19,7 +24,7 @@ echo
 target/release/nabla bench block
 echo
 if [ "$(id -u)" -ne 0 ]; then
-    echo "skipping nabla bench http, tcp and kvd: they need root (network namespaces, taps)" >&2
+    echo "skipping nabla bench http, tcp, kvd and container: they need root (network namespaces, taps, containerd)" >&2
     exit 0
 fi
 target/release/nabla bench http
@@ -27,3 +32,5 @@ echo
 target/release/nabla bench tcp
 echo
 target/release/nabla bench kvd
+echo
+target/release/nabla bench container

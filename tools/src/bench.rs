@@ -6,6 +6,7 @@
 //! directory that is removed on drop.
 
 mod block;
+mod container;
 mod http;
 mod kvd;
 mod memory;
@@ -47,6 +48,10 @@ pub enum Bench {
     /// appendfsync), with redis-benchmark SET and GET, 50 clients, with and
     /// without pipelining. Needs root: runs in network namespaces of its own.
     Kvd(kvd::Args),
+    /// Container start: `ctr run --rm` of hello with nabla-runc (image from
+    /// `nabla pack`) against runc (a static native hello), in a containerd
+    /// of its own. Needs root.
+    Container(container::Args),
 }
 
 /// Runs one benchmark.
@@ -58,6 +63,7 @@ pub fn run(bench: Bench) -> Result<()> {
         Bench::Tcp(args) => tcp::run(&args),
         Bench::Block(args) => block::run(&args),
         Bench::Kvd(args) => kvd::run(&args),
+        Bench::Container(args) => container::run(&args),
     }
 }
 

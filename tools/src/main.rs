@@ -6,6 +6,7 @@
 //! nabla bench http [--duration S] [--connections C] [--threads T] [--rounds N] [--mtu BYTES] [--json]
 //! nabla bench tcp [--size MIB] [--rounds N] [--mtu BYTES] [--guest-env KEY=VALUE] [--json]
 //! nabla bench block [--size-mib MIB] [--block-kib KIB] [--rounds N] [--dir DIR] [--json]
+//! nabla bench container [--runs N] [--warmup N] [--nabla-runc PATH] [--runc PATH] [--guest PATH] [--json]
 //! nabla disk create IMG --from DIR | get | ls | check
 //! nabla hap compare [--pairs hello,httpd,kvd] [--requests N] [--mode auto|direct|lab] [--out DIR] [--json]
 //! nabla hap run [--ready ADDR:PORT] [--load SHELL] [--filter] [--mode ...] -- COMMAND...

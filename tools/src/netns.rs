@@ -18,6 +18,10 @@
 //! * for namespaces of a `nabla` that was killed outright (SIGKILL), at the
 //!   next [`Netns::new`], which removes those whose pid no longer runs.
 //!
+//! Other benchmarks register cleanups of their own for the panic hook and
+//! the signal thread with [`on_abort`] (`nabla bench container`: its
+//! containerd, shims and state directory).
+//!
 //! Children started with [`Netns::command`] also get
 //! `PR_SET_PDEATHSIG(SIGKILL)` (see [`crate::bench::die_with_parent`]): they
 //! die with the thread that spawned them, so spawn them from the main thread.
@@ -53,6 +57,10 @@ const PREFIX: &str = "nabla-bench-";
 
 /// Namespaces alive now, for the panic hook and the signal thread.
 static LIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Cleanups registered with [`on_abort`], by key.
+type Cleanup = Box<dyn Fn() + Send>;
+static OTHERS: Mutex<Vec<(u32, Cleanup)>> = Mutex::new(Vec::new());
 
 /// Held by the signal thread from the signal to the process's exit.
 static CLEANING: Mutex<()> = Mutex::new(());
@@ -91,7 +99,7 @@ pub fn ip(args: &[&str]) -> Result<String> {
 }
 
 /// Whether this process runs with effective uid 0.
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     // SAFETY: geteuid has no arguments and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
@@ -267,8 +275,30 @@ fn destroy(name: &str) {
     let _ = ip_quiet(&["netns", "del", name]);
 }
 
-/// Destroys every namespace still registered (panic hook, signal thread).
+/// Runs `f` on a panic or on SIGINT, SIGTERM or SIGHUP, as namespaces are
+/// removed then, until [`forget`] with the returned key. Call it from the
+/// main thread before starting other threads (see [`install_cleanup`]).
+pub fn on_abort(f: impl Fn() + Send + 'static) -> u32 {
+    install_cleanup();
+    static KEY: AtomicU32 = AtomicU32::new(0);
+    let key = KEY.fetch_add(1, Ordering::Relaxed);
+    OTHERS.lock().unwrap_or_else(|e| e.into_inner()).push((key, Box::new(f)));
+    key
+}
+
+/// Drops the cleanup registered under `key`.
+pub fn forget(key: u32) {
+    OTHERS.lock().unwrap_or_else(|e| e.into_inner()).retain(|(k, _)| *k != key);
+}
+
+/// Destroys every namespace still registered, and runs the other cleanups
+/// (panic hook, signal thread).
 fn destroy_all() {
+    if let Ok(mut others) = OTHERS.try_lock() {
+        for (_, f) in std::mem::take(&mut *others) {
+            f();
+        }
+    }
     // try_lock: the panic may have happened while the lock was held.
     let names = match LIVE.try_lock() {
         Ok(mut live) => std::mem::take(&mut *live),
@@ -348,7 +378,9 @@ fn install_cleanup() {
             if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
                 let _cleaning = CLEANING.lock().unwrap_or_else(|e| e.into_inner());
                 SIGNALLED.store(sig, Ordering::SeqCst);
-                eprintln!("nabla: signal {sig}: removing the benchmark's namespaces");
+                eprintln!(
+                    "nabla: signal {sig}: cleaning up the benchmark's namespaces and daemons"
+                );
                 destroy_all();
                 std::process::exit(128 + sig);
             }
