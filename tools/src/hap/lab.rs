@@ -110,7 +110,11 @@ pub fn kernel(version: Option<&str>) -> Result<Kernel> {
     let cache = cache_dir();
     let version = match version {
         Some(v) => v.to_string(),
-        None => current_version()?,
+        None => match current_version() {
+            Ok(v) => v,
+            // Offline or without apt: the newest kernel already cached will do.
+            Err(e) => newest_cached(&cache).ok_or(e)?,
+        },
     };
     let dir = cache.join(&version);
     let vmlinux = dir.join("vmlinux");
@@ -160,6 +164,23 @@ pub fn kernel(version: Option<&str>) -> Result<Kernel> {
     let _ = fs::remove_dir_all(&tree);
     let _ = fs::remove_file(&deb);
     Ok(Kernel { version, package, vmlinux, modules })
+}
+
+/// The newest version in the cache with a complete kernel, if any.
+fn newest_cached(cache: &Path) -> Option<String> {
+    let mut versions: Vec<(std::time::SystemTime, String)> = fs::read_dir(cache)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("vmlinux").is_file() && e.path().join("package").is_file())
+        .filter_map(|e| {
+            let modified = e.metadata().ok()?.modified().ok()?;
+            Some((modified, e.file_name().to_str()?.to_string()))
+        })
+        .collect();
+    versions.sort();
+    let (_, version) = versions.pop()?;
+    eprintln!("nabla: hap: apt-cache cannot tell the current kernel; using the cached {version}");
+    Some(version)
 }
 
 /// The ELF inside a bzImage: the first compressed stream (xz, zstd or
