@@ -263,10 +263,26 @@ fn run_returns_the_guest_status_and_output() {
     rt.assert_gone("r1");
 
     let hello = workspace_bin("hello");
-    let b = bundle(&rt.dir.path().join("h"), hello.to_str().unwrap(), &["one", "two"], |_| {});
+    // An engine's /etc/hosts cannot reach the guest: a warning in the log,
+    // not in the container's output.
+    let b = bundle(&rt.dir.path().join("h"), hello.to_str().unwrap(), &["one", "two"], |c| {
+        c["mounts"].as_array_mut().unwrap().push(
+            json!({"destination": "/etc/hosts", "type": "bind", "source": "/etc/hosts", "options": ["rbind", "ro"]}),
+        );
+    });
     let out = rt.cmd(&["run", "--bundle", b.to_str().unwrap(), "r2"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "Hello, world!\none\ntwo\n");
+    assert_eq!(text(&out.stderr), "");
+    let log = fs::read_to_string(rt.log()).unwrap();
+    let warning = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["level"] == "warning")
+        .unwrap_or_else(|| panic!("no warning in {log}"));
+    assert!(
+        warning["msg"].as_str().unwrap().contains("mount /etc/hosts is not available to the guest")
+    );
     rt.assert_gone("r2");
 }
 
