@@ -334,7 +334,7 @@ impl Initramfs {
              mount -t sysfs sys /sys\n\
              mount -t devtmpfs dev /dev\n\
              mount -t tracefs tracefs /sys/kernel/tracing\n\
-             mount -t tmpfs tmp /tmp\n\
+             mkdir -p /tmp\n\
              mkdir -p /run/netns\n\
              {insmod}\
              {} hap agent /hap/plan.json /dev/ttyS1\n\
