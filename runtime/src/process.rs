@@ -192,6 +192,9 @@ fn child(s: &Spawn, argv: &[CString], fifo: &CString, socket: Option<&Path>, w: 
         }
     }
     report(w, "O");
+    // SAFETY: the report pipe, done with (closed explicitly: it may sit
+    // among the preserved fds, and create waits for its end).
+    unsafe { libc::close(w) };
     // SAFETY: closing every fd but stdio and the preserved ones (the report
     // pipe among them); the fifo is opened after.
     unsafe { libc::syscall(libc::SYS_close_range, 3 + s.preserve_fds, u32::MAX, 0) };
