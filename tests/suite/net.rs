@@ -8,11 +8,11 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::netns::{Netns, require_root};
-use support::{KillOnDrop, TempDir, tender, workspace_bin};
+use support::{KillOnDrop, TempDir, workspace_bin};
 
 const NETINFO: &str = env!("CARGO_BIN_EXE_guest-netinfo");
 
@@ -26,42 +26,6 @@ fn namespace(tag: &str) -> Netns {
     ns
 }
 
-/// Starts `tender ARGS` in `ns` and waits until it prints a line containing
-/// `ready`; returns the child and the lines printed until then.
-fn start(ns: &Netns, args: &[&str], ready: &str) -> (KillOnDrop, Vec<String>) {
-    let mut child = ns
-        .command(tender())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the tender");
-    let lines = read_until(&mut child, ready, Duration::from_secs(20));
-    (KillOnDrop(child), lines)
-}
-
-fn read_until(child: &mut Child, needle: &str, timeout: Duration) -> Vec<String> {
-    let stdout = child.stdout.take().expect("piped stdout");
-    let wanted = needle.to_string();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let done = line.contains(&wanted);
-            lines.push(line);
-            if done {
-                let _ = tx.send(lines.clone());
-            }
-        }
-        let _ = tx.send(lines);
-    });
-    let lines = rx.recv_timeout(timeout).expect("the guest did not get ready in time");
-    assert!(lines.last().is_some_and(|l| l.contains(needle)), "guest output: {lines:#?}");
-    lines
-}
-
 fn httpd(ns: &Netns, extra: &[&str]) -> KillOnDrop {
     let httpd = workspace_bin("httpd").display().to_string();
     let disk = format!("storage={}", support::site_image().display());
@@ -69,7 +33,7 @@ fn httpd(ns: &Netns, extra: &[&str]) -> KillOnDrop {
     args.extend_from_slice(&["--block-ro", &disk]);
     args.extend_from_slice(extra);
     args.push(&httpd);
-    start(ns, &args, "httpd: serving").0
+    ns.start_tender(&args, "httpd: serving").0
 }
 
 fn static_ip() -> Vec<&'static str> {
@@ -98,8 +62,7 @@ fn ping_flood_gets_every_reply_intact() {
 fn two_interfaces_each_answer_and_jumbo_mtu_reaches_the_guest() {
     let ns = namespace("two");
     ns.add_tap("tap1", Some("10.0.1.1/24"), Some(9000));
-    let (_guest, lines) = start(
-        &ns,
+    let (_guest, lines) = ns.start_tender(
         &[
             "--net",
             "service0=tap0",
@@ -152,8 +115,7 @@ fn dhcp_from_dnsmasq_configures_the_guest() {
         .spawn()
         .expect("dnsmasq (Debian package dnsmasq-base) runs");
     let _dnsmasq = KillOnDrop(dnsmasq);
-    let (_guest, lines) = start(
-        &ns,
+    let (_guest, lines) = ns.start_tender(
         &[
             "--net",
             "service0=tap0",
@@ -340,7 +302,7 @@ fn echo_serves_100_concurrent_clients_a_mebibyte_each() {
     let ip = static_ip();
     args.extend(ip.iter().copied());
     args.push(&echo);
-    let (_guest, _) = start(&ns, &args, "echo: listening");
+    let (_guest, _) = ns.start_tender(&args, "echo: listening");
     let results = ns.enter(|| {
         let clients: Vec<_> = (0..100u64)
             .map(|i| {
@@ -384,7 +346,7 @@ fn echo_answers_udp_datagrams() {
     let ip = static_ip();
     args.extend(ip.iter().copied());
     args.push(&echo);
-    let (_guest, _) = start(&ns, &args, "echo: listening");
+    let (_guest, _) = ns.start_tender(&args, "echo: listening");
     let replies = ns.enter(|| {
         let s = std::net::UdpSocket::bind("10.0.0.1:0").unwrap();
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -419,8 +381,7 @@ fn a_guest_connects_out_as_a_client() {
         s.write_all(format!("you said {}", line).as_bytes()).unwrap();
         from
     });
-    let (_guest, lines) = start(
-        &ns,
+    let (_guest, lines) = ns.start_tender(
         &[
             "--net",
             "service0=tap0",

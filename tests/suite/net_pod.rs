@@ -16,11 +16,9 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Stdio};
-use std::time::Duration;
 
 use support::netns::{Netns, require_root};
-use support::{KillOnDrop, tender, workspace_bin};
+use support::{KillOnDrop, workspace_bin};
 
 const NETINFO: &str = env!("CARGO_BIN_EXE_guest-netinfo");
 
@@ -85,42 +83,6 @@ fn pod_env(gateway_mac: Option<&str>) -> Vec<String> {
     env
 }
 
-/// Starts `tender ARGS` in `ns` and waits until it prints a line containing
-/// `ready`; returns the child and the lines printed until then.
-fn start(ns: &Netns, args: &[String], ready: &str) -> (KillOnDrop, Vec<String>) {
-    let mut child = ns
-        .command(tender())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the tender");
-    let lines = read_until(&mut child, ready, Duration::from_secs(20));
-    (KillOnDrop(child), lines)
-}
-
-fn read_until(child: &mut Child, needle: &str, timeout: Duration) -> Vec<String> {
-    let stdout = child.stdout.take().expect("piped stdout");
-    let wanted = needle.to_string();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let done = line.contains(&wanted);
-            lines.push(line);
-            if done {
-                let _ = tx.send(lines.clone());
-            }
-        }
-        let _ = tx.send(lines);
-    });
-    let lines = rx.recv_timeout(timeout).expect("the guest did not get ready in time");
-    assert!(lines.last().is_some_and(|l| l.contains(needle)), "guest output: {lines:#?}");
-    lines
-}
-
 /// httpd on tap0 (and the site disk), with the pod's configuration.
 fn httpd(ns: &Netns, gateway_mac: Option<&str>) -> KillOnDrop {
     let mut args: Vec<String> =
@@ -129,7 +91,7 @@ fn httpd(ns: &Netns, gateway_mac: Option<&str>) -> KillOnDrop {
     args.extend(["--block-ro".to_string(), format!("storage={}", support::site_image().display())]);
     args.extend(pod_env(gateway_mac));
     args.push(workspace_bin("httpd").display().to_string());
-    start(ns, &args, "httpd: serving").0
+    ns.start_tender(&args, "httpd: serving").0
 }
 
 /// `ping ARGS` from the client's address.
@@ -198,7 +160,7 @@ fn pod_works(ns: &Netns, gateway_mac: Option<&str>) {
     args.extend(["--env".into(), format!("CONNECT={CLIENT}:7070")]);
     args.extend(pod_env(gateway_mac));
     args.push(NETINFO.into());
-    let (_guest, lines) = start(ns, &args, "ready");
+    let (_guest, lines) = ns.start_tender(&args, "ready");
     assert!(lines.contains(&"reply you said hello from the guest".to_string()), "{lines:#?}");
     assert!(
         lines

@@ -90,6 +90,14 @@ impl Tap {
             injected: &mut self.injected,
         }
     }
+
+    /// The first `len` bytes of the receive buffer as a received frame,
+    /// with a token to answer it.
+    fn tokens(&mut self, len: usize) -> (RxToken<'_>, TxToken<'_>) {
+        let Tap { fd, rx, tx, stats, gateway, injected, .. } = self;
+        let tx = TxToken { fd: *fd, buf: tx, stats, gateway: gateway.as_ref(), injected };
+        (RxToken { frame: &rx[..len] }, tx)
+    }
 }
 
 /// A received frame.
@@ -153,15 +161,7 @@ impl phy::Device for Tap {
         }
         if let Some(frame) = self.injected.take() {
             self.rx[..ARP_FRAME].copy_from_slice(&frame);
-            let rx = RxToken { frame: &self.rx[..ARP_FRAME] };
-            let tx = TxToken {
-                fd: self.fd,
-                buf: &mut self.tx,
-                stats: &mut self.stats,
-                gateway: self.gateway.as_ref(),
-                injected: &mut self.injected,
-            };
-            return Some((rx, tx));
+            return Some(self.tokens(ARP_FRAME));
         }
         if !self.readable {
             return None;
@@ -187,15 +187,7 @@ impl phy::Device for Tap {
                             }
                         }
                     }
-                    let rx = RxToken { frame: &self.rx[..n] };
-                    let tx = TxToken {
-                        fd: self.fd,
-                        buf: &mut self.tx,
-                        stats: &mut self.stats,
-                        gateway: self.gateway.as_ref(),
-                        injected: &mut self.injected,
-                    };
-                    return Some((rx, tx));
+                    return Some(self.tokens(n));
                 }
                 Err(Errno::EINTR) => continue,
                 Err(_) => {

@@ -15,14 +15,15 @@
 //! ```
 
 use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{Outcome, tender, wait};
+use super::{KillOnDrop, Outcome, tender, wait};
 
 /// Prefix of every namespace the suites create.
 const PREFIX: &str = "nabla-";
@@ -240,6 +241,26 @@ impl Netns {
         c
     }
 
+    /// Starts `tender ARGS` in the namespace and waits (20 s at most) until
+    /// it prints a line containing `ready`; returns the child and the lines
+    /// printed until then.
+    pub fn start_tender<S: AsRef<OsStr>>(
+        &self,
+        args: &[S],
+        ready: &str,
+    ) -> (KillOnDrop, Vec<String>) {
+        let mut child = self
+            .command(tender())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the tender");
+        let lines = read_until(&mut child, ready, Duration::from_secs(20));
+        (KillOnDrop(child), lines)
+    }
+
     /// Runs `program ARGS` in the namespace, stdin from /dev/null, with a
     /// 30 s limit (then it is killed and the test fails).
     pub fn run<S: AsRef<OsStr>>(&self, program: impl AsRef<OsStr>, args: &[S]) -> Outcome {
@@ -286,4 +307,28 @@ impl Drop for Netns {
     fn drop(&mut self) {
         destroy(&self.name);
     }
+}
+
+/// Reads `child`'s stdout until a line contains `needle` (panicking after
+/// `timeout`); returns the lines read. The rest of the output is drained on
+/// a thread, so the child never blocks on a full pipe.
+pub fn read_until(child: &mut Child, needle: &str, timeout: Duration) -> Vec<String> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let wanted = needle.to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let done = line.contains(&wanted);
+            lines.push(line);
+            if done {
+                let _ = tx.send(lines.clone());
+            }
+        }
+        let _ = tx.send(lines);
+    });
+    let lines = rx.recv_timeout(timeout).expect("the guest did not get ready in time");
+    assert!(lines.last().is_some_and(|l| l.contains(needle)), "guest output: {lines:#?}");
+    lines
 }
