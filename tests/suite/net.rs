@@ -40,6 +40,16 @@ fn static_ip() -> Vec<&'static str> {
     vec!["--env", "NET_SERVICE0_IPV4=10.0.0.2/24", "--env", "NET_SERVICE0_GATEWAY=10.0.0.1"]
 }
 
+/// Starts echo at 10.0.0.2 with tender options `extra`.
+fn echo(ns: &Netns, extra: &[&str]) -> KillOnDrop {
+    let echo = workspace_bin("echo").display().to_string();
+    let mut args = vec!["--net", "service0=tap0"];
+    args.extend(static_ip());
+    args.extend_from_slice(extra);
+    args.push(&echo);
+    ns.start_tender(&args, "echo: listening").0
+}
+
 fn curl(ns: &Netns, args: &[&str]) -> support::Outcome {
     let mut all = vec!["--silent", "--show-error", "--max-time", "10"];
     all.extend_from_slice(args);
@@ -297,12 +307,7 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
 #[test]
 fn echo_serves_100_concurrent_clients_a_mebibyte_each() {
     let ns = namespace("echo");
-    let echo = workspace_bin("echo").display().to_string();
-    let mut args = vec!["--mem", "128", "--net", "service0=tap0"];
-    let ip = static_ip();
-    args.extend(ip.iter().copied());
-    args.push(&echo);
-    let (_guest, _) = ns.start_tender(&args, "echo: listening");
+    let _guest = echo(&ns, &["--mem", "128"]);
     let results = ns.enter(|| {
         let clients: Vec<_> = (0..100u64)
             .map(|i| {
@@ -339,14 +344,47 @@ fn echo_serves_100_concurrent_clients_a_mebibyte_each() {
 }
 
 #[test]
+fn connects_beyond_the_backlog_wait_for_a_slot_and_are_not_refused() {
+    // With room for 8 unaccepted connections, 24 clients connecting at the
+    // same instant overflow the backlog within one batch of frames. Those
+    // SYNs must be dropped (the client retries after 1 s, then 2 s more),
+    // not answered with a reset.
+    let ns = namespace("backlog");
+    let _guest = echo(&ns, &["--env", "BACKLOG=8"]);
+    let clients = 24;
+    let results = ns.enter(move || {
+        let start = std::sync::Arc::new(std::sync::Barrier::new(clients));
+        let threads: Vec<_> = (0..clients)
+            .map(|i| {
+                let start = start.clone();
+                std::thread::spawn(move || -> Result<(), String> {
+                    let addr = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 7);
+                    start.wait();
+                    let mut s = TcpStream::connect_timeout(&addr.into(), Duration::from_secs(30))
+                        .map_err(|e| format!("client {i}: connect: {e}"))?;
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    let hello = format!("client {i}\n");
+                    let mut back = vec![0; hello.len()];
+                    s.write_all(hello.as_bytes())
+                        .and_then(|()| s.read_exact(&mut back))
+                        .map_err(|e| format!("client {i}: {e}"))?;
+                    if back != hello.as_bytes() {
+                        return Err(format!("client {i}: got {back:?} back"));
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect::<Vec<_>>()
+    });
+    let failures: Vec<_> = results.into_iter().filter_map(Result::err).collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
 fn echo_answers_udp_datagrams() {
     let ns = namespace("udp");
-    let echo = workspace_bin("echo").display().to_string();
-    let mut args = vec!["--net", "service0=tap0"];
-    let ip = static_ip();
-    args.extend(ip.iter().copied());
-    args.push(&echo);
-    let (_guest, _) = ns.start_tender(&args, "echo: listening");
+    let _guest = echo(&ns, &[]);
     let replies = ns.enter(|| {
         let s = std::net::UdpSocket::bind("10.0.0.1:0").unwrap();
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();

@@ -5,7 +5,9 @@
 //! ```
 //!
 //! Listens on port 7, or on `$PORT`, for TCP and for UDP (each datagram is
-//! sent back to its sender). Each TCP connection is a task of its own; a
+//! sent back to its sender). `$BACKLOG` (default 64) is how many connections
+//! may wait to be accepted; further connection requests wait for a free slot
+//! (the client retries its SYN) and are not refused. Each TCP connection is a task of its own; a
 //! client that misbehaves or vanishes only ends its own task.
 
 #![no_std]
@@ -25,7 +27,15 @@ async fn main() -> Result<(), NetError> {
             return Err(NetError::InvalidAddress);
         }
     };
-    let opts = TcpOptions { backlog: 64, nodelay: true, ..TcpOptions::default() };
+    let backlog = match env::var("BACKLOG").map(str::parse::<usize>) {
+        None => 64,
+        Some(Ok(n)) if (1..=1024).contains(&n) => n,
+        Some(_) => {
+            println!("echo: BACKLOG must be a number of connections, 1-1024");
+            return Err(NetError::InvalidAddress);
+        }
+    };
+    let opts = TcpOptions { backlog, nodelay: true, ..TcpOptions::default() };
     let listener = TcpListener::bind_with(port, opts)?;
     let udp = UdpSocket::bind(port)?;
     task::spawn(async move {

@@ -95,8 +95,8 @@ pub(crate) struct Iface {
     /// Sockets whose stream was dropped: closing gracefully, removed once
     /// closed (or aborted after [`ORPHAN_LINGER`]).
     pub(crate) orphans: Vec<(SocketHandle, Instant)>,
-    /// Listening sockets: (port, backlog of sockets listening on it).
-    pub(crate) listeners: Vec<(u16, Vec<SocketHandle>)>,
+    /// The TCP listeners' sockets on this interface.
+    pub(crate) listeners: Vec<tcp::Listener>,
 }
 
 /// How long a dropped, still-closing connection may linger.
@@ -201,13 +201,12 @@ pub(crate) fn poll(now: Instant) -> bool {
     let ts = smol_now(now);
     let mut changed = false;
     for i in &mut stack.ifaces {
-        let r = i.iface.poll(ts, &mut i.tap, &mut i.sockets);
-        changed |= r == smoltcp::iface::PollResult::SocketStateChanged;
+        i.iface.poll_maintenance(ts);
+        changed |= i.poll_frames(ts);
         // The device answered an ARP request for a gateway with a fixed MAC
         // itself: let smoltcp learn it and send what waited for it now.
         if i.tap.has_injected() {
-            let r = i.iface.poll(ts, &mut i.tap, &mut i.sockets);
-            changed |= r == smoltcp::iface::PollResult::SocketStateChanged;
+            changed |= i.poll_frames(ts);
         }
         i.handle_dhcp();
         i.sweep_orphans(now);
@@ -276,6 +275,41 @@ impl Iface {
                 log::warn!("net {}: DHCP lease lost", self.name);
             }
         }
+    }
+
+    /// Lets smoltcp process every frame that is ready, then send what is
+    /// queued, as `Interface::poll` does, but refreshes the listeners'
+    /// backlogs before a frame whenever a connection request took the last
+    /// listening socket of one. Returns whether any socket changed state.
+    fn poll_frames(&mut self, ts: smoltcp::time::Instant) -> bool {
+        use smoltcp::iface::{PollIngressSingleResult as In, PollResult as Out};
+        let mut changed = false;
+        self.refresh_listeners();
+        loop {
+            if self.tap.syn_gate_closed {
+                self.refresh_listeners();
+            }
+            match self.iface.poll_ingress_single(ts, &mut self.tap, &mut self.sockets) {
+                In::None => break,
+                In::PacketProcessed => {}
+                In::SocketStateChanged => changed = true,
+            }
+        }
+        while self.iface.poll_egress(ts, &mut self.tap, &mut self.sockets) != Out::None {
+            changed = true;
+        }
+        changed
+    }
+
+    /// Refreshes the listeners' backlogs and tells the tap how many
+    /// connection requests each can take.
+    fn refresh_listeners(&mut self) {
+        let Self { tap, sockets, listeners, .. } = self;
+        tap.syn_gate.clear();
+        for l in listeners.iter_mut() {
+            tap.syn_gate.push((l.port, l.refresh(sockets)));
+        }
+        tap.syn_gate_closed = false;
     }
 
     fn sweep_orphans(&mut self, now: Instant) {

@@ -6,6 +6,12 @@
 //! `poll` takes every frame that is ready before it returns, and an idle
 //! interface costs no system call.
 //!
+//! A connection request (a TCP SYN) to a port whose listener has no free
+//! listening socket is dropped here rather than handed to smoltcp, which
+//! would refuse it with a reset: as with a full accept queue on Linux, the
+//! client sends its SYN again a moment later, by when the application may
+//! have accepted a connection and so freed a slot.
+//!
 //! A tap whose gateway is off-link or has a fixed MAC also runs each frame
 //! through [`Gateway`]'s filters, and may hand smoltcp a frame of its own
 //! making (an ARP reply from a gateway with a fixed MAC) before the next one
@@ -16,6 +22,7 @@ use alloc::vec::Vec;
 
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket};
 
 use super::gateway::{self, ARP_FRAME, Gateway};
 use crate::hypercall::{self, Errno};
@@ -50,6 +57,12 @@ pub struct Tap {
     injected: Option<[u8; ARP_FRAME]>,
     /// When smoltcp last got an ARP reply for a fixed gateway MAC.
     refreshed: Option<Instant>,
+    /// Listened ports and how many more connection requests each can take;
+    /// set by the stack.
+    pub(crate) syn_gate: Vec<(u16, usize)>,
+    /// Set when a connection request took the last one a port could take:
+    /// the stack refreshes the gate before the next frame.
+    pub(crate) syn_gate_closed: bool,
 }
 
 impl Tap {
@@ -67,6 +80,8 @@ impl Tap {
             gateway: None,
             injected: None,
             refreshed: None,
+            syn_gate: Vec::new(),
+            syn_gate_closed: false,
         }
     }
 
@@ -91,6 +106,22 @@ impl Tap {
         }
     }
 
+    /// Whether the first `len` bytes of the receive buffer are a connection
+    /// request that no listening socket is left to take (see the module
+    /// documentation); one that passes takes a socket.
+    fn refuse_syn(&mut self, len: usize) -> bool {
+        let Some(port) = syn_port(&self.rx[..len]) else { return false };
+        match self.syn_gate.iter_mut().find(|(p, _)| *p == port) {
+            Some((_, 0)) => true,
+            Some((_, free)) => {
+                *free -= 1;
+                self.syn_gate_closed |= *free == 0;
+                false
+            }
+            None => false,
+        }
+    }
+
     /// The first `len` bytes of the receive buffer as a received frame,
     /// with a token to answer it.
     fn tokens(&mut self, len: usize) -> (RxToken<'_>, TxToken<'_>) {
@@ -98,6 +129,21 @@ impl Tap {
         let tx = TxToken { fd: *fd, buf: tx, stats, gateway: gateway.as_ref(), injected };
         (RxToken { frame: &rx[..len] }, tx)
     }
+}
+
+/// The destination port of an IPv4 TCP segment that opens a connection
+/// (SYN without ACK or RST), if `frame` is one.
+fn syn_port(frame: &[u8]) -> Option<u16> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    if ip.next_header() != IpProtocol::Tcp || ip.frag_offset() != 0 {
+        return None;
+    }
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    (tcp.syn() && !tcp.ack() && !tcp.rst()).then(|| tcp.dst_port())
 }
 
 /// A received frame.
@@ -187,6 +233,9 @@ impl phy::Device for Tap {
                             }
                         }
                     }
+                    if self.refuse_syn(n) {
+                        continue;
+                    }
                     return Some(self.tokens(n));
                 }
                 Err(Errno::EINTR) => continue,
@@ -208,5 +257,42 @@ impl phy::Device for Tap {
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = self.mtu + ETHERNET_HEADER;
         caps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::syn_port;
+
+    /// An Ethernet frame with an IPv4 TCP segment to port 80 with `flags`.
+    fn segment(flags: u8) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 20];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        let ip = &mut f[14..34];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&40u16.to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 6;
+        let tcp = &mut f[34..];
+        tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+        tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+        tcp[12] = 5 << 4;
+        tcp[13] = flags;
+        f
+    }
+
+    #[test]
+    fn only_a_bare_syn_is_a_connection_request() {
+        assert_eq!(syn_port(&segment(0x02)), Some(80));
+        assert_eq!(syn_port(&segment(0x12)), None, "SYN+ACK");
+        assert_eq!(syn_port(&segment(0x10)), None, "ACK");
+        assert_eq!(syn_port(&segment(0x06)), None, "SYN+RST");
+        let mut udp = segment(0x02);
+        udp[14 + 9] = 17;
+        assert_eq!(syn_port(&udp), None, "UDP");
+        let mut fragment = segment(0x02);
+        fragment[14 + 7] = 1;
+        assert_eq!(syn_port(&fragment), None, "a later fragment");
+        assert_eq!(syn_port(&segment(0x02)[..40]), None, "truncated");
     }
 }

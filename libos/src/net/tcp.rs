@@ -1,10 +1,12 @@
 //! TCP: a listener with a backlog, and streams.
 //!
 //! A smoltcp TCP socket handles one connection, and a listening socket
-//! becomes that connection. [`TcpListener`] therefore keeps a backlog of
-//! sockets listening on its port on every interface, so that a burst of
-//! connects is not refused, and [`accept`](TcpListener::accept) hands out an
-//! established one and puts a fresh listening socket in its place.
+//! becomes that connection. [`TcpListener`] therefore keeps, on every
+//! interface, a backlog of sockets for its port: connections not accepted
+//! yet, up to `TcpOptions::backlog`, and a socket listening for the next
+//! one while there is room. [`accept`](TcpListener::accept) hands out an
+//! established one. A connection request that finds the backlog full waits
+//! (see [`super::tap`]) rather than being refused.
 //!
 //! Dropping a [`TcpStream`] closes it gracefully (FIN after the queued data);
 //! the socket lingers until the connection is closed, then the stack frees
@@ -15,10 +17,10 @@ use alloc::vec::Vec;
 use core::future::poll_fn;
 use core::net::{IpAddr, SocketAddr};
 use core::sync::atomic::{AtomicU16, Ordering};
-use core::task::Poll;
+use core::task::{Poll, Waker};
 use core::time::Duration;
 
-use smoltcp::iface::SocketHandle;
+use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp::{self, RecvError, State};
 
 use super::{Ipv4Addr, NetError, STACK, SocketAddrV4, Stack};
@@ -84,11 +86,87 @@ fn v4(ep: smoltcp::wire::IpEndpoint) -> SocketAddrV4 {
     }
 }
 
+/// A listener's sockets on one interface: those listening, and those
+/// holding a connection that is not accepted yet (half-open or
+/// established), at most `opts.backlog` of the latter.
+///
+/// Sockets are made as connection requests come: one listens while there
+/// is room, and the stack calls [`refresh`](Self::refresh) again as soon as
+/// a request has taken it, before it hands smoltcp the next frame.
+#[derive(Debug)]
+pub(crate) struct Listener {
+    pub(crate) port: u16,
+    opts: TcpOptions,
+    sockets: Vec<SocketHandle>,
+    /// The task waiting in `accept`, to wake from sockets made later too.
+    waker: Option<Waker>,
+}
+
+impl Listener {
+    /// Puts the sockets whose connection ended before it was accepted back
+    /// to listening, adds a listening socket if none is left and the
+    /// backlog has room, and returns how many connection requests the
+    /// listener can take now (the listening sockets).
+    pub(crate) fn refresh(&mut self, set: &mut SocketSet<'static>) -> usize {
+        let mut listening = 0;
+        for &h in &self.sockets {
+            let s = set.get_mut::<tcp::Socket>(h);
+            match s.state() {
+                State::Listen => listening += 1,
+                State::Closed | State::TimeWait => {
+                    s.abort();
+                    let _ = s.listen(self.port);
+                    listening += 1;
+                }
+                _ => {}
+            }
+        }
+        let pending = self.sockets.len() - listening;
+        if listening == 0
+            && pending < self.opts.backlog
+            && let Ok(mut s) = listening_socket(&self.opts, self.port)
+        {
+            if let Some(w) = &self.waker {
+                s.register_recv_waker(w);
+            }
+            self.sockets.push(set.add(s));
+            listening = 1;
+        }
+        listening
+    }
+
+    /// Takes an established connection out of the backlog, if there is
+    /// one; otherwise registers `waker` with the sockets waiting for one.
+    fn take_established(
+        &mut self,
+        set: &mut SocketSet<'static>,
+        waker: &Waker,
+    ) -> Option<(SocketHandle, SocketAddrV4)> {
+        for (k, &h) in self.sockets.iter().enumerate() {
+            let s = set.get_mut::<tcp::Socket>(h);
+            match s.state() {
+                State::Listen | State::SynReceived | State::Closed | State::TimeWait => {
+                    s.register_recv_waker(waker)
+                }
+                _ => {
+                    // Established: the SYN timeout no longer applies.
+                    s.set_timeout(None);
+                    let peer =
+                        s.remote_endpoint().map_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), v4);
+                    self.sockets.swap_remove(k);
+                    return Some((h, peer));
+                }
+            }
+        }
+        self.waker = Some(waker.clone());
+        None
+    }
+}
+
 /// Listens for TCP connections on a port, on every interface.
 #[derive(Debug)]
 pub struct TcpListener {
     port: u16,
-    opts: TcpOptions,
 }
 
 impl TcpListener {
@@ -106,17 +184,15 @@ impl TcpListener {
         if stack.ifaces.is_empty() {
             return Err(NetError::NoInterface);
         }
-        if stack.ifaces.iter().any(|i| i.listeners.iter().any(|(p, _)| *p == port)) {
+        if stack.ifaces.iter().any(|i| i.listeners.iter().any(|l| l.port == port)) {
             return Err(NetError::AddrInUse);
         }
         for i in &mut stack.ifaces {
-            let mut backlog = Vec::with_capacity(opts.backlog);
-            for _ in 0..opts.backlog {
-                backlog.push(i.sockets.add(listening_socket(&opts, port)?));
-            }
-            i.listeners.push((port, backlog));
+            let mut l = Listener { port, opts, sockets: Vec::new(), waker: None };
+            l.refresh(&mut i.sockets);
+            i.listeners.push(l);
         }
-        Ok(Self { port, opts })
+        Ok(Self { port })
     }
 
     /// The port.
@@ -129,32 +205,11 @@ impl TcpListener {
         poll_fn(|cx| {
             let mut stack = STACK.lock();
             for (idx, iface) in stack.ifaces.iter_mut().enumerate() {
-                let Some((_, backlog)) = iface.listeners.iter_mut().find(|(p, _)| *p == self.port)
-                else {
+                let Some(l) = iface.listeners.iter_mut().find(|l| l.port == self.port) else {
                     continue;
                 };
-                for slot in backlog.iter_mut() {
-                    let s = iface.sockets.get_mut::<tcp::Socket>(*slot);
-                    match s.state() {
-                        State::Listen | State::SynReceived => s.register_recv_waker(cx.waker()),
-                        State::Closed | State::TimeWait => {
-                            // Reset before it was accepted: listen again.
-                            s.abort();
-                            let _ = s.listen(self.port);
-                            s.register_recv_waker(cx.waker());
-                        }
-                        _ => {
-                            // Established: the SYN timeout no longer applies.
-                            s.set_timeout(None);
-                            let peer = s.remote_endpoint().map(v4);
-                            let Ok(fresh) = listening_socket(&self.opts, self.port) else {
-                                continue;
-                            };
-                            let handle = core::mem::replace(slot, iface.sockets.add(fresh));
-                            let peer = peer.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
-                            return Poll::Ready(Ok((TcpStream { iface: idx, handle }, peer)));
-                        }
-                    }
+                if let Some((handle, peer)) = l.take_established(&mut iface.sockets, cx.waker()) {
+                    return Poll::Ready(Ok((TcpStream { iface: idx, handle }, peer)));
                 }
             }
             Poll::Pending
@@ -167,9 +222,8 @@ impl Drop for TcpListener {
     fn drop(&mut self) {
         let mut stack = STACK.lock();
         for i in &mut stack.ifaces {
-            if let Some(pos) = i.listeners.iter().position(|(p, _)| *p == self.port) {
-                let (_, backlog) = i.listeners.swap_remove(pos);
-                for h in backlog {
+            if let Some(pos) = i.listeners.iter().position(|l| l.port == self.port) {
+                for h in i.listeners.swap_remove(pos).sockets {
                     i.sockets.remove(h);
                 }
             }
