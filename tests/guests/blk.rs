@@ -12,6 +12,8 @@
 //!   each written and read back.
 //! * `ro`: on a read-only disk, reads work and a write or flush is refused
 //!   by libos without any call.
+//! * `hold`: prints `holding storage` and sleeps until killed, keeping the
+//!   disk attached.
 //! * `bench KIB`: writes the whole disk sequentially in transfers of KIB
 //!   KiB, then reads it back the same way; prints `write BYTES NANOS` and
 //!   `read BYTES NANOS`.
@@ -54,6 +56,12 @@ fn main() -> i32 {
         "check" => check(&disk),
         "multi" => multi(&disk),
         "ro" => read_only(&disk),
+        "hold" => {
+            println!("holding {}", disk.name());
+            loop {
+                libos::time::sleep(core::time::Duration::from_secs(3600));
+            }
+        }
         "bench" => bench(&disk, args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1024)),
         other => {
             println!("unknown command {other:?}");

@@ -1,5 +1,5 @@
 //! Block devices: `--block NAME=PATH`, `--block-ro`, `--block-sector-size`,
-//! every refusal, the filter with disks attached, and 63 disks at once.
+//! every refusal, the lock that keeps a disk to one writer, the filter with disks attached, and 63 disks at once.
 //!
 //! No privileges needed: each test makes its disk files (sparse where
 //! large) in a temporary directory of its own. The disk's fd is read from
@@ -198,6 +198,44 @@ fn bad_disks_are_refused_with_the_reason() {
             .assert_refused(&format!("tender: --block {arg}: {message}"));
         assert_eq!(size_of(&path), size, "a refused disk is left as it was");
     }
+}
+
+#[test]
+fn a_disk_has_one_writer_or_any_number_of_readers() {
+    let dir = TempDir::new("blk-lock");
+    let path = disk(&dir, "disk.img", MIB);
+    let arg = storage(&path);
+    let hold = |option: &str| {
+        let mut c = Command::new(support::tender())
+            .args([option, &arg, BLK, "hold"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        support::netns::read_until(&mut c, "holding storage", Duration::from_secs(20));
+        KillOnDrop(c)
+    };
+    let in_use = |option: &str, held: &str| {
+        format!(
+            "tender: {option} {arg}: {} is in use by another process ({held}): a disk has one \
+             writer or any number of readers\n",
+            path.display()
+        )
+    };
+    // A writer excludes another writer and any reader.
+    let writer = hold("--block");
+    run(&["--block", &arg, BLK, "info"]).assert_refused(&in_use("--block", "it is attached"));
+    run(&["--block-ro", &arg, BLK, "info"])
+        .assert_refused(&in_use("--block-ro", "it is attached read-write"));
+    drop(writer);
+    // Readers share, and exclude a writer.
+    let reader = hold("--block-ro");
+    run(&["--block-ro", &arg, BLK, "ro"]).assert_ok();
+    run(&["--block", &arg, BLK, "info"]).assert_refused(&in_use("--block", "it is attached"));
+    drop(reader);
+    // Once the holder is gone (killed, so the lock went with its fd), the
+    // disk is free again, and the refused starts wrote nothing.
+    run(&["--block", &arg, BLK, "check"]).assert_ok();
 }
 
 #[test]

@@ -6,7 +6,12 @@
 //!   disk's capacity and must be a whole number of sectors, at least one.
 //!   It is opened `O_CLOEXEC` (and `O_NONBLOCK` until it is known to be a
 //!   regular file, so that a FIFO given by mistake cannot hang the tender).
-//!   The tender neither creates, truncates nor locks it.
+//!   The tender neither creates nor truncates it.
+//! * A disk has one writer or any number of readers: the tender takes an
+//!   exclusive `flock` on a read-write disk and a shared one on a read-only
+//!   disk, without waiting, and refuses a disk that another process holds
+//!   otherwise (another tender, or a tool that locks the same way). The lock
+//!   goes with the disk's fd, so it lasts exactly as long as the guest.
 //! * `--block-sector-size NAME=BYTES` sets the sector size, a power of two
 //!   from `abi::MIN_SECTOR_SIZE` (512, the default) to
 //!   `abi::MAX_SECTOR_SIZE`.
@@ -190,6 +195,19 @@ pub enum BlockError {
         lower: u64,
         /// The size rounded up.
         upper: u64,
+    },
+    /// Another process holds a lock on the file that excludes ours.
+    #[error(
+        "{option}: {path} is in use by another process ({held}): a disk has one writer or \
+         any number of readers"
+    )]
+    Locked {
+        /// The option as given.
+        option: String,
+        /// The file.
+        path: String,
+        /// What the other process may be doing.
+        held: &'static str,
     },
     /// Two devices on one file (by device and inode: links included).
     #[error("{option}: device `{name}` is given the same file as device `{first}`")]
@@ -487,6 +505,14 @@ pub fn attach(spec: &BlockSpec, attached: &mut AttachedFiles) -> Result<Device, 
             first: first.clone(),
         });
     }
+    disk::lock(file.as_raw_fd(), spec.read_only).map_err(|e| match e.raw_os_error() {
+        Some(libc::EWOULDBLOCK) => BlockError::Locked {
+            option: option.clone(),
+            path: spec.path.display().to_string(),
+            held: if spec.read_only { "it is attached read-write" } else { "it is attached" },
+        },
+        _ => BlockError::Host { what: format!("{option}: flock"), source: e },
+    })?;
     let capacity = check_size(&option, meta.len(), spec.sector_size)?;
     if !spec.read_only {
         let (_, limit) = disk::file_size_limits().map_err(|source| BlockError::Host {

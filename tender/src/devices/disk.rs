@@ -4,6 +4,7 @@
 //! * clearing `O_NONBLOCK`, with which a disk file is opened (so that
 //!   opening a FIFO given by mistake cannot hang the tender) once it is
 //!   known to be a regular file;
+//! * locking the disk (`flock`), one writer or any number of readers;
 //! * reading and setting `RLIMIT_FSIZE`, the file size limit the tender
 //!   sets just before sealing (defence in depth behind the filter's
 //!   bounds, see `docs/seccomp.md`);
@@ -14,7 +15,7 @@
 //!
 //! The unsafe blocks pass the kernel integers and pointers to local,
 //! initialised structures (`rlimit`, `stat`) that outlive the call; no
-//! pointer is kept after a call returns. `fcntl` and `fstat` on a
+//! pointer is kept after a call returns. `fcntl`, `flock` and `fstat` on a
 //! descriptor that is not open fail harmlessly with `EBADF`.
 
 #![allow(unsafe_code)]
@@ -34,6 +35,22 @@ pub fn set_blocking(fd: RawFd) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Takes a shared (`shared`) or exclusive `flock` on `fd`, without waiting:
+/// `EWOULDBLOCK` if another open file holds a lock that excludes it.
+pub fn lock(fd: RawFd, shared: bool) -> io::Result<()> {
+    let kind = if shared { libc::LOCK_SH } else { libc::LOCK_EX };
+    loop {
+        // SAFETY: flock on an integer fd touches no memory.
+        if unsafe { libc::flock(fd, kind | libc::LOCK_NB) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 /// The soft and hard `RLIMIT_FSIZE` of this process, in bytes (`u64::MAX`
