@@ -7,20 +7,28 @@
 //!    filter would turn a guest fault into SIGSYS), drop the alternate signal
 //!    stack, and ignore SIGPIPE (a guest whose console reader went away gets
 //!    `EPIPE`, and a server keeps serving);
-//! 2. `prctl(PR_SET_NO_NEW_PRIVS)`, required to install a filter unprivileged;
-//! 3. `seccomp(SECCOMP_SET_MODE_FILTER)` with the exported program;
-//! 4. in one block of assembly: load the guest's stack pointer and boot info
-//!    address, clear every other register (no tender address leaks into
-//!    the guest), and jump to the entry point.
+//! 2. copy the BPF program to the bottom of the guest's top stack page, and
+//!    work out the tender's own memory that is dead once the guest runs:
+//!    its writable segments, its heap and its stack;
+//! 3. `prctl(PR_SET_NO_NEW_PRIVS)`, required to install a filter unprivileged;
+//! 4. in one block of assembly: release the dead memory
+//!    (`madvise(MADV_DONTNEED)`; the stack once it has moved to the guest's),
+//!    `seccomp(SECCOMP_SET_MODE_FILTER)`, clear every register but the
+//!    guest's stack pointer and boot info address (no tender address leaks
+//!    into the guest), and jump to the entry point. Should the kernel refuse
+//!    the filter there, the block prints `tender: seccomp(...) failed` and
+//!    exits 1, since the tender's memory is gone by then.
 //!
-//! Nothing runs between 3 and 4: no allocation, no drop, no library call.
+//! Nothing of the tender runs between 4 and the guest: no allocation, no
+//! drop, no library call. Releasing the dead memory makes an idle instance
+//! cost only the guest's own pages (see `docs/performance.md`).
 //!
 //! # Safety
 //!
 //! `launch` is only called with a mapped guest: the entry point lies in an
 //! executable segment (checked by `image`), the stack and boot region are
-//! mapped (by `memory`). The BPF program is leaked so it stays valid for the
-//! kernel to copy. After the jump no Rust code of the tender runs again.
+//! mapped (by `memory`). The assembly touches no memory but what its safety
+//! comment lists. After the jump no code of the tender runs again.
 
 #![allow(unsafe_code)]
 
@@ -40,9 +48,6 @@ pub enum LaunchError {
     /// `prctl(PR_SET_NO_NEW_PRIVS)` failed.
     #[error("prctl(PR_SET_NO_NEW_PRIVS) failed: {0}")]
     NoNewPrivs(#[source] io::Error),
-    /// The kernel refused the filter.
-    #[error("seccomp(SECCOMP_SET_MODE_FILTER) failed: {0}")]
-    Seccomp(#[source] io::Error),
     /// The program is longer than BPF allows.
     #[error("the seccomp program has {0} instructions, more than BPF allows")]
     ProgramTooLong(usize),
@@ -113,6 +118,128 @@ pub fn ensure_standard_fds() {
     }
 }
 
+const PAGE: u64 = 4096;
+
+/// How far below its stack pointer at launch the tender's stack is
+/// released: deeper than any call of the tender ever went (below the stack
+/// mapping lies the kernel's stack guard gap, where nothing is mapped).
+const STACK_BELOW: u64 = 256 * 1024;
+
+/// The most ranges [`dead_ranges`] returns.
+const MAX_RANGES: usize = 8;
+
+/// What the assembly of [`launch`] reads. `repr(C)`: it uses the field
+/// offsets.
+#[repr(C)]
+struct Plan {
+    /// `[start, length]` of each range to release.
+    ranges: [[u64; 2]; MAX_RANGES],
+    /// How many of `ranges` are used.
+    count: u64,
+    /// The `sock_fprog` (see [`place_program`]).
+    fprog: u64,
+    stack_top: u64,
+    boot_info: u64,
+    entry: u64,
+    /// The message if the kernel refuses the filter (in read-only data).
+    message: u64,
+    message_len: u64,
+}
+
+const SECCOMP_REFUSED: &[u8] = b"tender: seccomp(SECCOMP_SET_MODE_FILTER) failed\n";
+
+fn page_down(a: u64) -> u64 {
+    a & !(PAGE - 1)
+}
+
+fn page_up(a: u64) -> u64 {
+    a.div_ceil(PAGE) * PAGE
+}
+
+/// The tender's own memory that is dead once the guest runs, private to
+/// each instance: its writable segments (relocated read-only data, data,
+/// bss; from its program headers), its heap (what malloc took with brk),
+/// and its stack (from [`STACK_BELOW`] under the stack pointer up to the
+/// end of the argument and environment strings). Releasing it before the
+/// jump is what keeps an idle instance small (see `docs/performance.md`).
+/// The last range is the stack, which the assembly releases only once it
+/// no longer runs on it.
+fn dead_ranges(sp: u64) -> Vec<[u64; 2]> {
+    let mut ranges = Vec::new();
+    // SAFETY: getauxval only reads the auxiliary vector.
+    let (phdr, phnum, execfn) = unsafe {
+        (
+            libc::getauxval(libc::AT_PHDR),
+            libc::getauxval(libc::AT_PHNUM),
+            libc::getauxval(libc::AT_EXECFN),
+        )
+    };
+    if phdr != 0 {
+        // SAFETY: the kernel put `phnum` program headers of this executable
+        // at `phdr`, mapped for the life of the process.
+        let headers =
+            unsafe { std::slice::from_raw_parts(phdr as *const libc::Elf64_Phdr, phnum as usize) };
+        // The load bias: where PT_PHDR landed less its address.
+        let bias = headers
+            .iter()
+            .find(|h| h.p_type == libc::PT_PHDR)
+            .map(|h| phdr.wrapping_sub(h.p_vaddr));
+        let writable =
+            |h: &&libc::Elf64_Phdr| h.p_type == libc::PT_LOAD && h.p_flags & libc::PF_W != 0;
+        for h in headers.iter().filter(writable).take(MAX_RANGES - 2) {
+            let Some(bias) = bias else { break };
+            let start = page_down(bias.wrapping_add(h.p_vaddr));
+            let end = page_up(bias.wrapping_add(h.p_vaddr).wrapping_add(h.p_memsz));
+            if end > start {
+                ranges.push([start, end - start]);
+            }
+        }
+    }
+    // glibc's static TLS block, on the page or two under malloc's part of
+    // the heap, goes too when malloc's start is not page aligned.
+    // SAFETY: sbrk(0) only reads the current break; mallinfo2 only reads
+    // malloc's bookkeeping.
+    let (brk, arena) = unsafe { (libc::sbrk(0) as u64, libc::mallinfo2().arena as u64) };
+    if arena > 0 && brk >= arena {
+        let start = page_down(brk - arena);
+        ranges.push([start, page_up(brk) - start]);
+    }
+    // The stack, always the last range: the strings at its top end with
+    // the executable's name (AT_EXECFN), 8 bytes under the end of the stack
+    // mapping. Without it, only the part under the stack pointer.
+    let top = if execfn != 0 {
+        // SAFETY: AT_EXECFN points to a NUL-terminated string on the stack.
+        let len = unsafe { libc::strlen(execfn as *const libc::c_char) } as u64;
+        page_up(execfn + len + 1)
+    } else {
+        page_down(sp)
+    };
+    let bottom = page_down(sp).saturating_sub(STACK_BELOW);
+    ranges.push([bottom, top.max(bottom) - bottom]);
+    ranges
+}
+
+/// Copies `program` and its `sock_fprog` to the bottom of the guest's top
+/// stack page(s), which the guest overwrites as its stack grows (the kernel
+/// copies the filter when it installs it): so the tender needs no memory of
+/// its own for it once its heap is released. Returns the `sock_fprog`'s
+/// address.
+fn place_program(program: &[libc::sock_filter], len: u16, stack_top: u64) -> u64 {
+    let header = std::mem::size_of::<libc::sock_fprog>().next_multiple_of(8) as u64;
+    let size = header + std::mem::size_of_val(program) as u64;
+    // At most 16 + 8 * 65535 bytes, well inside the guest's stack.
+    let base = (stack_top - size) & !15;
+    // SAFETY: [base, stack_top) lies in the guest's stack, mapped read-write
+    // by `memory` and not used by the tender: room for the sock_fprog and
+    // the program after `header`.
+    unsafe {
+        let filter = (base + header) as *mut libc::sock_filter;
+        std::ptr::copy_nonoverlapping(program.as_ptr(), filter, program.len());
+        (base as *mut libc::sock_fprog).write(libc::sock_fprog { len, filter });
+    }
+    base
+}
+
 /// Seals the process with `program` and jumps to the guest.
 pub fn launch(
     program: Vec<libc::sock_filter>,
@@ -121,25 +248,85 @@ pub fn launch(
     let len =
         u16::try_from(program.len()).map_err(|_| LaunchError::ProgramTooLong(program.len()))?;
     reset_signals()?;
-    let filter = program.leak();
-    let fprog = Box::leak(Box::new(libc::sock_fprog { len, filter: filter.as_mut_ptr() }));
-    let fprog: *const libc::sock_fprog = fprog;
+    let fprog = place_program(&program, len, start.stack_top);
+    drop(program);
+    let mut plan = Plan {
+        ranges: [[0; 2]; MAX_RANGES],
+        count: 0,
+        fprog,
+        stack_top: start.stack_top,
+        boot_info: start.boot_info,
+        entry: start.entry,
+        message: SECCOMP_REFUSED.as_ptr() as u64,
+        message_len: SECCOMP_REFUSED.len() as u64,
+    };
+    let dead = dead_ranges(&raw const plan as u64);
+    plan.count = dead.len() as u64;
+    plan.ranges[..dead.len()].copy_from_slice(&dead);
+    drop(dead);
 
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(LaunchError::NoNewPrivs(io::Error::last_os_error()));
     }
-    // SAFETY: fprog points to a leaked, valid sock_fprog whose filter array
-    // has `len` instructions; the kernel copies it.
-    let ret = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, fprog) };
-    if ret != 0 {
-        return Err(LaunchError::Seccomp(io::Error::last_os_error()));
-    }
-    // SAFETY: the guest is mapped (see the module's safety section); this
-    // block never returns and no tender code runs after it.
+    // SAFETY: the guest is mapped (see the module's safety section). The
+    // block calls no code and touches no memory but `plan`, which lies on
+    // the tender's stack: it reads all of `plan` into registers, releases
+    // every range but the last, moves to the guest's stack, and only then
+    // releases the last range, the tender's stack. After that it reads
+    // only the sock_fprog (on the guest's stack) and the message (read-only
+    // data). It never returns: it jumps to the guest, or exits with status
+    // 1 if the kernel refuses the filter.
     unsafe {
         std::arch::asm!(
-            "mov rsp, {stack}",
+            // Release every range but the last (the stack):
+            // madvise(start, length, MADV_DONTNEED).
+            "xor r13d, r13d",
+            "mov r14, [r12 + {count}]",
+            "dec r14",
+            "2:",
+            "cmp r13, r14",
+            "jge 3f",
+            "mov rax, r13",
+            "shl rax, 4",
+            "mov rdi, [r12 + rax + {ranges}]",
+            "mov rsi, [r12 + rax + {ranges} + 8]",
+            "mov edx, {dontneed}",
+            "mov eax, {sys_madvise}",
+            "syscall",
+            "inc r13",
+            "jmp 2b",
+            // Everything else of the plan into registers that system calls
+            // keep: the last range (r13, r14), the filter (rbx), the guest's
+            // boot info (r15), entry (rbp), the message (r8, r9).
+            "3:",
+            "mov rax, r14",
+            "shl rax, 4",
+            "mov r13, [r12 + rax + {ranges}]",
+            "mov r14, [r12 + rax + {ranges} + 8]",
+            "mov rbx, [r12 + {fprog}]",
+            "mov r15, [r12 + {boot_info}]",
+            "mov rbp, [r12 + {entry}]",
+            "mov r8, [r12 + {message}]",
+            "mov r9, [r12 + {message_len}]",
+            "mov rsp, [r12 + {stack_top}]",
+            // Off the tender's stack: release it.
+            "mov rdi, r13",
+            "mov rsi, r14",
+            "mov edx, {dontneed}",
+            "mov eax, {sys_madvise}",
+            "syscall",
+            // Seal.
+            "mov edi, {set_mode_filter}",
+            "xor esi, esi",
+            "mov rdx, rbx",
+            "mov eax, {sys_seccomp}",
+            "syscall",
+            "test rax, rax",
+            "jnz 4f",
+            // Jump, leaking no tender address in a register.
+            "mov rdi, r15",
+            "mov r15, rbp",
             "xor eax, eax",
             "xor ebx, ebx",
             "xor ecx, ecx",
@@ -154,9 +341,33 @@ pub fn launch(
             "xor r13d, r13d",
             "xor r14d, r14d",
             "jmp r15",
-            stack = in(reg) start.stack_top,
-            in("rdi") start.boot_info,
-            in("r15") start.entry,
+            // Refused: say so and exit 1 (nothing else of the tender is
+            // usable any more).
+            "4:",
+            "mov edi, 2",
+            "mov rsi, r8",
+            "mov rdx, r9",
+            "mov eax, {sys_write}",
+            "syscall",
+            "mov edi, 1",
+            "mov eax, {sys_exit_group}",
+            "syscall",
+            "ud2",
+            in("r12") &raw const plan,
+            count = const std::mem::offset_of!(Plan, count),
+            ranges = const std::mem::offset_of!(Plan, ranges),
+            fprog = const std::mem::offset_of!(Plan, fprog),
+            stack_top = const std::mem::offset_of!(Plan, stack_top),
+            boot_info = const std::mem::offset_of!(Plan, boot_info),
+            entry = const std::mem::offset_of!(Plan, entry),
+            message = const std::mem::offset_of!(Plan, message),
+            message_len = const std::mem::offset_of!(Plan, message_len),
+            dontneed = const libc::MADV_DONTNEED,
+            sys_madvise = const libc::SYS_madvise,
+            sys_seccomp = const libc::SYS_seccomp,
+            sys_write = const libc::SYS_write,
+            sys_exit_group = const libc::SYS_exit_group,
+            set_mode_filter = const libc::SECCOMP_SET_MODE_FILTER,
             options(noreturn),
         )
     }

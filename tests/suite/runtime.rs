@@ -192,27 +192,55 @@ fn text_pages_are_shared_between_instances() {
     // A freshly built image's pages are dirty in the page cache until written
     // back, and smaps counts them as Shared_Dirty: write them back first.
     std::fs::File::open(BASICS).unwrap().sync_all().unwrap();
-    let start = || {
-        let mut child = Command::new(tender())
-            .args([BASICS, "sleep", "30"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-        assert_eq!(line, "sleeping 30 s\n");
-        KillOnDrop(child)
-    };
-    let a = start();
-    let b = start();
+    let a = sleeping_basics();
+    let b = sleeping_basics();
     let image = std::fs::canonicalize(BASICS).unwrap().display().to_string();
     for child in [&a, &b] {
         let (shared, private, dirty) = text_sharing(child.0.id(), &image);
         assert!(shared > 0, "text must be Shared_Clean, got {shared} kB");
         assert_eq!((private, dirty), (0, 0), "text must have no private pages");
     }
+}
+
+/// A guest sleeping under the tender, once it has printed its first line.
+fn sleeping_basics() -> KillOnDrop {
+    let mut child = Command::new(tender())
+        .args([BASICS, "sleep", "30"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "sleeping 30 s\n");
+    KillOnDrop(child)
+}
+
+#[test]
+fn the_tender_keeps_no_memory_of_its_own_once_the_guest_runs() {
+    // The guest's memory lies under 64 MiB (the default --mem); the
+    // tender's heap, stack, data and relocated read-only data must hold no
+    // private page any more.
+    let guest = sleeping_basics();
+    let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", guest.0.id())).unwrap();
+    let mut mapping = "";
+    let mut guest_anon = 0;
+    for line in smaps.lines() {
+        if line.split_whitespace().next().is_some_and(|f| f.contains('-') && !f.ends_with(':')) {
+            mapping = line;
+            continue;
+        }
+        let Some(kb) = line.strip_prefix("Anonymous:") else { continue };
+        let kb: u64 = kb.trim().trim_end_matches(" kB").parse().unwrap();
+        let start = u64::from_str_radix(mapping.split('-').next().unwrap(), 16).unwrap();
+        if start < 64 << 20 {
+            guest_anon += kb;
+        } else {
+            assert_eq!(kb, 0, "the tender's mapping {mapping} holds {kb} kB of private memory");
+        }
+    }
+    assert!(guest_anon > 0, "the guest's own pages were not found:\n{smaps}");
 }
 
 #[test]

@@ -29,7 +29,9 @@ use crate::time::Instant;
 /// Socket options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpOptions {
-    /// Connections a listener keeps ready to accept, per interface.
+    /// Connections a listener holds before they are accepted (half-open
+    /// or established), per interface; connection requests beyond it wait
+    /// (their SYNs are dropped, and the client sends them again).
     pub backlog: usize,
     /// Receive buffer per connection, bytes (the advertised window).
     pub rx_buffer: usize,
