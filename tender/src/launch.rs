@@ -163,8 +163,9 @@ fn page_up(a: u64) -> u64 {
 /// end of the argument and environment strings). Releasing it before the
 /// jump is what keeps an idle instance small (see `docs/performance.md`).
 /// The last range is the stack, which the assembly releases only once it
-/// no longer runs on it.
-fn dead_ranges(sp: u64) -> Vec<[u64; 2]> {
+/// no longer runs on it. `sp` is an address on the current stack frame;
+/// nothing under `guest_end`, the end of the guest's memory, is released.
+fn dead_ranges(sp: u64, guest_end: u64) -> Vec<[u64; 2]> {
     let mut ranges = Vec::new();
     // SAFETY: getauxval only reads the auxiliary vector.
     let (phdr, phnum, execfn) = unsafe {
@@ -200,8 +201,9 @@ fn dead_ranges(sp: u64) -> Vec<[u64; 2]> {
     // SAFETY: sbrk(0) only reads the current break; mallinfo2 only reads
     // malloc's bookkeeping.
     let (brk, arena) = unsafe { (libc::sbrk(0) as u64, libc::mallinfo2().arena as u64) };
-    if arena > 0 && brk >= arena {
-        let start = page_down(brk - arena);
+    // Never below the guest's memory, whatever malloc reports.
+    if arena > 0 && brk >= arena && brk > guest_end {
+        let start = page_down(brk - arena).max(guest_end);
         ranges.push([start, page_up(brk) - start]);
     }
     // The stack, always the last range: the strings at its top end with
@@ -260,7 +262,7 @@ pub fn launch(
         message: SECCOMP_REFUSED.as_ptr() as u64,
         message_len: SECCOMP_REFUSED.len() as u64,
     };
-    let dead = dead_ranges(&raw const plan as u64);
+    let dead = dead_ranges(&raw const plan as u64, start.stack_top);
     plan.count = dead.len() as u64;
     plan.ranges[..dead.len()].copy_from_slice(&dead);
     drop(dead);
