@@ -1,6 +1,7 @@
 //! The filter: the four calls a device-less guest needs are allowed with
 //! their pinned arguments, and every other system call, every x32 call, and
-//! the allowed calls with other arguments kill the guest with SIGSYS.
+//! the allowed calls with other arguments kill the guest with SIGSYS; a
+//! filter the kernel refuses is reported, and no guest runs unfiltered.
 
 mod support;
 
@@ -128,4 +129,53 @@ fn bypasses_seccomp(nr: u64) -> bool {
         // never met the filter.
         !(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL)
     }
+}
+
+#[test]
+fn a_filter_the_kernel_refuses_is_reported_and_the_guest_never_runs() {
+    // The kernel refuses a filter once the filters of a process add up to
+    // too many instructions (ENOMEM; 32768, counting a few more per
+    // filter). The tender's child installs allow-all filters until not even
+    // a one-instruction filter fits, so the tender's own seccomp() fails:
+    // by then the tender has released its memory, and the assembly that
+    // jumps must say so itself and exit 1.
+    const BPF_RET_K: u16 = 0x06;
+    // Every instruction returns ALLOW: any prefix is a valid program.
+    let allow =
+        vec![libc::sock_filter { code: BPF_RET_K, jt: 0, jf: 0, k: libc::SECCOMP_RET_ALLOW }; 4096];
+    let mut cmd = std::process::Command::new(support::tender());
+    cmd.args([support::workspace_bin("hello")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: the closure makes only prctl and seccomp calls, on memory
+    // prepared before the fork.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut len = allow.len();
+            loop {
+                let fprog = libc::sock_fprog { len: len as u16, filter: allow.as_ptr().cast_mut() };
+                let fprog: *const libc::sock_fprog = &fprog;
+                if libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, fprog) == 0 {
+                    continue;
+                }
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::ENOMEM) {
+                    return Err(e);
+                }
+                if len == 1 {
+                    return Ok(());
+                }
+                len /= 2;
+            }
+        });
+    }
+    let child = cmd.spawn().expect("start the tender under the allow-all filters");
+    let out = support::wait(child, std::time::Duration::from_secs(30), "tender hello");
+    assert_eq!(out.code(), Some(1), "{out:#?}");
+    assert_eq!(out.stderr, "tender: seccomp(SECCOMP_SET_MODE_FILTER) failed\n", "{out:#?}");
+    assert_eq!(out.stdout, "", "the guest must not have run: {out:#?}");
 }
