@@ -30,6 +30,19 @@ pub struct Device {
     pub kind: String,
 }
 
+/// Where a mount attaches a host file as a block device the image declares.
+pub const VOLUME_DIR: &str = "/dev/nabla/";
+
+/// A host file that a bind mount at `/dev/nabla/NAME` attaches as block
+/// device `NAME`, instead of a disk made from the rootfs: a disk that
+/// outlives the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub device: String,
+    pub source: PathBuf,
+    pub read_only: bool,
+}
+
 /// One `setrlimit` for the container process.
 #[derive(Debug, Clone, Copy)]
 pub struct Rlimit {
@@ -55,6 +68,8 @@ pub struct Plan {
     /// `--mem`, from `linux.resources.memory.limit`; `None`: the tender's default.
     pub mem_mib: Option<u64>,
     pub devices: Vec<Device>,
+    /// Block devices given a host file by a mount.
+    pub volumes: Vec<Volume>,
     pub netns: NetNs,
     pub terminal: bool,
     pub uid: u32,
@@ -150,9 +165,18 @@ pub fn plan(bundle: &Path, log: &Log) -> Result<Plan, Error> {
         },
     };
 
+    let mut volumes: Vec<Volume> = Vec::new();
     if !sandbox {
         for m in spec.mounts().iter().flatten() {
-            check_mount(m, log)?;
+            if let Some(v) = check_mount(m, &devices, log)? {
+                if volumes.iter().any(|o| o.device == v.device) {
+                    return Err(Error(format!(
+                        "two mounts at {VOLUME_DIR}{}: one file per device",
+                        v.device
+                    )));
+                }
+                volumes.push(v);
+            }
         }
     }
 
@@ -171,6 +195,7 @@ pub fn plan(bundle: &Path, log: &Log) -> Result<Plan, Error> {
         env,
         mem_mib,
         devices,
+        volumes,
         netns,
         terminal: process.terminal().unwrap_or(false),
         uid: user.uid(),
@@ -273,26 +298,64 @@ const ENGINE_FILES: &[&str] = &[
     "/dev/shm",
 ];
 
-fn check_mount(m: &oci_spec::runtime::Mount, log: &Log) -> Result<(), Error> {
+/// What a mount means for the guest: a volume (a bind mount of a disk file
+/// at `/dev/nabla/NAME`), nothing (a kernel file system, or a file the
+/// engines add, with a warning), or a refusal.
+fn check_mount(
+    m: &oci_spec::runtime::Mount,
+    devices: &[Device],
+    log: &Log,
+) -> Result<Option<Volume>, Error> {
     let dest = m.destination().display().to_string();
     let typ = m.typ().as_deref().unwrap_or("");
-    let bind = typ == "bind" || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+    let options = m.options().clone().unwrap_or_default();
+    let bind = typ == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
+    let source = m.source().clone().unwrap_or_default();
+    if let Some(name) = dest.strip_prefix(VOLUME_DIR) {
+        if !devices.iter().any(|d| d.name == name && d.kind == "block") {
+            let declared: Vec<_> = devices
+                .iter()
+                .filter(|d| d.kind == "block")
+                .map(|d| format!("{VOLUME_DIR}{}", d.name))
+                .collect();
+            let declared = if declared.is_empty() { "none".into() } else { declared.join(", ") };
+            return Err(Error(format!(
+                "mount {dest}: the image declares no block device `{name}` (its disks: {declared})"
+            )));
+        }
+        if !bind {
+            return Err(Error(format!(
+                "mount {dest}: a disk must be a bind mount of a file on the host, not {typ}"
+            )));
+        }
+        let meta = std::fs::metadata(&source)
+            .map_err(|e| Error(format!("mount {dest}: {}: {e}", source.display())))?;
+        if !meta.is_file() {
+            return Err(Error(format!(
+                "mount {dest}: {} is not a regular file: a disk is a file (e.g. truncate -s 64M disk.img)",
+                source.display()
+            )));
+        }
+        let read_only = options.iter().any(|o| o == "ro");
+        log.debug(&format!("volume {} for block device {name}", source.display()));
+        return Ok(Some(Volume { device: name.to_string(), source, read_only }));
+    }
     if !bind && KERNEL_FS.contains(&typ) {
         log.debug(&format!(
             "mount {dest} ({typ}) ignored: a nabla guest has no kernel file systems"
         ));
-        return Ok(());
+        return Ok(None);
     }
     if ENGINE_FILES.contains(&dest.as_str()) {
         log.warn(&format!(
-            "mount {dest} is not available to the guest: a nabla guest reads only the disk made from its image's files"
+            "mount {dest} is not available to the guest: a nabla guest reads only its disks"
         ));
-        return Ok(());
+        return Ok(None);
     }
-    let source = m.source().as_ref().map(|s| s.display().to_string()).unwrap_or_default();
     Err(Error(format!(
-        "mount {dest} ({} {source}) cannot be honoured: a nabla guest reads only the disk made from its image's files",
-        if typ.is_empty() { "bind" } else { typ }
+        "mount {dest} ({} {}) cannot be honoured: a nabla guest reads only its disks, the one made from its image's files or files bound at {VOLUME_DIR}NAME",
+        if typ.is_empty() { "bind" } else { typ },
+        source.display()
     )))
 }
 

@@ -264,12 +264,24 @@ fn create(root: &Path, a: &CreateArgs, detach: bool, log: &Log) -> Result<(Dir, 
         argv.extend(["--env".into(), kv.clone()]);
     }
 
-    let blocks: Vec<_> = plan.devices_of("block").collect();
+    for v in &plan.volumes {
+        let opt = if v.read_only { "--block-ro" } else { "--block" };
+        argv.extend([opt.into(), format!("{}={}", v.device, v.source.display())]);
+    }
+    let blocks: Vec<_> = plan
+        .devices_of("block")
+        .filter(|d| !plan.volumes.iter().any(|v| v.device == d.name))
+        .collect();
     if blocks.len() > 1 {
         return Err(Error(format!(
-            "the image declares {} block devices ({}): nabla-runc makes one disk, from the rootfs",
+            "the image declares {} block devices without a volume ({}): nabla-runc makes one disk, from the rootfs; bind disk files at {} for the others",
             blocks.len(),
-            blocks.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
+            blocks.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", "),
+            blocks
+                .iter()
+                .map(|d| format!("{}{}", bundle::VOLUME_DIR, d.name))
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     if let Some(dev) = blocks.first() {

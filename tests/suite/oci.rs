@@ -1,6 +1,6 @@
 //! nabla-runc, the OCI runtime: alone on hand-made bundles (the lifecycle,
-//! refusals that leave nothing behind, networking in a namespace the test
-//! made), then driven as users drive it: by containerd's runc shim (`ctr run
+//! refusals that leave nothing behind, disk files bound as volumes,
+//! networking in a namespace the test made), then driven as users drive it: by containerd's runc shim (`ctr run
 //! --runc-binary`) and by podman (`--runtime`), with images from `nabla
 //! pack`. All state (containerd's, podman's, the runtime's) lives under a
 //! temporary directory; every daemon is stopped by pid.
@@ -19,6 +19,7 @@ use support::netns::{Netns, require_root};
 use support::{TempDir, run_program, workspace_bin};
 
 const BASICS: &str = env!("CARGO_BIN_EXE_guest-basics");
+const BLK: &str = env!("CARGO_BIN_EXE_guest-blk");
 
 fn runc() -> PathBuf {
     let p = support::profile_dir().join("nabla-runc");
@@ -374,6 +375,61 @@ fn bad_bundles_are_refused_and_leave_nothing() {
     rt.refused(&["exec", "x", "ls"], "exec is not supported");
     rt.refused(&["pause", "x"], "not supported");
     rt.refused(&["resume", "x"], "not supported");
+}
+
+#[test]
+fn a_disk_file_bound_at_dev_nabla_is_the_guests_disk_and_outlives_the_container() {
+    let rt = Runtime::new();
+    let img = rt.dir.path().join("volume.img");
+    fs::File::create(&img).unwrap().set_len(1 << 20).unwrap();
+    let volume = |source: &Path, options: &[&str]| json!({"destination": "/dev/nabla/storage", "type": "bind", "source": source, "options": options});
+    let with = |v: Value| move |c: &mut Value| c["mounts"].as_array_mut().unwrap().push(v);
+
+    // Read-write: guest-blk writes its pattern to every 10th sector.
+    let b =
+        bundle(&rt.dir.path().join("rw"), BLK, &["check"], with(volume(&img, &["rbind", "rw"])));
+    let out = rt.cmd(&["run", "--bundle", b.to_str().unwrap(), "v1"]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("check: 2048 sectors of 512 bytes"),
+        "{}",
+        text(&out.stdout)
+    );
+    rt.assert_gone("v1");
+    let bytes = fs::read(&img).expect("the disk file outlives the container");
+    assert_eq!(bytes.len(), 1 << 20);
+    assert_eq!(&bytes[10 * 512..10 * 512 + 8], &10u64.to_le_bytes(), "sector 10 in the file");
+
+    // Read-only (`ro`, as podman's -v SRC:DST:ro gives it): reads work,
+    // writes are refused.
+    let b = bundle(&rt.dir.path().join("ro"), BLK, &["ro"], with(volume(&img, &["rbind", "ro"])));
+    let out = rt.cmd(&["run", "--bundle", b.to_str().unwrap(), "v2"]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(text(&out.stdout), "ro: read-only true, reads ok, write refused: ok\n");
+    rt.assert_gone("v2");
+    assert_eq!(fs::read(&img).unwrap(), bytes, "a read-only volume is left as it was");
+
+    // Refused at create, naming the mount.
+    let dir = rt.dir.path().to_path_buf();
+    let cases: [(&str, Value, &str); 4] = [
+        (
+            "undeclared",
+            json!({"destination": "/dev/nabla/other", "type": "bind", "source": img, "options": ["rbind"]}),
+            "mount /dev/nabla/other: the image declares no block device `other` (its disks: /dev/nabla/storage)",
+        ),
+        ("notafile", volume(&dir, &["rbind"]), "is not a regular file"),
+        ("missing", volume(&dir.join("nope.img"), &["rbind"]), "nope.img: No such file"),
+        (
+            "notbind",
+            json!({"destination": "/dev/nabla/storage", "type": "tmpfs", "source": "tmpfs"}),
+            "a disk must be a bind mount of a file on the host, not tmpfs",
+        ),
+    ];
+    for (id, mount, needle) in cases {
+        let b = bundle(&dir.join(id), BLK, &["info"], with(mount));
+        rt.refused(&["create", "--bundle", b.to_str().unwrap(), id], needle);
+        rt.assert_gone(id);
+    }
 }
 
 #[test]
@@ -873,6 +929,23 @@ fn podman_runs_packed_images() {
     let out = p.cmd(&["run", "--rm", "-t", "--runtime", r, "example.com/demo/hello:1"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "Hello, world!\r\n");
+    // A disk file as a volume: `-v FILE:/dev/nabla/NAME` (here kept by the
+    // host after the container is gone).
+    let blk = pack(d, Path::new(BLK), "example.com/test/blk:1", None);
+    let out = p.cmd(&["load", "-i", blk.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let img = d.join("volume.img");
+    fs::File::create(&img).unwrap().set_len(1 << 20).unwrap();
+    let volume = format!("{}:/dev/nabla/storage", img.display());
+    let out =
+        p.cmd(&["run", "--rm", "--runtime", r, "-v", &volume, "example.com/test/blk:1", "check"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("check: 2048 sectors of 512 bytes"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(&fs::read(&img).unwrap()[10 * 512..10 * 512 + 8], &10u64.to_le_bytes());
     let left = p.cmd(&["ps", "-a", "-q"]);
     assert_eq!(text(&left.stdout), "", "containers left behind");
 }
