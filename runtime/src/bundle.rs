@@ -168,7 +168,7 @@ pub fn plan(bundle: &Path, log: &Log) -> Result<Plan, Error> {
     let mut volumes: Vec<Volume> = Vec::new();
     if !sandbox {
         for m in spec.mounts().iter().flatten() {
-            if let Some(v) = check_mount(m, &devices, log)? {
+            if let Some(v) = check_mount(m, &bundle, &devices, log)? {
                 if volumes.iter().any(|o| o.device == v.device) {
                     return Err(Error(format!(
                         "two mounts at {VOLUME_DIR}{}: one file per device",
@@ -299,10 +299,11 @@ const ENGINE_FILES: &[&str] = &[
 ];
 
 /// What a mount means for the guest: a volume (a bind mount of a disk file
-/// at `/dev/nabla/NAME`), nothing (a kernel file system, or a file the
+/// at `/dev/nabla/NAME`, its source absolute or relative to `bundle`), nothing (a kernel file system, or a file the
 /// engines add, with a warning), or a refusal.
 fn check_mount(
     m: &oci_spec::runtime::Mount,
+    bundle: &Path,
     devices: &[Device],
     log: &Log,
 ) -> Result<Option<Volume>, Error> {
@@ -312,6 +313,8 @@ fn check_mount(
     let bind = typ == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
     let source = m.source().clone().unwrap_or_default();
     if let Some(name) = dest.strip_prefix(VOLUME_DIR) {
+        // A relative source of a bind mount is relative to the bundle.
+        let source = bundle.join(&source);
         if !devices.iter().any(|d| d.name == name && d.kind == "block") {
             let declared: Vec<_> = devices
                 .iter()
@@ -336,6 +339,7 @@ fn check_mount(
                 source.display()
             )));
         }
+        let source = source.canonicalize().unwrap_or(source);
         let read_only = options.iter().any(|o| o == "ro");
         log.debug(&format!("volume {} for block device {name}", source.display()));
         return Ok(Some(Volume { device: name.to_string(), source, read_only }));

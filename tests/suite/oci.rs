@@ -401,8 +401,10 @@ fn a_disk_file_bound_at_dev_nabla_is_the_guests_disk_and_outlives_the_container(
     assert_eq!(&bytes[10 * 512..10 * 512 + 8], &10u64.to_le_bytes(), "sector 10 in the file");
 
     // Read-only (`ro`, as podman's -v SRC:DST:ro gives it): reads work,
-    // writes are refused.
-    let b = bundle(&rt.dir.path().join("ro"), BLK, &["ro"], with(volume(&img, &["rbind", "ro"])));
+    // writes are refused. The source relative to the bundle (DIR/ro/bundle).
+    let relative = Path::new("../../volume.img");
+    let b =
+        bundle(&rt.dir.path().join("ro"), BLK, &["ro"], with(volume(relative, &["rbind", "ro"])));
     let out = rt.cmd(&["run", "--bundle", b.to_str().unwrap(), "v2"]);
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
     assert_eq!(text(&out.stdout), "ro: read-only true, reads ok, write refused: ok\n");
