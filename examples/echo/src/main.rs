@@ -7,8 +7,9 @@
 //! Listens on port 7, or on `$PORT`, for TCP and for UDP (each datagram is
 //! sent back to its sender). `$BACKLOG` (default 64) is how many connections
 //! may wait to be accepted; further connection requests wait for a free slot
-//! (the client retries its SYN) and are not refused. Each TCP connection is a task of its own; a
-//! client that misbehaves or vanishes only ends its own task.
+//! (the client retries its SYN) and are not refused. Each TCP connection is
+//! a task of its own; a client that misbehaves or vanishes only ends its own
+//! task.
 
 #![no_std]
 #![no_main]
