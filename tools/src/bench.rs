@@ -158,6 +158,38 @@ pub(crate) fn compile_native(name: &str, source: &str) -> Result<NativePeer> {
     Ok(NativePeer { path: out, _dir: dir })
 }
 
+/// The error of starting `program` (`what` names it in the message): a
+/// missing program names the Debian package that has it.
+pub(crate) fn start_error<'a>(
+    what: &'a str,
+    package: &'a str,
+) -> impl FnOnce(io::Error) -> String + 'a {
+    move |e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            format!("{what} not found (Debian: apt-get install {package})")
+        } else {
+            format!("cannot run {what}: {e}")
+        }
+    }
+}
+
+/// Runs `cmd` to completion, stdin from /dev/null; its stdout, or an error
+/// with its stderr that names the Debian package `package` if the program
+/// is missing.
+pub(crate) fn run_tool(cmd: &mut Command, package: &str) -> Result<Vec<u8>> {
+    let shown = display_command(cmd);
+    let out =
+        cmd.stdin(std::process::Stdio::null()).output().map_err(start_error(&shown, package))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{shown} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        ));
+    }
+    Ok(out.stdout)
+}
+
 /// A command line for display: program and arguments separated by spaces.
 pub(crate) fn display_command(cmd: &Command) -> String {
     std::iter::once(cmd.get_program())

@@ -50,7 +50,7 @@ use std::sync::{Mutex, Once};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::bench::{Result, die_with_parent};
+use crate::bench::{Result, die_with_parent, start_error};
 
 /// Prefix of every namespace the benchmarks create.
 const PREFIX: &str = "nabla-bench-";
@@ -79,14 +79,11 @@ pub struct Netns {
 
 /// Runs `ip ARGS`; its stdout, or an error with its stderr.
 pub fn ip(args: &[&str]) -> Result<String> {
-    let out = Command::new("ip").args(args).stdin(Stdio::null()).output().map_err(|e| {
-        if e.kind() == io::ErrorKind::NotFound {
-            "ip not found: the network benchmarks need iproute2 (Debian: apt-get install iproute2)"
-                .to_string()
-        } else {
-            format!("cannot run ip: {e}")
-        }
-    })?;
+    let out = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(start_error("ip", "iproute2"))?;
     if !out.status.success() {
         return Err(format!(
             "ip {}: {}: {}",

@@ -43,7 +43,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{Result, TempDir, compile_native, die_with_parent, display_command, locate};
+use super::{
+    Result, TempDir, compile_native, die_with_parent, display_command, locate, run_tool,
+    start_error,
+};
 use crate::netns;
 use crate::stats::Summary;
 
@@ -125,13 +128,7 @@ impl Containerd {
         // then stops containerd itself, in order.
         cmd.process_group(0);
         die_with_parent(&mut cmd);
-        let daemon = cmd.spawn().map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                "containerd not found: install it (Debian: apt-get install containerd)".to_string()
-            } else {
-                format!("cannot run containerd: {e}")
-            }
-        })?;
+        let daemon = cmd.spawn().map_err(start_error("containerd", "containerd"))?;
         let pid = daemon.id() as i32;
         let ns = namespace.clone();
         let abort_key = netns::on_abort(move || {
@@ -151,11 +148,7 @@ impl Containerd {
                 return Ok(c);
             }
             if let Err(e) = out {
-                return Err(if e.kind() == std::io::ErrorKind::NotFound {
-                    "ctr not found: install it (Debian: apt-get install containerd)".to_string()
-                } else {
-                    format!("cannot run ctr: {e}")
-                });
+                return Err(start_error("ctr", "containerd")(e));
             }
             if Instant::now() > deadline {
                 return Err(format!("containerd did not come up in 30 s:\n{}", c.log()));
@@ -276,22 +269,7 @@ fn output_ok(cmd: &mut Command) -> Result<String> {
 
 /// `umoci ARGS`, with a hint when umoci is missing.
 fn umoci(args: &[&std::ffi::OsStr]) -> Result<()> {
-    let mut cmd = Command::new("umoci");
-    cmd.args(args).stdin(Stdio::null());
-    match cmd.output() {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(
-            "umoci not found: the native image is built with it (Debian: apt-get install umoci)"
-                .into(),
-        ),
-        Err(e) => Err(format!("cannot run {}: {e}", display_command(&cmd))),
-        Ok(out) if !out.status.success() => Err(format!(
-            "{} failed ({}):\n{}",
-            display_command(&cmd),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim_end()
-        )),
-        Ok(_) => Ok(()),
-    }
+    run_tool(Command::new("umoci").args(args), "umoci").map(drop)
 }
 
 /// The native image as an OCI archive `dir/native.tar`: one layer with

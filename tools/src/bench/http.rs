@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::net::{self, Daemon, GUEST_IP, MachineCpu, NATIVE_IP, Topology};
-use super::{Result, TempDir, display_command, locate};
+use super::{Result, TempDir, display_command, locate, run_tool};
 use crate::stats::percentile;
 use crate::wrk;
 
@@ -201,7 +201,7 @@ fn declared_devices(inspect: &str) -> Vec<(String, String)> {
 fn site_disk(tender: &Path, guest: &Path, dir: &Path) -> Result<Vec<OsString>> {
     let mut inspect = Command::new(tender);
     inspect.arg("--inspect").arg(guest);
-    let out = run_tool(inspect, "the tender")?;
+    let out = run_tool(&mut inspect, "the tender")?;
     let devices = declared_devices(&String::from_utf8_lossy(&out));
     if !devices.iter().any(|(name, kind)| name == "storage" && kind == "block") {
         return Ok(Vec::new());
@@ -214,35 +214,14 @@ fn site_disk(tender: &Path, guest: &Path, dir: &Path) -> Result<Vec<OsString>> {
     drop(file);
     let mut mkfs = Command::new("mkfs.fat");
     mkfs.args(["-F", "16", "--mbr=y", "--invariant", "-n", "SITE"]).arg(&image);
-    run_tool(mkfs, "dosfstools")?;
+    run_tool(&mut mkfs, "dosfstools")?;
     let mut mcopy = Command::new("mcopy");
     mcopy.env("MTOOLS_SKIP_CHECK", "1").args(["-s", "-m", "-Q", "-i"]).arg(&image);
     mcopy.arg(dir.join("site").join("bench")).arg("::/");
-    run_tool(mcopy, "mtools")?;
+    run_tool(&mut mcopy, "mtools")?;
     let mut attach = OsString::from("storage=");
     attach.push(&image);
     Ok(vec!["--block".into(), attach])
-}
-
-/// Runs `cmd` to completion; its stdout, or an error with its stderr that
-/// names the Debian package to install if it is missing.
-fn run_tool(mut cmd: Command, package: &str) -> Result<Vec<u8>> {
-    let shown = display_command(&cmd);
-    let out = cmd.stdin(Stdio::null()).output().map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            format!("{shown}: not found (Debian: apt-get install {package})")
-        } else {
-            format!("cannot run {shown}: {e}")
-        }
-    })?;
-    if !out.status.success() {
-        return Err(format!(
-            "{shown} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim_end()
-        ));
-    }
-    Ok(out.stdout)
 }
 
 /// `GET path` with `Connection: close`: the status line and the body.

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::bench::Result;
+use crate::bench::{Result, start_error};
 
 /// One bar group.
 #[derive(Debug)]
@@ -119,13 +119,7 @@ pub fn png(svg: &Path, png: &Path) -> Result<()> {
         .arg(svg)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                "rsvg-convert not found (Debian: apt-get install librsvg2-bin)".to_string()
-            } else {
-                format!("cannot run rsvg-convert: {e}")
-            }
-        })?;
+        .map_err(start_error("rsvg-convert", "librsvg2-bin"))?;
     if !out.status.success() {
         return Err(format!(
             "rsvg-convert {}: {}: {}",

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::bench::{Result, die_with_parent};
+use crate::bench::{Result, die_with_parent, run_tool, start_error};
 
 /// A kernel ready to boot.
 #[derive(Debug)]
@@ -59,23 +59,7 @@ fn module_name(path: &str) -> &str {
 
 /// Runs a program for its output; a missing program names its package.
 fn output(cmd: &mut Command, package: &str) -> Result<String> {
-    let name = cmd.get_program().to_string_lossy().into_owned();
-    let out = cmd.stdin(Stdio::null()).output().map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            format!("{name} not found (Debian: apt-get install {package})")
-        } else {
-            format!("cannot run {name}: {e}")
-        }
-    })?;
-    if !out.status.success() {
-        return Err(format!(
-            "{}: {}: {}",
-            crate::bench::display_command(cmd),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    run_tool(cmd, package).map(|out| String::from_utf8_lossy(&out).into_owned())
 }
 
 /// The cache directory.
@@ -425,13 +409,7 @@ pub fn boot(
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     die_with_parent(&mut cmd);
-    let child = cmd.spawn().map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            "qemu-system-x86_64 not found (Debian: apt-get install qemu-system-x86)".to_string()
-        } else {
-            format!("cannot run qemu-system-x86_64: {e}")
-        }
-    })?;
+    let child = cmd.spawn().map_err(start_error("qemu-system-x86_64", "qemu-system-x86"))?;
     let mut vm = Vm(child);
     let started = Instant::now();
     let status = loop {
