@@ -97,6 +97,13 @@ def net_seeds():
     # IP frames), so that it can answer the SYN.
     put("net", "http", b"\x00" + record(arp) + record(syn) + record(ack, fix=True) + record(req, fix=True)
         + record(fin, dt=10, fix=True))
+    # The same with virtio-net headers (mode bit 7): plain, and the request
+    # with a checksum left to the guest (NEEDS_CSUM from the TCP header on).
+    plain = bytes(10)
+    needs_csum = struct.pack("<BBHHHH", 1, 0, 0, 0, 34, 16)
+    put("net", "http-vnet", b"\x80" + record(plain + arp) + record(plain + syn)
+        + record(plain + ack, fix=True) + record(needs_csum + req, fix=True)
+        + record(plain + fin, dt=10, fix=True))
 
 
 def fat_image(fat, size_kib, keep_kib, label):

@@ -22,7 +22,7 @@
 #![deny(unsafe_code)]
 
 /// Version of this contract. Bump it on any change to a type or constant here.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Page size the layout is expressed in.
 pub const PAGE_SIZE: u64 = 4096;
@@ -457,6 +457,17 @@ pub struct DeviceInfo {
 
 /// `DeviceInfo::flags`: the device is attached read-only.
 pub const DEVICE_FLAG_READ_ONLY: u16 = 1;
+
+/// `DeviceInfo::flags`, net: every frame read from or written to the tap
+/// begins with a [`VNET_HDR_LEN`]-byte virtio-net header (legacy layout,
+/// little-endian: `flags: u8, gso_type: u8, hdr_len: u16, gso_size: u16,
+/// csum_start: u16, csum_offset: u16`), through which the guest hands the
+/// host TCP segments larger than the MTU to cut up and checksums to fill in.
+pub const DEVICE_FLAG_VNET_HDR: u16 = 2;
+
+/// Length of the virtio-net header in front of each frame on a tap with
+/// [`DEVICE_FLAG_VNET_HDR`].
+pub const VNET_HDR_LEN: usize = 10;
 
 /// Largest block transfer, in bytes, one `pread64`/`pwrite64` may move. The
 /// tender's filter refuses larger ones; libos splits requests to fit. A

@@ -14,11 +14,13 @@
 //! guest: `10.0.0.2/24` with gateway `10.0.0.1` on the link, or a pod
 //! network's `10.0.0.2/32` with the off-link gateway `169.254.1.1` (with or
 //! without a fixed gateway MAC), where libos's tap filters frames for the
-//! gateway. The low 7 bits of
-//! `flags` advance the clock by that many times 16 ms; the top bit fixes up
-//! a TCP frame's sequence and acknowledgement numbers to follow the guest's
-//! last segment, so that the fuzzer gets past the handshake. (Checksums are
-//! not checked under `cfg(fuzzing)`: smoltcp skips them.)
+//! gateway; its top bit gives the tap virtio-net headers
+//! (`DEVICE_FLAG_VNET_HDR`), so that each record's frame begins with the
+//! header the host would put there and the guest offloads TCP. The low 7
+//! bits of `flags` advance the clock by that many times 16 ms; the top bit
+//! fixes up a TCP frame's sequence and acknowledgement numbers to follow
+//! the guest's last segment, so that the fuzzer gets past the handshake.
+//! (Checksums are not checked under `cfg(fuzzing)`: smoltcp skips them.)
 
 #![no_main]
 
@@ -34,6 +36,8 @@ use libos::time::Instant;
 const GUEST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 const MTU: u32 = 1500;
 const FRAME_MAX: usize = MTU as usize + 14;
+/// Largest write of a guest with virtio-net headers: a 64 KiB TCP burst.
+const OFFLOAD_WRITE_MAX: usize = abi::VNET_HDR_LEN + 14 + 65535;
 
 /// Polls `f` once; the sockets register the (no-op) waker and the next
 /// turn polls again, as the executor would after a wake-up.
@@ -167,8 +171,10 @@ fn debug() -> bool {
     *DEBUG.get_or_init(|| std::env::var_os("NABLA_FUZZ_DEBUG").is_some())
 }
 
-fn drain(fd: i32, track: &mut TcpTrack) {
-    let mut buf = [0u8; FRAME_MAX + 64];
+/// Reads what the guest sent; `header`: the length of the virtio-net
+/// header in front of each frame (0 without).
+fn drain(fd: i32, track: &mut TcpTrack, header: usize) {
+    let mut buf = vec![0u8; OFFLOAD_WRITE_MAX + 64];
     loop {
         // SAFETY: buf is valid for its length.
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
@@ -178,7 +184,9 @@ fn drain(fd: i32, track: &mut TcpTrack) {
         if debug() {
             eprintln!("guest sent {n} bytes: {:02x?}", &buf[..n as usize]);
         }
-        track.saw(&buf[..n as usize]);
+        if let Some(frame) = buf[..n as usize].get(header..) {
+            track.saw(frame);
+        }
     }
 }
 
@@ -199,6 +207,12 @@ fuzz_target!(|data: &[u8]| {
     let mut tap_dev = nabla_fuzz::device("service0", abi::DeviceKind::Net, tap);
     tap_dev.mtu = MTU;
     tap_dev.mac = GUEST_MAC;
+    let header = if mode & 0x80 != 0 {
+        tap_dev.flags = abi::DEVICE_FLAG_VNET_HDR;
+        abi::VNET_HDR_LEN
+    } else {
+        0
+    };
     let mut env = match mode % 3 {
         0 => vec!["NET_SERVICE0_IPV4=10.0.0.2/24", "NET_SERVICE0_GATEWAY=10.0.0.1"],
         _ => vec!["NET_SERVICE0_IPV4=10.0.0.2/32", "NET_SERVICE0_GATEWAY=169.254.1.1"],
@@ -220,12 +234,14 @@ fuzz_target!(|data: &[u8]| {
         let mut track = TcpTrack::default();
         let mut rest = data;
         while let [flags, lo, hi, tail @ ..] = rest {
-            let len = usize::from(u16::from_le_bytes([*lo, *hi])) % (FRAME_MAX + 1);
+            let len = usize::from(u16::from_le_bytes([*lo, *hi])) % (header + FRAME_MAX + 1);
             let len = len.min(tail.len());
             let mut frame = tail[..len].to_vec();
             rest = &tail[len..];
-            if flags & 0x80 != 0 {
-                track.fix(&mut frame);
+            if flags & 0x80 != 0
+                && let Some(frame) = frame.get_mut(header..)
+            {
+                track.fix(frame);
             }
             now = now + Duration::from_millis(16 * u64::from(flags & 0x7f));
             // SAFETY: frame is valid for its length.
@@ -233,7 +249,7 @@ fuzz_target!(|data: &[u8]| {
             libos::fuzzing::poll(now);
             apps.turn();
             libos::fuzzing::poll(now);
-            drain(wire, &mut track);
+            drain(wire, &mut track, header);
         }
         // Let the timers run: retransmissions, timeouts, closes.
         for _ in 0..4 {
@@ -244,7 +260,7 @@ fuzz_target!(|data: &[u8]| {
             }
             libos::fuzzing::poll(now);
             apps.turn();
-            drain(wire, &mut track);
+            drain(wire, &mut track, header);
         }
         // Sockets go before their interface.
         drop(apps);

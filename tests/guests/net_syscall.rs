@@ -8,7 +8,8 @@
 //! ```
 //!
 //! `info` prints each interface as libos sees it (from the boot info's
-//! device table): `service0 mtu 1500 mac 02:...`. Otherwise NR and the
+//! device table): `service0 mtu 1500 mac 02:... offload` (`offload` when
+//! TCP is offloaded to the host). Otherwise NR and the
 //! arguments are as for `guest-syscall` (`buf`, `msg`, decimal or `0x`
 //! hex), and the guest prints `returned N`.
 
@@ -26,8 +27,16 @@ fn main() -> i32 {
         for i in libos::net::interfaces() {
             let m = i.mac;
             println!(
-                "{} mtu {} mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-                i.name, i.mtu, m[0], m[1], m[2], m[3], m[4], m[5]
+                "{} mtu {} mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}{}",
+                i.name,
+                i.mtu,
+                m[0],
+                m[1],
+                m[2],
+                m[3],
+                m[4],
+                m[5],
+                if i.offload { " offload" } else { "" }
             );
         }
         return 0;

@@ -393,7 +393,7 @@ fn missing_or_wrong_abi_note() {
             let n = f.notes();
             f.set32(n + 24, 99);
         },
-        "guest built for nabla ABI version 99, this tender implements version 2",
+        "guest built for nabla ABI version 99, this tender implements version 3",
     );
     refused(
         "abi-target",

@@ -68,6 +68,52 @@ fn ping_flood_gets_every_reply_intact() {
     assert!(!out.stdout.contains("wrong data"), "{}", out.stdout);
 }
 
+/// Frames the guest has written to `tap` (the host counts them as received).
+fn frames_from_guest(ns: &Netns, tap: &str) -> u64 {
+    let out = ns.run("cat", &[format!("/sys/class/net/{tap}/statistics/rx_packets")]);
+    out.stdout.trim().parse().unwrap_or_else(|_| panic!("rx_packets of {tap}: {out:#?}"))
+}
+
+/// httpd's 1 MiB test file, as a client gets it.
+fn assert_one_mebibyte(out: &support::Outcome) {
+    assert_eq!(out.stdout.len(), 1 << 20, "{}", out.stderr);
+    assert!(out.stdout.bytes().enumerate().all(|(i, b)| b == b'a' + (i % 26) as u8));
+}
+
+#[test]
+fn bulk_transfers_are_offloaded_and_cut_at_the_clients_mss() {
+    let ns = namespace("gso");
+    // A client behind a router: the namespace forwards between tap0 and a
+    // veth with a smaller MTU into the client's namespace, so the client's
+    // MSS is 1360 and the router drops any segment cut for 1460.
+    let client = Netns::new("gso-client");
+    ns.ip(&["link", "add", "r0", "mtu", "1400", "type", "veth", "peer", "name", "c0"]);
+    ns.ip(&["link", "set", "c0", "netns", client.name()]);
+    ns.ip(&["addr", "add", "10.0.5.1/24", "dev", "r0"]);
+    ns.ip(&["link", "set", "r0", "up"]);
+    client.ip(&["link", "set", "c0", "mtu", "1400"]);
+    client.ip(&["addr", "add", "10.0.5.2/24", "dev", "c0"]);
+    client.ip(&["link", "set", "c0", "up"]);
+    client.ip(&["route", "add", "10.0.0.0/24", "via", "10.0.5.1"]);
+    let out = ns.run("sh", &["-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"]);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    let _guest = httpd(&ns, &static_ip());
+    let url = "http://10.0.0.2/bench/1m.bin";
+
+    // On the tap's own link: 1 MiB is 719 segments of 1460 bytes, but the
+    // guest hands the host bursts of up to 64 KiB.
+    let before = frames_from_guest(&ns, "tap0");
+    assert_one_mebibyte(&curl(&ns, &["--output", "-", url]));
+    let frames = frames_from_guest(&ns, "tap0") - before;
+    assert!(frames < 719 / 4, "{frames} frames for 1 MiB: TCP segmentation was not offloaded");
+
+    // Through the router: every byte, in segments the 1400-byte link takes.
+    let before = frames_from_guest(&ns, "tap0");
+    assert_one_mebibyte(&curl(&client, &["--output", "-", url]));
+    let frames = frames_from_guest(&ns, "tap0") - before;
+    assert!(frames < 771 / 4, "{frames} frames for 1 MiB: TCP segmentation was not offloaded");
+}
+
 #[test]
 fn two_interfaces_each_answer_and_jumbo_mtu_reaches_the_guest() {
     let ns = namespace("two");
@@ -177,9 +223,7 @@ fn httpd_get_and_head_are_exact() {
 
     let out = curl(&ns, &["http://10.0.0.2/"]);
     assert_eq!(out.stdout.as_bytes(), site_file("index.html"));
-    let out = curl(&ns, &["--output", "-", "http://10.0.0.2/bench/1m.bin"]);
-    assert_eq!(out.stdout.len(), 1 << 20);
-    assert!(out.stdout.bytes().enumerate().all(|(i, b)| b == b'a' + (i % 26) as u8));
+    assert_one_mebibyte(&curl(&ns, &["--output", "-", "http://10.0.0.2/bench/1m.bin"]));
 }
 
 #[test]

@@ -21,7 +21,8 @@ use support::{KillOnDrop, SIGSYS};
 
 const GUEST: &str = env!("CARGO_BIN_EXE_guest-net-syscall");
 
-/// `IFF_TAP | IFF_NO_PI`: how a runtime attaches a tap for the tender.
+/// `IFF_TAP | IFF_NO_PI`: how a runtime attaches a tap for the tender
+/// (adding `IFF_VNET_HDR` for offloads).
 const TAP_FLAGS: i32 = libc::IFF_TAP | libc::IFF_NO_PI;
 
 /// A namespace with `tap0` up (no address: nothing in the namespace talks
@@ -63,14 +64,14 @@ fn attach_by_name_runs_the_guest() {
     // The guest sees the device with the MAC it was given.
     let out = ns.tender(&attach_args(&["--net-mac", "service0=02:AB:cd:00:00:2a"], &["info"]));
     out.assert_ok();
-    assert_eq!(out.stdout, "service0 mtu 1500 mac 02:ab:cd:00:00:2a\n");
+    assert_eq!(out.stdout, "service0 mtu 1500 mac 02:ab:cd:00:00:2a offload\n");
 
     // Without --net-mac: random, locally administered, unicast.
     let macs: Vec<String> = (0..2)
         .map(|_| {
             let out = ns.tender(&attach_args(&[], &["info"]));
             out.assert_ok();
-            let mac = out.stdout.trim().rsplit(' ').next().unwrap().to_string();
+            let mac = out.stdout.split(' ').nth(4).unwrap().to_string();
             let first = u8::from_str_radix(&mac[..2], 16).unwrap();
             assert_eq!(first & 0x03, 0x02, "random MAC {mac} must be local unicast");
             mac
@@ -166,14 +167,20 @@ fn the_filter_allows_read_and_write_on_the_tap_fd_only() {
 fn a_tap_passed_as_an_fd_is_used_as_it_is() {
     let ns = with_tap("fd", Some(4000));
     let tender = support::tender();
-    let run = |args: &[&str]| {
-        let mut c = ns.command_with_tap(&tender, "tap0", 7, TAP_FLAGS);
+    let run_with = |flags: i32, args: &[&str]| {
+        let mut c = ns.command_with_tap(&tender, "tap0", 7, flags);
         c.args(["--net", "service0=fd:7"]).args(args);
         spawn(c, "tender with fd:7")
     };
+    let run = |args: &[&str]| run_with(TAP_FLAGS, args);
     let out = run(&["--net-mac", "service0=02:00:00:00:00:07", GUEST, "info"]);
     out.assert_ok();
     assert_eq!(out.stdout, "service0 mtu 4000 mac 02:00:00:00:00:07\n");
+    // Attached with virtio-net headers: the guest offloads TCP.
+    let vnet = TAP_FLAGS | libc::IFF_VNET_HDR;
+    let out = run_with(vnet, &["--net-mac", "service0=02:00:00:00:00:07", GUEST, "info"]);
+    out.assert_ok();
+    assert_eq!(out.stdout, "service0 mtu 4000 mac 02:00:00:00:00:07 offload\n");
     let out = run(&["--print-seccomp", GUEST]);
     out.assert_ok();
     assert_eq!(tap_fd(&out.stdout), 7, "{}", out.stdout);

@@ -133,7 +133,7 @@ pub(crate) fn init() -> Result<(), ConfigError> {
             .unwrap_or("net")
             .to_string();
         let cfg = config::ipv4_config(&name, crate::env::var)?;
-        let mut tap = tap::Tap::new(dev.fd, dev.mtu);
+        let mut tap = tap::Tap::new(dev.fd, dev.mtu, dev.flags & abi::DEVICE_FLAG_VNET_HDR != 0);
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(dev.mac)));
         // Not cryptographic, only different per boot: TCP's initial sequence
         // numbers and ephemeral ports come from it.
@@ -332,13 +332,10 @@ impl Iface {
 
     /// The interface's IPv4 address and prefix, once configured.
     pub(crate) fn ipv4(&self) -> Option<Ipv4Cidr> {
-        self.iface
-            .ip_addrs()
-            .iter()
-            .map(|c| match c {
-                IpCidr::Ipv4(c) => *c,
-            })
-            .next()
+        self.iface.ip_addrs().iter().find_map(|c| match c {
+            IpCidr::Ipv4(c) => Some(*c),
+            IpCidr::Ipv6(_) => None,
+        })
     }
 }
 
@@ -358,6 +355,9 @@ pub struct InterfaceInfo {
     pub mac: [u8; 6],
     /// The host interface's MTU.
     pub mtu: u32,
+    /// TCP segmentation and checksums are offloaded to the host (the tap's
+    /// frames carry virtio-net headers).
+    pub offload: bool,
     /// Address and prefix length, once configured.
     pub ipv4: Option<(Ipv4Addr, u8)>,
     /// Frame counters.
@@ -374,6 +374,7 @@ pub fn interfaces() -> Vec<InterfaceInfo> {
             name: i.name.clone(),
             mac: i.mac,
             mtu: i.mtu,
+            offload: i.tap.offloads(),
             ipv4: i.ipv4().map(|c| (c.address(), c.prefix_len())),
             stats: i.tap.stats,
         })

@@ -5,13 +5,23 @@
 //!   the tender checks that it exists and is up (`SIOCGIFINDEX`,
 //!   `SIOCGIFFLAGS`) and that it is a single-queue tap (rtnetlink), opens
 //!   `/dev/net/tun` (non-blocking, close-on-exec), attaches it with
-//!   `TUNSETIFF` (`IFF_TAP | IFF_NO_PI`), checks the name the kernel
-//!   answers and reads the MTU (`SIOCGIFMTU`).
+//!   `TUNSETIFF` (`IFF_TAP | IFF_NO_PI | IFF_VNET_HDR`), checks the name the
+//!   kernel answers, sets the virtio-net header's length
+//!   (`TUNSETVNETHDRSZ`, [`abi::VNET_HDR_LEN`]) and reads the MTU
+//!   (`SIOCGIFMTU`).
 //! * `--net NAME=fd:N` takes a tap the caller already attached on fd `N`
 //!   (a container runtime): `TUNGETIFF` must report a tap, rtnetlink that
-//!   its frames carry no packet-information or virtio-net header; the
-//!   tender checks its interface as above and sets `O_NONBLOCK` on it. The
-//!   fd is used as it is, not duplicated.
+//!   its frames carry no packet-information header; the tender checks its
+//!   interface as above, sets `O_NONBLOCK` on it and, if it was attached
+//!   with `IFF_VNET_HDR`, the header's length. The fd is used as it is, not
+//!   duplicated.
+//!
+//! With virtio-net headers ([`abi::DEVICE_FLAG_VNET_HDR`] in the boot
+//! info) the guest hands the host whole TCP bursts of up to 64 KiB in one
+//! `write`, for the host to cut into segments and checksum (the way a VM's
+//! virtio NIC does): bulk transfers cost a system call per 64 KiB rather
+//! than per frame. A caller's tap without them still works, a frame per
+//! call.
 //! * `--net-mac NAME=MAC` sets the guest's MAC address; by default it is
 //!   random and locally administered.
 //!
@@ -243,7 +253,7 @@ pub enum NetError {
     /// `fd:N` is a tap whose frames carry a header the guest does not expect.
     #[error(
         "{NET_OPTION} {name}=fd:{fd}: fd {fd} (interface {iface}) is a tap with {what}: attach \
-         it with IFF_TAP|IFF_NO_PI only"
+         it with IFF_NO_PI"
     )]
     FdHeaders {
         /// The device.
@@ -479,8 +489,9 @@ pub fn rules(name: &str, fd: RawFd) -> Vec<Rule> {
     ]
 }
 
-/// The boot-info entry for a tap.
-pub fn info(name: &str, fd: RawFd, mtu: u32, mac: Mac) -> DeviceInfo {
+/// The boot-info entry for a tap; `vnet_hdr`: its frames carry virtio-net
+/// headers.
+pub fn info(name: &str, fd: RawFd, mtu: u32, mac: Mac, vnet_hdr: bool) -> DeviceInfo {
     let mut info = DeviceInfo {
         name: [0; abi::DEVICE_NAME_MAX + 1],
         kind: DeviceKind::Net as u32,
@@ -489,7 +500,7 @@ pub fn info(name: &str, fd: RawFd, mtu: u32, mac: Mac) -> DeviceInfo {
         sector_size: 0,
         capacity: 0,
         mac: mac.0,
-        flags: 0,
+        flags: if vnet_hdr { abi::DEVICE_FLAG_VNET_HDR } else { 0 },
     };
     let bytes = name.as_bytes();
     let len = bytes.len().min(abi::DEVICE_NAME_MAX);
@@ -506,15 +517,15 @@ pub fn attach(spec: &NetSpec) -> Result<Device, NetError> {
         call: "socket(AF_INET, SOCK_DGRAM)",
         source,
     })?;
-    let (fd, iface) = match &spec.backend {
+    let (fd, iface, vnet_hdr) = match &spec.backend {
         Backend::Iface(iface) => {
-            (DeviceFd::Owned(open_by_name(&option, iface, &ifs)?), iface.clone())
+            (DeviceFd::Owned(open_by_name(&option, iface, &ifs)?), iface.clone(), true)
         }
         Backend::Fd(fd) => {
             let iface = check_passed_fd(spec, *fd)?;
             check_interface(&option, &iface, &ifs, true)?;
-            check_passed_tap(spec, *fd, &iface)?;
-            (DeviceFd::Inherited(*fd), iface)
+            let vnet_hdr = check_passed_tap(spec, *fd, &iface)?;
+            (DeviceFd::Inherited(*fd), iface, vnet_hdr)
         }
     };
     let host = |call, source| NetError::Host {
@@ -523,6 +534,10 @@ pub fn attach(spec: &NetSpec) -> Result<Device, NetError> {
         call,
         source,
     };
+    let raw = fd.as_raw_fd();
+    if vnet_hdr {
+        tap::set_vnet_hdr_len(raw, abi::VNET_HDR_LEN).map_err(|e| host("TUNSETVNETHDRSZ", e))?;
+    }
     let mtu = ifs.mtu(&iface).map_err(|e| host("SIOCGIFMTU", e))?;
     drop(ifs);
     let mac = match spec.mac {
@@ -534,9 +549,8 @@ pub fn attach(spec: &NetSpec) -> Result<Device, NetError> {
             Mac::local_from(bytes)
         }
     };
-    let raw = fd.as_raw_fd();
     Ok(Device {
-        info: info(&spec.name, raw, mtu, mac),
+        info: info(&spec.name, raw, mtu, mac, vnet_hdr),
         rules: rules(&spec.name, raw),
         pollable: 1,
         fd,
@@ -669,16 +683,21 @@ fn check_passed_fd(spec: &NetSpec, fd: RawFd) -> Result<String, NetError> {
 
 /// Checks the frame format of the tap behind the caller's `fd:N`, as
 /// rtnetlink reports it for `iface`, and makes the fd non-blocking.
-fn check_passed_tap(spec: &NetSpec, fd: RawFd, iface: &str) -> Result<(), NetError> {
+/// Returns whether its frames carry virtio-net headers.
+fn check_passed_tap(spec: &NetSpec, fd: RawFd, iface: &str) -> Result<bool, NetError> {
     let name = || spec.name.clone();
     let headers = |what| NetError::FdHeaders { name: name(), fd, iface: iface.to_string(), what };
-    match tun_link(&spec.option(), iface)? {
+    let vnet_hdr = match tun_link(&spec.option(), iface)? {
         Some(tun) if tun.pi => return Err(headers("packet information (IFF_NO_PI is not set)")),
-        Some(tun) if tun.vnet_hdr => return Err(headers("virtio-net headers (IFF_VNET_HDR)")),
-        Some(tun) if tun.tap => {}
+        Some(tun) if tun.tap => tun.vnet_hdr,
         _ => return Err(NetError::FdNotTap { name: name(), fd }),
-    }
-    tap::set_nonblocking(fd).map_err(|source| NetError::FdNonBlocking { name: name(), fd, source })
+    };
+    tap::set_nonblocking(fd).map_err(|source| NetError::FdNonBlocking {
+        name: name(),
+        fd,
+        source,
+    })?;
+    Ok(vnet_hdr)
 }
 
 #[cfg(test)]
@@ -832,10 +851,12 @@ mod tests {
 
     #[test]
     fn info_carries_name_fd_mtu_and_mac() {
-        let i = info("service0", 5, 9000, Mac([2, 0, 0, 0, 0, 1]));
+        let i = info("service0", 5, 9000, Mac([2, 0, 0, 0, 0, 1]), false);
         assert_eq!(&i.name[..9], b"service0\0");
         assert_eq!((i.kind, i.fd, i.mtu, i.mac), (1, 5, 9000, [2, 0, 0, 0, 0, 1]));
         assert_eq!((i.sector_size, i.capacity, i.flags), (0, 0, 0));
+        let i = info("service0", 5, 1500, Mac([2, 0, 0, 0, 0, 1]), true);
+        assert_eq!(i.flags, abi::DEVICE_FLAG_VNET_HDR);
     }
 
     #[test]

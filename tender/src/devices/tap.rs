@@ -12,8 +12,10 @@
 //! sizes the requests expect; no pointer is kept after a call returns.
 //! Descriptors the tender opens are wrapped in [`OwnedFd`] at once. A
 //! descriptor the caller handed over (`fd:N`) is only queried
-//! (`TUNGETIFF`, `F_GETFD`, `F_GETFL`/`F_SETFL`): on a descriptor that is
-//! not open or not a tap those calls fail harmlessly.
+//! (`TUNGETIFF`, `F_GETFD`, `F_GETFL`/`F_SETFL`) and, once it is known to
+//! be a tap with virtio-net headers, told their length (`TUNSETVNETHDRSZ`):
+//! on a descriptor that is not open or not a tap those calls fail
+//! harmlessly.
 
 #![allow(unsafe_code)]
 
@@ -60,12 +62,15 @@ pub fn open_tun() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// `TUNSETIFF` with `IFF_TAP | IFF_NO_PI` for interface `name` on a fresh
-/// `/dev/net/tun` fd. Returns the name of the interface the kernel
-/// attached.
+/// `IFF_VNET_HDR`: frames carry a virtio-net header.
+pub const IFF_VNET_HDR: i32 = libc::IFF_VNET_HDR;
+
+/// `TUNSETIFF` with `IFF_TAP | IFF_NO_PI | IFF_VNET_HDR` for interface
+/// `name` on a fresh `/dev/net/tun` fd. Returns the name of the interface
+/// the kernel attached.
 pub fn set_iff(tun: &OwnedFd, name: &str) -> io::Result<String> {
     let mut req = ifreq(name);
-    req.ifr_ifru.ifru_flags = (IFF_TAP | IFF_NO_PI) as libc::c_short;
+    req.ifr_ifru.ifru_flags = (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR) as libc::c_short;
     // SAFETY: TUNSETIFF reads and writes one ifreq, which req is.
     if unsafe { libc::ioctl(tun.as_raw_fd(), libc::TUNSETIFF, &mut req) } < 0 {
         return Err(io::Error::last_os_error());
@@ -86,6 +91,19 @@ pub fn get_iff(fd: RawFd) -> io::Result<(String, i32)> {
     // SAFETY: TUNGETIFF set the flags member of the union.
     let flags = unsafe { req.ifr_ifru.ifru_flags };
     Ok((ifreq_name(&req), i32::from(flags as u16)))
+}
+
+/// `TUNSETVNETHDRSZ`: the virtio-net header in front of each frame on the
+/// tap at `fd` is `len` bytes long. The length belongs to the interface (a
+/// persistent tap keeps what its last user set, 12 after QEMU), so the
+/// tender sets it on every tap it uses with headers.
+pub fn set_vnet_hdr_len(fd: RawFd, len: usize) -> io::Result<()> {
+    let len = len as libc::c_int;
+    // SAFETY: TUNSETVNETHDRSZ reads one int, which len is.
+    if unsafe { libc::ioctl(fd, libc::TUNSETVNETHDRSZ, &len) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Whether `fd` is an open descriptor of this process.
