@@ -461,8 +461,10 @@ pub const DEVICE_FLAG_READ_ONLY: u16 = 1;
 /// `DeviceInfo::flags`, net: every frame read from or written to the tap
 /// begins with a [`VNET_HDR_LEN`]-byte virtio-net header (legacy layout,
 /// little-endian: `flags: u8, gso_type: u8, hdr_len: u16, gso_size: u16,
-/// csum_start: u16, csum_offset: u16`), through which the guest hands the
-/// host TCP segments larger than the MTU to cut up and checksums to fill in.
+/// csum_start: u16, csum_offset: u16`), and the tap takes and gives TCP
+/// over IPv4 segments larger than the MTU (up to 64 KiB, to be cut at
+/// `gso_size`) and packets whose checksum is left to finish (`flags` bit 0,
+/// from `csum_start`, stored at `csum_start + csum_offset`).
 pub const DEVICE_FLAG_VNET_HDR: u16 = 2;
 
 /// Length of the virtio-net header in front of each frame on a tap with

@@ -34,10 +34,14 @@
 //!   host to finish it (`NEEDS_CSUM`), which a host delivering locally
 //!   never has to.
 //!
-//! The tender asks for no offload in the other direction, so the host
-//! hands the guest whole, checksummed frames; a header that says otherwise
-//! (a checksum to finish) is honoured, and a frame the host would have had
-//! the guest segment is dropped.
+//! The other way, the tender lets the host hand the guest TCP bursts of up
+//! to 64 KiB whole, as its own stack made them, with the checksum left
+//! unfinished (`NEEDS_CSUM`): smoltcp takes a segment larger than the MTU
+//! as it is, and the device, not smoltcp, checks TCP checksums, skipping
+//! those the host vouches for (`NEEDS_CSUM`: made by the host's own stack;
+//! `DATA_VALID`: already checked), as Linux does on a virtio NIC. A frame
+//! of another protocol with an unfinished checksum gets it finished here.
+//! Any other offload in a header (UDP, IPv6) drops the frame.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -62,6 +66,10 @@ const OFFLOAD_FRAME: usize = ETHERNET_HEADER + u16::MAX as usize;
 /// virtio-net header `flags`: the checksum at `csum_start + csum_offset`
 /// holds the pseudo-header sum; the rest is to be added.
 const VNET_NEEDS_CSUM: u8 = 1;
+/// virtio-net header `flags`: the host has checked the checksums.
+const VNET_DATA_VALID: u8 = 2;
+/// virtio-net header `gso_type` bit: the segments carry ECN's CWR.
+const VNET_GSO_ECN: u8 = 0x80;
 /// virtio-net header `gso_type`: not to be segmented.
 const VNET_GSO_NONE: u8 = 0;
 /// virtio-net header `gso_type`: a TCP over IPv4 segment to cut at
@@ -83,6 +91,9 @@ pub struct TapStats {
     /// Frames sent for the host to cut into TCP segments (counted in
     /// `tx_frames` too).
     pub tx_offloaded: u64,
+    /// Frames received and dropped by the device: a bad TCP checksum, a
+    /// virtio-net header asking for what the guest does not do.
+    pub rx_dropped: u64,
 }
 
 /// A tap device.
@@ -117,13 +128,13 @@ impl Tap {
     pub fn new(fd: i32, mtu: u32, vnet_hdr: bool) -> Self {
         let frame = mtu as usize + ETHERNET_HEADER;
         let header = if vnet_hdr { VNET_HDR_LEN } else { 0 };
-        let tx_frame = if vnet_hdr { frame.max(OFFLOAD_FRAME) } else { frame };
+        let largest = if vnet_hdr { frame.max(OFFLOAD_FRAME) } else { frame };
         Self {
             fd,
             mtu: mtu as usize,
             vnet_hdr,
-            rx: vec![0; header + frame.max(ARP_FRAME)],
-            tx: vec![0; header + tx_frame],
+            rx: vec![0; header + largest.max(ARP_FRAME)],
+            tx: vec![0; header + largest],
             readable: true,
             stats: TapStats::default(),
             gateway: None,
@@ -181,21 +192,20 @@ impl Tap {
     }
 
     /// Where the frame is in the first `len` bytes read into the receive
-    /// buffer: after the virtio-net header, if the tap has them, with the
-    /// checksum it asks for filled in. `None` for a frame to drop.
+    /// buffer: after the virtio-net header, if the tap has them, checked as
+    /// the header says (see the module documentation). `None` for a frame
+    /// to drop.
     fn received(&mut self, len: usize) -> Option<Range<usize>> {
         if !self.vnet_hdr {
             return Some(0..len);
         }
-        let (header, frame) = self.rx[..len].split_at_mut_checked(VNET_HDR_LEN)?;
-        let hdr = VnetHeader::parse(header);
-        if hdr.gso_type != VNET_GSO_NONE {
-            return None;
+        let accepted = self.rx[..len]
+            .split_at_mut_checked(VNET_HDR_LEN)
+            .and_then(|(header, frame)| VnetHeader::parse(header).accept(frame));
+        if accepted.is_none() {
+            self.stats.rx_dropped += 1;
         }
-        if hdr.flags & VNET_NEEDS_CSUM != 0 {
-            finish_checksum(frame, hdr.csum_start.into(), hdr.csum_offset.into())?;
-        }
-        Some(VNET_HDR_LEN..len)
+        accepted.map(|()| VNET_HDR_LEN..len)
     }
 
     /// Writes `frame`, which the device made itself, to the tap.
@@ -251,6 +261,30 @@ impl VnetHeader {
         b[8..10].copy_from_slice(&self.csum_offset.to_le_bytes());
     }
 
+    /// Whether a received `frame` with this header is one to hand smoltcp,
+    /// once its checksum is finished where that is the device's job.
+    fn accept(&self, frame: &mut [u8]) -> Option<()> {
+        let tcp = tcp_segment(frame);
+        match self.gso_type & !VNET_GSO_ECN {
+            VNET_GSO_NONE => {}
+            VNET_GSO_TCPV4 if tcp.is_some() => {}
+            _ => return None,
+        }
+        let (start, offset) = (usize::from(self.csum_start), usize::from(self.csum_offset));
+        if self.flags & VNET_NEEDS_CSUM != 0 {
+            // The host's own TCP segment: nothing to check or finish.
+            let own_tcp = tcp.as_ref().is_some_and(|t| {
+                start == ETHERNET_HEADER + t.ip_header && offset == usize::from(TCP_CHECKSUM_OFFSET)
+            });
+            if !own_tcp {
+                finish_checksum(frame, start, offset)?;
+            }
+        } else if self.flags & VNET_DATA_VALID == 0 && tcp.is_some() && !tcp_checksum_ok(frame) {
+            return None;
+        }
+        Some(())
+    }
+
     /// The header for an outgoing `frame`: for a TCP over IPv4 segment,
     /// its checksum left to the host (the pseudo-header sum written into
     /// it here) and, if smoltcp asked for segmentation at `mss` bytes and
@@ -303,6 +337,14 @@ fn tcp_segment(frame: &[u8]) -> Option<TcpLengths> {
     let tcp_header = usize::from(tcp.header_len());
     let payload = tcp_len.checked_sub(tcp_header)?;
     Some(TcpLengths { ip_header, tcp_header, payload })
+}
+
+/// Whether the TCP over IPv4 segment in `frame` has a valid checksum.
+fn tcp_checksum_ok(frame: &[u8]) -> bool {
+    let eth = EthernetFrame::new_unchecked(frame);
+    let ip = Ipv4Packet::new_unchecked(eth.payload());
+    let (src, dst) = (ip.src_addr().into(), ip.dst_addr().into());
+    TcpPacket::new_unchecked(ip.payload()).verify_checksum(&src, &dst)
 }
 
 /// Completes the checksum the host left to the guest: the 16 bits at
@@ -472,7 +514,8 @@ impl phy::Device for Tap {
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = self.mtu + ETHERNET_HEADER;
         if self.vnet_hdr {
-            caps.checksum.tcp = Checksum::Rx;
+            // Both ways the device's job (see the module documentation).
+            caps.checksum.tcp = Checksum::None;
             caps.segmentation.tcpv4 = NonZeroUsize::new(OFFLOAD_FRAME);
         }
         caps
@@ -578,30 +621,49 @@ mod tests {
     #[test]
     fn received_headers_are_checked() {
         let mut tap = Tap::new(-1, 1500, true);
-        let frame = data_segment(10);
-        let full = tcp_checksum(&frame);
         let mut put = |hdr: VnetHeader, frame: &[u8]| {
             hdr.write(&mut tap.rx[..VNET_HDR_LEN]);
             tap.rx[VNET_HDR_LEN..VNET_HDR_LEN + frame.len()].copy_from_slice(frame);
             let got = tap.received(VNET_HDR_LEN + frame.len());
-            (got.clone(), got.map(|r| tap.rx[r].to_vec()))
+            assert!(got.as_ref().is_none_or(|r| *r == (VNET_HDR_LEN..VNET_HDR_LEN + frame.len())));
+            got.map(|r| tap.rx[r].to_vec())
         };
-        // Plain: the frame after the header.
-        let (range, got) = put(VnetHeader::default(), &frame);
-        assert_eq!(range, Some(VNET_HDR_LEN..VNET_HDR_LEN + frame.len()));
-        assert_eq!(got.unwrap(), frame);
-        // A checksum to finish: finished.
+        let plain = VnetHeader::default();
+        let frame = data_segment(10);
+        assert_eq!(put(plain, &frame), Some(frame.clone()));
+        // A bad TCP checksum: dropped, unless the host checked it.
+        let mut bad = frame.clone();
+        bad[60] ^= 1;
+        assert_eq!(put(plain, &bad), None);
+        let valid = VnetHeader { flags: VNET_DATA_VALID, ..plain };
+        assert_eq!(put(valid, &bad), Some(bad.clone()));
+        // The host's own TCP segment, checksum unfinished: taken as it is.
         let mut partial = frame.clone();
         let needs = VnetHeader::offload(&mut partial, None);
-        let (_, got) = put(needs, &partial);
-        assert_eq!(tcp_checksum(&got.unwrap()), full);
-        // A checksum outside the frame, or a segment to cut: dropped.
-        let outside = VnetHeader { csum_start: 60, csum_offset: 16, ..needs };
-        assert_eq!(put(outside, &partial).0, None);
-        let gso = VnetHeader { gso_type: VNET_GSO_TCPV4, gso_size: 4, ..VnetHeader::default() };
-        assert_eq!(put(gso, &frame).0, None);
+        assert_eq!(put(needs, &partial), Some(partial.clone()));
+        // A burst to take whole, with or without ECN.
+        let burst = data_segment(5000);
+        let gso = VnetHeader { gso_type: VNET_GSO_TCPV4, gso_size: 1448, ..plain };
+        assert_eq!(put(gso, &burst), Some(burst.clone()));
+        let ecn = VnetHeader { gso_type: VNET_GSO_TCPV4 | VNET_GSO_ECN, ..gso };
+        assert_eq!(put(ecn, &burst), Some(burst.clone()));
+        // UDP: an unfinished checksum is finished; segmentation is refused.
+        let mut udp = data_segment(10);
+        udp[14 + 9] = 17;
+        let mut finished = udp.clone();
+        finished[40..42].copy_from_slice(&[0, 0]);
+        let udp_needs = VnetHeader { flags: VNET_NEEDS_CSUM, csum_start: 34, csum_offset: 6, ..plain };
+        let got = put(udp_needs, &finished).unwrap();
+        let sum = !checksum::data(&got[34..]);
+        assert_eq!(sum, 0, "a finished checksum sums to all ones");
+        assert_eq!(put(gso, &udp), None);
+        assert_eq!(put(VnetHeader { gso_type: 3, ..plain }, &udp), None);
+        // A checksum to finish outside the frame: dropped.
+        let outside = VnetHeader { csum_start: 60, csum_offset: 16, ..udp_needs };
+        assert_eq!(put(outside, &udp), None);
         // Shorter than a header: dropped.
         assert_eq!(tap.received(VNET_HDR_LEN - 1), None);
+        assert_eq!(tap.stats.rx_dropped, 5);
         // Without headers the frame is all that was read.
         let mut plain = Tap::new(-1, 1500, false);
         assert_eq!(plain.received(60), Some(0..60));

@@ -7,21 +7,21 @@
 //!   `/dev/net/tun` (non-blocking, close-on-exec), attaches it with
 //!   `TUNSETIFF` (`IFF_TAP | IFF_NO_PI | IFF_VNET_HDR`), checks the name the
 //!   kernel answers, sets the virtio-net header's length
-//!   (`TUNSETVNETHDRSZ`, [`abi::VNET_HDR_LEN`]) and reads the MTU
+//!   (`TUNSETVNETHDRSZ`, [`abi::VNET_HDR_LEN`]) and the offloads
+//!   (`TUNSETOFFLOAD`: checksums and TCPv4 segmentation) and reads the MTU
 //!   (`SIOCGIFMTU`).
 //! * `--net NAME=fd:N` takes a tap the caller already attached on fd `N`
 //!   (a container runtime): `TUNGETIFF` must report a tap, rtnetlink that
 //!   its frames carry no packet-information header; the tender checks its
 //!   interface as above, sets `O_NONBLOCK` on it and, if it was attached
-//!   with `IFF_VNET_HDR`, the header's length. The fd is used as it is, not
-//!   duplicated.
+//!   with `IFF_VNET_HDR`, the header's length and the offloads. The fd is
+//!   used as it is, not duplicated.
 //!
 //! With virtio-net headers ([`abi::DEVICE_FLAG_VNET_HDR`] in the boot
-//! info) the guest hands the host whole TCP bursts of up to 64 KiB in one
-//! `write`, for the host to cut into segments and checksum (the way a VM's
-//! virtio NIC does): bulk transfers cost a system call per 64 KiB rather
-//! than per frame. A caller's tap without them still works, a frame per
-//! call.
+//! info) TCP bursts of up to 64 KiB cross the tap in one `read` or `write`,
+//! cut into segments and checksummed by the host (the way a VM's virtio
+//! NIC works): bulk transfers cost a system call per 64 KiB rather than
+//! per frame. A caller's tap without them still works, a frame per call.
 //! * `--net-mac NAME=MAC` sets the guest's MAC address; by default it is
 //!   random and locally administered.
 //!
@@ -537,6 +537,7 @@ pub fn attach(spec: &NetSpec) -> Result<Device, NetError> {
     let raw = fd.as_raw_fd();
     if vnet_hdr {
         tap::set_vnet_hdr_len(raw, abi::VNET_HDR_LEN).map_err(|e| host("TUNSETVNETHDRSZ", e))?;
+        tap::set_offload(raw).map_err(|e| host("TUNSETOFFLOAD", e))?;
     }
     let mtu = ifs.mtu(&iface).map_err(|e| host("SIOCGIFMTU", e))?;
     drop(ifs);

@@ -13,7 +13,8 @@
 //! Descriptors the tender opens are wrapped in [`OwnedFd`] at once. A
 //! descriptor the caller handed over (`fd:N`) is only queried
 //! (`TUNGETIFF`, `F_GETFD`, `F_GETFL`/`F_SETFL`) and, once it is known to
-//! be a tap with virtio-net headers, told their length (`TUNSETVNETHDRSZ`):
+//! be a tap with virtio-net headers, told their length (`TUNSETVNETHDRSZ`)
+//! and the offloads the guest takes (`TUNSETOFFLOAD`):
 //! on a descriptor that is not open or not a tap those calls fail
 //! harmlessly.
 
@@ -101,6 +102,19 @@ pub fn set_vnet_hdr_len(fd: RawFd, len: usize) -> io::Result<()> {
     let len = len as libc::c_int;
     // SAFETY: TUNSETVNETHDRSZ reads one int, which len is.
     if unsafe { libc::ioctl(fd, libc::TUNSETVNETHDRSZ, &len) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `TUNSETOFFLOAD`: the host may hand the tap at `fd` TCP over IPv4 bursts
+/// larger than the MTU (`TUN_F_TSO4`) and packets whose checksum is left to
+/// finish (`TUN_F_CSUM`), each described by its virtio-net header.
+pub fn set_offload(fd: RawFd) -> io::Result<()> {
+    let features = libc::c_ulong::from(libc::TUN_F_CSUM | libc::TUN_F_TSO4);
+    // SAFETY: TUNSETOFFLOAD takes its argument by value; no memory is
+    // passed.
+    if unsafe { libc::ioctl(fd, libc::TUNSETOFFLOAD, features) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
