@@ -74,9 +74,9 @@ fn frames_from_guest(ns: &Netns, tap: &str) -> u64 {
     out.stdout.trim().parse().unwrap_or_else(|_| panic!("rx_packets of {tap}: {out:#?}"))
 }
 
-/// httpd's 1 MiB test file, as a client gets it.
-fn assert_one_mebibyte(out: &support::Outcome) {
-    assert_eq!(out.stdout.len(), 1 << 20, "{}", out.stderr);
+/// One of httpd's `/bench/` test files of `len` bytes, as a client gets it.
+fn assert_bench_file(out: &support::Outcome, len: usize) {
+    assert_eq!(out.stdout.len(), len, "{}", out.stderr);
     assert!(out.stdout.bytes().enumerate().all(|(i, b)| b == b'a' + (i % 26) as u8));
 }
 
@@ -103,15 +103,22 @@ fn bulk_transfers_are_offloaded_and_cut_at_the_clients_mss() {
     // On the tap's own link: 1 MiB is 719 segments of 1460 bytes, but the
     // guest hands the host bursts of up to 64 KiB.
     let before = frames_from_guest(&ns, "tap0");
-    assert_one_mebibyte(&curl(&ns, &["--output", "-", url]));
+    assert_bench_file(&curl(&ns, &["--output", "-", url]), 1 << 20);
     let frames = frames_from_guest(&ns, "tap0") - before;
     assert!(frames < 719 / 4, "{frames} frames for 1 MiB: TCP segmentation was not offloaded");
 
-    // Through the router: every byte, in segments the 1400-byte link takes.
+    // Through the router: every byte, in segments the 1400-byte link takes;
+    // from httpd's cache, and from the disk (too large for the cache).
     let before = frames_from_guest(&ns, "tap0");
-    assert_one_mebibyte(&curl(&client, &["--output", "-", url]));
+    assert_bench_file(&curl(&client, &["--output", "-", url]), 1 << 20);
     let frames = frames_from_guest(&ns, "tap0") - before;
     assert!(frames < 771 / 4, "{frames} frames for 1 MiB: TCP segmentation was not offloaded");
+    let big = "http://10.0.0.2/bench/5m.bin";
+    assert_bench_file(&curl(&client, &["--output", "-", big]), 5 << 20);
+    let part = curl(&client, &["--output", "-", "--range", "5000000-5099999", big]);
+    assert_eq!(part.stdout.len(), 100_000, "{part:#?}");
+    let expected = (5_000_000..5_100_000).map(|i| b'a' + (i % 26) as u8);
+    assert!(part.stdout.bytes().eq(expected), "a range from the disk");
 }
 
 #[test]
@@ -223,7 +230,7 @@ fn httpd_get_and_head_are_exact() {
 
     let out = curl(&ns, &["http://10.0.0.2/"]);
     assert_eq!(out.stdout.as_bytes(), site_file("index.html"));
-    assert_one_mebibyte(&curl(&ns, &["--output", "-", "http://10.0.0.2/bench/1m.bin"]));
+    assert_bench_file(&curl(&ns, &["--output", "-", "http://10.0.0.2/bench/1m.bin"]), 1 << 20);
 }
 
 #[test]
