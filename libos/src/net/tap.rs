@@ -652,7 +652,8 @@ mod tests {
         udp[14 + 9] = 17;
         let mut finished = udp.clone();
         finished[40..42].copy_from_slice(&[0, 0]);
-        let udp_needs = VnetHeader { flags: VNET_NEEDS_CSUM, csum_start: 34, csum_offset: 6, ..plain };
+        let udp_needs =
+            VnetHeader { flags: VNET_NEEDS_CSUM, csum_start: 34, csum_offset: 6, ..plain };
         let got = put(udp_needs, &finished).unwrap();
         let sum = !checksum::data(&got[34..]);
         assert_eq!(sum, 0, "a finished checksum sums to all ones");
