@@ -66,10 +66,23 @@ GUEST_IP = bytes([10, 0, 0, 2])
 PEER_IP = bytes([10, 0, 0, 1])
 
 
-def ipv4(proto, payload):
+def ipv4(proto, payload, dst=GUEST_IP):
     hdr = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0,
-                      PEER_IP, GUEST_IP)
+                      PEER_IP, dst)
     return eth(GUEST_MAC, PEER_MAC, 0x0800, hdr + payload)
+
+
+def dhcp_reply(msg_type):
+    """A DHCP OFFER (2) or ACK (5) of 10.0.0.2/24 from 10.0.0.1, broadcast;
+    the transaction id is left 0 for the target to fix up."""
+    bootp = struct.pack(">BBBBIHH4s4s4s4s16s64s128s", 2, 1, 6, 0, 0, 0, 0, bytes(4), GUEST_IP,
+                        PEER_IP, bytes(4), GUEST_MAC + bytes(10), bytes(64), bytes(128))
+    options = (b"\x63\x82\x53\x63" + bytes([53, 1, msg_type]) + bytes([54, 4]) + PEER_IP
+               + bytes([51, 4]) + struct.pack(">I", 3600) + bytes([1, 4, 255, 255, 255, 0])
+               + bytes([3, 4]) + PEER_IP + b"\xff")
+    payload = bootp + options
+    udp = struct.pack(">HHHH", 67, 68, 8 + len(payload), 0) + payload
+    return ipv4(17, udp, dst=b"\xff" * 4)
 
 
 def tcp(sport, dport, seq, ack, flags, data=b""):
@@ -97,6 +110,10 @@ def net_seeds():
     # IP frames), so that it can answer the SYN.
     put("net", "http", b"\x00" + record(arp) + record(syn) + record(ack, fix=True) + record(req, fix=True)
         + record(fin, dt=10, fix=True))
+    # DHCP (mode 3): the guest's DISCOVER goes out on the first turn; the
+    # OFFER and the ACK get its transaction id; then a ping to the lease.
+    put("net", "dhcp", b"\x03" + record(arp) + record(dhcp_reply(2), fix=True)
+        + record(dhcp_reply(5), fix=True) + record(arp) + record(ping))
     # The same with virtio-net headers (mode bit 7): plain, and the request
     # with a checksum left to the guest (NEEDS_CSUM from the TCP header on).
     plain = bytes(10)

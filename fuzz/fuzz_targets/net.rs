@@ -10,16 +10,18 @@
 //! end and reads what the guest sends. The clock is the target's.
 //!
 //! Input: a mode byte, then records of `[flags, len_lo, len_hi, frame...]`.
-//! The mode picks the network configuration, from the environment as in a
-//! guest: `10.0.0.2/24` with gateway `10.0.0.1` on the link, or a pod
-//! network's `10.0.0.2/32` with the off-link gateway `169.254.1.1` (with or
-//! without a fixed gateway MAC), where libos's tap filters frames for the
-//! gateway; its top bit gives the tap virtio-net headers
+//! The mode (modulo 4) picks the network configuration, from the
+//! environment as in a guest: `10.0.0.2/24` with gateway `10.0.0.1` on the
+//! link, a pod network's `10.0.0.2/32` with the off-link gateway
+//! `169.254.1.1` (without or with a fixed gateway MAC), where libos's tap
+//! filters frames for the gateway, or none, so that the interface
+//! configures itself by DHCPv4; its top bit gives the tap virtio-net headers
 //! (`DEVICE_FLAG_VNET_HDR`), so that each record's frame begins with the
 //! header the host would put there and the guest offloads TCP. The low 7
 //! bits of `flags` advance the clock by that many times 16 ms; the top bit
 //! fixes up a TCP frame's sequence and acknowledgement numbers to follow
-//! the guest's last segment, so that the fuzzer gets past the handshake.
+//! the guest's last segment, and a DHCP reply's transaction id to follow
+//! the guest's last request, so that the fuzzer gets past the handshakes.
 //! (Checksums are not checked under `cfg(fuzzing)`: smoltcp skips them.)
 
 #![no_main]
@@ -126,26 +128,39 @@ impl Conn {
     }
 }
 
-/// What the guest last sent on TCP: the next sequence number it expects
-/// from the peer (its ack) and the one after its own last segment.
+/// What the guest last sent: on TCP, the next sequence number it expects
+/// from the peer (its ack) and the one after its own last segment; on
+/// DHCP, its transaction id.
 #[derive(Default)]
-struct TcpTrack {
+struct Track {
     guest_ack: u32,
     guest_next: u32,
+    dhcp_xid: u32,
 }
 
-impl TcpTrack {
-    /// Offset of the TCP header in an Ethernet frame, if it is IPv4/TCP.
-    fn tcp_at(frame: &[u8]) -> Option<usize> {
-        if frame.len() < 34 || frame[12..14] != [0x08, 0x00] || frame[23] != 6 {
-            return None;
-        }
-        let at = 14 + usize::from(frame[14] & 0x0f) * 4;
-        (frame.len() >= at + 20).then_some(at)
+/// Offset of the transport header in an Ethernet frame, if it is IPv4 with
+/// protocol `proto` and at least `len` bytes of that header.
+fn transport_at(frame: &[u8], proto: u8, len: usize) -> Option<usize> {
+    if frame.len() < 34 || frame[12..14] != [0x08, 0x00] || frame[23] != proto {
+        return None;
     }
+    let at = 14 + usize::from(frame[14] & 0x0f) * 4;
+    (frame.len() >= at + len).then_some(at)
+}
 
+/// Offset of the BOOTP message in a UDP frame from port `src` to `dst`.
+fn bootp_at(frame: &[u8], src: u16, dst: u16) -> Option<usize> {
+    let at = transport_at(frame, 17, 8 + 8)?;
+    let port = |o: usize| u16::from_be_bytes([frame[at + o], frame[at + o + 1]]);
+    (port(0) == src && port(2) == dst).then_some(at + 8)
+}
+
+impl Track {
     fn saw(&mut self, frame: &[u8]) {
-        let Some(at) = Self::tcp_at(frame) else { return };
+        if let Some(at) = bootp_at(frame, 68, 67) {
+            self.dhcp_xid = u32::from_be_bytes(frame[at + 4..at + 8].try_into().unwrap());
+        }
+        let Some(at) = transport_at(frame, 6, 20) else { return };
         let word = |o: usize| u32::from_be_bytes(frame[at + o..at + o + 4].try_into().unwrap());
         let flags = frame[at + 13];
         let ip_len = usize::from(u16::from_be_bytes([frame[16], frame[17]]));
@@ -158,8 +173,12 @@ impl TcpTrack {
         }
     }
 
+    /// Makes `frame` follow the guest's connection or DHCP exchange.
     fn fix(&self, frame: &mut [u8]) {
-        let Some(at) = Self::tcp_at(frame) else { return };
+        if let Some(at) = bootp_at(frame, 67, 68) {
+            frame[at + 4..at + 8].copy_from_slice(&self.dhcp_xid.to_be_bytes());
+        }
+        let Some(at) = transport_at(frame, 6, 20) else { return };
         frame[at + 4..at + 8].copy_from_slice(&self.guest_ack.to_be_bytes());
         frame[at + 8..at + 12].copy_from_slice(&self.guest_next.to_be_bytes());
     }
@@ -173,7 +192,7 @@ fn debug() -> bool {
 
 /// Reads what the guest sent; `header`: the length of the virtio-net
 /// header in front of each frame (0 without).
-fn drain(fd: i32, track: &mut TcpTrack, header: usize) {
+fn drain(fd: i32, track: &mut Track, header: usize) {
     let mut buf = vec![0u8; OFFLOAD_WRITE_MAX + 64];
     loop {
         // SAFETY: buf is valid for its length.
@@ -213,13 +232,17 @@ fuzz_target!(|data: &[u8]| {
     } else {
         0
     };
-    let mut env = match mode % 3 {
+    let env = match mode % 4 {
         0 => vec!["NET_SERVICE0_IPV4=10.0.0.2/24", "NET_SERVICE0_GATEWAY=10.0.0.1"],
-        _ => vec!["NET_SERVICE0_IPV4=10.0.0.2/32", "NET_SERVICE0_GATEWAY=169.254.1.1"],
+        1 => vec!["NET_SERVICE0_IPV4=10.0.0.2/32", "NET_SERVICE0_GATEWAY=169.254.1.1"],
+        2 => vec![
+            "NET_SERVICE0_IPV4=10.0.0.2/32",
+            "NET_SERVICE0_GATEWAY=169.254.1.1",
+            "NET_SERVICE0_GATEWAY_MAC=ee:ee:ee:ee:ee:ee",
+        ],
+        // No address: smoltcp's DHCPv4 client configures the interface.
+        _ => vec![],
     };
-    if mode % 3 == 2 {
-        env.push("NET_SERVICE0_GATEWAY_MAC=ee:ee:ee:ee:ee:ee");
-    }
     let env: Vec<String> = env.into_iter().map(String::from).collect();
     let args = ["net".to_string()];
     nabla_fuzz::write_boot_region(&args, &env, &[tap_dev], abi::log_level::OFF).unwrap();
@@ -231,7 +254,7 @@ fuzz_target!(|data: &[u8]| {
             udp: UdpSocket::bind(7).expect("bind 7"),
             conns: Vec::new(),
         };
-        let mut track = TcpTrack::default();
+        let mut track = Track::default();
         let mut rest = data;
         while let [flags, lo, hi, tail @ ..] = rest {
             let len = usize::from(u16::from_le_bytes([*lo, *hi])) % (header + FRAME_MAX + 1);
