@@ -16,9 +16,10 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
 
 use support::netns::{Netns, require_root};
-use support::{KillOnDrop, workspace_bin};
+use support::{KillOnDrop, TempDir, workspace_bin};
 
 const NETINFO: &str = env!("CARGO_BIN_EXE_guest-netinfo");
 
@@ -107,6 +108,39 @@ fn ping(ns: &Netns, args: &[&str]) -> support::Outcome {
 /// makes out through the gateway, from its own address.
 fn pod_works(ns: &Netns, gateway_mac: Option<&str>) {
     let mut guest = httpd(ns, gateway_mac);
+    serves_off_link_clients(ns, &mut guest);
+    drop(guest);
+
+    // The guest as a client: its SYN leaves from its own address (not the
+    // gateway's, the interface's second address) through the gateway.
+    let server = ns.enter(|| std::net::TcpListener::bind((CLIENT, 7070)).unwrap());
+    let peer = std::thread::spawn(move || {
+        let (mut s, from) = server.accept().unwrap();
+        let mut line = String::new();
+        BufReader::new(s.try_clone().unwrap()).read_line(&mut line).unwrap();
+        s.write_all(format!("you said {line}").as_bytes()).unwrap();
+        from
+    });
+    let mut args: Vec<String> = vec!["--net".into(), "service0=tap0".into()];
+    args.extend(["--net".into(), "service1=tap1".into()]);
+    args.extend(["--env".into(), "NET_SERVICE1_IPV4=10.0.1.2/24".into()]);
+    args.extend(["--env".into(), format!("CONNECT={CLIENT}:7070")]);
+    args.extend(pod_env(gateway_mac));
+    args.push(NETINFO.into());
+    let (_guest, lines) = ns.start_tender(&args, "ready");
+    assert!(lines.contains(&"reply you said hello from the guest".to_string()), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("iface service0 ") && l.ends_with(&format!("ipv4 {GUEST}/32"))),
+        "{lines:#?}"
+    );
+    assert_eq!(peer.join().unwrap().ip().to_string(), GUEST);
+}
+
+/// httpd at GUEST (`guest`) answers ping (a flood, every reply) and HTTP
+/// from the off-link client, through the gateway.
+fn serves_off_link_clients(ns: &Netns, guest: &mut KillOnDrop) {
     // The first echo may be lost while the guest resolves the gateway.
     let warm = (0..5).any(|_| ping(ns, &["-c", "1", "-W", "1"]).code() == Some(0));
     assert!(warm, "no reply from {GUEST} through {GATEWAY}");
@@ -142,33 +176,6 @@ fn pod_works(ns: &Netns, gateway_mac: Option<&str>) {
     assert_eq!(out.stdout.len(), 1 << 20, "{}", out.stderr);
     assert!(out.stdout.bytes().enumerate().all(|(i, b)| b == b'a' + (i % 26) as u8));
     assert_eq!(guest.0.try_wait().expect("wait"), None, "httpd exited");
-    drop(guest);
-
-    // The guest as a client: its SYN leaves from its own address (not the
-    // gateway's, the interface's second address) through the gateway.
-    let server = ns.enter(|| std::net::TcpListener::bind((CLIENT, 7070)).unwrap());
-    let peer = std::thread::spawn(move || {
-        let (mut s, from) = server.accept().unwrap();
-        let mut line = String::new();
-        BufReader::new(s.try_clone().unwrap()).read_line(&mut line).unwrap();
-        s.write_all(format!("you said {line}").as_bytes()).unwrap();
-        from
-    });
-    let mut args: Vec<String> = vec!["--net".into(), "service0=tap0".into()];
-    args.extend(["--net".into(), "service1=tap1".into()]);
-    args.extend(["--env".into(), "NET_SERVICE1_IPV4=10.0.1.2/24".into()]);
-    args.extend(["--env".into(), format!("CONNECT={CLIENT}:7070")]);
-    args.extend(pod_env(gateway_mac));
-    args.push(NETINFO.into());
-    let (_guest, lines) = ns.start_tender(&args, "ready");
-    assert!(lines.contains(&"reply you said hello from the guest".to_string()), "{lines:#?}");
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("iface service0 ") && l.ends_with(&format!("ipv4 {GUEST}/32"))),
-        "{lines:#?}"
-    );
-    assert_eq!(peer.join().unwrap().ip().to_string(), GUEST);
 }
 
 #[test]
@@ -182,6 +189,44 @@ fn aws_a_fixed_gateway_mac_needs_no_arp_answer() {
     let ns = node("aws", false);
     let mac = tap_mac(&ns);
     pod_works(&ns, Some(&mac));
+}
+
+#[test]
+fn a_dhcp_lease_with_an_off_link_router_works_like_a_static_one() {
+    // A /32 lease whose router is Calico's 169.254.1.1. dnsmasq serves
+    // only an interface with an address in the range's subnet: tap0 gets
+    // one, and the lease's netmask option says /32.
+    let ns = node("dhcp", true);
+    ns.ip(&["addr", "add", "10.100.0.1/24", "dev", "tap0"]);
+    let dir = TempDir::new("dnsmasq");
+    let dnsmasq = ns
+        .command("dnsmasq")
+        .args(["--no-daemon", "--conf-file=/dev/null", "--interface=tap0", "--bind-interfaces"])
+        .arg("--port=0")
+        .arg(format!("--dhcp-range={GUEST},{GUEST},255.255.255.0,1h"))
+        .arg("--dhcp-option=option:netmask,255.255.255.255")
+        .arg(format!("--dhcp-option=option:router,{GATEWAY}"))
+        .arg("--user=root")
+        .arg(format!("--dhcp-leasefile={}", dir.path().join("leases").display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dnsmasq (Debian package dnsmasq-base) runs");
+    let _dnsmasq = KillOnDrop(dnsmasq);
+    let args = [
+        "--net".to_string(),
+        "service0=tap0".to_string(),
+        "--net-mac".to_string(),
+        format!("service0={GUEST_MAC}"),
+        "--block-ro".to_string(),
+        format!("storage={}", support::site_image().display()),
+        workspace_bin("httpd").display().to_string(),
+    ];
+    let (mut guest, lines) = ns.start_tender(&args, "httpd: serving");
+    let serving = lines.last().unwrap();
+    assert!(serving.contains(&format!("http://{GUEST}:80/ (service0/32)")), "{lines:#?}");
+    serves_off_link_clients(&ns, &mut guest);
 }
 
 #[test]

@@ -142,40 +142,16 @@ pub(crate) fn init() -> Result<(), ConfigError> {
         ]);
         config.random_seed =
             (now.as_duration().as_nanos() as u64) ^ (wall.as_nanos() as u64).rotate_left(17) ^ mac;
-        let mut iface = Interface::new(config, &mut tap, smol_now(now));
+        let iface = Interface::new(config, &mut tap, smol_now(now));
         let mut sockets = SocketSet::new(Vec::new());
-        let mut dhcp = None;
-        match cfg {
-            Ipv4Config::Static { address, prefix, gateway, gateway_mac } => {
-                tap.gateway = gateway.and_then(|gw| {
-                    gateway::Gateway::new(address, prefix, dev.mac, gw, gateway_mac)
-                });
-                // An off-link gateway is also the interface's second
-                // address, so that smoltcp takes it as on-link (see
-                // `gateway`); its own address stays first.
-                let gateway_cidr = tap.gateway.filter(|g| g.off_link()).map(|g| g.gateway_cidr());
-                iface.update_ip_addrs(|addrs| {
-                    let _ = addrs.push(IpCidr::Ipv4(Ipv4Cidr::new(address, prefix)));
-                    if let Some(cidr) = gateway_cidr {
-                        let _ = addrs.push(IpCidr::Ipv4(cidr));
-                    }
-                });
-                if let Some(gw) = gateway {
-                    let _ = iface.routes_mut().add_default_ipv4_route(gw);
-                }
-                log::info!(
-                    "net {name}: {address}/{prefix} gateway {gateway:?}{}{} mtu {}",
-                    if gateway_cidr.is_some() { " (off-link)" } else { "" },
-                    if gateway_mac.is_some() { " (fixed MAC)" } else { "" },
-                    dev.mtu
-                );
-            }
+        let dhcp = match cfg {
+            Ipv4Config::Static { .. } => None,
             Ipv4Config::Dhcp => {
-                dhcp = Some(sockets.add(dhcpv4::Socket::new()));
                 log::info!("net {name}: configuring by DHCPv4, mtu {}", dev.mtu);
+                Some(sockets.add(dhcpv4::Socket::new()))
             }
-        }
-        stack.ifaces.push(Iface {
+        };
+        let mut i = Iface {
             name,
             mac: dev.mac,
             mtu: dev.mtu,
@@ -183,13 +159,14 @@ pub(crate) fn init() -> Result<(), ConfigError> {
             iface,
             sockets,
             dhcp,
-            gateway: match cfg {
-                Ipv4Config::Static { gateway, .. } => gateway,
-                Ipv4Config::Dhcp => None,
-            },
+            gateway: None,
             orphans: Vec::new(),
             listeners: Vec::new(),
-        });
+        };
+        if let Ipv4Config::Static { address, prefix, gateway, gateway_mac } = cfg {
+            i.configure(Ipv4Cidr::new(address, prefix), gateway, gateway_mac, "static");
+        }
+        stack.ifaces.push(i);
     }
     Ok(())
 }
@@ -249,32 +226,64 @@ pub(crate) fn wait(deadline: Option<Instant>) {
 impl Iface {
     fn handle_dhcp(&mut self) {
         let Some(h) = self.dhcp else { return };
-        match self.sockets.get_mut::<dhcpv4::Socket>(h).poll() {
+        let event = self.sockets.get_mut::<dhcpv4::Socket>(h).poll().map(|e| match e {
+            dhcpv4::Event::Configured(cfg) => Some((cfg.address, cfg.router)),
+            dhcpv4::Event::Deconfigured => None,
+        });
+        match event {
             None => {}
-            Some(dhcpv4::Event::Configured(cfg)) => {
-                let cidr = cfg.address;
-                self.iface.update_ip_addrs(|addrs| {
-                    addrs.clear();
-                    let _ = addrs.push(IpCidr::Ipv4(cidr));
-                });
-                self.gateway = cfg.router;
-                match cfg.router {
-                    Some(gw) => {
-                        let _ = self.iface.routes_mut().add_default_ipv4_route(gw);
-                    }
-                    None => {
-                        self.iface.routes_mut().remove_default_ipv4_route();
-                    }
-                }
-                log::info!("net {}: DHCP gave {cidr} gateway {:?}", self.name, cfg.router);
-            }
-            Some(dhcpv4::Event::Deconfigured) => {
+            Some(Some((cidr, router))) => self.configure(cidr, router, None, "DHCP"),
+            Some(None) => {
                 self.iface.update_ip_addrs(|addrs| addrs.clear());
                 self.iface.routes_mut().remove_default_ipv4_route();
                 self.gateway = None;
+                self.tap.gateway = None;
                 log::warn!("net {}: DHCP lease lost", self.name);
             }
         }
+    }
+
+    /// Gives the interface its address and default gateway, from the
+    /// static configuration or a DHCP lease (`how`), with the tap's
+    /// gateway filters when the gateway is off-link or its MAC fixed (see
+    /// [`gateway`]).
+    fn configure(
+        &mut self,
+        cidr: Ipv4Cidr,
+        gateway: Option<Ipv4Addr>,
+        gateway_mac: Option<[u8; 6]>,
+        how: &str,
+    ) {
+        let (address, prefix) = (cidr.address(), cidr.prefix_len());
+        self.tap.gateway = gateway
+            .and_then(|gw| gateway::Gateway::new(address, prefix, self.mac, gw, gateway_mac));
+        // An off-link gateway is also the interface's second address, so
+        // that smoltcp takes it as on-link (see `gateway`); its own address
+        // stays first.
+        let gateway_cidr = self.tap.gateway.filter(|g| g.off_link()).map(|g| g.gateway_cidr());
+        self.iface.update_ip_addrs(|addrs| {
+            addrs.clear();
+            let _ = addrs.push(IpCidr::Ipv4(cidr));
+            if let Some(cidr) = gateway_cidr {
+                let _ = addrs.push(IpCidr::Ipv4(cidr));
+            }
+        });
+        self.gateway = gateway;
+        match gateway {
+            Some(gw) => {
+                let _ = self.iface.routes_mut().add_default_ipv4_route(gw);
+            }
+            None => {
+                self.iface.routes_mut().remove_default_ipv4_route();
+            }
+        }
+        log::info!(
+            "net {}: {how} {cidr} gateway {gateway:?}{}{} mtu {}",
+            self.name,
+            if gateway_cidr.is_some() { " (off-link)" } else { "" },
+            if gateway_mac.is_some() { " (fixed MAC)" } else { "" },
+            self.mtu
+        );
     }
 
     /// Lets smoltcp process every frame that is ready, then send what is
