@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::netns::{Netns, require_root};
+use support::netns::{Netns, read_until, require_root};
 use support::{KillOnDrop, TempDir, workspace_bin};
 
 const NETINFO: &str = env!("CARGO_BIN_EXE_guest-netinfo");
@@ -360,38 +360,56 @@ fn echo_serves_100_concurrent_clients_a_mebibyte_each() {
     let ns = namespace("echo");
     let _guest = echo(&ns, &["--mem", "128"]);
     let results = ns.enter(|| {
-        let clients: Vec<_> = (0..100u64)
-            .map(|i| {
-                std::thread::spawn(move || -> Result<(), String> {
-                    let data = noise(i + 1, 1 << 20);
-                    let addr = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 7);
-                    let mut s = TcpStream::connect_timeout(&addr.into(), Duration::from_secs(10))
-                        .map_err(|e| format!("client {i}: connect: {e}"))?;
-                    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-                    let mut w = s.try_clone().unwrap();
-                    let sent = data.clone();
-                    let writer = std::thread::spawn(move || {
-                        w.write_all(&sent)?;
-                        w.shutdown(std::net::Shutdown::Write)
-                    });
-                    let mut back = Vec::with_capacity(data.len());
-                    s.read_to_end(&mut back).map_err(|e| format!("client {i}: read: {e}"))?;
-                    writer.join().unwrap().map_err(|e| format!("client {i}: write: {e}"))?;
-                    if back != data {
-                        return Err(format!(
-                            "client {i}: got {} bytes back, not its own {}",
-                            back.len(),
-                            data.len()
-                        ));
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
+        let clients: Vec<_> =
+            (0..100u64).map(|i| std::thread::spawn(move || echo_round_trip(i + 1))).collect();
         clients.into_iter().map(|c| c.join().unwrap()).collect::<Vec<_>>()
     });
     let failures: Vec<_> = results.into_iter().filter_map(Result::err).collect();
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Client `i` of echo at 10.0.0.2:7 (from the namespace): sends 1 MiB of
+/// its own noise, half-closes, and reads it all back.
+fn echo_round_trip(i: u64) -> Result<(), String> {
+    let data = noise(i, 1 << 20);
+    let addr = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 7);
+    let mut s = TcpStream::connect_timeout(&addr.into(), Duration::from_secs(10))
+        .map_err(|e| format!("client {i}: connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let sent = data.clone();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&sent)?;
+        w.shutdown(std::net::Shutdown::Write)
+    });
+    let mut back = Vec::with_capacity(data.len());
+    s.read_to_end(&mut back).map_err(|e| format!("client {i}: read: {e}"))?;
+    writer.join().unwrap().map_err(|e| format!("client {i}: write: {e}"))?;
+    if back != data {
+        return Err(format!(
+            "client {i}: got {} bytes back, not its own {}",
+            back.len(),
+            data.len()
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_callers_tap_without_headers_gets_whole_frames_after_an_offloading_guest() {
+    let ns = namespace("nohdr");
+    // A guest attached by name leaves tap0 with the host's offloads on.
+    drop(echo(&ns, &[]));
+    // A caller's fd without virtio-net headers: the tender turns them off,
+    // or the host would hand the guest 64 KiB bursts it cannot read.
+    let flags = libc::IFF_TAP | libc::IFF_NO_PI;
+    let mut c = ns.command_with_tap(support::tender(), "tap0", 7, flags);
+    c.args(["--net", "service0=fd:7"]).args(static_ip()).arg(workspace_bin("echo"));
+    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let mut child = c.spawn().expect("start the tender");
+    read_until(&mut child, "echo: listening", Duration::from_secs(20));
+    let _guest = KillOnDrop(child);
+    assert_eq!(ns.enter(|| echo_round_trip(1)), Ok(()));
 }
 
 #[test]

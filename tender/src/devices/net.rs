@@ -13,17 +13,18 @@
 //! * `--net NAME=fd:N` takes a tap the caller already attached on fd `N`
 //!   (a container runtime): `TUNGETIFF` must report a tap, rtnetlink that
 //!   its frames carry no packet-information header; the tender checks its
-//!   interface as above, sets `O_NONBLOCK` on it and, if it was attached
-//!   with `IFF_VNET_HDR`, the header's length and the offloads. The fd is
-//!   used as it is, not duplicated.
+//!   interface as above, sets `O_NONBLOCK` on it and the offloads as above
+//!   if it was attached with `IFF_VNET_HDR` (the header's length too), none
+//!   if not: the offloads belong to the interface and outlive whoever set
+//!   them. The fd is used as it is, not duplicated.
+//! * `--net-mac NAME=MAC` sets the guest's MAC address; by default it is
+//!   random and locally administered.
 //!
 //! With virtio-net headers ([`abi::DEVICE_FLAG_VNET_HDR`] in the boot
 //! info) TCP bursts of up to 64 KiB cross the tap in one `read` or `write`,
 //! cut into segments and checksummed by the host (the way a VM's virtio
 //! NIC works): bulk transfers cost a system call per 64 KiB rather than
 //! per frame. A caller's tap without them still works, a frame per call.
-//! * `--net-mac NAME=MAC` sets the guest's MAC address; by default it is
-//!   random and locally administered.
 //!
 //! Each tap contributes two seccomp rules pinned to its fd, `read` (receive)
 //! and `write` (transmit), and one fd the guest may wait on with `ppoll`.
@@ -537,8 +538,8 @@ pub fn attach(spec: &NetSpec) -> Result<Device, NetError> {
     let raw = fd.as_raw_fd();
     if vnet_hdr {
         tap::set_vnet_hdr_len(raw, abi::VNET_HDR_LEN).map_err(|e| host("TUNSETVNETHDRSZ", e))?;
-        tap::set_offload(raw).map_err(|e| host("TUNSETOFFLOAD", e))?;
     }
+    tap::set_offload(raw, vnet_hdr).map_err(|e| host("TUNSETOFFLOAD", e))?;
     let mtu = ifs.mtu(&iface).map_err(|e| host("SIOCGIFMTU", e))?;
     drop(ifs);
     let mac = match spec.mac {

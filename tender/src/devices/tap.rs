@@ -13,10 +13,9 @@
 //! Descriptors the tender opens are wrapped in [`OwnedFd`] at once. A
 //! descriptor the caller handed over (`fd:N`) is only queried
 //! (`TUNGETIFF`, `F_GETFD`, `F_GETFL`/`F_SETFL`) and, once it is known to
-//! be a tap with virtio-net headers, told their length (`TUNSETVNETHDRSZ`)
-//! and the offloads the guest takes (`TUNSETOFFLOAD`):
-//! on a descriptor that is not open or not a tap those calls fail
-//! harmlessly.
+//! be a tap, told the offloads the guest takes (`TUNSETOFFLOAD`) and, with
+//! virtio-net headers, their length (`TUNSETVNETHDRSZ`): on a descriptor
+//! that is not open or not a tap those calls fail harmlessly.
 
 #![allow(unsafe_code)]
 
@@ -107,11 +106,15 @@ pub fn set_vnet_hdr_len(fd: RawFd, len: usize) -> io::Result<()> {
     Ok(())
 }
 
-/// `TUNSETOFFLOAD`: the host may hand the tap at `fd` TCP over IPv4 bursts
-/// larger than the MTU (`TUN_F_TSO4`) and packets whose checksum is left to
-/// finish (`TUN_F_CSUM`), each described by its virtio-net header.
-pub fn set_offload(fd: RawFd) -> io::Result<()> {
-    let features = libc::c_ulong::from(libc::TUN_F_CSUM | libc::TUN_F_TSO4);
+/// `TUNSETOFFLOAD`: with `on`, the host may hand the tap at `fd` TCP over
+/// IPv4 bursts larger than the MTU (`TUN_F_TSO4`) and packets whose
+/// checksum is left to finish (`TUN_F_CSUM`), each described by its
+/// virtio-net header; without, only whole, checksummed frames. The setting
+/// belongs to the interface and outlives whoever set it, so the tender sets
+/// it on every tap, either way.
+pub fn set_offload(fd: RawFd, on: bool) -> io::Result<()> {
+    let features = if on { libc::TUN_F_CSUM | libc::TUN_F_TSO4 } else { 0 };
+    let features = libc::c_ulong::from(features);
     // SAFETY: TUNSETOFFLOAD takes its argument by value; no memory is
     // passed.
     if unsafe { libc::ioctl(fd, libc::TUNSETOFFLOAD, features) } < 0 {
