@@ -166,18 +166,14 @@ fn dhcp_from_dnsmasq_configures_the_guest() {
     let ns = namespace("dhcp");
     let dir = TempDir::new("dnsmasq");
     let leases = dir.path().join("leases");
-    let dnsmasq = ns
-        .command("dnsmasq")
-        .args(["--no-daemon", "--conf-file=/dev/null", "--interface=tap0", "--bind-interfaces"])
-        .args(["--port=0", "--dhcp-range=10.0.0.100,10.0.0.150,255.255.255.0,1h"])
-        .args(["--dhcp-option=option:router,10.0.0.1", "--user=root"])
-        .arg(format!("--dhcp-leasefile={}", leases.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("dnsmasq (Debian package dnsmasq-base) runs");
-    let _dnsmasq = KillOnDrop(dnsmasq);
+    let _dnsmasq = ns.dnsmasq(
+        "tap0",
+        &leases,
+        &[
+            "--dhcp-range=10.0.0.100,10.0.0.150,255.255.255.0,1h",
+            "--dhcp-option=option:router,10.0.0.1",
+        ],
+    );
     let (_guest, lines) = ns.start_tender(
         &[
             "--net",

@@ -16,7 +16,6 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::Stdio;
 
 use support::netns::{Netns, require_root};
 use support::{KillOnDrop, TempDir, workspace_bin};
@@ -199,21 +198,10 @@ fn a_dhcp_lease_with_an_off_link_router_works_like_a_static_one() {
     let ns = node("dhcp", true);
     ns.ip(&["addr", "add", "10.100.0.1/24", "dev", "tap0"]);
     let dir = TempDir::new("dnsmasq");
-    let dnsmasq = ns
-        .command("dnsmasq")
-        .args(["--no-daemon", "--conf-file=/dev/null", "--interface=tap0", "--bind-interfaces"])
-        .arg("--port=0")
-        .arg(format!("--dhcp-range={GUEST},{GUEST},255.255.255.0,1h"))
-        .arg("--dhcp-option=option:netmask,255.255.255.255")
-        .arg(format!("--dhcp-option=option:router,{GATEWAY}"))
-        .arg("--user=root")
-        .arg(format!("--dhcp-leasefile={}", dir.path().join("leases").display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("dnsmasq (Debian package dnsmasq-base) runs");
-    let _dnsmasq = KillOnDrop(dnsmasq);
+    let range = format!("--dhcp-range={GUEST},{GUEST},255.255.255.0,1h");
+    let router = format!("--dhcp-option=option:router,{GATEWAY}");
+    let netmask = "--dhcp-option=option:netmask,255.255.255.255";
+    let _dnsmasq = ns.dnsmasq("tap0", &dir.path().join("leases"), &[&range, netmask, &router]);
     let args = [
         "--net".to_string(),
         "service0=tap0".to_string(),

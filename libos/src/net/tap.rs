@@ -162,9 +162,19 @@ impl Tap {
         self.vnet_hdr
     }
 
-    fn tx_token(&mut self) -> TxToken<'_> {
-        let Tap { fd, vnet_hdr, tx, stats, gateway, injected, .. } = self;
-        TxToken::new(*fd, *vnet_hdr, tx, stats, gateway.as_ref(), injected)
+    /// The receive buffer, and a token to send a frame.
+    fn split(&mut self) -> (&[u8], TxToken<'_>) {
+        let Tap { fd, vnet_hdr, rx, tx, stats, gateway, injected, .. } = self;
+        let token = TxToken {
+            fd: *fd,
+            vnet_hdr: *vnet_hdr,
+            buf: tx,
+            stats,
+            gateway: gateway.as_ref(),
+            injected,
+            mss: None,
+        };
+        (rx, token)
     }
 
     /// Whether `frame` of the receive buffer is a connection request that no
@@ -186,8 +196,7 @@ impl Tap {
     /// `frame` of the receive buffer as a received frame, with a token to
     /// answer it.
     fn tokens(&mut self, frame: Range<usize>) -> (RxToken<'_>, TxToken<'_>) {
-        let Tap { fd, vnet_hdr, rx, tx, stats, gateway, injected, .. } = self;
-        let tx = TxToken::new(*fd, *vnet_hdr, tx, stats, gateway.as_ref(), injected);
+        let (rx, tx) = self.split();
         (RxToken { frame: &rx[frame] }, tx)
     }
 
@@ -364,15 +373,8 @@ fn finish_checksum(frame: &mut [u8], start: usize, offset: usize) -> Option<()> 
 /// The destination port of an IPv4 TCP segment that opens a connection
 /// (SYN without ACK or RST), if `frame` is one.
 fn syn_port(frame: &[u8]) -> Option<u16> {
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    if eth.ethertype() != EthernetProtocol::Ipv4 {
-        return None;
-    }
-    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-    if ip.next_header() != IpProtocol::Tcp || ip.frag_offset() != 0 {
-        return None;
-    }
-    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    let lengths = tcp_segment(frame)?;
+    let tcp = TcpPacket::new_unchecked(&frame[ETHERNET_HEADER + lengths.ip_header..]);
     (tcp.syn() && !tcp.ack() && !tcp.rst()).then(|| tcp.dst_port())
 }
 
@@ -393,19 +395,6 @@ pub struct TxToken<'a> {
     injected: &'a mut Option<[u8; ARP_FRAME]>,
     /// The MSS smoltcp wants the frame cut at, if any.
     mss: Option<usize>,
-}
-
-impl<'a> TxToken<'a> {
-    fn new(
-        fd: i32,
-        vnet_hdr: bool,
-        buf: &'a mut [u8],
-        stats: &'a mut TapStats,
-        gateway: Option<&'a Gateway>,
-        injected: &'a mut Option<[u8; ARP_FRAME]>,
-    ) -> Self {
-        Self { fd, vnet_hdr, buf, stats, gateway, injected, mss: None }
-    }
 }
 
 impl phy::RxToken for RxToken<'_> {
@@ -506,7 +495,7 @@ impl phy::Device for Tap {
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
-        Some(self.tx_token())
+        Some(self.split().1)
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

@@ -261,6 +261,25 @@ impl Netns {
         (KillOnDrop(child), lines)
     }
 
+    /// Starts dnsmasq as a DHCP server (no DNS) on `iface`, with the leases
+    /// in `leases` and `options` (`--dhcp-range=...`, `--dhcp-option=...`);
+    /// killed when dropped.
+    pub fn dnsmasq(&self, iface: &str, leases: &std::path::Path, options: &[&str]) -> KillOnDrop {
+        let child = self
+            .command("dnsmasq")
+            .args(["--no-daemon", "--conf-file=/dev/null", "--bind-interfaces", "--port=0"])
+            .arg(format!("--interface={iface}"))
+            .arg("--user=root")
+            .arg(format!("--dhcp-leasefile={}", leases.display()))
+            .args(options)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq (Debian package dnsmasq-base) runs");
+        KillOnDrop(child)
+    }
+
     /// Runs `program ARGS` in the namespace, stdin from /dev/null, with a
     /// 30 s limit (then it is killed and the test fails).
     pub fn run<S: AsRef<OsStr>>(&self, program: impl AsRef<OsStr>, args: &[S]) -> Outcome {
