@@ -63,6 +63,10 @@ fn main() {
                     println!(
                         "cargo:warning=no {archive}: linking the tender dynamically (slower start)"
                     );
+                    // Look again on every build until it is there (a path
+                    // that does not exist is always out of date), so that
+                    // installing it later is enough to get a static tender.
+                    println!("cargo:rerun-if-changed={}", out.join("look-again").display());
                     return;
                 }
             }

@@ -10,7 +10,10 @@
 //! 2. copy the BPF program to the bottom of the guest's top stack page, and
 //!    work out the tender's own memory that is dead once the guest runs:
 //!    its writable segments, its heap and its stack;
-//! 3. `prctl(PR_SET_NO_NEW_PRIVS)`, required to install a filter unprivileged;
+//! 3. `prctl(PR_SET_NO_NEW_PRIVS)`, required to install a filter unprivileged,
+//!    and unregister the restartable-sequences area glibc registered for the
+//!    main thread (the kernel would go on writing the current CPU into it,
+//!    in the tender's released memory, whenever the guest is scheduled);
 //! 4. in one block of assembly: release the dead memory
 //!    (`madvise(MADV_DONTNEED)`; the stack once it has moved to the guest's),
 //!    `seccomp(SECCOMP_SET_MODE_FILTER)`, clear every register but the
@@ -242,6 +245,47 @@ fn place_program(program: &[libc::sock_filter], len: u16, stack_top: u64) -> u64
     base
 }
 
+// glibc (2.35 and later) registers a restartable-sequences area for each
+// thread, at this offset from the thread pointer, and says how large it is
+// (0: not registered).
+unsafe extern "C" {
+    static __rseq_offset: isize;
+    static __rseq_size: u32;
+}
+
+/// The signature glibc registers its rseq area with on x86-64.
+const RSEQ_SIG: u32 = 0x5305_3053;
+
+/// Unregisters the main thread's rseq area. Once registered, the kernel
+/// writes the current CPU into the area every time the thread resumes after
+/// being preempted or migrated: in the tender's released memory (the area
+/// lies in its thread control block), bringing its pages back for good, and
+/// through code of the kernel the guest would otherwise never reach. The
+/// guest has no use for it. Best effort: a failure (an rseq area not
+/// glibc's, a length this glibc does not say) costs a page, nothing else.
+fn unregister_rseq() {
+    // SAFETY: reading two integers glibc initialises before main.
+    let (offset, size) = unsafe { (__rseq_offset, __rseq_size) };
+    if size == 0 {
+        return;
+    }
+    let tp: u64;
+    // SAFETY: on x86-64 the first word of the thread control block, at
+    // %fs:0, holds the thread pointer itself.
+    unsafe { std::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly)) };
+    let area = tp.wrapping_add_signed(offset as i64);
+    // The kernel wants the length the area was registered with: 32 (the
+    // original struct rseq) for glibc up to 2.39, `size` or more later.
+    for len in [size.max(32), size] {
+        // SAFETY: rseq with RSEQ_FLAG_UNREGISTER only compares its
+        // arguments with the registration; it reads and writes no memory.
+        let ret = unsafe { libc::syscall(libc::SYS_rseq, area, len, 1, RSEQ_SIG) };
+        if ret == 0 {
+            return;
+        }
+    }
+}
+
 /// Seals the process with `program` and jumps to the guest.
 pub fn launch(
     program: Vec<libc::sock_filter>,
@@ -271,6 +315,7 @@ pub fn launch(
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(LaunchError::NoNewPrivs(io::Error::last_os_error()));
     }
+    unregister_rseq();
     // SAFETY: the guest is mapped (see the module's safety section). The
     // block calls no code and touches no memory but `plan`, which lies on
     // the tender's stack: it reads all of `plan` into registers, releases

@@ -244,6 +244,37 @@ fn the_tender_keeps_no_memory_of_its_own_once_the_guest_runs() {
 }
 
 #[test]
+fn the_guest_runs_with_no_rseq_area_registered() {
+    // glibc registers one for the tender's thread; left registered, the
+    // kernel writes into the tender's released memory whenever the guest
+    // is preempted. PTRACE_GET_RSEQ_CONFIGURATION says what is registered.
+    const PTRACE_GET_RSEQ_CONFIGURATION: libc::c_uint = 0x420f;
+    let guest = sleeping_basics();
+    let pid = guest.0.id() as libc::pid_t;
+    // struct ptrace_rseq_configuration: pointer, size, signature, flags, pad.
+    let mut config = [0u64; 4];
+    // SAFETY: ptrace on the child, with a buffer of the size it is told;
+    // waitpid with a status out-parameter.
+    let (read, pointer) = unsafe {
+        assert_eq!(libc::ptrace(libc::PTRACE_SEIZE, pid, 0, 0), 0, "PTRACE_SEIZE");
+        assert_eq!(libc::ptrace(libc::PTRACE_INTERRUPT, pid, 0, 0), 0, "PTRACE_INTERRUPT");
+        let mut status = 0;
+        assert_eq!(libc::waitpid(pid, &mut status, libc::__WALL), pid);
+        let read = libc::ptrace(
+            PTRACE_GET_RSEQ_CONFIGURATION,
+            pid,
+            std::mem::size_of_val(&config),
+            config.as_mut_ptr(),
+        );
+        libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0);
+        (read, config[0])
+    };
+    // The kernel copies as much of the struct as it has (24 bytes on 6.x).
+    assert!(read >= 8, "PTRACE_GET_RSEQ_CONFIGURATION returned {read}");
+    assert_eq!(pointer, 0, "an rseq area is registered at {pointer:#x}");
+}
+
+#[test]
 fn a_closed_stdout_becomes_dev_null_not_a_file_the_tender_opened() {
     // With fd 1 closed, the image file would otherwise be opened as fd 1
     // and become the guest's console.
