@@ -19,8 +19,8 @@
 //!    `seccomp(SECCOMP_SET_MODE_FILTER)`, clear every register but the
 //!    guest's stack pointer and boot info address (no tender address leaks
 //!    into the guest), and jump to the entry point. Should the kernel refuse
-//!    the filter there, the block prints `tender: seccomp(...) failed` and
-//!    exits 1, since the tender's memory is gone by then.
+//!    the filter there, the block prints `tender: seccomp(...) failed (os
+//!    error N)` and exits 1, since the tender's memory is gone by then.
 //!
 //! Nothing of the tender runs between 4 and the guest: no allocation, no
 //! drop, no library call. Releasing the dead memory makes an idle instance
@@ -149,7 +149,9 @@ struct Plan {
     message_len: u64,
 }
 
-const SECCOMP_REFUSED: &[u8] = b"tender: seccomp(SECCOMP_SET_MODE_FILTER) failed\n";
+/// The start of the line printed if the kernel refuses the filter; the
+/// assembly adds the error number and `)\n`, as std prints an `io::Error`.
+const SECCOMP_REFUSED: &[u8] = b"tender: seccomp(SECCOMP_SET_MODE_FILTER) failed (os error ";
 
 fn page_down(a: u64) -> u64 {
     a & !(PAGE - 1)
@@ -322,8 +324,10 @@ pub fn launch(
     // every range but the last, moves to the guest's stack, and only then
     // releases the last range, the tender's stack. After that it reads
     // only the sock_fprog (on the guest's stack) and the message (read-only
-    // data). It never returns: it jumps to the guest, or exits with status
-    // 1 if the kernel refuses the filter.
+    // data). It never returns: it jumps to the guest, or, if the kernel
+    // refuses the filter, writes its line in the 64 bytes under the guest's
+    // stack top (mapped, and holding only the program by then) and exits
+    // with status 1.
     unsafe {
         std::arch::asm!(
             // Release every range but the last (the stack):
@@ -388,12 +392,33 @@ pub fn launch(
             "xor r13d, r13d",
             "xor r14d, r14d",
             "jmp r15",
-            // Refused: say so and exit 1 (nothing else of the tender is
-            // usable any more).
+            // Refused: say so, with the error number, and exit 1 (nothing
+            // else of the tender is usable any more). The line is put
+            // together under the guest's stack top, where the filter
+            // program no longer needed lies: the message, the number in
+            // decimal (written backwards), ")\n".
             "4:",
-            "mov edi, 2",
+            "neg rax",
+            "lea r12, [rsp - 2]",
+            "mov word ptr [r12], 0x0a29",
+            "mov ecx, 10",
+            "5:",
+            "xor edx, edx",
+            "div rcx",
+            "add dl, 0x30",
+            "dec r12",
+            "mov [r12], dl",
+            "test rax, rax",
+            "jnz 5b",
+            "sub r12, r9",
+            "mov rdi, r12",
             "mov rsi, r8",
-            "mov rdx, r9",
+            "mov rcx, r9",
+            "rep movsb",
+            "mov edi, 2",
+            "mov rsi, r12",
+            "mov rdx, rsp",
+            "sub rdx, r12",
             "mov eax, {sys_write}",
             "syscall",
             "mov edi, 1",
