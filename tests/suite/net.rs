@@ -516,44 +516,276 @@ fn checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// An Ethernet frame carrying an IPv4 TCP segment to the guest.
-fn tcp_frame(
+/// The guest's MAC in the tests that send it frames of their own making.
+const GUEST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+/// A TCP segment to the guest (10.0.0.2 at [`GUEST_MAC`]), as a frame.
+#[derive(Debug, Clone, Copy)]
+struct Segment<'a> {
     src_mac: [u8; 6],
     src: [u8; 4],
     sport: u16,
     dport: u16,
     flags: u8,
     seq: u32,
+    ack: u32,
+    payload: &'a [u8],
     good_sum: bool,
-) -> Vec<u8> {
-    let dst_mac = [2, 0, 0, 0, 0, 2];
-    let dst = [10, 0, 0, 2];
-    let mut tcp = vec![0u8; 20];
-    tcp[0..2].copy_from_slice(&sport.to_be_bytes());
-    tcp[2..4].copy_from_slice(&dport.to_be_bytes());
-    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
-    tcp[12] = 5 << 4;
-    tcp[13] = flags;
-    tcp[14..16].copy_from_slice(&8192u16.to_be_bytes());
-    let mut pseudo = Vec::new();
-    pseudo.extend_from_slice(&src);
-    pseudo.extend_from_slice(&dst);
-    pseudo.extend_from_slice(&[0, 6, 0, 20]);
-    pseudo.extend_from_slice(&tcp);
-    let sum = checksum(&pseudo) ^ if good_sum { 0 } else { 0x5a5a };
-    tcp[16..18].copy_from_slice(&sum.to_be_bytes());
-    let mut ip = vec![0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0];
-    ip.extend_from_slice(&src);
-    ip.extend_from_slice(&dst);
-    let sum = checksum(&ip);
-    ip[10..12].copy_from_slice(&sum.to_be_bytes());
-    let mut frame = Vec::new();
-    frame.extend_from_slice(&dst_mac);
-    frame.extend_from_slice(&src_mac);
-    frame.extend_from_slice(&[0x08, 0x00]);
-    frame.extend_from_slice(&ip);
-    frame.extend_from_slice(&tcp);
-    frame
+}
+
+impl Default for Segment<'_> {
+    fn default() -> Self {
+        Self {
+            src_mac: [2, 0, 0, 0, 0, 1],
+            src: [10, 0, 0, 1],
+            sport: 40000,
+            dport: 80,
+            flags: 0x02,
+            seq: 1,
+            ack: 0,
+            payload: b"",
+            good_sum: true,
+        }
+    }
+}
+
+impl Segment<'_> {
+    fn frame(&self) -> Vec<u8> {
+        let dst = [10, 0, 0, 2];
+        let mut tcp = vec![0u8; 20];
+        tcp[0..2].copy_from_slice(&self.sport.to_be_bytes());
+        tcp[2..4].copy_from_slice(&self.dport.to_be_bytes());
+        tcp[4..8].copy_from_slice(&self.seq.to_be_bytes());
+        tcp[8..12].copy_from_slice(&self.ack.to_be_bytes());
+        tcp[12] = 5 << 4;
+        tcp[13] = self.flags;
+        tcp[14..16].copy_from_slice(&8192u16.to_be_bytes());
+        tcp.extend_from_slice(self.payload);
+        let tcp_len = tcp.len() as u16;
+        let mut pseudo = Vec::new();
+        pseudo.extend_from_slice(&self.src);
+        pseudo.extend_from_slice(&dst);
+        pseudo.extend_from_slice(&[0, 6]);
+        pseudo.extend_from_slice(&tcp_len.to_be_bytes());
+        pseudo.extend_from_slice(&tcp);
+        let sum = checksum(&pseudo) ^ if self.good_sum { 0 } else { 0x5a5a };
+        tcp[16..18].copy_from_slice(&sum.to_be_bytes());
+        let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0];
+        ip[2..4].copy_from_slice(&(20 + tcp_len).to_be_bytes());
+        ip.extend_from_slice(&self.src);
+        ip.extend_from_slice(&dst);
+        let sum = checksum(&ip);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        let mut frame = Vec::new();
+        frame.extend_from_slice(&GUEST_MAC);
+        frame.extend_from_slice(&self.src_mac);
+        frame.extend_from_slice(&[0x08, 0x00]);
+        frame.extend_from_slice(&ip);
+        frame.extend_from_slice(&tcp);
+        frame
+    }
+}
+
+/// A TCP segment the guest sent, as the tests read it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Sent {
+    dst: [u8; 4],
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    payload: Vec<u8>,
+}
+
+impl Sent {
+    /// The IPv4 TCP segment in `frame`, if it carries one.
+    fn parse(frame: &[u8]) -> Option<Self> {
+        if frame.len() < 34 || frame[12..14] != [0x08, 0x00] || frame[23] != 6 {
+            return None;
+        }
+        let ihl = usize::from(frame[14] & 0xf) * 4;
+        let total = usize::from(u16::from_be_bytes([frame[16], frame[17]]));
+        let ip = frame.get(14..14 + total)?;
+        let tcp = ip.get(ihl..)?;
+        let offset = usize::from(tcp.get(12)? >> 4) * 4;
+        let word = |at: usize| u32::from_be_bytes(tcp[at..at + 4].try_into().unwrap());
+        Some(Self {
+            dst: ip[16..20].try_into().unwrap(),
+            sport: u16::from_be_bytes([tcp[0], tcp[1]]),
+            dport: u16::from_be_bytes([tcp[2], tcp[3]]),
+            flags: tcp[13],
+            seq: word(4),
+            ack: word(8),
+            payload: tcp.get(offset..)?.to_vec(),
+        })
+    }
+}
+
+/// A raw packet socket on one interface of the namespace it is made in:
+/// frames of the test's own making to the guest, and every frame on the
+/// link back.
+struct Link(i32);
+
+impl Link {
+    fn new(ifindex: i32) -> Self {
+        // SAFETY: socket, bind and setsockopt with valid, sized arguments.
+        #[allow(unsafe_code)]
+        unsafe {
+            let protocol = (libc::ETH_P_ALL as u16).to_be();
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(protocol));
+            assert!(fd >= 0, "packet socket: {}", std::io::Error::last_os_error());
+            let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+            addr.sll_family = libc::AF_PACKET as u16;
+            addr.sll_protocol = protocol;
+            addr.sll_ifindex = ifindex;
+            addr.sll_halen = 6;
+            let len = size_of::<libc::sockaddr_ll>() as u32;
+            assert_eq!(libc::bind(fd, (&raw const addr).cast(), len), 0, "bind");
+            let timeout = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
+            let tv_len = size_of::<libc::timeval>() as u32;
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&raw const timeout).cast(),
+                tv_len,
+            );
+            Self(fd)
+        }
+    }
+
+    /// Sends `frame`; whether it went.
+    fn send(&self, frame: &[u8]) -> bool {
+        // SAFETY: the socket is bound: send on it with a valid buffer.
+        #[allow(unsafe_code)]
+        let n = unsafe { libc::send(self.0, frame.as_ptr().cast(), frame.len(), 0) };
+        n > 0
+    }
+
+    /// The TCP segments the guest sends to `dst` within `wait`.
+    fn segments_to(&self, dst: [u8; 4], wait: Duration) -> Vec<Sent> {
+        let deadline = Instant::now() + wait;
+        let mut buf = vec![0u8; 65536];
+        let mut got = Vec::new();
+        while Instant::now() < deadline {
+            // SAFETY: recv into a buffer of its length.
+            #[allow(unsafe_code)]
+            let n = unsafe { libc::recv(self.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n <= 0 {
+                continue;
+            }
+            let frame = &buf[..n as usize];
+            if frame[6..12] == GUEST_MAC
+                && let Some(s) = Sent::parse(frame).filter(|s| s.dst == dst)
+            {
+                got.push(s);
+            }
+        }
+        got
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // SAFETY: closing the fd this owns.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::close(self.0);
+        }
+    }
+}
+
+/// An ARP request from `mac`/`ip` for the guest's address: the guest
+/// learns `ip`'s MAC from it.
+fn arp_request(mac: [u8; 6], ip: [u8; 4]) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&[10, 0, 0, 2]);
+    f
+}
+
+fn ifindex(ns: &Netns, iface: &str) -> i32 {
+    ns.run("cat", &[&format!("/sys/class/net/{iface}/ifindex")]).stdout.trim().parse().unwrap()
+}
+
+#[test]
+fn a_retransmitted_syn_opens_no_second_connection() {
+    // A client whose SYN+ACK is late sends its SYN again. The guest must
+    // not take it for a new connection request: a second half-open socket
+    // for the same addresses and ports, earlier among smoltcp's sockets
+    // than the first (in the slot a closed connection left), would answer
+    // the client's ACK of the first SYN+ACK with a reset.
+    let ns = namespace("synagain");
+    let _guest = echo(&ns, &["--net-mac", "service0=02:00:00:00:00:02"]);
+    // Connections open at once, then closed, leave free slots among the
+    // sockets, before the one listening now.
+    ns.enter(|| {
+        let addr = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 7);
+        let streams: Vec<TcpStream> = (0..4)
+            .map(|_| TcpStream::connect_timeout(&addr.into(), Duration::from_secs(10)).unwrap())
+            .collect();
+        for mut s in &streams {
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(b"x\n").unwrap();
+            let mut back = [0; 2];
+            s.read_exact(&mut back).unwrap();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let ifindex = ifindex(&ns, "tap0");
+    let (syn_acks, answer) = ns.enter(move || {
+        let link = Link::new(ifindex);
+        // A client the host knows nothing of (so that its stack answers
+        // none of the guest's segments), at a MAC of its own.
+        let client = [10, 0, 0, 77];
+        let syn = Segment {
+            src_mac: [2, 0, 0, 0, 0, 0x77],
+            src: client,
+            sport: 4242,
+            dport: 7,
+            flags: 0x02,
+            seq: 1000,
+            ..Segment::default()
+        };
+        assert!(link.send(&arp_request(syn.src_mac, client)));
+        assert!(link.send(&syn.frame()));
+        let first = link.segments_to(client, Duration::from_millis(500));
+        assert!(link.send(&syn.frame()));
+        let mut syn_acks = first;
+        syn_acks.extend(link.segments_to(client, Duration::from_millis(500)));
+        let Some(isn) = syn_acks.first().map(|s| s.seq) else { return (syn_acks, Vec::new()) };
+        let data = Segment {
+            flags: 0x18,
+            seq: 1001,
+            ack: isn.wrapping_add(1),
+            payload: b"again\n",
+            ..syn
+        };
+        assert!(link.send(&data.frame()));
+        let answer = link.segments_to(client, Duration::from_secs(2));
+        let rst = Segment { flags: 0x04, seq: 1007, ..syn };
+        link.send(&rst.frame());
+        (syn_acks, answer)
+    });
+    assert!(!syn_acks.is_empty(), "no SYN+ACK");
+    assert!(
+        syn_acks.iter().all(|s| s.flags & 0x3f == 0x12 && s.seq == syn_acks[0].seq),
+        "the SYN sent again was answered as a new connection: {syn_acks:#?}"
+    );
+    assert!(answer.iter().all(|s| s.flags & 0x04 == 0), "reset: {answer:#?}");
+    // Each segment once: unacknowledged, the guest sends it again.
+    let mut echoed = Vec::new();
+    for (k, s) in answer.iter().enumerate() {
+        if !answer[..k].iter().any(|earlier| earlier.seq == s.seq) {
+            echoed.extend_from_slice(&s.payload);
+        }
+    }
+    assert_eq!(echoed, b"again\n", "{answer:#?}");
 }
 
 #[test]
@@ -565,43 +797,16 @@ fn garbage_frames_do_not_stop_the_guest() {
         assert_eq!(out.stdout, "User-agent: *\nDisallow:\n", "after {what}: {out:#?}");
     };
     ok("start");
-    let ifindex: i32 =
-        ns.run("cat", &["/sys/class/net/tap0/ifindex"]).stdout.trim().parse().unwrap();
+    let ifindex = ifindex(&ns, "tap0");
     let sent = ns.enter(move || {
-        // SAFETY: a raw packet socket; sendto with a valid sockaddr_ll and buffers.
-        #[allow(unsafe_code)]
-        let send_all = |frames: &[Vec<u8>]| unsafe {
-            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
-            assert!(fd >= 0, "packet socket: {}", std::io::Error::last_os_error());
-            let mut addr: libc::sockaddr_ll = std::mem::zeroed();
-            addr.sll_family = libc::AF_PACKET as u16;
-            addr.sll_ifindex = ifindex;
-            addr.sll_halen = 6;
-            let mut n = 0;
-            for f in frames {
-                let r = libc::sendto(
-                    fd,
-                    f.as_ptr().cast(),
-                    f.len(),
-                    0,
-                    (&raw const addr).cast(),
-                    size_of::<libc::sockaddr_ll>() as u32,
-                );
-                if r > 0 {
-                    n += 1;
-                }
-            }
-            libc::close(fd);
-            n
-        };
-        let host_mac = [2, 0, 0, 0, 0, 1];
+        let link = Link::new(ifindex);
         let mut frames = Vec::new();
         // Random bytes, all lengths.
         for i in 0..2000u64 {
             frames.push(noise(i + 7, 14 + (i as usize * 37) % 1500));
         }
         // Addressed to the guest, then cut short at every length.
-        let good = tcp_frame(host_mac, [10, 0, 0, 1], 40000, 80, 0x02, 1, true);
+        let good = Segment::default().frame();
         for len in 0..good.len() {
             frames.push(good[..len].to_vec());
         }
@@ -612,42 +817,35 @@ fn garbage_frames_do_not_stop_the_guest() {
             frames.push(f);
         }
         for i in 0..200u16 {
-            frames.push(tcp_frame(
-                host_mac,
-                [10, 0, 0, 1],
-                30000 + i,
-                80,
-                0x02,
-                u32::from(i),
-                false,
-            ));
+            let bad = Segment {
+                sport: 30000 + i,
+                seq: u32::from(i),
+                good_sum: false,
+                ..Default::default()
+            };
+            frames.push(bad.frame());
         }
         // A SYN flood from spoofed addresses on the link.
         for i in 0..3000u32 {
-            let src = [10, 0, 0, 10 + (i % 200) as u8];
-            frames.push(tcp_frame(
-                host_mac,
-                src,
-                1024 + (i % 60000) as u16,
-                80,
-                0x02,
-                i.wrapping_mul(7919),
-                true,
-            ));
+            let spoofed = Segment {
+                src: [10, 0, 0, 10 + (i % 200) as u8],
+                sport: 1024 + (i % 60000) as u16,
+                seq: i.wrapping_mul(7919),
+                ..Default::default()
+            };
+            frames.push(spoofed.frame());
         }
         // And random flags on a real port.
         for i in 0..500u32 {
-            frames.push(tcp_frame(
-                host_mac,
-                [10, 0, 0, 1],
-                50000 + (i % 100) as u16,
-                80,
-                (i % 64) as u8,
-                i,
-                true,
-            ));
+            let flags = Segment {
+                sport: 50000 + (i % 100) as u16,
+                flags: (i % 64) as u8,
+                seq: i,
+                ..Default::default()
+            };
+            frames.push(flags.frame());
         }
-        send_all(&frames)
+        frames.iter().filter(|f| link.send(f)).count()
     });
     assert!(sent > 5000, "only {sent} frames sent");
     // A SYN flood from spoofed addresses fills the backlog with half-open

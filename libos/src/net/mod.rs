@@ -32,7 +32,7 @@ use core::time::Duration;
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::{dhcpv4, tcp as stcp};
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Cidr};
 use spin::Mutex;
 
 pub use config::{ConfigError, Ipv4Config};
@@ -290,15 +290,21 @@ impl Iface {
     /// queued, as `Interface::poll` does, but refreshes the listeners'
     /// backlogs before a frame whenever a connection request took the last
     /// listening socket of one. Returns whether any socket changed state.
+    ///
+    /// A connection request waits in the tap until the connections that have
+    /// a socket are listed (see [`tap`]'s documentation): once per batch,
+    /// and only if one comes.
     fn poll_frames(&mut self, ts: smoltcp::time::Instant) -> bool {
         use smoltcp::iface::{PollIngressSingleResult as In, PollResult as Out};
         let mut changed = false;
         self.refresh_listeners();
+        self.tap.connections_listed = false;
         loop {
             if self.tap.syn_gate_closed {
                 self.refresh_listeners();
             }
             match self.iface.poll_ingress_single(ts, &mut self.tap, &mut self.sockets) {
+                In::None if self.tap.holds_syn() => self.list_connections(),
                 In::None => break,
                 In::PacketProcessed => {}
                 In::SocketStateChanged => changed = true,
@@ -319,6 +325,31 @@ impl Iface {
             tap.syn_gate.push((l.port, l.refresh(sockets)));
         }
         tap.syn_gate_closed = false;
+    }
+
+    /// Lists, for the tap, the connections to listened ports that have a
+    /// socket: those past `Listen` and not yet closed.
+    fn list_connections(&mut self) {
+        let Self { tap, sockets, .. } = self;
+        tap.connections.clear();
+        for (_, socket) in sockets.iter() {
+            let smoltcp::socket::Socket::Tcp(s) = socket else { continue };
+            if matches!(
+                s.state(),
+                stcp::State::Listen | stcp::State::Closed | stcp::State::TimeWait
+            ) {
+                continue;
+            }
+            let (Some(local), Some(remote)) = (s.local_endpoint(), s.remote_endpoint()) else {
+                continue;
+            };
+            if let IpAddress::Ipv4(addr) = remote.addr
+                && tap.syn_gate.iter().any(|&(port, _)| port == local.port)
+            {
+                tap.connections.push((local.port, SocketAddrV4::new(addr, remote.port)));
+            }
+        }
+        tap.connections_listed = true;
     }
 
     fn sweep_orphans(&mut self, now: Instant) {

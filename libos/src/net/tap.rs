@@ -12,6 +12,16 @@
 //! client sends its SYN again a moment later, by when the application may
 //! have accepted a connection and so freed a slot.
 //!
+//! So is a SYN for a connection that already has a socket (half-open, or
+//! established): a client that sent its SYN again because the SYN+ACK was
+//! late or lost. smoltcp hands a segment to the first socket that accepts
+//! it, and a listening socket in an earlier slot than the connection's
+//! would take the SYN for a new connection, whose SYN+ACK would then get
+//! the client's ACK of the first one and answer it with a reset. The
+//! connection's own socket sends its SYN+ACK again by itself. The stack
+//! lists those connections only when a SYN comes: the device holds the SYN
+//! back until it has (see [`Tap::held`]).
+//!
 //! A tap whose gateway is off-link or has a fixed MAC also runs each frame
 //! through [`Gateway`]'s filters, and may hand smoltcp a frame of its own
 //! making (an ARP reply from a gateway with a fixed MAC) before the next one
@@ -45,6 +55,7 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::net::SocketAddrV4;
 use core::num::NonZeroUsize;
 use core::ops::Range;
 
@@ -120,6 +131,24 @@ pub struct Tap {
     /// Set when a connection request took the last one a port could take:
     /// the stack refreshes the gate before the next frame.
     pub(crate) syn_gate_closed: bool,
+    /// The connections to listened ports that have a socket, as
+    /// `(local port, remote address)`; valid while `connections_listed`.
+    pub(crate) connections: Vec<(u16, SocketAddrV4)>,
+    /// Whether `connections` is up to date: the stack clears it before each
+    /// batch of frames, and lists them again when a SYN is held for it.
+    pub(crate) connections_listed: bool,
+    /// A SYN, in the receive buffer, waiting for `connections` to be listed
+    /// before it is let through or dropped.
+    held: Option<Range<usize>>,
+}
+
+/// What becomes of a received frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admit {
+    Pass,
+    Drop,
+    /// Held until the stack has listed the connections.
+    Hold,
 }
 
 impl Tap {
@@ -142,7 +171,15 @@ impl Tap {
             refreshed: None,
             syn_gate: Vec::new(),
             syn_gate_closed: false,
+            connections: Vec::new(),
+            connections_listed: false,
+            held: None,
         }
+    }
+
+    /// Whether a SYN waits for the stack to list the connections.
+    pub(crate) fn holds_syn(&self) -> bool {
+        self.held.is_some()
     }
 
     /// Whether a frame of the device's own making waits for smoltcp: the
@@ -177,20 +214,26 @@ impl Tap {
         (rx, token)
     }
 
-    /// Whether `frame` of the receive buffer is a connection request that no
-    /// listening socket is left to take (see the module documentation); one
-    /// that passes takes a socket.
-    fn refuse_syn(&mut self, frame: Range<usize>) -> bool {
-        let Some(port) = syn_port(&self.rx[frame]) else { return false };
-        match self.syn_gate.iter_mut().find(|(p, _)| *p == port) {
-            Some((_, 0)) => true,
-            Some((_, free)) => {
-                *free -= 1;
-                self.syn_gate_closed |= *free == 0;
-                false
-            }
-            None => false,
+    /// Whether `frame` of the receive buffer goes to smoltcp. A connection
+    /// request to a listened port does not if no listening socket is left to
+    /// take it, or if its connection has a socket already (see the module
+    /// documentation); it waits while the connections are not listed. One
+    /// that passes takes a listening socket, and its connection is listed.
+    fn admit(&mut self, frame: Range<usize>) -> Admit {
+        let Some((port, peer)) = connection_request(&self.rx[frame]) else { return Admit::Pass };
+        let Some((_, free)) = self.syn_gate.iter_mut().find(|(p, _)| *p == port) else {
+            return Admit::Pass;
+        };
+        if *free == 0 || self.connections_listed && self.connections.contains(&(port, peer)) {
+            return Admit::Drop;
         }
+        if !self.connections_listed {
+            return Admit::Hold;
+        }
+        *free -= 1;
+        self.syn_gate_closed |= *free == 0;
+        self.connections.push((port, peer));
+        Admit::Pass
     }
 
     /// `frame` of the receive buffer as a received frame, with a token to
@@ -370,12 +413,14 @@ fn finish_checksum(frame: &mut [u8], start: usize, offset: usize) -> Option<()> 
     Some(())
 }
 
-/// The destination port of an IPv4 TCP segment that opens a connection
-/// (SYN without ACK or RST), if `frame` is one.
-fn syn_port(frame: &[u8]) -> Option<u16> {
+/// The destination port and the source of an IPv4 TCP segment that opens a
+/// connection (SYN without ACK or RST), if `frame` is one.
+fn connection_request(frame: &[u8]) -> Option<(u16, SocketAddrV4)> {
     let lengths = tcp_segment(frame)?;
+    let ip = Ipv4Packet::new_unchecked(&frame[ETHERNET_HEADER..]);
     let tcp = TcpPacket::new_unchecked(&frame[ETHERNET_HEADER + lengths.ip_header..]);
-    (tcp.syn() && !tcp.ack() && !tcp.rst()).then(|| tcp.dst_port())
+    (tcp.syn() && !tcp.ack() && !tcp.rst())
+        .then(|| (tcp.dst_port(), SocketAddrV4::new(ip.src_addr(), tcp.src_port())))
 }
 
 /// A received frame.
@@ -457,6 +502,16 @@ impl phy::Device for Tap {
             self.rx[..ARP_FRAME].copy_from_slice(&frame);
             return Some(self.tokens(0..ARP_FRAME));
         }
+        if let Some(frame) = self.held.take() {
+            match self.admit(frame.clone()) {
+                Admit::Pass => return Some(self.tokens(frame)),
+                Admit::Drop => {}
+                Admit::Hold => {
+                    self.held = Some(frame);
+                    return None;
+                }
+            }
+        }
         if !self.readable {
             return None;
         }
@@ -479,10 +534,14 @@ impl phy::Device for Tap {
                             }
                         }
                     }
-                    if self.refuse_syn(frame.clone()) {
-                        continue;
+                    match self.admit(frame.clone()) {
+                        Admit::Pass => return Some(self.tokens(frame)),
+                        Admit::Drop => continue,
+                        Admit::Hold => {
+                            self.held = Some(frame);
+                            return None;
+                        }
                     }
-                    return Some(self.tokens(frame));
                 }
                 Err(Errno::EINTR) => continue,
                 Err(_) => {
@@ -659,9 +718,13 @@ mod tests {
         assert_eq!(plain.received(60), Some(0..60));
     }
 
+    /// The port and peer of `segment`'s connection.
+    const REQUEST: (u16, SocketAddrV4) = (80, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 40000));
+
     #[test]
     fn only_a_bare_syn_is_a_connection_request() {
-        assert_eq!(syn_port(&segment(0x02)), Some(80));
+        let syn_port = |f: &[u8]| connection_request(f).map(|(port, _)| port);
+        assert_eq!(connection_request(&segment(0x02)), Some(REQUEST));
         assert_eq!(syn_port(&segment(0x12)), None, "SYN+ACK");
         assert_eq!(syn_port(&segment(0x10)), None, "ACK");
         assert_eq!(syn_port(&segment(0x06)), None, "SYN+RST");
@@ -672,5 +735,28 @@ mod tests {
         fragment[14 + 7] = 1;
         assert_eq!(syn_port(&fragment), None, "a later fragment");
         assert_eq!(syn_port(&segment(0x02)[..40]), None, "truncated");
+    }
+
+    #[test]
+    fn a_syn_waits_for_the_connections_and_passes_once() {
+        let mut tap = Tap::new(-1, 1500, false);
+        let syn = segment(0x02);
+        tap.rx[..syn.len()].copy_from_slice(&syn);
+        let frame = 0..syn.len();
+        // Not listened: smoltcp answers it (with a reset).
+        assert_eq!(tap.admit(frame.clone()), Admit::Pass);
+        tap.syn_gate = vec![(80, 2)];
+        assert_eq!(tap.admit(frame.clone()), Admit::Hold, "connections not listed");
+        tap.connections_listed = true;
+        assert_eq!(tap.admit(frame.clone()), Admit::Pass);
+        assert_eq!(tap.connections, [REQUEST]);
+        assert_eq!(tap.admit(frame.clone()), Admit::Drop, "the same SYN again");
+        assert_eq!(tap.syn_gate, [(80, 1)], "the second took no listening socket");
+        // Another client's SYN takes the last one; then the gate is shut.
+        tap.connections.clear();
+        assert_eq!(tap.admit(frame.clone()), Admit::Pass);
+        assert!(tap.syn_gate_closed);
+        tap.connections.clear();
+        assert_eq!(tap.admit(frame), Admit::Drop, "no listening socket left");
     }
 }
