@@ -165,7 +165,8 @@ fn page_up(a: u64) -> u64 {
 /// each instance: its writable segments (relocated read-only data, data,
 /// bss; from its program headers), its heap (what malloc took with brk),
 /// and its stack (from [`STACK_BELOW`] under the stack pointer up to the
-/// end of the argument and environment strings). Releasing it before the
+/// page where the argument strings begin, which is kept for the command
+/// line the kernel shows). Releasing it before the
 /// jump is what keeps an idle instance small (see `docs/performance.md`).
 /// The last range is the stack, which the assembly releases only once it
 /// no longer runs on it. `sp` is an address on the current stack frame;
@@ -214,13 +215,21 @@ fn dead_ranges(sp: u64, guest_end: u64) -> Vec<[u64; 2]> {
     // The stack, always the last range: the strings at its top end with
     // the executable's name (AT_EXECFN), 8 bytes under the end of the stack
     // mapping. Without it, only the part under the stack pointer.
-    let top = if execfn != 0 {
+    let mut top = if execfn != 0 {
         // SAFETY: AT_EXECFN points to a NUL-terminated string on the stack.
         let len = unsafe { libc::strlen(execfn as *const libc::c_char) } as u64;
         page_up(execfn + len + 1)
     } else {
         page_down(sp)
     };
+    // Those strings begin with the arguments, which the kernel shows as
+    // the process's command line (`/proc/PID/cmdline`, `ps`, `pgrep -f`,
+    // `ctr task ps`): their page (or two) stays.
+    // SAFETY: glibc sets program_invocation_name to argv[0] before main.
+    let arg0 = unsafe { program_invocation_name } as u64;
+    if (sp..top).contains(&arg0) {
+        top = page_down(arg0);
+    }
     let bottom = page_down(sp).saturating_sub(STACK_BELOW);
     ranges.push([bottom, top.max(bottom) - bottom]);
     ranges
@@ -247,12 +256,14 @@ fn place_program(program: &[libc::sock_filter], len: u16, stack_top: u64) -> u64
     base
 }
 
-// glibc (2.35 and later) registers a restartable-sequences area for each
-// thread, at this offset from the thread pointer, and says how large it is
-// (0: not registered).
+// What glibc says about the process: the offset from the thread pointer of
+// the restartable-sequences area it registered for the thread (2.35 and
+// later), that area's size (0: not registered), and argv[0].
 unsafe extern "C" {
     static __rseq_offset: isize;
     static __rseq_size: u32;
+    /// argv[0], as glibc found it.
+    static program_invocation_name: *const libc::c_char;
 }
 
 /// The signature glibc registers its rseq area with on x86-64.
