@@ -260,8 +260,15 @@ fn create(root: &Path, a: &CreateArgs, detach: bool, log: &Log) -> Result<(Dir, 
     if let Some(m) = plan.mem_mib {
         argv.extend(["--mem".into(), m.to_string()]);
     }
-    for kv in &plan.env {
-        argv.extend(["--env".into(), kv.clone()]);
+    if !plan.env.is_empty() {
+        // In a file only the guest's user can read, not on the tender's
+        // command line, which every user of the host can (`ps`).
+        let file = dir.path.join("env");
+        // NUL-terminated entries: values may hold line breaks.
+        let entries: String = plan.env.iter().map(|kv| format!("{kv}\0")).collect();
+        write_private(&file, &entries)?;
+        chown(&file, plan.uid, plan.gid)?;
+        argv.extend(["--env-file".into(), file.display().to_string()]);
     }
 
     for v in &plan.volumes {
@@ -370,6 +377,19 @@ fn create(root: &Path, a: &CreateArgs, detach: bool, log: &Log) -> Result<(Dir, 
     }
     undo.done = true;
     Ok((dir, record))
+}
+
+/// Writes `text` to a new file at `p` that only its owner can read.
+fn write_private(p: &Path, text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(p)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| Error(format!("{}: {e}", p.display())))
 }
 
 fn chown(p: &Path, uid: u32, gid: u32) -> Result<(), Error> {

@@ -41,6 +41,57 @@ pub struct BootParams<'a> {
     pub log_level: u32,
 }
 
+/// Whether `entry` is an environment variable as the guest takes it:
+/// `KEY=VALUE` with a non-empty `KEY`.
+pub fn is_env_entry(entry: &str) -> bool {
+    matches!(entry.split_once('='), Some((key, _)) if !key.is_empty())
+}
+
+/// A line (or NUL-terminated entry) of an environment file that is not a
+/// variable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("line {line}: expected KEY=VALUE with a non-empty KEY")]
+pub struct BadEnvLine {
+    /// The line's (or entry's) number, from 1.
+    pub line: usize,
+}
+
+/// The variables of an environment file (`--env-file`): one `KEY=VALUE` a
+/// line, taken as it is (no quotes, no escapes: the value runs to the end
+/// of the line, `=` and spaces included). Empty lines and lines beginning
+/// with `#` are skipped; a line's final CR is dropped. A file that holds a
+/// NUL byte is read as `/proc/PID/environ` is written instead: entries
+/// ended by NUL, which may hold line breaks (how nabla-runc passes a
+/// container's environment).
+pub fn parse_env_file(text: &str) -> Result<Vec<String>, BadEnvLine> {
+    if text.contains('\0') {
+        let entries = text.split_terminator('\0').enumerate();
+        return entries
+            .map(
+                |(k, e)| {
+                    if is_env_entry(e) {
+                        Ok(e.to_string())
+                    } else {
+                        Err(BadEnvLine { line: k + 1 })
+                    }
+                },
+            )
+            .collect();
+    }
+    let mut vars = Vec::new();
+    for (k, line) in text.lines().enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if !is_env_entry(line) {
+            return Err(BadEnvLine { line: k + 1 });
+        }
+        vars.push(line.to_string());
+    }
+    Ok(vars)
+}
+
 /// Serialises `params` for `layout`'s boot region. The result is at most
 /// the region's size; the boot info is at its start.
 pub fn build(params: &BootParams<'_>, layout: &Layout) -> Result<Vec<u8>, TooLarge> {
@@ -138,6 +189,46 @@ fn put_device(buf: &mut [u8], off: usize, d: &DeviceInfo) {
     field!(sector_size);
     field!(capacity);
     field!(flags);
+}
+
+#[cfg(test)]
+mod env_file_tests {
+    use super::*;
+
+    #[test]
+    fn variables_are_taken_as_they_are() {
+        let text = "# database\nDB_PASSWORD=s3cret= x \n\nGREETING=hello world\r\nEMPTY=\n";
+        assert_eq!(
+            parse_env_file(text),
+            Ok(vec![
+                "DB_PASSWORD=s3cret= x ".into(),
+                "GREETING=hello world".into(),
+                "EMPTY=".into()
+            ])
+        );
+        assert_eq!(parse_env_file(""), Ok(vec![]));
+    }
+
+    #[test]
+    fn nul_terminated_entries_may_hold_line_breaks() {
+        let text = "CERT=-----BEGIN\nabc\n-----END\n\0# not a comment=1\0EMPTY=\0";
+        assert_eq!(
+            parse_env_file(text),
+            Ok(vec![
+                "CERT=-----BEGIN\nabc\n-----END\n".into(),
+                "# not a comment=1".into(),
+                "EMPTY=".into()
+            ])
+        );
+        assert_eq!(parse_env_file("A=1\0\0"), Err(BadEnvLine { line: 2 }), "an empty entry");
+    }
+
+    #[test]
+    fn a_line_that_is_not_a_variable_is_refused_by_number() {
+        assert_eq!(parse_env_file("A=1\nB\n"), Err(BadEnvLine { line: 2 }));
+        assert_eq!(parse_env_file("A=1\n\n=2\n"), Err(BadEnvLine { line: 3 }));
+        assert_eq!(parse_env_file(" # not a comment\n"), Err(BadEnvLine { line: 1 }));
+    }
 }
 
 #[cfg(test)]

@@ -51,9 +51,18 @@ struct Cli {
     #[arg(long, value_name = "MiB", default_value_t = abi::DEFAULT_MEM_MIB)]
     mem: u64,
 
-    /// Sets an environment variable in the guest (repeatable).
+    /// Sets an environment variable in the guest (repeatable; it overrides
+    /// the same variable from an --env-file).
     #[arg(long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
+
+    /// Reads environment variables for the guest from FILE (repeatable):
+    /// one KEY=VALUE a line, taken as it is; empty lines and lines that
+    /// begin with # are skipped (or, if FILE holds a NUL byte, entries ended
+    /// by NUL as in /proc/PID/environ). Keeps values off the command line,
+    /// which every user of the host can read.
+    #[arg(long = "env-file", value_name = "FILE")]
+    env_file: Vec<PathBuf>,
 
     /// Level of the guest's log messages on the console.
     #[arg(long, value_enum, default_value_t = LogLevel::Warn)]
@@ -131,6 +140,12 @@ enum Error {
     Read { path: String, source: memory::MapError },
     #[error("--env {0:?}: expected KEY=VALUE with a non-empty KEY")]
     BadEnv(String),
+    #[error("--env-file {path}: {source}")]
+    EnvFile { path: String, source: std::io::Error },
+    #[error("--env-file {path}: {source}")]
+    EnvFileLine { path: String, source: boot::BadEnvLine },
+    #[error("--env-file {0}: larger than the guest's boot region ({ENV_FILE_MAX} bytes)")]
+    EnvFileTooLarge(String),
     #[error("the application path {0:?} is not valid UTF-8")]
     PathNotUtf8(PathBuf),
     #[error(transparent)]
@@ -189,19 +204,40 @@ fn tender_main() -> i32 {
     }
 }
 
+/// The most an environment file may hold: what the boot region could.
+const ENV_FILE_MAX: u64 = abi::BOOT_REGION_END - abi::BOOT_REGION_START;
+
+/// The variables of the environment file at `path` (see [`Cli::env_file`]).
+fn read_env_file(path: &std::path::Path) -> Result<Vec<String>, Error> {
+    use std::io::Read;
+    let name = path.display().to_string();
+    let mut text = String::new();
+    File::open(path)
+        .and_then(|f| f.take(ENV_FILE_MAX + 1).read_to_string(&mut text))
+        .map_err(|source| Error::EnvFile { path: name.clone(), source })?;
+    if text.len() as u64 > ENV_FILE_MAX {
+        return Err(Error::EnvFileTooLarge(name));
+    }
+    boot::parse_env_file(&text).map_err(|source| Error::EnvFileLine { path: name, source })
+}
+
 fn run(cli: Cli) -> Result<(), Error> {
     let path = cli.app.display().to_string();
     let app = cli.app.to_str().ok_or_else(|| Error::PathNotUtf8(cli.app.clone()))?.to_string();
-    for entry in &cli.env {
-        if !matches!(entry.split_once('='), Some((key, _)) if !key.is_empty()) {
-            return Err(Error::BadEnv(entry.clone()));
-        }
+    if let Some(bad) = cli.env.iter().find(|e| !boot::is_env_entry(e)) {
+        return Err(Error::BadEnv(bad.clone()));
     }
     let mem = Layout::mem_bytes(cli.mem)?;
     let device_options = devices::Options::parse(&cli.net, &cli.net_mac, &cli.block)?;
     // Before the tender opens anything: a missing fd:N must not be
     // mistaken for a file of the tender's own.
     device_options.check_fds_open()?;
+    // The files' variables first: the last definition of a variable wins.
+    let mut env = Vec::new();
+    for file in &cli.env_file {
+        env.extend(read_env_file(file)?);
+    }
+    env.extend(cli.env);
 
     let file = File::open(&cli.app).map_err(|source| Error::Open { path: path.clone(), source })?;
     let view = memory::FileView::new(&file)
@@ -237,7 +273,7 @@ fn run(cli: Cli) -> Result<(), Error> {
     args.extend(cli.args);
     let log_level = if cli.quiet { abi::log_level::OFF } else { cli.log_level.abi() };
     let boot_params =
-        boot::BootParams { args: &args, env: &cli.env, devices: &attached.infos, log_level };
+        boot::BootParams { args: &args, env: &env, devices: &attached.infos, log_level };
     let boot_region = boot::build(&boot_params, &layout)?;
     let program = policy.bpf()?;
 

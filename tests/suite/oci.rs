@@ -211,6 +211,14 @@ fn lifecycle_create_start_kill_delete() {
     }
     rt.refused(&["start", "c1"], "already running");
     rt.refused(&["delete", "c1"], "is running");
+    // The container's environment is not on the tender's command line,
+    // which every user can read, but in a file only the guest's user can.
+    let cmdline = text(&fs::read(format!("/proc/{pid}/cmdline")).unwrap()).replace('\0', " ");
+    assert!(cmdline.contains(" --env-file "), "{cmdline}");
+    assert!(!cmdline.contains("GREETING"), "{cmdline}");
+    let env_file = cmdline.split(" --env-file ").nth(1).unwrap().split(' ').next().unwrap();
+    let meta = fs::metadata(env_file).unwrap();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600);
 
     rt.ok(&["kill", "c1", "SIGTERM"]);
     let s = rt.wait_status("c1", "stopped");
@@ -266,14 +274,16 @@ fn run_returns_the_guest_status_and_output() {
     let hello = workspace_bin("hello");
     // An engine's /etc/hosts cannot reach the guest: a warning in the log,
     // not in the container's output.
+    // The environment reaches the guest whole, line breaks included.
     let b = bundle(&rt.dir.path().join("h"), hello.to_str().unwrap(), &["one", "two"], |c| {
         c["mounts"].as_array_mut().unwrap().push(
             json!({"destination": "/etc/hosts", "type": "bind", "source": "/etc/hosts", "options": ["rbind", "ro"]}),
         );
+        c["process"]["env"].as_array_mut().unwrap().push(json!("NAME=line one\nline = two"));
     });
     let out = rt.cmd(&["run", "--bundle", b.to_str().unwrap(), "r2"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "Hello, world!\none\ntwo\n");
+    assert_eq!(text(&out.stdout), "Hello, world!\none\ntwo\nHello, line one\nline = two!\n");
     assert_eq!(text(&out.stderr), "");
     let log = fs::read_to_string(rt.log()).unwrap();
     let warning = log

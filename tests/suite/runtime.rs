@@ -34,6 +34,31 @@ fn hello_reads_its_environment() {
 }
 
 #[test]
+fn hello_reads_its_environment_from_a_file_off_the_command_line() {
+    let dir = TempDir::new("envfile");
+    let file = dir.path().join("env");
+    std::fs::write(&file, "# who to greet\nNAME=the file = fine\n\nOTHER=x\n").unwrap();
+    let f = file.to_str().unwrap();
+    let h = hello();
+    let out = run(&["--env-file", f, &h]);
+    out.assert_ok();
+    assert_eq!(out.stdout, "Hello, world!\nHello, the file = fine!\n");
+    // --env overrides the file, whichever comes first.
+    let out = run(&["--env", "NAME=cli", "--env-file", f, &h]);
+    assert_eq!(out.stdout, "Hello, world!\nHello, cli!\n");
+    std::fs::write(&file, "NAME=x\nexport NAME\n").unwrap();
+    run(&["--env-file", f, &h]).assert_refused(&format!(
+        "--env-file {f}: line 2: expected KEY=VALUE with a non-empty KEY"
+    ));
+    run(&["--env-file", "/nonexistent/env", &h])
+        .assert_refused("--env-file /nonexistent/env: No such file or directory");
+    std::fs::write(&file, [b'A', b'=', 0xff, b'\n']).unwrap();
+    run(&["--env-file", f, &h]).assert_refused("valid UTF-8");
+    std::fs::write(&file, format!("BIG={}\n", "b".repeat(1 << 20))).unwrap();
+    run(&["--env-file", f, &h]).assert_refused("larger than the guest's boot region");
+}
+
+#[test]
 fn hello_runs_unprivileged() {
     // Copy the binaries somewhere an unprivileged user can read them.
     let dir = TempDir::new("unpriv");
@@ -392,7 +417,9 @@ fn bad_command_lines_are_refused_with_status_1() {
 fn help_and_version() {
     let help = run(&["--help"]);
     help.assert_ok();
-    for opt in ["--mem", "--env", "--log-level", "--quiet", "--inspect", "--print-seccomp"] {
+    for opt in
+        ["--mem", "--env", "--env-file", "--log-level", "--quiet", "--inspect", "--print-seccomp"]
+    {
         assert!(help.stdout.contains(opt), "--help must list {opt}");
     }
     let version = run(&["--version"]);
