@@ -64,30 +64,21 @@ pub struct BadEnvLine {
 /// ended by NUL, which may hold line breaks (how nabla-runc passes a
 /// container's environment).
 pub fn parse_env_file(text: &str) -> Result<Vec<String>, BadEnvLine> {
-    if text.contains('\0') {
-        let entries = text.split_terminator('\0').enumerate();
-        return entries
-            .map(
-                |(k, e)| {
-                    if is_env_entry(e) {
-                        Ok(e.to_string())
-                    } else {
-                        Err(BadEnvLine { line: k + 1 })
-                    }
-                },
-            )
-            .collect();
-    }
+    let environ = text.contains('\0');
+    let entries: Box<dyn Iterator<Item = &str>> = if environ {
+        Box::new(text.split_terminator('\0'))
+    } else {
+        Box::new(text.lines().map(|l| l.strip_suffix('\r').unwrap_or(l)))
+    };
     let mut vars = Vec::new();
-    for (k, line) in text.lines().enumerate() {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.is_empty() || line.starts_with('#') {
+    for (k, entry) in entries.enumerate() {
+        if !environ && (entry.is_empty() || entry.starts_with('#')) {
             continue;
         }
-        if !is_env_entry(line) {
+        if !is_env_entry(entry) {
             return Err(BadEnvLine { line: k + 1 });
         }
-        vars.push(line.to_string());
+        vars.push(entry.to_string());
     }
     Ok(vars)
 }
@@ -192,46 +183,6 @@ fn put_device(buf: &mut [u8], off: usize, d: &DeviceInfo) {
 }
 
 #[cfg(test)]
-mod env_file_tests {
-    use super::*;
-
-    #[test]
-    fn variables_are_taken_as_they_are() {
-        let text = "# database\nDB_PASSWORD=s3cret= x \n\nGREETING=hello world\r\nEMPTY=\n";
-        assert_eq!(
-            parse_env_file(text),
-            Ok(vec![
-                "DB_PASSWORD=s3cret= x ".into(),
-                "GREETING=hello world".into(),
-                "EMPTY=".into()
-            ])
-        );
-        assert_eq!(parse_env_file(""), Ok(vec![]));
-    }
-
-    #[test]
-    fn nul_terminated_entries_may_hold_line_breaks() {
-        let text = "CERT=-----BEGIN\nabc\n-----END\n\0# not a comment=1\0EMPTY=\0";
-        assert_eq!(
-            parse_env_file(text),
-            Ok(vec![
-                "CERT=-----BEGIN\nabc\n-----END\n".into(),
-                "# not a comment=1".into(),
-                "EMPTY=".into()
-            ])
-        );
-        assert_eq!(parse_env_file("A=1\0\0"), Err(BadEnvLine { line: 2 }), "an empty entry");
-    }
-
-    #[test]
-    fn a_line_that_is_not_a_variable_is_refused_by_number() {
-        assert_eq!(parse_env_file("A=1\nB\n"), Err(BadEnvLine { line: 2 }));
-        assert_eq!(parse_env_file("A=1\n\n=2\n"), Err(BadEnvLine { line: 3 }));
-        assert_eq!(parse_env_file(" # not a comment\n"), Err(BadEnvLine { line: 1 }));
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -304,5 +255,40 @@ mod tests {
         let big = vec!["x".repeat(1 << 20)];
         let params = BootParams { args: &big, env: &[], devices: &[], log_level: 2 };
         assert!(matches!(build(&params, &layout()), Err(TooLarge { .. })));
+    }
+
+    #[test]
+    fn variables_are_taken_as_they_are() {
+        let text = "# database\nDB_PASSWORD=s3cret= x \n\nGREETING=hello world\r\nEMPTY=\n";
+        assert_eq!(
+            parse_env_file(text),
+            Ok(vec![
+                "DB_PASSWORD=s3cret= x ".into(),
+                "GREETING=hello world".into(),
+                "EMPTY=".into()
+            ])
+        );
+        assert_eq!(parse_env_file(""), Ok(vec![]));
+    }
+
+    #[test]
+    fn nul_terminated_entries_may_hold_line_breaks() {
+        let text = "CERT=-----BEGIN\nabc\n-----END\n\0# not a comment=1\0EMPTY=\0";
+        assert_eq!(
+            parse_env_file(text),
+            Ok(vec![
+                "CERT=-----BEGIN\nabc\n-----END\n".into(),
+                "# not a comment=1".into(),
+                "EMPTY=".into()
+            ])
+        );
+        assert_eq!(parse_env_file("A=1\0\0"), Err(BadEnvLine { line: 2 }), "an empty entry");
+    }
+
+    #[test]
+    fn a_line_that_is_not_a_variable_is_refused_by_number() {
+        assert_eq!(parse_env_file("A=1\nB\n"), Err(BadEnvLine { line: 2 }));
+        assert_eq!(parse_env_file("A=1\n\n=2\n"), Err(BadEnvLine { line: 3 }));
+        assert_eq!(parse_env_file(" # not a comment\n"), Err(BadEnvLine { line: 1 }));
     }
 }

@@ -224,7 +224,7 @@ fn dead_ranges(sp: u64, guest_end: u64) -> Vec<[u64; 2]> {
     };
     // Those strings begin with the arguments, which the kernel shows as
     // the process's command line (`/proc/PID/cmdline`, `ps`, `pgrep -f`,
-    // `ctr task ps`): their page (or two) stays.
+    // `podman top`): their page (or two) stays.
     // SAFETY: glibc sets program_invocation_name to argv[0] before main.
     let arg0 = unsafe { program_invocation_name } as u64;
     if (sp..top).contains(&arg0) {
