@@ -103,6 +103,17 @@ static TIMER_SEQ: AtomicU64 = AtomicU64::new(0);
 /// wakes an idle guest.
 static CANCELLED: Mutex<BTreeSet<u64>> = Mutex::new(BTreeSet::new());
 
+/// The latest time timers were fired for, in nanoseconds of the monotonic
+/// clock: every registered timer whose deadline is not past it is still
+/// waiting. Lets a [`Sleep`] know whether it fired without reading the
+/// clock (a system call) each time it is polled or dropped.
+static FIRED_UNTIL: AtomicU64 = AtomicU64::new(0);
+
+/// Whether timers were fired for `deadline` already.
+fn fired(deadline: Instant) -> bool {
+    deadline.as_duration().as_nanos() <= u128::from(FIRED_UNTIL.load(Ordering::Relaxed))
+}
+
 fn add_timer(deadline: Instant, waker: Waker) -> u64 {
     let seq = TIMER_SEQ.fetch_add(1, Ordering::Relaxed);
     TIMERS.lock().push(Reverse(Timer { deadline, seq, waker }));
@@ -111,6 +122,7 @@ fn add_timer(deadline: Instant, waker: Waker) -> u64 {
 
 /// Wakes every timer due at `now`; returns the next live deadline, if any.
 fn fire_timers(now: Instant) -> Option<Instant> {
+    FIRED_UNTIL.fetch_max(now.as_duration().as_nanos() as u64, Ordering::Relaxed);
     let mut due = alloc::vec::Vec::new();
     let next = {
         let mut timers = TIMERS.lock();
@@ -273,9 +285,12 @@ pub struct Sleep {
 impl Future for Sleep {
     type Output = ();
 
+    /// Ready once the executor fired timers for the deadline: a deadline
+    /// that has passed when the sleep is first polled completes on the
+    /// executor's next turn.
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if Instant::now() >= self.deadline {
-            // Fired, or about to: nothing to cancel any more.
+        if fired(self.deadline) {
+            // Its timer, if it had one, is gone from the heap.
             self.timer = None;
             return Poll::Ready(());
         }
@@ -289,7 +304,7 @@ impl Future for Sleep {
 impl Drop for Sleep {
     fn drop(&mut self) {
         if let Some(seq) = self.timer
-            && Instant::now() < self.deadline
+            && !fired(self.deadline)
         {
             let mut cancelled = CANCELLED.lock();
             cancelled.insert(seq);
@@ -480,6 +495,34 @@ pub(crate) mod tests {
         });
         // Outside block_on: the dropped timer is skipped, nothing is pending.
         assert_eq!(fire_timers(Instant::now()), None);
+    }
+
+    #[test]
+    fn a_sleep_is_done_once_its_timer_fired_and_only_then() {
+        let _g = exclusive();
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        // Its deadline has passed, but no timers were fired for it yet: it
+        // registers its timer and waits for the executor's next turn.
+        let deadline = Instant::now();
+        let mut s = core::pin::pin!(sleep_until(deadline));
+        assert_eq!(s.as_mut().poll(&mut cx), Poll::Pending);
+        assert!(s.timer.is_some());
+        assert_eq!(fire_timers(deadline), None, "its timer fired, none is left");
+        assert_eq!(s.as_mut().poll(&mut cx), Poll::Ready(()));
+        // A dropped sleep whose timer fired cancels nothing.
+        let mut s = sleep_until(deadline);
+        s.timer = Some(u64::MAX);
+        drop(s);
+        assert!(!CANCELLED.lock().contains(&u64::MAX));
+        // One that has not, does.
+        let later = Instant::now() + Duration::from_secs(3600);
+        let mut s = Box::pin(sleep_until(later));
+        assert_eq!(s.as_mut().poll(&mut cx), Poll::Pending);
+        let seq = s.timer.unwrap();
+        drop(s);
+        assert!(CANCELLED.lock().contains(&seq));
+        assert_eq!(fire_timers(Instant::now()), None, "the cancelled timer is skipped");
     }
 
     #[test]
