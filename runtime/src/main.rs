@@ -341,6 +341,8 @@ fn create(root: &Path, a: &CreateArgs, detach: bool, log: &Log) -> Result<(Dir, 
     }
 
     make_fifo(&dir.fifo())?;
+    // The process opens it after it has become the container's user.
+    chown(&dir.fifo(), plan.uid, plan.gid)?;
     let pid = process::spawn(&process::Spawn {
         argv,
         fifo: dir.fifo(),

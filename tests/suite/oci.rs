@@ -298,6 +298,49 @@ fn run_returns_the_guest_status_and_output() {
 }
 
 #[test]
+fn a_container_runs_as_its_process_user() {
+    let rt = Runtime::new();
+    let as_nobody = |c: &mut Value| c["process"]["user"] = json!({"uid": 65534, "gid": 65534});
+    // The guest's files, its environment file and the exec fifo must all
+    // be open to that user.
+    let hello = workspace_bin("hello");
+    let b = bundle(&rt.dir.path().join("h"), hello.to_str().unwrap(), &[], |c| {
+        as_nobody(c);
+        c["process"]["env"].as_array_mut().unwrap().push(json!("NAME=nobody"));
+    });
+    let out = rt.cmd(&["run", "--bundle", b.to_str().unwrap(), "u1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Hello, world!\nHello, nobody!\n");
+    rt.assert_gone("u1");
+
+    let b = bundle(rt.dir.path(), BASICS, &["sleep", "30"], as_nobody);
+    let pid_file = rt.dir.path().join("pid");
+    rt.ok(&[
+        "create",
+        "--bundle",
+        b.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "u2",
+    ]);
+    rt.ok(&["start", "u2"]);
+    let pid: i64 = fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while proc_exe(pid) != Some(workspace_bin("tender")) {
+        assert!(Instant::now() < deadline, "pid {pid} never became the tender");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let ids = |key: &str| status.lines().find(|l| l.starts_with(key)).unwrap().to_string();
+    assert_eq!(ids("Uid:").split_whitespace().skip(1).collect::<Vec<_>>(), ["65534"; 4]);
+    assert_eq!(ids("Gid:").split_whitespace().skip(1).collect::<Vec<_>>(), ["65534"; 4]);
+    rt.ok(&["kill", "u2", "KILL"]);
+    rt.wait_status("u2", "stopped");
+    rt.ok(&["delete", "u2"]);
+    rt.assert_gone("u2");
+}
+
+#[test]
 fn bad_bundles_are_refused_and_leave_nothing() {
     let rt = Runtime::new();
     type Tweak = fn(&mut Value, &Path);
