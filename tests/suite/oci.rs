@@ -171,6 +171,15 @@ fn proc_exe(pid: i64) -> Option<PathBuf> {
     fs::read_link(format!("/proc/{pid}/exe")).ok()
 }
 
+/// Waits until `pid`, started, runs the tender.
+fn wait_for_tender(pid: i64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while proc_exe(pid) != Some(workspace_bin("tender")) {
+        assert!(Instant::now() < deadline, "pid {pid} never became the tender");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn alive(pid: i64) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| {
@@ -204,11 +213,7 @@ fn lifecycle_create_start_kill_delete() {
     let s = rt.state("c1");
     assert_eq!(s["status"], "running", "{s}");
     // The same pid now runs the tender.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while proc_exe(pid) != Some(workspace_bin("tender")) {
-        assert!(Instant::now() < deadline, "pid {pid} never became the tender");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_tender(pid);
     rt.refused(&["start", "c1"], "already running");
     rt.refused(&["delete", "c1"], "is running");
     // The container's environment is not on the tender's command line,
@@ -325,11 +330,7 @@ fn a_container_runs_as_its_process_user() {
     ]);
     rt.ok(&["start", "u2"]);
     let pid: i64 = fs::read_to_string(&pid_file).unwrap().parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while proc_exe(pid) != Some(workspace_bin("tender")) {
-        assert!(Instant::now() < deadline, "pid {pid} never became the tender");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_tender(pid);
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let ids = |key: &str| status.lines().find(|l| l.starts_with(key)).unwrap().to_string();
     assert_eq!(ids("Uid:").split_whitespace().skip(1).collect::<Vec<_>>(), ["65534"; 4]);

@@ -218,9 +218,12 @@ impl Tap {
     /// request to a listened port does not if no listening socket is left to
     /// take it, or if its connection has a socket already (see the module
     /// documentation); it waits while the connections are not listed. One
-    /// that passes takes a listening socket, and its connection is listed.
+    /// that passes takes a listening socket, and its connection is listed;
+    /// one that waits is kept in [`Tap::held`].
     fn admit(&mut self, frame: Range<usize>) -> Admit {
-        let Some((port, peer)) = connection_request(&self.rx[frame]) else { return Admit::Pass };
+        let Some((port, peer)) = connection_request(&self.rx[frame.clone()]) else {
+            return Admit::Pass;
+        };
         let Some((_, free)) = self.syn_gate.iter_mut().find(|(p, _)| *p == port) else {
             return Admit::Pass;
         };
@@ -228,6 +231,7 @@ impl Tap {
             return Admit::Drop;
         }
         if !self.connections_listed {
+            self.held = Some(frame);
             return Admit::Hold;
         }
         *free -= 1;
@@ -506,10 +510,7 @@ impl phy::Device for Tap {
             match self.admit(frame.clone()) {
                 Admit::Pass => return Some(self.tokens(frame)),
                 Admit::Drop => {}
-                Admit::Hold => {
-                    self.held = Some(frame);
-                    return None;
-                }
+                Admit::Hold => return None,
             }
         }
         if !self.readable {
@@ -537,10 +538,7 @@ impl phy::Device for Tap {
                     match self.admit(frame.clone()) {
                         Admit::Pass => return Some(self.tokens(frame)),
                         Admit::Drop => continue,
-                        Admit::Hold => {
-                            self.held = Some(frame);
-                            return None;
-                        }
+                        Admit::Hold => return None,
                     }
                 }
                 Err(Errno::EINTR) => continue,
