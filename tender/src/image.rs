@@ -351,6 +351,29 @@ impl Image {
     }
 }
 
+/// How much of the file an image's program headers can refer to: the end
+/// of the furthest of the ELF header, the program header table and every
+/// segment's file data. `bytes` is the start of the file, holding at least
+/// the header and the table. The snapshot the guest runs from (see the
+/// tender's `snapshot` module) is that prefix: section headers, symbols and
+/// debug information, which nothing maps, stay out of it. An image whose
+/// headers cannot be read returns the error [`Image::parse`] would.
+pub fn file_extent(bytes: &[u8]) -> Result<u64, ImageError> {
+    let header = parse_header(bytes)?;
+    let phdrs = parse_program_headers(bytes, &header)?;
+    let table_end = header.e_phoff + u64::from(header.e_phnum) * u64::from(PHDR_SIZE);
+    let mut end = table_end.max(SIZEOF_EHDR as u64);
+    for (index, ph) in phdrs.iter().enumerate() {
+        let data_end = ph.p_offset.checked_add(ph.p_filesz).ok_or(ImageError::Overflow {
+            what: Extent::FileRange { index },
+            base: ph.p_offset,
+            len: ph.p_filesz,
+        })?;
+        end = end.max(data_end);
+    }
+    Ok(end)
+}
+
 fn parse_header(bytes: &[u8]) -> Result<Header, ImageError> {
     let Some(ehdr) = bytes.first_chunk::<SIZEOF_EHDR>() else {
         return Err(ImageError::NotElf);
@@ -870,6 +893,20 @@ mod tests {
         assert_eq!(image.segments[0].perms.to_string(), "r-x");
         assert_eq!(image.segments[1].perms.to_string(), "r--");
         assert_eq!(image.segments[2].perms.to_string(), "rw-");
+    }
+
+    #[test]
+    fn the_extent_ends_with_the_furthest_file_data_and_the_prefix_parses() {
+        let mut b = valid();
+        let extent = file_extent(&b).unwrap();
+        assert_eq!(extent, DATA_OFF as u64 + DATA_FILESZ);
+        // What lies past the extent (symbols, debug information) is not
+        // needed: the prefix is the same image.
+        b.extend_from_slice(&[0xee; 4096]);
+        assert_eq!(file_extent(&b).unwrap(), extent);
+        let prefix = &b[..extent as usize];
+        assert_eq!(parse(prefix).unwrap().segments, parse(&b).unwrap().segments);
+        assert!(matches!(file_extent(b"\x7fELF"), Err(ImageError::NotElf)));
     }
 
     #[test]

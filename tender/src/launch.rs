@@ -36,6 +36,7 @@
 #![allow(unsafe_code)]
 
 use std::io;
+use std::os::fd::RawFd;
 
 /// Sealing failed: the guest was not started.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +52,9 @@ pub enum LaunchError {
     /// `prctl(PR_SET_NO_NEW_PRIVS)` failed.
     #[error("prctl(PR_SET_NO_NEW_PRIVS) failed: {0}")]
     NoNewPrivs(#[source] io::Error),
+    /// Closing the fds the guest must not have failed.
+    #[error("cannot close the fds the guest must not inherit: {0}")]
+    CloseFds(#[source] io::Error),
     /// The program is longer than BPF allows.
     #[error("the seccomp program has {0} instructions, more than BPF allows")]
     ProgramTooLong(usize),
@@ -119,6 +123,46 @@ pub fn ensure_standard_fds() {
             std::process::abort();
         }
     }
+}
+
+/// Closes every fd but 0, 1, 2 and `keep` (the devices'): the guest gets
+/// no other file of the tender's (the image, its snapshot, the cache
+/// directory) or of its caller's (a pipe the caller waits on for EOF, a
+/// socket, a file), and no fd it could probe with `ppoll`.
+pub fn close_other_fds(keep: &[RawFd]) -> Result<(), LaunchError> {
+    let mut keep: Vec<u32> = keep.iter().filter_map(|&fd| u32::try_from(fd).ok()).collect();
+    keep.sort_unstable();
+    let mut from = 3u32;
+    for fd in keep.into_iter().chain([u32::MAX]) {
+        if fd > from {
+            close_range(from, fd - 1)?;
+        }
+        from = from.max(fd.saturating_add(1));
+    }
+    Ok(())
+}
+
+/// Closes the fds `first..=last`.
+fn close_range(first: u32, last: u32) -> Result<(), LaunchError> {
+    // SAFETY: close_range with integer arguments; the fds it closes are
+    // owned by nothing the tender still uses (see close_other_fds).
+    if unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) } == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(LaunchError::CloseFds(err));
+    }
+    // Before Linux 5.9: the open fds, from /proc, one at a time.
+    let open: Vec<u32> = std::fs::read_dir("/proc/self/fd")
+        .map_err(LaunchError::CloseFds)?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in open.into_iter().filter(|fd| (first..=last).contains(fd)) {
+        // SAFETY: closing an integer fd, as above.
+        unsafe { libc::close(fd as RawFd) };
+    }
+    Ok(())
 }
 
 const PAGE: u64 = 4096;

@@ -28,6 +28,7 @@ mod devices;
 mod launch;
 mod memory;
 mod seccomp;
+mod snapshot;
 
 // The pure steps live in the library (src/lib.rs), which the fuzz targets
 // also link; here they keep their `crate::` paths.
@@ -85,6 +86,13 @@ struct Cli {
     #[command(flatten)]
     block: devices::BlockArgs,
 
+    /// The directory of the images' snapshots, the immutable copies guests
+    /// run from [default: $NABLA_IMAGE_CACHE, else /run/nabla/images for
+    /// root, $XDG_RUNTIME_DIR/nabla-images or /tmp/nabla-images-UID for
+    /// others]. Owned by this user, writable by nobody else.
+    #[arg(long, value_name = "DIR")]
+    image_cache: Option<PathBuf>,
+
     /// Prints the image's ABI version, manifest and segments, and exits.
     #[arg(long, conflicts_with = "print_seccomp")]
     inspect: bool,
@@ -138,6 +146,8 @@ enum Error {
     Image { path: String, source: image::ImageError },
     #[error("{path}: {source}")]
     Read { path: String, source: memory::MapError },
+    #[error("{path}: {source}")]
+    Snapshot { path: String, source: snapshot::SnapshotError },
     #[error("--env {0:?}: expected KEY=VALUE with a non-empty KEY")]
     BadEnv(String),
     #[error("--env-file {path}: {source}")]
@@ -239,7 +249,30 @@ fn run(cli: Cli) -> Result<(), Error> {
     }
     env.extend(cli.env);
 
-    let file = File::open(&cli.app).map_err(|source| Error::Open { path: path.clone(), source })?;
+    let file = open_image(&cli.app).map_err(|source| Error::Open { path: path.clone(), source })?;
+    // The guest runs from a snapshot of the image, which no later write to
+    // the image changes (see `snapshot`); only inspecting reads the image
+    // itself.
+    let file = if cli.inspect || cli.print_seccomp {
+        file
+    } else {
+        let dir = cli
+            .image_cache
+            .or_else(|| std::env::var_os("NABLA_IMAGE_CACHE").map(PathBuf::from))
+            .unwrap_or_else(snapshot::default_dir);
+        let cache = snapshot::Cache::open(&dir);
+        let snap = snapshot::take(&file, cache.as_ref(), mem)
+            .map_err(|source| Error::Snapshot { path: path.clone(), source })?;
+        drop(file);
+        if let Some(why) = snap.uncached {
+            eprintln!(
+                "tender: warning: image cache {}: {why}; this instance runs from a private copy \
+                 of {path} and shares no page of it with other instances",
+                dir.display()
+            );
+        }
+        snap.file
+    };
     let view = memory::FileView::new(&file)
         .map_err(|source| Error::Read { path: path.clone(), source })?;
     let image = Image::parse(view.bytes(), Layout::image_limit(mem))
@@ -281,12 +314,23 @@ fn run(cli: Cli) -> Result<(), Error> {
     drop(file);
     // The last file-related step: from here on the tender writes no file.
     attached.limit_file_size()?;
+    // The guest keeps its console and its devices, nothing else.
+    let keep: Vec<_> = attached.fds.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+    launch::close_other_fds(&keep)?;
     let start = launch::Start {
         entry: image.entry,
         stack_top: layout.stack_top,
         boot_info: layout.boot_start,
     };
     match launch::launch(program, start)? {}
+}
+
+/// Opens the image read-only; `O_NONBLOCK` so that a FIFO given as the
+/// image cannot block the tender (a regular file ignores the flag; anything
+/// but a regular file is refused next).
+fn open_image(path: &std::path::Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
 }
 
 /// What `--inspect` prints.

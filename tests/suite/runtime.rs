@@ -13,6 +13,7 @@ use support::{KillOnDrop, TempDir, run, tender, workspace_bin};
 
 const BASICS: &str = env!("CARGO_BIN_EXE_guest-basics");
 const DEVICES: &str = env!("CARGO_BIN_EXE_guest-devices");
+const BLK: &str = env!("CARGO_BIN_EXE_guest-blk");
 
 fn hello() -> String {
     workspace_bin("hello").display().to_string()
@@ -185,46 +186,143 @@ fn exit_status_is_mains_return_value() {
     }
 }
 
-/// `(Shared_Clean, Private_Clean, Private_Dirty)` in kB of the guest's text
-/// mapping of `pid`.
-fn text_sharing(pid: u32, image: &str) -> (u64, u64, u64) {
+/// The guest's text mapping of `pid` (r-xp at 0x100000): `(file, inode,
+/// shared kB, private kB)`, shared counting clean and dirty pages (a
+/// snapshot just written is dirty in the page cache until written back).
+fn text_sharing(pid: u32) -> (String, u64, u64, u64) {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
     let mut lines = smaps.lines();
     while let Some(line) = lines.next() {
-        let mut parts = line.split_whitespace();
-        let (Some(range), Some(perms)) = (parts.next(), parts.next()) else { continue };
-        if !(range.starts_with("00100000-") && perms == "r-xp" && line.ends_with(image)) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if !(fields.len() == 6 && fields[0].starts_with("00100000-") && fields[1] == "r-xp") {
             continue;
         }
-        let (mut shared, mut private, mut dirty) = (None, None, None);
+        let (mut shared, mut private) = (0, 0);
         for l in lines.by_ref() {
             let kb = || l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap();
             match l.split(':').next().unwrap() {
-                "Shared_Clean" => shared = Some(kb()),
-                "Private_Clean" => private = Some(kb()),
-                "Private_Dirty" => dirty = Some(kb()),
+                "Shared_Clean" | "Shared_Dirty" => shared += kb(),
+                "Private_Clean" | "Private_Dirty" => private += kb(),
                 "VmFlags" => break,
                 _ => {}
             }
         }
-        return (shared.unwrap(), private.unwrap(), dirty.unwrap());
+        return (fields[5].to_string(), fields[4].parse().unwrap(), shared, private);
     }
-    panic!("no r-xp mapping of {image} at 0x100000 in /proc/{pid}/smaps:\n{smaps}");
+    panic!("no r-xp mapping at 0x100000 in /proc/{pid}/smaps:\n{smaps}");
 }
 
 #[test]
 fn text_pages_are_shared_between_instances() {
-    // A freshly built image's pages are dirty in the page cache until written
-    // back, and smaps counts them as Shared_Dirty: write them back first.
-    std::fs::File::open(BASICS).unwrap().sync_all().unwrap();
     let a = sleeping_basics();
     let b = sleeping_basics();
-    let image = std::fs::canonicalize(BASICS).unwrap().display().to_string();
+    let (file_a, inode_a, ..) = text_sharing(a.0.id());
+    let image_inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(BASICS).unwrap());
     for child in [&a, &b] {
-        let (shared, private, dirty) = text_sharing(child.0.id(), &image);
-        assert!(shared > 0, "text must be Shared_Clean, got {shared} kB");
-        assert_eq!((private, dirty), (0, 0), "text must have no private pages");
+        let (file, inode, shared, private) = text_sharing(child.0.id());
+        // Both map the same snapshot of the image (see `snapshot` in the
+        // tender), not the image itself.
+        assert_eq!((&file, inode), (&file_a, inode_a));
+        assert_ne!(inode, image_inode, "text mapped from the image {file}, not a snapshot");
+        assert!(shared > 0, "text must be shared, got {shared} kB");
+        assert_eq!(private, 0, "text must have no private pages");
     }
+}
+
+/// Starts `guest-basics sleep 2` from a copy of the image at `image`,
+/// does `rewrite` to that file once the guest runs, and checks that the
+/// guest finishes as if nothing happened.
+fn survives_rewrite(tag: &str, rewrite: impl FnOnce(&std::path::Path)) {
+    let dir = TempDir::new(tag);
+    let image = dir.path().join("guest");
+    std::fs::copy(BASICS, &image).unwrap();
+    let mut child = Command::new(tender())
+        .arg(&image)
+        .args(["sleep", "2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "sleeping 2 s\n");
+    // Nothing more comes before the guest ends: no buffered byte is lost.
+    child.stdout = Some(out.into_inner());
+    rewrite(&image);
+    let outcome = support::wait(child, Duration::from_secs(20), tag);
+    assert_eq!(outcome.code(), Some(0), "{tag}: {outcome:#?}");
+    assert_eq!(outcome.stderr, "", "{tag}");
+}
+
+#[test]
+fn a_running_guest_keeps_its_code_when_the_image_is_rewritten() {
+    // In place, over everything after the ELF header: int3 everywhere.
+    survives_rewrite("rewrite-int3", |image| {
+        use std::io::{Seek, SeekFrom, Write};
+        let len = std::fs::metadata(image).unwrap().len();
+        let mut f = std::fs::OpenOptions::new().write(true).open(image).unwrap();
+        f.seek(SeekFrom::Start(4096)).unwrap();
+        f.write_all(&vec![0xcc; (len - 4096) as usize]).unwrap();
+        f.sync_all().unwrap();
+    });
+    // Another program copied over it (cp truncates and writes in place).
+    survives_rewrite("rewrite-cp", |image| {
+        let status = Command::new("cp").arg(hello()).arg(image).status().unwrap();
+        assert!(status.success());
+    });
+    // Truncated to nothing.
+    survives_rewrite("rewrite-truncate", |image| {
+        std::fs::OpenOptions::new().write(true).truncate(true).open(image).unwrap();
+    });
+}
+
+#[test]
+fn the_guest_inherits_no_fd_but_its_console_and_devices() {
+    let dir = TempDir::new("fds");
+    let disk = dir.path().join("disk.img");
+    std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
+    // A pipe whose write end the tender inherits, as a caller that waits
+    // for EOF would leave it.
+    let mut fds = [0; 2];
+    // SAFETY: a valid array of two fds; no O_CLOEXEC, so the child inherits both.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let mut guest = KillOnDrop(
+        Command::new(tender())
+            .arg("--block")
+            .arg(format!("storage={}", disk.display()))
+            .args([BLK, "hold"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // SAFETY: closing the fds this test opened, which nothing else uses.
+    unsafe { libc::close(fds[1]) };
+    let mut line = String::new();
+    BufReader::new(guest.0.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "holding storage\n");
+    let pid = guest.0.id();
+    let mut open: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    open.sort();
+    let targets: Vec<String> = open
+        .iter()
+        .map(|fd| std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap().display().to_string())
+        .collect();
+    assert_eq!(open.len(), 4, "fds {open:?} -> {targets:?}");
+    assert_eq!(targets[3], disk.display().to_string());
+    // The pipe's reader sees EOF while the guest still runs.
+    let mut byte = [0u8; 1];
+    // SAFETY: reading one byte into a local buffer from the pipe's read end.
+    let n = unsafe { libc::read(fds[0], byte.as_mut_ptr().cast(), 1) };
+    assert_eq!(n, 0, "the pipe's write end is still open somewhere");
+    // SAFETY: as above.
+    unsafe { libc::close(fds[0]) };
 }
 
 /// A guest sleeping under the tender, once it has printed its first line.
