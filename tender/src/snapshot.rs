@@ -13,7 +13,8 @@
 //!
 //! * **The cache** is a directory owned by the tender's user and writable
 //!   by nobody else (`--image-cache`; by default `/run/nabla/images` for
-//!   root, else `$XDG_RUNTIME_DIR/nabla-images`, else
+//!   root, else `$XDG_RUNTIME_DIR/nabla-images` if that directory is the
+//!   user's, else
 //!   `/tmp/nabla-images-UID`). The tender refuses one owned by another user
 //!   or writable by group or others.
 //! * **Content files**, `sha256-HEX`, hold the part of an image that its
@@ -140,9 +141,14 @@ pub fn default_dir() -> PathBuf {
     if euid == 0 {
         return PathBuf::from("/run/nabla/images");
     }
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) if Path::new(&d).is_absolute() => Path::new(&d).join("nabla-images"),
-        _ => PathBuf::from(format!("/tmp/nabla-images-{euid}")),
+    // A runtime directory inherited from another user (a runtime that
+    // switched users for the tender) is not this user's.
+    let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute() && std::fs::metadata(d).is_ok_and(|m| m.uid() == euid));
+    match runtime_dir {
+        Some(d) => d.join("nabla-images"),
+        None => PathBuf::from(format!("/tmp/nabla-images-{euid}")),
     }
 }
 

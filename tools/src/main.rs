@@ -79,3 +79,24 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_summary_names_what_every_subcommand_does() {
+        let cmd = Cli::command();
+        let about = cmd.get_about().map(ToString::to_string).unwrap_or_default();
+        for (sub, words) in [
+            ("bench", "benchmarks"),
+            ("disk", "disks"),
+            ("hap", "Horizontal Attack Profile"),
+            ("pack", "OCI images"),
+        ] {
+            assert!(cmd.find_subcommand(sub).is_some(), "no subcommand {sub}");
+            assert!(about.contains(words), "`nabla --help` does not say it {sub}: {about}");
+        }
+    }
+}
