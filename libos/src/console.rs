@@ -8,6 +8,13 @@
 //! The `log` level is chosen at launch (`tender --log-level`, `--quiet`) and
 //! arrives in the boot info. Records look like
 //! `[    0.000123 WARN  app::module] message`, the time being seconds since boot.
+//!
+//! Between warnings and information there is one more level, [`notice`]
+//! (syslog's NOTICE: normal, but what the user needs to know, such as the
+//! address a DHCP server gave an interface). `log` has no such level, so
+//! notices are written here, with level `NOTE`, whenever warnings are shown:
+//! at the default level (`warn`) and above, not with `--log-level error`,
+//! `off` or `--quiet`.
 
 use core::fmt::{self, Write};
 
@@ -126,20 +133,39 @@ impl log::Log for ConsoleLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let t = crate::time::since_boot();
         let mut w = ConsoleWriter::new();
-        let _ = writeln!(
-            w,
-            "[{:5}.{:06} {:<5} {}] {}",
-            t.as_secs(),
-            t.subsec_micros(),
-            record.level(),
-            record.target(),
-            record.args()
-        );
+        let t = crate::time::since_boot();
+        let _ = write_record(&mut w, t, record.level().as_str(), record.target(), *record.args());
     }
 
     fn flush(&self) {}
+}
+
+/// Writes one record, `[secs.micros LEVEL target] message` and a newline.
+fn write_record(
+    w: &mut impl Write,
+    since_boot: core::time::Duration,
+    level: &str,
+    target: &str,
+    args: fmt::Arguments<'_>,
+) -> fmt::Result {
+    let t = since_boot;
+    writeln!(w, "[{:5}.{:06} {level:<5} {target}] {args}", t.as_secs(), t.subsec_micros())
+}
+
+/// Whether notices are shown when the log level is `level`: whenever
+/// warnings are.
+pub fn notices_shown(level: log::LevelFilter) -> bool {
+    level >= log::LevelFilter::Warn
+}
+
+/// Writes a notice from `target` (a module path, as `log` records have),
+/// level `NOTE`, if warnings are shown (see the module's documentation).
+pub fn notice(target: &str, args: fmt::Arguments<'_>) {
+    if notices_shown(log::max_level()) {
+        let mut w = ConsoleWriter::new();
+        let _ = write_record(&mut w, crate::time::since_boot(), "NOTE", target, args);
+    }
 }
 
 /// Installs the console logger with the level from the boot info.
@@ -160,6 +186,26 @@ mod tests {
         assert_eq!(level_filter(abi::log_level::WARN), log::LevelFilter::Warn);
         assert_eq!(level_filter(abi::log_level::TRACE), log::LevelFilter::Trace);
         assert_eq!(level_filter(99), log::LevelFilter::Trace);
+    }
+
+    #[test]
+    fn notices_show_from_the_default_level_up() {
+        assert!(!notices_shown(log::LevelFilter::Off));
+        assert!(!notices_shown(log::LevelFilter::Error));
+        assert!(notices_shown(log::LevelFilter::Warn));
+        assert!(notices_shown(log::LevelFilter::Info));
+        assert!(notices_shown(log::LevelFilter::Trace));
+    }
+
+    #[test]
+    fn records_have_time_level_and_target() {
+        let mut s = String::new();
+        let t = core::time::Duration::from_micros(2_000_042);
+        write_record(&mut s, t, "NOTE", "libos::net", format_args!("net {}: up", "a")).unwrap();
+        assert_eq!(s, "[    2.000042 NOTE  libos::net] net a: up\n");
+        let mut s = String::new();
+        write_record(&mut s, t, log::Level::Warn.as_str(), "app", format_args!("x")).unwrap();
+        assert_eq!(s, "[    2.000042 WARN  app] x\n");
     }
 
     #[test]

@@ -78,8 +78,10 @@ struct Cli {
     #[arg(long = "net", value_name = "NAME=IFACE|NAME=fd:N")]
     net: Vec<String>,
 
-    /// The MAC address of net device NAME (default: random, locally
-    /// administered).
+    /// The MAC address of net device NAME. Default: derived from the
+    /// host's machine id, the network namespace, the tap's name and NAME
+    /// (locally administered), so that a guest restarted on the same tap
+    /// keeps its MAC and its DHCP lease.
     #[arg(long = "net-mac", value_name = "NAME=MAC")]
     net_mac: Vec<String>,
 

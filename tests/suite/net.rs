@@ -202,6 +202,59 @@ fn dhcp_from_dnsmasq_configures_the_guest() {
     assert_eq!(out.stdout, "User-agent: *\nDisallow:\n", "{out:#?}");
 }
 
+/// The MAC in a guest's `waiting for a DHCP lease (MAC ...)` line.
+fn waiting_mac(lines: &[String]) -> String {
+    let line = lines
+        .iter()
+        .find(|l| l.contains("NOTE") && l.contains("net service0: waiting for a DHCP lease (MAC "))
+        .unwrap_or_else(|| panic!("no waiting line at the default log level: {lines:#?}"));
+    let mac = line.split("(MAC ").nth(1).and_then(|s| s.strip_suffix(')')).unwrap();
+    mac.to_string()
+}
+
+#[test]
+fn a_restarted_guest_keeps_its_mac_and_the_only_dhcp_address() {
+    // dnsmasq has one address to give: a guest that came back with another
+    // MAC would find it taken by the lease of the one before, and get none.
+    let ns = namespace("dhcp1");
+    let dir = TempDir::new("dnsmasq");
+    let leases = dir.path().join("leases");
+    let range = "--dhcp-range=10.0.0.100,10.0.0.100,255.255.255.0,1h";
+    let _dnsmasq = ns.dnsmasq("tap0", &leases, &[range, "--dhcp-option=option:router,10.0.0.1"]);
+    let echo = workspace_bin("echo").display().to_string();
+    let mut macs = Vec::new();
+    for run in ["first", "restarted"] {
+        // No --net-mac, the default log level: what a user sees.
+        let (guest, lines) = ns.start_tender(&["--net", "service0=tap0", &echo], "echo: listening");
+        let mac = waiting_mac(&lines);
+        assert!(
+            lines.iter().any(|l| l.contains("NOTE")
+                && l.ends_with("net service0: 10.0.0.100/24 by DHCP, gateway 10.0.0.1, mtu 1500")),
+            "{run}: the address at the default log level: {lines:#?}"
+        );
+        assert!(!lines.iter().any(|l| l.contains("lost")), "{run}: {lines:#?}");
+        assert_eq!(lines.last().unwrap(), "echo: listening on 10.0.0.100:7 (service0/24)");
+        let first = u8::from_str_radix(&mac[..2], 16).unwrap();
+        assert_eq!(first & 0x03, 0x02, "{mac}: locally administered unicast");
+        assert!(std::fs::read_to_string(&leases).unwrap().contains(&mac), "dnsmasq leased {mac}");
+        macs.push(mac);
+        // Killed: no DHCP release, dnsmasq keeps the lease for that MAC.
+        drop(guest);
+    }
+    assert_eq!(macs[0], macs[1], "the default MAC is the same on the same tap");
+
+    // Another MAC finds the range taken: the guest says that it still has
+    // no lease rather than nothing at all.
+    let (_guest, lines) = ns.start_tender(
+        &["--net", "service0=tap0", "--net-mac", "service0=02:00:00:00:00:99", &echo],
+        "still no DHCP lease",
+    );
+    assert_eq!(waiting_mac(&lines), "02:00:00:00:00:99");
+    let last = lines.last().unwrap();
+    assert!(last.contains("WARN") && last.contains("net service0: still no DHCP lease after "));
+    assert!(!lines.iter().any(|l| l.contains("lost") || l.contains("listening")), "{lines:#?}");
+}
+
 #[test]
 fn httpd_get_and_head_are_exact() {
     let ns = namespace("curl");

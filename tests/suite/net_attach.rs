@@ -66,18 +66,44 @@ fn attach_by_name_runs_the_guest() {
     out.assert_ok();
     assert_eq!(out.stdout, "service0 mtu 1500 mac 02:ab:cd:00:00:2a offload\n");
 
-    // Without --net-mac: random, locally administered, unicast.
-    let macs: Vec<String> = (0..2)
-        .map(|_| {
-            let out = ns.tender(&attach_args(&[], &["info"]));
-            out.assert_ok();
-            let mac = out.stdout.split(' ').nth(4).unwrap().to_string();
-            let first = u8::from_str_radix(&mac[..2], 16).unwrap();
-            assert_eq!(first & 0x03, 0x02, "random MAC {mac} must be local unicast");
-            mac
-        })
-        .collect();
-    assert_ne!(macs[0], macs[1], "two random MACs");
+    // Without --net-mac: derived, locally administered, unicast, and the
+    // same on every run (see the_default_mac_is_stable_per_tap_and_device).
+    let mac = default_mac(&ns, "tap0");
+    let first = u8::from_str_radix(&mac[..2], 16).unwrap();
+    assert_eq!(first & 0x03, 0x02, "default MAC {mac} must be local unicast");
+}
+
+/// The MAC the guest gets on `tap` in `ns` without `--net-mac`.
+fn default_mac(ns: &Netns, tap: &str) -> String {
+    let net = format!("service0={tap}");
+    let out = ns.tender(&["--net", &net, GUEST, "info"]);
+    out.assert_ok();
+    out.stdout.split(' ').nth(4).unwrap_or_else(|| panic!("{out:#?}")).to_string()
+}
+
+#[test]
+fn the_default_mac_is_stable_per_tap_and_device() {
+    let ns = with_tap("mac", None);
+    ns.add_tap("tap1", None, None);
+    let mac = default_mac(&ns, "tap0");
+    // A restarted guest on the same tap: the same MAC (and DHCP lease).
+    assert_eq!(default_mac(&ns, "tap0"), mac);
+    // The same tap passed as an fd (as a runtime does): the same MAC.
+    let mut c = ns.command_with_tap(support::tender(), "tap0", 7, TAP_FLAGS);
+    c.args(["--net", "service0=fd:7", GUEST, "info"]);
+    let out = spawn(c, "tender with fd:7");
+    out.assert_ok();
+    assert_eq!(out.stdout, format!("service0 mtu 1500 mac {mac}\n"));
+    // Another tap, or the same tap name in another namespace: another MAC.
+    let other = default_mac(&ns, "tap1");
+    assert_ne!(other, mac);
+    assert_eq!(default_mac(&ns, "tap1"), other);
+    let ns2 = with_tap("mac2", None);
+    assert_ne!(default_mac(&ns2, "tap0"), mac);
+    // --net-mac still wins.
+    let out = ns.tender(&attach_args(&["--net-mac", "service0=02:00:00:00:00:05"], &["info"]));
+    out.assert_ok();
+    assert_eq!(out.stdout, "service0 mtu 1500 mac 02:00:00:00:00:05 offload\n");
 }
 
 #[test]

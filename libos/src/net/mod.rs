@@ -5,7 +5,7 @@
 //!   with [`gateway`]'s frame filters when the default gateway is outside
 //!   the interface's prefix (pod networks) or has a fixed MAC.
 //! * this module: the interfaces, their configuration (static or DHCPv4,
-//!   from the environment: see [`config`]), and the three hooks the
+//!   from the environment: see [`config`] and [`dhcp`]), and the three hooks the
 //!   executor calls every turn: [`poll`] (process what arrived, send what
 //!   is queued), [`poll_at`] (the stack's next deadline) and [`wait`] (one
 //!   `ppoll` on all taps until a frame arrives or the deadline passes).
@@ -19,11 +19,13 @@
 //! safe.
 
 pub mod config;
+mod dhcp;
 pub mod gateway;
 pub mod tap;
 mod tcp;
 mod udp;
 
+use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
@@ -31,7 +33,7 @@ pub use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::socket::{dhcpv4, tcp as stcp};
+use smoltcp::socket::tcp as stcp;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Cidr};
 use spin::Mutex;
 
@@ -89,7 +91,7 @@ pub(crate) struct Iface {
     pub(crate) tap: tap::Tap,
     pub(crate) iface: Interface,
     pub(crate) sockets: SocketSet<'static>,
-    dhcp: Option<SocketHandle>,
+    dhcp: Option<dhcp::Dhcp>,
     /// The default gateway, if any.
     pub(crate) gateway: Option<Ipv4Addr>,
     /// Sockets whose stream was dropped: closing gracefully, removed once
@@ -146,10 +148,7 @@ pub(crate) fn init() -> Result<(), ConfigError> {
         let mut sockets = SocketSet::new(Vec::new());
         let dhcp = match cfg {
             Ipv4Config::Static { .. } => None,
-            Ipv4Config::Dhcp => {
-                log::info!("net {name}: configuring by DHCPv4, mtu {}", dev.mtu);
-                Some(sockets.add(dhcpv4::Socket::new()))
-            }
+            Ipv4Config::Dhcp => Some(dhcp::Dhcp::new(&mut sockets)),
         };
         let mut i = Iface {
             name,
@@ -164,7 +163,7 @@ pub(crate) fn init() -> Result<(), ConfigError> {
             listeners: Vec::new(),
         };
         if let Ipv4Config::Static { address, prefix, gateway, gateway_mac } = cfg {
-            i.configure(Ipv4Cidr::new(address, prefix), gateway, gateway_mac, "static");
+            i.configure(Ipv4Cidr::new(address, prefix), gateway, gateway_mac, Source::Static);
         }
         stack.ifaces.push(i);
     }
@@ -185,7 +184,7 @@ pub(crate) fn poll(now: Instant) -> bool {
         if i.tap.has_injected() {
             changed |= i.poll_frames(ts);
         }
-        i.handle_dhcp();
+        i.handle_dhcp(now);
         i.sweep_orphans(now);
     }
     changed
@@ -195,7 +194,9 @@ pub(crate) fn poll(now: Instant) -> bool {
 pub(crate) fn poll_at(now: Instant) -> Option<Instant> {
     let mut stack = STACK.lock();
     let ts = smol_now(now);
-    stack.ifaces.iter_mut().filter_map(|i| i.iface.poll_at(ts, &i.sockets)).min().map(from_smol)
+    let dhcp = stack.ifaces.iter().filter_map(|i| i.dhcp.as_ref()?.deadline()).min();
+    let smol = stack.ifaces.iter_mut().filter_map(|i| i.iface.poll_at(ts, &i.sockets)).min();
+    smol.map(from_smol).into_iter().chain(dhcp).min()
 }
 
 /// Waits in one `ppoll` until a tap is readable or `deadline` passes
@@ -224,27 +225,8 @@ pub(crate) fn wait(deadline: Option<Instant>) {
 }
 
 impl Iface {
-    fn handle_dhcp(&mut self) {
-        let Some(h) = self.dhcp else { return };
-        let event = self.sockets.get_mut::<dhcpv4::Socket>(h).poll().map(|e| match e {
-            dhcpv4::Event::Configured(cfg) => Some((cfg.address, cfg.router)),
-            dhcpv4::Event::Deconfigured => None,
-        });
-        match event {
-            None => {}
-            Some(Some((cidr, router))) => self.configure(cidr, router, None, "DHCP"),
-            Some(None) => {
-                self.iface.update_ip_addrs(|addrs| addrs.clear());
-                self.iface.routes_mut().remove_default_ipv4_route();
-                self.gateway = None;
-                self.tap.gateway = None;
-                log::warn!("net {}: DHCP lease lost", self.name);
-            }
-        }
-    }
-
     /// Gives the interface its address and default gateway, from the
-    /// static configuration or a DHCP lease (`how`), with the tap's
+    /// static configuration or a DHCP lease, with the tap's
     /// gateway filters when the gateway is off-link or its MAC fixed (see
     /// [`gateway`]).
     fn configure(
@@ -252,7 +234,7 @@ impl Iface {
         cidr: Ipv4Cidr,
         gateway: Option<Ipv4Addr>,
         gateway_mac: Option<[u8; 6]>,
-        how: &str,
+        source: Source,
     ) {
         let (address, prefix) = (cidr.address(), cidr.prefix_len());
         self.tap.gateway = gateway
@@ -277,13 +259,27 @@ impl Iface {
                 self.iface.routes_mut().remove_default_ipv4_route();
             }
         }
-        log::info!(
-            "net {}: {how} {cidr} gateway {gateway:?}{}{} mtu {}",
+        let gw = match gateway {
+            Some(gw) => format!("gateway {gw}"),
+            None => "no gateway".to_string(),
+        };
+        let msg = format!(
+            "net {}: {cidr} {source}, {gw}{}, mtu {}",
             self.name,
-            if gateway_cidr.is_some() { " (off-link)" } else { "" },
-            if gateway_mac.is_some() { " (fixed MAC)" } else { "" },
+            match (gateway_cidr.is_some(), gateway_mac.is_some()) {
+                (false, false) => "",
+                (true, false) => " (off-link)",
+                (false, true) => " (fixed MAC)",
+                (true, true) => " (off-link, fixed MAC)",
+            },
             self.mtu
         );
+        match source {
+            // The user chose it: nothing they do not know.
+            Source::Static => log::info!("{msg}"),
+            // The address the guest is reachable at: shown by default.
+            Source::Dhcp => crate::console::notice(module_path!(), format_args!("{msg}")),
+        }
     }
 
     /// Lets smoltcp process every frame that is ready, then send what is
@@ -375,6 +371,24 @@ impl Iface {
         self.iface.ip_addrs().iter().find_map(|c| match c {
             IpCidr::Ipv4(c) => Some(*c),
             IpCidr::Ipv6(_) => None,
+        })
+    }
+}
+
+/// Where an interface's address comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The environment (`NET_N_IPV4`).
+    Static,
+    /// A DHCP lease.
+    Dhcp,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Static => "static",
+            Self::Dhcp => "by DHCP",
         })
     }
 }

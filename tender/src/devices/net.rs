@@ -17,8 +17,11 @@
 //!   if it was attached with `IFF_VNET_HDR` (the header's length too), none
 //!   if not: the offloads belong to the interface and outlive whoever set
 //!   them. The fd is used as it is, not duplicated.
-//! * `--net-mac NAME=MAC` sets the guest's MAC address; by default it is
-//!   random and locally administered.
+//! * `--net-mac NAME=MAC` sets the guest's MAC address. By default it is
+//!   derived from the host, the network namespace, the tap's interface and
+//!   the device (see [`derived_mac`]): locally administered, the same every
+//!   time a guest runs on that tap, so that a restarted guest keeps its
+//!   DHCP lease, and different for another tap or device.
 //!
 //! With virtio-net headers ([`abi::DEVICE_FLAG_VNET_HDR`] in the boot
 //! info) TCP bursts of up to 64 KiB cross the tap in one `read` or `write`,
@@ -34,6 +37,9 @@
 
 use std::fmt;
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::MetadataExt;
+
+use sha2::{Digest, Sha256};
 
 use abi::{DeviceInfo, DeviceKind};
 
@@ -128,11 +134,96 @@ impl Mac {
         Ok(Self(mac))
     }
 
-    /// A locally administered unicast address from six random bytes.
+    /// A locally administered unicast address from six random (or
+    /// hashed) bytes: the multicast bit cleared, the local bit set.
     pub fn local_from(mut bytes: [u8; 6]) -> Self {
         bytes[0] = (bytes[0] | 0x02) & !0x01;
         Self(bytes)
     }
+}
+
+/// What identifies the host, for [`derived_mac`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostId {
+    /// `/etc/machine-id`: the installation, across reboots.
+    MachineId(String),
+    /// `/proc/sys/kernel/random/boot_id`, on a host without a machine id:
+    /// this boot only.
+    BootId(String),
+}
+
+/// Where [`HostId::read`] finds the machine id.
+const MACHINE_ID: &str = "/etc/machine-id";
+/// The boot id, for a host without a machine id.
+const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+/// The tender's network namespace.
+const NETNS: &str = "/proc/self/ns/net";
+
+impl HostId {
+    /// The machine id, else the boot id, else `None` (neither readable nor
+    /// well-formed: an unset machine id reads `uninitialized` or is empty).
+    pub fn read() -> Option<Self> {
+        let read = |path| std::fs::read_to_string(path).ok();
+        Self::from_files(read(MACHINE_ID).as_deref(), read(BOOT_ID).as_deref())
+    }
+
+    /// [`read`](Self::read) on the files' contents, if readable.
+    fn from_files(machine_id: Option<&str>, boot_id: Option<&str>) -> Option<Self> {
+        let hex = |s: &str, len| {
+            s.len() == len
+                && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+                && s.bytes().any(|b| b != b'0' && b != b'-')
+        };
+        if let Some(id) = machine_id.map(str::trim).filter(|id| hex(id, 32)) {
+            return Some(Self::MachineId(id.to_ascii_lowercase()));
+        }
+        let id = boot_id.map(str::trim).filter(|id| hex(id, 36))?;
+        Some(Self::BootId(id.to_ascii_lowercase()))
+    }
+}
+
+/// The inode number of the tender's network namespace (`st_ino` of
+/// `/proc/self/ns/net`): the same for as long as the namespace exists, and
+/// for the host's initial namespace a constant of the kernel's.
+pub fn netns_id() -> Option<u64> {
+    std::fs::metadata(NETNS).ok().map(|m| m.ino())
+}
+
+/// The default MAC of device `device` on the tap `iface`: the first six
+/// bytes of a SHA-256 of the host's identity, the network namespace's,
+/// the interface's name and the device's name, made locally administered
+/// and unicast. A fixed hash, never std's `DefaultHasher`, whose output may
+/// change with the compiler: the address must survive an upgrade.
+///
+/// The same guest restarted on the same tap gets the same MAC, so a DHCP
+/// server gives it the same lease (with a one-address range, the only
+/// one). Another tap, namespace, host or device gets another MAC. The
+/// image is not an input: a new build of a service on its tap is the same
+/// service, and keeps its address. systemd derives interfaces' MACs the
+/// same way (a hash of the machine id and the interface's name), and
+/// neither reveals the machine id.
+pub fn derived_mac(host: &HostId, netns: Option<u64>, iface: &str, device: &str) -> Mac {
+    let mut h = Sha256::new();
+    // Each field with its length, so that no two inputs hash alike.
+    let mut field = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(b"nabla tender default MAC, v1");
+    match host {
+        HostId::MachineId(id) => field(format!("machine-id {id}").as_bytes()),
+        HostId::BootId(id) => field(format!("boot-id {id}").as_bytes()),
+    }
+    match netns {
+        Some(ino) => field(&ino.to_le_bytes()),
+        None => field(b""),
+    }
+    field(iface.as_bytes());
+    field(device.as_bytes());
+    let digest = h.finalize();
+    let mut bytes = [0; 6];
+    bytes.copy_from_slice(&digest[..6]);
+    Mac::local_from(bytes)
 }
 
 /// One `--net` option, with its `--net-mac` if there is one.
@@ -542,9 +633,11 @@ pub fn attach(spec: &NetSpec) -> Result<Device, NetError> {
     tap::set_offload(raw, vnet_hdr).map_err(|e| host("TUNSETOFFLOAD", e))?;
     let mtu = ifs.mtu(&iface).map_err(|e| host("SIOCGIFMTU", e))?;
     drop(ifs);
-    let mac = match spec.mac {
-        Some(mac) => mac,
-        None => {
+    let mac = match (spec.mac, HostId::read()) {
+        (Some(mac), _) => mac,
+        (None, Some(host)) => derived_mac(&host, netns_id(), &iface, &spec.name),
+        // Nothing stable to derive it from (no /etc, no /proc).
+        (None, None) => {
             let mut bytes = [0; 6];
             tap::random_bytes(&mut bytes)
                 .map_err(|source| NetError::Random { name: spec.name.clone(), source })?;
@@ -752,6 +845,79 @@ mod tests {
             assert_eq!(mac.0[0] & 0x03, 0x02, "{mac}");
             assert_eq!(&mac.0[1..], &[1, 2, 3, 4, 5]);
         }
+    }
+
+    fn machine(id: &str) -> HostId {
+        HostId::MachineId(id.into())
+    }
+
+    const ID: &str = "3d1219c7c4c5404aaa1f6d2a48adfda4";
+
+    #[test]
+    fn derived_macs_are_stable() {
+        let mac = derived_mac(&machine(ID), Some(4026531833), "tap0", "service0");
+        assert_eq!(mac, derived_mac(&machine(ID), Some(4026531833), "tap0", "service0"));
+        // Fixed for good: the same inputs give the same MAC whatever the
+        // compiler, so that a guest keeps its lease across upgrades. (The
+        // value was checked against Python's hashlib.sha256 over the
+        // fields as docs/networking.md lists them.)
+        assert_eq!(mac.to_string(), "42:06:13:29:ee:e2");
+    }
+
+    #[test]
+    fn derived_macs_differ_per_input_and_are_local_unicast() {
+        let macs = [
+            derived_mac(&machine(ID), Some(1), "tap0", "service0"),
+            derived_mac(&machine(ID), Some(1), "tap1", "service0"),
+            derived_mac(&machine(ID), Some(1), "tap0", "service1"),
+            derived_mac(&machine(ID), Some(2), "tap0", "service0"),
+            derived_mac(&machine(ID), None, "tap0", "service0"),
+            derived_mac(&machine("3d1219c7c4c5404aaa1f6d2a48adfda5"), Some(1), "tap0", "service0"),
+            derived_mac(&HostId::BootId(ID.into()), Some(1), "tap0", "service0"),
+            // Fields are delimited: moving a byte from one to the next
+            // changes the MAC.
+            derived_mac(&machine(ID), Some(1), "tap0s", "ervice0"),
+        ];
+        for (i, a) in macs.iter().enumerate() {
+            assert_eq!(a.0[0] & 0x03, 0x02, "{a} must be locally administered unicast");
+            for b in &macs[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        // Bit rules hold whatever the hash's first byte: many inputs.
+        for n in 0..512u64 {
+            let mac = derived_mac(&machine(ID), Some(n), "tap0", "service0");
+            assert_eq!(mac.0[0] & 0x03, 0x02, "{mac}");
+            assert_eq!(Mac::parse(&mac.to_string()), Ok(mac), "a usable --net-mac");
+        }
+    }
+
+    #[test]
+    fn the_host_is_its_machine_id_else_its_boot_id() {
+        let boot = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+        assert_eq!(HostId::from_files(Some(&format!("{ID}\n")), Some(boot)), Some(machine(ID)));
+        assert_eq!(
+            HostId::from_files(Some("3D1219C7C4C5404AAA1F6D2A48ADFDA4"), None),
+            Some(machine(ID))
+        );
+        // Unset, empty, malformed or missing: the boot id.
+        for bad in [None, Some(""), Some("uninitialized\n"), Some(&"0".repeat(32)), Some("abc")] {
+            assert_eq!(
+                HostId::from_files(bad, Some(&format!("{boot}\n"))),
+                Some(HostId::BootId(boot.into())),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(HostId::from_files(None, None), None);
+        assert_eq!(HostId::from_files(Some("x"), Some("not a uuid")), None);
+    }
+
+    #[test]
+    fn this_hosts_identity_and_namespace_are_readable() {
+        // Where the tests run (Linux with /proc), the default MAC is
+        // derived, not random.
+        assert!(HostId::read().is_some());
+        assert!(netns_id().is_some());
     }
 
     #[test]
