@@ -254,8 +254,10 @@ fn run(cli: Cli) -> Result<(), Error> {
     let file = open_image(&cli.app).map_err(|source| Error::Open { path: path.clone(), source })?;
     // The guest runs from a snapshot of the image, which no later write to
     // the image changes (see `snapshot`); only inspecting reads the image
-    // itself.
-    let file = if cli.inspect || cli.print_seccomp {
+    // itself. --print-seccomp takes the same steps as a run, so that the
+    // devices get the same fds and the rules it prints are the ones a run
+    // installs.
+    let file = if cli.inspect {
         file
     } else {
         let dir = cli
