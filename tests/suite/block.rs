@@ -4,9 +4,9 @@
 //! No privileges needed: each test makes its disk files (sparse where
 //! large) in a temporary directory of its own. The disk's fd is read from
 //! `--print-seccomp` for the same invocation (`block read on disk fd N
-//! (storage)`): the tender opens the image (fd 3, closed before the jump)
-//! and then the disks, so the first disk is fd 4 when the tender inherits
-//! only fds 0-2.
+//! (storage)`): the tender opens the image and its snapshot, closes the
+//! image, and then opens the disks, so the first disk is fd 3 when the
+//! tender inherits only fds 0-2.
 
 mod support;
 
@@ -357,7 +357,7 @@ fn print_seccomp_shows_the_rules_for_the_disk_fd() {
     let out = run(&["--block", &storage(&path), "--print-seccomp", SYSCALL]);
     out.assert_ok();
     let s = &out.stdout;
-    assert_eq!(disk_fd(s, "storage"), 4, "fd 3 is the image, 4 the disk:\n{s}");
+    assert_eq!(disk_fd(s, "storage"), 3, "fd 3 is the disk:\n{s}");
     assert!(
         s.starts_with(
             "# nabla policy: 16 rules, 7 distinct system calls (clock_gettime, exit_group, \
@@ -366,15 +366,15 @@ fn print_seccomp_shows_the_rules_for_the_disk_fd() {
         "{s}"
     );
     for rule in [
-        "allow pread64(arg0 == 4, arg2 & 0xfffffffffffffdff == 0, arg3 <= 10485248)",
-        "allow pread64(arg0 == 4, arg2 & 0xffffffffffff81ff == 0, arg3 <= 10452992)",
-        "allow pread64(arg0 == 4, arg2 == 32768, arg3 <= 10452992)",
-        "allow pread64(arg0 == 4, arg2 & 0xfffffffffff001ff == 0, arg3 <= 9437184)",
-        "allow pread64(arg0 == 4, arg2 == 1048576, arg3 <= 9437184)",
-        "allow pwrite64(arg0 == 4, arg2 == 1048576, arg3 <= 9437184)",
-        "allow fdatasync(arg0 == 4)",
-        "block write on disk fd 4 (storage): 1048576 bytes, ending inside 10485760 bytes",
-        "block flush on disk fd 4 (storage): durable writes",
+        "allow pread64(arg0 == 3, arg2 & 0xfffffffffffffdff == 0, arg3 <= 10485248)",
+        "allow pread64(arg0 == 3, arg2 & 0xffffffffffff81ff == 0, arg3 <= 10452992)",
+        "allow pread64(arg0 == 3, arg2 == 32768, arg3 <= 10452992)",
+        "allow pread64(arg0 == 3, arg2 & 0xfffffffffff001ff == 0, arg3 <= 9437184)",
+        "allow pread64(arg0 == 3, arg2 == 1048576, arg3 <= 9437184)",
+        "allow pwrite64(arg0 == 3, arg2 == 1048576, arg3 <= 9437184)",
+        "allow fdatasync(arg0 == 3)",
+        "block write on disk fd 3 (storage): 1048576 bytes, ending inside 10485760 bytes",
+        "block flush on disk fd 3 (storage): durable writes",
         "# and RLIMIT_FSIZE 10485760 bytes (the largest writable disk)",
         // libseccomp's own text.
         "if ($a2.lo32 & 0xfff001ff == 0)",
@@ -512,10 +512,10 @@ fn the_filter_bounds_transfers_inside_the_disk() {
 fn a_read_only_disk_allows_no_write_and_no_flush() {
     let dir = TempDir::new("blk-ro-filter");
     let path = disk(&dir, "disk.img", MIB);
-    let out = call(&["--block-ro"], &path, &["17", "4", "buf", "512", "0"]);
+    let out = call(&["--block-ro"], &path, &["17", "3", "buf", "512", "0"]);
     out.assert_ok();
     assert_eq!(out.stdout, "returned 512\n");
-    for args in [["18", "4", "buf", "512", "0"].as_slice(), &["75", "4"]] {
+    for args in [["18", "3", "buf", "512", "0"].as_slice(), &["75", "3"]] {
         let out = call(&["--block-ro"], &path, args);
         assert_eq!(out.signal(), Some(SIGSYS), "{args:?}: {out:#?}");
     }
@@ -529,7 +529,7 @@ fn offsets_above_4_gib_are_compared_on_all_64_bits() {
     let cap = (5 << 30) + 512;
     let path = disk(&dir, "disk.img", cap);
     let ok = |offset: u64| {
-        let out = call(&[], &path, &["18", "4", "buf", "512", &offset.to_string()]);
+        let out = call(&[], &path, &["18", "3", "buf", "512", &offset.to_string()]);
         out.assert_ok();
         assert_eq!(out.stdout, "returned 512\n", "at {offset:#x}");
     };
@@ -539,7 +539,7 @@ fn offsets_above_4_gib_are_compared_on_all_64_bits() {
     // At the capacity (same high half, low half just above the bound's),
     // beyond it, and with a higher high half but a low half below the bound's.
     for offset in [cap, cap + 512, 6 << 30, (2 << 32) + 512] {
-        let out = call(&[], &path, &["18", "4", "buf", "512", &offset.to_string()]);
+        let out = call(&[], &path, &["18", "3", "buf", "512", &offset.to_string()]);
         assert_eq!(out.signal(), Some(SIGSYS), "at {offset:#x}: {out:#?}");
     }
     assert_eq!(size_of(&path), cap);
