@@ -8,9 +8,9 @@
 //!
 //! The tap's fd is read from `--print-seccomp` for the same invocation
 //! (`net transmit on tap fd N (service0)`): attaching by name, the tender
-//! opens the image (fd 3), a socket to query interfaces (fd 4, closed
-//! before the jump) and the tap (fd 5), so N is 5 when the tender inherits
-//! only fds 0-2.
+//! opens the image and its snapshot and closes the image, then opens a
+//! socket to query interfaces (fd 3, closed before the jump) and the tap
+//! (fd 4), so N is 4 when the tender inherits only fds 0-2.
 
 mod support;
 
