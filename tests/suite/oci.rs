@@ -1542,3 +1542,66 @@ fn disks_are_private_keyed_by_root_and_id_and_capped() {
         a.assert_gone(id);
     }
 }
+
+#[test]
+fn nabla_disk_create_refuses_what_it_cannot_copy_safely_on_its_own() {
+    let dir = TempDir::new("disk-hostile");
+    let d = dir.path();
+    fs::write(d.join("secret"), SECRET).unwrap();
+    let tree = d.join("tree");
+    fs::create_dir_all(tree.join("sub")).unwrap();
+    fs::write(tree.join("sub/legit.txt"), LEGIT).unwrap();
+    let c =
+        std::ffi::CString::new(tree.join("pipe").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    std::os::unix::fs::symlink(d.join("secret"), tree.join("sub/leak")).unwrap();
+    // The image's name is a link to a file of the user's: replaced, not
+    // written through.
+    let victim = d.join("victim");
+    fs::write(&victim, "precious").unwrap();
+    let img = d.join("disk.img");
+    std::os::unix::fs::symlink(&victim, &img).unwrap();
+    let nabla = workspace_bin("nabla");
+    let create = |extra: &[&str]| {
+        let mut args =
+            vec!["disk", "create", img.to_str().unwrap(), "--from", tree.to_str().unwrap()];
+        args.extend(extra);
+        run_program(&nabla, &args)
+    };
+    // Refused (run_program gives it 30 s: a FIFO it opened would hang it).
+    let out = create(&[]);
+    assert_eq!(out.code(), Some(1), "{out:#?}");
+    assert!(
+        out.stderr.starts_with("nabla: ") && out.stderr.contains("tree/pipe: a FIFO: refused"),
+        "{out:#?}"
+    );
+    fs::remove_file(tree.join("pipe")).unwrap();
+    let out = create(&[]);
+    assert_eq!(out.code(), Some(1), "{out:#?}");
+    assert!(out.stderr.contains("tree/sub/leak: a symbolic link (to "), "{out:#?}");
+    assert!(fs::symlink_metadata(&img).unwrap().file_type().is_symlink(), "a refusal leaves IMG");
+    let link = d.join("link");
+    std::os::unix::fs::symlink(&tree, &link).unwrap();
+    let out = run_program(
+        &nabla,
+        &["disk", "create", img.to_str().unwrap(), "--from", link.to_str().unwrap()],
+    );
+    assert!(out.stderr.contains("link: a symbolic link: not followed"), "{out:#?}");
+    // Left out with a warning.
+    let out = create(&["--skip-special"]);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    assert!(
+        out.stderr.contains("nabla: warning: ") && out.stderr.contains("sub/leak: a symbolic link"),
+        "{out:#?}"
+    );
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+    let bytes = fs::read(&img).unwrap();
+    let has = |s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
+    assert!(has(LEGIT) && !has(SECRET));
+    // Nothing but the image is left next to it.
+    let mut names: Vec<_> =
+        fs::read_dir(d).unwrap().flatten().map(|e| e.file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["disk.img", "link", "secret", "tree", "victim"]);
+}
