@@ -1605,3 +1605,45 @@ fn nabla_disk_create_refuses_what_it_cannot_copy_safely_on_its_own() {
     names.sort();
     assert_eq!(names, ["disk.img", "link", "secret", "tree", "victim"]);
 }
+
+/// `Max open files` soft and hard of `pid`.
+fn nofile(pid: &str) -> (String, String) {
+    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap().to_string();
+    let v: Vec<_> = line.split_whitespace().collect();
+    (v[3].to_string(), v[4].to_string())
+}
+
+#[test]
+fn rlimits_are_set_or_refused_naming_them() {
+    let rt = Runtime::new();
+    // Within the caller's limits: set on the container process.
+    let b = bundle(&rt.dir.path().join("within"), BASICS, &["sleep", "30"], |c| {
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 256, "hard": 512}]);
+    });
+    rt.ok(&["create", "--bundle", b.to_str().unwrap(), "rl1"]);
+    let pid = rt.state("rl1")["pid"].as_i64().unwrap();
+    assert_eq!(nofile(&pid.to_string()), ("256".into(), "512".into()));
+    rt.ok(&["delete", "--force", "rl1"]);
+    rt.assert_gone("rl1");
+    // Above the caller's hard limit, as podman's default nofile of 1048576
+    // (even with --ulimit host) is here: only with CAP_SYS_RESOURCE.
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let cap_eff = status.lines().find(|l| l.starts_with("CapEff:")).unwrap();
+    let caps = u64::from_str_radix(cap_eff.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    let hard: u64 = nofile("self").1.parse().unwrap();
+    const CAP_SYS_RESOURCE: u32 = 24;
+    if caps & (1 << CAP_SYS_RESOURCE) != 0 || hard >= 1 << 20 {
+        eprintln!("not checking the refusal: this process may raise its hard limit");
+        return;
+    }
+    let above = hard + 1;
+    let b = bundle(&rt.dir.path().join("above"), BASICS, &["exit", "0"], |c| {
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": above, "hard": above}]);
+    });
+    rt.refused(
+        &["create", "--bundle", b.to_str().unwrap(), "rl2"],
+        &format!("setrlimit RLIMIT_NOFILE (soft {above}, hard {above}): Operation not permitted (os error 1): raising a hard limit above the caller's needs CAP_SYS_RESOURCE"),
+    );
+    rt.assert_gone("rl2");
+}
