@@ -44,8 +44,10 @@ pub struct Volume {
 }
 
 /// One `setrlimit` for the container process.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Rlimit {
+    /// As the config names it, e.g. `RLIMIT_NOFILE`.
+    pub name: String,
     pub resource: libc::__rlimit_resource_t,
     pub soft: u64,
     pub hard: u64,
@@ -182,7 +184,16 @@ pub fn plan(bundle: &Path, log: &Log) -> Result<Plan, Error> {
 
     let mut rlimits = Vec::new();
     for r in process.rlimits().iter().flatten() {
-        rlimits.push(Rlimit { resource: rlimit_resource(r.typ()), soft: r.soft(), hard: r.hard() });
+        let name = serde_json::to_value(r.typ())
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_else(|| format!("{:?}", r.typ()));
+        rlimits.push(Rlimit {
+            name,
+            resource: rlimit_resource(r.typ()),
+            soft: r.soft(),
+            hard: r.hard(),
+        });
     }
 
     let user = process.user();

@@ -1,9 +1,23 @@
 //! A container's record under `--root`: `ROOT/ID/state.json`, the exec fifo
-//! the waiting process blocks on until `start`, and the container's status.
+//! the waiting process blocks on until `start`, the container's status, and
+//! its lock.
+//!
+//! The lock is `flock` on `ROOT/ID/lock`. `create` makes the directory
+//! under a temporary name with the lock file in it, takes the lock, and
+//! only then renames the directory to `ROOT/ID` (failing if that exists):
+//! the directory never appears unlocked, and `create` holds the lock until
+//! it is done. `start`, `kill` and `delete` take it before they look at the
+//! state, so a `delete --force` during a `create` of the same id waits for
+//! it instead of removing the directory under it. The lock file goes with
+//! the directory; a waiter that gets the lock of a removed directory sees
+//! that the file at `ROOT/ID/lock` is no longer its own and looks again.
 
 use std::collections::HashMap;
 use std::fs;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use oci_spec::runtime::ContainerState;
 use serde::{Deserialize, Serialize};
@@ -28,6 +42,27 @@ pub struct Record {
     pub wirings: Vec<Wiring>,
     /// The disk made from the rootfs, removed at delete.
     pub disk: Option<PathBuf>,
+    /// The disk's own directory, removed at delete.
+    #[serde(default)]
+    pub disk_dir: Option<PathBuf>,
+}
+
+/// A container's lock, held until dropped; `None` inside for a container
+/// made by an earlier nabla-runc, which had no lock file.
+#[derive(Debug)]
+pub struct Lock(#[allow(dead_code)] Option<fs::File>);
+
+/// How long `start`, `kill` and `delete` wait for a container's lock
+/// (held by a `create` making a disk, at most the disk timeout, or by
+/// another command).
+pub const LOCK_WAIT: Duration = Duration::from_secs(300);
+
+fn flock(f: &fs::File, op: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(f.as_raw_fd(), op) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// A container's directory under the runtime's root.
@@ -49,6 +84,95 @@ impl Dir {
             )));
         }
         Ok(Dir { path: root.join(id) })
+    }
+
+    pub fn lock_file(&self) -> PathBuf {
+        self.path.join("lock")
+    }
+
+    /// Makes the container's directory, locked (see the module's doc):
+    /// fails if it exists.
+    pub fn create_locked(&self, id: &str) -> Result<Lock, Error> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let root = self.path.parent().unwrap_or(Path::new("/"));
+        // `~` is not allowed in ids: no container is ever called this.
+        let tmp = root.join(format!(
+            "~create-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let err = |p: &Path, e: std::io::Error| Error(format!("{}: {e}", p.display()));
+        fs::create_dir(&tmp).map_err(|e| err(&tmp, e))?;
+        let made = (|| {
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(tmp.join("lock"))
+                .map_err(|e| err(&tmp.join("lock"), e))?;
+            flock(&f, libc::LOCK_EX).map_err(|e| err(&tmp.join("lock"), e))?;
+            rename_noreplace(&tmp, &self.path).map_err(|e| {
+                if e.raw_os_error() == Some(libc::EEXIST) {
+                    Error(format!("container {id} already exists"))
+                } else {
+                    err(&self.path, e)
+                }
+            })?;
+            Ok(Lock(Some(f)))
+        })();
+        if made.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        made
+    }
+
+    /// Takes the container's lock, waiting at most `wait`. `Ok(None)`: the
+    /// container's directory does not exist (or went while waiting).
+    pub fn lock(&self, id: &str, wait: Duration) -> Result<Option<Lock>, Error> {
+        let path = self.lock_file();
+        let deadline = Instant::now() + wait;
+        loop {
+            let f = match fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+                .open(&path)
+            {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    // Made by an earlier nabla-runc, without a lock file.
+                    return Ok(self.exists().then_some(Lock(None)));
+                }
+                Err(e) => return Err(Error(format!("{}: {e}", path.display()))),
+            };
+            loop {
+                match flock(&f, libc::LOCK_EX | libc::LOCK_NB) {
+                    Ok(()) => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {
+                        if Instant::now() > deadline {
+                            return Err(Error(format!(
+                                "container {id} is busy: another nabla-runc has held {} for {} s",
+                                path.display(),
+                                wait.as_secs()
+                            )));
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(e) => return Err(Error(format!("{}: flock: {e}", path.display()))),
+                }
+            }
+            let ours = f.metadata().map_err(|e| Error(format!("{}: {e}", path.display())))?;
+            match fs::symlink_metadata(&path) {
+                Ok(m) if (m.dev(), m.ino()) == (ours.dev(), ours.ino()) => {
+                    return Ok(Some(Lock(Some(f))));
+                }
+                // Removed (and perhaps made again) while we waited.
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(Error(format!("{}: {e}", path.display()))),
+            }
+        }
     }
 
     pub fn state_file(&self) -> PathBuf {
@@ -98,6 +222,30 @@ impl Dir {
     }
 }
 
+/// `renameat2(from, to, RENAME_NOREPLACE)`: fails with EEXIST if `to` exists.
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+    };
+    let (f, t) = (c(from)?, c(to)?);
+    // SAFETY: two NUL-terminated paths, relative to the current directory.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `(state, start time)` of `pid` from `/proc/PID/stat`.
 pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -129,6 +277,34 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "a b", "x\n"] {
             assert!(Dir::new(root, bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_lock_excludes_and_follows_the_directory() {
+        let root = std::env::temp_dir().join(format!("nabla-runc-lock-{}", std::process::id()));
+        fs::create_dir_all(&root).unwrap();
+        let dir = Dir::new(&root, "c").unwrap();
+        assert!(dir.lock("c", Duration::ZERO).unwrap().is_none(), "no container, no lock");
+        let held = dir.create_locked("c").unwrap();
+        let e = dir.create_locked("c").unwrap_err();
+        assert_eq!(e.0, "container c already exists");
+        let e = dir.lock("c", Duration::from_millis(50)).unwrap_err();
+        assert!(e.0.starts_with("container c is busy"), "{}", e.0);
+        // A waiter whose directory is removed meanwhile finds nothing.
+        let waiter = {
+            let dir = dir.clone();
+            std::thread::spawn(move || dir.lock("c", Duration::from_secs(10)).unwrap().is_none())
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        fs::remove_dir_all(&dir.path).unwrap();
+        drop(held);
+        assert!(waiter.join().unwrap());
+        // No temporary directory is left behind.
+        assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
+        let _l = dir.create_locked("c").unwrap();
+        drop(_l);
+        assert!(dir.lock("c", Duration::ZERO).unwrap().is_some());
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

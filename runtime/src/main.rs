@@ -72,6 +72,14 @@ struct Cli {
     /// runc's: accepted for compatibility, unused.
     #[arg(long, global = true, hide = true)]
     rootless: Option<String>,
+    /// The largest disk create makes for a container, in MiB (the
+    /// org.nabla.disk.size-mib annotation and disks made from the rootfs).
+    #[arg(long, global = true, env = "NABLA_RUNC_DISK_MAX_MIB", default_value_t = 4096, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 24))]
+    disk_max_mib: u64,
+    /// How long making a container's disk from its rootfs may take, in
+    /// seconds, before create stops it and fails.
+    #[arg(long, global = true, env = "NABLA_RUNC_DISK_TIMEOUT", default_value_t = 120, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86400))]
+    disk_timeout: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -179,13 +187,17 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: &Cli, log: &Log) -> Result<u8, Error> {
     let root = &cli.root;
+    let disks = disk::Settings {
+        max_mib: cli.disk_max_mib,
+        timeout: Duration::from_secs(cli.disk_timeout),
+    };
     match &cli.command {
-        Command::Create(a) => create(root, a, true, log).map(|_| 0),
+        Command::Create(a) => create(root, a, true, disks, log).map(|_| 0),
         Command::Start { id } => start(root, id).map(|_| 0),
         Command::State { id } => state(root, id).map(|_| 0),
         Command::Kill { id, signal, all: _ } => kill(root, id, signal.as_deref()).map(|_| 0),
         Command::Delete { id, force } => delete(root, id, *force, log).map(|_| 0),
-        Command::Run { create: a, detach } => run(root, a, *detach, log),
+        Command::Run { create: a, detach } => run(root, a, *detach, disks, log),
         Command::Ps { id, format } => ps(root, id, format).map(|_| 0),
         Command::List { quiet } => list(root, *quiet).map(|_| 0),
         Command::Features => features().map(|_| 0),
@@ -216,7 +228,7 @@ pub fn sibling(name: &str) -> Result<PathBuf, Error> {
 struct Undo {
     dir: PathBuf,
     wirings: Vec<net::Wiring>,
-    disk: Option<PathBuf>,
+    disk: Option<disk::Made>,
     done: bool,
 }
 
@@ -227,13 +239,19 @@ impl Drop for Undo {
         }
         net::unwire(&self.wirings);
         if let Some(d) = &self.disk {
-            let _ = fs::remove_file(d);
+            let _ = fs::remove_dir_all(&d.dir);
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
-fn create(root: &Path, a: &CreateArgs, detach: bool, log: &Log) -> Result<(Dir, Record), Error> {
+fn create(
+    root: &Path,
+    a: &CreateArgs,
+    detach: bool,
+    disks: disk::Settings,
+    log: &Log,
+) -> Result<(Dir, Record), Error> {
     let dir = Dir::new(root, &a.id)?;
     if dir.path.exists() {
         return Err(Error(format!("container {} already exists", a.id)));
@@ -246,13 +264,8 @@ fn create(root: &Path, a: &CreateArgs, detach: bool, log: &Log) -> Result<(Dir, 
         ));
     }
     fs::create_dir_all(root).map_err(|e| Error(format!("{}: {e}", root.display())))?;
-    fs::create_dir(&dir.path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            Error(format!("container {} already exists", a.id))
-        } else {
-            Error(format!("{}: {e}", dir.path.display()))
-        }
-    })?;
+    // Held until create is done: start, kill and delete wait for it.
+    let _lock = dir.create_locked(&a.id)?;
     let mut undo = Undo { dir: dir.path.clone(), wirings: Vec::new(), disk: None, done: false };
 
     let tender = sibling("tender")?;
@@ -292,9 +305,9 @@ fn create(root: &Path, a: &CreateArgs, detach: bool, log: &Log) -> Result<(Dir, 
         )));
     }
     if let Some(dev) = blocks.first() {
-        let img = disk::make(&plan, &dir.path, &a.id)?;
-        undo.disk = Some(img.clone());
-        chown(&img, plan.uid, plan.gid)?;
+        let made = disk::make(&plan, root, &dir.path, &a.id, disks, log)?;
+        let img = made.image.clone();
+        undo.disk = Some(made);
         let opt = if plan.rootfs_readonly { "--block-ro" } else { "--block" };
         argv.extend([opt.into(), format!("{}={}", dev.name, img.display())]);
         log.debug(&format!("disk {} for {}", img.display(), dev.name));
@@ -366,7 +379,8 @@ fn create(root: &Path, a: &CreateArgs, detach: bool, log: &Log) -> Result<(Dir, 
         annotations: plan.annotations.clone(),
         netns: netns_path,
         wirings: undo.wirings.clone(),
-        disk: undo.disk.clone(),
+        disk: undo.disk.as_ref().map(|d| d.image.clone()),
+        disk_dir: undo.disk.as_ref().map(|d| d.dir.clone()),
     };
     let saved = dir.save(&record).and_then(|()| match &a.pid_file {
         Some(p) => write_pid_file(p, pid),
@@ -394,7 +408,7 @@ fn write_private(p: &Path, text: &str) -> Result<(), Error> {
         .map_err(|e| Error(format!("{}: {e}", p.display())))
 }
 
-fn chown(p: &Path, uid: u32, gid: u32) -> Result<(), Error> {
+pub(crate) fn chown(p: &Path, uid: u32, gid: u32) -> Result<(), Error> {
     if uid == 0 && gid == 0 {
         return Ok(());
     }
@@ -414,17 +428,45 @@ fn make_fifo(p: &Path) -> Result<(), Error> {
 }
 
 /// Written whole before it appears under its name, as runc does: the caller
-/// may read it the moment `create` returns.
+/// may read it the moment `create` returns. The temporary file is new
+/// (`O_EXCL`, so never an existing file or a symbolic link planted at its
+/// name) and has a name of its own; the rename replaces whatever is at `p`
+/// without following it.
 fn write_pid_file(p: &Path, pid: i32) -> Result<(), Error> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |e: std::io::Error| Error(format!("pid file {}: {e}", p.display()));
     let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = p.with_file_name(format!(".{name}.tmp"));
-    fs::write(&tmp, pid.to_string())
-        .and_then(|()| fs::rename(&tmp, p))
-        .map_err(|e| Error(format!("pid file {}: {e}", p.display())))
+    let nanos = SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    for attempt in 0..100u32 {
+        let tmp = p.with_file_name(format!(
+            ".{name}.{}-{}-{attempt}.tmp",
+            std::process::id(),
+            nanos.subsec_nanos()
+        ));
+        let mut f = match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&tmp)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(err(e)),
+        };
+        let written = f.write_all(pid.to_string().as_bytes()).and_then(|()| fs::rename(&tmp, p));
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        return written.map_err(err);
+    }
+    Err(Error(format!("pid file {}: no free temporary name next to it", p.display())))
 }
 
 fn start(root: &Path, id: &str) -> Result<(), Error> {
     let dir = Dir::new(root, id)?;
+    let _lock = dir.lock(id, container::LOCK_WAIT)?;
     let r = dir.load(id)?;
     match dir.status(&r) {
         ContainerState::Created => {}
@@ -508,6 +550,7 @@ fn parse_signal(s: &str) -> Result<i32, Error> {
 fn kill(root: &Path, id: &str, signal: Option<&str>) -> Result<(), Error> {
     let sig = parse_signal(signal.unwrap_or("SIGTERM"))?;
     let dir = Dir::new(root, id)?;
+    let _lock = dir.lock(id, container::LOCK_WAIT)?;
     let r = dir.load(id)?;
     if dir.status(&r) == ContainerState::Stopped {
         return Err(Error(format!("container {id} is not running")));
@@ -521,6 +564,7 @@ fn kill(root: &Path, id: &str, signal: Option<&str>) -> Result<(), Error> {
 
 fn delete(root: &Path, id: &str, force: bool, log: &Log) -> Result<(), Error> {
     let dir = Dir::new(root, id)?;
+    let _lock = dir.lock(id, container::LOCK_WAIT)?;
     let r = match dir.load(id) {
         Ok(r) => r,
         // containerd's shim deletes twice; an unknown id is gone already.
@@ -571,6 +615,9 @@ fn cleanup(dir: &Dir, r: &Record, log: &Log) {
     if let Some(d) = &r.disk {
         let _ = fs::remove_file(d);
     }
+    if let Some(d) = &r.disk_dir {
+        let _ = fs::remove_dir_all(d);
+    }
     let _ = fs::remove_dir_all(&dir.path);
 }
 
@@ -585,8 +632,14 @@ extern "C" fn forward(sig: libc::c_int) {
     }
 }
 
-fn run(root: &Path, a: &CreateArgs, detach: bool, log: &Log) -> Result<u8, Error> {
-    let (dir, r) = create(root, a, detach, log)?;
+fn run(
+    root: &Path,
+    a: &CreateArgs,
+    detach: bool,
+    disks: disk::Settings,
+    log: &Log,
+) -> Result<u8, Error> {
+    let (dir, r) = create(root, a, detach, disks, log)?;
     if let Err(e) = start(root, &a.id) {
         let _ = delete(root, &a.id, true, log);
         return Err(e);
@@ -610,7 +663,12 @@ fn run(root: &Path, a: &CreateArgs, detach: bool, log: &Log) -> Result<u8, Error
             return Err(Error(format!("waitpid: {}", std::io::Error::last_os_error())));
         }
     }
-    cleanup(&dir, &r, log);
+    // Unless a delete --force got there first.
+    if let Ok(Some(_lock)) = dir.lock(&a.id, container::LOCK_WAIT)
+        && dir.exists()
+    {
+        cleanup(&dir, &r, log);
+    }
     Ok(if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status) as u8
     } else {

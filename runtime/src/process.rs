@@ -99,7 +99,14 @@ pub fn spawn(s: &Spawn) -> Result<i32, Error> {
                 if let Some(p) = pid {
                     reap(p, !s.detach);
                 }
-                return Err(Error(format!("container process: {msg}")));
+                let hint = if msg.starts_with("setrlimit") && msg.contains("(os error 1)") {
+                    // As runc does, a limit that cannot be set refuses the
+                    // create; say why it could not be.
+                    ": raising a hard limit above the caller's needs CAP_SYS_RESOURCE (podman: default_ulimits = [] in containers.conf, or --ulimit within the host's limits)"
+                } else {
+                    ""
+                };
+                return Err(Error(format!("container process: {msg}{hint}")));
             }
             _ => {}
         }
@@ -179,8 +186,9 @@ fn child(s: &Spawn, argv: &[CString], fifo: &CString, socket: Option<&Path>, w: 
     }
     for r in &s.rlimits {
         let lim = libc::rlimit { rlim_cur: r.soft, rlim_max: r.hard };
+        let what = format!("setrlimit {} (soft {}, hard {})", r.name, r.soft, r.hard);
         // SAFETY: a valid rlimit.
-        check(w, "setrlimit", os(unsafe { libc::setrlimit(r.resource, &lim) }));
+        check(w, &what, os(unsafe { libc::setrlimit(r.resource, &lim) }));
     }
     if s.uid != 0 || s.gid != 0 || !s.groups.is_empty() {
         let groups: Vec<libc::gid_t> = s.groups.clone();

@@ -37,13 +37,22 @@ fn text(b: &[u8]) -> String {
 
 /// The runtime with its own root and JSON log under a temp dir.
 struct Runtime {
+    /// A tmpfs at the root, unmounted before `dir` is removed.
+    tmpfs: Option<Tmpfs>,
     dir: TempDir,
 }
 
 impl Runtime {
     fn new() -> Self {
         require_root();
-        Runtime { dir: TempDir::new("runc") }
+        Runtime { tmpfs: None, dir: TempDir::new("runc") }
+    }
+
+    /// With its root on a tmpfs, as /run is.
+    fn on_tmpfs() -> Self {
+        let mut rt = Runtime::new();
+        rt.tmpfs = Some(Tmpfs::mount(&rt.root()));
+        rt
     }
 
     fn root(&self) -> PathBuf {
@@ -58,24 +67,83 @@ impl Runtime {
     /// with runc, they become the container's stdio, which the container
     /// process keeps after the runtime has exited.
     fn cmd(&self, args: &[&str]) -> Output {
+        self.cmd_env(&[], args)
+    }
+
+    /// `cmd` with more environment variables, bounded in time: a runtime
+    /// that hangs (on a FIFO in an image, say) fails the test instead.
+    fn cmd_env(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
+        let child = self.spawn_env(env, args);
+        self.finish(child, args)
+    }
+
+    /// Starts the runtime with `args` in a process group of its own.
+    fn spawn(&self, args: &[&str]) -> Running {
+        self.spawn_env(&[], args)
+    }
+
+    fn spawn_env(&self, env: &[(&str, &str)], args: &[&str]) -> Running {
+        use std::os::unix::process::CommandExt;
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
         let out = self.dir.path().join(format!("out-{n}"));
         let err = self.dir.path().join(format!("err-{n}"));
-        let status = Command::new(runc())
+        let child = Command::new(runc())
             .arg("--root")
             .arg(self.root())
             .arg("--log")
             .arg(self.log())
             .args(["--log-format", "json"])
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(fs::File::create(&out).unwrap())
             .stderr(fs::File::create(&err).unwrap())
-            .status()
+            .process_group(0)
+            .spawn()
             .expect("run nabla-runc");
-        Output { status, stdout: fs::read(&out).unwrap(), stderr: fs::read(&err).unwrap() }
+        Running { child: Some(child), out, err }
+    }
+
+    /// Waits for `r` at most 60 s; then kills its process group and fails.
+    fn finish(&self, mut r: Running, args: &[&str]) -> Output {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let child = r.child.as_mut().unwrap();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "nabla-runc {args:?}: still running after 60 s");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        r.child = None;
+        Output { status, stdout: fs::read(&r.out).unwrap(), stderr: fs::read(&r.err).unwrap() }
+    }
+
+    /// The disk the last `--debug` create made (its `disk PATH for DEV`
+    /// record).
+    fn last_disk(&self) -> PathBuf {
+        let log = fs::read_to_string(self.log()).unwrap();
+        let msg = log
+            .lines()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|r| r["msg"].as_str().map(String::from))
+            .find(|m| m.starts_with("disk ") && m.contains(" for "))
+            .unwrap_or_else(|| panic!("no disk record in {log}"));
+        PathBuf::from(msg["disk ".len()..msg.rfind(" for ").unwrap()].to_string())
+    }
+
+    /// The warnings in the log.
+    fn warnings(&self) -> String {
+        let log = fs::read_to_string(self.log()).unwrap_or_default();
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|r| r["level"] == "warning")
+            .filter_map(|r| r["msg"].as_str().map(String::from))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -125,10 +193,57 @@ impl Runtime {
     /// Nothing of container `id` is left: no state, no disk.
     fn assert_gone(&self, id: &str) {
         assert!(!self.root().join(id).exists(), "state of {id} left behind");
-        assert!(
-            !Path::new("/var/lib/nabla-runc/disks").join(format!("{id}.img")).exists(),
-            "disk of {id} left behind"
-        );
+        let disks = Path::new("/var/lib/nabla-runc/disks");
+        assert!(!disks.join(format!("{id}.img")).exists(), "disk of {id} left behind");
+        // A root on tmpfs keeps its disks in HASH-ID there: HASH is the
+        // 64-bit FNV-1a of the canonical root (runtime/src/disk.rs).
+        if self.tmpfs.is_some() {
+            let keyed = keyed_disk_dir(&self.root(), id);
+            assert!(!keyed.exists(), "disk of {id} left behind: {}", keyed.display());
+        }
+    }
+}
+
+impl Drop for Runtime {
+    /// Containers a failed test left: killed and deleted.
+    fn drop(&mut self) {
+        if !self.root().exists() {
+            return;
+        }
+        let out = self.cmd(&["list", "-q"]);
+        for id in text(&out.stdout).lines() {
+            let _ = self.cmd(&["delete", "--force", id]);
+        }
+    }
+}
+
+/// Where a runtime whose root is on tmpfs keeps the disk of `id`:
+/// `/var/lib/nabla-runc/disks/HASH-ID`, HASH the 64-bit FNV-1a of the
+/// canonical root (runtime/src/disk.rs).
+fn keyed_disk_dir(root: &Path, id: &str) -> PathBuf {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in root.canonicalize().unwrap().as_os_str().as_encoded_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    Path::new("/var/lib/nabla-runc/disks").join(format!("{h:016x}-{id}"))
+}
+
+/// A runtime command in the background; its process group is killed if
+/// it is dropped unfinished.
+struct Running {
+    child: Option<Child>,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            // SAFETY: a signal to the process group of a child of this test.
+            unsafe { libc::kill(-(c.id() as i32), libc::SIGKILL) };
+            let _ = c.wait();
+        }
     }
 }
 
@@ -1025,4 +1140,510 @@ fn podman_runs_packed_images() {
     assert_eq!(&fs::read(&img).unwrap()[10 * 512..10 * 512 + 8], &10u64.to_le_bytes());
     let left = p.cmd(&["ps", "-a", "-q"]);
     assert_eq!(text(&left.stdout), "", "containers left behind");
+}
+
+// ------------------------------------------------------ hostile images
+
+/// What a hostile image must never get onto its disk.
+const SECRET: &str = "HOST-SECRET-0f1e2d3c";
+/// What a hostile image's legitimate file holds.
+const LEGIT: &str = "LEGIT-CONTENT-9a8b";
+
+fn mknod(p: &Path, mode: u32, dev: u64) {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    let r = unsafe { libc::mknod(c.as_ptr(), mode, dev) };
+    assert_eq!(r, 0, "mknod {}: {}", p.display(), std::io::Error::last_os_error());
+}
+
+#[test]
+fn a_hostile_rootfs_gets_nothing_from_outside_it_onto_the_disk() {
+    let rt = Runtime::new();
+    let outside = rt.dir.path().join("outside");
+    fs::create_dir_all(outside.join("etc")).unwrap();
+    fs::write(outside.join("secret"), SECRET).unwrap();
+    fs::write(outside.join("etc/shadow"), SECRET).unwrap();
+    type Setup = fn(&Path, &Path, &mut Value);
+    // (id, what the rootfs holds, None: a disk without the outside data and
+    // a warning holding the text; Some: refused with the text)
+    let cases: &[(&str, Setup, &str, bool)] = &[
+        (
+            "symfile",
+            |files, out, _| {
+                std::os::unix::fs::symlink(out.join("secret"), files.join("leak.txt")).unwrap()
+            },
+            "/guest-blk.files/leak.txt: a symbolic link (to ",
+            false,
+        ),
+        (
+            "symdir",
+            |files, out, _| std::os::unix::fs::symlink(out.join("etc"), files.join("etc")).unwrap(),
+            "/guest-blk.files/etc: a symbolic link",
+            false,
+        ),
+        (
+            "symfiles",
+            |files, out, _| {
+                fs::remove_dir_all(files).unwrap();
+                std::os::unix::fs::symlink(out, files).unwrap();
+            },
+            "rootfs /guest-blk.files is a symbolic link",
+            true,
+        ),
+        (
+            "fifo",
+            |files, _, _| {
+                let c = std::ffi::CString::new(
+                    files.join("pipe").into_os_string().into_encoded_bytes(),
+                )
+                .unwrap();
+                // SAFETY: a NUL-terminated path.
+                assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+            },
+            "/guest-blk.files/pipe: a FIFO: left out",
+            false,
+        ),
+        (
+            "device",
+            // /dev/zero's numbers: followed, it would never end.
+            |files, _, _| mknod(&files.join("zero"), libc::S_IFCHR | 0o644, libc::makedev(1, 5)),
+            "/guest-blk.files/zero: a character device: left out",
+            false,
+        ),
+        (
+            "hardlink",
+            |files, out, _| fs::hard_link(out.join("secret"), files.join("hl")).unwrap(),
+            "/guest-blk.files/hl: a file with 2 hard links, 1 of them in the tree",
+            false,
+        ),
+        (
+            "dotdot",
+            |_, _, c| c["process"]["args"] = json!(["/../guest-blk.nabla", "info"]),
+            "without \"..\"",
+            true,
+        ),
+        (
+            // No NAME.files: the rest of the rootfs makes the disk.
+            "rootfs",
+            |files, out, _| {
+                fs::remove_dir_all(files).unwrap();
+                let rootfs = files.parent().unwrap();
+                fs::write(rootfs.join("data.txt"), LEGIT).unwrap();
+                std::os::unix::fs::symlink(out.join("etc"), rootfs.join("etc")).unwrap();
+                std::os::unix::fs::symlink(out.join("secret"), rootfs.join("leak")).unwrap();
+                mknod(&rootfs.join("zero"), libc::S_IFCHR | 0o644, libc::makedev(1, 5));
+            },
+            "/leak: a symbolic link",
+            false,
+        ),
+    ];
+    for (id, setup, needle, refused) in cases {
+        let b = bundle(&rt.dir.path().join(id), BLK, &["info"], |_| {});
+        let files = b.join("rootfs/guest-blk.files");
+        fs::create_dir_all(&files).unwrap();
+        fs::write(files.join("legit.txt"), LEGIT).unwrap();
+        // `..` inside a name is just a name.
+        fs::write(files.join("..notparent"), LEGIT).unwrap();
+        let mut config: Value =
+            serde_json::from_str(&fs::read_to_string(b.join("config.json")).unwrap()).unwrap();
+        setup(&files, &outside, &mut config);
+        fs::write(b.join("config.json"), config.to_string()).unwrap();
+        let args = ["--debug", "create", "--bundle", b.to_str().unwrap(), id];
+        if *refused {
+            rt.refused(&args, needle);
+            rt.assert_gone(id);
+            continue;
+        }
+        let out = rt.cmd(&args);
+        assert!(out.status.success(), "{id}: {}", text(&out.stderr));
+        let disk = rt.last_disk();
+        let bytes = fs::read(&disk).unwrap();
+        let has = |s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
+        assert!(has(LEGIT), "{id}: the image's own file is not on the disk");
+        assert!(!has(SECRET), "{id}: data from outside the rootfs is on the disk");
+        let warnings = rt.warnings();
+        assert!(warnings.contains(&format!("the guest's disk: {needle}")), "{id}: {warnings}");
+        rt.ok(&["delete", "--force", id]);
+        rt.assert_gone(id);
+    }
+}
+
+/// The pid of the `nabla disk create` that a runtime under `dir` runs.
+fn disk_helper(dir: &Path) -> Option<i32> {
+    let needle = dir.display().to_string();
+    fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+        let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
+        let cmd = text(&fs::read(format!("/proc/{pid}/cmdline")).ok()?);
+        (cmd.contains("disk\0create\0") && cmd.contains(&needle)).then_some(pid)
+    })
+}
+
+/// A process stopped with SIGSTOP, continued (and killed if `kill`) when
+/// dropped.
+struct Stopped {
+    pid: i32,
+    kill: bool,
+}
+
+impl Stopped {
+    fn new(pid: i32) -> Stopped {
+        // SAFETY: a signal to a process of this test.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        Stopped { pid, kill: true }
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // SAFETY: signals to a process of this test.
+        unsafe {
+            if self.kill {
+                libc::kill(self.pid, libc::SIGKILL);
+            }
+            libc::kill(self.pid, libc::SIGCONT);
+        }
+    }
+}
+
+/// Starts a create of `id` whose disk takes a while (many files) and
+/// stops its `nabla disk create` once it runs.
+fn create_held(rt: &Runtime, id: &str, extra: &[&str]) -> (Running, Stopped) {
+    let b = bundle(&rt.dir.path().join(id), BLK, &["info"], |_| {});
+    let files = b.join("rootfs/guest-blk.files");
+    for d in 0..10 {
+        fs::create_dir_all(files.join(format!("d{d}"))).unwrap();
+        for f in 0..100 {
+            fs::write(files.join(format!("d{d}/f{f}.txt")), format!("{d} {f}\n")).unwrap();
+        }
+    }
+    let mut args = extra.to_vec();
+    args.extend(["create", "--bundle", b.to_str().unwrap(), id]);
+    let create = rt.spawn(&args);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pid = loop {
+        if let Some(p) = disk_helper(rt.dir.path()) {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "{id}: never saw nabla disk create run");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    (create, Stopped::new(pid))
+}
+
+#[test]
+fn a_slow_disk_is_stopped_at_the_disk_timeout() {
+    let rt = Runtime::new();
+    let (create, helper) = create_held(&rt, "slow", &["--disk-timeout", "1"]);
+    let t = Instant::now();
+    let out = rt.finish(create, &["create", "slow"]);
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("the rootfs took more than 1 s: stopped"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Killed with its group: gone (a zombie at most until reaped).
+    assert!(!alive(helper.pid as i64), "the helper survived");
+    rt.assert_gone("slow");
+}
+
+#[test]
+fn delete_and_start_wait_for_a_create_of_the_same_id() {
+    let rt = Runtime::new();
+    for (id, cmd) in [("held-del", ["delete", "--force"]), ("held-start", ["start", ""])] {
+        let (create, mut helper) = create_held(&rt, id, &[]);
+        let mut args = vec![cmd[0]];
+        if !cmd[1].is_empty() {
+            args.push(cmd[1]);
+        }
+        args.push(id);
+        let other = rt.spawn(&args);
+        std::thread::sleep(Duration::from_millis(500));
+        let mut other = other;
+        assert!(
+            other.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+            "{args:?} did not wait for the create of {id}: {}",
+            text(&fs::read(&other.err).unwrap())
+        );
+        assert!(rt.root().join(id).exists(), "{id}: the directory went under create");
+        helper.kill = false;
+        drop(helper);
+        let out = rt.finish(create, &["create", id]);
+        assert!(out.status.success(), "create {id}: {}", text(&out.stderr));
+        let out = rt.finish(other, &args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        if cmd[0] == "start" {
+            // guest-blk info ran and exits.
+            rt.wait_status(id, "stopped");
+            rt.ok(&["delete", id]);
+        }
+        rt.assert_gone(id);
+    }
+}
+
+#[test]
+fn the_pid_file_is_not_written_through_a_planted_link() {
+    let rt = Runtime::new();
+    let b = bundle(rt.dir.path(), BASICS, &["sleep", "30"], |_| {});
+    let dir = rt.dir.path().join("pids");
+    fs::create_dir_all(&dir).unwrap();
+    let victim = rt.dir.path().join("victim");
+    fs::write(&victim, "precious").unwrap();
+    // The temporary name the runtime used to write through, and the pid
+    // file's own name, both links to the victim.
+    std::os::unix::fs::symlink(&victim, dir.join(".pid.tmp")).unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("pid")).unwrap();
+    let pid_file = dir.join("pid");
+    rt.ok(&[
+        "create",
+        "--bundle",
+        b.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "p1",
+    ]);
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+    let meta = fs::symlink_metadata(&pid_file).unwrap();
+    assert!(meta.is_file(), "the pid file is a {:?}", meta.file_type());
+    let pid: i64 = fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    assert_eq!(rt.state("p1")["pid"], pid);
+    // No temporary file is left next to it.
+    let mut names: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, [".pid.tmp", "pid"]);
+    rt.ok(&["delete", "--force", "p1"]);
+    rt.assert_gone("p1");
+}
+
+/// A tmpfs mounted at `path` (as /run is), unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &Path) -> Tmpfs {
+        fs::create_dir_all(path).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16m,mode=0755", "tmpfs"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mount tmpfs: {}", text(&out.stderr));
+        Tmpfs(path.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn mode_and_owner(p: &Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(p).unwrap();
+    (m.mode() & 0o7777, m.uid())
+}
+
+#[test]
+fn disks_are_private_keyed_by_root_and_id_and_capped() {
+    // Two runtimes, each with its root on a tmpfs: their disks go to
+    // /var/lib/nabla-runc/disks, where the same id must not collide.
+    let a = Runtime::on_tmpfs();
+    let b = Runtime::on_tmpfs();
+    let id = format!("keyed{}", std::process::id());
+    let raw = bundle(&a.dir.path().join("raw"), BLK, &["info"], |_| {});
+    let rs = raw.to_str().unwrap();
+    a.ok(&["--debug", "create", "--bundle", rs, &id]);
+    let disk_a = a.last_disk();
+    b.ok(&["--debug", "create", "--bundle", rs, &id]);
+    let disk_b = b.last_disk();
+    assert_ne!(disk_a, disk_b);
+    for (rt, d) in [(&a, &disk_a), (&b, &disk_b)] {
+        assert_eq!(d, &keyed_disk_dir(&rt.root(), &id).join("disk.img"));
+    }
+    for d in [&disk_a, &disk_b] {
+        assert!(d.starts_with("/var/lib/nabla-runc/disks"), "{}", d.display());
+        assert_eq!(mode_and_owner(d), (0o600, 0), "{}", d.display());
+        assert_eq!(mode_and_owner(d.parent().unwrap()), (0o700, 0), "{}", d.display());
+        assert_eq!(fs::metadata(d).unwrap().len(), 64 << 20);
+    }
+    a.ok(&["delete", "--force", &id]);
+    a.assert_gone(&id);
+    assert!(disk_b.exists(), "deleting a's container removed b's disk");
+    b.ok(&["delete", "--force", &id]);
+    b.assert_gone(&id);
+
+    // Made as the process user, who owns it and alone reads it; the files
+    // only root may read stay off it.
+    let nobody = bundle(&a.dir.path().join("nobody"), BLK, &["info"], |c| {
+        c["process"]["user"] = json!({"uid": 65534, "gid": 65534});
+    });
+    let files = nobody.join("rootfs/guest-blk.files");
+    fs::create_dir_all(&files).unwrap();
+    fs::write(files.join("public.txt"), LEGIT).unwrap();
+    fs::write(files.join("private.txt"), SECRET).unwrap();
+    fs::set_permissions(
+        files.join("private.txt"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let nid = format!("nobody{}", std::process::id());
+    a.ok(&["--debug", "create", "--bundle", nobody.to_str().unwrap(), &nid]);
+    let disk = a.last_disk();
+    assert_eq!(mode_and_owner(&disk), (0o600, 65534));
+    assert_eq!(mode_and_owner(disk.parent().unwrap()), (0o700, 65534));
+    let bytes = fs::read(&disk).unwrap();
+    let has = |s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
+    assert!(has(LEGIT) && !has(SECRET));
+    assert!(a.warnings().contains("private.txt: a file that cannot be read"), "{}", a.warnings());
+    a.ok(&["delete", "--force", &nid]);
+    a.assert_gone(&nid);
+
+    // The size: the annotation within --disk-max-mib (default 4096), set
+    // by flag or environment; a disk from files too.
+    let sized = |dir: &str, mib: &str| {
+        bundle(&a.dir.path().join(dir), BLK, &["info"], |c| {
+            c["annotations"] = json!({"org.nabla.disk.size-mib": mib});
+        })
+    };
+    let huge = sized("huge", "1048576");
+    a.refused(
+        &["create", "--bundle", huge.to_str().unwrap(), "huge"],
+        "expected a size in MiB from 1 to 4096",
+    );
+    let s16 = sized("s16", "16");
+    a.refused(
+        &["--disk-max-mib", "8", "create", "--bundle", s16.to_str().unwrap(), "s16"],
+        "from 1 to 8 (the runtime's --disk-max-mib)",
+    );
+    let out = a.cmd_env(
+        &[("NABLA_RUNC_DISK_MAX_MIB", "8")],
+        &["create", "--bundle", s16.to_str().unwrap(), "s16"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("from 1 to 8"), "{}", text(&out.stderr));
+    let s8 = sized("s8", "8");
+    a.ok(&["--debug", "--disk-max-mib", "8", "create", "--bundle", s8.to_str().unwrap(), "s8"]);
+    assert_eq!(fs::metadata(a.last_disk()).unwrap().len(), 8 << 20);
+    a.ok(&["delete", "--force", "s8"]);
+    let big = bundle(&a.dir.path().join("big"), BLK, &["info"], |_| {});
+    let files = big.join("rootfs/guest-blk.files");
+    fs::create_dir_all(&files).unwrap();
+    fs::write(files.join("big.bin"), vec![1u8; 20 << 20]).unwrap();
+    a.refused(
+        &["--disk-max-mib", "16", "create", "--bundle", big.to_str().unwrap(), "big"],
+        "the files need more than the 16 MiB allowed",
+    );
+    for id in ["huge", "s16", "s8", "big"] {
+        a.assert_gone(id);
+    }
+}
+
+#[test]
+fn nabla_disk_create_refuses_what_it_cannot_copy_safely_on_its_own() {
+    let dir = TempDir::new("disk-hostile");
+    let d = dir.path();
+    fs::write(d.join("secret"), SECRET).unwrap();
+    let tree = d.join("tree");
+    fs::create_dir_all(tree.join("sub")).unwrap();
+    fs::write(tree.join("sub/legit.txt"), LEGIT).unwrap();
+    let c =
+        std::ffi::CString::new(tree.join("pipe").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    std::os::unix::fs::symlink(d.join("secret"), tree.join("sub/leak")).unwrap();
+    // The image's name is a link to a file of the user's: replaced, not
+    // written through.
+    let victim = d.join("victim");
+    fs::write(&victim, "precious").unwrap();
+    let img = d.join("disk.img");
+    std::os::unix::fs::symlink(&victim, &img).unwrap();
+    let nabla = workspace_bin("nabla");
+    let create = |extra: &[&str]| {
+        let mut args =
+            vec!["disk", "create", img.to_str().unwrap(), "--from", tree.to_str().unwrap()];
+        args.extend(extra);
+        run_program(&nabla, &args)
+    };
+    // Refused (run_program gives it 30 s: a FIFO it opened would hang it).
+    let out = create(&[]);
+    assert_eq!(out.code(), Some(1), "{out:#?}");
+    assert!(
+        out.stderr.starts_with("nabla: ") && out.stderr.contains("tree/pipe: a FIFO: refused"),
+        "{out:#?}"
+    );
+    fs::remove_file(tree.join("pipe")).unwrap();
+    let out = create(&[]);
+    assert_eq!(out.code(), Some(1), "{out:#?}");
+    assert!(out.stderr.contains("tree/sub/leak: a symbolic link (to "), "{out:#?}");
+    assert!(fs::symlink_metadata(&img).unwrap().file_type().is_symlink(), "a refusal leaves IMG");
+    let link = d.join("link");
+    std::os::unix::fs::symlink(&tree, &link).unwrap();
+    let out = run_program(
+        &nabla,
+        &["disk", "create", img.to_str().unwrap(), "--from", link.to_str().unwrap()],
+    );
+    assert!(out.stderr.contains("link: a symbolic link: not followed"), "{out:#?}");
+    // Left out with a warning.
+    let out = create(&["--skip-special"]);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    assert!(
+        out.stderr.contains("nabla: warning: ") && out.stderr.contains("sub/leak: a symbolic link"),
+        "{out:#?}"
+    );
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+    let bytes = fs::read(&img).unwrap();
+    let has = |s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
+    assert!(has(LEGIT) && !has(SECRET));
+    // Nothing but the image is left next to it.
+    let mut names: Vec<_> =
+        fs::read_dir(d).unwrap().flatten().map(|e| e.file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["disk.img", "link", "secret", "tree", "victim"]);
+}
+
+/// `Max open files` soft and hard of `pid`.
+fn nofile(pid: &str) -> (String, String) {
+    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap().to_string();
+    let v: Vec<_> = line.split_whitespace().collect();
+    (v[3].to_string(), v[4].to_string())
+}
+
+#[test]
+fn rlimits_are_set_or_refused_naming_them() {
+    let rt = Runtime::new();
+    // Within the caller's limits: set on the container process.
+    let b = bundle(&rt.dir.path().join("within"), BASICS, &["sleep", "30"], |c| {
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 256, "hard": 512}]);
+    });
+    rt.ok(&["create", "--bundle", b.to_str().unwrap(), "rl1"]);
+    let pid = rt.state("rl1")["pid"].as_i64().unwrap();
+    assert_eq!(nofile(&pid.to_string()), ("256".into(), "512".into()));
+    rt.ok(&["delete", "--force", "rl1"]);
+    rt.assert_gone("rl1");
+    // Above the caller's hard limit, as podman's default nofile of 1048576
+    // (even with --ulimit host) is here: only with CAP_SYS_RESOURCE.
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let cap_eff = status.lines().find(|l| l.starts_with("CapEff:")).unwrap();
+    let caps = u64::from_str_radix(cap_eff.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    let hard: u64 = nofile("self").1.parse().unwrap();
+    const CAP_SYS_RESOURCE: u32 = 24;
+    if caps & (1 << CAP_SYS_RESOURCE) != 0 || hard >= 1 << 20 {
+        eprintln!("not checking the refusal: this process may raise its hard limit");
+        return;
+    }
+    let above = hard + 1;
+    let b = bundle(&rt.dir.path().join("above"), BASICS, &["exit", "0"], |c| {
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": above, "hard": above}]);
+    });
+    rt.refused(
+        &["create", "--bundle", b.to_str().unwrap(), "rl2"],
+        &format!("setrlimit RLIMIT_NOFILE (soft {above}, hard {above}): Operation not permitted (os error 1): raising a hard limit above the caller's needs CAP_SYS_RESOURCE"),
+    );
+    rt.assert_gone("rl2");
 }

@@ -442,7 +442,13 @@ fn stage_compare(args: &CompareArgs, stage: &Path, base: &Path) -> Result<Staged
         let site = stage.join("site");
         write(&site.join("index.html"), INDEX.as_bytes())?;
         let img = stage.join("site.img");
-        crate::disk::create(&img, &site, None, "HAP")?;
+        crate::disk::create(
+            &img,
+            &crate::disk::CreateOptions {
+                label: "HAP".into(),
+                ..crate::disk::CreateOptions::from(&site)
+            },
+        )?;
         files.push((img, base.join("site.img")));
         files.push((site.join("index.html"), base.join("nginx/site/index.html")));
         let conf = stage.join("nginx.conf");
