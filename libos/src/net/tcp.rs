@@ -468,9 +468,13 @@ impl Drop for TcpStream {
         let now = Instant::now();
         let iface = &mut stack.ifaces[self.iface];
         let s = iface.sockets.get_mut::<tcp::Socket>(self.handle);
-        if s.state() == State::Closed {
+        // An aborted socket keeps its peer until the stack has sent the
+        // reset: freed now, the peer would never hear of it.
+        if s.state() == State::Closed && s.remote_endpoint().is_none() {
             iface.sockets.remove(self.handle);
         } else {
+            // Closing gracefully, or its reset still to send: the stack
+            // frees it once closed (see `sweep_orphans`).
             s.close();
             iface.orphans.push((self.handle, now));
         }
