@@ -171,8 +171,11 @@ fn hundreds_of_idle_connections_neither_exhaust_memory_nor_lock_out_others() {
     let mut guest = httpd(&ns, &[]);
     ns.enter(|| {
         // A request under way before the flood: it is served after it.
+        // (A request, and the start of the next, read by the server once
+        // the first response is here.)
         let mut busy = connect();
-        busy.write_all(b"GET /robots.txt HTTP/1.1\r\nHost: x\r\n").unwrap();
+        busy.write_all(b"GET / HTTP/1.1\r\n\r\nGET /robots.txt HTTP/1.1\r\nHost: x\r\n").unwrap();
+        read_response(&mut busy);
         // The old httpd died at about 430 ("allocation of 65536 bytes
         // failed"); now the connections beyond the limit take the places
         // of the idle ones.
@@ -202,16 +205,27 @@ fn a_connection_beyond_the_limit_is_reset_when_none_is_idle() {
     let ns = namespace("attack-full");
     let mut guest = httpd(&ns, &["HTTPD_MAX_CONNECTIONS=2"]);
     ns.enter(|| {
+        // Two connections with a request under way: each sends a request
+        // and the start of the next, and reads the first response, so the
+        // server has read the start of the second.
         let mut busy: Vec<TcpStream> = (0..2).map(|_| connect()).collect();
         for s in &mut busy {
-            s.write_all(b"GET /robots.txt HTTP/1.1\r\n").unwrap();
+            s.write_all(b"GET /robots.txt HTTP/1.1\r\n\r\nGET /robots.txt HTTP/1.1\r\n").unwrap();
+            let (status, _) = read_response(s);
+            assert!(status.starts_with("HTTP/1.1 200 "), "{status}");
         }
         // Both are under way: a third is reset (or closed), not served.
-        let mut third = connect();
-        let _ = third.write_all(b"GET /robots.txt HTTP/1.1\r\n\r\n");
-        let mut got = Vec::new();
-        let _ = third.read_to_end(&mut got);
-        assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+        // (So fast that `connect` itself may see the reset.)
+        match TcpStream::connect_timeout(&guest_addr(), Duration::from_secs(5)) {
+            Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}"),
+            Ok(mut third) => {
+                third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let _ = third.write_all(b"GET /robots.txt HTTP/1.1\r\n\r\n");
+                let mut got = Vec::new();
+                let _ = third.read_to_end(&mut got);
+                assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+            }
+        }
         // The two are served.
         for s in &mut busy {
             s.write_all(b"\r\n").unwrap();

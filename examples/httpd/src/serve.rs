@@ -310,7 +310,12 @@ impl Connection<'_> {
             Ok(c) => c,
             Err(e) => {
                 log::warn!("{}: {e}", found.path);
-                return Ok(respond_error(&mut self.out, Status::InternalError, false, false)?);
+                return Ok(respond_error(
+                    &mut self.out,
+                    Status::InternalError,
+                    request.keep_alive,
+                    head_only,
+                )?);
             }
         };
         if let Some(body) = cached {
@@ -327,7 +332,12 @@ impl Connection<'_> {
         // before anything of the response is written.
         let mut piece = Vec::new();
         if piece.try_reserve_exact(WRITE_MAX.min(head.content_length)).is_err() {
-            return Ok(respond_error(&mut self.out, Status::ServiceUnavailable, false, false)?);
+            return Ok(respond_error(
+                &mut self.out,
+                Status::ServiceUnavailable,
+                request.keep_alive,
+                head_only,
+            )?);
         }
         piece.resize(piece.capacity().min(WRITE_MAX), 0);
         head.try_write(&mut self.out)?;
