@@ -150,6 +150,31 @@ def fat_seed():
     put("fat", "fat32", b"\x00" + fat_image("32", 40 * 1024, 24, "SEED32"))
 
 
+def http_connection_seeds():
+    """The `http` target's connections mode (0xff, then records; see
+    fuzz/fuzz_targets/http/connections.rs): clients that pipeline requests
+    and never read, trickle a head, send a body, and one that reads."""
+    def send(client, data):
+        return bytes([0x20 | client, len(data)]) + data
+    def ack(client, window, all_=True):
+        return bytes([(0x70 if all_ else 0x90) | client]) + window.to_bytes(2, "little")
+    def wait(units):
+        return bytes([0xd0, units])
+    get = b"GET /some/long/path/to/a/file.html HTTP/1.1\r\n\r\n"
+    noread = b"\xff" + bytes([0x00]) + send(0, get * 4) + ack(0, 0) + wait(10)
+    noread += bytes([0x01]) + send(1, get * 4) + ack(1, 512) + wait(10) + ack(1, 512)
+    put("http", "connections-noread", noread)
+    slow = b"\xff" + bytes([0x02]) + send(2, b"GET / HT") + wait(15) + send(2, b"T") + wait(15)
+    slow += bytes([0x03]) + send(3, b"GET / HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc")
+    slow += ack(3, 65535) + wait(30) + send(3, b"d")
+    slow += bytes([0x04]) + send(4, b"GET / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n")
+    slow += ack(4, 65535) + bytes([0xb4, 0xc2])
+    put("http", "connections-slow", slow)
+    many = b"\xff" + b"".join(bytes([c]) for c in range(10))
+    many += b"".join(send(c, get) + bytes([0x80 | c, 0xff, 0xff]) for c in range(10)) + wait(100)
+    put("http", "connections-many", many)
+
+
 def main():
     """All seeds; the FAT image differs from run to run (volume ID, times):
     leave corpus/fat alone unless it should change (`seeds.py fat`)."""
@@ -166,6 +191,7 @@ def main():
         b"If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: keep-alive\r\n\r\n"
         b"HEAD / HTTP/1.0\r\nContent-Length: 3\r\n\r\nabcGET /x HTTP/1.1\r\n\r\n")
     put("http", "post", b"POST /form HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+    http_connection_seeds()
     put("kv", "set-get",
         b"\x07*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
         b"PING\r\nINCR n\r\nEXPIRE k 10\r\nLPUSH l a b c\r\nLRANGE l 0 -1\r\n"

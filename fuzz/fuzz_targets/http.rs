@@ -2,8 +2,15 @@
 //! the path decoding, `Range` and `If-Modified-Since`, and the response head
 //! written for what was asked, as `examples/httpd/src/main.rs` does for each
 //! request on a connection (several requests may share one buffer).
+//!
+//! An input that starts with `0xff` runs the connections mode instead
+//! (`connections.rs`): many TCP clients, as frames, against a server built
+//! on httpd's `http::conn` and libos's sockets, with slow or absent reads.
 
 #![no_main]
+
+#[path = "http/connections.rs"]
+mod connections;
 
 use http::{Head, Method, Parsed, RangeAnswer, Status};
 use libfuzzer_sys::fuzz_target;
@@ -12,6 +19,10 @@ use libfuzzer_sys::fuzz_target;
 const LENGTHS: [u64; 4] = [0, 1, 1000, u64::MAX];
 
 fuzz_target!(|data: &[u8]| {
+    if let [0xff, rest @ ..] = data {
+        connections::run(rest);
+        return;
+    }
     let mut buf = data;
     loop {
         match http::parse(buf) {

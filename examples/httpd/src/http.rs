@@ -8,6 +8,8 @@
 
 extern crate alloc;
 
+pub mod conn;
+
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
@@ -32,7 +34,7 @@ pub enum Status {
     NotFound,
     /// 405.
     MethodNotAllowed,
-    /// 413: the request head is too large.
+    /// 413: the request head, or its body, is too large.
     TooLarge,
     /// 416: the byte range lies outside the file.
     RangeNotSatisfiable,
@@ -40,6 +42,8 @@ pub enum Status {
     InternalError,
     /// 501: a request body in a form httpd does not read.
     NotImplemented,
+    /// 503: no memory for the response just now.
+    ServiceUnavailable,
     /// 505.
     VersionNotSupported,
 }
@@ -58,6 +62,7 @@ impl Status {
             Self::RangeNotSatisfiable => (416, "Range Not Satisfiable"),
             Self::InternalError => (500, "Internal Server Error"),
             Self::NotImplemented => (501, "Not Implemented"),
+            Self::ServiceUnavailable => (503, "Service Unavailable"),
             Self::VersionNotSupported => (505, "HTTP Version Not Supported"),
         }
     }
@@ -280,8 +285,22 @@ pub struct Head<'a> {
 impl Head<'_> {
     /// Appends the head, blank line included, to `out`.
     pub fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.format().as_bytes());
+    }
+
+    /// Appends the head to `out`, or leaves `out` as it was if the heap has
+    /// no room for it.
+    pub fn try_write(&self, out: &mut Vec<u8>) -> Result<(), conn::OutOfMemory> {
+        let head = self.format();
+        out.try_reserve(head.len).map_err(|_| conn::OutOfMemory)?;
+        out.extend_from_slice(head.as_bytes());
+        Ok(())
+    }
+
+    /// The head, formatted on the stack (no allocation).
+    fn format(&self) -> HeadBuf {
+        let mut s = HeadBuf { bytes: [0; HEAD_MAX], len: 0 };
         let (code, reason) = self.status.line();
-        let mut s = String::with_capacity(256);
         let _ = write!(s, "HTTP/1.1 {code} {reason}\r\nServer: nabla-httpd\r\nDate: ");
         write_http_date(&mut s, self.date);
         let _ = write!(
@@ -290,15 +309,15 @@ impl Head<'_> {
             self.content_type, self.content_length
         );
         if let Some(t) = self.last_modified {
-            s.push_str("Last-Modified: ");
+            let _ = s.write_str("Last-Modified: ");
             write_http_date(&mut s, t);
-            s.push_str("\r\n");
+            let _ = s.write_str("\r\n");
         }
         if self.status == Status::MethodNotAllowed {
-            s.push_str("Allow: GET, HEAD\r\n");
+            let _ = s.write_str("Allow: GET, HEAD\r\n");
         }
         if matches!(self.status, Status::Ok | Status::PartialContent) {
-            s.push_str("Accept-Ranges: bytes\r\n");
+            let _ = s.write_str("Accept-Ranges: bytes\r\n");
         }
         match (self.status, self.content_range) {
             (Status::RangeNotSatisfiable, Some((_, _, len))) => {
@@ -309,12 +328,39 @@ impl Head<'_> {
             }
             _ => {}
         }
-        s.push_str(if self.keep_alive {
+        let _ = s.write_str(if self.keep_alive {
             "Connection: keep-alive\r\n\r\n"
         } else {
             "Connection: close\r\n\r\n"
         });
-        out.extend_from_slice(s.as_bytes());
+        s
+    }
+}
+
+/// Room for the longest head httpd writes: its fixed lines, the longest
+/// media type of [`content_type`] (or a caller's, up to 128 bytes), and
+/// 20-digit numbers.
+const HEAD_MAX: usize = 640;
+
+/// A response head being formatted.
+struct HeadBuf {
+    bytes: [u8; HEAD_MAX],
+    len: usize,
+}
+
+impl HeadBuf {
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl Write for HeadBuf {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let end = self.len.checked_add(s.len()).filter(|&e| e <= HEAD_MAX);
+        let end = end.ok_or(core::fmt::Error)?;
+        self.bytes[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -347,7 +393,7 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 }
 
 /// Appends an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
-pub fn write_http_date(out: &mut String, secs: u64) {
+pub fn write_http_date(out: &mut impl Write, secs: u64) {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);

@@ -81,6 +81,7 @@ async fn main() -> Result<(), NetError> {
         tx_buffer: var("TCPPERF_TX_KIB", 256)? as usize * 1024,
         nodelay: true,
         ack_delay,
+        ..TcpOptions::default()
     };
     let listener = TcpListener::bind_with(port, opts)?;
     libos::net::wait_configured().await;

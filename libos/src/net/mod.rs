@@ -64,6 +64,8 @@ pub enum NetError {
     NoInterface,
     /// The datagram is larger than the socket's buffer.
     TooLarge,
+    /// The heap has no room for the socket's buffers.
+    OutOfMemory,
 }
 
 impl fmt::Display for NetError {
@@ -77,6 +79,7 @@ impl fmt::Display for NetError {
             Self::NoRoute => "no route to host",
             Self::NoInterface => "no such network interface",
             Self::TooLarge => "datagram too large",
+            Self::OutOfMemory => "out of memory for the socket's buffers",
         })
     }
 }

@@ -11,8 +11,16 @@
 //! Dropping a [`TcpStream`] closes it gracefully (FIN after the queued data);
 //! the socket lingers until the connection is closed, then the stack frees
 //! it. [`TcpStream::abort`] resets the connection instead.
+//!
+//! Memory: each socket holds its receive and send buffers, allocated when
+//! the socket is made. They are allocated fallibly: a listener that cannot
+//! get them makes no listening socket, and connection requests wait as they
+//! do when the backlog is full, rather than the guest aborting; a connect
+//! fails with [`NetError::OutOfMemory`]. `TcpOptions::max_connections`
+//! bounds how many sockets one listener's connections hold at once,
+//! including those still closing after their stream was dropped, so that a
+//! server's socket memory has a bound that clients cannot move.
 
-use alloc::vec;
 use alloc::vec::Vec;
 use core::future::poll_fn;
 use core::net::{IpAddr, SocketAddr};
@@ -21,6 +29,7 @@ use core::task::{Poll, Waker};
 use core::time::Duration;
 
 use smoltcp::iface::{SocketHandle, SocketSet};
+use smoltcp::socket::AnySocket;
 use smoltcp::socket::tcp::{self, RecvError, State};
 
 use super::{Ipv4Addr, NetError, STACK, SocketAddrV4, Stack};
@@ -41,6 +50,14 @@ pub struct TcpOptions {
     pub nodelay: bool,
     /// Delayed-ACK timeout; `None` acknowledges every segment at once.
     pub ack_delay: Option<Duration>,
+    /// Most sockets a listener's connections hold at once, per interface:
+    /// those not accepted yet (the backlog), those accepted, and those
+    /// still closing after their stream was dropped. At the limit, no
+    /// socket listens and connection requests wait (their SYNs are dropped,
+    /// as when the backlog is full) until a connection's socket is freed.
+    /// Each costs `rx_buffer + tx_buffer` bytes of heap; the default
+    /// (`usize::MAX`) sets no limit beyond the backlog.
+    pub max_connections: usize,
 }
 
 impl Default for TcpOptions {
@@ -51,6 +68,7 @@ impl Default for TcpOptions {
             tx_buffer: 64 * 1024,
             nodelay: false,
             ack_delay: Some(Duration::from_millis(10)),
+            max_connections: usize::MAX,
         }
     }
 }
@@ -62,19 +80,29 @@ const SYN_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A socket listening on `port`, part of a listener's backlog.
 fn listening_socket(opts: &TcpOptions, port: u16) -> Result<tcp::Socket<'static>, NetError> {
-    let mut s = new_socket(opts);
+    let mut s = new_socket(opts)?;
     s.set_timeout(Some(to_smol_duration(SYN_TIMEOUT)));
     s.listen(port).map_err(|_| NetError::InvalidAddress)?;
     Ok(s)
 }
 
-fn new_socket(opts: &TcpOptions) -> tcp::Socket<'static> {
-    let rx = tcp::SocketBuffer::new(vec![0u8; opts.rx_buffer]);
-    let tx = tcp::SocketBuffer::new(vec![0u8; opts.tx_buffer]);
+/// A socket with `opts`' buffers, allocated fallibly: a client cannot make
+/// the guest abort by opening connections until the heap runs out.
+fn new_socket(opts: &TcpOptions) -> Result<tcp::Socket<'static>, NetError> {
+    let rx = tcp::SocketBuffer::new(zeroed(opts.rx_buffer)?);
+    let tx = tcp::SocketBuffer::new(zeroed(opts.tx_buffer)?);
     let mut s = tcp::Socket::new(rx, tx);
     s.set_nagle_enabled(!opts.nodelay);
     s.set_ack_delay(opts.ack_delay.map(to_smol_duration));
-    s
+    Ok(s)
+}
+
+/// `len` zero bytes, or [`NetError::OutOfMemory`] if the heap has no room.
+fn zeroed(len: usize) -> Result<Vec<u8>, NetError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| NetError::OutOfMemory)?;
+    v.resize(len, 0);
+    Ok(v)
 }
 
 fn to_smol_duration(d: Duration) -> smoltcp::time::Duration {
@@ -106,9 +134,10 @@ pub(crate) struct Listener {
 
 impl Listener {
     /// Puts the sockets whose connection ended before it was accepted back
-    /// to listening, adds a listening socket if none is left and the
-    /// backlog has room, and returns how many connection requests the
-    /// listener can take now (the listening sockets).
+    /// to listening, adds a listening socket if none is left, the backlog
+    /// has room, the listener's connections are under `max_connections` and
+    /// the heap has room for the buffers, and returns how many connection
+    /// requests the listener can take now (the listening sockets).
     pub(crate) fn refresh(&mut self, set: &mut SocketSet<'static>) -> usize {
         let mut listening = 0;
         for &h in &self.sockets {
@@ -126,6 +155,7 @@ impl Listener {
         let pending = self.sockets.len() - listening;
         if listening == 0
             && pending < self.opts.backlog
+            && self.under_max_connections(set)
             && let Ok(mut s) = listening_socket(&self.opts, self.port)
         {
             if let Some(w) = &self.waker {
@@ -135,6 +165,27 @@ impl Listener {
             listening = 1;
         }
         listening
+    }
+
+    /// Whether the listener's connections hold fewer sockets than
+    /// `max_connections`, with no socket listening (as when `refresh` would
+    /// add one). Every socket whose connection came to this listener has its
+    /// port as its local port, until it is freed: the count walks the
+    /// sockets, once per connection request that took the last listening
+    /// socket, and only when a limit is set.
+    fn under_max_connections(&self, set: &SocketSet<'static>) -> bool {
+        if self.opts.max_connections == usize::MAX {
+            return true;
+        }
+        let held = set
+            .iter()
+            .filter(|(_, s)| {
+                tcp::Socket::downcast(s)
+                    .and_then(tcp::Socket::local_endpoint)
+                    .is_some_and(|e| e.port == self.port)
+            })
+            .count();
+        held < self.opts.max_connections
     }
 
     /// Takes an established connection out of the backlog, if there is
@@ -271,7 +322,7 @@ impl TcpStream {
             let mut stack = STACK.lock();
             let idx = super::route(&stack, *addr.ip()).ok_or(NetError::NoRoute)?;
             let iface = &mut stack.ifaces[idx];
-            let mut s = new_socket(&opts);
+            let mut s = new_socket(&opts)?;
             s.connect(iface.iface.context(), addr, ephemeral_port())
                 .map_err(|_| NetError::InvalidAddress)?;
             TcpStream { iface: idx, handle: iface.sockets.add(s) }
@@ -417,11 +468,128 @@ impl Drop for TcpStream {
         let now = Instant::now();
         let iface = &mut stack.ifaces[self.iface];
         let s = iface.sockets.get_mut::<tcp::Socket>(self.handle);
-        if s.state() == State::Closed {
+        // An aborted socket keeps its peer until the stack has sent the
+        // reset: freed now, the peer would never hear of it.
+        if s.state() == State::Closed && s.remote_endpoint().is_none() {
             iface.sockets.remove(self.handle);
         } else {
+            // Closing gracefully, or its reset still to send: the stack
+            // frees it once closed (see `sweep_orphans`).
             s.close();
             iface.orphans.push((self.handle, now));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::iface::{Config, Interface};
+    use smoltcp::phy::{Loopback, Medium};
+    use smoltcp::time::Instant as SmolInstant;
+    use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+
+    const PORT: u16 = 80;
+
+    /// An interface on a loopback device at 127.0.0.1, and its sockets.
+    fn loopback() -> (Interface, Loopback, SocketSet<'static>) {
+        let mut dev = Loopback::new(Medium::Ethernet);
+        let config = Config::new(HardwareAddress::Ethernet(EthernetAddress([0x02, 0, 0, 0, 0, 1])));
+        let mut iface = Interface::new(config, &mut dev, SmolInstant::ZERO);
+        iface.update_ip_addrs(|a| {
+            a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8)).unwrap();
+        });
+        (iface, dev, SocketSet::new(Vec::new()))
+    }
+
+    fn listener(max_connections: usize) -> Listener {
+        let opts = TcpOptions {
+            backlog: 8,
+            rx_buffer: 1024,
+            tx_buffer: 1024,
+            max_connections,
+            ..TcpOptions::default()
+        };
+        Listener { port: PORT, opts, sockets: Vec::new(), waker: None }
+    }
+
+    /// Runs the interface for a while, refreshing the listener's backlog
+    /// before every poll as the stack does. (Without the tap's gate, which
+    /// holds a SYN back while no socket listens, a second SYN in the same
+    /// poll is refused: the tests connect one client at a time.)
+    fn run(
+        iface: &mut Interface,
+        dev: &mut Loopback,
+        set: &mut SocketSet<'static>,
+        l: &mut Listener,
+    ) {
+        for ms in 0..50 {
+            l.refresh(set);
+            iface.poll(SmolInstant::from_millis(ms), dev, set);
+        }
+    }
+
+    /// A client socket connecting from `port`.
+    fn client(iface: &mut Interface, set: &mut SocketSet<'static>, port: u16) -> SocketHandle {
+        let opts = TcpOptions { rx_buffer: 1024, tx_buffer: 1024, ..TcpOptions::default() };
+        let mut s = new_socket(&opts).unwrap();
+        s.connect(iface.context(), (IpAddress::v4(127, 0, 0, 1), PORT), port).unwrap();
+        set.add(s)
+    }
+
+    fn established(set: &mut SocketSet<'static>, h: SocketHandle) -> bool {
+        set.get_mut::<tcp::Socket>(h).state() == State::Established
+    }
+
+    #[test]
+    fn max_connections_bounds_the_sockets_a_listeners_connections_hold() {
+        let (mut iface, mut dev, mut set) = loopback();
+        let mut l = listener(2);
+        let a = client(&mut iface, &mut set, 50001);
+        run(&mut iface, &mut dev, &mut set, &mut l);
+        let b = client(&mut iface, &mut set, 50002);
+        run(&mut iface, &mut dev, &mut set, &mut l);
+        assert!(established(&mut set, a) && established(&mut set, b));
+        // Both connections hold the listener's two sockets: none listens,
+        // and a third connection gets no socket.
+        assert_eq!(l.refresh(&mut set), 0);
+        let waker = Waker::noop();
+        let (first, _) = l.take_established(&mut set, waker).expect("accepted");
+        assert_eq!(l.refresh(&mut set), 0, "an accepted connection still counts");
+        let c = client(&mut iface, &mut set, 50003);
+        run(&mut iface, &mut dev, &mut set, &mut l);
+        assert!(!established(&mut set, c));
+        // Once the accepted connection's socket is freed, one listens again.
+        set.get_mut::<tcp::Socket>(first).abort();
+        set.remove(first);
+        set.remove(c);
+        assert_eq!(l.refresh(&mut set), 1);
+        let d = client(&mut iface, &mut set, 50004);
+        run(&mut iface, &mut dev, &mut set, &mut l);
+        assert!(established(&mut set, d));
+    }
+
+    #[test]
+    fn without_a_limit_the_backlog_alone_bounds_the_sockets() {
+        let (mut iface, mut dev, mut set) = loopback();
+        let mut l = listener(usize::MAX);
+        let mut clients = Vec::new();
+        for port in 50010..50013 {
+            clients.push(client(&mut iface, &mut set, port));
+            run(&mut iface, &mut dev, &mut set, &mut l);
+        }
+        assert!(clients.iter().all(|&h| established(&mut set, h)));
+        assert_eq!(l.refresh(&mut set), 1);
+    }
+
+    #[test]
+    fn buffers_the_heap_cannot_hold_are_an_error_not_an_abort() {
+        assert_eq!(zeroed(1 << 62).err(), Some(NetError::OutOfMemory));
+        let opts = TcpOptions { rx_buffer: 1 << 62, ..TcpOptions::default() };
+        assert_eq!(listening_socket(&opts, PORT).err(), Some(NetError::OutOfMemory));
+        let mut l = Listener { port: PORT, opts, sockets: Vec::new(), waker: None };
+        let mut set = SocketSet::new(Vec::new());
+        assert_eq!(l.refresh(&mut set), 0, "no listening socket, no abort");
+        assert_eq!(set.iter().count(), 0);
     }
 }

@@ -175,7 +175,8 @@ impl Drop for TempDir {
 }
 
 /// The httpd site as a FAT image: `examples/httpd/site` plus
-/// `/bench/1k.bin`, `/bench/1m.bin` and `/bench/5m.bin` (bytes
+/// `/bench/1k.bin`, `/bench/60k.bin` (60,000 bytes), `/bench/1m.bin` and
+/// `/bench/5m.bin` (bytes
 /// `b'a' + i % 26`; the last too large for httpd's cache), made with
 /// `mkfs.fat --mbr=y` and `mcopy` once per test process, in the target
 /// directory. Attach it with `--block-ro` so that guests can share it.
@@ -188,7 +189,12 @@ pub fn site_image() -> PathBuf {
             let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/httpd/site");
             copy_tree(&site, &tree);
             std::fs::create_dir_all(tree.join("bench")).unwrap();
-            for (name, size) in [("1k.bin", 1024usize), ("1m.bin", 1 << 20), ("5m.bin", 5 << 20)] {
+            for (name, size) in [
+                ("1k.bin", 1024usize),
+                ("60k.bin", 60_000),
+                ("1m.bin", 1 << 20),
+                ("5m.bin", 5 << 20),
+            ] {
                 let bytes: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
                 std::fs::write(tree.join("bench").join(name), bytes).unwrap();
             }

@@ -1,0 +1,97 @@
+//! The site: the files of the disk, and a cache of the small ones.
+//!
+//! Files up to [`CACHE_FILE_MAX`] are kept in memory after their first
+//! request, up to the cache's budget (a quarter of the heap at start, at
+//! most [`CACHE_TOTAL_MAX`]): the disk is the guest's while it runs. A file
+//! read into the cache is allocated fallibly; one that does not fit is sent
+//! from the disk in pieces instead, like a large file.
+
+use alloc::collections::BTreeMap;
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::{Cell, RefCell};
+
+use libos::fs::{FileSystem, FsError};
+
+/// Files up to this size are cached once read: read from the disk, a file
+/// costs two more copies of its bytes in the guest and one in the host per
+/// request.
+pub(crate) const CACHE_FILE_MAX: u64 = 4 * 1024 * 1024;
+/// Most bytes the cache may hold, whatever the heap.
+pub(crate) const CACHE_TOTAL_MAX: usize = 32 * 1024 * 1024;
+
+/// The file system and the cache.
+pub(crate) struct Site {
+    pub(crate) fs: FileSystem,
+    cache: RefCell<BTreeMap<String, Rc<Vec<u8>>>>,
+    cached: Cell<usize>,
+    cache_max: usize,
+}
+
+/// A file to send.
+pub(crate) struct Found {
+    pub(crate) path: String,
+    pub(crate) len: u64,
+    pub(crate) modified: u64,
+}
+
+impl Site {
+    /// The site on `fs`, with a cache of at most `cache_max` bytes.
+    pub(crate) fn new(fs: FileSystem, cache_max: usize) -> Self {
+        Self { fs, cache: RefCell::new(BTreeMap::new()), cached: Cell::new(0), cache_max }
+    }
+
+    /// The file `path` names: itself, or a directory's index file.
+    pub(crate) fn find(&self, path: &str) -> Result<Found, FsError> {
+        let meta = self.fs.metadata(path)?;
+        if !meta.is_dir {
+            return Ok(Found { path: path.into(), len: meta.len, modified: meta.modified });
+        }
+        let index = alloc::format!("{}/index.html", path.trim_end_matches('/'));
+        let meta = self.fs.metadata(&index)?;
+        if meta.is_dir {
+            return Err(FsError::NotFound);
+        }
+        Ok(Found { path: index, len: meta.len, modified: meta.modified })
+    }
+
+    /// The whole contents of `f` from the cache, read into it first if it
+    /// is small and fits; `None` for a file to send from the disk.
+    pub(crate) fn cached(&self, f: &Found) -> Result<Option<Rc<Vec<u8>>>, FsError> {
+        if let Some(b) = self.cache.borrow().get(&f.path) {
+            return Ok(Some(b.clone()));
+        }
+        let len = f.len as usize;
+        if f.len > CACHE_FILE_MAX || self.cached.get() + len > self.cache_max {
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        if bytes.try_reserve_exact(len).is_err() {
+            return Ok(None);
+        }
+        bytes.resize(len, 0);
+        if self.fs.read_at(&f.path, 0, &mut bytes)? != len {
+            return Err(FsError::Corrupt);
+        }
+        let bytes = Rc::new(bytes);
+        self.cached.set(self.cached.get() + len);
+        self.cache.borrow_mut().insert(f.path.clone(), bytes.clone());
+        Ok(Some(bytes))
+    }
+}
+
+/// Number of files in the tree under `dir`.
+pub(crate) fn count_files(fs: &FileSystem, dir: &str) -> usize {
+    let Ok(entries) = fs.read_dir(dir) else { return 0 };
+    entries
+        .iter()
+        .map(|e| {
+            if e.metadata.is_dir {
+                count_files(fs, &alloc::format!("{}/{}", dir.trim_end_matches('/'), e.name))
+            } else {
+                1
+            }
+        })
+        .sum()
+}

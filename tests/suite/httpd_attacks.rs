@@ -1,0 +1,309 @@
+//! Clients that try to crash httpd or take it from the others (issue 11):
+//! a huge request body, hundreds of idle connections, pipelined requests
+//! whose responses are never read, a head or a body trickled a byte at a
+//! time, and connections beyond the limit. Each test runs httpd at
+//! `--mem 64` in a network namespace of its own (see `support::netns`),
+//! and asserts that the guest survives the attack and that a plain `curl`
+//! is served during it and after. The timeouts are shortened through the
+//! environment (`HTTPD_HEADER_TIMEOUT` and the like) so that a test takes
+//! seconds; nothing asserts how long anything took.
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::netns::{Netns, require_root};
+use support::{KillOnDrop, workspace_bin};
+
+const GUEST: &str = "10.0.0.2:80";
+
+/// A namespace with tap0 (host side 10.0.0.1/24).
+fn namespace(tag: &str) -> Netns {
+    require_root();
+    let ns = Netns::new(tag);
+    ns.add_tap("tap0", Some("10.0.0.1/24"), None);
+    ns
+}
+
+/// httpd at 10.0.0.2 with 64 MiB and `env` (`NAME=value`).
+fn httpd(ns: &Netns, env: &[&str]) -> KillOnDrop {
+    let httpd = workspace_bin("httpd").display().to_string();
+    let disk = format!("storage={}", support::site_image().display());
+    let mut args = vec!["--mem", "64", "--net", "service0=tap0", "--block-ro", &disk];
+    args.extend_from_slice(&["--env", "NET_SERVICE0_IPV4=10.0.0.2/24"]);
+    for e in env {
+        args.extend_from_slice(&["--env", e]);
+    }
+    args.push(&httpd);
+    ns.start_tender(&args, "httpd: serving").0
+}
+
+/// Asserts that the guest still runs.
+fn assert_alive(guest: &mut KillOnDrop, when: &str) {
+    let status = guest.0.try_wait().expect("try_wait");
+    assert_eq!(status, None, "httpd exited {when}");
+}
+
+/// `curl http://10.0.0.2/` from the calling thread's namespace: its status
+/// code and whether the body is the site's index.
+fn curl() -> (String, bool) {
+    let out = Command::new("curl")
+        .args(["--silent", "--max-time", "10", "--write-out", "\n%{http_code}"])
+        .arg("http://10.0.0.2/")
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.to_string(), body.contains("<html") || body.contains("<!DOCTYPE"))
+}
+
+/// Asserts that a plain curl gets the index page, `when`.
+fn assert_served(when: &str) {
+    let (code, index) = curl();
+    assert_eq!(code, "200", "curl {when}");
+    assert!(index, "curl {when}: not the index page");
+}
+
+fn guest_addr() -> SocketAddr {
+    GUEST.parse().unwrap()
+}
+
+fn connect() -> TcpStream {
+    let s = TcpStream::connect_timeout(&guest_addr(), Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Reads one response: its status line, and its body by `Content-Length`.
+fn read_response(s: &mut TcpStream) -> (String, Vec<u8>) {
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => got.push(byte[0]),
+            other => panic!("response cut short after {got:?}: {other:?}"),
+        }
+    }
+    let head = String::from_utf8_lossy(&got).into_owned();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).expect("response body");
+    (head.lines().next().unwrap_or("").to_string(), body)
+}
+
+/// Whether the server has closed or reset `s`: a read gives end of stream
+/// or an error other than a timeout, or a write fails.
+fn closed_by_server(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Waits (20 s at most: then the test fails) until `done` holds, checking
+/// every `every`.
+fn eventually(what: &str, every: Duration, mut done: impl FnMut() -> bool) {
+    let give_up = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < give_up, "{what}: not after 20 s");
+        std::thread::sleep(every);
+    }
+}
+
+#[test]
+fn a_huge_body_gets_413_and_is_never_buffered() {
+    let ns = namespace("attack-body");
+    let mut guest = httpd(&ns, &[]);
+    ns.enter(|| {
+        // 32 MiB of a body announced as 1 GB: the old httpd buffered it
+        // whole and died ("memory allocation of 67108864 bytes failed").
+        let mut s = connect();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n").unwrap();
+        let mut w = s.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            let block = vec![b'x'; 64 * 1024];
+            for _ in 0..512 {
+                if w.write_all(&block).is_err() {
+                    break;
+                }
+            }
+        });
+        assert_served("while the body is sent");
+        let (status, _) = read_response(&mut s);
+        assert!(status.starts_with("HTTP/1.1 413 "), "{status}");
+        writer.join().unwrap();
+        drop(s);
+
+        // A body under the limit is discarded, and the next request on the
+        // connection served.
+        let mut s = connect();
+        let mut req = b"GET /robots.txt HTTP/1.1\r\nContent-Length: 70000\r\n\r\n".to_vec();
+        req.extend(std::iter::repeat_n(b'y', 70_000));
+        req.extend_from_slice(b"GET /robots.txt HTTP/1.1\r\n\r\n");
+        s.write_all(&req).unwrap();
+        let first = read_response(&mut s);
+        let second = read_response(&mut s);
+        assert!(first.0.starts_with("HTTP/1.1 200 ") && second.0.starts_with("HTTP/1.1 200 "));
+        assert_eq!(first.1, second.1);
+    });
+    assert_alive(&mut guest, "after a huge body");
+    ns.enter(|| assert_served("after a huge body"));
+}
+
+#[test]
+fn hundreds_of_idle_connections_neither_exhaust_memory_nor_lock_out_others() {
+    let ns = namespace("attack-idle");
+    let mut guest = httpd(&ns, &[]);
+    ns.enter(|| {
+        // A request under way before the flood: it is served after it.
+        // (A request, and the start of the next, read by the server once
+        // the first response is here.)
+        let mut busy = connect();
+        busy.write_all(b"GET / HTTP/1.1\r\n\r\nGET /robots.txt HTTP/1.1\r\nHost: x\r\n").unwrap();
+        read_response(&mut busy);
+        // The old httpd died at about 430 ("allocation of 65536 bytes
+        // failed"); now the connections beyond the limit take the places
+        // of the idle ones.
+        let mut idle = Vec::new();
+        let mut failures = 0;
+        while idle.len() < 600 && failures < 3 {
+            match TcpStream::connect_timeout(&guest_addr(), Duration::from_secs(2)) {
+                Ok(s) => idle.push(s),
+                Err(_) => failures += 1,
+            }
+        }
+        assert_served("with 600 idle connections opened");
+        busy.write_all(b"\r\n").unwrap();
+        let (status, body) = read_response(&mut busy);
+        assert!(status.starts_with("HTTP/1.1 200 "), "the request under way: {status}");
+        assert!(!body.is_empty());
+        // The oldest idle connections were closed to make room.
+        assert!(closed_by_server(&mut idle[0]), "the first idle connection is still open");
+        drop(idle);
+    });
+    assert_alive(&mut guest, "after 600 idle connections");
+    ns.enter(|| assert_served("after 600 idle connections"));
+}
+
+#[test]
+fn a_connection_beyond_the_limit_is_reset_when_none_is_idle() {
+    let ns = namespace("attack-full");
+    let mut guest = httpd(&ns, &["HTTPD_MAX_CONNECTIONS=2"]);
+    ns.enter(|| {
+        // Two connections with a request under way: each sends a request
+        // and the start of the next, and reads the first response, so the
+        // server has read the start of the second.
+        let mut busy: Vec<TcpStream> = (0..2).map(|_| connect()).collect();
+        for s in &mut busy {
+            s.write_all(b"GET /robots.txt HTTP/1.1\r\n\r\nGET /robots.txt HTTP/1.1\r\n").unwrap();
+            let (status, _) = read_response(s);
+            assert!(status.starts_with("HTTP/1.1 200 "), "{status}");
+        }
+        // Both are under way: a third is reset (or closed), not served.
+        // (So fast that `connect` itself may see the reset.)
+        match TcpStream::connect_timeout(&guest_addr(), Duration::from_secs(5)) {
+            Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}"),
+            Ok(mut third) => {
+                third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let _ = third.write_all(b"GET /robots.txt HTTP/1.1\r\n\r\n");
+                let mut got = Vec::new();
+                let _ = third.read_to_end(&mut got);
+                assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+            }
+        }
+        // The two are served.
+        for s in &mut busy {
+            s.write_all(b"\r\n").unwrap();
+            let (status, _) = read_response(s);
+            assert!(status.starts_with("HTTP/1.1 200 "), "{status}");
+        }
+        // Idle now: a new connection takes one's place.
+        assert_served("with two idle connections at a limit of two");
+    });
+    assert_alive(&mut guest, "at the connection limit");
+}
+
+#[test]
+fn clients_that_never_read_their_responses_are_cut_off() {
+    let ns = namespace("attack-noread");
+    let mut guest = httpd(&ns, &["HTTPD_SEND_TIMEOUT=2s"]);
+    ns.enter(|| {
+        // The old httpd collected every response in memory and died: 10
+        // connections, each with 4 KiB of pipelined requests for a 60 KB
+        // file (130 responses, 7.8 MB, each), never reading.
+        let one = b"GET /bench/60k.bin HTTP/1.1\r\n\r\n";
+        let requests: Vec<u8> =
+            one.iter().cycle().take(one.len() * (4096 / one.len())).copied().collect();
+        let mut attackers: Vec<TcpStream> = (0..10).map(|_| connect()).collect();
+        for s in &mut attackers {
+            s.write_all(&requests).unwrap();
+        }
+        assert_served("while 10 clients do not read");
+        // Each is reset once a write has waited out the send timeout.
+        for s in &mut attackers {
+            eventually("the connection is reset", Duration::from_millis(200), || {
+                s.write_all(b"GET / HTTP/1.1\r\n\r\n").is_err()
+            });
+        }
+    });
+    assert_alive(&mut guest, "after clients that do not read");
+    ns.enter(|| assert_served("after clients that do not read"));
+}
+
+#[test]
+fn a_head_or_body_trickled_a_byte_at_a_time_cannot_hold_a_connection() {
+    let ns = namespace("attack-slow");
+    let mut guest = httpd(
+        &ns,
+        &["HTTPD_HEADER_TIMEOUT=2s", "HTTPD_BODY_TIMEOUT=2s", "HTTPD_KEEPALIVE_TIMEOUT=60s"],
+    );
+    ns.enter(|| {
+        // One byte every half second: each read is well within any
+        // timeout, the head never completes. The old httpd's timeout was
+        // per read: the connection stayed open for good.
+        let mut head = connect();
+        head.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+        // And a body (the response comes before it; reading it is part of
+        // `closed_by_server`).
+        let mut body = connect();
+        body.write_all(b"GET /robots.txt HTTP/1.1\r\nContent-Length: 100000\r\n\r\n").unwrap();
+        assert_served("while two clients trickle");
+        let mut open = [true, true];
+        let start = Instant::now();
+        for &b in b"X-Slow: 1\r\n".iter().cycle() {
+            for (i, s) in [&mut head, &mut body].into_iter().enumerate() {
+                if open[i] && (s.write_all(&[b]).is_err() || closed_by_server(s)) {
+                    open[i] = false;
+                }
+            }
+            if open == [false, false] {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(400));
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "still open after 30 s of trickling: head {}, body {}",
+                open[0],
+                open[1]
+            );
+        }
+        let _ = head.shutdown(Shutdown::Both);
+    });
+    assert_alive(&mut guest, "after slow clients");
+    ns.enter(|| assert_served("after slow clients"));
+}
