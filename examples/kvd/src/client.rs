@@ -238,6 +238,10 @@ impl Client {
             }
         }
         self.spare_argv = recycle(spare);
+        if self.spare_argv.capacity() > 1024 {
+            self.spare_argv = Vec::new();
+        }
+        self.parser.shrink_tables();
         if self.out.overflowed() {
             // Whatever closed the batch, a reply that did not fit closes
             // the client now, its replies dropped.

@@ -209,6 +209,21 @@ impl Parser {
             + self.inline.capacity()
     }
 
+    /// Gives back argument tables grown for a command with many
+    /// arguments (an inline line of 64 KiB can split into 32 Ki of them)
+    /// once no command is in progress, so that an idle connection holds
+    /// little.
+    pub fn shrink_tables(&mut self) {
+        if self.pending.is_none() {
+            if self.ranges.capacity() > 1024 {
+                self.ranges = Vec::new();
+            }
+            if self.inline.capacity() > 4096 {
+                self.inline = Vec::new();
+            }
+        }
+    }
+
     /// Bytes the limit leaves for the input buffer.
     fn input_budget(&self) -> usize {
         let tables =
@@ -359,6 +374,10 @@ impl Parser {
         }
         self.pos = next;
         self.ranges.clear();
+        if self.ranges.capacity() > 1024 {
+            // Left by an inline command with many arguments.
+            self.ranges = Vec::new();
+        }
         if count > 0 {
             let count = count as usize;
             if self.ranges.capacity() < count.min(1024) {
