@@ -18,9 +18,17 @@
 //! record and one flush (group commit). A timer task expires keys, flushes
 //! the log once a second (`everysec`) and compacts it when it has grown.
 //!
-//! Environment: `PORT`, `KVD_APPENDFSYNC` (`always`, `everysec` (default),
-//! `no`), `KVD_MAXMEMORY` (bytes, or with a `k`/`m`/`g` suffix; default
-//! three quarters of the heap), `KVD_MAXCLIENTS` (default 10000).
+//! Each connection's buffers are bounded (`kv::client`): output by the
+//! hard and soft limits, input by the query buffer limit, both by a budget
+//! for all clients and a reserve of the heap; a client past them is closed,
+//! never the guest. With a password, clients must `AUTH` first.
+//!
+//! Environment (docs/kvd.md): `PORT`, `KVD_APPENDFSYNC` (`always`,
+//! `everysec` (default), `no`), `KVD_MAXMEMORY` (bytes, or with a
+//! `k`/`m`/`g` suffix; default three quarters of the heap),
+//! `KVD_REQUIREPASS`, `KVD_CLIENT_OUTPUT_BUFFER_LIMIT` (`hard soft
+//! seconds`), `KVD_MAXMEMORY_CLIENTS`, `KVD_CLIENT_QUERY_BUFFER_LIMIT`,
+//! `KVD_MAXCLIENTS` (defaults from the heap: `kv::limits`).
 
 #![no_std]
 #![no_main]
