@@ -175,6 +175,29 @@ def http_connection_seeds():
     put("http", "connections-many", many)
 
 
+def kv_connections(password):
+    """kv's many-connections mode: client 0 sets a 4 KiB value, clients 1-3
+    pipeline GETs of it and read little or nothing while time passes."""
+    def send(k, data):
+        out = b""
+        for i in range(0, len(data), 255):
+            part = data[i:i + 255]
+            out += bytes([k, len(part)]) + part
+        return out
+    def read(k, n): return bytes([0x08 | k, n])
+    def wait(n): return bytes([0x10, n])
+    value = b"v" * 4096
+    rec = bytes([0xC0 if password else 0x80])
+    auth = b"AUTH pw\r\n" if password else b""
+    rec += send(0, auth + b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4096\r\n" + value + b"\r\n")
+    rec += read(0, 1)
+    for k in (1, 2, 3):
+        rec += send(k, auth + b"GET k\r\n" * 20)
+    rec += read(1, 255) + wait(30) + read(2, 4) + wait(30) + read(1, 255)
+    rec += bytes([0x18 | 3, 0]) + send(4, b"PING\r\n" + b"*11\r\n")
+    return rec
+
+
 def main():
     """All seeds; the FAT image differs from run to run (volume ID, times):
     leave corpus/fat alone unless it should change (`seeds.py fat`)."""
@@ -197,6 +220,8 @@ def main():
         b"PING\r\nINCR n\r\nEXPIRE k 10\r\nLPUSH l a b c\r\nLRANGE l 0 -1\r\n"
         b"HSET h f v\r\nSADD s x y\r\nSPOP s\r\nSET t v EX 5\r\nKEYS *\r\nDEL k\r\n")
     put("kv", "scan-config", b"\x03SCAN 0 MATCH * COUNT 5\r\nCONFIG GET *\r\nINFO\r\nQUIT\r\n")
+    put("kv", "slow-readers", kv_connections(False))
+    put("kv", "slow-readers-auth", kv_connections(True))
     net_seeds()
     if "fat" in sys.argv[1:]:
         fat_seed()

@@ -23,12 +23,16 @@
 extern crate alloc;
 
 pub mod aof;
+pub mod auth;
 pub mod bytes;
+pub mod client;
 pub mod commands;
 pub mod glob;
+pub mod limits;
 pub mod reply;
 pub mod resp;
 pub mod store;
 
-pub use commands::{Config, Effect, Engine};
+pub use commands::{Config, Effect, Engine, OutputLimit, Session};
+pub use reply::Out;
 pub use resp::{Parser, ProtocolError};

@@ -18,9 +18,17 @@
 //! record and one flush (group commit). A timer task expires keys, flushes
 //! the log once a second (`everysec`) and compacts it when it has grown.
 //!
-//! Environment: `PORT`, `KVD_APPENDFSYNC` (`always`, `everysec` (default),
-//! `no`), `KVD_MAXMEMORY` (bytes, or with a `k`/`m`/`g` suffix; default
-//! three quarters of the heap), `KVD_MAXCLIENTS` (default 10000).
+//! Each connection's buffers are bounded (`kv::client`): output by the
+//! hard and soft limits, input by the query buffer limit, both by a budget
+//! for all clients and a reserve of the heap; a client past them is closed,
+//! never the guest. With a password, clients must `AUTH` first.
+//!
+//! Environment (docs/kvd.md): `PORT`, `KVD_APPENDFSYNC` (`always`,
+//! `everysec` (default), `no`), `KVD_MAXMEMORY` (bytes, or with a
+//! `k`/`m`/`g` suffix; default three quarters of the heap),
+//! `KVD_REQUIREPASS`, `KVD_CLIENT_OUTPUT_BUFFER_LIMIT` (`hard soft
+//! seconds`), `KVD_MAXMEMORY_CLIENTS`, `KVD_CLIENT_QUERY_BUFFER_LIMIT`,
+//! `KVD_MAXCLIENTS` (defaults from the heap: `kv::limits`).
 
 #![no_std]
 #![no_main]
@@ -35,8 +43,10 @@ use core::fmt;
 use core::time::Duration;
 
 use kv::aof::{Aof, AofError, Fsync};
+use kv::auth::Password;
+use kv::client::{Client, Close};
 use kv::commands::{Config, Engine};
-use kv::{Parser, reply};
+use kv::limits::{Defaults, parse_output_limit, parse_size};
 use libos::net::{NetError, TcpListener, TcpOptions, TcpStream};
 use libos::time::{Instant, SystemTime, UNIX_EPOCH};
 use libos::{block, env, log, println, task};
@@ -49,6 +59,9 @@ const CRON_PERIOD: Duration = Duration::from_millis(100);
 /// cron tick while they find that many, for at most `EXPIRE_TIME`.
 const EXPIRE_BUDGET: usize = 256;
 const EXPIRE_TIME: Duration = Duration::from_millis(5);
+/// How long a refused connection (over `maxclients`) may take to take its
+/// error reply.
+const REJECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why kvd cannot start.
 #[derive(Debug)]
@@ -94,18 +107,6 @@ fn memory() -> (u64, u64) {
     (h.in_use as u64, h.size as u64)
 }
 
-/// `123`, `64k`, `512m`, `2g` (powers of 1024).
-fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim().to_ascii_lowercase();
-    let (digits, mult) = match s.as_bytes().last()? {
-        b'k' => (&s[..s.len() - 1], 1u64 << 10),
-        b'm' => (&s[..s.len() - 1], 1 << 20),
-        b'g' => (&s[..s.len() - 1], 1 << 30),
-        _ => (&s[..], 1),
-    };
-    digits.parse::<u64>().ok()?.checked_mul(mult)
-}
-
 fn config() -> Result<(Config, Fsync), StartError> {
     let port = match env::var("PORT").map(str::parse::<u16>) {
         None => 6379,
@@ -118,16 +119,27 @@ fn config() -> Result<(Config, Fsync), StartError> {
             .parse()
             .map_err(|_| StartError::Env("KVD_APPENDFSYNC", "must be always, everysec or no"))?,
     };
-    let heap = memory().1;
-    let maxmemory = match env::var("KVD_MAXMEMORY") {
-        None => heap / 4 * 3,
-        Some(s) => parse_size(s)
-            .ok_or(StartError::Env("KVD_MAXMEMORY", "must be a size in bytes, e.g. 100m"))?,
+    let size = |var: &'static str| -> Result<Option<u64>, StartError> {
+        env::var(var)
+            .map(|s| {
+                parse_size(s).ok_or(StartError::Env(var, "must be a size in bytes, e.g. 100m"))
+            })
+            .transpose()
     };
+    let heap = memory().1;
+    let maxmemory = size("KVD_MAXMEMORY")?.unwrap_or(heap / 4 * 3);
+    let defaults = Defaults::new(heap, maxmemory);
     let maxclients = match env::var("KVD_MAXCLIENTS").map(str::parse::<u64>) {
-        None => 10_000,
+        None => defaults.maxclients,
         Some(Ok(n)) if n > 0 => n,
         Some(_) => return Err(StartError::Env("KVD_MAXCLIENTS", "must be a positive number")),
+    };
+    let output_limit = match env::var("KVD_CLIENT_OUTPUT_BUFFER_LIMIT") {
+        None => defaults.output_limit,
+        Some(s) => parse_output_limit(s).ok_or(StartError::Env(
+            "KVD_CLIENT_OUTPUT_BUFFER_LIMIT",
+            "must be `<hard> <soft> <seconds>`, e.g. `32mb 8mb 60`",
+        ))?,
     };
     let config = Config {
         port,
@@ -135,9 +147,11 @@ fn config() -> Result<(Config, Fsync), StartError> {
         appendfsync: fsync.as_str(),
         maxmemory,
         maxclients,
-        // A quarter of the heap for one client's pending input, 1 MiB at
-        // least, Redis's 1 GiB at most.
-        query_buffer_limit: (heap / 4).clamp(1 << 20, 1 << 30),
+        query_buffer_limit: size("KVD_CLIENT_QUERY_BUFFER_LIMIT")?
+            .unwrap_or(defaults.query_buffer_limit),
+        requirepass: env::var("KVD_REQUIREPASS").and_then(|p| Password::new(p.as_bytes())),
+        output_limit,
+        maxmemory_clients: size("KVD_MAXMEMORY_CLIENTS")?.unwrap_or(defaults.maxmemory_clients),
     };
     Ok((config, fsync))
 }
@@ -204,10 +218,18 @@ async fn main() -> Result<(), StartError> {
         let (stream, peer) = listener.accept().await.map_err(StartError::Net)?;
         let server = server.clone();
         task::spawn(async move {
-            if let Err(e) = serve(&server, stream).await {
+            let mut client = {
+                let mut engine = server.engine.borrow_mut();
+                engine.stats.total_connections_received += 1;
+                engine.stats.connected_clients += 1;
+                Client::new(&mut engine)
+            };
+            if let Err(e) = serve(&server, &mut client, stream).await {
                 log::debug!("{peer}: {e}");
             }
-            server.engine.borrow_mut().stats.connected_clients -= 1;
+            let mut engine = server.engine.borrow_mut();
+            client.release(&mut engine.stats);
+            engine.stats.connected_clients -= 1;
         });
     }
 }
@@ -328,38 +350,27 @@ async fn cron(server: Rc<Server>) {
     }
 }
 
-/// A `Vec<&[u8]>` with no elements, of any lifetime, reusing `v`'s
-/// allocation (so that each command does not allocate its argv).
-fn recycle<'b>(mut v: Vec<&[u8]>) -> Vec<&'b [u8]> {
-    v.clear();
-    v.into_iter().map(|_| -> &'b [u8] { unreachable!() }).collect()
-}
-
-/// Serves one connection until it closes, errs, sends `QUIT`, or breaks
-/// the protocol.
-async fn serve(server: &Server, mut stream: TcpStream) -> Result<(), NetError> {
-    let (limit, maxclients) = {
-        let mut engine = server.engine.borrow_mut();
-        let st = &mut engine.stats;
-        st.total_connections_received += 1;
-        st.connected_clients += 1;
-        let c = &engine.config;
-        (c.query_buffer_limit as usize, c.maxclients)
-    };
+/// Serves one connection until it closes, errs, sends `QUIT`, breaks the
+/// protocol, or passes a limit (see `kv::client`).
+async fn serve(
+    server: &Server,
+    client: &mut Client,
+    mut stream: TcpStream,
+) -> Result<(), NetError> {
+    let maxclients = server.engine.borrow().config.maxclients;
     if server.engine.borrow().stats.connected_clients > maxclients {
         server.engine.borrow_mut().stats.rejected_connections += 1;
+        // A client that never acknowledges cannot hold the socket.
+        stream.set_timeout(Some(REJECT_TIMEOUT));
         stream.write_all(b"-ERR max number of clients reached\r\n").await?;
         stream.shutdown();
         return Ok(());
     }
-    let mut parser = Parser::new(limit);
-    let mut out: Vec<u8> = Vec::with_capacity(4096);
-    let mut spare_argv: Vec<&[u8]> = Vec::new();
     loop {
-        let room = match parser.spare() {
+        let room = match client.read_buffer(&mut server.engine.borrow_mut()) {
             Ok(room) => room,
-            Err(e) => {
-                log::warn!("client closed: {e}");
+            Err(_) => {
+                log::warn!("client closed for its query buffer (client-query-buffer-limit)");
                 stream.abort();
                 return Ok(());
             }
@@ -369,44 +380,30 @@ async fn serve(server: &Server, mut stream: TcpStream) -> Result<(), NetError> {
             stream.shutdown();
             return Ok(());
         }
-        parser.advance(n);
 
         // Execute every complete command received.
-        let mut close = false;
-        let mut wrote = false;
-        {
+        let (close, wrote) = {
             let mut engine = server.engine.borrow_mut();
             let mut aof = server.aof.borrow_mut();
-            engine.stats.net_input_bytes += n as u64;
+            client.received(n, &mut engine);
             engine.set_time(now_ms());
-            loop {
-                let cmd = match parser.next_command() {
-                    Ok(Some(cmd)) => cmd,
-                    Ok(None) => break,
-                    Err(e) => {
-                        if let Some(msg) = e.message() {
-                            reply::error(&mut out, &msg);
-                        }
-                        close = true;
-                        break;
-                    }
-                };
-                let mut argv = recycle(core::mem::take(&mut spare_argv));
-                argv.extend(cmd.args());
-                let effect = engine.execute(&argv, &mut out);
-                let logged = effect.log_argv.then_some(&argv[..]);
-                if engine.has_log() || logged.is_some() {
-                    wrote |= log_effect(&mut engine, &mut aof, logged);
-                }
-                spare_argv = recycle(argv);
-                if effect.close {
-                    close = true;
-                    break;
-                }
-            }
-        }
+            client.execute_batch(&mut engine, &mut |e, argv| log_effect(e, &mut aof, argv))
+        };
         if wrote {
             server.appended.set(server.appended.get() + 1);
+        }
+        match close {
+            Some(Close::OutputLimit) => {
+                log::warn!("client closed for its output (client-output-buffer-limit)");
+                stream.abort();
+                return Ok(());
+            }
+            Some(Close::QueryLimit) => {
+                log::warn!("client closed for its query buffer (client-query-buffer-limit)");
+                stream.abort();
+                return Ok(());
+            }
+            _ => {}
         }
         // No reply leaves before the log holds every write executed before
         // it, this client's or another's (a read must not show what a crash
@@ -426,17 +423,44 @@ async fn serve(server: &Server, mut stream: TcpStream) -> Result<(), NetError> {
                 libos::process::exit(1);
             }
         }
-        if !out.is_empty() {
-            server.engine.borrow_mut().stats.net_output_bytes += out.len() as u64;
-            stream.write_all(&out).await?;
-            out.clear();
-            if out.capacity() > 1 << 20 {
-                out = Vec::with_capacity(4096);
-            }
+        if !send(server, client, &mut stream).await? {
+            log::warn!("client closed for its output (client-output-buffer-limit, soft)");
+            stream.abort();
+            return Ok(());
         }
-        if close {
+        if close.is_some() {
             stream.shutdown();
             return Ok(());
         }
     }
+}
+
+/// Writes the client's replies; false if it stayed over the soft output
+/// limit too long, and must be closed.
+async fn send(
+    server: &Server,
+    client: &mut Client,
+    stream: &mut TcpStream,
+) -> Result<bool, NetError> {
+    if client.over_soft_limit(&mut server.engine.borrow_mut(), now_ms()) {
+        return Ok(false);
+    }
+    while !client.out.is_empty() {
+        let deadline = client.soft_deadline(&server.engine.borrow());
+        let n = match deadline {
+            // The common case: no timer.
+            None => stream.write(&client.out).await?,
+            Some(at) => {
+                let wait = Duration::from_millis(at.saturating_sub(now_ms()));
+                match task::timeout(wait, stream.write(&client.out)).await {
+                    Ok(n) => n?,
+                    Err(_) => 0,
+                }
+            }
+        };
+        if client.sent(n, &mut server.engine.borrow_mut(), now_ms()) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }

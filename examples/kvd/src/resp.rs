@@ -40,6 +40,11 @@ pub const MAX_BULK: usize = 512 * 1024 * 1024;
 pub const MAX_INLINE: usize = 64 * 1024;
 /// Largest multibulk count (Redis: `INT_MAX`).
 pub const MAX_MULTIBULK: i64 = i32::MAX as i64;
+/// Largest multibulk count of a client that has not authenticated while a
+/// password is required (Redis 7.0.15's limit).
+pub const UNAUTHENTICATED_MULTIBULK: i64 = 10;
+/// Largest bulk string of a client that has not authenticated.
+pub const UNAUTHENTICATED_BULK: usize = 16 * 1024;
 
 /// Buffer growth step, and the smallest room offered to a read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -67,6 +72,10 @@ pub enum ProtocolError {
     /// The pending input exceeds the connection's limit (or memory for it
     /// could not be had).
     QueryBufferLimit,
+    /// A multibulk count above [`UNAUTHENTICATED_MULTIBULK`] before `AUTH`.
+    UnauthenticatedMultibulkLength,
+    /// A bulk length above [`UNAUTHENTICATED_BULK`] before `AUTH`.
+    UnauthenticatedBulkLength,
 }
 
 impl ProtocolError {
@@ -86,6 +95,10 @@ impl ProtocolError {
             Self::TooBigMultibulkCount => b"ERR Protocol error: too big mbulk count string",
             Self::TooBigBulkCount => b"ERR Protocol error: too big bulk count string",
             Self::UnbalancedQuotes => b"ERR Protocol error: unbalanced quotes in request",
+            Self::UnauthenticatedMultibulkLength => {
+                b"ERR Protocol error: unauthenticated multibulk length"
+            }
+            Self::UnauthenticatedBulkLength => b"ERR Protocol error: unauthenticated bulk length",
             Self::QueryBufferLimit => return None,
         };
         Some(text.to_vec())
@@ -152,9 +165,11 @@ pub struct Parser {
     /// inline command.
     ranges: Vec<Range<usize>>,
     inline: Vec<u8>,
-    /// Most bytes of one pending command (with those of commands received
-    /// behind it) the buffer may hold.
+    /// Most bytes the parser may hold: the pending command (with those
+    /// received behind it) and its argument table.
     limit: usize,
+    /// Redis's tighter limits for a client that has not authenticated.
+    unauthenticated: bool,
 }
 
 impl Parser {
@@ -169,7 +184,63 @@ impl Parser {
             ranges: Vec::new(),
             inline: Vec::new(),
             limit,
+            unauthenticated: false,
         }
+    }
+
+    /// Changes the limit (the server lowers it while the memory budget
+    /// for clients is short); takes effect at the next growth.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
+    /// Applies Redis's limits for clients that have not authenticated
+    /// (multibulk count 10, bulk length 16 KiB) to the commands parsed
+    /// from now on, or lifts them.
+    pub fn set_authenticated(&mut self, authenticated: bool) {
+        self.unauthenticated = !authenticated;
+    }
+
+    /// Bytes the parser holds allocated: the input buffer and the tables
+    /// of the command being parsed.
+    pub fn memory(&self) -> usize {
+        self.buf.capacity()
+            + self.ranges.capacity() * core::mem::size_of::<Range<usize>>()
+            + self.inline.capacity()
+    }
+
+    /// Gives back argument tables grown for a command with many
+    /// arguments (an inline line of 64 KiB can split into 32 Ki of them)
+    /// once no command is in progress, so that an idle connection holds
+    /// little.
+    pub fn shrink_tables(&mut self) {
+        if self.pending.is_none() {
+            if self.ranges.capacity() > 1024 {
+                self.ranges = Vec::new();
+            }
+            if self.inline.capacity() > 4096 {
+                self.inline = Vec::new();
+            }
+        }
+    }
+
+    /// Bytes the limit leaves for the input buffer.
+    fn input_budget(&self) -> usize {
+        let tables =
+            self.ranges.capacity() * core::mem::size_of::<Range<usize>>() + self.inline.capacity();
+        self.limit.saturating_sub(tables)
+    }
+
+    /// Room in the argument table for one more, within the limit.
+    fn reserve_range(&mut self) -> Result<(), ProtocolError> {
+        if self.ranges.len() == self.ranges.capacity() {
+            let grow = self.ranges.capacity().max(4);
+            let bytes = grow * core::mem::size_of::<Range<usize>>();
+            if self.memory() + bytes > self.limit || self.ranges.try_reserve_exact(grow).is_err() {
+                return Err(ProtocolError::QueryBufferLimit);
+            }
+        }
+        Ok(())
     }
 
     /// Room to read into: at least a few KiB, more when a long bulk string
@@ -180,12 +251,13 @@ impl Parser {
         self.compact();
         if self.buf.len() - self.filled < READ_CHUNK / 4 {
             let pending = self.filled - self.start;
-            if pending >= self.limit {
+            let budget = self.input_budget();
+            if pending >= budget {
                 return Err(ProtocolError::QueryBufferLimit);
             }
             // Double what is buffered (so that a long bulk costs amortised
             // linear copying), at least a chunk, at most up to the limit.
-            let grow = pending.max(READ_CHUNK).min(self.limit - pending);
+            let grow = pending.max(READ_CHUNK).min(budget - pending);
             let new_len = self.filled + grow.max(1);
             self.buf
                 .try_reserve_exact(new_len - self.buf.len())
@@ -297,11 +369,25 @@ impl Parser {
             Some(n) if n <= MAX_MULTIBULK => n,
             _ => return Err(ProtocolError::InvalidMultibulkLength),
         };
+        if self.unauthenticated && count > UNAUTHENTICATED_MULTIBULK {
+            return Err(ProtocolError::UnauthenticatedMultibulkLength);
+        }
         self.pos = next;
         self.ranges.clear();
+        if self.ranges.capacity() > 1024 {
+            // Left by an inline command with many arguments.
+            self.ranges = Vec::new();
+        }
         if count > 0 {
             let count = count as usize;
-            self.ranges.reserve(count.min(1024));
+            if self.ranges.capacity() < count.min(1024) {
+                let more = count.min(1024) - self.ranges.len();
+                if self.memory() + more * core::mem::size_of::<Range<usize>>() > self.limit
+                    || self.ranges.try_reserve_exact(more).is_err()
+                {
+                    return Err(ProtocolError::QueryBufferLimit);
+                }
+            }
             self.pending = Some(Pending { remaining: count, bulk: None });
         } else {
             self.start = self.pos;
@@ -327,6 +413,9 @@ impl Parser {
                         Some(n) if (0..=MAX_BULK as i64).contains(&n) => n as usize,
                         _ => return Err(ProtocolError::InvalidBulkLength),
                     };
+                    if self.unauthenticated && len > UNAUTHENTICATED_BULK {
+                        return Err(ProtocolError::UnauthenticatedBulkLength);
+                    }
                     self.pos = next;
                     p.bulk = Some(len);
                     len
@@ -337,9 +426,7 @@ impl Parser {
                 self.pending = Some(p);
                 return Ok(false);
             }
-            if self.ranges.try_reserve(1).is_err() {
-                return Err(ProtocolError::QueryBufferLimit);
-            }
+            self.reserve_range()?;
             self.ranges.push(self.pos..self.pos + len);
             self.pos += len + 2;
             p.bulk = None;

@@ -5,20 +5,14 @@
 //! keeps the order of the rest: what Redis's small hashes (listpacks) do,
 //! so `HGETALL` lists fields in the same order as Redis for them.
 
-use alloc::vec::Vec;
-
 use super::{Done, Engine, int_arg, wrong_arity, wrongtype};
-use crate::reply;
+use crate::reply::{self, Out};
 use crate::resp::parse_i64;
 use crate::store::{HashValue, SMALL_HASH, Value};
 
 /// The hash at `key`, created if missing; `None` (with the error written)
 /// for another type.
-fn hash_for_write<'e>(
-    e: &'e mut Engine,
-    key: &[u8],
-    out: &mut Vec<u8>,
-) -> Option<&'e mut HashValue> {
+fn hash_for_write<'e>(e: &'e mut Engine, key: &[u8], out: &mut Out) -> Option<&'e mut HashValue> {
     if e.keys.value(key).is_none() {
         let seed = e.random();
         let h = HashValue::with_hasher(foldhash::fast::FixedState::with_seed(seed));
@@ -33,7 +27,7 @@ fn hash_for_write<'e>(
     }
 }
 
-fn set_fields(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>, name: &str) -> Option<i64> {
+fn set_fields(e: &mut Engine, argv: &[&[u8]], out: &mut Out, name: &str) -> Option<i64> {
     if argv.len() % 2 == 1 {
         wrong_arity(out, name);
         return None;
@@ -48,7 +42,7 @@ fn set_fields(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>, name: &str) -> 
     Some(created)
 }
 
-pub(crate) fn hset(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn hset(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     match set_fields(e, argv, out, "hset") {
         Some(n) => {
             reply::int(out, n);
@@ -58,7 +52,7 @@ pub(crate) fn hset(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
     }
 }
 
-pub(crate) fn hmset(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn hmset(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     match set_fields(e, argv, out, "hmset") {
         Some(_) => {
             reply::ok(out);
@@ -73,7 +67,7 @@ pub(crate) fn hmset(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
 fn hash_for_read<'e>(
     e: &'e mut Engine,
     key: &[u8],
-    out: &mut Vec<u8>,
+    out: &mut Out,
 ) -> Result<Option<&'e HashValue>, ()> {
     match e.lookup_read(key).map(|en| &en.value) {
         None => Ok(None),
@@ -85,7 +79,7 @@ fn hash_for_read<'e>(
     }
 }
 
-pub(crate) fn hget(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn hget(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     if let Ok(h) = hash_for_read(e, argv[1], out) {
         match h.and_then(|h| h.get(argv[2])) {
             Some(v) => reply::bulk(out, v),
@@ -95,7 +89,7 @@ pub(crate) fn hget(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
     Done::Read
 }
 
-pub(crate) fn hmget(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn hmget(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     if let Ok(h) = hash_for_read(e, argv[1], out) {
         reply::array(out, argv.len() - 2);
         for f in &argv[2..] {
@@ -108,7 +102,7 @@ pub(crate) fn hmget(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
     Done::Read
 }
 
-pub(crate) fn hdel(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn hdel(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     let h = match e.keys.value(argv[1]) {
         None => {
             reply::int(out, 0);
@@ -139,7 +133,7 @@ enum Part {
     Values,
 }
 
-fn list(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>, part: Part) -> Done {
+fn list(e: &mut Engine, argv: &[&[u8]], out: &mut Out, part: Part) -> Done {
     if let Ok(h) = hash_for_read(e, argv[1], out) {
         let Some(h) = h else {
             reply::array(out, 0);
@@ -158,33 +152,33 @@ fn list(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>, part: Part) -> Done {
     Done::Read
 }
 
-pub(crate) fn hgetall(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn hgetall(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     list(e, argv, out, Part::Both)
 }
 
-pub(crate) fn hkeys(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn hkeys(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     list(e, argv, out, Part::Keys)
 }
 
-pub(crate) fn hvals(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn hvals(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     list(e, argv, out, Part::Values)
 }
 
-pub(crate) fn hlen(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn hlen(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     if let Ok(h) = hash_for_read(e, argv[1], out) {
         reply::int(out, h.map_or(0, |h| h.len() as i64));
     }
     Done::Read
 }
 
-pub(crate) fn hexists(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn hexists(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     if let Ok(h) = hash_for_read(e, argv[1], out) {
         reply::int(out, i64::from(h.is_some_and(|h| h.contains_key(argv[2]))));
     }
     Done::Read
 }
 
-pub(crate) fn hincrby(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn hincrby(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     let Some(by) = int_arg(argv[3], out) else { return Done::Read };
     let Some(h) = hash_for_write(e, argv[1], out) else { return Done::Read };
     let old = match h.get(argv[2]) {

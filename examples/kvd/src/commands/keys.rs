@@ -2,14 +2,13 @@
 //! PERSIST, TYPE, KEYS, SCAN, DBSIZE, FLUSHDB, FLUSHALL.
 
 use alloc::vec;
-use alloc::vec::Vec;
 
 use super::strings::invalid_expire;
 use super::{Done, Engine, eq_ic, int_arg, int_bytes, syntax_error};
 use crate::glob;
-use crate::reply;
+use crate::reply::{self, Out};
 
-pub(crate) fn del(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn del(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     let mut n = 0;
     for key in &argv[1..] {
         // An expired key is removed by expiry (logged as such), not counted.
@@ -22,7 +21,7 @@ pub(crate) fn del(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
     if n > 0 { Done::Write } else { Done::Read }
 }
 
-pub(crate) fn exists(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn exists(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     let n = argv[1..].iter().filter(|k| e.keys.contains(k)).count();
     reply::int(out, n as i64);
     Done::Read
@@ -39,7 +38,7 @@ enum Unit {
 fn expire_generic(
     e: &mut Engine,
     argv: &[&[u8]],
-    out: &mut Vec<u8>,
+    out: &mut Out,
     unit: Unit,
     relative: bool,
     name: &str,
@@ -107,23 +106,23 @@ fn expire_generic(
     Done::Read
 }
 
-pub(crate) fn expire(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn expire(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     expire_generic(e, argv, out, Unit::Seconds, true, "expire")
 }
 
-pub(crate) fn pexpire(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn pexpire(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     expire_generic(e, argv, out, Unit::Millis, true, "pexpire")
 }
 
-pub(crate) fn expireat(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn expireat(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     expire_generic(e, argv, out, Unit::Seconds, false, "expireat")
 }
 
-pub(crate) fn pexpireat(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn pexpireat(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     expire_generic(e, argv, out, Unit::Millis, false, "pexpireat")
 }
 
-fn ttl_generic(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>, unit: Unit) -> Done {
+fn ttl_generic(e: &mut Engine, argv: &[&[u8]], out: &mut Out, unit: Unit) -> Done {
     let now = e.now();
     match e.keys.get(argv[1]) {
         None => reply::int(out, -2),
@@ -138,15 +137,15 @@ fn ttl_generic(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>, unit: Unit) ->
     Done::Read
 }
 
-pub(crate) fn ttl(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn ttl(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     ttl_generic(e, argv, out, Unit::Seconds)
 }
 
-pub(crate) fn pttl(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn pttl(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     ttl_generic(e, argv, out, Unit::Millis)
 }
 
-pub(crate) fn persist(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn persist(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     let had = e.keys.get(argv[1]).is_some_and(|en| en.expire_at.is_some());
     if had {
         e.keys.set_expiry(argv[1], None);
@@ -155,21 +154,31 @@ pub(crate) fn persist(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done
     if had { Done::Write } else { Done::Read }
 }
 
-pub(crate) fn type_(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn type_(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     let name = e.keys.get(argv[1]).map_or("none", |en| en.value.type_name());
     reply::simple(out, name);
     Done::Read
 }
 
-pub(crate) fn keys(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn keys(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     let pattern = argv[1];
     let all = pattern == b"*";
-    let found: Vec<&[u8]> =
-        e.keys.iter().map(|(k, _)| k).filter(|k| all || glob::matches(pattern, k)).collect();
-    reply::array(out, found.len());
-    for k in found {
-        reply::bulk(out, k);
+    // The elements go to a buffer bounded as the client's is, then after
+    // the array's header: nothing proportional to the keyspace is
+    // allocated beyond what the client may hold.
+    let mut items = Out::with_limit(out.limit());
+    let mut n = 0;
+    for (k, _) in e.keys.iter() {
+        if all || glob::matches(pattern, k) {
+            reply::bulk(&mut items, k);
+            n += 1;
+            if items.overflowed() {
+                break;
+            }
+        }
     }
+    reply::array(out, n);
+    out.append(&items);
     Done::Read
 }
 
@@ -191,7 +200,7 @@ fn parse_cursor(s: &[u8]) -> Option<u64> {
     Some(if neg { v.wrapping_neg() } else { v })
 }
 
-pub(crate) fn scan(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn scan(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     let Some(cursor) = parse_cursor(argv[1]) else {
         reply::error(out, b"ERR invalid cursor");
         return Done::Read;
@@ -216,28 +225,29 @@ pub(crate) fn scan(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
         }
         i += 2;
     }
-    let mut found: Vec<Vec<u8>> = Vec::new();
+    // As in KEYS: the elements in a buffer bounded as the client's.
+    let mut items = Out::with_limit(out.limit());
+    let mut n = 0;
     let next = e.keys.scan(cursor, count.min(1 << 20) as usize, |k, en| {
         let type_ok = type_name.is_none_or(|t| eq_ic(t, en.value.type_name()));
         if type_ok && pattern.is_none_or(|p| glob::matches(p, k)) {
-            found.push(k.to_vec());
+            reply::bulk(&mut items, k);
+            n += 1;
         }
     });
     reply::array(out, 2);
     reply::bulk(out, alloc::format!("{next}").as_bytes());
-    reply::array(out, found.len());
-    for k in &found {
-        reply::bulk(out, k);
-    }
+    reply::array(out, n);
+    out.append(&items);
     Done::Read
 }
 
-pub(crate) fn dbsize(e: &mut Engine, _argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn dbsize(e: &mut Engine, _argv: &[&[u8]], out: &mut Out) -> Done {
     reply::int(out, e.keys.len() as i64);
     Done::Read
 }
 
-fn flush(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+fn flush(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     match argv.len() {
         1 => {}
         2 if eq_ic(argv[1], "sync") || eq_ic(argv[1], "async") => {}
@@ -248,11 +258,11 @@ fn flush(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
     Done::Write
 }
 
-pub(crate) fn flushdb(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn flushdb(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     flush(e, argv, out)
 }
 
-pub(crate) fn flushall(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn flushall(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     flush(e, argv, out)
 }
 

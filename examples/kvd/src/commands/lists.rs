@@ -4,7 +4,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use super::{Done, Engine, int_arg, not_integer, wrong_arity, wrongtype};
-use crate::reply;
+use crate::reply::{self, Out};
 use crate::resp::parse_i64;
 use crate::store::Value;
 
@@ -14,7 +14,7 @@ enum End {
     Tail,
 }
 
-fn push(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>, end: End) -> Done {
+fn push(e: &mut Engine, argv: &[&[u8]], out: &mut Out, end: End) -> Done {
     let key = argv[1];
     let list = match e.keys.value(key) {
         Some(Value::List(l)) => l,
@@ -37,17 +37,17 @@ fn push(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>, end: End) -> Done {
     Done::Write
 }
 
-pub(crate) fn lpush(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn lpush(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     push(e, argv, out, End::Head)
 }
 
-pub(crate) fn rpush(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn rpush(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     push(e, argv, out, End::Tail)
 }
 
 /// A count that must be ≥ 0; otherwise (also when it is not a number, as
 /// Redis words it) `value is out of range, must be positive`.
-pub(crate) fn positive_arg(arg: &[u8], out: &mut Vec<u8>) -> Option<u64> {
+pub(crate) fn positive_arg(arg: &[u8], out: &mut Out) -> Option<u64> {
     match parse_i64(arg) {
         Some(n) if n >= 0 => Some(n as u64),
         _ => {
@@ -57,7 +57,7 @@ pub(crate) fn positive_arg(arg: &[u8], out: &mut Vec<u8>) -> Option<u64> {
     }
 }
 
-fn pop(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>, end: End, name: &str) -> Done {
+fn pop(e: &mut Engine, argv: &[&[u8]], out: &mut Out, end: End, name: &str) -> Done {
     if argv.len() > 3 {
         wrong_arity(out, name);
         return Done::Read;
@@ -109,15 +109,15 @@ fn pop(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>, end: End, name: &str) 
     Done::Write
 }
 
-pub(crate) fn lpop(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn lpop(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     pop(e, argv, out, End::Head, "lpop")
 }
 
-pub(crate) fn rpop(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn rpop(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     pop(e, argv, out, End::Tail, "rpop")
 }
 
-pub(crate) fn lrange(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn lrange(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     let Some(start) = int_arg(argv[2], out) else { return Done::Read };
     let Some(end) = int_arg(argv[3], out) else { return Done::Read };
     let list = match e.lookup_read(argv[1]).map(|en| &en.value) {
@@ -149,7 +149,7 @@ pub(crate) fn lrange(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done 
     Done::Read
 }
 
-pub(crate) fn llen(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn llen(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     match e.keys.value(argv[1]) {
         None => reply::int(out, 0),
         Some(Value::List(l)) => reply::int(out, l.len() as i64),
@@ -158,7 +158,7 @@ pub(crate) fn llen(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
     Done::Read
 }
 
-pub(crate) fn lindex(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn lindex(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     let list = match e.lookup_read(argv[1]).map(|en| &en.value) {
         None => {
             reply::nil(out);

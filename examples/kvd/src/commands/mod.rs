@@ -27,7 +27,8 @@ pub mod table;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::reply;
+use crate::auth::{self, Password};
+use crate::reply::{self, Out};
 use crate::resp::parse_i64;
 use crate::store::{Entry, Keyspace, Value};
 
@@ -47,6 +48,27 @@ pub struct Config {
     pub maxclients: u64,
     /// Most bytes of input a connection may hold pending.
     pub query_buffer_limit: u64,
+    /// The `default` user's password; `None`: none, every connection is
+    /// authenticated from the start.
+    pub requirepass: Option<Password>,
+    /// Redis's `client-output-buffer-limit` for normal clients.
+    pub output_limit: OutputLimit,
+    /// Most bytes all clients' buffers (input and output) may hold
+    /// together, Redis's `maxmemory-clients`; 0: no limit.
+    pub maxmemory_clients: u64,
+}
+
+/// Redis's `client-output-buffer-limit`: a client whose pending output
+/// reaches `hard` bytes, or stays at `soft` bytes or more for more than
+/// `soft_ms`, is disconnected. 0 disables a limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutputLimit {
+    /// Bytes.
+    pub hard: u64,
+    /// Bytes.
+    pub soft: u64,
+    /// Milliseconds.
+    pub soft_ms: u64,
 }
 
 impl Default for Config {
@@ -58,6 +80,9 @@ impl Default for Config {
             maxmemory: 0,
             maxclients: 10000,
             query_buffer_limit: 1 << 30,
+            requirepass: None,
+            output_limit: OutputLimit::default(),
+            maxmemory_clients: 0,
         }
     }
 }
@@ -82,6 +107,14 @@ pub struct Stats {
     pub net_input_bytes: u64,
     /// Bytes written to clients.
     pub net_output_bytes: u64,
+    /// Bytes the clients' buffers hold, input and output (`INFO`'s
+    /// `mem_clients_normal`); the server keeps it, client by client.
+    pub client_memory: u64,
+    /// Clients disconnected for their output (`client-output-buffer-limit`,
+    /// `maxmemory-clients`, no memory for a reply).
+    pub client_output_buffer_limit_disconnections: u64,
+    /// Clients disconnected for their input buffer.
+    pub client_query_buffer_limit_disconnections: u64,
     /// Changes to the dataset since the last compaction of the log.
     pub dirty: u64,
     /// Compactions of the log since start.
@@ -115,6 +148,14 @@ pub(crate) enum Done {
     Quit,
 }
 
+/// One connection's state as commands see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    /// Whether it may run commands other than `AUTH` (always, without
+    /// `requirepass`).
+    pub authenticated: bool,
+}
+
 /// Returns memory in use and the heap's size, in bytes.
 pub type MemoryProbe = fn() -> (u64, u64);
 
@@ -135,6 +176,8 @@ pub struct Engine {
     rng: u64,
     started_ms: u64,
     memory: MemoryProbe,
+    /// What the last `AUTH` decided, for [`Engine::execute_in`].
+    pub(crate) auth_outcome: Option<auth::Outcome>,
 }
 
 fn no_memory_probe() -> (u64, u64) {
@@ -160,12 +203,18 @@ impl Engine {
             rng: seed | 1,
             started_ms: now_ms,
             memory: no_memory_probe,
+            auth_outcome: None,
         }
     }
 
     /// Sets how `INFO` and `maxmemory` learn the memory in use.
     pub fn set_memory_probe(&mut self, probe: MemoryProbe) {
         self.memory = probe;
+    }
+
+    /// Memory in use and the heap's size, from the probe (0, 0 without).
+    pub fn memory_usage(&self) -> (u64, u64) {
+        (self.memory)()
     }
 
     /// Sets the time of the commands to come (ms since the Unix epoch).
@@ -178,8 +227,21 @@ impl Engine {
         self.keys.now
     }
 
-    /// Executes `argv` (at least the name) and appends the reply to `out`.
-    pub fn execute(&mut self, argv: &[&[u8]], out: &mut Vec<u8>) -> Effect {
+    /// A new connection's session: authenticated unless a password is set.
+    pub fn new_session(&self) -> Session {
+        Session { authenticated: self.config.requirepass.is_none() }
+    }
+
+    /// Executes `argv` (at least the name) for an authenticated client
+    /// (tests, replay) and appends the reply to `out`.
+    pub fn execute(&mut self, argv: &[&[u8]], out: &mut Out) -> Effect {
+        self.execute_in(&mut Session { authenticated: true }, argv, out)
+    }
+
+    /// Executes `argv` for a connection in `session` and appends the reply
+    /// to `out`. As Redis 7 checks them: an unknown command, then the
+    /// arity, then authentication (`-NOAUTH` for all but `AUTH`).
+    pub fn execute_in(&mut self, session: &mut Session, argv: &[&[u8]], out: &mut Out) -> Effect {
         self.stats.total_commands_processed += 1;
         let Some(&name) = argv.first() else { return Effect::default() };
         let Some(spec) = table::lookup(name) else {
@@ -188,6 +250,10 @@ impl Engine {
         };
         if !table::arity_ok(spec.arity, argv.len()) {
             wrong_arity(out, spec.name);
+            return Effect::default();
+        }
+        if !session.authenticated && !spec.has_flag("no_auth") {
+            reply::error(out, auth::NOAUTH);
             return Effect::default();
         }
         if let Some(why) = self.write_error.as_ref().filter(|_| spec.has_flag("write")) {
@@ -201,6 +267,10 @@ impl Engine {
             return Effect::default();
         }
         let done = (spec.run)(self, argv, out);
+        // A failed AUTH leaves the session as it was (Redis 6 and later).
+        if self.auth_outcome.take() == Some(auth::Outcome::Ok) {
+            session.authenticated = true;
+        }
         self.flush_expired();
         if done == Done::Write {
             self.stats.dirty += 1;
@@ -250,7 +320,7 @@ impl Engine {
 
     /// Executes a logged command while loading; its error reply, if any.
     pub fn replay(&mut self, argv: &[&[u8]]) -> Result<(), Vec<u8>> {
-        let mut out = Vec::new();
+        let mut out = Out::new();
         self.execute(argv, &mut out);
         self.log.clear();
         self.stats.aof_loaded_commands += 1;
@@ -350,7 +420,7 @@ pub(crate) fn int_bytes(n: i64) -> Vec<u8> {
 
 /// `-ERR unknown command 'name', with args beginning with: 'a' 'b' `, as
 /// Redis builds it (name and arguments cut at 128 bytes and at a NUL).
-fn unknown_command(argv: &[&[u8]], out: &mut Vec<u8>) {
+fn unknown_command(argv: &[&[u8]], out: &mut Out) {
     let cut = |s: &[u8], max: usize| -> Vec<u8> {
         let s = &s[..s.iter().position(|&b| b == 0).unwrap_or(s.len())];
         s[..s.len().min(max)].to_vec()
@@ -372,30 +442,30 @@ fn unknown_command(argv: &[&[u8]], out: &mut Vec<u8>) {
 }
 
 /// `-ERR wrong number of arguments for 'name' command`.
-pub(crate) fn wrong_arity(out: &mut Vec<u8>, name: &str) {
+pub(crate) fn wrong_arity(out: &mut Out, name: &str) {
     let mut msg = b"ERR wrong number of arguments for '".to_vec();
     msg.extend_from_slice(name.as_bytes());
     msg.extend_from_slice(b"' command");
     reply::error(out, &msg);
 }
 
-pub(crate) fn wrongtype(out: &mut Vec<u8>) -> Done {
+pub(crate) fn wrongtype(out: &mut Out) -> Done {
     reply::error(out, b"WRONGTYPE Operation against a key holding the wrong kind of value");
     Done::Read
 }
 
-pub(crate) fn syntax_error(out: &mut Vec<u8>) -> Done {
+pub(crate) fn syntax_error(out: &mut Out) -> Done {
     reply::error(out, b"ERR syntax error");
     Done::Read
 }
 
-pub(crate) fn not_integer(out: &mut Vec<u8>) -> Done {
+pub(crate) fn not_integer(out: &mut Out) -> Done {
     reply::error(out, b"ERR value is not an integer or out of range");
     Done::Read
 }
 
 /// An integer argument, or the error reply written.
-pub(crate) fn int_arg(arg: &[u8], out: &mut Vec<u8>) -> Option<i64> {
+pub(crate) fn int_arg(arg: &[u8], out: &mut Out) -> Option<i64> {
     let v = parse_i64(arg);
     if v.is_none() {
         not_integer(out);

@@ -13,13 +13,15 @@ use alloc::vec::Vec;
 use core::fmt::Write as _;
 
 use super::table::{self, Spec};
-use super::{Done, Engine, eq_ic, wrong_arity};
+use super::{Done, Engine, eq_ic, syntax_error, wrong_arity};
+use crate::auth;
+use crate::reply::Out;
 use crate::{glob, reply};
 
 /// The Redis version kvd answers as (the protocol and commands it follows).
 pub const REDIS_VERSION: &str = "7.0.15";
 
-pub(crate) fn ping(_e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn ping(_e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     match argv.len() {
         1 => reply::simple(out, "PONG"),
         2 => reply::bulk(out, argv[1]),
@@ -28,17 +30,33 @@ pub(crate) fn ping(_e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
     Done::Read
 }
 
-pub(crate) fn echo(_e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn echo(_e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     reply::bulk(out, argv[1]);
     Done::Read
 }
 
-pub(crate) fn quit(_e: &mut Engine, _argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+/// `AUTH [user] password`: the outcome goes to the session through
+/// [`Engine::execute_in`].
+pub(crate) fn auth(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
+    if argv.len() > 3 {
+        return syntax_error(out);
+    }
+    let outcome = crate::auth::check(e.config.requirepass.as_ref(), &argv[1..]);
+    match outcome {
+        auth::Outcome::Ok => reply::ok(out),
+        auth::Outcome::WrongPass => reply::error(out, auth::WRONGPASS),
+        auth::Outcome::NoPassword => reply::error(out, auth::NO_PASSWORD),
+    }
+    e.auth_outcome = Some(outcome);
+    Done::Read
+}
+
+pub(crate) fn quit(_e: &mut Engine, _argv: &[&[u8]], out: &mut Out) -> Done {
     reply::ok(out);
     Done::Quit
 }
 
-pub(crate) fn select(_e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn select(_e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     match crate::resp::parse_i64(argv[1]) {
         None => {
             super::not_integer(out);
@@ -54,7 +72,7 @@ pub(crate) fn select(_e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done
 }
 
 /// `-ERR unknown subcommand 'x'. Try CONFIG HELP.`
-fn unknown_subcommand(out: &mut Vec<u8>, argv: &[&[u8]]) {
+fn unknown_subcommand(out: &mut Out, argv: &[&[u8]]) {
     let mut msg = b"ERR unknown subcommand '".to_vec();
     msg.extend_from_slice(&argv[1][..argv[1].len().min(128)]);
     msg.extend_from_slice(b"'. Try ");
@@ -64,7 +82,7 @@ fn unknown_subcommand(out: &mut Vec<u8>, argv: &[&[u8]]) {
 }
 
 /// Checks a subcommand's arity; writes `'container|sub'` wrong-arity errors.
-fn sub_arity(out: &mut Vec<u8>, argv: &[&[u8]], container: &str, sub: &str, arity: i32) -> bool {
+fn sub_arity(out: &mut Out, argv: &[&[u8]], container: &str, sub: &str, arity: i32) -> bool {
     if table::arity_ok(arity, argv.len()) {
         return true;
     }
@@ -72,7 +90,7 @@ fn sub_arity(out: &mut Vec<u8>, argv: &[&[u8]], container: &str, sub: &str, arit
     false
 }
 
-fn help(out: &mut Vec<u8>, lines: &[&str]) {
+fn help(out: &mut Out, lines: &[&str]) {
     reply::array(out, lines.len());
     for l in lines {
         reply::simple(out, l);
@@ -98,6 +116,21 @@ fn config_values(e: &Engine) -> Vec<(&'static str, String)> {
         ("hz", "10".into()),
         ("proto-max-bulk-len", format!("{}", crate::resp::MAX_BULK)),
         ("client-query-buffer-limit", format!("{}", c.query_buffer_limit)),
+        (
+            "client-output-buffer-limit",
+            format!(
+                "normal {} {} {} slave 0 0 0 pubsub 0 0 0",
+                c.output_limit.hard,
+                c.output_limit.soft,
+                c.output_limit.soft_ms / 1000
+            ),
+        ),
+        ("maxmemory-clients", format!("{}", c.maxmemory_clients)),
+        (
+            "requirepass",
+            String::from_utf8_lossy(c.requirepass.as_ref().map_or(&b""[..], |p| p.as_bytes()))
+                .into_owned(),
+        ),
         ("cluster-enabled", "no".into()),
         ("io-threads", "1".into()),
         ("lazyfree-lazy-expire", "no".into()),
@@ -106,7 +139,7 @@ fn config_values(e: &Engine) -> Vec<(&'static str, String)> {
     ]
 }
 
-pub(crate) fn config(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn config(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     let sub = argv[1];
     if eq_ic(sub, "get") {
         if !sub_arity(out, argv, "config", "get", -3) {
@@ -182,7 +215,7 @@ pub(crate) fn config(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done 
 }
 
 /// One command's `COMMAND INFO` entry (10 elements, as Redis 7).
-fn command_info(out: &mut Vec<u8>, s: &Spec) {
+fn command_info(out: &mut Out, s: &Spec) {
     reply::array(out, 10);
     reply::bulk(out, s.name.as_bytes());
     reply::int(out, i64::from(s.arity));
@@ -203,7 +236,7 @@ fn command_info(out: &mut Vec<u8>, s: &Spec) {
 }
 
 /// One command's `COMMAND DOCS` entry: summary, since, group.
-fn command_docs(out: &mut Vec<u8>, s: &Spec) {
+fn command_docs(out: &mut Out, s: &Spec) {
     reply::bulk(out, s.name.as_bytes());
     reply::array(out, 6);
     for (k, v) in [("summary", s.summary), ("since", s.since), ("group", s.group)] {
@@ -212,7 +245,7 @@ fn command_docs(out: &mut Vec<u8>, s: &Spec) {
     }
 }
 
-pub(crate) fn command(_e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn command(_e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     let all = table::all();
     if argv.len() == 1 {
         reply::array(out, all.len());
@@ -329,11 +362,12 @@ fn section(e: &Engine, name: &str, s: &mut String) {
                 "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_peak:{used}\r\n\
                  total_system_memory:{heap}\r\ntotal_system_memory_human:{}\r\n\
                  maxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\n\
-                 mem_allocator:talc\r\n",
+                 mem_clients_normal:{}\r\nmem_allocator:talc\r\n",
                 human(used),
                 human(heap),
                 e.config.maxmemory,
-                human(e.config.maxmemory)
+                human(e.config.maxmemory),
+                st.client_memory
             );
         }
         "persistence" => {
@@ -358,7 +392,9 @@ fn section(e: &Engine, name: &str, s: &mut String) {
                 s,
                 "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
                  total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\n\
-                 expired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n",
+                 expired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n\
+                 client_query_buffer_limit_disconnections:{}\r\n\
+                 client_output_buffer_limit_disconnections:{}\r\n",
                 st.total_connections_received,
                 st.total_commands_processed,
                 st.net_input_bytes,
@@ -366,7 +402,9 @@ fn section(e: &Engine, name: &str, s: &mut String) {
                 st.rejected_connections,
                 e.keys.expired_total,
                 st.keyspace_hits,
-                st.keyspace_misses
+                st.keyspace_misses,
+                st.client_query_buffer_limit_disconnections,
+                st.client_output_buffer_limit_disconnections
             );
         }
         "replication" => {
@@ -391,7 +429,7 @@ fn section(e: &Engine, name: &str, s: &mut String) {
     }
 }
 
-pub(crate) fn info(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn info(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     let mut wanted: Vec<&str> = Vec::new();
     if argv.len() == 1 {
         wanted.extend_from_slice(SECTIONS);

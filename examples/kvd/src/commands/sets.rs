@@ -10,14 +10,14 @@ use alloc::vec::Vec;
 
 use super::lists::positive_arg;
 use super::{Done, Engine, syntax_error, wrongtype};
-use crate::reply;
+use crate::reply::{self, Out};
 use crate::resp::parse_i64;
 use crate::store::{SetValue, Value};
 
 /// Redis's `set-max-intset-entries`.
 pub const INTSET_MAX: usize = 512;
 
-pub(crate) fn sadd(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn sadd(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     let key = argv[1];
     if e.keys.value(key).is_none() {
         let seed = e.random();
@@ -33,7 +33,7 @@ pub(crate) fn sadd(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
     if added > 0 { Done::Write } else { Done::Read }
 }
 
-pub(crate) fn srem(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn srem(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     let set = match e.keys.value(argv[1]) {
         None => {
             reply::int(out, 0);
@@ -53,7 +53,7 @@ pub(crate) fn srem(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
 fn set_for_read<'e>(
     e: &'e mut Engine,
     key: &[u8],
-    out: &mut Vec<u8>,
+    out: &mut Out,
 ) -> Result<Option<&'e SetValue>, ()> {
     match e.lookup_read(key).map(|en| &en.value) {
         None => Ok(None),
@@ -65,7 +65,7 @@ fn set_for_read<'e>(
     }
 }
 
-pub(crate) fn smembers(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn smembers(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     let Ok(set) = set_for_read(e, argv[1], out) else { return Done::Read };
     let Some(set) = set else {
         reply::array(out, 0);
@@ -89,14 +89,14 @@ pub(crate) fn smembers(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Don
     Done::Read
 }
 
-pub(crate) fn sismember(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn sismember(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     if let Ok(set) = set_for_read(e, argv[1], out) {
         reply::int(out, i64::from(set.is_some_and(|s| s.contains(argv[2]))));
     }
     Done::Read
 }
 
-pub(crate) fn scard(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn scard(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     if let Ok(set) = set_for_read(e, argv[1], out) {
         reply::int(out, set.map_or(0, |s| s.len() as i64));
     }
@@ -104,7 +104,7 @@ pub(crate) fn scard(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
 }
 
 /// SPOP key [count]; logged as the `SREM` of what it popped.
-pub(crate) fn spop(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn spop(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     if argv.len() > 3 {
         return syntax_error(out);
     }

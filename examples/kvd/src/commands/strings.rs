@@ -2,15 +2,14 @@
 //! DECR, INCRBY, DECRBY, APPEND, STRLEN, MGET, MSET.
 
 use alloc::vec;
-use alloc::vec::Vec;
 
 use super::{Done, Engine, eq_ic, int_arg, int_bytes, syntax_error, wrong_arity, wrongtype};
 use crate::bytes::Str;
-use crate::reply;
+use crate::reply::{self, Out};
 use crate::resp::{MAX_BULK, parse_i64};
 use crate::store::Value;
 
-pub(crate) fn get(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn get(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     match e.lookup_read(argv[1]).map(|en| &en.value) {
         None => reply::nil(out),
         Some(Value::Str(v)) => reply::bulk(out, v),
@@ -30,7 +29,7 @@ enum Expiry {
     At(u64),
 }
 
-pub(crate) fn set(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn set(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     #[derive(PartialEq)]
     enum Unit {
         Ex,
@@ -121,7 +120,7 @@ fn set_generic(
     nx: bool,
     xx: bool,
     get: bool,
-    out: &mut Vec<u8>,
+    out: &mut Out,
 ) -> bool {
     let old = e.keys.get(key);
     let found = old.is_some();
@@ -155,7 +154,7 @@ fn set_generic(
 }
 
 /// `-ERR invalid expire time in '<command>' command`.
-pub(crate) fn invalid_expire(out: &mut Vec<u8>, command: &str) -> Done {
+pub(crate) fn invalid_expire(out: &mut Out, command: &str) -> Done {
     let mut msg = b"ERR invalid expire time in '".to_vec();
     msg.extend_from_slice(command.as_bytes());
     msg.extend_from_slice(b"' command");
@@ -163,14 +162,14 @@ pub(crate) fn invalid_expire(out: &mut Vec<u8>, command: &str) -> Done {
     Done::Read
 }
 
-pub(crate) fn getset(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn getset(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     if set_generic(e, argv[1], argv[2], Expiry::None, false, false, true, out) {
         e.log(vec![b"SET".to_vec(), argv[1].to_vec(), argv[2].to_vec()]);
     }
     Done::Read
 }
 
-fn incr_by(e: &mut Engine, key: &[u8], by: i64, out: &mut Vec<u8>) -> Done {
+fn incr_by(e: &mut Engine, key: &[u8], by: i64, out: &mut Out) -> Done {
     let entry = e.keys.get(key);
     let (old, expire_at) = match entry {
         None => (0, None),
@@ -196,20 +195,20 @@ fn incr_by(e: &mut Engine, key: &[u8], by: i64, out: &mut Vec<u8>) -> Done {
     Done::Write
 }
 
-pub(crate) fn incr(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn incr(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     incr_by(e, argv[1], 1, out)
 }
 
-pub(crate) fn decr(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn decr(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     incr_by(e, argv[1], -1, out)
 }
 
-pub(crate) fn incrby(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn incrby(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     let Some(by) = int_arg(argv[2], out) else { return Done::Read };
     incr_by(e, argv[1], by, out)
 }
 
-pub(crate) fn decrby(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn decrby(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     let Some(by) = int_arg(argv[2], out) else { return Done::Read };
     if by == i64::MIN {
         reply::error(out, b"ERR decrement would overflow");
@@ -218,7 +217,7 @@ pub(crate) fn decrby(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done 
     incr_by(e, argv[1], -by, out)
 }
 
-pub(crate) fn append(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn append(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     let len = match e.keys.value(argv[1]) {
         None => {
             e.keys.insert(argv[1], Value::Str(Str::new(argv[2])), None);
@@ -238,7 +237,7 @@ pub(crate) fn append(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done 
     Done::Write
 }
 
-pub(crate) fn strlen(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn strlen(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     match e.keys.value(argv[1]) {
         None => reply::int(out, 0),
         Some(Value::Str(v)) => reply::int(out, v.len() as i64),
@@ -247,7 +246,7 @@ pub(crate) fn strlen(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done 
     Done::Read
 }
 
-pub(crate) fn mget(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn mget(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     reply::array(out, argv.len() - 1);
     for key in &argv[1..] {
         match e.lookup_read(key).map(|en| &en.value) {
@@ -258,7 +257,7 @@ pub(crate) fn mget(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
     Done::Read
 }
 
-pub(crate) fn mset(e: &mut Engine, argv: &[&[u8]], out: &mut Vec<u8>) -> Done {
+pub(crate) fn mset(e: &mut Engine, argv: &[&[u8]], out: &mut Out) -> Done {
     if argv.len().is_multiple_of(2) {
         wrong_arity(out, "mset");
         return Done::Read;

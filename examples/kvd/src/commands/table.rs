@@ -8,7 +8,7 @@
 use super::{Done, Engine, hashes, keys, lists, server, sets, strings};
 
 /// A handler: executes argv, appends the reply.
-pub(crate) type Handler = fn(&mut Engine, &[&[u8]], &mut alloc::vec::Vec<u8>) -> Done;
+pub(crate) type Handler = fn(&mut Engine, &[&[u8]], &mut crate::reply::Out) -> Done;
 
 /// One command.
 #[derive(Debug)]
@@ -95,6 +95,7 @@ const K0: (i32, i32, i32) = (0, 0, 0);
 #[rustfmt::skip]
 static COMMANDS: &[Spec] = &[
     spec!("append", 3, W, K1, &["@write", "@string", "@fast"], "string", "2.0.0", strings::append, "Appends a string to the value of a key. Creates the key if it doesn't exist."),
+    spec!("auth", -2, &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], K0, &["@fast", "@connection"], "connection", "1.0.0", server::auth, "Authenticates the connection."),
     spec!("command", -1, &["loading", "stale"], K0, &["@slow", "@connection"], "server", "2.8.13", server::command, "Returns detailed information about all commands."),
     spec!("config", -2, ADMIN, K0, &["@admin", "@slow", "@dangerous"], "server", "2.0.0", server::config, "A container for server configuration commands."),
     spec!("dbsize", 1, RF, K0, &["@keyspace", "@read", "@fast"], "server", "1.0.0", keys::dbsize, "Returns the number of keys in the database."),
@@ -136,7 +137,7 @@ static COMMANDS: &[Spec] = &[
     spec!("pexpireat", -3, WR, K1, &["@keyspace", "@write", "@fast"], "generic", "2.6.0", keys::pexpireat, "Sets the expiration time of a key to a Unix milliseconds timestamp."),
     spec!("ping", -1, F, K0, &["@fast", "@connection"], "connection", "1.0.0", server::ping, "Returns the server's liveliness response."),
     spec!("pttl", 2, RF, K1, &["@keyspace", "@read", "@fast"], "generic", "2.6.0", keys::pttl, "Returns the expiration time in milliseconds of a key."),
-    spec!("quit", -1, &["fast", "loading", "stale"], K0, &["@fast", "@connection"], "connection", "1.0.0", server::quit, "Closes the connection."),
+    spec!("quit", -1, &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], K0, &["@fast", "@connection"], "connection", "1.0.0", server::quit, "Closes the connection."),
     spec!("rpop", -2, WR, K1, &["@write", "@list", "@fast"], "list", "1.0.0", lists::rpop, "Returns and removes the last elements of a list. Deletes the list if the last element was popped."),
     spec!("rpush", -3, WF, K1, &["@write", "@list", "@fast"], "list", "1.0.0", lists::rpush, "Appends one or more elements to a list. Creates the key if it doesn't exist."),
     spec!("sadd", -3, WF, K1, &["@write", "@set", "@fast"], "set", "1.0.0", sets::sadd, "Adds one or more members to a set. Creates the key if it doesn't exist."),

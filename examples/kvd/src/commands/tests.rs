@@ -25,9 +25,9 @@ fn argv_of(cmd: &str) -> Vec<Vec<u8>> {
 fn run(e: &mut Engine, cmd: &str) -> String {
     let argv = argv_of(cmd);
     let refs: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
-    let mut out = Vec::new();
+    let mut out = Out::new();
     e.execute(&refs, &mut out);
-    String::from_utf8(out).expect("utf-8 reply")
+    String::from_utf8(out.into_vec()).expect("utf-8 reply")
 }
 
 /// Runs a command and returns what it logs: the rewritten entries, then
@@ -35,7 +35,7 @@ fn run(e: &mut Engine, cmd: &str) -> String {
 fn logged(e: &mut Engine, cmd: &str) -> Vec<String> {
     let argv = argv_of(cmd);
     let refs: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
-    let mut out = Vec::new();
+    let mut out = Out::new();
     let effect = e.execute(&refs, &mut out);
     let mut entries: Vec<Vec<Vec<u8>>> = e.take_log();
     if effect.log_argv {
@@ -347,7 +347,7 @@ fn server_commands() {
     assert!(
         run(&mut e, "COMMAND DOCS get").starts_with("*2\r\n$3\r\nget\r\n*6\r\n$7\r\nsummary\r\n")
     );
-    let mut out = Vec::new();
+    let mut out = Out::new();
     let effect = e.execute(&[b"QUIT"], &mut out);
     assert_eq!((out.as_slice(), effect.close), (&b"+OK\r\n"[..], true));
 }
@@ -450,7 +450,7 @@ fn replaying_the_log_rebuilds_the_dataset() {
         }
         let argv = argv_of(cmd);
         let refs: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
-        let mut out = Vec::new();
+        let mut out = Out::new();
         let effect = e.execute(&refs, &mut out);
         log.extend(e.take_log());
         if effect.log_argv {
