@@ -9,6 +9,8 @@
 //!   disconnected;
 //! * clients sending huge values at once are refused (query buffer limit,
 //!   budget for client memory), and kvd goes on;
+//! * connections beyond `KVD_MAXCLIENTS` are refused with Redis's error,
+//!   and kvd goes on;
 //! * with `KVD_REQUIREPASS` (from `tender --env-file`), `AUTH` and the
 //!   replies before it are Redis 7's, byte for byte, checked against a
 //!   `redis-server --requirepass` run now in a namespace of its own.
@@ -266,6 +268,48 @@ fn clients_streaming_huge_values_at_once_cannot_exhaust_the_heap() {
         assert_eq!(call(&mut other, &[b"SET", b"small", b"v"]), b"+OK\r\n");
         assert!(info_field(&mut other, "client_query_buffer_limit_disconnections").unwrap() >= 1);
         assert!(info_field(&mut other, "mem_clients_normal").unwrap() < 1 << 20);
+    });
+    alive(&mut kvd);
+}
+
+/// Hundreds of connections at once, beyond the heap-derived
+/// `KVD_MAXCLIENTS` (244 with `--mem 256`): those past it get Redis's
+/// error and are closed; kvd stays up and serves again once they leave.
+#[test]
+fn connections_beyond_maxclients_are_refused_and_kvd_keeps_serving() {
+    let ns = namespace("kvd-maxcl");
+    let dir = TempDir::new("kvd-maxcl");
+    let mut kvd = kvd(&ns, &dir, &[]);
+    ns.enter(|| {
+        let mut first = connect();
+        let max = info_field(&mut first, "maxclients").expect("INFO maxclients");
+        assert!((100..400).contains(&max), "maxclients {max} with --mem 256");
+        let mut served = vec![first];
+        let mut refused = 0;
+        for _ in 0..max + 60 {
+            let mut s = connect();
+            s.write_all(b"PING\r\n").expect("send PING");
+            match read_reply(&mut s).expect("a reply").as_slice() {
+                b"+PONG\r\n" => served.push(s),
+                b"-ERR max number of clients reached\r\n" => {
+                    until_closed(&mut s);
+                    refused += 1;
+                }
+                other => panic!("unexpected reply {:?}", String::from_utf8_lossy(other)),
+            }
+        }
+        assert_eq!(served.len() as u64, max, "connections served at once");
+        assert_eq!(refused, 61);
+        let mut one = served.pop().unwrap();
+        assert_eq!(info_field(&mut one, "rejected_connections"), Some(61));
+        drop(served);
+        // The slots come back as the idle clients leave.
+        eventually("a new client is served after the others left", || {
+            let mut s = connect();
+            s.write_all(b"PING\r\n").unwrap();
+            read_reply(&mut s).map(|r| r == b"+PONG\r\n").unwrap_or(false)
+        });
+        assert_eq!(call(&mut one, &[b"PING"]), b"+PONG\r\n");
     });
     alive(&mut kvd);
 }
