@@ -22,7 +22,7 @@
 #![deny(unsafe_code)]
 
 /// Version of this contract. Bump it on any change to a type or constant here.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// Page size the layout is expressed in.
 pub const PAGE_SIZE: u64 = 4096;
@@ -562,6 +562,19 @@ pub struct BootInfo {
     pub device_count: u64,
     /// Address of `device_count` [`DeviceInfo`]s, in manifest order.
     pub devices: u64,
+    /// 256 bits from the host's random source, different at every start:
+    /// the seed of the guest's random numbers (`getrandom`, hash map keys).
+    pub random: [u64; 4],
+    /// The host kernel's `AT_HWCAP2`: which CPU features the kernel lets
+    /// user code use ([`hwcap2`]).
+    pub hwcap2: u64,
+}
+
+/// Bits of `BootInfo::hwcap2` (Linux's `AT_HWCAP2` on x86_64).
+pub mod hwcap2 {
+    /// `RDFSBASE`/`WRFSBASE` are enabled for user code: the guest can set
+    /// its thread pointer (`%fs`) without a system call.
+    pub const FSGSBASE: u64 = 1 << 1;
 }
 
 #[cfg(test)]
@@ -576,7 +589,7 @@ mod tests {
         assert_eq!(size_of::<Manifest>() % 8, 0);
         assert_eq!(offset_of!(ElfNote<AbiNote>, desc), 24);
         assert_eq!(size_of::<ElfNote<AbiNote>>(), 32);
-        assert_eq!(size_of::<BootInfo>(), 104);
+        assert_eq!(size_of::<BootInfo>(), 144);
         assert_eq!(size_of::<DeviceInfo>(), 48);
     }
 

@@ -82,7 +82,7 @@ pub use log;
 #[macro_export]
 macro_rules! app {
     (async $main:path $(, devices: [$($name:literal : $kind:ident),* $(,)?])? $(,)?) => {
-        $crate::app!(@notes $(devices: [$($name : $kind),*])?);
+        $crate::app!(@guest $(devices: [$($name : $kind),*])?);
 
         #[unsafe(no_mangle)]
         fn __libos_main() -> i32 {
@@ -90,14 +90,45 @@ macro_rules! app {
         }
     };
     ($main:path $(, devices: [$($name:literal : $kind:ident),* $(,)?])? $(,)?) => {
-        $crate::app!(@notes $(devices: [$($name : $kind),*])?);
+        $crate::app!(@guest $(devices: [$($name : $kind),*])?);
 
         #[unsafe(no_mangle)]
         fn __libos_main() -> i32 {
             $crate::process::Termination::report($main())
         }
     };
-    (@notes $(devices: [$($name:literal : $kind:ident),*])?) => {
+    (@guest $(devices: [$($name:literal : $kind:ident),*])?) => {
+        $crate::notes!($(devices: [$($name : $kind),*])?);
+
+        #[global_allocator]
+        static __LIBOS_ALLOCATOR: $crate::rt_private::Allocator = $crate::rt_private::Allocator;
+
+        #[panic_handler]
+        fn __libos_panic(info: &::core::panic::PanicInfo<'_>) -> ! {
+            $crate::rt_private::panic(info)
+        }
+
+        /// Never called: the prebuilt `alloc` is built with unwinding.
+        #[unsafe(no_mangle)]
+        extern "C" fn rust_eh_personality() {
+            $crate::rt_private::eh_personality()
+        }
+
+        /// Never called: the prebuilt `alloc` references it under LTO.
+        #[unsafe(no_mangle)]
+        extern "C" fn _Unwind_Resume() -> ! {
+            $crate::rt_private::unwind_resume()
+        }
+    };
+}
+
+/// Places a guest's ELF notes (the ABI note and the manifest of the
+/// devices it declares) and its `PT_INTERP` in the binary. [`app!`] does
+/// this for a `no_std` guest; a std guest's declaration does it too.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! notes {
+    ($(devices: [$($name:literal : $kind:ident),*])?) => {
         #[used]
         #[unsafe(link_section = ".note.nabla.abi")]
         static __NABLA_ABI_NOTE: $crate::abi::ElfNote<$crate::abi::AbiNote> =
@@ -124,6 +155,10 @@ macro_rules! app {
 
 #[doc(hidden)]
 pub mod rt_private {
+    pub use crate::rt::heap::Allocator;
+    #[cfg(not(any(test, fuzzing)))]
+    pub use crate::rt::panic::{eh_personality, panic, unwind_resume};
+
     /// The `PT_INTERP` of every guest: a path that does not exist, so that
     /// running a guest directly on Linux fails (`No such file or directory`)
     /// instead of executing it without the tender's filter.

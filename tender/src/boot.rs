@@ -39,6 +39,10 @@ pub struct BootParams<'a> {
     pub devices: &'a [DeviceInfo],
     /// One of `abi::log_level`.
     pub log_level: u32,
+    /// The guest's random seed (`BootInfo::random`).
+    pub random: [u64; 4],
+    /// The kernel's `AT_HWCAP2`.
+    pub hwcap2: u64,
 }
 
 /// Whether `entry` is an environment variable as the guest takes it:
@@ -133,6 +137,8 @@ pub fn build(params: &BootParams<'_>, layout: &Layout) -> Result<Vec<u8>, TooLar
         envp: base + envp_off as u64,
         device_count: params.devices.len() as u64,
         devices: base + dev_off as u64,
+        random: params.random,
+        hwcap2: params.hwcap2,
     };
     put_info(&mut buf, &info);
     Ok(buf)
@@ -164,6 +170,10 @@ fn put_info(buf: &mut [u8], i: &BootInfo) {
     field!(envp);
     field!(device_count);
     field!(devices);
+    for (k, word) in i.random.iter().enumerate() {
+        put(buf, offset_of!(BootInfo, random) + 8 * k, &word.to_le_bytes());
+    }
+    field!(hwcap2);
 }
 
 fn put_device(buf: &mut [u8], off: usize, d: &DeviceInfo) {
@@ -205,7 +215,14 @@ mod tests {
     fn serialises_the_boot_info_as_the_abi_lays_it_out() {
         let args = vec!["/app".to_string(), "one".to_string(), "two".to_string()];
         let env = vec!["NAME=nabla".to_string()];
-        let params = BootParams { args: &args, env: &env, devices: &[], log_level: 3 };
+        let params = BootParams {
+            args: &args,
+            env: &env,
+            devices: &[],
+            log_level: 3,
+            random: [1, 2, 3, 4],
+            hwcap2: 2,
+        };
         let l = layout();
         let buf = build(&params, &l).unwrap();
         assert_eq!(word(&buf, offset_of!(BootInfo, magic)), BOOT_MAGIC);
@@ -223,6 +240,8 @@ mod tests {
         assert_eq!(string(&buf, argv, 0), "/app");
         assert_eq!(string(&buf, argv, 2), "two");
         assert_eq!(string(&buf, word(&buf, offset_of!(BootInfo, envp)), 0), "NAME=nabla");
+        assert_eq!(word(&buf, offset_of!(BootInfo, random) + 24), 4);
+        assert_eq!(word(&buf, offset_of!(BootInfo, hwcap2)), 2);
     }
 
     #[test]
@@ -238,7 +257,14 @@ mod tests {
             flags: 1,
         };
         d.name[..8].copy_from_slice(b"service0");
-        let params = BootParams { args: &[], env: &[], devices: &[d], log_level: 2 };
+        let params = BootParams {
+            args: &[],
+            env: &[],
+            devices: &[d],
+            log_level: 2,
+            random: [0; 4],
+            hwcap2: 0,
+        };
         let buf = build(&params, &layout()).unwrap();
         let off = (word(&buf, offset_of!(BootInfo, devices)) - abi::BOOT_REGION_START) as usize;
         assert_eq!(&buf[off..off + 8], b"service0");
@@ -253,7 +279,14 @@ mod tests {
     #[test]
     fn refuses_more_than_the_region_holds() {
         let big = vec!["x".repeat(1 << 20)];
-        let params = BootParams { args: &big, env: &[], devices: &[], log_level: 2 };
+        let params = BootParams {
+            args: &big,
+            env: &[],
+            devices: &[],
+            log_level: 2,
+            random: [0; 4],
+            hwcap2: 0,
+        };
         assert!(matches!(build(&params, &layout()), Err(TooLarge { .. })));
     }
 

@@ -11,8 +11,12 @@
 //!
 //! * **A static x86_64 `ET_EXEC`.** Guests are linked at [`abi::GUEST_BASE`]
 //!   and run where they were linked: there is no loader to relocate a
-//!   position-independent image, no dynamic linker (`PT_DYNAMIC`) and no
-//!   thread-local storage (`PT_TLS`) set up for them. A `PT_INTERP` is
+//!   position-independent image, and no dynamic linker (`PT_DYNAMIC`). A
+//!   guest sets up its own thread-local storage: a `PT_TLS` (std guests
+//!   have one) is accepted when there is one at most, its template lies in
+//!   the file-backed part of a `PT_LOAD`, and its sizes and alignment are
+//!   sane (at most [`MAX_TLS_SIZE`] bytes, aligned to at most a page); the
+//!   tender maps nothing for it. A `PT_INTERP` is
 //!   expected and ignored: guests name a path that does not exist, so that
 //!   Linux refuses to run them directly.
 //! * **The program header table** lies inside the file, with 64-bit entries.
@@ -295,9 +299,9 @@ pub enum ImageError {
          loadable segments must not share one"
     )]
     Overlap { first: usize, second: usize },
-    /// A `PT_TLS` header.
-    #[error("segment {index} is PT_TLS; nabla guests have no thread-local storage")]
-    ThreadLocalStorage { index: usize },
+    /// A `PT_TLS` header that is not a sane template inside the image.
+    #[error("segment {index} is a PT_TLS that {reason}")]
+    ThreadLocalStorage { index: usize, reason: &'static str },
     /// A `PT_DYNAMIC` header.
     #[error("segment {index} is PT_DYNAMIC; nabla guests are statically linked")]
     Dynamic { index: usize },
@@ -343,7 +347,7 @@ impl Image {
         let header = parse_header(bytes)?;
         let phdrs = parse_program_headers(bytes, &header)?;
         let segments = check_loads(&phdrs, len_u64(bytes), limit)?;
-        check_header_types(&phdrs)?;
+        check_header_types(&phdrs, &segments)?;
         check_entry(header.e_entry, &segments)?;
         let (abi, manifest) = read_notes(bytes, &phdrs)?;
         let end = segments.iter().map(Segment::page_end).max().unwrap_or(GUEST_BASE);
@@ -502,11 +506,38 @@ fn check_file_range(index: usize, ph: &ProgramHeader, file_len: u64) -> Result<(
     Ok(())
 }
 
-/// Refuses the program header types that ask for a runtime nabla does not have.
-fn check_header_types(phdrs: &[ProgramHeader]) -> Result<(), ImageError> {
+/// The largest thread-local storage block a guest may declare (`p_memsz`
+/// of its `PT_TLS`): every thread of a std guest gets a copy.
+pub const MAX_TLS_SIZE: u64 = 1 << 20;
+
+/// Refuses the program header types that ask for a runtime nabla does not
+/// have, and a `PT_TLS` that is not a sane template inside a segment.
+fn check_header_types(phdrs: &[ProgramHeader], segments: &[Segment]) -> Result<(), ImageError> {
+    let mut tls_seen = false;
     for (index, ph) in phdrs.iter().enumerate() {
         match ph.p_type {
-            PT_TLS => return Err(ImageError::ThreadLocalStorage { index }),
+            PT_TLS => {
+                let bad = |reason| Err(ImageError::ThreadLocalStorage { index, reason });
+                if std::mem::replace(&mut tls_seen, true) {
+                    return bad("follows another: an image has one at most");
+                }
+                if ph.p_filesz > ph.p_memsz || ph.p_memsz > MAX_TLS_SIZE {
+                    return bad("is larger than 1 MiB or has more file data than memory");
+                }
+                if ph.p_align > PAGE_SIZE || (ph.p_align > 1 && !ph.p_align.is_power_of_two()) {
+                    return bad("has an alignment that is not a power of two up to a page");
+                }
+                // The template is read from the loaded image: it must lie in
+                // the file-backed bytes of one segment.
+                let inside = |s: &Segment| {
+                    ph.p_vaddr.checked_sub(s.vaddr).is_some_and(|rel| {
+                        rel.checked_add(ph.p_filesz).is_some_and(|end| end <= s.filesz)
+                    })
+                };
+                if !segments.iter().any(inside) {
+                    return bad("has its template outside the file-backed part of every PT_LOAD");
+                }
+            }
             PT_DYNAMIC => return Err(ImageError::Dynamic { index }),
             _ => {}
         }
@@ -1244,10 +1275,37 @@ mod tests {
 
     #[test]
     fn thread_local_storage() {
-        assert_eq!(
-            refuse(|b| set_ph32(b, NOTE, P_TYPE, PT_TLS)),
-            ImageError::ThreadLocalStorage { index: NOTE }
-        );
+        let segments = Image::parse(&valid(), LIMIT).unwrap().segments;
+        let data = segments.iter().find(|s| s.perms.write).unwrap().clone();
+        let tls = |vaddr, filesz, memsz, align| ProgramHeader {
+            p_type: PT_TLS,
+            p_vaddr: vaddr,
+            p_filesz: filesz,
+            p_memsz: memsz,
+            p_align: align,
+            ..Default::default()
+        };
+        let check = |phdrs: &[ProgramHeader]| match check_header_types(phdrs, &segments) {
+            Ok(()) => "ok".to_string(),
+            Err(e) => e.to_string(),
+        };
+        // A template in the data segment's file bytes, with a bss tail.
+        assert_eq!(check(&[tls(data.vaddr, data.filesz, 0x100, 16)]), "ok");
+        assert_eq!(check(&[tls(data.vaddr + 8, 0, 0x40, 0)]), "ok");
+        let refused = [
+            (tls(data.vaddr, data.filesz + 1, 0x100, 16), "outside the file-backed part"),
+            (tls(u64::MAX - 4, 8, 8, 8), "outside the file-backed part"),
+            (tls(data.vaddr, 8, 4, 8), "more file data than memory"),
+            (tls(data.vaddr, 8, MAX_TLS_SIZE + 1, 8), "larger than 1 MiB"),
+            (tls(data.vaddr, 8, 8, 24), "alignment"),
+            (tls(data.vaddr, 8, 8, 2 * PAGE_SIZE), "alignment"),
+        ];
+        for (ph, why) in refused {
+            let msg = check(&[ph.clone()]);
+            assert!(msg.starts_with("segment 0 is a PT_TLS that") && msg.contains(why), "{msg}");
+        }
+        let two = check(&[tls(data.vaddr, 0, 8, 8), tls(data.vaddr, 0, 8, 8)]);
+        assert_eq!(two, "segment 1 is a PT_TLS that follows another: an image has one at most");
     }
 
     #[test]

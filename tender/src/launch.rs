@@ -197,6 +197,36 @@ struct Plan {
 /// assembly adds the error number and `)\n`, as std prints an `io::Error`.
 const SECCOMP_REFUSED: &[u8] = b"tender: seccomp(SECCOMP_SET_MODE_FILTER) failed (os error ";
 
+/// The guest's random seed: SHA-256 of the 16 random bytes the kernel
+/// gives every process (`AT_RANDOM`), under a label of its own so that
+/// the guest does not learn the bytes themselves (glibc's stack canary and
+/// pointer guard in the tender come from them). No system call.
+pub fn guest_seed() -> [u64; 4] {
+    use sha2::{Digest, Sha256};
+    // SAFETY: getauxval only reads the auxiliary vector.
+    let at_random = unsafe { libc::getauxval(libc::AT_RANDOM) };
+    let mut hasher = Sha256::new();
+    hasher.update(b"nabla guest seed\0");
+    if at_random != 0 {
+        // SAFETY: the kernel put 16 bytes at AT_RANDOM, on the initial
+        // stack, which stays mapped while the tender runs.
+        hasher.update(unsafe { std::slice::from_raw_parts(at_random as *const u8, 16) });
+    }
+    let digest = hasher.finalize();
+    let mut seed = [0u64; 4];
+    for (word, bytes) in seed.iter_mut().zip(digest.chunks_exact(8)) {
+        *word = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+    }
+    seed
+}
+
+/// The kernel's `AT_HWCAP2`: whether user code may use `WRFSBASE`
+/// (`abi::hwcap2::FSGSBASE`), which std guests need to switch threads.
+pub fn hwcap2() -> u64 {
+    // SAFETY: getauxval only reads the auxiliary vector.
+    unsafe { libc::getauxval(libc::AT_HWCAP2) }
+}
+
 fn page_down(a: u64) -> u64 {
     a & !(PAGE - 1)
 }

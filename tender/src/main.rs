@@ -309,8 +309,14 @@ fn run(cli: Cli) -> Result<(), Error> {
     args.push(app);
     args.extend(cli.args);
     let log_level = if cli.quiet { abi::log_level::OFF } else { cli.log_level.abi() };
-    let boot_params =
-        boot::BootParams { args: &args, env: &env, devices: &attached.infos, log_level };
+    let boot_params = boot::BootParams {
+        args: &args,
+        env: &env,
+        devices: &attached.infos,
+        log_level,
+        random: launch::guest_seed(),
+        hwcap2: launch::hwcap2(),
+    };
     let boot_region = boot::build(&boot_params, &layout)?;
     let program = policy.bpf()?;
 

@@ -21,8 +21,42 @@ use talc::source::Manual;
 
 type Heap = talc::TalcLock<spin::Mutex<()>, Manual>;
 
-#[cfg_attr(not(any(test, fuzzing)), global_allocator)]
 static HEAP: Heap = Heap::new(Manual);
+
+/// The allocator over libos's heap. A `no_std` guest's `app!` makes it the
+/// global allocator; a std guest's `malloc` uses it, and std's `System`
+/// allocator calls `malloc`.
+#[derive(Debug, Clone, Copy)]
+pub struct Allocator;
+
+// SAFETY: every method forwards to talc's lock, which implements
+// GlobalAlloc's contract over the heap region.
+unsafe impl core::alloc::GlobalAlloc for Allocator {
+    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller upholds GlobalAlloc::alloc's contract.
+        unsafe { HEAP.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: core::alloc::Layout) {
+        // SAFETY: the caller upholds GlobalAlloc::dealloc's contract.
+        unsafe { HEAP.dealloc(ptr, layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: core::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller upholds GlobalAlloc::alloc_zeroed's contract.
+        unsafe { HEAP.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(
+        &self,
+        ptr: *mut u8,
+        layout: core::alloc::Layout,
+        new_size: usize,
+    ) -> *mut u8 {
+        // SAFETY: the caller upholds GlobalAlloc::realloc's contract.
+        unsafe { HEAP.realloc(ptr, layout, new_size) }
+    }
+}
 
 /// Gives the allocator the heap region `[start, end)`.
 #[cfg(not(any(test, fuzzing)))]

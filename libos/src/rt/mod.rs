@@ -3,9 +3,10 @@
 //!
 //! * `entry`: `_start`, in assembly, aligns the stack and calls [`start`].
 //! * `boot`: the boot info the tender left in the boot region.
-//! * `heap`: the global allocator (talc) over the heap region.
-//! * `panic`: the panic handler (message, location, exit 255) and the
-//!   unwinding stubs the prebuilt `alloc` references.
+//! * `heap`: the allocator (talc) over the heap region.
+//! * `panic`: what a `no_std` guest's panic handler does (message,
+//!   location, exit 255) and the unwinding stubs the prebuilt `alloc`
+//!   references; `app!` installs them.
 //! * `mem`: `memcpy` and friends, which `compiler_builtins` does not export
 //!   on this target.
 //!
@@ -20,7 +21,7 @@ pub mod heap;
 #[cfg(not(any(test, fuzzing)))]
 mod mem;
 #[cfg(not(any(test, fuzzing)))]
-mod panic;
+pub mod panic;
 
 /// What `_start` calls: validate the boot info, set up the heap and the
 /// logger, run the application, exit with its status.

@@ -1,6 +1,8 @@
-//! The panic handler, and the unwinding symbols the link needs.
+//! What a `no_std` guest's panic handler does, and the unwinding symbols
+//! its link needs. `app!` defines the handler and the symbols in the
+//! application (a std guest has std's handler and a real unwinder instead).
 //!
-//! A guest cannot unwind: every profile builds with `panic = "abort"`. A
+//! A `no_std` guest cannot unwind: it builds with `panic = "abort"`. A
 //! panic prints `guest panicked at FILE:LINE:COL:` and the message on the
 //! console and exits with status 255. If the panic is an allocation failure
 //! (the standard library's message `memory allocation of N bytes failed`),
@@ -25,8 +27,8 @@ static PANICKING: AtomicBool = AtomicBool::new(false);
 
 const OOM_PREFIX: &str = "memory allocation of ";
 
-#[panic_handler]
-fn panic(info: &PanicInfo<'_>) -> ! {
+/// The panic handler of a `no_std` guest (`app!` installs it).
+pub fn panic(info: &PanicInfo<'_>) -> ! {
     if PANICKING.swap(true, Ordering::Relaxed) {
         crate::process::exit(255);
     }
@@ -76,12 +78,12 @@ impl Write for PrefixProbe {
     }
 }
 
-/// Never called: referenced by the prebuilt `alloc`, built with unwinding.
-#[unsafe(no_mangle)]
-extern "C" fn rust_eh_personality() {}
+/// Never called: what `app!` defines as `rust_eh_personality`, which the
+/// prebuilt `alloc` (built with unwinding) references.
+pub extern "C" fn eh_personality() {}
 
-/// Never called: referenced by the prebuilt `alloc` under LTO.
-#[unsafe(no_mangle)]
-extern "C" fn _Unwind_Resume() -> ! {
+/// Never called: what `app!` defines as `_Unwind_Resume`, which the
+/// prebuilt `alloc` references under LTO.
+pub extern "C" fn unwind_resume() -> ! {
     crate::process::exit(255)
 }
