@@ -1276,7 +1276,7 @@ mod tests {
     #[test]
     fn thread_local_storage() {
         let segments = Image::parse(&valid(), LIMIT).unwrap().segments;
-        let data = segments.iter().find(|s| s.perms.write).unwrap().clone();
+        let data = *segments.iter().find(|s| s.perms.write).unwrap();
         let tls = |vaddr, filesz, memsz, align| ProgramHeader {
             p_type: PT_TLS,
             p_vaddr: vaddr,
@@ -1301,7 +1301,7 @@ mod tests {
             (tls(data.vaddr, 8, 8, 2 * PAGE_SIZE), "alignment"),
         ];
         for (ph, why) in refused {
-            let msg = check(&[ph.clone()]);
+            let msg = check(std::slice::from_ref(&ph));
             assert!(msg.starts_with("segment 0 is a PT_TLS that") && msg.contains(why), "{msg}");
         }
         let two = check(&[tls(data.vaddr, 0, 8, 8), tls(data.vaddr, 0, 8, 8)]);
