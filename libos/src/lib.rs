@@ -156,6 +156,11 @@ macro_rules! notes {
 #[doc(hidden)]
 pub mod rt_private {
     pub use crate::rt::heap::Allocator;
+
+    /// The boot info, once the runtime has checked it (`None` on the host).
+    pub fn boot_info() -> Option<&'static crate::abi::BootInfo> {
+        crate::rt::boot::info()
+    }
     #[cfg(not(any(test, fuzzing)))]
     pub use crate::rt::panic::{eh_personality, panic, unwind_resume};
 

@@ -183,6 +183,22 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     output
 }
 
+/// One idle turn for a scheduler built beside the executor (libos/std's
+/// threads, when none of them can run): polls the network, fires due
+/// timers, and if neither did anything, waits in the one `ppoll` on the
+/// taps until a frame arrives or `deadline` (or the network's own next
+/// deadline) passes. Returns at once if `deadline` has passed.
+pub fn idle(deadline: Option<Instant>) {
+    let now = Instant::now();
+    let progress = crate::net::poll(now);
+    let next_timer = fire_timers(now);
+    if progress || !READY.lock().is_empty() {
+        return;
+    }
+    let next = [deadline, next_timer, crate::net::poll_at(now)].into_iter().flatten().min();
+    crate::net::wait(next);
+}
+
 /// Polls every task on the ready queue once (more if they wake themselves).
 fn run_ready_tasks(main_ready: &mut bool) {
     // Bound the work per turn so the network gets polled between rounds of

@@ -27,6 +27,16 @@ use std::path::PathBuf;
 /// The guest linker script (`ld-scripts/guest.ld`).
 pub const LINKER_SCRIPT: &str = include_str!("../../../ld-scripts/guest.ld");
 
+/// The linker script of std guests (`ld-scripts/std-guest.ld`).
+pub const STD_LINKER_SCRIPT: &str = include_str!("../../../ld-scripts/std-guest.ld");
+
+/// The C and system libraries rustc asks for when it links std on
+/// `x86_64-unknown-linux-gnu`. A std guest gets each as an empty archive:
+/// libos/std provides the C library, and nothing of the host's may be
+/// linked in.
+pub const STAND_IN_LIBRARIES: &[&str] = &["c", "m", "pthread", "dl", "gcc_s", "util", "rt"];
+
+
 /// Emits the `cargo:` lines that link this package's binaries as guests.
 ///
 /// # Panics
@@ -41,6 +51,55 @@ pub fn link_guest() {
         println!("cargo:rustc-link-arg-bins={arg}");
     }
     println!("cargo:rerun-if-changed=build.rs");
+}
+
+/// Emits the `cargo:` lines that link this package's binaries as std
+/// guests: ordinary Rust programs with `fn main()` and std, which depend on
+/// `libos-std` and declare themselves with `libos_std::app!()`.
+///
+/// On top of [`link_guest`]'s arguments: the std linker script (TLS,
+/// constructors, unwind tables), empty stand-ins for the host's C libraries
+/// ([`STAND_IN_LIBRARIES`]) searched before the system's, and libgcc's
+/// unwinder (`-lgcc_eh`), which works over libos/std's `_dl_find_object`.
+///
+/// # Panics
+///
+/// When not run from a build script (no `OUT_DIR`), when `OUT_DIR` is not
+/// writable, or when `ar` (binutils, which the linker needs anyway) cannot
+/// make the stand-in archives.
+pub fn link_std_guest() {
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR: call from build.rs"));
+    let script = out.join("nabla-std-guest.ld");
+    std::fs::write(&script, STD_LINKER_SCRIPT)
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", script.display()));
+    let stand_ins = out.join("stand-in-libs");
+    std::fs::create_dir_all(&stand_ins)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", stand_ins.display()));
+    for lib in STAND_IN_LIBRARIES {
+        write_empty_archive(&stand_ins.join(format!("lib{lib}.a")));
+    }
+    for arg in std_link_args(&script.display().to_string(), &stand_ins.display().to_string()) {
+        println!("cargo:rustc-link-arg-bins={arg}");
+    }
+    println!("cargo:rerun-if-changed=build.rs");
+}
+
+/// Writes an archive with no members: the 8 bytes of the `ar` magic.
+fn write_empty_archive(path: &std::path::Path) {
+    std::fs::write(path, b"!<arch>\n")
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}
+
+/// The linker arguments for a std guest, given the std linker script's
+/// path and the directory of the stand-in libraries.
+pub fn std_link_args(script: &str, stand_ins: &str) -> Vec<String> {
+    let mut args = link_args(script);
+    // GNU ld searches every -L directory, in order, for every -l, wherever
+    // they appear: the stand-ins come before the system's directories.
+    args.push(format!("-L{stand_ins}"));
+    args.push("-Wl,--eh-frame-hdr".to_string());
+    args.push("-lgcc_eh".to_string());
+    args
 }
 
 /// The linker arguments for a guest, given the linker script's path.
@@ -71,6 +130,16 @@ mod tests {
         assert!(LINKER_SCRIPT.contains("0x100000"));
         assert!(LINKER_SCRIPT.contains("KEEP(*(.note.nabla.abi))"));
         assert!(LINKER_SCRIPT.contains("KEEP(*(.note.nabla.manifest))"));
+    }
+
+    #[test]
+    fn std_guests_search_the_stand_ins_and_require_the_app_macro() {
+        let args = std_link_args("/s.ld", "/libs");
+        assert!(args.contains(&"-Wl,-T,/s.ld".to_string()));
+        assert!(args.contains(&"-L/libs".to_string()));
+        assert!(STD_LINKER_SCRIPT.contains("ASSERT(DEFINED(__libos_std_app)"));
+        assert!(STD_LINKER_SCRIPT.contains("PT_TLS"));
+        assert!(STD_LINKER_SCRIPT.contains("__init_array_start"));
     }
 
     #[test]

@@ -1,0 +1,614 @@
+//! The file-descriptor table, and the calls that work on any descriptor.
+//!
+//! A descriptor names an open file description ([`Open`]): a shared
+//! object (`Rc`) that `dup` copies a reference to, holding its own status
+//! flags (`O_NONBLOCK`, `O_APPEND`) and offset, as on Linux. What it is —
+//! the console, a file or a directory of the FAT disk, and (next) a
+//! socket, a pipe, an eventfd or an epoll instance — is a [`File`]
+//! implementation; each call on a descriptor goes to its object, which
+//! answers with a result or an `errno`. The descriptor's own flag
+//! (`FD_CLOEXEC`) lives in the table.
+//!
+//! Descriptors 0, 1 and 2 are the console: standard input is at end of
+//! file (a guest has no input stream), standard output and error both go
+//! to the tender's console. The lowest free number is used, up to
+//! [`MAX_FDS`] (`EMFILE` past it), as Linux does.
+
+use alloc::rc::Rc;
+use alloc::vec::Vec;
+use core::cell::Cell;
+
+use super::start::Lock;
+use super::{c_int, c_void, fail, fail_size, size_t, ssize_t};
+
+/// How many descriptors a guest may have open (Linux's default soft
+/// `RLIMIT_NOFILE`).
+pub const MAX_FDS: usize = 1024;
+
+/// A result of a call on an object: a value, or an error number.
+pub type Res<T> = Result<T, c_int>;
+
+/// Readiness, as `poll`'s `POLLIN`/`POLLOUT`/`POLLHUP`/`POLLERR` bits.
+pub type Events = i16;
+
+/// What an open file description refers to. Every method has Linux's
+/// answer for an object that does not support the call.
+pub trait File {
+    /// Reads at the description's offset (or from the stream).
+    fn read(&self, _open: &Open, _buf: &mut [u8]) -> Res<usize> {
+        Err(::libc::EINVAL)
+    }
+    /// Writes at the description's offset (or to the stream).
+    fn write(&self, _open: &Open, _buf: &[u8]) -> Res<usize> {
+        Err(::libc::EINVAL)
+    }
+    /// Reads at `offset`, leaving the description's offset alone.
+    fn pread(&self, _buf: &mut [u8], _offset: u64) -> Res<usize> {
+        Err(::libc::ESPIPE)
+    }
+    /// Writes at `offset`, leaving the description's offset alone.
+    fn pwrite(&self, _buf: &[u8], _offset: u64) -> Res<usize> {
+        Err(::libc::ESPIPE)
+    }
+    /// The new offset for `lseek(offset, whence)`.
+    fn seek(&self, _open: &Open, _offset: i64, _whence: c_int) -> Res<u64> {
+        Err(::libc::ESPIPE)
+    }
+    /// `fstat`.
+    fn stat(&self) -> Res<::libc::stat64>;
+    /// Makes written data durable (`fsync`, `fdatasync`).
+    fn sync(&self) -> Res<()> {
+        Err(::libc::EINVAL)
+    }
+    /// `ftruncate`.
+    fn truncate(&self, _len: u64) -> Res<()> {
+        Err(::libc::EINVAL)
+    }
+    /// Which of `POLLIN`, `POLLOUT`, ... hold now.
+    fn poll(&self) -> Events;
+    /// Whether it is a terminal (`isatty`).
+    fn is_tty(&self) -> bool {
+        false
+    }
+    /// Called when the last descriptor of the description closes; errors
+    /// are reported by `close`.
+    fn close(&self) -> Res<()> {
+        Ok(())
+    }
+    /// The object as `Any`, for the calls of one kind of object (a
+    /// directory stream's entries, a socket's address).
+    fn as_any(&self) -> &dyn core::any::Any;
+}
+
+/// An open file description: the object, its status flags and offset.
+pub struct Open {
+    /// The object.
+    pub file: Rc<dyn File>,
+    /// `O_NONBLOCK`, `O_APPEND` and the access mode, as `F_GETFL` shows.
+    pub flags: Cell<c_int>,
+    /// The offset of `read`, `write` and `lseek`.
+    pub offset: Cell<u64>,
+    /// Whether the object has been closed (by `close`, which reports the
+    /// error; otherwise, when the last reference goes, errors are lost).
+    closed: Cell<bool>,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if !self.closed.get() {
+            let _ = self.file.close();
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Slot {
+    open: Rc<Open>,
+    cloexec: bool,
+}
+
+static TABLE: Lock<Vec<Option<Slot>>> = Lock::new(Vec::new());
+
+/// The console: standard input at end of file, output to the tender's
+/// console.
+struct Console {
+    input: bool,
+}
+
+impl File for Console {
+    fn read(&self, _open: &Open, _buf: &mut [u8]) -> Res<usize> {
+        if self.input { Ok(0) } else { Err(::libc::EBADF) }
+    }
+
+    fn write(&self, _open: &Open, buf: &[u8]) -> Res<usize> {
+        if self.input {
+            return Err(::libc::EBADF);
+        }
+        libos::console::write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn stat(&self) -> Res<::libc::stat64> {
+        // SAFETY: stat64 is plain data; all zeroes is a valid value.
+        let mut st: ::libc::stat64 = unsafe { core::mem::zeroed() };
+        st.st_mode = ::libc::S_IFCHR | 0o620;
+        st.st_blksize = 4096;
+        st.st_nlink = 1;
+        Ok(st)
+    }
+
+    fn sync(&self) -> Res<()> {
+        Ok(())
+    }
+
+    fn poll(&self) -> Events {
+        // Standard input is readable (end of file), the outputs writable.
+        if self.input { ::libc::POLLIN } else { ::libc::POLLOUT }
+    }
+
+    fn as_any(&self) -> &dyn core::any::Any {
+        self
+    }
+}
+
+fn with_table<R>(f: impl FnOnce(&mut Vec<Option<Slot>>) -> R) -> R {
+    TABLE.with(|t| {
+        if t.is_empty() {
+            for (fd, input) in [(0, true), (1, false), (2, false)] {
+                let flags = if fd == 0 { ::libc::O_RDONLY } else { ::libc::O_WRONLY };
+                t.push(Some(Slot { open: new_open(Rc::new(Console { input }), flags), cloexec: false }));
+            }
+        }
+        f(t)
+    })
+}
+
+/// A new open file description for `file`, with status flags `flags`.
+pub fn new_open(file: Rc<dyn File>, flags: c_int) -> Rc<Open> {
+    Rc::new(Open { file, flags: Cell::new(flags), offset: Cell::new(0), closed: Cell::new(false) })
+}
+
+/// Installs `open` at the lowest free descriptor at or above `min`.
+pub fn install(open: Rc<Open>, cloexec: bool, min: usize) -> Res<c_int> {
+    with_table(|t| {
+        let free = (min..MAX_FDS).find(|&fd| t.get(fd).is_none_or(Option::is_none));
+        let Some(fd) = free else { return Err(::libc::EMFILE) };
+        if fd >= t.len() {
+            t.try_reserve(fd + 1 - t.len()).map_err(|_| ::libc::ENOMEM)?;
+            t.resize(fd + 1, None);
+        }
+        t[fd] = Some(Slot { open, cloexec });
+        Ok(fd as c_int)
+    })
+}
+
+/// The open file description behind `fd` (`EBADF` if none).
+pub fn get(fd: c_int) -> Res<Rc<Open>> {
+    let i = usize::try_from(fd).map_err(|_| ::libc::EBADF)?;
+    with_table(|t| t.get(i).and_then(|s| s.as_ref()).map(|s| s.open.clone()).ok_or(::libc::EBADF))
+}
+
+/// Turns a result into C's convention: the value, or -1 and `errno`.
+pub fn ret(r: Res<usize>) -> ssize_t {
+    match r {
+        Ok(n) => n as ssize_t,
+        Err(e) => fail_size(e),
+    }
+}
+
+/// [`ret`] for calls that return an `int`.
+pub fn ret_int(r: Res<c_int>) -> c_int {
+    r.unwrap_or_else(fail)
+}
+
+/// The bytes at `buf`, or an empty slice for a zero length.
+///
+/// # Safety
+///
+/// `buf` is readable for `len` bytes when `len` is not zero.
+unsafe fn bytes<'a>(buf: *const c_void, len: size_t) -> &'a [u8] {
+    if len == 0 {
+        return &[];
+    }
+    // SAFETY: the caller guarantees len readable bytes.
+    unsafe { core::slice::from_raw_parts(buf.cast(), len) }
+}
+
+/// The writable bytes at `buf`, or an empty slice for a zero length.
+///
+/// # Safety
+///
+/// `buf` is writable for `len` bytes when `len` is not zero.
+unsafe fn bytes_mut<'a>(buf: *mut c_void, len: size_t) -> &'a mut [u8] {
+    if len == 0 {
+        return &mut [];
+    }
+    // SAFETY: the caller guarantees len writable bytes.
+    unsafe { core::slice::from_raw_parts_mut(buf.cast(), len) }
+}
+
+/// `read(fd, buf, len)`.
+///
+/// # Safety
+///
+/// `buf` is writable for `len` bytes.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t {
+    // SAFETY: the caller guarantees buf is writable for len bytes.
+    let buf = unsafe { bytes_mut(buf, len) };
+    ret(get(fd).and_then(|o| o.file.read(&o, buf)))
+}
+
+/// `write(fd, buf, len)`.
+///
+/// # Safety
+///
+/// `buf` is readable for `len` bytes.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t {
+    // SAFETY: the caller guarantees buf is readable for len bytes.
+    let buf = unsafe { bytes(buf, len) };
+    ret(get(fd).and_then(|o| o.file.write(&o, buf)))
+}
+
+/// `pread64(fd, buf, len, offset)`.
+///
+/// # Safety
+///
+/// `buf` is writable for `len` bytes.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn pread64(fd: c_int, buf: *mut c_void, len: size_t, offset: i64) -> ssize_t {
+    let Ok(offset) = u64::try_from(offset) else { return fail_size(::libc::EINVAL) };
+    // SAFETY: the caller guarantees buf is writable for len bytes.
+    let buf = unsafe { bytes_mut(buf, len) };
+    ret(get(fd).and_then(|o| o.file.pread(buf, offset)))
+}
+
+/// `pwrite64(fd, buf, len, offset)`.
+///
+/// # Safety
+///
+/// `buf` is readable for `len` bytes.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn pwrite64(
+    fd: c_int,
+    buf: *const c_void,
+    len: size_t,
+    offset: i64,
+) -> ssize_t {
+    let Ok(offset) = u64::try_from(offset) else { return fail_size(::libc::EINVAL) };
+    // SAFETY: the caller guarantees buf is readable for len bytes.
+    let buf = unsafe { bytes(buf, len) };
+    ret(get(fd).and_then(|o| o.file.pwrite(buf, offset)))
+}
+
+/// `readv(fd, iov, n)`: each buffer in turn, stopping at a short read.
+///
+/// # Safety
+///
+/// `iov` holds `n` entries, each writable for its length.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn readv(fd: c_int, iov: *const ::libc::iovec, n: c_int) -> ssize_t {
+    let Ok(n) = usize::try_from(n) else { return fail_size(::libc::EINVAL) };
+    // SAFETY: the caller guarantees n entries.
+    let iov = unsafe { core::slice::from_raw_parts(iov, n) };
+    let open = match get(fd) {
+        Ok(o) => o,
+        Err(e) => return fail_size(e),
+    };
+    let mut total = 0;
+    for v in iov {
+        // SAFETY: the caller guarantees each entry's buffer is writable.
+        let buf = unsafe { bytes_mut(v.iov_base, v.iov_len) };
+        match open.file.read(&open, buf) {
+            Ok(k) => {
+                total += k;
+                if k < buf.len() {
+                    break;
+                }
+            }
+            Err(e) if total == 0 => return fail_size(e),
+            Err(_) => break,
+        }
+    }
+    total as ssize_t
+}
+
+/// `writev(fd, iov, n)`: each buffer in turn, stopping at a short write.
+///
+/// # Safety
+///
+/// `iov` holds `n` entries, each readable for its length.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn writev(fd: c_int, iov: *const ::libc::iovec, n: c_int) -> ssize_t {
+    let Ok(n) = usize::try_from(n) else { return fail_size(::libc::EINVAL) };
+    // SAFETY: the caller guarantees n entries.
+    let iov = unsafe { core::slice::from_raw_parts(iov, n) };
+    let open = match get(fd) {
+        Ok(o) => o,
+        Err(e) => return fail_size(e),
+    };
+    let mut total = 0;
+    for v in iov {
+        // SAFETY: the caller guarantees each entry's buffer is readable.
+        let buf = unsafe { bytes(v.iov_base, v.iov_len) };
+        match open.file.write(&open, buf) {
+            Ok(k) => {
+                total += k;
+                if k < buf.len() {
+                    break;
+                }
+            }
+            Err(e) if total == 0 => return fail_size(e),
+            Err(_) => break,
+        }
+    }
+    total as ssize_t
+}
+
+/// `close(fd)`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn close(fd: c_int) -> c_int {
+    let Ok(i) = usize::try_from(fd) else { return fail(::libc::EBADF) };
+    let slot = with_table(|t| t.get_mut(i).and_then(Option::take));
+    let Some(slot) = slot else { return fail(::libc::EBADF) };
+    // The last reference closes the object, and its error is reported.
+    match Rc::try_unwrap(slot.open) {
+        Ok(open) => {
+            let r = open.file.close();
+            open.closed.set(true);
+            ret_int(r.map(|()| 0))
+        }
+        Err(_) => 0,
+    }
+}
+
+/// `lseek64(fd, offset, whence)`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn lseek64(fd: c_int, offset: i64, whence: c_int) -> i64 {
+    match get(fd).and_then(|o| {
+        let to = o.file.seek(&o, offset, whence)?;
+        o.offset.set(to);
+        Ok(to)
+    }) {
+        Ok(to) => to as i64,
+        Err(e) => i64::from(fail(e)),
+    }
+}
+
+/// `fstat64(fd, st)`.
+///
+/// # Safety
+///
+/// `st` is writable.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn fstat64(fd: c_int, st: *mut ::libc::stat64) -> c_int {
+    match get(fd).and_then(|o| o.file.stat()) {
+        Ok(s) => {
+            // SAFETY: the caller guarantees st is writable.
+            unsafe { st.write(s) };
+            0
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// `fsync(fd)`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn fsync(fd: c_int) -> c_int {
+    ret_int(get(fd).and_then(|o| o.file.sync()).map(|()| 0))
+}
+
+/// `fdatasync(fd)`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn fdatasync(fd: c_int) -> c_int {
+    fsync(fd)
+}
+
+/// `ftruncate64(fd, len)`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn ftruncate64(fd: c_int, len: i64) -> c_int {
+    let Ok(len) = u64::try_from(len) else { return fail(::libc::EINVAL) };
+    ret_int(get(fd).and_then(|o| o.file.truncate(len)).map(|()| 0))
+}
+
+/// `isatty(fd)`: 1 for a terminal, else 0 with `ENOTTY` (or `EBADF`).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn isatty(fd: c_int) -> c_int {
+    match get(fd) {
+        Ok(o) if o.file.is_tty() => 1,
+        Ok(_) => fail(::libc::ENOTTY) + 1,
+        Err(e) => fail(e) + 1,
+    }
+}
+
+/// `dup(fd)`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn dup(fd: c_int) -> c_int {
+    ret_int(get(fd).and_then(|o| install(o, false, 0)))
+}
+
+/// `dup3(old, new, flags)`: `new` closed first if open; `O_CLOEXEC` only.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    if old == new || flags & !::libc::O_CLOEXEC != 0 {
+        return fail(::libc::EINVAL);
+    }
+    let open = match get(old) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    let Some(i) = usize::try_from(new).ok().filter(|&i| i < MAX_FDS) else {
+        return fail(::libc::EBADF);
+    };
+    let cloexec = flags & ::libc::O_CLOEXEC != 0;
+    let r = with_table(|t| {
+        if i >= t.len() {
+            t.try_reserve(i + 1 - t.len()).map_err(|_| ::libc::ENOMEM)?;
+            t.resize(i + 1, None);
+        }
+        Ok(t[i].replace(Slot { open, cloexec }))
+    });
+    match r {
+        Ok(old_slot) => {
+            drop(old_slot);
+            new
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// `dup2(old, new)`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+    if old == new {
+        return match get(old) {
+            Ok(_) => new,
+            Err(e) => fail(e),
+        };
+    }
+    dup3(old, new, 0)
+}
+
+/// `fcntl(fd, cmd, arg)`: descriptor flags, status flags (`O_NONBLOCK`
+/// and `O_APPEND` change; the access mode does not), duplication.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
+    let Ok(i) = usize::try_from(fd) else { return fail(::libc::EBADF) };
+    let Some(slot) = with_table(|t| t.get(i).cloned().flatten()) else {
+        return fail(::libc::EBADF);
+    };
+    match cmd {
+        ::libc::F_GETFD => i32::from(slot.cloexec),
+        ::libc::F_SETFD => {
+            with_table(|t| {
+                if let Some(Some(s)) = t.get_mut(i) {
+                    s.cloexec = arg as c_int & ::libc::FD_CLOEXEC != 0;
+                }
+            });
+            0
+        }
+        ::libc::F_GETFL => slot.open.flags.get(),
+        ::libc::F_SETFL => {
+            let changeable = ::libc::O_NONBLOCK | ::libc::O_APPEND;
+            let old = slot.open.flags.get();
+            slot.open.flags.set(old & !changeable | arg as c_int & changeable);
+            0
+        }
+        ::libc::F_DUPFD | ::libc::F_DUPFD_CLOEXEC => {
+            if arg >= MAX_FDS {
+                return fail(::libc::EINVAL);
+            }
+            ret_int(install(slot.open, cmd == ::libc::F_DUPFD_CLOEXEC, arg))
+        }
+        _ => fail(::libc::EINVAL),
+    }
+}
+
+/// `ioctl(fd, request, arg)`: `FIONBIO`, `FIOCLEX`, `FIONCLEX`; terminal
+/// requests get `ENOTTY`, as for any file that is not a terminal.
+///
+/// # Safety
+///
+/// For `FIONBIO`, `arg` points to a readable `int`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong_request, arg: *mut c_void) -> c_int {
+    let open = match get(fd) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    match request {
+        ::libc::FIONBIO => {
+            // SAFETY: the caller guarantees arg points to an int.
+            let on = unsafe { *arg.cast::<c_int>() } != 0;
+            let f = open.flags.get() & !::libc::O_NONBLOCK;
+            open.flags.set(if on { f | ::libc::O_NONBLOCK } else { f });
+            0
+        }
+        ::libc::FIOCLEX => fcntl(fd, ::libc::F_SETFD, ::libc::FD_CLOEXEC as usize),
+        ::libc::FIONCLEX => fcntl(fd, ::libc::F_SETFD, 0),
+        _ => fail(::libc::ENOTTY),
+    }
+}
+
+/// The type of `ioctl`'s request on glibc.
+#[allow(non_camel_case_types)]
+pub type c_ulong_request = ::libc::c_ulong;
+
+/// `poll(fds, n, timeout)`: readiness of each descriptor (`POLLNVAL` for
+/// one that is not open); waits, parking the thread, until one is ready
+/// or `timeout` milliseconds pass (-1: forever).
+///
+/// # Safety
+///
+/// `fds` holds `n` entries.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn poll(fds: *mut ::libc::pollfd, n: ::libc::nfds_t, timeout: c_int) -> c_int {
+    let Ok(n) = usize::try_from(n) else { return fail(::libc::EINVAL) };
+    if n > MAX_FDS {
+        return fail(::libc::EINVAL);
+    }
+    // SAFETY: the caller guarantees n entries (none when n is 0).
+    let fds = if n == 0 { &mut [][..] } else { unsafe { core::slice::from_raw_parts_mut(fds, n) } };
+    let deadline = u64::try_from(timeout)
+        .ok()
+        .map(|ms| libos::time::Instant::now() + core::time::Duration::from_millis(ms));
+    loop {
+        let mut ready = 0;
+        for p in fds.iter_mut() {
+            p.revents = if p.fd < 0 {
+                0
+            } else {
+                match get(p.fd) {
+                    Ok(o) => {
+                        let always = ::libc::POLLHUP | ::libc::POLLERR;
+                        o.file.poll() & (p.events | always)
+                    }
+                    Err(_) => ::libc::POLLNVAL,
+                }
+            };
+            if p.revents != 0 {
+                ready += 1;
+            }
+        }
+        if ready > 0 || deadline.is_some_and(|d| libos::time::Instant::now() >= d) {
+            return ready;
+        }
+        super::thread::wait_for_events(deadline);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptors_follow_linux_rules() {
+        // The console is there from the start.
+        assert_eq!(fcntl(1, ::libc::F_GETFL, 0), ::libc::O_WRONLY);
+        let mut b = [0u8; 4];
+        // SAFETY: b is writable for 4 bytes.
+        assert_eq!(unsafe { read(0, b.as_mut_ptr().cast(), 4) }, 0);
+        // The lowest free number, shared descriptions, CLOEXEC per fd.
+        let a = dup(1);
+        assert_eq!(a, 3);
+        assert_eq!(fcntl(a, ::libc::F_DUPFD_CLOEXEC, 10), 10);
+        assert_eq!(fcntl(10, ::libc::F_GETFD, 0), ::libc::FD_CLOEXEC);
+        assert_eq!(fcntl(a, ::libc::F_SETFL, ::libc::O_NONBLOCK as usize), 0);
+        assert_eq!(fcntl(10, ::libc::F_GETFL, 0), ::libc::O_WRONLY | ::libc::O_NONBLOCK);
+        assert_eq!(close(a), 0);
+        assert_eq!(close(a), -1);
+        assert_eq!(super::super::errno(), ::libc::EBADF);
+        assert_eq!(dup2(10, 5), 5);
+        assert_eq!(close(10), 0);
+        assert_eq!(close(5), 0);
+        assert_eq!(isatty(1), 0);
+        assert_eq!(lseek64(1, 0, ::libc::SEEK_CUR), -1);
+        assert_eq!(super::super::errno(), ::libc::ESPIPE);
+        let mut p = [::libc::pollfd { fd: 0, events: ::libc::POLLIN, revents: 0 },
+                     ::libc::pollfd { fd: 77, events: ::libc::POLLIN, revents: 0 }];
+        // SAFETY: p holds two entries.
+        assert_eq!(unsafe { poll(p.as_mut_ptr(), 2, 0) }, 2);
+        assert_eq!(p[1].revents, ::libc::POLLNVAL);
+    }
+}

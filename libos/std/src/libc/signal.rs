@@ -1,0 +1,166 @@
+//! Signals. No signal is ever delivered to a guest: a fault kills it with
+//! the kernel's default action (the tender resets the handlers), and
+//! nothing can send it one that it could handle. So handlers are recorded
+//! (`sigaction` reads back what was set, `SIG_DFL` at first) and never
+//! run; masks are recorded likewise. Sending a signal (`kill`, `raise`)
+//! is refused (`ENOSYS`): the guest cannot signal itself or others.
+
+use super::start::Lock;
+use super::{c_int, fail};
+
+const NSIG: usize = 65;
+
+static ACTIONS: Lock<[Option<::libc::sigaction>; NSIG]> = Lock::new([None; NSIG]);
+
+fn valid(sig: c_int) -> Option<usize> {
+    usize::try_from(sig).ok().filter(|&s| (1..NSIG).contains(&s))
+}
+
+/// `sigaction(sig, act, old)`.
+///
+/// # Safety
+///
+/// `act` is NULL or readable, `old` NULL or writable.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn sigaction(
+    sig: c_int,
+    act: *const ::libc::sigaction,
+    old: *mut ::libc::sigaction,
+) -> c_int {
+    let Some(s) = valid(sig) else { return fail(::libc::EINVAL) };
+    if !act.is_null() && (sig == ::libc::SIGKILL || sig == ::libc::SIGSTOP) {
+        return fail(::libc::EINVAL);
+    }
+    ACTIONS.with(|a| {
+        if !old.is_null() {
+            // SAFETY: sigaction is plain data; zeroes are SIG_DFL.
+            let current = a[s].unwrap_or(unsafe { core::mem::zeroed() });
+            // SAFETY: the caller guarantees old is writable.
+            unsafe { old.write(current) };
+        }
+        if !act.is_null() {
+            // SAFETY: the caller guarantees act is readable.
+            a[s] = Some(unsafe { act.read() });
+        }
+    });
+    0
+}
+
+/// `signal(sig, handler)`: as `sigaction`; returns the previous handler.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn signal(sig: c_int, handler: ::libc::sighandler_t) -> ::libc::sighandler_t {
+    // SAFETY: sigaction is plain data; zeroes are a valid value.
+    let mut act: ::libc::sigaction = unsafe { core::mem::zeroed() };
+    act.sa_sigaction = handler;
+    // SAFETY: as above.
+    let mut old: ::libc::sigaction = unsafe { core::mem::zeroed() };
+    // SAFETY: both point to live sigactions.
+    if unsafe { sigaction(sig, &act, &mut old) } != 0 {
+        return ::libc::SIG_ERR;
+    }
+    old.sa_sigaction
+}
+
+/// `sigaltstack(ss, old)`: recorded nowhere (no handler ever runs);
+/// reports no alternate stack.
+///
+/// # Safety
+///
+/// `old` is NULL or writable.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn sigaltstack(_ss: *const ::libc::stack_t, old: *mut ::libc::stack_t) -> c_int {
+    if !old.is_null() {
+        // SAFETY: the caller guarantees old is writable.
+        unsafe {
+            old.write(::libc::stack_t {
+                ss_sp: core::ptr::null_mut(),
+                ss_flags: ::libc::SS_DISABLE,
+                ss_size: 0,
+            })
+        };
+    }
+    0
+}
+
+/// `sigemptyset(set)`.
+///
+/// # Safety
+///
+/// `set` is writable.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn sigemptyset(set: *mut ::libc::sigset_t) -> c_int {
+    // SAFETY: the caller guarantees set is writable; zeroes are empty.
+    unsafe { set.write(core::mem::zeroed()) };
+    0
+}
+
+/// `sigaddset(set, sig)`.
+///
+/// # Safety
+///
+/// `set` is writable.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn sigaddset(set: *mut ::libc::sigset_t, sig: c_int) -> c_int {
+    let Some(s) = valid(sig) else { return fail(::libc::EINVAL) };
+    // SAFETY: sigset_t is an array of words; bit s-1 is the signal.
+    unsafe {
+        let words = set.cast::<u64>();
+        *words.add((s - 1) / 64) |= 1 << ((s - 1) % 64);
+    }
+    0
+}
+
+/// `pthread_sigmask(how, set, old)`: masks change nothing here; the old
+/// mask reads as empty.
+///
+/// # Safety
+///
+/// `old` is NULL or writable.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn pthread_sigmask(
+    _how: c_int,
+    _set: *const ::libc::sigset_t,
+    old: *mut ::libc::sigset_t,
+) -> c_int {
+    if !old.is_null() {
+        // SAFETY: the caller guarantees old is writable.
+        unsafe { sigemptyset(old) };
+    }
+    0
+}
+
+/// `sigprocmask`: as `pthread_sigmask`.
+///
+/// # Safety
+///
+/// `old` is NULL or writable.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn sigprocmask(
+    how: c_int,
+    set: *const ::libc::sigset_t,
+    old: *mut ::libc::sigset_t,
+) -> c_int {
+    // SAFETY: the same contract.
+    unsafe { pthread_sigmask(how, set, old) }
+}
+
+/// `raise(sig)`: refused (`ENOSYS`).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn raise(_sig: c_int) -> c_int {
+    fail(::libc::ENOSYS)
+}
+
+/// `kill(pid, sig)`: refused (`ENOSYS`).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn kill(_pid: ::libc::pid_t, _sig: c_int) -> c_int {
+    fail(::libc::ENOSYS)
+}
+
+/// `pause()`: waits for a signal, which never comes: the thread parks
+/// for good (other threads go on).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn pause() -> c_int {
+    loop {
+        super::thread::wait_for_events(None);
+    }
+}

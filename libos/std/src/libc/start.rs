@@ -1,0 +1,188 @@
+//! From libos's runtime to C's `main`, and back out through `exit`.
+//!
+//! libos's `_start` validates the boot info, sets up the heap, the log and
+//! the network, then calls `__libos_main`, which for a std guest is
+//! [`libos_main`] here: it checks the CPU, gives the main thread its TLS,
+//! builds `argv` and `environ` as C expects them, runs the image's
+//! constructors (std's, which capture `argc`/`argv` on glibc) and calls
+//! the `main` that rustc generates for a std binary (`lang_start`). What
+//! `main` returns goes to [`exit`], which runs the `atexit` handlers and
+//! the main thread's TLS destructors before `exit_group`.
+
+use alloc::vec::Vec;
+
+use super::{c_char, c_int, c_void};
+
+type Constructor = unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_char);
+
+#[cfg(not(test))]
+unsafe extern "C" {
+    static __init_array_start: Constructor;
+    static __init_array_end: Constructor;
+    static __fini_array_start: unsafe extern "C" fn();
+    static __fini_array_end: unsafe extern "C" fn();
+    /// What rustc generates for a std binary: calls `lang_start`.
+    fn main(argc: c_int, argv: *const *const c_char, envp: *const *const c_char) -> c_int;
+}
+
+/// A NULL-terminated array of C strings, copied from libos's strings.
+fn c_strings<'a>(strs: impl Iterator<Item = &'a str>) -> *mut *mut c_char {
+    let mut table: Vec<*mut c_char> = Vec::new();
+    for s in strs {
+        let mut bytes = Vec::with_capacity(s.len() + 1);
+        bytes.extend_from_slice(s.as_bytes());
+        bytes.push(0);
+        table.push(bytes.leak().as_mut_ptr().cast());
+    }
+    table.push(core::ptr::null_mut());
+    table.leak().as_mut_ptr()
+}
+
+/// The guest's `main` as libos calls it: see the module's documentation.
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+fn __libos_main() -> i32 {
+    libos_main()
+}
+
+#[cfg(not(test))]
+fn libos_main() -> i32 {
+    let Some(info) = libos::rt_private::boot_info() else {
+        return 255;
+    };
+    if info.hwcap2 & libos::abi::hwcap2::FSGSBASE == 0 {
+        libos::console::write_all(
+            b"libos-std: this host does not let user code set %fs (FSGSBASE): \
+              std guests need a CPU with FSGSBASE and Linux 5.9 or later\n",
+        );
+        return 255;
+    }
+    super::random::seed(info.random);
+    let Some(tp) = super::thread::new_area(super::random::canary()) else {
+        libos::console::write_all(b"libos-std: no memory for the main thread\n");
+        return 255;
+    };
+    // SAFETY: tp is a fresh, leaked TCB: the main thread's for its life.
+    unsafe { super::thread::set_thread_pointer(tp) };
+    super::thread::init_main(info.stack_bottom, info.stack_top);
+    let args: Vec<&str> = libos::env::args().collect();
+    let argc = args.len() as c_int;
+    let argv = c_strings(args.into_iter()).cast_const().cast::<*const c_char>();
+    let envp = super::env::init_environ(libos::env::vars());
+    // SAFETY: the linker script places the constructors' pointers between
+    // the two symbols, all valid functions of the image; they are called
+    // as glibc calls them, with argc, argv and envp.
+    unsafe {
+        let mut f = &raw const __init_array_start;
+        while f < &raw const __init_array_end {
+            (*f)(argc, argv, envp);
+            f = f.add(1);
+        }
+    }
+    // SAFETY: main is rustc's entry for this binary; argv and envp are
+    // NULL-terminated arrays of NUL-terminated strings that live forever.
+    let status = unsafe { main(argc, argv, envp) };
+    exit(status)
+}
+
+/// Handlers registered with `atexit`/`__cxa_atexit`, run in reverse order.
+static AT_EXIT: spin_lock::Lock<Vec<(unsafe extern "C" fn(*mut c_void), *mut c_void)>> =
+    spin_lock::Lock::new(Vec::new());
+
+mod spin_lock {
+    /// A lock for state that cooperative threads share: they switch only
+    /// at blocking calls, so holding it across no such call is enough.
+    pub struct Lock<T>(core::cell::RefCell<T>);
+
+    // SAFETY: the guest has one host thread; guest threads switch only
+    // at blocking calls, never while a borrow is held.
+    unsafe impl<T> Sync for Lock<T> {}
+
+    impl<T> Lock<T> {
+        pub const fn new(v: T) -> Self {
+            Self(core::cell::RefCell::new(v))
+        }
+
+        pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+            f(&mut self.0.borrow_mut())
+        }
+    }
+}
+
+pub use spin_lock::Lock;
+
+/// `__cxa_atexit(func, arg, dso)`: runs `func(arg)` at `exit`.
+///
+/// # Safety
+///
+/// `func` is a function that may be called with `arg` at exit.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn __cxa_atexit(
+    func: unsafe extern "C" fn(*mut c_void),
+    arg: *mut c_void,
+    _dso: *mut c_void,
+) -> c_int {
+    AT_EXIT.with(|h| {
+        if h.try_reserve(1).is_err() {
+            return -1;
+        }
+        h.push((func, arg));
+        0
+    })
+}
+
+/// `atexit(func)`.
+///
+/// # Safety
+///
+/// `func` is a function that may be called at exit.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn atexit(func: unsafe extern "C" fn()) -> c_int {
+    // SAFETY: a function of no arguments may be called with one in the
+    // System V ABI (the argument register is ignored).
+    unsafe {
+        __cxa_atexit(
+            core::mem::transmute::<unsafe extern "C" fn(), unsafe extern "C" fn(*mut c_void)>(func),
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+        )
+    }
+}
+
+/// `exit(status)`: the calling thread's TLS destructors, the `atexit`
+/// handlers in reverse order, the image's destructors, then `exit_group`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn exit(status: c_int) -> ! {
+    super::thread::run_tls_destructors();
+    while let Some((f, arg)) = AT_EXIT.with(|h| h.pop()) {
+        // SAFETY: registered with __cxa_atexit, whose caller promised it
+        // may be called with arg at exit.
+        unsafe { f(arg) };
+    }
+    #[cfg(not(test))]
+    // SAFETY: the linker script places the destructors' pointers between
+    // the two symbols; run last to first, as glibc does.
+    unsafe {
+        let mut f = &raw const __fini_array_end;
+        while f > &raw const __fini_array_start {
+            f = f.sub(1);
+            (*f)();
+        }
+    }
+    libos::process::exit(status)
+}
+
+/// `_exit(status)`: ends the guest at once.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn _exit(status: c_int) -> ! {
+    libos::process::exit(status)
+}
+
+/// `abort()`: ends the guest with status 255, as a panic in a `no_std`
+/// guest does (docs/design.md: a guest that panics or aborts exits 255; it
+/// cannot raise `SIGABRT` on itself behind the filter).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn abort() -> ! {
+    libos::console::write_all(b"libos-std: abort()\n");
+    libos::process::exit(255)
+}

@@ -1,0 +1,291 @@
+//! The string functions std, the unwinder and C code call, and the error
+//! messages of `strerror_r` (glibc's wording, which `io::Error`'s display
+//! shows).
+
+use super::{c_char, c_int, c_void, size_t};
+
+/// `strlen(s)`.
+///
+/// # Safety
+///
+/// `s` is a NUL-terminated string.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn strlen(s: *const c_char) -> size_t {
+    let mut n = 0;
+    // SAFETY: the caller guarantees a NUL within the string.
+    while unsafe { *s.add(n) } != 0 {
+        n += 1;
+    }
+    n
+}
+
+/// `strnlen(s, max)`.
+///
+/// # Safety
+///
+/// `s` is readable up to its NUL or `max` bytes.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn strnlen(s: *const c_char, max: size_t) -> size_t {
+    let mut n = 0;
+    // SAFETY: the caller guarantees n < max bytes are readable up to a NUL.
+    while n < max && unsafe { *s.add(n) } != 0 {
+        n += 1;
+    }
+    n
+}
+
+/// `strcmp(a, b)`.
+///
+/// # Safety
+///
+/// `a` and `b` are NUL-terminated strings.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn strcmp(a: *const c_char, b: *const c_char) -> c_int {
+    // SAFETY: the caller guarantees both strings end with a NUL, where
+    // strncmp stops.
+    unsafe { strncmp(a, b, usize::MAX) }
+}
+
+/// `strncmp(a, b, n)`.
+///
+/// # Safety
+///
+/// `a` and `b` are readable up to their NUL or `n` bytes.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn strncmp(a: *const c_char, b: *const c_char, n: size_t) -> c_int {
+    for i in 0..n {
+        // SAFETY: the caller guarantees bytes up to a NUL or n are readable.
+        let (x, y) = unsafe { (*a.add(i) as u8, *b.add(i) as u8) };
+        if x != y || x == 0 {
+            return c_int::from(x) - c_int::from(y);
+        }
+    }
+    0
+}
+
+/// `strchr(s, c)`.
+///
+/// # Safety
+///
+/// `s` is a NUL-terminated string.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn strchr(s: *const c_char, c: c_int) -> *mut c_char {
+    let mut p = s;
+    loop {
+        // SAFETY: p stays within the string, up to and including its NUL.
+        let b = unsafe { *p };
+        if b as u8 == c as u8 {
+            return p.cast_mut();
+        }
+        if b == 0 {
+            return core::ptr::null_mut();
+        }
+        // SAFETY: b was not the NUL, so the next byte is in the string.
+        p = unsafe { p.add(1) };
+    }
+}
+
+/// `strrchr(s, c)`.
+///
+/// # Safety
+///
+/// `s` is a NUL-terminated string.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn strrchr(s: *const c_char, c: c_int) -> *mut c_char {
+    // SAFETY: the caller guarantees a NUL-terminated string.
+    let len = unsafe { strlen(s) };
+    for i in (0..=len).rev() {
+        // SAFETY: i <= len, within the string and its NUL.
+        if unsafe { *s.add(i) } as u8 == c as u8 {
+            // SAFETY: as above.
+            return unsafe { s.add(i) }.cast_mut();
+        }
+    }
+    core::ptr::null_mut()
+}
+
+/// `memchr(s, c, n)`.
+///
+/// # Safety
+///
+/// `s` is readable for `n` bytes.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn memchr(s: *const c_void, c: c_int, n: size_t) -> *mut c_void {
+    // SAFETY: the caller guarantees n readable bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(s.cast::<u8>(), n) };
+    match bytes.iter().position(|&b| b == c as u8) {
+        // SAFETY: i < n.
+        Some(i) => unsafe { s.cast::<u8>().add(i) }.cast_mut().cast(),
+        None => core::ptr::null_mut(),
+    }
+}
+
+/// `memrchr(s, c, n)`.
+///
+/// # Safety
+///
+/// `s` is readable for `n` bytes.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn memrchr(s: *const c_void, c: c_int, n: size_t) -> *mut c_void {
+    // SAFETY: the caller guarantees n readable bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(s.cast::<u8>(), n) };
+    match bytes.iter().rposition(|&b| b == c as u8) {
+        // SAFETY: i < n.
+        Some(i) => unsafe { s.cast::<u8>().add(i) }.cast_mut().cast(),
+        None => core::ptr::null_mut(),
+    }
+}
+
+/// glibc's message for error number `e`.
+pub fn message(e: c_int) -> Option<&'static str> {
+    use ::libc::*;
+    Some(match e {
+        0 => "Success",
+        EPERM => "Operation not permitted",
+        ENOENT => "No such file or directory",
+        ESRCH => "No such process",
+        EINTR => "Interrupted system call",
+        EIO => "Input/output error",
+        ENXIO => "No such device or address",
+        E2BIG => "Argument list too long",
+        ENOEXEC => "Exec format error",
+        EBADF => "Bad file descriptor",
+        ECHILD => "No child processes",
+        EAGAIN => "Resource temporarily unavailable",
+        ENOMEM => "Cannot allocate memory",
+        EACCES => "Permission denied",
+        EFAULT => "Bad address",
+        EBUSY => "Device or resource busy",
+        EEXIST => "File exists",
+        EXDEV => "Invalid cross-device link",
+        ENODEV => "No such device",
+        ENOTDIR => "Not a directory",
+        EISDIR => "Is a directory",
+        EINVAL => "Invalid argument",
+        ENFILE => "Too many open files in system",
+        EMFILE => "Too many open files",
+        ENOTTY => "Inappropriate ioctl for device",
+        EFBIG => "File too large",
+        ENOSPC => "No space left on device",
+        ESPIPE => "Illegal seek",
+        EROFS => "Read-only file system",
+        EMLINK => "Too many links",
+        EPIPE => "Broken pipe",
+        EDOM => "Numerical argument out of domain",
+        ERANGE => "Numerical result out of range",
+        EDEADLK => "Resource deadlock avoided",
+        ENAMETOOLONG => "File name too long",
+        ENOSYS => "Function not implemented",
+        ENOTEMPTY => "Directory not empty",
+        ELOOP => "Too many levels of symbolic links",
+        ENODATA => "No data available",
+        ETIME => "Timer expired",
+        EOVERFLOW => "Value too large for defined data type",
+        EILSEQ => "Invalid or incomplete multibyte or wide character",
+        ENOTSOCK => "Socket operation on non-socket",
+        EDESTADDRREQ => "Destination address required",
+        EMSGSIZE => "Message too long",
+        EPROTOTYPE => "Protocol wrong type for socket",
+        ENOPROTOOPT => "Protocol not available",
+        EPROTONOSUPPORT => "Protocol not supported",
+        EOPNOTSUPP => "Operation not supported",
+        EAFNOSUPPORT => "Address family not supported by protocol",
+        EADDRINUSE => "Address already in use",
+        EADDRNOTAVAIL => "Cannot assign requested address",
+        ENETDOWN => "Network is down",
+        ENETUNREACH => "Network is unreachable",
+        ECONNABORTED => "Software caused connection abort",
+        ECONNRESET => "Connection reset by peer",
+        ENOBUFS => "No buffer space available",
+        EISCONN => "Transport endpoint is already connected",
+        ENOTCONN => "Transport endpoint is not connected",
+        ETIMEDOUT => "Connection timed out",
+        ECONNREFUSED => "Connection refused",
+        EHOSTUNREACH => "No route to host",
+        EALREADY => "Operation already in progress",
+        EINPROGRESS => "Operation now in progress",
+        ECANCELED => "Operation canceled",
+        _ => return None,
+    })
+}
+
+/// `__xpg_strerror_r(e, buf, len)`: the POSIX `strerror_r`, which std
+/// calls: copies the message (cut to fit, NUL-terminated).
+///
+/// # Safety
+///
+/// `buf` is writable for `len` bytes.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn __xpg_strerror_r(e: c_int, buf: *mut c_char, len: size_t) -> c_int {
+    if len == 0 {
+        return ::libc::ERANGE;
+    }
+    let mut unknown = [0u8; 32];
+    let text = match message(e) {
+        Some(m) => m.as_bytes(),
+        None => {
+            let mut w = Cursor { buf: &mut unknown, at: 0 };
+            let _ = core::fmt::write(&mut w, format_args!("Unknown error {e}"));
+            let at = w.at;
+            &unknown[..at]
+        }
+    };
+    let n = text.len().min(len - 1);
+    // SAFETY: n + 1 <= len bytes of buf are written.
+    unsafe {
+        core::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), n);
+        *buf.add(n) = 0;
+    }
+    if n < text.len() { ::libc::ERANGE } else { 0 }
+}
+
+/// `strerror_r`: the same as `__xpg_strerror_r` (C code built against
+/// this library gets the POSIX version).
+///
+/// # Safety
+///
+/// `buf` is writable for `len` bytes.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn strerror_r(e: c_int, buf: *mut c_char, len: size_t) -> c_int {
+    // SAFETY: the same contract.
+    unsafe { __xpg_strerror_r(e, buf, len) }
+}
+
+struct Cursor<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+}
+
+impl core::fmt::Write for Cursor<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.at);
+        self.buf[self.at..self.at + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.at += n;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_and_messages_as_glibc() {
+        // SAFETY: C string literals and a buffer of the length given.
+        unsafe {
+            assert_eq!(strlen(c"abc".as_ptr()), 3);
+            assert!(strcmp(c"abc".as_ptr(), c"abd".as_ptr()) < 0);
+            assert_eq!(strncmp(c"abc".as_ptr(), c"abd".as_ptr(), 2), 0);
+            let s = c"a/b".as_ptr();
+            assert_eq!(strchr(s, i32::from(b'/')), s.add(1).cast_mut());
+            assert_eq!(strrchr(s, 0), s.add(3).cast_mut());
+            let mut buf = [0 as c_char; 64];
+            assert_eq!(__xpg_strerror_r(::libc::ENOENT, buf.as_mut_ptr(), 64), 0);
+            assert_eq!(super::super::c_str(buf.as_ptr()), b"No such file or directory");
+            assert_eq!(__xpg_strerror_r(9999, buf.as_mut_ptr(), 64), 0);
+            assert_eq!(super::super::c_str(buf.as_ptr()), b"Unknown error 9999");
+            assert_eq!(__xpg_strerror_r(::libc::ENOENT, buf.as_mut_ptr(), 3), ::libc::ERANGE);
+            assert_eq!(super::super::c_str(buf.as_ptr()), b"No");
+        }
+    }
+}
