@@ -99,6 +99,7 @@ macro_rules! app {
     };
     (@guest $(devices: [$($name:literal : $kind:ident),*])?) => {
         $crate::notes!($(devices: [$($name : $kind),*])?);
+        $crate::__entry!();
 
         #[global_allocator]
         static __LIBOS_ALLOCATOR: $crate::rt_private::Allocator = $crate::rt_private::Allocator;
@@ -161,6 +162,8 @@ pub mod rt_private {
     pub fn boot_info() -> Option<&'static crate::abi::BootInfo> {
         crate::rt::boot::info()
     }
+    #[cfg(not(any(test, fuzzing)))]
+    pub use crate::rt::entry::start_from_asm;
     #[cfg(not(any(test, fuzzing)))]
     pub use crate::rt::panic::{eh_personality, panic, unwind_resume};
 

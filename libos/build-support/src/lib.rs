@@ -36,7 +36,6 @@ pub const STD_LINKER_SCRIPT: &str = include_str!("../../../ld-scripts/std-guest.
 /// linked in.
 pub const STAND_IN_LIBRARIES: &[&str] = &["c", "m", "pthread", "dl", "gcc_s", "util", "rt"];
 
-
 /// Emits the `cargo:` lines that link this package's binaries as guests.
 ///
 /// # Panics

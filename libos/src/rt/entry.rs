@@ -6,23 +6,34 @@
 //! boot info's address and `rsp` at the top of the guest stack. It clears the
 //! frame pointer, aligns `rsp` to 16 bytes (the System V ABI's requirement at
 //! a call; SSE code faults otherwise) and calls into Rust, which never returns.
-//! `__libos_main` is a safe Rust function that the `app!` macro defines.
+//! `__libos_main` is a safe Rust function that the `app!` macro (or
+//! libos-std) defines; `__entry!` places `_start` in the application.
 
 #![allow(unsafe_code)]
 
-core::arch::global_asm!(
-    ".section .text.nabla.entry, \"ax\", @progbits",
-    ".globl _start",
-    ".type _start, @function",
-    "_start:",
-    "    xor ebp, ebp",
-    "    and rsp, -16",
-    "    call {start}",
-    "    ud2",
-    ".size _start, . - _start",
-    ".text",
-    start = sym start_from_asm,
-);
+/// Defines `_start`, in the application's crate: [`app!`](crate::app)
+/// invokes it for a `no_std` guest, libos-std for a std guest. Defining
+/// it here, in the library, would put a second `_start` into every host
+/// binary that links libos (the unit tests of crates built on it).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __entry {
+    () => {
+        ::core::arch::global_asm!(
+            ".section .text.nabla.entry, \"ax\", @progbits",
+            ".globl _start",
+            ".type _start, @function",
+            "_start:",
+            "    xor ebp, ebp",
+            "    and rsp, -16",
+            "    call {start}",
+            "    ud2",
+            ".size _start, . - _start",
+            ".text",
+            start = sym $crate::rt_private::start_from_asm,
+        );
+    };
+}
 
 unsafe extern "Rust" {
     // Defined by `libos::app!` in the application: runs `main` and turns
@@ -35,6 +46,7 @@ pub(super) fn app_main() -> i32 {
     __libos_main()
 }
 
-extern "C" fn start_from_asm(boot: usize) -> ! {
+/// What `_start` calls, with the boot info's address.
+pub extern "C" fn start_from_asm(boot: usize) -> ! {
     super::start(boot)
 }

@@ -16,7 +16,7 @@
 
 pub(crate) mod boot;
 #[cfg(not(any(test, fuzzing)))]
-mod entry;
+pub mod entry;
 pub mod heap;
 #[cfg(not(any(test, fuzzing)))]
 mod mem;

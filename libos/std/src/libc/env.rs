@@ -9,7 +9,7 @@
 use alloc::vec::Vec;
 
 use super::start::Lock;
-use super::{c_char, c_int, c_long, c_ulong, c_str, fail};
+use super::{c_char, c_int, c_long, c_str, c_ulong, fail};
 
 /// The C `environ`: a NULL-terminated array of `KEY=VALUE` strings. std
 /// reads it directly for `env::vars()`.
@@ -77,10 +77,12 @@ fn set(entries: &mut Vec<*mut c_char>, key: &[u8], value: &[u8], overwrite: bool
                     entries[i] = e;
                     true
                 }
-                None => entries.try_reserve(2).is_ok() && {
-                    entries.push(e);
-                    true
-                },
+                None => {
+                    entries.try_reserve(2).is_ok() && {
+                        entries.push(e);
+                        true
+                    }
+                }
             },
             None => false,
         },
@@ -174,9 +176,7 @@ pub extern "C" fn sysconf(name: c_int) -> c_long {
         ::libc::_SC_GETPW_R_SIZE_MAX | ::libc::_SC_GETGR_R_SIZE_MAX => 1024,
         ::libc::_SC_NGROUPS_MAX => 65536,
         ::libc::_SC_HOST_NAME_MAX => 64,
-        ::libc::_SC_PHYS_PAGES => {
-            libos::process::memory().size.div_ceil(4096).max(1) as c_long
-        }
+        ::libc::_SC_PHYS_PAGES => libos::process::memory().size.div_ceil(4096).max(1) as c_long,
         ::libc::_SC_THREAD_STACK_MIN => 16384,
         _ => fail(::libc::EINVAL) as c_long,
     }

@@ -93,6 +93,12 @@ pub struct Open {
     closed: Cell<bool>,
 }
 
+impl core::fmt::Debug for Open {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Open").field("flags", &self.flags).field("offset", &self.offset).finish()
+    }
+}
+
 impl Drop for Open {
     fn drop(&mut self) {
         if !self.closed.get() {
@@ -156,7 +162,10 @@ fn with_table<R>(f: impl FnOnce(&mut Vec<Option<Slot>>) -> R) -> R {
         if t.is_empty() {
             for (fd, input) in [(0, true), (1, false), (2, false)] {
                 let flags = if fd == 0 { ::libc::O_RDONLY } else { ::libc::O_WRONLY };
-                t.push(Some(Slot { open: new_open(Rc::new(Console { input }), flags), cloexec: false }));
+                t.push(Some(Slot {
+                    open: new_open(Rc::new(Console { input }), flags),
+                    cloexec: false,
+                }));
             }
         }
         f(t)
@@ -543,7 +552,11 @@ pub type c_ulong_request = ::libc::c_ulong;
 ///
 /// `fds` holds `n` entries.
 #[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn poll(fds: *mut ::libc::pollfd, n: ::libc::nfds_t, timeout: c_int) -> c_int {
+pub unsafe extern "C" fn poll(
+    fds: *mut ::libc::pollfd,
+    n: ::libc::nfds_t,
+    timeout: c_int,
+) -> c_int {
     let Ok(n) = usize::try_from(n) else { return fail(::libc::EINVAL) };
     if n > MAX_FDS {
         return fail(::libc::EINVAL);
@@ -605,8 +618,10 @@ mod tests {
         assert_eq!(isatty(1), 0);
         assert_eq!(lseek64(1, 0, ::libc::SEEK_CUR), -1);
         assert_eq!(super::super::errno(), ::libc::ESPIPE);
-        let mut p = [::libc::pollfd { fd: 0, events: ::libc::POLLIN, revents: 0 },
-                     ::libc::pollfd { fd: 77, events: ::libc::POLLIN, revents: 0 }];
+        let mut p = [
+            ::libc::pollfd { fd: 0, events: ::libc::POLLIN, revents: 0 },
+            ::libc::pollfd { fd: 77, events: ::libc::POLLIN, revents: 0 },
+        ];
         // SAFETY: p holds two entries.
         assert_eq!(unsafe { poll(p.as_mut_ptr(), 2, 0) }, 2);
         assert_eq!(p[1].revents, ::libc::POLLNVAL);

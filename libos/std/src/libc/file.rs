@@ -2,7 +2,7 @@
 //! files; until then every path is absent, `ENOENT`, as in an empty file
 //! system.)
 
-use super::{c_char, c_int, fail, size_t, ssize_t, fail_size};
+use super::{c_char, c_int, fail, fail_size, size_t, ssize_t};
 
 /// `open64(path, flags, mode)`.
 ///
@@ -61,7 +61,11 @@ pub unsafe extern "C" fn getcwd(buf: *mut c_char, size: size_t) -> *mut c_char {
 ///
 /// `path` is a NUL-terminated string.
 #[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn readlink(_path: *const c_char, _buf: *mut c_char, _size: size_t) -> ssize_t {
+pub unsafe extern "C" fn readlink(
+    _path: *const c_char,
+    _buf: *mut c_char,
+    _size: size_t,
+) -> ssize_t {
     fail_size(::libc::ENOENT)
 }
 

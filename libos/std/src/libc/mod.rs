@@ -16,7 +16,7 @@
 //!   refuses what it does not support;
 //! * [`unwind`]: what the unwinder asks the dynamic linker, answered for
 //!   the one static image;
-//! * [`random`]: `getrandom`.
+//! * [`random`]: `getrandom` and `getentropy`.
 //!
 //! # Conventions
 //!

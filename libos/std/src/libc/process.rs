@@ -52,6 +52,10 @@ pub extern "C" fn fork() -> ::libc::pid_t {
 
 /// `waitpid(pid, status, options)`: no children (`ECHILD`).
 #[cfg_attr(not(test), unsafe(no_mangle))]
-pub extern "C" fn waitpid(_pid: ::libc::pid_t, _status: *mut c_int, _options: c_int) -> ::libc::pid_t {
+pub extern "C" fn waitpid(
+    _pid: ::libc::pid_t,
+    _status: *mut c_int,
+    _options: c_int,
+) -> ::libc::pid_t {
     fail(::libc::ECHILD)
 }

@@ -68,7 +68,10 @@ pub extern "C" fn signal(sig: c_int, handler: ::libc::sighandler_t) -> ::libc::s
 ///
 /// `old` is NULL or writable.
 #[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn sigaltstack(_ss: *const ::libc::stack_t, old: *mut ::libc::stack_t) -> c_int {
+pub unsafe extern "C" fn sigaltstack(
+    _ss: *const ::libc::stack_t,
+    old: *mut ::libc::stack_t,
+) -> c_int {
     if !old.is_null() {
         // SAFETY: the caller guarantees old is writable.
         unsafe {

@@ -11,8 +11,10 @@
 
 use alloc::vec::Vec;
 
+#[cfg_attr(test, allow(unused_imports))]
 use super::{c_char, c_int, c_void};
 
+#[cfg(not(test))]
 type Constructor = unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_char);
 
 #[cfg(not(test))]
@@ -26,6 +28,7 @@ unsafe extern "C" {
 }
 
 /// A NULL-terminated array of C strings, copied from libos's strings.
+#[cfg(not(test))]
 fn c_strings<'a>(strs: impl Iterator<Item = &'a str>) -> *mut *mut c_char {
     let mut table: Vec<*mut c_char> = Vec::new();
     for s in strs {
@@ -37,6 +40,11 @@ fn c_strings<'a>(strs: impl Iterator<Item = &'a str>) -> *mut *mut c_char {
     table.push(core::ptr::null_mut());
     table.leak().as_mut_ptr()
 }
+
+// The entry point, libos's: it calls `__libos_main` below once libos's
+// runtime is up.
+#[cfg(not(test))]
+libos::__entry!();
 
 /// The guest's `main` as libos calls it: see the module's documentation.
 #[cfg(not(test))]
@@ -92,6 +100,7 @@ static AT_EXIT: spin_lock::Lock<Vec<(unsafe extern "C" fn(*mut c_void), *mut c_v
 mod spin_lock {
     /// A lock for state that cooperative threads share: they switch only
     /// at blocking calls, so holding it across no such call is enough.
+    #[derive(Debug)]
     pub struct Lock<T>(core::cell::RefCell<T>);
 
     // SAFETY: the guest has one host thread; guest threads switch only

@@ -342,14 +342,21 @@ pub extern "C" fn syscall(
 ) -> ::libc::c_long {
     match number {
         ::libc::SYS_gettid => 1,
-        ::libc::SYS_futex => futex(a1 as *const u32, a2 as c_int, a3 as u32, a4 as *const ::libc::timespec),
+        ::libc::SYS_futex => {
+            futex(a1 as *const u32, a2 as c_int, a3 as u32, a4 as *const ::libc::timespec)
+        }
         _ => ::libc::c_long::from(super::fail(::libc::ENOSYS)),
     }
 }
 
 /// The futex with one thread: a wait whose value matches sleeps until
 /// its timeout (nobody else can wake it); a wake wakes nobody.
-fn futex(word: *const u32, op: c_int, val: u32, timeout: *const ::libc::timespec) -> ::libc::c_long {
+fn futex(
+    word: *const u32,
+    op: c_int,
+    val: u32,
+    timeout: *const ::libc::timespec,
+) -> ::libc::c_long {
     let cmd = op & !(::libc::FUTEX_PRIVATE_FLAG | ::libc::FUTEX_CLOCK_REALTIME);
     match cmd {
         ::libc::FUTEX_WAIT | ::libc::FUTEX_WAIT_BITSET => {

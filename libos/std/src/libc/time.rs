@@ -150,7 +150,10 @@ mod tests {
 
     #[test]
     fn timespecs_are_checked() {
-        assert_eq!(duration(&::libc::timespec { tv_sec: 1, tv_nsec: 5 }), Some(Duration::new(1, 5)));
+        assert_eq!(
+            duration(&::libc::timespec { tv_sec: 1, tv_nsec: 5 }),
+            Some(Duration::new(1, 5))
+        );
         assert_eq!(duration(&::libc::timespec { tv_sec: -1, tv_nsec: 0 }), None);
         assert_eq!(duration(&::libc::timespec { tv_sec: 0, tv_nsec: 1_000_000_000 }), None);
         assert!(read(99).is_none());

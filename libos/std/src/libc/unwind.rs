@@ -75,9 +75,7 @@ pub unsafe extern "C" fn _dl_find_object(pc: *mut c_void, result: *mut DlFindObj
 /// `callback` is a function of the C signature.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn dl_iterate_phdr(
-    callback: Option<
-        unsafe extern "C" fn(*mut ::libc::dl_phdr_info, size_t, *mut c_void) -> c_int,
-    >,
+    callback: Option<unsafe extern "C" fn(*mut ::libc::dl_phdr_info, size_t, *mut c_void) -> c_int>,
     data: *mut c_void,
 ) -> c_int {
     let Some(callback) = callback else { return 0 };
