@@ -79,4 +79,7 @@ nabla_ensure_deps() {
 nabla_build_all() {
     cargo build --release --workspace
     cargo build --release --manifest-path runtime/Cargo.toml --target-dir target
+    # The std guests of the tests: a workspace of their own (they unwind).
+    cargo build --release --manifest-path tests/std/Cargo.toml --target-dir target
+    cargo build --profile abort --manifest-path tests/std/Cargo.toml --target-dir target
 }
