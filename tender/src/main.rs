@@ -24,6 +24,7 @@
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 compile_error!("the tender runs on x86_64 Linux only");
 
+mod debugger;
 mod devices;
 mod launch;
 mod memory;
@@ -257,6 +258,8 @@ fn run(cli: Cli) -> Result<(), Error> {
     // itself. --print-seccomp takes the same steps as a run, so that the
     // devices get the same fds and the rules it prints are the ones a run
     // installs.
+    // Under a debugger, the whole image: its symbols (see `debugger`).
+    let mut symbols = None;
     let file = if cli.inspect {
         file
     } else {
@@ -267,6 +270,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         let cache = snapshot::Cache::open(&dir);
         let snap = snapshot::take(&file, cache.as_ref(), mem)
             .map_err(|source| Error::Snapshot { path: path.clone(), source })?;
+        symbols = debugger::symbols_for_debugger(&file, &snap.file, &path);
         drop(file);
         if let Some(why) = snap.uncached {
             eprintln!(
@@ -327,6 +331,9 @@ fn run(cli: Cli) -> Result<(), Error> {
     // The guest keeps its console and its devices, nothing else.
     let keep: Vec<_> = attached.fds.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
     launch::close_other_fds(&keep)?;
+    if let Some(symbols) = symbols {
+        symbols.register();
+    }
     let start = launch::Start {
         entry: image.entry,
         stack_top: layout.stack_top,
