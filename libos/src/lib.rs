@@ -94,7 +94,12 @@ macro_rules! app {
 
         #[unsafe(no_mangle)]
         fn __libos_main() -> i32 {
-            $crate::process::Termination::report($main())
+            // Called through a pointer the optimiser cannot see through,
+            // so that `main` stays a function of its own, with its symbol
+            // and frame: a debugger's `break main` lands in the
+            // application's source, and backtraces show `main`.
+            let main: fn() -> _ = $main;
+            $crate::process::Termination::report(::core::hint::black_box(main)())
         }
     };
     (@guest $(devices: [$($name:literal : $kind:ident),*])?) => {

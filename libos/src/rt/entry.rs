@@ -24,10 +24,15 @@ macro_rules! __entry {
             ".globl _start",
             ".type _start, @function",
             "_start:",
+            // The outermost frame: no return address, so a debugger's
+            // backtrace ends here instead of reading past the stack's top.
+            "    .cfi_startproc",
+            "    .cfi_undefined rip",
             "    xor ebp, ebp",
             "    and rsp, -16",
             "    call {start}",
             "    ud2",
+            "    .cfi_endproc",
             ".size _start, . - _start",
             ".text",
             start = sym $crate::rt_private::start_from_asm,
