@@ -15,6 +15,7 @@
 #   curl
 #   dnsmasq-base    a DHCP server for the guests' DHCP tests
 #   strace          counting the system calls a guest makes
+#   gdb             debugging guests (docs/debugging.md), and its tests
 #   nginx-light     native peers for the network benchmarks, and the load
 #   wrk               generator
 #   containerd, runc, podman   driving the OCI runtime as users do
@@ -22,7 +23,7 @@
 #   librsvg2-bin    rsvg-convert: the HAP chart as PNG
 NABLA_DEBIAN_PACKAGES=(
     libseccomp-dev gcc util-linux
-    iproute2 iputils-ping curl dnsmasq-base strace
+    iproute2 iputils-ping curl dnsmasq-base strace gdb
     nginx-light wrk
     dosfstools mtools
     redis-tools redis-server
