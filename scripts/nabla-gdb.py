@@ -8,12 +8,15 @@
 #
 #   nabla-symbols [APP]     loads the guest's symbols when the tender did not
 #                           hand them over: gdb attached to a running guest
-#                           (`gdb -p PID`), or a debugger without the JIT
-#                           interface. Without APP, the image is the one on
-#                           the tender's command line.
+#                           (`gdb -p PID`), a core file, or a debugger
+#                           without the JIT interface. Without APP, the image
+#                           is the one on the running tender's command line.
 #   nabla-catch-forbidden   stops at every system call the guest makes that
 #                           is not one of the hypercalls the filter may
 #                           allow, before the filter kills the process for it.
+#   $_nabla_in_guest()      true in guest code: a condition for catchpoints
+#                           that should skip the tender's own system calls
+#                           (catch syscall write; condition 2 $_nabla_in_guest()).
 
 import os
 import re
@@ -104,15 +107,21 @@ started under gdb gets its symbols from the tender."""
 
     def invoke(self, arg, from_tty):
         inferior = gdb.selected_inferior()
-        path = arg.strip()
-        if not path:
-            if inferior.pid == 0:
-                raise gdb.GdbError("no process: give the image, nabla-symbols APP")
-            path = guest_image(inferior.pid)
+        # A live process of this machine's (not a core file, not remote).
+        live = (
+            inferior.pid != 0
+            and inferior.connection is not None
+            and inferior.connection.type == "native"
+        )
         if _has_guest_symbols():
             print("nabla: the guest's symbols are already loaded")
             return
-        if inferior.pid != 0:
+        path = arg.strip()
+        if not path:
+            if not live:
+                raise gdb.GdbError("no running tender: give the image, nabla-symbols APP")
+            path = guest_image(inferior.pid)
+        if live:
             self._check(inferior, path)
         gdb.execute("add-symbol-file %s" % gdb_quote(path), from_tty=False, to_string=False)
 
@@ -176,6 +185,18 @@ caught: catch that call by name (catch syscall write)."""
         print("Catchpoint %d: the guest's system calls other than the hypercalls" % number)
 
 
+class NablaInGuest(gdb.Function):
+    """$_nabla_in_guest(): whether the thread is in guest code (below the
+tender), e.g. as the condition of a catchpoint that should not stop at the
+tender's own system calls before the jump."""
+
+    def __init__(self):
+        super().__init__("_nabla_in_guest")
+
+    def invoke(self):
+        return _pc() < GUEST_LIMIT
+
+
 class NablaForbidden(gdb.Function):
     """$_nabla_forbidden(): whether the thread is at a system call of the
 guest's that is not a hypercall (the condition of nabla-catch-forbidden)."""
@@ -184,11 +205,15 @@ guest's that is not a hypercall (the condition of nabla-catch-forbidden)."""
         super().__init__("_nabla_forbidden")
 
     def invoke(self):
-        pc = int(gdb.parse_and_eval("$pc")) & (2**64 - 1)
         number = int(gdb.parse_and_eval("$orig_rax")) & (2**64 - 1)
-        return pc < GUEST_LIMIT and number not in HYPERCALLS.values()
+        return _pc() < GUEST_LIMIT and number not in HYPERCALLS.values()
+
+
+def _pc():
+    return int(gdb.parse_and_eval("$pc")) & (2**64 - 1)
 
 
 NablaSymbols()
 NablaCatchForbidden()
 NablaForbidden()
+NablaInGuest()

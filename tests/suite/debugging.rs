@@ -142,29 +142,26 @@ fn catch_syscall_write_stops_at_the_guests_console_write() {
         return;
     }
     let hello = workspace_bin("hello");
-    // Caught from the guest's main on: before the jump the tender makes
-    // system calls of its own, writes among them.
-    let out = gdb_run(
-        &[
-            "break hello/src/main.rs:main",
-            "run",
-            "catch syscall write",
-            "continue",
-            "bt",
-            "info registers rdi rdx",
-            "continue",
-        ],
-        &[hello.to_str().unwrap()],
-    );
-    let caught = from(&out, "(call to syscall write)");
-    assert!(caught.lines().next().unwrap().contains("libos/src/hypercall.rs"), "{out}");
-    let bt = from(caught, "#0 ");
-    assert!(bt.contains("main () at examples/hello/src/main.rs:16"), "{out}");
-    // write(1, "Hello, world!\n", 14), which has not happened yet.
-    let regs = from(bt, "rdi ");
-    assert!(regs.lines().next().unwrap().ends_with(" 1"), "fd 1:\n{out}");
-    assert!(regs.lines().nth(1).unwrap().ends_with(" 14"), "14 bytes:\n{out}");
-    assert!(from(regs, "Hello, world!").contains("(returned from syscall write)"), "{out}");
+    let hello = hello.to_str().unwrap();
+    // Before the jump the tender makes system calls of its own, writes
+    // among them: catch from the guest's main on, or only in guest code.
+    for commands in [
+        &["break hello/src/main.rs:main", "run", "catch syscall write", "continue"][..],
+        &["catch syscall write", "condition 1 $_nabla_in_guest()", "run"][..],
+    ] {
+        let mut commands = commands.to_vec();
+        commands.extend(["bt", "info registers rdi rdx", "continue"]);
+        let out = gdb_run(&commands, &[hello]);
+        let caught = from(&out, "(call to syscall write)");
+        assert!(caught.lines().next().unwrap().contains("libos/src/hypercall.rs"), "{out}");
+        let bt = from(caught, "#0 ");
+        assert!(bt.contains("main () at examples/hello/src/main.rs:16"), "{out}");
+        // write(1, "Hello, world!\n", 14), which has not happened yet.
+        let regs = from(bt, "rdi ");
+        assert!(regs.lines().next().unwrap().ends_with(" 1"), "fd 1:\n{out}");
+        assert!(regs.lines().nth(1).unwrap().ends_with(" 14"), "14 bytes:\n{out}");
+        assert!(from(regs, "Hello, world!").contains("(returned from syscall write)"), "{out}");
+    }
 }
 
 #[test]
@@ -220,4 +217,29 @@ fn nabla_symbols_loads_a_running_guests_symbols_into_an_attached_gdb() {
         std::thread::sleep(Duration::from_millis(10));
     };
     assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[test]
+fn a_std_guest_stops_in_its_main() {
+    if !have_gdb() {
+        return;
+    }
+    // Built from its own workspace (tests/std), not by every build.
+    let std_hello = support::profile_dir().join("std-hello");
+    if !std_hello.exists() {
+        eprintln!(
+            "skipped: {} is not built (cargo build --release --manifest-path \
+             tests/std/Cargo.toml --target-dir target)",
+            std_hello.display()
+        );
+        return;
+    }
+    let out =
+        gdb_run(&["break std-hello.rs:main", "run", "bt", "next"], &[std_hello.to_str().unwrap()]);
+    let bt = from(&out, "#0 ");
+    assert!(bt.starts_with("#0  main () at src/bin/std-hello.rs:7"), "{out}");
+    assert!(bt.contains("std::rt::lang_start"), "{out}");
+    // `next` runs line 7 (its output shows) and stops at line 8.
+    let stepped = from(bt, "Hello from std!");
+    assert!(stepped.lines().any(|l| l.starts_with("8\t")), "{out}");
 }
