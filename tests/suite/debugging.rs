@@ -224,16 +224,8 @@ fn a_std_guest_stops_in_its_main() {
     if !have_gdb() {
         return;
     }
-    // Built from its own workspace (tests/std), not by every build.
-    let std_hello = support::profile_dir().join("std-hello");
-    if !std_hello.exists() {
-        eprintln!(
-            "skipped: {} is not built (cargo build --release --manifest-path \
-             tests/std/Cargo.toml --target-dir target)",
-            std_hello.display()
-        );
-        return;
-    }
+    // Built from its own workspace (tests/std) by scripts/test.sh.
+    let std_hello = workspace_bin("std-hello");
     let out =
         gdb_run(&["break std-hello.rs:main", "run", "bt", "next"], &[std_hello.to_str().unwrap()]);
     let bt = from(&out, "#0 ");
