@@ -30,7 +30,7 @@ fn guest(name: &str, opts: &[&str], args: &[&str]) -> Outcome {
     let bin = workspace_bin(name);
     let mut all: Vec<&std::ffi::OsStr> = opts.iter().map(|o| o.as_ref()).collect();
     all.push(bin.as_os_str());
-    all.extend(args.iter().map(|a| std::ffi::OsStr::new(a)));
+    all.extend(args.iter().map(std::ffi::OsStr::new));
     run(&all)
 }
 
