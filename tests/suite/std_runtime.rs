@@ -83,6 +83,19 @@ fn with_panic_abort_a_panic_prints_and_exits_255() {
     }
 }
 
+#[test]
+fn abort_and_a_panic_while_unwinding_exit_255() {
+    let out = guest("std-panic", &[], &["abort"]);
+    assert_eq!(out.code(), Some(255), "{out:#?}");
+    assert_eq!(out.stdout, "aborting\nlibos-std: abort()\n");
+
+    let out = guest("std-panic", &[], &["double"]);
+    assert_eq!(out.code(), Some(255), "{out:#?}");
+    assert!(out.stdout.contains("first panic\n"), "{out:#?}");
+    assert!(out.stdout.contains("second panic, in a destructor\n"), "{out:#?}");
+    assert!(out.stdout.ends_with("libos-std: abort()\n"), "{out:#?}");
+}
+
 /// `RUST_BACKTRACE=full` prints the frames' addresses (the guest cannot
 /// read its own file to name them); `addr2line -e APP` names them, as the
 /// docs say.
@@ -135,7 +148,7 @@ fn exit_statuses_come_out_as_native() {
     for (asked, seen) in [(0, 0), (1, 1), (42, 42), (254, 254), (255, 255), (256, 0), (-1, 255)] {
         let out = guest("std-surface", &[], &["exit", &asked.to_string()]);
         assert_eq!(out.code(), Some(seen), "exit({asked}): {out:#?}");
-        assert_eq!(out.stdout, format!("exiting with {asked}\n"));
+        assert_eq!(out.stdout, format!("exiting with {asked}"), "flushed by exit");
     }
 }
 
@@ -161,6 +174,9 @@ fn sysconf_and_parallelism_describe_one_cpu() {
     assert_eq!(line(&out, "current_dir: "), "current_dir: ok \"/\"");
     assert_eq!(line(&out, "home_dir: "), "home_dir: None");
     assert!(line(&out, "current_exe: ").starts_with("current_exe: err "), "{out:#?}");
+    assert_eq!(line(&out, "gethostname: "), "gethostname: 0 localhost");
+    let out = guest("std-surface", &["--env", "HOSTNAME=web-1"], &["misc"]);
+    assert_eq!(line(&out, "gethostname: "), "gethostname: 0 web-1");
 }
 
 #[test]

@@ -3,8 +3,8 @@
 //! * `catch`: panics inside `catch_unwind`, which catches it (destructors
 //!   of the unwound frames run), then prints `caught: <message>` and exits 0;
 //! * `uncaught`: panics in `main`: std prints its message, exits 101;
-//! * `thread`: (reserved);
-//! * `nested`: unwinds through several frames with destructors.
+//! * `abort`: calls `std::process::abort()`;
+//! * `double`: panics in a destructor while unwinding: std aborts.
 
 libos_std::app!();
 
@@ -43,6 +43,20 @@ fn main() {
         "uncaught" => {
             let _guard = Noisy("main");
             deep(2);
+        }
+        "abort" => {
+            println!("aborting");
+            std::process::abort();
+        }
+        "double" => {
+            struct PanicsOnDrop;
+            impl Drop for PanicsOnDrop {
+                fn drop(&mut self) {
+                    panic!("second panic, in a destructor");
+                }
+            }
+            let _bomb = PanicsOnDrop;
+            panic!("first panic");
         }
         other => {
             eprintln!("unknown mode {other:?}");

@@ -105,7 +105,11 @@ fn misc() {
             libc::sysconf(libc::_SC_CLK_TCK),
         );
     }
-    report("hostname", std::fs::read_to_string("/etc/hostname"));
+    let mut host = [0u8; 64];
+    // SAFETY: host is writable for its length.
+    let r = unsafe { libc::gethostname(host.as_mut_ptr().cast(), host.len()) };
+    let end = host.iter().position(|&b| b == 0).unwrap_or(0);
+    println!("gethostname: {r} {}", String::from_utf8_lossy(&host[..end]));
 }
 
 fn console() {
@@ -178,7 +182,8 @@ fn main() {
         "syscall" => syscall(),
         "exit" => {
             let code: i32 = std::env::args().nth(2).and_then(|c| c.parse().ok()).unwrap_or(0);
-            println!("exiting with {code}");
+            // No newline: process::exit flushes stdout's line buffer.
+            print!("exiting with {code}");
             std::process::exit(code)
         }
         other => {
