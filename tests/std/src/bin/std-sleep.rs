@@ -7,7 +7,7 @@ libos_std::app!();
 use std::time::Duration;
 
 fn main() {
-    let secs: u64 = std::env::args().last().and_then(|s| s.parse().ok()).unwrap_or(120);
+    let secs: u64 = std::env::args().next_back().and_then(|s| s.parse().ok()).unwrap_or(120);
     println!("std-sleep: up, sleeping {secs} s");
     std::thread::sleep(Duration::from_secs(secs));
 }
