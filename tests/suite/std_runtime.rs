@@ -246,17 +246,53 @@ fn filter(app: &std::path::Path, opts: &[&std::ffi::OsStr]) -> String {
     out.stdout
 }
 
+/// A 1 MiB disk file in `dir` and the `--block storage=PATH` value for it.
+fn disk(dir: &TempDir) -> std::ffi::OsString {
+    let disk = dir.path().join("disk.img");
+    std::fs::File::create(&disk).unwrap().set_len(1 << 20).unwrap();
+    let mut block = std::ffi::OsString::from("storage=");
+    block.push(&disk);
+    block
+}
+
 #[test]
 fn a_std_guest_gets_the_filter_of_a_libos_guest_with_the_same_devices() {
     assert_eq!(filter(&workspace_bin("std-hello"), &[]), filter(&workspace_bin("hello"), &[]));
 
     let dir = TempDir::new("std-filter");
-    let disk = dir.path().join("disk.img");
-    std::fs::File::create(&disk).unwrap().set_len(1 << 20).unwrap();
-    let mut block = std::ffi::OsString::from("storage=");
-    block.push(&disk);
+    let block = disk(&dir);
     let opts = ["--block".as_ref(), block.as_os_str()];
     let libos = filter(&workspace_bin("guest-blk"), &opts);
     assert!(libos.contains("pread64"), "{libos}");
     assert_eq!(filter(&workspace_bin("std-storage"), &opts), libos);
+}
+
+/// With a tap too (root: a namespace of the test's own with a tap in it).
+#[test]
+fn a_std_guest_with_a_tap_and_a_disk_gets_the_libos_guests_filter_too() {
+    let ns = support::netns::Netns::new("stdflt");
+    ns.add_tap("tap0", None, None);
+    let dir = TempDir::new("std-filter-net");
+    let block = disk(&dir);
+    let filter_in_ns = |app: PathBuf| {
+        let out = support::wait(
+            ns.command(support::tender())
+                .arg("--print-seccomp")
+                .args(["--net", "service0=tap0", "--block"])
+                .arg(&block)
+                .arg(app)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("ip netns exec tender"),
+            std::time::Duration::from_secs(30),
+            "tender --print-seccomp",
+        );
+        out.assert_ok();
+        out.stdout
+    };
+    let libos = filter_in_ns(workspace_bin("guest-devices"));
+    assert!(libos.contains("read(") && libos.contains("pwrite64("), "{libos}");
+    assert_eq!(filter_in_ns(workspace_bin("std-devices")), libos);
 }
