@@ -131,6 +131,22 @@ fn stdin_is_at_end_of_file_and_stdout_is_flushed_at_exit() {
         "stdin: ok 0\nstdin-line: ok 0\nto stderr\nunterminated line, flushed at exit"
     );
     assert_eq!(out.stderr, "", "the guest's stderr goes to the console");
+
+    // Even with data on the tender's stdin: the guest has no input stream.
+    let mut child = std::process::Command::new(support::tender())
+        .arg(workspace_bin("std-surface"))
+        .arg("console")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tender runs");
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"typed by the user\n").unwrap();
+    let out = support::wait(child, std::time::Duration::from_secs(30), "std-surface console");
+    drop(stdin);
+    out.assert_ok();
+    assert!(out.stdout.starts_with("stdin: ok 0\nstdin-line: ok 0\n"), "{out:#?}");
 }
 
 #[test]
