@@ -1,9 +1,4 @@
-//! Calls about the machine that fit no other family: CPU affinity and
-//! the host name.
-//!
-//! A guest's threads all run on the one host thread, so it has one CPU:
-//! `sched_getaffinity` reports CPU 0 alone, and std's
-//! `thread::available_parallelism` is 1, agreeing with `sysconf`.
+//! Calls about the machine that fit no other family: the host name.
 //!
 //! A guest has no UTS namespace of its own to ask: its host name is the
 //! `HOSTNAME` variable of its environment when set (as container runtimes
@@ -38,32 +33,6 @@ pub unsafe extern "C" fn gethostname(name: *mut c_char, len: size_t) -> c_int {
     0
 }
 
-/// `sched_getaffinity(pid, size, mask)`: CPU 0 only, for the guest
-/// itself (pid 0 or 1); `ESRCH` for any other process.
-///
-/// # Safety
-///
-/// `mask` is writable for `size` bytes.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn sched_getaffinity(
-    pid: ::libc::pid_t,
-    size: size_t,
-    mask: *mut ::libc::cpu_set_t,
-) -> c_int {
-    if pid != 0 && pid != 1 {
-        return fail(::libc::ESRCH);
-    }
-    if size == 0 {
-        return fail(::libc::EINVAL);
-    }
-    // SAFETY: the caller guarantees size writable bytes at mask.
-    unsafe {
-        core::ptr::write_bytes(mask.cast::<u8>(), 0, size);
-        *mask.cast::<u8>() = 1;
-    }
-    0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,17 +45,6 @@ mod tests {
             assert_eq!(gethostname(buf.as_mut_ptr(), buf.len()), 0);
             assert!(!super::super::c_str(buf.as_ptr()).is_empty());
             assert_eq!(gethostname(buf.as_mut_ptr(), 0), -1);
-        }
-    }
-
-    #[test]
-    fn one_cpu() {
-        // SAFETY: set is a writable cpu_set_t.
-        unsafe {
-            let mut set: ::libc::cpu_set_t = core::mem::zeroed();
-            assert_eq!(sched_getaffinity(0, size_of::<::libc::cpu_set_t>(), &mut set), 0);
-            assert_eq!(::libc::CPU_COUNT(&set), 1);
-            assert!(::libc::CPU_ISSET(0, &set));
         }
     }
 }

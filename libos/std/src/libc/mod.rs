@@ -16,7 +16,7 @@
 //!   as Linux refuses what it does not support;
 //! * [`netdb`]: name resolution (numeric addresses and `localhost`);
 //! * [`socket`]: sockets and pipes, failing cleanly until they land;
-//! * [`misc`]: CPU affinity;
+//! * [`misc`]: the host name;
 //! * [`stopgap`]: symbols of other families, until those provide them;
 //! * [`unwind`]: what the unwinder asks the dynamic linker, answered for
 //!   the one static image;

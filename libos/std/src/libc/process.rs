@@ -168,14 +168,6 @@ pub extern "C" fn setsid() -> ::libc::pid_t {
     fail(::libc::EPERM)
 }
 
-/// `chroot(path)`: `ENOSYS` (the guest's one file system has no other
-/// root to change to; std's `Command::chroot` and `os::unix::fs::chroot`
-/// report `Unsupported`).
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub extern "C" fn chroot(_path: *const c_char) -> c_int {
-    fail(::libc::ENOSYS)
-}
-
 /// `getpwuid_r(uid, pwd, buf, len, result)`: a guest has no user
 /// database, so no user is found: 0 with `*result` NULL, as glibc
 /// answers for a uid that `/etc/passwd` lacks (std's `home_dir` then

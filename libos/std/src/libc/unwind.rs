@@ -4,8 +4,6 @@
 //! script's symbols: `_dl_find_object` for the unwinder, and
 //! `dl_iterate_phdr` (std's backtraces) over program headers made up from
 //! the same symbols (the ELF header and its table are not mapped).
-//! `dlsym` finds nothing: std looks optional functions up with it
-//! (`weak!`) and falls back when they are absent.
 
 use super::{c_int, c_void, size_t};
 
@@ -113,13 +111,6 @@ pub unsafe extern "C" fn dl_iterate_phdr(
     info.dlpi_adds = 1;
     // SAFETY: info and phdrs live across the call, as the C contract asks.
     unsafe { callback(&mut info, size_of::<::libc::dl_phdr_info>(), data) }
-}
-
-/// `dlsym(handle, name)`: NULL, as for a symbol that no loaded object
-/// defines (a static image exports none).
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub extern "C" fn dlsym(_handle: *mut c_void, _name: *const ::libc::c_char) -> *mut c_void {
-    core::ptr::null_mut()
 }
 
 #[cfg(test)]
