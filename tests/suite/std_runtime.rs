@@ -247,6 +247,16 @@ fn numeric_addresses_and_localhost_resolve_other_names_do_not() {
 }
 
 #[test]
+fn sockets_and_pipes_are_unsupported_for_now() {
+    let out = guest("std-surface", &[], &["sockets"]);
+    out.assert_ok();
+    let unsupported = ": err Unsupported: Function not implemented (os error 38)";
+    for op in ["tcp-bind", "tcp-connect", "udp-bind", "unix-pair", "unix-bind", "pipe"] {
+        assert_eq!(line(&out, &format!("{op}: ")), format!("{op}{unsupported}"));
+    }
+}
+
+#[test]
 fn a_forbidden_system_call_kills_a_std_guest() {
     let out = guest("std-surface", &[], &["syscall"]);
     assert_eq!(out.signal(), Some(SIGSYS), "{out:#?}");

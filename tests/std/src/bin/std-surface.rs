@@ -87,6 +87,18 @@ fn net() {
     );
 }
 
+/// Sockets and pipes fail cleanly until the network issue brings them.
+fn sockets() {
+    use std::net::{TcpListener, TcpStream, UdpSocket};
+    use std::os::unix::net::{UnixListener, UnixStream};
+    report("tcp-bind", TcpListener::bind("0.0.0.0:8080").map(|_| ()));
+    report("tcp-connect", TcpStream::connect("127.0.0.1:8080").map(|_| ()));
+    report("udp-bind", UdpSocket::bind("0.0.0.0:0").map(|_| ()));
+    report("unix-pair", UnixStream::pair().map(|_| ()));
+    report("unix-bind", UnixListener::bind("/sock").map(|_| ()));
+    report("pipe", io::pipe().map(|_| ()));
+}
+
 fn misc() {
     report("current_dir", std::env::current_dir());
     report("current_exe", std::env::current_exe());
@@ -174,6 +186,7 @@ fn main() {
         "process" => process(),
         "signals" => signals(),
         "net" => net(),
+        "sockets" => sockets(),
         "misc" => misc(),
         "console" => console(),
         "env" => env(),
