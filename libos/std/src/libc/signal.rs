@@ -93,7 +93,7 @@ fn default_alt_stack() -> ::libc::stack_t {
 
 /// `sigaltstack(ss, old)`: records the alternate stack and reads it back
 /// (one for the guest, as no handler ever runs on it); until one is set it
-/// is a region of the image ([`DEFAULT_ALT_STACK`]'s reason). Checks as
+/// is a region of the image (see `DEFAULT_ALT_STACK` for why). Checks as
 /// Linux does: unknown flags are `EINVAL`, a stack under `MINSIGSTKSZ`
 /// `ENOMEM`.
 ///
