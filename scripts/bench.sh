@@ -13,13 +13,15 @@ cd "$(dirname "$0")/.."
 nabla_ensure_deps
 
 cargo build --release
+# The std guests compared with the libos ones (start-up, memory).
+cargo build --release --manifest-path tests/std/Cargo.toml --target-dir target
 if [ "$(id -u)" -eq 0 ]; then
     cargo build --release --manifest-path runtime/Cargo.toml --target-dir target
 fi
 
-target/release/nabla bench startup
+target/release/nabla bench startup --std-guest target/release/std-hello
 echo
-target/release/nabla bench memory
+target/release/nabla bench memory --std-guest target/release/std-sleep
 echo
 target/release/nabla bench block
 echo

@@ -22,7 +22,7 @@
 
 #![deny(unsafe_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The guest linker script (`ld-scripts/guest.ld`).
 pub const LINKER_SCRIPT: &str = include_str!("../../../ld-scripts/guest.ld");
@@ -63,11 +63,22 @@ pub fn link_guest() {
 ///
 /// # Panics
 ///
-/// When not run from a build script (no `OUT_DIR`), when `OUT_DIR` is not
-/// writable, or when `ar` (binutils, which the linker needs anyway) cannot
-/// make the stand-in archives.
+/// When not run from a build script (no `OUT_DIR`) or when `OUT_DIR` is not
+/// writable.
 pub fn link_std_guest() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR: call from build.rs"));
+    for line in std_guest_cargo_lines(&out) {
+        println!("{line}");
+    }
+}
+
+/// What [`link_std_guest`] does in `out`: writes the std linker script and
+/// the stand-in archives there and returns the `cargo:` lines to print.
+///
+/// # Panics
+///
+/// When `out` is not writable.
+pub fn std_guest_cargo_lines(out: &Path) -> Vec<String> {
     let script = out.join("nabla-std-guest.ld");
     std::fs::write(&script, STD_LINKER_SCRIPT)
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", script.display()));
@@ -77,10 +88,11 @@ pub fn link_std_guest() {
     for lib in STAND_IN_LIBRARIES {
         write_empty_archive(&stand_ins.join(format!("lib{lib}.a")));
     }
-    for arg in std_link_args(&script.display().to_string(), &stand_ins.display().to_string()) {
-        println!("cargo:rustc-link-arg-bins={arg}");
-    }
-    println!("cargo:rerun-if-changed=build.rs");
+    std_link_args(&script.display().to_string(), &stand_ins.display().to_string())
+        .into_iter()
+        .map(|arg| format!("cargo:rustc-link-arg-bins={arg}"))
+        .chain(["cargo:rerun-if-changed=build.rs".to_string()])
+        .collect()
 }
 
 /// Writes an archive with no members: the 8 bytes of the `ar` magic.
@@ -139,6 +151,53 @@ mod tests {
         assert!(STD_LINKER_SCRIPT.contains("ASSERT(DEFINED(__libos_std_app)"));
         assert!(STD_LINKER_SCRIPT.contains("PT_TLS"));
         assert!(STD_LINKER_SCRIPT.contains("__init_array_start"));
+    }
+
+    #[test]
+    fn link_std_guest_writes_the_script_and_empty_stand_ins_it_names() {
+        let out = std::env::temp_dir().join(format!("libos-build-test-{}", std::process::id()));
+        std::fs::create_dir_all(&out).unwrap();
+        let lines = std_guest_cargo_lines(&out);
+        let script = out.join("nabla-std-guest.ld");
+        assert_eq!(std::fs::read_to_string(&script).unwrap(), STD_LINKER_SCRIPT);
+        for lib in STAND_IN_LIBRARIES {
+            let archive = out.join("stand-in-libs").join(format!("lib{lib}.a"));
+            assert_eq!(std::fs::read(&archive).unwrap(), b"!<arch>\n", "{}", archive.display());
+        }
+        let arg = |a: String| format!("cargo:rustc-link-arg-bins={a}");
+        let pos =
+            |l: &str| lines.iter().position(|x| x == l).unwrap_or_else(|| panic!("{l}: {lines:?}"));
+        pos(&arg(format!("-Wl,-T,{}", script.display())));
+        let stand_ins = pos(&arg(format!("-L{}", out.join("stand-in-libs").display())));
+        // The unwinder comes from the system's libgcc_eh, found after the
+        // stand-ins are searched.
+        assert!(stand_ins < pos(&arg("-lgcc_eh".into())));
+        pos(&arg("-Wl,--eh-frame-hdr".into()));
+        pos(&arg("-nostartfiles".into()));
+        assert_eq!(lines.last().unwrap(), "cargo:rerun-if-changed=build.rs");
+        // Every line is for the package's binaries only: a target-wide flag
+        // would also hit build scripts and the tender.
+        assert!(lines.iter().all(|l| l.starts_with("cargo:rustc-link-arg-bins=")
+            || l.starts_with("cargo:rerun-if-changed=")));
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    #[test]
+    fn the_std_script_keeps_what_unwinding_and_std_need() {
+        for needle in [
+            "PT_GNU_EH_FRAME",
+            "KEEP(*(.eh_frame))",
+            "__eh_frame_hdr_start",
+            ".gcc_except_table",
+            "PT_TLS",
+            "KEEP(*(.init_array))",
+            "KEEP(*(.fini_array))",
+            "KEEP(*(.note.nabla.manifest))",
+            "0x100000",
+            "add the line libos_std::app!(); to its main.rs",
+        ] {
+            assert!(STD_LINKER_SCRIPT.contains(needle), "{needle}");
+        }
     }
 
     #[test]

@@ -54,6 +54,11 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     guest: Option<PathBuf>,
 
+    /// Also measures this std guest (tests/std's `std-sleep`), run as
+    /// `GUEST sleep 120`, against the native peer and the libos guest.
+    #[arg(long, value_name = "PATH")]
+    std_guest: Option<PathBuf>,
+
     /// Prints the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -213,6 +218,22 @@ pub fn run(args: &Args) -> Result<()> {
     )?;
     let (c, ()) =
         measure("native sleep (static C)".into(), n, || Command::new(&native.path), |_| Ok(()))?;
+    let std_peer = match &args.std_guest {
+        Some(std_guest) => Some(
+            measure(
+                format!("tender {} sleep 120", file_name(std_guest)),
+                n,
+                || {
+                    let mut cmd = Command::new(&tender);
+                    cmd.arg(std_guest).args(["sleep", "120"]);
+                    cmd
+                },
+                |_| Ok(()),
+            )?
+            .0,
+        ),
+        None => None,
+    };
 
     let ratio_each = t.per_instance / c.per_instance;
     let ratio_total = t.total as f64 / c.total as f64;
@@ -240,6 +261,12 @@ pub fn run(args: &Args) -> Result<()> {
             "native_peer": peer(&c),
             "ratio_per_instance": (ratio_each * 1000.0).round() / 1000.0,
             "ratio_total": (ratio_total * 1000.0).round() / 1000.0,
+            "std_guest": std_peer.as_ref().map(|s| json!({
+                "peer": peer(s),
+                "ratio_per_instance_to_native": (s.per_instance / c.per_instance * 1000.0).round() / 1000.0,
+                "ratio_per_instance_to_libos": (s.per_instance / t.per_instance * 1000.0).round() / 1000.0,
+                "ratio_alone_to_native": (s.alone as f64 / c.alone as f64 * 1000.0).round() / 1000.0,
+            })),
             "guest_text_shared": rss > 0 && shared == rss,
             "guest_text_mapping": {
                 "start": format!("{:#010x}", text.start),
@@ -267,13 +294,21 @@ pub fn run(args: &Args) -> Result<()> {
         format!("{n} together"),
         "per instance"
     );
-    for r in [&t, &c] {
+    for r in [Some(&t), std_peer.as_ref(), Some(&c)].into_iter().flatten() {
         println!("  {:<36} {:>10} {:>12} {:>14.1}", r.label, r.alone, r.total, r.per_instance);
     }
     println!();
     println!(
         "  ratio tender/native: per instance {ratio_each:.2}×, total of {n} {ratio_total:.2}×"
     );
+    if let Some(s) = &std_peer {
+        println!(
+            "  std guest: per instance {:.2}× native, {:.2}× the libos guest; alone {:.2}× native",
+            s.per_instance / c.per_instance,
+            s.per_instance / t.per_instance,
+            s.alone as f64 / c.alone as f64,
+        );
+    }
     println!();
     println!(
         "  guest text {:#010x}-{:#010x} {} of one of {n} tender instances, kB:",

@@ -11,6 +11,7 @@
 //! | inspect | `tender --inspect hello` | opening and validating the image |
 //! | seccomp | `tender --print-seccomp hello` | building the filter (libseccomp), PFC export |
 //! | tender | `tender hello` | mapping, sealing and running the guest (approx.) |
+//! | std | `tender std-hello` (with `--std-guest`) | a std guest instead: libos-std's start-up, std's runtime |
 //!
 //! Each sample is the monotonic time from just before `spawn` to just after
 //! `wait` returns, with stdin, stdout and stderr on `/dev/null`. The first
@@ -47,6 +48,11 @@ pub struct Args {
     /// The guest [default: `hello` next to this executable].
     #[arg(long, value_name = "PATH")]
     guest: Option<PathBuf>,
+
+    /// Also runs this std guest (tests/std's `std-hello`), and reports it
+    /// against the native hello and the libos hello.
+    #[arg(long, value_name = "PATH")]
+    std_guest: Option<PathBuf>,
 
     /// Prints the results as JSON instead of a table.
     #[arg(long)]
@@ -106,7 +112,7 @@ pub fn run(args: &Args) -> Result<()> {
         }
         cmd
     };
-    let mut variants = [
+    let mut variants = vec![
         Variant { key: "native", label: "native hello", cmd: Command::new(&native.path) },
         Variant { key: "tender", label: "tender hello", cmd: tender_cmd(None, true) },
         Variant {
@@ -125,6 +131,11 @@ pub fn run(args: &Args) -> Result<()> {
             cmd: tender_cmd(Some("--print-seccomp"), true),
         },
     ];
+    if let Some(std_guest) = &args.std_guest {
+        let mut cmd = Command::new(&tender);
+        cmd.arg(std_guest);
+        variants.push(Variant { key: "std", label: "tender std-hello", cmd });
+    }
     for v in &mut variants {
         check(v)?;
         v.cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
@@ -148,6 +159,10 @@ pub fn run(args: &Args) -> Result<()> {
         let i = variants.iter().position(|v| v.key == key).expect("known variant");
         summaries[i].median
     };
+    let std_ratios = args
+        .std_guest
+        .is_some()
+        .then(|| (median("std") / median("native"), median("std") / median("tender")));
 
     let ratio = median("tender") / median("native");
     let pass = ratio <= GOAL;
@@ -200,6 +215,11 @@ pub fn run(args: &Args) -> Result<()> {
                 "goal": GOAL,
                 "pass": pass,
             },
+            "std": std_ratios.map(|(native, libos)| json!({
+                "ratio_to_native": (native * 1000.0).round() / 1000.0,
+                "ratio_to_libos_hello": (libos * 1000.0).round() / 1000.0,
+                "of": "median(tender std-hello) / median(native hello), / median(tender hello)",
+            })),
             "decomposition_us": parts.iter()
                 .map(|&(key, _, _, d)| (key.to_string(), json!(round1(d))))
                 .collect::<serde_json::Map<_, _>>(),
@@ -223,6 +243,9 @@ pub fn run(args: &Args) -> Result<()> {
         "  tender hello / native hello = {ratio:.2}× (goal ≤ {GOAL:.1}×): {}",
         if pass { "PASS" } else { "FAIL" }
     );
+    if let Some((native, libos)) = std_ratios {
+        println!("  tender std-hello / native hello = {native:.2}×, / tender hello = {libos:.2}×");
+    }
     println!();
     println!("  decomposition (differences of medians), µs:");
     for (_, what, how, d) in parts {

@@ -12,8 +12,12 @@
 //! * [`file`]: paths and files, over libos's FAT file system;
 //! * [`thread`]: threads (cooperative, many on the one host thread),
 //!   thread-local storage, mutexes, keys, the futex;
-//! * [`signal`], [`process`]: what a guest cannot do, refused as Linux
-//!   refuses what it does not support;
+//! * [`signal`], [`process`], [`spawn`]: what a guest cannot do, refused
+//!   as Linux refuses what it does not support;
+//! * [`netdb`]: name resolution (numeric addresses and `localhost`);
+//! * [`socket`]: sockets and pipes, failing cleanly until they land;
+//! * [`misc`]: the host name;
+//! * [`stopgap`]: symbols of other families, until those provide them;
 //! * [`unwind`]: what the unwinder asks the dynamic linker, answered for
 //!   the one static image;
 //! * [`random`]: `getrandom` and `getentropy`.
@@ -38,10 +42,15 @@ pub mod env;
 pub mod fd;
 pub mod file;
 pub mod memory;
+pub mod misc;
+pub mod netdb;
 pub mod process;
 pub mod random;
 pub mod signal;
+pub mod socket;
+pub mod spawn;
 pub mod start;
+pub mod stopgap;
 pub mod string;
 pub mod thread;
 pub mod time;

@@ -2,7 +2,8 @@
 //! the kernel's default action (the tender resets the handlers), and
 //! nothing can send it one that it could handle. So handlers are recorded
 //! (`sigaction` reads back what was set, `SIG_DFL` at first) and never
-//! run; masks are recorded likewise. Sending a signal (`kill`, `raise`)
+//! run; masks are recorded likewise, and so is the alternate stack
+//! (`sigaltstack`), which starts out as a region of the image. Sending a signal (`kill`, `raise`)
 //! is refused (`ENOSYS`): the guest cannot signal itself or others.
 
 use super::start::Lock;
@@ -61,27 +62,69 @@ pub extern "C" fn signal(sig: c_int, handler: ::libc::sighandler_t) -> ::libc::s
     old.sa_sigaction
 }
 
-/// `sigaltstack(ss, old)`: recorded nowhere (no handler ever runs);
-/// reports no alternate stack.
+/// The alternate signal stack a guest starts with: a region of the image
+/// (bss, so it costs no memory until written, and nothing ever writes it:
+/// no handler runs). Reporting one means std's runtime, which gives every
+/// thread an alternate stack for its stack-overflow handler unless one is
+/// already set, does not allocate and map one per thread (12 kB each,
+/// touched by the zeroing, for a handler that can never run).
+struct AltStack(core::cell::UnsafeCell<[u8; ::libc::MINSIGSTKSZ]>);
+
+// SAFETY: nothing reads or writes the bytes; only their address is used.
+unsafe impl Sync for AltStack {}
+
+static DEFAULT_ALT_STACK: AltStack =
+    AltStack(core::cell::UnsafeCell::new([0; ::libc::MINSIGSTKSZ]));
+
+/// Linux's `SS_AUTODISARM` (the `libc` crate lacks it).
+const SS_AUTODISARM: c_int = 1 << 31;
+
+/// The alternate stack as last set, if it was.
+static ALT_STACK: Lock<Option<::libc::stack_t>> = Lock::new(None);
+
+/// The stack [`sigaltstack`] reports when none was set.
+fn default_alt_stack() -> ::libc::stack_t {
+    ::libc::stack_t {
+        ss_sp: DEFAULT_ALT_STACK.0.get().cast(),
+        ss_flags: 0,
+        ss_size: ::libc::MINSIGSTKSZ,
+    }
+}
+
+/// `sigaltstack(ss, old)`: records the alternate stack and reads it back
+/// (one for the guest, as no handler ever runs on it); until one is set it
+/// is a region of the image (see `DEFAULT_ALT_STACK` for why). Checks as
+/// Linux does: unknown flags are `EINVAL`, a stack under `MINSIGSTKSZ`
+/// `ENOMEM`.
 ///
 /// # Safety
 ///
-/// `old` is NULL or writable.
+/// `ss` is NULL or readable, `old` NULL or writable.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn sigaltstack(
-    _ss: *const ::libc::stack_t,
+    ss: *const ::libc::stack_t,
     old: *mut ::libc::stack_t,
 ) -> c_int {
-    if !old.is_null() {
-        // SAFETY: the caller guarantees old is writable.
-        unsafe {
-            old.write(::libc::stack_t {
-                ss_sp: core::ptr::null_mut(),
-                ss_flags: ::libc::SS_DISABLE,
-                ss_size: 0,
-            })
-        };
+    // SAFETY: the caller guarantees ss is NULL or readable.
+    let new = unsafe { ss.as_ref() }.copied();
+    if let Some(n) = new {
+        if n.ss_flags & !(::libc::SS_DISABLE | SS_AUTODISARM) != 0 {
+            return fail(::libc::EINVAL);
+        }
+        if n.ss_flags & ::libc::SS_DISABLE == 0 && n.ss_size < ::libc::MINSIGSTKSZ {
+            return fail(::libc::ENOMEM);
+        }
     }
+    ALT_STACK.with(|alt| {
+        if !old.is_null() {
+            let current = alt.unwrap_or_else(default_alt_stack);
+            // SAFETY: the caller guarantees old is writable.
+            unsafe { old.write(current) };
+        }
+        if let Some(n) = new {
+            *alt = Some(n);
+        }
+    });
     0
 }
 
@@ -165,5 +208,32 @@ pub extern "C" fn kill(_pid: ::libc::pid_t, _sig: c_int) -> c_int {
 pub extern "C" fn pause() -> c_int {
     loop {
         super::thread::wait_for_events(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_alternate_stack_is_reported_then_recorded() {
+        // SAFETY: stack_t values on the stack, readable and writable.
+        unsafe {
+            let mut old: ::libc::stack_t = core::mem::zeroed();
+            assert_eq!(sigaltstack(core::ptr::null(), &mut old), 0);
+            assert_eq!(old.ss_flags & ::libc::SS_DISABLE, 0, "std then maps none");
+            assert!(old.ss_size >= ::libc::MINSIGSTKSZ);
+            let small = ::libc::stack_t { ss_sp: core::ptr::null_mut(), ss_flags: 0, ss_size: 16 };
+            assert_eq!(sigaltstack(&small, core::ptr::null_mut()), -1);
+            assert_eq!(super::super::errno(), ::libc::ENOMEM);
+            let off = ::libc::stack_t {
+                ss_sp: core::ptr::null_mut(),
+                ss_flags: ::libc::SS_DISABLE,
+                ss_size: 0,
+            };
+            assert_eq!(sigaltstack(&off, core::ptr::null_mut()), 0);
+            assert_eq!(sigaltstack(core::ptr::null(), &mut old), 0);
+            assert_eq!(old.ss_flags, ::libc::SS_DISABLE);
+        }
     }
 }

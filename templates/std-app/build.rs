@@ -1,0 +1,3 @@
+fn main() {
+    libos_build::link_std_guest();
+}

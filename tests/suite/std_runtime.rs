@@ -1,0 +1,325 @@
+//! std guests (libos-std) at run time: panics, the console, the
+//! environment, exit statuses, random numbers, error messages, and what a
+//! guest cannot do (processes, signals, name resolution), each a clean
+//! error; and the filter, which is the one a libos guest with the same
+//! devices gets. The guests are tests/std's (`std-*`), built by
+//! `nabla_build_all` (scripts/deps.sh) into target/release and, with
+//! `panic = "abort"`, target/abort.
+
+mod support;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use support::{Outcome, SIGSYS, TempDir, profile_dir, run, workspace_bin};
+
+/// A std guest of tests/std built with the `abort` profile.
+fn abort_bin(name: &str) -> PathBuf {
+    let path = profile_dir().parent().unwrap().join("abort").join(name);
+    assert!(
+        path.exists(),
+        "{} does not exist: build tests/std with `--profile abort` (nabla_build_all does)",
+        path.display()
+    );
+    path
+}
+
+/// Runs std guest `name` (target/release) with tender options `opts`
+/// and guest arguments `args`.
+fn guest(name: &str, opts: &[&str], args: &[&str]) -> Outcome {
+    let bin = workspace_bin(name);
+    let mut all: Vec<&std::ffi::OsStr> = opts.iter().map(|o| o.as_ref()).collect();
+    all.push(bin.as_os_str());
+    all.extend(args.iter().map(std::ffi::OsStr::new));
+    run(&all)
+}
+
+/// The lines of `out` that start with `prefix`.
+fn line<'a>(out: &'a Outcome, prefix: &str) -> &'a str {
+    out.stdout
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?}: {out:#?}"))
+}
+
+#[test]
+fn catch_unwind_catches_and_runs_the_destructors() {
+    let out = guest("std-panic", &[], &["catch"]);
+    out.assert_ok();
+    assert!(
+        out.stdout.ends_with(
+            "drop innermost\ndrop frame\ndrop frame\ndrop frame\ncaught: deep panic at level 0\n"
+        ),
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn an_uncaught_panic_prints_stds_message_and_exits_101() {
+    let out = guest("std-panic", &[], &["uncaught"]);
+    assert_eq!(out.code(), Some(101), "{out:#?}");
+    assert!(
+        out.stdout.starts_with(
+            "\nthread 'main' (1) panicked at src/bin/std-panic.rs:25:9:\ndeep panic at level 0\n\
+             note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n"
+        ),
+        "{out:#?}"
+    );
+    // The unwinding runs main's destructors too, as on Linux.
+    assert!(out.stdout.ends_with("drop frame\ndrop main\n"), "{out:#?}");
+}
+
+#[test]
+fn with_panic_abort_a_panic_prints_and_exits_255() {
+    for mode in ["uncaught", "catch"] {
+        let bin = abort_bin("std-panic");
+        let out = run(&[bin.as_os_str(), mode.as_ref()]);
+        assert_eq!(out.code(), Some(255), "{out:#?}");
+        assert!(
+            out.stdout.contains("panicked at src/bin/std-panic.rs:25:9:\ndeep panic at level 0\n")
+        );
+        assert!(out.stdout.ends_with("libos-std: abort()\n"), "{out:#?}");
+        assert!(!out.stdout.contains("drop"), "nothing unwinds: {out:#?}");
+    }
+}
+
+#[test]
+fn abort_and_a_panic_while_unwinding_exit_255() {
+    let out = guest("std-panic", &[], &["abort"]);
+    assert_eq!(out.code(), Some(255), "{out:#?}");
+    assert_eq!(out.stdout, "aborting\nlibos-std: abort()\n");
+
+    let out = guest("std-panic", &[], &["double"]);
+    assert_eq!(out.code(), Some(255), "{out:#?}");
+    assert!(out.stdout.contains("first panic\n"), "{out:#?}");
+    assert!(out.stdout.contains("second panic, in a destructor\n"), "{out:#?}");
+    assert!(out.stdout.ends_with("libos-std: abort()\n"), "{out:#?}");
+}
+
+/// `RUST_BACKTRACE=full` prints the frames' addresses (the guest cannot
+/// read its own file to name them); `addr2line -e APP` names them, as the
+/// docs say.
+#[test]
+fn backtraces_print_addresses_that_addr2line_resolves() {
+    let out = guest("std-panic", &["--env", "RUST_BACKTRACE=full"], &["uncaught"]);
+    assert_eq!(out.code(), Some(101), "{out:#?}");
+    let addrs: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.trim_start().split_once(": ").map(|(_, rest)| rest))
+        .filter_map(|rest| rest.trim_start().strip_prefix("0x"))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    assert!(addrs.len() >= 5, "frames expected: {out:#?}");
+    let resolved = std::process::Command::new("addr2line")
+        .args(["-f", "-C", "-e"])
+        .arg(workspace_bin("std-panic"))
+        .args(addrs.iter().map(|a| format!("0x{a}")))
+        .output()
+        .expect("addr2line (binutils)");
+    let text = String::from_utf8_lossy(&resolved.stdout);
+    assert!(text.contains("std_panic::deep"), "{text}");
+    assert!(text.contains("src/bin/std-panic.rs"), "{text}");
+}
+
+#[test]
+fn stdin_is_at_end_of_file_and_stdout_is_flushed_at_exit() {
+    let out = guest("std-surface", &[], &["console"]);
+    out.assert_ok();
+    assert_eq!(
+        out.stdout,
+        "stdin: ok 0\nstdin-line: ok 0\nto stderr\nunterminated line, flushed at exit"
+    );
+    assert_eq!(out.stderr, "", "the guest's stderr goes to the console");
+
+    // Even with data on the tender's stdin: the guest has no input stream.
+    let mut child = std::process::Command::new(support::tender())
+        .arg(workspace_bin("std-surface"))
+        .arg("console")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tender runs");
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"typed by the user\n").unwrap();
+    let out = support::wait(child, std::time::Duration::from_secs(30), "std-surface console");
+    drop(stdin);
+    out.assert_ok();
+    assert!(out.stdout.starts_with("stdin: ok 0\nstdin-line: ok 0\n"), "{out:#?}");
+}
+
+#[test]
+fn the_environment_is_read_set_and_removed() {
+    let out = guest("std-surface", &["--env", "FOO=bar", "--env", "NABLA_REMOVE=x"], &["env"]);
+    out.assert_ok();
+    assert!(out.stdout.contains("var FOO=bar\n"), "{out:#?}");
+    assert!(out.stdout.contains("var NABLA_SET=yes\n"), "{out:#?}");
+    assert!(!out.stdout.contains("var NABLA_REMOVE"), "{out:#?}");
+    assert!(out.stdout.contains("NABLA_SET=Ok(\"yes\")\nNABLA_REMOVE=Err(NotPresent)\n"));
+}
+
+#[test]
+fn exit_statuses_come_out_as_native() {
+    let every = (0..=255).map(|n| (n, n));
+    for (asked, seen) in every.chain([(256, 0), (257, 1), (-1, 255)]) {
+        let out = guest("std-surface", &[], &["exit", &asked.to_string()]);
+        assert_eq!(out.code(), Some(seen), "exit({asked}): {out:#?}");
+        assert_eq!(out.stdout, format!("exiting with {asked}"), "flushed by exit");
+    }
+}
+
+#[test]
+fn hash_maps_iterate_in_a_new_order_at_every_start() {
+    let orders: HashSet<String> = (0..3)
+        .map(|_| {
+            let out = guest("std-surface", &[], &["random"]);
+            out.assert_ok();
+            line(&out, "order: ").to_string()
+        })
+        .collect();
+    // 32 keys: the same order twice by chance is vanishingly unlikely.
+    assert_eq!(orders.len(), 3, "{orders:?}");
+}
+
+#[test]
+fn sysconf_and_parallelism_describe_one_cpu() {
+    let out = guest("std-surface", &[], &["misc"]);
+    out.assert_ok();
+    assert_eq!(line(&out, "sysconf: "), "sysconf: pagesize 4096 nprocs 1 openmax 1024 clk_tck 100");
+    assert_eq!(line(&out, "available_parallelism: "), "available_parallelism: ok 1");
+    assert_eq!(line(&out, "current_dir: "), "current_dir: ok \"/\"");
+    assert_eq!(line(&out, "home_dir: "), "home_dir: None");
+    assert!(line(&out, "current_exe: ").starts_with("current_exe: err "), "{out:#?}");
+    assert_eq!(line(&out, "gethostname: "), "gethostname: 0 localhost");
+    let out = guest("std-surface", &["--env", "HOSTNAME=web-1"], &["misc"]);
+    assert_eq!(line(&out, "gethostname: "), "gethostname: 0 web-1");
+}
+
+#[test]
+fn error_messages_are_linuxs() {
+    let out = guest("std-surface", &[], &["strerror"]);
+    out.assert_ok();
+    let expected: String =
+        (1..=133).map(|n| format!("{n}: {}\n", std::io::Error::from_raw_os_error(n))).collect();
+    assert_eq!(out.stdout, expected);
+}
+
+#[test]
+fn processes_cannot_be_created_and_say_so() {
+    let out = guest("std-surface", &[], &["process"]);
+    out.assert_ok();
+    let unsupported = ": err Unsupported: Function not implemented (os error 38)";
+    for op in ["spawn", "status", "spawn-with-options", "exec"] {
+        assert_eq!(line(&out, &format!("{op}: ")), format!("{op}{unsupported}"));
+    }
+    // output() opens /dev/null for stdin first: an error either way.
+    assert!(line(&out, "output: ").starts_with("output: err "), "{out:#?}");
+    assert_eq!(line(&out, "fork: "), "fork: -1 Function not implemented (os error 38)");
+    assert_eq!(line(&out, "kill: "), "kill: -1 Function not implemented (os error 38)");
+    assert_eq!(line(&out, "raise: "), "raise: -1 Function not implemented (os error 38)");
+    assert_eq!(line(&out, "waitpid: "), "waitpid: -1 No child processes (os error 10)");
+    assert_eq!(line(&out, "id: "), "id: 1");
+}
+
+#[test]
+fn signal_handlers_are_recorded() {
+    let out = guest("std-surface", &[], &["signals"]);
+    out.assert_ok();
+    assert_eq!(out.stdout, "sigaction: 0 true\nsignal: true\n");
+}
+
+#[test]
+fn numeric_addresses_and_localhost_resolve_other_names_do_not() {
+    let out = guest("std-surface", &[], &["net"]);
+    out.assert_ok();
+    assert_eq!(
+        out.stdout,
+        "resolve 127.0.0.1:80: ok [127.0.0.1:80]\n\
+         resolve [::1]:443: ok [[::1]:443]\n\
+         resolve localhost:8080: ok [[::1]:8080, 127.0.0.1:8080]\n\
+         resolve example.com:80: err Uncategorized: failed to lookup address information: \
+         Name or service not known\n\
+         resolve no-such-host.invalid:1: err Uncategorized: failed to lookup address \
+         information: Name or service not known\n\
+         resolve (host, port): ok [[::1]:7, 127.0.0.1:7]\n"
+    );
+}
+
+#[test]
+fn sockets_and_pipes_are_unsupported_for_now() {
+    let out = guest("std-surface", &[], &["sockets"]);
+    out.assert_ok();
+    let unsupported = ": err Unsupported: Function not implemented (os error 38)";
+    for op in ["tcp-bind", "tcp-connect", "udp-bind", "unix-pair", "unix-bind", "pipe"] {
+        assert_eq!(line(&out, &format!("{op}: ")), format!("{op}{unsupported}"));
+    }
+}
+
+#[test]
+fn a_forbidden_system_call_kills_a_std_guest() {
+    let out = guest("std-surface", &[], &["syscall"]);
+    assert_eq!(out.signal(), Some(SIGSYS), "{out:#?}");
+    assert_eq!(out.stdout, "making getppid directly\n");
+}
+
+/// The filter `tender --print-seccomp` shows for `app` with `opts`.
+fn filter(app: &std::path::Path, opts: &[&std::ffi::OsStr]) -> String {
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--print-seccomp".as_ref()];
+    args.extend_from_slice(opts);
+    args.push(app.as_os_str());
+    let out = run(&args);
+    out.assert_ok();
+    out.stdout
+}
+
+/// A 1 MiB disk file in `dir` and the `--block storage=PATH` value for it.
+fn disk(dir: &TempDir) -> std::ffi::OsString {
+    let disk = dir.path().join("disk.img");
+    std::fs::File::create(&disk).unwrap().set_len(1 << 20).unwrap();
+    let mut block = std::ffi::OsString::from("storage=");
+    block.push(&disk);
+    block
+}
+
+#[test]
+fn a_std_guest_gets_the_filter_of_a_libos_guest_with_the_same_devices() {
+    assert_eq!(filter(&workspace_bin("std-hello"), &[]), filter(&workspace_bin("hello"), &[]));
+
+    let dir = TempDir::new("std-filter");
+    let block = disk(&dir);
+    let opts = ["--block".as_ref(), block.as_os_str()];
+    let libos = filter(&workspace_bin("guest-blk"), &opts);
+    assert!(libos.contains("pread64"), "{libos}");
+    assert_eq!(filter(&workspace_bin("std-storage"), &opts), libos);
+}
+
+/// With a tap too (root: a namespace of the test's own with a tap in it).
+#[test]
+fn a_std_guest_with_a_tap_and_a_disk_gets_the_libos_guests_filter_too() {
+    let ns = support::netns::Netns::new("stdflt");
+    ns.add_tap("tap0", None, None);
+    let dir = TempDir::new("std-filter-net");
+    let block = disk(&dir);
+    let filter_in_ns = |app: PathBuf| {
+        let out = support::wait(
+            ns.command(support::tender())
+                .arg("--print-seccomp")
+                .args(["--net", "service0=tap0", "--block"])
+                .arg(&block)
+                .arg(app)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("ip netns exec tender"),
+            std::time::Duration::from_secs(30),
+            "tender --print-seccomp",
+        );
+        out.assert_ok();
+        out.stdout
+    };
+    let libos = filter_in_ns(workspace_bin("guest-devices"));
+    assert!(libos.contains("read(") && libos.contains("pwrite64("), "{libos}");
+    assert_eq!(filter_in_ns(workspace_bin("std-devices")), libos);
+}
