@@ -105,7 +105,7 @@ fn sleeping_threads_wake_in_deadline_order_and_overlap() {
     assert_eq!(
         out.stdout,
         "at 25 ms: [10, 20]\n\
-         order [10, 20, 30, 40, 50], none early true\n\
+         order [10, 20, 60, 80, 100], none early true\n\
          overlapped true\n\
          sleep to a deadline true\n"
     );

@@ -162,25 +162,26 @@ pub mod guest {
     static WAITERS: Lock<Waiters> = Lock::new(Waiters::new());
 
     /// `syscall(SYS_futex, addr, op, val, timeout, addr2, val3)`: the
-    /// return value, or minus the error number.
-    pub fn futex(
+    /// return value, or the error number.
+    ///
+    /// # Safety
+    ///
+    /// `word` is a live, aligned `u32` (for a wait; a wake only compares
+    /// addresses); for a wait, `timeout` is NULL or a readable timespec.
+    pub unsafe fn futex(
         word: *const u32,
         op: c_int,
         val: u32,
         timeout: *const ::libc::timespec,
         val3: u32,
     ) -> Result<usize, c_int> {
-        // SAFETY: for the wait operations, a non-null timeout points to a
-        // timespec (the caller's contract); the wakes ignore it.
-        let ts = if timeout.is_null() { None } else { Some(unsafe { &*timeout }) };
-        let ts = if matches!(op & 0x7f, ::libc::FUTEX_WAIT | ::libc::FUTEX_WAIT_BITSET) {
-            ts
-        } else {
-            None
-        };
+        let wait = matches!(op & 0x7f, ::libc::FUTEX_WAIT | ::libc::FUTEX_WAIT_BITSET);
+        // SAFETY: for the waits, a non-null timeout points to a timespec
+        // (the caller's contract); the wakes do not read it.
+        let ts = if timeout.is_null() || !wait { None } else { Some(unsafe { &*timeout }) };
         match decode(op, val, ts, val3)? {
             Op::Wait { expected, timeout, bitset } => {
-                // SAFETY: std passes the address of a live atomic u32.
+                // SAFETY: the caller guarantees a live u32 at word.
                 let current = unsafe { core::ptr::read_volatile(word) };
                 if current != expected {
                     return Err(::libc::EAGAIN);

@@ -378,7 +378,7 @@ pub unsafe extern "C" fn pthread_join(
         // SAFETY: the caller guarantees retval is writable.
         unsafe { retval.write(t.retval) };
     }
-    switch::free(t);
+    switch::free(*t);
     0
 }
 
@@ -400,7 +400,7 @@ pub extern "C" fn pthread_detach(thread: ::libc::pthread_t) -> c_int {
         Some(Err(e)) => e,
         Some(Ok(gone)) => {
             if let Some(t) = gone {
-                switch::free(t);
+                switch::free(*t);
             }
             0
         }
@@ -616,13 +616,17 @@ pub extern "C" fn syscall(
         ::libc::SYS_gettid => ::libc::c_long::from(switch::with(|s| s.me().id)),
         #[cfg(not(test))]
         ::libc::SYS_futex => {
-            let r = futex::guest::futex(
-                a1 as *const u32,
-                a2 as c_int,
-                a3 as u32,
-                a4 as *const ::libc::timespec,
-                a6 as u32,
-            );
+            // SAFETY: the C contract of futex(2), which std keeps: a1 is a
+            // live u32 and a4 NULL or a timespec for the waits.
+            let r = unsafe {
+                futex::guest::futex(
+                    a1 as *const u32,
+                    a2 as c_int,
+                    a3 as u32,
+                    a4 as *const ::libc::timespec,
+                    a6 as u32,
+                )
+            };
             match r {
                 Ok(n) => n as ::libc::c_long,
                 Err(e) => ::libc::c_long::from(super::fail(e)),

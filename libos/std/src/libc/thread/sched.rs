@@ -317,14 +317,19 @@ impl Sched {
     /// run becomes the running thread: the caller switches to it.
     pub fn next(&mut self, now: Option<Instant>) -> Next {
         if let Some(now) = now.filter(|_| self.timed > 0) {
-            for slot in 0..self.threads.len() {
-                let expired = matches!(
-                    self.get(slot).map(|t| t.state),
-                    Some(State::Blocked(_, Some(d))) if d <= now
-                );
-                if expired {
-                    self.wake(slot);
-                }
+            // Earliest deadline first, so that threads whose deadlines all
+            // passed during one idle turn run in the order of their
+            // deadlines.
+            loop {
+                let expired = self
+                    .threads()
+                    .filter_map(|(slot, t)| match t.state {
+                        State::Blocked(_, Some(d)) if d <= now => Some((d, slot)),
+                        _ => None,
+                    })
+                    .min();
+                let Some((_, slot)) = expired else { break };
+                self.wake(slot);
             }
         }
         if self.ready.is_empty() && self.progress {
@@ -417,6 +422,23 @@ mod tests {
         s.block(Wait::Futex, None);
         assert_eq!(s.next(Some(at(31))), Next::Run(0));
         assert!(!s.has_deadlines());
+    }
+
+    #[test]
+    fn threads_whose_deadlines_passed_together_run_earliest_first() {
+        let mut s = sched_with(4);
+        s.block(Wait::Sleep, Some(at(30)));
+        assert_eq!(s.next(Some(at(0))), Next::Run(1));
+        s.block(Wait::Sleep, Some(at(10)));
+        assert_eq!(s.next(Some(at(0))), Next::Run(2));
+        s.block(Wait::Futex, Some(at(20)));
+        assert_eq!(s.next(Some(at(0))), Next::Run(3));
+        s.block(Wait::Sleep, None);
+        assert_eq!(s.next(Some(at(50))), Next::Run(1));
+        s.block(Wait::Futex, None);
+        assert_eq!(s.next(None), Next::Run(2));
+        s.block(Wait::Futex, None);
+        assert_eq!(s.next(None), Next::Run(0));
     }
 
     #[test]

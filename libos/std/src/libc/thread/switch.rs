@@ -37,7 +37,6 @@
 //! returns before the switch).
 
 use alloc::alloc::{Layout, alloc, dealloc};
-use alloc::boxed::Box;
 
 use libos::time::Instant;
 
@@ -213,12 +212,12 @@ fn reap() {
     if let Some(slot) = ZOMBIE.with(Option::take)
         && let Some(t) = with(|s| s.remove(slot))
     {
-        free(t);
+        free(*t);
     }
 }
 
 /// Frees an exited thread's stack and TLS area.
-pub fn free(t: Box<Thread>) {
+pub fn free(t: Thread) {
     if let Some(stack) = t.stack {
         // SAFETY: the stack was allocated by spawn with this layout, and
         // its thread will never run again.
