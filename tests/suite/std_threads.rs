@@ -55,7 +55,8 @@ fn threads_spawn_join_scope_and_have_names() {
          scope a! b! c!\n\
          sum 20280\n\
          detached ran\n\
-         yield order m0 t0 m1 t1 m2 t2\n"
+         yield order m0 t0 m1 t1 m2 t2\n\
+         errno per thread: 9 (EBADF) there, 29 (ESPIPE) here\n"
     );
 }
 
@@ -66,10 +67,13 @@ fn thread_locals_are_per_thread_and_destroyed_at_each_threads_exit() {
     assert_eq!(
         out.stdout,
         "drop noisy on Some(\"tls1\") after 1 uses\n\
+         key destructor got 10 on Some(\"tls1\")\n\
          tls1: count 1, list 1\n\
          drop noisy on Some(\"tls2\") after 2 uses\n\
+         key destructor got 20 on Some(\"tls2\")\n\
          tls2: count 2, list 2\n\
          drop noisy on Some(\"tls3\") after 3 uses\n\
+         key destructor got 30 on Some(\"tls3\")\n\
          tls3: count 3, list 3\n\
          main: count 100\n"
     );

@@ -16,6 +16,15 @@ unsafe extern "C" {
     fn pthread_getname_np(thread: usize, buf: *mut u8, len: usize) -> i32;
     fn pthread_getattr_np(thread: usize, attr: *mut [u64; 7]) -> i32;
     fn pthread_attr_getstack(attr: *const [u64; 7], addr: *mut usize, size: *mut usize) -> i32;
+    fn pthread_key_create(key: *mut u32, dtor: Option<unsafe extern "C" fn(*mut u8)>) -> i32;
+    fn pthread_setspecific(key: u32, value: *const u8) -> i32;
+    fn close(fd: i32) -> i32;
+    fn lseek64(fd: i32, offset: i64, whence: i32) -> i64;
+}
+
+/// The calling thread's errno.
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap()
 }
 
 /// The calling thread's name as the C library keeps it.
@@ -82,6 +91,18 @@ fn spawn() {
     }
     t.join().unwrap();
     println!("yield order {}", log.lock().unwrap().join(" "));
+    // errno is the thread's own across switches.
+    let t = thread::spawn(|| {
+        // SAFETY: closing a descriptor that is not open only fails.
+        unsafe { close(999) };
+        thread::yield_now();
+        errno()
+    });
+    thread::yield_now();
+    // SAFETY: seeking the console only fails.
+    unsafe { lseek64(1, 0, 0) };
+    let theirs = t.join().unwrap();
+    println!("errno per thread: {theirs} (EBADF) there, {} (ESPIPE) here", errno());
 }
 
 struct Noisy(&'static str, Cell<u32>);
@@ -100,13 +121,27 @@ thread_local! {
     static LIST: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
 }
 
+/// The destructor of a `pthread_key_create` key: runs at a thread's exit,
+/// after its `thread_local!` destructors (glibc's order).
+unsafe extern "C" fn key_dtor(value: *mut u8) {
+    // SAFETY: the value is the Box<u32> set below.
+    let v = unsafe { Box::from_raw(value.cast::<u32>()) };
+    println!("key destructor got {v} on {:?}", thread::current().name());
+}
+
 fn tls() {
     COUNT.with(|c| c.set(100));
+    let mut key = 0u32;
+    // SAFETY: key is writable; key_dtor takes the values set below.
+    assert_eq!(unsafe { pthread_key_create(&mut key, Some(key_dtor)) }, 0);
     let hs: Vec<_> = (1..=3)
         .map(|i| {
             thread::Builder::new()
                 .name(format!("tls{i}"))
                 .spawn(move || {
+                    let value = Box::into_raw(Box::new(i * 10));
+                    // SAFETY: the key exists; key_dtor frees the value.
+                    assert_eq!(unsafe { pthread_setspecific(key, value.cast()) }, 0);
                     for _ in 0..i {
                         COUNT.with(|c| c.set(c.get() + 1));
                         NOISY.with(|n| n.1.set(n.1.get() + 1));
