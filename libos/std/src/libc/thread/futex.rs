@@ -39,6 +39,13 @@ impl Waiters {
         Self { queue: VecDeque::new() }
     }
 
+    /// Makes room for `threads` waiters, so that a wait never fails for
+    /// want of memory (each thread waits on one futex at most); false
+    /// without memory.
+    pub fn reserve(&mut self, threads: usize) -> bool {
+        self.queue.try_reserve(threads.saturating_sub(self.queue.len())).is_ok()
+    }
+
     /// Queues the thread in `slot` on `addr`; false without memory.
     pub fn push(&mut self, addr: usize, slot: usize, bitset: u32) -> bool {
         if self.queue.try_reserve(1).is_err() {
@@ -148,8 +155,8 @@ pub fn decode(
     }
 }
 
-/// The guest's futex: blocks and wakes cooperative threads.
-#[cfg(not(test))]
+/// The guest's futex: blocks and wakes cooperative threads (compiled on
+/// the host too, where nothing calls it).
 pub mod guest {
     use libos::hypercall::{Clock, clock_gettime};
     use libos::time::Instant;
@@ -160,6 +167,11 @@ pub mod guest {
 
     /// The threads blocked in a futex wait.
     static WAITERS: Lock<Waiters> = Lock::new(Waiters::new());
+
+    /// Makes room for `threads` waiters (called before a thread is added).
+    pub fn reserve(threads: usize) -> bool {
+        WAITERS.with(|w| w.reserve(threads))
+    }
 
     /// `syscall(SYS_futex, addr, op, val, timeout, addr2, val3)`: the
     /// return value, or the error number.

@@ -221,7 +221,9 @@ impl Sched {
     /// its slot, or None without memory.
     pub fn add(&mut self, mut t: Thread) -> Option<usize> {
         t.state = State::Ready;
-        self.ready.try_reserve(1).ok()?;
+        // Room for every thread on the run queue, so that waking one
+        // never allocates.
+        self.ready.try_reserve((self.threads.len() + 1).saturating_sub(self.ready.len())).ok()?;
         let slot = match self.threads.iter().position(Option::is_none) {
             Some(i) => i,
             None => {

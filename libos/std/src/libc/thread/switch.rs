@@ -294,15 +294,21 @@ pub fn spawn(start: Start, arg: *mut c_void, stack_size: usize) -> Result<usize,
     let frame = [INITIAL_CONTROL, 0, 0, 0, 0, 0, 0, libos_std_thread_start as *const () as usize];
     // SAFETY: the frame lies at the top of the fresh stack.
     unsafe { core::ptr::copy_nonoverlapping(frame.as_ptr(), rsp as *mut usize, frame.len()) };
-    let added = with(|s| {
-        let id = s.next_id();
-        let name = s.me().name;
-        let mut t = Thread::new(id, tcb as usize, name);
-        t.rsp = rsp;
-        t.stack = Some(Stack { bottom, size });
-        t.start = Some((start, arg));
-        s.add(t)
-    });
+    // Room for one more futex waiter, so that no wait fails for memory.
+    let threads = with(|s| s.threads().count()) + 1;
+    let added = if super::futex::guest::reserve(threads) {
+        with(|s| {
+            let id = s.next_id();
+            let name = s.me().name;
+            let mut t = Thread::new(id, tcb as usize, name);
+            t.rsp = rsp;
+            t.stack = Some(Stack { bottom, size });
+            t.start = Some((start, arg));
+            s.add(t)
+        })
+    } else {
+        None
+    };
     if added.is_none() {
         // SAFETY: both were allocated above and nothing refers to them.
         unsafe {
