@@ -103,7 +103,7 @@ fn mutex_rwlock_condvar_barrier_channels_once_and_park_work_across_threads() {
 }
 
 #[test]
-fn sleeping_threads_wake_in_deadline_order_and_overlap() {
+fn sleeping_threads_wake_in_deadline_order_overlap_and_are_not_preempted() {
     let out = threads("sleep");
     out.assert_ok();
     assert_eq!(
@@ -111,7 +111,8 @@ fn sleeping_threads_wake_in_deadline_order_and_overlap() {
         "at 25 ms: [10, 20]\n\
          order [10, 20, 60, 80, 100], none early true\n\
          overlapped true\n\
-         sleep to a deadline true\n"
+         sleep to a deadline true\n\
+         a busy thread delays a sleeper true\n"
     );
 }
 
@@ -193,4 +194,16 @@ fn threads_need_no_system_call_beyond_std_hellos() {
     let threads = policy("std-threads");
     assert!(threads.contains("distinct system calls"), "{threads}");
     assert_eq!(threads, policy("std-hello"));
+}
+
+#[test]
+fn a_backtrace_of_a_panicking_thread_stops_at_its_first_frame() {
+    // The unwinder walks a green thread's stack down to
+    // libos_std_thread_start, whose CFI ends the stack.
+    let g = std_guest("std-threads");
+    let out = run(&["--env", "RUST_BACKTRACE=full", &g, "backtrace"]);
+    out.assert_ok();
+    assert!(out.stdout.contains("thread 'traced' (2) panicked at"), "{out:#?}");
+    assert!(out.stdout.contains("traced panic\nstack backtrace:\n"), "{out:#?}");
+    assert!(out.stdout.ends_with("survived, join err true\n"), "{out:#?}");
 }

@@ -344,6 +344,22 @@ fn sleep() {
         Instant::now() >= deadline
     });
     println!("sleep to a deadline {}", h.join().unwrap());
+    // The documented limit: no preemption. A thread that computes for
+    // 50 ms without blocking holds up one whose 10 ms sleep ended.
+    let sleeper = thread::spawn(|| {
+        let start = Instant::now();
+        thread::sleep(Duration::from_millis(10));
+        start.elapsed()
+    });
+    thread::yield_now();
+    let busy = Instant::now();
+    while busy.elapsed() < Duration::from_millis(50) {
+        std::hint::spin_loop();
+    }
+    println!(
+        "a busy thread delays a sleeper {}",
+        sleeper.join().unwrap() >= Duration::from_millis(50)
+    );
 }
 
 fn panics() {
@@ -484,9 +500,15 @@ fn main() {
         "main-returns" => main_returns(),
         "overflow" => overflow(),
         "many" => many(),
+        "backtrace" => {
+            // The default hook, with RUST_BACKTRACE set by the caller: the
+            // unwinder walks the thread's stack down to its first frame.
+            let r = thread::Builder::new().name("traced".into()).spawn(|| panic!("traced panic"));
+            println!("survived, join err {}", r.unwrap().join().is_err());
+        }
         _ => {
             eprintln!(
-                "usage: std-threads spawn|tls|sync|sleep|panic|deadlock|exit|main-returns|overflow|many"
+                "usage: std-threads spawn|tls|sync|sleep|panic|deadlock|exit|main-returns|overflow|many|backtrace"
             );
             std::process::exit(2);
         }
