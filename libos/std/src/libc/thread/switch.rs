@@ -100,17 +100,30 @@ pub fn block(why: Wait, deadline: Option<Instant>) {
 /// `sched_yield` waiting for a device still sees it.
 pub fn yield_now() {
     if with(|s| s.threads().all(|(_, t)| t.state != State::Ready)) {
-        libos::task::idle(Some(Instant::now()));
-        with(Sched::wake_event_waiters);
+        poll_events();
     }
     with(Sched::yield_now);
     schedule();
 }
 
+/// Scheduling turns since the network last had one.
+static TURNS: Lock<u32> = Lock::new(0);
+
+/// How many turns may pass without the network being polled: threads
+/// that keep waking each other never let the run queue empty, and the
+/// network and the threads in `poll` must not starve behind them.
+const TURNS_PER_POLL: u32 = 64;
+
 /// Switches to the next thread to run (perhaps the caller again, at once),
 /// idling while none can, and returns when the caller runs again.
 fn schedule() {
     let from = current_slot();
+    if TURNS.with(|t| {
+        *t += 1;
+        *t >= TURNS_PER_POLL
+    }) {
+        poll_events();
+    }
     loop {
         let now = with(|s| s.has_deadlines()).then(Instant::now);
         match with(|s| s.next(now)) {
@@ -125,12 +138,21 @@ fn schedule() {
                     deadlock();
                 }
                 libos::task::idle(deadline);
+                TURNS.with(|t| *t = 0);
                 with(Sched::wake_event_waiters);
             }
             Next::Deadlock => deadlock(),
             Next::AllExited => super::super::start::exit(0),
         }
     }
+}
+
+/// Gives the network a turn without waiting, and wakes the threads in
+/// `poll` to look at their descriptors again.
+fn poll_events() {
+    libos::task::idle(Some(Instant::now()));
+    TURNS.with(|t| *t = 0);
+    with(Sched::wake_event_waiters);
 }
 
 unsafe extern "C" {
