@@ -207,3 +207,16 @@ fn a_backtrace_of_a_panicking_thread_stops_at_its_first_frame() {
     assert!(out.stdout.contains("traced panic\nstack backtrace:\n"), "{out:#?}");
     assert!(out.stdout.ends_with("survived, join err true\n"), "{out:#?}");
 }
+
+#[test]
+fn poll_waits_let_other_threads_run_and_pause_without_a_device_is_a_deadlock() {
+    let out = threads("poll");
+    assert_eq!(out.code(), Some(255), "{out:#?}");
+    assert_eq!(
+        out.stdout,
+        "poll (0, true), main ran meanwhile true\n\
+         libos-std: deadlock: every thread waits forever and nothing can wake any: \
+         thread 1 'std-threads' joins a thread; \
+         thread 3 'pauser' waits for a descriptor or a signal (poll, pause)\n"
+    );
+}

@@ -19,6 +19,8 @@ unsafe extern "C" {
     fn pthread_key_create(key: *mut u32, dtor: Option<unsafe extern "C" fn(*mut u8)>) -> i32;
     fn pthread_setspecific(key: u32, value: *const u8) -> i32;
     fn close(fd: i32) -> i32;
+    fn poll(fds: *mut [i32; 2], n: u64, timeout: i32) -> i32;
+    fn pause() -> i32;
     fn lseek64(fd: i32, offset: i64, whence: i32) -> i64;
 }
 
@@ -500,6 +502,29 @@ fn main() {
         "main-returns" => main_returns(),
         "overflow" => overflow(),
         "many" => many(),
+        "poll" => {
+            // A thread waiting in poll with a timeout lets others run.
+            let h = thread::spawn(|| {
+                let start = Instant::now();
+                // SAFETY: no descriptors: a 20 ms wait.
+                let r = unsafe { poll(std::ptr::null_mut(), 0, 20) };
+                (r, start.elapsed() >= Duration::from_millis(20))
+            });
+            let mut turns = 0;
+            while !h.is_finished() {
+                thread::sleep(Duration::from_millis(1));
+                turns += 1;
+            }
+            println!("poll {:?}, main ran meanwhile {}", h.join().unwrap(), turns > 5);
+            // Waiting in pause with no device to wake the guest: joining
+            // that thread can never end.
+            let p = thread::Builder::new()
+                .name("pauser".into())
+                // SAFETY: pause only waits.
+                .spawn(|| unsafe { pause() })
+                .unwrap();
+            let _ = p.join();
+        }
         "backtrace" => {
             // The default hook, with RUST_BACKTRACE set by the caller: the
             // unwinder walks the thread's stack down to its first frame.
@@ -508,7 +533,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: std-threads spawn|tls|sync|sleep|panic|deadlock|exit|main-returns|overflow|many|backtrace"
+                "usage: std-threads spawn|tls|sync|sleep|panic|deadlock|exit|main-returns|overflow|many|poll|backtrace"
             );
             std::process::exit(2);
         }

@@ -49,7 +49,7 @@ impl Wait {
             Wait::Futex => "waits on a futex (a lock, condition variable, channel or park)",
             Wait::Sleep => "sleeps",
             Wait::Join => "joins a thread",
-            Wait::Events => "waits for a descriptor",
+            Wait::Events => "waits for a descriptor or a signal (poll, pause)",
         }
     }
 }
