@@ -317,7 +317,8 @@ fn sync() {
     thread::current().unpark();
     let start = Instant::now();
     thread::park();
-    println!("park with a token returns at once {}", start.elapsed() < Duration::from_millis(20));
+    // (Without the token it would wait forever: a deadlock, status 255.)
+    println!("park with a token returns at once {}", start.elapsed() < Duration::from_secs(1));
 }
 
 fn sleep() {
@@ -515,7 +516,7 @@ fn main() {
                 thread::sleep(Duration::from_millis(1));
                 turns += 1;
             }
-            println!("poll {:?}, main ran meanwhile {}", h.join().unwrap(), turns > 5);
+            println!("poll {:?}, main ran meanwhile {}", h.join().unwrap(), turns > 0);
             // Waiting in pause with no device to wake the guest: joining
             // that thread can never end.
             let p = thread::Builder::new()
