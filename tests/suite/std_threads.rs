@@ -109,7 +109,7 @@ fn sleeping_threads_wake_in_deadline_order_overlap_and_are_not_preempted() {
     assert_eq!(
         out.stdout,
         "at 25 ms: [10, 20]\n\
-         order [10, 20, 60, 80, 100], none early true\n\
+         order [10, 20, 200, 250, 300], none early true\n\
          overlapped true\n\
          sleep to a deadline true\n\
          a busy thread delays a sleeper true\n"
