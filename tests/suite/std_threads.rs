@@ -156,6 +156,13 @@ fn main_returning_ends_the_guest_while_threads_remain() {
 }
 
 #[test]
+fn the_guest_ends_with_0_when_its_last_thread_exits_after_main_called_pthread_exit() {
+    let out = threads("main-exits");
+    out.assert_ok();
+    assert_eq!(out.stdout, "main calls pthread_exit\nthe last thread exits\n");
+}
+
+#[test]
 fn a_thread_stack_overflow_is_caught_by_its_canary_zone() {
     let out = threads("overflow");
     assert_eq!(out.code(), Some(255), "{out:#?}");

@@ -21,6 +21,7 @@ unsafe extern "C" {
     fn close(fd: i32) -> i32;
     fn poll(fds: *mut [i32; 2], n: u64, timeout: i32) -> i32;
     fn pause() -> i32;
+    fn pthread_exit(retval: *mut u8) -> !;
     fn lseek64(fd: i32, offset: i64, whence: i32) -> i64;
 }
 
@@ -503,6 +504,17 @@ fn main() {
         "main-returns" => main_returns(),
         "overflow" => overflow(),
         "many" => many(),
+        "main-exits" => {
+            // The main thread ends alone; the guest lives on until the last
+            // thread has exited, then exits with 0.
+            thread::spawn(|| {
+                thread::sleep(Duration::from_millis(10));
+                println!("the last thread exits");
+            });
+            println!("main calls pthread_exit");
+            // SAFETY: nothing on main's stack is used by the other thread.
+            unsafe { pthread_exit(std::ptr::null_mut()) }
+        }
         "poll" => {
             // A thread waiting in poll with a timeout lets others run.
             let h = thread::spawn(|| {
@@ -534,7 +546,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: std-threads spawn|tls|sync|sleep|panic|deadlock|exit|main-returns|overflow|many|poll|backtrace"
+                "usage: std-threads spawn|tls|sync|sleep|panic|deadlock|exit|main-returns|overflow|many|main-exits|poll|backtrace"
             );
             std::process::exit(2);
         }
