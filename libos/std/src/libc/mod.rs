@@ -1,6 +1,7 @@
 //! The C library std links against: functions with glibc's names, types
 //! and error conventions, over libos. One file per family:
 //!
+//! * [`dl`]: `dlsym`, which finds nothing in a static image;
 //! * [`start`]: the entry from libos's runtime into C's world (arguments,
 //!   environment, constructors, `main`), `exit` and its handlers;
 //! * [`memory`]: `malloc` and friends over libos's heap, anonymous `mmap`;
@@ -38,6 +39,7 @@
 
 #![allow(unsafe_code)]
 
+pub mod dl;
 pub mod env;
 pub mod fd;
 pub mod file;
@@ -50,7 +52,6 @@ pub mod signal;
 pub mod socket;
 pub mod spawn;
 pub mod start;
-pub mod stopgap;
 pub mod string;
 pub mod thread;
 pub mod time;
