@@ -183,6 +183,12 @@ pub struct Metadata {
     pub len: u64,
     /// Last modification, seconds since the epoch (FAT: 2 s resolution).
     pub modified: u64,
+    /// The read-only attribute is set.
+    pub read_only: bool,
+    /// A number unique to the entry on this volume while it exists (its
+    /// directory entry's position; 1 for the root directory), for
+    /// `st_ino`.
+    pub id: u64,
 }
 
 /// An entry of a directory listing.
@@ -309,13 +315,17 @@ impl FileSystem {
             is_dir: entry.attributes.is_directory(),
             len: if entry.attributes.is_directory() { 0 } else { u64::from(entry.size) },
             modified: unix_secs(&entry.mtime),
+            read_only: entry.attributes.is_read_only(),
+            // 16 entries of 32 bytes in a 512-byte block; 0 and 1 are left
+            // out (1 is the root).
+            id: u64::from(entry.entry_block.0) * 16 + u64::from(entry.entry_offset / 32) + 2,
         }
     }
 
     /// Metadata of `path` (`/` is the root directory).
     pub fn metadata(&self, path: &str) -> Result<Metadata, FsError> {
         if components(path).next().is_none() {
-            return Ok(Metadata { is_dir: true, len: 0, modified: 0 });
+            return Ok(Metadata { is_dir: true, len: 0, modified: 0, read_only: false, id: 1 });
         }
         let (parents, name) = split(path)?;
         let dir = self.walk(&parents)?;
@@ -364,6 +374,33 @@ impl FileSystem {
     /// Creates `path`, or truncates it, for writing (a new name must be 8.3).
     pub fn create(&self, path: &str) -> Result<File<'_>, FsError> {
         self.open_mode(path, Mode::ReadWriteCreateOrTruncate)
+    }
+
+    /// Opens the existing file `path` for reading and writing, at its start.
+    pub fn open_rw(&self, path: &str) -> Result<File<'_>, FsError> {
+        let mut f = self.open_mode(path, Mode::ReadWriteAppend)?;
+        f.seek(SeekFrom::Start(0))?;
+        Ok(f)
+    }
+
+    /// Creates the new file `path` for reading and writing (`AlreadyExists`
+    /// if it exists; the name must be 8.3).
+    pub fn create_new(&self, path: &str) -> Result<File<'_>, FsError> {
+        let (parents, name) = split(path)?;
+        let dir = self.walk(&parents)?;
+        if self.lookup(&dir, name).is_ok() {
+            return Err(FsError::AlreadyExists);
+        }
+        let short = ShortFileName::create_from_str(name).map_err(|_| FsError::InvalidName)?;
+        Ok(File {
+            fs: self,
+            raw: self.mgr.open_file_in_dir(dir.raw, short, Mode::ReadWriteCreate)?,
+        })
+    }
+
+    /// Whether the disk is attached read-only.
+    pub fn read_only(&self) -> bool {
+        self.mgr.device(|d| d.device().read_only())
     }
 
     /// Opens `path` for appending, creating it if needed.
