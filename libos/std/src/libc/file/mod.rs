@@ -83,67 +83,90 @@ fn lookup(place: &Place) -> Res<Metadata> {
     }
 }
 
-/// `open` after the path is normalised: the flags' checks in Linux's
-/// order, then the file, created or truncated as asked.
-fn open_normal(n: &Normal, flags: c_int) -> Res<c_int> {
+/// What `open` does, decided by [`plan`].
+#[derive(Debug, PartialEq, Eq)]
+enum Plan {
+    /// Open the directory (for reading).
+    Dir,
+    /// Open the existing file, truncating it first if asked.
+    File { read: bool, write: bool, truncate: bool },
+    /// Create the file, which does not exist.
+    Create { read: bool, write: bool },
+}
+
+/// What the path names, as far as `open`'s checks go.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    is_dir: bool,
+    read_only: bool,
+}
+
+/// Decides what `open(flags)` does with what the path names (`found`),
+/// whether the path ends in `/` (`must_be_dir`), and whether the disk is
+/// read-only: Linux's checks, in its order.
+fn plan(flags: c_int, found: Option<Found>, must_be_dir: bool, disk_ro: bool) -> Res<Plan> {
     let access = flags & ::libc::O_ACCMODE;
     if access == ::libc::O_ACCMODE {
         return Err(::libc::EINVAL);
     }
-    let writing = access != ::libc::O_RDONLY;
+    let (read, write) = (access != ::libc::O_WRONLY, access != ::libc::O_RDONLY);
     let (creat, excl) = (flags & ::libc::O_CREAT != 0, flags & ::libc::O_EXCL != 0);
+    let directory = flags & ::libc::O_DIRECTORY != 0;
+    match found {
+        Some(_) if creat && excl => Err(::libc::EEXIST),
+        Some(f) if f.is_dir => {
+            if write {
+                Err(::libc::EISDIR)
+            } else {
+                Ok(Plan::Dir)
+            }
+        }
+        Some(_) if must_be_dir || directory => Err(::libc::ENOTDIR),
+        Some(_) if write && disk_ro => Err(::libc::EROFS),
+        Some(f) if write && f.read_only => Err(::libc::EACCES),
+        Some(_) => Ok(Plan::File { read, write, truncate: write && flags & ::libc::O_TRUNC != 0 }),
+        None if !creat => Err(::libc::ENOENT),
+        None if must_be_dir => Err(::libc::EISDIR),
+        None if directory => Err(::libc::EINVAL),
+        None if disk_ro => Err(::libc::EROFS),
+        None => Ok(Plan::Create { read, write }),
+    }
+}
+
+/// `open` after the path is normalised: [`plan`], then the file, created
+/// or truncated as planned.
+fn open_normal(n: &Normal, flags: c_int) -> Res<c_int> {
     let place = mounts::place(n);
     let found = match lookup(&place) {
         Ok(m) => Some(m),
         Err(::libc::ENOENT) => None,
         Err(e) => return Err(e),
     };
-    let file: Rc<dyn fd::File> = match found {
-        Some(_) if creat && excl => return Err(::libc::EEXIST),
-        Some(m) if m.is_dir => {
-            if writing {
-                return Err(::libc::EISDIR);
-            }
-            Rc::new(Directory { place })
-        }
-        Some(m) => {
-            if n.dir || flags & ::libc::O_DIRECTORY != 0 {
-                return Err(::libc::ENOTDIR);
-            }
+    let disk_ro = match place.disk {
+        Some(d) => mounts::fs(d)?.read_only(),
+        None => true,
+    };
+    let f = found.as_ref().map(|m| Found { is_dir: m.is_dir, read_only: m.read_only });
+    let file: Rc<dyn fd::File> = match (plan(flags, f, n.dir, disk_ro)?, found) {
+        (Plan::Dir, _) => Rc::new(Directory { place }),
+        (Plan::File { read, write, truncate }, Some(m)) => {
             let disk = place.disk.ok_or(::libc::ENOENT)?;
-            let fs = mounts::fs(disk)?;
-            if writing && fs.read_only() {
-                return Err(::libc::EROFS);
-            }
-            if writing && m.read_only {
-                return Err(::libc::EACCES);
-            }
-            let node = Node::open(fs, disk, &place.inner, m)?;
-            if writing && flags & ::libc::O_TRUNC != 0 {
+            let node = Node::open(mounts::fs(disk)?, disk, &place.inner, m)?;
+            if truncate {
                 node.truncate(0)?;
             }
-            Rc::new(FatFile { node, read: access != ::libc::O_WRONLY, write: writing })
+            Rc::new(FatFile { node, read, write })
         }
-        None if !creat => return Err(::libc::ENOENT),
-        None if n.dir => return Err(::libc::EISDIR),
-        None if flags & ::libc::O_DIRECTORY != 0 => return Err(::libc::EINVAL),
-        None => {
+        (Plan::Create { read, write }, _) => {
             let disk = place.disk.ok_or(::libc::EROFS)?;
             let fs = mounts::fs(disk)?;
-            if fs.read_only() {
-                return Err(::libc::EROFS);
-            }
-            let file = fs.create_new(&place.inner).map_err(|e| match e {
-                FsError::InvalidName => ::libc::EINVAL,
-                e => errno(e),
-            })?;
-            // Flushed now, so that its entry (and number) can be found.
-            let mut file = file;
-            file.flush().map_err(errno)?;
+            let file = fs.create_new(&place.inner).map_err(errno)?;
+            // Its entry is on the disk already: its number can be found.
             let m = fs.metadata(&place.inner).map_err(errno)?;
             let node = Node::adopt(fs, disk, &place.inner, m, file, true);
-            Rc::new(FatFile { node, read: access != ::libc::O_WRONLY, write: writing })
+            Rc::new(FatFile { node, read, write })
         }
+        (Plan::File { .. }, None) => return Err(::libc::ENOENT),
     };
     let status = flags & (::libc::O_ACCMODE | ::libc::O_APPEND | ::libc::O_NONBLOCK);
     fd::install(fd::new_open(file, status), flags & ::libc::O_CLOEXEC != 0, 0)
@@ -436,5 +459,63 @@ pub unsafe extern "C" fn realpath(path: *const c_char, resolved: *mut c_char) ->
             super::set_errno(e);
             core::ptr::null_mut()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: Option<Found> = Some(Found { is_dir: false, read_only: false });
+    const RO_FILE: Option<Found> = Some(Found { is_dir: false, read_only: true });
+    const DIR: Option<Found> = Some(Found { is_dir: true, read_only: false });
+
+    #[test]
+    fn open_flags_are_checked_in_linux_order() {
+        use ::libc::{
+            O_ACCMODE, O_APPEND, O_CREAT, O_DIRECTORY, O_EXCL, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY,
+        };
+        let p = |flags, found, slash, ro| plan(flags, found, slash, ro);
+        assert_eq!(p(O_ACCMODE, FILE, false, false), Err(::libc::EINVAL));
+        assert_eq!(
+            p(O_RDONLY, FILE, false, false),
+            Ok(Plan::File { read: true, write: false, truncate: false })
+        );
+        // O_TRUNC without write access leaves the file alone.
+        assert_eq!(
+            p(O_RDONLY | O_TRUNC, FILE, false, false),
+            Ok(Plan::File { read: true, write: false, truncate: false })
+        );
+        assert_eq!(
+            p(O_WRONLY | O_CREAT | O_TRUNC, FILE, false, false),
+            Ok(Plan::File { read: false, write: true, truncate: true })
+        );
+        assert_eq!(
+            p(O_RDWR | O_APPEND, FILE, false, false),
+            Ok(Plan::File { read: true, write: true, truncate: false })
+        );
+        assert_eq!(p(O_WRONLY | O_CREAT | O_EXCL, FILE, false, false), Err(::libc::EEXIST));
+        assert_eq!(p(O_WRONLY | O_CREAT | O_EXCL, DIR, false, false), Err(::libc::EEXIST));
+        assert_eq!(
+            p(O_WRONLY | O_CREAT | O_EXCL, None, false, false),
+            Ok(Plan::Create { read: false, write: true })
+        );
+        assert_eq!(p(O_RDONLY, None, false, false), Err(::libc::ENOENT));
+        assert_eq!(p(O_WRONLY | O_CREAT, None, true, false), Err(::libc::EISDIR));
+        assert_eq!(p(O_RDONLY | O_CREAT | O_DIRECTORY, None, false, false), Err(::libc::EINVAL));
+        // Directories: read only; files are not directories.
+        assert_eq!(p(O_RDONLY | O_DIRECTORY, DIR, false, false), Ok(Plan::Dir));
+        assert_eq!(p(O_RDWR, DIR, false, false), Err(::libc::EISDIR));
+        assert_eq!(p(O_RDONLY | O_DIRECTORY, FILE, false, false), Err(::libc::ENOTDIR));
+        assert_eq!(p(O_RDONLY, FILE, true, false), Err(::libc::ENOTDIR));
+        // A read-only disk, then the read-only attribute.
+        assert_eq!(p(O_WRONLY, FILE, false, true), Err(::libc::EROFS));
+        assert_eq!(p(O_WRONLY | O_CREAT, None, false, true), Err(::libc::EROFS));
+        assert_eq!(p(O_WRONLY, RO_FILE, false, true), Err(::libc::EROFS));
+        assert_eq!(p(O_WRONLY, RO_FILE, false, false), Err(::libc::EACCES));
+        assert_eq!(
+            p(O_RDONLY, RO_FILE, false, true),
+            Ok(Plan::File { read: true, write: false, truncate: false })
+        );
     }
 }
