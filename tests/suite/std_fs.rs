@@ -221,6 +221,17 @@ fn sync_and_set_len_reach_the_disk_and_shrinking_is_unsupported() {
 }
 
 #[test]
+fn files_still_open_at_exit_keep_what_was_written() {
+    let dir = TempDir::new("std-fs-exit");
+    let img = image(&dir, "exit");
+    let s = area(&img, "exit");
+    assert!(s.contains("exiting"), "{s}");
+    assert_eq!(mtype(&img, "/EXIT.TXT"), "e".repeat(5000));
+    assert_eq!(mtype(&img, "/hello.txt"), "hello, disk\nmore\n");
+    fsck(&img);
+}
+
+#[test]
 fn paths_are_normalised_within_the_root_with_a_working_directory() {
     let dir = TempDir::new("std-fs-paths");
     let img = image(&dir, "paths");
@@ -331,6 +342,17 @@ fn a_second_disk_is_mounted_at_its_name() {
     assert!(listing.contains("::/X/Y/"), "{listing}");
     fsck(&root);
     fsck(&data);
+}
+
+#[test]
+fn without_a_disk_the_root_is_empty_and_read_only() {
+    let out = guest("std-fs-none", &[], &[]);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    assert_eq!(
+        out.stdout,
+        "root is_dir=true\nls / = Ok(0)\nread: Err(NotFound)\n\
+         write: Err(ReadOnlyFilesystem)\nmkdir: Err(ReadOnlyFilesystem)\ncwd=/\n"
+    );
 }
 
 #[test]

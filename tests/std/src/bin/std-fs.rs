@@ -1,6 +1,6 @@
 //! std::fs on the FAT disk `storage`: each argument names an area to
 //! exercise (`open`, `rw`, `meta`, `dir`, `sync`, `paths`, `refused`,
-//! `ro`, `corrupt`), and the guest prints one line per check: `ok WHAT`
+//! `ro`, `corrupt`, `exit`), and the guest prints one line per check: `ok WHAT`
 //! or `err WHAT: KIND (MESSAGE)`, what the suite (tests/suite/std_fs.rs)
 //! asserts. `bench PATH` reads PATH with `std::fs::read` and prints how
 //! long it took. The exit status is 0 unless something panicked.
@@ -354,6 +354,17 @@ fn ro() {
     println!("ro metadata len={}", m.len());
 }
 
+fn exit() {
+    // A file still open when the program exits keeps what was written.
+    let mut f = File::create("/EXIT.TXT").unwrap();
+    f.write_all(&[b'e'; 5000]).unwrap();
+    std::mem::forget(f);
+    let mut g = OpenOptions::new().append(true).open("/hello.txt").unwrap();
+    g.write_all(b"more\n").unwrap();
+    println!("exiting");
+    std::process::exit(0);
+}
+
 fn corrupt() {
     // Whatever the disk holds, each call returns; the kinds vary.
     let r = fs::read_dir("/").map(|rd| rd.filter_map(Result::ok).count());
@@ -399,6 +410,7 @@ fn main() {
             "refused" => refused(),
             "ro" => ro(),
             "corrupt" => corrupt(),
+            "exit" => exit(),
             "bench" => {
                 i += 1;
                 bench(&args[i]);

@@ -68,6 +68,16 @@ fn with<R>(f: impl FnOnce(&mut Table) -> R) -> R {
                 .into_iter()
                 .map(|d| Disk { name: d.name().to_string(), state: State::Unmounted(d) })
                 .collect();
+            // Files still open at exit get their directory entries
+            // written back, as Linux's files keep what was written.
+            // SAFETY: flush_at_exit may be called with any argument, at exit.
+            unsafe {
+                crate::libc::start::__cxa_atexit(
+                    flush_at_exit,
+                    core::ptr::null_mut(),
+                    core::ptr::null_mut(),
+                );
+            }
             Table { disks, root, others, cwd: String::from("/"), nodes: Vec::new() }
         });
         f(t)
@@ -155,6 +165,15 @@ pub fn cwd() -> String {
 /// Sets the working directory (normalised and checked by the caller).
 pub fn set_cwd(dir: String) {
     with(|t| t.cwd = dir);
+}
+
+/// Writes back the directory entry of every file still open.
+extern "C" fn flush_at_exit(_: *mut core::ffi::c_void) {
+    let nodes: Vec<Rc<Node>> =
+        with(|t| t.nodes.iter().filter_map(|(_, _, w)| w.upgrade()).collect());
+    for n in nodes {
+        let _ = n.flush();
+    }
 }
 
 /// The node open on entry `id` of disk `disk`, if any.
