@@ -76,7 +76,7 @@ fn open() {
     );
     expect_err(
         "create without write",
-        OpenOptions::new().create(true).open("/X.TXT"),
+        OpenOptions::new().create(true).truncate(false).open("/X.TXT"),
         ErrorKind::InvalidInput,
     );
     expect_err("long new name", fs::write("/a long new name.text", b"x"), ErrorKind::InvalidInput);
