@@ -132,6 +132,7 @@ fn reads_writes_seeks_and_positional_io_follow_linux() {
         "pread past end=0",
         "len=14",
         "a=01 c=0123",
+        "alias=long names work",
         "big same=true",
         "by pieces same=true",
         "copied=12",

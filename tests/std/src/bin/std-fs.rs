@@ -132,6 +132,10 @@ fn rw() {
     let (mut x, mut y) = ([0u8; 2], [0u8; 4]);
     check("two handles", a.read_exact(&mut x).and_then(|_| c.read_exact(&mut y)));
     println!("a={} c={}", String::from_utf8_lossy(&x), String::from_utf8_lossy(&y));
+    // One file open by its long and its 8.3 name at once.
+    let long = File::open("/docs/A long file name.txt");
+    let short = fs::read_to_string("/DOCS/ALONGF~1.TXT");
+    check("long and 8.3 names at once", long.and(short).map(|s| println!("alias={}", s.trim())));
     drop(f);
     let all = fs::read("/RW.BIN").unwrap();
     println!("all={:?}", String::from_utf8_lossy(&all));
