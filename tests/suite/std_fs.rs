@@ -376,17 +376,33 @@ fn a_disk_without_fat_or_with_a_corrupt_one_gives_io_errors_never_a_crash() {
 
     let img = image(&dir, "corrupt");
     let bytes = std::fs::read(&img).unwrap();
+    // Where the FATs and the root directory are (FAT16: after the reserved
+    // sectors, then the root directory's entries).
+    let le =
+        |at: usize, n: usize| bytes[at..at + n].iter().rev().fold(0, |v, &b| v << 8 | b as usize);
+    let part = le(446 + 8, 4) * 512;
+    let fats = part + le(part + 14, 2) * 512;
+    let root = fats + le(part + 16, 1) * le(part + 22, 2) * 512;
+    let root_len = le(part + 17, 2) * 32;
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for round in 0..12 {
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for round in 0..40 {
         let mut damaged = bytes.clone();
-        for _ in 0..2000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            // Keep the partition table and boot sector; hit the FATs, the
-            // root directory and the first clusters.
-            let at = 512 + (x as usize % ((1 << 20) - 512));
-            damaged[at] = (x >> 32) as u8;
+        for _ in 0..200 {
+            // Half the rounds hit the root directory (its first entries
+            // most), the others the FATs and the first clusters too.
+            let r = next();
+            let at = if round % 2 == 0 {
+                root + (r as usize % if r & 1 == 0 { 256 } else { root_len })
+            } else {
+                fats + (r as usize % ((1 << 20) - fats))
+            };
+            damaged[at] = (r >> 32) as u8;
         }
         std::fs::write(&img, &damaged).unwrap();
         let out = guest("std-fs", &disk(&img), &["corrupt"]);

@@ -380,6 +380,31 @@ fn corrupt() {
     );
     println!("write: {:?}", fs::write("/NEW.TXT", b"x").map_err(|e| e.kind()));
     println!("mkdir: {:?}", fs::create_dir("/NEWD").map_err(|e| e.kind()));
+    // Every kind of call on what the damaged directories describe.
+    if let Ok(rd) = fs::read_dir("/") {
+        for e in rd.filter_map(Result::ok).take(20) {
+            let p = e.path();
+            println!("entry {p:?}");
+            let r = OpenOptions::new().read(true).write(true).open(&p).and_then(|mut f| {
+                let mut b = vec![0u8; 5000];
+                let n = f.read(&mut b)?;
+                f.seek(SeekFrom::Start(3))?;
+                f.write_all(b"xyz")?;
+                f.write_at(b"tail", 70_000)?;
+                f.set_len(80_000)?;
+                f.sync_all()?;
+                Ok(n)
+            });
+            let d = fs::read_dir(&p).map(|d| d.filter_map(Result::ok).count());
+            let t = File::create(&p).and_then(|mut f| f.write_all(b"again"));
+            println!(
+                "  {:?} {:?} {:?}",
+                r.map_err(|e| e.kind()),
+                d.map_err(|e| e.kind()),
+                t.map_err(|e| e.kind())
+            );
+        }
+    }
     println!("corrupt done");
 }
 
