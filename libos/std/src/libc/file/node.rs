@@ -186,9 +186,11 @@ impl Node {
         })
     }
 
-    /// Changes the length: longer (zero-filled), or 0 (the file is
-    /// reopened truncated); shorter but not empty is `EOPNOTSUPP`
-    /// (embedded-sdmmc cannot free part of a cluster chain).
+    /// Changes the length: longer (zero-filled); 0 (the file is reopened
+    /// truncated); shorter, by reading the bytes that stay into memory,
+    /// truncating to 0 and writing them back (embedded-sdmmc cannot free
+    /// part of a cluster chain): `ENOMEM`, with the file untouched, if
+    /// the guest's heap cannot hold them.
     pub fn truncate(&self, to: u64) -> Res<()> {
         if !self.writable {
             return Err(if self.fs.read_only() { ::libc::EROFS } else { ::libc::EINVAL });
@@ -207,16 +209,21 @@ impl Node {
                 zero_fill(f, to - len)
             });
         }
-        if to != 0 {
-            return Err(::libc::EOPNOTSUPP);
+        let mut keep = Vec::new();
+        keep.try_reserve_exact(to as usize).map_err(|_| ::libc::ENOMEM)?;
+        keep.resize(to as usize, 0);
+        if self.read_at(&mut keep, 0)? != keep.len() {
+            return Err(::libc::EIO);
         }
         let mut slot = self.file.borrow_mut();
         // Close the one handle before reopening (one handle per file).
         if let Some(f) = slot.take() {
             f.close().map_err(errno)?;
         }
-        *slot = Some(self.fs.create(&self.path).map_err(errno)?);
-        Ok(())
+        let mut f = self.fs.create(&self.path).map_err(errno)?;
+        let r = f.write_all(&keep).map_err(errno);
+        *slot = Some(f);
+        r
     }
 
     /// Writes the directory entry back and flushes the disk.
