@@ -248,6 +248,9 @@ fn sync() {
     f.write_all(b"durable").unwrap();
     check("sync_all", f.sync_all());
     check("sync_data", f.sync_data());
+    check("lock", f.lock());
+    check("try_lock", f.try_lock().map_err(io::Error::from));
+    check("unlock", f.unlock());
     check("set_len longer", f.set_len(10));
     println!("len={}", f.metadata().unwrap().len());
     check("set_len same", f.set_len(10));
