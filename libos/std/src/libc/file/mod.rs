@@ -115,7 +115,7 @@ fn plan(flags: c_int, found: Option<Found>, must_be_dir: bool, disk_ro: bool) ->
     match found {
         Some(_) if creat && excl => Err(::libc::EEXIST),
         Some(f) if f.is_dir => {
-            if write {
+            if write || creat {
                 Err(::libc::EISDIR)
             } else {
                 Ok(Plan::Dir)
@@ -270,6 +270,11 @@ pub unsafe extern "C" fn fstatat64(
 ) -> c_int {
     // SAFETY: the caller guarantees a NUL-terminated string (checked for null).
     if flags & ::libc::AT_EMPTY_PATH != 0 && !path.is_null() && unsafe { *path } == 0 {
+        if dirfd == ::libc::AT_FDCWD {
+            let cwd = path::normalise("/", mounts::cwd().as_bytes());
+            // SAFETY: the caller guarantees st is writable.
+            return unsafe { put_stat(cwd.and_then(|n| stat_path(&n)), st) };
+        }
         // SAFETY: the caller guarantees st is writable.
         return unsafe { fd::fstat64(dirfd, st) };
     }
@@ -506,6 +511,7 @@ mod tests {
         // Directories: read only; files are not directories.
         assert_eq!(p(O_RDONLY | O_DIRECTORY, DIR, false, false), Ok(Plan::Dir));
         assert_eq!(p(O_RDWR, DIR, false, false), Err(::libc::EISDIR));
+        assert_eq!(p(O_RDONLY | O_CREAT, DIR, false, false), Err(::libc::EISDIR));
         assert_eq!(p(O_RDONLY | O_DIRECTORY, FILE, false, false), Err(::libc::ENOTDIR));
         assert_eq!(p(O_RDONLY, FILE, true, false), Err(::libc::ENOTDIR));
         // A read-only disk, then the read-only attribute.
