@@ -114,6 +114,7 @@ fn files_are_created_truncated_and_appended_with_linux_errors() {
     }
     assert_eq!(mtype(&img, "/OUT.TXT"), "second+appended");
     assert_eq!(mtype(&img, "/NEW.TXT"), "brand new");
+    assert_eq!(mtype(&img, "/docs/A long file name.txt"), "rewritten, long");
     fsck(&img);
 }
 

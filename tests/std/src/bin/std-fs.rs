@@ -65,6 +65,8 @@ fn open() {
         check("append write", f.write_all(b"+appended"));
     }
     println!("OUT.TXT={}", fs::read_to_string("/out.txt").unwrap_or_default());
+    // An existing long name can be rewritten (only new names must be 8.3).
+    check("rewrite long name", fs::write("/docs/A long file name.txt", b"rewritten, long"));
     expect_err("open missing", File::open("/nope.txt"), ErrorKind::NotFound);
     expect_err("open in missing dir", File::open("/nodir/x.txt"), ErrorKind::NotFound);
     expect_err("file as dir", File::open("/hello.txt/x"), ErrorKind::NotADirectory);
