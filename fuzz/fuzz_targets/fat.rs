@@ -97,6 +97,23 @@ fn exercise(fs: &FileSystem) {
             let _ = f.close();
         }
     }
+    // What libos-std's files do: open for writing at an offset, rewrite
+    // (a truncating create of an existing file), create a new one.
+    for path in files.iter().skip(1).take(3) {
+        if let Ok(mut f) = fs.open_rw(path) {
+            let _ = f.seek(SeekFrom::Start(f.len() / 2));
+            let _ = f.write_all(&[0xaa; 300]);
+            let _ = f.flush();
+        }
+        if let Ok(mut f) = fs.create(path) {
+            let _ = f.write_all(b"rewritten");
+            let _ = f.close();
+        }
+    }
+    if let Ok(mut f) = fs.create_new("/NEW.BIN") {
+        let _ = f.write_all(&[7; 5000]);
+        let _ = f.close();
+    }
     let _ = fs.create_dir("/NEWDIR");
     let _ = fs.write("/NEWDIR/A.TXT", b"a");
     let _ = fs.read_dir("/NEWDIR");

@@ -26,8 +26,8 @@ use core::fmt;
 use core::ops::ControlFlow;
 
 use embedded_sdmmc::{
-    LfnBuffer, Mode, RawDirectory, RawFile, RawVolume, ShortFileName, TimeSource, Timestamp,
-    VolumeIdx, VolumeManager,
+    ClusterId, LfnBuffer, Mode, RawDirectory, RawFile, RawVolume, ShortFileName, TimeSource,
+    Timestamp, VolumeIdx, VolumeManager,
 };
 
 use crate::block::{BlockDevice, BlockError};
@@ -183,6 +183,12 @@ pub struct Metadata {
     pub len: u64,
     /// Last modification, seconds since the epoch (FAT: 2 s resolution).
     pub modified: u64,
+    /// The read-only attribute is set.
+    pub read_only: bool,
+    /// A number unique to the entry on this volume while it exists (its
+    /// directory entry's position; 1 for the root directory), for
+    /// `st_ino`.
+    pub id: u64,
 }
 
 /// An entry of a directory listing.
@@ -214,6 +220,7 @@ type Manager = VolumeManager<Disk, Clock, MAX_DIRS, MAX_FILES, 1>;
 pub struct FileSystem {
     mgr: Manager,
     volume: RawVolume,
+    geometry: volume::Geometry,
 }
 
 impl fmt::Debug for FileSystem {
@@ -226,13 +233,13 @@ impl fmt::Debug for FileSystem {
 /// `mkfs.fat --mbr=y` writes it).
 pub fn mount(dev: BlockDevice) -> Result<FileSystem, FsError> {
     let disk = Disk::new(dev);
-    volume::check(&disk)?;
+    let geometry = volume::check(&disk)?;
     let mgr = Manager::new_with_limits(disk, Clock, 1000);
     let volume = mgr.open_raw_volume(VolumeIdx(0)).map_err(|e| match FsError::from(e) {
         FsError::Device(d) => FsError::Device(d),
         _ => FsError::NotFat,
     })?;
-    Ok(FileSystem { mgr, volume })
+    Ok(FileSystem { mgr, volume, geometry })
 }
 
 /// A directory handle that closes itself.
@@ -309,13 +316,17 @@ impl FileSystem {
             is_dir: entry.attributes.is_directory(),
             len: if entry.attributes.is_directory() { 0 } else { u64::from(entry.size) },
             modified: unix_secs(&entry.mtime),
+            read_only: entry.attributes.is_read_only(),
+            // 16 entries of 32 bytes in a 512-byte block; 0 and 1 are left
+            // out (1 is the root).
+            id: u64::from(entry.entry_block.0) * 16 + u64::from(entry.entry_offset / 32) + 2,
         }
     }
 
     /// Metadata of `path` (`/` is the root directory).
     pub fn metadata(&self, path: &str) -> Result<Metadata, FsError> {
         if components(path).next().is_none() {
-            return Ok(Metadata { is_dir: true, len: 0, modified: 0 });
+            return Ok(Metadata { is_dir: true, len: 0, modified: 0, read_only: false, id: 1 });
         }
         let (parents, name) = split(path)?;
         let dir = self.walk(&parents)?;
@@ -345,7 +356,17 @@ impl FileSystem {
         let dir = self.walk(&parents)?;
         let raw = match self.lookup(&dir, name) {
             Ok(entry) if entry.attributes.is_directory() => return Err(FsError::IsADirectory),
-            Ok(entry) => self.mgr.open_file_in_dir(dir.raw, entry.name, mode)?,
+            // Data but no cluster: a corrupt entry, on which embedded-sdmmc
+            // asserts (a panic) when a failed write leaves it to flush.
+            Ok(entry) if entry.size > 0 && entry.cluster < ClusterId::EMPTY + 2 => {
+                return Err(FsError::Corrupt);
+            }
+            Ok(entry) => {
+                if mode == Mode::ReadWriteCreateOrTruncate {
+                    self.check_chain(&entry)?;
+                }
+                self.mgr.open_file_in_dir(dir.raw, entry.name, mode)?
+            }
             Err(FsError::NotFound) if mode != Mode::ReadOnly => {
                 let short =
                     ShortFileName::create_from_str(name).map_err(|_| FsError::InvalidName)?;
@@ -356,6 +377,39 @@ impl FileSystem {
         Ok(File { fs: self, raw })
     }
 
+    /// Checks the cluster chain of the file at `entry` before
+    /// embedded-sdmmc truncates it: it trusts every link, frees what a
+    /// corrupt chain points to (the FAT's reserved entries included) and
+    /// then allocates cluster 0, on which it panics.
+    fn check_chain(&self, entry: &embedded_sdmmc::DirEntry) -> Result<(), FsError> {
+        let g = &self.geometry;
+        let disk_entry = self.mgr.device(|d| {
+            let mut b = [embedded_sdmmc::Block::new()];
+            embedded_sdmmc::BlockDevice::read(d, &mut b, entry.entry_block)
+                .map_err(FsError::Device)?;
+            let at = entry.entry_offset as usize % embedded_sdmmc::Block::LEN;
+            let [b] = b;
+            let le = |i: usize| u64::from(u16::from_le_bytes([b[at + i], b[at + i + 1]]));
+            Ok::<_, FsError>(le(26) | if g.fat32 { le(20) << 16 } else { 0 })
+        })?;
+        let mut cluster = disk_entry;
+        if cluster < 2 {
+            return Ok(());
+        }
+        // At most one step per cluster: a longer chain has a cycle.
+        for _ in 0..=g.clusters {
+            if !(2..g.clusters + 2).contains(&cluster) {
+                return Err(FsError::Corrupt);
+            }
+            let next = self.mgr.device(|d| g.entry(d, cluster))?;
+            if g.is_end(next) {
+                return Ok(());
+            }
+            cluster = next;
+        }
+        Err(FsError::Corrupt)
+    }
+
     /// Opens `path` for reading.
     pub fn open(&self, path: &str) -> Result<File<'_>, FsError> {
         self.open_mode(path, Mode::ReadOnly)
@@ -364,6 +418,33 @@ impl FileSystem {
     /// Creates `path`, or truncates it, for writing (a new name must be 8.3).
     pub fn create(&self, path: &str) -> Result<File<'_>, FsError> {
         self.open_mode(path, Mode::ReadWriteCreateOrTruncate)
+    }
+
+    /// Opens the existing file `path` for reading and writing, at its start.
+    pub fn open_rw(&self, path: &str) -> Result<File<'_>, FsError> {
+        let mut f = self.open_mode(path, Mode::ReadWriteAppend)?;
+        f.seek(SeekFrom::Start(0))?;
+        Ok(f)
+    }
+
+    /// Creates the new file `path` for reading and writing (`AlreadyExists`
+    /// if it exists; the name must be 8.3).
+    pub fn create_new(&self, path: &str) -> Result<File<'_>, FsError> {
+        let (parents, name) = split(path)?;
+        let dir = self.walk(&parents)?;
+        if self.lookup(&dir, name).is_ok() {
+            return Err(FsError::AlreadyExists);
+        }
+        let short = ShortFileName::create_from_str(name).map_err(|_| FsError::InvalidName)?;
+        Ok(File {
+            fs: self,
+            raw: self.mgr.open_file_in_dir(dir.raw, short, Mode::ReadWriteCreate)?,
+        })
+    }
+
+    /// Whether the disk is attached read-only.
+    pub fn read_only(&self) -> bool {
+        self.mgr.device(|d| d.device().read_only())
     }
 
     /// Opens `path` for appending, creating it if needed.

@@ -40,8 +40,36 @@ fn read(disk: &Disk, idx: u64) -> Result<Block, FsError> {
     Ok(block)
 }
 
-/// Checks partition 1 of the MBR and its boot parameter block.
-pub(super) fn check(disk: &Disk) -> Result<(), FsError> {
+/// Where the first FAT is and what it holds.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Geometry {
+    /// Byte offset of the first FAT on the disk.
+    pub fat_start: u64,
+    /// FAT32 (4-byte entries), else FAT16 (2-byte entries).
+    pub fat32: bool,
+    /// Data clusters: valid cluster numbers are 2 up to `clusters + 2`.
+    pub clusters: u64,
+}
+
+impl Geometry {
+    /// The first FAT's entry for cluster `n`.
+    pub(super) fn entry(&self, disk: &Disk, n: u64) -> Result<u64, FsError> {
+        let width = if self.fat32 { 4 } else { 2 };
+        let at = self.fat_start + n * width;
+        let b = read(disk, at / Block::LEN as u64)?;
+        let off = (at % Block::LEN as u64) as usize;
+        Ok(if self.fat32 { u32_at(&b, off) & 0x0fff_ffff } else { u16_at(&b, off) })
+    }
+
+    /// Whether a FAT entry ends a chain (end of file, or a bad cluster).
+    pub(super) fn is_end(&self, v: u64) -> bool {
+        v >= if self.fat32 { 0x0fff_fff7 } else { 0xfff7 }
+    }
+}
+
+/// Checks partition 1 of the MBR and its boot parameter block; returns
+/// where the FAT is.
+pub(super) fn check(disk: &Disk) -> Result<Geometry, FsError> {
     let disk_blocks = disk.device().capacity() / Block::LEN as u64;
     let mbr = read(disk, 0)?;
     let part = 446;
@@ -106,5 +134,17 @@ pub(super) fn check(disk: &Disk) -> Result<(), FsError> {
             return Err(FsError::NotFat);
         }
     }
-    Ok(())
+    let geometry = Geometry {
+        fat_start: (lba_start + reserved) * Block::LEN as u64,
+        fat32: clusters >= MIN_FAT32_CLUSTERS,
+        clusters,
+    };
+    // The two reserved entries are never free: embedded-sdmmc would
+    // allocate cluster 0 (or 1) if they were.
+    for n in 0..2 {
+        if geometry.entry(disk, n)? == 0 {
+            return Err(FsError::Corrupt);
+        }
+    }
+    Ok(geometry)
 }

@@ -18,7 +18,6 @@
 //! * [`netdb`]: name resolution (numeric addresses and `localhost`);
 //! * [`socket`]: sockets and pipes, failing cleanly until they land;
 //! * [`misc`]: the host name;
-//! * [`stopgap`]: symbols of other families, until those provide them;
 //! * [`unwind`]: what the unwinder asks the dynamic linker, answered for
 //!   the one static image;
 //! * [`random`]: `getrandom` and `getentropy`.

@@ -1,0 +1,164 @@
+//! Paths, lexically: normalisation against the working directory, and the
+//! rule that maps a normalised path to a disk.
+//!
+//! A path is absolute, or relative to the working directory. `.` and empty
+//! components are dropped and `..` removes the component before it,
+//! without looking at the disk (there are no symbolic links to follow) and
+//! never above `/`. The result is the list of components of an absolute
+//! path. A path that ends in `/` (or `/.`, `/..`) must name a directory.
+//!
+//! Disks: the root disk (the block device named `storage` if the program
+//! declared one, else the first block device it declared) is `/`; every
+//! other block device is mounted at `/NAME`, its name, which hides a
+//! directory of that name on the root disk. Names are matched exactly
+//! (device names are case-sensitive); names on a FAT disk are not.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::super::c_int;
+
+/// Linux's `PATH_MAX`, with its NUL.
+pub const PATH_MAX: usize = 4096;
+
+/// A normalised absolute path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Normal {
+    /// Its components, none empty, `.` or `..`.
+    pub parts: Vec<String>,
+    /// The path ended in `/`, `/.` or `/..`: it must be a directory.
+    pub dir: bool,
+}
+
+impl Normal {
+    /// The path as text: `/` and the components.
+    pub fn text(&self) -> String {
+        join(&self.parts)
+    }
+}
+
+/// `/a/b` from `["a", "b"]`; `/` from none.
+pub fn join<S: AsRef<str>>(parts: &[S]) -> String {
+    if parts.is_empty() {
+        return String::from("/");
+    }
+    let mut s = String::new();
+    for p in parts {
+        s.push('/');
+        s.push_str(p.as_ref());
+    }
+    s
+}
+
+/// Normalises `path` against the working directory `cwd` (itself absolute
+/// and normal). Errors: `ENOENT` for an empty path, `ENAMETOOLONG` past
+/// `PATH_MAX`, `EINVAL` for a path that is not UTF-8 (FAT names are
+/// Unicode).
+pub fn normalise(cwd: &str, path: &[u8]) -> Result<Normal, c_int> {
+    if path.is_empty() {
+        return Err(::libc::ENOENT);
+    }
+    if path.len() >= PATH_MAX {
+        return Err(::libc::ENAMETOOLONG);
+    }
+    let path = core::str::from_utf8(path).map_err(|_| ::libc::EINVAL)?;
+    let mut parts: Vec<String> = Vec::new();
+    if !path.starts_with('/') {
+        parts.extend(cwd.split('/').filter(|c| !c.is_empty()).map(String::from));
+    }
+    let mut dir = false;
+    for c in path.split('/') {
+        dir = matches!(c, "" | "." | "..");
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            _ => {
+                if c.len() > 255 {
+                    return Err(::libc::ENAMETOOLONG);
+                }
+                parts.push(String::from(c));
+            }
+        }
+    }
+    // A lone "/" or "." names the root or the working directory: a
+    // directory, which the flag need not say.
+    Ok(Normal { parts, dir })
+}
+
+/// Which disk a normalised path lies on: `Some(i)` for the `i`-th of the
+/// other disks' names `others` (its first component names it), `None` for
+/// the root disk; and the path's components inside that disk.
+pub fn resolve<'p, S: AsRef<str>>(
+    parts: &'p [String],
+    others: &[S],
+) -> (Option<usize>, &'p [String]) {
+    if let Some(first) = parts.first()
+        && let Some(i) = others.iter().position(|o| o.as_ref() == first)
+    {
+        return (Some(i), &parts[1..]);
+    }
+    (None, parts)
+}
+
+/// The root disk among the block devices `names`, in declaration order:
+/// `storage`, else the first.
+pub fn root_disk<S: AsRef<str>>(names: &[S]) -> Option<usize> {
+    names.iter().position(|n| n.as_ref() == "storage").or(if names.is_empty() {
+        None
+    } else {
+        Some(0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(cwd: &str, p: &str) -> Result<(String, bool), c_int> {
+        normalise(cwd, p.as_bytes()).map(|n| (n.text(), n.dir))
+    }
+
+    #[test]
+    fn paths_are_normalised_lexically_and_never_leave_the_root() {
+        assert_eq!(n("/", "/a/b/c.txt"), Ok(("/a/b/c.txt".into(), false)));
+        assert_eq!(n("/", "a//./b/"), Ok(("/a/b".into(), true)));
+        assert_eq!(n("/", "/a/../b"), Ok(("/b".into(), false)));
+        assert_eq!(n("/", "/../../etc/passwd"), Ok(("/etc/passwd".into(), false)));
+        assert_eq!(n("/", ".."), Ok(("/".into(), true)));
+        assert_eq!(n("/", "/"), Ok(("/".into(), true)));
+        assert_eq!(n("/docs", "x.txt"), Ok(("/docs/x.txt".into(), false)));
+        assert_eq!(n("/docs/sub", "../../../x"), Ok(("/x".into(), false)));
+        assert_eq!(n("/docs", "/y"), Ok(("/y".into(), false)));
+        assert_eq!(n("/docs", "."), Ok(("/docs".into(), true)));
+        assert_eq!(n("/docs", "a/.."), Ok(("/docs".into(), true)));
+    }
+
+    #[test]
+    fn bad_paths_get_linux_errors() {
+        assert_eq!(n("/", ""), Err(::libc::ENOENT));
+        assert_eq!(n("/", &"a/".repeat(2048)), Err(::libc::ENAMETOOLONG));
+        assert_eq!(n("/", &"x".repeat(256)), Err(::libc::ENAMETOOLONG));
+        assert_eq!(normalise("/", b"/\xff").map(|_| ()), Err(::libc::EINVAL));
+    }
+
+    #[test]
+    fn the_first_component_picks_the_disk() {
+        let others = ["data", "logs"];
+        let p = |s: &str| normalise("/", s.as_bytes()).unwrap().parts;
+        let parts = p("/data/x/y");
+        assert_eq!(resolve(&parts, &others), (Some(0), &parts[1..]));
+        let parts = p("/logs");
+        assert_eq!(resolve(&parts, &others), (Some(1), &parts[1..]));
+        let parts = p("/Data/x");
+        assert_eq!(resolve(&parts, &others), (None, &parts[..]));
+        let parts = p("/x/data");
+        assert_eq!(resolve(&parts, &others), (None, &parts[..]));
+        let parts = p("/data/../logs/z");
+        assert_eq!(resolve(&parts, &others), (Some(1), &parts[1..]));
+        assert_eq!(root_disk(&["data", "storage"]), Some(1));
+        assert_eq!(root_disk(&["data", "logs"]), Some(0));
+        assert_eq!(root_disk::<&str>(&[]), None);
+    }
+}
