@@ -355,6 +355,112 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const ::libc::iovec, n: c_int) 
     total as ssize_t
 }
 
+/// The positional vector calls: each buffer in turn at `offset` onwards,
+/// stopping at a short transfer, as `preadv` and `pwritev` do.
+fn vectored_at(
+    fd: c_int,
+    iov: *const ::libc::iovec,
+    n: c_int,
+    offset: i64,
+    mut each: impl FnMut(&Open, *mut c_void, usize, u64) -> Res<usize>,
+) -> ssize_t {
+    let (Ok(n), Ok(mut at)) = (usize::try_from(n), u64::try_from(offset)) else {
+        return fail_size(::libc::EINVAL);
+    };
+    let open = match get(fd) {
+        Ok(o) => o,
+        Err(e) => return fail_size(e),
+    };
+    if n == 0 {
+        return 0;
+    }
+    // SAFETY: the callers' contract: iov holds n entries.
+    let iov = unsafe { core::slice::from_raw_parts(iov, n) };
+    let mut total = 0usize;
+    for v in iov {
+        match each(&open, v.iov_base, v.iov_len, at) {
+            Ok(k) => {
+                total += k;
+                at += k as u64;
+                if k < v.iov_len {
+                    break;
+                }
+            }
+            Err(e) if total == 0 => return fail_size(e),
+            Err(_) => break,
+        }
+    }
+    total as ssize_t
+}
+
+/// `preadv(fd, iov, n, offset)`.
+///
+/// # Safety
+///
+/// `iov` holds `n` entries, each writable for its length.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn preadv(
+    fd: c_int,
+    iov: *const ::libc::iovec,
+    n: c_int,
+    offset: i64,
+) -> ssize_t {
+    vectored_at(fd, iov, n, offset, |o, base, len, at| {
+        // SAFETY: the caller guarantees each buffer is writable.
+        o.file.pread(unsafe { bytes_mut(base, len) }, at)
+    })
+}
+
+/// `pwritev(fd, iov, n, offset)`.
+///
+/// # Safety
+///
+/// `iov` holds `n` entries, each readable for its length.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn pwritev(
+    fd: c_int,
+    iov: *const ::libc::iovec,
+    n: c_int,
+    offset: i64,
+) -> ssize_t {
+    vectored_at(fd, iov, n, offset, |o, base, len, at| {
+        // SAFETY: the caller guarantees each buffer is readable.
+        o.file.pwrite(unsafe { bytes(base, len) }, at)
+    })
+}
+
+/// `preadv64`: the same as [`preadv`] (`off_t` is 64 bits).
+///
+/// # Safety
+///
+/// As [`preadv`].
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn preadv64(
+    fd: c_int,
+    iov: *const ::libc::iovec,
+    n: c_int,
+    offset: i64,
+) -> ssize_t {
+    // SAFETY: the same contract.
+    unsafe { preadv(fd, iov, n, offset) }
+}
+
+/// `pwritev64`: the same as [`pwritev`].
+///
+/// # Safety
+///
+/// As [`pwritev`].
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn pwritev64(
+    fd: c_int,
+    iov: *const ::libc::iovec,
+    n: c_int,
+    offset: i64,
+) -> ssize_t {
+    // SAFETY: the same contract.
+    unsafe { pwritev(fd, iov, n, offset) }
+}
+
 /// `close(fd)`.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn close(fd: c_int) -> c_int {
