@@ -40,6 +40,11 @@ fn copy_template(dir: &Path, main_rs: Option<&str>) -> PathBuf {
 fn cargo_build(app: &Path) -> Output {
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Both builds are the same package at the root of a workspace, which
+    // cargo fingerprints alike in a shared target dir: make this one's
+    // sources newer than the other's outputs, or it would pass as fresh.
+    let main_rs = std::fs::File::options().write(true).open(app.join("src/main.rs")).unwrap();
+    main_rs.set_modified(std::time::SystemTime::now()).unwrap();
     let target = support::profile_dir().join("std-template-target");
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--release", "--quiet"])
