@@ -2,7 +2,7 @@
 //! environment, exit statuses, random numbers, error messages, and what a
 //! guest cannot do (processes, signals, name resolution), each a clean
 //! error; and the filter, which is the one a libos guest with the same
-//! devices gets. The guests are tests/std's (`std-*`), built by
+//! devices gets; and crates from crates.io, unmodified. The guests are tests/std's (`std-*`), built by
 //! `nabla_build_all` (scripts/deps.sh) into target/release and, with
 //! `panic = "abort"`, target/abort.
 
@@ -157,6 +157,19 @@ fn the_environment_is_read_set_and_removed() {
     assert!(out.stdout.contains("var NABLA_SET=yes\n"), "{out:#?}");
     assert!(!out.stdout.contains("var NABLA_REMOVE"), "{out:#?}");
     assert!(out.stdout.contains("NABLA_SET=Ok(\"yes\")\nNABLA_REMOVE=Err(NotPresent)\n"));
+}
+
+#[test]
+fn unmodified_crates_from_crates_io_run() {
+    // serde's derive (a proc-macro built for the host), serde_json, regex.
+    let out = guest("std-crates", &[], &[]);
+    out.assert_ok();
+    assert_eq!(
+        out.stdout,
+        "parsed GET /index.html host=example\nround trip equal: true\n\
+         dates: 04/12/2026 15/01/2027\nbad JSON: true\n",
+        "{out:#?}"
+    );
 }
 
 #[test]
