@@ -76,7 +76,13 @@ pub fn ipv4_config(
         expected,
     };
     let gateway = match get(&gw_var) {
-        Some(v) => Some(v.parse::<Ipv4Addr>().map_err(|_| err(&gw_var, v, "an IPv4 address"))?),
+        Some(v) => {
+            let gw = v.parse::<Ipv4Addr>().map_err(|_| err(&gw_var, v, "an IPv4 address"))?;
+            if !unicast(gw) {
+                return Err(err(&gw_var, v, "a unicast address"));
+            }
+            Some(gw)
+        }
         None => None,
     };
     let gateway_mac = match get(&mac_var) {
@@ -99,7 +105,7 @@ pub fn ipv4_config(
             let address = addr.parse::<Ipv4Addr>().map_err(|_| err(&ip_var, v, expected))?;
             let prefix = prefix.parse::<u8>().ok().filter(|p| *p <= 32);
             let prefix = prefix.ok_or_else(|| err(&ip_var, v, expected))?;
-            if address.is_unspecified() || address.is_multicast() || address.is_broadcast() {
+            if !unicast(address) {
                 return Err(err(&ip_var, v, "a unicast address"));
             }
             if let (None, Some(v)) = (gateway, get(&mac_var)) {
@@ -112,6 +118,13 @@ pub fn ipv4_config(
             Ok(Ipv4Config::Static { address, prefix, gateway, gateway_mac })
         }
     }
+}
+
+/// Whether an IPv4 address may be an interface's address or a gateway: not
+/// unspecified, broadcast or multicast (smoltcp refuses any other as an
+/// interface address).
+pub(super) fn unicast(address: Ipv4Addr) -> bool {
+    !(address.is_unspecified() || address.is_multicast() || address.is_broadcast())
 }
 
 /// Parses a unicast MAC address, `aa:bb:cc:dd:ee:ff`; the error says what
@@ -160,6 +173,24 @@ mod tests {
                 gateway_mac: None,
             })
         );
+    }
+
+    #[test]
+    fn addresses_and_gateways_must_be_unicast() {
+        for bad in ["0.0.0.0", "255.255.255.255", "224.0.0.1"] {
+            let ip = format!("{bad}/24").leak();
+            let cfg = ipv4_config("eth0", env(vec![("NET_ETH0_IPV4", &*ip)].leak()));
+            assert_eq!(cfg.unwrap_err().expected, "a unicast address", "{bad}");
+            let cfg = ipv4_config(
+                "eth0",
+                env(vec![("NET_ETH0_IPV4", "10.0.0.2/24"), ("NET_ETH0_GATEWAY", bad)].leak()),
+            );
+            let e = cfg.unwrap_err();
+            assert_eq!(
+                (e.variable.as_str(), e.expected),
+                ("NET_ETH0_GATEWAY", "a unicast address")
+            );
+        }
     }
 
     #[test]

@@ -240,6 +240,20 @@ impl Iface {
         source: Source,
     ) {
         let (address, prefix) = (cidr.address(), cidr.prefix_len());
+        // A lease is network input: smoltcp panics on an interface address
+        // that is not unicast, so neither the address nor an off-link
+        // gateway (which becomes the second address) may be one.
+        if !config::unicast(address) {
+            log::warn!("net {}: refused {cidr} {source}: not a unicast address", self.name);
+            return;
+        }
+        let gateway = match gateway {
+            Some(gw) if !config::unicast(gw) || gw == address => {
+                log::warn!("net {}: ignored gateway {gw} {source}: not usable", self.name);
+                None
+            }
+            gateway => gateway,
+        };
         self.tap.gateway = gateway
             .and_then(|gw| gateway::Gateway::new(address, prefix, self.mac, gw, gateway_mac));
         // An off-link gateway is also the interface's second address, so
