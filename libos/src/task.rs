@@ -190,13 +190,29 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 /// deadline) passes. Returns at once if `deadline` has passed.
 pub fn idle(deadline: Option<Instant>) {
     let now = Instant::now();
-    let progress = crate::net::poll(now);
-    let next_timer = fire_timers(now);
+    let (progress, next_timer) = poll_devices_at(now);
     if progress || !READY.lock().is_empty() {
         return;
     }
     let next = [deadline, next_timer, crate::net::poll_at(now)].into_iter().flatten().min();
     crate::net::wait(next);
+}
+
+/// Polls the network and fires due timers, without waiting: for a
+/// scheduler built beside the executor that is about to answer whether a
+/// descriptor is ready (libos/std's `poll` with a zero timeout, a
+/// nonblocking `recv`), so that what has arrived is seen and what was
+/// queued is sent. Returns whether a socket changed state or a timer fired
+/// a task.
+pub fn poll_devices() -> bool {
+    let (progress, _) = poll_devices_at(Instant::now());
+    progress || !READY.lock().is_empty()
+}
+
+/// [`poll_devices`] at `now`; also returns the next timer's deadline.
+fn poll_devices_at(now: Instant) -> (bool, Option<Instant>) {
+    let progress = crate::net::poll(now);
+    (progress, fire_timers(now))
 }
 
 /// Polls every task on the ready queue once (more if they wake themselves).
