@@ -315,7 +315,10 @@ impl TcpListener {
                 continue;
             };
             if let Some((handle, peer)) = l.take_established(&mut iface.sockets, waker) {
-                return Poll::Ready(Ok((TcpStream { iface: idx, handle, connect_started: None }, peer)));
+                return Poll::Ready(Ok((
+                    TcpStream { iface: idx, handle, connect_started: None },
+                    peer,
+                )));
             }
         }
         Poll::Pending
@@ -589,7 +592,10 @@ impl TcpStream {
                 Some(Err(RecvError::Finished)) => true,
                 Some(_) => matches!(state, State::CloseWait | State::LastAck | State::Closing),
                 None => {
-                    matches!(state, State::CloseWait | State::LastAck | State::Closing | State::TimeWait)
+                    matches!(
+                        state,
+                        State::CloseWait | State::LastAck | State::Closing | State::TimeWait
+                    )
                 }
             };
             let error = match empty_read {
@@ -748,7 +754,7 @@ mod tests {
             max_connections,
             ..TcpOptions::default()
         };
-        Listener { port: PORT, opts, sockets: Vec::new(), waker: None }
+        Listener { port: PORT, addr: None, opts, sockets: Vec::new(), waker: None }
     }
 
     /// Runs the interface for a while, refreshing the listener's backlog
@@ -824,8 +830,8 @@ mod tests {
     fn buffers_the_heap_cannot_hold_are_an_error_not_an_abort() {
         assert_eq!(zeroed(1 << 62).err(), Some(NetError::OutOfMemory));
         let opts = TcpOptions { rx_buffer: 1 << 62, ..TcpOptions::default() };
-        assert_eq!(listening_socket(&opts, PORT).err(), Some(NetError::OutOfMemory));
-        let mut l = Listener { port: PORT, opts, sockets: Vec::new(), waker: None };
+        assert_eq!(listening_socket(&opts, None, PORT).err(), Some(NetError::OutOfMemory));
+        let mut l = Listener { port: PORT, addr: None, opts, sockets: Vec::new(), waker: None };
         let mut set = SocketSet::new(Vec::new());
         assert_eq!(l.refresh(&mut set), 0, "no listening socket, no abort");
         assert_eq!(set.iter().count(), 0);
