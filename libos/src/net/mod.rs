@@ -419,6 +419,11 @@ impl fmt::Display for Source {
 /// Index of the interface to reach `dst` from: the one whose subnet holds
 /// it, else the first with a default gateway.
 pub(crate) fn route(stack: &Stack, dst: Ipv4Addr) -> Option<usize> {
+    // Loopback addresses never leave the guest (there is no loopback
+    // interface yet), and 0.0.0.0 is no destination.
+    if dst.is_loopback() || dst.is_unspecified() {
+        return None;
+    }
     let on_link = stack.ifaces.iter().position(|i| i.ipv4().is_some_and(|c| c.contains_addr(&dst)));
     on_link.or_else(|| stack.ifaces.iter().position(|i| i.ipv4().is_some() && i.gateway.is_some()))
 }
