@@ -20,6 +20,7 @@ fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("client") => client(),
         Some("serve") => serve(),
+        Some("send") => send_bench(),
         Some("loopback") => {
             loopback();
             println!("done");
@@ -295,6 +296,29 @@ fn udp() {
     let fresh = UdpSocket::bind("0.0.0.0:0").unwrap();
     println!("udp no peer: {}", errno(fresh.send(b"x")));
     println!("udp too large: {}", errno(fresh.send_to(&[0u8; 2000], host(7001))));
+}
+
+/// Writes `COUNT` chunks of `SIZE` bytes (environment) to 10.0.0.1:7100
+/// with Nagle off, computing between writes as `WORK` iterations say, and
+/// prints how long it took: what sending promptly costs.
+fn send_bench() {
+    let var = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let (count, size, work) = (var("COUNT", 10000), var("SIZE", 100), var("WORK", 0));
+    let mut s = TcpStream::connect(host(7100)).unwrap();
+    s.set_nodelay(true).unwrap();
+    let chunk = vec![7u8; size];
+    let t = Instant::now();
+    let mut x = 1u64;
+    for _ in 0..count {
+        s.write_all(&chunk).unwrap();
+        for _ in 0..work {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+    }
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut ack = [0u8; 1];
+    let _ = s.read(&mut ack);
+    println!("send: {count} x {size} B in {} us ({x})", t.elapsed().as_micros());
 }
 
 fn serve() {
