@@ -231,14 +231,17 @@ impl Listener {
         None
     }
 
-    /// Whether a connection is established and waiting to be accepted.
-    fn has_established(&self, set: &mut SocketSet<'static>) -> bool {
-        self.sockets.iter().any(|&h| {
-            !matches!(
-                set.get_mut::<tcp::Socket>(h).state(),
-                State::Listen | State::SynReceived | State::Closed | State::TimeWait
-            )
-        })
+    /// How many connections are established and waiting to be accepted.
+    fn established(&self, set: &mut SocketSet<'static>) -> usize {
+        self.sockets
+            .iter()
+            .filter(|&&h| {
+                !matches!(
+                    set.get_mut::<tcp::Socket>(h).state(),
+                    State::Listen | State::SynReceived | State::Closed | State::TimeWait
+                )
+            })
+            .count()
     }
 }
 
@@ -332,11 +335,24 @@ impl TcpListener {
 
     /// Whether a connection is waiting to be accepted (`POLLIN`).
     pub fn is_acceptable(&self) -> bool {
+        self.acceptable() > 0
+    }
+
+    /// How many connections are waiting to be accepted, on every interface.
+    pub fn acceptable(&self) -> usize {
         let mut stack = STACK.lock();
-        stack.ifaces.iter_mut().any(|i| {
-            let Iface { listeners, sockets, .. } = i;
-            listeners.iter().any(|l| l.port == self.port && l.has_established(sockets))
-        })
+        stack
+            .ifaces
+            .iter_mut()
+            .map(|i| {
+                let Iface { listeners, sockets, .. } = i;
+                listeners
+                    .iter()
+                    .filter(|l| l.port == self.port)
+                    .map(|l| l.established(sockets))
+                    .sum::<usize>()
+            })
+            .sum()
     }
 }
 

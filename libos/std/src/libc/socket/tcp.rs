@@ -48,6 +48,8 @@ pub struct Tcp {
     /// or `SO_ERROR`): afterwards reads see end of stream and writes
     /// `EPIPE`, as on Linux.
     pub reset_reported: core::cell::Cell<bool>,
+    /// Connections accepted, for a listener's `activity`.
+    pub accepted: core::cell::Cell<u64>,
 }
 
 impl Tcp {
@@ -57,6 +59,7 @@ impl Tcp {
             read_total: core::cell::Cell::new(0),
             written_total: core::cell::Cell::new(0),
             reset_reported: core::cell::Cell::new(false),
+            accepted: core::cell::Cell::new(0),
         }
     }
 }
@@ -186,6 +189,7 @@ impl Socket {
                 State::Listening(l) => l.try_accept().map(|r| r.map_err(errno)),
                 _ => Poll::Ready(Err(::libc::EINVAL)),
             })?;
+        t.accepted.set(t.accepted.get() + 1);
         let s = Socket::new_tcp(State::Connected(stream));
         s.opts.set(self.opts.get());
         if let State::Connected(stream) = &*s.tcp().state.borrow() {
@@ -469,7 +473,8 @@ impl Socket {
         let state = t.state.borrow();
         let (rx, tx, code) = match &*state {
             State::Fresh { .. } => (0, 0, 1),
-            State::Listening(l) => (0, 0, 2 + u64::from(l.is_acceptable())),
+            // Connections that ever became acceptable: only grows.
+            State::Listening(l) => (t.accepted.get() + l.acceptable() as u64, 0, 2),
             State::Connecting(_) => (0, 0, 4),
             State::Closed => (0, 0, 5),
             State::Connected(s) => {
