@@ -142,10 +142,13 @@ fn serve_each(l: TcpListener, f: fn(TcpStream)) {
 
 /// The suite's servers at 10.0.0.1 for std-net's client mode (see the
 /// guest's documentation).
-fn host_servers(ns: &Netns) {
+///
+/// Returns what 7006's connections read, in order: the bytes, then how
+/// the stream ended.
+fn host_servers(ns: &Netns) -> std::sync::mpsc::Receiver<String> {
     let (tcp, udp) = ns.enter(|| {
         let tcp: Vec<TcpListener> =
-            (7001..=7005).map(|p| TcpListener::bind(("10.0.0.1", p)).unwrap()).collect();
+            (7001..=7006).map(|p| TcpListener::bind(("10.0.0.1", p)).unwrap()).collect();
         let udp: Vec<UdpSocket> =
             [7001, 7002, 7012].iter().map(|&p| UdpSocket::bind(("10.0.0.1", p)).unwrap()).collect();
         (tcp, udp)
@@ -171,6 +174,18 @@ fn host_servers(ns: &Netns) {
         let _ = s.shutdown(Shutdown::Write);
         let _ = std::io::copy(&mut s, &mut std::io::sink());
     });
+    let closes = tcp.next().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for mut s in closes.incoming().flatten() {
+            let mut got = Vec::new();
+            let end = match s.read_to_end(&mut got) {
+                Ok(_) => "end of stream".to_string(),
+                Err(e) => format!("{:?}", e.kind()),
+            };
+            let _ = tx.send(format!("{} then {end}", String::from_utf8_lossy(&got)));
+        }
+    });
     let mut udp = udp.into_iter();
     let (echo, other, answer) = (udp.next().unwrap(), udp.next().unwrap(), udp.next().unwrap());
     std::thread::spawn(move || {
@@ -185,14 +200,18 @@ fn host_servers(ns: &Netns) {
             let _ = answer.send_to(&b[..n], from);
         }
     });
+    rx
 }
 
 #[test]
 fn std_net_clients_behave_as_on_linux() {
     let ns = namespace("stdnet-client");
-    host_servers(&ns);
+    let closes = host_servers(&ns);
     let out = ns.tender(&guest_args("client"));
     out.assert_ok();
+    // A graceful close ends the stream after the data; SO_LINGER 0 resets.
+    let closes: Vec<String> = closes.try_iter().collect();
+    assert_eq!(closes, ["graceful then end of stream", "abort then ConnectionReset"]);
     assert_eq!(
         out.stdout,
         "addresses: local 10.0.0.2 ephemeral true, peer 10.0.0.1:7001\n\
@@ -211,6 +230,7 @@ fn std_net_clients_behave_as_on_linux() {
          reset: ConnectionReset, then Ok(0), write BrokenPipe\n\
          refused: ConnectionRefused\n\
          silent: TimedOut after the timeout true\n\
+         linger 0: 0\n\
          no route: NetworkUnreachable\n\
          refused with a timeout: ConnectionRefused\n\
          bind: 0.0.0.0:5555\n\

@@ -3,7 +3,8 @@
 //!
 //! * `client`: std's clients against the suite's servers on 10.0.0.1
 //!   (7001 echo, 7002 silent then "late", 7003 reset, 7004 counts until
-//!   EOF, 7005 "bye" then EOF; UDP 7001 echo, 7002 answered from 7012),
+//!   EOF, 7005 "bye" then EOF, 7006 reads until EOF or an error and tells
+//!   the suite; UDP 7001 echo, 7002 answered from 7012),
 //!   each check a line of output that the suite asserts.
 //! * `serve`: a threaded echo server on TCP 7 (a thread per connection),
 //!   "bye" then EOF on TCP 8, and UDP echo on 7, for the suite's clients.
@@ -240,6 +241,28 @@ fn tcp_errors() {
     let t = Instant::now();
     let r = TcpStream::connect_timeout(&silent, Duration::from_millis(400));
     println!("silent: {} after the timeout {}", kind(r), t.elapsed() >= Duration::from_millis(400));
+    // Closing: gracefully (the server reads the data, then end of
+    // stream), and with SO_LINGER 0 (a reset).
+    let mut c = TcpStream::connect(host(7006)).unwrap();
+    c.write_all(b"graceful").unwrap();
+    drop(c);
+    let mut c = TcpStream::connect(host(7006)).unwrap();
+    c.write_all(b"abort").unwrap();
+    // Let the bytes go first: the reset must not overtake them.
+    std::thread::sleep(Duration::from_millis(200));
+    let l = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: setsockopt on the stream's socket with a sized linger.
+    let r = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&c),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const l).cast(),
+            size_of::<libc::linger>() as u32,
+        )
+    };
+    println!("linger 0: {r}");
+    drop(c);
     let far: SocketAddr = "192.168.77.1:80".parse().unwrap();
     println!("no route: {}", kind(TcpStream::connect(far)));
     // A nonblocking connect refused: the error comes with POLLOUT.
