@@ -66,6 +66,13 @@ pub trait File {
     }
     /// Which of `POLLIN`, `POLLOUT`, ... hold now.
     fn poll(&self) -> Events;
+    /// A value that changes whenever new data arrives or room frees (or
+    /// the object's state changes): edge-triggered `epoll` reports an
+    /// event when it differs from what it saw last. 0 for objects whose
+    /// readiness never changes.
+    fn activity(&self) -> u64 {
+        0
+    }
     /// Whether it is a terminal (`isatty`).
     fn is_tty(&self) -> bool {
         false
@@ -669,6 +676,7 @@ mod tests {
 
     #[test]
     fn descriptors_follow_linux_rules() {
+        let _table = super::super::FD_TABLE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         // The console is there from the start.
         assert_eq!(fcntl(1, ::libc::F_GETFL, 0), ::libc::O_WRONLY);
         let mut b = [0u8; 4];

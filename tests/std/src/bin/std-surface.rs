@@ -87,7 +87,7 @@ fn net() {
     );
 }
 
-/// Sockets and pipes fail cleanly until the network issue brings them.
+/// Sockets without a net device, and pipes (until they come), fail cleanly.
 fn sockets() {
     use std::net::{TcpListener, TcpStream, UdpSocket};
     use std::os::unix::net::{UnixListener, UnixStream};
