@@ -750,17 +750,15 @@ unsafe fn poll_until(
 pub(crate) mod tests {
     use super::*;
 
-    /// Serializes the host tests that use the descriptor table (a global
-    /// of the guest's one thread, which the test harness's threads would
-    /// otherwise share at once).
+    /// Holds [`super::super::FD_TABLE_TESTS`]: the host tests that use the
+    /// descriptor table take turns.
     pub fn serial() -> std::sync::MutexGuard<'static, ()> {
-        static M: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        M.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        super::super::FD_TABLE_TESTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     #[test]
     fn descriptors_follow_linux_rules() {
-        let _g = serial();
+        let _table = super::super::FD_TABLE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         // The console is there from the start.
         assert_eq!(fcntl(1, ::libc::F_GETFL, 0), ::libc::O_WRONLY);
         let mut b = [0u8; 4];

@@ -103,3 +103,8 @@ pub unsafe fn c_str<'a>(s: *const c_char) -> &'a [u8] {
     // SAFETY: the caller guarantees a NUL-terminated string at s.
     unsafe { core::ffi::CStr::from_ptr(s) }.to_bytes()
 }
+
+/// Host unit tests that use the descriptor table hold this: the table is
+/// one global (a guest has one host thread; the test harness has several).
+#[cfg(test)]
+pub static FD_TABLE_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -387,12 +387,7 @@ pub fn listen(fd: c_int, _backlog: c_int) -> Option<c_int> {
     with(fd, |_, _| fail(::libc::EINVAL))
 }
 
-/// `accept`: not on a connected socket.
-pub fn accept(fd: c_int, _addr: Addr, _len: AddrLen) -> Option<c_int> {
-    with(fd, |_, _| fail(::libc::EINVAL))
-}
-
-/// `accept4`: not on a connected socket.
+/// `accept4` (and so `accept`): not on a connected socket.
 pub fn accept4(fd: c_int, _addr: Addr, _len: AddrLen, _flags: c_int) -> Option<c_int> {
     with(fd, |_, _| fail(::libc::EINVAL))
 }
