@@ -4,6 +4,7 @@
 //! * [`dl`]: `dlsym`, which finds nothing in a static image;
 //! * [`start`]: the entry from libos's runtime into C's world (arguments,
 //!   environment, constructors, `main`), `exit` and its handlers;
+//! * [`math`]: the C math library, over the `libm` crate;
 //! * [`memory`]: `malloc` and friends over libos's heap, anonymous `mmap`;
 //! * [`string`]: the string functions std and the unwinder call;
 //! * [`env`]: `getenv`/`setenv`, `sysconf`, `getauxval`, identities;
@@ -47,6 +48,7 @@ pub mod epoll;
 pub mod eventfd;
 pub mod fd;
 pub mod file;
+pub mod math;
 pub mod memory;
 pub mod misc;
 pub mod netdb;
