@@ -167,7 +167,7 @@ fn a_multi_thread_tokio_echo_server_serves_100_clients_and_idles() {
 #[test]
 fn tokio_clients_reach_the_hosts_servers() {
     let ns = namespace("tokio-client");
-    let out = ns.enter(|| {
+    ns.enter(|| {
         let l = TcpListener::bind("10.0.0.1:7001").unwrap();
         std::thread::spawn(move || {
             for s in l.incoming() {
@@ -187,7 +187,6 @@ fn tokio_clients_reach_the_hosts_servers() {
             }
         });
     });
-    let () = out;
     for flavor in ["current", "multi"] {
         let out = ns.tender(&guest_args(&["client", flavor]));
         out.assert_ok();

@@ -72,7 +72,7 @@ async fn client() {
     let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
     let (mut r, mut w) = s.split();
     let sent = data.clone();
-    let (wrote, back) = tokio::join!(
+    let ((), back) = tokio::join!(
         async move {
             w.write_all(&sent).await.unwrap();
             w.shutdown().await.unwrap();
@@ -83,7 +83,6 @@ async fn client() {
             back
         }
     );
-    let () = wrote;
     println!("tcp echo: {} bytes back, equal {}", back.len(), back == data);
     let u = UdpSocket::bind("0.0.0.0:0").await.unwrap();
     u.connect("10.0.0.1:7001").await.unwrap();
