@@ -9,6 +9,10 @@
 //!   on 7, under the current-thread or the multi-thread runtime.
 //! * `client`: tokio clients against the suite's echo server on
 //!   10.0.0.1:7001 and its UDP echo on 7001, with timeouts.
+//! * `cost`: what a zero-timeout `poll` and `epoll_wait` cost with the
+//!   network device up (each gives the network a turn first), against a
+//!   call that does not (a nonblocking `read` of an empty eventfd); for
+//!   docs/std.md, by hand.
 
 libos_std::app!(devices: ["service0": Net]);
 
@@ -26,10 +30,11 @@ fn main() {
     }
     .expect("the runtime builds");
     match args.first().map(String::as_str) {
+        Some("cost") => cost(),
         Some("serve") => rt.block_on(serve(flavor)),
         Some("client") => rt.block_on(client()),
         _ => {
-            eprintln!("usage: std-tokio-net serve|client current|multi");
+            eprintln!("usage: std-tokio-net serve|client current|multi, or cost");
             std::process::exit(2);
         }
     }
@@ -94,4 +99,38 @@ async fn client() {
     println!("udp silence: timed out {}", r.is_err());
     let refused = TcpStream::connect("10.0.0.1:7009").await.map(|_| ()).map_err(|e| e.kind());
     println!("refused: {refused:?}");
+}
+
+/// Nanoseconds per call of `f`, over `n` calls.
+fn per_call(n: u32, mut f: impl FnMut()) -> u128 {
+    let t0 = std::time::Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    t0.elapsed().as_nanos() / u128::from(n)
+}
+
+#[allow(unsafe_code)]
+fn cost() {
+    // SAFETY: plain calls on descriptors this function owns.
+    unsafe {
+        let e = libc::eventfd(0, libc::EFD_NONBLOCK);
+        let ep = libc::epoll_create1(0);
+        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: 0 };
+        assert_eq!(libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, e, &mut ev), 0);
+        let n = 100_000;
+        let mut v = 0u64;
+        let read = per_call(n, || {
+            libc::eventfd_read(e, &mut v);
+        });
+        let mut p = [libc::pollfd { fd: e, events: libc::POLLIN, revents: 0 }];
+        let poll = per_call(n, || {
+            libc::poll(p.as_mut_ptr(), 1, 0);
+        });
+        let mut out = [libc::epoll_event { events: 0, u64: 0 }; 8];
+        let wait = per_call(n, || {
+            libc::epoll_wait(ep, out.as_mut_ptr(), 8, 0);
+        });
+        println!("ns per call: read {read}, poll {poll}, epoll_wait {wait}");
+    }
 }
