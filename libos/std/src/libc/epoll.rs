@@ -722,6 +722,42 @@ mod tests {
         }
     }
 
+    /// A regular file, which Linux cannot poll.
+    struct Regular;
+
+    impl File for Regular {
+        fn stat(&self) -> Res<::libc::stat64> {
+            Ok(super::super::pipe::anon_stat(::libc::S_IFREG | 0o644))
+        }
+        fn poll(&self) -> Events {
+            ::libc::POLLIN | ::libc::POLLOUT
+        }
+        fn as_any(&self) -> &dyn core::any::Any {
+            self
+        }
+    }
+
+    #[test]
+    fn regular_files_are_eperm_and_instances_nest() {
+        let _g = fd::tests::serial();
+        let ep = epoll_create1(0);
+        let f = fd::install(fd::new_open(Rc::new(Regular), ::libc::O_RDONLY), false, 0).unwrap();
+        assert_eq!(ctl(ep, ::libc::EPOLL_CTL_ADD, f, IN, 0), Err(::libc::EPERM));
+        assert_eq!(ctl(f, ::libc::EPOLL_CTL_ADD, f, IN, 0), Err(::libc::EPERM), "before EINVAL");
+        // An instance inside another reports when one of its own would.
+        let outer = epoll_create1(0);
+        ctl(outer, ::libc::EPOLL_CTL_ADD, ep, IN | ET, 1).unwrap();
+        let e = eventfd::new_eventfd(0, ::libc::EFD_NONBLOCK).unwrap();
+        ctl(ep, ::libc::EPOLL_CTL_ADD, e, IN, 2).unwrap();
+        assert_eq!(ready(outer, 4), []);
+        assert_eq!(eventfd::eventfd_write(e, 1), 0);
+        assert_eq!(ready(outer, 4), [(1, IN)]);
+        assert_eq!(ready(ep, 4), [(2, IN)], "the outer wait consumed nothing of the inner");
+        for x in [e, outer, f, ep] {
+            assert_eq!(close(x), 0);
+        }
+    }
+
     #[test]
     fn a_timeout_passes_with_nothing_ready() {
         let _g = fd::tests::serial();
