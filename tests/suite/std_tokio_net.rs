@@ -3,8 +3,9 @@
 //! its own with the tap inside it (see `support::netns`): tests/std's
 //! `std-tokio-net` guest at 10.0.0.2 as an echo server under the
 //! current-thread and the multi-thread runtime for 100 concurrent clients
-//! of this suite, idle without spinning afterwards, and as a client of
-//! this suite's servers at 10.0.0.1.
+//! of this suite, idle without spinning afterwards, and with a task that
+//! keeps the runtime from ever parking; and as a client of this suite's
+//! servers at 10.0.0.1.
 
 mod support;
 
@@ -113,7 +114,8 @@ fn cpu_ticks(pid: u32) -> u64 {
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
 
-/// Serves 100 concurrent echo clients, "bye" and UDP echo, then idles.
+/// Serves 100 concurrent echo clients, "bye" and UDP echo, then idles
+/// (but for `busy`).
 fn serves(flavor: &str) {
     let ns = namespace(&format!("tokio-{flavor}"));
     let ready = format!("std-tokio-net: {flavor} listening on 0.0.0.0:7");
@@ -144,6 +146,10 @@ fn serves(flavor: &str) {
         failures
     });
     assert!(failures.is_empty(), "{failures:#?}");
+    if flavor == "busy" {
+        // A task that never stops yielding keeps it busy by design.
+        return;
+    }
     // Idle, with every socket writable and registered edge-triggered: the
     // guest sleeps in its one ppoll instead of spinning. A second of wall
     // time; a spinning guest would use all of it.
@@ -162,6 +168,11 @@ fn a_current_thread_tokio_echo_server_serves_100_clients_and_idles() {
 #[test]
 fn a_multi_thread_tokio_echo_server_serves_100_clients_and_idles() {
     serves("multi");
+}
+
+#[test]
+fn a_tokio_runtime_that_never_parks_still_sees_new_input() {
+    serves("busy");
 }
 
 #[test]
