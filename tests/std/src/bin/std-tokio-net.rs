@@ -76,8 +76,11 @@ async fn serve(flavor: &str) {
         s.set_nodelay(true).unwrap();
         tokio::spawn(async move {
             let (mut r, mut w) = s.into_split();
-            // A client that vanishes ends its copy with an error: fine.
-            let _ = tokio::io::copy(&mut r, &mut w).await;
+            // A client that vanishes ends its copy with an error: said, and
+            // the server goes on.
+            if let Err(e) = tokio::io::copy(&mut r, &mut w).await {
+                eprintln!("std-tokio-net: copy: {e}");
+            }
         });
     }
 }
