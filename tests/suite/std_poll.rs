@@ -147,6 +147,7 @@ fn tokio_output(thread: &str) -> String {
          watch: last value 3\n\
          duplex: 10000 bytes, in order true\n\
          unix pair: echoed 450 bytes in lines, then 1048576 bytes back, copy saw 1049026\n\
+         tokio pipe: 100000 bytes; from a std pipe: \"from std\"\n\
          join set: sum 4950\n\
          async mutex: 100\n\
          panic Some(\"a task panics\") on thread Some(\"{thread}\")\n\

@@ -516,6 +516,19 @@ pub unsafe extern "C" fn fstat64(fd: c_int, st: *mut ::libc::stat64) -> c_int {
     }
 }
 
+/// `fstat(fd, st)`: the same as [`fstat64`] (on x86_64 `struct stat` and
+/// `struct stat64` are one layout); what the libc crate's `fstat` calls
+/// (tokio's pipes check they are FIFOs with it).
+///
+/// # Safety
+///
+/// `st` is writable.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn fstat(fd: c_int, st: *mut ::libc::stat) -> c_int {
+    // SAFETY: the same contract; the layouts are the same.
+    unsafe { fstat64(fd, st.cast()) }
+}
+
 /// `fsync(fd)`.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn fsync(fd: c_int) -> c_int {

@@ -169,6 +169,24 @@ async fn io() {
     let back = reader.await.unwrap();
     let copied = echo.await.unwrap();
     println!("unix pair: echoed {total} bytes in lines, then {back} bytes back, copy saw {copied}");
+    // tokio's pipes: its own (mio's pipe2), and one std made (tokio checks
+    // it is a FIFO and its access mode).
+    let (mut tx, mut rx) = tokio::net::unix::pipe::pipe().unwrap();
+    let w = tokio::spawn(async move {
+        for _ in 0..100 {
+            tx.write_all(&[7u8; 1000]).await.unwrap();
+        }
+    });
+    let mut got = Vec::new();
+    rx.read_to_end(&mut got).await.unwrap();
+    w.await.unwrap();
+    let (r, mut w) = std::io::pipe().unwrap();
+    let mut rx = tokio::net::unix::pipe::Receiver::from_owned_fd(r.into()).unwrap();
+    std::io::Write::write_all(&mut w, b"from std").unwrap();
+    drop(w);
+    let mut s = String::new();
+    rx.read_to_string(&mut s).await.unwrap();
+    println!("tokio pipe: {} bytes; from a std pipe: {s:?}", got.len());
 }
 
 async fn tasks() {
