@@ -801,4 +801,30 @@ pub(crate) mod tests {
         assert_eq!(unsafe { poll(p.as_mut_ptr(), 2, 0) }, 2);
         assert_eq!(p[1].revents, ::libc::POLLNVAL);
     }
+
+    #[test]
+    fn poll_reports_hangups_unasked_and_normal_data_bits() {
+        let _g = serial();
+        let [r, w] = super::super::pipe::new_pipe(::libc::O_NONBLOCK).unwrap();
+        let mut p = [
+            ::libc::pollfd { fd: r, events: ::libc::POLLIN | ::libc::POLLRDNORM, revents: 0 },
+            ::libc::pollfd { fd: w, events: ::libc::POLLOUT, revents: 0 },
+            ::libc::pollfd { fd: -1, events: ::libc::POLLIN, revents: 7 },
+        ];
+        // SAFETY: p holds three entries.
+        assert_eq!(unsafe { poll(p.as_mut_ptr(), 3, 0) }, 1);
+        assert_eq!((p[0].revents, p[1].revents, p[2].revents), (0, ::libc::POLLOUT, 0));
+        // SAFETY: one readable byte.
+        assert_eq!(unsafe { write(w, b"x".as_ptr().cast(), 1) }, 1);
+        assert_eq!(close(w), 0);
+        // SAFETY: p holds at least the one entry asked about.
+        assert_eq!(unsafe { poll(p.as_mut_ptr(), 1, 0) }, 1);
+        let rd = ::libc::POLLIN | ::libc::POLLRDNORM;
+        assert_eq!(p[0].revents, rd | ::libc::POLLHUP, "POLLHUP unasked");
+        let ts = ::libc::timespec { tv_sec: 0, tv_nsec: 2_000_000_000 };
+        // SAFETY: p holds one entry; ts is readable.
+        assert_eq!(unsafe { ppoll(p.as_mut_ptr(), 1, &ts, core::ptr::null()) }, -1);
+        assert_eq!(super::super::errno(), ::libc::EINVAL);
+        assert_eq!(close(r), 0);
+    }
 }

@@ -481,6 +481,19 @@ mod tests {
     }
 
     #[test]
+    fn an_in_process_write_makes_event_waiters_look_again() {
+        let mut s = sched_with(2);
+        s.block(Wait::Events, None);
+        assert_eq!(s.next(None), Next::Run(1));
+        // Thread 1 writes to a pipe (events_changed), then blocks.
+        s.note_progress();
+        s.block(Wait::Futex, None);
+        assert_eq!(s.next(None), Next::Run(0), "the waiter looks again before any idling");
+        s.block(Wait::Events, None);
+        assert_eq!(s.next(None), Next::Idle(None), "once");
+    }
+
+    #[test]
     fn exit_wakes_the_joiner_and_the_last_exit_ends_all() {
         let mut s = sched_with(2);
         s.get_mut(1).unwrap().joiner = Some(0);
