@@ -198,7 +198,7 @@ use alloc::vec::Vec;
 
 use super::start::Lock;
 use super::{c_char, c_void, size_t};
-use sched::{Sched, Wait};
+use sched::Wait;
 
 /// The main thread's stack, as the tender laid it out.
 static MAIN_STACK: Lock<(u64, u64)> = Lock::new((0, 0));
@@ -263,6 +263,27 @@ pub fn sleep_until(deadline: libos::time::Instant) {
     }
 }
 
+/// Gives the network a turn without waiting (`libos::task::poll_devices`),
+/// from a call that queued something to send (a write, a connect, a close):
+/// it leaves now, not when the thread next blocks. If a socket changed
+/// (frames came back through the loopback, or had arrived), the threads
+/// waiting for events look again before the guest idles: the idle turn
+/// will not see that change again.
+pub fn poll_devices() {
+    if libos::task::poll_devices() {
+        switch::with(sched::Sched::note_progress);
+    }
+}
+
+/// [`poll_devices`] after asking the host which taps have frames
+/// (`libos::task::poll_devices_now`): for `poll` and `epoll_wait`, which
+/// must see new input even when the guest never idles.
+pub fn poll_devices_now() {
+    if libos::task::poll_devices_now() {
+        switch::with(sched::Sched::note_progress);
+    }
+}
+
 /// Parks the calling thread until something may have changed (a device
 /// event, another thread's progress) or `deadline` passes.
 pub fn wait_for_events(deadline: Option<libos::time::Instant>) {
@@ -274,7 +295,7 @@ pub fn wait_for_events(deadline: Option<libos::time::Instant>) {
 /// read or closed): they look again before the guest idles, instead of
 /// sleeping until a device event.
 pub fn events_changed() {
-    switch::with(Sched::note_progress);
+    switch::with(sched::Sched::note_progress);
 }
 
 /// `__cxa_thread_atexit_impl(dtor, obj, dso)`: runs `dtor(obj)` when the

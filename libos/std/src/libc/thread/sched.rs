@@ -245,6 +245,14 @@ impl Sched {
         self.threads.get_mut(slot)?.take()
     }
 
+    /// Records that the running thread changed something threads waiting
+    /// for events may be waiting for (a socket's state, when its call gave
+    /// the network a turn; a write to a pipe, an eventfd, a socket pair):
+    /// they look again before the guest idles.
+    pub fn note_progress(&mut self) {
+        self.progress = true;
+    }
+
     /// Blocks the running thread (the caller then asks [`Sched::next`]).
     pub fn block(&mut self, why: Wait, deadline: Option<Instant>) {
         if deadline.is_some() {
@@ -297,13 +305,6 @@ impl Sched {
         // it never grows past the table's size.
         self.ready.push_back(slot);
         true
-    }
-
-    /// Records that something event waiters may be waiting for changed (a
-    /// write to a pipe, an eventfd, a socket pair): they look again before
-    /// the guest idles.
-    pub fn note_progress(&mut self) {
-        self.progress = true;
     }
 
     /// Whether some blocked thread has a deadline ([`Sched::next`] then
