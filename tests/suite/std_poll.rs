@@ -148,6 +148,7 @@ fn tokio_output(thread: &str) -> String {
          duplex: 10000 bytes, in order true\n\
          unix pair: echoed 450 bytes in lines, then 1048576 bytes back, copy saw 1049026\n\
          tokio pipe: 100000 bytes; from a std pipe: \"from std\"\n\
+         loopback tcp: 10 of 10 clients echoed\n\
          join set: sum 4950\n\
          async mutex: 100\n\
          panic Some(\"a task panics\") on thread Some(\"{thread}\")\n\
