@@ -131,6 +131,18 @@ fn epoll_errors_are_linux_s() {
     assert_eq!(out.stdout, expected);
 }
 
+#[test]
+fn a_read_nothing_can_ever_satisfy_is_a_reported_deadlock() {
+    let out = poll_area("deadlock");
+    assert_eq!(out.code(), Some(255), "{out:#?}");
+    assert_eq!(
+        out.stdout,
+        "reading a pipe nobody else can write\n\
+         libos-std: deadlock: every thread waits forever and nothing can wake any: \
+         thread 1 'std-poll' waits for a descriptor or a signal (poll, epoll, a pipe, pause)\n"
+    );
+}
+
 /// What std-tokio prints under either runtime, whose task panics on
 /// `thread`.
 fn tokio_output(thread: &str) -> String {

@@ -25,6 +25,7 @@ fn main() {
         "poll" => polls(),
         "epoll" => epolls(),
         "epoll-errors" => epoll_errors(),
+        "deadlock" => deadlock(),
         other => panic!("unknown area {other:?}"),
     }
 }
@@ -364,4 +365,14 @@ fn epoll_errors() {
     // SAFETY: plain call.
     let n = unsafe { libc::epoll_create(0) };
     println!("epoll_create(0): {n} {}", errno() == libc::EINVAL);
+}
+
+/// A read of a pipe that only this thread could write, with no network
+/// device: nothing can ever wake it, and the guest says so.
+fn deadlock() {
+    let (mut r, _w) = std::io::pipe().unwrap();
+    println!("reading a pipe nobody else can write");
+    let mut b = [0u8; 1];
+    let n = r.read(&mut b);
+    println!("unreachable: {n:?}");
 }

@@ -38,7 +38,8 @@ pub enum Wait {
     Sleep,
     /// Another thread's exit.
     Join,
-    /// A device or descriptor event (`poll`, `pause`).
+    /// A device or descriptor event (`poll`, `epoll_wait`, a blocking read
+    /// or write of a pipe, eventfd or socket pair, `pause`).
     Events,
 }
 
@@ -49,7 +50,7 @@ impl Wait {
             Wait::Futex => "waits on a futex (a lock, condition variable, channel or park)",
             Wait::Sleep => "sleeps",
             Wait::Join => "joins a thread",
-            Wait::Events => "waits for a descriptor or a signal (poll, pause)",
+            Wait::Events => "waits for a descriptor or a signal (poll, epoll, a pipe, pause)",
         }
     }
 }
