@@ -88,7 +88,8 @@ fn poll_wakes_on_another_threads_write_and_times_out() {
         "poll with nothing: 0 after >= 40 ms true\n\
          poll woken by another thread: 1, revents POLLIN true\n\
          read 5, then writer gone: 1, revents POLLHUP true\n\
-         ppoll: 2, stdout POLLOUT true, closed POLLNVAL true\n"
+         ppoll: 2, stdout POLLOUT true, closed POLLNVAL true\n\
+         select woken by another thread: 1, set true, time left < 5 s true\n"
     );
 }
 
