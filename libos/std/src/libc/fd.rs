@@ -66,10 +66,11 @@ pub trait File {
     }
     /// Which of `POLLIN`, `POLLOUT`, ... hold now.
     fn poll(&self) -> Events;
-    /// A value that changes whenever new data arrives or room frees (or
-    /// the object's state changes): edge-triggered `epoll` reports an
-    /// event when it differs from what it saw last. 0 for objects whose
-    /// readiness never changes.
+    /// A counter that changes whenever the object's readiness may have
+    /// been renewed without a bit of [`File::poll`] changing: data arrived
+    /// or room freed (for edge-triggered `epoll`, which reports a
+    /// registration again when it changes). Objects whose readiness never
+    /// changes keep 0.
     fn activity(&self) -> u64 {
         0
     }
@@ -481,6 +482,19 @@ pub unsafe extern "C" fn fstat64(fd: c_int, st: *mut ::libc::stat64) -> c_int {
     }
 }
 
+/// `fstat(fd, st)`: the same as [`fstat64`] (on x86_64 `struct stat` and
+/// `struct stat64` are one layout); what the libc crate's `fstat` calls
+/// (tokio's pipes check they are FIFOs with it).
+///
+/// # Safety
+///
+/// `st` is writable.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn fstat(fd: c_int, st: *mut ::libc::stat) -> c_int {
+    // SAFETY: the same contract; the layouts are the same.
+    unsafe { fstat64(fd, st.cast()) }
+}
+
 /// `fsync(fd)`.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn fsync(fd: c_int) -> c_int {
@@ -625,7 +639,9 @@ pub type c_ulong_request = ::libc::c_ulong;
 
 /// `poll(fds, n, timeout)`: readiness of each descriptor (`POLLNVAL` for
 /// one that is not open); waits, parking the thread, until one is ready
-/// or `timeout` milliseconds pass (-1: forever).
+/// or `timeout` milliseconds pass (negative: forever). The network gets a
+/// turn first, so that what arrived is seen even when something is
+/// ready already.
 ///
 /// # Safety
 ///
@@ -636,15 +652,191 @@ pub unsafe extern "C" fn poll(
     n: ::libc::nfds_t,
     timeout: c_int,
 ) -> c_int {
+    let deadline = u64::try_from(timeout)
+        .ok()
+        .map(|ms| libos::time::Instant::now() + core::time::Duration::from_millis(ms));
+    // SAFETY: the same contract.
+    unsafe { poll_until(fds, n, deadline) }
+}
+
+/// `ppoll(fds, n, timeout, sigmask)`: [`poll`] with a `timespec` timeout
+/// (null: forever); the mask changes nothing, as no signal is delivered.
+///
+/// # Safety
+///
+/// `fds` holds `n` entries; `timeout` is null or readable.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn ppoll(
+    fds: *mut ::libc::pollfd,
+    n: ::libc::nfds_t,
+    timeout: *const ::libc::timespec,
+    _sigmask: *const ::libc::sigset_t,
+) -> c_int {
+    // SAFETY: the caller guarantees timeout is null or readable.
+    match unsafe { super::epoll::timespec_deadline(timeout) } {
+        // SAFETY: the same contract.
+        Ok(deadline) => unsafe { poll_until(fds, n, deadline) },
+        Err(e) => fail(e),
+    }
+}
+
+/// The bits of descriptor `fd` in an `fd_set` (64 per word).
+fn fd_bit(set: *const ::libc::fd_set, fd: usize) -> bool {
+    // SAFETY: the callers pass fd_sets of FD_SETSIZE bits, and fd is below
+    // it; an fd_set is an array of 64-bit words on x86_64.
+    unsafe { set.cast::<u64>().add(fd / 64).read() & (1 << (fd % 64)) != 0 }
+}
+
+/// `select(n, readfds, writefds, exceptfds, timeout)`: [`poll`] over
+/// bitmaps, as Linux's (a descriptor in a set that is not open is
+/// `EBADF`; readable also at a hangup or error, writable also at an error;
+/// the exceptional set is `POLLPRI`); the time left is written back to
+/// `timeout`, as Linux does. Nothing std, mio or tokio runs calls it; C
+/// code may.
+///
+/// # Safety
+///
+/// Each set is null or an `fd_set`, readable and writable; `timeout` is
+/// null or a readable and writable `timeval`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn select(
+    n: c_int,
+    readfds: *mut ::libc::fd_set,
+    writefds: *mut ::libc::fd_set,
+    exceptfds: *mut ::libc::fd_set,
+    timeout: *mut ::libc::timeval,
+) -> c_int {
+    let deadline = if timeout.is_null() {
+        None
+    } else {
+        // SAFETY: the caller guarantees timeout is readable.
+        let tv = unsafe { timeout.read() };
+        let (Ok(s), Ok(us)) = (u64::try_from(tv.tv_sec), u32::try_from(tv.tv_usec)) else {
+            return fail(::libc::EINVAL);
+        };
+        if us >= 1_000_000 {
+            return fail(::libc::EINVAL);
+        }
+        let d = core::time::Duration::new(s, us * 1000);
+        Some(libos::time::Instant::now() + d)
+    };
+    // SAFETY: the same contract.
+    let r = unsafe { select_until(n, [readfds, writefds, exceptfds], deadline) };
+    if let (Some(d), false) = (deadline, timeout.is_null()) {
+        let left = d.duration_since(libos::time::Instant::now());
+        let tv =
+            ::libc::timeval { tv_sec: left.as_secs() as _, tv_usec: left.subsec_micros() as _ };
+        // SAFETY: the caller guarantees timeout is writable.
+        unsafe { timeout.write(tv) };
+    }
+    r
+}
+
+/// `pselect(n, readfds, writefds, exceptfds, timeout, sigmask)`:
+/// [`select`] with a `timespec` that is left alone; the mask changes
+/// nothing.
+///
+/// # Safety
+///
+/// As [`select`]; `timeout` is null or a readable `timespec`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn pselect(
+    n: c_int,
+    readfds: *mut ::libc::fd_set,
+    writefds: *mut ::libc::fd_set,
+    exceptfds: *mut ::libc::fd_set,
+    timeout: *const ::libc::timespec,
+    _sigmask: *const ::libc::sigset_t,
+) -> c_int {
+    // SAFETY: the caller guarantees timeout is null or readable.
+    match unsafe { super::epoll::timespec_deadline(timeout) } {
+        // SAFETY: the same contract.
+        Ok(d) => unsafe { select_until(n, [readfds, writefds, exceptfds], d) },
+        Err(e) => fail(e),
+    }
+}
+
+/// [`select`] until `deadline` (None: forever).
+///
+/// # Safety
+///
+/// Each set is null or a readable and writable `fd_set`.
+unsafe fn select_until(
+    n: c_int,
+    sets: [*mut ::libc::fd_set; 3],
+    deadline: Option<libos::time::Instant>,
+) -> c_int {
+    let Ok(n) = usize::try_from(n) else { return fail(::libc::EINVAL) };
+    let n = n.min(::libc::FD_SETSIZE);
+    let wanted: [Events; 3] = [
+        ::libc::POLLIN | ::libc::POLLRDNORM | ::libc::POLLHUP | ::libc::POLLERR,
+        ::libc::POLLOUT | ::libc::POLLWRNORM | ::libc::POLLERR,
+        ::libc::POLLPRI,
+    ];
+    // What was asked: (fd, which sets); a closed descriptor is EBADF.
+    let mut asked = Vec::new();
+    for fd in 0..n {
+        let mut which = [false; 3];
+        for (k, set) in sets.iter().enumerate() {
+            which[k] = !set.is_null() && fd_bit(*set, fd);
+        }
+        if which.iter().any(|&w| w) {
+            if get(fd as c_int).is_err() {
+                return fail(::libc::EBADF);
+            }
+            if asked.try_reserve(1).is_err() {
+                return fail(::libc::ENOMEM);
+            }
+            asked.push((fd, which));
+        }
+    }
+    super::thread::poll_devices_now();
+    loop {
+        let mut ready = Vec::new();
+        for &(fd, which) in &asked {
+            let now = get(fd as c_int)
+                .map_or(::libc::POLLNVAL, |o| super::epoll::normalized(o.file.poll()));
+            for k in 0..3 {
+                if which[k] && now & wanted[k] != 0 {
+                    ready.push((fd, k));
+                }
+            }
+        }
+        if !ready.is_empty() || deadline.is_some_and(|d| libos::time::Instant::now() >= d) {
+            for set in sets.iter().filter(|s| !s.is_null()) {
+                // SAFETY: the caller's contract: a writable fd_set.
+                unsafe { set.write_bytes(0, 1) };
+            }
+            for &(fd, k) in &ready {
+                // SAFETY: as above; fd is below FD_SETSIZE.
+                unsafe { *sets[k].cast::<u64>().add(fd / 64) |= 1 << (fd % 64) };
+            }
+            return ready.len() as c_int;
+        }
+        super::thread::wait_for_events(deadline);
+    }
+}
+
+/// [`poll`] until `deadline` (None: forever).
+///
+/// # Safety
+///
+/// `fds` holds `n` entries.
+unsafe fn poll_until(
+    fds: *mut ::libc::pollfd,
+    n: ::libc::nfds_t,
+    deadline: Option<libos::time::Instant>,
+) -> c_int {
     let Ok(n) = usize::try_from(n) else { return fail(::libc::EINVAL) };
     if n > MAX_FDS {
         return fail(::libc::EINVAL);
     }
+    if n > 0 && fds.is_null() {
+        return fail(::libc::EFAULT);
+    }
     // SAFETY: the caller guarantees n entries (none when n is 0).
     let fds = if n == 0 { &mut [][..] } else { unsafe { core::slice::from_raw_parts_mut(fds, n) } };
-    let deadline = u64::try_from(timeout)
-        .ok()
-        .map(|ms| libos::time::Instant::now() + core::time::Duration::from_millis(ms));
+    super::thread::poll_devices_now();
     loop {
         let mut ready = 0;
         for p in fds.iter_mut() {
@@ -654,7 +846,7 @@ pub unsafe extern "C" fn poll(
                 match get(p.fd) {
                     Ok(o) => {
                         let always = ::libc::POLLHUP | ::libc::POLLERR;
-                        o.file.poll() & (p.events | always)
+                        super::epoll::normalized(o.file.poll()) & (p.events | always)
                     }
                     Err(_) => ::libc::POLLNVAL,
                 }
@@ -671,8 +863,14 @@ pub unsafe extern "C" fn poll(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Holds [`super::super::FD_TABLE_TESTS`]: the host tests that use the
+    /// descriptor table take turns.
+    pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+        super::super::FD_TABLE_TESTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 
     #[test]
     fn descriptors_follow_linux_rules() {
@@ -705,5 +903,77 @@ mod tests {
         // SAFETY: p holds two entries.
         assert_eq!(unsafe { poll(p.as_mut_ptr(), 2, 0) }, 2);
         assert_eq!(p[1].revents, ::libc::POLLNVAL);
+    }
+
+    #[test]
+    fn select_reports_bitmaps_as_linux() {
+        let _g = serial();
+        let [r, w] = super::super::pipe::new_pipe(::libc::O_NONBLOCK).unwrap();
+        // SAFETY: fd_set is plain data.
+        let empty: ::libc::fd_set = unsafe { core::mem::zeroed() };
+        let (mut rs, mut ws) = (empty, empty);
+        // SAFETY: the sets are valid; r and w are below FD_SETSIZE.
+        unsafe {
+            ::libc::FD_SET(r, &mut rs);
+            ::libc::FD_SET(w, &mut ws);
+        }
+        let mut tv = ::libc::timeval { tv_sec: 0, tv_usec: 0 };
+        let nfds = r.max(w) + 1;
+        // SAFETY: valid sets and timeval.
+        let n = unsafe { select(nfds, &mut rs, &mut ws, core::ptr::null_mut(), &mut tv) };
+        // SAFETY: reading the sets.
+        let (rr, ww) = unsafe { (::libc::FD_ISSET(r, &rs), ::libc::FD_ISSET(w, &ws)) };
+        assert_eq!((n, rr, ww), (1, false, true));
+        assert_eq!(close(w), 0);
+        let mut rs = empty;
+        // SAFETY: as above.
+        unsafe { ::libc::FD_SET(r, &mut rs) };
+        // SAFETY: as above.
+        let n =
+            unsafe { select(nfds, &mut rs, core::ptr::null_mut(), core::ptr::null_mut(), &mut tv) };
+        // SAFETY: reading the set.
+        assert_eq!((n, unsafe { ::libc::FD_ISSET(r, &rs) }), (1, true), "a hangup is readable");
+        // A closed descriptor in a set is EBADF.
+        let mut bad = empty;
+        // SAFETY: as above.
+        unsafe { ::libc::FD_SET(w, &mut bad) };
+        // SAFETY: as above.
+        let n = unsafe {
+            select(nfds, &mut bad, core::ptr::null_mut(), core::ptr::null_mut(), &mut tv)
+        };
+        assert_eq!((n, super::super::errno()), (-1, ::libc::EBADF));
+        let mut neg = ::libc::timeval { tv_sec: -1, tv_usec: 0 };
+        // SAFETY: no sets; neg is valid.
+        let n = unsafe {
+            select(0, core::ptr::null_mut(), core::ptr::null_mut(), core::ptr::null_mut(), &mut neg)
+        };
+        assert_eq!((n, super::super::errno()), (-1, ::libc::EINVAL));
+        assert_eq!(close(r), 0);
+    }
+
+    #[test]
+    fn poll_reports_hangups_unasked_and_normal_data_bits() {
+        let _g = serial();
+        let [r, w] = super::super::pipe::new_pipe(::libc::O_NONBLOCK).unwrap();
+        let mut p = [
+            ::libc::pollfd { fd: r, events: ::libc::POLLIN | ::libc::POLLRDNORM, revents: 0 },
+            ::libc::pollfd { fd: w, events: ::libc::POLLOUT, revents: 0 },
+            ::libc::pollfd { fd: -1, events: ::libc::POLLIN, revents: 7 },
+        ];
+        // SAFETY: p holds three entries.
+        assert_eq!(unsafe { poll(p.as_mut_ptr(), 3, 0) }, 1);
+        assert_eq!((p[0].revents, p[1].revents, p[2].revents), (0, ::libc::POLLOUT, 0));
+        // SAFETY: one readable byte.
+        assert_eq!(unsafe { write(w, b"x".as_ptr().cast(), 1) }, 1);
+        assert_eq!(close(w), 0);
+        // SAFETY: p holds at least the one entry asked about.
+        assert_eq!(unsafe { poll(p.as_mut_ptr(), 1, 0) }, 1);
+        let rd = ::libc::POLLIN | ::libc::POLLRDNORM;
+        assert_eq!(p[0].revents, rd | ::libc::POLLHUP, "POLLHUP unasked");
+        let ts = ::libc::timespec { tv_sec: 0, tv_nsec: 2_000_000_000 };
+        // SAFETY: p holds one entry; ts is readable.
+        assert_eq!(unsafe { ppoll(p.as_mut_ptr(), 1, &ts, core::ptr::null()) }, -1);
+        assert_eq!(super::super::errno(), ::libc::EINVAL);
+        assert_eq!(close(r), 0);
     }
 }

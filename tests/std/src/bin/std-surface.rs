@@ -87,7 +87,7 @@ fn net() {
     );
 }
 
-/// Sockets without a net device, and pipes (until they come), fail cleanly.
+/// Sockets without a net device, socket pairs and pipes.
 fn sockets() {
     use std::net::{TcpListener, TcpStream, UdpSocket};
     use std::os::unix::net::{UnixListener, UnixStream};

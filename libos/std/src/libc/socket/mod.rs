@@ -13,8 +13,8 @@
 //! socket's state lives in `RefCell`s borrowed only between switches.
 //!
 //! IPv6 sockets are `EAFNOSUPPORT` (the answer of a host without IPv6);
-//! Unix-domain ones too, until they come (socket pairs, pipes, `eventfd`
-//! and `epoll` below are `ENOSYS` until then).
+//! Unix-domain ones too, but for socket pairs ([`super::unix`]): each
+//! call here lets a socket of a pair answer for itself first.
 
 pub mod addr;
 pub mod opts;
@@ -33,31 +33,6 @@ use libos::net::NetError;
 use super::fd::{self, Events, File, Open, Res};
 use super::{c_int, c_void, fail, fail_size, size_t, ssize_t};
 use opts::{Kind, Opts, Value};
-
-/// Defines functions that create an object and fail with `ENOSYS`.
-macro_rules! unsupported {
-    ($($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*);)*) => {$(
-        $(#[$doc])*
-        #[cfg_attr(not(test), unsafe(no_mangle))]
-        pub extern "C" fn $name($($arg: $ty),*) -> c_int {
-            let _ = ($($arg,)*);
-            fail(::libc::ENOSYS)
-        }
-    )*};
-}
-
-unsupported! {
-    /// `socketpair(domain, type, protocol, fds)`.
-    fn socketpair(domain: c_int, ty: c_int, protocol: c_int, fds: *mut c_int);
-    /// `pipe2(fds, flags)`: std's `Command` pipes and its exec-error pipe.
-    fn pipe2(fds: *mut c_int, flags: c_int);
-    /// `pipe(fds)`.
-    fn pipe(fds: *mut c_int);
-    /// `eventfd(initval, flags)`.
-    fn eventfd(initval: ::libc::c_uint, flags: c_int);
-    /// `epoll_create1(flags)`.
-    fn epoll_create1(flags: c_int);
-}
 
 /// The errno for a stack error, as Linux reports the same condition.
 pub fn errno(e: NetError) -> c_int {
@@ -284,6 +259,10 @@ pub unsafe extern "C" fn bind(
     addr: *const ::libc::sockaddr,
     len: ::libc::socklen_t,
 ) -> c_int {
+    // A socket of a pair answers for itself.
+    if let Some(r) = super::unix::bind(fd, addr, len) {
+        return r;
+    }
     fd::ret_int(with_socket(fd, |_, s| {
         // SAFETY: the caller guarantees addr is readable for len bytes.
         let a = unsafe { addr::read_v4(addr, len) }?;
@@ -306,6 +285,10 @@ pub unsafe extern "C" fn connect(
     addr: *const ::libc::sockaddr,
     len: ::libc::socklen_t,
 ) -> c_int {
+    // A socket of a pair answers for itself.
+    if let Some(r) = super::unix::connect(fd, addr, len) {
+        return r;
+    }
     fd::ret_int(with_socket(fd, |open, s| {
         // SAFETY: the caller guarantees addr is readable for len bytes.
         let a = unsafe { addr::read(addr, len) }?;
@@ -322,6 +305,10 @@ pub unsafe extern "C" fn connect(
 /// `listen(fd, backlog)`.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
+    // A socket of a pair answers for itself.
+    if let Some(r) = super::unix::listen(fd, backlog) {
+        return r;
+    }
     fd::ret_int(with_socket(fd, |_, s| match s.proto {
         Proto::Tcp(_) => s.tcp_listen(backlog).map(|()| 0),
         Proto::Udp(_) => Err(::libc::EOPNOTSUPP),
@@ -340,6 +327,10 @@ pub unsafe extern "C" fn accept4(
     len: *mut ::libc::socklen_t,
     flags: c_int,
 ) -> c_int {
+    // A socket of a pair answers for itself.
+    if let Some(r) = super::unix::accept4(fd, addr, len, flags) {
+        return r;
+    }
     let known = ::libc::SOCK_NONBLOCK | ::libc::SOCK_CLOEXEC;
     if flags & !known != 0 {
         return fail(::libc::EINVAL);
@@ -383,6 +374,11 @@ pub unsafe extern "C" fn getsockname(
     addr: *mut ::libc::sockaddr,
     len: *mut ::libc::socklen_t,
 ) -> c_int {
+    // A socket of a pair answers for itself.
+    // SAFETY: the caller's contract is the same.
+    if let Some(r) = unsafe { super::unix::getsockname(fd, addr, len) } {
+        return r;
+    }
     fd::ret_int(with_socket(fd, |_, s| {
         let a = match s.proto {
             Proto::Tcp(_) => s.tcp_local_addr(),
@@ -405,6 +401,11 @@ pub unsafe extern "C" fn getpeername(
     addr: *mut ::libc::sockaddr,
     len: *mut ::libc::socklen_t,
 ) -> c_int {
+    // A socket of a pair answers for itself.
+    // SAFETY: the caller's contract is the same.
+    if let Some(r) = unsafe { super::unix::getpeername(fd, addr, len) } {
+        return r;
+    }
     fd::ret_int(with_socket(fd, |_, s| {
         let a = match s.proto {
             Proto::Tcp(_) => s.tcp_peer_addr(),
@@ -429,6 +430,11 @@ pub unsafe extern "C" fn setsockopt(
     value: *const c_void,
     len: ::libc::socklen_t,
 ) -> c_int {
+    // A socket of a pair answers for itself.
+    // SAFETY: the caller's contract is the same.
+    if let Some(r) = unsafe { super::unix::setsockopt(fd, level, name, value, len) } {
+        return r;
+    }
     fd::ret_int(with_socket(fd, |_, s| {
         if value.is_null() && len > 0 {
             return Err(::libc::EFAULT);
@@ -465,6 +471,11 @@ pub unsafe extern "C" fn getsockopt(
     value: *mut c_void,
     len: *mut ::libc::socklen_t,
 ) -> c_int {
+    // A socket of a pair answers for itself.
+    // SAFETY: the caller's contract is the same.
+    if let Some(r) = unsafe { super::unix::getsockopt(fd, level, name, value, len) } {
+        return r;
+    }
     fd::ret_int(with_socket(fd, |_, s| {
         if len.is_null() {
             return Err(::libc::EFAULT);
@@ -506,6 +517,10 @@ pub unsafe extern "C" fn getsockopt(
 /// `shutdown(fd, how)`.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
+    // A socket of a pair answers for itself.
+    if let Some(r) = super::unix::shutdown(fd, how) {
+        return r;
+    }
     fd::ret_int(with_socket(fd, |_, s| {
         if !matches!(how, ::libc::SHUT_RD | ::libc::SHUT_WR | ::libc::SHUT_RDWR) {
             return Err(::libc::EINVAL);
@@ -576,6 +591,11 @@ fn recv_common(
 /// `buf` is readable for `len` bytes.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t {
+    // A socket of a pair answers for itself.
+    // SAFETY: the caller's contract is the same.
+    if let Some(r) = unsafe { super::unix::send(fd, buf, len, flags) } {
+        return r;
+    }
     // SAFETY: the caller's contract.
     fd::ret(send_common(fd, unsafe { bytes(buf, len) }, flags, None))
 }
@@ -595,6 +615,11 @@ pub unsafe extern "C" fn sendto(
     addr: *const ::libc::sockaddr,
     addrlen: ::libc::socklen_t,
 ) -> ssize_t {
+    // A socket of a pair answers for itself.
+    // SAFETY: the caller's contract is the same.
+    if let Some(r) = unsafe { super::unix::sendto(fd, buf, len, flags, addr, addrlen) } {
+        return r;
+    }
     let to = if addr.is_null() {
         None
     } else {
@@ -615,6 +640,11 @@ pub unsafe extern "C" fn sendto(
 /// `buf` is writable for `len` bytes.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t {
+    // A socket of a pair answers for itself.
+    // SAFETY: the caller's contract is the same.
+    if let Some(r) = unsafe { super::unix::recv(fd, buf, len, flags) } {
+        return r;
+    }
     // SAFETY: the caller's contract.
     let buf = unsafe { bytes_mut(buf, len) };
     fd::ret(
@@ -638,6 +668,11 @@ pub unsafe extern "C" fn recvfrom(
     addr: *mut ::libc::sockaddr,
     addrlen: *mut ::libc::socklen_t,
 ) -> ssize_t {
+    // A socket of a pair answers for itself.
+    // SAFETY: the caller's contract is the same.
+    if let Some(r) = unsafe { super::unix::recvfrom(fd, buf, len, flags, addr, addrlen) } {
+        return r;
+    }
     // SAFETY: the caller's contract.
     let buf = unsafe { bytes_mut(buf, len) };
     fd::ret(recv_common(fd, buf, flags).map(|(n, full, from)| {
@@ -676,6 +711,11 @@ unsafe fn iovecs(msg: &::libc::msghdr) -> &[::libc::iovec] {
 /// `msg` is a valid `msghdr` whose buffers and name are readable.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const ::libc::msghdr, flags: c_int) -> ssize_t {
+    // A socket of a pair answers for itself.
+    // SAFETY: the caller's contract is the same.
+    if let Some(r) = unsafe { super::unix::sendmsg(fd, msg, flags) } {
+        return r;
+    }
     // SAFETY: the caller guarantees a valid msghdr.
     let msg = unsafe { &*msg };
     if msg.msg_controllen != 0 {
@@ -713,6 +753,11 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const ::libc::msghdr, flags: c
 /// `msg` is a valid `msghdr` whose buffers and name are writable.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut ::libc::msghdr, flags: c_int) -> ssize_t {
+    // A socket of a pair answers for itself.
+    // SAFETY: the caller's contract is the same.
+    if let Some(r) = unsafe { super::unix::recvmsg(fd, msg, flags) } {
+        return r;
+    }
     // SAFETY: the caller guarantees a valid msghdr.
     let msg = unsafe { &mut *msg };
     // SAFETY: the caller's contract for the iovecs.

@@ -275,10 +275,27 @@ pub fn poll_devices() {
     }
 }
 
+/// [`poll_devices`] after asking the host which taps have frames
+/// (`libos::task::poll_devices_now`): for `poll` and `epoll_wait`, which
+/// must see new input even when the guest never idles.
+pub fn poll_devices_now() {
+    if libos::task::poll_devices_now() {
+        switch::with(sched::Sched::note_progress);
+    }
+}
+
 /// Parks the calling thread until something may have changed (a device
 /// event, another thread's progress) or `deadline` passes.
 pub fn wait_for_events(deadline: Option<libos::time::Instant>) {
     switch::block(Wait::Events, deadline);
+}
+
+/// Tells the threads waiting for events that an in-process object's
+/// readiness changed (a pipe, an eventfd, a socket pair was written,
+/// read or closed): they look again before the guest idles, instead of
+/// sleeping until a device event.
+pub fn events_changed() {
+    switch::with(sched::Sched::note_progress);
 }
 
 /// `__cxa_thread_atexit_impl(dtor, obj, dso)`: runs `dtor(obj)` when the
