@@ -1,0 +1,52 @@
+//! mini-redis 0.4.1 (tokio's example Redis server, from crates.io,
+//! unmodified) as a program: the crate's own `src/bin/server.rs`, with two
+//! differences, both for a server reached over a network:
+//!
+//! * it listens on every address (`0.0.0.0`), not only `127.0.0.1`, or no
+//!   client outside the guest could reach it;
+//! * shutting down on Ctrl-C: when the process cannot be told of signals
+//!   (`tokio::signal::ctrl_c()` fails, as in a nabla guest, where nothing
+//!   delivers a signal: docs/std.md), it says so and serves until killed,
+//!   where the crate's binary would stop at once.
+//!
+//! ```text
+//! mini-redis-server [--port PORT]       (6379 by default)
+//! tender --net service0=tap0 --env NET_SERVICE0_IPV4=10.0.0.2/24 \
+//!     target/release/mini-redis-server
+//! ```
+
+use mini_redis::{DEFAULT_PORT, server};
+use structopt::StructOpt;
+use tokio::net::TcpListener;
+use tokio::signal;
+
+#[cfg(feature = "nabla")]
+libos_std::app!(devices: ["service0": Net]);
+
+#[tokio::main]
+pub async fn main() -> mini_redis::Result<()> {
+    tracing_subscriber::fmt::try_init()?;
+
+    let cli = Cli::from_args();
+    let port = cli.port.as_deref().unwrap_or(DEFAULT_PORT);
+
+    let listener = TcpListener::bind(&format!("0.0.0.0:{port}")).await?;
+    println!("mini-redis-server: listening on {}", listener.local_addr()?);
+
+    server::run(listener, shutdown()).await
+}
+
+/// Completes at Ctrl-C; never, where signals cannot be received.
+async fn shutdown() {
+    if let Err(e) = signal::ctrl_c().await {
+        eprintln!("mini-redis-server: no Ctrl-C ({e}): serving until killed");
+        std::future::pending::<()>().await;
+    }
+}
+
+#[derive(StructOpt, Debug)]
+#[structopt(name = "mini-redis-server", version = env!("CARGO_PKG_VERSION"), about = "A Redis server")]
+struct Cli {
+    #[structopt(name = "port", long = "--port")]
+    port: Option<String>,
+}
