@@ -6,26 +6,10 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use support::{TempDir, run};
+use support::{TempDir, fat_tool, run};
 
 const FS: &str = env!("CARGO_BIN_EXE_guest-fs");
-
-fn sh(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .env("MTOOLS_SKIP_CHECK", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("{program} (dosfstools/mtools): {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// A 32 MiB FAT16 image holding a small tree, made with the standard tools.
 fn image(dir: &TempDir) -> PathBuf {
@@ -37,9 +21,9 @@ fn image(dir: &TempDir) -> PathBuf {
     let img = dir.path().join("disk.img");
     std::fs::File::create(&img).unwrap().set_len(32 << 20).unwrap();
     let img_s = img.to_str().unwrap();
-    sh("mkfs.fat", &["-F", "16", "--mbr=y", "-n", "TEST", img_s]);
+    fat_tool("mkfs.fat", &["-F", "16", "--mbr=y", "-n", "TEST", img_s]);
     for entry in ["hello.txt", "docs"] {
-        sh("mcopy", &["-s", "-m", "-i", img_s, tree.join(entry).to_str().unwrap(), "::/"]);
+        fat_tool("mcopy", &["-s", "-m", "-i", img_s, tree.join(entry).to_str().unwrap(), "::/"]);
     }
     img
 }
@@ -118,15 +102,15 @@ fn what_a_guest_writes_is_read_back_by_mtools_and_passes_fsck() {
         assert_eq!(out.code(), Some(0), "sector size {sector_size}: {out:#?}");
         assert!(out.stdout.contains("big /BIG.BIN 3145728 bytes ok"), "{out:#?}");
         let img_s = img.to_str().unwrap();
-        assert_eq!(sh("mtype", &["-i", img_s, "::/OUT.TXT"]), "hello-from-guest+more");
-        assert_eq!(sh("mtype", &["-i", img_s, "::/NEWDIR/X.TXT"]), "inner");
-        assert_eq!(sh("mtype", &["-i", img_s, "::/hello.txt"]), "new", "rewritten");
+        assert_eq!(fat_tool("mtype", &["-i", img_s, "::/OUT.TXT"]), "hello-from-guest+more");
+        assert_eq!(fat_tool("mtype", &["-i", img_s, "::/NEWDIR/X.TXT"]), "inner");
+        assert_eq!(fat_tool("mtype", &["-i", img_s, "::/hello.txt"]), "new", "rewritten");
         let big = dir.path().join("big.bin");
-        sh("mcopy", &["-n", "-i", img_s, "::/BIG.BIN", big.to_str().unwrap()]);
+        fat_tool("mcopy", &["-n", "-i", img_s, "::/BIG.BIN", big.to_str().unwrap()]);
         let bytes = std::fs::read(&big).unwrap();
         assert_eq!(bytes.len(), 3 << 20);
         assert!(bytes.iter().enumerate().all(|(i, &b)| b == (i % 65_536 % 251) as u8));
-        sh("fsck.fat", &["-n", img_s]);
+        fat_tool("fsck.fat", &["-n", img_s]);
     }
 }
 

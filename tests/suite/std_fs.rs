@@ -9,25 +9,8 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use support::{Outcome, TempDir, run, workspace_bin};
-
-fn sh(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .env("MTOOLS_SKIP_CHECK", "1")
-        .env("TZ", "UTC")
-        .output()
-        .unwrap_or_else(|e| panic!("{program} (dosfstools/mtools): {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use support::{Outcome, TempDir, fat_tool, run, workspace_bin};
 
 /// 2001-02-03 04:05:06 UTC, the modification time of `hello.txt`.
 const HELLO_MTIME: u64 = 981_173_106;
@@ -47,11 +30,11 @@ fn image(dir: &TempDir, label: &str) -> PathBuf {
     let img = dir.path().join(format!("{label}.img"));
     std::fs::File::create(&img).unwrap().set_len(32 << 20).unwrap();
     let img_s = img.to_str().unwrap();
-    sh("mkfs.fat", &["-F", "16", "--mbr=y", "-n", "TEST", img_s]);
+    fat_tool("mkfs.fat", &["-F", "16", "--mbr=y", "-n", "TEST", img_s]);
     for entry in ["hello.txt", "RO.TXT", "docs"] {
-        sh("mcopy", &["-s", "-m", "-i", img_s, tree.join(entry).to_str().unwrap(), "::/"]);
+        fat_tool("mcopy", &["-s", "-m", "-i", img_s, tree.join(entry).to_str().unwrap(), "::/"]);
     }
-    sh("mattrib", &["-i", img_s, "+r", "::/RO.TXT"]);
+    fat_tool("mattrib", &["-i", img_s, "+r", "::/RO.TXT"]);
     img
 }
 
@@ -84,11 +67,11 @@ fn area(img: &Path, area: &str) -> String {
 }
 
 fn mtype(img: &Path, path: &str) -> String {
-    sh("mtype", &["-i", img.to_str().unwrap(), &format!("::{path}")])
+    fat_tool("mtype", &["-i", img.to_str().unwrap(), &format!("::{path}")])
 }
 
 fn fsck(img: &Path) {
-    sh("fsck.fat", &["-n", img.to_str().unwrap()]);
+    fat_tool("fsck.fat", &["-n", img.to_str().unwrap()]);
 }
 
 #[test]
@@ -142,10 +125,10 @@ fn reads_writes_seeks_and_positional_io_follow_linux() {
     }
     // Written past the end: zeros in the gap, as Linux.
     let rw = dir.path().join("rw.bin");
-    sh("mcopy", &["-n", "-i", img.to_str().unwrap(), "::/RW.BIN", rw.to_str().unwrap()]);
+    fat_tool("mcopy", &["-n", "-i", img.to_str().unwrap(), "::/RW.BIN", rw.to_str().unwrap()]);
     assert_eq!(std::fs::read(&rw).unwrap(), b"0123ab67XY\0\0\0Z");
     let big = dir.path().join("big.bin");
-    sh("mcopy", &["-n", "-i", img.to_str().unwrap(), "::/BIG.BIN", big.to_str().unwrap()]);
+    fat_tool("mcopy", &["-n", "-i", img.to_str().unwrap(), "::/BIG.BIN", big.to_str().unwrap()]);
     let bytes = std::fs::read(&big).unwrap();
     assert_eq!(bytes.len(), 300_000);
     assert!(bytes.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
@@ -196,7 +179,7 @@ fn directories_are_listed_created_and_created_recursively() {
         assert!(s.contains(line), "{line}: {s}");
     }
     assert_eq!(mtype(&img, "/A/B/C/F.TXT"), "deep");
-    let listing = sh("mdir", &["-b", "-i", img.to_str().unwrap(), "::/"]);
+    let listing = fat_tool("mdir", &["-b", "-i", img.to_str().unwrap(), "::/"]);
     assert!(listing.contains("::/NEWDIR/") && listing.contains("::/A/"), "{listing}");
     fsck(&img);
 }
@@ -316,10 +299,10 @@ fn a_second_disk_is_mounted_at_its_name() {
     let data = dir.path().join("data.img");
     std::fs::File::create(&data).unwrap().set_len(32 << 20).unwrap();
     let data_s = data.to_str().unwrap();
-    sh("mkfs.fat", &["-F", "16", "--mbr=y", "-n", "DATA", data_s]);
+    fat_tool("mkfs.fat", &["-F", "16", "--mbr=y", "-n", "DATA", data_s]);
     let inp = dir.path().join("in.txt");
     std::fs::write(&inp, "data file\n").unwrap();
-    sh("mcopy", &["-i", data_s, inp.to_str().unwrap(), "::/IN.TXT"]);
+    fat_tool("mcopy", &["-i", data_s, inp.to_str().unwrap(), "::/IN.TXT"]);
     let disks = [
         "--block".to_string(),
         format!("storage={}", root.display()),
@@ -344,7 +327,7 @@ fn a_second_disk_is_mounted_at_its_name() {
     }
     assert_eq!(mtype(&data, "/OUT.TXT"), "to the data disk");
     assert_eq!(mtype(&root, "/ROOT.TXT"), "to the root disk");
-    let listing = sh("mdir", &["-b", "-i", data_s, "::/X"]);
+    let listing = fat_tool("mdir", &["-b", "-i", data_s, "::/X"]);
     assert!(listing.contains("::/X/Y/"), "{listing}");
     fsck(&root);
     fsck(&data);

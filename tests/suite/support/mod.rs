@@ -202,20 +202,12 @@ pub fn site_image() -> PathBuf {
             let tmp = work.path().join("site.img");
             std::fs::File::create(&tmp).unwrap().set_len(16 << 20).unwrap();
             let img = tmp.to_str().unwrap();
-            let tool = |program: &str, args: &[&str]| {
-                let out = Command::new(program)
-                    .args(args)
-                    .env("MTOOLS_SKIP_CHECK", "1")
-                    .output()
-                    .unwrap_or_else(|e| panic!("{program} (dosfstools, mtools): {e}"));
-                assert!(out.status.success(), "{program} {args:?}: {out:?}");
-            };
-            tool("mkfs.fat", &["-F", "16", "--mbr=y", "-n", "SITE", img]);
+            fat_tool("mkfs.fat", &["-F", "16", "--mbr=y", "-n", "SITE", img]);
             let mut entries: Vec<PathBuf> =
                 std::fs::read_dir(&tree).unwrap().map(|e| e.unwrap().path()).collect();
             entries.sort();
             for e in entries {
-                tool("mcopy", &["-s", "-m", "-i", img, e.to_str().unwrap(), "::/"]);
+                fat_tool("mcopy", &["-s", "-m", "-i", img, e.to_str().unwrap(), "::/"]);
             }
             let dest = profile_dir().join(format!("test-site-{}.img", std::process::id()));
             std::fs::copy(&tmp, &dest).unwrap();
@@ -235,4 +227,23 @@ fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), dest).unwrap();
         }
     }
+}
+
+/// Runs a dosfstools or mtools `program` (times in UTC, mtools' geometry
+/// check off) and returns its output; panics, showing the output, if it
+/// fails.
+pub fn fat_tool(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .env("TZ", "UTC")
+        .output()
+        .unwrap_or_else(|e| panic!("{program} (dosfstools/mtools): {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

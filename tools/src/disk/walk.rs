@@ -182,15 +182,10 @@ impl Walk<'_> {
         dst: &Path,
         depth: usize,
     ) -> Result<usize> {
-        let fd = match open_at(Some(parent), name, libc::O_DIRECTORY) {
-            Ok(fd) => fd,
-            Err(e) if unreadable(&e) => {
-                self.special(rel, &format!("a directory that cannot be read ({e})"))?;
-                return Ok(0);
-            }
-            Err(e) => return Err(format!("{}: {e}", self.shown(rel))),
+        let Some(fd) = self.open_vetted(parent, name, libc::O_DIRECTORY, st, rel, "a directory")?
+        else {
+            return Ok(0);
         };
-        self.same(&fd, st, rel)?;
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(dst)
@@ -221,15 +216,9 @@ impl Walk<'_> {
             // (/etc/hosts, /run/.containerenv...) are not the image's.
             return Ok(0);
         }
-        let fd = match open_at(Some(parent), name, libc::O_NONBLOCK) {
-            Ok(fd) => fd,
-            Err(e) if unreadable(&e) => {
-                self.special(rel, &format!("a file that cannot be read ({e})"))?;
-                return Ok(0);
-            }
-            Err(e) => return Err(format!("{}: {e}", self.shown(rel))),
+        let Some(fd) = self.open_vetted(parent, name, libc::O_NONBLOCK, st, rel, "a file")? else {
+            return Ok(0);
         };
-        self.same(&fd, st, rel)?;
         self.add_bytes(size)?;
         let mut out = std::fs::OpenOptions::new()
             .write(true)
@@ -254,6 +243,31 @@ impl Walk<'_> {
         }
         self.staged.files += 1;
         Ok(1)
+    }
+
+    /// Opens the entry `name` of `parent` (`what` it is: "a file", "a
+    /// directory") and checks that it is the inode `st` described; `None`
+    /// if it cannot be read and the policy leaves it out.
+    fn open_vetted(
+        &mut self,
+        parent: &OwnedFd,
+        name: &CStr,
+        flags: libc::c_int,
+        st: &libc::stat,
+        rel: &Path,
+        what: &str,
+    ) -> Result<Option<OwnedFd>> {
+        match open_at(Some(parent), name, flags) {
+            Ok(fd) => {
+                self.same(&fd, st, rel)?;
+                Ok(Some(fd))
+            }
+            Err(e) if unreadable(&e) => {
+                self.special(rel, &format!("{what} that cannot be read ({e})"))?;
+                Ok(None)
+            }
+            Err(e) => Err(format!("{}: {e}", self.shown(rel))),
+        }
     }
 
     /// Checks that `fd`, just opened, is the inode `st` described.

@@ -298,29 +298,10 @@ pub unsafe extern "C" fn pwrite64(
 /// `iov` holds `n` entries, each writable for its length.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const ::libc::iovec, n: c_int) -> ssize_t {
-    let Ok(n) = usize::try_from(n) else { return fail_size(::libc::EINVAL) };
-    // SAFETY: the caller guarantees n entries.
-    let iov = unsafe { core::slice::from_raw_parts(iov, n) };
-    let open = match get(fd) {
-        Ok(o) => o,
-        Err(e) => return fail_size(e),
-    };
-    let mut total = 0;
-    for v in iov {
-        // SAFETY: the caller guarantees each entry's buffer is writable.
-        let buf = unsafe { bytes_mut(v.iov_base, v.iov_len) };
-        match open.file.read(&open, buf) {
-            Ok(k) => {
-                total += k;
-                if k < buf.len() {
-                    break;
-                }
-            }
-            Err(e) if total == 0 => return fail_size(e),
-            Err(_) => break,
-        }
-    }
-    total as ssize_t
+    vectored(fd, iov, n, None, |o, base, len, _| {
+        // SAFETY: the caller guarantees each buffer is writable.
+        o.file.read(o, unsafe { bytes_mut(base, len) })
+    })
 }
 
 /// `writev(fd, iov, n)`: each buffer in turn, stopping at a short write.
@@ -330,41 +311,26 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const ::libc::iovec, n: c_int) -
 /// `iov` holds `n` entries, each readable for its length.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const ::libc::iovec, n: c_int) -> ssize_t {
-    let Ok(n) = usize::try_from(n) else { return fail_size(::libc::EINVAL) };
-    // SAFETY: the caller guarantees n entries.
-    let iov = unsafe { core::slice::from_raw_parts(iov, n) };
-    let open = match get(fd) {
-        Ok(o) => o,
-        Err(e) => return fail_size(e),
-    };
-    let mut total = 0;
-    for v in iov {
-        // SAFETY: the caller guarantees each entry's buffer is readable.
-        let buf = unsafe { bytes(v.iov_base, v.iov_len) };
-        match open.file.write(&open, buf) {
-            Ok(k) => {
-                total += k;
-                if k < buf.len() {
-                    break;
-                }
-            }
-            Err(e) if total == 0 => return fail_size(e),
-            Err(_) => break,
-        }
-    }
-    total as ssize_t
+    vectored(fd, iov, n, None, |o, base, len, _| {
+        // SAFETY: the caller guarantees each buffer is readable.
+        o.file.write(o, unsafe { bytes(base, len) })
+    })
 }
 
-/// The positional vector calls: each buffer in turn at `offset` onwards,
-/// stopping at a short transfer, as `preadv` and `pwritev` do.
-fn vectored_at(
+/// The vector calls: `each(open, base, len, offset)` on each buffer in
+/// turn, stopping at a short transfer; an error is reported only if
+/// nothing was transferred, as Linux does. `offset` is the positional
+/// calls' (`preadv`, `pwritev`), advanced by each transfer; `None` for
+/// `readv` and `writev`, which use the description's own.
+fn vectored(
     fd: c_int,
     iov: *const ::libc::iovec,
     n: c_int,
-    offset: i64,
+    offset: Option<i64>,
     mut each: impl FnMut(&Open, *mut c_void, usize, u64) -> Res<usize>,
 ) -> ssize_t {
-    let (Ok(n), Ok(mut at)) = (usize::try_from(n), u64::try_from(offset)) else {
+    let Ok(n) = usize::try_from(n) else { return fail_size(::libc::EINVAL) };
+    let Ok(mut at) = u64::try_from(offset.unwrap_or(0)) else {
         return fail_size(::libc::EINVAL);
     };
     let open = match get(fd) {
@@ -405,7 +371,7 @@ pub unsafe extern "C" fn preadv(
     n: c_int,
     offset: i64,
 ) -> ssize_t {
-    vectored_at(fd, iov, n, offset, |o, base, len, at| {
+    vectored(fd, iov, n, Some(offset), |o, base, len, at| {
         // SAFETY: the caller guarantees each buffer is writable.
         o.file.pread(unsafe { bytes_mut(base, len) }, at)
     })
@@ -423,7 +389,7 @@ pub unsafe extern "C" fn pwritev(
     n: c_int,
     offset: i64,
 ) -> ssize_t {
-    vectored_at(fd, iov, n, offset, |o, base, len, at| {
+    vectored(fd, iov, n, Some(offset), |o, base, len, at| {
         // SAFETY: the caller guarantees each buffer is readable.
         o.file.pwrite(unsafe { bytes(base, len) }, at)
     })
