@@ -39,8 +39,8 @@ use spin::Mutex;
 
 pub use config::{ConfigError, Ipv4Config};
 pub use tap::TapStats;
-pub use tcp::{TcpListener, TcpOptions, TcpStream};
-pub use udp::UdpSocket;
+pub use tcp::{CONNECT_TIMEOUT, TcpListener, TcpOptions, TcpStatus, TcpStream};
+pub use udp::{UdpOptions, UdpSocket};
 
 use crate::hypercall::{self, POLLIN, PollFd};
 use crate::time::Instant;
@@ -66,6 +66,10 @@ pub enum NetError {
     TooLarge,
     /// The heap has no room for the socket's buffers.
     OutOfMemory,
+    /// No interface has the local address asked for.
+    AddrNotAvailable,
+    /// The peer did not answer in time (a connection attempt).
+    TimedOut,
 }
 
 impl fmt::Display for NetError {
@@ -80,6 +84,8 @@ impl fmt::Display for NetError {
             Self::NoInterface => "no such network interface",
             Self::TooLarge => "datagram too large",
             Self::OutOfMemory => "out of memory for the socket's buffers",
+            Self::AddrNotAvailable => "address not available",
+            Self::TimedOut => "timed out",
         })
     }
 }
@@ -413,8 +419,52 @@ impl fmt::Display for Source {
 /// Index of the interface to reach `dst` from: the one whose subnet holds
 /// it, else the first with a default gateway.
 pub(crate) fn route(stack: &Stack, dst: Ipv4Addr) -> Option<usize> {
+    // Loopback addresses never leave the guest (there is no loopback
+    // interface yet), and 0.0.0.0 is no destination.
+    if dst.is_loopback() || dst.is_unspecified() {
+        return None;
+    }
     let on_link = stack.ifaces.iter().position(|i| i.ipv4().is_some_and(|c| c.contains_addr(&dst)));
     on_link.or_else(|| stack.ifaces.iter().position(|i| i.ipv4().is_some() && i.gateway.is_some()))
+}
+
+/// The interfaces a socket bound to `addr` lives on: every one for the
+/// unspecified address, else the one holding it.
+pub(crate) fn ifaces_holding(stack: &Stack, addr: Ipv4Addr) -> Result<Vec<usize>, NetError> {
+    if stack.ifaces.is_empty() {
+        return Err(NetError::NoInterface);
+    }
+    if addr.is_unspecified() {
+        return Ok((0..stack.ifaces.len()).collect());
+    }
+    match stack.ifaces.iter().position(|i| i.ipv4().is_some_and(|c| c.address() == addr)) {
+        Some(idx) => Ok(alloc::vec![idx]),
+        None => Err(NetError::AddrNotAvailable),
+    }
+}
+
+/// Whether a socket may bind to `addr`: the unspecified address (if the
+/// guest has an interface), or an interface's address.
+pub fn is_local_address(addr: Ipv4Addr) -> Result<(), NetError> {
+    ifaces_holding(&STACK.lock(), addr).map(drop)
+}
+
+/// The local address the guest sends to `dst` from (the routing
+/// interface's), if it has a route.
+pub fn source_address(dst: Ipv4Addr) -> Option<Ipv4Addr> {
+    let stack = STACK.lock();
+    let idx = route(&stack, dst)?;
+    stack.ifaces[idx].ipv4().map(|c| c.address())
+}
+
+/// Whether a TCP listener or connection uses local `port`.
+pub fn tcp_port_in_use(port: u16) -> bool {
+    !tcp::port_free(&STACK.lock(), port)
+}
+
+/// Whether a TCP listener has local `port`.
+pub fn tcp_port_listened(port: u16) -> bool {
+    tcp::port_listened(&STACK.lock(), port)
 }
 
 /// What the guest knows about one of its interfaces.

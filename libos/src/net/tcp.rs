@@ -32,7 +32,7 @@ use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::AnySocket;
 use smoltcp::socket::tcp::{self, RecvError, State};
 
-use super::{Ipv4Addr, NetError, STACK, SocketAddrV4, Stack};
+use super::{Iface, Ipv4Addr, NetError, STACK, SocketAddrV4, Stack};
 use crate::time::Instant;
 
 /// Socket options.
@@ -78,12 +78,26 @@ impl Default for TcpOptions {
 /// after this.
 const SYN_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A socket listening on `port`, part of a listener's backlog.
-fn listening_socket(opts: &TcpOptions, port: u16) -> Result<tcp::Socket<'static>, NetError> {
+/// How long a connection attempt may wait for the peer's answer (Linux's
+/// default: six SYN retransmissions, about 127 s), after which it fails with
+/// [`NetError::TimedOut`].
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(127);
+
+/// A socket listening on `port` (at `addr` only, if given), part of a
+/// listener's backlog.
+fn listening_socket(
+    opts: &TcpOptions,
+    addr: Option<Ipv4Addr>,
+    port: u16,
+) -> Result<tcp::Socket<'static>, NetError> {
     let mut s = new_socket(opts)?;
     s.set_timeout(Some(to_smol_duration(SYN_TIMEOUT)));
-    s.listen(port).map_err(|_| NetError::InvalidAddress)?;
+    s.listen(listen_endpoint(addr, port)).map_err(|_| NetError::InvalidAddress)?;
     Ok(s)
+}
+
+fn listen_endpoint(addr: Option<Ipv4Addr>, port: u16) -> smoltcp::wire::IpListenEndpoint {
+    smoltcp::wire::IpListenEndpoint { addr: addr.map(smoltcp::wire::IpAddress::Ipv4), port }
 }
 
 /// A socket with `opts`' buffers, allocated fallibly: a client cannot make
@@ -126,6 +140,8 @@ fn v4(ep: smoltcp::wire::IpEndpoint) -> SocketAddrV4 {
 #[derive(Debug)]
 pub(crate) struct Listener {
     pub(crate) port: u16,
+    /// The local address it listens at; `None`: the interface's every one.
+    addr: Option<Ipv4Addr>,
     opts: TcpOptions,
     sockets: Vec<SocketHandle>,
     /// The task waiting in `accept`, to wake from sockets made later too.
@@ -146,7 +162,7 @@ impl Listener {
                 State::Listen => listening += 1,
                 State::Closed | State::TimeWait => {
                     s.abort();
-                    let _ = s.listen(self.port);
+                    let _ = s.listen(listen_endpoint(self.addr, self.port));
                     listening += 1;
                 }
                 _ => {}
@@ -156,7 +172,7 @@ impl Listener {
         if listening == 0
             && pending < self.opts.backlog
             && self.under_max_connections(set)
-            && let Ok(mut s) = listening_socket(&self.opts, self.port)
+            && let Ok(mut s) = listening_socket(&self.opts, self.addr, self.port)
         {
             if let Some(w) = &self.waker {
                 s.register_recv_waker(w);
@@ -214,12 +230,24 @@ impl Listener {
         self.waker = Some(waker.clone());
         None
     }
+
+    /// Whether a connection is established and waiting to be accepted.
+    fn has_established(&self, set: &mut SocketSet<'static>) -> bool {
+        self.sockets.iter().any(|&h| {
+            !matches!(
+                set.get_mut::<tcp::Socket>(h).state(),
+                State::Listen | State::SynReceived | State::Closed | State::TimeWait
+            )
+        })
+    }
 }
 
-/// Listens for TCP connections on a port, on every interface.
+/// Listens for TCP connections on a port, on every interface (or on the
+/// one holding a given address).
 #[derive(Debug)]
 pub struct TcpListener {
     port: u16,
+    addr: Option<Ipv4Addr>,
 }
 
 impl TcpListener {
@@ -230,22 +258,37 @@ impl TcpListener {
 
     /// Listens on `port` on every interface.
     pub fn bind_with(port: u16, opts: TcpOptions) -> Result<Self, NetError> {
-        if port == 0 || opts.backlog == 0 {
+        if port == 0 {
+            return Err(NetError::InvalidAddress);
+        }
+        Self::bind_addr(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port), opts)
+    }
+
+    /// Listens at `addr`: on every interface if its address is unspecified
+    /// (0.0.0.0), else only on the interface that holds it
+    /// ([`NetError::AddrNotAvailable`] if none does); on an ephemeral port
+    /// (49152..=65535, not in use) if its port is 0. One listener per port:
+    /// another on the same port is [`NetError::AddrInUse`], whatever its
+    /// address.
+    pub fn bind_addr(addr: SocketAddrV4, opts: TcpOptions) -> Result<Self, NetError> {
+        if opts.backlog == 0 {
             return Err(NetError::InvalidAddress);
         }
         let mut stack = STACK.lock();
-        if stack.ifaces.is_empty() {
-            return Err(NetError::NoInterface);
-        }
-        if stack.ifaces.iter().any(|i| i.listeners.iter().any(|l| l.port == port)) {
-            return Err(NetError::AddrInUse);
-        }
-        for i in &mut stack.ifaces {
-            let mut l = Listener { port, opts, sockets: Vec::new(), waker: None };
+        let ifaces = super::ifaces_holding(&stack, *addr.ip())?;
+        let port = match addr.port() {
+            0 => free_port(&stack)?,
+            p if port_listened(&stack, p) => return Err(NetError::AddrInUse),
+            p => p,
+        };
+        let at = (!addr.ip().is_unspecified()).then_some(*addr.ip());
+        for idx in ifaces {
+            let i = &mut stack.ifaces[idx];
+            let mut l = Listener { port, addr: at, opts, sockets: Vec::new(), waker: None };
             l.refresh(&mut i.sockets);
             i.listeners.push(l);
         }
-        Ok(Self { port })
+        Ok(Self { port, addr: at })
     }
 
     /// The port.
@@ -253,22 +296,71 @@ impl TcpListener {
         self.port
     }
 
+    /// The address and port it listens at (0.0.0.0: every address).
+    pub fn local_addr(&self) -> SocketAddrV4 {
+        SocketAddrV4::new(self.addr.unwrap_or(Ipv4Addr::UNSPECIFIED), self.port)
+    }
+
     /// Waits for a connection; returns it and the peer's address.
     pub async fn accept(&self) -> Result<(TcpStream, SocketAddrV4), NetError> {
-        poll_fn(|cx| {
-            let mut stack = STACK.lock();
-            for (idx, iface) in stack.ifaces.iter_mut().enumerate() {
-                let Some(l) = iface.listeners.iter_mut().find(|l| l.port == self.port) else {
-                    continue;
-                };
-                if let Some((handle, peer)) = l.take_established(&mut iface.sockets, cx.waker()) {
-                    return Poll::Ready(Ok((TcpStream { iface: idx, handle }, peer)));
-                }
-            }
-            Poll::Pending
-        })
-        .await
+        poll_fn(|cx| self.poll_accept(cx.waker())).await
     }
+
+    /// An established connection and the peer's address, if one is
+    /// waiting; otherwise `Pending`, and `waker` is woken when one may be.
+    pub fn poll_accept(&self, waker: &Waker) -> Poll<Result<(TcpStream, SocketAddrV4), NetError>> {
+        let mut stack = STACK.lock();
+        for (idx, iface) in stack.ifaces.iter_mut().enumerate() {
+            let Some(l) = iface.listeners.iter_mut().find(|l| l.port == self.port) else {
+                continue;
+            };
+            if let Some((handle, peer)) = l.take_established(&mut iface.sockets, waker) {
+                return Poll::Ready(Ok((
+                    TcpStream { iface: idx, handle, connect_started: None },
+                    peer,
+                )));
+            }
+        }
+        Poll::Pending
+    }
+
+    /// [`poll_accept`](Self::poll_accept) without a waker: for callers that
+    /// poll the stack themselves (libos/std's `accept`).
+    pub fn try_accept(&self) -> Poll<Result<(TcpStream, SocketAddrV4), NetError>> {
+        self.poll_accept(Waker::noop())
+    }
+
+    /// Whether a connection is waiting to be accepted (`POLLIN`).
+    pub fn is_acceptable(&self) -> bool {
+        let mut stack = STACK.lock();
+        stack.ifaces.iter_mut().any(|i| {
+            let Iface { listeners, sockets, .. } = i;
+            listeners.iter().any(|l| l.port == self.port && l.has_established(sockets))
+        })
+    }
+}
+
+/// Whether a listener has `port`.
+pub(crate) fn port_listened(stack: &Stack, port: u16) -> bool {
+    stack.ifaces.iter().any(|i| i.listeners.iter().any(|l| l.port == port))
+}
+
+/// Whether `port` is free for a new listener or connection: no listener
+/// has it and no TCP socket uses it as its local port.
+pub(crate) fn port_free(stack: &Stack, port: u16) -> bool {
+    !port_listened(stack, port)
+        && !stack.ifaces.iter().any(|i| {
+            i.sockets.iter().any(|(_, s)| {
+                tcp::Socket::downcast(s)
+                    .and_then(tcp::Socket::local_endpoint)
+                    .is_some_and(|e| e.port == port)
+            })
+        })
+}
+
+/// An ephemeral port no listener or connection uses.
+fn free_port(stack: &Stack) -> Result<u16, NetError> {
+    (0..16384).map(|_| ephemeral_port()).find(|&p| port_free(stack, p)).ok_or(NetError::AddrInUse)
 }
 
 impl Drop for TcpListener {
@@ -289,6 +381,11 @@ impl Drop for TcpListener {
 pub struct TcpStream {
     iface: usize,
     handle: SocketHandle,
+    /// When this side started connecting (`None` for an accepted
+    /// connection): a connection attempt that ends without being
+    /// established before [`CONNECT_TIMEOUT`] was refused, after it timed
+    /// out.
+    connect_started: Option<Instant>,
 }
 
 /// Next ephemeral port (49152..=65535), starting somewhere per boot.
@@ -300,6 +397,30 @@ fn ephemeral_port() -> u16 {
         let _ = EPHEMERAL.compare_exchange(0, seed | 1, Ordering::Relaxed, Ordering::Relaxed);
     }
     49152 + EPHEMERAL.fetch_add(1, Ordering::Relaxed) % 16384
+}
+
+/// A connection's state, as readiness calls (`poll`) need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpStatus {
+    /// Bytes received and not read yet.
+    pub recv_queue: usize,
+    /// Bytes written and not acknowledged by the peer yet.
+    pub send_queue: usize,
+    /// Room in the send buffer (0 once this side cannot send).
+    pub send_room: usize,
+    /// Still connecting (SYN sent or received, not established).
+    pub connecting: bool,
+    /// The peer has closed its side (FIN): after `recv_queue` bytes,
+    /// reads return end of stream.
+    pub peer_closed: bool,
+    /// This side can still send (established, or the peer closed first).
+    pub may_send: bool,
+    /// The connection is over: closed or in TIME-WAIT, with nothing left
+    /// to read.
+    pub closed: bool,
+    /// Why it ended without a graceful close, if it did: reset by the
+    /// peer, refused, or timed out.
+    pub error: Option<NetError>,
 }
 
 impl TcpStream {
@@ -315,30 +436,78 @@ impl TcpStream {
 
     /// Connects to `addr`.
     pub async fn connect_with(addr: SocketAddrV4, opts: TcpOptions) -> Result<Self, NetError> {
+        let stream = Self::connect_start(addr, None, opts)?;
+        poll_fn(|cx| stream.poll_connect(cx.waker())).await?;
+        Ok(stream)
+    }
+
+    /// Starts connecting to `addr` from `local` (its address must be the
+    /// routing interface's, or unspecified; port 0 picks an ephemeral
+    /// one), without waiting: the SYN leaves the next time the stack is
+    /// polled. [`poll_connect`](Self::poll_connect) tells when it is done.
+    pub fn connect_start(
+        addr: SocketAddrV4,
+        local: Option<SocketAddrV4>,
+        opts: TcpOptions,
+    ) -> Result<Self, NetError> {
         if addr.ip().is_unspecified() || addr.port() == 0 {
             return Err(NetError::InvalidAddress);
         }
-        let stream = {
-            let mut stack = STACK.lock();
-            let idx = super::route(&stack, *addr.ip()).ok_or(NetError::NoRoute)?;
-            let iface = &mut stack.ifaces[idx];
-            let mut s = new_socket(&opts)?;
-            s.connect(iface.iface.context(), addr, ephemeral_port())
-                .map_err(|_| NetError::InvalidAddress)?;
-            TcpStream { iface: idx, handle: iface.sockets.add(s) }
+        let mut stack = STACK.lock();
+        if stack.ifaces.is_empty() {
+            return Err(NetError::NoRoute);
+        }
+        let idx = super::route(&stack, *addr.ip()).ok_or(NetError::NoRoute)?;
+        let local = local.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+        if !local.ip().is_unspecified()
+            && stack.ifaces[idx].ipv4().is_none_or(|c| c.address() != *local.ip())
+        {
+            return Err(NetError::AddrNotAvailable);
+        }
+        let port = match local.port() {
+            0 => free_port(&stack)?,
+            p => p,
         };
-        poll_fn(|cx| {
-            stream.with(|s| match s.state() {
-                State::SynSent | State::SynReceived => {
-                    s.register_send_waker(cx.waker());
-                    Poll::Pending
-                }
-                State::Closed | State::TimeWait => Poll::Ready(Err(NetError::ConnectionRefused)),
-                _ => Poll::Ready(Ok(())),
-            })
+        let iface = &mut stack.ifaces[idx];
+        let mut s = new_socket(&opts)?;
+        s.set_timeout(Some(to_smol_duration(CONNECT_TIMEOUT)));
+        let local = smoltcp::wire::IpListenEndpoint {
+            addr: (!local.ip().is_unspecified()).then(|| (*local.ip()).into()),
+            port,
+        };
+        s.connect(iface.iface.context(), addr, local).map_err(|e| match e {
+            tcp::ConnectError::Unaddressable => NetError::NoRoute,
+            tcp::ConnectError::InvalidState => NetError::InvalidAddress,
+        })?;
+        let handle = iface.sockets.add(s);
+        Ok(TcpStream { iface: idx, handle, connect_started: Some(Instant::now()) })
+    }
+
+    /// Whether the connection attempt is over: `Ready(Ok)` once
+    /// established, `Ready(Err)` if refused or timed out; otherwise
+    /// `Pending`, and `waker` is woken when it may be over.
+    pub fn poll_connect(&self, waker: &Waker) -> Poll<Result<(), NetError>> {
+        self.with(|s| match s.state() {
+            State::SynSent | State::SynReceived => {
+                s.register_send_waker(waker);
+                Poll::Pending
+            }
+            State::Closed | State::TimeWait => Poll::Ready(Err(self.connect_failure())),
+            _ => {
+                // Established: the connection timeout no longer applies.
+                s.set_timeout(None);
+                Poll::Ready(Ok(()))
+            }
         })
-        .await?;
-        Ok(stream)
+    }
+
+    /// Why a connection attempt failed: refused (a reset answered the
+    /// SYN, or no route), or timed out.
+    fn connect_failure(&self) -> NetError {
+        match self.connect_started {
+            Some(t) if Instant::now().duration_since(t) >= CONNECT_TIMEOUT => NetError::TimedOut,
+            _ => NetError::ConnectionRefused,
+        }
     }
 
     /// Reads into `buf`; `Ok(0)` at end of stream (the peer closed its side).
@@ -346,18 +515,39 @@ impl TcpStream {
         if buf.is_empty() {
             return Ok(0);
         }
-        poll_fn(|cx| {
-            self.with(|s| match s.recv_slice(buf) {
+        poll_fn(|cx| self.poll_read(buf, false, Some(cx.waker()))).await
+    }
+
+    /// Reads (or with `peek`, copies without consuming) what has arrived
+    /// into `buf`: `Ready(Ok(0))` at end of stream, `Pending` if nothing
+    /// has arrived yet (then `waker`, if given, is woken when something
+    /// may have).
+    pub fn poll_read(
+        &self,
+        buf: &mut [u8],
+        peek: bool,
+        waker: Option<&Waker>,
+    ) -> Poll<Result<usize, NetError>> {
+        self.with(|s| {
+            let r = if peek && s.can_recv() { s.peek_slice(buf) } else { s.recv_slice(buf) };
+            match r {
+                Ok(0) if buf.is_empty() => Poll::Ready(Ok(0)),
                 Ok(0) => {
-                    s.register_recv_waker(cx.waker());
+                    if let Some(w) = waker {
+                        s.register_recv_waker(w);
+                    }
                     Poll::Pending
                 }
                 Ok(n) => Poll::Ready(Ok(n)),
                 Err(RecvError::Finished) => Poll::Ready(Ok(0)),
-                Err(RecvError::InvalidState) => Poll::Ready(Err(closed_error(s))),
-            })
+                Err(RecvError::InvalidState) => Poll::Ready(Err(self.closed_error(s))),
+            }
         })
-        .await
+    }
+
+    /// [`poll_read`](Self::poll_read) without a waker.
+    pub fn try_read(&self, buf: &mut [u8], peek: bool) -> Poll<Result<usize, NetError>> {
+        self.poll_read(buf, peek, None)
     }
 
     /// Writes some of `buf`; returns how much was queued.
@@ -365,17 +555,64 @@ impl TcpStream {
         if buf.is_empty() {
             return Ok(0);
         }
-        poll_fn(|cx| {
-            self.with(|s| match s.send_slice(buf) {
-                Ok(0) => {
-                    s.register_send_waker(cx.waker());
-                    Poll::Pending
+        poll_fn(|cx| self.poll_write(buf, Some(cx.waker()))).await
+    }
+
+    /// Queues as much of `buf` as the send buffer has room for:
+    /// `Pending` if it has none (then `waker`, if given, is woken when it
+    /// may have).
+    pub fn poll_write(&self, buf: &[u8], waker: Option<&Waker>) -> Poll<Result<usize, NetError>> {
+        self.with(|s| match s.send_slice(buf) {
+            Ok(0) if !buf.is_empty() => {
+                if let Some(w) = waker {
+                    s.register_send_waker(w);
                 }
-                Ok(n) => Poll::Ready(Ok(n)),
-                Err(_) => Poll::Ready(Err(closed_error(s))),
-            })
+                Poll::Pending
+            }
+            Ok(n) => Poll::Ready(Ok(n)),
+            Err(_) => Poll::Ready(Err(self.closed_error(s))),
         })
-        .await
+    }
+
+    /// [`poll_write`](Self::poll_write) without a waker.
+    pub fn try_write(&self, buf: &[u8]) -> Poll<Result<usize, NetError>> {
+        self.poll_write(buf, None)
+    }
+
+    /// The connection's state, for readiness.
+    pub fn status(&self) -> TcpStatus {
+        self.with(|s| {
+            let state = s.state();
+            let connecting = matches!(state, State::SynSent | State::SynReceived);
+            let over = matches!(state, State::Closed | State::TimeWait);
+            // The peer's FIN, told from a reset: with nothing queued, a
+            // read says which (smoltcp keeps whether a FIN came to itself).
+            let empty_read = if s.can_recv() { None } else { Some(s.recv_slice(&mut [])) };
+            let peer_closed = match empty_read {
+                Some(Err(RecvError::Finished)) => true,
+                Some(_) => matches!(state, State::CloseWait | State::LastAck | State::Closing),
+                None => {
+                    matches!(
+                        state,
+                        State::CloseWait | State::LastAck | State::Closing | State::TimeWait
+                    )
+                }
+            };
+            let error = match empty_read {
+                Some(Err(RecvError::InvalidState)) if over => Some(self.closed_error(s)),
+                _ => None,
+            };
+            TcpStatus {
+                recv_queue: s.recv_queue(),
+                send_queue: s.send_queue(),
+                send_room: if s.may_send() { s.send_capacity() - s.send_queue() } else { 0 },
+                connecting,
+                peer_closed,
+                may_send: s.may_send(),
+                closed: over && !s.can_recv(),
+                error,
+            }
+        })
     }
 
     /// Writes all of `buf`.
@@ -396,7 +633,7 @@ impl TcpStream {
                 } else if !s.may_send()
                     && !matches!(s.state(), State::FinWait1 | State::Closing | State::LastAck)
                 {
-                    Poll::Ready(Err(closed_error(s)))
+                    Poll::Ready(Err(self.closed_error(s)))
                 } else {
                     s.register_send_waker(cx.waker());
                     Poll::Pending
@@ -408,7 +645,7 @@ impl TcpStream {
 
     /// Closes the sending side: the peer reads end of stream once the queued
     /// data is through. Reading goes on until the peer closes too.
-    pub fn shutdown(&mut self) {
+    pub fn shutdown(&self) {
         self.with(|s| s.close());
     }
 
@@ -419,24 +656,29 @@ impl TcpStream {
     }
 
     /// Enables or disables Nagle's algorithm (`true` disables it).
-    pub fn set_nodelay(&mut self, nodelay: bool) {
+    pub fn set_nodelay(&self, nodelay: bool) {
         self.with(|s| s.set_nagle_enabled(!nodelay));
     }
 
     /// Sets the delayed-ACK timeout; `None` acknowledges at once.
-    pub fn set_ack_delay(&mut self, delay: Option<Duration>) {
+    pub fn set_ack_delay(&self, delay: Option<Duration>) {
         self.with(|s| s.set_ack_delay(delay.map(to_smol_duration)));
     }
 
     /// Aborts the connection if the peer stays silent this long while data
     /// is outstanding; `None` waits forever.
-    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+    pub fn set_timeout(&self, timeout: Option<Duration>) {
         self.with(|s| s.set_timeout(timeout.map(to_smol_duration)));
     }
 
     /// Sends keep-alive probes after this much idle time.
-    pub fn set_keep_alive(&mut self, interval: Option<Duration>) {
+    pub fn set_keep_alive(&self, interval: Option<Duration>) {
         self.with(|s| s.set_keep_alive(interval.map(to_smol_duration)));
+    }
+
+    /// Sets the IP time-to-live of its segments (`None`: the default, 64).
+    pub fn set_hop_limit(&self, ttl: Option<u8>) {
+        self.with(|s| s.set_hop_limit(ttl));
     }
 
     /// The peer's address.
@@ -448,18 +690,20 @@ impl TcpStream {
     pub fn local_addr(&self) -> Option<SocketAddrV4> {
         self.with(|s| s.local_endpoint().map(v4))
     }
+
+    /// The error for a socket that can no longer receive or send: reset
+    /// once the connection is over (closed without the peer's FIN, or
+    /// aborted), not connected otherwise.
+    fn closed_error(&self, s: &tcp::Socket<'_>) -> NetError {
+        match s.state() {
+            State::Closed | State::TimeWait => NetError::ConnectionReset,
+            _ => NetError::NotConnected,
+        }
+    }
 }
 
 fn socket(stack: &mut Stack, iface: usize, h: SocketHandle) -> &mut tcp::Socket<'static> {
     stack.ifaces[iface].sockets.get_mut::<tcp::Socket>(h)
-}
-
-/// The error for a socket that can no longer receive or send.
-fn closed_error(s: &tcp::Socket<'_>) -> NetError {
-    match s.state() {
-        State::Closed | State::TimeWait => NetError::ConnectionReset,
-        _ => NetError::NotConnected,
-    }
 }
 
 impl Drop for TcpStream {
@@ -510,7 +754,7 @@ mod tests {
             max_connections,
             ..TcpOptions::default()
         };
-        Listener { port: PORT, opts, sockets: Vec::new(), waker: None }
+        Listener { port: PORT, addr: None, opts, sockets: Vec::new(), waker: None }
     }
 
     /// Runs the interface for a while, refreshing the listener's backlog
@@ -586,8 +830,8 @@ mod tests {
     fn buffers_the_heap_cannot_hold_are_an_error_not_an_abort() {
         assert_eq!(zeroed(1 << 62).err(), Some(NetError::OutOfMemory));
         let opts = TcpOptions { rx_buffer: 1 << 62, ..TcpOptions::default() };
-        assert_eq!(listening_socket(&opts, PORT).err(), Some(NetError::OutOfMemory));
-        let mut l = Listener { port: PORT, opts, sockets: Vec::new(), waker: None };
+        assert_eq!(listening_socket(&opts, None, PORT).err(), Some(NetError::OutOfMemory));
+        let mut l = Listener { port: PORT, addr: None, opts, sockets: Vec::new(), waker: None };
         let mut set = SocketSet::new(Vec::new());
         assert_eq!(l.refresh(&mut set), 0, "no listening socket, no abort");
         assert_eq!(set.iter().count(), 0);

@@ -66,6 +66,14 @@ pub trait File {
     }
     /// Which of `POLLIN`, `POLLOUT`, ... hold now.
     fn poll(&self) -> Events;
+    /// A counter that changes whenever the object's readiness may have
+    /// been renewed without a bit of [`File::poll`] changing: data arrived
+    /// or room freed (for edge-triggered `epoll`, which reports a
+    /// registration again when it changes). Objects whose readiness never
+    /// changes keep 0.
+    fn activity(&self) -> u64 {
+        0
+    }
     /// Whether it is a terminal (`isatty`).
     fn is_tty(&self) -> bool {
         false
@@ -618,7 +626,9 @@ pub type c_ulong_request = ::libc::c_ulong;
 
 /// `poll(fds, n, timeout)`: readiness of each descriptor (`POLLNVAL` for
 /// one that is not open); waits, parking the thread, until one is ready
-/// or `timeout` milliseconds pass (-1: forever).
+/// or `timeout` milliseconds pass (negative: forever). The network gets a
+/// turn first, so that what arrived is seen even when something is
+/// ready already.
 ///
 /// # Safety
 ///
@@ -629,15 +639,54 @@ pub unsafe extern "C" fn poll(
     n: ::libc::nfds_t,
     timeout: c_int,
 ) -> c_int {
+    let deadline = u64::try_from(timeout)
+        .ok()
+        .map(|ms| libos::time::Instant::now() + core::time::Duration::from_millis(ms));
+    // SAFETY: the same contract.
+    unsafe { poll_until(fds, n, deadline) }
+}
+
+/// `ppoll(fds, n, timeout, sigmask)`: [`poll`] with a `timespec` timeout
+/// (null: forever); the mask changes nothing, as no signal is delivered.
+///
+/// # Safety
+///
+/// `fds` holds `n` entries; `timeout` is null or readable.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn ppoll(
+    fds: *mut ::libc::pollfd,
+    n: ::libc::nfds_t,
+    timeout: *const ::libc::timespec,
+    _sigmask: *const ::libc::sigset_t,
+) -> c_int {
+    // SAFETY: the caller guarantees timeout is null or readable.
+    match unsafe { super::epoll::timespec_deadline(timeout) } {
+        // SAFETY: the same contract.
+        Ok(deadline) => unsafe { poll_until(fds, n, deadline) },
+        Err(e) => fail(e),
+    }
+}
+
+/// [`poll`] until `deadline` (None: forever).
+///
+/// # Safety
+///
+/// `fds` holds `n` entries.
+unsafe fn poll_until(
+    fds: *mut ::libc::pollfd,
+    n: ::libc::nfds_t,
+    deadline: Option<libos::time::Instant>,
+) -> c_int {
     let Ok(n) = usize::try_from(n) else { return fail(::libc::EINVAL) };
     if n > MAX_FDS {
         return fail(::libc::EINVAL);
     }
+    if n > 0 && fds.is_null() {
+        return fail(::libc::EFAULT);
+    }
     // SAFETY: the caller guarantees n entries (none when n is 0).
     let fds = if n == 0 { &mut [][..] } else { unsafe { core::slice::from_raw_parts_mut(fds, n) } };
-    let deadline = u64::try_from(timeout)
-        .ok()
-        .map(|ms| libos::time::Instant::now() + core::time::Duration::from_millis(ms));
+    libos::task::poll_devices();
     loop {
         let mut ready = 0;
         for p in fds.iter_mut() {
@@ -647,7 +696,7 @@ pub unsafe extern "C" fn poll(
                 match get(p.fd) {
                     Ok(o) => {
                         let always = ::libc::POLLHUP | ::libc::POLLERR;
-                        o.file.poll() & (p.events | always)
+                        super::epoll::normalized(o.file.poll()) & (p.events | always)
                     }
                     Err(_) => ::libc::POLLNVAL,
                 }
@@ -664,11 +713,18 @@ pub unsafe extern "C" fn poll(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Holds [`super::super::FD_TABLE_TESTS`]: the host tests that use the
+    /// descriptor table take turns.
+    pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+        super::super::FD_TABLE_TESTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 
     #[test]
     fn descriptors_follow_linux_rules() {
+        let _table = super::super::FD_TABLE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         // The console is there from the start.
         assert_eq!(fcntl(1, ::libc::F_GETFL, 0), ::libc::O_WRONLY);
         let mut b = [0u8; 4];

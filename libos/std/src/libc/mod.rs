@@ -4,6 +4,7 @@
 //! * [`dl`]: `dlsym`, which finds nothing in a static image;
 //! * [`start`]: the entry from libos's runtime into C's world (arguments,
 //!   environment, constructors, `main`), `exit` and its handlers;
+//! * [`math`]: the C math library, over the `libm` crate;
 //! * [`memory`]: `malloc` and friends over libos's heap, anonymous `mmap`;
 //! * [`string`]: the string functions std and the unwinder call;
 //! * [`env`]: `getenv`/`setenv`, `sysconf`, `getauxval`, identities;
@@ -16,7 +17,10 @@
 //! * [`signal`], [`process`], [`spawn`]: what a guest cannot do, refused
 //!   as Linux refuses what it does not support;
 //! * [`netdb`]: name resolution (numeric addresses and `localhost`);
-//! * [`socket`]: sockets and pipes, failing cleanly until they land;
+//! * [`socket`]: sockets, failing cleanly until they land;
+//! * [`pipe`], [`unix`], [`eventfd`], [`epoll`]: in-process I/O objects
+//!   (pipes, socket pairs, event counters) and readiness (`epoll`; `poll`
+//!   is in [`fd`]);
 //! * [`misc`]: the host name;
 //! * [`unwind`]: what the unwinder asks the dynamic linker, answered for
 //!   the one static image;
@@ -40,11 +44,15 @@
 
 pub mod dl;
 pub mod env;
+pub mod epoll;
+pub mod eventfd;
 pub mod fd;
 pub mod file;
+pub mod math;
 pub mod memory;
 pub mod misc;
 pub mod netdb;
+pub mod pipe;
 pub mod process;
 pub mod random;
 pub mod signal;
@@ -54,6 +62,7 @@ pub mod start;
 pub mod string;
 pub mod thread;
 pub mod time;
+pub mod unix;
 pub mod unwind;
 
 pub use ::libc::{c_char, c_int, c_long, c_uint, c_ulong, c_void, size_t, ssize_t};
@@ -96,3 +105,8 @@ pub unsafe fn c_str<'a>(s: *const c_char) -> &'a [u8] {
     // SAFETY: the caller guarantees a NUL-terminated string at s.
     unsafe { core::ffi::CStr::from_ptr(s) }.to_bytes()
 }
+
+/// Host unit tests that use the descriptor table hold this: the table is
+/// one global (a guest has one host thread; the test harness has several).
+#[cfg(test)]
+pub static FD_TABLE_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -17,6 +17,21 @@ fn valid(sig: c_int) -> Option<usize> {
     usize::try_from(sig).ok().filter(|&s| (1..NSIG).contains(&s))
 }
 
+/// `__libc_current_sigrtmin()`: the first real-time signal left to
+/// programs (glibc keeps 32 and 33 for itself); the libc crate's
+/// `SIGRTMIN()` calls it.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn __libc_current_sigrtmin() -> c_int {
+    34
+}
+
+/// `__libc_current_sigrtmax()`: the last real-time signal (tokio sizes
+/// its signal table with the libc crate's `SIGRTMAX()`).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn __libc_current_sigrtmax() -> c_int {
+    NSIG as c_int - 1
+}
+
 /// `sigaction(sig, act, old)`.
 ///
 /// # Safety

@@ -198,7 +198,7 @@ use alloc::vec::Vec;
 
 use super::start::Lock;
 use super::{c_char, c_void, size_t};
-use sched::Wait;
+use sched::{Sched, Wait};
 
 /// The main thread's stack, as the tender laid it out.
 static MAIN_STACK: Lock<(u64, u64)> = Lock::new((0, 0));
@@ -267,6 +267,14 @@ pub fn sleep_until(deadline: libos::time::Instant) {
 /// event, another thread's progress) or `deadline` passes.
 pub fn wait_for_events(deadline: Option<libos::time::Instant>) {
     switch::block(Wait::Events, deadline);
+}
+
+/// Tells the threads waiting for events that an in-process object's
+/// readiness changed (a pipe, an eventfd, a socket pair was written,
+/// read or closed): they look again before the guest idles, instead of
+/// sleeping until a device event.
+pub fn events_changed() {
+    switch::with(Sched::note_progress);
 }
 
 /// `__cxa_thread_atexit_impl(dtor, obj, dso)`: runs `dtor(obj)` when the

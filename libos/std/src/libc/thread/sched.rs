@@ -299,6 +299,13 @@ impl Sched {
         true
     }
 
+    /// Records that something event waiters may be waiting for changed (a
+    /// write to a pipe, an eventfd, a socket pair): they look again before
+    /// the guest idles.
+    pub fn note_progress(&mut self) {
+        self.progress = true;
+    }
+
     /// Whether some blocked thread has a deadline ([`Sched::next`] then
     /// needs the time).
     pub fn has_deadlines(&self) -> bool {

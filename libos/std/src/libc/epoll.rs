@@ -1,0 +1,742 @@
+//! `epoll`: mio's selector, and so tokio's I/O driver.
+//!
+//! An epoll instance is a list of registrations, each naming an open file
+//! description (held weakly, as Linux's epoll does: a registration goes
+//! when its description's last descriptor closes, whatever descriptor
+//! number it was added under) with the events asked for and the user's
+//! 64-bit data. Nothing pushes readiness to it: `epoll_wait` asks each
+//! registered object ([`File::poll`]) in turn, after giving the network a
+//! turn (`libos::task::poll_devices`), and parks the thread until
+//! something may have changed (a device event, a write to a pipe, eventfd
+//! or socket pair by another thread, a deadline) when nothing is ready.
+//!
+//! Level-triggered registrations report while a bit holds. Edge-triggered
+//! ones (`EPOLLET`, what mio asks for every source) report when a bit is
+//! newly set since the registration last looked, or when the object's
+//! [`File::activity`] changed while some bit holds: data arrived or room
+//! freed, which on Linux is a wake-up of the object's wait queue. So a
+//! socket that stays writable does not make `epoll_wait` return at once
+//! forever, and a read that leaves data behind followed by more data
+//! arriving is reported again (tokio reads until `WouldBlock` anyway). A
+//! registration whose report did not fit in `maxevents` keeps its edge
+//! for the next call, and the next call starts after the last one
+//! reported, so that none starves. `EPOLLONESHOT` disables a registration
+//! after one report until `EPOLL_CTL_MOD`, which also re-arms an edge
+//! (the current state is reported once more, as Linux does).
+//! `EPOLLEXCLUSIVE` and `EPOLLWAKEUP` are accepted and change nothing
+//! (there is one waiter per instance in practice, and no suspend).
+//!
+//! Errors follow Linux's order: `EFAULT`, `EBADF` (either descriptor),
+//! `EPERM` (a regular file or directory, which Linux cannot poll),
+//! `EINVAL` (not an epoll instance, itself, `EPOLLEXCLUSIVE` misused, an
+//! unknown operation), `ELOOP` (an instance that would contain itself, or
+//! nesting deeper than Linux's 5 levels), `EEXIST`, `ENOENT`. An epoll
+//! descriptor is itself pollable: readable while a registration would
+//! report.
+
+use alloc::rc::{Rc, Weak};
+use alloc::vec::Vec;
+use core::cell::{Cell, RefCell};
+
+use super::fd::{self, Events, File, Open, Res};
+use super::{c_int, fail};
+
+/// How deep epoll instances may nest (Linux's `EP_MAX_NESTS` plus one).
+const MAX_NESTING: usize = 5;
+
+/// The events a registration may ask for (the others are flags).
+const EVENT_BITS: u32 = (::libc::EPOLLIN
+    | ::libc::EPOLLPRI
+    | ::libc::EPOLLOUT
+    | ::libc::EPOLLRDNORM
+    | ::libc::EPOLLRDBAND
+    | ::libc::EPOLLWRNORM
+    | ::libc::EPOLLWRBAND
+    | ::libc::EPOLLMSG
+    | ::libc::EPOLLRDHUP) as u32;
+
+/// What `EPOLLEXCLUSIVE` may come with.
+const EXCLUSIVE_OK: u32 = (::libc::EPOLLIN
+    | ::libc::EPOLLOUT
+    | ::libc::EPOLLERR
+    | ::libc::EPOLLHUP
+    | ::libc::EPOLLWAKEUP
+    | ::libc::EPOLLET
+    | ::libc::EPOLLEXCLUSIVE) as u32;
+
+/// One registration.
+#[derive(Debug)]
+struct Reg {
+    /// The descriptor number it was added under (with the description,
+    /// its key).
+    fd: c_int,
+    open: Weak<Open>,
+    /// The events and flags asked for.
+    events: u32,
+    data: u64,
+    /// False after an `EPOLLONESHOT` report, until `EPOLL_CTL_MOD`.
+    armed: bool,
+    /// The bits that held when it last looked (edge-triggered).
+    last: Events,
+    /// The object's activity when it last looked (edge-triggered).
+    last_activity: u64,
+}
+
+impl Reg {
+    /// The bits it reports: those asked for, and always `EPOLLERR` and
+    /// `EPOLLHUP`.
+    fn interest(&self) -> Events {
+        (self.events & EVENT_BITS | (::libc::EPOLLERR | ::libc::EPOLLHUP) as u32) as Events
+    }
+
+    fn edge(&self) -> bool {
+        self.events & ::libc::EPOLLET as u32 != 0
+    }
+
+    /// Looks at the object: the bits to report (0: none), and what it saw.
+    fn look(&self) -> Option<(Events, Events, u64)> {
+        if !self.armed {
+            return None;
+        }
+        let open = self.open.upgrade()?;
+        let now = normalized(open.file.poll()) & self.interest();
+        let activity = open.file.activity();
+        let report = if self.edge() {
+            now & !self.last != 0 || now != 0 && activity != self.last_activity
+        } else {
+            now != 0
+        };
+        Some((if report { now } else { 0 }, now, activity))
+    }
+}
+
+/// `poll` bits with the "normal data" bits that Linux's objects report
+/// beside `POLLIN` and `POLLOUT`.
+pub fn normalized(ev: Events) -> Events {
+    let mut ev = ev;
+    if ev & ::libc::POLLIN != 0 {
+        ev |= ::libc::POLLRDNORM;
+    }
+    if ev & ::libc::POLLOUT != 0 {
+        ev |= ::libc::POLLWRNORM;
+    }
+    ev
+}
+
+/// An epoll instance.
+#[derive(Debug, Default)]
+pub struct Epoll {
+    regs: RefCell<Vec<Reg>>,
+    /// Where the next look starts (round robin over the registrations).
+    next: Cell<usize>,
+}
+
+impl Epoll {
+    /// Drops the registrations whose description is gone.
+    fn prune(&self) {
+        self.regs.borrow_mut().retain(|r| r.open.strong_count() > 0);
+    }
+
+    /// Whether `target` is this instance or is reachable from it through
+    /// registered epoll instances, or the nesting below it is too deep.
+    fn loops(&self, target: &Epoll, depth: usize) -> bool {
+        if core::ptr::eq(self, target) {
+            return true;
+        }
+        if depth >= MAX_NESTING {
+            return true;
+        }
+        self.regs.borrow().iter().any(|r| {
+            r.open.upgrade().is_some_and(|o| {
+                o.file.as_any().downcast_ref::<Epoll>().is_some_and(|e| e.loops(target, depth + 1))
+            })
+        })
+    }
+
+    /// How deep instances nest below this one.
+    fn depth(&self) -> usize {
+        let regs = self.regs.borrow();
+        let nested = regs.iter().filter_map(|r| {
+            let o = r.open.upgrade()?;
+            o.file.as_any().downcast_ref::<Epoll>().map(Epoll::depth)
+        });
+        nested.max().map_or(0, |d| d + 1)
+    }
+
+    /// `epoll_ctl` on this instance (`epoll` is its own description).
+    fn ctl(
+        &self,
+        epoll: &Rc<Open>,
+        op: c_int,
+        fd: c_int,
+        target: Rc<Open>,
+        ev: Option<::libc::epoll_event>,
+    ) -> Res<()> {
+        if let Ok(st) = target.file.stat() {
+            let kind = st.st_mode & ::libc::S_IFMT;
+            if kind == ::libc::S_IFREG || kind == ::libc::S_IFDIR {
+                return Err(::libc::EPERM);
+            }
+        }
+        if Rc::ptr_eq(epoll, &target) {
+            return Err(::libc::EINVAL);
+        }
+        let events = ev.map_or(0, |e| e.events) & !(::libc::EPOLLWAKEUP as u32);
+        let nested = target.file.as_any().downcast_ref::<Epoll>();
+        let exclusive = events & ::libc::EPOLLEXCLUSIVE as u32 != 0;
+        if exclusive
+            && (op == ::libc::EPOLL_CTL_MOD
+                || op == ::libc::EPOLL_CTL_ADD && (nested.is_some() || events & !EXCLUSIVE_OK != 0))
+        {
+            return Err(::libc::EINVAL);
+        }
+        if op == ::libc::EPOLL_CTL_ADD
+            && let Some(inner) = nested
+            && (inner.loops(self, 0) || inner.depth() + 1 >= MAX_NESTING)
+        {
+            return Err(::libc::ELOOP);
+        }
+        self.prune();
+        let weak = Rc::downgrade(&target);
+        let mut regs = self.regs.borrow_mut();
+        let at = regs.iter().position(|r| r.fd == fd && Weak::ptr_eq(&r.open, &weak));
+        match (op, at) {
+            (::libc::EPOLL_CTL_ADD, Some(_)) => Err(::libc::EEXIST),
+            (::libc::EPOLL_CTL_ADD, None) => {
+                regs.try_reserve(1).map_err(|_| ::libc::ENOMEM)?;
+                regs.push(Reg {
+                    fd,
+                    open: weak,
+                    events,
+                    data: ev.map_or(0, |e| e.u64),
+                    armed: true,
+                    last: 0,
+                    last_activity: target.file.activity(),
+                });
+                Ok(())
+            }
+            (::libc::EPOLL_CTL_DEL | ::libc::EPOLL_CTL_MOD, None) => Err(::libc::ENOENT),
+            (::libc::EPOLL_CTL_DEL, Some(i)) => {
+                regs.remove(i);
+                Ok(())
+            }
+            (::libc::EPOLL_CTL_MOD, Some(i)) => {
+                let r = &mut regs[i];
+                if r.events & ::libc::EPOLLEXCLUSIVE as u32 != 0 {
+                    return Err(::libc::EINVAL);
+                }
+                r.events = events;
+                r.data = ev.map_or(0, |e| e.u64);
+                r.armed = true;
+                r.last = 0;
+                Ok(())
+            }
+            _ => Err(::libc::EINVAL),
+        }
+    }
+
+    /// Fills `out` with what is ready now; returns how many.
+    pub fn collect(&self, out: &mut [::libc::epoll_event]) -> usize {
+        self.prune();
+        let mut regs = self.regs.borrow_mut();
+        let n = regs.len();
+        if n == 0 || out.is_empty() {
+            return 0;
+        }
+        let start = self.next.get() % n;
+        let mut k = 0;
+        for i in 0..n {
+            let r = &mut regs[(start + i) % n];
+            let Some((report, now, activity)) = r.look() else { continue };
+            if report != 0 {
+                if k == out.len() {
+                    // It keeps its edge for the next call, which starts here.
+                    self.next.set(start + i);
+                    return k;
+                }
+                out[k] = ::libc::epoll_event { events: report as u16 as u32, u64: r.data };
+                k += 1;
+                if r.events & ::libc::EPOLLONESHOT as u32 != 0 {
+                    r.armed = false;
+                }
+            }
+            r.last = now;
+            r.last_activity = activity;
+        }
+        self.next.set(start + 1);
+        k
+    }
+
+    /// Waits until something is ready or `deadline` passes (never if
+    /// None); fills `out` and returns how many.
+    pub fn wait(
+        &self,
+        out: &mut [::libc::epoll_event],
+        deadline: Option<libos::time::Instant>,
+    ) -> usize {
+        libos::task::poll_devices();
+        loop {
+            let k = self.collect(out);
+            if k > 0 || deadline.is_some_and(|d| libos::time::Instant::now() >= d) {
+                return k;
+            }
+            super::thread::wait_for_events(deadline);
+        }
+    }
+}
+
+impl File for Epoll {
+    fn stat(&self) -> Res<::libc::stat64> {
+        Ok(super::pipe::anon_stat(0o600))
+    }
+
+    fn poll(&self) -> Events {
+        let ready =
+            self.regs.borrow().iter().any(|r| r.look().is_some_and(|(report, _, _)| report != 0));
+        if ready { ::libc::POLLIN } else { 0 }
+    }
+
+    fn activity(&self) -> u64 {
+        let regs = self.regs.borrow();
+        regs.iter()
+            .filter_map(|r| r.open.upgrade())
+            .fold(0u64, |a, o| a.wrapping_add(o.file.activity()))
+    }
+
+    fn close(&self) -> Res<()> {
+        self.regs.borrow_mut().clear();
+        Ok(())
+    }
+
+    fn as_any(&self) -> &dyn core::any::Any {
+        self
+    }
+}
+
+/// A new epoll instance's descriptor.
+pub fn new_epoll(flags: c_int) -> Res<c_int> {
+    if flags & !::libc::EPOLL_CLOEXEC != 0 {
+        return Err(::libc::EINVAL);
+    }
+    let file = Rc::new(Epoll::default());
+    fd::install(fd::new_open(file, ::libc::O_RDWR), flags & ::libc::EPOLL_CLOEXEC != 0, 0)
+}
+
+/// `epoll_create1(flags)`: `EPOLL_CLOEXEC`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn epoll_create1(flags: c_int) -> c_int {
+    fd::ret_int(new_epoll(flags))
+}
+
+/// `epoll_create(size)`: `size` must be positive, and is otherwise
+/// ignored.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn epoll_create(size: c_int) -> c_int {
+    if size <= 0 {
+        return fail(::libc::EINVAL);
+    }
+    epoll_create1(0)
+}
+
+/// The epoll instance behind `epfd`: `EBADF` if none is open, `EINVAL`
+/// if it is another object.
+fn instance(epfd: c_int) -> Res<Rc<Open>> {
+    let open = fd::get(epfd)?;
+    if open.file.as_any().downcast_ref::<Epoll>().is_none() {
+        return Err(::libc::EINVAL);
+    }
+    Ok(open)
+}
+
+/// `epoll_ctl(epfd, op, fd, event)`.
+///
+/// # Safety
+///
+/// `event` is readable for `EPOLL_CTL_ADD` and `EPOLL_CTL_MOD` (null:
+/// `EFAULT`).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn epoll_ctl(
+    epfd: c_int,
+    op: c_int,
+    fd: c_int,
+    event: *mut ::libc::epoll_event,
+) -> c_int {
+    let has_event = op != ::libc::EPOLL_CTL_DEL;
+    let ev = if has_event && (op == ::libc::EPOLL_CTL_ADD || op == ::libc::EPOLL_CTL_MOD) {
+        if event.is_null() {
+            return fail(::libc::EFAULT);
+        }
+        // SAFETY: the caller guarantees event is readable; the struct is
+        // packed on x86_64, hence the unaligned read.
+        Some(unsafe { event.read_unaligned() })
+    } else {
+        None
+    };
+    let r = (|| {
+        let ep = fd::get(epfd)?;
+        let target = fd::get(fd)?;
+        let Some(e) = ep.file.as_any().downcast_ref::<Epoll>() else {
+            if let Ok(st) = target.file.stat() {
+                let kind = st.st_mode & ::libc::S_IFMT;
+                if kind == ::libc::S_IFREG || kind == ::libc::S_IFDIR {
+                    return Err(::libc::EPERM);
+                }
+            }
+            return Err(::libc::EINVAL);
+        };
+        e.ctl(&ep, op, fd, target, ev)
+    })();
+    fd::ret_int(r.map(|()| 0))
+}
+
+/// The deadline of a timeout in milliseconds (negative: none).
+fn deadline_ms(timeout: c_int) -> Option<libos::time::Instant> {
+    u64::try_from(timeout)
+        .ok()
+        .map(|ms| libos::time::Instant::now() + core::time::Duration::from_millis(ms))
+}
+
+/// The common part of the `epoll_wait` family.
+///
+/// # Safety
+///
+/// `events` is writable for `maxevents` entries.
+unsafe fn wait_on(
+    epfd: c_int,
+    events: *mut ::libc::epoll_event,
+    maxevents: c_int,
+    deadline: Option<libos::time::Instant>,
+) -> c_int {
+    let max_entries = (c_int::MAX as usize) / core::mem::size_of::<::libc::epoll_event>();
+    let Some(n) = usize::try_from(maxevents).ok().filter(|&n| n > 0 && n <= max_entries) else {
+        return fail(::libc::EINVAL);
+    };
+    if events.is_null() {
+        return fail(::libc::EFAULT);
+    }
+    let open = match instance(epfd) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    let Some(ep) = open.file.as_any().downcast_ref::<Epoll>() else { return fail(::libc::EINVAL) };
+    // SAFETY: the caller guarantees n writable entries; the struct is
+    // packed (alignment 1) on x86_64.
+    let out = unsafe { core::slice::from_raw_parts_mut(events, n) };
+    ep.wait(out, deadline) as c_int
+}
+
+/// `epoll_wait(epfd, events, maxevents, timeout)`: waits up to `timeout`
+/// milliseconds (negative: forever) for a registration to report.
+///
+/// # Safety
+///
+/// `events` is writable for `maxevents` entries.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn epoll_wait(
+    epfd: c_int,
+    events: *mut ::libc::epoll_event,
+    maxevents: c_int,
+    timeout: c_int,
+) -> c_int {
+    // SAFETY: the same contract.
+    unsafe { wait_on(epfd, events, maxevents, deadline_ms(timeout)) }
+}
+
+/// `epoll_pwait(epfd, events, maxevents, timeout, sigmask)`: as
+/// [`epoll_wait`]; the mask changes nothing, as no signal is delivered.
+///
+/// # Safety
+///
+/// `events` is writable for `maxevents` entries.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn epoll_pwait(
+    epfd: c_int,
+    events: *mut ::libc::epoll_event,
+    maxevents: c_int,
+    timeout: c_int,
+    _sigmask: *const ::libc::sigset_t,
+) -> c_int {
+    // SAFETY: the same contract.
+    unsafe { wait_on(epfd, events, maxevents, deadline_ms(timeout)) }
+}
+
+/// `epoll_pwait2(epfd, events, maxevents, timeout, sigmask)`: a
+/// `timespec` timeout (null: forever).
+///
+/// # Safety
+///
+/// `events` is writable for `maxevents` entries; `timeout` is null or
+/// readable.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn epoll_pwait2(
+    epfd: c_int,
+    events: *mut ::libc::epoll_event,
+    maxevents: c_int,
+    timeout: *const ::libc::timespec,
+    _sigmask: *const ::libc::sigset_t,
+) -> c_int {
+    // SAFETY: the caller guarantees timeout is null or readable.
+    let deadline = match unsafe { timespec_deadline(timeout) } {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
+    // SAFETY: the same contract.
+    unsafe { wait_on(epfd, events, maxevents, deadline) }
+}
+
+/// The deadline of a `timespec` timeout (null: none; invalid: `EINVAL`).
+///
+/// # Safety
+///
+/// `ts` is null or readable.
+pub unsafe fn timespec_deadline(ts: *const ::libc::timespec) -> Res<Option<libos::time::Instant>> {
+    if ts.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: the caller guarantees ts is readable.
+    let ts = unsafe { ts.read() };
+    let (Ok(s), Ok(ns)) = (u64::try_from(ts.tv_sec), u32::try_from(ts.tv_nsec)) else {
+        return Err(::libc::EINVAL);
+    };
+    if ns >= 1_000_000_000 {
+        return Err(::libc::EINVAL);
+    }
+    let d = core::time::Duration::new(s, ns);
+    Ok(Some(libos::time::Instant::now() + d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fd::close;
+    use super::super::{eventfd, pipe, unix};
+    use super::*;
+
+    const IN: u32 = ::libc::EPOLLIN as u32;
+    const OUT: u32 = ::libc::EPOLLOUT as u32;
+    const ET: u32 = ::libc::EPOLLET as u32;
+
+    fn ctl(ep: c_int, op: c_int, fd: c_int, events: u32, data: u64) -> Res<()> {
+        let mut ev = ::libc::epoll_event { events, u64: data };
+        // SAFETY: ev is a valid event.
+        match unsafe { epoll_ctl(ep, op, fd, &mut ev) } {
+            0 => Ok(()),
+            _ => Err(super::super::errno()),
+        }
+    }
+
+    /// What a zero-timeout wait reports: (data, events) pairs.
+    fn ready(ep: c_int, max: usize) -> Vec<(u64, u32)> {
+        let mut evs = alloc::vec![::libc::epoll_event { events: 0, u64: 0 }; max];
+        // SAFETY: evs holds max entries.
+        let n = unsafe { epoll_wait(ep, evs.as_mut_ptr(), max as c_int, 0) };
+        assert!(n >= 0, "epoll_wait failed: {}", super::super::errno());
+        evs[..n as usize].iter().map(|e| (e.u64, e.events)).collect()
+    }
+
+    fn wr(fd: c_int, b: &[u8]) {
+        // SAFETY: b is readable.
+        assert_eq!(unsafe { fd::write(fd, b.as_ptr().cast(), b.len()) }, b.len() as isize);
+    }
+
+    fn rd(fd: c_int, n: usize) -> isize {
+        let mut b = alloc::vec![0u8; n];
+        // SAFETY: b is writable.
+        unsafe { fd::read(fd, b.as_mut_ptr().cast(), n) }
+    }
+
+    #[test]
+    fn level_triggered_reports_while_ready() {
+        let _g = fd::tests::serial();
+        let ep = epoll_create1(::libc::EPOLL_CLOEXEC);
+        assert_eq!(fd::fcntl(ep, ::libc::F_GETFD, 0), ::libc::FD_CLOEXEC);
+        let [r, w] = pipe::new_pipe(::libc::O_NONBLOCK).unwrap();
+        ctl(ep, ::libc::EPOLL_CTL_ADD, r, IN, 1).unwrap();
+        ctl(ep, ::libc::EPOLL_CTL_ADD, w, OUT, 2).unwrap();
+        assert_eq!(ready(ep, 8), [(2, OUT)]);
+        assert_eq!(ready(ep, 8), [(2, OUT)], "level: again");
+        wr(w, b"abc");
+        let got = ready(ep, 8);
+        assert_eq!(got.len(), 2);
+        assert!(got.contains(&(1, IN)));
+        assert_eq!(ready(ep, 8).len(), 2);
+        // The epoll descriptor is readable while something is ready.
+        assert_eq!(fd::get(ep).unwrap().file.poll(), ::libc::POLLIN);
+        // MOD and DEL.
+        ctl(ep, ::libc::EPOLL_CTL_DEL, w, 0, 0).unwrap();
+        ctl(ep, ::libc::EPOLL_CTL_MOD, r, OUT, 9).unwrap();
+        assert_eq!(ready(ep, 8), []);
+        ctl(ep, ::libc::EPOLL_CTL_MOD, r, IN, 9).unwrap();
+        assert_eq!(ready(ep, 8), [(9, IN)]);
+        // A closed writer: HUP is always reported.
+        assert_eq!(close(w), 0);
+        assert_eq!(rd(r, 10), 3);
+        assert_eq!(ready(ep, 8), [(9, ::libc::EPOLLHUP as u32)]);
+        // Closing the registered descriptor removes the registration.
+        assert_eq!(close(r), 0);
+        assert_eq!(ready(ep, 8), []);
+        assert_eq!(fd::get(ep).unwrap().file.poll(), 0);
+        assert_eq!(close(ep), 0);
+    }
+
+    #[test]
+    fn edge_triggered_reports_changes_only() {
+        let _g = fd::tests::serial();
+        let ep = epoll_create1(0);
+        let [a, b] =
+            unix::new_pair(::libc::AF_UNIX, ::libc::SOCK_STREAM | ::libc::SOCK_NONBLOCK, 0)
+                .unwrap();
+        let all = IN | OUT | ::libc::EPOLLRDHUP as u32 | ET;
+        ctl(ep, ::libc::EPOLL_CTL_ADD, a, all, 7).unwrap();
+        let w = OUT;
+        // Writable once, then not again while nothing happens: no busy loop.
+        assert_eq!(ready(ep, 8), [(7, w)]);
+        assert_eq!(ready(ep, 8), []);
+        // Data arrives: reported (with the writable bit, as Linux does).
+        wr(b, b"one");
+        let r = IN;
+        assert_eq!(ready(ep, 8), [(7, r | w)]);
+        assert_eq!(ready(ep, 8), []);
+        // More data while still readable: a new edge.
+        wr(b, b"two");
+        assert_eq!(ready(ep, 8), [(7, r | w)]);
+        // A partial read, then nothing new: no event (the reader's duty
+        // is to read until EAGAIN).
+        assert_eq!(rd(a, 2), 2);
+        assert_eq!(ready(ep, 8), [], "our own read is no new edge for readers");
+        // MOD re-arms: the current state is reported once.
+        ctl(ep, ::libc::EPOLL_CTL_MOD, a, all, 8).unwrap();
+        assert_eq!(ready(ep, 8), [(8, r | w)]);
+        assert_eq!(ready(ep, 8), []);
+        // The peer closes: RDHUP and HUP.
+        assert_eq!(close(b), 0);
+        let got = ready(ep, 8);
+        let hup = (::libc::EPOLLRDHUP | ::libc::EPOLLHUP) as u32;
+        assert_eq!(got, [(8, r | w | hup)]);
+        assert_eq!(ready(ep, 8), []);
+        assert_eq!(close(a), 0);
+        assert_eq!(close(ep), 0);
+    }
+
+    #[test]
+    fn an_eventfd_wakes_an_edge_triggered_waiter_on_every_write() {
+        let _g = fd::tests::serial();
+        let ep = epoll_create1(0);
+        let e = eventfd::new_eventfd(0, ::libc::EFD_NONBLOCK).unwrap();
+        ctl(ep, ::libc::EPOLL_CTL_ADD, e, IN | ET, 3).unwrap();
+        assert_eq!(ready(ep, 8), []);
+        assert_eq!(eventfd::eventfd_write(e, 1), 0);
+        assert_eq!(ready(ep, 8), [(3, IN)]);
+        assert_eq!(ready(ep, 8), []);
+        // mio never reads its waker: each write is an edge nonetheless.
+        assert_eq!(eventfd::eventfd_write(e, 1), 0);
+        assert_eq!(ready(ep, 8).len(), 1);
+        assert_eq!(close(e), 0);
+        assert_eq!(close(ep), 0);
+    }
+
+    #[test]
+    fn oneshot_reports_once_until_modified() {
+        let _g = fd::tests::serial();
+        let ep = epoll_create1(0);
+        let e = eventfd::new_eventfd(1, ::libc::EFD_NONBLOCK).unwrap();
+        ctl(ep, ::libc::EPOLL_CTL_ADD, e, IN | ::libc::EPOLLONESHOT as u32, 5).unwrap();
+        assert_eq!(ready(ep, 8).len(), 1);
+        assert_eq!(ready(ep, 8), []);
+        assert_eq!(eventfd::eventfd_write(e, 1), 0);
+        assert_eq!(ready(ep, 8), [], "disabled until MOD");
+        ctl(ep, ::libc::EPOLL_CTL_MOD, e, IN | ::libc::EPOLLONESHOT as u32, 6).unwrap();
+        assert_eq!(ready(ep, 8).len(), 1);
+        assert_eq!(close(e), 0);
+        assert_eq!(close(ep), 0);
+    }
+
+    #[test]
+    fn maxevents_keeps_the_rest_for_the_next_call() {
+        let _g = fd::tests::serial();
+        let ep = epoll_create1(0);
+        let fds: Vec<c_int> = (0..3).map(|_| eventfd::new_eventfd(1, 0).unwrap()).collect();
+        for (i, &f) in fds.iter().enumerate() {
+            ctl(ep, ::libc::EPOLL_CTL_ADD, f, IN | ET, i as u64).unwrap();
+        }
+        let mut seen: Vec<u64> = ready(ep, 2).iter().map(|e| e.0).collect();
+        assert_eq!(seen.len(), 2);
+        seen.extend(ready(ep, 2).iter().map(|e| e.0));
+        seen.sort();
+        assert_eq!(seen, [0, 1, 2], "the edge that did not fit is reported next");
+        assert_eq!(ready(ep, 2), []);
+        for f in fds {
+            assert_eq!(close(f), 0);
+        }
+        assert_eq!(close(ep), 0);
+    }
+
+    #[test]
+    fn ctl_errors_are_linux_s() {
+        let _g = fd::tests::serial();
+        let ep = epoll_create1(0);
+        let e = eventfd::new_eventfd(0, 0).unwrap();
+        assert_eq!(ctl(ep, ::libc::EPOLL_CTL_ADD, 999, IN, 0), Err(::libc::EBADF));
+        assert_eq!(ctl(999, ::libc::EPOLL_CTL_ADD, e, IN, 0), Err(::libc::EBADF));
+        assert_eq!(ctl(e, ::libc::EPOLL_CTL_ADD, 1, IN, 0), Err(::libc::EINVAL), "not an epoll");
+        assert_eq!(ctl(ep, ::libc::EPOLL_CTL_ADD, ep, IN, 0), Err(::libc::EINVAL), "itself");
+        assert_eq!(ctl(ep, ::libc::EPOLL_CTL_MOD, e, IN, 0), Err(::libc::ENOENT));
+        assert_eq!(ctl(ep, ::libc::EPOLL_CTL_DEL, e, IN, 0), Err(::libc::ENOENT));
+        ctl(ep, ::libc::EPOLL_CTL_ADD, e, IN, 0).unwrap();
+        assert_eq!(ctl(ep, ::libc::EPOLL_CTL_ADD, e, IN, 0), Err(::libc::EEXIST));
+        assert_eq!(ctl(ep, 99, e, IN, 0), Err(::libc::EINVAL));
+        // A dup is another key: it may be added too.
+        let d = fd::dup(e);
+        ctl(ep, ::libc::EPOLL_CTL_ADD, d, IN, 1).unwrap();
+        // EPOLLEXCLUSIVE: not with MOD, not with ONESHOT.
+        let x = ::libc::EPOLLEXCLUSIVE as u32;
+        assert_eq!(ctl(ep, ::libc::EPOLL_CTL_MOD, e, IN | x, 0), Err(::libc::EINVAL));
+        let [r, w] = pipe::new_pipe(0).unwrap();
+        assert_eq!(
+            ctl(ep, ::libc::EPOLL_CTL_ADD, r, IN | x | ::libc::EPOLLONESHOT as u32, 0),
+            Err(::libc::EINVAL)
+        );
+        ctl(ep, ::libc::EPOLL_CTL_ADD, r, IN | x, 0).unwrap();
+        assert_eq!(ctl(ep, ::libc::EPOLL_CTL_MOD, r, IN, 0), Err(::libc::EINVAL));
+        // Nesting: a cycle is ELOOP.
+        let ep2 = epoll_create1(0);
+        ctl(ep2, ::libc::EPOLL_CTL_ADD, ep, IN, 0).unwrap();
+        assert_eq!(ctl(ep, ::libc::EPOLL_CTL_ADD, ep2, IN, 0), Err(::libc::ELOOP));
+        // SAFETY: a null event is refused before use.
+        assert_eq!(unsafe { epoll_ctl(ep, ::libc::EPOLL_CTL_ADD, w, core::ptr::null_mut()) }, -1);
+        assert_eq!(super::super::errno(), ::libc::EFAULT);
+        // epoll_wait's own checks.
+        let mut evs = [::libc::epoll_event { events: 0, u64: 0 }; 1];
+        // SAFETY: evs holds one entry.
+        assert_eq!(unsafe { epoll_wait(ep, evs.as_mut_ptr(), 0, 0) }, -1);
+        assert_eq!(super::super::errno(), ::libc::EINVAL);
+        // SAFETY: as above.
+        assert_eq!(unsafe { epoll_wait(e, evs.as_mut_ptr(), 1, 0) }, -1);
+        assert_eq!(super::super::errno(), ::libc::EINVAL);
+        // SAFETY: as above.
+        assert_eq!(unsafe { epoll_wait(999, evs.as_mut_ptr(), 1, 0) }, -1);
+        assert_eq!(super::super::errno(), ::libc::EBADF);
+        assert_eq!(epoll_create(0), -1);
+        assert_eq!(epoll_create1(1), -1);
+        for f in [ep2, w, r, d, e, ep] {
+            assert_eq!(close(f), 0);
+        }
+    }
+
+    #[test]
+    fn a_timeout_passes_with_nothing_ready() {
+        let _g = fd::tests::serial();
+        let ep = epoll_create1(0);
+        let e = eventfd::new_eventfd(0, 0).unwrap();
+        ctl(ep, ::libc::EPOLL_CTL_ADD, e, IN, 0).unwrap();
+        let ts = ::libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut evs = [::libc::epoll_event { events: 0, u64: 0 }; 4];
+        // SAFETY: evs holds 4 entries, ts is readable.
+        let n = unsafe { epoll_pwait2(ep, evs.as_mut_ptr(), 4, &ts, core::ptr::null()) };
+        assert_eq!(n, 0);
+        let bad = ::libc::timespec { tv_sec: 0, tv_nsec: 1_000_000_000 };
+        // SAFETY: as above.
+        assert_eq!(unsafe { epoll_pwait2(ep, evs.as_mut_ptr(), 4, &bad, core::ptr::null()) }, -1);
+        assert_eq!(close(e), 0);
+        assert_eq!(close(ep), 0);
+    }
+}

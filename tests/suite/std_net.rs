@@ -1,0 +1,453 @@
+//! std::net in a std guest (libos-std's sockets over libos's stack), each
+//! test in a network namespace of its own with the tap inside it (see
+//! `support::netns`): tests/std's `std-net` guest at 10.0.0.2 as a client
+//! of servers this suite runs at 10.0.0.1 (its output asserted line by
+//! line: addresses, peek, timeouts, nonblocking calls, half-closes,
+//! resets, refused and silent peers, bind errors, UDP), and as a threaded
+//! echo server for this suite's clients: 100 at once, clients vanishing
+//! mid-request, garbage frames on the tap while it serves.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use support::netns::{Netns, require_root};
+use support::{KillOnDrop, profile_dir};
+
+/// A std guest of tests/std, built (once per run of this suite) into the
+/// same target directory as the tender.
+fn std_guest(name: &str) -> String {
+    static BUILD: Once = Once::new();
+    let profile = profile_dir();
+    BUILD.call_once(|| {
+        let target = profile.parent().expect("target/<profile>");
+        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("std/Cargo.toml");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--manifest-path"]).arg(&manifest).arg("--target-dir").arg(target);
+        match profile.file_name().and_then(|n| n.to_str()) {
+            Some("release") => cmd.arg("--release"),
+            Some("debug") | None => &mut cmd,
+            Some(p) => cmd.args(["--profile", p]),
+        };
+        let status = cmd.status().expect("cannot run cargo to build tests/std");
+        assert!(status.success(), "building tests/std failed: {status}");
+    });
+    let path = profile.join(name);
+    assert!(path.exists(), "{} was not built", path.display());
+    path.display().to_string()
+}
+
+/// A namespace with tap0 (host side 10.0.0.1/24).
+fn namespace(tag: &str) -> Netns {
+    require_root();
+    let ns = Netns::new(tag);
+    ns.add_tap("tap0", Some("10.0.0.1/24"), None);
+    ns
+}
+
+/// The tender's arguments for std-net in `mode`: 10.0.0.2/24 without a
+/// gateway, a fixed MAC, room for a hundred threads.
+fn guest_args(mode: &str) -> Vec<String> {
+    [
+        "--net",
+        "service0=tap0",
+        "--net-mac",
+        "service0=02:00:00:00:00:02",
+        "--env",
+        "NET_SERVICE0_IPV4=10.0.0.2/24",
+        "--env",
+        "RUST_MIN_STACK=65536",
+        "--mem",
+        "256",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([std_guest("std-net"), mode.to_string()])
+    .collect()
+}
+
+/// std-net serving (TCP 7 echo, TCP 8 "bye", UDP 7 echo).
+fn serve(ns: &Netns) -> KillOnDrop {
+    ns.start_tender(&guest_args("serve"), "std-net: listening on 0.0.0.0:7").0
+}
+
+const GUEST: &str = "10.0.0.2";
+
+/// A deterministic pseudo-random byte stream.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e3779b97f4a7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Sends `len` bytes to the guest's echo server and checks what comes back.
+fn echo_round_trip(seed: u64, len: usize) -> Result<(), String> {
+    let addr: SocketAddr = format!("{GUEST}:7").parse().unwrap();
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+        .map_err(|e| format!("client {seed}: connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let data = noise(seed, len);
+    let mut w = s.try_clone().unwrap();
+    let sent = data.clone();
+    let writer = std::thread::spawn(move || w.write_all(&sent));
+    let mut back = vec![0u8; len];
+    s.read_exact(&mut back).map_err(|e| format!("client {seed}: read: {e}"))?;
+    writer.join().unwrap().map_err(|e| format!("client {seed}: write: {e}"))?;
+    if back != data {
+        return Err(format!("client {seed}: echoed bytes differ"));
+    }
+    Ok(())
+}
+
+/// Closes `s` with a reset (`SO_LINGER` 0), as a client that vanishes.
+#[allow(unsafe_code)]
+fn reset(s: TcpStream) {
+    let l = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: setsockopt on an open socket with a sized linger.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const l).cast(),
+            size_of::<libc::linger>() as u32,
+        )
+    };
+    assert_eq!(r, 0);
+    drop(s);
+}
+
+/// Serves each connection of `l` with `f` on a thread of its own.
+fn serve_each(l: TcpListener, f: fn(TcpStream)) {
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || f(s));
+        }
+    });
+}
+
+/// The suite's servers at 10.0.0.1 for std-net's client mode (see the
+/// guest's documentation).
+fn host_servers(ns: &Netns) {
+    let (tcp, udp) = ns.enter(|| {
+        let tcp: Vec<TcpListener> =
+            (7001..=7005).map(|p| TcpListener::bind(("10.0.0.1", p)).unwrap()).collect();
+        let udp: Vec<UdpSocket> =
+            [7001, 7002, 7012].iter().map(|&p| UdpSocket::bind(("10.0.0.1", p)).unwrap()).collect();
+        (tcp, udp)
+    });
+    let mut tcp = tcp.into_iter();
+    serve_each(tcp.next().unwrap(), |mut s| {
+        let mut r = s.try_clone().unwrap();
+        let _ = std::io::copy(&mut r, &mut s);
+    });
+    serve_each(tcp.next().unwrap(), |mut s| {
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = s.write_all(b"late");
+        let _ = std::io::copy(&mut s, &mut std::io::sink());
+    });
+    serve_each(tcp.next().unwrap(), reset);
+    serve_each(tcp.next().unwrap(), |mut s| {
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all);
+        let _ = s.write_all(format!("got {}", all.len()).as_bytes());
+    });
+    serve_each(tcp.next().unwrap(), |mut s| {
+        let _ = s.write_all(b"bye");
+        let _ = s.shutdown(Shutdown::Write);
+        let _ = std::io::copy(&mut s, &mut std::io::sink());
+    });
+    let mut udp = udp.into_iter();
+    let (echo, other, answer) = (udp.next().unwrap(), udp.next().unwrap(), udp.next().unwrap());
+    std::thread::spawn(move || {
+        let mut b = [0u8; 2048];
+        while let Ok((n, from)) = echo.recv_from(&mut b) {
+            let _ = echo.send_to(&b[..n], from);
+        }
+    });
+    std::thread::spawn(move || {
+        let mut b = [0u8; 2048];
+        while let Ok((n, from)) = other.recv_from(&mut b) {
+            let _ = answer.send_to(&b[..n], from);
+        }
+    });
+}
+
+#[test]
+fn std_net_clients_behave_as_on_linux() {
+    let ns = namespace("stdnet-client");
+    host_servers(&ns);
+    let out = ns.tender(&guest_args("client"));
+    out.assert_ok();
+    assert_eq!(
+        out.stdout,
+        "addresses: local 10.0.0.2 ephemeral true, peer 10.0.0.1:7001\n\
+         echo: hello\n\
+         peek: peek then read peekaboo\n\
+         options: nodelay true, ttl 7\n\
+         read timeout: WouldBlock after the timeout true\n\
+         nonblocking read: WouldBlock\n\
+         mebibyte: wrote Some(1048576), echoed intact true\n\
+         take_error: None\n\
+         half-close: got 5, write after it BrokenPipe\n\
+         peer half-close: \"bye\" then Ok(0)\n\
+         shutdown read: Ok(0)\n\
+         blocking read: late\n\
+         connect_timeout: Ok(())\n\
+         reset: ConnectionReset, then Ok(0), write BrokenPipe\n\
+         refused: ConnectionRefused\n\
+         silent: TimedOut after the timeout true\n\
+         no route: NetworkUnreachable\n\
+         refused with a timeout: ConnectionRefused\n\
+         bind: 0.0.0.0:5555\n\
+         bind again: AddrInUse\n\
+         bind elsewhere: AddrNotAvailable\n\
+         bind loopback: AddrNotAvailable\n\
+         ephemeral: 10.0.0.2 true\n\
+         nonblocking accept: WouldBlock\n\
+         bind after close: Ok(())\n\
+         udp bind: ephemeral true\n\
+         udp peek: ping from 10.0.0.1:7001\n\
+         udp echo: ping from 10.0.0.1:7001\n\
+         udp truncated: a lo\n\
+         udp connected: local 10.0.0.2, peer 10.0.0.1:7001\n\
+         udp send/recv: again\n\
+         udp other source: WouldBlock\n\
+         udp nonblocking: WouldBlock\n\
+         udp no peer: errno 89\n\
+         udp too large: errno 90\n\
+         done\n",
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn a_threaded_std_echo_server_serves_100_concurrent_clients() {
+    let ns = namespace("stdnet-100");
+    let _guest = serve(&ns);
+    let failures = ns.enter(|| {
+        let clients: Vec<_> = (0..100u64)
+            .map(|i| std::thread::spawn(move || echo_round_trip(i + 1, 256 * 1024)))
+            .collect();
+        clients.into_iter().filter_map(|c| c.join().unwrap().err()).collect::<Vec<_>>()
+    });
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn clients_vanishing_mid_request_do_not_disturb_the_others() {
+    let ns = namespace("stdnet-vanish");
+    let mut guest = serve(&ns);
+    let failures = ns.enter(|| {
+        let addr: SocketAddr = format!("{GUEST}:7").parse().unwrap();
+        // Clients that send half a request and vanish: reset, or closed
+        // without reading the echo.
+        let vanishing: Vec<_> = (0..20)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    let mut s = TcpStream::connect(addr).unwrap();
+                    s.write_all(&noise(i, 100_000)).unwrap();
+                    if i % 2 == 0 { reset(s) } else { drop(s) }
+                })
+            })
+            .collect();
+        let served: Vec<_> = (0..20u64)
+            .map(|i| std::thread::spawn(move || echo_round_trip(1000 + i, 200_000)))
+            .collect();
+        for v in vanishing {
+            v.join().unwrap();
+        }
+        let mut failures: Vec<String> =
+            served.into_iter().filter_map(|c| c.join().unwrap().err()).collect();
+        // And after them, still serving.
+        failures.extend(echo_round_trip(7, 10_000).err());
+        failures
+    });
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(guest.0.try_wait().unwrap().is_none(), "the guest exited");
+}
+
+#[test]
+fn half_close_addresses_and_udp_as_a_client_on_the_host_sees_them() {
+    let ns = namespace("stdnet-bye");
+    let _guest = serve(&ns);
+    let (reply, local, eof, udp) = ns.enter(|| {
+        let mut s = TcpStream::connect((GUEST, 8)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        // The guest's FIN came: end of stream, and the connection still
+        // takes what this side writes until it closes.
+        let eof = s.read(&mut [0u8; 4]).unwrap();
+        s.write_all(b"after").unwrap();
+        let local = s.local_addr().unwrap();
+        let u = UdpSocket::bind("10.0.0.1:0").unwrap();
+        u.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        let mut got = None;
+        let mut b = [0u8; 64];
+        for _ in 0..20 {
+            u.send_to(b"datagram", (GUEST, 7)).unwrap();
+            if let Ok((n, from)) = u.recv_from(&mut b) {
+                got = Some((String::from_utf8_lossy(&b[..n]).into_owned(), from));
+                break;
+            }
+        }
+        (reply, local, eof, got)
+    });
+    assert_eq!(reply, format!("bye from {GUEST}:8 to {local}\n"));
+    assert_eq!(eof, 0);
+    let (data, from) = udp.expect("no UDP echo");
+    assert_eq!((data.as_str(), from.to_string()), ("datagram", format!("{GUEST}:7")));
+}
+
+/// A raw packet socket on tap0 of the namespace it is made in.
+struct Link(i32);
+
+impl Link {
+    #[allow(unsafe_code)]
+    fn new(ifindex: i32) -> Self {
+        // SAFETY: socket and bind with valid, sized arguments.
+        unsafe {
+            let protocol = (libc::ETH_P_ALL as u16).to_be();
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(protocol));
+            assert!(fd >= 0, "packet socket: {}", std::io::Error::last_os_error());
+            let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+            addr.sll_family = libc::AF_PACKET as u16;
+            addr.sll_protocol = protocol;
+            addr.sll_ifindex = ifindex;
+            addr.sll_halen = 6;
+            let len = size_of::<libc::sockaddr_ll>() as u32;
+            assert_eq!(libc::bind(fd, (&raw const addr).cast(), len), 0, "bind");
+            Self(fd)
+        }
+    }
+
+    #[allow(unsafe_code)]
+    fn send(&self, frame: &[u8]) -> bool {
+        // SAFETY: send on a bound socket with a valid buffer.
+        unsafe { libc::send(self.0, frame.as_ptr().cast(), frame.len(), 0) > 0 }
+    }
+}
+
+impl Drop for Link {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        // SAFETY: closing the fd this owns.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// Internet checksum.
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// A TCP segment from `src:sport` to the guest's port `dport`, as a frame
+/// to its MAC.
+fn segment(src: [u8; 4], sport: u16, dport: u16, flags: u8, seq: u32) -> Vec<u8> {
+    let dst = [10, 0, 0, 2];
+    let mut tcp = vec![0u8; 20];
+    tcp[0..2].copy_from_slice(&sport.to_be_bytes());
+    tcp[2..4].copy_from_slice(&dport.to_be_bytes());
+    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = flags;
+    tcp[14..16].copy_from_slice(&8192u16.to_be_bytes());
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&src);
+    pseudo.extend_from_slice(&dst);
+    pseudo.extend_from_slice(&[0, 6, 0, 20]);
+    pseudo.extend_from_slice(&tcp);
+    let sum = checksum(&pseudo);
+    tcp[16..18].copy_from_slice(&sum.to_be_bytes());
+    let mut ip = vec![0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0];
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    let sum = checksum(&ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    let mut frame = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 0x55, 0x08, 0x00];
+    frame.extend_from_slice(&ip);
+    frame.extend_from_slice(&tcp);
+    frame
+}
+
+#[test]
+fn garbage_frames_on_the_tap_while_serving() {
+    let ns = namespace("stdnet-garbage");
+    let mut guest = serve(&ns);
+    let ifindex: i32 = ns
+        .run("cat", &["/sys/class/net/tap0/ifindex"])
+        .stdout
+        .trim()
+        .parse()
+        .expect("tap0's ifindex");
+    let (sent, failures) = ns.enter(move || {
+        let clients = std::thread::spawn(|| {
+            let mut failures = Vec::new();
+            let until = Instant::now() + Duration::from_secs(3);
+            let mut i = 0;
+            while Instant::now() < until {
+                i += 1;
+                failures.extend(echo_round_trip(i, 20_000).err());
+            }
+            failures
+        });
+        let link = Link::new(ifindex);
+        let good = segment([10, 0, 0, 1], 40000, 7, 0x02, 1);
+        let mut sent = 0;
+        for i in 0..3000u64 {
+            let frame = match i % 4 {
+                // Random bytes, all lengths.
+                0 => noise(i + 11, 14 + (i as usize * 37) % 1500),
+                // A good SYN cut short.
+                1 => good[..(i as usize / 4) % good.len()].to_vec(),
+                // A SYN flood from spoofed addresses on the link.
+                2 => segment([10, 0, 0, 10 + (i % 200) as u8], 1024 + i as u16, 7, 0x02, i as u32),
+                // Random flags on the served ports.
+                _ => segment(
+                    [10, 0, 0, 1],
+                    50000 + (i % 100) as u16,
+                    7 + (i % 2) as u16,
+                    (i % 64) as u8,
+                    i as u32,
+                ),
+            };
+            if link.send(&frame) {
+                sent += 1;
+            }
+        }
+        (sent, clients.join().unwrap())
+    });
+    assert!(sent > 2000, "only {sent} frames sent");
+    assert!(failures.is_empty(), "{failures:#?}");
+    // The SYN flood's half-open connections time out (3 s): serving still.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match ns.enter(|| echo_round_trip(99, 1000)) {
+            Ok(()) => break,
+            Err(e) => assert!(Instant::now() < deadline, "not serving after the garbage: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(guest.0.try_wait().unwrap().is_none(), "the guest exited");
+}

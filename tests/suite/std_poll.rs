@@ -1,0 +1,130 @@
+//! Readiness and in-process I/O in a std guest: pipes (std::io::pipe,
+//! pipe2), eventfd, socket pairs (std's UnixStream/UnixDatagram), `poll`,
+//! `ppoll` and raw `epoll`, used across green threads; each area a run of
+//! tests/std's `std-poll` guest whose output is asserted exactly. No
+//! network: waits end by other threads' writes and by deadlines.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Once;
+
+use support::{Outcome, profile_dir, run};
+
+/// A std guest of tests/std, built (once per run of this suite) into the
+/// same target directory as the tender.
+fn std_guest(name: &str) -> String {
+    static BUILD: Once = Once::new();
+    let profile = profile_dir();
+    BUILD.call_once(|| {
+        let target = profile.parent().expect("target/<profile>");
+        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("std/Cargo.toml");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--manifest-path"]).arg(&manifest).arg("--target-dir").arg(target);
+        match profile.file_name().and_then(|n| n.to_str()) {
+            Some("release") => cmd.arg("--release"),
+            Some("debug") | None => &mut cmd,
+            Some(p) => cmd.args(["--profile", p]),
+        };
+        let status = cmd.status().expect("cannot run cargo to build tests/std");
+        assert!(status.success(), "building tests/std failed: {status}");
+    });
+    let path = profile.join(name);
+    assert!(path.exists(), "{} was not built", path.display());
+    path.display().to_string()
+}
+
+fn poll_area(area: &str) -> Outcome {
+    run(&[std_guest("std-poll").as_str(), area])
+}
+
+#[test]
+fn pipes_stream_block_and_break() {
+    let out = poll_area("pipe");
+    out.assert_ok();
+    assert_eq!(
+        out.stdout,
+        "pipe made, cloexec true\n\
+         sent 1048576, received 1048576, pattern ok true\n\
+         interleaved records 200, each whole true\n\
+         write without reader: BrokenPipe\n\
+         nonblocking empty read -1 errno 11\n"
+    );
+}
+
+#[test]
+fn eventfd_counts_across_threads() {
+    let out = poll_area("eventfd");
+    out.assert_ok();
+    assert_eq!(out.stdout, "the waiter read 7\nsemaphore reads 1 1 1 errno 11\n");
+}
+
+#[test]
+fn socket_pairs_echo_half_close_time_out_and_keep_datagrams() {
+    let out = poll_area("socketpair");
+    out.assert_ok();
+    assert_eq!(
+        out.stdout,
+        "echoed 1090 bytes, all equal true, then \"bye\"\n\
+         local addr unnamed true\n\
+         nonblocking read: WouldBlock\n\
+         timed read: WouldBlock after >= 30 ms true\n\
+         peeked 4, then read 4: \"peek\"\n\
+         after the peer closed: read 0, write BrokenPipe\n\
+         datagrams \"first\" \"second\"\n"
+    );
+}
+
+#[test]
+fn poll_wakes_on_another_threads_write_and_times_out() {
+    let out = poll_area("poll");
+    out.assert_ok();
+    assert_eq!(
+        out.stdout,
+        "poll with nothing: 0 after >= 40 ms true\n\
+         poll woken by another thread: 1, revents POLLIN true\n\
+         read 5, then writer gone: 1, revents POLLHUP true\n\
+         ppoll: 2, stdout POLLOUT true, closed POLLNVAL true\n"
+    );
+}
+
+#[test]
+fn epoll_edges_wakers_timeouts_and_oneshot() {
+    let out = poll_area("epoll");
+    out.assert_ok();
+    assert_eq!(
+        out.stdout,
+        "first wait: [(1, 4)]\n\
+         then nothing for 30 ms: [], waited true\n\
+         socket readable: read 4, then WouldBlock true\n\
+         waker\n\
+         waker\n\
+         socket: peer closed\n\
+         nothing more: []\n\
+         oneshot: [(3, 1)] [] rearmed [(4, 1)]\n\
+         after closing all: []\n"
+    );
+}
+
+#[test]
+fn epoll_errors_are_linux_s() {
+    let out = poll_area("epoll-errors");
+    out.assert_ok();
+    let expected = [
+        "bad fd",
+        "bad epfd",
+        "not an epoll",
+        "itself",
+        "mod missing",
+        "add",
+        "add again",
+        "nest",
+        "cycle",
+    ]
+    .map(|s| format!("{s}: true\n"))
+    .concat()
+        + "maxevents 0: -1 true\nepoll_create(0): -1 true\n";
+    assert_eq!(out.stdout, expected);
+}
