@@ -209,6 +209,16 @@ pub fn poll_devices() -> bool {
     progress || !READY.lock().is_empty()
 }
 
+/// [`poll_devices`], after asking the host which taps have frames (one
+/// `ppoll` that does not wait): for a scheduler beside the executor that
+/// gives the network a turn while its threads keep it from idling, so that
+/// frames that arrived meanwhile are seen. Returns whether a socket changed
+/// state or a timer fired a task.
+pub fn poll_devices_now() -> bool {
+    crate::net::check_taps();
+    poll_devices()
+}
+
 /// [`poll_devices`] at `now`; also returns the next timer's deadline.
 fn poll_devices_at(now: Instant) -> (bool, Option<Instant>) {
     let progress = crate::net::poll(now);

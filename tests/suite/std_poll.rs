@@ -2,7 +2,9 @@
 //! pipe2), eventfd, socket pairs (std's UnixStream/UnixDatagram), `poll`,
 //! `ppoll` and raw `epoll`, used across green threads; each area a run of
 //! tests/std's `std-poll` guest whose output is asserted exactly. No
-//! network: waits end by other threads' writes and by deadlines.
+//! network: waits end by other threads' writes and by deadlines. Then
+//! tokio, unmodified, on them: std-tokio under the current-thread and the
+//! multi-thread runtime.
 
 mod support;
 
@@ -127,4 +129,45 @@ fn epoll_errors_are_linux_s() {
     .concat()
         + "maxevents 0: -1 true\nepoll_create(0): -1 true\n";
     assert_eq!(out.stdout, expected);
+}
+
+/// What std-tokio prints under either runtime, whose task panics on
+/// `thread`.
+fn tokio_output(thread: &str) -> String {
+    format!(
+        "slept >= 20 ms: true\n\
+         interval: 4 ticks in >= 30 ms: true\n\
+         timeout on a pending future: elapsed true\n\
+         timeout on a ready future: Ok(7)\n\
+         sleepers woke in order [10, 20, 30]\n\
+         mpsc: 100 messages, sum 16200\n\
+         oneshot: \"from the blocking pool\"\n\
+         spawn_blocking returned 3628800\n\
+         notified from a std thread\n\
+         watch: last value 3\n\
+         duplex: 10000 bytes, in order true\n\
+         unix pair: echoed 450 bytes in lines, then 1048576 bytes back, copy saw 1049026\n\
+         join set: sum 4950\n\
+         async mutex: 100\n\
+         panic Some(\"a task panics\") on thread Some(\"{thread}\")\n\
+         a panicking task: is_panic true\n\
+         SIGTERM stream registered: true\n\
+         ctrl_c registered and did not fire\n\
+         block_on returned 42\n\
+         runtime shut down\n"
+    )
+}
+
+#[test]
+fn tokio_current_thread_runs_timers_channels_io_and_signals() {
+    let out = run(&[std_guest("std-tokio").as_str(), "current"]);
+    out.assert_ok();
+    assert_eq!(out.stdout, tokio_output("main"));
+}
+
+#[test]
+fn tokio_multi_thread_runs_the_same_on_green_workers() {
+    let out = run(&[std_guest("std-tokio").as_str(), "multi"]);
+    out.assert_ok();
+    assert_eq!(out.stdout, tokio_output("tokio-rt-worker"));
 }

@@ -208,6 +208,32 @@ pub(crate) fn poll_at(now: Instant) -> Option<Instant> {
     smol.map(from_smol).into_iter().chain(dhcp).min()
 }
 
+/// Asks the host which taps have frames waiting, without waiting (a
+/// `ppoll` with a zero timeout), so that the next [`poll`] reads them.
+pub(crate) fn check_taps() {
+    let mut fds: Vec<PollFd> = STACK
+        .lock()
+        .ifaces
+        .iter()
+        .map(|i| PollFd { fd: i.tap.fd(), events: POLLIN, revents: 0 })
+        .collect();
+    if fds.is_empty() || hypercall::ppoll(&mut fds, Some(Duration::ZERO)).unwrap_or(0) == 0 {
+        return;
+    }
+    mark_readable(&fds);
+}
+
+/// Marks the taps `ppoll` reported in `fds` readable.
+fn mark_readable(fds: &[PollFd]) {
+    let mut stack = STACK.lock();
+    for (i, p) in stack.ifaces.iter_mut().zip(fds) {
+        if p.revents != 0 {
+            // POLLIN, or an error the next read will see.
+            i.tap.readable = true;
+        }
+    }
+}
+
 /// Waits in one `ppoll` until a tap is readable or `deadline` passes
 /// (forever if `None`; at once if it has passed).
 pub(crate) fn wait(deadline: Option<Instant>) {
@@ -224,13 +250,7 @@ pub(crate) fn wait(deadline: Option<Instant>) {
     if hypercall::ppoll(&mut fds, timeout).unwrap_or(0) == 0 {
         return;
     }
-    let mut stack = STACK.lock();
-    for (i, p) in stack.ifaces.iter_mut().zip(&fds) {
-        if p.revents != 0 {
-            // POLLIN, or an error the next read will see.
-            i.tap.readable = true;
-        }
-    }
+    mark_readable(&fds);
 }
 
 impl Iface {

@@ -6,7 +6,7 @@
 //! number it was added under) with the events asked for and the user's
 //! 64-bit data. Nothing pushes readiness to it: `epoll_wait` asks each
 //! registered object ([`File::poll`]) in turn, after giving the network a
-//! turn (`libos::task::poll_devices`), and parks the thread until
+//! turn (`libos::task::poll_devices_now`), and parks the thread until
 //! something may have changed (a device event, a write to a pipe, eventfd
 //! or socket pair by another thread, a deadline) when nothing is ready.
 //!
@@ -274,7 +274,7 @@ impl Epoll {
         out: &mut [::libc::epoll_event],
         deadline: Option<libos::time::Instant>,
     ) -> usize {
-        libos::task::poll_devices();
+        libos::task::poll_devices_now();
         loop {
             let k = self.collect(out);
             if k > 0 || deadline.is_some_and(|d| libos::time::Instant::now() >= d) {
@@ -719,6 +719,42 @@ mod tests {
         assert_eq!(epoll_create1(1), -1);
         for f in [ep2, w, r, d, e, ep] {
             assert_eq!(close(f), 0);
+        }
+    }
+
+    /// A regular file, which Linux cannot poll.
+    struct Regular;
+
+    impl File for Regular {
+        fn stat(&self) -> Res<::libc::stat64> {
+            Ok(super::super::pipe::anon_stat(::libc::S_IFREG | 0o644))
+        }
+        fn poll(&self) -> Events {
+            ::libc::POLLIN | ::libc::POLLOUT
+        }
+        fn as_any(&self) -> &dyn core::any::Any {
+            self
+        }
+    }
+
+    #[test]
+    fn regular_files_are_eperm_and_instances_nest() {
+        let _g = fd::tests::serial();
+        let ep = epoll_create1(0);
+        let f = fd::install(fd::new_open(Rc::new(Regular), ::libc::O_RDONLY), false, 0).unwrap();
+        assert_eq!(ctl(ep, ::libc::EPOLL_CTL_ADD, f, IN, 0), Err(::libc::EPERM));
+        assert_eq!(ctl(f, ::libc::EPOLL_CTL_ADD, f, IN, 0), Err(::libc::EPERM), "before EINVAL");
+        // An instance inside another reports when one of its own would.
+        let outer = epoll_create1(0);
+        ctl(outer, ::libc::EPOLL_CTL_ADD, ep, IN | ET, 1).unwrap();
+        let e = eventfd::new_eventfd(0, ::libc::EFD_NONBLOCK).unwrap();
+        ctl(ep, ::libc::EPOLL_CTL_ADD, e, IN, 2).unwrap();
+        assert_eq!(ready(outer, 4), []);
+        assert_eq!(eventfd::eventfd_write(e, 1), 0);
+        assert_eq!(ready(outer, 4), [(1, IN)]);
+        assert_eq!(ready(ep, 4), [(2, IN)], "the outer wait consumed nothing of the inner");
+        for x in [e, outer, f, ep] {
+            assert_eq!(close(x), 0);
         }
     }
 

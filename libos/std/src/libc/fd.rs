@@ -686,7 +686,7 @@ unsafe fn poll_until(
     }
     // SAFETY: the caller guarantees n entries (none when n is 0).
     let fds = if n == 0 { &mut [][..] } else { unsafe { core::slice::from_raw_parts_mut(fds, n) } };
-    libos::task::poll_devices();
+    libos::task::poll_devices_now();
     loop {
         let mut ready = 0;
         for p in fds.iter_mut() {

@@ -87,7 +87,7 @@ fn net() {
     );
 }
 
-/// Sockets and pipes fail cleanly until the network issue brings them.
+/// Sockets without a net device, socket pairs and pipes.
 fn sockets() {
     use std::net::{TcpListener, TcpStream, UdpSocket};
     use std::os::unix::net::{UnixListener, UnixStream};

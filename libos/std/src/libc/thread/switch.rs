@@ -147,12 +147,17 @@ fn schedule() {
     }
 }
 
-/// Gives the network a turn without waiting, and wakes the threads in
-/// `poll` to look at their descriptors again.
+/// Gives the network a turn without waiting (frames that arrived
+/// meanwhile included) and, if anything changed, wakes the threads waiting
+/// for events to look at their descriptors again. Only then: with as many
+/// waiters as [`TURNS_PER_POLL`], waking them all every time would keep
+/// the run queue from ever emptying, and the scheduler from ever idling.
 fn poll_events() {
-    libos::task::idle(Some(Instant::now()));
+    let progress = libos::task::poll_devices_now();
     TURNS.with(|t| *t = 0);
-    with(Sched::wake_event_waiters);
+    if progress {
+        with(Sched::wake_event_waiters);
+    }
 }
 
 unsafe extern "C" {
