@@ -1,13 +1,10 @@
 //! mini-redis 0.4.1 (tokio's example Redis server, from crates.io,
-//! unmodified) as a program: the crate's own `src/bin/server.rs`, with two
-//! differences, both for a server reached over a network:
-//!
-//! * it listens on every address (`0.0.0.0`), not only `127.0.0.1`, or no
-//!   client outside the guest could reach it;
-//! * shutting down on Ctrl-C: when the process cannot be told of signals
-//!   (`tokio::signal::ctrl_c()` fails, as in a nabla guest, where nothing
-//!   delivers a signal: docs/std.md), it says so and serves until killed,
-//!   where the crate's binary would stop at once.
+//! unmodified) as a program: the crate's own `src/bin/server.rs`, except
+//! that it listens on every address (`0.0.0.0`), not only `127.0.0.1`, or
+//! no client outside the guest could reach it; and it says where it
+//! listens. In a guest, `tokio::signal::ctrl_c()` registers and never
+//! fires (nothing delivers a signal to a guest: docs/std.md): the server
+//! runs until its tender is stopped.
 //!
 //! ```text
 //! mini-redis-server [--port PORT]       (6379 by default)
@@ -33,15 +30,7 @@ pub async fn main() -> mini_redis::Result<()> {
     let listener = TcpListener::bind(&format!("0.0.0.0:{port}")).await?;
     println!("mini-redis-server: listening on {}", listener.local_addr()?);
 
-    server::run(listener, shutdown()).await
-}
-
-/// Completes at Ctrl-C; never, where signals cannot be received.
-async fn shutdown() {
-    if let Err(e) = signal::ctrl_c().await {
-        eprintln!("mini-redis-server: no Ctrl-C ({e}): serving until killed");
-        std::future::pending::<()>().await;
-    }
+    server::run(listener, signal::ctrl_c()).await
 }
 
 #[derive(StructOpt, Debug)]
