@@ -3,8 +3,9 @@
 //! its own with the tap inside it (see `support::netns`): tests/std's
 //! `std-tokio-net` guest at 10.0.0.2 as an echo server under the
 //! current-thread and the multi-thread runtime for 100 concurrent clients
-//! of this suite, idle without spinning afterwards, and as a client of
-//! this suite's servers at 10.0.0.1.
+//! of this suite, idle without spinning afterwards, and with a task that
+//! keeps the runtime from ever parking; and as a client of this suite's
+//! servers at 10.0.0.1.
 
 mod support;
 
@@ -113,17 +114,25 @@ fn cpu_ticks(pid: u32) -> u64 {
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
 
-/// Serves 100 concurrent echo clients, "bye" and UDP echo, then idles.
+/// Serves three rounds of 100 concurrent echo clients, "bye" and UDP
+/// echo, then idles (but for `busy`).
 fn serves(flavor: &str) {
     let ns = namespace(&format!("tokio-{flavor}"));
     let ready = format!("std-tokio-net: {flavor} listening on 0.0.0.0:7");
     let (guest, _): (KillOnDrop, _) = ns.start_tender(&guest_args(&["serve", flavor]), &ready);
     let failures = ns.enter(|| {
-        let clients: Vec<_> = (0..100u64)
-            .map(|i| std::thread::spawn(move || echo_round_trip(i + 1, 128 * 1024)))
-            .collect();
-        let mut failures: Vec<String> =
-            clients.into_iter().filter_map(|c| c.join().unwrap().err()).collect();
+        // Three rounds: connections arrive while others wait to be
+        // accepted, which an edge-triggered listener must report each time
+        // (a missed edge leaves them unaccepted until reset).
+        let mut failures = Vec::new();
+        for round in 0..3u64 {
+            let clients: Vec<_> = (0..100u64)
+                .map(|i| {
+                    std::thread::spawn(move || echo_round_trip(round * 100 + i + 1, 128 * 1024))
+                })
+                .collect();
+            failures.extend(clients.into_iter().filter_map(|c| c.join().unwrap().err()));
+        }
         // "bye" then end of file.
         let mut s = TcpStream::connect((GUEST, 8)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -144,6 +153,10 @@ fn serves(flavor: &str) {
         failures
     });
     assert!(failures.is_empty(), "{failures:#?}");
+    if flavor == "busy" {
+        // A task that never stops yielding keeps it busy by design.
+        return;
+    }
     // Idle, with every socket writable and registered edge-triggered: the
     // guest sleeps in its one ppoll instead of spinning. A second of wall
     // time; a spinning guest would use all of it.
@@ -155,13 +168,18 @@ fn serves(flavor: &str) {
 }
 
 #[test]
-fn a_current_thread_tokio_echo_server_serves_100_clients_and_idles() {
+fn a_current_thread_tokio_echo_server_serves_rounds_of_100_clients_and_idles() {
     serves("current");
 }
 
 #[test]
-fn a_multi_thread_tokio_echo_server_serves_100_clients_and_idles() {
+fn a_multi_thread_tokio_echo_server_serves_rounds_of_100_clients_and_idles() {
     serves("multi");
+}
+
+#[test]
+fn a_tokio_runtime_that_never_parks_still_sees_new_input() {
+    serves("busy");
 }
 
 #[test]

@@ -4,9 +4,12 @@
 //! edge-triggered (`EPOLLET`): a missed edge hangs a connection, a
 //! spurious one that never stops spins.
 //!
-//! * `serve current|multi`: an echo server on TCP 7 (a task per
+//! * `serve current|multi|busy`: an echo server on TCP 7 (a task per
 //!   connection, `tokio::io::copy`), "bye" then EOF on TCP 8, and UDP echo
-//!   on 7, under the current-thread or the multi-thread runtime.
+//!   on 7, under the current-thread or the multi-thread runtime; `busy` is
+//!   current-thread with a task that never stops yielding, so that the
+//!   runtime never parks: it must see new connections and data through
+//!   its zero-timeout `epoll_wait`s alone.
 //! * `client`: tokio clients against the suite's echo server on
 //!   10.0.0.1:7001 and its UDP echo on 7001, with timeouts.
 //! * `cost`: what a zero-timeout `poll` and `epoll_wait` cost with the
@@ -25,7 +28,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flavor = args.get(1).map(String::as_str).unwrap_or("current");
     let rt = match flavor {
-        "current" => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        "current" | "busy" => tokio::runtime::Builder::new_current_thread().enable_all().build(),
         _ => tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build(),
     }
     .expect("the runtime builds");
@@ -60,14 +63,24 @@ async fn serve(flavor: &str) {
             });
         }
     });
+    if flavor == "busy" {
+        tokio::spawn(async {
+            loop {
+                tokio::task::yield_now().await;
+            }
+        });
+    }
     println!("std-tokio-net: {flavor} listening on {}", echo.local_addr().unwrap());
     loop {
         let (s, _) = echo.accept().await.unwrap();
         s.set_nodelay(true).unwrap();
         tokio::spawn(async move {
             let (mut r, mut w) = s.into_split();
-            // A client that vanishes ends its copy with an error: fine.
-            let _ = tokio::io::copy(&mut r, &mut w).await;
+            // A client that vanishes ends its copy with an error: said, and
+            // the server goes on.
+            if let Err(e) = tokio::io::copy(&mut r, &mut w).await {
+                eprintln!("std-tokio-net: copy: {e}");
+            }
         });
     }
 }
@@ -132,5 +145,21 @@ fn cost() {
             libc::epoll_wait(ep, out.as_mut_ptr(), 8, 0);
         });
         println!("ns per call: read {read}, poll {poll}, epoll_wait {wait}");
+        // epoll_wait asks every registration: its cost with 100 sockets.
+        let socks: Vec<std::net::UdpSocket> =
+            (0..100).map(|_| std::net::UdpSocket::bind("0.0.0.0:0").unwrap()).collect();
+        for (i, u) in socks.iter().enumerate() {
+            use std::os::fd::AsRawFd;
+            let mut ev = libc::epoll_event {
+                events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLET) as u32,
+                u64: i as u64,
+            };
+            assert_eq!(libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, u.as_raw_fd(), &mut ev), 0);
+        }
+        libc::epoll_wait(ep, out.as_mut_ptr(), 8, 0);
+        let wait100 = per_call(10_000, || {
+            libc::epoll_wait(ep, out.as_mut_ptr(), 8, 0);
+        });
+        println!("ns per epoll_wait with 100 idle UDP sockets registered: {wait100}");
     }
 }

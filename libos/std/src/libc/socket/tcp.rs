@@ -186,6 +186,11 @@ impl Socket {
                 State::Listening(l) => l.try_accept().map(|r| r.map_err(errno)),
                 _ => Poll::Ready(Err(::libc::EINVAL)),
             })?;
+        // A listener's activity counts its accepts: a connection that
+        // arrives after the application accepted until EAGAIN changes it
+        // even if one was waiting at the last look (edge-triggered epoll
+        // reports it; otherwise tokio never accepts again).
+        t.read_total.set(t.read_total.get().wrapping_add(1));
         let s = Socket::new_tcp(State::Connected(stream));
         s.opts.set(self.opts.get());
         if let State::Connected(stream) = &*s.tcp().state.borrow() {
