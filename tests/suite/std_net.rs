@@ -3,7 +3,8 @@
 //! `support::netns`): tests/std's `std-net` guest at 10.0.0.2 as a client
 //! of servers this suite runs at 10.0.0.1 (its output asserted line by
 //! line: addresses, peek, timeouts, nonblocking calls, half-closes,
-//! resets, refused and silent peers, bind errors, UDP), and as a threaded
+//! resets, refused and silent peers, bind errors, UDP, connections to
+//! itself through the loopback and its own address), and as a threaded
 //! echo server for this suite's clients: 100 at once, clients vanishing
 //! mid-request, garbage frames on the tap while it serves.
 
@@ -215,7 +216,7 @@ fn std_net_clients_behave_as_on_linux() {
          bind: 0.0.0.0:5555\n\
          bind again: AddrInUse\n\
          bind elsewhere: AddrNotAvailable\n\
-         bind loopback: AddrNotAvailable\n\
+         bind loopback: Ok(())\n\
          ephemeral: 10.0.0.2 true\n\
          nonblocking accept: WouldBlock\n\
          bind after close: Ok(())\n\
@@ -229,6 +230,11 @@ fn std_net_clients_behave_as_on_linux() {
          udp nonblocking: WouldBlock\n\
          udp no peer: errno 89\n\
          udp too large: errno 90\n\
+         loopback: listener 127.0.0.1 ephemeral true, peer is the client true\n\
+         loopback: server got it intact true, echoed intact true\n\
+         loopback refused: ConnectionRefused\n\
+         udp loopback: to myself from itself true\n\
+         own address: self from 10.0.0.2, local 10.0.0.2\n\
          done\n",
         "{out:#?}"
     );

@@ -176,7 +176,66 @@ pub(crate) fn init() -> Result<(), ConfigError> {
         }
         stack.ifaces.push(i);
     }
+    let lo = loopback(now);
+    stack.ifaces.push(lo);
+    sync_loopback(&mut stack);
     Ok(())
+}
+
+/// The loopback interface's MTU (IP, without the Ethernet header).
+const LOOPBACK_MTU: u32 = 16384;
+
+/// The loopback interface, `lo`: 127.0.0.1/8 (and the other interfaces'
+/// addresses, see [`sync_loopback`]) on a device that hands every frame
+/// it sends back to itself, in memory, at the next poll. Always there,
+/// last in the stack, as on Linux; not listed by [`interfaces`].
+#[cfg_attr(test, allow(dead_code))]
+fn loopback(now: Instant) -> Iface {
+    let mut tap = tap::Tap::loopback(LOOPBACK_MTU);
+    let mac = [2, 0, 0, 0, 0, 0];
+    let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+    config.random_seed = now.as_duration().as_nanos() as u64;
+    let mut iface = Interface::new(config, &mut tap, smol_now(now));
+    iface.update_ip_addrs(|a| {
+        let _ = a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8));
+    });
+    Iface {
+        name: "lo".to_string(),
+        mac,
+        mtu: LOOPBACK_MTU,
+        tap,
+        iface,
+        sockets: SocketSet::new(Vec::new()),
+        dhcp: None,
+        gateway: None,
+        orphans: Vec::new(),
+        listeners: Vec::new(),
+    }
+}
+
+/// Gives the loopback interface the other interfaces' addresses too (as
+/// /32s, after 127.0.0.1/8), so that the guest reaches its own address in
+/// memory, as Linux routes it through `lo`. At most three (smoltcp's four
+/// addresses per interface); called after every change of address.
+fn sync_loopback(stack: &mut Stack) {
+    let own: Vec<IpCidr> = stack
+        .ifaces
+        .iter()
+        .filter(|i| !i.is_loopback())
+        .filter_map(|i| i.ipv4())
+        .map(|c| IpCidr::Ipv4(Ipv4Cidr::new(c.address(), 32)))
+        .take(3)
+        .collect();
+    let Some(lo) = stack.ifaces.iter_mut().find(|i| i.is_loopback()) else { return };
+    if lo.iface.ip_addrs().get(1..).is_some_and(|a| a == own.as_slice()) {
+        return;
+    }
+    lo.iface.update_ip_addrs(|a| {
+        a.truncate(1);
+        for c in own {
+            let _ = a.push(c);
+        }
+    });
 }
 
 /// Processes what arrived and sends what is queued, on every interface.
@@ -188,6 +247,15 @@ pub(crate) fn poll(now: Instant) -> bool {
     for i in &mut stack.ifaces {
         i.iface.poll_maintenance(ts);
         changed |= i.poll_frames(ts);
+        // The loopback's answers to what it just took: until it is quiet
+        // (bounded, so that two sockets that keep talking cannot hold the
+        // guest here).
+        for _ in 0..64 {
+            if !i.tap.has_looped() {
+                break;
+            }
+            changed |= i.poll_frames(ts);
+        }
         // The device answered an ARP request for a gateway with a fixed MAC
         // itself: let smoltcp learn it and send what waited for it now.
         if i.tap.has_injected() {
@@ -196,12 +264,16 @@ pub(crate) fn poll(now: Instant) -> bool {
         i.handle_dhcp(now);
         i.sweep_orphans(now);
     }
+    sync_loopback(&mut stack);
     changed
 }
 
 /// The earliest time any interface needs polling again.
 pub(crate) fn poll_at(now: Instant) -> Option<Instant> {
     let mut stack = STACK.lock();
+    if stack.ifaces.iter().any(|i| i.tap.has_looped()) {
+        return Some(now);
+    }
     let ts = smol_now(now);
     let dhcp = stack.ifaces.iter().filter_map(|i| i.dhcp.as_ref()?.deadline()).min();
     let smol = stack.ifaces.iter_mut().filter_map(|i| i.iface.poll_at(ts, &i.sockets)).min();
@@ -211,22 +283,30 @@ pub(crate) fn poll_at(now: Instant) -> Option<Instant> {
 /// Asks the host which taps have frames waiting, without waiting (a
 /// `ppoll` with a zero timeout), so that the next [`poll`] reads them.
 pub(crate) fn check_taps() {
-    let mut fds: Vec<PollFd> = STACK
-        .lock()
-        .ifaces
-        .iter()
-        .map(|i| PollFd { fd: i.tap.fd(), events: POLLIN, revents: 0 })
-        .collect();
+    let mut fds = tap_fds();
     if fds.is_empty() || hypercall::ppoll(&mut fds, Some(Duration::ZERO)).unwrap_or(0) == 0 {
         return;
     }
     mark_readable(&fds);
 }
 
-/// Marks the taps `ppoll` reported in `fds` readable.
+/// The taps' fds, for `ppoll` (the loopback has none), in the order of
+/// the interfaces.
+fn tap_fds() -> Vec<PollFd> {
+    STACK
+        .lock()
+        .ifaces
+        .iter()
+        .filter(|i| !i.is_loopback())
+        .map(|i| PollFd { fd: i.tap.fd(), events: POLLIN, revents: 0 })
+        .collect()
+}
+
+/// Marks the taps `ppoll` reported in `fds` (from [`tap_fds`]) readable.
 fn mark_readable(fds: &[PollFd]) {
     let mut stack = STACK.lock();
-    for (i, p) in stack.ifaces.iter_mut().zip(fds) {
+    let taps = stack.ifaces.iter_mut().filter(|i| !i.is_loopback());
+    for (i, p) in taps.zip(fds) {
         if p.revents != 0 {
             // POLLIN, or an error the next read will see.
             i.tap.readable = true;
@@ -237,12 +317,7 @@ fn mark_readable(fds: &[PollFd]) {
 /// Waits in one `ppoll` until a tap is readable or `deadline` passes
 /// (forever if `None`; at once if it has passed).
 pub(crate) fn wait(deadline: Option<Instant>) {
-    let mut fds: Vec<PollFd> = STACK
-        .lock()
-        .ifaces
-        .iter()
-        .map(|i| PollFd { fd: i.tap.fd(), events: POLLIN, revents: 0 })
-        .collect();
+    let mut fds = tap_fds();
     let timeout = deadline.map(|d| d - Instant::now());
     if timeout == Some(Duration::ZERO) {
         return;
@@ -409,6 +484,18 @@ impl Iface {
         });
     }
 
+    /// Whether this is the loopback interface.
+    pub(crate) fn is_loopback(&self) -> bool {
+        self.tap.is_loopback()
+    }
+
+    /// Whether the interface has `addr`: one of its addresses, or for the
+    /// loopback any of 127.0.0.0/8.
+    pub(crate) fn holds(&self, addr: Ipv4Addr) -> bool {
+        (self.is_loopback() && addr.is_loopback())
+            || self.iface.ip_addrs().iter().any(|c| c.address() == IpAddress::Ipv4(addr))
+    }
+
     /// The interface's IPv4 address and prefix, once configured.
     pub(crate) fn ipv4(&self) -> Option<Ipv4Cidr> {
         self.iface.ip_addrs().iter().find_map(|c| match c {
@@ -438,14 +525,24 @@ impl fmt::Display for Source {
 
 /// Index of the interface to reach `dst` from: the one whose subnet holds
 /// it, else the first with a default gateway.
+/// 127.0.0.0/8 and the guest's own addresses go through the loopback, as
+/// on Linux; 0.0.0.0 is no destination.
 pub(crate) fn route(stack: &Stack, dst: Ipv4Addr) -> Option<usize> {
-    // Loopback addresses never leave the guest (there is no loopback
-    // interface yet), and 0.0.0.0 is no destination.
-    if dst.is_loopback() || dst.is_unspecified() {
+    if dst.is_unspecified() {
         return None;
     }
-    let on_link = stack.ifaces.iter().position(|i| i.ipv4().is_some_and(|c| c.contains_addr(&dst)));
-    on_link.or_else(|| stack.ifaces.iter().position(|i| i.ipv4().is_some() && i.gateway.is_some()))
+    let lo = stack.ifaces.iter().position(Iface::is_loopback);
+    if dst.is_loopback() || stack.ifaces.iter().any(|i| !i.is_loopback() && i.holds(dst)) {
+        return lo;
+    }
+    let taps = |i: &&Iface| !i.is_loopback();
+    let on_link = stack
+        .ifaces
+        .iter()
+        .position(|i| taps(&i) && i.ipv4().is_some_and(|c| c.contains_addr(&dst)));
+    on_link.or_else(|| {
+        stack.ifaces.iter().position(|i| taps(&i) && i.ipv4().is_some() && i.gateway.is_some())
+    })
 }
 
 /// The interfaces a socket bound to `addr` lives on: every one for the
@@ -457,10 +554,10 @@ pub(crate) fn ifaces_holding(stack: &Stack, addr: Ipv4Addr) -> Result<Vec<usize>
     if addr.is_unspecified() {
         return Ok((0..stack.ifaces.len()).collect());
     }
-    match stack.ifaces.iter().position(|i| i.ipv4().is_some_and(|c| c.address() == addr)) {
-        Some(idx) => Ok(alloc::vec![idx]),
-        None => Err(NetError::AddrNotAvailable),
-    }
+    // The interface with the address, and the loopback, which has it too.
+    let idx: Vec<usize> =
+        (0..stack.ifaces.len()).filter(|&k| stack.ifaces[k].holds(addr)).collect();
+    if idx.is_empty() { Err(NetError::AddrNotAvailable) } else { Ok(idx) }
 }
 
 /// Whether a socket may bind to `addr`: the unspecified address (if the
@@ -474,6 +571,10 @@ pub fn is_local_address(addr: Ipv4Addr) -> Result<(), NetError> {
 pub fn source_address(dst: Ipv4Addr) -> Option<Ipv4Addr> {
     let stack = STACK.lock();
     let idx = route(&stack, dst)?;
+    if stack.ifaces[idx].is_loopback() {
+        // To itself: from that address (127.0.0.1 for 127.0.0.0/8).
+        return Some(if dst.is_loopback() { Ipv4Addr::LOCALHOST } else { dst });
+    }
     stack.ifaces[idx].ipv4().map(|c| c.address())
 }
 
@@ -505,12 +606,13 @@ pub struct InterfaceInfo {
     pub stats: TapStats,
 }
 
-/// The guest's network interfaces.
+/// The guest's network interfaces (its net devices: not the loopback).
 pub fn interfaces() -> Vec<InterfaceInfo> {
     STACK
         .lock()
         .ifaces
         .iter()
+        .filter(|i| !i.is_loopback())
         .map(|i| InterfaceInfo {
             name: i.name.clone(),
             mac: i.mac,

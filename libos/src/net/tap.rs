@@ -53,6 +53,7 @@
 //! of another protocol with an unfinished checksum gets it finished here.
 //! Any other offload in a header (UDP, IPv6) drops the frame.
 
+use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::net::SocketAddrV4;
@@ -140,7 +141,14 @@ pub struct Tap {
     /// A SYN, in the receive buffer, waiting for `connections` to be listed
     /// before it is let through or dropped.
     held: Option<Range<usize>>,
+    /// The loopback device's frames: sent ones come back as received ones
+    /// (`None` for a tap).
+    looped: Option<VecDeque<Vec<u8>>>,
 }
+
+/// Most frames the loopback device queues; more are dropped, as a wire
+/// would (the stack drains the queue at every poll).
+const LOOPED_FRAMES: usize = 1024;
 
 /// What becomes of a received frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,7 +182,26 @@ impl Tap {
             connections: Vec::new(),
             connections_listed: false,
             held: None,
+            looped: None,
         }
+    }
+
+    /// The loopback device: no tap, frames of `mtu` sent to itself.
+    pub fn loopback(mtu: u32) -> Self {
+        let mut t = Self::new(-1, mtu, false);
+        t.looped = Some(VecDeque::new());
+        t.readable = false;
+        t
+    }
+
+    /// Whether this is the loopback device.
+    pub fn is_loopback(&self) -> bool {
+        self.looped.is_some()
+    }
+
+    /// Whether the loopback device has frames to take back.
+    pub(crate) fn has_looped(&self) -> bool {
+        self.looped.as_ref().is_some_and(|q| !q.is_empty())
     }
 
     /// Whether a SYN waits for the stack to list the connections.
@@ -201,8 +228,9 @@ impl Tap {
 
     /// The receive buffer, and a token to send a frame.
     fn split(&mut self) -> (&[u8], TxToken<'_>) {
-        let Tap { fd, vnet_hdr, rx, tx, stats, gateway, injected, .. } = self;
+        let Tap { fd, vnet_hdr, rx, tx, stats, gateway, injected, looped, .. } = self;
         let token = TxToken {
+            looped: looped.as_mut(),
             fd: *fd,
             vnet_hdr: *vnet_hdr,
             buf: tx,
@@ -436,6 +464,8 @@ pub struct RxToken<'a> {
 /// Room for a frame to send.
 #[derive(Debug)]
 pub struct TxToken<'a> {
+    /// The loopback device's queue, where a sent frame goes instead.
+    looped: Option<&'a mut VecDeque<Vec<u8>>>,
     fd: i32,
     vnet_hdr: bool,
     buf: &'a mut [u8],
@@ -459,6 +489,15 @@ impl phy::TxToken for TxToken<'_> {
         let (head, rest) = self.buf.split_at_mut(header);
         let frame = &mut rest[..len];
         let result = f(frame);
+        if let Some(q) = self.looped {
+            if q.len() < LOOPED_FRAMES {
+                q.push_back(frame.to_vec());
+                self.stats.tx_frames += 1;
+            } else {
+                self.stats.tx_dropped += 1;
+            }
+            return result;
+        }
         if let Some(g) = self.gateway {
             match g.tx(frame) {
                 gateway::Tx::Send => {}
@@ -513,6 +552,19 @@ impl phy::Device for Tap {
                 Admit::Hold => return None,
             }
         }
+        if self.looped.is_some() {
+            loop {
+                let f = self.looped.as_mut().and_then(VecDeque::pop_front)?;
+                let n = f.len().min(self.rx.len());
+                self.rx[..n].copy_from_slice(&f[..n]);
+                self.stats.rx_frames += 1;
+                match self.admit(0..n) {
+                    Admit::Pass => return Some(self.tokens(0..n)),
+                    Admit::Drop => continue,
+                    Admit::Hold => return None,
+                }
+            }
+        }
         if !self.readable {
             return None;
         }
@@ -559,6 +611,10 @@ impl phy::Device for Tap {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = self.mtu + ETHERNET_HEADER;
+        if self.looped.is_some() {
+            // Frames never leave memory: nothing to check.
+            caps.checksum = smoltcp::phy::ChecksumCapabilities::ignored();
+        }
         if self.vnet_hdr {
             // Both ways the device's job (see the module documentation).
             caps.checksum.tcp = Checksum::None;

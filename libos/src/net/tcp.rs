@@ -459,9 +459,7 @@ impl TcpStream {
         }
         let idx = super::route(&stack, *addr.ip()).ok_or(NetError::NoRoute)?;
         let local = local.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
-        if !local.ip().is_unspecified()
-            && stack.ifaces[idx].ipv4().is_none_or(|c| c.address() != *local.ip())
-        {
+        if !local.ip().is_unspecified() && !stack.ifaces[idx].holds(*local.ip()) {
             return Err(NetError::AddrNotAvailable);
         }
         let port = match local.port() {

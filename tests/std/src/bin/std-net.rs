@@ -20,6 +20,10 @@ fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("client") => client(),
         Some("serve") => serve(),
+        Some("loopback") => {
+            loopback();
+            println!("done");
+        }
         _ => {
             eprintln!("usage: std-net client|serve");
             std::process::exit(2);
@@ -64,7 +68,71 @@ fn client() {
     tcp_errors();
     listeners();
     udp();
+    loopback();
+    own_address();
     println!("done");
+}
+
+/// Connections of the guest to itself, in memory: 127.0.0.1 and its own
+/// address, as tokio's and mio's tests make them.
+fn loopback() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = l.local_addr().unwrap();
+    let mut c = TcpStream::connect(at).unwrap();
+    let (mut s, peer) = l.accept().unwrap();
+    println!(
+        "loopback: listener {} ephemeral {}, peer is the client {}",
+        at.ip(),
+        at.port() >= 49152,
+        peer == c.local_addr().unwrap()
+    );
+    // A mebibyte each way at once, a thread per side.
+    let data = noise(1 << 20);
+    let sent = data.clone();
+    let server = std::thread::spawn(move || {
+        let mut got = vec![0u8; 1 << 20];
+        s.read_exact(&mut got).unwrap();
+        s.write_all(&got).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        got == sent
+    });
+    c.write_all(&data).unwrap();
+    let mut back = Vec::new();
+    c.read_to_end(&mut back).unwrap();
+    println!(
+        "loopback: server got it intact {}, echoed intact {}",
+        server.join().unwrap(),
+        back == data
+    );
+    println!("loopback refused: {}", kind(TcpStream::connect("127.0.0.1:1")));
+    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.send_to(b"to myself", u.local_addr().unwrap()).unwrap();
+    let mut b = [0u8; 16];
+    let (n, from) = u.recv_from(&mut b).unwrap();
+    println!(
+        "udp loopback: {} from itself {}",
+        String::from_utf8_lossy(&b[..n]),
+        from == u.local_addr().unwrap()
+    );
+}
+
+/// A connection to the guest's own address, through a listener on every
+/// address.
+fn own_address() {
+    // The guest's own address, through a listener on every address.
+    let any = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = any.local_addr().unwrap().port();
+    let mut c = TcpStream::connect(("10.0.0.2", port)).unwrap();
+    let (mut s, peer) = any.accept().unwrap();
+    c.write_all(b"self").unwrap();
+    let mut b = [0u8; 4];
+    s.read_exact(&mut b).unwrap();
+    println!(
+        "own address: {} from {}, local {}",
+        String::from_utf8_lossy(&b),
+        peer.ip(),
+        c.local_addr().unwrap().ip()
+    );
 }
 
 fn tcp_client() {
@@ -183,7 +251,7 @@ fn listeners() {
     println!("bind: {}", l.local_addr().unwrap());
     println!("bind again: {}", kind(TcpListener::bind("0.0.0.0:5555")));
     println!("bind elsewhere: {}", kind(TcpListener::bind("10.0.0.77:0")));
-    println!("bind loopback: {}", kind(TcpListener::bind("127.0.0.1:0")));
+    println!("bind loopback: {}", kind(TcpListener::bind("127.0.0.1:0").map(|_| ())));
     let e = TcpListener::bind("10.0.0.2:0").unwrap();
     let a = e.local_addr().unwrap();
     println!("ephemeral: {} {}", a.ip(), a.port() >= 49152);

@@ -262,7 +262,7 @@ impl Socket {
             }
         }
         // The SYN leaves now, not when this thread next blocks.
-        libos::task::poll_devices();
+        super::super::thread::poll_devices();
         if nonblock {
             self.settle();
             return match &*t.state.borrow() {
@@ -348,7 +348,7 @@ impl Socket {
                     t.written_total.set(t.written_total.get() + n as u64);
                     // Sent now, not when this thread next blocks: a thread
                     // that writes and goes on computing must not hold it.
-                    libos::task::poll_devices();
+                    super::super::thread::poll_devices();
                     if done == buf.len() || nonblock {
                         Poll::Ready(Ok(done))
                     } else {
@@ -383,7 +383,7 @@ impl Socket {
             self.shut_wr.set(true);
             stream.shutdown();
             drop(state);
-            libos::task::poll_devices();
+            super::super::thread::poll_devices();
         }
         Ok(())
     }
@@ -400,7 +400,7 @@ impl Socket {
                 } else {
                     drop(s);
                 }
-                libos::task::poll_devices();
+                super::super::thread::poll_devices();
             }
             _ => {}
         }

@@ -96,7 +96,7 @@ impl Socket {
             s.try_send_to(buf, to).map(|r| r.map_err(errno))
         })?;
         u.sent.set(u.sent.get() + 1);
-        libos::task::poll_devices();
+        super::super::thread::poll_devices();
         Ok(n)
     }
 

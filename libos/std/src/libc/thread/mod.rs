@@ -263,6 +263,18 @@ pub fn sleep_until(deadline: libos::time::Instant) {
     }
 }
 
+/// Gives the network a turn without waiting (`libos::task::poll_devices`),
+/// from a call that queued something to send (a write, a connect, a close):
+/// it leaves now, not when the thread next blocks. If a socket changed
+/// (frames came back through the loopback, or had arrived), the threads
+/// waiting for events look again before the guest idles: the idle turn
+/// will not see that change again.
+pub fn poll_devices() {
+    if libos::task::poll_devices() {
+        switch::with(sched::Sched::note_progress);
+    }
+}
+
 /// Parks the calling thread until something may have changed (a device
 /// event, another thread's progress) or `deadline` passes.
 pub fn wait_for_events(deadline: Option<libos::time::Instant>) {

@@ -245,6 +245,13 @@ impl Sched {
         self.threads.get_mut(slot)?.take()
     }
 
+    /// Records that the running thread changed something threads waiting
+    /// for events may be waiting for (a socket's state, when its call gave
+    /// the network a turn): they look again before the guest idles.
+    pub fn note_progress(&mut self) {
+        self.progress = true;
+    }
+
     /// Blocks the running thread (the caller then asks [`Sched::next`]).
     pub fn block(&mut self, why: Wait, deadline: Option<Instant>) {
         if deadline.is_some() {
