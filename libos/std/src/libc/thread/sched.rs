@@ -245,13 +245,6 @@ impl Sched {
         self.threads.get_mut(slot)?.take()
     }
 
-    /// Records that the running thread changed something threads waiting
-    /// for events may be waiting for (a socket's state, when its call gave
-    /// the network a turn): they look again before the guest idles.
-    pub fn note_progress(&mut self) {
-        self.progress = true;
-    }
-
     /// Blocks the running thread (the caller then asks [`Sched::next`]).
     pub fn block(&mut self, why: Wait, deadline: Option<Instant>) {
         if deadline.is_some() {
@@ -307,8 +300,9 @@ impl Sched {
     }
 
     /// Records that something event waiters may be waiting for changed (a
-    /// write to a pipe, an eventfd, a socket pair): they look again before
-    /// the guest idles.
+    /// write to a pipe, an eventfd, a socket pair; a socket's state, when
+    /// its call gave the network a turn): they look again before the guest
+    /// idles.
     pub fn note_progress(&mut self) {
         self.progress = true;
     }
