@@ -151,7 +151,7 @@ start() {
     local ip
     if [ "$side" = guest ]; then
         ip=$GUEST_IP
-        local opts=(--mem 512 --net service0=nbtap0 --env NET_SERVICE0_IPV4=10.0.0.2/24)
+        local opts=(--mem 1024 --net service0=nbtap0 --env NET_SERVICE0_IPV4=10.0.0.2/24)
         [ "$prog" = std-http ] && opts+=(--block-ro "storage=$work/site.img")
         ip netns exec "$CLIENT" target/release/tender "${opts[@]}" "$GUESTS/$prog" "$@" \
             > "$work/$prog.$side.log" 2>&1 &

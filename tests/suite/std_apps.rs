@@ -40,7 +40,7 @@ fn namespace(tag: &str) -> Netns {
 }
 
 /// Starts the std guest `bin` of examples/std at 10.0.0.2 (MAC
-/// [`GUEST_MAC`]) with tender options `options` and program arguments
+/// [`GUEST_MAC`]) with tender options `options` (`--mem` among them) and program arguments
 /// `args`; returns once it printed `NAME: listening`.
 fn start(ns: &Netns, bin: &str, options: &[&str], args: &[&str]) -> KillOnDrop {
     let path = workspace_bin(bin).display().to_string();
@@ -48,7 +48,7 @@ fn start(ns: &Netns, bin: &str, options: &[&str], args: &[&str]) -> KillOnDrop {
         "service0={}",
         GUEST_MAC.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
     );
-    let mut all = vec!["--mem", "256", "--net", "service0=tap0", "--net-mac", &mac];
+    let mut all = vec!["--net", "service0=tap0", "--net-mac", &mac];
     all.extend_from_slice(&["--env", "NET_SERVICE0_IPV4=10.0.0.2/24"]);
     all.extend_from_slice(options);
     all.push(&path);
@@ -106,7 +106,7 @@ fn echo_round_trip(i: u64, len: usize) -> Result<(), String> {
 fn std_echo_serves_100_concurrent_clients() {
     let ns = namespace("sa-echo");
     let port = ECHO_PORT.to_string();
-    let mut guest = start(&ns, "std-echo", &[], &[&port]);
+    let mut guest = start(&ns, "std-echo", &["--mem", "256"], &[&port]);
     let results = ns.enter(|| {
         let clients: Vec<_> = (0..100u64)
             .map(|i| std::thread::spawn(move || echo_round_trip(i + 1, 256 << 10)))
@@ -142,7 +142,7 @@ fn reset(s: TcpStream) {
 fn std_echo_outlives_clients_that_vanish_mid_request() {
     let ns = namespace("sa-vanish");
     let port = ECHO_PORT.to_string();
-    let mut guest = start(&ns, "std-echo", &[], &[&port]);
+    let mut guest = start(&ns, "std-echo", &["--mem", "256"], &[&port]);
     let results = ns.enter(|| {
         let connect = || TcpStream::connect_timeout(&echo_addr(), Duration::from_secs(10));
         // Clients that go away in the middle of their request, while
@@ -185,10 +185,14 @@ fn std_echo_outlives_clients_that_vanish_mid_request() {
 
 // std-http
 
-/// std-http at 10.0.0.2:80, serving the test site read-only.
+/// std-http at 10.0.0.2:80, serving the test site read-only. With 1 GiB
+/// of guest memory (untouched memory costs nothing): `tokio::fs` runs on
+/// tokio's blocking pool, which on green threads grows to a thread per
+/// concurrent read, each with a 2 MiB stack from the heap, and at 256 MiB
+/// the 1 MiB reads then fail with `ENOMEM` (docs/std.md, examples/std).
 fn std_http(ns: &Netns) -> KillOnDrop {
     let disk = format!("storage={}", site_image().display());
-    start(ns, "std-http", &["--block-ro", &disk], &[])
+    start(ns, "std-http", &["--mem", "1024", "--block-ro", &disk], &[])
 }
 
 fn curl(ns: &Netns, args: &[&str]) -> Outcome {
@@ -329,7 +333,7 @@ fn std_http_serves_through_garbage_frames() {
 // mini-redis
 
 fn mini_redis(ns: &Netns) -> KillOnDrop {
-    start(ns, "mini-redis-server", &[], &[])
+    start(ns, "mini-redis-server", &["--mem", "256"], &[])
 }
 
 #[test]
