@@ -88,7 +88,8 @@ fn poll_wakes_on_another_threads_write_and_times_out() {
         "poll with nothing: 0 after >= 40 ms true\n\
          poll woken by another thread: 1, revents POLLIN true\n\
          read 5, then writer gone: 1, revents POLLHUP true\n\
-         ppoll: 2, stdout POLLOUT true, closed POLLNVAL true\n"
+         ppoll: 2, stdout POLLOUT true, closed POLLNVAL true\n\
+         select woken by another thread: 1, set true, time left < 5 s true\n"
     );
 }
 
@@ -131,6 +132,18 @@ fn epoll_errors_are_linux_s() {
     assert_eq!(out.stdout, expected);
 }
 
+#[test]
+fn a_read_nothing_can_ever_satisfy_is_a_reported_deadlock() {
+    let out = poll_area("deadlock");
+    assert_eq!(out.code(), Some(255), "{out:#?}");
+    assert_eq!(
+        out.stdout,
+        "reading a pipe nobody else can write\n\
+         libos-std: deadlock: every thread waits forever and nothing can wake any: \
+         thread 1 'std-poll' waits for a descriptor or a signal (poll, epoll, a pipe, pause)\n"
+    );
+}
+
 /// What std-tokio prints under either runtime, whose task panics on
 /// `thread`.
 fn tokio_output(thread: &str) -> String {
@@ -147,6 +160,8 @@ fn tokio_output(thread: &str) -> String {
          watch: last value 3\n\
          duplex: 10000 bytes, in order true\n\
          unix pair: echoed 450 bytes in lines, then 1048576 bytes back, copy saw 1049026\n\
+         tokio pipe: 100000 bytes; from a std pipe: \"from std\"\n\
+         loopback tcp: 10 of 10 clients echoed\n\
          join set: sum 4950\n\
          async mutex: 100\n\
          panic Some(\"a task panics\") on thread Some(\"{thread}\")\n\

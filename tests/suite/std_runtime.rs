@@ -269,7 +269,7 @@ fn numeric_addresses_and_localhost_resolve_other_names_do_not() {
 }
 
 #[test]
-fn sockets_work_on_the_loopback_and_pipes_and_socket_pairs_work() {
+fn sockets_work_on_the_loopback_and_pipes_and_socket_pairs_too() {
     let out = guest("std-surface", &[], &["sockets"]);
     out.assert_ok();
     for op in ["unix-pair", "pipe"] {

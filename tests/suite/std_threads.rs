@@ -224,6 +224,6 @@ fn poll_waits_let_other_threads_run_and_pause_without_a_device_is_a_deadlock() {
         "poll (0, true), main ran meanwhile true\n\
          libos-std: deadlock: every thread waits forever and nothing can wake any: \
          thread 1 'std-threads' joins a thread; \
-         thread 3 'pauser' waits for a descriptor or a signal (poll, pause)\n"
+         thread 3 'pauser' waits for a descriptor or a signal (poll, epoll, a pipe, pause)\n"
     );
 }

@@ -721,6 +721,27 @@ mod tests {
     }
 
     #[test]
+    fn the_loopback_hands_back_what_it_sends() {
+        use phy::{Device, RxToken as _, TxToken as _};
+        let mut lo = Tap::loopback(1500);
+        assert!(lo.is_loopback() && !lo.has_looped());
+        assert!(lo.receive(Instant::ZERO).is_none());
+        let frame = data_segment(100);
+        let tx = lo.transmit(Instant::ZERO).unwrap();
+        tx.consume(frame.len(), |buf| buf.copy_from_slice(&frame));
+        assert!(lo.has_looped());
+        let (rx, _) = lo.receive(Instant::ZERO).expect("the frame comes back");
+        assert_eq!(rx.consume(|f| f.to_vec()), frame);
+        assert!(!lo.has_looped() && lo.receive(Instant::ZERO).is_none());
+        // A full queue drops, as a wire would.
+        for _ in 0..LOOPED_FRAMES + 5 {
+            lo.transmit(Instant::ZERO).unwrap().consume(10, |b| b.fill(0));
+        }
+        assert_eq!(lo.looped.as_ref().map(VecDeque::len), Some(LOOPED_FRAMES));
+        assert_eq!(lo.stats.tx_dropped, 5);
+    }
+
+    #[test]
     fn received_headers_are_checked() {
         let mut tap = Tap::new(-1, 1500, true);
         let mut put = |hdr: VnetHeader, frame: &[u8]| {

@@ -6,7 +6,7 @@
 //! number it was added under) with the events asked for and the user's
 //! 64-bit data. Nothing pushes readiness to it: `epoll_wait` asks each
 //! registered object ([`File::poll`]) in turn, after giving the network a
-//! turn (`libos::task::poll_devices_now`), and parks the thread until
+//! turn ([`super::thread::poll_devices_now`]), and parks the thread until
 //! something may have changed (a device event, a write to a pipe, eventfd
 //! or socket pair by another thread, a deadline) when nothing is ready.
 //!
@@ -274,7 +274,7 @@ impl Epoll {
         out: &mut [::libc::epoll_event],
         deadline: Option<libos::time::Instant>,
     ) -> usize {
-        libos::task::poll_devices_now();
+        super::thread::poll_devices_now();
         loop {
             let k = self.collect(out);
             if k > 0 || deadline.is_some_and(|d| libos::time::Instant::now() >= d) {

@@ -506,6 +506,19 @@ pub unsafe extern "C" fn fstat64(fd: c_int, st: *mut ::libc::stat64) -> c_int {
     }
 }
 
+/// `fstat(fd, st)`: the same as [`fstat64`] (on x86_64 `struct stat` and
+/// `struct stat64` are one layout); what the libc crate's `fstat` calls
+/// (tokio's pipes check they are FIFOs with it).
+///
+/// # Safety
+///
+/// `st` is writable.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn fstat(fd: c_int, st: *mut ::libc::stat) -> c_int {
+    // SAFETY: the same contract; the layouts are the same.
+    unsafe { fstat64(fd, st.cast()) }
+}
+
 /// `fsync(fd)`.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn fsync(fd: c_int) -> c_int {
@@ -691,6 +704,143 @@ pub unsafe extern "C" fn ppoll(
     }
 }
 
+/// The bits of descriptor `fd` in an `fd_set` (64 per word).
+fn fd_bit(set: *const ::libc::fd_set, fd: usize) -> bool {
+    // SAFETY: the callers pass fd_sets of FD_SETSIZE bits, and fd is below
+    // it; an fd_set is an array of 64-bit words on x86_64.
+    unsafe { set.cast::<u64>().add(fd / 64).read() & (1 << (fd % 64)) != 0 }
+}
+
+/// `select(n, readfds, writefds, exceptfds, timeout)`: [`poll`] over
+/// bitmaps, as Linux's (a descriptor in a set that is not open is
+/// `EBADF`; readable also at a hangup or error, writable also at an error;
+/// the exceptional set is `POLLPRI`); the time left is written back to
+/// `timeout`, as Linux does. Nothing std, mio or tokio runs calls it; C
+/// code may.
+///
+/// # Safety
+///
+/// Each set is null or an `fd_set`, readable and writable; `timeout` is
+/// null or a readable and writable `timeval`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn select(
+    n: c_int,
+    readfds: *mut ::libc::fd_set,
+    writefds: *mut ::libc::fd_set,
+    exceptfds: *mut ::libc::fd_set,
+    timeout: *mut ::libc::timeval,
+) -> c_int {
+    let deadline = if timeout.is_null() {
+        None
+    } else {
+        // SAFETY: the caller guarantees timeout is readable.
+        let tv = unsafe { timeout.read() };
+        let (Ok(s), Ok(us)) = (u64::try_from(tv.tv_sec), u32::try_from(tv.tv_usec)) else {
+            return fail(::libc::EINVAL);
+        };
+        if us >= 1_000_000 {
+            return fail(::libc::EINVAL);
+        }
+        let d = core::time::Duration::new(s, us * 1000);
+        Some(libos::time::Instant::now() + d)
+    };
+    // SAFETY: the same contract.
+    let r = unsafe { select_until(n, [readfds, writefds, exceptfds], deadline) };
+    if let (Some(d), false) = (deadline, timeout.is_null()) {
+        let left = d.duration_since(libos::time::Instant::now());
+        let tv =
+            ::libc::timeval { tv_sec: left.as_secs() as _, tv_usec: left.subsec_micros() as _ };
+        // SAFETY: the caller guarantees timeout is writable.
+        unsafe { timeout.write(tv) };
+    }
+    r
+}
+
+/// `pselect(n, readfds, writefds, exceptfds, timeout, sigmask)`:
+/// [`select`] with a `timespec` that is left alone; the mask changes
+/// nothing.
+///
+/// # Safety
+///
+/// As [`select`]; `timeout` is null or a readable `timespec`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn pselect(
+    n: c_int,
+    readfds: *mut ::libc::fd_set,
+    writefds: *mut ::libc::fd_set,
+    exceptfds: *mut ::libc::fd_set,
+    timeout: *const ::libc::timespec,
+    _sigmask: *const ::libc::sigset_t,
+) -> c_int {
+    // SAFETY: the caller guarantees timeout is null or readable.
+    match unsafe { super::epoll::timespec_deadline(timeout) } {
+        // SAFETY: the same contract.
+        Ok(d) => unsafe { select_until(n, [readfds, writefds, exceptfds], d) },
+        Err(e) => fail(e),
+    }
+}
+
+/// [`select`] until `deadline` (None: forever).
+///
+/// # Safety
+///
+/// Each set is null or a readable and writable `fd_set`.
+unsafe fn select_until(
+    n: c_int,
+    sets: [*mut ::libc::fd_set; 3],
+    deadline: Option<libos::time::Instant>,
+) -> c_int {
+    let Ok(n) = usize::try_from(n) else { return fail(::libc::EINVAL) };
+    let n = n.min(::libc::FD_SETSIZE);
+    let wanted: [Events; 3] = [
+        ::libc::POLLIN | ::libc::POLLRDNORM | ::libc::POLLHUP | ::libc::POLLERR,
+        ::libc::POLLOUT | ::libc::POLLWRNORM | ::libc::POLLERR,
+        ::libc::POLLPRI,
+    ];
+    // What was asked: (fd, which sets); a closed descriptor is EBADF.
+    let mut asked = Vec::new();
+    for fd in 0..n {
+        let mut which = [false; 3];
+        for (k, set) in sets.iter().enumerate() {
+            which[k] = !set.is_null() && fd_bit(*set, fd);
+        }
+        if which.iter().any(|&w| w) {
+            if get(fd as c_int).is_err() {
+                return fail(::libc::EBADF);
+            }
+            if asked.try_reserve(1).is_err() {
+                return fail(::libc::ENOMEM);
+            }
+            asked.push((fd, which));
+        }
+    }
+    super::thread::poll_devices_now();
+    loop {
+        let mut ready = Vec::new();
+        for &(fd, which) in &asked {
+            let now = get(fd as c_int)
+                .map_or(::libc::POLLNVAL, |o| super::epoll::normalized(o.file.poll()));
+            for k in 0..3 {
+                if which[k] && now & wanted[k] != 0 {
+                    ready.push((fd, k));
+                }
+            }
+        }
+        if !ready.is_empty() || deadline.is_some_and(|d| libos::time::Instant::now() >= d) {
+            for set in sets.iter().filter(|s| !s.is_null()) {
+                // SAFETY: the caller's contract: a writable fd_set.
+                unsafe { set.write_bytes(0, 1) };
+            }
+            for &(fd, k) in &ready {
+                // SAFETY: as above; fd is below FD_SETSIZE.
+                unsafe { *sets[k].cast::<u64>().add(fd / 64) |= 1 << (fd % 64) };
+            }
+            return ready.len() as c_int;
+        }
+        super::thread::wait_for_events(deadline);
+    }
+}
+
 /// [`poll`] until `deadline` (None: forever).
 ///
 /// # Safety
@@ -710,7 +860,7 @@ unsafe fn poll_until(
     }
     // SAFETY: the caller guarantees n entries (none when n is 0).
     let fds = if n == 0 { &mut [][..] } else { unsafe { core::slice::from_raw_parts_mut(fds, n) } };
-    libos::task::poll_devices_now();
+    super::thread::poll_devices_now();
     loop {
         let mut ready = 0;
         for p in fds.iter_mut() {
@@ -826,5 +976,77 @@ pub(crate) mod tests {
         // SAFETY: p holds two entries.
         assert_eq!(unsafe { poll(p.as_mut_ptr(), 2, 0) }, 2);
         assert_eq!(p[1].revents, ::libc::POLLNVAL);
+    }
+
+    #[test]
+    fn select_reports_bitmaps_as_linux() {
+        let _g = serial();
+        let [r, w] = super::super::pipe::new_pipe(::libc::O_NONBLOCK).unwrap();
+        // SAFETY: fd_set is plain data.
+        let empty: ::libc::fd_set = unsafe { core::mem::zeroed() };
+        let (mut rs, mut ws) = (empty, empty);
+        // SAFETY: the sets are valid; r and w are below FD_SETSIZE.
+        unsafe {
+            ::libc::FD_SET(r, &mut rs);
+            ::libc::FD_SET(w, &mut ws);
+        }
+        let mut tv = ::libc::timeval { tv_sec: 0, tv_usec: 0 };
+        let nfds = r.max(w) + 1;
+        // SAFETY: valid sets and timeval.
+        let n = unsafe { select(nfds, &mut rs, &mut ws, core::ptr::null_mut(), &mut tv) };
+        // SAFETY: reading the sets.
+        let (rr, ww) = unsafe { (::libc::FD_ISSET(r, &rs), ::libc::FD_ISSET(w, &ws)) };
+        assert_eq!((n, rr, ww), (1, false, true));
+        assert_eq!(close(w), 0);
+        let mut rs = empty;
+        // SAFETY: as above.
+        unsafe { ::libc::FD_SET(r, &mut rs) };
+        // SAFETY: as above.
+        let n =
+            unsafe { select(nfds, &mut rs, core::ptr::null_mut(), core::ptr::null_mut(), &mut tv) };
+        // SAFETY: reading the set.
+        assert_eq!((n, unsafe { ::libc::FD_ISSET(r, &rs) }), (1, true), "a hangup is readable");
+        // A closed descriptor in a set is EBADF.
+        let mut bad = empty;
+        // SAFETY: as above.
+        unsafe { ::libc::FD_SET(w, &mut bad) };
+        // SAFETY: as above.
+        let n = unsafe {
+            select(nfds, &mut bad, core::ptr::null_mut(), core::ptr::null_mut(), &mut tv)
+        };
+        assert_eq!((n, super::super::errno()), (-1, ::libc::EBADF));
+        let mut neg = ::libc::timeval { tv_sec: -1, tv_usec: 0 };
+        // SAFETY: no sets; neg is valid.
+        let n = unsafe {
+            select(0, core::ptr::null_mut(), core::ptr::null_mut(), core::ptr::null_mut(), &mut neg)
+        };
+        assert_eq!((n, super::super::errno()), (-1, ::libc::EINVAL));
+        assert_eq!(close(r), 0);
+    }
+
+    #[test]
+    fn poll_reports_hangups_unasked_and_normal_data_bits() {
+        let _g = serial();
+        let [r, w] = super::super::pipe::new_pipe(::libc::O_NONBLOCK).unwrap();
+        let mut p = [
+            ::libc::pollfd { fd: r, events: ::libc::POLLIN | ::libc::POLLRDNORM, revents: 0 },
+            ::libc::pollfd { fd: w, events: ::libc::POLLOUT, revents: 0 },
+            ::libc::pollfd { fd: -1, events: ::libc::POLLIN, revents: 7 },
+        ];
+        // SAFETY: p holds three entries.
+        assert_eq!(unsafe { poll(p.as_mut_ptr(), 3, 0) }, 1);
+        assert_eq!((p[0].revents, p[1].revents, p[2].revents), (0, ::libc::POLLOUT, 0));
+        // SAFETY: one readable byte.
+        assert_eq!(unsafe { write(w, b"x".as_ptr().cast(), 1) }, 1);
+        assert_eq!(close(w), 0);
+        // SAFETY: p holds at least the one entry asked about.
+        assert_eq!(unsafe { poll(p.as_mut_ptr(), 1, 0) }, 1);
+        let rd = ::libc::POLLIN | ::libc::POLLRDNORM;
+        assert_eq!(p[0].revents, rd | ::libc::POLLHUP, "POLLHUP unasked");
+        let ts = ::libc::timespec { tv_sec: 0, tv_nsec: 2_000_000_000 };
+        // SAFETY: p holds one entry; ts is readable.
+        assert_eq!(unsafe { ppoll(p.as_mut_ptr(), 1, &ts, core::ptr::null()) }, -1);
+        assert_eq!(super::super::errno(), ::libc::EINVAL);
+        assert_eq!(close(r), 0);
     }
 }

@@ -807,6 +807,71 @@ mod tests {
         assert_eq!(close(a), 0);
     }
 
+    #[test]
+    fn the_socket_calls_answer_for_a_pair() {
+        let _g = fd::tests::serial();
+        let ty = ::libc::SOCK_DGRAM | ::libc::SOCK_NONBLOCK;
+        let [a, b] = new_pair(::libc::AF_UNIX, ty, 0).unwrap();
+        // sendmsg gathers into one datagram; recvmsg scatters it and says
+        // it was cut short.
+        let (p1, p2) = (*b"hello ", *b"world");
+        let iov = [
+            ::libc::iovec { iov_base: p1.as_ptr() as *mut c_void, iov_len: p1.len() },
+            ::libc::iovec { iov_base: p2.as_ptr() as *mut c_void, iov_len: p2.len() },
+        ];
+        // SAFETY: msghdr is plain data.
+        let mut msg: ::libc::msghdr = unsafe { core::mem::zeroed() };
+        msg.msg_iov = iov.as_ptr() as *mut _;
+        msg.msg_iovlen = 2;
+        // SAFETY: msg and its buffers are valid.
+        assert_eq!(unsafe { sendmsg(a, &msg, 0) }, Some(11));
+        let (mut q1, mut q2) = ([0u8; 4], [0u8; 4]);
+        let out = [
+            ::libc::iovec { iov_base: q1.as_mut_ptr().cast(), iov_len: 4 },
+            ::libc::iovec { iov_base: q2.as_mut_ptr().cast(), iov_len: 4 },
+        ];
+        msg.msg_iov = out.as_ptr() as *mut _;
+        // SAFETY: msg and its buffers are valid and writable.
+        assert_eq!(unsafe { recvmsg(b, &mut msg, 0) }, Some(8));
+        assert_eq!((&q1, &q2, msg.msg_flags), (b"hell", b"o wo", ::libc::MSG_TRUNC));
+        // sendto with a destination; recvfrom says the sender has no name.
+        let sa = unsafe_zeroed();
+        let n = 2 as ::libc::socklen_t;
+        // SAFETY: the buffer and address are readable.
+        let r = unsafe { sendto(a, b"x".as_ptr().cast(), 1, 0, &sa, n) };
+        assert_eq!((r, super::super::errno()), (Some(-1), ::libc::ENOENT));
+        // SAFETY: as above, without a destination.
+        assert_eq!(unsafe { super::send(a, b"yz".as_ptr().cast(), 2, 0) }, Some(2));
+        let mut buf = [0u8; 8];
+        let mut alen: ::libc::socklen_t = 16;
+        let mut from = unsafe_zeroed();
+        // SAFETY: buf, from and alen are writable.
+        let r = unsafe { recvfrom(b, buf.as_mut_ptr().cast(), 8, 0, &mut from, &mut alen) };
+        assert_eq!((r, alen), (Some(2), 0));
+        // Timeouts round-trip through the options; other names are not
+        // ours to answer (None) for other descriptors.
+        let tv = ::libc::timeval { tv_sec: 1, tv_usec: 500_000 };
+        let tl = core::mem::size_of::<::libc::timeval>() as ::libc::socklen_t;
+        // SAFETY: tv is readable for tl bytes.
+        let r = unsafe {
+            setsockopt(a, ::libc::SOL_SOCKET, ::libc::SO_RCVTIMEO, (&raw const tv).cast(), tl)
+        };
+        assert_eq!(r, Some(0));
+        let mut got = ::libc::timeval { tv_sec: 0, tv_usec: 0 };
+        let mut gl = tl;
+        // SAFETY: got is writable for gl bytes.
+        let r = unsafe {
+            getsockopt(a, ::libc::SOL_SOCKET, ::libc::SO_RCVTIMEO, (&raw mut got).cast(), &mut gl)
+        };
+        assert_eq!((r, got.tv_sec, got.tv_usec), (Some(0), 1, 500_000));
+        assert_eq!(listen(a, 1), Some(-1));
+        assert_eq!(connect(a, &sa, n), Some(-1));
+        assert_eq!(super::super::errno(), ::libc::EISCONN);
+        assert_eq!(shutdown(1, ::libc::SHUT_RD), None, "the console is not ours");
+        assert_eq!(close(a), 0);
+        assert_eq!(close(b), 0);
+    }
+
     fn unsafe_zeroed() -> ::libc::sockaddr {
         // SAFETY: sockaddr is plain data.
         unsafe { core::mem::zeroed() }

@@ -25,6 +25,7 @@ fn main() {
         "poll" => polls(),
         "epoll" => epolls(),
         "epoll-errors" => epoll_errors(),
+        "deadlock" => deadlock(),
         other => panic!("unknown area {other:?}"),
     }
 }
@@ -239,6 +240,25 @@ fn polls() {
         q[0].revents == libc::POLLOUT,
         q[1].revents == libc::POLLNVAL
     );
+    // select: a pipe another thread writes to, and the time left.
+    let (r, mut w) = std::io::pipe().unwrap();
+    let fd = r.as_raw_fd();
+    let writer = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(10));
+        w.write_all(b"s").unwrap();
+    });
+    // SAFETY: fd_set is plain data; fd is below FD_SETSIZE.
+    let mut set: libc::fd_set = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::FD_SET(fd, &mut set) };
+    let mut tv = libc::timeval { tv_sec: 5, tv_usec: 0 };
+    let none = std::ptr::null_mut();
+    // SAFETY: set and tv are valid and writable.
+    let n = unsafe { libc::select(fd + 1, &mut set, none, none, &mut tv) };
+    writer.join().unwrap();
+    // SAFETY: reading the set.
+    let isset = unsafe { libc::FD_ISSET(fd, &set) };
+    println!("select woken by another thread: {n}, set {isset}, time left < 5 s {}", tv.tv_sec < 5);
 }
 
 fn ctl(ep: RawFd, op: i32, fd: RawFd, events: i32, data: u64) -> i32 {
@@ -364,4 +384,14 @@ fn epoll_errors() {
     // SAFETY: plain call.
     let n = unsafe { libc::epoll_create(0) };
     println!("epoll_create(0): {n} {}", errno() == libc::EINVAL);
+}
+
+/// A read of a pipe that only this thread could write, with no network
+/// device: nothing can ever wake it, and the guest says so.
+fn deadlock() {
+    let (mut r, _w) = std::io::pipe().unwrap();
+    println!("reading a pipe nobody else can write");
+    let mut b = [0u8; 1];
+    let n = r.read(&mut b);
+    println!("unreachable: {n:?}");
 }

@@ -1,9 +1,10 @@
 //! An unmodified tokio (and mio under it) in a std guest: the
 //! current-thread runtime, or the multi-thread one with its workers and
 //! blocking pool as green threads (argument `current` or `multi`), run
-//! through timers, channels, in-memory and socket-pair I/O, signals that
-//! never come, and `block_on` returning; tests/suite/std_poll.rs asserts
-//! the output exactly. No network is needed.
+//! through timers, channels, in-memory, socket-pair, pipe and loopback
+//! TCP I/O, signals that never come, and `block_on` returning;
+//! tests/suite/std_poll.rs asserts the output exactly. No network device
+//! is needed.
 
 libos_std::app!();
 
@@ -169,6 +170,63 @@ async fn io() {
     let back = reader.await.unwrap();
     let copied = echo.await.unwrap();
     println!("unix pair: echoed {total} bytes in lines, then {back} bytes back, copy saw {copied}");
+    // tokio's pipes: its own (mio's pipe2), and one std made (tokio checks
+    // it is a FIFO and its access mode).
+    let (mut tx, mut rx) = tokio::net::unix::pipe::pipe().unwrap();
+    let w = tokio::spawn(async move {
+        for _ in 0..100 {
+            tx.write_all(&[7u8; 1000]).await.unwrap();
+        }
+    });
+    let mut got = Vec::new();
+    rx.read_to_end(&mut got).await.unwrap();
+    w.await.unwrap();
+    let (r, mut w) = std::io::pipe().unwrap();
+    let mut rx = tokio::net::unix::pipe::Receiver::from_owned_fd(r.into()).unwrap();
+    std::io::Write::write_all(&mut w, b"from std").unwrap();
+    drop(w);
+    let mut s = String::new();
+    rx.read_to_string(&mut s).await.unwrap();
+    println!("tokio pipe: {} bytes; from a std pipe: {s:?}", got.len());
+    // TCP through the loopback (no device needed): an echo server task
+    // and clients.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (s, _) = l.accept().await.unwrap();
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.into_split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    let clients: Vec<_> = (0..10u8)
+        .map(|i| {
+            tokio::spawn(async move {
+                let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let data = vec![i; 100_000];
+                let (mut r, mut w) = s.split();
+                let ((), back) = tokio::join!(
+                    async {
+                        w.write_all(&data).await.unwrap();
+                        w.shutdown().await.unwrap();
+                    },
+                    async {
+                        let mut back = Vec::new();
+                        r.read_to_end(&mut back).await.unwrap();
+                        back
+                    }
+                );
+                back == data
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for c in clients {
+        ok += usize::from(c.await.unwrap());
+    }
+    println!("loopback tcp: {ok} of 10 clients echoed");
 }
 
 async fn tasks() {

@@ -198,7 +198,7 @@ use alloc::vec::Vec;
 
 use super::start::Lock;
 use super::{c_char, c_void, size_t};
-use sched::{Sched, Wait};
+use sched::Wait;
 
 /// The main thread's stack, as the tender laid it out.
 static MAIN_STACK: Lock<(u64, u64)> = Lock::new((0, 0));
@@ -275,6 +275,15 @@ pub fn poll_devices() {
     }
 }
 
+/// [`poll_devices`] after asking the host which taps have frames
+/// (`libos::task::poll_devices_now`): for `poll` and `epoll_wait`, which
+/// must see new input even when the guest never idles.
+pub fn poll_devices_now() {
+    if libos::task::poll_devices_now() {
+        switch::with(sched::Sched::note_progress);
+    }
+}
+
 /// Parks the calling thread until something may have changed (a device
 /// event, another thread's progress) or `deadline` passes.
 pub fn wait_for_events(deadline: Option<libos::time::Instant>) {
@@ -286,7 +295,7 @@ pub fn wait_for_events(deadline: Option<libos::time::Instant>) {
 /// read or closed): they look again before the guest idles, instead of
 /// sleeping until a device event.
 pub fn events_changed() {
-    switch::with(Sched::note_progress);
+    switch::with(sched::Sched::note_progress);
 }
 
 /// `__cxa_thread_atexit_impl(dtor, obj, dso)`: runs `dtor(obj)` when the

@@ -38,7 +38,8 @@ pub enum Wait {
     Sleep,
     /// Another thread's exit.
     Join,
-    /// A device or descriptor event (`poll`, `pause`).
+    /// A device or descriptor event (`poll`, `epoll_wait`, a blocking read
+    /// or write of a pipe, eventfd or socket pair, `pause`).
     Events,
 }
 
@@ -49,7 +50,7 @@ impl Wait {
             Wait::Futex => "waits on a futex (a lock, condition variable, channel or park)",
             Wait::Sleep => "sleeps",
             Wait::Join => "joins a thread",
-            Wait::Events => "waits for a descriptor or a signal (poll, pause)",
+            Wait::Events => "waits for a descriptor or a signal (poll, epoll, a pipe, pause)",
         }
     }
 }
@@ -245,6 +246,14 @@ impl Sched {
         self.threads.get_mut(slot)?.take()
     }
 
+    /// Records that the running thread changed something threads waiting
+    /// for events may be waiting for (a socket's state, when its call gave
+    /// the network a turn; a write to a pipe, an eventfd, a socket pair):
+    /// they look again before the guest idles.
+    pub fn note_progress(&mut self) {
+        self.progress = true;
+    }
+
     /// Blocks the running thread (the caller then asks [`Sched::next`]).
     pub fn block(&mut self, why: Wait, deadline: Option<Instant>) {
         if deadline.is_some() {
@@ -297,14 +306,6 @@ impl Sched {
         // it never grows past the table's size.
         self.ready.push_back(slot);
         true
-    }
-
-    /// Records that something event waiters may be waiting for changed (a
-    /// write to a pipe, an eventfd, a socket pair; a socket's state, when
-    /// its call gave the network a turn): they look again before the guest
-    /// idles.
-    pub fn note_progress(&mut self) {
-        self.progress = true;
     }
 
     /// Whether some blocked thread has a deadline ([`Sched::next`] then
@@ -479,6 +480,19 @@ mod tests {
         s.block(Wait::Events, None);
         // No progress since: idle.
         assert_eq!(s.next(None), Next::Idle(None));
+    }
+
+    #[test]
+    fn an_in_process_write_makes_event_waiters_look_again() {
+        let mut s = sched_with(2);
+        s.block(Wait::Events, None);
+        assert_eq!(s.next(None), Next::Run(1));
+        // Thread 1 writes to a pipe (events_changed), then blocks.
+        s.note_progress();
+        s.block(Wait::Futex, None);
+        assert_eq!(s.next(None), Next::Run(0), "the waiter looks again before any idling");
+        s.block(Wait::Events, None);
+        assert_eq!(s.next(None), Next::Idle(None), "once");
     }
 
     #[test]
