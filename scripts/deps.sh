@@ -83,4 +83,15 @@ nabla_build_all() {
     # The std guests of the tests: a workspace of their own (they unwind).
     cargo build --release --manifest-path tests/std/Cargo.toml --target-dir target
     cargo build --profile abort --manifest-path tests/std/Cargo.toml --target-dir target
+    # Existing Rust programs as std guests (examples/std): std-echo, std-http
+    # (axum), mini-redis-server; a workspace of their own too.
+    cargo build --release --manifest-path examples/std/Cargo.toml --target-dir target
+}
+
+# The same programs built for Linux (examples/std without its default
+# feature `nabla`), the native peers of scripts/bench-std-net.sh, into
+# target/native/release (not target/release, where the guests are).
+nabla_build_std_native() {
+    cargo build --release --manifest-path examples/std/Cargo.toml --target-dir target/native \
+        --no-default-features
 }

@@ -168,10 +168,15 @@ pub fn notice(target: &str, args: fmt::Arguments<'_>) {
     }
 }
 
-/// Installs the console logger with the level from the boot info.
-pub(crate) fn init_log(raw_level: u32) {
-    // Only fails if a logger is already set, and then that one stays.
-    let _ = log::set_logger(&LOGGER);
+/// Sets the `log` level from the boot info and, if `install`, installs
+/// the console logger. Without it (a std guest), records go nowhere until
+/// the program installs a logger of its own, which then sets its own
+/// level; notices follow the level either way.
+pub(crate) fn init_log(raw_level: u32, install: bool) {
+    if install {
+        // Only fails if a logger is already set, and then that one stays.
+        let _ = log::set_logger(&LOGGER);
+    }
     log::set_max_level(level_filter(raw_level));
     crate::time::mark_boot();
 }
@@ -210,7 +215,7 @@ mod tests {
 
     #[test]
     fn init_log_sets_the_level_and_records_filter_by_it() {
-        init_log(abi::log_level::ERROR);
+        init_log(abi::log_level::ERROR, true);
         assert_eq!(log::max_level(), log::LevelFilter::Error);
         let warn = log::Metadata::builder().level(log::Level::Warn).build();
         let error = log::Metadata::builder().level(log::Level::Error).build();

@@ -18,7 +18,7 @@ use crate::time::Instant;
 pub fn boot(addr: usize) -> Result<bool, ConfigError> {
     STACK.lock().ifaces.clear();
     let Some(info) = crate::rt::boot::init(addr) else { return Ok(false) };
-    crate::console::init_log(info.log_level);
+    crate::console::init_log(info.log_level, true);
     net::init()?;
     Ok(true)
 }

@@ -19,6 +19,14 @@
 #[doc(hidden)]
 macro_rules! __entry {
     () => {
+        $crate::__entry!(@start $crate::rt_private::start_from_asm);
+    };
+    // A std guest: the `log` facade is left to the program (see
+    // `start_from_asm_std`).
+    (std) => {
+        $crate::__entry!(@start $crate::rt_private::start_from_asm_std);
+    };
+    (@start $start:path) => {
         ::core::arch::global_asm!(
             ".section .text.nabla.entry, \"ax\", @progbits",
             ".globl _start",
@@ -35,7 +43,7 @@ macro_rules! __entry {
             "    .cfi_endproc",
             ".size _start, . - _start",
             ".text",
-            start = sym $crate::rt_private::start_from_asm,
+            start = sym $start,
         );
     };
 }
@@ -53,5 +61,14 @@ pub(super) fn app_main() -> i32 {
 
 /// What `_start` calls, with the boot info's address.
 pub extern "C" fn start_from_asm(boot: usize) -> ! {
-    super::start(boot)
+    super::start(boot, super::Logger::Console)
+}
+
+/// What a std guest's `_start` calls: the same, but libos does not take
+/// the `log` facade's one logger, which belongs to the program (as on
+/// Linux, where no C library installs one): `env_logger`,
+/// `tracing-subscriber` and the like install theirs, and get libos's
+/// records too.
+pub extern "C" fn start_from_asm_std(boot: usize) -> ! {
+    super::start(boot, super::Logger::Program)
 }

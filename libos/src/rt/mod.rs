@@ -23,10 +23,21 @@ mod mem;
 #[cfg(not(any(test, fuzzing)))]
 pub mod panic;
 
+/// Who installs the `log` facade's logger.
+#[cfg(not(any(test, fuzzing)))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Logger {
+    /// libos, its console logger (a `no_std` guest).
+    Console,
+    /// The program, if it wants one (a std guest): `log::set_logger` can
+    /// succeed only once in a process.
+    Program,
+}
+
 /// What `_start` calls: validate the boot info, set up the heap and the
 /// logger, run the application, exit with its status.
 #[cfg(not(any(test, fuzzing)))]
-fn start(boot: usize) -> ! {
+fn start(boot: usize, logger: Logger) -> ! {
     let Some(info) = boot::init(boot) else {
         crate::console::write_all(
             b"libos: no valid boot info: a nabla guest must be started by a compatible tender\n",
@@ -34,7 +45,7 @@ fn start(boot: usize) -> ! {
         crate::process::exit(255);
     };
     heap::init(info.heap_start, info.heap_end);
-    crate::console::init_log(info.log_level);
+    crate::console::init_log(info.log_level, logger == Logger::Console);
     if let Err(e) = crate::net::init() {
         crate::println!("libos: bad network configuration: {e}");
         crate::process::exit(255);

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod frames;
 pub mod netns;
 
 use std::ffi::OsStr;
@@ -25,13 +26,15 @@ pub fn profile_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf()
 }
 
-/// A binary of another workspace package, in the same profile directory.
-/// The README's test command builds the workspace before testing.
+/// A binary of another workspace package, in the same profile directory:
+/// the workspace's, and the std guests of tests/std and examples/std
+/// (workspaces of their own, built into the same target directory by
+/// `nabla_build_all`). The README's test command builds them all first.
 pub fn workspace_bin(name: &str) -> PathBuf {
     let path = profile_dir().join(name);
     assert!(
         path.exists(),
-        "{} does not exist: build the workspace first (`cargo build --release`, as \
+        "{} does not exist: build everything first (`. scripts/deps.sh; nabla_build_all`, as \
          scripts/test.sh does)",
         path.display()
     );

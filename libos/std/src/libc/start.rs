@@ -42,9 +42,10 @@ fn c_strings<'a>(strs: impl Iterator<Item = &'a str>) -> *mut *mut c_char {
 }
 
 // The entry point, libos's: it calls `__libos_main` below once libos's
-// runtime is up.
+// runtime is up. `std`: the `log` facade's logger is the program's to
+// install (env_logger, tracing-subscriber), not libos's console logger.
 #[cfg(not(test))]
-libos::__entry!();
+libos::__entry!(std);
 
 /// The guest's `main` as libos calls it: see the module's documentation.
 #[cfg(not(test))]

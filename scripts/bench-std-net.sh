@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# Existing Rust programs as nabla guests against the same programs built
+# for Linux (examples/std), in one run, with the same clients:
+#
+#   std-http (axum, tokio)     wrk, GET of a 1 KiB and a 1 MiB file
+#   mini-redis-server          redis-benchmark -t set,get, -P 1 and -P 16
+#   std-echo (std threads)     64-byte round trips on 16 connections, and
+#                              a 64 MiB stream echoed on 1 connection
+#
+# The set-up is `nabla bench http`'s (tools/src/bench/net.rs): the clients
+# run in a client namespace; the guest is behind a tap there (the tender
+# runs in that namespace), the native program behind a veth in a namespace
+# of its own, both links with MTU 1500. The native programs run on one CPU
+# (taskset), tokio's with one worker thread (TOKIO_WORKER_THREADS=1), as
+# the guest has one CPU and its threads are green threads on it.
+#
+# Each round runs every client once against each server, alternating which
+# goes first; the figures are medians over the rounds. It prints, for every
+# row, both figures, the ratio guest / native (above 1 is the guest ahead
+# for rates, behind for latencies) and the p99 latencies.
+#
+# Usage: scripts/bench-std-net.sh [SECONDS_PER_RUN [ROUNDS]]   (default 5 3)
+# Run as root (namespaces, taps). Needs wrk, redis-tools, iproute2.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-5}
+ROUNDS=${2:-3}
+export MTOOLS_SKIP_CHECK=1
+. scripts/deps.sh
+
+[ "$(id -u)" -eq 0 ] || { echo "bench-std-net: run as root (network namespaces)" >&2; exit 1; }
+for tool in wrk redis-benchmark ip taskset mkfs.fat mcopy; do
+    command -v "$tool" >/dev/null || { echo "bench-std-net: $tool is missing (scripts/deps.sh)" >&2; exit 1; }
+done
+
+cargo build --release -p tender >&2
+cargo build --release --manifest-path examples/std/Cargo.toml --target-dir target >&2
+nabla_build_std_native >&2
+GUESTS=target/release
+NATIVE=target/native/release
+
+work=$(mktemp -d)
+CLIENT=nbstd-client-$$
+NATIVE_NS=nbstd-native-$$
+cleanup() {
+    for ns in "$CLIENT" "$NATIVE_NS"; do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+        ip netns del "$ns" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The load generator for std-echo: a std program, compiled here.
+cat > "$work/echo-load.rs" <<'RS'
+//! echo-load ADDR rr CONNS SECS: 64-byte round trips on CONNS connections
+//! for SECS seconds; echo-load ADDR bulk BYTES: BYTES echoed on one
+//! connection, written and read at once.
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    let addr = a[1].clone();
+    if a[2] == "rr" {
+        let (conns, secs): (usize, u64) = (a[3].parse().unwrap(), a[4].parse().unwrap());
+        let end = Instant::now() + Duration::from_secs(secs);
+        let t0 = Instant::now();
+        let workers: Vec<_> = (0..conns).map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(&addr).unwrap();
+                s.set_nodelay(true).unwrap();
+                let (msg, mut back) = ([7u8; 64], [0u8; 64]);
+                let mut lat = Vec::new();
+                while Instant::now() < end {
+                    let t = Instant::now();
+                    s.write_all(&msg).unwrap();
+                    s.read_exact(&mut back).unwrap();
+                    lat.push(t.elapsed().as_nanos() as u64);
+                }
+                lat
+            })
+        }).collect();
+        let mut lat: Vec<u64> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+        let took = t0.elapsed().as_secs_f64();
+        lat.sort_unstable();
+        let p = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+        println!("rr {:.1} per_s p50_us {:.1} p99_us {:.1}", lat.len() as f64 / took, p(0.5), p(0.99));
+    } else {
+        let bytes: usize = a[3].parse().unwrap();
+        let mut s = TcpStream::connect(&addr).unwrap();
+        let mut w = s.try_clone().unwrap();
+        let t0 = Instant::now();
+        let writer = std::thread::spawn(move || {
+            let chunk = vec![b'x'; 256 * 1024];
+            let mut left = bytes;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                w.write_all(&chunk[..n]).unwrap();
+                left -= n;
+            }
+            w.shutdown(std::net::Shutdown::Write).unwrap();
+        });
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut got = 0usize;
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 { break; }
+            got += n;
+        }
+        writer.join().unwrap();
+        assert_eq!(got, bytes, "echoed bytes");
+        println!("bulk {:.1} MiB_per_s", bytes as f64 / 1048576.0 / t0.elapsed().as_secs_f64());
+    }
+}
+RS
+rustc -O --edition 2024 -o "$work/echo-load" "$work/echo-load.rs"
+
+# The files: the same bytes for both servers (a FAT disk for the guest).
+mkdir -p "$work/site"
+head -c 1024 /dev/urandom > "$work/site/1k.bin"
+head -c $((1 << 20)) /dev/urandom > "$work/site/1m.bin"
+truncate -s 16M "$work/site.img"
+mkfs.fat -F 16 --mbr=y -n SITE "$work/site.img" >/dev/null
+mcopy -i "$work/site.img" "$work/site/1k.bin" "$work/site/1m.bin" ::/
+
+# The namespaces and links.
+ip netns add "$CLIENT"
+ip netns add "$NATIVE_NS"
+ip -n "$CLIENT" link set lo up
+ip -n "$NATIVE_NS" link set lo up
+ip -n "$CLIENT" tuntap add dev nbtap0 mode tap
+ip -n "$CLIENT" addr add 10.0.0.1/24 dev nbtap0
+ip -n "$CLIENT" link set nbtap0 up
+ip -n "$CLIENT" link add nbveth0 type veth peer name nbveth1 netns "$NATIVE_NS"
+ip -n "$CLIENT" addr add 10.0.1.1/24 dev nbveth0
+ip -n "$NATIVE_NS" addr add 10.0.1.2/24 dev nbveth1
+ip -n "$CLIENT" link set nbveth0 up
+ip -n "$NATIVE_NS" link set nbveth1 up
+GUEST_IP=10.0.0.2
+NATIVE_IP=10.0.1.2
+in_client() { ip netns exec "$CLIENT" "$@"; }
+
+SERVER_PID=
+# start guest|native PROGRAM PORT [ARGS...]: starts the server, waits until
+# it accepts connections on PORT.
+start() {
+    local side=$1 prog=$2 port=$3
+    shift 3
+    local ip
+    if [ "$side" = guest ]; then
+        ip=$GUEST_IP
+        local opts=(--mem 1024 --net service0=nbtap0 --env NET_SERVICE0_IPV4=10.0.0.2/24)
+        [ "$prog" = std-http ] && opts+=(--block-ro "storage=$work/site.img")
+        ip netns exec "$CLIENT" target/release/tender "${opts[@]}" "$GUESTS/$prog" "$@" \
+            > "$work/$prog.$side.log" 2>&1 &
+    else
+        ip=$NATIVE_IP
+        TOKIO_WORKER_THREADS=1 ip netns exec "$NATIVE_NS" taskset -c 1 "$NATIVE/$prog" "$@" \
+            > "$work/$prog.$side.log" 2>&1 &
+    fi
+    SERVER_PID=$!
+    for _ in $(seq 100); do
+        if in_client bash -c "exec 3<>/dev/tcp/$ip/$port" 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "bench-std-net: $prog ($side) does not accept connections on $ip:$port:" >&2
+    cat "$work/$prog.$side.log" >&2
+    exit 1
+}
+stop() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+}
+ip_of() { if [ "$1" = guest ]; then echo $GUEST_IP; else echo $NATIVE_IP; fi; }
+# Sides in the order of round $1: alternating which goes first.
+order() { if [ $(($1 % 2)) -eq 0 ]; then echo guest native; else echo native guest; fi; }
+
+# wrk's 99th percentile in ms, from --latency's distribution.
+wrk_p99() { awk '$1 == "99%" { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+    if (u == "us") v /= 1000; else if (u == "s") v *= 1000; printf "%.3f", v }'; }
+wrk_rps() { awk '/^Requests\/sec:/ { print $2 }'; }
+wrk_errors() { grep -E "Socket errors|Non-2xx" || true; }
+
+results="$work/results"
+: > "$results"
+# record ROW SIDE METRIC VALUE
+record() { echo "$1|$2|$3|$4" >> "$results"; }
+
+for round in $(seq "$ROUNDS"); do
+    echo "round $round of $ROUNDS" >&2
+    # std-http under wrk.
+    for side in $(order "$round"); do
+        if [ "$side" = guest ]; then
+            start guest std-http 80              # the disk's / is the root
+        else
+            start native std-http 80 80 "$work/site"
+        fi
+        ip=$(ip_of "$side")
+        for f in 1k 1m; do
+            conns=32
+            [ "$f" = 1m ] && conns=8
+            out=$(in_client wrk -t 1 -c "$conns" -d "${SECS}s" --latency "http://$ip/$f.bin")
+            errs=$(echo "$out" | wrk_errors)
+            [ -n "$errs" ] && echo "bench-std-net: std-http $side $f: $errs" >&2
+            record "std-http GET $f (wrk -c $conns)" "$side" rate "$(echo "$out" | wrk_rps)"
+            record "std-http GET $f (wrk -c $conns)" "$side" p99 "$(echo "$out" | wrk_p99)"
+        done
+        stop
+    done
+    # mini-redis under redis-benchmark.
+    for side in $(order "$round"); do
+        start "$side" mini-redis-server 6379
+        ip=$(ip_of "$side")
+        for p in 1 16; do
+            out=$(in_client redis-benchmark -h "$ip" -t set,get -n $((p == 1 ? 50000 : 200000)) -c 50 \
+                -P "$p" --csv 2>/dev/null)
+            for t in SET GET; do
+                line=$(echo "$out" | grep "^\"$t\"" | tr -d '"')
+                record "mini-redis $t -P $p (redis-benchmark -c 50)" "$side" rate "$(echo "$line" | cut -d, -f2)"
+                record "mini-redis $t -P $p (redis-benchmark -c 50)" "$side" p99 "$(echo "$line" | cut -d, -f7)"
+            done
+        done
+        stop
+    done
+    # std-echo: round trips and a stream.
+    for side in $(order "$round"); do
+        start "$side" std-echo 7 7
+        ip=$(ip_of "$side")
+        out=$(in_client "$work/echo-load" "$ip:7" rr 16 "$SECS")
+        record "std-echo 64 B round trips (16 connections)" "$side" rate "$(echo "$out" | awk '{print $2}')"
+        record "std-echo 64 B round trips (16 connections)" "$side" p99 "$(echo "$out" | awk '{print $7}' | awk '{printf "%.3f", $1 / 1000}')"
+        out=$(in_client "$work/echo-load" "$ip:7" bulk $((64 << 20)))
+        record "std-echo 64 MiB stream (MiB/s)" "$side" rate "$(echo "$out" | awk '{print $2}')"
+        stop
+    done
+done
+
+# Medians, ratios.
+median() { sort -g | awk '{a[NR] = $1} END { if (NR) print a[int((NR + 1) / 2)] }'; }
+printf '%-48s %12s %12s %7s   %10s %10s\n' "row (median of $ROUNDS rounds, ${SECS} s runs)" guest native g/n "p99 guest" "p99 native"
+cut -d'|' -f1 "$results" | awk '!seen[$0]++' | while read -r row; do
+    get() { awk -F'|' -v r="$row" -v s="$1" -v m="$2" '$1 == r && $2 == s && $3 == m { print $4 }' "$results" | median; }
+    g=$(get guest rate) n=$(get native rate) gp=$(get guest p99) np=$(get native p99)
+    awk -v row="$row" -v g="$g" -v n="$n" -v gp="$gp" -v np="$np" 'BEGIN {
+        r = (n > 0) ? sprintf("%.2f", g / n) : "-"
+        if (gp == "") gp = "-"; else gp = gp " ms"
+        if (np == "") np = "-"; else np = np " ms"
+        printf "%-48s %12s %12s %7s   %10s %10s\n", row, g, n, r, gp, np
+    }'
+done
+echo "rates: requests/s (wrk, redis-benchmark), round trips/s, MiB/s; g/n > 1: the guest is faster"
