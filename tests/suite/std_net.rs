@@ -13,37 +13,11 @@ mod support;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
+use support::frames::{Link, Segment, ifindex, noise};
 use support::netns::{Netns, require_root};
-use support::{KillOnDrop, profile_dir};
-
-/// A std guest of tests/std, built (once per run of this suite) into the
-/// same target directory as the tender.
-fn std_guest(name: &str) -> String {
-    static BUILD: Once = Once::new();
-    let profile = profile_dir();
-    BUILD.call_once(|| {
-        let target = profile.parent().expect("target/<profile>");
-        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("std/Cargo.toml");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--manifest-path"]).arg(&manifest).arg("--target-dir").arg(target);
-        match profile.file_name().and_then(|n| n.to_str()) {
-            Some("release") => cmd.arg("--release"),
-            Some("debug") | None => &mut cmd,
-            Some(p) => cmd.args(["--profile", p]),
-        };
-        let status = cmd.status().expect("cannot run cargo to build tests/std");
-        assert!(status.success(), "building tests/std failed: {status}");
-    });
-    let path = profile.join(name);
-    assert!(path.exists(), "{} was not built", path.display());
-    path.display().to_string()
-}
+use support::{KillOnDrop, std_guest};
 
 /// A namespace with tap0 (host side 10.0.0.1/24).
 fn namespace(tag: &str) -> Netns {
@@ -81,36 +55,9 @@ fn serve(ns: &Netns) -> KillOnDrop {
 
 const GUEST: &str = "10.0.0.2";
 
-/// A deterministic pseudo-random byte stream.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e3779b97f4a7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 /// Sends `len` bytes to the guest's echo server and checks what comes back.
 fn echo_round_trip(seed: u64, len: usize) -> Result<(), String> {
-    let addr: SocketAddr = format!("{GUEST}:7").parse().unwrap();
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-        .map_err(|e| format!("client {seed}: connect: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let data = noise(seed, len);
-    let mut w = s.try_clone().unwrap();
-    let sent = data.clone();
-    let writer = std::thread::spawn(move || w.write_all(&sent));
-    let mut back = vec![0u8; len];
-    s.read_exact(&mut back).map_err(|e| format!("client {seed}: read: {e}"))?;
-    writer.join().unwrap().map_err(|e| format!("client {seed}: write: {e}"))?;
-    if back != data {
-        return Err(format!("client {seed}: echoed bytes differ"));
-    }
-    Ok(())
+    support::echo_round_trip(format!("{GUEST}:7").parse().unwrap(), seed, len)
 }
 
 /// Closes `s` with a reset (`SO_LINGER` 0), as a client that vanishes.
@@ -339,94 +286,11 @@ fn half_close_addresses_and_udp_as_a_client_on_the_host_sees_them() {
     assert_eq!((data.as_str(), from.to_string()), ("datagram", format!("{GUEST}:7")));
 }
 
-/// A raw packet socket on tap0 of the namespace it is made in.
-struct Link(i32);
-
-impl Link {
-    #[allow(unsafe_code)]
-    fn new(ifindex: i32) -> Self {
-        // SAFETY: socket and bind with valid, sized arguments.
-        unsafe {
-            let protocol = (libc::ETH_P_ALL as u16).to_be();
-            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(protocol));
-            assert!(fd >= 0, "packet socket: {}", std::io::Error::last_os_error());
-            let mut addr: libc::sockaddr_ll = std::mem::zeroed();
-            addr.sll_family = libc::AF_PACKET as u16;
-            addr.sll_protocol = protocol;
-            addr.sll_ifindex = ifindex;
-            addr.sll_halen = 6;
-            let len = size_of::<libc::sockaddr_ll>() as u32;
-            assert_eq!(libc::bind(fd, (&raw const addr).cast(), len), 0, "bind");
-            Self(fd)
-        }
-    }
-
-    #[allow(unsafe_code)]
-    fn send(&self, frame: &[u8]) -> bool {
-        // SAFETY: send on a bound socket with a valid buffer.
-        unsafe { libc::send(self.0, frame.as_ptr().cast(), frame.len(), 0) > 0 }
-    }
-}
-
-impl Drop for Link {
-    #[allow(unsafe_code)]
-    fn drop(&mut self) {
-        // SAFETY: closing the fd this owns.
-        unsafe { libc::close(self.0) };
-    }
-}
-
-/// Internet checksum.
-fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = data
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// A TCP segment from `src:sport` to the guest's port `dport`, as a frame
-/// to its MAC.
-fn segment(src: [u8; 4], sport: u16, dport: u16, flags: u8, seq: u32) -> Vec<u8> {
-    let dst = [10, 0, 0, 2];
-    let mut tcp = vec![0u8; 20];
-    tcp[0..2].copy_from_slice(&sport.to_be_bytes());
-    tcp[2..4].copy_from_slice(&dport.to_be_bytes());
-    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
-    tcp[12] = 5 << 4;
-    tcp[13] = flags;
-    tcp[14..16].copy_from_slice(&8192u16.to_be_bytes());
-    let mut pseudo = Vec::new();
-    pseudo.extend_from_slice(&src);
-    pseudo.extend_from_slice(&dst);
-    pseudo.extend_from_slice(&[0, 6, 0, 20]);
-    pseudo.extend_from_slice(&tcp);
-    let sum = checksum(&pseudo);
-    tcp[16..18].copy_from_slice(&sum.to_be_bytes());
-    let mut ip = vec![0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0];
-    ip.extend_from_slice(&src);
-    ip.extend_from_slice(&dst);
-    let sum = checksum(&ip);
-    ip[10..12].copy_from_slice(&sum.to_be_bytes());
-    let mut frame = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 0x55, 0x08, 0x00];
-    frame.extend_from_slice(&ip);
-    frame.extend_from_slice(&tcp);
-    frame
-}
-
 #[test]
 fn garbage_frames_on_the_tap_while_serving() {
     let ns = namespace("stdnet-garbage");
     let mut guest = serve(&ns);
-    let ifindex: i32 = ns
-        .run("cat", &["/sys/class/net/tap0/ifindex"])
-        .stdout
-        .trim()
-        .parse()
-        .expect("tap0's ifindex");
+    let ifindex = ifindex(&ns, "tap0");
     let (sent, failures) = ns.enter(move || {
         let clients = std::thread::spawn(|| {
             let mut failures = Vec::new();
@@ -439,6 +303,9 @@ fn garbage_frames_on_the_tap_while_serving() {
             failures
         });
         let link = Link::new(ifindex);
+        let segment = |src, sport, dport, flags, seq| {
+            Segment { src, sport, dport, flags, seq, ..Segment::default() }.frame()
+        };
         let good = segment([10, 0, 0, 1], 40000, 7, 0x02, 1);
         let mut sent = 0;
         for i in 0..3000u64 {

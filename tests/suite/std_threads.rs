@@ -6,35 +6,7 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::Once;
-
-use support::{Outcome, profile_dir, run};
-
-/// A std guest of tests/std, built (once per run of this suite) into the
-/// same target directory as the tender.
-fn std_guest(name: &str) -> String {
-    static BUILD: Once = Once::new();
-    let profile = profile_dir();
-    BUILD.call_once(|| {
-        let target = profile.parent().expect("target/<profile>");
-        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("std/Cargo.toml");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--manifest-path"]).arg(&manifest).arg("--target-dir").arg(target);
-        match profile.file_name().and_then(|n| n.to_str()) {
-            Some("release") => cmd.arg("--release"),
-            Some("debug") | None => &mut cmd,
-            Some(p) => cmd.args(["--profile", p]),
-        };
-        let status = cmd.status().expect("cannot run cargo to build tests/std");
-        assert!(status.success(), "building tests/std failed: {status}");
-    });
-    let path = profile.join(name);
-    assert!(path.exists(), "{} was not built", path.display());
-    path.display().to_string()
-}
+use support::{Outcome, run, std_guest};
 
 fn threads(area: &str) -> Outcome {
     run(&[std_guest("std-threads").as_str(), area])

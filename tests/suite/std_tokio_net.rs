@@ -9,39 +9,12 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::Once;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use support::netns::{Netns, require_root};
-use support::{KillOnDrop, profile_dir};
-
-/// A std guest of tests/std, built (once per run of this suite) into the
-/// same target directory as the tender.
-fn std_guest(name: &str) -> String {
-    static BUILD: Once = Once::new();
-    let profile = profile_dir();
-    BUILD.call_once(|| {
-        let target = profile.parent().expect("target/<profile>");
-        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("std/Cargo.toml");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--manifest-path"]).arg(&manifest).arg("--target-dir").arg(target);
-        match profile.file_name().and_then(|n| n.to_str()) {
-            Some("release") => cmd.arg("--release"),
-            Some("debug") | None => &mut cmd,
-            Some(p) => cmd.args(["--profile", p]),
-        };
-        let status = cmd.status().expect("cannot run cargo to build tests/std");
-        assert!(status.success(), "building tests/std failed: {status}");
-    });
-    let path = profile.join(name);
-    assert!(path.exists(), "{} was not built", path.display());
-    path.display().to_string()
-}
+use support::{KillOnDrop, std_guest};
 
 /// A namespace with tap0 (host side 10.0.0.1/24).
 fn namespace(tag: &str) -> Netns {
@@ -73,36 +46,9 @@ fn guest_args(mode: &[&str]) -> Vec<String> {
 
 const GUEST: &str = "10.0.0.2";
 
-/// A deterministic pseudo-random byte stream.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 /// Sends `len` bytes to the guest's echo server and checks what comes back.
 fn echo_round_trip(seed: u64, len: usize) -> Result<(), String> {
-    let addr: SocketAddr = format!("{GUEST}:7").parse().unwrap();
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-        .map_err(|e| format!("client {seed}: connect: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let data = noise(seed, len);
-    let mut w = s.try_clone().unwrap();
-    let sent = data.clone();
-    let writer = std::thread::spawn(move || w.write_all(&sent));
-    let mut back = vec![0u8; len];
-    s.read_exact(&mut back).map_err(|e| format!("client {seed}: read: {e}"))?;
-    writer.join().unwrap().map_err(|e| format!("client {seed}: write: {e}"))?;
-    if back != data {
-        return Err(format!("client {seed}: echoed bytes differ"));
-    }
-    Ok(())
+    support::echo_round_trip(format!("{GUEST}:7").parse().unwrap(), seed, len)
 }
 
 /// The CPU time (user + system, in clock ticks) process `pid` has used.

@@ -249,3 +249,48 @@ pub fn fat_tool(program: &str, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A std guest of tests/std, built (once per run of this suite) into the
+/// same target directory as the tender.
+pub fn std_guest(name: &str) -> String {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let profile = profile_dir();
+    BUILD.call_once(|| {
+        let target = profile.parent().expect("target/<profile>");
+        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("std/Cargo.toml");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--manifest-path"]).arg(&manifest).arg("--target-dir").arg(target);
+        match profile.file_name().and_then(|n| n.to_str()) {
+            Some("release") => cmd.arg("--release"),
+            Some("debug") | None => &mut cmd,
+            Some(p) => cmd.args(["--profile", p]),
+        };
+        let status = cmd.status().expect("cannot run cargo to build tests/std");
+        assert!(status.success(), "building tests/std failed: {status}");
+    });
+    let path = profile.join(name);
+    assert!(path.exists(), "{} was not built", path.display());
+    path.display().to_string()
+}
+
+/// Sends `len` bytes of [`frames::noise`] from `seed` to the echo server at
+/// `addr` (from one thread while reading on another) and checks that the
+/// same bytes come back.
+pub fn echo_round_trip(addr: std::net::SocketAddr, seed: u64, len: usize) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+        .map_err(|e| format!("client {seed}: connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let data = frames::noise(seed, len);
+    let mut w = s.try_clone().unwrap();
+    let sent = data.clone();
+    let writer = std::thread::spawn(move || w.write_all(&sent));
+    let mut back = vec![0u8; len];
+    s.read_exact(&mut back).map_err(|e| format!("client {seed}: read: {e}"))?;
+    writer.join().unwrap().map_err(|e| format!("client {seed}: write: {e}"))?;
+    if back != data {
+        return Err(format!("client {seed}: echoed bytes differ"));
+    }
+    Ok(())
+}
