@@ -6,7 +6,9 @@
 //! resets, refused and silent peers, bind errors, UDP, connections to
 //! itself through the loopback and its own address), and as a threaded
 //! echo server for this suite's clients: 100 at once, clients vanishing
-//! mid-request, garbage frames on the tap while it serves.
+//! mid-request, garbage frames on the tap while it serves. Also: connecting
+//! to an on-link address nobody answers ARP for (EHOSTUNREACH, as Linux),
+//! and `sendmsg`/`writev` gathering their buffers on the wire.
 
 mod support;
 
@@ -343,4 +345,71 @@ fn garbage_frames_on_the_tap_while_serving() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(guest.0.try_wait().unwrap().is_none(), "the guest exited");
+}
+
+#[test]
+fn a_neighbour_that_never_answers_arp_is_unreachable_after_seconds() {
+    let ns = namespace("stdnet-unreach");
+    let out = ns.tender(&guest_args("unreachable"));
+    out.assert_ok();
+    // Linux: three ARP probes a second apart, then EHOSTUNREACH (not
+    // ETIMEDOUT after the SYN's 127 s), for a blocking connect and as a
+    // nonblocking connect's SO_ERROR.
+    assert_eq!(
+        out.stdout,
+        "blocking: HostUnreachable, within 2..30 s true\n\
+         nonblocking: -1 errno EINPROGRESS true\n\
+         poll: 1, POLLOUT true POLLERR true, within 2..30 s true, SO_ERROR EHOSTUNREACH true\n\
+         done\n",
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn sendmsg_and_writev_send_their_buffers_as_one_write() {
+    let ns = namespace("stdnet-gather");
+    let tap = ifindex(&ns, "tap0");
+    let (listener, link) = ns.enter(move || {
+        (TcpListener::bind(("10.0.0.1", 7007)).unwrap(), Link::new(tap))
+    });
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut small = [0u8; 12];
+        s.read_exact(&mut small).unwrap();
+        s.write_all(b"ok").unwrap();
+        let mut big = vec![0u8; 4 + 100 * 1024];
+        s.read_exact(&mut big).unwrap();
+        s.write_all(b"ok").unwrap();
+        (small, big)
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let capture = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                got.extend(link.segments_to([10, 0, 0, 1], Duration::from_millis(100)));
+            }
+            got
+        })
+    };
+    let out = ns.tender(&guest_args("gather"));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    out.assert_ok();
+    assert_eq!(out.stdout, "sendmsg: 12\nwritev: 102404\ndone\n", "{out:#?}");
+    let (small, big) = server.join().unwrap();
+    assert_eq!(&small, b"header: body");
+    assert!(big.starts_with(b"HEAD") && big[4..].iter().all(|&b| b == b'x'));
+    // On the wire: the three buffers of sendmsg in one segment, and the
+    // head of writev with the body's start, not each buffer alone.
+    let data: Vec<Vec<u8>> = capture
+        .join()
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.dport == 7007 && !s.payload.is_empty())
+        .map(|s| s.payload)
+        .collect();
+    assert_eq!(data.first().map(Vec::as_slice), Some(&b"header: body"[..]), "{data:?}");
+    let head = data.iter().find(|p| p.starts_with(b"HEAD")).expect("writev's segment");
+    assert!(head.len() > 4, "writev's head went alone: {} bytes", head.len());
 }

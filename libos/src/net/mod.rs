@@ -39,7 +39,7 @@ use spin::Mutex;
 
 pub use config::{ConfigError, Ipv4Config};
 pub use tap::TapStats;
-pub use tcp::{CONNECT_TIMEOUT, TcpListener, TcpOptions, TcpStatus, TcpStream};
+pub use tcp::{CONNECT_TIMEOUT, NEIGHBOUR_TIMEOUT, TcpListener, TcpOptions, TcpStatus, TcpStream};
 pub use udp::{UdpOptions, UdpSocket};
 
 use crate::hypercall::{self, POLLIN, PollFd};
@@ -70,6 +70,9 @@ pub enum NetError {
     AddrNotAvailable,
     /// The peer did not answer in time (a connection attempt).
     TimedOut,
+    /// The next hop towards the peer never answered ARP (a connection
+    /// attempt; Linux's `EHOSTUNREACH`).
+    HostUnreachable,
 }
 
 impl fmt::Display for NetError {
@@ -86,6 +89,7 @@ impl fmt::Display for NetError {
             Self::OutOfMemory => "out of memory for the socket's buffers",
             Self::AddrNotAvailable => "address not available",
             Self::TimedOut => "timed out",
+            Self::HostUnreachable => "host unreachable",
         })
     }
 }

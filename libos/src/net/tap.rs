@@ -56,14 +56,17 @@
 use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::net::SocketAddrV4;
+use core::net::{Ipv4Addr, SocketAddrV4};
 use core::num::NonZeroUsize;
 use core::ops::Range;
 
 use abi::VNET_HDR_LEN;
 use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium, PacketMeta};
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket, checksum};
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet,
+    TcpPacket, checksum,
+};
 
 use super::gateway::{self, ARP_FRAME, Gateway};
 use crate::hypercall::{self, Errno};
@@ -144,7 +147,17 @@ pub struct Tap {
     /// The loopback device's frames: sent ones come back as received ones
     /// (`None` for a tap).
     looped: Option<VecDeque<Vec<u8>>>,
+    /// Neighbours smoltcp asked for by ARP and has not heard an ARP
+    /// packet from since, with when it first asked (see
+    /// [`unanswered_since`](Self::unanswered_since)).
+    unanswered: Vec<(Ipv4Addr, Instant)>,
+    /// The time smoltcp gave with the last token it asked for.
+    now: Instant,
 }
+
+/// Most unanswered neighbours the device remembers; the oldest is
+/// forgotten for a new one.
+const UNANSWERED: usize = 16;
 
 /// Most frames the loopback device queues; more are dropped, as a wire
 /// would (the stack drains the queue at every poll).
@@ -183,6 +196,8 @@ impl Tap {
             connections_listed: false,
             held: None,
             looped: None,
+            unanswered: Vec::new(),
+            now: Instant::ZERO,
         }
     }
 
@@ -226,9 +241,17 @@ impl Tap {
         self.vnet_hdr
     }
 
+    /// Since when smoltcp has been asking for `addr` by ARP without an
+    /// ARP packet from it, if it has: a neighbour that does not answer
+    /// (a connection attempt to it fails after a while, as on Linux).
+    pub(crate) fn unanswered_since(&self, addr: Ipv4Addr) -> Option<Instant> {
+        self.unanswered.iter().find(|(a, _)| *a == addr).map(|&(_, t)| t)
+    }
+
     /// The receive buffer, and a token to send a frame.
     fn split(&mut self) -> (&[u8], TxToken<'_>) {
-        let Tap { fd, vnet_hdr, rx, tx, stats, gateway, injected, looped, .. } = self;
+        let Tap { fd, vnet_hdr, rx, tx, stats, gateway, injected, looped, unanswered, now, .. } =
+            self;
         let token = TxToken {
             looped: looped.as_mut(),
             fd: *fd,
@@ -238,6 +261,8 @@ impl Tap {
             gateway: gateway.as_ref(),
             injected,
             mss: None,
+            unanswered,
+            now: *now,
         };
         (rx, token)
     }
@@ -271,6 +296,9 @@ impl Tap {
     /// `frame` of the receive buffer as a received frame, with a token to
     /// answer it.
     fn tokens(&mut self, frame: Range<usize>) -> (RxToken<'_>, TxToken<'_>) {
+        if let Some(from) = arp(&self.rx[frame.clone()]).map(|(_, sender, _)| sender) {
+            self.unanswered.retain(|&(a, _)| a != from);
+        }
         let (rx, tx) = self.split();
         (RxToken { frame: &rx[frame] }, tx)
     }
@@ -455,6 +483,33 @@ fn connection_request(frame: &[u8]) -> Option<(u16, SocketAddrV4)> {
         .then(|| (tcp.dst_port(), SocketAddrV4::new(ip.src_addr(), tcp.src_port())))
 }
 
+/// An ARP packet in `frame`: its operation, sender and target addresses.
+fn arp(frame: &[u8]) -> Option<(ArpOperation, Ipv4Addr, Ipv4Addr)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Arp {
+        return None;
+    }
+    let packet = ArpPacket::new_checked(eth.payload()).ok()?;
+    match ArpRepr::parse(&packet).ok()? {
+        ArpRepr::EthernetIpv4 { operation, source_protocol_addr, target_protocol_addr, .. } => {
+            Some((operation, source_protocol_addr, target_protocol_addr))
+        }
+        _ => None,
+    }
+}
+
+/// Notes that smoltcp asks for `addr` by ARP at `now` (see
+/// [`Tap::unanswered_since`]).
+fn asked(unanswered: &mut Vec<(Ipv4Addr, Instant)>, addr: Ipv4Addr, now: Instant) {
+    if unanswered.iter().any(|&(a, _)| a == addr) {
+        return;
+    }
+    if unanswered.len() >= UNANSWERED {
+        unanswered.remove(0);
+    }
+    unanswered.push((addr, now));
+}
+
 /// A received frame.
 #[derive(Debug)]
 pub struct RxToken<'a> {
@@ -474,6 +529,9 @@ pub struct TxToken<'a> {
     injected: &'a mut Option<[u8; ARP_FRAME]>,
     /// The MSS smoltcp wants the frame cut at, if any.
     mss: Option<usize>,
+    /// The tap's unanswered neighbours, for an ARP request.
+    unanswered: &'a mut Vec<(Ipv4Addr, Instant)>,
+    now: Instant,
 }
 
 impl phy::RxToken for RxToken<'_> {
@@ -489,6 +547,9 @@ impl phy::TxToken for TxToken<'_> {
         let (head, rest) = self.buf.split_at_mut(header);
         let frame = &mut rest[..len];
         let result = f(frame);
+        if let Some((ArpOperation::Request, _, target)) = arp(frame) {
+            asked(self.unanswered, target, self.now);
+        }
         if let Some(q) = self.looped {
             if q.len() < LOOPED_FRAMES {
                 q.push_back(frame.to_vec());
@@ -534,6 +595,7 @@ impl phy::Device for Tap {
     type TxToken<'a> = TxToken<'a>;
 
     fn receive(&mut self, now: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
+        self.now = now;
         if let Some(g) = &self.gateway
             && g.fixed_mac()
             && self.refreshed.is_none_or(|t| now - t >= gateway::REFRESH.into())
@@ -603,7 +665,8 @@ impl phy::Device for Tap {
         }
     }
 
-    fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
+    fn transmit(&mut self, now: Instant) -> Option<TxToken<'_>> {
+        self.now = now;
         Some(self.split().1)
     }
 

@@ -42,6 +42,15 @@ pub trait File {
     fn write(&self, _open: &Open, _buf: &[u8]) -> Res<usize> {
         Err(::libc::EINVAL)
     }
+    /// Writes `bufs` one after the other (`writev`). By default, buffers
+    /// of at most [`GATHER`] bytes in all are copied together and written
+    /// with one [`write`](File::write), so that a stream sees one write
+    /// as Linux's `writev` makes it; larger vectors are written a buffer
+    /// at a time, stopping at a short write. Sockets gather without the
+    /// copy or the limit.
+    fn write_vectored(&self, open: &Open, bufs: &[&[u8]]) -> Res<usize> {
+        write_gathered(bufs, |b| self.write(open, b))
+    }
     /// Reads at `offset`, leaving the description's offset alone.
     fn pread(&self, _buf: &mut [u8], _offset: u64) -> Res<usize> {
         Err(::libc::ESPIPE)
@@ -312,42 +321,91 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const ::libc::iovec, n: c_int) -
     })
 }
 
-/// Up to how many bytes `writev` gathers into one `write`.
-const GATHER: usize = 64 * 1024;
+/// Up to how many bytes [`File::write_vectored`]'s default gathers into
+/// one `write`.
+pub const GATHER: usize = 64 * 1024;
 
-/// `writev(fd, iov, n)`: several buffers of at most [`GATHER`] bytes in
-/// all are copied together and written with one `write`, as Linux's
-/// `writev` on a socket sends them in one go: written one at a time, a
-/// TCP socket would send the first alone and Nagle's algorithm would hold
-/// the second until the peer acknowledges the first, which a Linux peer
-/// delays by up to 40 ms (hyper writes a response's head and body so).
-/// Larger vectors: each buffer in turn, stopping at a short write.
+/// [`File::write_vectored`]'s default, over `write`: written one at a
+/// time, a TCP socket would send the first buffer alone and Nagle's
+/// algorithm could hold the second until the peer acknowledges the first,
+/// which a Linux peer delays by up to 40 ms.
+fn write_gathered(bufs: &[&[u8]], mut write: impl FnMut(&[u8]) -> Res<usize>) -> Res<usize> {
+    let total = bufs.iter().try_fold(0usize, |t, b| t.checked_add(b.len()));
+    if bufs.len() > 1
+        && let Some(total) = total.filter(|&t| t <= GATHER)
+    {
+        let mut joined = Vec::new();
+        if joined.try_reserve_exact(total).is_ok() {
+            for b in bufs {
+                joined.extend_from_slice(b);
+            }
+            return write(&joined);
+        }
+    }
+    let mut done = 0usize;
+    for b in bufs {
+        match write(b) {
+            Ok(k) => {
+                done += k;
+                if k < b.len() {
+                    break;
+                }
+            }
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(done)
+}
+
+/// The buffers of `n` `iovec`s, as slices.
+///
+/// # Safety
+///
+/// `iov` holds `n` entries, each readable for its length.
+pub unsafe fn iovec_slices<'a>(iov: *const ::libc::iovec, n: usize) -> Res<Vec<&'a [u8]>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    // SAFETY: the caller guarantees iov holds n entries.
+    let list = unsafe { core::slice::from_raw_parts(iov, n) };
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| ::libc::ENOMEM)?;
+    // SAFETY: the caller guarantees each buffer is readable.
+    v.extend(list.iter().map(|e| unsafe { bytes(e.iov_base, e.iov_len) }));
+    Ok(v)
+}
+
+/// `writev(fd, iov, n)`: the buffers written as one write (see
+/// [`File::write_vectored`]); an error only if nothing was written, as
+/// Linux.
 ///
 /// # Safety
 ///
 /// `iov` holds `n` entries, each readable for its length.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const ::libc::iovec, n: c_int) -> ssize_t {
-    if let Ok(count @ 2..) = usize::try_from(n) {
-        // SAFETY: the caller guarantees iov holds n entries.
-        let list = unsafe { core::slice::from_raw_parts(iov, count) };
-        let total = list.iter().try_fold(0usize, |t, v| t.checked_add(v.iov_len));
-        if let Some(total) = total.filter(|&t| t <= GATHER) {
-            let mut joined = Vec::new();
-            if joined.try_reserve_exact(total).is_ok() {
-                for v in list {
-                    // SAFETY: the caller guarantees each buffer is readable.
-                    joined.extend_from_slice(unsafe { bytes(v.iov_base, v.iov_len) });
-                }
-                return ret(get(fd).and_then(|o| o.file.write(&o, &joined)));
-            }
-        }
+    let Ok(n) = usize::try_from(n) else { return fail_size(::libc::EINVAL) };
+    if n > IOV_MAX {
+        return fail_size(::libc::EINVAL);
     }
-    vectored(fd, iov, n, None, |o, base, len, _| {
-        // SAFETY: the caller guarantees each buffer is readable.
-        o.file.write(o, unsafe { bytes(base, len) })
-    })
+    let open = match get(fd) {
+        Ok(o) => o,
+        Err(e) => return fail_size(e),
+    };
+    // SAFETY: the caller's contract.
+    let bufs = match unsafe { iovec_slices(iov, n) } {
+        Ok(b) => b,
+        Err(e) => return fail_size(e),
+    };
+    if bufs.iter().try_fold(0usize, |t, b| t.checked_add(b.len())).is_none_or(|t| t > isize::MAX as usize) {
+        return fail_size(::libc::EINVAL);
+    }
+    ret(open.file.write_vectored(&open, &bufs))
 }
+
+/// Most buffers a vector call takes (Linux's `UIO_MAXIOV`).
+const IOV_MAX: usize = 1024;
 
 /// The vector calls: `each(open, base, len, offset)` on each buffer in
 /// turn, stopping at a short transfer; an error is reported only if

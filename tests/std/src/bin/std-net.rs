@@ -8,6 +8,10 @@
 //!   each check a line of output that the suite asserts.
 //! * `serve`: a threaded echo server on TCP 7 (a thread per connection),
 //!   "bye" then EOF on TCP 8, and UDP echo on 7, for the suite's clients.
+//! * `unreachable`: connections to 10.0.0.98, which nobody answers ARP
+//!   for: blocking, then nonblocking with `poll` and `SO_ERROR`.
+//! * `gather`: `sendmsg` and `writev` of several buffers to the suite's
+//!   10.0.0.1:7007, which reads the segments on the wire.
 
 libos_std::app!(devices: ["service0": Net]);
 
@@ -22,6 +26,8 @@ fn main() {
         Some("client") => client(),
         Some("serve") => serve(),
         Some("send") => send_bench(),
+        Some("unreachable") => unreachable(),
+        Some("gather") => gather(),
         Some("loopback") => {
             loopback();
             println!("done");
@@ -397,4 +403,80 @@ fn serve() {
             }
         });
     }
+}
+
+/// Connections to an on-link address nobody answers ARP for: Linux gives
+/// up after three probes a second apart with EHOSTUNREACH.
+fn unreachable() {
+    let nobody: SocketAddr = "10.0.0.98:80".parse().unwrap();
+    let t = Instant::now();
+    let r = TcpStream::connect(nobody);
+    let took = t.elapsed();
+    println!("blocking: {}, within 2..30 s {}", kind(r), (2..30).contains(&took.as_secs()));
+    // SAFETY: plain socket calls on a socket this function owns, with
+    // sized, initialised arguments.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
+        let sin = libc::sockaddr_in {
+            sin_family: libc::AF_INET as u16,
+            sin_port: 80u16.to_be(),
+            sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes([10, 0, 0, 98]) },
+            sin_zero: [0; 8],
+        };
+        let len = size_of::<libc::sockaddr_in>() as u32;
+        let r = libc::connect(fd, (&raw const sin).cast(), len);
+        let e = std::io::Error::last_os_error().raw_os_error();
+        println!("nonblocking: {r} errno EINPROGRESS {}", e == Some(libc::EINPROGRESS));
+        let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+        let t = Instant::now();
+        let n = libc::poll(&mut p, 1, 30_000);
+        let took = t.elapsed();
+        let mut err: libc::c_int = 0;
+        let mut err_len = 4u32;
+        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&raw mut err).cast(), &mut err_len);
+        println!(
+            "poll: {n}, POLLOUT {} POLLERR {}, within 2..30 s {}, SO_ERROR EHOSTUNREACH {}",
+            p.revents & libc::POLLOUT != 0,
+            p.revents & libc::POLLERR != 0,
+            (2..30).contains(&took.as_secs()),
+            err == libc::EHOSTUNREACH
+        );
+        libc::close(fd);
+    }
+    println!("done");
+}
+
+/// `sendmsg` and `writev` of several buffers: each one write of the
+/// stream, which the suite sees as one segment (the first buffers not
+/// alone).
+fn gather() {
+    let mut c = TcpStream::connect(host(7007)).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&c);
+    let parts: [&[u8]; 3] = [b"head", b"er: ", b"body"];
+    let iov: Vec<libc::iovec> = parts
+        .iter()
+        .map(|p| libc::iovec { iov_base: p.as_ptr().cast_mut().cast(), iov_len: p.len() })
+        .collect();
+    // SAFETY: msghdr of three live buffers, no name, no control.
+    let n = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = iov.as_ptr().cast_mut();
+        msg.msg_iovlen = iov.len();
+        libc::sendmsg(fd, &msg, 0)
+    };
+    println!("sendmsg: {n}");
+    let mut ok = [0u8; 2];
+    c.read_exact(&mut ok).unwrap();
+    // A head and a body larger than any gathering copy.
+    let body = vec![b'x'; 100 * 1024];
+    let big: [&[u8]; 2] = [b"HEAD", &body];
+    let iov: Vec<libc::iovec> = big
+        .iter()
+        .map(|p| libc::iovec { iov_base: p.as_ptr().cast_mut().cast(), iov_len: p.len() })
+        .collect();
+    // SAFETY: two live buffers.
+    let n = unsafe { libc::writev(fd, iov.as_ptr(), 2) };
+    println!("writev: {n}");
+    c.read_exact(&mut ok).unwrap();
+    println!("done");
 }

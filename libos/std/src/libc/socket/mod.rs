@@ -47,6 +47,7 @@ pub fn errno(e: NetError) -> c_int {
         NetError::OutOfMemory => ::libc::ENOBUFS,
         NetError::AddrNotAvailable => ::libc::EADDRNOTAVAIL,
         NetError::TimedOut => ::libc::ETIMEDOUT,
+        NetError::HostUnreachable => ::libc::EHOSTUNREACH,
     }
 }
 
@@ -145,11 +146,33 @@ impl Socket {
     }
 
     fn send(&self, buf: &[u8], to: Option<SocketAddrV4>, nonblock: bool) -> Res<usize> {
+        self.send_vectored(&[buf], to, nonblock)
+    }
+
+    /// Sends `bufs` as one send: on TCP one write of the stream (queued
+    /// together, without a copy), on UDP one datagram.
+    fn send_vectored(
+        &self,
+        bufs: &[&[u8]],
+        to: Option<SocketAddrV4>,
+        nonblock: bool,
+    ) -> Res<usize> {
         match self.proto {
             // A TCP socket ignores a destination once connected (Linux
             // answers EISCONN only for one not connected).
-            Proto::Tcp(_) => self.tcp_send(buf, nonblock),
-            Proto::Udp(_) => self.udp_send(buf, to, nonblock),
+            Proto::Tcp(_) => self.tcp_send(bufs, nonblock),
+            Proto::Udp(_) => match bufs {
+                [one] => self.udp_send(one, to, nonblock),
+                _ => {
+                    let total = bufs.iter().map(|b| b.len()).sum();
+                    let mut data = Vec::new();
+                    data.try_reserve_exact(total).map_err(|_| ::libc::ENOBUFS)?;
+                    for b in bufs {
+                        data.extend_from_slice(b);
+                    }
+                    self.udp_send(&data, to, nonblock)
+                }
+            },
         }
     }
 }
@@ -161,6 +184,10 @@ impl File for Socket {
 
     fn write(&self, open: &Open, buf: &[u8]) -> Res<usize> {
         self.send(buf, None, nonblocking(open, 0))
+    }
+
+    fn write_vectored(&self, open: &Open, bufs: &[&[u8]]) -> Res<usize> {
+        self.send_vectored(bufs, None, nonblocking(open, 0))
     }
 
     fn stat(&self) -> Res<::libc::stat64> {
@@ -560,12 +587,12 @@ unsafe fn bytes_mut<'a>(buf: *mut c_void, len: size_t) -> &'a mut [u8] {
 }
 
 /// The send calls' common part.
-fn send_common(fd: c_int, buf: &[u8], flags: c_int, to: Option<SocketAddrV4>) -> Res<usize> {
+fn send_common(fd: c_int, bufs: &[&[u8]], flags: c_int, to: Option<SocketAddrV4>) -> Res<usize> {
     with_socket(fd, |open, s| {
         if flags & !SEND_FLAGS != 0 {
             return Err(::libc::EOPNOTSUPP);
         }
-        s.send(buf, to, nonblocking(open, flags))
+        s.send_vectored(bufs, to, nonblocking(open, flags))
     })
 }
 
@@ -597,7 +624,7 @@ pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags:
         return r;
     }
     // SAFETY: the caller's contract.
-    fd::ret(send_common(fd, unsafe { bytes(buf, len) }, flags, None))
+    fd::ret(send_common(fd, &[unsafe { bytes(buf, len) }], flags, None))
 }
 
 /// `sendto(fd, buf, len, flags, addr, addrlen)`.
@@ -630,7 +657,7 @@ pub unsafe extern "C" fn sendto(
         }
     };
     // SAFETY: the caller's contract.
-    fd::ret(send_common(fd, unsafe { bytes(buf, len) }, flags, to))
+    fd::ret(send_common(fd, &[unsafe { bytes(buf, len) }], flags, to))
 }
 
 /// `recv(fd, buf, len, flags)`.
@@ -703,7 +730,8 @@ unsafe fn iovecs(msg: &::libc::msghdr) -> &[::libc::iovec] {
     unsafe { core::slice::from_raw_parts(msg.msg_iov, msg.msg_iovlen) }
 }
 
-/// `sendmsg(fd, msg, flags)`: the buffers gathered into one send (one
+/// `sendmsg(fd, msg, flags)`: the buffers gathered into one send (on TCP
+/// one write of the stream, queued together as `writev`'s; on UDP one
 /// datagram); control messages are not supported (`EOPNOTSUPP`).
 ///
 /// # Safety
@@ -732,16 +760,12 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const ::libc::msghdr, flags: c
     };
     // SAFETY: the caller's contract for the iovecs.
     let iov = unsafe { iovecs(msg) };
-    let total: usize = iov.iter().map(|v| v.iov_len).sum();
-    let mut data = Vec::new();
-    if data.try_reserve_exact(total).is_err() {
-        return fail_size(::libc::ENOBUFS);
-    }
-    for v in iov {
-        // SAFETY: each buffer is readable for its length.
-        data.extend_from_slice(unsafe { bytes(v.iov_base, v.iov_len) });
-    }
-    fd::ret(send_common(fd, &data, flags, to))
+    // SAFETY: iov's entries are the caller's, readable for their lengths.
+    let bufs = match unsafe { fd::iovec_slices(iov.as_ptr(), iov.len()) } {
+        Ok(b) => b,
+        Err(e) => return fail_size(e),
+    };
+    fd::ret(send_common(fd, &bufs, flags, to))
 }
 
 /// `recvmsg(fd, msg, flags)`: into the buffers in turn; the sender into

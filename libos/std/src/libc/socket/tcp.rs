@@ -322,11 +322,18 @@ impl Socket {
         })
     }
 
-    /// Sends `buf`: blocking, all of it (or what was queued when the send
-    /// timeout passed); nonblocking, what fits.
-    pub(super) fn tcp_send(&self, buf: &[u8], nonblock: bool) -> Res<usize> {
+    /// Sends `bufs` one after the other, as one write of the stream (see
+    /// libos's `TcpStream::poll_write_vectored`): blocking, all of it (or
+    /// what was queued when the send timeout passed); nonblocking, what
+    /// fits.
+    pub(super) fn tcp_send(&self, bufs: &[&[u8]], nonblock: bool) -> Res<usize> {
         let t = self.tcp();
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
         let mut done = 0;
+        // What is left to send: the buffers from `first`, the first of
+        // them from `skip`.
+        let (mut first, mut skip) = (0, 0);
+        let mut rest: alloc::vec::Vec<&[u8]> = alloc::vec::Vec::new();
         let r = wait_loop(nonblock, self.opts.get().sndtimeo, || {
             if self.shut_wr.get() {
                 return Poll::Ready(Err(::libc::EPIPE));
@@ -341,14 +348,25 @@ impl Socket {
                 }
                 _ => return Poll::Ready(Err(::libc::EPIPE)),
             };
-            match stream.try_write(&buf[done..]) {
+            rest.clear();
+            rest.extend(bufs[first..].iter().enumerate().map(|(k, b)| match k {
+                0 => &b[skip..],
+                _ => *b,
+            }));
+            match stream.try_write_vectored(&rest) {
                 Poll::Ready(Ok(n)) => {
                     done += n;
                     t.written_total.set(t.written_total.get() + n as u64);
+                    let mut n = n + skip;
+                    while first < bufs.len() && n >= bufs[first].len() && n > 0 {
+                        n -= bufs[first].len();
+                        first += 1;
+                    }
+                    skip = n;
                     // Sent now, not when this thread next blocks: a thread
                     // that writes and goes on computing must not hold it.
                     super::super::thread::poll_devices();
-                    if done == buf.len() || nonblock {
+                    if done == total || nonblock {
                         Poll::Ready(Ok(done))
                     } else {
                         Poll::Pending
