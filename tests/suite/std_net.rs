@@ -369,9 +369,8 @@ fn a_neighbour_that_never_answers_arp_is_unreachable_after_seconds() {
 fn sendmsg_and_writev_send_their_buffers_as_one_write() {
     let ns = namespace("stdnet-gather");
     let tap = ifindex(&ns, "tap0");
-    let (listener, link) = ns.enter(move || {
-        (TcpListener::bind(("10.0.0.1", 7007)).unwrap(), Link::new(tap))
-    });
+    let (listener, link) =
+        ns.enter(move || (TcpListener::bind(("10.0.0.1", 7007)).unwrap(), Link::new(tap)));
     let server = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
         let mut small = [0u8; 12];

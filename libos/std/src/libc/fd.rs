@@ -398,7 +398,11 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const ::libc::iovec, n: c_int) 
         Ok(b) => b,
         Err(e) => return fail_size(e),
     };
-    if bufs.iter().try_fold(0usize, |t, b| t.checked_add(b.len())).is_none_or(|t| t > isize::MAX as usize) {
+    if bufs
+        .iter()
+        .try_fold(0usize, |t, b| t.checked_add(b.len()))
+        .is_none_or(|t| t > isize::MAX as usize)
+    {
         return fail_size(::libc::EINVAL);
     }
     ret(open.file.write_vectored(&open, &bufs))

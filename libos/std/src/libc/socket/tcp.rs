@@ -366,11 +366,7 @@ impl Socket {
                     // Sent now, not when this thread next blocks: a thread
                     // that writes and goes on computing must not hold it.
                     super::super::thread::poll_devices();
-                    if done == total || nonblock {
-                        Poll::Ready(Ok(done))
-                    } else {
-                        Poll::Pending
-                    }
+                    if done == total || nonblock { Poll::Ready(Ok(done)) } else { Poll::Pending }
                 }
                 Poll::Ready(Err(NetError::ConnectionReset)) => {
                     Poll::Ready(Err(if self.take_reset() {
