@@ -475,7 +475,7 @@ impl Nagle {
     /// After `n` bytes were queued; `end`: they end the write.
     fn queued(&self, n: usize, end: bool) {
         let total = self.queued.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
-        if end && n % self.mss != 0 {
+        if end && !n.is_multiple_of(self.mss) {
             self.small_end.store(total, Ordering::Relaxed);
         }
     }
