@@ -348,18 +348,20 @@ fn garbage_frames_on_the_tap_while_serving() {
 }
 
 #[test]
-fn a_neighbour_that_never_answers_arp_is_unreachable_after_seconds() {
+fn unanswered_arp_is_ehostunreach_and_icmp_port_unreachable_econnrefused() {
     let ns = namespace("stdnet-unreach");
     let out = ns.tender(&guest_args("unreachable"));
     out.assert_ok();
     // Linux: three ARP probes a second apart, then EHOSTUNREACH (not
     // ETIMEDOUT after the SYN's 127 s), for a blocking connect and as a
-    // nonblocking connect's SO_ERROR.
+    // nonblocking connect's SO_ERROR. And a connected UDP socket hears of
+    // an ICMP port unreachable once, as ECONNREFUSED.
     assert_eq!(
         out.stdout,
         "blocking: HostUnreachable, within 2..30 s true\n\
          nonblocking: -1 errno EINPROGRESS true\n\
          poll: 1, POLLOUT true POLLERR true, within 2..30 s true, SO_ERROR EHOSTUNREACH true\n\
+         udp refused: ConnectionRefused, then WouldBlock\n\
          done\n",
         "{out:#?}"
     );

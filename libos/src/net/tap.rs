@@ -153,6 +153,11 @@ pub struct Tap {
     unanswered: Vec<(Ipv4Addr, Instant)>,
     /// The time smoltcp gave with the last token it asked for.
     now: Instant,
+    /// UDP datagrams the host or a peer answered with an ICMP port
+    /// unreachable, as (local port, destination), latest last: a
+    /// connected UDP socket reports them as `ECONNREFUSED` (see
+    /// [`Tap::take_port_unreachable`]). smoltcp tells no socket.
+    port_unreachable: Vec<(u16, SocketAddrV4)>,
 }
 
 /// Most unanswered neighbours the device remembers; the oldest is
@@ -198,6 +203,7 @@ impl Tap {
             looped: None,
             unanswered: Vec::new(),
             now: Instant::ZERO,
+            port_unreachable: Vec::new(),
         }
     }
 
@@ -246,6 +252,18 @@ impl Tap {
     /// (a connection attempt to it fails after a while, as on Linux).
     pub(crate) fn unanswered_since(&self, addr: Ipv4Addr) -> Option<Instant> {
         self.unanswered.iter().find(|(a, _)| *a == addr).map(|&(_, t)| t)
+    }
+
+    /// Whether a datagram from local `port` to `peer` was answered with
+    /// an ICMP port unreachable; `take`: forgets it (it is reported once).
+    pub(crate) fn port_unreachable(&mut self, port: u16, peer: SocketAddrV4, take: bool) -> bool {
+        let Some(k) = self.port_unreachable.iter().position(|&e| e == (port, peer)) else {
+            return false;
+        };
+        if take {
+            self.port_unreachable.remove(k);
+        }
+        true
     }
 
     /// The receive buffer, and a token to send a frame.
@@ -298,6 +316,14 @@ impl Tap {
     fn tokens(&mut self, frame: Range<usize>) -> (RxToken<'_>, TxToken<'_>) {
         if let Some(from) = arp(&self.rx[frame.clone()]).map(|(_, sender, _)| sender) {
             self.unanswered.retain(|&(a, _)| a != from);
+        }
+        if let Some(e) = udp_port_unreachable(&self.rx[frame.clone()])
+            && !self.port_unreachable.contains(&e)
+        {
+            if self.port_unreachable.len() >= UNANSWERED {
+                self.port_unreachable.remove(0);
+            }
+            self.port_unreachable.push(e);
         }
         let (rx, tx) = self.split();
         (RxToken { frame: &rx[frame] }, tx)
@@ -496,6 +522,34 @@ fn arp(frame: &[u8]) -> Option<(ArpOperation, Ipv4Addr, Ipv4Addr)> {
         }
         _ => None,
     }
+}
+
+/// An ICMP port unreachable (type 3, code 3) about a UDP datagram in
+/// `frame`: the datagram's source port and destination, from the IPv4
+/// and UDP headers the message quotes.
+fn udp_port_unreachable(frame: &[u8]) -> Option<(u16, SocketAddrV4)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    if ip.next_header() != IpProtocol::Icmp || ip.more_frags() || ip.frag_offset() != 0 {
+        return None;
+    }
+    let icmp = ip.payload();
+    if icmp.get(..2)? != [3, 3] {
+        return None;
+    }
+    let quoted = icmp.get(8..)?;
+    let ihl = usize::from(quoted.first()? & 0x0f) * 4;
+    if quoted.first()? >> 4 != 4 || ihl < 20 || *quoted.get(9)? != 17 {
+        return None;
+    }
+    let dst: [u8; 4] = quoted.get(16..20)?.try_into().ok()?;
+    let udp = quoted.get(ihl..ihl + 4)?;
+    let sport = u16::from_be_bytes([udp[0], udp[1]]);
+    let dport = u16::from_be_bytes([udp[2], udp[3]]);
+    Some((sport, SocketAddrV4::new(dst.into(), dport)))
 }
 
 /// Notes that smoltcp asks for `addr` by ARP at `now` (see

@@ -255,6 +255,15 @@ impl UdpSocket {
         })
     }
 
+    /// Whether a datagram this socket sent to `peer` was answered with an
+    /// ICMP port unreachable (Linux's `ECONNREFUSED` on a connected
+    /// socket); `take`: reports it once.
+    pub fn port_unreachable(&self, peer: SocketAddrV4, take: bool) -> bool {
+        let mut stack = STACK.lock();
+        let port = self.local_port();
+        stack.ifaces.iter_mut().any(|i| i.tap.port_unreachable(port, peer, take))
+    }
+
     /// Sets the IP time-to-live of its datagrams (`None`: the default, 64).
     pub fn set_hop_limit(&self, ttl: Option<u8>) {
         let mut stack = STACK.lock();

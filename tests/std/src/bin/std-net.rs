@@ -9,7 +9,8 @@
 //! * `serve`: a threaded echo server on TCP 7 (a thread per connection),
 //!   "bye" then EOF on TCP 8, and UDP echo on 7, for the suite's clients.
 //! * `unreachable`: connections to 10.0.0.98, which nobody answers ARP
-//!   for: blocking, then nonblocking with `poll` and `SO_ERROR`.
+//!   for: blocking, then nonblocking with `poll` and `SO_ERROR`; and a
+//!   connected UDP socket to a port of 10.0.0.1 nothing listens on.
 //! * `gather`: `sendmsg` and `writev` of several buffers to the suite's
 //!   10.0.0.1:7007, which reads the segments on the wire.
 
@@ -443,6 +444,16 @@ fn unreachable() {
         );
         libc::close(fd);
     }
+    // The host answers a datagram to a closed port with an ICMP port
+    // unreachable: the connected socket's next receive is refused, once.
+    let u = UdpSocket::bind("0.0.0.0:0").unwrap();
+    u.connect(host(7999)).unwrap();
+    u.send(b"anyone?").unwrap();
+    u.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = [0u8; 16];
+    let first = kind(u.recv(&mut b));
+    u.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    println!("udp refused: {first}, then {}", kind(u.recv(&mut b)));
     println!("done");
 }
 

@@ -72,7 +72,20 @@ impl Socket {
         }
         self.autobind()?;
         u.peer.set(Some(to));
+        // An earlier socket's error is not this one's.
+        let _ = self.udp_refused(true);
         Ok(())
+    }
+
+    /// Whether the connected peer answered a datagram with an ICMP port
+    /// unreachable: Linux's pending `ECONNREFUSED`, reported once by the
+    /// next receive or send (`take`) and as `POLLERR` until then. Only a
+    /// connected socket hears of it, as on Linux without `IP_RECVERR`.
+    fn udp_refused(&self, take: bool) -> bool {
+        let u = self.udp();
+        let Some(peer) = u.peer.get() else { return false };
+        let sock = u.sock.borrow();
+        sock.as_ref().is_some_and(|s| s.port_unreachable(peer, take))
     }
 
     pub(super) fn udp_send(
@@ -86,6 +99,9 @@ impl Socket {
             return Err(::libc::EPIPE);
         }
         let to = to.or(u.peer.get()).ok_or(::libc::EDESTADDRREQ)?;
+        if self.udp_refused(true) {
+            return Err(::libc::ECONNREFUSED);
+        }
         if to.ip().is_broadcast() && !self.opts.get().broadcast {
             return Err(::libc::EACCES);
         }
@@ -112,6 +128,9 @@ impl Socket {
         wait_loop(nonblock, self.opts.get().rcvtimeo, || {
             if self.shut_rd.get() {
                 return Poll::Ready(Ok((0, 0, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))));
+            }
+            if self.udp_refused(true) {
+                return Poll::Ready(Err(::libc::ECONNREFUSED));
             }
             let sock = u.sock.borrow();
             // Unbound: nothing can arrive (Linux waits too).
@@ -167,6 +186,9 @@ impl Socket {
         }
         if self.shut_rd.get() && self.shut_wr.get() {
             ev |= ::libc::POLLHUP;
+        }
+        if self.udp_refused(false) {
+            ev |= ::libc::POLLERR;
         }
         ev
     }
