@@ -951,4 +951,52 @@ mod tests {
         tap.connections.clear();
         assert_eq!(tap.admit(frame), Admit::Drop, "no listening socket left");
     }
+
+    /// An Ethernet frame with an ICMP port unreachable from 10.0.0.1
+    /// quoting a UDP datagram 10.0.0.2:`sport` -> 10.0.0.1:`dport`.
+    fn port_unreachable(sport: u16, dport: u16) -> Vec<u8> {
+        let mut quoted = vec![0x45, 0, 0, 36, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 2, 10, 0, 0, 1];
+        quoted.extend_from_slice(&sport.to_be_bytes());
+        quoted.extend_from_slice(&dport.to_be_bytes());
+        quoted.extend_from_slice(&[0, 16, 0, 0]);
+        let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(&quoted);
+        let total = (20 + icmp.len()) as u8;
+        let mut ip = vec![0x45, 0, 0, total, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let sum = !checksum::data(&ip);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        let mut frame = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        frame.extend_from_slice(&ip);
+        frame.extend_from_slice(&icmp);
+        frame
+    }
+
+    #[test]
+    fn port_unreachables_name_the_datagram_and_hostile_ones_nothing() {
+        let frame = port_unreachable(40000, 7999);
+        let peer = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 7999);
+        assert_eq!(udp_port_unreachable(&frame), Some((40000, peer)));
+        // Every truncation, and other codes or quoted protocols: nothing.
+        for n in 0..frame.len() {
+            assert_eq!(udp_port_unreachable(&frame[..n]), None, "cut at {n}");
+        }
+        let mut host = frame.clone();
+        host[14 + 20 + 1] = 1;
+        assert_eq!(udp_port_unreachable(&host), None);
+        let mut tcp = frame.clone();
+        tcp[14 + 20 + 8 + 9] = 6;
+        assert_eq!(udp_port_unreachable(&tcp), None);
+        let mut bad_ihl = frame.clone();
+        bad_ihl[14 + 20 + 8] = 0x4f;
+        assert_eq!(udp_port_unreachable(&bad_ihl), None);
+        // Reported once when taken, and only for its port and peer.
+        let mut tap = Tap::new(-1, 1500, false);
+        let n = frame.len();
+        tap.rx[..n].copy_from_slice(&frame);
+        drop(tap.tokens(0..n));
+        assert!(!tap.port_unreachable(40001, peer, true));
+        assert!(tap.port_unreachable(40000, peer, false));
+        assert!(tap.port_unreachable(40000, peer, true));
+        assert!(!tap.port_unreachable(40000, peer, true));
+    }
 }
