@@ -993,7 +993,7 @@ mod tests {
         let mut tap = Tap::new(-1, 1500, false);
         let n = frame.len();
         tap.rx[..n].copy_from_slice(&frame);
-        drop(tap.tokens(0..n));
+        let _ = tap.tokens(0..n);
         assert!(!tap.port_unreachable(40001, peer, true));
         assert!(tap.port_unreachable(40000, peer, false));
         assert!(tap.port_unreachable(40000, peer, true));
