@@ -930,15 +930,37 @@ fn a_pod_lives_as_the_kubelet_drives_it() {
     assert!(status.contains(" 101 "), "attach did not end with the guest: {status}");
     let log = cri_log(&Path::new(&pod_config.log_directory).join("httpd/0.log"));
     assert!(log.iter().any(|(_, l)| l.contains("httpd: serving")), "{log:?}");
-    cri.remove(&httpd).unwrap_or_else(|e| panic!("RemoveContainer httpd: {e}\n{}", node.daemon_log()));
 
-    // A restart in the same pod (the kubelet's next attempt): the pod's
-    // interface is free again, and the new guest serves at the same IP.
+    // A restart in the same pod, as the kubelet does it: the next attempt
+    // is created and started while the exited one is still there (kept for
+    // `kubectl logs --previous`): the exited guest let go of the pod's
+    // interface, and the new one serves at the same IP.
     let again = cri.create(&pod, &pod_config, container("httpd", 1, HTTPD, &[], 64 << 20)).unwrap();
     cri.start(&again).unwrap_or_else(|e| panic!("StartContainer httpd attempt 1: {e}\n{}", node.daemon_log()));
     assert_eq!(node.curl(&format!("http://{ip}/"), Duration::from_secs(20)), "<h1>a pod</h1>\n");
+    cri.remove(&httpd).unwrap_or_else(|e| panic!("RemoveContainer httpd: {e}\n{}", node.daemon_log()));
     let listed = cri.list(&pod);
     assert_eq!(listed.len(), 1, "{listed:?}");
+
+    // PortForward: containerd dials localhost:PORT inside the pod's
+    // namespace, where the guest is not (docs/kubernetes.md says why and
+    // what replaces it): the dial's error comes back on the port's error
+    // channel, promptly.
+    let url = cri
+        .call(
+            "PortForward",
+            cri.rs().port_forward(cri::PortForwardRequest { pod_sandbox_id: pod.clone(), port: vec![80] }),
+        )
+        .unwrap_or_else(|e| panic!("PortForward: {e}"))
+        .url;
+    let (status, data) =
+        node.ns.enter(move || stream(&format!("{url}?port=80"), "v4.channel.k8s.io", Duration::from_secs(10)));
+    let errors: Vec<String> = data.iter().filter(|d| d.first() == Some(&1)).map(|d| text(&d[1..])).collect();
+    assert!(
+        errors.iter().any(|e| e.contains("connection refused")),
+        "port-forward: {status} {errors:?}\n{}",
+        node.daemon_log()
+    );
 
     // The pod goes, with the running container in it: StopPodSandbox stops
     // it, within seconds.
