@@ -195,7 +195,7 @@ fn dispatch(cli: &Cli, log: &Log) -> Result<u8, Error> {
         Command::Create(a) => create(root, a, true, disks, log).map(|_| 0),
         Command::Start { id } => start(root, id).map(|_| 0),
         Command::State { id } => state(root, id).map(|_| 0),
-        Command::Kill { id, signal, all: _ } => kill(root, id, signal.as_deref()).map(|_| 0),
+        Command::Kill { id, signal, all } => kill(root, id, signal.as_deref(), *all).map(|_| 0),
         Command::Delete { id, force } => delete(root, id, *force, log).map(|_| 0),
         Command::Run { create: a, detach } => run(root, a, *detach, disks, log),
         Command::Ps { id, format } => ps(root, id, format).map(|_| 0),
@@ -547,13 +547,19 @@ fn parse_signal(s: &str) -> Result<i32, Error> {
     Ok(n)
 }
 
-fn kill(root: &Path, id: &str, signal: Option<&str>) -> Result<(), Error> {
+/// runc's `kill`: a stopped container is an error without `--all`, worded
+/// as runc's (`container not running`, which containerd's shim tolerates),
+/// and nothing to do with it (exit 0), as runc's `kill --all` does.
+fn kill(root: &Path, id: &str, signal: Option<&str>, all: bool) -> Result<(), Error> {
     let sig = parse_signal(signal.unwrap_or("SIGTERM"))?;
     let dir = Dir::new(root, id)?;
     let _lock = dir.lock(id, container::LOCK_WAIT)?;
     let r = dir.load(id)?;
     if dir.status(&r) == ContainerState::Stopped {
-        return Err(Error(format!("container {id} is not running")));
+        if all {
+            return Ok(());
+        }
+        return Err(Error("container not running".into()));
     }
     // SAFETY: a signal to the container's process, checked alive just now.
     if unsafe { libc::kill(r.pid, sig) } != 0 {
