@@ -106,6 +106,9 @@ const MIB: i64 = 1 << 20;
 /// tables of the arena, 1/512 of it, rounded up.
 pub const TENDER_OVERHEAD_MIB: u64 = 4;
 
+/// The tender's smallest `--mem`.
+const GUEST_MIN_MIB: u64 = 4;
+
 /// The guest's arena (`--mem`, MiB) for a cgroup memory limit of
 /// `limit` bytes: the limit less the tender's overhead, so that a guest
 /// that fills its arena stays within the limit and is not OOM-killed.
@@ -113,9 +116,9 @@ pub fn arena_mib(limit: i64) -> Result<u64, Error> {
     let limit_mib = (limit / MIB) as u64;
     let arena = limit_mib.saturating_sub(TENDER_OVERHEAD_MIB);
     let arena = arena.saturating_sub(arena.div_ceil(512));
-    if arena < 1 {
+    if arena < GUEST_MIN_MIB {
         return Err(Error(format!(
-            "linux.resources.memory.limit {limit} bytes leaves no memory for the guest: the tender itself needs {TENDER_OVERHEAD_MIB} MiB of the container's cgroup (docs/oci.md, \"Memory\")"
+            "linux.resources.memory.limit {limit} bytes leaves {arena} MiB for the guest, below the tender's minimum of {GUEST_MIN_MIB} MiB: the tender itself takes {TENDER_OVERHEAD_MIB} MiB and the page tables of the container's cgroup (docs/oci.md, \"Memory\")"
         )));
     }
     Ok(arena)
@@ -187,7 +190,8 @@ pub fn plan(bundle: &Path, log: &Log) -> Result<Plan, Error> {
         Some(l) => Some(arena_mib(l)?),
     };
     let linux = spec.linux().as_ref();
-    let cgroups_path = linux.and_then(|l| l.cgroups_path().as_ref()).map(|p| p.display().to_string());
+    let cgroups_path =
+        linux.and_then(|l| l.cgroups_path().as_ref()).map(|p| p.display().to_string());
     let resources = linux.and_then(|l| l.resources().clone());
     let oom_score_adj = process.oom_score_adj();
     if let Some(v) = oom_score_adj

@@ -89,7 +89,9 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
         {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
@@ -134,10 +136,15 @@ fn clean(p: &str) -> PathBuf {
 /// runtime's own cgroup, as runc's cgroupfs driver does. The systemd form
 /// (`--systemd-cgroup`) is `slice:prefix:name`: the scope `prefix-name.scope`
 /// in the slice, whose directory is the slice's expanded path.
-pub fn inner_path(cgroups_path: Option<&str>, systemd: bool, id: &str) -> Result<(bool, PathBuf), Error> {
+pub fn inner_path(
+    cgroups_path: Option<&str>,
+    systemd: bool,
+    id: &str,
+) -> Result<(bool, PathBuf), Error> {
     if systemd {
         let spec = cgroups_path.unwrap_or("");
-        let spec = if spec.is_empty() { format!("system.slice:runc:{id}") } else { spec.to_string() };
+        let spec =
+            if spec.is_empty() { format!("system.slice:runc:{id}") } else { spec.to_string() };
         let parts: Vec<&str> = spec.split(':').collect();
         if parts.len() != 3 {
             return Err(Error(format!(
@@ -185,7 +192,12 @@ fn expand_slice(slice: &str) -> Result<PathBuf, Error> {
     if slice == "-.slice" {
         return Ok(PathBuf::new());
     }
-    if base.is_empty() || base.contains('/') || base.starts_with('-') || base.ends_with('-') || base.contains("--") {
+    if base.is_empty()
+        || base.contains('/')
+        || base.starts_with('-')
+        || base.ends_with('-')
+        || base.contains("--")
+    {
         return Err(bad());
     }
     let mut path = PathBuf::new();
@@ -321,7 +333,9 @@ impl Cgroup {
                 match fs::remove_dir(&d) {
                     Ok(()) => break,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline =>
+                    {
                         std::thread::sleep(Duration::from_millis(10));
                     }
                     Err(e) => return Err(io(&d, e)),
@@ -338,8 +352,9 @@ impl Cgroup {
                 .dir("freezer")
                 .and_then(|d| fs::read_to_string(d.join("freezer.state")).ok())
                 .is_some_and(|s| s.trim() != "THAWED"),
-            Cgroup::V2 { dir } => fs::read_to_string(dir.join("cgroup.freeze"))
-                .is_ok_and(|s| s.trim() == "1"),
+            Cgroup::V2 { dir } => {
+                fs::read_to_string(dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+            }
         }
     }
 
@@ -484,7 +499,11 @@ fn make_cpuset(d: &Path) -> Result<(), Error> {
     }
     if let Some(parent) = d.parent() {
         make_cpuset(parent)?;
-        fs::create_dir(d).or_else(|e| if e.kind() == std::io::ErrorKind::AlreadyExists { Ok(()) } else { Err(e) }).map_err(|e| io(d, e))?;
+        fs::create_dir(d)
+            .or_else(
+                |e| if e.kind() == std::io::ErrorKind::AlreadyExists { Ok(()) } else { Err(e) },
+            )
+            .map_err(|e| io(d, e))?;
         for f in ["cpuset.cpus", "cpuset.mems"] {
             if read(d, f).is_ok_and(|v| v.trim().is_empty()) {
                 let v = read(parent, f)?;
@@ -495,12 +514,15 @@ fn make_cpuset(d: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// v2: enables in each ancestor's `cgroup.subtree_control` the controllers
-/// it has, so that the container's cgroup gets their files. Best effort:
+/// v2: enables in each ancestor's `cgroup.subtree_control` (but the
+/// root's) the controllers it has, so that the container's cgroup gets their files. Best effort:
 /// a controller that cannot be enabled (a parent with processes in it)
 /// leaves its files missing, and writing a limit to one then fails naming it.
 fn enable_controllers(dir: &Path) {
-    let ancestors: Vec<&Path> = dir.ancestors().skip(1).collect();
+    // Below the hierarchy's root: the root's are the init system's to
+    // enable.
+    let ancestors: Vec<&Path> =
+        dir.ancestors().skip(1).take_while(|a| a.parent().is_some_and(|p| is_cgroup2(p))).collect();
     for a in ancestors.into_iter().rev() {
         let Ok(avail) = fs::read_to_string(a.join("cgroup.controllers")) else { continue };
         for c in avail.split_whitespace() {
@@ -524,13 +546,17 @@ fn w(controller: &'static str, file: &str, value: impl ToString) -> Write {
 }
 
 fn refuse_unsupported(r: &LinuxResources) -> Result<(), Error> {
-    if r.network().as_ref().is_some_and(|n| n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty())) {
+    if r.network().as_ref().is_some_and(|n| {
+        n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty())
+    }) {
         return Err(Error(
             "linux.resources.network (net_cls, net_prio) is not supported: the guest's traffic leaves through the tender's tap".into(),
         ));
     }
     if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
-        return Err(Error("linux.resources.rdma is not supported: a guest has no RDMA device".into()));
+        return Err(Error(
+            "linux.resources.rdma is not supported: a guest has no RDMA device".into(),
+        ));
     }
     if r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
         return Err(Error(
@@ -544,7 +570,9 @@ fn refuse_unsupported(r: &LinuxResources) -> Result<(), Error> {
 pub fn v1_writes(r: &LinuxResources, notes: &mut Vec<String>) -> Result<Vec<Write>, Error> {
     refuse_unsupported(r)?;
     if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
-        return Err(Error("linux.resources.unified needs cgroup v2; this host has cgroup v1".into()));
+        return Err(Error(
+            "linux.resources.unified needs cgroup v2; this host has cgroup v1".into(),
+        ));
     }
     let mut out = Vec::new();
     if let Some(m) = r.memory() {
@@ -557,7 +585,10 @@ pub fn v1_writes(r: &LinuxResources, notes: &mut Vec<String>) -> Result<Vec<Writ
         // limit, then the real memsw.
         if let Some(s) = swap {
             if limit.is_some() {
-                out.push(Write { optional: true, ..w("memory", "memory.memsw.limit_in_bytes", -1) });
+                out.push(Write {
+                    optional: true,
+                    ..w("memory", "memory.memsw.limit_in_bytes", -1)
+                });
             }
             if let Some(l) = limit {
                 out.push(w("memory", "memory.limit_in_bytes", l));
@@ -643,7 +674,11 @@ pub fn v2_writes(r: &LinuxResources, notes: &mut Vec<String>) -> Result<Vec<Writ
     let mut out = Vec::new();
     if let Some(m) = r.memory() {
         if let Some(l) = m.limit() {
-            out.push(w("memory", "memory.max", if l < 0 { "max".to_string() } else { l.to_string() }));
+            out.push(w(
+                "memory",
+                "memory.max",
+                if l < 0 { "max".to_string() } else { l.to_string() },
+            ));
         }
         if let Some(s) = m.swap() {
             // OCI's swap is memory + swap; v2's memory.swap.max is swap alone.
@@ -667,10 +702,16 @@ pub fn v2_writes(r: &LinuxResources, notes: &mut Vec<String>) -> Result<Vec<Writ
             out.push(Write { optional: true, ..w("memory", "memory.swap.max", v) });
         }
         if let Some(v) = m.reservation() {
-            out.push(w("memory", "memory.low", if v < 0 { "max".to_string() } else { v.to_string() }));
+            out.push(w(
+                "memory",
+                "memory.low",
+                if v < 0 { "max".to_string() } else { v.to_string() },
+            ));
         }
         if m.swappiness().is_some() {
-            notes.push("linux.resources.memory.swappiness has no cgroup v2 file: not applied".into());
+            notes.push(
+                "linux.resources.memory.swappiness has no cgroup v2 file: not applied".into(),
+            );
         }
         if m.disable_oom_killer() == Some(true) {
             return Err(Error(
@@ -678,7 +719,9 @@ pub fn v2_writes(r: &LinuxResources, notes: &mut Vec<String>) -> Result<Vec<Writ
             ));
         }
         if m.kernel().is_some() || m.kernel_tcp().is_some() {
-            notes.push("linux.resources.memory.kernel and kernelTCP are deprecated and not applied".into());
+            notes.push(
+                "linux.resources.memory.kernel and kernelTCP are deprecated and not applied".into(),
+            );
         }
     }
     if let Some(c) = r.cpu() {
@@ -720,7 +763,9 @@ pub fn v2_writes(r: &LinuxResources, notes: &mut Vec<String>) -> Result<Vec<Writ
         keys.sort();
         for (k, v) in keys {
             if k.contains('/') || k.starts_with('.') || k.starts_with("cgroup.") {
-                return Err(Error(format!("linux.resources.unified: {k:?} is not a controller file")));
+                return Err(Error(format!(
+                    "linux.resources.unified: {k:?} is not a controller file"
+                )));
             }
             out.push(w("unified", k, v));
         }
@@ -746,7 +791,10 @@ mod tests {
 
     #[test]
     fn cgroupfs_paths_are_cleaned_as_runc_does() {
-        assert_eq!(inner_path(Some("/kubepods/pod1/c1"), false, "c1").unwrap(), (true, "kubepods/pod1/c1".into()));
+        assert_eq!(
+            inner_path(Some("/kubepods/pod1/c1"), false, "c1").unwrap(),
+            (true, "kubepods/pod1/c1".into())
+        );
         assert_eq!(inner_path(Some("/../../etc/x"), false, "c").unwrap(), (true, "etc/x".into()));
         assert_eq!(inner_path(Some("a/./b/../c"), false, "c").unwrap(), (false, "a/c".into()));
         assert_eq!(inner_path(Some("../../.."), false, "c").unwrap(), (false, PathBuf::new()));
@@ -756,7 +804,8 @@ mod tests {
 
     #[test]
     fn systemd_paths_map_to_the_scope_directory() {
-        let p = |s: &str| inner_path(Some(s), true, "id").map(|(a, p)| (a, p.display().to_string()));
+        let p =
+            |s: &str| inner_path(Some(s), true, "id").map(|(a, p)| (a, p.display().to_string()));
         assert_eq!(
             p("kubepods-burstable-pod12.slice:cri-containerd:abc").unwrap(),
             (true, "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod12.slice/cri-containerd-abc.scope".into())
@@ -765,8 +814,21 @@ mod tests {
         assert_eq!(p(":runc:x").unwrap().1, "system.slice/runc-x.scope");
         assert_eq!(p("-.slice::x").unwrap().1, "x.scope");
         assert_eq!(p("user.slice::sub.slice").unwrap().1, "user.slice/sub.slice");
-        assert_eq!(inner_path(None, true, "c9").unwrap().1, PathBuf::from("system.slice/runc-c9.scope"));
-        for bad in ["/plain/path", "a:b", "a:b:c:d", "noslice:p:n", "a--b.slice:p:n", "-a.slice:p:n", "a.slice:p:", "a.slice:p:x/y", "a/b.slice:p:n"] {
+        assert_eq!(
+            inner_path(None, true, "c9").unwrap().1,
+            PathBuf::from("system.slice/runc-c9.scope")
+        );
+        for bad in [
+            "/plain/path",
+            "a:b",
+            "a:b:c:d",
+            "noslice:p:n",
+            "a--b.slice:p:n",
+            "-a.slice:p:n",
+            "a.slice:p:",
+            "a.slice:p:x/y",
+            "a/b.slice:p:n",
+        ] {
             let e = p(bad).unwrap_err();
             assert!(!e.0.is_empty(), "{bad}");
         }
@@ -818,12 +880,16 @@ mod tests {
             ("cpuset.mems", "0"),
             ("pids.max", "max"),
         ];
-        let want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let want: Vec<(String, String)> =
+            want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
         assert_eq!(ws, want);
         assert!(notes.is_empty(), "{notes:?}");
         assert!(v1_writes(&res(r#"{"unified":{"memory.high":"1"}}"#), &mut notes).is_err());
         assert!(v1_writes(&res(r#"{"network":{"classID":1}}"#), &mut notes).is_err());
-        assert!(v1_writes(&res(r#"{"hugepageLimits":[{"pageSize":"2MB","limit":1}]}"#), &mut notes).is_err());
+        assert!(
+            v1_writes(&res(r#"{"hugepageLimits":[{"pageSize":"2MB","limit":1}]}"#), &mut notes)
+                .is_err()
+        );
         assert!(v1_writes(&res(r#"{"memory":{"swappiness":101}}"#), &mut notes).is_err());
     }
 
@@ -836,7 +902,9 @@ mod tests {
         assert_eq!(blkio_to_io_weight(10), 1);
         assert_eq!(blkio_to_io_weight(1000), 10_000);
         let mut notes = vec![];
-        let r = res(r#"{"memory":{"limit":100,"swap":300},"cpu":{"shares":1024,"quota":-1},"pids":{"limit":12},"unified":{"memory.high":"90"}}"#);
+        let r = res(
+            r#"{"memory":{"limit":100,"swap":300},"cpu":{"shares":1024,"quota":-1},"pids":{"limit":12},"unified":{"memory.high":"90"}}"#,
+        );
         let ws: Vec<(String, String)> =
             v2_writes(&r, &mut notes).unwrap().into_iter().map(|w| (w.file, w.value)).collect();
         let want = [
@@ -847,7 +915,8 @@ mod tests {
             ("pids.max", "12"),
             ("memory.high", "90"),
         ];
-        let want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let want: Vec<(String, String)> =
+            want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
         assert_eq!(ws, want);
         let cpu = v2_writes(&res(r#"{"cpu":{"quota":20000,"period":50000}}"#), &mut notes).unwrap();
         assert_eq!(cpu[0].value, "20000 50000");

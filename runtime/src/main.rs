@@ -309,7 +309,12 @@ impl Drop for Undo {
 /// Makes the container's cgroup and writes its limits. Without a
 /// `cgroupsPath`, a host where cgroups cannot be made (read-only, no
 /// permission) gets a warning and a container without one.
-fn make_cgroup(plan: &bundle::Plan, id: &str, opts: CgroupOpts, log: &Log) -> Result<Option<cgroup::Cgroup>, Error> {
+fn make_cgroup(
+    plan: &bundle::Plan,
+    id: &str,
+    opts: CgroupOpts,
+    log: &Log,
+) -> Result<Option<cgroup::Cgroup>, Error> {
     let explicit = plan.cgroups_path.as_deref().is_some_and(|p| !p.is_empty()) || opts.systemd;
     let (absolute, inner) = cgroup::inner_path(plan.cgroups_path.as_deref(), opts.systemd, id)?;
     let located = cgroup::detect().map(|h| cgroup::Cgroup::locate(&h, absolute, &inner));
@@ -758,7 +763,9 @@ fn pause(root: &Path, id: &str, freeze: bool) -> Result<(), Error> {
         return Err(Error("container not paused".into()));
     }
     let cg = r.cgroup.as_ref().ok_or_else(|| {
-        Error(format!("container {id} has no cgroup (it was created without one): nothing to freeze"))
+        Error(format!(
+            "container {id} has no cgroup (it was created without one): nothing to freeze"
+        ))
     })?;
     cg.freeze(freeze)
 }
@@ -891,7 +898,9 @@ fn run(
 /// (`k`, `m`, `g`, `t`, `p`, powers of 1024, with or without `b`/`ib`);
 /// `-1` is unlimited.
 fn parse_bytes(s: &str) -> Result<i64, Error> {
-    let bad = || Error(format!("invalid size {s:?}: a number of bytes with an optional unit (k, m, g, t)"));
+    let bad = || {
+        Error(format!("invalid size {s:?}: a number of bytes with an optional unit (k, m, g, t)"))
+    };
     let t = s.trim().to_ascii_lowercase();
     if t == "-1" {
         return Ok(-1);
@@ -920,9 +929,7 @@ fn parse_bytes(s: &str) -> Result<i64, Error> {
 /// The resources `update` asks for: `--resources` (a LinuxResources JSON
 /// file, `-` for stdin), then the flags on top, as runc reads them.
 fn update_resources(a: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources, Error> {
-    use oci_spec::runtime::{
-        LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources,
-    };
+    use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
     let mut r: LinuxResources = match &a.resources {
         Some(p) => {
             let text = if p.as_os_str() == "-" {
@@ -1018,7 +1025,10 @@ fn update(root: &Path, a: &UpdateArgs, log: &Log) -> Result<(), Error> {
         return Err(Error("container not running".into()));
     }
     let cg = r.cgroup.as_ref().ok_or_else(|| {
-        Error(format!("container {} has no cgroup (it was created without one): nothing to update", a.id))
+        Error(format!(
+            "container {} has no cgroup (it was created without one): nothing to update",
+            a.id
+        ))
     })?;
     let sandbox = bundle::is_sandbox(&r.annotations);
     if let Some(l) = res.memory().as_ref().and_then(|m| m.limit()).filter(|l| *l > 0)
@@ -1054,7 +1064,8 @@ fn events(root: &Path, id: &str, stats: bool) -> Result<(), Error> {
     let dir = Dir::new(root, id)?;
     let r = dir.load(id)?;
     if dir.status(&r) == Status::Stopped {
-        return Err(Error("container not running".into()));
+        // runc's wording for events.
+        return Err(Error(format!("container with id {id} is not running")));
     }
     let cg = r.cgroup.as_ref().ok_or_else(|| {
         Error(format!("container {id} has no cgroup (it was created without one): no stats"))
