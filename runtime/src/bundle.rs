@@ -181,7 +181,9 @@ pub fn plan(bundle: &Path, log: &Log) -> Result<Plan, Error> {
         .and_then(|m| m.limit())
     {
         None => None,
-        Some(l) if l < 0 => None, // -1: unlimited
+        Some(l) if l <= 0 => None, // -1: unlimited; 0: unset, as runc reads it
+        // A sandbox runs no guest: the limit is only the cgroup's.
+        Some(_) if sandbox => None,
         Some(l) if l < MIB => {
             return Err(Error(format!(
                 "linux.resources.memory.limit {l} bytes is below 1 MiB: too small for any guest"

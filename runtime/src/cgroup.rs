@@ -522,7 +522,7 @@ fn enable_controllers(dir: &Path) {
     // Below the hierarchy's root: the root's are the init system's to
     // enable.
     let ancestors: Vec<&Path> =
-        dir.ancestors().skip(1).take_while(|a| a.parent().is_some_and(|p| is_cgroup2(p))).collect();
+        dir.ancestors().skip(1).take_while(|a| a.parent().is_some_and(is_cgroup2)).collect();
     for a in ancestors.into_iter().rev() {
         let Ok(avail) = fs::read_to_string(a.join("cgroup.controllers")) else { continue };
         for c in avail.split_whitespace() {
@@ -576,8 +576,9 @@ pub fn v1_writes(r: &LinuxResources, notes: &mut Vec<String>) -> Result<Vec<Writ
     }
     let mut out = Vec::new();
     if let Some(m) = r.memory() {
-        let limit = m.limit();
-        let swap = m.swap();
+        // runc leaves a file alone for a value of 0.
+        let limit = m.limit().filter(|v| *v != 0);
+        let swap = m.swap().filter(|v| *v != 0);
         // memory.memsw.limit_in_bytes (memory + swap) may never be below
         // memory.limit_in_bytes: with both, the kernel takes them in the
         // order runc writes them, memsw first when it grows. Unknown here
@@ -597,7 +598,7 @@ pub fn v1_writes(r: &LinuxResources, notes: &mut Vec<String>) -> Result<Vec<Writ
         } else if let Some(l) = limit {
             out.push(w("memory", "memory.limit_in_bytes", l));
         }
-        if let Some(v) = m.reservation() {
+        if let Some(v) = m.reservation().filter(|v| *v != 0) {
             out.push(w("memory", "memory.soft_limit_in_bytes", v));
         }
         if let Some(v) = m.swappiness() {
@@ -614,14 +615,14 @@ pub fn v1_writes(r: &LinuxResources, notes: &mut Vec<String>) -> Result<Vec<Writ
         }
     }
     if let Some(c) = r.cpu() {
-        if let Some(v) = c.shares() {
+        if let Some(v) = c.shares().filter(|v| *v != 0) {
             out.push(w("cpu", "cpu.shares", v));
         }
-        if let Some(v) = c.period() {
+        if let Some(v) = c.period().filter(|v| *v != 0) {
             out.push(w("cpu", "cpu.cfs_period_us", v));
         }
-        if let Some(v) = c.quota() {
-            out.push(w("cpu", "cpu.cfs_quota_us", if v <= 0 { -1 } else { v }));
+        if let Some(v) = c.quota().filter(|v| *v != 0) {
+            out.push(w("cpu", "cpu.cfs_quota_us", if v < 0 { -1 } else { v }));
         }
         if let Some(v) = c.realtime_period() {
             out.push(w("cpu", "cpu.rt_period_us", v));
@@ -639,14 +640,12 @@ pub fn v1_writes(r: &LinuxResources, notes: &mut Vec<String>) -> Result<Vec<Writ
             out.push(w("cpu", "cpu.idle", c.idle().unwrap_or(0)));
         }
     }
-    if let Some(p) = r.pids() {
-        let l = p.limit();
-        out.push(w("pids", "pids.max", if l <= 0 { "max".to_string() } else { l.to_string() }));
+    // 0: unchanged, as runc; negative: no limit.
+    if let Some(l) = r.pids().as_ref().map(|p| p.limit()).filter(|l| *l != 0) {
+        out.push(w("pids", "pids.max", if l < 0 { "max".to_string() } else { l.to_string() }));
     }
-    if let Some(b) = r.block_io() {
-        if let Some(v) = b.weight() {
-            out.push(w("blkio", "blkio.weight", v));
-        }
+    if let Some(v) = r.block_io().as_ref().and_then(|b| b.weight()) {
+        out.push(w("blkio", "blkio.weight", v));
     }
     Ok(out)
 }
@@ -673,7 +672,7 @@ pub fn v2_writes(r: &LinuxResources, notes: &mut Vec<String>) -> Result<Vec<Writ
     refuse_unsupported(r)?;
     let mut out = Vec::new();
     if let Some(m) = r.memory() {
-        if let Some(l) = m.limit() {
+        if let Some(l) = m.limit().filter(|v| *v != 0) {
             out.push(w(
                 "memory",
                 "memory.max",
@@ -728,7 +727,7 @@ pub fn v2_writes(r: &LinuxResources, notes: &mut Vec<String>) -> Result<Vec<Writ
         if let Some(s) = c.shares().filter(|s| *s != 0) {
             out.push(w("cpu", "cpu.weight", shares_to_weight(s)));
         }
-        if c.quota().is_some() || c.period().is_some() {
+        if c.quota().is_some_and(|v| v != 0) || c.period().is_some_and(|v| v != 0) {
             let quota = match c.quota() {
                 Some(q) if q > 0 => q.to_string(),
                 _ => "max".to_string(),
@@ -749,14 +748,12 @@ pub fn v2_writes(r: &LinuxResources, notes: &mut Vec<String>) -> Result<Vec<Writ
             out.push(w("cpu", "cpu.idle", i));
         }
     }
-    if let Some(p) = r.pids() {
-        let l = p.limit();
-        out.push(w("pids", "pids.max", if l <= 0 { "max".to_string() } else { l.to_string() }));
+    // 0: unchanged, as runc; negative: no limit.
+    if let Some(l) = r.pids().as_ref().map(|p| p.limit()).filter(|l| *l != 0) {
+        out.push(w("pids", "pids.max", if l < 0 { "max".to_string() } else { l.to_string() }));
     }
-    if let Some(b) = r.block_io() {
-        if let Some(v) = b.weight() {
-            out.push(w("io", "io.weight", blkio_to_io_weight(v)));
-        }
+    if let Some(v) = r.block_io().as_ref().and_then(|b| b.weight()) {
+        out.push(w("io", "io.weight", blkio_to_io_weight(v)));
     }
     if let Some(u) = r.unified() {
         let mut keys: Vec<_> = u.iter().collect();
@@ -865,7 +862,7 @@ mod tests {
         let mut notes = vec![];
         let r = res(r#"{"memory":{"limit":67108864,"swap":134217728,"reservation":1048576},
             "cpu":{"shares":512,"quota":50000,"period":100000,"cpus":"0","mems":"0"},
-            "pids":{"limit":0},"devices":[{"allow":false,"access":"rwm"}]}"#);
+            "pids":{"limit":-1},"devices":[{"allow":false,"access":"rwm"}]}"#);
         let ws: Vec<(String, String)> =
             v1_writes(&r, &mut notes).unwrap().into_iter().map(|w| (w.file, w.value)).collect();
         let want = [

@@ -166,7 +166,7 @@ enum Command {
     /// Thaws a paused container's cgroup.
     Resume { id: String },
     /// Changes the container's cgroup limits.
-    Update(UpdateArgs),
+    Update(Box<UpdateArgs>),
     /// Prints the container's cgroup usage (runc's stats event, JSON).
     Events {
         id: String,
@@ -191,29 +191,29 @@ struct UpdateArgs {
     blkio_weight: Option<u16>,
     #[arg(long)]
     cpu_period: Option<u64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     cpu_quota: Option<i64>,
     #[arg(long)]
     cpu_share: Option<u64>,
     #[arg(long)]
     cpu_rt_period: Option<u64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     cpu_rt_runtime: Option<i64>,
     #[arg(long)]
     cpuset_cpus: Option<String>,
     #[arg(long)]
     cpuset_mems: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     memory: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     memory_reservation: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     memory_swap: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pids_limit: Option<i64>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     kernel_memory: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     kernel_memory_tcp: Option<String>,
     #[arg(long)]
     l3_cache_schema: Option<String>,
@@ -317,6 +317,12 @@ fn make_cgroup(
 ) -> Result<Option<cgroup::Cgroup>, Error> {
     let explicit = plan.cgroups_path.as_deref().is_some_and(|p| !p.is_empty()) || opts.systemd;
     let (absolute, inner) = cgroup::inner_path(plan.cgroups_path.as_deref(), opts.systemd, id)?;
+    if inner.as_os_str().is_empty() {
+        return Err(Error(format!(
+            "linux.cgroupsPath {:?} names the hierarchy's root or the runtime's own cgroup: a container needs a cgroup of its own",
+            plan.cgroups_path.as_deref().unwrap_or("")
+        )));
+    }
     let located = cgroup::detect().map(|h| cgroup::Cgroup::locate(&h, absolute, &inner));
     let cg = match located {
         Ok(cg) => cg,
@@ -929,7 +935,7 @@ fn parse_bytes(s: &str) -> Result<i64, Error> {
 /// The resources `update` asks for: `--resources` (a LinuxResources JSON
 /// file, `-` for stdin), then the flags on top, as runc reads them.
 fn update_resources(a: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources, Error> {
-    use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
+    use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
     let mut r: LinuxResources = match &a.resources {
         Some(p) => {
             let text = if p.as_os_str() == "-" {
@@ -950,7 +956,7 @@ fn update_resources(a: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources,
             "--l3-cache-schema and --mem-bw-schema (Intel RDT) are not supported".into(),
         ));
     }
-    let mut mem = r.memory().clone().unwrap_or_else(LinuxMemory::default);
+    let mut mem = r.memory().unwrap_or_default();
     if let Some(v) = &a.memory {
         mem.set_limit(Some(parse_bytes(v)?));
     }
@@ -969,7 +975,7 @@ fn update_resources(a: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources,
     if mem != LinuxMemory::default() {
         r.set_memory(Some(mem));
     }
-    let mut cpu = r.cpu().clone().unwrap_or_else(LinuxCpu::default);
+    let mut cpu = r.cpu().clone().unwrap_or_default();
     if let Some(v) = a.cpu_share {
         cpu.set_shares(Some(v));
     }
@@ -1000,7 +1006,7 @@ fn update_resources(a: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources,
         r.set_pids(Some(p));
     }
     if let Some(v) = a.blkio_weight {
-        let mut b = r.block_io().clone().unwrap_or_else(LinuxBlockIo::default);
+        let mut b = r.block_io().clone().unwrap_or_default();
         b.set_weight(Some(v));
         r.set_block_io(Some(b));
     }

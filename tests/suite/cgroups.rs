@@ -590,6 +590,15 @@ fn what_cannot_be_honoured_is_refused_and_leaves_nothing() {
             assert!(!own_v1(c).join(&path).exists(), "{tag}: {c} cgroup left");
         }
     }
+    // The root of the hierarchy, or the runtime's own cgroup: not the
+    // container's to take (and remove at delete).
+    for (tag, p) in [("root", "/"), ("own", "a/../.."), ("dots", "/../..")] {
+        let b = bundle(rt.dir.path(), tag, Path::new(BASICS), &["exit", "0"], |c| {
+            c["linux"]["cgroupsPath"] = json!(p);
+        });
+        rt.refused(&["create", "--bundle", b.to_str().unwrap(), tag], "names the hierarchy's root");
+        assert!(!rt.root().join(tag).exists());
+    }
     let b = bundle(rt.dir.path(), "oom", Path::new(BASICS), &["exit", "0"], |c| {
         c["process"]["oomScoreAdj"] = json!(1001);
     });
@@ -700,7 +709,7 @@ fn update_applies_to_the_cgroup_and_refuses_to_starve_the_guest() {
     assert_eq!(read(&dir("cpu").join("cpu.cfs_quota_us")), "20000");
     assert_eq!(read(&dir("pids").join("pids.max")), "7");
     // runc's flags, with its units.
-    rt.ok(&["update", "--cpu-share", "128", "--pids-limit", "0", "--memory", "96m", "u1"]);
+    rt.ok(&["update", "--cpu-share", "128", "--pids-limit", "-1", "--memory", "96m", "u1"]);
     assert_eq!(read(&dir("cpu").join("cpu.shares")), "128");
     assert_eq!(read(&dir("pids").join("pids.max")), "max");
     assert_eq!(read(&dir("memory").join("memory.limit_in_bytes")), (96 * MIB).to_string());
@@ -716,6 +725,8 @@ fn update_applies_to_the_cgroup_and_refuses_to_starve_the_guest() {
         "not a LinuxResources JSON",
     );
     rt.refused(&["update", "--memory", "lots", "u1"], "invalid size");
+    rt.ok(&["update", "--memory-swap", "-1", "--cpu-quota", "-1", "u1"]);
+    assert_eq!(read(&dir("cpu").join("cpu.cfs_quota_us")), "-1");
     rt.refused(&["update", "--l3-cache-schema", "L3:0=f", "u1"], "Intel RDT");
     rt.ok(&["delete", "--force", "u1"]);
     assert!(!dir("memory").exists());
