@@ -8,6 +8,10 @@
 //! * `mem`: libos's memcpy, memmove, memset and memcmp give the right bytes.
 //! * `exit N`: returns N from main.
 //! * `sleep SECS`: sleeps, for tests that need a live guest.
+//! * `terminated`: opts in to termination events, says `waiting`, awaits
+//!   `libos::process::terminated()` and exits 0 after saying which signal.
+//! * `spin`: opts in, then computes without ever waiting, checking
+//!   `terminate_requested()` between rounds; exits 0 when asked.
 
 #![no_std]
 #![no_main]
@@ -54,6 +58,28 @@ fn main() -> i32 {
             println!("sleeping {secs} s");
             libos::time::sleep(Duration::from_secs(secs));
             0
+        }
+        "terminated" => {
+            let signal = libos::task::block_on(async {
+                let stop = libos::process::terminated();
+                println!("waiting");
+                stop.await
+            });
+            println!("got {signal}, exiting");
+            0
+        }
+        "spin" => {
+            println!("spinning");
+            let mut x = 1u64;
+            loop {
+                for _ in 0..100_000 {
+                    x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+                if let Some(signal) = libos::process::terminate_requested() {
+                    println!("got {signal} while spinning, exiting");
+                    return 0;
+                }
+            }
         }
         other => {
             println!("unknown mode {other:?}");
