@@ -173,6 +173,11 @@ pub fn take() -> Option<Signal> {
     None
 }
 
+/// Whether a delivered signal waits for [`take`].
+pub fn untaken() -> bool {
+    UNTAKEN.load(Ordering::Acquire) != 0
+}
+
 /// Whether a signal may still be delivered: one with
 /// [`Disposition::Deliver`] has an fd and has not arrived. A scheduler
 /// whose threads all wait forever is then not deadlocked: a signal may
