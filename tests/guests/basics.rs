@@ -11,6 +11,10 @@
 //! * `fill`: allocates and touches heap until no allocation succeeds, then
 //!   prints how much it got and exits 0 (the runtime's memory-limit tests).
 //! * `spin SECS`: keeps a CPU busy for SECS seconds (the stats tests).
+//! * `terminated`: opts in to termination events, says `waiting`, awaits
+//!   `libos::process::terminated()` and exits 0 after saying which signal.
+//! * `spin-until-asked`: opts in, then computes without ever waiting, checking
+//!   `terminate_requested()` between rounds; exits 0 when asked.
 
 #![no_std]
 #![no_main]
@@ -70,6 +74,28 @@ fn main() -> i32 {
             println!("sleeping {secs} s");
             libos::time::sleep(Duration::from_secs(secs));
             0
+        }
+        "terminated" => {
+            let signal = libos::task::block_on(async {
+                let stop = libos::process::terminated();
+                println!("waiting");
+                stop.await
+            });
+            println!("got {signal}, exiting");
+            0
+        }
+        "spin-until-asked" => {
+            println!("spinning");
+            let mut x = 1u64;
+            loop {
+                for _ in 0..100_000 {
+                    x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+                if let Some(signal) = libos::process::terminate_requested() {
+                    println!("got {signal} while spinning, exiting");
+                    return 0;
+                }
+            }
         }
         other => {
             println!("unknown mode {other:?}");
