@@ -258,10 +258,8 @@ fn wire_one(
 /// (`... mirred (Egress Redirect to device nabla0) stolen`).
 fn redirect_target(filters: &str) -> Option<String> {
     let at = filters.find("Redirect to device ")? + "Redirect to device ".len();
-    let name: String = filters[at..]
-        .chars()
-        .take_while(|c| !c.is_whitespace() && *c != ')')
-        .collect();
+    let name: String =
+        filters[at..].chars().take_while(|c| !c.is_whitespace() && *c != ')').collect();
     (!name.is_empty()).then_some(name)
 }
 

@@ -216,8 +216,7 @@ impl Node {
         let ns = Netns::new(&format!("cri{tag}"));
         let d = dir.path().to_path_buf();
         let cgroup_parent = format!("/nabla-test-cri-{tag}-{}", std::process::id());
-        let mut node =
-            Node { daemon: None, ns, cgroup_parent, net: net.to_string(), dir };
+        let mut node = Node { daemon: None, ns, cgroup_parent, net: net.to_string(), dir };
         // A leftover of a killed run of this test (same pid unlikely, but
         // the test must be idempotent).
         remove_cgroups(&node.cgroup_parent);
@@ -489,15 +488,16 @@ impl Cri {
             .block_on(async {
                 tokio::time::timeout(
                     DEADLINE,
-                    tonic::transport::Endpoint::from_static("http://localhost").connect_with_connector(
-                        tower::service_fn(move |_: tonic::transport::Uri| {
-                            let path = path.clone();
-                            async move {
-                                let s = tokio::net::UnixStream::connect(path).await?;
-                                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
-                            }
-                        }),
-                    ),
+                    tonic::transport::Endpoint::from_static("http://localhost")
+                        .connect_with_connector(tower::service_fn(
+                            move |_: tonic::transport::Uri| {
+                                let path = path.clone();
+                                async move {
+                                    let s = tokio::net::UnixStream::connect(path).await?;
+                                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
+                                }
+                            },
+                        )),
                 )
                 .await
             })
@@ -645,7 +645,13 @@ impl Cri {
 
 /// A container config as the kubelet makes one: image, log path (relative
 /// to the pod's log directory), memory limit.
-fn container(name: &str, attempt: u32, image: &str, args: &[&str], mem: i64) -> cri::ContainerConfig {
+fn container(
+    name: &str,
+    attempt: u32,
+    image: &str,
+    args: &[&str],
+    mem: i64,
+) -> cri::ContainerConfig {
     cri::ContainerConfig {
         metadata: Some(cri::ContainerMetadata { name: name.into(), attempt }),
         image: Some(cri::ImageSpec { image: image.into(), ..Default::default() }),
@@ -734,7 +740,11 @@ fn stream(url: &str, protocol: &str, wait: Duration) -> (String, Vec<Vec<u8>>) {
         match s.read(&mut chunk) {
             Ok(0) => closed = true,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(_) => closed = true,
         }
         // A close frame (opcode 8) ends it as well.
@@ -797,7 +807,10 @@ fn a_pod_lives_as_the_kubelet_drives_it() {
     let st = cri.call("Status", cri.rs().status(cri::StatusRequest { verbose: false })).unwrap();
     let conditions = st.status.expect("status").conditions;
     for want in ["RuntimeReady", "NetworkReady"] {
-        let c = conditions.iter().find(|c| c.r#type == want).unwrap_or_else(|| panic!("{conditions:?}"));
+        let c = conditions
+            .iter()
+            .find(|c| c.r#type == want)
+            .unwrap_or_else(|| panic!("{conditions:?}"));
         assert!(c.status, "{want}: {c:?}");
     }
 
@@ -812,13 +825,17 @@ fn a_pod_lives_as_the_kubelet_drives_it() {
     let ip = pod_ip(&status);
     assert!(ip.starts_with(&node.net), "pod IP {ip} outside {}.0/24", node.net);
     let pods = cri.list_pods();
-    assert!(pods.iter().any(|p| p.id == pod && p.state == cri::PodSandboxState::SandboxReady as i32), "{pods:?}");
+    assert!(
+        pods.iter().any(|p| p.id == pod && p.state == cri::PodSandboxState::SandboxReady as i32),
+        "{pods:?}"
+    );
 
     // httpd in the pod, serving the files it was packed with at the pod IP.
     let httpd = cri
         .create(&pod, &pod_config, container("httpd", 0, HTTPD, &[], 64 << 20))
         .unwrap_or_else(|e| panic!("CreateContainer httpd: {e}\n{}", node.daemon_log()));
-    cri.start(&httpd).unwrap_or_else(|e| panic!("StartContainer httpd: {e}\n{}", node.daemon_log()));
+    cri.start(&httpd)
+        .unwrap_or_else(|e| panic!("StartContainer httpd: {e}\n{}", node.daemon_log()));
     assert_eq!(node.curl(&format!("http://{ip}/"), Duration::from_secs(20)), "<h1>a pod</h1>\n");
     eprintln!("RunPodSandbox to the first HTTP 200 at the pod IP: {:?}", started.elapsed());
     let (s, info) = cri.status(&httpd);
@@ -830,14 +847,23 @@ fn a_pod_lives_as_the_kubelet_drives_it() {
         "the container's process is the tender"
     );
     let listed = cri.list(&pod);
-    assert!(listed.iter().any(|c| c.id == httpd && c.state == cri::ContainerState::ContainerRunning as i32), "{listed:?}");
+    assert!(
+        listed
+            .iter()
+            .any(|c| c.id == httpd && c.state == cri::ContainerState::ContainerRunning as i32),
+        "{listed:?}"
+    );
 
     // No exec in a nabla guest: ExecSync and Exec are refused with an
     // error, promptly. (Attach is containerd's own: below.)
     let t = Instant::now();
     let r = cri.call(
         "ExecSync",
-        cri.rs().exec_sync(cri::ExecSyncRequest { container_id: httpd.clone(), cmd: vec!["/bin/true".into()], timeout: 10 }),
+        cri.rs().exec_sync(cri::ExecSyncRequest {
+            container_id: httpd.clone(),
+            cmd: vec!["/bin/true".into()],
+            timeout: 10,
+        }),
     );
     match r {
         Err(e) => assert!(!e.message().is_empty()),
@@ -858,8 +884,10 @@ fn a_pod_lives_as_the_kubelet_drives_it() {
         // containerd hands out a URL of its streaming server; the refusal
         // comes when the client connects: on the error channel, or as a
         // failed upgrade.
-        let (status, data) = node.ns.enter(move || stream(&r.url, "v4.channel.k8s.io", Duration::from_secs(10)));
-        let errors: Vec<String> = data.iter().filter(|d| d.first() == Some(&3)).map(|d| text(&d[1..])).collect();
+        let (status, data) =
+            node.ns.enter(move || stream(&r.url, "v4.channel.k8s.io", Duration::from_secs(10)));
+        let errors: Vec<String> =
+            data.iter().filter(|d| d.first() == Some(&3)).map(|d| text(&d[1..])).collect();
         assert!(
             !status.contains(" 101 ") || errors.iter().any(|e| e.contains("Failure")),
             "exec was not refused: {status} {errors:?}\n{}",
@@ -895,7 +923,8 @@ fn a_pod_lives_as_the_kubelet_drives_it() {
     // removing it.
     cri.stop(&three, 10).unwrap_or_else(|e| panic!("StopContainer of an exited container: {e}"));
     for id in [&hello, &three] {
-        cri.remove(id).unwrap_or_else(|e| panic!("RemoveContainer {id}: {e}\n{}", node.daemon_log()));
+        cri.remove(id)
+            .unwrap_or_else(|e| panic!("RemoveContainer {id}: {e}\n{}", node.daemon_log()));
     }
 
     // Attach is containerd's: it streams the container's output (the
@@ -915,7 +944,8 @@ fn a_pod_lives_as_the_kubelet_drives_it() {
     let netns = fs::File::open(format!("/run/netns/{}", node.ns.name())).unwrap();
     let attached = std::thread::spawn(move || {
         // SAFETY: setns on this thread only, with a valid namespace fd.
-        let ret = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&netns), libc::CLONE_NEWNET) };
+        let ret =
+            unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&netns), libc::CLONE_NEWNET) };
         assert_eq!(ret, 0, "setns: {}", std::io::Error::last_os_error());
         stream(&url, "v4.channel.k8s.io", Duration::from_secs(40))
     });
@@ -924,7 +954,8 @@ fn a_pod_lives_as_the_kubelet_drives_it() {
     // Graceful stop: httpd gets SIGTERM, finishes and exits 0 well within
     // the grace period.
     let t = Instant::now();
-    cri.stop(&httpd, 30).unwrap_or_else(|e| panic!("StopContainer httpd: {e}\n{}", node.daemon_log()));
+    cri.stop(&httpd, 30)
+        .unwrap_or_else(|e| panic!("StopContainer httpd: {e}\n{}", node.daemon_log()));
     let s = cri.wait_exited(&httpd, Duration::from_secs(5));
     assert!(t.elapsed() < Duration::from_secs(20), "StopContainer took {:?}", t.elapsed());
     assert!(!alive(pid), "tender {pid} still running");
@@ -939,9 +970,11 @@ fn a_pod_lives_as_the_kubelet_drives_it() {
     // `kubectl logs --previous`): the exited guest let go of the pod's
     // interface, and the new one serves at the same IP.
     let again = cri.create(&pod, &pod_config, container("httpd", 1, HTTPD, &[], 64 << 20)).unwrap();
-    cri.start(&again).unwrap_or_else(|e| panic!("StartContainer httpd attempt 1: {e}\n{}", node.daemon_log()));
+    cri.start(&again)
+        .unwrap_or_else(|e| panic!("StartContainer httpd attempt 1: {e}\n{}", node.daemon_log()));
     assert_eq!(node.curl(&format!("http://{ip}/"), Duration::from_secs(20)), "<h1>a pod</h1>\n");
-    cri.remove(&httpd).unwrap_or_else(|e| panic!("RemoveContainer httpd: {e}\n{}", node.daemon_log()));
+    cri.remove(&httpd)
+        .unwrap_or_else(|e| panic!("RemoveContainer httpd: {e}\n{}", node.daemon_log()));
     let listed = cri.list(&pod);
     assert_eq!(listed.len(), 1, "{listed:?}");
 
@@ -952,13 +985,18 @@ fn a_pod_lives_as_the_kubelet_drives_it() {
     let url = cri
         .call(
             "PortForward",
-            cri.rs().port_forward(cri::PortForwardRequest { pod_sandbox_id: pod.clone(), port: vec![80] }),
+            cri.rs().port_forward(cri::PortForwardRequest {
+                pod_sandbox_id: pod.clone(),
+                port: vec![80],
+            }),
         )
         .unwrap_or_else(|e| panic!("PortForward: {e}"))
         .url;
-    let (status, data) =
-        node.ns.enter(move || stream(&format!("{url}?port=80"), "v4.channel.k8s.io", Duration::from_secs(10)));
-    let errors: Vec<String> = data.iter().filter(|d| d.first() == Some(&1)).map(|d| text(&d[1..])).collect();
+    let (status, data) = node.ns.enter(move || {
+        stream(&format!("{url}?port=80"), "v4.channel.k8s.io", Duration::from_secs(10))
+    });
+    let errors: Vec<String> =
+        data.iter().filter(|d| d.first() == Some(&1)).map(|d| text(&d[1..])).collect();
     assert!(
         errors.iter().any(|e| e.contains("connection refused")),
         "port-forward: {status} {errors:?}\n{}",
@@ -1002,7 +1040,11 @@ fn stats_and_resources_come_from_the_containers_cgroup() {
         s.memory.as_ref().and_then(|m| m.working_set_bytes.as_ref()).map(|v| v.value).unwrap_or(0)
     };
     let cpu = |s: &cri::ContainerStats| {
-        s.cpu.as_ref().and_then(|c| c.usage_core_nano_seconds.as_ref()).map(|v| v.value).unwrap_or(0)
+        s.cpu
+            .as_ref()
+            .and_then(|c| c.usage_core_nano_seconds.as_ref())
+            .map(|v| v.value)
+            .unwrap_or(0)
     };
     let before = cri.stats(&httpd);
     let ws = working_set(&before);
@@ -1013,7 +1055,12 @@ fn stats_and_resources_come_from_the_containers_cgroup() {
         node.ns.run("curl", &["-s", "-o", "/dev/null", "-m", "2", &format!("http://{ip}/")]);
     }
     let after = cri.stats(&httpd);
-    assert!(cpu(&after) > cpu(&before), "CPU usage did not rise: {} then {}", cpu(&before), cpu(&after));
+    assert!(
+        cpu(&after) > cpu(&before),
+        "CPU usage did not rise: {} then {}",
+        cpu(&before),
+        cpu(&after)
+    );
     let listed = cri
         .call(
             "ListContainerStats",
