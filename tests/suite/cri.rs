@@ -49,6 +49,9 @@ const HTTPD: &str = "example.com/demo/httpd:1";
 const HELLO: &str = "example.com/demo/hello:1";
 const BASICS_IMAGE: &str = "example.com/test/basics:1";
 const PAUSE: &str = "example.com/nabla/pause:1";
+/// The native peer: Debian's static busybox (`httpd`, and `sleep` as the
+/// runc pods' pause).
+const NATIVE: &str = "example.com/native/busybox:1";
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -211,6 +214,13 @@ impl Node {
     /// `net`: the first three octets of the pod subnet (a /24 private to
     /// the namespace, distinct per test).
     fn start(tag: &str, net: &str) -> Node {
+        Node::start_with(tag, net, false)
+    }
+
+    /// With `native`, also a `runc` handler (Debian's runc) and a native
+    /// static image, `NATIVE` (busybox), which is then the sandbox image of
+    /// both handlers (nabla-runc never runs a sandbox image's binary).
+    fn start_with(tag: &str, net: &str, native: bool) -> Node {
         require_root();
         let dir = TempDir::new(&format!("cri-{tag}"));
         let ns = Netns::new(&format!("cri{tag}"));
@@ -248,7 +258,7 @@ state = "{d}/state"
 [grpc]
   address = "{d}/containerd.sock"
 [plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{PAUSE}"
+  sandbox_image = "{pause}"
   netns_mounts_under_state_dir = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
@@ -271,8 +281,14 @@ state = "{d}/state"
         BinaryName = "{runc}"
         Root = "{d}/nabla-runc"
         SystemdCgroup = false
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        Root = "{d}/runc"
+        SystemdCgroup = false
 "#,
             d = d.display(),
+            pause = if native { NATIVE } else { PAUSE },
             runc = runc().display(),
         );
         fs::write(d.join("config.toml"), config).unwrap();
@@ -311,6 +327,10 @@ state = "{d}/state"
             pack(&images, Path::new(BASICS), BASICS_IMAGE, None),
             pack(&images, &workspace_bin("httpd"), HTTPD, Some(&site)),
         ] {
+            node.ctr_ok(&["-n", "k8s.io", "images", "import", tar.to_str().unwrap()]);
+        }
+        if native {
+            let tar = busybox_image(&images, &site);
             node.ctr_ok(&["-n", "k8s.io", "images", "import", tar.to_str().unwrap()]);
         }
         node
@@ -1130,4 +1150,179 @@ fn cgroup_file(path: &str, controller: &str, v1: &str, v2: &str) -> String {
         base.join(controller).join(rel).join(v1)
     };
     fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).trim().to_string()
+}
+
+/// A native static image, `NATIVE`: Debian's busybox-static as
+/// `/bin/busybox` (the entry point; `sleep` by default) and `site` under `/www`, made with umoci
+/// and written as an OCI archive with skopeo; its path.
+fn busybox_image(dir: &Path, site: &Path) -> PathBuf {
+    let layout = dir.join("busybox-layout");
+    let bundle = dir.join("busybox-bundle");
+    let image = format!("{}:1", layout.display());
+    let sh = |prog: &str, args: &[&str]| {
+        let out = Command::new(prog).args(args).output().unwrap_or_else(|e| panic!("{prog}: {e}"));
+        assert!(out.status.success(), "{prog} {args:?}: {}", text(&out.stderr));
+    };
+    sh("umoci", &["init", "--layout", layout.to_str().unwrap()]);
+    sh("umoci", &["new", "--image", &image]);
+    sh("umoci", &["unpack", "--image", &image, bundle.to_str().unwrap()]);
+    let rootfs = bundle.join("rootfs");
+    fs::create_dir_all(rootfs.join("bin")).unwrap();
+    fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("/bin/busybox (busybox-static)");
+    fs::create_dir_all(rootfs.join("www")).unwrap();
+    fs::copy(site.join("index.html"), rootfs.join("www/index.html")).unwrap();
+    sh("umoci", &["repack", "--image", &image, bundle.to_str().unwrap()]);
+    // As a sandbox (pause) image, it sleeps; a container gives its own args.
+    sh(
+        "umoci",
+        &[
+            "config",
+            "--image",
+            &image,
+            "--config.entrypoint",
+            "/bin/busybox",
+            "--config.cmd",
+            "sleep",
+            "--config.cmd",
+            "2147483647",
+        ],
+    );
+    let tar = dir.join("busybox.tar");
+    sh(
+        "skopeo",
+        &["copy", &format!("oci:{image}"), &format!("oci-archive:{}:{NATIVE}", tar.display())],
+    );
+    tar
+}
+
+/// The proportional set size of a process, in bytes (0 if it is gone).
+fn pss(pid: i64) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn parent(pid: i64) -> i64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rfind(')').map(|i| &stat[i + 2..]).unwrap_or("");
+    after.split(' ').nth(1).and_then(|p| p.parse().ok()).unwrap_or(0)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
+}
+
+/// scripts/bench-cri.sh: for each handler, `NABLA_BENCH_PODS` pods (5 by
+/// default), one at a time: the time from RunPodSandbox to the first HTTP
+/// 200 at the pod IP, then, after a second idle, the pod's memory as the
+/// kubelet sees it (PodSandboxStats' working set: the pod's cgroup) and
+/// as the host pays for it (the PSS of the pod's shim, sandbox process and
+/// server). nabla: httpd as a nabla guest; runc: busybox httpd, a static
+/// native server, with busybox `sleep` as its pause. Medians, and their
+/// ratios nabla/runc.
+#[test]
+#[ignore = "a benchmark: scripts/bench-cri.sh runs it"]
+fn bench_pod_start_and_memory_against_runc() {
+    let node = Node::start_with("bench", "10.87.9", true);
+    let cri = node.cri();
+    let pods: usize =
+        std::env::var("NABLA_BENCH_PODS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let mut results = Vec::new();
+    for handler in ["nabla", "runc"] {
+        let (mut start, mut ws, mut total) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut shims, mut sandboxes, mut servers) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..pods {
+            let pod_config = node.pod_config(&format!("{handler}{i}"));
+            let t = Instant::now();
+            let req = cri::RunPodSandboxRequest {
+                config: Some(pod_config.clone()),
+                runtime_handler: handler.into(),
+            };
+            let pod = cri
+                .call("RunPodSandbox", cri.rs().run_pod_sandbox(req))
+                .unwrap_or_else(|e| panic!("RunPodSandbox {handler}: {e}\n{}", node.daemon_log()))
+                .pod_sandbox_id;
+            let status = cri.pod_status(&pod);
+            let ip = pod_ip(&status);
+            let config = if handler == "nabla" {
+                container("httpd", 0, HTTPD, &[], 64 << 20)
+            } else {
+                container("httpd", 0, NATIVE, &["httpd", "-f", "-p", "80", "-h", "/www"], 64 << 20)
+            };
+            let id = cri.create(&pod, &pod_config, config).unwrap();
+            cri.start(&id).unwrap_or_else(|e| panic!("{handler}: {e}\n{}", node.daemon_log()));
+            let url = format!("http://{ip}/");
+            // The first 200, polled every 10 ms.
+            loop {
+                let out = node.ns.run("curl", &["-s", "-f", "-o", "/dev/null", "-m", "1", &url]);
+                if out.status.success() {
+                    break;
+                }
+                assert!(t.elapsed() < Duration::from_secs(30), "{handler}: no 200 at {url}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            start.push(t.elapsed().as_secs_f64() * 1000.0);
+            std::thread::sleep(Duration::from_secs(1));
+            let stats = cri
+                .call(
+                    "PodSandboxStats",
+                    cri.rs().pod_sandbox_stats(cri::PodSandboxStatsRequest {
+                        pod_sandbox_id: pod.clone(),
+                    }),
+                )
+                .unwrap_or_else(|e| panic!("PodSandboxStats: {e}"));
+            let w = stats
+                .stats
+                .and_then(|s| s.linux)
+                .and_then(|l| l.memory)
+                .and_then(|m| m.working_set_bytes)
+                .map(|v| v.value)
+                .unwrap_or(0);
+            ws.push(w as f64 / 1024.0);
+            let sandbox_pid = status
+                .info
+                .get("info")
+                .and_then(|i| serde_json::from_str::<Value>(i).ok())
+                .and_then(|v| v["pid"].as_i64())
+                .expect("sandbox pid");
+            let (_, info) = cri.status(&id);
+            let server = container_pid(&info);
+            let shim = parent(sandbox_pid);
+            let kib = |pid| pss(pid) as f64 / 1024.0;
+            let (a, b, c) = (kib(shim), kib(sandbox_pid), kib(server));
+            total.push(a + b + c);
+            shims.push(a);
+            sandboxes.push(b);
+            servers.push(c);
+            cri.stop_pod(&pod);
+            cri.remove_pod(&pod);
+        }
+        results.push((
+            median(start),
+            median(ws),
+            median(total),
+            median(shims),
+            median(sandboxes),
+            median(servers),
+        ));
+    }
+    let (n, r) = (results[0], results[1]);
+    println!("pods per handler: {pods} (medians; one at a time)");
+    println!("{:<44} {:>12} {:>12} {:>8}", "", "nabla-runc", "runc", "ratio");
+    for (what, a, b) in [
+        ("RunPodSandbox to first HTTP 200 (ms)", n.0, r.0),
+        ("idle pod, cgroup working set (KiB)", n.1, r.1),
+        ("idle pod, PSS shim+sandbox+server (KiB)", n.2, r.2),
+        ("  of which the shim (KiB)", n.3, r.3),
+        ("  of which the sandbox process (KiB)", n.4, r.4),
+        ("  of which the server (KiB)", n.5, r.5),
+    ] {
+        println!("{what:<44} {a:>12.1} {b:>12.1} {:>8.2}", if b > 0.0 { a / b } else { 0.0 });
+    }
+    node.assert_nothing_left();
 }
