@@ -679,6 +679,30 @@ fn stats_come_from_the_containers_cgroup_and_rise_while_the_guest_works() {
     // on a loaded machine.
     assert!(cpu1 > cpu0 + 100_000_000, "cpu {cpu0} -> {cpu1}");
     assert!(mem1 > 0 && mem1 <= limit, "{mem1}");
+    // Memory: a guest that takes its heap, seen before and after.
+    let fb = bundle(rt.dir.path(), "fb", Path::new(BASICS), &["fill", "30"], |c| {
+        c["linux"]["cgroupsPath"] = json!(format!("{path}f"));
+    });
+    rt.ok(&["create", "--bundle", fb.to_str().unwrap(), "f1"]);
+    let fstats = || -> u64 {
+        let e: Value = serde_json::from_str(&rt.ok(&["events", "--stats", "f1"])).unwrap();
+        e["data"]["memory"]["usage"]["usage"].as_u64().unwrap()
+    };
+    let before = fstats();
+    rt.ok(&["start", "f1"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let m = fstats();
+        // Most of the 43 MiB arena, resident.
+        if m > 30 * MIB {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "memory never rose: {before} -> {m}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(after <= 48 * MIB, "{after}");
+    assert!(before < 8 * MIB, "before start: {before}");
+    rt.ok(&["delete", "--force", "f1"]);
     // The same as the files the shim reads, by the container's pid.
     let pid = rt.pid("s1");
     let cpu_dir = own_v1("cpuacct").join(&path);
