@@ -718,12 +718,13 @@ fn kill(root: &Path, id: &str, signal: Option<&str>, all: bool) -> Result<(), Er
         // signalled (no process escapes by forking), thawed after unless
         // the container was paused (a paused one thaws for SIGKILL).
         let was_frozen = status == Status::Paused;
-        let _ = cg.freeze(true);
+        // Without a freezer (not mounted), signalled as they are.
+        let froze = cg.freeze(true).is_ok();
         for p in cg.pids() {
             // SAFETY: a signal to a process of the container's cgroup.
             unsafe { libc::kill(p, sig) };
         }
-        if !was_frozen || sig == libc::SIGKILL {
+        if froze && (!was_frozen || sig == libc::SIGKILL) {
             cg.freeze(false)?;
         }
         return Ok(());
