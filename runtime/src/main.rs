@@ -498,8 +498,15 @@ fn create(
     // instruction.
     let joined = undo.cgroup.as_ref().map_or(Ok(()), |c| c.join(pid)).and_then(|()| {
         match plan.oom_score_adj {
-            Some(v) => fs::write(format!("/proc/{pid}/oom_score_adj"), v.to_string())
-                .map_err(|e| Error(format!("oom_score_adj {v}: {e}"))),
+            Some(v) => fs::write(format!("/proc/{pid}/oom_score_adj"), v.to_string()).map_err(|e| {
+                let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    // As runc, which fails the same way.
+                    ": lowering it needs CAP_SYS_RESOURCE, which this runtime lacks (containerd's CRI plugin clamps it with restrict_oom_score_adj = true)"
+                } else {
+                    ""
+                };
+                Error(format!("oom_score_adj {v}: {e}{hint}"))
+            }),
             None => Ok(()),
         }
     });
