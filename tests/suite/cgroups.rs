@@ -808,6 +808,15 @@ fn update_applies_to_the_cgroup_and_refuses_to_starve_the_guest() {
     // Below what the guest's arena and the tender need: refused, unchanged.
     rt.refused(&["update", "--memory", "16m", "u1"], "below the 48 MiB the running guest needs");
     assert_eq!(read(&dir("memory").join("memory.limit_in_bytes")), (96 * MIB).to_string());
+    // podman's way: a file.
+    let file = rt.dir.path().join("res.json");
+    fs::write(&file, r#"{"pids":{"limit":11}}"#).unwrap();
+    rt.ok(&["update", "--resources", file.to_str().unwrap(), "u1"]);
+    assert_eq!(read(&dir("pids").join("pids.max")), "11");
+    rt.refused(
+        &["update", "--resources", "/nonexistent/res.json", "u1"],
+        "--resources /nonexistent/res.json",
+    );
     rt.refused_in(
         &["update", "--resources", "-", "u1"],
         Some("{not json"),
