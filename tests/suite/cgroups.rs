@@ -522,8 +522,9 @@ fn every_subcommand_in_every_state_as_runc() {
 
 #[test]
 fn the_guest_runs_in_its_cgroup_with_its_limits_and_delete_removes_it() {
-    let rt = Runtime::new();
+    // Before the runtime: dropped after it, once its containers are gone.
     let (path, _parents) = v1_path("limits");
+    let rt = Runtime::new();
     let b = bundle(rt.dir.path(), "b", Path::new(BASICS), &["sleep", "30"], |c| {
         c["linux"]["cgroupsPath"] = json!(path);
         c["linux"]["resources"] = json!({
@@ -576,8 +577,9 @@ fn the_guest_runs_in_its_cgroup_with_its_limits_and_delete_removes_it() {
 /// fine).
 #[test]
 fn a_pod_sandbox_holds_its_cgroup() {
-    let rt = Runtime::new();
+    // Before the runtime: dropped after it, once its containers are gone.
     let (path, _parents) = v1_path("sandbox");
+    let rt = Runtime::new();
     let b = bundle(rt.dir.path(), "b", Path::new(BASICS), &["unused"], |c| {
         c["annotations"] = json!({"io.kubernetes.cri.container-type": "sandbox"});
         c["linux"]["cgroupsPath"] = json!(path);
@@ -630,8 +632,9 @@ fn has_cap_sys_resource() -> bool {
 
 #[test]
 fn what_cannot_be_honoured_is_refused_and_leaves_nothing() {
-    let rt = Runtime::new();
+    // Before the runtime: dropped after it, once its containers are gone.
     let (path, _parents) = v1_path("refuse");
+    let rt = Runtime::new();
     for (tag, res, needle) in [
         ("net", json!({"network": {"classID": 7}}), "linux.resources.network"),
         ("huge", json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}), "hugepageLimits"),
@@ -674,8 +677,9 @@ fn what_cannot_be_honoured_is_refused_and_leaves_nothing() {
 /// (and says so) before the cgroup runs out of memory: exit 0, not 137.
 #[test]
 fn a_guest_that_fills_its_memory_under_a_tight_limit_is_not_oom_killed() {
-    let rt = Runtime::new();
+    // Before the runtime: dropped after it, once its containers are gone.
     let (path, _parents) = v1_path("fill");
+    let rt = Runtime::new();
     for limit_mib in [16u64, 24, 64] {
         let id = format!("fill{limit_mib}");
         let b = bundle(rt.dir.path(), &id, Path::new(BASICS), &["fill"], |c| {
@@ -711,8 +715,9 @@ fn a_guest_that_fills_its_memory_under_a_tight_limit_is_not_oom_killed() {
 /// within the limit, CPU time rising while the guest works.
 #[test]
 fn stats_come_from_the_containers_cgroup_and_rise_while_the_guest_works() {
-    let rt = Runtime::new();
+    // Before the runtime: dropped after it, once its containers are gone.
     let (path, _parents) = v1_path("stats");
+    let rt = Runtime::new();
     let b = bundle(rt.dir.path(), "b", Path::new(BASICS), &["spin", "30"], |c| {
         c["linux"]["cgroupsPath"] = json!(path);
     });
@@ -782,8 +787,9 @@ fn stats_come_from_the_containers_cgroup_and_rise_while_the_guest_works() {
 
 #[test]
 fn update_applies_to_the_cgroup_and_refuses_to_starve_the_guest() {
-    let rt = Runtime::new();
+    // Before the runtime: dropped after it, once its containers are gone.
     let (path, _parents) = v1_path("update");
+    let rt = Runtime::new();
     let b = bundle(rt.dir.path(), "b", Path::new(BASICS), &["sleep", "30"], |c| {
         c["linux"]["cgroupsPath"] = json!(path);
     });
@@ -834,6 +840,8 @@ fn update_applies_to_the_cgroup_and_refuses_to_starve_the_guest() {
 /// and the same keep-alive connection is served again.
 #[test]
 fn a_paused_guest_keeps_its_connection_and_serves_it_after_resume() {
+    // Before the runtime: dropped after it, once its containers are gone.
+    let (path, _parents) = v1_path("pause");
     let rt = Runtime::new();
     let container = Netns::new("cgpc");
     let client = Netns::new("cgph");
@@ -858,7 +866,6 @@ fn a_paused_guest_keeps_its_connection_and_serves_it_after_resume() {
     client.ip(&["addr", "add", "10.78.0.1/24", "dev", "veth0"]);
     client.ip(&["link", "set", "veth0", "up"]);
     let httpd = workspace_bin("httpd");
-    let (path, _parents) = v1_path("pause");
     let ns_path = format!("/run/netns/{}", container.name());
     let b = bundle(rt.dir.path(), "b", &httpd, &[], |c| {
         c["linux"]["namespaces"] = json!([{"type": "network", "path": ns_path}]);
@@ -979,9 +986,10 @@ fn cgroup_v2_join_freeze_systemd_path_and_delete() {
         );
         return;
     }
-    let mut rt = Runtime::v2();
     let tag = format!("nablav2{}", std::process::id());
+    // Before the runtime: dropped after it, once its containers are gone.
     let _parents = Parents(vec![unified.join(format!("{tag}.slice")), unified.join(&tag)]);
+    let mut rt = Runtime::v2();
     for (systemd, cgroups_path, dir) in [
         (false, format!("{tag}/c"), unified.join(&tag).join("c")),
         (
