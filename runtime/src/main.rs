@@ -498,8 +498,15 @@ fn create(
     // instruction.
     let joined = undo.cgroup.as_ref().map_or(Ok(()), |c| c.join(pid)).and_then(|()| {
         match plan.oom_score_adj {
-            Some(v) => fs::write(format!("/proc/{pid}/oom_score_adj"), v.to_string())
-                .map_err(|e| Error(format!("oom_score_adj {v}: {e}"))),
+            Some(v) => fs::write(format!("/proc/{pid}/oom_score_adj"), v.to_string()).map_err(|e| {
+                let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    // As runc, which fails the same way.
+                    ": lowering it needs CAP_SYS_RESOURCE, which this runtime lacks (containerd's CRI plugin clamps it with restrict_oom_score_adj = true)"
+                } else {
+                    ""
+                };
+                Error(format!("oom_score_adj {v}: {e}{hint}"))
+            }),
             None => Ok(()),
         }
     });
@@ -718,12 +725,13 @@ fn kill(root: &Path, id: &str, signal: Option<&str>, all: bool) -> Result<(), Er
         // signalled (no process escapes by forking), thawed after unless
         // the container was paused (a paused one thaws for SIGKILL).
         let was_frozen = status == Status::Paused;
-        let _ = cg.freeze(true);
+        // Without a freezer (not mounted), signalled as they are.
+        let froze = cg.freeze(true).is_ok();
         for p in cg.pids() {
             // SAFETY: a signal to a process of the container's cgroup.
             unsafe { libc::kill(p, sig) };
         }
-        if !was_frozen || sig == libc::SIGKILL {
+        if froze && (!was_frozen || sig == libc::SIGKILL) {
             cg.freeze(false)?;
         }
         return Ok(());

@@ -8,8 +8,9 @@
 //! * `mem`: libos's memcpy, memmove, memset and memcmp give the right bytes.
 //! * `exit N`: returns N from main.
 //! * `sleep SECS`: sleeps, for tests that need a live guest.
-//! * `fill`: allocates and touches heap until no allocation succeeds, then
-//!   prints how much it got and exits 0 (the runtime's memory-limit tests).
+//! * `fill [SECS]`: allocates and touches heap until no allocation
+//!   succeeds, prints how much it got, sleeps SECS (default 0) holding it
+//!   and exits 0 (the runtime's memory-limit and stats tests).
 //! * `spin SECS`: keeps a CPU busy for SECS seconds (the stats tests).
 //! * `terminated`: opts in to termination events, says `waiting`, awaits
 //!   `libos::process::terminated()` and exits 0 after saying which signal.
@@ -56,7 +57,11 @@ fn main() -> i32 {
         }
         "mem" => mem(),
         "exit" => arg(2).parse().unwrap_or(99),
-        "fill" => fill(),
+        "fill" => {
+            let code = fill();
+            libos::time::sleep(Duration::from_secs(arg(2).parse().unwrap_or(0)));
+            code
+        }
         "spin" => {
             let secs = arg(2).parse().unwrap_or(1);
             let end = Instant::now() + Duration::from_secs(secs);

@@ -1030,6 +1030,29 @@ fn containerd_runs_packed_images() {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("{tasks}"));
     assert_eq!(proc_exe(pid), Some(workspace_bin("tender")));
+    // Through containerd's shim: the tender runs in the cgroup containerd
+    // asked for (/default/web), whose files the shim reads for `task
+    // metrics`; pause and resume go through its freezer.
+    let cg = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(cg.lines().any(|l| l.contains(":memory:") && l.ends_with("/default/web")), "{cg}");
+    let metrics = c.ctr_ok(&["task", "metrics", "web"]);
+    let usage: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("memory.usage_in_bytes"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(usage > 0 && usage <= 64 << 20, "{metrics}");
+    c.ctr_ok(&["task", "pause", "web"]);
+    assert!(
+        c.ctr_ok(&["task", "ls"]).lines().any(|l| l.starts_with("web ") && l.contains("PAUSED"))
+    );
+    let frozen = link.client.run("curl", &["-s", "-f", "-m", "1", "http://10.78.0.2/"]);
+    assert!(!frozen.status.success(), "a paused guest answered: {frozen:#?}");
+    c.ctr_ok(&["task", "resume", "web"]);
+    assert!(
+        c.ctr_ok(&["task", "ls"]).lines().any(|l| l.starts_with("web ") && l.contains("RUNNING"))
+    );
+    assert_eq!(link.curl("http://10.78.0.2/"), "<h1>packed</h1>\n");
     c.ctr_ok(&["task", "kill", "web"]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !c.ctr_ok(&["task", "ls"]).contains("STOPPED") {
@@ -1040,6 +1063,10 @@ fn containerd_runs_packed_images() {
     c.ctr_ok(&["container", "delete", "web"]);
     assert!(!alive(pid), "tender {pid} left running");
     link.assert_unwired();
+    for ctl in ["memory", "cpu", "pids", "freezer"] {
+        let dir = Path::new("/sys/fs/cgroup").join(ctl).join("default/web");
+        assert!(!dir.exists(), "cgroup left behind: {}", dir.display());
+    }
     let left: Vec<_> = fs::read_dir(root.join("default"))
         .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
