@@ -1,5 +1,6 @@
 //! The filter: the four calls a device-less guest needs are allowed with
-//! their pinned arguments (`ppoll` on at most the tender's signalfds), and every other system call, every x32 call, and
+//! their pinned arguments (`ppoll` on at most the tender's signalfds), and
+//! every other system call, every x32 call, and
 //! the allowed calls with other arguments kill the guest with SIGSYS; a
 //! filter the kernel refuses is reported, and no guest runs unfiltered.
 
