@@ -348,8 +348,9 @@ pub extern "C" fn kill(_pid: ::libc::pid_t, _sig: c_int) -> c_int {
     fail(::libc::ENOSYS)
 }
 
-/// `pause()`: waits for a signal, which never comes: the thread parks
-/// for good (other threads go on).
+/// `pause()`: parks the thread for good (other threads go on). A
+/// `SIGTERM` or `SIGINT` handler runs on a thread of its own and does not
+/// end the wait; without a handler those signals end the guest.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn pause() -> c_int {
     loop {
@@ -360,6 +361,26 @@ pub extern "C" fn pause() -> c_int {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sigterm_and_sigint_dispositions_reach_libos() {
+        use libos::signal::{Disposition, Signal, disposition};
+        extern "C" fn handler(_: c_int) {}
+        let h = handler as *const () as ::libc::sighandler_t;
+        assert_eq!(signal(::libc::SIGTERM, h), ::libc::SIG_DFL);
+        assert_eq!(disposition(Signal::Term), Disposition::Deliver);
+        assert_eq!(signal(::libc::SIGTERM, ::libc::SIG_IGN), h);
+        assert_eq!(disposition(Signal::Term), Disposition::Ignore);
+        assert_eq!(signal(::libc::SIGINT, h), ::libc::SIG_DFL);
+        assert_eq!(disposition(Signal::Int), Disposition::Deliver);
+        assert_eq!(signal(::libc::SIGINT, ::libc::SIG_DFL), h);
+        assert_eq!(disposition(Signal::Int), Disposition::Default);
+        assert_eq!(signal(::libc::SIGTERM, ::libc::SIG_DFL), ::libc::SIG_IGN);
+        assert_eq!(disposition(Signal::Term), Disposition::Default);
+        // Other signals are only recorded.
+        assert_eq!(signal(::libc::SIGHUP, h), ::libc::SIG_DFL);
+        assert_eq!(signal(::libc::SIGHUP, ::libc::SIG_DFL), h);
+    }
 
     #[test]
     fn an_alternate_stack_is_reported_then_recorded() {
