@@ -114,31 +114,37 @@ static HANDLER_THREAD: Lock<bool> = Lock::new(false);
 
 /// Makes the thread that runs handlers, once.
 fn start_handler_thread() {
-    if HANDLER_THREAD.with(|started| core::mem::replace(started, true)) {
+    if !HANDLER_THREAD.with(|started| core::mem::replace(started, true)) {
+        spawn_handler_thread();
+    }
+}
+
+/// No threads on the host, in unit tests.
+#[cfg(test)]
+fn spawn_handler_thread() {}
+
+/// Spawns the handler thread (see the module's documentation).
+#[cfg(not(test))]
+fn spawn_handler_thread() {
+    let mut thread: ::libc::pthread_t = 0;
+    // SAFETY: thread is writable; no attributes; the routine takes no
+    // argument.
+    let made = unsafe {
+        super::thread::pthread_create(
+            &mut thread,
+            core::ptr::null(),
+            handler_thread,
+            core::ptr::null_mut(),
+        )
+    };
+    if made != 0 {
+        HANDLER_THREAD.with(|started| *started = false);
+        libos::log::warn!("libos-std: no memory for the signal handler thread");
         return;
     }
-    #[cfg(not(test))]
-    {
-        let mut thread: ::libc::pthread_t = 0;
-        // SAFETY: thread is writable; no attributes; the routine takes no
-        // argument.
-        let made = unsafe {
-            super::thread::pthread_create(
-                &mut thread,
-                core::ptr::null(),
-                handler_thread,
-                core::ptr::null_mut(),
-            )
-        };
-        if made != 0 {
-            HANDLER_THREAD.with(|started| *started = false);
-            libos::log::warn!("libos-std: no memory for the signal handler thread");
-            return;
-        }
-        super::thread::pthread_detach(thread);
-        // SAFETY: a NUL-terminated name of 6 bytes.
-        unsafe { super::thread::pthread_setname_np(thread, c"signal".as_ptr()) };
-    }
+    super::thread::pthread_detach(thread);
+    // SAFETY: a NUL-terminated name of 6 bytes.
+    unsafe { super::thread::pthread_setname_np(thread, c"signal".as_ptr()) };
 }
 
 /// The handler thread: runs the handler of each signal libos delivers,
