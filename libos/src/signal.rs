@@ -165,12 +165,7 @@ pub fn received() -> Option<Signal> {
 /// A delivered signal not yet taken, and takes it (each delivery once):
 /// for a layer that runs handlers, such as libos-std's.
 pub fn take() -> Option<Signal> {
-    for s in Signal::ALL {
-        if UNTAKEN.fetch_and(!s.bit(), Ordering::AcqRel) & s.bit() != 0 {
-            return Some(s);
-        }
-    }
-    None
+    Signal::ALL.into_iter().find(|&s| UNTAKEN.fetch_and(!s.bit(), Ordering::AcqRel) & s.bit() != 0)
 }
 
 /// Whether a delivered signal waits for [`take`].

@@ -114,31 +114,37 @@ static HANDLER_THREAD: Lock<bool> = Lock::new(false);
 
 /// Makes the thread that runs handlers, once.
 fn start_handler_thread() {
-    if HANDLER_THREAD.with(|started| core::mem::replace(started, true)) {
+    if !HANDLER_THREAD.with(|started| core::mem::replace(started, true)) {
+        spawn_handler_thread();
+    }
+}
+
+/// No threads on the host, in unit tests.
+#[cfg(test)]
+fn spawn_handler_thread() {}
+
+/// Spawns the handler thread (see the module's documentation).
+#[cfg(not(test))]
+fn spawn_handler_thread() {
+    let mut thread: ::libc::pthread_t = 0;
+    // SAFETY: thread is writable; no attributes; the routine takes no
+    // argument.
+    let made = unsafe {
+        super::thread::pthread_create(
+            &mut thread,
+            core::ptr::null(),
+            handler_thread,
+            core::ptr::null_mut(),
+        )
+    };
+    if made != 0 {
+        HANDLER_THREAD.with(|started| *started = false);
+        libos::log::warn!("libos-std: no memory for the signal handler thread");
         return;
     }
-    #[cfg(not(test))]
-    {
-        let mut thread: ::libc::pthread_t = 0;
-        // SAFETY: thread is writable; no attributes; the routine takes no
-        // argument.
-        let made = unsafe {
-            super::thread::pthread_create(
-                &mut thread,
-                core::ptr::null(),
-                handler_thread,
-                core::ptr::null_mut(),
-            )
-        };
-        if made != 0 {
-            HANDLER_THREAD.with(|started| *started = false);
-            libos::log::warn!("libos-std: no memory for the signal handler thread");
-            return;
-        }
-        super::thread::pthread_detach(thread);
-        // SAFETY: a NUL-terminated name of 6 bytes.
-        unsafe { super::thread::pthread_setname_np(thread, c"signal".as_ptr()) };
-    }
+    super::thread::pthread_detach(thread);
+    // SAFETY: a NUL-terminated name of 6 bytes.
+    unsafe { super::thread::pthread_setname_np(thread, c"signal".as_ptr()) };
 }
 
 /// The handler thread: runs the handler of each signal libos delivers,
@@ -348,8 +354,9 @@ pub extern "C" fn kill(_pid: ::libc::pid_t, _sig: c_int) -> c_int {
     fail(::libc::ENOSYS)
 }
 
-/// `pause()`: waits for a signal, which never comes: the thread parks
-/// for good (other threads go on).
+/// `pause()`: parks the thread for good (other threads go on). A
+/// `SIGTERM` or `SIGINT` handler runs on a thread of its own and does not
+/// end the wait; without a handler those signals end the guest.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn pause() -> c_int {
     loop {
@@ -360,6 +367,26 @@ pub extern "C" fn pause() -> c_int {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sigterm_and_sigint_dispositions_reach_libos() {
+        use libos::signal::{Disposition, Signal, disposition};
+        extern "C" fn handler(_: c_int) {}
+        let h = handler as *const () as ::libc::sighandler_t;
+        assert_eq!(signal(::libc::SIGTERM, h), ::libc::SIG_DFL);
+        assert_eq!(disposition(Signal::Term), Disposition::Deliver);
+        assert_eq!(signal(::libc::SIGTERM, ::libc::SIG_IGN), h);
+        assert_eq!(disposition(Signal::Term), Disposition::Ignore);
+        assert_eq!(signal(::libc::SIGINT, h), ::libc::SIG_DFL);
+        assert_eq!(disposition(Signal::Int), Disposition::Deliver);
+        assert_eq!(signal(::libc::SIGINT, ::libc::SIG_DFL), h);
+        assert_eq!(disposition(Signal::Int), Disposition::Default);
+        assert_eq!(signal(::libc::SIGTERM, ::libc::SIG_DFL), ::libc::SIG_IGN);
+        assert_eq!(disposition(Signal::Term), Disposition::Default);
+        // Other signals are only recorded.
+        assert_eq!(signal(::libc::SIGHUP, h), ::libc::SIG_DFL);
+        assert_eq!(signal(::libc::SIGHUP, ::libc::SIG_DFL), h);
+    }
 
     #[test]
     fn an_alternate_stack_is_reported_then_recorded() {
