@@ -885,10 +885,8 @@ fn a_pod_lives_as_the_kubelet_drives_it() {
             timeout: 10,
         }),
     );
-    match r {
-        Err(e) => assert!(!e.message().is_empty()),
-        Ok(r) => assert_ne!(r.exit_code, 0, "ExecSync succeeded: {r:?}"),
-    }
+    let e = r.expect_err("ExecSync succeeded");
+    assert!(e.message().contains("exec is not supported"), "ExecSync: {e}");
     assert!(t.elapsed() < Duration::from_secs(30), "ExecSync took {:?}", t.elapsed());
     let exec = cri.call(
         "Exec",
@@ -909,7 +907,10 @@ fn a_pod_lives_as_the_kubelet_drives_it() {
         let errors: Vec<String> =
             data.iter().filter(|d| d.first() == Some(&3)).map(|d| text(&d[1..])).collect();
         assert!(
-            !status.contains(" 101 ") || errors.iter().any(|e| e.contains("Failure")),
+            !status.contains(" 101 ")
+                || errors
+                    .iter()
+                    .any(|e| e.contains("Failure") && e.contains("exec is not supported")),
             "exec was not refused: {status} {errors:?}\n{}",
             node.daemon_log()
         );
@@ -1027,7 +1028,7 @@ fn a_pod_lives_as_the_kubelet_drives_it() {
     // it, within seconds.
     let t = Instant::now();
     cri.stop_pod(&pod);
-    assert!(t.elapsed() < Duration::from_secs(40), "StopPodSandbox took {:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(15), "StopPodSandbox took {:?}", t.elapsed());
     let s = cri.wait_exited(&again, Duration::from_secs(5));
     assert_eq!(s.state, cri::ContainerState::ContainerExited as i32);
     let status = cri.pod_status(&pod);
