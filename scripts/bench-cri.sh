@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Kubernetes pods through containerd's CRI: nabla-runc against runc, in one
-# run, on one containerd of its own (the CRI suite's node: tests/suite/cri.rs,
+# run, on one containerd of its own (the CRI suite's node: tests/cri/cri.rs,
 # a CNI bridge in a network namespace of its own, images packed or built
 # here and imported, never pulled).
 #
@@ -21,6 +21,7 @@ cd "$(dirname "$0")/.."
 nabla_ensure_deps
 cargo build --release --workspace
 cargo build --release --manifest-path runtime/Cargo.toml --target-dir target
-cargo test --release -p nabla-tests --test cri -- --ignored --exact \
+cargo build --release -p nabla-tests --bins
+cargo test --release --manifest-path tests/cri/Cargo.toml --target-dir target -- --ignored --exact \
     bench_pod_start_and_memory_against_runc --nocapture 2>&1 |
     grep -v "^time=\|^running\|^test \|^$\|test result"

@@ -21,6 +21,9 @@
 //!
 //! Runs as root (CI does): containers need it.
 
+// The suites' helpers (netns, TempDir, workspace_bin, ...), shared with
+// nabla-tests.
+#[path = "../suite/support/mod.rs"]
 mod support;
 
 use std::collections::HashMap;
@@ -39,8 +42,6 @@ use serde_json::Value;
 use support::netns::{Netns, require_root};
 use support::{TempDir, run_program, workspace_bin};
 use tonic::transport::Channel;
-
-const BASICS: &str = env!("CARGO_BIN_EXE_guest-basics");
 
 /// Every RPC's deadline: a call that takes longer is a hang, and fails the test.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -324,7 +325,7 @@ state = "{d}/state"
         for tar in [
             pack(&pause_dir, &workspace_bin("hello"), PAUSE, None),
             pack(&images, &workspace_bin("hello"), HELLO, None),
-            pack(&images, Path::new(BASICS), BASICS_IMAGE, None),
+            pack(&images, &workspace_bin("guest-basics"), BASICS_IMAGE, None),
             pack(&images, &workspace_bin("httpd"), HTTPD, Some(&site)),
         ] {
             node.ctr_ok(&["-n", "k8s.io", "images", "import", tar.to_str().unwrap()]);
