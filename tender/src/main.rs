@@ -298,7 +298,7 @@ fn run(cli: Cli) -> Result<(), Error> {
     // The devices' fds stay open in `attached` until the jump.
     let attached = devices::attach(&image.manifest, &device_options)?;
     // After the devices, so that their fds are the same with or without.
-    let signals = signals::Signals::open()?;
+    let signals = signals::Signals::open(debugger::watched())?;
     let mut policy = seccomp::Policy::base(attached.pollable + signals.pollable());
     policy.extend(attached.rules.iter().cloned());
     if cli.print_seccomp {

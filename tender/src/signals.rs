@@ -16,7 +16,8 @@
 //! A signal the tender's caller left ignored (`nohup`, a shell's
 //! background job and `SIGINT`) stays ignored: it gets no fd and is not
 //! blocked, because a blocked signal is never discarded by the kernel and
-//! would then reach the guest.
+//! would then reach the guest. Under a debugger `SIGINT` is left alone
+//! too, so that the debugger's Ctrl-C still interrupts the guest.
 
 #![allow(unsafe_code)]
 
@@ -90,10 +91,15 @@ impl Signals {
     /// Opens a non-blocking, close-on-exec signalfd for each signal of
     /// `abi::EVENT_SIGNALS` the process does not ignore. Blocks nothing
     /// yet: [`Signals::block`] does, just before the jump.
-    pub fn open() -> Result<Self, SignalError> {
+    ///
+    /// `debugged`: a debugger watches the process (`debugger::watched`).
+    /// Then `SIGINT` is left alone, neither blocked nor handed over: a
+    /// debugger only sees a signal the process does not block, and its
+    /// Ctrl-C, which interrupts the guest, is a `SIGINT`.
+    pub fn open(debugged: bool) -> Result<Self, SignalError> {
         let mut fds = Vec::new();
         for signal in abi::EVENT_SIGNALS.map(|s| s as i32) {
-            if ignored(signal)? {
+            if ignored(signal)? || (debugged && signal == libc::SIGINT) {
                 fds.push((signal, None));
                 continue;
             }
@@ -163,7 +169,7 @@ mod tests {
         assert!(pid >= 0);
         if pid == 0 {
             let code = (|| {
-                let s = Signals::open().ok()?;
+                let s = Signals::open(false).ok()?;
                 if s.pollable() != 2 {
                     return Some(2);
                 }
@@ -202,7 +208,7 @@ mod tests {
         if pid == 0 {
             // SAFETY: ignoring SIGINT in the child.
             unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
-            let code = match Signals::open() {
+            let code = match Signals::open(false) {
                 Ok(s) if s.pollable() == 1 && s.boot_fds()[1] == -1 && s.boot_fds()[0] >= 0 => 0,
                 _ => 1,
             };
