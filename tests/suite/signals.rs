@@ -151,7 +151,7 @@ fn a_guest_that_asked_gets_the_signal_as_an_event() {
     assert_eq!(s.code(), Some(0), "{lines:#?}");
     assert_eq!(lines.last().unwrap(), "got SIGINT, exiting");
     // A guest that never waits sees it when it asks.
-    let (s, lines) = signalled(&[BASICS, "spin"], "spinning", SIGTERM);
+    let (s, lines) = signalled(&[BASICS, "spin-until-asked"], "spinning", SIGTERM);
     assert_eq!(s.code(), Some(0), "{lines:#?}");
     assert_eq!(lines.last().unwrap(), "got SIGTERM while spinning, exiting");
 }
