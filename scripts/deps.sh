@@ -19,6 +19,10 @@
 #   nginx-light     native peers for the network benchmarks, and the load
 #   wrk               generator
 #   containerd, runc, podman   driving the OCI runtime as users do
+#   containernetworking-plugins   the CNI plugins (bridge, host-local,
+#                   loopback) of the CRI suite's pods, in /usr/lib/cni
+#   protobuf-compiler   protoc: the CRI suite's client (crate k8s-cri)
+#                   compiles the CRI's .proto files when it is built
 #   qemu-system-x86, busybox-static, cpio   the HAP lab VM (TCG)
 #   librsvg2-bin    rsvg-convert: the HAP chart as PNG
 NABLA_DEBIAN_PACKAGES=(
@@ -28,7 +32,7 @@ NABLA_DEBIAN_PACKAGES=(
     dosfstools mtools
     redis-tools redis-server
     umoci skopeo oci-image-tool
-    containerd runc podman
+    containerd runc podman containernetworking-plugins protobuf-compiler
     qemu-system-x86 busybox-static cpio librsvg2-bin
 )
 

@@ -11,3 +11,6 @@ nabla_ensure_deps
 nabla_build_all
 cargo test --release --manifest-path runtime/Cargo.toml --target-dir target
 cargo test --release --workspace "$@"
+# The CRI suite (Kubernetes through containerd's CRI): a workspace of its
+# own (tests/cri/Cargo.toml says why), run on the binaries built above.
+cargo test --release --manifest-path tests/cri/Cargo.toml --target-dir target "$@"

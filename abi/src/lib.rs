@@ -22,7 +22,7 @@
 #![deny(unsafe_code)]
 
 /// Version of this contract. Bump it on any change to a type or constant here.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 /// Page size the layout is expressed in.
 pub const PAGE_SIZE: u64 = 4096;
@@ -568,7 +568,22 @@ pub struct BootInfo {
     /// The host kernel's `AT_HWCAP2`: which CPU features the kernel lets
     /// user code use ([`hwcap2`]).
     pub hwcap2: u64,
+    /// One `signalfd` for each of [`EVENT_SIGNALS`], in that order, or -1
+    /// for a signal the tender does not hand over (one its caller left
+    /// ignored). The tender blocks these signals before the jump, so that
+    /// one sent to the process waits on its fd instead of ending the
+    /// process. The guest may only `ppoll` them (they count in the bound
+    /// of `ppoll`'s `nfds`): `POLLIN` means the signal is pending. Nothing
+    /// reads them (no `read` rule), so a pending signal stays pending and
+    /// further ones of the same kind merge into it; see `docs/abi.md`,
+    /// "Signals".
+    pub signal_fds: [i32; 2],
 }
+
+/// The signals the tender hands to the guest as events, by number, in the
+/// order of `BootInfo::signal_fds`: `SIGTERM` (what `kill`, container
+/// runtimes and Kubernetes send to stop a process) and `SIGINT` (Ctrl-C).
+pub const EVENT_SIGNALS: [u32; 2] = [15, 2];
 
 /// Bits of `BootInfo::hwcap2` (Linux's `AT_HWCAP2` on x86_64).
 pub mod hwcap2 {
@@ -589,7 +604,7 @@ mod tests {
         assert_eq!(size_of::<Manifest>() % 8, 0);
         assert_eq!(offset_of!(ElfNote<AbiNote>, desc), 24);
         assert_eq!(size_of::<ElfNote<AbiNote>>(), 32);
-        assert_eq!(size_of::<BootInfo>(), 144);
+        assert_eq!(size_of::<BootInfo>(), 152);
         assert_eq!(size_of::<DeviceInfo>(), 48);
     }
 

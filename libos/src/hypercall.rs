@@ -165,8 +165,8 @@ pub struct PollFd {
 pub const POLLIN: i16 = 1;
 
 /// `ppoll(fds, nfds, timeout, NULL, 8)`. Allowed with `nfds` at most the
-/// number of attached taps (zero for a guest without network) and a NULL
-/// signal mask. `None` waits forever. Returns the number of ready fds.
+/// number of attached taps plus the signalfds (`abi::BootInfo::signal_fds`,
+/// see [`crate::signal`]) and a NULL signal mask. `None` waits forever. Returns the number of ready fds.
 pub fn ppoll(fds: &mut [PollFd], timeout: Option<Duration>) -> Result<usize, Errno> {
     let ts;
     let ts_ptr = match timeout {

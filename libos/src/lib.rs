@@ -16,6 +16,8 @@
 //! * [`process`], [`env`], [`time`], [`console`]: what std would offer on
 //!   top: exit, arguments and environment, clocks and sleep, `print!` and a
 //!   `log` backend.
+//! * [`signal`]: `SIGTERM` and `SIGINT` as events (the tender's signalfds,
+//!   polled with the taps); [`process::terminated`] on top.
 //! * [`task`]: the async executor, which idles in one `ppoll` on the taps.
 //! * [`net`]: smoltcp interfaces over the taps, TCP and UDP sockets.
 //! * [`block`]: the attached disks, in whole sectors.
@@ -39,6 +41,7 @@ pub mod hypercall;
 pub mod net;
 pub mod process;
 mod rt;
+pub mod signal;
 pub mod task;
 pub mod time;
 

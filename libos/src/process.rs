@@ -1,10 +1,76 @@
-//! Ending the guest: [`exit`], and how `main`'s return value becomes the
-//! exit status ([`Termination`]).
+//! Ending the guest: [`exit`], how `main`'s return value becomes the
+//! exit status ([`Termination`]), and being asked to stop
+//! ([`terminated`], [`terminate_requested`]).
 //!
 //! Statuses follow `docs/design.md`: what `main` returns or passes to `exit`
-//! (0-254), 255 after a panic.
+//! (0-254), 255 after a panic, 143 (130) when `SIGTERM` (`SIGINT`) arrives
+//! and the application did not ask for it.
 
 use core::fmt::Debug;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+pub use crate::signal::Signal;
+use crate::signal::{self, Disposition};
+
+/// Opts in to termination events: from now on `SIGTERM` and `SIGINT` are
+/// delivered to the application instead of ending the guest with status
+/// 143 or 130 (see [`crate::signal`]).
+pub fn handle_termination() {
+    for s in Signal::ALL {
+        signal::set_disposition(s, Disposition::Deliver);
+    }
+}
+
+/// Whether the guest was asked to stop: the first `SIGTERM` or `SIGINT`
+/// received, if any. Opts in ([`handle_termination`]) and asks the host,
+/// without waiting, whether one is pending: a loop that computes without
+/// waiting can call it now and then.
+pub fn terminate_requested() -> Option<Signal> {
+    handle_termination();
+    signal::check();
+    signal::received()
+}
+
+/// A future that completes when the guest is asked to stop (`SIGTERM` or
+/// `SIGINT`), with the signal. Its first poll opts in
+/// ([`handle_termination`]): from then on those signals no longer end the
+/// guest, and the application decides when to exit. An executor's
+/// `select` with the work it does is the usual shape:
+///
+/// ```ignore
+/// let stop = libos::process::terminated();
+/// // ... accept connections until `stop` completes, then finish and exit.
+/// ```
+///
+/// Completes at once if a signal was already delivered.
+pub fn terminated() -> Terminated {
+    Terminated { _private: () }
+}
+
+/// The future of [`terminated`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct Terminated {
+    _private: (),
+}
+
+impl Future for Terminated {
+    type Output = Signal;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Signal> {
+        handle_termination();
+        if let Some(s) = signal::received() {
+            return Poll::Ready(s);
+        }
+        signal::register(cx.waker());
+        match signal::received() {
+            Some(s) => Poll::Ready(s),
+            None => Poll::Pending,
+        }
+    }
+}
 
 /// The guest's memory, as the tender laid it out (see `docs/abi.md`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +145,24 @@ impl<T: Termination, E: Debug> Termination for Result<T, E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminated_completes_once_a_signal_is_delivered() {
+        use alloc::sync::Arc;
+        struct Nop;
+        impl alloc::task::Wake for Nop {
+            fn wake(self: Arc<Self>) {}
+        }
+        let _state = signal::test_state();
+        let waker = core::task::Waker::from(Arc::new(Nop));
+        let mut cx = Context::from_waker(&waker);
+        let mut t = terminated();
+        assert_eq!(Pin::new(&mut t).poll(&mut cx), Poll::Pending);
+        assert_eq!(signal::disposition(Signal::Term), Disposition::Deliver);
+        signal::deliver_for_test(Signal::Term);
+        assert_eq!(Pin::new(&mut t).poll(&mut cx), Poll::Ready(Signal::Term));
+        assert_eq!(terminate_requested(), Some(Signal::Term));
+    }
 
     #[test]
     fn statuses() {

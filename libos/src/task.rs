@@ -191,7 +191,8 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 pub fn idle(deadline: Option<Instant>) {
     let now = Instant::now();
     let (progress, next_timer) = poll_devices_at(now);
-    if progress || !READY.lock().is_empty() {
+    // A delivered signal's handler is to run first (libos-std's).
+    if progress || !READY.lock().is_empty() || crate::signal::untaken() {
         return;
     }
     let next = [deadline, next_timer, crate::net::poll_at(now)].into_iter().flatten().min();
@@ -214,9 +215,12 @@ pub fn poll_devices() -> bool {
 /// gives the network a turn while its threads keep it from idling, so that
 /// frames that arrived meanwhile are seen. Returns whether a socket changed
 /// state or a timer fired a task.
+///
+/// The termination signals are checked in the same `ppoll`; one delivered
+/// and not yet taken ([`crate::signal::take`]) counts as a change too.
 pub fn poll_devices_now() -> bool {
     crate::net::check_taps();
-    poll_devices()
+    poll_devices() || crate::signal::untaken()
 }
 
 /// [`poll_devices`] at `now`; also returns the next timer's deadline.

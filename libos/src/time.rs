@@ -1,8 +1,8 @@
 //! Time: a monotonic [`Instant`], wall-clock [`SystemTime`], and [`sleep`].
 //!
 //! Both clocks are `clock_gettime` hypercalls (`CLOCK_MONOTONIC`,
-//! `CLOCK_REALTIME`); `sleep` is a `ppoll` with no file descriptors and a
-//! timeout, the guest's only way to wait.
+//! `CLOCK_REALTIME`); `sleep` is a `ppoll` with a timeout and no file
+//! descriptor but the termination signals' ([`crate::signal`]).
 
 use core::ops::{Add, Sub};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -95,21 +95,27 @@ impl SystemTime {
     }
 }
 
-/// Sleeps for at least `d`: `ppoll` with no fds, resumed after interruptions.
+/// Sleeps for at least `d`: `ppoll` on no fd but the termination signals'
+/// ([`crate::signal`]), resumed after interruptions.
 pub fn sleep(d: Duration) {
     let deadline = Instant::now() + d;
     sleep_until(deadline);
 }
 
-/// Sleeps until `deadline` has passed.
+/// Sleeps until `deadline` has passed. A termination signal that arrives
+/// meanwhile is acted on ([`crate::signal`]: by default the guest exits)
+/// and the sleep goes on.
 pub fn sleep_until(deadline: Instant) {
     loop {
         let now = Instant::now();
         if now >= deadline {
             return;
         }
+        let (mut fds, n) = crate::signal::poll_fds();
         // EINTR and early wake-ups simply go round again.
-        let _ = hypercall::ppoll(&mut [], Some(deadline - now));
+        if hypercall::ppoll(&mut fds[..n], Some(deadline - now)).unwrap_or(0) > 0 {
+            crate::signal::seen(&fds[..n]);
+        }
     }
 }
 

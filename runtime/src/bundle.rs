@@ -67,8 +67,15 @@ pub struct Plan {
     pub args: Vec<String>,
     /// The guest's environment, `KEY=VALUE`.
     pub env: Vec<String>,
-    /// `--mem`, from `linux.resources.memory.limit`; `None`: the tender's default.
+    /// `--mem`, from `linux.resources.memory.limit` less the tender's own
+    /// memory (`arena_mib`); `None`: the tender's default.
     pub mem_mib: Option<u64>,
+    /// `linux.cgroupsPath`, as given.
+    pub cgroups_path: Option<String>,
+    /// `linux.resources`, written to the container's cgroup.
+    pub resources: Option<oci_spec::runtime::LinuxResources>,
+    /// `process.oomScoreAdj`.
+    pub oom_score_adj: Option<i32>,
     pub devices: Vec<Device>,
     /// Block devices given a host file by a mount.
     pub volumes: Vec<Volume>,
@@ -92,6 +99,36 @@ impl Plan {
 }
 
 const MIB: i64 = 1 << 20;
+
+/// What the tender itself takes of a memory cgroup besides the guest's
+/// arena, measured (docs/oci.md, "Memory"): a fixed part (its own pages,
+/// stacks, buffers, the seccomp filter, kernel structures) and the page
+/// tables of the arena, 1/512 of it, rounded up.
+pub const TENDER_OVERHEAD_MIB: u64 = 4;
+
+/// The tender's smallest `--mem`.
+const GUEST_MIN_MIB: u64 = 4;
+
+/// The guest's arena (`--mem`, MiB) for a cgroup memory limit of
+/// `limit` bytes: the limit less the tender's overhead, so that a guest
+/// that fills its arena stays within the limit and is not OOM-killed.
+pub fn arena_mib(limit: i64) -> Result<u64, Error> {
+    let limit_mib = (limit / MIB) as u64;
+    let arena = limit_mib.saturating_sub(TENDER_OVERHEAD_MIB);
+    let arena = arena.saturating_sub(arena.div_ceil(512));
+    if arena < GUEST_MIN_MIB {
+        return Err(Error(format!(
+            "linux.resources.memory.limit {limit} bytes leaves {arena} MiB for the guest, below the tender's minimum of {GUEST_MIN_MIB} MiB: the tender itself takes {TENDER_OVERHEAD_MIB} MiB and the page tables of the container's cgroup (docs/oci.md, \"Memory\")"
+        )));
+    }
+    Ok(arena)
+}
+
+/// The smallest memory limit, MiB, under which a guest with an arena of
+/// `arena` MiB stays within its cgroup: the inverse of `arena_mib`.
+pub fn limit_for_arena(arena: u64) -> u64 {
+    arena + arena.div_ceil(511) + TENDER_OVERHEAD_MIB
+}
 
 /// Reads and checks the bundle. Every refusal names what is wrong.
 pub fn plan(bundle: &Path, log: &Log) -> Result<Plan, Error> {
@@ -124,8 +161,7 @@ pub fn plan(bundle: &Path, log: &Log) -> Result<Plan, Error> {
     }
     let entry = args.remove(0);
     let annotations = spec.annotations().clone().unwrap_or_default();
-    let sandbox =
-        SANDBOX_ANNOTATIONS.iter().any(|k| annotations.get(*k).is_some_and(|v| v == "sandbox"));
+    let sandbox = is_sandbox(&annotations);
     let binary = if sandbox { PathBuf::new() } else { resolve_in_rootfs(&rootfs, &entry)? };
 
     let mut env = Vec::new();
@@ -145,14 +181,26 @@ pub fn plan(bundle: &Path, log: &Log) -> Result<Plan, Error> {
         .and_then(|m| m.limit())
     {
         None => None,
-        Some(l) if l < 0 => None, // -1: unlimited
+        Some(l) if l <= 0 => None, // -1: unlimited; 0: unset, as runc reads it
+        // A sandbox runs no guest: the limit is only the cgroup's.
+        Some(_) if sandbox => None,
         Some(l) if l < MIB => {
             return Err(Error(format!(
                 "linux.resources.memory.limit {l} bytes is below 1 MiB: too small for any guest"
             )));
         }
-        Some(l) => Some((l / MIB) as u64),
+        Some(l) => Some(arena_mib(l)?),
     };
+    let linux = spec.linux().as_ref();
+    let cgroups_path =
+        linux.and_then(|l| l.cgroups_path().as_ref()).map(|p| p.display().to_string());
+    let resources = linux.and_then(|l| l.resources().clone());
+    let oom_score_adj = process.oom_score_adj();
+    if let Some(v) = oom_score_adj
+        && !(-1000..=1000).contains(&v)
+    {
+        return Err(Error(format!("process.oomScoreAdj {v}: must be within -1000..=1000")));
+    }
 
     let devices = if sandbox { Vec::new() } else { inspect(&binary, &entry, mem_mib)? };
 
@@ -215,7 +263,15 @@ pub fn plan(bundle: &Path, log: &Log) -> Result<Plan, Error> {
         rlimits,
         annotations,
         sandbox,
+        cgroups_path,
+        resources,
+        oom_score_adj,
     })
+}
+
+/// Whether the annotations mark a pod's sandbox.
+pub fn is_sandbox(annotations: &HashMap<String, String>) -> bool {
+    SANDBOX_ANNOTATIONS.iter().any(|k| annotations.get(*k).is_some_and(|v| v == "sandbox"))
 }
 
 /// How containerd's and CRI-O's CRI plugins mark a pod's sandbox.

@@ -19,7 +19,6 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use oci_spec::runtime::ContainerState;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -45,6 +44,45 @@ pub struct Record {
     /// The disk's own directory, removed at delete.
     #[serde(default)]
     pub disk_dir: Option<PathBuf>,
+    /// The container's cgroup, removed at delete.
+    #[serde(default)]
+    pub cgroup: Option<crate::cgroup::Cgroup>,
+    /// The guest's arena, MiB (`--mem`), if the config set a memory limit.
+    #[serde(default)]
+    pub mem_mib: Option<u64>,
+}
+
+/// A container's status, runc's (the OCI states and `paused`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    /// The OCI state for the spec's JSON (which has no `paused`; `state`
+    /// says "paused" over it, as runc does).
+    pub fn oci(self) -> oci_spec::runtime::ContainerState {
+        use oci_spec::runtime::ContainerState as S;
+        match self {
+            Status::Created => S::Created,
+            Status::Running | Status::Paused => S::Running,
+            Status::Stopped => S::Stopped,
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        })
+    }
 }
 
 /// A container's lock, held until dropped; `None` inside for a container
@@ -209,15 +247,17 @@ impl Dir {
     }
 
     /// The container's status: stopped once its process is gone (or a
-    /// zombie), created while the process waits on the exec fifo, running
-    /// after.
-    pub fn status(&self, r: &Record) -> ContainerState {
+    /// zombie), paused while its cgroup is frozen, created while the
+    /// process waits on the exec fifo, running after.
+    pub fn status(&self, r: &Record) -> Status {
         if !alive(r.pid, r.start_time) {
-            ContainerState::Stopped
+            Status::Stopped
+        } else if r.cgroup.as_ref().is_some_and(|c| c.frozen()) {
+            Status::Paused
         } else if self.fifo().exists() {
-            ContainerState::Created
+            Status::Created
         } else {
-            ContainerState::Running
+            Status::Running
         }
     }
 }

@@ -8,7 +8,8 @@
 //! nabla-runc [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND
 //!   create --bundle DIR [--pid-file FILE] [--console-socket SOCK] ID
 //!   start ID | state ID | kill [--all] ID [SIGNAL] | delete [--force] ID
-//!   run [--bundle DIR] [--detach] ... ID | ps ID | list | features
+//!   pause ID | resume ID | update [--resources FILE|-] [FLAGS] ID
+//!   events --stats ID | run [--bundle DIR] [--detach] ... ID | ps ID | list | features
 //! ```
 //!
 //! `create` turns the bundle into a tender invocation (see `bundle`, `net`,
@@ -20,6 +21,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod bundle;
+mod cgroup;
 mod container;
 mod disk;
 mod log;
@@ -33,10 +35,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
-use oci_spec::runtime::{ContainerState, State};
+use oci_spec::runtime::State;
 
 use crate::bundle::NetNs;
-use crate::container::{Dir, Record};
+use crate::container::{Dir, Record, Status};
 use crate::log::Log;
 
 /// What went wrong, said to the caller.
@@ -63,8 +65,8 @@ struct Cli {
     /// Logs debug records too.
     #[arg(long, global = true)]
     debug: bool,
-    /// runc's: accepted for compatibility; cgroups are not managed (docs/oci.md).
-    #[arg(long, global = true, hide = true)]
+    /// linux.cgroupsPath is systemd's `slice:prefix:name` (docs/oci.md).
+    #[arg(long, global = true)]
     systemd_cgroup: bool,
     /// runc's: accepted for compatibility, unused.
     #[arg(long, global = true, hide = true)]
@@ -159,18 +161,64 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         rest: Vec<String>,
     },
-    /// Refused: not supported.
-    #[command(disable_help_flag = true)]
-    Pause {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
+    /// Freezes the container's cgroup.
+    Pause { id: String },
+    /// Thaws a paused container's cgroup.
+    Resume { id: String },
+    /// Changes the container's cgroup limits.
+    Update(Box<UpdateArgs>),
+    /// Prints the container's cgroup usage (runc's stats event, JSON).
+    Events {
+        id: String,
+        /// One stats record, then exit (the only form supported).
+        #[arg(long)]
+        stats: bool,
+        /// runc's: the interval between stats records.
+        #[arg(long, default_value = "5s")]
+        interval: String,
     },
-    /// Refused: not supported.
-    #[command(disable_help_flag = true)]
-    Resume {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
-    },
+}
+
+/// runc's `update` flags; `--resources` is a LinuxResources JSON file (`-`:
+/// stdin), which containerd's shim passes. Memory values take runc's units
+/// (`512m`, `1g`).
+#[derive(Debug, Args)]
+struct UpdateArgs {
+    id: String,
+    #[arg(long, short)]
+    resources: Option<PathBuf>,
+    #[arg(long)]
+    blkio_weight: Option<u16>,
+    #[arg(long)]
+    cpu_period: Option<u64>,
+    #[arg(long, allow_negative_numbers = true)]
+    cpu_quota: Option<i64>,
+    #[arg(long)]
+    cpu_share: Option<u64>,
+    #[arg(long)]
+    cpu_rt_period: Option<u64>,
+    #[arg(long, allow_negative_numbers = true)]
+    cpu_rt_runtime: Option<i64>,
+    #[arg(long)]
+    cpuset_cpus: Option<String>,
+    #[arg(long)]
+    cpuset_mems: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    memory: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    memory_reservation: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    #[arg(long, allow_negative_numbers = true)]
+    pids_limit: Option<i64>,
+    #[arg(long, allow_hyphen_values = true)]
+    kernel_memory: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    kernel_memory_tcp: Option<String>,
+    #[arg(long)]
+    l3_cache_schema: Option<String>,
+    #[arg(long)]
+    mem_bw_schema: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -191,22 +239,24 @@ fn dispatch(cli: &Cli, log: &Log) -> Result<u8, Error> {
         max_mib: cli.disk_max_mib,
         timeout: Duration::from_secs(cli.disk_timeout),
     };
+    let cg = CgroupOpts { systemd: cli.systemd_cgroup };
     match &cli.command {
-        Command::Create(a) => create(root, a, true, disks, log).map(|_| 0),
+        Command::Create(a) => create(root, a, true, disks, cg, log).map(|_| 0),
         Command::Start { id } => start(root, id).map(|_| 0),
         Command::State { id } => state(root, id).map(|_| 0),
-        Command::Kill { id, signal, all: _ } => kill(root, id, signal.as_deref()).map(|_| 0),
+        Command::Kill { id, signal, all } => kill(root, id, signal.as_deref(), *all).map(|_| 0),
         Command::Delete { id, force } => delete(root, id, *force, log).map(|_| 0),
-        Command::Run { create: a, detach } => run(root, a, *detach, disks, log),
+        Command::Run { create: a, detach } => run(root, a, *detach, disks, cg, log),
         Command::Ps { id, format } => ps(root, id, format).map(|_| 0),
         Command::List { quiet } => list(root, *quiet).map(|_| 0),
         Command::Features => features().map(|_| 0),
         Command::Exec { .. } => Err(Error(
             "exec is not supported: a nabla container is one guest in one process, with nothing to exec into".into(),
         )),
-        Command::Pause { .. } | Command::Resume { .. } => Err(Error(
-            "pause and resume are not supported: they need the cgroup freezer, and nabla-runc does not manage cgroups".into(),
-        )),
+        Command::Pause { id } => pause(root, id, true).map(|_| 0),
+        Command::Resume { id } => pause(root, id, false).map(|_| 0),
+        Command::Update(a) => update(root, a, log).map(|_| 0),
+        Command::Events { id, stats, interval: _ } => events(root, id, *stats).map(|_| 0),
     }
 }
 
@@ -224,11 +274,19 @@ pub fn sibling(name: &str) -> Result<PathBuf, Error> {
     }
 }
 
-/// Undoes a `create` that fails part-way: taps, disk, state directory.
+/// How `linux.cgroupsPath` is read.
+#[derive(Debug, Clone, Copy)]
+struct CgroupOpts {
+    systemd: bool,
+}
+
+/// Undoes a `create` that fails part-way: taps, disk, cgroup, state
+/// directory.
 struct Undo {
     dir: PathBuf,
     wirings: Vec<net::Wiring>,
     disk: Option<disk::Made>,
+    cgroup: Option<cgroup::Cgroup>,
     done: bool,
 }
 
@@ -241,8 +299,71 @@ impl Drop for Undo {
         if let Some(d) = &self.disk {
             let _ = fs::remove_dir_all(&d.dir);
         }
+        if let Some(c) = &self.cgroup {
+            let _ = c.remove();
+        }
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Makes the container's cgroup and writes its limits. Without a
+/// `cgroupsPath`, a host where cgroups cannot be made (read-only, no
+/// permission) gets a warning and a container without one.
+fn make_cgroup(
+    plan: &bundle::Plan,
+    id: &str,
+    opts: CgroupOpts,
+    log: &Log,
+) -> Result<Option<cgroup::Cgroup>, Error> {
+    let explicit = plan.cgroups_path.as_deref().is_some_and(|p| !p.is_empty()) || opts.systemd;
+    let (absolute, inner) = cgroup::inner_path(plan.cgroups_path.as_deref(), opts.systemd, id)?;
+    if inner.as_os_str().is_empty() {
+        return Err(Error(format!(
+            "linux.cgroupsPath {:?} names the hierarchy's root or the runtime's own cgroup: a container needs a cgroup of its own",
+            plan.cgroups_path.as_deref().unwrap_or("")
+        )));
+    }
+    let located = cgroup::detect().map(|h| cgroup::Cgroup::locate(&h, absolute, &inner));
+    let cg = match located {
+        Ok(cg) => cg,
+        Err(e) if !explicit => {
+            log.warn(&format!("no cgroup for the container: {}", e.0));
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    if cg.exists() && explicit {
+        // runc joins an existing cgroup; nabla-runc would remove it at
+        // delete, so it must be the container's own.
+        let pids = cg.pids();
+        if !pids.is_empty() {
+            return Err(Error(format!(
+                "cgroup {} already holds processes {pids:?}: a container's cgroup is its own",
+                inner.display()
+            )));
+        }
+    }
+    if let Err(e) = cg.make() {
+        if !explicit {
+            log.warn(&format!("no cgroup for the container: {}", e.0));
+            return Ok(None);
+        }
+        return Err(e);
+    }
+    if let Some(r) = &plan.resources {
+        match cg.apply(r) {
+            Ok(notes) => {
+                for n in notes {
+                    log.warn(&n);
+                }
+            }
+            Err(e) => {
+                let _ = cg.remove();
+                return Err(e);
+            }
+        }
+    }
+    Ok(Some(cg))
 }
 
 fn create(
@@ -250,6 +371,7 @@ fn create(
     a: &CreateArgs,
     detach: bool,
     disks: disk::Settings,
+    cg_opts: CgroupOpts,
     log: &Log,
 ) -> Result<(Dir, Record), Error> {
     let dir = Dir::new(root, &a.id)?;
@@ -266,7 +388,9 @@ fn create(
     fs::create_dir_all(root).map_err(|e| Error(format!("{}: {e}", root.display())))?;
     // Held until create is done: start, kill and delete wait for it.
     let _lock = dir.create_locked(&a.id)?;
-    let mut undo = Undo { dir: dir.path.clone(), wirings: Vec::new(), disk: None, done: false };
+    let mut undo =
+        Undo { dir: dir.path.clone(), wirings: Vec::new(), disk: None, cgroup: None, done: false };
+    undo.cgroup = make_cgroup(&plan, &a.id, cg_opts, log)?;
 
     let tender = sibling("tender")?;
     let mut argv = vec![tender.display().to_string()];
@@ -369,6 +493,29 @@ fn create(
         preserve_fds: a.preserve_fds,
         pause: plan.sandbox,
     })?;
+    // Into the cgroup, with its oom_score_adj, while it waits for start:
+    // the tender it becomes, and so the guest, run there from their first
+    // instruction.
+    let joined = undo.cgroup.as_ref().map_or(Ok(()), |c| c.join(pid)).and_then(|()| {
+        match plan.oom_score_adj {
+            Some(v) => fs::write(format!("/proc/{pid}/oom_score_adj"), v.to_string()).map_err(|e| {
+                let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    // As runc, which fails the same way.
+                    ": lowering it needs CAP_SYS_RESOURCE, which this runtime lacks (containerd's CRI plugin clamps it with restrict_oom_score_adj = true)"
+                } else {
+                    ""
+                };
+                Error(format!("oom_score_adj {v}: {e}{hint}"))
+            }),
+            None => Ok(()),
+        }
+    });
+    if let Err(e) = joined {
+        // SAFETY: killing the process we just made.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        wait_gone(pid, container::proc_stat(pid).map(|(_, t)| t).unwrap_or(0));
+        return Err(e);
+    }
     let start_time = container::proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
     let record = Record {
         id: a.id.clone(),
@@ -381,6 +528,8 @@ fn create(
         wirings: undo.wirings.clone(),
         disk: undo.disk.as_ref().map(|d| d.image.clone()),
         disk_dir: undo.disk.as_ref().map(|d| d.dir.clone()),
+        cgroup: undo.cgroup.clone(),
+        mem_mib: plan.mem_mib,
     };
     let saved = dir.save(&record).and_then(|()| match &a.pid_file {
         Some(p) => write_pid_file(p, pid),
@@ -389,6 +538,7 @@ fn create(
     if let Err(e) = saved {
         // SAFETY: killing the process we just made.
         unsafe { libc::kill(pid, libc::SIGKILL) };
+        wait_gone(pid, start_time);
         return Err(e);
     }
     undo.done = true;
@@ -468,10 +618,16 @@ fn start(root: &Path, id: &str) -> Result<(), Error> {
     let dir = Dir::new(root, id)?;
     let _lock = dir.lock(id, container::LOCK_WAIT)?;
     let r = dir.load(id)?;
+    // runc's wording.
     match dir.status(&r) {
-        ContainerState::Created => {}
-        ContainerState::Running => return Err(Error(format!("container {id} is already running"))),
-        s => return Err(Error(format!("container {id} is {s}: it cannot be started"))),
+        Status::Created => {}
+        Status::Running => {
+            return Err(Error("cannot start an already running container".into()));
+        }
+        Status::Stopped => {
+            return Err(Error("cannot start a container that has stopped".into()));
+        }
+        s => return Err(Error(format!("cannot start a container in the {s} state"))),
     }
     process::release(&dir.fifo(), || container::alive(r.pid, r.start_time))?;
     let _ = fs::remove_file(dir.fifo());
@@ -483,8 +639,8 @@ fn oci_state(dir: &Dir, r: &Record) -> State {
     let mut s = State::default();
     s.set_version(OCI_VERSION.into());
     s.set_id(r.id.clone());
-    s.set_status(status);
-    s.set_pid((status != ContainerState::Stopped).then_some(r.pid));
+    s.set_status(status.oci());
+    s.set_pid((status != Status::Stopped).then_some(r.pid));
     s.set_bundle(r.bundle.clone());
     s.set_annotations((!r.annotations.is_empty()).then(|| r.annotations.clone()));
     s
@@ -496,6 +652,8 @@ fn state(root: &Path, id: &str) -> Result<(), Error> {
     let mut v = serde_json::to_value(oci_state(&dir, &r)).map_err(|e| Error(e.to_string()))?;
     // runc's extra field, which podman reads.
     v["created"] = r.created.clone().into();
+    // runc's status, which the spec's type lacks.
+    v["status"] = dir.status(&r).to_string().into();
     println!("{}", serde_json::to_string_pretty(&v).map_err(|e| Error(e.to_string()))?);
     Ok(())
 }
@@ -547,19 +705,83 @@ fn parse_signal(s: &str) -> Result<i32, Error> {
     Ok(n)
 }
 
-fn kill(root: &Path, id: &str, signal: Option<&str>) -> Result<(), Error> {
+/// runc's `kill`: a stopped container is an error without `--all`, worded
+/// as runc's (`container not running`, which containerd's shim tolerates),
+/// and nothing to do with it (exit 0), as runc's `kill --all` does.
+fn kill(root: &Path, id: &str, signal: Option<&str>, all: bool) -> Result<(), Error> {
     let sig = parse_signal(signal.unwrap_or("SIGTERM"))?;
     let dir = Dir::new(root, id)?;
     let _lock = dir.lock(id, container::LOCK_WAIT)?;
     let r = dir.load(id)?;
-    if dir.status(&r) == ContainerState::Stopped {
-        return Err(Error(format!("container {id} is not running")));
+    let status = dir.status(&r);
+    if status == Status::Stopped {
+        if all {
+            return Ok(());
+        }
+        return Err(Error("container not running".into()));
+    }
+    if all && let Some(cg) = &r.cgroup {
+        // Every process of the cgroup, as runc's kill --all: frozen while
+        // signalled (no process escapes by forking), thawed after unless
+        // the container was paused (a paused one thaws for SIGKILL).
+        let was_frozen = status == Status::Paused;
+        // Without a freezer (not mounted), signalled as they are.
+        let froze = cg.freeze(true).is_ok();
+        for p in cg.pids() {
+            // SAFETY: a signal to a process of the container's cgroup.
+            unsafe { libc::kill(p, sig) };
+        }
+        if froze && (!was_frozen || sig == libc::SIGKILL) {
+            cg.freeze(false)?;
+        }
+        return Ok(());
     }
     // SAFETY: a signal to the container's process, checked alive just now.
     if unsafe { libc::kill(r.pid, sig) } != 0 {
         return Err(Error(format!("kill {}: {}", r.pid, std::io::Error::last_os_error())));
     }
+    if status == Status::Paused
+        && sig == libc::SIGKILL
+        && let Some(cg) = &r.cgroup
+    {
+        // A frozen process does not die until thawed.
+        cg.freeze(false)?;
+    }
     Ok(())
+}
+
+/// Waits (at most 10 s) until `pid` has gone.
+fn wait_gone(pid: i32, start_time: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while container::alive(pid, start_time) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+/// `pause` (`freeze`) and `resume`, through the cgroup freezer, in runc's
+/// terms: only a created or running container pauses, only a paused one
+/// resumes.
+fn pause(root: &Path, id: &str, freeze: bool) -> Result<(), Error> {
+    let dir = Dir::new(root, id)?;
+    let _lock = dir.lock(id, container::LOCK_WAIT)?;
+    let r = dir.load(id)?;
+    let status = dir.status(&r);
+    if freeze && !matches!(status, Status::Running | Status::Created) {
+        return Err(Error("container not running".into()));
+    }
+    if !freeze && status != Status::Paused {
+        return Err(Error("container not paused".into()));
+    }
+    let cg = r.cgroup.as_ref().ok_or_else(|| {
+        Error(format!(
+            "container {id} has no cgroup (it was created without one): nothing to freeze"
+        ))
+    })?;
+    cg.freeze(freeze)
 }
 
 fn delete(root: &Path, id: &str, force: bool, log: &Log) -> Result<(), Error> {
@@ -574,25 +796,29 @@ fn delete(root: &Path, id: &str, force: bool, log: &Log) -> Result<(), Error> {
         }
         Err(e) => return Err(e),
     };
+    // runc's: a stopped container is deleted, a created one killed and
+    // deleted, a running or paused one only with --force.
     match dir.status(&r) {
-        ContainerState::Running if !force => {
-            return Err(Error(format!(
-                "container {id} is running: stop it first, or delete --force"
-            )));
+        s @ (Status::Running | Status::Paused) if !force => {
+            return Err(Error(format!("cannot delete container {id} that is not stopped: {s}")));
         }
-        ContainerState::Stopped => {}
+        Status::Stopped => {}
         _ => {
             // SAFETY: the container's process, alive as just checked.
             unsafe { libc::kill(r.pid, libc::SIGKILL) };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while container::alive(r.pid, r.start_time) {
-                if Instant::now() > deadline {
-                    return Err(Error(format!(
-                        "container {id}: process {} survived SIGKILL for 10 s",
-                        r.pid
-                    )));
+            if let Some(cg) = &r.cgroup {
+                for p in cg.pids() {
+                    // SAFETY: a process of the container's cgroup.
+                    unsafe { libc::kill(p, libc::SIGKILL) };
                 }
-                std::thread::sleep(Duration::from_millis(5));
+                // A frozen process dies only once thawed.
+                let _ = cg.freeze(false);
+            }
+            if !wait_gone(r.pid, r.start_time) {
+                return Err(Error(format!(
+                    "container {id}: process {} survived SIGKILL for 10 s",
+                    r.pid
+                )));
             }
         }
     }
@@ -618,6 +844,11 @@ fn cleanup(dir: &Dir, r: &Record, log: &Log) {
     if let Some(d) = &r.disk_dir {
         let _ = fs::remove_dir_all(d);
     }
+    if let Some(cg) = &r.cgroup
+        && let Err(e) = cg.remove()
+    {
+        log.warn(&format!("the container's cgroup stays: {}", e.0));
+    }
     let _ = fs::remove_dir_all(&dir.path);
 }
 
@@ -637,9 +868,10 @@ fn run(
     a: &CreateArgs,
     detach: bool,
     disks: disk::Settings,
+    cg: CgroupOpts,
     log: &Log,
 ) -> Result<u8, Error> {
-    let (dir, r) = create(root, a, detach, disks, log)?;
+    let (dir, r) = create(root, a, detach, disks, cg, log)?;
     if let Err(e) = start(root, &a.id) {
         let _ = delete(root, &a.id, true, log);
         return Err(e);
@@ -676,12 +908,208 @@ fn run(
     })
 }
 
+/// A byte count as runc's flags take it: a number with an optional unit
+/// (`k`, `m`, `g`, `t`, `p`, powers of 1024, with or without `b`/`ib`);
+/// `-1` is unlimited.
+fn parse_bytes(s: &str) -> Result<i64, Error> {
+    let bad = || {
+        Error(format!("invalid size {s:?}: a number of bytes with an optional unit (k, m, g, t)"))
+    };
+    let t = s.trim().to_ascii_lowercase();
+    if t == "-1" {
+        return Ok(-1);
+    }
+    let digits = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let unit = unit.trim();
+    let unit = unit.strip_suffix("ib").or_else(|| unit.strip_suffix('b')).unwrap_or(unit);
+    let mult: f64 = match unit {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024.0f64.powi(4),
+        "p" => 1024.0f64.powi(5),
+        _ => return Err(bad()),
+    };
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let v = n * mult;
+    if !v.is_finite() || v < 0.0 || v > i64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(v as i64)
+}
+
+/// The resources `update` asks for: `--resources` (a LinuxResources JSON
+/// file, `-` for stdin), then the flags on top, as runc reads them.
+fn update_resources(a: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources, Error> {
+    use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
+    let mut r: LinuxResources = match &a.resources {
+        Some(p) => {
+            let text = if p.as_os_str() == "-" {
+                let mut v = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)
+                    .map_err(|e| Error(format!("--resources -: {e}")))?;
+                v
+            } else {
+                fs::read(p).map_err(|e| Error(format!("--resources {}: {e}", p.display())))?
+            };
+            serde_json::from_slice(&text)
+                .map_err(|e| Error(format!("--resources: not a LinuxResources JSON object: {e}")))?
+        }
+        None => LinuxResources::default(),
+    };
+    if a.l3_cache_schema.is_some() || a.mem_bw_schema.is_some() {
+        return Err(Error(
+            "--l3-cache-schema and --mem-bw-schema (Intel RDT) are not supported".into(),
+        ));
+    }
+    let mut mem = r.memory().unwrap_or_default();
+    if let Some(v) = &a.memory {
+        mem.set_limit(Some(parse_bytes(v)?));
+    }
+    if let Some(v) = &a.memory_swap {
+        mem.set_swap(Some(parse_bytes(v)?));
+    }
+    if let Some(v) = &a.memory_reservation {
+        mem.set_reservation(Some(parse_bytes(v)?));
+    }
+    if let Some(v) = &a.kernel_memory {
+        mem.set_kernel(Some(parse_bytes(v)?));
+    }
+    if let Some(v) = &a.kernel_memory_tcp {
+        mem.set_kernel_tcp(Some(parse_bytes(v)?));
+    }
+    if mem != LinuxMemory::default() {
+        r.set_memory(Some(mem));
+    }
+    let mut cpu = r.cpu().clone().unwrap_or_default();
+    if let Some(v) = a.cpu_share {
+        cpu.set_shares(Some(v));
+    }
+    if let Some(v) = a.cpu_quota {
+        cpu.set_quota(Some(v));
+    }
+    if let Some(v) = a.cpu_period {
+        cpu.set_period(Some(v));
+    }
+    if let Some(v) = a.cpu_rt_period {
+        cpu.set_realtime_period(Some(v));
+    }
+    if let Some(v) = a.cpu_rt_runtime {
+        cpu.set_realtime_runtime(Some(v));
+    }
+    if let Some(v) = &a.cpuset_cpus {
+        cpu.set_cpus(Some(v.clone()));
+    }
+    if let Some(v) = &a.cpuset_mems {
+        cpu.set_mems(Some(v.clone()));
+    }
+    if cpu != LinuxCpu::default() {
+        r.set_cpu(Some(cpu));
+    }
+    if let Some(v) = a.pids_limit {
+        let mut p = LinuxPids::default();
+        p.set_limit(v);
+        r.set_pids(Some(p));
+    }
+    if let Some(v) = a.blkio_weight {
+        let mut b = r.block_io().clone().unwrap_or_default();
+        b.set_weight(Some(v));
+        r.set_block_io(Some(b));
+    }
+    Ok(r)
+}
+
+/// The guest's arena, MiB, when the config set no limit: the tender's
+/// default.
+const TENDER_DEFAULT_MEM_MIB: u64 = 64;
+
+/// `update`: writes the new limits to the container's cgroup. The guest's
+/// arena was fixed when it started: a memory limit below what it and the
+/// tender need is refused (the guest would be OOM-killed when it used its
+/// memory), and a larger one is applied with a warning that the guest
+/// gets no more memory until it is started again.
+fn update(root: &Path, a: &UpdateArgs, log: &Log) -> Result<(), Error> {
+    let res = update_resources(a)?;
+    let dir = Dir::new(root, &a.id)?;
+    let _lock = dir.lock(&a.id, container::LOCK_WAIT)?;
+    let r = dir.load(&a.id)?;
+    if dir.status(&r) == Status::Stopped {
+        return Err(Error("container not running".into()));
+    }
+    let cg = r.cgroup.as_ref().ok_or_else(|| {
+        Error(format!(
+            "container {} has no cgroup (it was created without one): nothing to update",
+            a.id
+        ))
+    })?;
+    let sandbox = bundle::is_sandbox(&r.annotations);
+    if let Some(l) = res.memory().as_ref().and_then(|m| m.limit()).filter(|l| *l > 0)
+        && !sandbox
+    {
+        let arena = r.mem_mib.unwrap_or(TENDER_DEFAULT_MEM_MIB);
+        let needed = bundle::limit_for_arena(arena);
+        if (l as u64) < needed << 20 {
+            return Err(Error(format!(
+                "memory limit {l} bytes is below the {needed} MiB the running guest needs: its memory ({arena} MiB) was fixed when it started, and the tender takes the rest; start it again with the new limit"
+            )));
+        }
+        let arena_then = bundle::arena_mib(l).unwrap_or(0);
+        if arena_then != arena {
+            log.warn(&format!(
+                "memory limit {l} bytes applied to the cgroup; the guest keeps its {arena} MiB until it is started again (it would get {arena_then} MiB)"
+            ));
+        }
+    }
+    for n in cg.apply(&res)? {
+        log.warn(&n);
+    }
+    Ok(())
+}
+
+/// `events --stats`: one runc stats record of the container's cgroup.
+fn events(root: &Path, id: &str, stats: bool) -> Result<(), Error> {
+    if !stats {
+        return Err(Error(
+            "events without --stats is not supported: nabla-runc reports no OOM or other events; use --stats".into(),
+        ));
+    }
+    let dir = Dir::new(root, id)?;
+    let r = dir.load(id)?;
+    if dir.status(&r) == Status::Stopped {
+        // runc's wording for events.
+        return Err(Error(format!("container with id {id} is not running")));
+    }
+    let cg = r.cgroup.as_ref().ok_or_else(|| {
+        Error(format!("container {id} has no cgroup (it was created without one): no stats"))
+    })?;
+    let s = cg.stats();
+    let v = serde_json::json!({
+        "type": "stats",
+        "id": id,
+        "data": {
+            "cpu": { "usage": { "total": s.cpu_usage_ns.unwrap_or(0) } },
+            "memory": { "usage": {
+                "usage": s.memory_usage.unwrap_or(0),
+                "max": s.memory_max_usage.unwrap_or(0),
+                "limit": s.memory_limit.unwrap_or(0),
+                "failcnt": s.memory_failcnt.unwrap_or(0),
+            } },
+            "pids": { "current": s.pids.unwrap_or(0) },
+        }
+    });
+    println!("{v}");
+    Ok(())
+}
+
 fn ps(root: &Path, id: &str, format: &str) -> Result<(), Error> {
     let dir = Dir::new(root, id)?;
     let r = dir.load(id)?;
-    let pids: Vec<i32> = match dir.status(&r) {
-        ContainerState::Stopped => vec![],
-        _ => vec![r.pid],
+    let pids: Vec<i32> = match (&r.cgroup, dir.status(&r)) {
+        (Some(cg), _) => cg.pids(),
+        (None, Status::Stopped) => vec![],
+        (None, _) => vec![r.pid],
     };
     match format {
         "json" => println!("{}", serde_json::to_string(&pids).unwrap_or_default()),
@@ -716,7 +1144,7 @@ fn list(root: &Path, quiet: bool) -> Result<(), Error> {
             println!("{id}");
         } else {
             let st = dir.status(&r);
-            let pid = if st == ContainerState::Stopped { 0 } else { r.pid };
+            let pid = if st == Status::Stopped { 0 } else { r.pid };
             println!(
                 "{:<24} {:<8} {:<8} {:<40} {}",
                 id,
@@ -733,8 +1161,10 @@ fn list(root: &Path, quiet: bool) -> Result<(), Error> {
 fn features() -> Result<(), Error> {
     use oci_spec::runtime::{Cgroup, Features, LinuxFeature, LinuxNamespaceType, Seccomp};
     let mut cgroup = Cgroup::default();
-    cgroup.set_v1(Some(false));
-    cgroup.set_v2(Some(false));
+    cgroup.set_v1(Some(true));
+    cgroup.set_v2(Some(true));
+    // The systemd form of cgroupsPath is read, but the cgroup is made on
+    // the file system, not through systemd (docs/oci.md).
     cgroup.set_systemd(Some(false));
     cgroup.set_systemd_user(Some(false));
     let mut seccomp = Seccomp::default();
@@ -775,5 +1205,18 @@ mod tests {
         assert!(parse_signal("0").is_err());
         assert!(parse_signal("NOPE").is_err());
         assert!(parse_signal("99").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("1024").unwrap(), 1024);
+        assert_eq!(parse_bytes("512m").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("2kb").unwrap(), 2048);
+        assert_eq!(parse_bytes("3MiB").unwrap(), 3 << 20);
+        assert_eq!(parse_bytes("-1").unwrap(), -1);
+        for bad in ["", "m", "1x", "-2", "1e400", "--1"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -213,6 +213,13 @@ fn wire_one(
         .to_string();
     let qdiscs = run("tc", &["qdisc", "show", "dev", &iface.name, "ingress"])?;
     if !qdiscs.trim().is_empty() {
+        let filters = run("tc", &["filter", "show", "dev", &iface.name, "parent", "ffff:"])?;
+        if let Some(tap) = redirect_target(&filters).filter(|t| t.starts_with("nabla")) {
+            return Err(Error(format!(
+                "interface {} is already wired to another nabla guest (tap {tap}): a network namespace holds one networked nabla guest, which owns its interface's address; in a pod, a second container with a net device (a sidecar) cannot share it: give it no net device, or serve its part from the same guest (docs/kubernetes.md, Sidecars)",
+                iface.name
+            )));
+        }
         return Err(Error(format!(
             "interface {} already has an ingress qdisc ({}): nabla-runc would replace it",
             iface.name,
@@ -247,6 +254,15 @@ fn wire_one(
     })
 }
 
+/// The device that a `tc filter show` listing redirects to, if any
+/// (`... mirred (Egress Redirect to device nabla0) stolen`).
+fn redirect_target(filters: &str) -> Option<String> {
+    let at = filters.find("Redirect to device ")? + "Redirect to device ".len();
+    let name: String =
+        filters[at..].chars().take_while(|c| !c.is_whitespace() && *c != ')').collect();
+    (!name.is_empty()).then_some(name)
+}
+
 /// `tc filter` arguments that send every frame arriving on `from` out of `to`.
 fn redirect<'a>(from: &'a str, to: &'a str) -> Vec<&'a str> {
     vec![
@@ -261,5 +277,22 @@ pub fn unwire(wirings: &[Wiring]) {
     for w in wirings {
         let _ = run("ip", &["link", "del", "dev", &w.tap]);
         let _ = run("tc", &["qdisc", "del", "dev", &w.iface, "ingress"]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_redirect_target_is_read_from_tc_filter_show() {
+        let listing = "filter protocol all pref 49152 u32 chain 0 \n\
+            filter protocol all pref 49152 u32 chain 0 fh 800::800 order 2048 key ht 800 bkt 0 terminal flowid not_in_hw \n\
+            \x20 match 00000000/00000000 at 0\n\
+            \taction order 1: mirred (Egress Redirect to device nabla0) stolen\n\
+            \tindex 1 ref 1 bind 1\n";
+        assert_eq!(redirect_target(listing).as_deref(), Some("nabla0"));
+        assert_eq!(redirect_target("filter protocol all pref 1 u32"), None);
+        assert_eq!(redirect_target("mirred (Egress Redirect to device )"), None);
     }
 }

@@ -43,6 +43,8 @@ pub struct BootParams<'a> {
     pub random: [u64; 4],
     /// The kernel's `AT_HWCAP2`.
     pub hwcap2: u64,
+    /// The signal fds (`BootInfo::signal_fds`), -1 where none.
+    pub signal_fds: [i32; 2],
 }
 
 /// Whether `entry` is an environment variable as the guest takes it:
@@ -139,6 +141,7 @@ pub fn build(params: &BootParams<'_>, layout: &Layout) -> Result<Vec<u8>, TooLar
         devices: base + dev_off as u64,
         random: params.random,
         hwcap2: params.hwcap2,
+        signal_fds: params.signal_fds,
     };
     put_info(&mut buf, &info);
     Ok(buf)
@@ -174,6 +177,9 @@ fn put_info(buf: &mut [u8], i: &BootInfo) {
         put(buf, offset_of!(BootInfo, random) + 8 * k, &word.to_le_bytes());
     }
     field!(hwcap2);
+    for (k, fd) in i.signal_fds.iter().enumerate() {
+        put(buf, offset_of!(BootInfo, signal_fds) + 4 * k, &fd.to_le_bytes());
+    }
 }
 
 fn put_device(buf: &mut [u8], off: usize, d: &DeviceInfo) {
@@ -222,6 +228,7 @@ mod tests {
             log_level: 3,
             random: [1, 2, 3, 4],
             hwcap2: 2,
+            signal_fds: [7, -1],
         };
         let l = layout();
         let buf = build(&params, &l).unwrap();
@@ -242,6 +249,8 @@ mod tests {
         assert_eq!(string(&buf, word(&buf, offset_of!(BootInfo, envp)), 0), "NAME=nabla");
         assert_eq!(word(&buf, offset_of!(BootInfo, random) + 24), 4);
         assert_eq!(word(&buf, offset_of!(BootInfo, hwcap2)), 2);
+        let fds = offset_of!(BootInfo, signal_fds);
+        assert_eq!(buf[fds..fds + 8], [7, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
     }
 
     #[test]
@@ -264,6 +273,7 @@ mod tests {
             log_level: 2,
             random: [0; 4],
             hwcap2: 0,
+            signal_fds: [-1, -1],
         };
         let buf = build(&params, &layout()).unwrap();
         let off = (word(&buf, offset_of!(BootInfo, devices)) - abi::BOOT_REGION_START) as usize;
@@ -286,6 +296,7 @@ mod tests {
             log_level: 2,
             random: [0; 4],
             hwcap2: 0,
+            signal_fds: [-1, -1],
         };
         assert!(matches!(build(&params, &layout()), Err(TooLarge { .. })));
     }

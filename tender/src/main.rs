@@ -29,6 +29,7 @@ mod devices;
 mod launch;
 mod memory;
 mod seccomp;
+mod signals;
 mod snapshot;
 
 // The pure steps live in the library (src/lib.rs), which the fuzz targets
@@ -173,6 +174,8 @@ enum Error {
     Map(#[from] memory::MapError),
     #[error(transparent)]
     Launch(#[from] launch::LaunchError),
+    #[error(transparent)]
+    Signals(#[from] signals::SignalError),
 }
 
 /// The C `main`, called by libc's start-up code.
@@ -294,7 +297,9 @@ fn run(cli: Cli) -> Result<(), Error> {
 
     // The devices' fds stay open in `attached` until the jump.
     let attached = devices::attach(&image.manifest, &device_options)?;
-    let mut policy = seccomp::Policy::base(attached.pollable);
+    // After the devices, so that their fds are the same with or without.
+    let signals = signals::Signals::open(debugger::watched())?;
+    let mut policy = seccomp::Policy::base(attached.pollable + signals.pollable());
     policy.extend(attached.rules.iter().cloned());
     if cli.print_seccomp {
         print!("{}", policy.describe());
@@ -320,6 +325,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         log_level,
         random: launch::guest_seed(),
         hwcap2: launch::hwcap2(),
+        signal_fds: signals.boot_fds(),
     };
     let boot_region = boot::build(&boot_params, &layout)?;
     let program = policy.bpf()?;
@@ -329,11 +335,14 @@ fn run(cli: Cli) -> Result<(), Error> {
     // The last file-related step: from here on the tender writes no file.
     attached.limit_file_size()?;
     // The guest keeps its console and its devices, nothing else.
-    let keep: Vec<_> = attached.fds.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+    let mut keep: Vec<_> = attached.fds.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+    keep.extend(signals.raw_fds());
     launch::close_other_fds(&keep)?;
     if let Some(symbols) = symbols {
         symbols.register();
     }
+    // From here a SIGTERM or SIGINT waits for the guest (see `signals`).
+    signals.block()?;
     let start = launch::Start {
         entry: image.entry,
         stack_top: layout.stack_top,

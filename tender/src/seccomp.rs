@@ -114,8 +114,9 @@ pub enum SeccompError {
 
 impl Policy {
     /// The rules every guest gets, whatever its devices: the console, the
-    /// two clocks, waiting, and exiting. `pollable_fds` is how many device
-    /// fds the guest may wait on (the attached taps; zero without network).
+    /// two clocks, waiting, and exiting. `pollable_fds` is how many fds
+    /// the guest may wait on: the attached taps and the signalfds
+    /// (`signals`; two unless the tender's caller ignores SIGTERM or SIGINT).
     pub fn base(pollable_fds: u64) -> Self {
         let rules = vec![
             Rule::new("write", &[(0, Cmp::Eq(CONSOLE_FD))], "console output (print!, log)"),
@@ -128,7 +129,7 @@ impl Policy {
             Rule::new(
                 "ppoll",
                 &[(1, Cmp::Le(pollable_fds)), (3, Cmp::Eq(0))],
-                "idle until a deadline or a device is ready; no signal mask",
+                "idle until a deadline, a device or a signalfd is ready; no signal mask",
             ),
             Rule::new("exit_group", &[], "exit"),
         ];

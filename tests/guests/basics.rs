@@ -8,6 +8,14 @@
 //! * `mem`: libos's memcpy, memmove, memset and memcmp give the right bytes.
 //! * `exit N`: returns N from main.
 //! * `sleep SECS`: sleeps, for tests that need a live guest.
+//! * `fill [SECS]`: allocates and touches heap until no allocation
+//!   succeeds, prints how much it got, sleeps SECS (default 0) holding it
+//!   and exits 0 (the runtime's memory-limit and stats tests).
+//! * `spin SECS`: keeps a CPU busy for SECS seconds (the stats tests).
+//! * `terminated`: opts in to termination events, says `waiting`, awaits
+//!   `libos::process::terminated()` and exits 0 after saying which signal.
+//! * `spin-until-asked`: opts in, then computes without ever waiting, checking
+//!   `terminate_requested()` between rounds; exits 0 when asked.
 
 #![no_std]
 #![no_main]
@@ -49,11 +57,50 @@ fn main() -> i32 {
         }
         "mem" => mem(),
         "exit" => arg(2).parse().unwrap_or(99),
+        "fill" => {
+            let code = fill();
+            libos::time::sleep(Duration::from_secs(arg(2).parse().unwrap_or(0)));
+            code
+        }
+        "spin" => {
+            let secs = arg(2).parse().unwrap_or(1);
+            let end = Instant::now() + Duration::from_secs(secs);
+            let mut x = 0u64;
+            while Instant::now() < end {
+                for i in 0..10_000u64 {
+                    x = black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i));
+                }
+            }
+            println!("spun {}", x & 1);
+            0
+        }
         "sleep" => {
             let secs = arg(2).parse().unwrap_or(1);
             println!("sleeping {secs} s");
             libos::time::sleep(Duration::from_secs(secs));
             0
+        }
+        "terminated" => {
+            let signal = libos::task::block_on(async {
+                let stop = libos::process::terminated();
+                println!("waiting");
+                stop.await
+            });
+            println!("got {signal}, exiting");
+            0
+        }
+        "spin-until-asked" => {
+            println!("spinning");
+            let mut x = 1u64;
+            loop {
+                for _ in 0..100_000 {
+                    x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+                if let Some(signal) = libos::process::terminate_requested() {
+                    println!("got {signal} while spinning, exiting");
+                    return 0;
+                }
+            }
         }
         other => {
             println!("unknown mode {other:?}");
@@ -117,6 +164,32 @@ fn fpu() -> i32 {
         println!("fpu wrong: scalar {ok_scalar} sqrt {r:?} add {s:?}");
         1
     }
+}
+
+/// Takes the heap chunk by chunk (1 MiB, then smaller, down to 4 KiB),
+/// writing every page, with fallible allocations: when none succeeds the
+/// heap is full and every page of it is resident.
+fn fill() -> i32 {
+    let mut total = 0usize;
+    let mut chunk = 1usize << 20;
+    while chunk >= 4096 {
+        let mut v: alloc::vec::Vec<u8> = alloc::vec::Vec::new();
+        if v.try_reserve_exact(chunk).is_err() {
+            chunk /= 2;
+            continue;
+        }
+        // Written through the pointer: the capacity is reserved, and u8
+        // needs no initialisation.
+        let p = v.as_mut_ptr();
+        for off in (0..chunk).step_by(4096) {
+            // SAFETY: off < chunk, within the reservation.
+            unsafe { p.add(off).write_volatile(0xa5) };
+        }
+        core::mem::forget(v);
+        total += chunk;
+    }
+    println!("filled {} KiB", total / 1024);
+    0
 }
 
 fn time() -> i32 {

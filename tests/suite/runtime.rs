@@ -314,8 +314,12 @@ fn the_guest_inherits_no_fd_but_its_console_and_devices() {
         .iter()
         .map(|fd| std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap().display().to_string())
         .collect();
-    assert_eq!(open.len(), 4, "fds {open:?} -> {targets:?}");
-    assert_eq!(targets[3], disk.display().to_string());
+    // 0-2, the disk, and the signalfds (SIGTERM, SIGINT: see signals.rs).
+    let signal_fds = support::signal_fds() as usize;
+    assert_eq!(open.len(), 4 + signal_fds, "fds {open:?} -> {targets:?}");
+    assert!(targets.contains(&disk.display().to_string()), "{targets:?}");
+    let signalfds = targets.iter().filter(|t| t.as_str() == "anon_inode:[signalfd]").count();
+    assert_eq!(signalfds, signal_fds, "{targets:?}");
     // The pipe's reader sees EOF while the guest still runs.
     let mut byte = [0u8; 1];
     // SAFETY: reading one byte into a local buffer from the pipe's read end.
@@ -457,7 +461,7 @@ fn inspect_prints_abi_segments_and_manifest() {
     let out = run(&["--inspect", &hello()]);
     out.assert_ok();
     let s = &out.stdout;
-    assert!(s.contains("abi:         version 4 (this tender: 4)"), "{s}");
+    assert!(s.contains("abi:         version 5 (this tender: 5)"), "{s}");
     assert!(s.contains("entry:       0x100000"), "{s}");
     assert!(s.contains("r-x file 0x1000+"), "{s}");
     assert!(s.contains(" rw- "), "{s}");

@@ -1,5 +1,6 @@
 //! The filter: the four calls a device-less guest needs are allowed with
-//! their pinned arguments, and every other system call, every x32 call, and
+//! their pinned arguments (`ppoll` on at most the tender's signalfds), and
+//! every other system call, every x32 call, and
 //! the allowed calls with other arguments kill the guest with SIGSYS; a
 //! filter the kernel refuses is reported, and no guest runs unfiltered.
 
@@ -51,6 +52,10 @@ fn allowed_calls_with_their_arguments_survive() {
     let out = call(&["271", "0", "0", "buf", "0", "8"]);
     out.assert_ok();
     assert_eq!(out.stdout, "returned 0\n");
+    // ppoll on as many fds as the tender gave signalfds: allowed.
+    let nfds = support::signal_fds().to_string();
+    let out = call(&["271", "buf", &nfds, "buf", "0", "8"]);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
     let out = call(&["231", "7"]);
     assert_eq!(out.code(), Some(7), "{out:#?}");
 }
@@ -62,7 +67,9 @@ fn allowed_calls_with_other_arguments_are_killed() {
     assert_killed(&["1", "0x100000001", "msg", "3"]); // fd 1 in the low half only
     assert_killed(&["228", "5", "buf"]); // CLOCK_BOOTTIME... 5 is CLOCK_REALTIME_COARSE
     assert_killed(&["228", "2", "buf"]); // CLOCK_PROCESS_CPUTIME_ID
-    assert_killed(&["271", "buf", "1", "buf", "0", "8"]); // nfds 1 without a tap
+    // nfds past the signalfds (SIGTERM, SIGINT) without a tap
+    let nfds = (support::signal_fds() + 1).to_string();
+    assert_killed(&["271", "buf", &nfds, "buf", "0", "8"]);
     assert_killed(&["271", "0", "0", "buf", "buf", "8"]); // a signal mask
 }
 

@@ -9,7 +9,8 @@
 //!   disk byte for byte, a JSON document that parses, 404s; wrk for a few
 //!   seconds without an error; garbage frames on the tap while it serves;
 //! * mini-redis-server (mini-redis 0.4.1 from crates.io): redis-cli's SET,
-//!   GET, PUBLISH and SUBSCRIBE, and `redis-benchmark -t set,get`.
+//!   GET, PUBLISH and SUBSCRIBE, `redis-benchmark -t set,get`, and its
+//!   own graceful shutdown on Ctrl-C (SIGINT), exit 0.
 //!
 //! The guests are built by `nabla_build_all` (scripts/deps.sh) into
 //! target/release, next to the tender.
@@ -337,6 +338,7 @@ fn mini_redis(ns: &Netns) -> KillOnDrop {
 }
 
 #[test]
+#[allow(unsafe_code)]
 fn mini_redis_answers_redis_cli_set_get_publish_subscribe() {
     let ns = namespace("sa-redis");
     let mut guest = mini_redis(&ns);
@@ -383,6 +385,23 @@ fn mini_redis_answers_redis_cli_set_get_publish_subscribe() {
     );
     assert!(!out.contains("elsewhere"), "{out}");
     assert_alive(&mut guest, "after redis-cli");
+    // Ctrl-C: mini-redis's own graceful shutdown (`tokio::signal::ctrl_c()`
+    // in its `main`) runs, and it exits 0. Unless this test process ignores
+    // SIGINT (a shell's background job), which the guest then inherits.
+    if support::signal_fds() == 2 {
+        let pid = guest.0.id() as i32;
+        // SAFETY: a signal to the test's own child, the tender.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = guest.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "mini-redis did not stop on SIGINT");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(status.code(), Some(0), "{status:?}");
+    }
 }
 
 #[test]

@@ -54,6 +54,9 @@ pub struct Limits {
     /// Time for each write of at most [`WRITE_MAX`] bytes to be taken by
     /// the socket (whose buffer empties only as the client reads).
     pub send_timeout: Duration,
+    /// After `SIGTERM` or `SIGINT`: how long the requests under way may
+    /// take to finish before the server exits anyway.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -64,6 +67,7 @@ impl Default for Limits {
             body_timeout: Duration::from_secs(60),
             keepalive_timeout: Duration::from_secs(30),
             send_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -91,7 +95,8 @@ const TIME: &str = "a time, in seconds or with an ms, s or m suffix (20s, 500ms)
 impl Limits {
     /// The defaults, with what `var` gives for `HTTPD_MAX_BODY`,
     /// `HTTPD_HEADER_TIMEOUT`, `HTTPD_BODY_TIMEOUT`,
-    /// `HTTPD_KEEPALIVE_TIMEOUT` and `HTTPD_SEND_TIMEOUT` (nginx's forms:
+    /// `HTTPD_KEEPALIVE_TIMEOUT`, `HTTPD_SEND_TIMEOUT` and
+    /// `HTTPD_SHUTDOWN_TIMEOUT` (nginx's forms:
     /// `1m`, `512k`; `20s`, `500ms`, `1m`; a bare number is bytes or
     /// seconds).
     pub fn from_env<'a>(var: impl Fn(&str) -> Option<&'a str>) -> Result<Self, BadSetting> {
@@ -105,6 +110,7 @@ impl Limits {
             ("HTTPD_BODY_TIMEOUT", &mut l.body_timeout),
             ("HTTPD_KEEPALIVE_TIMEOUT", &mut l.keepalive_timeout),
             ("HTTPD_SEND_TIMEOUT", &mut l.send_timeout),
+            ("HTTPD_SHUTDOWN_TIMEOUT", &mut l.shutdown_timeout),
         ] {
             if let Some(v) = var(name) {
                 *field = parse_time(v).ok_or(BadSetting { name, expected: TIME })?;
@@ -336,6 +342,7 @@ mod tests {
             body_timeout: 20 * S,
             keepalive_timeout: 30 * S,
             send_timeout: 40 * S,
+            shutdown_timeout: 50 * S,
         }
     }
 

@@ -26,6 +26,7 @@
 //! | time for a whole request body | 60 s | `HTTPD_BODY_TIMEOUT` |
 //! | idle time between requests on a kept-alive connection | 30 s | `HTTPD_KEEPALIVE_TIMEOUT` |
 //! | time for each write of up to 64 KiB | 60 s | `HTTPD_SEND_TIMEOUT` |
+//! | time for the requests under way after `SIGTERM`, then exit | 20 s | `HTTPD_SHUTDOWN_TIMEOUT` |
 //! | connections | from the heap (see below) | `HTTPD_MAX_CONNECTIONS` (lower only) |
 //! | request head, responses held per connection | 8 KiB, 16 KiB | fixed |
 //!
@@ -53,6 +54,14 @@
 //! A client that does not read its responses is no longer read from
 //! (`out` holds 16 KiB at most), and its connection is reset once a write
 //! waits out the send time.
+//!
+//! **Stopping.** `SIGTERM` or `SIGINT` (`kill`, `docker stop`, a
+//! Kubernetes pod's deletion, Ctrl-C) stops the server gracefully, as
+//! nginx's `quit`: the listener closes (new connections are refused),
+//! idle connections close, each request under way is answered (with
+//! `Connection: close`) and its connection closed; then httpd exits 0. It
+//! waits `HTTPD_SHUTDOWN_TIMEOUT` (20 s, under Kubernetes' default grace
+//! period of 30 s) at most for them, then exits 0 anyway.
 
 #![no_std]
 #![no_main]
@@ -65,9 +74,11 @@ mod site;
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
+use core::time::Duration;
 
 use http::conn::{Limits, MAX_BUFFERED, OUT_MAX, WRITE_MAX};
 use libos::net::{NetError, TcpListener, TcpOptions};
+use libos::task::Either;
 use libos::{env, log, println, task};
 
 use serve::Slot;
@@ -232,20 +243,59 @@ async fn main() -> Result<(), NetError> {
             println!("httpd: serving {files} files on http://{addr}:{port}/ ({}/{prefix})", i.name);
         }
     }
-    loop {
-        let (stream, peer) = listener.accept().await?;
-        if !conns.admit() {
-            log::debug!("{peer}: reset: no room");
-            stream.abort();
-            continue;
-        }
-        let slot = Rc::new(Slot::default());
-        conns.slots.borrow_mut().push(slot.clone());
-        let site = site.clone();
+    // Opt in to SIGTERM and SIGINT before serving: from here they stop
+    // the server gracefully instead of ending the guest.
+    let stop = libos::process::terminated();
+    let accept = {
         let conns = conns.clone();
-        task::spawn(async move {
-            serve::serve(&site, stream, limits, &slot).await;
-            conns.remove(&slot);
-        });
+        async move {
+            loop {
+                let (stream, peer) = listener.accept().await?;
+                if !conns.admit() {
+                    log::debug!("{peer}: reset: no room");
+                    stream.abort();
+                    continue;
+                }
+                let slot = Rc::new(Slot::default());
+                conns.slots.borrow_mut().push(slot.clone());
+                let site = site.clone();
+                let conns = conns.clone();
+                task::spawn(async move {
+                    serve::serve(&site, stream, limits, &slot).await;
+                    conns.remove(&slot);
+                });
+            }
+        }
+    };
+    let signal = match task::select(accept, stop).await {
+        Either::Left(result) => return result,
+        Either::Right(signal) => signal,
+    };
+    // The listener went with the accept loop: new connections are refused.
+    shut_down(&conns, signal, limits.shutdown_timeout).await;
+    Ok(())
+}
+
+/// Stops gracefully: every connection finishes the request under way
+/// (answered with `Connection: close`) and closes, idle ones at once;
+/// waits for them for `limit` at most.
+async fn shut_down(conns: &Connections, signal: libos::process::Signal, limit: Duration) {
+    let under_way = conns.slots.borrow().len();
+    println!("httpd: {signal}: no new connections; finishing {under_way} under way");
+    for slot in conns.slots.borrow().iter() {
+        slot.drain();
+    }
+    let drained = task::timeout(limit, async {
+        while !conns.slots.borrow().is_empty() {
+            task::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    match drained {
+        Ok(()) => println!("httpd: stopped"),
+        Err(_) => println!(
+            "httpd: stopped with {} connections unfinished after {limit:?}",
+            conns.slots.borrow().len()
+        ),
     }
 }

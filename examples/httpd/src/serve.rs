@@ -46,10 +46,23 @@ pub(crate) struct Slot {
     pub(crate) idle_since: Cell<Option<Duration>>,
     /// Set by the accept loop: close at once if idle.
     pub(crate) evict: Cell<bool>,
+    /// Set when the server stops: finish the request under way (answered
+    /// with `Connection: close`), then close gracefully; close at once if
+    /// idle.
+    pub(crate) drain: Cell<bool>,
     waker: RefCell<Option<Waker>>,
 }
 
 impl Slot {
+    /// Asks the connection to finish what it is doing and close, waking
+    /// it if it is idle.
+    pub(crate) fn drain(&self) {
+        self.drain.set(true);
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
     /// Asks the connection to close, waking it.
     pub(crate) fn evict(&self) {
         self.evict.set(true);
@@ -142,7 +155,11 @@ impl Connection<'_> {
         let mut chunk = [0u8; READ_CHUNK];
         loop {
             match conn.next(self.clock.now()) {
-                Next::Request(request) => {
+                Next::Request(mut request) => {
+                    // The server is stopping: this is the last response.
+                    if slot.drain.get() {
+                        request.keep_alive = false;
+                    }
                     self.respond(&request).await?;
                     if !request.keep_alive {
                         return Ok(());
@@ -172,6 +189,7 @@ impl Connection<'_> {
                         Read::Deadline if idle => return Ok(()),
                         Read::Deadline => return Err(Reset::TimedOut("request")),
                         Read::Evicted => return Err(Reset::Evicted),
+                        Read::Drained => return Ok(()),
                     }
                 }
             }
@@ -405,10 +423,12 @@ enum Read {
     Error(NetError),
     Deadline,
     Evicted,
+    /// Idle while the server stops.
+    Drained,
 }
 
 /// Reads into `buf` until `deadline`; an `idle` read also ends when the
-/// accept loop evicts the connection. The timer is made only if the read
+/// accept loop evicts the connection or the server stops. The timer is made only if the read
 /// has to wait.
 async fn read_until(
     stream: &mut TcpStream,
@@ -422,6 +442,9 @@ async fn read_until(
     poll_fn(|cx| {
         if idle && slot.evict.get() {
             return Poll::Ready(Read::Evicted);
+        }
+        if idle && slot.drain.get() {
+            return Poll::Ready(Read::Drained);
         }
         match read.as_mut().poll(cx) {
             Poll::Ready(Ok(0)) => return Poll::Ready(Read::End),

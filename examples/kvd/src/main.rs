@@ -17,6 +17,8 @@
 //! flushed). The clients whose commands arrived in the same turn share one
 //! record and one flush (group commit). A timer task expires keys, flushes
 //! the log once a second (`everysec`) and compacts it when it has grown.
+//! `SIGTERM` or `SIGINT` stops it as Redis does: no new connections, the
+//! log committed and flushed whatever the policy, exit 0.
 //!
 //! Each connection's buffers are bounded (`kv::client`): output by the
 //! hard and soft limits, input by the query buffer limit, both by a budget
@@ -48,6 +50,7 @@ use kv::client::{Client, Close};
 use kv::commands::{Config, Engine};
 use kv::limits::{Defaults, parse_output_limit, parse_size};
 use libos::net::{NetError, TcpListener, TcpOptions, TcpStream};
+use libos::task::Either;
 use libos::time::{Instant, SystemTime, UNIX_EPOCH};
 use libos::{block, env, log, println, task};
 
@@ -214,23 +217,58 @@ async fn main() -> Result<(), StartError> {
             );
         }
     }
-    loop {
-        let (stream, peer) = listener.accept().await.map_err(StartError::Net)?;
+    // Opt in to SIGTERM and SIGINT before serving: from here they stop
+    // the server (`shut_down`) instead of ending the guest.
+    let stop = libos::process::terminated();
+    let accept = {
         let server = server.clone();
-        task::spawn(async move {
-            let mut client = {
-                let mut engine = server.engine.borrow_mut();
-                engine.stats.total_connections_received += 1;
-                engine.stats.connected_clients += 1;
-                Client::new(&mut engine)
-            };
-            if let Err(e) = serve(&server, &mut client, stream).await {
-                log::debug!("{peer}: {e}");
+        async move {
+            loop {
+                let (stream, peer) = listener.accept().await.map_err(StartError::Net)?;
+                let server = server.clone();
+                task::spawn(async move {
+                    let mut client = {
+                        let mut engine = server.engine.borrow_mut();
+                        engine.stats.total_connections_received += 1;
+                        engine.stats.connected_clients += 1;
+                        Client::new(&mut engine)
+                    };
+                    if let Err(e) = serve(&server, &mut client, stream).await {
+                        log::debug!("{peer}: {e}");
+                    }
+                    let mut engine = server.engine.borrow_mut();
+                    client.release(&mut engine.stats);
+                    engine.stats.connected_clients -= 1;
+                });
             }
-            let mut engine = server.engine.borrow_mut();
-            client.release(&mut engine.stats);
-            engine.stats.connected_clients -= 1;
-        });
+        }
+    };
+    match task::select(accept, stop).await {
+        Either::Left(result) => result,
+        Either::Right(signal) => shut_down(&server, signal),
+    }
+}
+
+/// Stops as Redis does on `SIGTERM`: no new connections (the listener
+/// went with the accept loop), every command executed so far committed to
+/// the log and flushed whatever the fsync policy, then exit 0. Commands
+/// run whole within one turn of the executor, so none is half done. A
+/// failed flush is reported and the status is 1, as Redis refuses to exit
+/// cleanly when it cannot write its AOF.
+fn shut_down(server: &Server, signal: libos::process::Signal) -> Result<(), StartError> {
+    println!("kvd: {signal}: no new connections; flushing the log");
+    // What is queued, compacting first if the log is full; then the flush.
+    let _ = commit(server);
+    let mut aof = server.aof.borrow_mut();
+    match aof.sync() {
+        Ok(()) => {
+            println!("kvd: log flushed ({} KiB), exiting", aof.log_bytes() / 1024);
+            Ok(())
+        }
+        Err(e) => {
+            println!("kvd: log: flush on shutdown: {e}");
+            Err(StartError::Aof(e))
+        }
     }
 }
 

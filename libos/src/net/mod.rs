@@ -286,12 +286,23 @@ pub(crate) fn poll_at(now: Instant) -> Option<Instant> {
 
 /// Asks the host which taps have frames waiting, without waiting (a
 /// `ppoll` with a zero timeout), so that the next [`poll`] reads them.
+/// The pending termination signals are checked in the same call
+/// ([`crate::signal`]).
 pub(crate) fn check_taps() {
     let mut fds = tap_fds();
+    let taps = fds.len();
+    add_signal_fds(&mut fds);
     if fds.is_empty() || hypercall::ppoll(&mut fds, Some(Duration::ZERO)).unwrap_or(0) == 0 {
         return;
     }
-    mark_readable(&fds);
+    mark_readable(&fds[..taps]);
+    crate::signal::seen(&fds[taps..]);
+}
+
+/// Appends the fds of the termination signals still watched.
+fn add_signal_fds(fds: &mut Vec<PollFd>) {
+    let (sig, n) = crate::signal::poll_fds();
+    fds.extend_from_slice(&sig[..n]);
 }
 
 /// The taps' fds, for `ppoll` (the loopback has none), in the order of
@@ -320,8 +331,12 @@ fn mark_readable(fds: &[PollFd]) {
 
 /// Waits in one `ppoll` until a tap is readable or `deadline` passes
 /// (forever if `None`; at once if it has passed).
+/// A termination signal that arrives meanwhile also ends the wait, and is
+/// acted on ([`crate::signal`]).
 pub(crate) fn wait(deadline: Option<Instant>) {
     let mut fds = tap_fds();
+    let taps = fds.len();
+    add_signal_fds(&mut fds);
     let timeout = deadline.map(|d| d - Instant::now());
     if timeout == Some(Duration::ZERO) {
         return;
@@ -329,7 +344,8 @@ pub(crate) fn wait(deadline: Option<Instant>) {
     if hypercall::ppoll(&mut fds, timeout).unwrap_or(0) == 0 {
         return;
     }
-    mark_readable(&fds);
+    mark_readable(&fds[..taps]);
+    crate::signal::seen(&fds[taps..]);
 }
 
 impl Iface {

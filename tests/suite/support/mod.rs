@@ -294,3 +294,23 @@ pub fn echo_round_trip(addr: std::net::SocketAddr, seed: u64, len: usize) -> Res
     }
     Ok(())
 }
+
+/// How many signalfds the tender gives a guest started from this process
+/// (its children inherit its signal dispositions): one for each of
+/// `SIGTERM` and `SIGINT` that this process does not ignore. A test run
+/// as a shell's background job ignores `SIGINT`.
+#[allow(unsafe_code)]
+pub fn signal_fds() -> u64 {
+    [libc::SIGTERM, libc::SIGINT]
+        .into_iter()
+        .filter(|&sig| {
+            // SAFETY: reading the current action into a zeroed sigaction.
+            let old = unsafe {
+                let mut old: libc::sigaction = std::mem::zeroed();
+                libc::sigaction(sig, std::ptr::null(), &mut old);
+                old
+            };
+            old.sa_sigaction != libc::SIG_IGN
+        })
+        .count() as u64
+}

@@ -1,10 +1,28 @@
-//! Signals. No signal is ever delivered to a guest: a fault kills it with
-//! the kernel's default action (the tender resets the handlers), and
-//! nothing can send it one that it could handle. So handlers are recorded
-//! (`sigaction` reads back what was set, `SIG_DFL` at first) and never
-//! run; masks are recorded likewise, and so is the alternate stack
-//! (`sigaltstack`), which starts out as a region of the image. Sending a signal (`kill`, `raise`)
-//! is refused (`ENOSYS`): the guest cannot signal itself or others.
+//! Signals. Faults kill the guest with the kernel's default action (the
+//! tender resets the handlers), and a guest cannot signal itself or
+//! others (`kill`, `raise`: `ENOSYS`). Two signals can come from outside:
+//! `SIGTERM` and `SIGINT`, which the tender hands to the guest as events
+//! (libos's `signal` module: a signalfd each, polled in the guest's
+//! `ppoll`s).
+//!
+//! For those two, `sigaction` and `signal` act as on Linux: `SIG_DFL`
+//! ends the guest with status 128 + the signal's number (143, 130) when
+//! the signal arrives, `SIG_IGN` drops it, and a handler runs. It runs on
+//! a green thread of its own (named `signal`, made at the first handler),
+//! not in an asynchronous signal context: between two points where
+//! threads switch, as any thread's code runs, so it may take locks and
+//! allocate (a handler written for Linux, which may not, works too). That
+//! is how signal-hook's handlers, and through them
+//! `tokio::signal::ctrl_c()` and `tokio::signal::unix::signal`, get their
+//! signals: the handler writes to its socket pair and the runtime wakes.
+//! A signal is seen once: a second `SIGTERM` merges into the first (see
+//! libos's `signal` module), and a handler with `SA_RESETHAND` is reset to
+//! `SIG_DFL` after it ran.
+//!
+//! Every other signal's handler is recorded (`sigaction` reads back what
+//! was set, `SIG_DFL` at first) and never runs; masks are recorded
+//! likewise, and so is the alternate stack (`sigaltstack`), which starts
+//! out as a region of the image.
 
 use super::start::Lock;
 use super::{c_int, fail};
@@ -32,7 +50,8 @@ pub extern "C" fn __libc_current_sigrtmax() -> c_int {
     NSIG as c_int - 1
 }
 
-/// `sigaction(sig, act, old)`.
+/// `sigaction(sig, act, old)`. For `SIGTERM` and `SIGINT` it also tells
+/// libos what to do when one arrives (see the module's documentation).
 ///
 /// # Safety
 ///
@@ -56,10 +75,128 @@ pub unsafe extern "C" fn sigaction(
         }
         if !act.is_null() {
             // SAFETY: the caller guarantees act is readable.
-            a[s] = Some(unsafe { act.read() });
+            let new = unsafe { act.read() };
+            a[s] = Some(new);
+            if let Some(event) = libos::signal::Signal::from_number(sig) {
+                libos::signal::set_disposition(event, disposition(new.sa_sigaction));
+            }
         }
     });
+    if !act.is_null()
+        && libos::signal::Signal::from_number(sig).is_some()
+        && handles(
+            // SAFETY: the caller guarantees act is readable.
+            unsafe { act.read() }.sa_sigaction,
+        )
+    {
+        start_handler_thread();
+    }
     0
+}
+
+/// Whether `handler` is a function (not `SIG_DFL`, `SIG_IGN`).
+fn handles(handler: ::libc::sighandler_t) -> bool {
+    handler != ::libc::SIG_DFL && handler != ::libc::SIG_IGN
+}
+
+/// What libos does when the signal arrives, for a `sigaction` handler.
+fn disposition(handler: ::libc::sighandler_t) -> libos::signal::Disposition {
+    use libos::signal::Disposition;
+    match handler {
+        ::libc::SIG_DFL => Disposition::Default,
+        ::libc::SIG_IGN => Disposition::Ignore,
+        _ => Disposition::Deliver,
+    }
+}
+
+/// Whether the handler thread runs.
+static HANDLER_THREAD: Lock<bool> = Lock::new(false);
+
+/// Makes the thread that runs handlers, once.
+fn start_handler_thread() {
+    if !HANDLER_THREAD.with(|started| core::mem::replace(started, true)) {
+        spawn_handler_thread();
+    }
+}
+
+/// No threads on the host, in unit tests.
+#[cfg(test)]
+fn spawn_handler_thread() {}
+
+/// Spawns the handler thread (see the module's documentation).
+#[cfg(not(test))]
+fn spawn_handler_thread() {
+    let mut thread: ::libc::pthread_t = 0;
+    // SAFETY: thread is writable; no attributes; the routine takes no
+    // argument.
+    let made = unsafe {
+        super::thread::pthread_create(
+            &mut thread,
+            core::ptr::null(),
+            handler_thread,
+            core::ptr::null_mut(),
+        )
+    };
+    if made != 0 {
+        HANDLER_THREAD.with(|started| *started = false);
+        libos::log::warn!("libos-std: no memory for the signal handler thread");
+        return;
+    }
+    super::thread::pthread_detach(thread);
+    // SAFETY: a NUL-terminated name of 6 bytes.
+    unsafe { super::thread::pthread_setname_np(thread, c"signal".as_ptr()) };
+}
+
+/// The handler thread: runs the handler of each signal libos delivers,
+/// then waits for the next event.
+#[cfg(not(test))]
+extern "C" fn handler_thread(_: *mut super::c_void) -> *mut super::c_void {
+    loop {
+        while let Some(signal) = libos::signal::take() {
+            run_handler(signal);
+        }
+        super::thread::wait_for_events(None);
+    }
+}
+
+/// Runs what `sigaction` set for `signal` now (it may have changed since
+/// libos delivered it).
+#[cfg(not(test))]
+fn run_handler(signal: libos::signal::Signal) {
+    let sig = signal.number();
+    let Some(s) = valid(sig) else { return };
+    // SAFETY: sigaction is plain data; zeroes are SIG_DFL.
+    let act = ACTIONS.with(|a| a[s]).unwrap_or(unsafe { core::mem::zeroed() });
+    match act.sa_sigaction {
+        ::libc::SIG_DFL => libos::process::exit(signal.default_status()),
+        ::libc::SIG_IGN => return,
+        _ => {}
+    }
+    if act.sa_flags & ::libc::SA_RESETHAND != 0 {
+        ACTIONS.with(|a| a[s] = None);
+        libos::signal::set_disposition(signal, libos::signal::Disposition::Default);
+    }
+    // What a handler may read: the signal, sent by a user (SI_USER); no
+    // interrupted context to look at (zeroes).
+    // SAFETY: both are plain data; zeroes are valid values.
+    let mut info: ::libc::siginfo_t = unsafe { core::mem::zeroed() };
+    info.si_signo = sig;
+    // SAFETY: as above.
+    let mut context: ::libc::ucontext_t = unsafe { core::mem::zeroed() };
+    let saved = super::errno();
+    if act.sa_flags & ::libc::SA_SIGINFO != 0 {
+        // SAFETY: the program installed this function as a three-argument
+        // handler (SA_SIGINFO); info and context are valid for the call.
+        let f: extern "C" fn(super::c_int, *mut ::libc::siginfo_t, *mut super::c_void) =
+            unsafe { core::mem::transmute(act.sa_sigaction) };
+        f(sig, &mut info, (&raw mut context).cast());
+    } else {
+        // SAFETY: the program installed this function as a one-argument
+        // handler.
+        let f: extern "C" fn(super::c_int) = unsafe { core::mem::transmute(act.sa_sigaction) };
+        f(sig);
+    }
+    super::set_errno(saved);
 }
 
 /// `signal(sig, handler)`: as `sigaction`; returns the previous handler.
@@ -217,8 +354,9 @@ pub extern "C" fn kill(_pid: ::libc::pid_t, _sig: c_int) -> c_int {
     fail(::libc::ENOSYS)
 }
 
-/// `pause()`: waits for a signal, which never comes: the thread parks
-/// for good (other threads go on).
+/// `pause()`: parks the thread for good (other threads go on). A
+/// `SIGTERM` or `SIGINT` handler runs on a thread of its own and does not
+/// end the wait; without a handler those signals end the guest.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn pause() -> c_int {
     loop {
@@ -229,6 +367,26 @@ pub extern "C" fn pause() -> c_int {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sigterm_and_sigint_dispositions_reach_libos() {
+        use libos::signal::{Disposition, Signal, disposition};
+        extern "C" fn handler(_: c_int) {}
+        let h = handler as *const () as ::libc::sighandler_t;
+        assert_eq!(signal(::libc::SIGTERM, h), ::libc::SIG_DFL);
+        assert_eq!(disposition(Signal::Term), Disposition::Deliver);
+        assert_eq!(signal(::libc::SIGTERM, ::libc::SIG_IGN), h);
+        assert_eq!(disposition(Signal::Term), Disposition::Ignore);
+        assert_eq!(signal(::libc::SIGINT, h), ::libc::SIG_DFL);
+        assert_eq!(disposition(Signal::Int), Disposition::Deliver);
+        assert_eq!(signal(::libc::SIGINT, ::libc::SIG_DFL), h);
+        assert_eq!(disposition(Signal::Int), Disposition::Default);
+        assert_eq!(signal(::libc::SIGTERM, ::libc::SIG_DFL), ::libc::SIG_IGN);
+        assert_eq!(disposition(Signal::Term), Disposition::Default);
+        // Other signals are only recorded.
+        assert_eq!(signal(::libc::SIGHUP, h), ::libc::SIG_DFL);
+        assert_eq!(signal(::libc::SIGHUP, ::libc::SIG_DFL), h);
+    }
 
     #[test]
     fn an_alternate_stack_is_reported_then_recorded() {

@@ -134,7 +134,12 @@ fn schedule() {
                 return;
             }
             Next::Idle(deadline) => {
-                if deadline.is_none() && libos::net::interfaces().is_empty() {
+                // Without a network and a deadline, only a signal with a
+                // handler (libos::signal) can still wake a thread.
+                if deadline.is_none()
+                    && libos::net::interfaces().is_empty()
+                    && !libos::signal::awaited()
+                {
                     deadlock();
                 }
                 libos::task::idle(deadline);
