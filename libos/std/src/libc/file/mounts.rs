@@ -9,9 +9,11 @@
 //! program (it is leaked, so that open files can borrow it for
 //! `'static`).
 //!
-//! embedded-sdmmc allows one handle per file, so every description open on
-//! a file shares one [`Node`] (found by the file's entry, whatever name
-//! opened it), each with its own offset.
+//! Every description open on a file shares one [`Node`] (found by the
+//! file's entry, whatever name opened it), each with its own offset, so
+//! that they see one length and one time. `unlink` and `rename` keep the
+//! table right: a removed file's node is forgotten (its entry may be
+//! reused by the next file), a moved file's node follows it.
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -187,4 +189,54 @@ pub fn node(disk: usize, id: u64) -> Option<Rc<Node>> {
 /// Remembers `node` as the one open on entry `id` of disk `disk`.
 pub fn add_node(disk: usize, id: u64, node: &Rc<Node>) {
     with(|t| t.nodes.push((disk, id, Rc::downgrade(node))));
+}
+
+/// Forgets the node open on entry `id` of disk `disk` (its file was
+/// removed: the entry may be reused). Descriptions open on it keep it.
+pub fn forget_node(disk: usize, id: u64) {
+    with(|t| t.nodes.retain(|(d, i, w)| w.strong_count() > 0 && !(*d == disk && *i == id)));
+}
+
+/// Follows a rename on disk `disk` of `from` (entry `from_id`) to `to`
+/// (entry `to_id`), both paths on the disk: the moved file's node is
+/// found by its new entry, and every node at or under `from` gets its new
+/// path (names compare as FAT's do, ignoring ASCII case).
+pub fn renamed(disk: usize, from: &str, from_id: u64, to: &str, to_id: u64) {
+    let nodes: Vec<Rc<Node>> = with(|t| {
+        for (d, i, _) in t.nodes.iter_mut() {
+            if *d == disk && *i == from_id {
+                *i = to_id;
+            }
+        }
+        t.nodes.iter().filter(|(d, _, _)| *d == disk).filter_map(|(_, _, w)| w.upgrade()).collect()
+    });
+    for n in nodes {
+        if let Some(rest) = under(&n.path(), from) {
+            n.moved(format!("{to}{rest}"));
+        }
+    }
+}
+
+/// What follows `prefix` in `path` if `path` is `prefix` or lies under it
+/// (ASCII case ignored), e.g. `/b.txt` for `/a/b.txt` under `/a`.
+fn under<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
+    let head = path.get(..prefix.len())?;
+    let rest = &path[prefix.len()..];
+    (head.eq_ignore_ascii_case(prefix) && (rest.is_empty() || rest.starts_with('/')))
+        .then_some(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_under_a_renamed_directory_are_found_ignoring_case() {
+        assert_eq!(under("/a/b.txt", "/A"), Some("/b.txt"));
+        assert_eq!(under("/a", "/a"), Some(""));
+        assert_eq!(under("/ab/c", "/a"), None);
+        assert_eq!(under("/x", "/a"), None);
+        assert_eq!(under("/", "/a/b"), None);
+        assert_eq!(under("/é/x", "/é"), Some("/x"));
+    }
 }
