@@ -13,7 +13,7 @@
 //! that changes only the case of a name finds the same file and does
 //! nothing); a directory over a file (`ENOTDIR`), a file over a directory
 //! (`EISDIR`), a mount point (`EBUSY`), a non-empty directory
-//! (`ENOTEMPTY`). An empty directory is replaced by removing it first.
+//! (`ENOTEMPTY`). An empty directory is replaced, as Linux does.
 //! `RENAME_EXCHANGE` and `RENAME_WHITEOUT` are `EINVAL` (FAT cannot swap
 //! two entries atomically).
 //!
@@ -48,10 +48,10 @@ enum Ancestry {
 enum Step {
     /// Both names are one entry: nothing to do.
     Same,
-    /// Move the entry (replacing a file at the new name).
+    /// Move the entry (replacing a file at the new name, or an empty
+    /// directory when the entry is one: libos's FAT does both in one
+    /// step, `NotEmpty` for a directory that is not).
     Move,
-    /// Remove the empty directory at the new name, then move.
-    ReplaceDir,
 }
 
 /// What `renameat2` decides, before touching the disk. `ancestry` is
@@ -105,8 +105,7 @@ fn rename_check(
         (true, false) => Err(::libc::ENOTDIR),
         (false, true) => Err(::libc::EISDIR),
         _ if old.mount_point || new.mount_point => Err(::libc::EBUSY),
-        (true, true) => Ok(Step::ReplaceDir),
-        (false, false) => Ok(Step::Move),
+        _ => Ok(Step::Move),
     }
 }
 
@@ -148,15 +147,8 @@ fn ancestry(old: &Target, new: &Target) -> Res<Ancestry> {
 fn rename_targets(old: &Target, new: &Target, flags: c_uint) -> Res<c_int> {
     let step = rename_check(flags, old, new, || ancestry(old, new))?;
     let fs = old.fs()?;
-    match step {
-        Step::Same => return Ok(0),
-        Step::Move => {}
-        Step::ReplaceDir => {
-            if !fs.read_dir(&new.place.inner).map_err(errno)?.is_empty() {
-                return Err(::libc::ENOTEMPTY);
-            }
-            fs.remove_dir(&new.place.inner).map_err(errno)?;
-        }
+    if step == Step::Same {
+        return Ok(0);
     }
     fs.rename(&old.place.inner, &new.place.inner).map_err(errno)?;
     let disk = old.place.disk.ok_or(::libc::EROFS)?;
@@ -249,7 +241,7 @@ mod tests {
         assert_eq!(check(0, &file("/a"), &t("/b", None)), Ok(Step::Move));
         assert_eq!(check(0, &file("/a"), &other("/b")), Ok(Step::Move));
         assert_eq!(check(0, &dir("/d"), &t("/e", None)), Ok(Step::Move));
-        assert_eq!(check(0, &dir("/d"), &dir2("/e")), Ok(Step::ReplaceDir));
+        assert_eq!(check(0, &dir("/d"), &dir2("/e")), Ok(Step::Move));
         // One entry by two names (another case, an 8.3 alias): nothing.
         assert_eq!(check(0, &file("/a"), &file("/A")), Ok(Step::Same));
         assert_eq!(check(0, &dir("/d"), &dir("/d/")), Ok(Step::Same));
