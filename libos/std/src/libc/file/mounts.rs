@@ -169,12 +169,27 @@ pub fn set_cwd(dir: String) {
     with(|t| t.cwd = dir);
 }
 
-/// Writes back the directory entry of every file still open.
+/// Writes back the directory entry of every file still open, then
+/// everything each mounted disk's cache holds (the allocation table,
+/// FSInfo's free count), and flushes the disks: a program that exits
+/// leaves its disks as `fsck.fat` wants them, as an unmount does.
 extern "C" fn flush_at_exit(_: *mut core::ffi::c_void) {
     let nodes: Vec<Rc<Node>> =
         with(|t| t.nodes.iter().filter_map(|(_, _, w)| w.upgrade()).collect());
     for n in nodes {
         let _ = n.flush();
+    }
+    let mounted: Vec<&'static FileSystem> = with(|t| {
+        t.disks
+            .iter()
+            .filter_map(|d| match d.state {
+                State::Mounted(fs) => Some(fs),
+                _ => None,
+            })
+            .collect()
+    });
+    for fs in mounted {
+        let _ = fs.sync();
     }
 }
 
