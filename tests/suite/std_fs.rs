@@ -577,3 +577,116 @@ fn a_disk_without_fat_or_with_a_corrupt_one_gives_io_errors_never_a_crash() {
         );
     }
 }
+
+/// tests/std's std-fat-ops compiled for Linux (`rustc --cfg native`), once
+/// per run, into the target directory.
+fn native_ops() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("std/src/bin/std-fat-ops.rs");
+        // Built under a name of this process, then renamed into place: two
+        // test processes never run a half-written binary.
+        let out = support::profile_dir().join("std-fat-ops-native");
+        let tmp = support::profile_dir().join(format!("std-fat-ops-native.{}", std::process::id()));
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        let status = std::process::Command::new(rustc)
+            .args(["--edition", "2024", "-O", "--cfg", "native", "-o"])
+            .arg(&tmp)
+            .arg(&src)
+            .status()
+            .expect("rustc");
+        assert!(status.success(), "compiling std-fat-ops natively failed");
+        std::fs::rename(&tmp, &out).unwrap();
+        out
+    })
+    .clone()
+}
+
+/// The same program, the same operations: on a FAT disk under the tender,
+/// and natively on Linux in a host directory. Every line (results, error
+/// kinds and numbers) must be the same; the operations are those where a
+/// FAT and a Linux file system agree (no case folding, times in even
+/// seconds).
+#[test]
+fn the_same_program_gets_the_same_results_as_on_linux() {
+    #[rustfmt::skip]
+    let ops: &[&str] = &[
+        "mkdirs", "/a/b/c",
+        "write", "/a/f.txt", "hello",
+        "append", "/a/f.txt", " world",
+        "cat", "/a/f.txt",
+        "touch", "/a/f.txt", "1600000000",
+        "stat", "/a/f.txt",
+        "rm", "/a",
+        "rm", "/nope",
+        "rm", "/a/f.txt/",
+        "rm", "/a/nope/x",
+        "rmdir", "/a",
+        "rmdir", "/a/f.txt",
+        "rmdir", "/a/.",
+        "rmdir", "/a/b/..",
+        "rmdir", "/nope",
+        "mkdir", "/a",
+        "mkdir", "/nope/x",
+        "mv", "/a/f.txt", "/a/b/g.txt",
+        "cat", "/a/b/g.txt",
+        "cat", "/a/f.txt",
+        "mv", "/a", "/a/b/c/d",
+        "mv", "/a/b", "/a",
+        "mv", "/nope", "/x",
+        "mv", "/a/b/g.txt", "/nope/x",
+        "mv", "/a/b/g.txt", "/a/b",
+        "mv", "/a/b", "/a/b/g.txt",
+        "mv", "/a/b/g.txt", "/a/b/g.txt",
+        "mvnr", "/a/b/g.txt", "/a/b/g.txt",
+        "mvnr", "/a/b/g.txt", "/a/new.txt",
+        "write", "/a/other.txt", "other",
+        "mv", "/a/other.txt", "/a/new.txt",
+        "cat", "/a/new.txt",
+        "mkdir", "/e",
+        "mkdir", "/full",
+        "write", "/full/x", "x",
+        "mv", "/a/b", "/full",
+        "mv", "/a/b", "/e",
+        "ls", "/e",
+        "setlen", "/a/new.txt", "3",
+        "cat", "/a/new.txt",
+        "setlen", "/a/new.txt", "6",
+        "cat", "/a/new.txt",
+        "setlen", "/a", "6",
+        "fill", "/a/big.bin", "100000", "3",
+        "same", "/a/big.bin", "100000", "3",
+        "setlen", "/a/big.bin", "5000",
+        "touch", "/a/big.bin", "1700000000",
+        "stat", "/a/big.bin",
+        "write", "/Ünïcödé 日本 long name.txt", "u",
+        "write", "/spaces and.dots.in.name", "s",
+        "ls", "/",
+        "ls", "/a",
+        "rmall", "/a",
+        "rmall", "/nope",
+        "stat", "/a",
+        "ls", "/",
+    ];
+    let dir = TempDir::new("std-fs-native");
+    let img = dir.path().join("disk.img");
+    std::fs::File::create(&img).unwrap().set_len(32 << 20).unwrap();
+    fat_tool("mkfs.fat", &["-F", "16", "--mbr=y", img.to_str().unwrap()]);
+    let on_fat = guest("std-fat-ops", &disk(&img), ops);
+    assert_eq!(on_fat.code(), Some(0), "{on_fat:#?}");
+    let root = dir.path().join("native");
+    std::fs::create_dir(&root).unwrap();
+    let mut args = vec!["root", root.to_str().unwrap()];
+    args.extend_from_slice(ops);
+    let native = support::run_program(&native_ops(), &args);
+    assert_eq!(native.code(), Some(0), "{native:#?}");
+    let on_linux: Vec<&str> = native.stdout.lines().skip(1).collect();
+    let on_fat: Vec<&str> = on_fat.stdout.lines().collect();
+    for (i, (f, l)) in on_fat.iter().zip(&on_linux).enumerate() {
+        assert_eq!(f, l, "operation {i}: FAT (left) and Linux (right) differ");
+    }
+    assert_eq!(on_fat.len(), on_linux.len());
+    // And the operations did fail where Linux fails.
+    assert!(on_linux.iter().filter(|l| l.starts_with("err ")).count() >= 20, "{on_linux:#?}");
+    fsck(&img);
+}
