@@ -39,8 +39,6 @@ pub(crate) enum DirLoc {
 pub(crate) struct Entry {
     /// The long name if valid, else the short name as listed.
     pub name: String,
-    /// The short name as listed.
-    pub short_name: String,
     pub raw: [u8; 32],
     /// Offsets of its slots: the long-name ones, then the short one.
     pub slots: Vec<u64>,
@@ -110,6 +108,48 @@ pub(crate) fn set_mtime(raw: &mut [u8; 32], secs: u64) {
     raw[24..26].copy_from_slice(&date.to_le_bytes());
 }
 
+/// An entry as a scan meets it, before anything is allocated for it.
+pub(crate) struct View<'a> {
+    pub short: [u8; 11],
+    pub case: u8,
+    /// The long name's UTF-16 units, if it has a valid one.
+    pub long: Option<&'a [u16]>,
+}
+
+impl View<'_> {
+    /// Whether the entry is called `want` (long or short name, ignoring
+    /// case).
+    pub fn is(&self, want: &str) -> bool {
+        if let Some(units) = self.long {
+            let ascii = units.iter().all(|&u| u < 0x80);
+            if ascii && want.is_ascii() {
+                if units.len() == want.len()
+                    && units
+                        .iter()
+                        .zip(want.bytes())
+                        .all(|(&u, b)| (u as u8).eq_ignore_ascii_case(&b))
+                {
+                    return true;
+                }
+            } else {
+                let text: String = char::decode_utf16(units.iter().copied())
+                    .map(|r| r.unwrap_or('\u{fffd}'))
+                    .collect();
+                if name::same(&text, want) {
+                    return true;
+                }
+            }
+        }
+        let mut buf = [0u8; 12];
+        let n = name::short_bytes(&self.short, self.case, &mut buf);
+        if buf[..n].is_ascii() {
+            buf[..n].eq_ignore_ascii_case(want.as_bytes())
+        } else {
+            name::same(&name::short_display(&self.short, self.case), want)
+        }
+    }
+}
+
 /// A walk over a directory's slots.
 struct Slots {
     dir: DirLoc,
@@ -166,10 +206,13 @@ pub(crate) struct Survey {
     pub free: Vec<u64>,
     /// The last cluster of the directory (chains).
     pub last: u32,
+    /// Every entry, for a listing.
+    pub all: Vec<Entry>,
 }
 
 impl Vol {
-    fn slot(&mut self, off: u64) -> Result<[u8; 32], FsError> {
+    /// Reads the 32-byte slot at `off`.
+    pub(crate) fn read_raw(&mut self, off: u64) -> Result<[u8; 32], FsError> {
         let mut b = [0u8; 32];
         self.cache.read(&self.store, off, &mut b)?;
         Ok(b)
@@ -182,8 +225,25 @@ impl Vol {
         &mut self,
         dir: DirLoc,
         want_free: usize,
-        mut f: impl FnMut(&Entry) -> bool,
+        f: impl FnMut(&View<'_>) -> bool,
     ) -> Result<Survey, FsError> {
+        self.scan_inner(dir, want_free, false, f)
+    }
+
+    /// Every entry of `dir` (without `.`, `..` and volume labels).
+    pub(crate) fn list(&mut self, dir: DirLoc) -> Result<Vec<Entry>, FsError> {
+        Ok(self.scan_inner(dir, 0, true, |_| true)?.all)
+    }
+
+    fn scan_inner(
+        &mut self,
+        dir: DirLoc,
+        want_free: usize,
+        all: bool,
+        mut f: impl FnMut(&View<'_>) -> bool,
+    ) -> Result<Survey, FsError> {
+        let mut chunk: Vec<u8> = Vec::new();
+        let mut chunk_off = 0u64;
         let mut s = Survey::default();
         let mut walk = Slots::new(dir);
         let mut lfn: Vec<u16> = Vec::new();
@@ -203,7 +263,27 @@ impl Vol {
                 }
                 break;
             }
-            let raw = self.slot(off)?;
+            if off < chunk_off || off + 32 > chunk_off + chunk.len() as u64 {
+                // Read the directory a cluster (or, for a fixed root, up to
+                // 4 KiB) at a time.
+                let (start, len) = match dir {
+                    DirLoc::Root => {
+                        let rel = (off - self.g.root_off) / 4096 * 4096;
+                        let end = u64::from(self.g.root_entries) * 32;
+                        (self.g.root_off + rel, (end - rel).min(4096))
+                    }
+                    DirLoc::Chain(_) => {
+                        let cs = u64::from(self.g.cluster_bytes);
+                        (off - (off - self.g.data_off) % cs, cs)
+                    }
+                };
+                chunk.resize(len as usize, 0);
+                self.cache.read(&self.store, start, &mut chunk)?;
+                chunk_off = start;
+            }
+            let at = (off - chunk_off) as usize;
+            let mut raw = [0u8; 32];
+            raw.copy_from_slice(&chunk[at..at + 32]);
             if raw[0] == 0 {
                 ended = true;
                 if want_free > 0 && run.len() < want_free {
@@ -256,41 +336,46 @@ impl Vol {
             if &short == b".          " || &short == b"..         " {
                 continue;
             }
-            let short_name = name::short_display(&short, raw[12]);
             let long = if complete && name::checksum(&short) == sum {
                 let end = lfn.iter().position(|&u| u == 0).unwrap_or(lfn.len());
-                let units = &lfn[..end];
-                let text: String = char::decode_utf16(units.iter().copied())
-                    .map(|r| r.unwrap_or('\u{fffd}'))
-                    .collect();
-                (!text.is_empty()).then_some(text)
+                (end > 0).then_some(&lfn[..end])
             } else {
                 None
             };
+            let view = View { short, case: raw[12], long };
+            if !f(&view) {
+                continue;
+            }
+            let long: Option<String> = long.map(|units| {
+                char::decode_utf16(units.iter().copied()).map(|r| r.unwrap_or('\u{fffd}')).collect()
+            });
             let mut slots =
                 if long.is_some() { core::mem::take(&mut lfn_slots) } else { Vec::new() };
             slots.push(off);
-            let e =
-                Entry { name: long.unwrap_or_else(|| short_name.clone()), short_name, raw, slots };
-            if f(&e) {
-                s.found = Some(e);
-                if want_free == 0 {
-                    return Ok(s);
-                }
+            let e = Entry {
+                name: long.unwrap_or_else(|| name::short_display(&short, raw[12])),
+                raw,
+                slots,
+            };
+            if all {
+                s.all.push(e);
+                continue;
+            }
+            s.found = Some(e);
+            if want_free == 0 {
+                return Ok(s);
             }
         }
-        if run.len() >= want_free {
-            run.truncate(want_free);
-            s.free = run;
-        }
+        // A run shorter than asked is the directory's tail (a used slot
+        // would have cleared it): growing the directory continues it.
+        run.truncate(want_free);
+        s.free = run;
         Ok(s)
     }
 
     /// Finds `name` in `dir` (long or short name, ignoring case).
     pub(crate) fn lookup(&mut self, dir: DirLoc, want: &str) -> Result<Option<Entry>, FsError> {
-        Ok(self
-            .scan(dir, 0, |e| name::same(&e.name, want) || name::same(&e.short_name, want))?
-            .found)
+        Ok(self.scan(dir, 0, |v| v.is(want))?.found)
     }
 
     /// Whether `dir` holds no entry but `.` and `..`.
@@ -377,10 +462,5 @@ impl Vol {
     /// Rewrites the short slot at `off`.
     pub(crate) fn write_raw(&mut self, off: u64, raw: &[u8; 32]) -> Result<(), FsError> {
         self.cache.write(&self.store, off, raw, Class::Dir)
-    }
-
-    /// Reads the short slot at `off`.
-    pub(crate) fn read_raw(&mut self, off: u64) -> Result<[u8; 32], FsError> {
-        self.slot(off)
     }
 }

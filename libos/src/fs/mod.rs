@@ -251,11 +251,7 @@ impl FileSystem {
         let mut v = self.vol.borrow_mut();
         let parts: Vec<&str> = components(path).collect();
         let (dir, _) = v.walk(&parts)?;
-        let mut entries = Vec::new();
-        v.scan(dir, 0, |e| {
-            entries.push(e.clone());
-            false
-        })?;
+        let entries = v.list(dir)?;
         Ok(entries
             .iter()
             .map(|e| DirEntry { name: e.name.clone(), metadata: Self::meta_of(&v, e) })
@@ -424,6 +420,14 @@ impl FileSystem {
             total_clusters: u64::from(v.g.clusters),
             free_clusters: u64::from(v.free_clusters()?),
         })
+    }
+
+    /// Where the volume lies on the device: (first byte, length). For the
+    /// fuzz target's check that nothing is written outside it.
+    #[doc(hidden)]
+    pub fn volume_bounds(&self) -> (u64, u64) {
+        let v = self.vol.borrow();
+        (v.store.base, v.store.len)
     }
 
     /// Writes back everything buffered (every open file's data and entry,

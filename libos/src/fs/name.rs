@@ -227,6 +227,26 @@ pub(crate) fn short_display(short: &[u8; 11], case: u8) -> String {
     s
 }
 
+/// The short name as listed, into `out`; returns its length.
+pub(crate) fn short_bytes(short: &[u8; 11], case: u8, out: &mut [u8; 12]) -> usize {
+    fn push(out: &mut [u8; 12], n: &mut usize, bytes: &[u8], lower: bool, first: bool) {
+        let end = bytes.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+        for (i, &b) in bytes[..end].iter().enumerate() {
+            let b = if first && i == 0 && b == 0x05 { 0xe5 } else { b };
+            out[*n] = if lower { b.to_ascii_lowercase() } else { b };
+            *n += 1;
+        }
+    }
+    let mut n = 0;
+    push(out, &mut n, &short[..8], case & CASE_LOWER_BASE != 0, true);
+    if short[8..].iter().any(|&b| b != b' ') {
+        out[n] = b'.';
+        n += 1;
+        push(out, &mut n, &short[8..], case & CASE_LOWER_EXT != 0, false);
+    }
+    n
+}
+
 /// Whether two names are equal ignoring case (as vfat compares names).
 pub(crate) fn same(a: &str, b: &str) -> bool {
     if a.len() == b.len() && a.eq_ignore_ascii_case(b) {

@@ -103,8 +103,7 @@ impl Vol {
         }
         let stored = name::check(name)?;
         let n = Self::slots_needed(stored);
-        let survey = self
-            .scan(dir, n, |e| name::same(&e.name, stored) || name::same(&e.short_name, stored))?;
+        let survey = self.scan(dir, n, |v| v.is(stored))?;
         if survey.found.is_some() {
             return Err(FsError::AlreadyExists);
         }
@@ -114,8 +113,7 @@ impl Vol {
         dir::set_first(&mut raw, first, self.fat32());
         let lfn = if n > 1 { name::lfn_slots(stored, &short) } else { Vec::new() };
         self.write_entry(&slots, &lfn, &raw)?;
-        let short_name = name::short_display(&short, case);
-        Ok(Entry { name: stored.into(), short_name, raw, slots })
+        Ok(Entry { name: stored.into(), raw, slots })
     }
 
     /// Creates the directory `name` in `dir`: its cluster (with `.` and

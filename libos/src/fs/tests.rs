@@ -450,3 +450,35 @@ fn loops_and_bad_links_are_corrupt() {
     assert_eq!(fs.read("/f"), Err(FsError::Corrupt));
     assert_eq!(fs.remove_file("/f"), Err(FsError::Corrupt));
 }
+
+#[test]
+fn a_directory_of_many_files_grows_and_shrinks_cleanly() {
+    let img = image(32, 512, 40, &["-s", "1"]);
+    let n = 1500;
+    {
+        let fs = img.mount();
+        fs.create_dir("/many").unwrap();
+        for i in 0..n {
+            fs.write(&format!("/many/a file with a long name {i}.txt"), format!("{i}").as_bytes())
+                .unwrap();
+        }
+        assert_eq!(fs.read_dir("/many").unwrap().len(), n);
+        for i in (0..n).step_by(7) {
+            let p = format!("/MANY/A FILE WITH A LONG NAME {i}.TXT");
+            assert_eq!(fs.read(&p).unwrap(), format!("{i}").as_bytes());
+        }
+        for i in (0..n).filter(|i| i % 2 == 0) {
+            fs.remove_file(&format!("/many/a file with a long name {i}.txt")).unwrap();
+        }
+    }
+    img.fsck();
+    let listing = img.mtools("mdir", &["-a", "::/many"]);
+    assert!(listing.contains("a file with a long name 1499.txt"), "{listing}");
+    let fs = img.mount();
+    for i in (1..n).step_by(2) {
+        fs.remove_file(&format!("/many/a file with a long name {i}.txt")).unwrap();
+    }
+    fs.remove_dir("/many").unwrap();
+    drop(fs);
+    img.fsck();
+}
