@@ -54,6 +54,12 @@ enum Step {
     Move,
 }
 
+/// Whether `renameat2` takes `flags`: 0 or `RENAME_NOREPLACE` (exchange
+/// and whiteouts are not for FAT; unknown bits are `EINVAL` too).
+fn flags_valid(flags: c_uint) -> bool {
+    flags & !RENAME_NOREPLACE == 0
+}
+
 /// What `renameat2` decides, before touching the disk. `ancestry` is
 /// asked only once the other checks have passed.
 fn rename_check(
@@ -63,9 +69,7 @@ fn rename_check(
     ancestry: impl FnOnce() -> Res<Ancestry>,
 ) -> Res<Step> {
     use super::path::Last;
-    if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0
-        || flags & (RENAME_EXCHANGE | RENAME_WHITEOUT) != 0
-    {
+    if !flags_valid(flags) {
         return Err(::libc::EINVAL);
     }
     let noreplace = flags & RENAME_NOREPLACE != 0;
@@ -177,6 +181,10 @@ pub unsafe extern "C" fn renameat2(
     new: *const c_char,
     flags: c_uint,
 ) -> c_int {
+    // The flags come first, before either path is looked at.
+    if !flags_valid(flags) {
+        return crate::libc::fail(::libc::EINVAL);
+    }
     // SAFETY: the caller guarantees NUL-terminated strings.
     let r = unsafe { target_at(olddirfd, old) }.and_then(|o| {
         // SAFETY: as above.
