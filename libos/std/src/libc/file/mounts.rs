@@ -138,7 +138,7 @@ pub fn fs(disk: usize) -> Result<&'static FileSystem, c_int> {
         Ok(x) => x,
     };
     let at = with(|t| if t.root == Some(disk) { String::from("/") } else { format!("/{name}") });
-    match libos::fs::mount(dev) {
+    match libos::fs::mount_with_cache(dev, cache_bytes()) {
         Ok(fs) => {
             let fs: &'static FileSystem = Box::leak(Box::new(fs));
             with(|t| t.disks[disk].state = State::Mounted(fs));
@@ -153,6 +153,22 @@ pub fn fs(disk: usize) -> Result<&'static FileSystem, c_int> {
         }
     }
 }
+
+/// The block cache of each disk, in bytes: `NABLA_FS_CACHE_KIB` from the
+/// guest's environment (`--env`), from 32 KiB to 1 GiB; else
+/// [`CACHE_KIB`]. (Measured: 256 KiB, 1 MiB and 4 MiB give the same times
+/// for 5,000 files in one directory, whose entries take 160 KiB; the
+/// host's page cache is behind it.)
+fn cache_bytes() -> usize {
+    let kib = libos::env::var("NABLA_FS_CACHE_KIB")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(CACHE_KIB)
+        .clamp(32, 1 << 20);
+    kib << 10
+}
+
+/// The default block cache per disk: libos's FAT's own default.
+pub const CACHE_KIB: usize = 256;
 
 /// The device number of a disk (`st_dev`): distinct per disk, 0 for none.
 pub fn dev(disk: Option<usize>) -> u64 {
