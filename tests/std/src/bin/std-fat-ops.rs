@@ -15,7 +15,9 @@
 //!   `mvnr A B` (`renameat2` with `RENAME_NOREPLACE`), `mvx A B`
 //!   (`RENAME_EXCHANGE`);
 //! * `ls P` (sorted `NAME:KIND:LEN`), `stat P` (kind, length, mtime),
-//!   `touch P SECS` (`File::set_modified`), `setlen P N`, `sync P`,
+//!   `touch P SECS` (`File::set_modified`), `touchp P SECS`
+//!   (`utimensat` on the path), `setlen P N`, `trunc P N` (`truncate`),
+//!   `sync P`,
 //!   `df P` (`statvfs`);
 //! * `many DIR N SIZE`, `readmany DIR N SIZE`, `rmmany DIR N` (N files of
 //!   SIZE bytes), `seqwrite P MIB`, `seqread P`: each also prints
@@ -49,6 +51,13 @@ struct StatVfs {
 
 unsafe extern "C" {
     fn statvfs(path: *const std::ffi::c_char, buf: *mut StatVfs) -> i32;
+    fn truncate(path: *const std::ffi::c_char, len: i64) -> i32;
+    fn utimensat(
+        dirfd: i32,
+        path: *const std::ffi::c_char,
+        times: *const [i64; 4],
+        flags: i32,
+    ) -> i32;
     fn renameat2(
         olddirfd: i32,
         old: *const std::ffi::c_char,
@@ -152,6 +161,21 @@ impl Ops {
                 f.set_modified(UNIX_EPOCH + Duration::from_secs(num(1)))?;
                 Ok(String::new())
             }
+            "trunc" => {
+                let path = cstr(&self.p(arg(0)));
+                // SAFETY: a NUL-terminated path.
+                let r = unsafe { truncate(path.as_ptr(), arg(1).parse().unwrap_or(-1)) };
+                if r == 0 { Ok(String::new()) } else { Err(io::Error::last_os_error()) }
+            }
+            "touchp" => {
+                let path = cstr(&self.p(arg(0)));
+                // Two timespecs: the access time left alone (UTIME_OMIT),
+                // the modification time given.
+                let times = [0i64, (1 << 30) - 2, num(1) as i64, 0];
+                // SAFETY: a NUL-terminated path and two timespecs.
+                let r = unsafe { utimensat(AT_FDCWD, path.as_ptr(), &times, 0) };
+                if r == 0 { Ok(String::new()) } else { Err(io::Error::last_os_error()) }
+            }
             "setlen" => OpenOptions::new()
                 .write(true)
                 .open(self.p(arg(0)))
@@ -243,9 +267,8 @@ fn arity(op: &str) -> usize {
     match op {
         "root" | "cat" | "mkdir" | "mkdirs" | "rm" | "rmdir" | "rmall" | "ls" | "stat" | "sync"
         | "df" | "seqread" => 1,
-        "write" | "append" | "mv" | "mvnr" | "mvx" | "touch" | "setlen" | "rmmany" | "seqwrite" => {
-            2
-        }
+        "write" | "append" | "mv" | "mvnr" | "mvx" | "touch" | "touchp" | "setlen" | "trunc"
+        | "rmmany" | "seqwrite" => 2,
         "fill" | "same" | "many" | "readmany" => 3,
         _ => 0,
     }
