@@ -63,7 +63,49 @@ impl Store {
     /// Writes whole device sectors at volume offset `off`.
     pub fn write(&self, off: u64, buf: &[u8]) -> Result<(), FsError> {
         let sector = self.check(off, buf.len())?;
+        #[cfg(test)]
+        if crash::hit() {
+            return Err(FsError::Device(crate::block::BlockError::ShortTransfer));
+        }
         self.dev.write(sector, buf).map_err(dev_err)
+    }
+}
+
+/// The host tests' crash: after a number of writes, every later write
+/// fails (as if the guest had been killed there; what it wrote stays).
+#[cfg(test)]
+pub(crate) mod crash {
+    use core::cell::Cell;
+
+    std::thread_local! {
+        static LEFT: Cell<Option<u64>> = const { Cell::new(None) };
+        static DONE: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// Lets `n` more writes through (`None`: all), and counts from 0.
+    pub(crate) fn arm(n: Option<u64>) {
+        LEFT.with(|l| l.set(n));
+        DONE.with(|d| d.set(0));
+    }
+
+    /// Writes made since [`arm`].
+    pub(crate) fn done() -> u64 {
+        DONE.with(Cell::get)
+    }
+
+    pub(super) fn hit() -> bool {
+        LEFT.with(|l| match l.get() {
+            Some(0) => true,
+            Some(n) => {
+                l.set(Some(n - 1));
+                DONE.with(|d| d.set(d.get() + 1));
+                false
+            }
+            None => {
+                DONE.with(|d| d.set(d.get() + 1));
+                false
+            }
+        })
     }
 }
 

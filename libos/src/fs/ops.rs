@@ -226,6 +226,9 @@ impl Vol {
                 // clusters lost), then the target's entry takes its chain,
                 // then the target's old chain is freed.
                 self.delete_entry(&src.slots)?;
+                if moved_dir {
+                    self.set_dotdot(sfirst, tdir)?;
+                }
                 let mut raw = d.raw;
                 raw[11] = src.raw[11];
                 raw[13..32].copy_from_slice(&src.raw[13..32]);
@@ -263,6 +266,9 @@ impl Vol {
                     let (short, case) = Self::short_for(stored, &survey.shorts, own)?;
                     let slots = self.free_slots(tdir, &survey, n)?;
                     self.delete_entry(&src.slots)?;
+                    if moved_dir {
+                        self.set_dotdot(sfirst, tdir)?;
+                    }
                     let mut raw = src.raw;
                     raw[..11].copy_from_slice(&short);
                     raw[12] = case;
@@ -275,15 +281,20 @@ impl Vol {
         if let Some(id) = self.node_at(src.off()) {
             self.move_node(id, Some(new_off))?;
         }
-        if moved_dir {
-            // Its `..` names the new parent.
-            let off = self.g.cluster_off(sfirst)? + 32;
-            let mut raw = self.read_raw(off)?;
-            if &raw[..11] == b"..         " {
-                dir::set_first(&mut raw, self.parent_ref(tdir), fat32);
-                self.write_raw(off, &raw)?;
-            }
-        }
         self.cache.flush(&self.store)
+    }
+
+    /// Points the `..` of the directory at `first` at `parent`. Done while
+    /// the directory has no entry (between deleting its old one and writing
+    /// its new one), so that no crash leaves it reachable with a wrong `..`.
+    fn set_dotdot(&mut self, first: u32, parent: DirLoc) -> Result<(), FsError> {
+        let off = self.g.cluster_off(first)? + 32;
+        let mut raw = self.read_raw(off)?;
+        if &raw[..11] == b"..         " {
+            dir::set_first(&mut raw, self.parent_ref(parent), self.fat32());
+            self.write_raw(off, &raw)?;
+            self.cache.flush(&self.store)?;
+        }
+        Ok(())
     }
 }
