@@ -525,15 +525,21 @@ fn crash_verdict(img: &Img) -> Result<(), String> {
 
 /// Every operation, as a crash test drives it (errors after the crash point
 /// are expected and ignored).
-fn crash_scenario(fs: &FileSystem) {
+/// Returns the writes made when `first.txt`'s sync returned and when the
+/// rename that replaces it began.
+fn crash_scenario(fs: &FileSystem) -> (u64, u64) {
     let _ = fs.create_dir("/dir");
     let _ = fs.write("/dir/first.txt", &pattern(3000, 1));
+    let mut synced = u64::MAX;
     if let Ok(mut f) = fs.append("/dir/first.txt") {
         let _ = f.write_all(&pattern(5000, 2));
-        let _ = f.sync();
+        if f.sync().is_ok() {
+            synced = cache::crash::done();
+        }
     }
     let _ = fs.write("/a long name for the second file.data", &pattern(1500, 3));
     let _ = fs.rename("/a long name for the second file.data", "/dir/moved with a long name.data");
+    let renamed = cache::crash::done();
     let _ = fs.rename("/dir/first.txt", "/dir/moved with a long name.data");
     if let Ok(mut f) = fs.open_rw("/dir/moved with a long name.data") {
         let _ = f.set_len(700);
@@ -545,6 +551,14 @@ fn crash_scenario(fs: &FileSystem) {
     let _ = fs.write("/x", b"x");
     let _ = fs.remove_file("/x");
     let _ = fs.sync();
+    (synced, renamed)
+}
+
+/// `first.txt` as the scenario syncs it.
+fn first_synced() -> Vec<u8> {
+    let mut v = pattern(3000, 1);
+    v.extend_from_slice(&pattern(5000, 2));
+    v
 }
 
 #[test]
@@ -555,8 +569,9 @@ fn a_crash_after_any_write_leaves_only_what_the_rules_allow() {
         let img = image(fat, 512, mib, extra);
         let pristine = std::fs::read(&img.path).unwrap();
         cache::crash::arm(None);
-        crash_scenario(&img.mount());
+        let (synced, renamed) = crash_scenario(&img.mount());
         let total = cache::crash::done();
+        assert!(synced < renamed && renamed < total, "{what}: {synced} {renamed} {total}");
         assert!(total > 20, "{what}: {total} writes");
         img.fsck();
         let mut bad = Vec::new();
@@ -569,6 +584,15 @@ fn a_crash_after_any_write_leaves_only_what_the_rules_allow() {
             cache::crash::arm(None);
             if let Err(report) = crash_verdict(&img) {
                 bad.push(format!("{what}, crash after write {n} of {total}:\n{report}"));
+            }
+            // A file whose sync returned is intact (until it is renamed).
+            if (synced..renamed).contains(&n) {
+                let got = mount(img.dev()).and_then(|fs| fs.read("/dir/first.txt"));
+                if got.as_deref() != Ok(&first_synced()[..]) {
+                    bad.push(format!(
+                        "{what}, crash after write {n}: first.txt lost its synced data"
+                    ));
+                }
             }
         }
         assert!(bad.is_empty(), "{}", bad.join("\n"));
