@@ -123,15 +123,16 @@ def net_seeds():
         + record(plain + fin, dt=10, fix=True))
 
 
-def fat_image(fat, size_kib, keep_kib, label):
+def fat_image(fat, size_kib, keep_kib, label, sector="512"):
     with tempfile.TemporaryDirectory() as d:
         img = os.path.join(d, "disk.img")
         # libos mounts partition 1 of an MBR, as `nabla disk create` makes it.
         # FAT16 needs 4085 clusters, FAT32 65525: the seeds keep only the
         # start of the disk (the tables, the root directory and the first
         # files); the fat target's disk is zeros after its input.
-        subprocess.run(["mkfs.fat", "-C", "-F", fat, "--mbr=y", "--invariant", "-s", "1",
-                        "-n", label, img, str(size_kib)], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["mkfs.fat", "-C", "-F", fat, "-S", sector, "--mbr=y", "--invariant",
+                        "-s", "1", "-n", label, img, str(size_kib)], check=True,
+                       stdout=subprocess.DEVNULL)
         src = os.path.join(d, "index.html")
         with open(src, "wb") as f:
             f.write(b"<h1>hello</h1>\n")
@@ -141,6 +142,12 @@ def fat_image(fat, size_kib, keep_kib, label):
                        env=env)
         subprocess.run(["mcopy", "-m", "-i", img, src, "::/css/site.css"], check=True,
                        env=env)
+        # A long name (VFAT slots) and a file of several clusters.
+        subprocess.run(["mcopy", "-m", "-i", img, src, "::/css/A Long File Name.html"],
+                       check=True, env=env)
+        with open(src, "wb") as f:
+            f.write(bytes(range(256)) * 24)
+        subprocess.run(["mcopy", "-m", "-i", img, src, "::/big.bin"], check=True, env=env)
         with open(img, "rb") as f:
             return f.read(keep_kib * 1024)
 
@@ -148,6 +155,9 @@ def fat_image(fat, size_kib, keep_kib, label):
 def fat_seed():
     put("fat", "fat16", b"\x00" + fat_image("16", 4096, 40, "SEED16"))
     put("fat", "fat32", b"\x00" + fat_image("32", 40 * 1024, 24, "SEED32"))
+    put("fat", "fat12", b"\x00" + fat_image("12", 1024, 40, "SEED12"))
+    # Mode byte 3: 4 KiB device sectors, for a volume of 4 KiB sectors.
+    put("fat", "fat16-4k", b"\x03" + fat_image("16", 64 * 1024, 112, "SEED4K", "4096"))
 
 
 def http_connection_seeds():

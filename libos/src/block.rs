@@ -79,6 +79,13 @@ pub fn device(name: &str) -> Option<BlockDevice> {
 }
 
 impl BlockDevice {
+    /// A device on an open host file (`fd`), for the host unit tests of the
+    /// layers above.
+    #[cfg(test)]
+    pub(crate) fn from_fd(fd: i32, capacity: u64, sector_size: u32, read_only: bool) -> Self {
+        Self { name: "test".into(), fd, capacity, sector_size, read_only }
+    }
+
     /// The device name.
     pub fn name(&self) -> &str {
         &self.name

@@ -21,7 +21,7 @@
 //! * [`task`]: the async executor, which idles in one `ppoll` on the taps.
 //! * [`net`]: smoltcp interfaces over the taps, TCP and UDP sockets.
 //! * [`block`]: the attached disks, in whole sectors.
-//! * [`fs`]: a FAT16/FAT32 file system on a disk.
+//! * [`fs`]: a FAT12/16/32 file system (VFAT long names) on a disk.
 //!
 //! An application declares itself, and the devices it needs, with [`app!`].
 

@@ -61,9 +61,11 @@ fn a_guest_reads_an_image_made_by_mkfs_fat_and_mcopy() {
     );
     assert_eq!(out.code(), Some(1), "one error expected (the missing file): {out:#?}");
     let s = &out.stdout;
-    // 8.3 names are listed as stored (upper case); long names as written.
-    assert!(s.contains("dir DOCS 0\nfile HELLO.TXT 12\n"), "{s}");
-    assert!(s.contains("file A long file name.txt 16\ndir SUB 0\n"), "{s}");
+    // Names are listed as Linux vfat lists them: 8.3 names in the case the
+    // entry's case bits give (mcopy sets them for lower-case names), long
+    // names as written.
+    assert!(s.contains("dir docs 0\nfile hello.txt 12\n"), "{s}");
+    assert!(s.contains("file A long file name.txt 16\ndir sub 0\n"), "{s}");
     assert!(s.contains("long names work\n"), "{s}");
     assert!(s.contains("deep\n"), "{s}");
     assert!(s.contains("stat /hello.txt dir=false len=12 modified="), "{s}");
@@ -122,7 +124,7 @@ fn a_corrupt_or_foreign_disk_gives_an_error_not_a_panic() {
     std::fs::File::create(&zeros).unwrap().set_len(8 << 20).unwrap();
     let out = guest(&zeros, &[], &["ls", "/"]);
     assert_eq!(out.code(), Some(100), "{out:#?}");
-    assert!(out.stdout.contains("mount: no FAT16/FAT32 volume on the disk"), "{out:#?}");
+    assert!(out.stdout.contains("mount: no FAT volume on the disk"), "{out:#?}");
 
     // A real image with garbage over its FATs, directories and data: every
     // operation ends in an error or a result, never a panic (255) or a kill.

@@ -1,38 +1,49 @@
-//! A FAT16/FAT32 file system on a block device, with a std-shaped API.
+//! A FAT12/16/32 file system on a block device, with a std-shaped API.
 //!
-//! Built on embedded-sdmmc. Images made by the standard tools work:
-//! `mkfs.fat --mbr=y` (the volume is found through the partition table in
-//! its first sector) and `mcopy`, or the project's `nabla disk create`.
-//! Long file names are readable (paths match the long name, or the 8.3
-//! name, case-insensitively); new files and directories get 8.3 names, and
-//! 8.3 names are listed as stored, in upper case.
+//! libos's own implementation (docs/storage.md), in layers:
 //!
-//! Two limits of embedded-sdmmc 0.10 shape the API: a deleted file's first
-//! cluster stays allocated, so there is no delete; and a file truncated
-//! (by [`FileSystem::create`] on an existing file) and then left empty
-//! keeps one cluster, which `fsck.fat` reports (and repairs) as a length
-//! mismatch. Rewriting a file with new, non-empty contents is clean.
+//! * `bpb`: where the volume is (bare, or the MBR's first partition) and
+//!   its geometry, every boot-sector field checked.
+//! * `cache`: the volume's bytes: a write-back block cache whose flush
+//!   writes in a fixed order of classes (data, FAT mirrors, FAT,
+//!   directories, FSInfo), and direct transfers of up to 1 MiB for bulk
+//!   file data.
+//! * `fat`: FAT entries, chains, allocation, the free count and FSInfo.
+//! * `name`, `dir`: names (VFAT long names, 8.3 aliases, case rules) and
+//!   directory slots.
+//! * `vol`: the mounted volume and its open files (shared between handles).
+//! * `ops`: path operations (create, mkdir, remove, rename) in the write
+//!   order that keeps a disk consistent if the guest dies at any point.
 //!
-//! Paths are absolute (`/css/site.css`). Every call is synchronous and
-//! leaves nothing open: a [`File`] is the only handle, and it closes when
-//! dropped. A corrupt or non-FAT disk gives an [`FsError`], never a panic.
+//! Images made by the standard tools work: `mkfs.fat` (with `--mbr=y` or
+//! without), `mcopy`, or the project's `nabla disk create`. Long names are
+//! read and written; lookups ignore case and names keep theirs. Paths are
+//! absolute (`/css/site.css`). Every call is synchronous. A corrupt or
+//! non-FAT disk gives an [`FsError`], never a panic, and nothing is ever
+//! written outside the volume.
 
-mod disk;
-mod volume;
+mod bpb;
+mod cache;
+mod dir;
+mod fat;
+mod file;
+mod name;
+mod ops;
+mod time;
+mod vol;
 
-use alloc::string::{String, ToString};
+#[cfg(test)]
+mod tests;
+
+use alloc::string::String;
 use alloc::vec::Vec;
+use core::cell::RefCell;
 use core::fmt;
-use core::ops::ControlFlow;
-
-use embedded_sdmmc::{
-    ClusterId, LfnBuffer, Mode, RawDirectory, RawFile, RawVolume, ShortFileName, TimeSource,
-    Timestamp, VolumeIdx, VolumeManager,
-};
 
 use crate::block::{BlockDevice, BlockError};
-use crate::time::{SystemTime, UNIX_EPOCH};
-use disk::Disk;
+pub use file::File;
+use ops::{components, split};
+use vol::Vol;
 
 /// Why a file-system call failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,25 +56,26 @@ pub enum FsError {
     IsADirectory,
     /// The file or directory exists already.
     AlreadyExists,
-    /// The name cannot be stored (not 8.3 for a new entry, or invalid).
+    /// A name FAT cannot hold at all (empty, `..`, a reserved character,
+    /// longer than 255 UTF-16 units), or a directory moved into itself.
     InvalidName,
-    /// The disk holds no FAT16/FAT32 volume that can be read.
+    /// The disk holds no FAT volume that can be read.
     NotFat,
     /// The file system's structures are inconsistent.
     Corrupt,
-    /// No space left on the volume.
+    /// No space left on the volume (or in a full fixed root directory).
     NoSpace,
     /// The directory is not empty.
     NotEmpty,
-    /// The file is open already (only one handle per file).
+    /// The root directory cannot be removed or renamed.
     Busy,
-    /// The disk is read-only.
+    /// The disk is read-only, or the file was opened for reading only.
     ReadOnly,
     /// FAT cannot hold a file this large (4 GiB - 1).
     TooLarge,
     /// The guest's heap cannot hold the file.
     OutOfMemory,
-    /// Not supported by this implementation.
+    /// Not supported by this implementation (a negative seek).
     Unsupported,
     /// The block device failed.
     Device(BlockError),
@@ -76,12 +88,12 @@ impl fmt::Display for FsError {
             Self::NotADirectory => f.write_str("not a directory"),
             Self::IsADirectory => f.write_str("is a directory"),
             Self::AlreadyExists => f.write_str("already exists"),
-            Self::InvalidName => f.write_str("invalid name (new entries need 8.3 names)"),
-            Self::NotFat => f.write_str("no FAT16/FAT32 volume on the disk"),
+            Self::InvalidName => f.write_str("invalid name"),
+            Self::NotFat => f.write_str("no FAT volume on the disk"),
             Self::Corrupt => f.write_str("the file system is corrupt"),
             Self::NoSpace => f.write_str("no space left on the volume"),
             Self::NotEmpty => f.write_str("directory not empty"),
-            Self::Busy => f.write_str("file is already open"),
+            Self::Busy => f.write_str("busy"),
             Self::ReadOnly => f.write_str("read-only"),
             Self::TooLarge => f.write_str("file too large for FAT"),
             Self::OutOfMemory => f.write_str("not enough memory to hold the file"),
@@ -92,87 +104,6 @@ impl fmt::Display for FsError {
 }
 
 impl core::error::Error for FsError {}
-
-type Error = embedded_sdmmc::Error<BlockError>;
-
-impl From<Error> for FsError {
-    fn from(e: Error) -> Self {
-        use embedded_sdmmc::Error as E;
-        match e {
-            E::DeviceError(BlockError::ReadOnly) => Self::ReadOnly,
-            E::DeviceError(d) => Self::Device(d),
-            E::NotFound => Self::NotFound,
-            E::FilenameError(_) => Self::InvalidName,
-            E::NoSuchVolume | E::Unsupported => Self::Unsupported,
-            E::FormatError(_) | E::BadCluster | E::BadBlockSize(_) | E::InvalidOffset => {
-                Self::Corrupt
-            }
-            E::FileAlreadyOpen | E::DirAlreadyOpen | E::TooManyOpenFiles | E::TooManyOpenDirs => {
-                Self::Busy
-            }
-            E::OpenedDirAsFile => Self::IsADirectory,
-            E::OpenedFileAsDir => Self::NotADirectory,
-            E::DeleteNonEmptyDir => Self::NotEmpty,
-            E::FileAlreadyExists | E::DirAlreadyExists => Self::AlreadyExists,
-            E::DiskFull | E::NotEnoughSpace => Self::NoSpace,
-            E::ReadOnly => Self::ReadOnly,
-            E::EndOfFile => Self::Corrupt,
-            _ => Self::Unsupported,
-        }
-    }
-}
-
-/// File timestamps from the wall clock, as UTC (FAT keeps local time and
-/// no zone: the guest's local time is UTC).
-#[derive(Debug, Clone, Copy)]
-struct Clock;
-
-impl TimeSource for Clock {
-    fn get_timestamp(&self) -> Timestamp {
-        let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-        let rem = secs % 86_400;
-        Timestamp {
-            year_since_1970: (y - 1970).clamp(0, 255) as u8,
-            zero_indexed_month: (m - 1) as u8,
-            zero_indexed_day: (d - 1) as u8,
-            hours: (rem / 3600) as u8,
-            minutes: (rem / 60 % 60) as u8,
-            seconds: (rem % 60) as u8,
-        }
-    }
-}
-
-/// (year, month 1-12, day 1-31) of a day count since 1970-01-01
-/// (Howard Hinnant's algorithm, proleptic Gregorian).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// Seconds since the epoch of a FAT timestamp taken as UTC.
-fn unix_secs(t: &Timestamp) -> u64 {
-    let y = 1970 + i64::from(t.year_since_1970);
-    let m = i64::from(t.zero_indexed_month) + 1;
-    let d = i64::from(t.zero_indexed_day) + 1;
-    let (yy, mm) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = yy.div_euclid(400);
-    let yoe = yy.rem_euclid(400);
-    let doy = (153 * mm + 2) / 5 + d - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    let secs = days * 86_400
-        + i64::from(t.hours) * 3600
-        + i64::from(t.minutes) * 60
-        + i64::from(t.seconds);
-    secs.max(0) as u64
-}
 
 /// What a path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,9 +117,31 @@ pub struct Metadata {
     /// The read-only attribute is set.
     pub read_only: bool,
     /// A number unique to the entry on this volume while it exists (its
-    /// directory entry's position; 1 for the root directory), for
-    /// `st_ino`.
+    /// short slot's position; 1 for the root directory), for `st_ino`.
     pub id: u64,
+}
+
+/// The times FAT keeps for an entry, in seconds since the epoch (0 where
+/// the entry has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Times {
+    /// Created (2 s resolution plus FAT's 10 ms field).
+    pub created: u64,
+    /// Last access: a date only (midnight).
+    pub accessed: u64,
+    /// Last modification (2 s resolution).
+    pub modified: u64,
+}
+
+/// Totals, as `statvfs` reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsStats {
+    /// Bytes per cluster (the allocation unit).
+    pub cluster_size: u64,
+    /// Data clusters on the volume.
+    pub total_clusters: u64,
+    /// Free ones.
+    pub free_clusters: u64,
 }
 
 /// An entry of a directory listing.
@@ -211,16 +164,9 @@ pub enum SeekFrom {
     Current(i64),
 }
 
-const MAX_DIRS: usize = 8;
-const MAX_FILES: usize = 16;
-
-type Manager = VolumeManager<Disk, Clock, MAX_DIRS, MAX_FILES, 1>;
-
 /// A mounted FAT volume.
 pub struct FileSystem {
-    mgr: Manager,
-    volume: RawVolume,
-    geometry: volume::Geometry,
+    vol: RefCell<Vol>,
 }
 
 impl fmt::Debug for FileSystem {
@@ -229,227 +175,148 @@ impl fmt::Debug for FileSystem {
     }
 }
 
-/// Mounts the FAT volume on `dev` (the first partition of its MBR, as
-/// `mkfs.fat --mbr=y` writes it).
+/// Mounts the FAT volume on `dev`: the first partition of its MBR (as
+/// `mkfs.fat --mbr=y` writes it) or, failing that, a volume that starts at
+/// the first sector. The block cache holds 256 KiB.
 pub fn mount(dev: BlockDevice) -> Result<FileSystem, FsError> {
-    let disk = Disk::new(dev);
-    let geometry = volume::check(&disk)?;
-    let mgr = Manager::new_with_limits(disk, Clock, 1000);
-    let volume = mgr.open_raw_volume(VolumeIdx(0)).map_err(|e| match FsError::from(e) {
-        FsError::Device(d) => FsError::Device(d),
-        _ => FsError::NotFat,
-    })?;
-    Ok(FileSystem { mgr, volume, geometry })
+    mount_with_cache(dev, cache::DEFAULT_BYTES)
 }
 
-/// A directory handle that closes itself.
-struct Dir<'a> {
-    fs: &'a FileSystem,
-    raw: RawDirectory,
+/// [`mount`] with a block cache of `cache_bytes` (at least 8 pages of
+/// 4 KiB, or of the sector size if larger).
+pub fn mount_with_cache(dev: BlockDevice, cache_bytes: usize) -> Result<FileSystem, FsError> {
+    Ok(FileSystem { vol: RefCell::new(Vol::mount(dev, cache_bytes)?) })
 }
 
-impl Drop for Dir<'_> {
-    fn drop(&mut self) {
-        let _ = self.fs.mgr.close_dir(self.raw);
-    }
-}
-
-fn components(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/').filter(|c| !c.is_empty() && *c != ".")
-}
-
-/// Splits `path` into its parent's components and its last name.
-fn split(path: &str) -> Result<(Vec<&str>, &str), FsError> {
-    let mut parts: Vec<&str> = components(path).collect();
-    let name = parts.pop().ok_or(FsError::InvalidName)?;
-    if parts.contains(&"..") || name == ".." {
-        return Err(FsError::InvalidName);
-    }
-    Ok((parts, name))
+/// How a file is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Read,
+    ReadWrite,
+    Truncate,
+    CreateNew,
+    Append,
 }
 
 impl FileSystem {
-    fn root(&self) -> Result<Dir<'_>, FsError> {
-        Ok(Dir { fs: self, raw: self.mgr.open_root_dir(self.volume)? })
+    fn root_meta() -> Metadata {
+        Metadata { is_dir: true, len: 0, modified: 0, read_only: false, id: 1 }
     }
 
-    /// Finds `name` in `dir` by long or short name, case-insensitively.
-    fn lookup(&self, dir: &Dir<'_>, name: &str) -> Result<embedded_sdmmc::DirEntry, FsError> {
-        let mut storage = [0u8; 256];
-        let mut lfn = LfnBuffer::new(&mut storage);
-        let mut found = None;
-        self.mgr.iterate_dir_lfn(dir.raw, &mut lfn, |entry, long| {
-            if entry.attributes.is_volume() {
-                return ControlFlow::Continue(());
-            }
-            let matches = long.is_some_and(|l| l.eq_ignore_ascii_case(name))
-                || entry.name.to_string().eq_ignore_ascii_case(name);
-            if matches {
-                found = Some(entry.clone());
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })?;
-        found.ok_or(FsError::NotFound)
-    }
-
-    /// Opens the directory at the end of `parts`.
-    fn walk(&self, parts: &[&str]) -> Result<Dir<'_>, FsError> {
-        let mut dir = self.root()?;
-        for part in parts {
-            if *part == ".." {
-                return Err(FsError::InvalidName);
-            }
-            let entry = self.lookup(&dir, part)?;
-            if !entry.attributes.is_directory() {
-                return Err(FsError::NotADirectory);
-            }
-            let next = self.mgr.open_dir(dir.raw, entry.name)?;
-            dir = Dir { fs: self, raw: next };
+    fn meta_of(v: &Vol, e: &dir::Entry) -> Metadata {
+        let mut m = Metadata {
+            is_dir: e.is_dir(),
+            len: if e.is_dir() { 0 } else { u64::from(e.size()) },
+            modified: time::from_fat(
+                u16::from_le_bytes([e.raw[24], e.raw[25]]),
+                u16::from_le_bytes([e.raw[22], e.raw[23]]),
+            ),
+            read_only: e.attr() & dir::ATTR_READ_ONLY != 0,
+            id: e.off() / 32 + 2,
+        };
+        // An open file's length is its node's (shared by every handle).
+        if let Some(n) = v.node_at(e.off()).and_then(|id| v.node_ref(id)) {
+            m.len = n.len;
         }
-        Ok(dir)
-    }
-
-    fn metadata_of(entry: &embedded_sdmmc::DirEntry) -> Metadata {
-        Metadata {
-            is_dir: entry.attributes.is_directory(),
-            len: if entry.attributes.is_directory() { 0 } else { u64::from(entry.size) },
-            modified: unix_secs(&entry.mtime),
-            read_only: entry.attributes.is_read_only(),
-            // 16 entries of 32 bytes in a 512-byte block; 0 and 1 are left
-            // out (1 is the root).
-            id: u64::from(entry.entry_block.0) * 16 + u64::from(entry.entry_offset / 32) + 2,
-        }
+        m
     }
 
     /// Metadata of `path` (`/` is the root directory).
     pub fn metadata(&self, path: &str) -> Result<Metadata, FsError> {
         if components(path).next().is_none() {
-            return Ok(Metadata { is_dir: true, len: 0, modified: 0, read_only: false, id: 1 });
+            return Ok(Self::root_meta());
         }
-        let (parents, name) = split(path)?;
-        let dir = self.walk(&parents)?;
-        Ok(Self::metadata_of(&self.lookup(&dir, name)?))
+        let mut v = self.vol.borrow_mut();
+        let (_, _, e) = v.find(path)?;
+        Ok(Self::meta_of(&v, &e))
+    }
+
+    /// The created, accessed and modified times of `path`.
+    pub fn times(&self, path: &str) -> Result<Times, FsError> {
+        if components(path).next().is_none() {
+            return Ok(Times { created: 0, accessed: 0, modified: 0 });
+        }
+        let (_, _, e) = self.vol.borrow_mut().find(path)?;
+        let r = |i: usize| u16::from_le_bytes([e.raw[i], e.raw[i + 1]]);
+        let created = time::from_fat(r(16), r(14));
+        Ok(Times {
+            created: if created == 0 { 0 } else { created + u64::from(e.raw[13] / 100) },
+            accessed: time::from_fat(r(18), 0),
+            modified: time::from_fat(r(24), r(22)),
+        })
     }
 
     /// Lists the directory at `path`, without `.` and `..`.
     pub fn read_dir(&self, path: &str) -> Result<Vec<DirEntry>, FsError> {
+        let mut v = self.vol.borrow_mut();
         let parts: Vec<&str> = components(path).collect();
-        let dir = self.walk(&parts)?;
-        let mut storage = [0u8; 256];
-        let mut lfn = LfnBuffer::new(&mut storage);
-        let mut out = Vec::new();
-        self.mgr.iterate_dir_lfn(dir.raw, &mut lfn, |entry, long| {
-            let short = entry.name.to_string();
-            if !entry.attributes.is_volume() && short != "." && short != ".." {
-                let name = long.map_or(short, ToString::to_string);
-                out.push(DirEntry { name, metadata: Self::metadata_of(entry) });
-            }
-            ControlFlow::Continue(())
-        })?;
-        Ok(out)
+        let (dir, _) = v.walk(&parts)?;
+        let entries = v.list(dir)?;
+        Ok(entries
+            .iter()
+            .map(|e| DirEntry { name: e.name.clone(), metadata: Self::meta_of(&v, e) })
+            .collect())
     }
 
     fn open_mode(&self, path: &str, mode: Mode) -> Result<File<'_>, FsError> {
+        let mut v = self.vol.borrow_mut();
+        if mode != Mode::Read && v.store.dev.read_only() {
+            return Err(FsError::ReadOnly);
+        }
         let (parents, name) = split(path)?;
-        let dir = self.walk(&parents)?;
-        let raw = match self.lookup(&dir, name) {
-            Ok(entry) if entry.attributes.is_directory() => return Err(FsError::IsADirectory),
-            // Data but no cluster: a corrupt entry, on which embedded-sdmmc
-            // asserts (a panic) when a failed write leaves it to flush.
-            Ok(entry) if entry.size > 0 && entry.cluster < ClusterId::EMPTY + 2 => {
-                return Err(FsError::Corrupt);
-            }
-            Ok(entry) => {
-                if mode == Mode::ReadWriteCreateOrTruncate {
-                    self.check_chain(&entry)?;
-                }
-                self.mgr.open_file_in_dir(dir.raw, entry.name, mode)?
-            }
-            Err(FsError::NotFound) if mode != Mode::ReadOnly => {
-                let short =
-                    ShortFileName::create_from_str(name).map_err(|_| FsError::InvalidName)?;
-                self.mgr.open_file_in_dir(dir.raw, short, mode)?
-            }
-            Err(e) => return Err(e),
+        let (dir, _) = v.walk(&parents)?;
+        let e = match v.lookup(dir, name)? {
+            Some(e) if e.is_dir() => return Err(FsError::IsADirectory),
+            Some(_) if mode == Mode::CreateNew => return Err(FsError::AlreadyExists),
+            Some(e) => e,
+            None if matches!(mode, Mode::Read | Mode::ReadWrite) => return Err(FsError::NotFound),
+            None => v.create_entry(dir, name, dir::ATTR_ARCHIVE, 0)?,
         };
-        Ok(File { fs: self, raw })
-    }
-
-    /// Checks the cluster chain of the file at `entry` before
-    /// embedded-sdmmc truncates it: it trusts every link, frees what a
-    /// corrupt chain points to (the FAT's reserved entries included) and
-    /// then allocates cluster 0, on which it panics.
-    fn check_chain(&self, entry: &embedded_sdmmc::DirEntry) -> Result<(), FsError> {
-        let g = &self.geometry;
-        let disk_entry = self.mgr.device(|d| {
-            let mut b = [embedded_sdmmc::Block::new()];
-            embedded_sdmmc::BlockDevice::read(d, &mut b, entry.entry_block)
-                .map_err(FsError::Device)?;
-            let at = entry.entry_offset as usize % embedded_sdmmc::Block::LEN;
-            let [b] = b;
-            let le = |i: usize| u64::from(u16::from_le_bytes([b[at + i], b[at + i + 1]]));
-            Ok::<_, FsError>(le(26) | if g.fat32 { le(20) << 16 } else { 0 })
-        })?;
-        let mut cluster = disk_entry;
-        if cluster < 2 {
-            return Ok(());
+        let id = v.open_node(&e)?;
+        let mut pos = 0;
+        if mode == Mode::Truncate
+            && let Err(err) = v.set_len(id, 0)
+        {
+            let _ = v.release(id);
+            return Err(err);
         }
-        // At most one step per cluster: a longer chain has a cycle.
-        for _ in 0..=g.clusters {
-            if !(2..g.clusters + 2).contains(&cluster) {
-                return Err(FsError::Corrupt);
-            }
-            let next = self.mgr.device(|d| g.entry(d, cluster))?;
-            if g.is_end(next) {
-                return Ok(());
-            }
-            cluster = next;
+        if mode == Mode::Append {
+            pos = v.node_ref(id).map_or(0, |n| n.len);
         }
-        Err(FsError::Corrupt)
+        drop(v);
+        Ok(File::new(self, id, pos, mode != Mode::Read, mode == Mode::Append))
     }
 
     /// Opens `path` for reading.
     pub fn open(&self, path: &str) -> Result<File<'_>, FsError> {
-        self.open_mode(path, Mode::ReadOnly)
+        self.open_mode(path, Mode::Read)
     }
 
-    /// Creates `path`, or truncates it, for writing (a new name must be 8.3).
+    /// Creates `path`, or truncates it, for writing.
     pub fn create(&self, path: &str) -> Result<File<'_>, FsError> {
-        self.open_mode(path, Mode::ReadWriteCreateOrTruncate)
+        self.open_mode(path, Mode::Truncate)
     }
 
     /// Opens the existing file `path` for reading and writing, at its start.
     pub fn open_rw(&self, path: &str) -> Result<File<'_>, FsError> {
-        let mut f = self.open_mode(path, Mode::ReadWriteAppend)?;
-        f.seek(SeekFrom::Start(0))?;
-        Ok(f)
+        self.open_mode(path, Mode::ReadWrite)
     }
 
     /// Creates the new file `path` for reading and writing (`AlreadyExists`
-    /// if it exists; the name must be 8.3).
+    /// if it exists).
     pub fn create_new(&self, path: &str) -> Result<File<'_>, FsError> {
-        let (parents, name) = split(path)?;
-        let dir = self.walk(&parents)?;
-        if self.lookup(&dir, name).is_ok() {
-            return Err(FsError::AlreadyExists);
-        }
-        let short = ShortFileName::create_from_str(name).map_err(|_| FsError::InvalidName)?;
-        Ok(File {
-            fs: self,
-            raw: self.mgr.open_file_in_dir(dir.raw, short, Mode::ReadWriteCreate)?,
-        })
+        self.open_mode(path, Mode::CreateNew)
     }
 
     /// Whether the disk is attached read-only.
     pub fn read_only(&self) -> bool {
-        self.mgr.device(|d| d.device().read_only())
+        self.vol.borrow().store.dev.read_only()
     }
 
-    /// Opens `path` for appending, creating it if needed.
+    /// Opens `path` for appending (every write goes to the end), creating
+    /// it if needed.
     pub fn append(&self, path: &str) -> Result<File<'_>, FsError> {
-        self.open_mode(path, Mode::ReadWriteCreateOrAppend)
+        self.open_mode(path, Mode::Append)
     }
 
     /// The whole contents of `path`.
@@ -457,7 +324,7 @@ impl FileSystem {
         let mut f = self.open(path)?;
         // A length read from a corrupt directory must not become an
         // allocation the heap cannot hold.
-        let capacity = self.mgr.device(|d| d.device().capacity());
+        let capacity = self.vol.borrow().store.len;
         if f.len() > capacity {
             return Err(FsError::Corrupt);
         }
@@ -478,20 +345,7 @@ impl FileSystem {
     /// Reads up to `buf.len()` bytes of `path` from `offset`; returns how
     /// many (0 at or past the end).
     pub fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
-        let mut f = self.open(path)?;
-        if offset >= f.len() {
-            return Ok(0);
-        }
-        f.seek(SeekFrom::Start(offset))?;
-        let mut done = 0;
-        while done < buf.len() {
-            let n = f.read(&mut buf[done..])?;
-            if n == 0 {
-                break;
-            }
-            done += n;
-        }
-        Ok(done)
+        self.open(path)?.read_at(offset, buf)
     }
 
     /// Replaces the contents of `path` with `data`, creating it if needed.
@@ -501,135 +355,90 @@ impl FileSystem {
         f.close()
     }
 
-    /// Creates the directory `path` (its name must be 8.3).
+    /// Creates the directory `path`.
     pub fn create_dir(&self, path: &str) -> Result<(), FsError> {
+        let mut v = self.vol.borrow_mut();
         let (parents, name) = split(path)?;
-        let dir = self.walk(&parents)?;
-        if self.lookup(&dir, name).is_ok() {
-            return Err(FsError::AlreadyExists);
-        }
-        let short = ShortFileName::create_from_str(name).map_err(|_| FsError::InvalidName)?;
-        Ok(self.mgr.make_dir_in_dir(dir.raw, short)?)
+        let (dir, _) = v.walk(&parents)?;
+        v.mkdir(dir, name)
     }
 
-    /// Writes back everything buffered and flushes the disk.
+    /// Removes the file `path` (a file still open keeps working until its
+    /// last handle closes; its clusters are freed then).
+    pub fn remove_file(&self, path: &str) -> Result<(), FsError> {
+        let mut v = self.vol.borrow_mut();
+        let (_, _, e) = v.find(path)?;
+        v.remove_file(&e)
+    }
+
+    /// Removes the empty directory `path`.
+    pub fn remove_dir(&self, path: &str) -> Result<(), FsError> {
+        if components(path).next().is_none() {
+            return Err(FsError::Busy);
+        }
+        let mut v = self.vol.borrow_mut();
+        let (_, _, e) = v.find(path)?;
+        v.remove_dir(&e)
+    }
+
+    /// Renames (moves) the file or directory `from` to `to`, replacing a
+    /// file `to` (or an empty directory, when `from` is one).
+    pub fn rename(&self, from: &str, to: &str) -> Result<(), FsError> {
+        if components(from).next().is_none() || components(to).next().is_none() {
+            return Err(FsError::Busy);
+        }
+        self.vol.borrow_mut().rename(from, to)
+    }
+
+    /// Sets the modification time of `path` (seconds since the epoch; FAT
+    /// keeps it to 2 s, from 1980 to 2107).
+    pub fn set_modified(&self, path: &str, secs: u64) -> Result<(), FsError> {
+        if components(path).next().is_none() {
+            return Ok(());
+        }
+        let mut v = self.vol.borrow_mut();
+        if v.store.dev.read_only() {
+            return Err(FsError::ReadOnly);
+        }
+        let (_, _, e) = v.find(path)?;
+        if let Some(id) = v.node_at(e.off()) {
+            v.set_node_mtime(id, secs)?;
+            return v.commit(id);
+        }
+        let mut raw = e.raw;
+        dir::set_mtime(&mut raw, secs);
+        v.write_raw(e.off(), &raw)?;
+        v.flush()
+    }
+
+    /// Cluster size and counts (the free count is taken from the FAT once,
+    /// then kept).
+    pub fn stats(&self) -> Result<FsStats, FsError> {
+        let mut v = self.vol.borrow_mut();
+        Ok(FsStats {
+            cluster_size: u64::from(v.g.cluster_bytes),
+            total_clusters: u64::from(v.g.clusters),
+            free_clusters: u64::from(v.free_clusters()?),
+        })
+    }
+
+    /// Where the volume lies on the device: (first byte, length). For the
+    /// fuzz target's check that nothing is written outside it.
+    #[doc(hidden)]
+    pub fn volume_bounds(&self) -> (u64, u64) {
+        let v = self.vol.borrow();
+        (v.store.base, v.store.len)
+    }
+
+    /// Writes back everything buffered (every open file's data and entry,
+    /// the FAT, FSInfo) and flushes the disk.
     pub fn sync(&self) -> Result<(), FsError> {
-        self.mgr.device(|d| d.device().flush()).map_err(FsError::Device)
+        self.vol.borrow_mut().sync_all()
     }
 }
 
 impl Drop for FileSystem {
     fn drop(&mut self) {
-        let _ = self.mgr.close_volume(self.volume);
-    }
-}
-
-/// An open file. Closes (and writes back its directory entry) when dropped;
-/// [`File::close`] does the same and reports errors.
-pub struct File<'a> {
-    fs: &'a FileSystem,
-    raw: RawFile,
-}
-
-impl fmt::Debug for File<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("File").field("len", &self.len()).finish_non_exhaustive()
-    }
-}
-
-impl File<'_> {
-    /// Reads into `buf`; 0 at the end of the file.
-    pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, FsError> {
-        if buf.is_empty() || self.fs.mgr.file_eof(self.raw)? {
-            return Ok(0);
-        }
-        Ok(self.fs.mgr.read(self.raw, buf)?)
-    }
-
-    /// Writes all of `buf` at the current position.
-    pub fn write_all(&mut self, buf: &[u8]) -> Result<(), FsError> {
-        let end = self.position().saturating_add(buf.len() as u64);
-        if end > u64::from(embedded_sdmmc::MAX_FILE_SIZE) {
-            return Err(FsError::TooLarge);
-        }
-        Ok(self.fs.mgr.write(self.raw, buf)?)
-    }
-
-    /// Length in bytes.
-    pub fn len(&self) -> u64 {
-        self.fs.mgr.file_length(self.raw).map_or(0, u64::from)
-    }
-
-    /// Whether the file is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The current position.
-    pub fn position(&self) -> u64 {
-        self.fs.mgr.file_offset(self.raw).map_or(0, u64::from)
-    }
-
-    /// Moves the position; returns the new one.
-    pub fn seek(&mut self, to: SeekFrom) -> Result<u64, FsError> {
-        let target = match to {
-            SeekFrom::Start(n) => i128::from(n),
-            SeekFrom::End(d) => i128::from(self.len()) + i128::from(d),
-            SeekFrom::Current(d) => i128::from(self.position()) + i128::from(d),
-        };
-        let target = u32::try_from(target).map_err(|_| FsError::Unsupported)?;
-        if u64::from(target) > self.len() {
-            return Err(FsError::Unsupported);
-        }
-        self.fs.mgr.file_seek_from_start(self.raw, target)?;
-        Ok(u64::from(target))
-    }
-
-    /// Writes the file's data and directory entry back to the disk.
-    pub fn flush(&mut self) -> Result<(), FsError> {
-        Ok(self.fs.mgr.flush_file(self.raw)?)
-    }
-
-    /// Closes the file, reporting what closing found.
-    pub fn close(self) -> Result<(), FsError> {
-        let this = core::mem::ManuallyDrop::new(self);
-        Ok(this.fs.mgr.close_file(this.raw)?)
-    }
-}
-
-impl Drop for File<'_> {
-    fn drop(&mut self) {
-        let _ = self.fs.mgr.close_file(self.raw);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_convert_both_ways() {
-        for secs in [0u64, 315_532_800, 951_782_400, 1_700_000_000, 2_000_000_000] {
-            let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-            let rem = secs % 86_400;
-            let t = Timestamp {
-                year_since_1970: (y - 1970) as u8,
-                zero_indexed_month: (m - 1) as u8,
-                zero_indexed_day: (d - 1) as u8,
-                hours: (rem / 3600) as u8,
-                minutes: (rem / 60 % 60) as u8,
-                seconds: (rem % 60) as u8,
-            };
-            assert_eq!(unix_secs(&t), secs);
-        }
-    }
-
-    #[test]
-    fn paths_split_into_parent_and_name() {
-        assert_eq!(split("/a/b/c.txt"), Ok((vec!["a", "b"], "c.txt")));
-        assert_eq!(split("c.txt"), Ok((vec![], "c.txt")));
-        assert_eq!(split("/./a//b/"), Ok((vec!["a"], "b")));
-        assert_eq!(split("/"), Err(FsError::InvalidName));
-        assert_eq!(split("/a/../b"), Err(FsError::InvalidName));
+        let _ = self.vol.get_mut().sync_all();
     }
 }

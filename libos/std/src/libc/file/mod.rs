@@ -1,14 +1,20 @@
 //! Paths and files, over libos's FAT file system: `open`, `stat`,
-//! `mkdir`, directory streams, the working directory, and the calls the
-//! FAT cannot do yet, refused with `EOPNOTSUPP`.
+//! `mkdir`, directory streams, the working directory here; and, one file
+//! per family:
 //!
 //! * [`path`]: normalising paths, and which disk a path is on;
 //! * [`mounts`]: the disks, mounted at first use, and the working
 //!   directory;
 //! * [`node`]: open files and directories as descriptor objects;
 //! * [`dir`]: directory streams (`opendir`, `readdir64`);
-//! * [`refused`]: what FAT (through embedded-sdmmc) cannot do: remove,
-//!   rename, links, permissions, times.
+//! * [`remove`]: `unlink`, `unlinkat`, `rmdir`;
+//! * [`rename`]: `rename`, `renameat`, `renameat2`;
+//! * [`truncate`]: `truncate`, `ftruncate` (`ftruncate64`, `fsync` and
+//!   `fdatasync` are in the descriptor layer, `fd`);
+//! * [`times`]: `utimensat`, `futimens`;
+//! * [`statfs`]: `statvfs`, `fstatvfs`, `statfs`, `fstatfs`;
+//! * [`refused`]: what FAT cannot do: links, permissions beyond the
+//!   read-only attribute, owners, special files.
 //!
 //! What a program sees is described in `docs/std.md`, "Files".
 
@@ -17,6 +23,11 @@ pub mod mounts;
 pub mod node;
 pub mod path;
 pub mod refused;
+pub mod remove;
+pub mod rename;
+pub mod statfs;
+pub mod times;
+pub mod truncate;
 
 use alloc::rc::Rc;
 
@@ -54,6 +65,81 @@ unsafe fn normal_at(dirfd: c_int, path: *const c_char) -> Res<Normal> {
     let cwd =
         if bytes.first() == Some(&b'/') { alloc::string::String::new() } else { base(dirfd)? };
     path::normalise(&cwd, bytes)
+}
+
+/// What a path names, for the calls that change a directory (`unlink`,
+/// `rmdir`, `rename`, `truncate`, `utimensat`), resolved as Linux walks
+/// it: the parent must exist and be a directory (`ENOENT`, `ENOTDIR`)
+/// before anything about the last component is decided.
+#[derive(Debug)]
+struct Target {
+    /// The normalised path.
+    n: Normal,
+    /// What its last component was before normalising.
+    last: path::Last,
+    /// Where it is.
+    place: Place,
+    /// The disk its parent directory is on (for a mount point such as
+    /// `/data`, the root disk): two paths are on one file system when
+    /// these agree (`EXDEV` otherwise).
+    parent_disk: Option<usize>,
+    /// What is there, if anything.
+    found: Option<Metadata>,
+    /// The path is a disk mounted under the root (`/data`).
+    mount_point: bool,
+    /// The disk is read-only (or there is none).
+    read_only: bool,
+}
+
+impl Target {
+    /// The path ended in `/`: it must name a directory.
+    fn slash(&self) -> bool {
+        self.n.dir && self.last == path::Last::Name
+    }
+
+    /// Whether it names a directory.
+    fn is_dir(&self) -> Option<bool> {
+        self.found.as_ref().map(|m| m.is_dir)
+    }
+
+    /// Its disk's file system (`EROFS` where there is no disk).
+    fn fs(&self) -> Res<&'static libos::fs::FileSystem> {
+        mounts::fs(self.place.disk.ok_or(::libc::EROFS)?)
+    }
+}
+
+/// Resolves `path` (relative to `dirfd`) into a [`Target`].
+///
+/// # Safety
+///
+/// `path` is null or a NUL-terminated string.
+unsafe fn target_at(dirfd: c_int, path: *const c_char) -> Res<Target> {
+    // SAFETY: the caller's contract (normal_at checks for null).
+    let n = unsafe { normal_at(dirfd, path) }?;
+    // SAFETY: not null (normal_at checked), NUL-terminated.
+    let last = path::last_of(unsafe { c_str(path) });
+    let parent = match path::parent(&n) {
+        Some(p) => {
+            if stat_path(&p)?.st_mode & ::libc::S_IFMT != ::libc::S_IFDIR {
+                return Err(::libc::ENOTDIR);
+            }
+            Some(p)
+        }
+        None => None,
+    };
+    let place = mounts::place(&n);
+    let parent_disk = parent.map_or(place.disk, |p| mounts::place(&p).disk);
+    let found = match lookup(&place) {
+        Ok(m) => Some(m),
+        Err(::libc::ENOENT) => None,
+        Err(e) => return Err(e),
+    };
+    let mount_point = !place.is_root && place.inner == "/";
+    let read_only = match place.disk {
+        Some(d) => mounts::fs(d)?.read_only(),
+        None => true,
+    };
+    Ok(Target { n, last, place, parent_disk, found, mount_point, read_only })
 }
 
 /// The metadata of what `n` names (the disk's entry, or an open node's
@@ -464,6 +550,33 @@ pub unsafe extern "C" fn realpath(path: *const c_char, resolved: *mut c_char) ->
             super::set_errno(e);
             core::ptr::null_mut()
         }
+    }
+}
+
+/// A target on disk 0 for the path `raw`, with what is there
+/// (`Some(is_dir)`, entry number 7), for the unit tests of the families.
+#[cfg(test)]
+fn test_target(raw: &str, found: Option<bool>, read_only: bool) -> Target {
+    let n = path::normalise("/", raw.as_bytes()).unwrap();
+    Target {
+        last: path::last_of(raw.as_bytes()),
+        place: Place {
+            disk: Some(0),
+            inner: n.text(),
+            full: n.text(),
+            is_root: n.parts.is_empty(),
+        },
+        parent_disk: Some(0),
+        found: found.map(|is_dir| Metadata {
+            is_dir,
+            len: 0,
+            modified: 0,
+            read_only: false,
+            id: 7,
+        }),
+        mount_point: false,
+        read_only,
+        n,
     }
 }
 

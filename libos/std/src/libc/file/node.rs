@@ -1,12 +1,13 @@
 //! Open files and directories of a FAT disk, as [`File`] objects of the
 //! descriptor table.
 //!
-//! A [`Node`] is one file open in embedded-sdmmc (its only handle), shared
-//! by every description open on the file; a [`FatFile`] is one such
-//! description's view of it (its access mode; the offset lives in the
-//! description). Reads and writes move the shared handle to the
-//! description's offset first, so descriptions do not disturb each other.
-//! Writing past the end fills the gap with zeros (FAT has no holes).
+//! A [`Node`] is one file open in libos's FAT, shared by every description
+//! open on the file (so that they share its length and time); a
+//! [`FatFile`] is one such description's view of it (its access mode; the
+//! offset lives in the description). Reads and writes move the shared
+//! handle to the description's offset first, so descriptions do not
+//! disturb each other. Writing past the end fills the gap with zeros (FAT
+//! has no holes).
 //! A [`Directory`] is an open directory: what `opendir`, `fstat` and
 //! `openat` need.
 
@@ -40,7 +41,7 @@ pub fn errno(e: FsError) -> c_int {
 }
 
 /// The seconds since the epoch now.
-fn now() -> u64 {
+pub fn now() -> u64 {
     libos::time::SystemTime::now()
         .duration_since(libos::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -64,19 +65,21 @@ pub fn stat_of(disk: Option<usize>, m: &Metadata) -> ::libc::stat64 {
     st
 }
 
-/// A file open in embedded-sdmmc, shared by every description open on it.
+/// A file open in libos's FAT, shared by every description open on it, so
+/// that they see one length and one modification time.
 pub struct Node {
     fs: &'static FileSystem,
     disk: usize,
-    /// The path it was opened by (on its disk), to reopen it truncated.
-    path: String,
-    file: RefCell<Option<libos::fs::File<'static>>>,
+    /// Its path on its disk (kept up to date by `rename`), for the calls
+    /// that take a path (`futimens` is `set_modified`).
+    path: RefCell<String>,
+    file: RefCell<libos::fs::File<'static>>,
     /// Opened for writing (the disk and the file allow it).
     writable: bool,
     meta: Metadata,
-    /// When it was last written by this program (the entry on the disk
-    /// learns it when the file is flushed).
-    written: Cell<Option<u64>>,
+    /// When it was last written (or had its time set) by this program:
+    /// what `stat` reports until the entry on the disk learns it.
+    modified: Cell<Option<u64>>,
 }
 
 impl core::fmt::Debug for Node {
@@ -114,19 +117,19 @@ impl Node {
         let node = alloc::rc::Rc::new(Self {
             fs,
             disk,
-            path: String::from(path),
-            file: RefCell::new(Some(file)),
+            path: RefCell::new(String::from(path)),
+            file: RefCell::new(file),
             writable,
             meta,
-            written: Cell::new(None),
+            modified: Cell::new(None),
         });
         mounts::add_node(disk, node.meta.id, &node);
         node
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut libos::fs::File<'static>) -> Res<R>) -> Res<R> {
-        let mut file = self.file.borrow_mut();
-        f(file.as_mut().ok_or(::libc::EIO)?)
+        let mut file = self.file.try_borrow_mut().map_err(|_| ::libc::EIO)?;
+        f(&mut file)
     }
 
     /// The length now.
@@ -134,11 +137,26 @@ impl Node {
         self.with(|f| Ok(f.len())).unwrap_or(0)
     }
 
+    /// The disk it is on.
+    pub fn disk(&self) -> usize {
+        self.disk
+    }
+
+    /// Its path on its disk now.
+    pub fn path(&self) -> String {
+        self.path.borrow().clone()
+    }
+
+    /// Follows a rename: its path is now `path`.
+    pub fn moved(&self, path: String) {
+        *self.path.borrow_mut() = path;
+    }
+
     /// `stat`, with the length and time of what this program wrote.
     pub fn stat(&self) -> ::libc::stat64 {
         let mut m = self.meta.clone();
         m.len = self.size();
-        if let Some(t) = self.written.get() {
+        if let Some(t) = self.modified.get() {
             m.modified = t;
         }
         stat_of(Some(self.disk), &m)
@@ -162,10 +180,15 @@ impl Node {
         })
     }
 
+    /// The error for a change to a node that is not writable.
+    fn refused(&self, otherwise: c_int) -> c_int {
+        if self.fs.read_only() { ::libc::EROFS } else { otherwise }
+    }
+
     /// Writes all of `buf` at `offset`, zero-filling from the end up to it.
     pub fn write_at(&self, buf: &[u8], offset: u64) -> Res<usize> {
         if !self.writable {
-            return Err(if self.fs.read_only() { ::libc::EROFS } else { ::libc::EBADF });
+            return Err(self.refused(::libc::EBADF));
         }
         if buf.is_empty() {
             return Ok(0);
@@ -173,12 +196,10 @@ impl Node {
         if offset.saturating_add(buf.len() as u64) > u64::from(u32::MAX) {
             return Err(::libc::EFBIG);
         }
-        self.written.set(Some(now()));
+        self.modified.set(Some(fat_time(now())));
         self.with(|f| {
-            let len = f.len();
-            if offset > len {
-                f.seek(SeekFrom::End(0)).map_err(errno)?;
-                zero_fill(f, offset - len)?;
+            if offset > f.len() {
+                f.set_len(offset).map_err(errno)?;
             }
             f.seek(SeekFrom::Start(offset)).map_err(errno)?;
             f.write_all(buf).map_err(errno)?;
@@ -186,50 +207,46 @@ impl Node {
         })
     }
 
-    /// Changes the length: longer (zero-filled); 0 (the file is reopened
-    /// truncated); shorter, by reading the bytes that stay into memory,
-    /// truncating to 0 and writing them back (embedded-sdmmc cannot free
-    /// part of a cluster chain): `ENOMEM`, with the file untouched, if
-    /// the guest's heap cannot hold them.
+    /// Changes the length: longer (zero-filled) or shorter (the clusters
+    /// past the new end are freed).
     pub fn truncate(&self, to: u64) -> Res<()> {
         if !self.writable {
-            return Err(if self.fs.read_only() { ::libc::EROFS } else { ::libc::EINVAL });
-        }
-        let len = self.size();
-        if to == len {
-            return Ok(());
+            return Err(self.refused(::libc::EINVAL));
         }
         if to > u64::from(u32::MAX) {
             return Err(::libc::EFBIG);
         }
-        self.written.set(Some(now()));
-        if to > len {
-            return self.with(|f| {
-                f.seek(SeekFrom::End(0)).map_err(errno)?;
-                zero_fill(f, to - len)
-            });
+        if to == self.size() {
+            return Ok(());
         }
-        let mut keep = Vec::new();
-        keep.try_reserve_exact(to as usize).map_err(|_| ::libc::ENOMEM)?;
-        keep.resize(to as usize, 0);
-        if self.read_at(&mut keep, 0)? != keep.len() {
-            return Err(::libc::EIO);
-        }
-        let mut slot = self.file.borrow_mut();
-        // Close the one handle before reopening (one handle per file).
-        if let Some(f) = slot.take() {
-            f.close().map_err(errno)?;
-        }
-        let mut f = self.fs.create(&self.path).map_err(errno)?;
-        let r = f.write_all(&keep).map_err(errno);
-        *slot = Some(f);
-        r
+        self.modified.set(Some(fat_time(now())));
+        self.with(|f| f.set_len(to).map_err(errno))
     }
 
-    /// Writes the directory entry back and flushes the disk.
+    /// Sets the modification time to `secs` (`futimens`): what this
+    /// program wrote is written back first, so that closing the file later
+    /// cannot bring the time of that write back.
+    pub fn set_modified(&self, secs: u64) -> Res<()> {
+        if self.fs.read_only() {
+            return Err(::libc::EROFS);
+        }
+        if self.writable {
+            self.with(|f| f.flush().map_err(errno))?;
+        }
+        self.fs.set_modified(&self.path(), secs).map_err(errno)?;
+        self.modified.set(Some(fat_time(secs)));
+        Ok(())
+    }
+
+    /// Writes the data, the directory entry and the allocation table back
+    /// and flushes the disk (`fsync`, `fdatasync`).
     pub fn sync(&self) -> Res<()> {
-        self.with(|f| f.flush().map_err(errno))?;
-        self.fs.sync().map_err(errno)
+        if !self.writable {
+            // Nothing of this program's is pending on the file; the disk
+            // may hold other writes, which the flush makes durable.
+            return self.fs.sync().map_err(errno);
+        }
+        self.with(|f| f.sync().map_err(errno))
     }
 
     /// Writes the directory entry back.
@@ -241,14 +258,9 @@ impl Node {
     }
 }
 
-fn zero_fill(f: &mut libos::fs::File<'static>, mut n: u64) -> Res<()> {
-    let zeros = [0u8; 4096];
-    while n > 0 {
-        let k = n.min(zeros.len() as u64) as usize;
-        f.write_all(&zeros[..k]).map_err(errno)?;
-        n -= k as u64;
-    }
-    Ok(())
+/// A time in seconds as FAT keeps it: 2 s resolution, rounded down.
+pub fn fat_time(secs: u64) -> u64 {
+    secs & !1
 }
 
 /// A description's view of a [`Node`]: its access mode.

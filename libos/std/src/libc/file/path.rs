@@ -37,6 +37,43 @@ impl Normal {
     }
 }
 
+/// What the last component of a path is, before normalisation: Linux
+/// refuses to remove or rename `.`, `..` and `/` with errors of their own
+/// (`rmdir("x/.")` is `EINVAL`, `rmdir("x/..")` `ENOTEMPTY`, `rmdir("/")`
+/// `EBUSY`), which the normalised path no longer shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Last {
+    /// A name (possibly followed by `/`).
+    Name,
+    /// `.`
+    Dot,
+    /// `..`
+    DotDot,
+    /// The path is only slashes.
+    Root,
+}
+
+/// The kind of the last component of `path` (trailing slashes ignored).
+pub fn last_of(path: &[u8]) -> Last {
+    let trimmed = match path.iter().rposition(|&b| b != b'/') {
+        Some(end) => &path[..=end],
+        None if path.is_empty() => return Last::Name,
+        None => return Last::Root,
+    };
+    let last = trimmed.rsplit(|&b| b == b'/').next().unwrap_or(trimmed);
+    match last {
+        b"." => Last::Dot,
+        b".." => Last::DotDot,
+        _ => Last::Name,
+    }
+}
+
+/// The parent directory of a normalised path that has a last component.
+pub fn parent(n: &Normal) -> Option<Normal> {
+    let (_, parents) = n.parts.split_last()?;
+    Some(Normal { parts: parents.to_vec(), dir: true })
+}
+
 /// `/a/b` from `["a", "b"]`; `/` from none.
 pub fn join<S: AsRef<str>>(parts: &[S]) -> String {
     if parts.is_empty() {
@@ -141,6 +178,24 @@ mod tests {
         assert_eq!(n("/", &"a/".repeat(2048)), Err(::libc::ENAMETOOLONG));
         assert_eq!(n("/", &"x".repeat(256)), Err(::libc::ENAMETOOLONG));
         assert_eq!(normalise("/", b"/\xff").map(|_| ()), Err(::libc::EINVAL));
+    }
+
+    #[test]
+    fn the_last_component_is_told_apart_before_normalising() {
+        assert_eq!(last_of(b"/a/b"), Last::Name);
+        assert_eq!(last_of(b"a/b//"), Last::Name);
+        assert_eq!(last_of(b"x"), Last::Name);
+        assert_eq!(last_of(b"a/."), Last::Dot);
+        assert_eq!(last_of(b"."), Last::Dot);
+        assert_eq!(last_of(b"./"), Last::Dot);
+        assert_eq!(last_of(b"/a/.."), Last::DotDot);
+        assert_eq!(last_of(b"../"), Last::DotDot);
+        assert_eq!(last_of(b"/"), Last::Root);
+        assert_eq!(last_of(b"///"), Last::Root);
+        assert_eq!(last_of(b"a/.x"), Last::Name);
+        let n = normalise("/", b"/a/b/c").unwrap();
+        assert_eq!(parent(&n).map(|p| p.text()), Some("/a/b".into()));
+        assert_eq!(parent(&normalise("/", b"/").unwrap()), None);
     }
 
     #[test]

@@ -1,9 +1,9 @@
-//! What the FAT (embedded-sdmmc 0.10) cannot do yet: removing, renaming,
-//! links, permissions beyond the read-only attribute, times, special
-//! files. Each call checks its path (`ENOENT` for nothing there, `EROFS`
-//! on a read-only disk) and then fails with `EOPNOTSUPP`, which std reports
-//! as `io::ErrorKind::Unsupported`: an error the program can handle, never
-//! an abort. (A FAT of nabla's own, issue 14, is to add them.)
+//! What FAT cannot do: hard and symbolic links, permissions beyond the
+//! read-only attribute, owners, special files. Each call checks its path
+//! (`ENOENT` for nothing there, `EROFS` on a read-only disk) and then
+//! fails with `EOPNOTSUPP`, which std reports as
+//! `io::ErrorKind::Unsupported`: an error the program can handle, never an
+//! abort.
 //!
 //! `chmod` that keeps a file as it is (writable stays writable) succeeds,
 //! so that `fs::copy`, which copies the permissions, works.
@@ -30,50 +30,6 @@ fn refuse(n: &Normal) -> Res<c_int> {
         Some(d) if !mounts::fs(d)?.read_only() => Err(::libc::EOPNOTSUPP),
         _ => Err(::libc::EROFS),
     }
-}
-
-/// `unlink(path)`: refused (embedded-sdmmc leaks a deleted file's clusters).
-///
-/// # Safety
-///
-/// `path` is a NUL-terminated string.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn unlink(path: *const c_char) -> c_int {
-    // SAFETY: the same contract.
-    unsafe { refuse_at(::libc::AT_FDCWD, path) }
-}
-
-/// `unlinkat(dirfd, path, flags)`: refused.
-///
-/// # Safety
-///
-/// `path` is a NUL-terminated string.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn unlinkat(dirfd: c_int, path: *const c_char, _flags: c_int) -> c_int {
-    // SAFETY: the same contract.
-    unsafe { refuse_at(dirfd, path) }
-}
-
-/// `rmdir(path)`: refused.
-///
-/// # Safety
-///
-/// `path` is a NUL-terminated string.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn rmdir(path: *const c_char) -> c_int {
-    // SAFETY: the same contract.
-    unsafe { refuse_at(::libc::AT_FDCWD, path) }
-}
-
-/// `rename(from, to)`: refused.
-///
-/// # Safety
-///
-/// `from` and `to` are NUL-terminated strings.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn rename(from: *const c_char, _to: *const c_char) -> c_int {
-    // SAFETY: the same contract.
-    unsafe { refuse_at(::libc::AT_FDCWD, from) }
 }
 
 /// `linkat(olddirfd, old, newdirfd, new, flags)`: no hard links on FAT.
@@ -165,32 +121,6 @@ pub unsafe extern "C" fn lchown(path: *const c_char, _uid: u32, _gid: u32) -> c_
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn fchown(fd: c_int, _uid: u32, _gid: u32) -> c_int {
     ret_int(fd::get(fd).and(Err(::libc::EOPNOTSUPP)))
-}
-
-/// `futimens(fd, times)`: embedded-sdmmc sets times only when writing.
-///
-/// # Safety
-///
-/// `times` is null or holds two entries.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn futimens(fd: c_int, _times: *const ::libc::timespec) -> c_int {
-    ret_int(fd::get(fd).and(Err(::libc::EOPNOTSUPP)))
-}
-
-/// `utimensat(dirfd, path, times, flags)`: as `futimens`.
-///
-/// # Safety
-///
-/// `path` is a NUL-terminated string, `times` null or two entries.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn utimensat(
-    dirfd: c_int,
-    path: *const c_char,
-    _times: *const ::libc::timespec,
-    _flags: c_int,
-) -> c_int {
-    // SAFETY: the same contract.
-    unsafe { refuse_at(dirfd, path) }
 }
 
 /// `chroot(path)`: the guest is its own root already.

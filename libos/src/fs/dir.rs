@@ -1,0 +1,466 @@
+//! Directories: their 32-byte slots, read as entries with their long names,
+//! and the slot writes that create, rename and delete entries.
+//!
+//! A directory is the fixed root region of FAT12/16 or a cluster chain. A
+//! walk stops at the end marker, at 65536 slots (the most FAT allows, 2 MiB)
+//! or at a bad link (`Corrupt`), so a directory chain with a loop ends.
+//! Long-name slots count only when their sequence numbers run down to 1
+//! and their checksum matches the short entry that follows; anything else
+//! is ignored (the short name is used), as Linux and fsck.fat do.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::FsError;
+use super::cache::Class;
+use super::fat::Link;
+use super::name::{self, LFN_OFFSETS};
+use super::time;
+use super::vol::Vol;
+
+pub(crate) const ATTR_READ_ONLY: u8 = 0x01;
+pub(crate) const ATTR_VOLUME: u8 = 0x08;
+pub(crate) const ATTR_DIR: u8 = 0x10;
+pub(crate) const ATTR_ARCHIVE: u8 = 0x20;
+pub(crate) const ATTR_LFN: u8 = 0x0f;
+
+/// Most slots a directory may have.
+const MAX_SLOTS: u32 = 65536;
+
+/// A directory: the fixed root of FAT12/16, or a chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DirLoc {
+    Root,
+    Chain(u32),
+}
+
+/// An entry: its short slot, its name and where its slots are.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    /// The long name if valid, else the short name as listed.
+    pub name: String,
+    pub raw: [u8; 32],
+    /// Offsets of its slots: the long-name ones, then the short one.
+    pub slots: Vec<u64>,
+}
+
+impl Entry {
+    /// The short slot's offset.
+    pub fn off(&self) -> u64 {
+        *self.slots.last().unwrap_or(&0)
+    }
+    pub fn attr(&self) -> u8 {
+        self.raw[11]
+    }
+    pub fn is_dir(&self) -> bool {
+        self.attr() & ATTR_DIR != 0
+    }
+    pub fn short(&self) -> [u8; 11] {
+        let mut s = [0u8; 11];
+        s.copy_from_slice(&self.raw[..11]);
+        s
+    }
+    pub fn first(&self, fat32: bool) -> u32 {
+        first_of(&self.raw, fat32)
+    }
+    pub fn size(&self) -> u32 {
+        u32::from_le_bytes([self.raw[28], self.raw[29], self.raw[30], self.raw[31]])
+    }
+}
+
+pub(crate) fn first_of(raw: &[u8; 32], fat32: bool) -> u32 {
+    let lo = u32::from(u16::from_le_bytes([raw[26], raw[27]]));
+    let hi = if fat32 { u32::from(u16::from_le_bytes([raw[20], raw[21]])) } else { 0 };
+    hi << 16 | lo
+}
+
+pub(crate) fn set_first(raw: &mut [u8; 32], c: u32, fat32: bool) {
+    raw[26..28].copy_from_slice(&(c as u16).to_le_bytes());
+    let hi = if fat32 { (c >> 16) as u16 } else { 0 };
+    raw[20..22].copy_from_slice(&hi.to_le_bytes());
+}
+
+pub(crate) fn set_size(raw: &mut [u8; 32], size: u32) {
+    raw[28..32].copy_from_slice(&size.to_le_bytes());
+}
+
+/// A short slot for a new entry, created (and modified, accessed) at `now`.
+pub(crate) fn new_raw(short: &[u8; 11], case: u8, attr: u8, now: u64) -> [u8; 32] {
+    let mut raw = [0u8; 32];
+    raw[..11].copy_from_slice(short);
+    raw[11] = attr;
+    raw[12] = case;
+    let (date, t, tenths) = time::to_fat(now);
+    raw[13] = tenths;
+    raw[14..16].copy_from_slice(&t.to_le_bytes());
+    raw[16..18].copy_from_slice(&date.to_le_bytes());
+    raw[18..20].copy_from_slice(&date.to_le_bytes());
+    raw[22..24].copy_from_slice(&t.to_le_bytes());
+    raw[24..26].copy_from_slice(&date.to_le_bytes());
+    raw
+}
+
+/// Sets the modification time (and the access date) to `secs`.
+pub(crate) fn set_mtime(raw: &mut [u8; 32], secs: u64) {
+    let (date, t, _) = time::to_fat(secs);
+    raw[18..20].copy_from_slice(&date.to_le_bytes());
+    raw[22..24].copy_from_slice(&t.to_le_bytes());
+    raw[24..26].copy_from_slice(&date.to_le_bytes());
+}
+
+/// An entry as a scan meets it, before anything is allocated for it.
+pub(crate) struct View<'a> {
+    pub short: [u8; 11],
+    pub case: u8,
+    /// The long name's UTF-16 units, if it has a valid one.
+    pub long: Option<&'a [u16]>,
+}
+
+impl View<'_> {
+    /// Whether the entry is called `want` (long or short name, ignoring
+    /// case).
+    pub fn is(&self, want: &str) -> bool {
+        if let Some(units) = self.long {
+            let ascii = units.iter().all(|&u| u < 0x80);
+            if ascii && want.is_ascii() {
+                if units.len() == want.len()
+                    && units
+                        .iter()
+                        .zip(want.bytes())
+                        .all(|(&u, b)| (u as u8).eq_ignore_ascii_case(&b))
+                {
+                    return true;
+                }
+            } else {
+                let text: String = char::decode_utf16(units.iter().copied())
+                    .map(|r| r.unwrap_or('\u{fffd}'))
+                    .collect();
+                if name::same(&text, want) {
+                    return true;
+                }
+            }
+        }
+        let mut buf = [0u8; 12];
+        let n = name::short_bytes(&self.short, self.case, &mut buf);
+        if buf[..n].is_ascii() {
+            buf[..n].eq_ignore_ascii_case(want.as_bytes())
+        } else {
+            name::same(&name::short_display(&self.short, self.case), want)
+        }
+    }
+}
+
+/// A walk over a directory's slots.
+struct Slots {
+    dir: DirLoc,
+    cluster: u32,
+    /// Slot index in the directory.
+    i: u32,
+}
+
+impl Slots {
+    fn new(dir: DirLoc) -> Self {
+        let cluster = match dir {
+            DirLoc::Root => 0,
+            DirLoc::Chain(c) => c,
+        };
+        Self { dir, cluster, i: 0 }
+    }
+
+    /// The next slot's offset, `None` at the end of the directory's space.
+    fn next(&mut self, vol: &mut Vol) -> Result<Option<u64>, FsError> {
+        if self.i >= MAX_SLOTS {
+            return Ok(None);
+        }
+        let off = match self.dir {
+            DirLoc::Root => {
+                if self.i >= vol.g.root_entries {
+                    return Ok(None);
+                }
+                vol.g.root_off + u64::from(self.i) * 32
+            }
+            DirLoc::Chain(_) => {
+                let per = vol.g.cluster_bytes / 32;
+                if self.i > 0 && self.i.is_multiple_of(per) {
+                    match vol.next(self.cluster)? {
+                        Link::Next(c) => self.cluster = c,
+                        Link::End => return Ok(None),
+                    }
+                }
+                vol.g.cluster_off(self.cluster)? + u64::from(self.i % per) * 32
+            }
+        };
+        self.i += 1;
+        Ok(Some(off))
+    }
+}
+
+/// What a survey of a directory found.
+#[derive(Debug, Default)]
+pub(crate) struct Survey {
+    /// The entry named as asked, if any.
+    pub found: Option<Entry>,
+    /// Every short name in the directory.
+    pub shorts: Vec<[u8; 11]>,
+    /// A run of free slots long enough, if there is one.
+    pub free: Vec<u64>,
+    /// The last cluster of the directory (chains).
+    pub last: u32,
+    /// Every entry, for a listing.
+    pub all: Vec<Entry>,
+}
+
+impl Vol {
+    /// Reads the 32-byte slot at `off`.
+    pub(crate) fn read_raw(&mut self, off: u64) -> Result<[u8; 32], FsError> {
+        let mut b = [0u8; 32];
+        self.cache.read(&self.store, off, &mut b)?;
+        Ok(b)
+    }
+
+    /// Walks `dir`'s entries (`.`, `..` and volume labels left out) until
+    /// `f` says stop. With `want_free`, also finds a run of that many free
+    /// slots and lists every short name (for creating an entry).
+    pub(crate) fn scan(
+        &mut self,
+        dir: DirLoc,
+        want_free: usize,
+        f: impl FnMut(&View<'_>) -> bool,
+    ) -> Result<Survey, FsError> {
+        self.scan_inner(dir, want_free, false, f)
+    }
+
+    /// Every entry of `dir` (without `.`, `..` and volume labels).
+    pub(crate) fn list(&mut self, dir: DirLoc) -> Result<Vec<Entry>, FsError> {
+        Ok(self.scan_inner(dir, 0, true, |_| true)?.all)
+    }
+
+    fn scan_inner(
+        &mut self,
+        dir: DirLoc,
+        want_free: usize,
+        all: bool,
+        mut f: impl FnMut(&View<'_>) -> bool,
+    ) -> Result<Survey, FsError> {
+        let mut chunk: Vec<u8> = Vec::new();
+        let mut chunk_off = 0u64;
+        let mut s = Survey::default();
+        let mut walk = Slots::new(dir);
+        let mut lfn: Vec<u16> = Vec::new();
+        let mut lfn_slots: Vec<u64> = Vec::new();
+        let mut expect = 0u8; // next sequence number expected (0: none)
+        let mut sum = 0u8;
+        let mut run: Vec<u64> = Vec::new();
+        let mut ended = false;
+        while let Some(off) = walk.next(self)? {
+            if let DirLoc::Chain(_) = dir {
+                s.last = walk.cluster;
+            }
+            if ended {
+                if want_free > 0 && run.len() < want_free {
+                    run.push(off);
+                    continue;
+                }
+                break;
+            }
+            if off < chunk_off || off + 32 > chunk_off + chunk.len() as u64 {
+                // Read the directory a cluster (or, for a fixed root, up to
+                // 4 KiB) at a time.
+                let (start, len) = match dir {
+                    DirLoc::Root => {
+                        let rel = (off - self.g.root_off) / 4096 * 4096;
+                        let end = u64::from(self.g.root_entries) * 32;
+                        (self.g.root_off + rel, (end - rel).min(4096))
+                    }
+                    DirLoc::Chain(_) => {
+                        let cs = u64::from(self.g.cluster_bytes);
+                        (off - (off - self.g.data_off) % cs, cs)
+                    }
+                };
+                chunk.resize(len as usize, 0);
+                self.cache.read(&self.store, start, &mut chunk)?;
+                chunk_off = start;
+            }
+            let at = (off - chunk_off) as usize;
+            let mut raw = [0u8; 32];
+            raw.copy_from_slice(&chunk[at..at + 32]);
+            if raw[0] == 0 {
+                ended = true;
+                if want_free > 0 && run.len() < want_free {
+                    run.push(off);
+                    continue;
+                }
+                break;
+            }
+            if raw[0] == 0xe5 {
+                expect = 0;
+                if want_free > 0 && run.len() < want_free {
+                    run.push(off);
+                }
+                continue;
+            }
+            if run.len() < want_free {
+                run.clear();
+            }
+            if raw[11] & 0x3f == ATTR_LFN {
+                let ord = raw[0];
+                let seq = ord & 0x1f;
+                if ord & 0x40 != 0 && (1..=20).contains(&seq) {
+                    lfn = alloc::vec![0xffff; usize::from(seq) * 13];
+                    lfn_slots.clear();
+                    sum = raw[13];
+                    expect = seq;
+                } else if expect == 0 || seq + 1 != expect || raw[13] != sum {
+                    expect = 0;
+                    continue;
+                } else {
+                    expect = seq;
+                }
+                let base = usize::from(seq - 1) * 13;
+                for (j, &at) in LFN_OFFSETS.iter().enumerate() {
+                    lfn[base + j] = u16::from_le_bytes([raw[at], raw[at + 1]]);
+                }
+                lfn_slots.push(off);
+                continue;
+            }
+            let complete = expect == 1;
+            expect = 0;
+            if raw[11] & ATTR_VOLUME != 0 {
+                continue;
+            }
+            let mut short = [0u8; 11];
+            short.copy_from_slice(&raw[..11]);
+            if want_free > 0 {
+                s.shorts.push(short);
+            }
+            if &short == b".          " || &short == b"..         " {
+                continue;
+            }
+            let long = if complete && name::checksum(&short) == sum {
+                let end = lfn.iter().position(|&u| u == 0).unwrap_or(lfn.len());
+                (end > 0).then_some(&lfn[..end])
+            } else {
+                None
+            };
+            let view = View { short, case: raw[12], long };
+            if !f(&view) {
+                continue;
+            }
+            let long: Option<String> = long.map(|units| {
+                char::decode_utf16(units.iter().copied()).map(|r| r.unwrap_or('\u{fffd}')).collect()
+            });
+            let mut slots =
+                if long.is_some() { core::mem::take(&mut lfn_slots) } else { Vec::new() };
+            slots.push(off);
+            let e = Entry {
+                name: long.unwrap_or_else(|| name::short_display(&short, raw[12])),
+                raw,
+                slots,
+            };
+            if all {
+                s.all.push(e);
+                continue;
+            }
+            s.found = Some(e);
+            if want_free == 0 {
+                return Ok(s);
+            }
+        }
+        // A run shorter than asked is the directory's tail (a used slot
+        // would have cleared it): growing the directory continues it.
+        run.truncate(want_free);
+        s.free = run;
+        Ok(s)
+    }
+
+    /// Finds `name` in `dir` (long or short name, ignoring case).
+    pub(crate) fn lookup(&mut self, dir: DirLoc, want: &str) -> Result<Option<Entry>, FsError> {
+        Ok(self.scan(dir, 0, |v| v.is(want))?.found)
+    }
+
+    /// Whether `dir` holds no entry but `.` and `..`.
+    pub(crate) fn is_empty_dir(&mut self, dir: DirLoc) -> Result<bool, FsError> {
+        Ok(self.scan(dir, 0, |_| true)?.found.is_none())
+    }
+
+    /// Finds `n` free slots in `dir` (`survey` from a scan that looked for
+    /// them), growing a chain directory by a zeroed cluster if needed.
+    pub(crate) fn free_slots(
+        &mut self,
+        dir: DirLoc,
+        survey: &Survey,
+        n: usize,
+    ) -> Result<Vec<u64>, FsError> {
+        if survey.free.len() >= n {
+            return Ok(survey.free.clone());
+        }
+        let DirLoc::Chain(_) = dir else { return Err(FsError::NoSpace) };
+        let per = (self.g.cluster_bytes / 32) as usize;
+        let mut have = survey.free.clone();
+        let mut last = survey.last;
+        while have.len() < n {
+            // The new cluster is zeroed (as file data) before the FAT links
+            // it: a flush writes data before the FAT.
+            let c = self.alloc(None)?;
+            let off = self.g.cluster_off(c)?;
+            let zeros = alloc::vec![0u8; self.g.cluster_bytes as usize];
+            self.cache.write(&self.store, off, &zeros, Class::Data)?;
+            self.cache.flush(&self.store)?;
+            self.fat_set(last, c)?;
+            self.cache.flush(&self.store)?;
+            last = c;
+            // A partial run left by the survey ends at the directory's
+            // last slot: it goes on in the new cluster.
+            for k in 0..per {
+                have.push(off + k as u64 * 32);
+            }
+        }
+        have.truncate(n);
+        Ok(have)
+    }
+
+    /// Writes a new entry's slots: the short slot first, then the long-name
+    /// slots, flushed in that order (a crash in between leaves a file with
+    /// its short name only, which fsck.fat accepts).
+    pub(crate) fn write_entry(
+        &mut self,
+        at: &[u64],
+        lfn: &[[u8; 32]],
+        raw: &[u8; 32],
+    ) -> Result<(), FsError> {
+        let (short_off, lfn_offs) = at.split_last().ok_or(FsError::Corrupt)?;
+        self.cache.write(&self.store, *short_off, raw, Class::Dir)?;
+        if !self.same_page(at) {
+            self.cache.flush(&self.store)?;
+        }
+        for (off, s) in lfn_offs.iter().zip(lfn) {
+            self.cache.write(&self.store, *off, s, Class::Dir)?;
+        }
+        self.cache.flush(&self.store)
+    }
+
+    /// Marks an entry's slots deleted: the long-name ones first, then the
+    /// short one (a crash in between leaves the file under its short name).
+    pub(crate) fn delete_entry(&mut self, slots: &[u64]) -> Result<(), FsError> {
+        let (short_off, lfn_offs) = slots.split_last().ok_or(FsError::Corrupt)?;
+        for off in lfn_offs {
+            self.cache.write(&self.store, *off, &[0xe5], Class::Dir)?;
+        }
+        if !self.same_page(slots) {
+            self.cache.flush(&self.store)?;
+        }
+        self.cache.write(&self.store, *short_off, &[0xe5], Class::Dir)?;
+        self.cache.flush(&self.store)
+    }
+
+    /// Whether all these offsets lie in one cache page (one write).
+    pub(crate) fn same_page(&self, offs: &[u64]) -> bool {
+        let page = self.cache.page;
+        offs.windows(2).all(|w| w[0] / page == w[1] / page)
+    }
+
+    /// Rewrites the short slot at `off`.
+    pub(crate) fn write_raw(&mut self, off: u64, raw: &[u8; 32]) -> Result<(), FsError> {
+        self.cache.write(&self.store, off, raw, Class::Dir)
+    }
+}
