@@ -46,7 +46,15 @@ pub fn write_boot_region(
     log_level: u32,
 ) -> Result<usize, TooLarge> {
     let layout = Layout::new(0x11_0000, 64 << 20).expect("a small image fits in 64 MiB");
-    let params = BootParams { args, env, devices, log_level, random: [0; 4], hwcap2: 0 };
+    let params = BootParams {
+        args,
+        env,
+        devices,
+        log_level,
+        random: [0; 4],
+        hwcap2: 0,
+        signal_fds: [-1; 2],
+    };
     let bytes = build(&params, &layout)?;
     assert!(bytes.len() <= REGION_LEN);
     let region = region();
