@@ -52,6 +52,7 @@ fn limits() -> Limits {
         body_timeout: Duration::from_secs(2),
         keepalive_timeout: Duration::from_secs(3),
         send_timeout: Duration::from_secs(2),
+        shutdown_timeout: Duration::from_secs(2),
     }
 }
 
@@ -228,7 +229,7 @@ impl Server {
                 Turn::Keep => i += 1,
                 Turn::Close => {
                     self.stats[2] += 1;
-                    let mut c = self.conns.swap_remove(i);
+                    let c = self.conns.swap_remove(i);
                     c.stream.shutdown();
                 }
                 Turn::Reset => {
