@@ -24,18 +24,7 @@ use support::{KillOnDrop, TempDir, fat_tool, std_guest, tender};
 
 const ROUNDS: u64 = 150;
 
-/// The bytes std-fat-crash writes for `(len, seed)`.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use support::pattern::pattern;
 
 /// What a file may hold: absent (`None`) or bytes of this hash.
 type Content = Option<u64>;

@@ -14,18 +14,7 @@ use std::path::PathBuf;
 
 use support::{Outcome, TempDir, fat_tool, run, std_guest};
 
-/// The bytes std-fat-ops writes for `fill P N SEED`.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use support::pattern::pattern;
 
 /// A disk made by mkfs.fat: FAT `bits`, `sector` bytes a sector, `mib`.
 struct Disk {

@@ -6,6 +6,8 @@
 
 pub mod frames;
 pub mod netns;
+#[path = "../../std/src/pattern.rs"]
+pub mod pattern;
 
 use std::ffi::OsStr;
 use std::io::Read;

@@ -23,18 +23,9 @@ use std::io::Write;
 
 libos_std::app!(devices: ["storage": Block]);
 
-/// The bytes of file `seed` (the same stream as std-fat-ops' `fill`).
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+#[path = "../pattern.rs"]
+mod pattern;
+use pattern::pattern;
 
 struct Rng(u64);
 

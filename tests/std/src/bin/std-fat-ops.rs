@@ -73,18 +73,9 @@ fn cstr(p: &std::path::Path) -> std::ffi::CString {
     std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap()
 }
 
-/// The bytes of file `seed`: a xorshift stream.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+#[path = "../pattern.rs"]
+mod pattern;
+use pattern::pattern;
 
 struct Ops {
     root: PathBuf,
