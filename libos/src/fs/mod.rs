@@ -27,6 +27,7 @@ mod cache;
 mod dir;
 mod fat;
 mod file;
+mod index;
 mod name;
 mod ops;
 mod time;
@@ -367,8 +368,8 @@ impl FileSystem {
     /// last handle closes; its clusters are freed then).
     pub fn remove_file(&self, path: &str) -> Result<(), FsError> {
         let mut v = self.vol.borrow_mut();
-        let (_, _, e) = v.find(path)?;
-        v.remove_file(&e)
+        let (dir, _, e) = v.find(path)?;
+        v.remove_file(dir, &e)
     }
 
     /// Removes the empty directory `path`.
@@ -377,8 +378,8 @@ impl FileSystem {
             return Err(FsError::Busy);
         }
         let mut v = self.vol.borrow_mut();
-        let (_, _, e) = v.find(path)?;
-        v.remove_dir(&e)
+        let (dir, _, e) = v.find(path)?;
+        v.remove_dir(dir, &e)
     }
 
     /// Renames (moves) the file or directory `from` to `to`, replacing a
