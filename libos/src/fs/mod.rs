@@ -222,6 +222,15 @@ impl FileSystem {
         m
     }
 
+    /// Metadata of the file open as node `id`, from its entry.
+    fn node_meta(&self, id: usize) -> Result<Metadata, FsError> {
+        let mut v = self.vol.borrow_mut();
+        let off = v.node_ref(id).and_then(|n| n.entry).ok_or(FsError::NotFound)?;
+        let raw = v.read_raw(off)?;
+        let e = dir::Entry { name: String::new(), raw, slots: alloc::vec![off] };
+        Ok(Self::meta_of(&v, &e))
+    }
+
     /// Metadata of `path` (`/` is the root directory).
     pub fn metadata(&self, path: &str) -> Result<Metadata, FsError> {
         if components(path).next().is_none() {

@@ -714,3 +714,22 @@ fn name_indexes_agree_with_the_disk() {
         assert_eq!(listed, want, "{what}");
     }
 }
+
+/// A handle's metadata is its path's (the same id, length, kind), and
+/// `NotFound` once the file is removed.
+#[test]
+fn a_handle_knows_its_metadata() {
+    let img = image(32, 512, 40, &["-s", "1"]);
+    let fs = img.mount();
+    fs.create_dir("/d").unwrap();
+    let mut f = fs.create_new("/d/A file with a long name.txt").unwrap();
+    f.write_all(&pattern(3000, 1)).unwrap();
+    let by_path = fs.metadata("/D/a file with a long name.TXT").unwrap();
+    assert_eq!(f.metadata().unwrap(), by_path);
+    assert!(!by_path.is_dir && by_path.len == 3000);
+    fs.remove_file("/d/A file with a long name.txt").unwrap();
+    assert_eq!(f.metadata().err(), Some(FsError::NotFound));
+    drop(f);
+    drop(fs);
+    img.fsck();
+}
