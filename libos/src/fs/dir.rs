@@ -589,16 +589,20 @@ impl Vol {
 
     /// Marks an entry's slots deleted: the long-name ones first, then the
     /// short one (a crash in between leaves the file under its short name).
+    /// Only directory pages are written: what else is dirty between
+    /// operations may reach the disk in any order (docs/storage.md), so it
+    /// can wait, and the frees of the clusters of files removed before
+    /// (FAT pages) go out together at a later flush.
     pub(crate) fn delete_entry(&mut self, slots: &[u64]) -> Result<(), FsError> {
         let (short_off, lfn_offs) = slots.split_last().ok_or(FsError::Corrupt)?;
         for off in lfn_offs {
             self.cache.write(&self.store, *off, &[0xe5], Class::Dir)?;
         }
         if !self.same_page(slots) {
-            self.cache.flush(&self.store)?;
+            self.cache.flush_only(&self.store, Class::Dir)?;
         }
         self.cache.write(&self.store, *short_off, &[0xe5], Class::Dir)?;
-        self.cache.flush(&self.store)
+        self.cache.flush_only(&self.store, Class::Dir)
     }
 
     /// Whether all these offsets lie in one cache page (one write).

@@ -250,8 +250,11 @@ impl Vol {
             return Err(err);
         }
         self.ix_forget(dir, e);
-        self.drop_chain(e)?;
-        self.cache.flush(&self.store)
+        // The frees stay dirty until the next flush (an operation that
+        // needs an order, a sync, the unmount): the entry is gone from the
+        // disk, so a crash before leaves lost clusters only, and many
+        // removals share the FAT's writes.
+        self.drop_chain(e)
     }
 
     /// Removes the empty directory `e` of `dir`: its entry first, then its
