@@ -14,6 +14,7 @@ use alloc::vec::Vec;
 use super::FsError;
 use super::cache::Class;
 use super::fat::Link;
+use super::index::{self, DirIndex};
 use super::name::{self, LFN_OFFSETS};
 use super::time;
 use super::vol::Vol;
@@ -156,6 +157,8 @@ struct Slots {
     cluster: u32,
     /// Slot index in the directory.
     i: u32,
+    /// The walk ends before this slot.
+    stop: u32,
 }
 
 impl Slots {
@@ -164,12 +167,27 @@ impl Slots {
             DirLoc::Root => 0,
             DirLoc::Chain(c) => c,
         };
-        Self { dir, cluster, i: 0 }
+        Self { dir, cluster, i: 0, stop: MAX_SLOTS }
+    }
+
+    /// A walk of at most `n` slots from slot `i`, whose cluster (for a
+    /// chain) is `clusters[i / per]`; `None` if `clusters` does not reach.
+    fn at(dir: DirLoc, clusters: &[u32], per: u32, i: u32, n: u32) -> Option<Self> {
+        let cluster = match dir {
+            DirLoc::Root => 0,
+            // The walk moves to the next cluster on entering one: it starts
+            // in the one before when `i` is a cluster's first slot.
+            DirLoc::Chain(_) if i > 0 && i.is_multiple_of(per) => {
+                *clusters.get((i / per - 1) as usize)?
+            }
+            DirLoc::Chain(_) => *clusters.get((i / per) as usize)?,
+        };
+        Some(Self { dir, cluster, i, stop: i.saturating_add(n).min(MAX_SLOTS) })
     }
 
     /// The next slot's offset, `None` at the end of the directory's space.
     fn next(&mut self, vol: &mut Vol) -> Result<Option<u64>, FsError> {
-        if self.i >= MAX_SLOTS {
+        if self.i >= self.stop {
             return Ok(None);
         }
         let off = match self.dir {
@@ -227,25 +245,31 @@ impl Vol {
         want_free: usize,
         f: impl FnMut(&View<'_>) -> bool,
     ) -> Result<Survey, FsError> {
-        self.scan_inner(dir, want_free, false, f)
+        self.scan_inner(dir, Slots::new(dir), want_free, false, None, f)
     }
 
     /// Every entry of `dir` (without `.`, `..` and volume labels).
     pub(crate) fn list(&mut self, dir: DirLoc) -> Result<Vec<Entry>, FsError> {
-        Ok(self.scan_inner(dir, 0, true, |_| true)?.all)
+        Ok(self.scan_inner(dir, Slots::new(dir), 0, true, None, |_| true)?.all)
     }
 
+    /// The scan behind the others: from `walk`'s slot, building `ix` (the
+    /// whole directory is then walked) if given.
     fn scan_inner(
         &mut self,
         dir: DirLoc,
+        mut walk: Slots,
         want_free: usize,
         all: bool,
+        mut ix: Option<&mut DirIndex>,
         mut f: impl FnMut(&View<'_>) -> bool,
     ) -> Result<Survey, FsError> {
         let mut chunk: Vec<u8> = Vec::new();
         let mut chunk_off = 0u64;
         let mut s = Survey::default();
-        let mut walk = Slots::new(dir);
+        let building = ix.is_some();
+        let per = self.g.cluster_bytes / 32;
+        let mut lfn_start = 0u32;
         let mut lfn: Vec<u16> = Vec::new();
         let mut lfn_slots: Vec<u64> = Vec::new();
         let mut expect = 0u8; // next sequence number expected (0: none)
@@ -253,12 +277,22 @@ impl Vol {
         let mut run: Vec<u64> = Vec::new();
         let mut ended = false;
         while let Some(off) = walk.next(self)? {
+            let slot = walk.i - 1;
             if let DirLoc::Chain(_) = dir {
                 s.last = walk.cluster;
+            }
+            if let Some(ix) = ix.as_deref_mut() {
+                if matches!(dir, DirLoc::Chain(_)) && slot.is_multiple_of(per) {
+                    ix.clusters.push(walk.cluster);
+                }
+                ix.cap = walk.i;
             }
             if ended {
                 if want_free > 0 && run.len() < want_free {
                     run.push(off);
+                    continue;
+                }
+                if building {
                     continue;
                 }
                 break;
@@ -286,13 +320,25 @@ impl Vol {
             raw.copy_from_slice(&chunk[at..at + 32]);
             if raw[0] == 0 {
                 ended = true;
+                if let Some(ix) = ix.as_deref_mut() {
+                    ix.end = slot;
+                }
                 if want_free > 0 && run.len() < want_free {
                     run.push(off);
+                    continue;
+                }
+                if building {
                     continue;
                 }
                 break;
             }
             if raw[0] == 0xe5 {
+                if let Some(ix) = ix.as_deref_mut()
+                    && !ix.over
+                {
+                    ix.holes.insert(slot);
+                    ix.check_budget();
+                }
                 expect = 0;
                 if want_free > 0 && run.len() < want_free {
                     run.push(off);
@@ -308,6 +354,7 @@ impl Vol {
                 if ord & 0x40 != 0 && (1..=20).contains(&seq) {
                     lfn = alloc::vec![0xffff; usize::from(seq) * 13];
                     lfn_slots.clear();
+                    lfn_start = slot;
                     sum = raw[13];
                     expect = seq;
                 } else if expect == 0 || seq + 1 != expect || raw[13] != sum {
@@ -343,6 +390,20 @@ impl Vol {
                 None
             };
             let view = View { short, case: raw[12], long };
+            if let Some(ix) = ix.as_deref_mut()
+                && !ix.over
+            {
+                let first = if long.is_some() { lfn_start } else { slot };
+                let short_key = index::key(&name::short_display(&short, raw[12]));
+                ix.keys.insert((short_key, first));
+                if let Some(units) = long {
+                    let text: String = char::decode_utf16(units.iter().copied())
+                        .map(|r| r.unwrap_or('\u{fffd}'))
+                        .collect();
+                    ix.keys.insert((index::key(&text), first));
+                }
+                ix.check_budget();
+            }
             if !f(&view) {
                 continue;
             }
@@ -362,7 +423,7 @@ impl Vol {
                 continue;
             }
             s.found = Some(e);
-            if want_free == 0 {
+            if want_free == 0 && !building {
                 return Ok(s);
             }
         }
@@ -370,12 +431,106 @@ impl Vol {
         // would have cleared it): growing the directory continues it.
         run.truncate(want_free);
         s.free = run;
+        if let Some(ix) = ix
+            && !ended
+        {
+            ix.end = ix.cap;
+        }
         Ok(s)
     }
 
-    /// Finds `name` in `dir` (long or short name, ignoring case).
+    /// Finds `name` in `dir` (long or short name, ignoring case), through
+    /// the directory's index (built by the first lookup).
     pub(crate) fn lookup(&mut self, dir: DirLoc, want: &str) -> Result<Option<Entry>, FsError> {
+        if let Some(found) = self.ix_lookup(dir, want)? {
+            return Ok(found);
+        }
         Ok(self.scan(dir, 0, |v| v.is(want))?.found)
+    }
+
+    /// A lookup through `dir`'s index, building it if there is none: `None`
+    /// if the directory could not be indexed (too large) or its index
+    /// proved stale (then dropped): the caller scans.
+    pub(crate) fn ix_lookup(
+        &mut self,
+        dir: DirLoc,
+        want: &str,
+    ) -> Result<Option<Option<Entry>>, FsError> {
+        let Some(ix) = self.ix.take(dir) else {
+            let mut ix = DirIndex::default();
+            let s =
+                self.scan_inner(dir, Slots::new(dir), 0, false, Some(&mut ix), |v| v.is(want))?;
+            self.ix.put(dir, ix);
+            return Ok(Some(s.found));
+        };
+        let per = self.g.cluster_bytes / 32;
+        let mut found = None;
+        for first in ix.candidates(index::key(want)) {
+            // The entry starting at `first`: at most 20 long-name slots
+            // and its short one.
+            let Some(walk) = Slots::at(dir, &ix.clusters, per, first, 21) else {
+                return Ok(None);
+            };
+            let mut seen = 0;
+            let s = self.scan_inner(dir, walk, 0, false, None, |v| {
+                seen += 1;
+                seen == 1 && v.is(want)
+            })?;
+            if seen == 0 {
+                // No entry where the index says one starts.
+                return Ok(None);
+            }
+            if s.found.is_some() {
+                found = s.found;
+                break;
+            }
+        }
+        self.ix.put(dir, ix);
+        Ok(Some(found))
+    }
+
+    /// The offset of slot `i` of the indexed directory `dir`, if its space
+    /// reaches it.
+    pub(crate) fn ix_slot_off(&self, dir: DirLoc, ix: &DirIndex, i: u32) -> Option<u64> {
+        match dir {
+            DirLoc::Root => (i < self.g.root_entries).then(|| self.g.root_off + u64::from(i) * 32),
+            DirLoc::Chain(_) => {
+                let per = self.g.cluster_bytes / 32;
+                let c = *ix.clusters.get((i / per) as usize)?;
+                Some(self.g.cluster_off(c).ok()? + u64::from(i % per) * 32)
+            }
+        }
+    }
+
+    /// The slot number of offset `off` in the indexed directory `dir`.
+    pub(crate) fn ix_slot_of(&self, dir: DirLoc, ix: &DirIndex, off: u64) -> Option<u32> {
+        match dir {
+            DirLoc::Root => {
+                let rel = off.checked_sub(self.g.root_off)? / 32;
+                u32::try_from(rel).ok()
+            }
+            DirLoc::Chain(_) => {
+                let cs = u64::from(self.g.cluster_bytes);
+                let rel = off.checked_sub(self.g.data_off)?;
+                let c = u32::try_from(rel / cs + 2).ok()?;
+                let at = ix.clusters.iter().position(|&x| x == c)? as u32;
+                Some(at * (self.g.cluster_bytes / 32) + ((rel % cs) / 32) as u32)
+            }
+        }
+    }
+
+    /// Adds a zeroed cluster after `last`, the last of a directory's chain.
+    pub(crate) fn grow_dir(&mut self, last: u32) -> Result<u32, FsError> {
+        // The new cluster is zeroed (as file data) before the FAT links
+        // it: a flush writes data before the FAT.
+        let c = self.alloc(None)?;
+        let off = self.g.cluster_off(c)?;
+        let zeros = alloc::vec![0u8; self.g.cluster_bytes as usize];
+        self.cache.write(&self.store, off, &zeros, Class::Data)?;
+        self.cache.flush(&self.store)?;
+        self.fat_set(last, c)?;
+        self.cache.flush(&self.store)?;
+        Ok(c)
     }
 
     /// Whether `dir` holds no entry but `.` and `..`.
@@ -399,15 +554,8 @@ impl Vol {
         let mut have = survey.free.clone();
         let mut last = survey.last;
         while have.len() < n {
-            // The new cluster is zeroed (as file data) before the FAT links
-            // it: a flush writes data before the FAT.
-            let c = self.alloc(None)?;
+            let c = self.grow_dir(last)?;
             let off = self.g.cluster_off(c)?;
-            let zeros = alloc::vec![0u8; self.g.cluster_bytes as usize];
-            self.cache.write(&self.store, off, &zeros, Class::Data)?;
-            self.cache.flush(&self.store)?;
-            self.fat_set(last, c)?;
-            self.cache.flush(&self.store)?;
             last = c;
             // A partial run left by the survey ends at the directory's
             // last slot: it goes on in the new cluster.
@@ -441,16 +589,20 @@ impl Vol {
 
     /// Marks an entry's slots deleted: the long-name ones first, then the
     /// short one (a crash in between leaves the file under its short name).
+    /// Only directory pages are written: what else is dirty between
+    /// operations may reach the disk in any order (docs/storage.md), so it
+    /// can wait, and the frees of the clusters of files removed before
+    /// (FAT pages) go out together at a later flush.
     pub(crate) fn delete_entry(&mut self, slots: &[u64]) -> Result<(), FsError> {
         let (short_off, lfn_offs) = slots.split_last().ok_or(FsError::Corrupt)?;
         for off in lfn_offs {
             self.cache.write(&self.store, *off, &[0xe5], Class::Dir)?;
         }
         if !self.same_page(slots) {
-            self.cache.flush(&self.store)?;
+            self.cache.flush_only(&self.store, Class::Dir)?;
         }
         self.cache.write(&self.store, *short_off, &[0xe5], Class::Dir)?;
-        self.cache.flush(&self.store)
+        self.cache.flush_only(&self.store, Class::Dir)
     }
 
     /// Whether all these offsets lie in one cache page (one write).

@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 use super::FsError;
 use super::cache::Class;
 use super::dir::{self, ATTR_DIR, DirLoc, Entry};
+use super::index::{self, DirIndex};
 use super::name;
 use super::time;
 use super::vol::Vol;
@@ -103,6 +104,19 @@ impl Vol {
         }
         let stored = name::check(name)?;
         let n = Self::slots_needed(stored);
+        match self.ix_lookup(dir, stored)? {
+            Some(Some(_)) => return Err(FsError::AlreadyExists),
+            Some(None) => {
+                if let Some(ix) = self.ix.take(dir) {
+                    // Put back only if the create succeeds: after an error
+                    // the index may not match the disk.
+                    let (e, ix) = self.create_indexed(dir, ix, stored, n, attr, first)?;
+                    self.ix.put(dir, ix);
+                    return Ok(e);
+                }
+            }
+            None => {}
+        }
         let survey = self.scan(dir, n, |v| v.is(stored))?;
         if survey.found.is_some() {
             return Err(FsError::AlreadyExists);
@@ -116,6 +130,69 @@ impl Vol {
         Ok(Entry { name: stored.into(), raw, slots })
     }
 
+    /// [`Vol::create_entry`] of a name known absent, with `dir`'s index:
+    /// the short alias and the free slots come from it, not from a scan.
+    fn create_indexed(
+        &mut self,
+        dir: DirLoc,
+        mut ix: DirIndex,
+        stored: &str,
+        n: usize,
+        attr: u8,
+        first: u32,
+    ) -> Result<(Entry, DirIndex), FsError> {
+        let (short, case) = match name::exact_short(stored) {
+            Some(x) => x,
+            // A short name is taken if an entry's names hash as it does (a
+            // collision only skips an alias).
+            None => {
+                (name::alias(stored, |s| ix.may_have(index::key(&name::short_display(s, 0))))?, 0)
+            }
+        };
+        let count = n as u32;
+        let start = ix.find_run(count);
+        if start.saturating_add(count) > 65536 {
+            return Err(FsError::NoSpace);
+        }
+        let mut slots = Vec::with_capacity(n);
+        for i in start..start + count {
+            loop {
+                if let Some(off) = self.ix_slot_off(dir, &ix, i) {
+                    slots.push(off);
+                    break;
+                }
+                let (DirLoc::Chain(_), Some(&last)) = (dir, ix.clusters.last()) else {
+                    return Err(FsError::NoSpace);
+                };
+                let c = self.grow_dir(last)?;
+                ix.clusters.push(c);
+                ix.cap += self.g.cluster_bytes / 32;
+            }
+        }
+        let mut raw = dir::new_raw(&short, case, attr, time::now());
+        dir::set_first(&mut raw, first, self.fat32());
+        let lfn = if n > 1 { name::lfn_slots(stored, &short) } else { Vec::new() };
+        self.write_entry(&slots, &lfn, &raw)?;
+        ix.add(start, count, [index::key(stored), index::key(&name::short_display(&short, case))]);
+        ix.check_budget();
+        Ok((Entry { name: stored.into(), raw, slots }, ix))
+    }
+
+    /// Updates `dir`'s index (if any) for the removal of `e`.
+    fn ix_forget(&mut self, dir: DirLoc, e: &Entry) {
+        let Some(mut ix) = self.ix.take(dir) else { return };
+        let mut slots = Vec::with_capacity(e.slots.len());
+        for &off in &e.slots {
+            match self.ix_slot_of(dir, &ix, off) {
+                Some(i) => slots.push(i),
+                None => return,
+            }
+        }
+        let short = index::key(&name::short_display(&e.short(), e.raw[12]));
+        ix.remove(&slots, [index::key(&e.name), short]);
+        self.ix.put(dir, ix);
+    }
+
     /// Creates the directory `name` in `dir`: its cluster (with `.` and
     /// `..`) is written and allocated before the entry that names it.
     pub(crate) fn mkdir(&mut self, dir: DirLoc, name: &str) -> Result<(), FsError> {
@@ -127,6 +204,7 @@ impl Vol {
             return Err(FsError::AlreadyExists);
         }
         let c = self.alloc(None)?;
+        self.ix.drop_dir(DirLoc::Chain(c));
         let now = time::now();
         let mut data = alloc::vec![0u8; self.g.cluster_bytes as usize];
         let mut dot = dir::new_raw(b".          ", 0, ATTR_DIR, now);
@@ -159,21 +237,29 @@ impl Vol {
         Ok(())
     }
 
-    /// Removes the file `e`: its entry first, then its clusters.
-    pub(crate) fn remove_file(&mut self, e: &Entry) -> Result<(), FsError> {
+    /// Removes the file `e` of `dir`: its entry first, then its clusters.
+    pub(crate) fn remove_file(&mut self, dir: DirLoc, e: &Entry) -> Result<(), FsError> {
         if e.is_dir() {
             return Err(FsError::IsADirectory);
         }
         if self.store.dev.read_only() {
             return Err(FsError::ReadOnly);
         }
-        self.delete_entry(&e.slots)?;
-        self.drop_chain(e)?;
-        self.cache.flush(&self.store)
+        if let Err(err) = self.delete_entry(&e.slots) {
+            self.ix.drop_dir(dir);
+            return Err(err);
+        }
+        self.ix_forget(dir, e);
+        // The frees stay dirty until the next flush (an operation that
+        // needs an order, a sync, the unmount): the entry is gone from the
+        // disk, so a crash before leaves lost clusters only, and many
+        // removals share the FAT's writes.
+        self.drop_chain(e)
     }
 
-    /// Removes the empty directory `e`: its entry first, then its clusters.
-    pub(crate) fn remove_dir(&mut self, e: &Entry) -> Result<(), FsError> {
+    /// Removes the empty directory `e` of `dir`: its entry first, then its
+    /// clusters.
+    pub(crate) fn remove_dir(&mut self, dir: DirLoc, e: &Entry) -> Result<(), FsError> {
         if !e.is_dir() {
             return Err(FsError::NotADirectory);
         }
@@ -187,20 +273,42 @@ impl Vol {
         if !self.is_empty_dir(self.dir_at(first)?)? {
             return Err(FsError::NotEmpty);
         }
-        self.delete_entry(&e.slots)?;
+        if let Err(err) = self.delete_entry(&e.slots) {
+            self.ix.drop_dir(dir);
+            return Err(err);
+        }
+        self.ix_forget(dir, e);
         self.free_chain(first)?;
         self.cache.flush(&self.store)
     }
 
     /// Renames `from` to `to` (see docs/storage.md for the write order).
+    /// The indexes of the directories it changes are dropped (rebuilt by
+    /// their next lookup).
     pub(crate) fn rename(&mut self, from: &str, to: &str) -> Result<(), FsError> {
         if self.store.dev.read_only() {
             return Err(FsError::ReadOnly);
         }
+        let mut dirs = [None, None];
+        let r = self.rename_inner(from, to, &mut dirs);
+        for d in dirs.into_iter().flatten() {
+            self.ix.drop_dir(d);
+        }
+        r
+    }
+
+    fn rename_inner(
+        &mut self,
+        from: &str,
+        to: &str,
+        dirs: &mut [Option<DirLoc>; 2],
+    ) -> Result<(), FsError> {
         let (fdir, _, src) = self.find(from)?;
+        dirs[0] = Some(fdir);
         let (tparts, tname) = split(to)?;
         let stored = name::check(tname)?;
         let (tdir, seen) = self.walk(&tparts)?;
+        dirs[1] = Some(tdir);
         let fat32 = self.fat32();
         let sfirst = src.first(fat32);
         if src.is_dir() && seen.contains(&sfirst) {
