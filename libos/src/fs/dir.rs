@@ -213,6 +213,89 @@ impl Slots {
     }
 }
 
+/// Where a new entry goes: its slots, and the free-tail slots passed over
+/// before them (to be marked deleted first).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Place {
+    pub slots: Vec<u64>,
+    pub skip: Vec<u64>,
+}
+
+/// Chooses where a new entry of `n` slots goes, from a directory's free
+/// slots offered in directory order (a used slot in between breaks a run).
+///
+/// With a page size (see [`Vol::one_page`]), the entry takes the first run
+/// of `n` free slots that lies in one cache page, so that writing it and
+/// later deleting it are each one write, which a kill cannot cut in two:
+/// long-name slots split from their short entry by a crash are what
+/// fsck.fat reports as a fragment outside a sequence. Slots of the free
+/// tail passed over on the way stay before the entry, so they are marked
+/// deleted (`skip`). Without a one-page run, the first run of any shape
+/// does, when the caller allows it (a full fixed root; a directory just
+/// grown whose clusters do not line up with pages).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Runs {
+    n: usize,
+    page: Option<u64>,
+    run: Vec<u64>,
+    skip: Vec<u64>,
+    plain: Vec<u64>,
+}
+
+impl Runs {
+    pub(crate) fn new(n: usize, page: Option<u64>) -> Self {
+        Self { n, page, ..Self::default() }
+    }
+
+    /// The free slot at `off`; `tail`: at or after the end marker.
+    pub(crate) fn free(&mut self, off: u64, tail: bool) {
+        if self.plain.len() < self.n {
+            self.plain.push(off);
+        }
+        if self.done() {
+            return;
+        }
+        if let (Some(p), Some(&first)) = (self.page, self.run.first())
+            && first / p != off / p
+        {
+            if tail {
+                self.skip.append(&mut self.run);
+            } else {
+                self.run.clear();
+            }
+        }
+        self.run.push(off);
+    }
+
+    /// A used slot: a run not yet long enough starts again after it.
+    pub(crate) fn used(&mut self) {
+        if self.plain.len() < self.n {
+            self.plain.clear();
+        }
+        if !self.done() {
+            self.run.clear();
+        }
+    }
+
+    /// Whether the run asked for is found.
+    pub(crate) fn done(&self) -> bool {
+        self.run.len() >= self.n
+    }
+
+    /// The place found: the run asked for, or (`any_shape`) the first run
+    /// of `n` slots; `None` if there is none yet.
+    pub(crate) fn place(&self, any_shape: bool) -> Option<Place> {
+        if self.done() {
+            let skip = if self.page.is_some() { self.skip.clone() } else { Vec::new() };
+            Some(Place { slots: self.run.clone(), skip })
+        } else if any_shape && self.plain.len() >= self.n {
+            Some(Place { slots: self.plain.clone(), skip: Vec::new() })
+        } else {
+            None
+        }
+    }
+}
+
 /// What a survey of a directory found.
 #[derive(Debug, Default)]
 pub(crate) struct Survey {
@@ -220,8 +303,8 @@ pub(crate) struct Survey {
     pub found: Option<Entry>,
     /// Every short name in the directory.
     pub shorts: Vec<[u8; 11]>,
-    /// A run of free slots long enough, if there is one.
-    pub free: Vec<u64>,
+    /// The free slots met, as candidates for a new entry.
+    pub runs: Runs,
     /// The last cluster of the directory (chains).
     pub last: u32,
     /// Every entry, for a listing.
@@ -274,7 +357,7 @@ impl Vol {
         let mut lfn_slots: Vec<u64> = Vec::new();
         let mut expect = 0u8; // next sequence number expected (0: none)
         let mut sum = 0u8;
-        let mut run: Vec<u64> = Vec::new();
+        let mut runs = Runs::new(want_free, self.one_page(dir, want_free));
         let mut ended = false;
         while let Some(off) = walk.next(self)? {
             let slot = walk.i - 1;
@@ -288,8 +371,8 @@ impl Vol {
                 ix.cap = walk.i;
             }
             if ended {
-                if want_free > 0 && run.len() < want_free {
-                    run.push(off);
+                if want_free > 0 && !runs.done() {
+                    runs.free(off, true);
                     continue;
                 }
                 if building {
@@ -323,8 +406,8 @@ impl Vol {
                 if let Some(ix) = ix.as_deref_mut() {
                     ix.end = slot;
                 }
-                if want_free > 0 && run.len() < want_free {
-                    run.push(off);
+                if want_free > 0 && !runs.done() {
+                    runs.free(off, true);
                     continue;
                 }
                 if building {
@@ -340,14 +423,12 @@ impl Vol {
                     ix.check_budget();
                 }
                 expect = 0;
-                if want_free > 0 && run.len() < want_free {
-                    run.push(off);
+                if want_free > 0 {
+                    runs.free(off, false);
                 }
                 continue;
             }
-            if run.len() < want_free {
-                run.clear();
-            }
+            runs.used();
             if raw[11] & 0x3f == ATTR_LFN {
                 let ord = raw[0];
                 let seq = ord & 0x1f;
@@ -429,8 +510,7 @@ impl Vol {
         }
         // A run shorter than asked is the directory's tail (a used slot
         // would have cleared it): growing the directory continues it.
-        run.truncate(want_free);
-        s.free = run;
+        s.runs = runs;
         if let Some(ix) = ix
             && !ended
         {
@@ -538,45 +618,66 @@ impl Vol {
         Ok(self.scan(dir, 0, |_| true)?.found.is_none())
     }
 
-    /// Finds `n` free slots in `dir` (`survey` from a scan that looked for
-    /// them), growing a chain directory by a zeroed cluster if needed.
-    pub(crate) fn free_slots(
-        &mut self,
-        dir: DirLoc,
-        survey: &Survey,
-        n: usize,
-    ) -> Result<Vec<u64>, FsError> {
-        if survey.free.len() >= n {
-            return Ok(survey.free.clone());
-        }
-        let DirLoc::Chain(_) = dir else { return Err(FsError::NoSpace) };
-        let per = (self.g.cluster_bytes / 32) as usize;
-        let mut have = survey.free.clone();
+    /// Where a new entry goes in `dir` (`survey` from a scan that looked for
+    /// free slots for it), growing a chain directory by zeroed clusters if
+    /// needed.
+    pub(crate) fn free_slots(&mut self, dir: DirLoc, survey: &Survey) -> Result<Place, FsError> {
+        let mut runs = survey.runs.clone();
         let mut last = survey.last;
-        while have.len() < n {
-            let c = self.grow_dir(last)?;
-            let off = self.g.cluster_off(c)?;
-            last = c;
-            // A partial run left by the survey ends at the directory's
-            // last slot: it goes on in the new cluster.
+        let per = u64::from(self.g.cluster_bytes / 32);
+        let mut grown = false;
+        loop {
+            if let Some(place) = runs.place(grown || dir == DirLoc::Root) {
+                return Ok(place);
+            }
+            if dir == DirLoc::Root {
+                return Err(FsError::NoSpace);
+            }
+            last = self.grow_dir(last)?;
+            grown = true;
+            let off = self.g.cluster_off(last)?;
             for k in 0..per {
-                have.push(off + k as u64 * 32);
+                runs.free(off + k * 32, true);
             }
         }
-        have.truncate(n);
-        Ok(have)
     }
 
-    /// Writes a new entry's slots: the short slot first, then the long-name
-    /// slots, flushed in that order (a crash in between leaves a file with
-    /// its short name only, which fsck.fat accepts).
+    /// Whether a new entry of `n` slots in `dir` must lie in one cache page
+    /// (so that it is written, and deleted, with one write): whenever a
+    /// page (and, for a chain, a cluster) can hold it. The page size when
+    /// it must.
+    pub(crate) fn one_page(&self, dir: DirLoc, n: usize) -> Option<u64> {
+        let need = n as u64 * 32;
+        let page = self.cache.page;
+        let fits = match dir {
+            DirLoc::Root => need <= page,
+            DirLoc::Chain(_) => need <= page.min(u64::from(self.g.cluster_bytes)),
+        };
+        (n > 0 && fits).then_some(page)
+    }
+
+    /// Writes a new entry's slots at `at`, after marking the free-tail slots
+    /// `skip` before them deleted (on disk first: an end marker before the
+    /// entry would hide it). The short slot goes first, then the long-name
+    /// slots: in one write when they share a page, as [`Runs`] arranges
+    /// for new entries; else flushed in that order (a crash in between
+    /// leaves a file with its short name only, which fsck.fat accepts).
     pub(crate) fn write_entry(
         &mut self,
+        skip: &[u64],
         at: &[u64],
         lfn: &[[u8; 32]],
         raw: &[u8; 32],
     ) -> Result<(), FsError> {
         let (short_off, lfn_offs) = at.split_last().ok_or(FsError::Corrupt)?;
+        for off in skip {
+            self.cache.write(&self.store, *off, &[0xe5], Class::Dir)?;
+        }
+        if let (Some(&s), Some(&a)) = (skip.last(), at.first())
+            && !self.same_page(&[s, a])
+        {
+            self.cache.flush(&self.store)?;
+        }
         self.cache.write(&self.store, *short_off, raw, Class::Dir)?;
         if !self.same_page(at) {
             self.cache.flush(&self.store)?;

@@ -79,26 +79,6 @@ impl DirIndex {
         self.keys.range((k, 0)..=(k, u32::MAX)).next().is_some()
     }
 
-    /// The first slot of the first run of `n` free slots, as a scan finds
-    /// it: deleted slots, or deleted slots running into the free tail, or
-    /// the free tail.
-    pub fn find_run(&self, n: u32) -> u32 {
-        let (mut start, mut len, mut last) = (0u32, 0u32, None::<u32>);
-        for &h in &self.holes {
-            if last.is_some_and(|l| l + 1 == h) {
-                len += 1;
-            } else {
-                start = h;
-                len = 1;
-            }
-            last = Some(h);
-            if len >= n {
-                return start;
-            }
-        }
-        if len > 0 && last.is_some_and(|l| l + 1 == self.end) { start } else { self.end }
-    }
-
     /// Slots `[start, start + n)` now hold an entry whose names hash to
     /// `keys`.
     pub fn add(&mut self, start: u32, n: u32, keys: [u64; 2]) {
@@ -184,20 +164,16 @@ mod tests {
     }
 
     #[test]
-    fn runs_of_free_slots() {
+    fn add_and_remove_keep_holes_and_end() {
         let mut ix = DirIndex { end: 10, cap: 16, ..Default::default() };
-        assert_eq!(ix.find_run(1), 10);
-        ix.holes.extend([2, 5, 6, 8, 9]);
-        assert_eq!(ix.find_run(1), 2);
-        assert_eq!(ix.find_run(2), 5);
-        // 8, 9 run into the free tail at 10.
-        assert_eq!(ix.find_run(3), 8);
+        ix.holes.extend([2, 8, 9]);
         ix.add(8, 3, [1, 2]);
         assert_eq!(ix.end, 11);
-        assert_eq!(ix.find_run(3), 11);
+        assert_eq!(ix.holes.iter().copied().collect::<Vec<_>>(), [2]);
+        assert!(ix.may_have(1) && ix.may_have(2));
         ix.remove(&[8, 9, 10], [1, 2]);
-        assert!(ix.keys.is_empty());
-        assert_eq!(ix.find_run(3), 8);
+        assert!(!ix.may_have(1) && !ix.may_have(2));
+        assert_eq!(ix.holes.iter().copied().collect::<Vec<_>>(), [2, 8, 9, 10]);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 
 use super::FsError;
 use super::cache::Class;
-use super::dir::{self, ATTR_DIR, DirLoc, Entry};
+use super::dir::{self, ATTR_DIR, DirLoc, Entry, Place, Runs};
 use super::index::{self, DirIndex};
 use super::name;
 use super::time;
@@ -122,12 +122,12 @@ impl Vol {
             return Err(FsError::AlreadyExists);
         }
         let (short, case) = Self::short_for(stored, &survey.shorts, None)?;
-        let slots = self.free_slots(dir, &survey, n)?;
+        let place = self.free_slots(dir, &survey)?;
         let mut raw = dir::new_raw(&short, case, attr, time::now());
         dir::set_first(&mut raw, first, self.fat32());
         let lfn = if n > 1 { name::lfn_slots(stored, &short) } else { Vec::new() };
-        self.write_entry(&slots, &lfn, &raw)?;
-        Ok(Entry { name: stored.into(), raw, slots })
+        self.write_entry(&place.skip, &place.slots, &lfn, &raw)?;
+        Ok(Entry { name: stored.into(), raw, slots: place.slots })
     }
 
     /// [`Vol::create_entry`] of a name known absent, with `dir`'s index:
@@ -149,33 +149,69 @@ impl Vol {
                 (name::alias(stored, |s| ix.may_have(index::key(&name::short_display(s, 0))))?, 0)
             }
         };
-        let count = n as u32;
-        let start = ix.find_run(count);
-        if start.saturating_add(count) > 65536 {
-            return Err(FsError::NoSpace);
-        }
-        let mut slots = Vec::with_capacity(n);
-        for i in start..start + count {
-            loop {
-                if let Some(off) = self.ix_slot_off(dir, &ix, i) {
-                    slots.push(off);
-                    break;
-                }
-                let (DirLoc::Chain(_), Some(&last)) = (dir, ix.clusters.last()) else {
-                    return Err(FsError::NoSpace);
-                };
-                let c = self.grow_dir(last)?;
-                ix.clusters.push(c);
-                ix.cap += self.g.cluster_bytes / 32;
-            }
-        }
+        let place = self.ix_place(dir, &mut ix, n)?;
         let mut raw = dir::new_raw(&short, case, attr, time::now());
         dir::set_first(&mut raw, first, self.fat32());
         let lfn = if n > 1 { name::lfn_slots(stored, &short) } else { Vec::new() };
-        self.write_entry(&slots, &lfn, &raw)?;
+        self.write_entry(&place.skip, &place.slots, &lfn, &raw)?;
+        let slot = |off: &u64| self.ix_slot_of(dir, &ix, *off).ok_or(FsError::Corrupt);
+        let start = slot(place.slots.first().ok_or(FsError::Corrupt)?)?;
+        let skipped = place.skip.iter().map(slot).collect::<Result<Vec<_>, _>>()?;
+        ix.holes.extend(skipped);
+        let slots = place.slots;
+        let count = n as u32;
         ix.add(start, count, [index::key(stored), index::key(&name::short_display(&short, case))]);
         ix.check_budget();
         Ok((Entry { name: stored.into(), raw, slots }, ix))
+    }
+
+    /// Where a new entry of `n` slots goes in the indexed directory `dir`:
+    /// [`dir::Runs`] offered its deleted slots, then its free tail, growing
+    /// a chain by zeroed clusters (noted in `ix`) when the tail ends.
+    fn ix_place(&mut self, dir: DirLoc, ix: &mut DirIndex, n: usize) -> Result<Place, FsError> {
+        let mut runs = Runs::new(n, self.one_page(dir, n));
+        let mut prev: Option<u32> = None;
+        for &h in &ix.holes {
+            if runs.done() {
+                break;
+            }
+            if prev.is_some_and(|p| p + 1 != h) {
+                runs.used();
+            }
+            runs.free(self.ix_slot_off(dir, ix, h).ok_or(FsError::Corrupt)?, false);
+            prev = Some(h);
+        }
+        if prev.is_some_and(|p| p + 1 != ix.end) {
+            runs.used();
+        }
+        let mut grown = false;
+        let mut i = ix.end;
+        loop {
+            if let Some(place) = runs.place(false) {
+                return Ok(place);
+            }
+            if i >= 65536 {
+                return runs.place(true).ok_or(FsError::NoSpace);
+            }
+            match self.ix_slot_off(dir, ix, i) {
+                Some(off) => {
+                    runs.free(off, true);
+                    i += 1;
+                }
+                None => {
+                    if let Some(place) = runs.place(grown || dir == DirLoc::Root) {
+                        return Ok(place);
+                    }
+                    let (DirLoc::Chain(_), Some(&last)) = (dir, ix.clusters.last()) else {
+                        return Err(FsError::NoSpace);
+                    };
+                    let c = self.grow_dir(last)?;
+                    ix.clusters.push(c);
+                    ix.cap += self.g.cluster_bytes / 32;
+                    grown = true;
+                }
+            }
+        }
     }
 
     /// Updates `dir`'s index (if any) for the removal of `e`.
@@ -367,12 +403,12 @@ impl Vol {
                     raw[..11].copy_from_slice(&short);
                     raw[12] = case;
                     let lfn = if n > 1 { name::lfn_slots(stored, &short) } else { Vec::new() };
-                    self.write_entry(&src.slots[keep..], &lfn, &raw)?;
+                    self.write_entry(&[], &src.slots[keep..], &lfn, &raw)?;
                     src.off()
                 } else {
                     let survey = self.scan(tdir, n, |_| false)?;
                     let (short, case) = Self::short_for(stored, &survey.shorts, own)?;
-                    let slots = self.free_slots(tdir, &survey, n)?;
+                    let place = self.free_slots(tdir, &survey)?;
                     self.delete_entry(&src.slots)?;
                     if moved_dir {
                         self.set_dotdot(sfirst, tdir)?;
@@ -381,8 +417,8 @@ impl Vol {
                     raw[..11].copy_from_slice(&short);
                     raw[12] = case;
                     let lfn = if n > 1 { name::lfn_slots(stored, &short) } else { Vec::new() };
-                    self.write_entry(&slots, &lfn, &raw)?;
-                    *slots.last().ok_or(FsError::Corrupt)?
+                    self.write_entry(&place.skip, &place.slots, &lfn, &raw)?;
+                    *place.slots.last().ok_or(FsError::Corrupt)?
                 }
             }
         };
