@@ -64,7 +64,7 @@ fn embed_seccomp_programs(out: &Path) {
         drop(file);
         let bytes = std::fs::read(&path).expect("read the exported BPF");
         assert!(
-            !bytes.is_empty() && bytes.len() % 8 == 0,
+            !bytes.is_empty() && bytes.len().is_multiple_of(8),
             "libseccomp exported {} bytes",
             bytes.len()
         );
