@@ -12,6 +12,7 @@ mod kvd;
 mod memory;
 mod net;
 mod startup;
+mod sweep;
 mod tcp;
 
 use std::os::unix::process::CommandExt;

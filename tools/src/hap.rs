@@ -26,7 +26,7 @@
 
 mod agent;
 mod attrib;
-mod chart;
+pub(crate) mod chart;
 mod lab;
 mod trace;
 
@@ -1065,8 +1065,9 @@ fn attribution_table(name: &str, a: &attrib::Attribution, limit: usize) -> Strin
     );
     let _ = writeln!(s, "  {:<40} {:>9} {:>9} {:>6}", "path", "instances", "functions", "only");
     for r in rows.iter().take(limit) {
-        let _ =
-            writeln!(s, "  {:<40} {:>9} {:>9} {:>6}", r.label, r.instances, r.functions, r.only);
+        // A stage's instances are its call's.
+        let n = if r.label.contains('→') { "-".to_string() } else { r.instances.to_string() };
+        let _ = writeln!(s, "  {:<40} {:>9} {:>9} {:>6}", r.label, n, r.functions, r.only);
     }
     if rows.len() > limit {
         let _ = writeln!(s, "  ({} more paths)", rows.len() - limit);
