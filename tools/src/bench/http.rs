@@ -668,7 +668,7 @@ fn sweep(
     }
     println!("http sweep: httpd under the tender against nginx; {subtitle}");
     println!(
-        "  {:>8} {:>6} {:>10} {:>10} {:>7} {:>10} {:>10} {:>7} {:>6} {:>6} {:>7}",
+        "  {:>8} {:>6} {:>10} {:>10} {:>7} {:>10} {:>10} {:>7} {:>6} {:>6} {:>10}",
         "file",
         "conns",
         "httpd r/s",
@@ -679,13 +679,13 @@ fn sweep(
         "ratio",
         "cpu h",
         "cpu n",
-        "errors"
+        "errors h/n"
     );
     for f in 0..files.len() {
         for (c, conns) in args.sweep_connections.iter().enumerate() {
             let (h, n) = (get(f, c, 0), get(f, c, 1));
             println!(
-                "  {:>8} {:>6} {:>10.0} {:>10.0} {:>6.2}× {:>8.0}µs {:>8.0}µs {:>6.2}× {:>5.0}% {:>5.0}% {:>7}",
+                "  {:>8} {:>6} {:>10.0} {:>10.0} {:>6.2}× {:>8.0}µs {:>8.0}µs {:>6.2}× {:>5.0}% {:>5.0}% {:>10}",
                 size(f),
                 conns,
                 h.rps,
@@ -696,7 +696,7 @@ fn sweep(
                 h.p99_us / n.p99_us,
                 h.server_cpu * 100.0,
                 n.server_cpu * 100.0,
-                h.errors + n.errors
+                format!("{}/{}", h.errors, n.errors)
             );
         }
     }

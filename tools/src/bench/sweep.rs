@@ -297,7 +297,7 @@ mod tests {
         // The peer's curve is broken at the gap: 3 polylines per panel.
         assert_eq!(s.matches("<polyline").count(), 6);
         assert!(s.contains("requests/s &lt;both&gt;"));
-        assert!(s.contains(">1.2k<"), "{s}");
+        assert!(s.contains(">1.25k<"), "{s}");
         // Legend once.
         assert_eq!(s.matches(">httpd 1 KiB<").count(), 1);
         assert!(s.contains(GUEST[0]) && s.contains(PEER[0]));
