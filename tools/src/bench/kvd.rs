@@ -526,6 +526,7 @@ fn sweep(
     // points[size][depth][server]: (results, server CPU in cores)
     let mut points = vec![vec![[None::<(Vec<Result1>, f64)>, None]; depths.len()]; sizes.len()];
     let mut turn = 0;
+    let mut failed = Vec::new();
     for (d, &size) in sizes.iter().enumerate() {
         for (p, &depth) in depths.iter().enumerate() {
             for k in 0..2 {
@@ -533,10 +534,22 @@ fn sweep(
                 let (daemon, server) = &mut servers[s];
                 let cpu0 = daemon.cpu_seconds()?;
                 let t0 = Instant::now();
+                // A point the server refuses (kvd resets a connection whose
+                // pipeline outgrows its buffers) is a gap in the curve, not
+                // the end of the sweep; a server that died is.
                 let results =
-                    run_benchmark_d(topo, bench, args, *server, depth, args.point_requests, size)?;
+                    run_benchmark_d(topo, bench, args, *server, depth, args.point_requests, size);
                 let cpu = (daemon.cpu_seconds()? - cpu0) / t0.elapsed().as_secs_f64();
                 daemon.check()?;
+                let results = results.unwrap_or_else(|e| {
+                    let first = e.lines().last().unwrap_or("").to_string();
+                    failed.push(format!(
+                        "{} {} -P {depth}: {first}",
+                        server.key(),
+                        super::sweep::size_text(size)
+                    ));
+                    Vec::new()
+                });
                 points[d][p][s] = Some((results, cpu));
             }
             turn += 1;
@@ -604,7 +617,7 @@ fn sweep(
             })
             .collect();
         let out = json!({ "benchmark": "kvd sweep", "subtitle": subtitle, "points": points,
-                          "charts": wrote });
+                          "failed": failed, "charts": wrote });
         println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
         return Ok(());
     }
@@ -638,6 +651,9 @@ fn sweep(
         );
     }
     println!("  ratio: kvd / redis-server operations/s (higher is better)");
+    for f in &failed {
+        println!("  failed (a gap in the curve): {f}");
+    }
     println!("  chart: {}", wrote.join(", "));
     Ok(())
 }
