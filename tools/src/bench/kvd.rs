@@ -588,7 +588,7 @@ fn sweep(
         panel("SET p99 latency", "p99 latency, ms", &|d, p, s| get(d, p, s, "SET").1),
     ];
     let subtitle = format!(
-        "redis-benchmark -t set,get -c {} -n {} per point, one run; appendfsync {} on both;          kvd under the tender (tap) vs redis-server (veth)",
+        "redis-benchmark -t set,get -c {} -n {} per point, one run; appendfsync {} on both; kvd under the tender (tap) vs redis-server (veth)",
         args.clients, args.point_requests, args.appendfsync
     );
     let svg = super::sweep::svg("nabla bench kvd --sweep", &subtitle, &panels);
