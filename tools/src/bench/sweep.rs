@@ -235,9 +235,9 @@ pub fn write_chart(dir: &Path, name: &str, svg: &str) -> Result<Vec<String>> {
 
 /// A size in bytes for a curve's name: 16 B, 1 KiB, 64 KiB, 1 MiB.
 pub fn size_text(bytes: u64) -> String {
-    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
-    } else if bytes >= 1 << 10 && bytes % (1 << 10) == 0 {
+    } else if bytes >= 1 << 10 && bytes.is_multiple_of(1 << 10) {
         format!("{} KiB", bytes >> 10)
     } else {
         format!("{bytes} B")
