@@ -27,6 +27,8 @@ target/release/nabla bench block
 echo
 if [ "$(id -u)" -ne 0 ]; then
     echo "skipping nabla bench http, tcp, kvd and container: they need root (network namespaces, taps, containerd)" >&2
+    # Issue 17's table: only its start-up row without root.
+    target/release/nabla bench table --only startup
     exit 0
 fi
 target/release/nabla bench http
@@ -36,3 +38,7 @@ echo
 target/release/nabla bench kvd
 echo
 target/release/nabla bench container
+echo
+# Issue 17's table: every row a ratio to its peer in the same run, the
+# spread over runs, the goal judged on the worst run (HAP: one lab run).
+target/release/nabla bench table

@@ -12,6 +12,8 @@ mod kvd;
 mod memory;
 mod net;
 mod startup;
+mod sweep;
+mod table;
 mod tcp;
 
 use std::os::unix::process::CommandExt;
@@ -52,6 +54,12 @@ pub enum Bench {
     /// `nabla pack`) against runc (a static native hello), in a containerd
     /// of its own. Needs root.
     Container(container::Args),
+    /// Every row of issue 17's table (start-up, bulk TCP both ways, httpd
+    /// p99 and requests/s against nginx, kvd SET -P 1 and -P 16 against
+    /// redis-server, HAP steady functions), each a ratio to its peer
+    /// measured in the same run, with the spread over runs. Root for all
+    /// but start-up.
+    Table(table::Args),
 }
 
 /// Runs one benchmark.
@@ -64,6 +72,7 @@ pub fn run(bench: Bench) -> Result<()> {
         Bench::Block(args) => block::run(&args),
         Bench::Kvd(args) => kvd::run(&args),
         Bench::Container(args) => container::run(&args),
+        Bench::Table(args) => table::run(&args),
     }
 }
 

@@ -25,7 +25,8 @@
 //! `nabla hap run` measures one workload of the user's.
 
 mod agent;
-mod chart;
+mod attrib;
+pub(crate) mod chart;
 mod lab;
 mod trace;
 
@@ -702,7 +703,31 @@ fn phase_from(v: &Value) -> Phase {
         .as_object()
         .map(|o| o.iter().map(|(k, p)| (k.clone(), p.as_str().unwrap_or("").to_string())).collect())
         .unwrap_or_default();
+    let at = &v["attribution"];
+    let attribution = attrib::Attribution {
+        paths: at["paths"]
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(f, ls)| {
+                        let ls = ls
+                            .as_array()
+                            .map(|a| {
+                                a.iter().filter_map(|l| l.as_str().map(str::to_string)).collect()
+                            })
+                            .unwrap_or_default();
+                        (f.clone(), ls)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        instances: at["instances"]
+            .as_object()
+            .map(|o| o.iter().map(|(l, n)| (l.clone(), n.as_u64().unwrap_or(0))).collect())
+            .unwrap_or_default(),
+    };
     Phase {
+        attribution,
         task: set("task"),
         irq: set("irq"),
         softirq: set("softirq"),
@@ -1017,11 +1042,35 @@ fn table(report: &Report) -> String {
         );
     }
     for m in report.measured.iter().filter(|m| m.guest && m.ready) {
-        let paths: Vec<String> =
-            m.steady.by_path().iter().take(8).map(|(p, n)| format!("{p} {n}")).collect();
-        let _ = writeln!(s, "{} steady, by path first seen on: {}", m.name, paths.join(", "));
         let sys: Vec<&str> = m.steady.syscalls.iter().map(String::as_str).collect();
         let _ = writeln!(s, "{} steady system calls: {}", m.name, sys.join(" "));
+        s.push_str(&attribution_table(&m.name, &m.steady.attribution, usize::MAX));
+    }
+    s
+}
+
+/// The steady state's functions by the call and device path that reached
+/// them: `only` is what removing that path would save.
+fn attribution_table(name: &str, a: &attrib::Attribution, limit: usize) -> String {
+    let mut s = String::new();
+    let rows = a.rows();
+    if rows.is_empty() {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "{name} steady, by call and device path ({} functions, {} on more than one path):",
+        a.paths.len(),
+        a.shared()
+    );
+    let _ = writeln!(s, "  {:<40} {:>9} {:>9} {:>6}", "path", "instances", "functions", "only");
+    for r in rows.iter().take(limit) {
+        // A stage's instances are its call's.
+        let n = if r.label.contains('→') { "-".to_string() } else { r.instances.to_string() };
+        let _ = writeln!(s, "  {:<40} {:>9} {:>9} {:>6}", r.label, n, r.functions, r.only);
+    }
+    if rows.len() > limit {
+        let _ = writeln!(s, "  ({} more paths)", rows.len() - limit);
     }
     s
 }
@@ -1045,6 +1094,10 @@ fn report_json(report: &Report) -> Value {
                 "lost_events": m.lost, "seconds": m.seconds,
                 "startup": counts(&m.startup), "steady": counts(&m.steady), "whole": counts(&w),
                 "steady_by_path": m.steady.by_path(),
+                "steady_attribution": m.steady.attribution.rows().iter().map(|r| json!({
+                    "path": r.label, "instances": r.instances,
+                    "functions": r.functions, "only": r.only,
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -1086,6 +1139,9 @@ fn finish(common: &Common, report: &Report, out: &Path) -> Result<()> {
         let paths: String =
             m.steady.first_path.iter().map(|(f, p)| format!("{f}\t{p}\n")).collect();
         write(&d.join("steady-paths.tsv"), paths.as_bytes())?;
+        write(&d.join("steady-attribution.tsv"), m.steady.attribution.tsv().as_bytes())?;
+        let t = attribution_table(&m.name, &m.steady.attribution, usize::MAX);
+        write(&d.join("steady-attribution.txt"), t.as_bytes())?;
     }
     let text = table(report);
     let json = report_json(report);

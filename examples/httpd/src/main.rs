@@ -211,6 +211,7 @@ async fn main() -> Result<(), NetError> {
         }
     };
     let site = Rc::new(Site::new(fs, budget.cache));
+    site.warm();
     let opts = TcpOptions {
         backlog: BACKLOG,
         rx_buffer: SOCKET_BUFFER,

@@ -81,6 +81,36 @@ impl Site {
     }
 }
 
+/// Most bytes [`Site::warm`] reads at start.
+pub(crate) const WARM_MAX: usize = 1024 * 1024;
+
+impl Site {
+    /// Reads the small files of the site's top directory into the cache,
+    /// at most [`WARM_MAX`] bytes in all (and within the cache's budget),
+    /// so that serving them in the steady state reads no disk: their first
+    /// request costs no `pread64` (and the host's page-cache read path is
+    /// not reached under load; see docs/hap.md). Returns the files and
+    /// bytes read; a file that cannot be read is left for its request to
+    /// report.
+    pub(crate) fn warm(&self) -> (usize, usize) {
+        let Ok(entries) = self.fs.read_dir("/") else { return (0, 0) };
+        let (mut files, mut bytes) = (0, 0);
+        for e in entries.iter().filter(|e| !e.metadata.is_dir) {
+            let len = e.metadata.len;
+            if len > CACHE_FILE_MAX || bytes + len as usize > WARM_MAX {
+                continue;
+            }
+            let f =
+                Found { path: alloc::format!("/{}", e.name), len, modified: e.metadata.modified };
+            if let Ok(Some(_)) = self.cached(&f) {
+                files += 1;
+                bytes += len as usize;
+            }
+        }
+        (files, bytes)
+    }
+}
+
 /// Number of files in the tree under `dir`.
 pub(crate) fn count_files(fs: &FileSystem, dir: &str) -> usize {
     let Ok(entries) = fs.read_dir(dir) else { return 0 };

@@ -100,6 +100,31 @@ pub struct Args {
     /// Prints the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
+
+    /// How cost grows: instead of the rounds, one wrk run per file size,
+    /// connection count and server (alternating which goes first), a
+    /// table and a chart (`--chart-dir`/http-sweep.svg and .png).
+    #[arg(long)]
+    sweep: bool,
+
+    /// --sweep: the connection counts (wrk -c).
+    #[arg(long, value_name = "C,...", value_delimiter = ',', default_value = "1,8,64,512",
+          value_parser = clap::value_parser!(u32).range(1..=10000))]
+    sweep_connections: Vec<u32>,
+
+    /// --sweep: the file sizes (16, 1k, 64k, 1m: binary units).
+    #[arg(long, value_name = "SIZE,...", value_delimiter = ',', default_value = "1k,64k,1m",
+          value_parser = super::sweep::parse_size)]
+    sweep_sizes: Vec<u64>,
+
+    /// --sweep: seconds of each wrk run (one point of a curve).
+    #[arg(long, value_name = "S", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=600))]
+    point_duration: u32,
+
+    /// --sweep: where to write the chart.
+    #[arg(long, value_name = "DIR", default_value = "target/bench")]
+    chart_dir: PathBuf,
 }
 
 /// The two servers.
@@ -269,9 +294,22 @@ fn run_wrk(
     duration: u32,
     url: &str,
 ) -> Result<wrk::Report> {
+    run_wrk_c(topo, wrk_path, script, args, args.connections, duration, url)
+}
+
+/// [`run_wrk`] with `connections` open connections.
+fn run_wrk_c(
+    topo: &Topology,
+    wrk_path: &Path,
+    script: &Path,
+    args: &Args,
+    connections: u32,
+    duration: u32,
+    url: &str,
+) -> Result<wrk::Report> {
     let mut cmd = topo.client.command(wrk_path)?;
-    cmd.args(["-t", &args.threads.min(args.connections).to_string()])
-        .args(["-c", &args.connections.to_string()])
+    cmd.args(["-t", &args.threads.min(connections).to_string()])
+        .args(["-c", &connections.to_string()])
         .args(["-d", &format!("{duration}s")])
         .arg("--latency")
         .arg("-s")
@@ -359,8 +397,15 @@ pub fn run(args: &Args) -> Result<()> {
     for sub in ["site/bench", "tmp"] {
         net::create_dir(&dir.path().join(sub))?;
     }
-    for (path, len) in FILES {
-        net::write_file(&dir.path().join("site").join(&path[1..]), &file_bytes(len))?;
+    let sweep_files: Vec<(String, usize)> = if args.sweep {
+        args.sweep_sizes.iter().map(|&n| (format!("/bench/sweep-{n}.bin"), n as usize)).collect()
+    } else {
+        Vec::new()
+    };
+    let all_files: Vec<(String, usize)> =
+        FILES.iter().map(|&(p, n)| (p.to_string(), n)).chain(sweep_files.iter().cloned()).collect();
+    for (path, len) in &all_files {
+        net::write_file(&dir.path().join("site").join(&path[1..]), &file_bytes(*len))?;
     }
     let script = dir.path().join("percentiles.lua");
     net::write_file(&script, wrk::PERCENTILES_SCRIPT.as_bytes())?;
@@ -392,7 +437,7 @@ pub fn run(args: &Args) -> Result<()> {
 
     // Same bytes from both, or the comparison means nothing.
     for server in Server::BOTH {
-        for (path, len) in FILES {
+        for (path, len) in all_files.iter().map(|(p, n)| (p.as_str(), *n)) {
             let (status, body) = topo.client.run(|| fetch(server.addr(), path))??;
             if !status.starts_with("HTTP/1.1 200") {
                 return Err(format!("{} {path}: {status}", server.label()));
@@ -412,6 +457,11 @@ pub fn run(args: &Args) -> Result<()> {
         for server in Server::BOTH {
             run_wrk(&topo, &wrk_path, &script, args, args.warmup, &url(server, files[0].0))?;
         }
+    }
+
+    if args.sweep {
+        let servers = [(&mut httpd, Server::Httpd), (&mut nginx_d, Server::Nginx)];
+        return sweep(&topo, &wrk_path, &script, args, &sweep_files, servers);
     }
 
     // runs[file][server]
@@ -583,6 +633,160 @@ impl Spread {
         let hi = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         format!("{lo:.2}–{hi:.2}×")
     }
+}
+
+/// One point of a sweep: a wrk run's figures and the server's CPU.
+#[derive(Debug, Clone, Copy)]
+struct Point {
+    rps: f64,
+    p99_us: f64,
+    mib_per_sec: f64,
+    server_cpu: f64,
+    errors: u64,
+}
+
+/// `nabla bench http --sweep`: wrk at each file size and connection count
+/// against both servers, a table (or JSON) and a chart.
+fn sweep(
+    topo: &Topology,
+    wrk_path: &Path,
+    script: &Path,
+    args: &Args,
+    files: &[(String, usize)],
+    mut servers: [(&mut Daemon, Server); 2],
+) -> Result<()> {
+    let url = |server: Server, path: &str| format!("http://{}{path}", server.addr());
+    // points[file][connections][server]
+    let mut points = vec![vec![[None::<Point>; 2]; args.sweep_connections.len()]; files.len()];
+    let mut turn = 0;
+    for (f, (path, _)) in files.iter().enumerate() {
+        for (c, &conns) in args.sweep_connections.iter().enumerate() {
+            for k in 0..2 {
+                let s = (turn + k) % 2;
+                let (daemon, server) = &mut servers[s];
+                let cpu0 = daemon.cpu_seconds()?;
+                let t0 = Instant::now();
+                let report = run_wrk_c(
+                    topo,
+                    wrk_path,
+                    script,
+                    args,
+                    conns,
+                    args.point_duration,
+                    &url(*server, path),
+                )?;
+                let wall = t0.elapsed().as_secs_f64();
+                let server_cpu = (daemon.cpu_seconds()? - cpu0) / wall;
+                daemon.check()?;
+                points[f][c][s] = Some(Point {
+                    rps: report.requests_per_sec,
+                    p99_us: report.latency(99.0).unwrap_or(f64::NAN),
+                    mib_per_sec: report.bytes_per_sec / (1024.0 * 1024.0),
+                    server_cpu,
+                    errors: report.socket_errors.total() + report.non_2xx,
+                });
+            }
+            turn += 1;
+        }
+    }
+    let get = |f: usize, c: usize, s: usize| points[f][c][s].expect("every point measured");
+    let size = |f: usize| super::sweep::size_text(files[f].1 as u64);
+    let xs: Vec<String> = args.sweep_connections.iter().map(u32::to_string).collect();
+    let series = |metric: &dyn Fn(&Point) -> f64| {
+        let mut v = Vec::new();
+        for (s, server) in Server::BOTH.iter().enumerate() {
+            for f in 0..files.len() {
+                v.push(super::sweep::Series {
+                    name: format!("{} {}", server.key(), size(f)),
+                    guest: *server == Server::Httpd,
+                    style: f,
+                    ys: (0..xs.len()).map(|c| metric(&get(f, c, s))).collect(),
+                });
+            }
+        }
+        v
+    };
+    let panel = |title: &str, y: &str, metric: &dyn Fn(&Point) -> f64| super::sweep::Panel {
+        title: title.into(),
+        x_label: "connections (wrk -c)".into(),
+        xs: xs.clone(),
+        y_label: y.into(),
+        series: series(metric),
+    };
+    let panels = [
+        panel("requests/s", "requests/s", &|p| p.rps),
+        panel("p99 latency", "p99 latency, ms", &|p| p.p99_us / 1000.0),
+        panel("server CPU", "server CPU, % of a core", &|p| p.server_cpu * 100.0),
+    ];
+    let subtitle = format!(
+        "wrk -t {} -d {}s per point, one run; httpd under the tender (tap) vs nginx, 1 worker (veth)",
+        args.threads, args.point_duration
+    );
+    let svg = super::sweep::svg("nabla bench http --sweep", &subtitle, &panels);
+    let wrote = super::sweep::write_chart(&args.chart_dir, "http-sweep", &svg)?;
+    if args.json {
+        let rows: Vec<serde_json::Value> = (0..files.len())
+            .flat_map(|f| {
+                args.sweep_connections.iter().enumerate().map(move |(c, &conns)| (f, c, conns))
+            })
+            .map(|(f, c, conns)| {
+                let (h, n) = (get(f, c, 0), get(f, c, 1));
+                json!({
+                    "bytes": files[f].1, "connections": conns,
+                    "httpd": {"requests_per_sec": round1(h.rps), "latency_p99_us": round1(h.p99_us),
+                              "transfer_mib_per_sec": round1(h.mib_per_sec),
+                              "server_cpu_cores": (h.server_cpu * 100.0).round() / 100.0, "errors": h.errors},
+                    "nginx": {"requests_per_sec": round1(n.rps), "latency_p99_us": round1(n.p99_us),
+                              "transfer_mib_per_sec": round1(n.mib_per_sec),
+                              "server_cpu_cores": (n.server_cpu * 100.0).round() / 100.0, "errors": n.errors},
+                    "ratio_requests_per_sec": ratio(h.rps, n.rps),
+                    "ratio_p99": ratio(h.p99_us, n.p99_us),
+                })
+            })
+            .collect();
+        println!(
+            "{:#}",
+            json!({ "benchmark": "http sweep", "subtitle": subtitle, "points": rows, "charts": wrote })
+        );
+        return Ok(());
+    }
+    println!("http sweep: httpd under the tender against nginx; {subtitle}");
+    println!(
+        "  {:>8} {:>6} {:>10} {:>10} {:>7} {:>10} {:>10} {:>7} {:>6} {:>6} {:>10}",
+        "file",
+        "conns",
+        "httpd r/s",
+        "nginx r/s",
+        "ratio",
+        "httpd p99",
+        "nginx p99",
+        "ratio",
+        "cpu h",
+        "cpu n",
+        "errors h/n"
+    );
+    for f in 0..files.len() {
+        for (c, conns) in args.sweep_connections.iter().enumerate() {
+            let (h, n) = (get(f, c, 0), get(f, c, 1));
+            println!(
+                "  {:>8} {:>6} {:>10.0} {:>10.0} {:>6.2}× {:>8.0}µs {:>8.0}µs {:>6.2}× {:>5.0}% {:>5.0}% {:>10}",
+                size(f),
+                conns,
+                h.rps,
+                n.rps,
+                h.rps / n.rps,
+                h.p99_us,
+                n.p99_us,
+                h.p99_us / n.p99_us,
+                h.server_cpu * 100.0,
+                n.server_cpu * 100.0,
+                format!("{}/{}", h.errors, n.errors)
+            );
+        }
+    }
+    println!("  ratio: httpd / nginx (requests/s: higher is better; p99: lower is better)");
+    println!("  chart: {}", wrote.join(", "));
+    Ok(())
 }
 
 fn ratio(a: f64, b: f64) -> f64 {

@@ -106,6 +106,31 @@ pub struct Args {
     /// Prints the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
+
+    /// How cost grows: instead of the rounds, one redis-benchmark run per
+    /// value size, pipelining depth and server (alternating which goes
+    /// first), a table and a chart (`--chart-dir`/kvd-sweep.svg and .png).
+    #[arg(long)]
+    sweep: bool,
+
+    /// --sweep: the pipelining depths (-P).
+    #[arg(long, value_name = "P,...", value_delimiter = ',', default_value = "1,4,16,64",
+          value_parser = clap::value_parser!(u32).range(1..=10000))]
+    sweep_pipelines: Vec<u32>,
+
+    /// --sweep: the value sizes (-d; 16, 1k, 16k: binary units, at most 1m).
+    #[arg(long, value_name = "SIZE,...", value_delimiter = ',', default_value = "16,1k,16k",
+          value_parser = super::sweep::parse_size)]
+    sweep_sizes: Vec<u64>,
+
+    /// --sweep: requests per redis-benchmark run (one point of a curve).
+    #[arg(long, value_name = "N", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u32).range(100..))]
+    point_requests: u32,
+
+    /// --sweep: where to write the chart.
+    #[arg(long, value_name = "DIR", default_value = "target/bench")]
+    chart_dir: PathBuf,
 }
 
 /// The two servers.
@@ -196,10 +221,23 @@ fn run_benchmark(
     pipeline: u32,
     requests: u32,
 ) -> Result<Vec<Result1>> {
+    run_benchmark_d(topo, program, args, server, pipeline, requests, u64::from(args.data_size))
+}
+
+/// [`run_benchmark`] with values of `data_size` bytes.
+fn run_benchmark_d(
+    topo: &Topology,
+    program: &Path,
+    args: &Args,
+    server: Server,
+    pipeline: u32,
+    requests: u32,
+    data_size: u64,
+) -> Result<Vec<Result1>> {
     let mut cmd = topo.client.command(program)?;
     cmd.args(["-h", &server.addr().ip().to_string(), "-p", &PORT.to_string()])
         .args(["-t", "set,get", "-c", &args.clients.to_string(), "-n", &requests.to_string()])
-        .args(["-d", &args.data_size.to_string(), "-P", &pipeline.to_string(), "--csv"]);
+        .args(["-d", &data_size.to_string(), "-P", &pipeline.to_string(), "--csv"]);
     if args.keyspace > 0 {
         cmd.args(["-r", &args.keyspace.to_string()]);
     }
@@ -344,6 +382,14 @@ pub fn run(args: &Args) -> Result<()> {
         }
     }
 
+    if args.sweep {
+        if let Some(&big) = args.sweep_sizes.iter().find(|&&d| d > 1 << 20) {
+            return Err(format!("--sweep-sizes: {big} bytes is more than redis-benchmark's 1 MiB"));
+        }
+        let servers = [(&mut kvd, Server::Kvd), (&mut redis_d, Server::Redis)];
+        return sweep(&topo, &bench, args, servers);
+    }
+
     let pipelines = [1, args.pipeline];
     if !args.no_warmup {
         for server in Server::BOTH {
@@ -464,6 +510,151 @@ pub fn run(args: &Args) -> Result<()> {
          machine = all {} CPUs' busy time",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    Ok(())
+}
+
+/// `nabla bench kvd --sweep`: redis-benchmark at each value size and
+/// pipelining depth against both servers, a table (or JSON) and a chart.
+fn sweep(
+    topo: &Topology,
+    bench: &Path,
+    args: &Args,
+    mut servers: [(&mut Daemon, Server); 2],
+) -> Result<()> {
+    let sizes = &args.sweep_sizes;
+    let depths = &args.sweep_pipelines;
+    // points[size][depth][server]: (results, server CPU in cores)
+    let mut points = vec![vec![[None::<(Vec<Result1>, f64)>, None]; depths.len()]; sizes.len()];
+    let mut turn = 0;
+    let mut failed = Vec::new();
+    for (d, &size) in sizes.iter().enumerate() {
+        for (p, &depth) in depths.iter().enumerate() {
+            for k in 0..2 {
+                let s = (turn + k) % 2;
+                let (daemon, server) = &mut servers[s];
+                let cpu0 = daemon.cpu_seconds()?;
+                let t0 = Instant::now();
+                // A point the server refuses (kvd resets a connection whose
+                // pipeline outgrows its buffers) is a gap in the curve, not
+                // the end of the sweep; a server that died is.
+                let results =
+                    run_benchmark_d(topo, bench, args, *server, depth, args.point_requests, size);
+                let cpu = (daemon.cpu_seconds()? - cpu0) / t0.elapsed().as_secs_f64();
+                daemon.check()?;
+                let results = results.unwrap_or_else(|e| {
+                    let first = e.lines().last().unwrap_or("").to_string();
+                    failed.push(format!(
+                        "{} {} -P {depth}: {first}",
+                        server.key(),
+                        super::sweep::size_text(size)
+                    ));
+                    Vec::new()
+                });
+                points[d][p][s] = Some((results, cpu));
+            }
+            turn += 1;
+        }
+    }
+    let get = |d: usize, p: usize, s: usize, test: &str| -> (f64, f64, f64) {
+        let (results, cpu) = points[d][p][s].as_ref().expect("every point measured");
+        let r = results.iter().find(|r| r.test == test);
+        (r.map_or(f64::NAN, |r| r.rps), r.map_or(f64::NAN, |r| r.p99_ms), *cpu)
+    };
+    let size = |d: usize| super::sweep::size_text(sizes[d]);
+    let xs: Vec<String> = depths.iter().map(u32::to_string).collect();
+    let panel = |title: &str, y: &str, metric: &dyn Fn(usize, usize, usize) -> f64| {
+        let mut series = Vec::new();
+        for (s, server) in Server::BOTH.iter().enumerate() {
+            for d in 0..sizes.len() {
+                series.push(super::sweep::Series {
+                    name: format!("{} {}", if s == 0 { "kvd" } else { "redis-server" }, size(d)),
+                    guest: *server == Server::Kvd,
+                    style: d,
+                    ys: (0..depths.len()).map(|p| metric(d, p, s)).collect(),
+                });
+            }
+        }
+        super::sweep::Panel {
+            title: title.into(),
+            x_label: "pipelining (redis-benchmark -P)".into(),
+            xs: xs.clone(),
+            y_label: y.into(),
+            series,
+        }
+    };
+    let panels = [
+        panel("SET operations/s", "operations/s", &|d, p, s| get(d, p, s, "SET").0),
+        panel("GET operations/s", "operations/s", &|d, p, s| get(d, p, s, "GET").0),
+        panel("SET p99 latency", "p99 latency, ms", &|d, p, s| get(d, p, s, "SET").1),
+    ];
+    let subtitle = format!(
+        "redis-benchmark -t set,get -c {} -n {} per point, one run; appendfsync {} on both; kvd under the tender (tap) vs redis-server (veth)",
+        args.clients, args.point_requests, args.appendfsync
+    );
+    let svg = super::sweep::svg("nabla bench kvd --sweep", &subtitle, &panels);
+    let wrote = super::sweep::write_chart(&args.chart_dir, "kvd-sweep", &svg)?;
+    let mut rows = Vec::new();
+    for d in 0..sizes.len() {
+        for (p, &depth) in depths.iter().enumerate() {
+            for test in TESTS {
+                let (k, r) = (get(d, p, 0, test), get(d, p, 1, test));
+                rows.push((d, depth, test, k, r));
+            }
+        }
+    }
+    if args.json {
+        let points: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|&(d, depth, test, k, r)| {
+                json!({
+                    "test": test, "value_bytes": sizes[d], "pipeline": depth,
+                    "kvd": {"requests_per_sec": round1(k.0), "latency_p99_ms": round3(k.1),
+                            "server_cpu_cores": round3(k.2)},
+                    "redis": {"requests_per_sec": round1(r.0), "latency_p99_ms": round3(r.1),
+                              "server_cpu_cores": round3(r.2)},
+                    "kvd_over_redis_rps": ratio(k.0, r.0),
+                })
+            })
+            .collect();
+        let out = json!({ "benchmark": "kvd sweep", "subtitle": subtitle, "points": points,
+                          "failed": failed, "charts": wrote });
+        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+        return Ok(());
+    }
+    println!("kvd sweep: {subtitle}");
+    println!(
+        "  {:<4} {:>7} {:>4} {:>11} {:>11} {:>7} {:>9} {:>9} {:>6} {:>6}",
+        "test",
+        "value",
+        "-P",
+        "kvd ops/s",
+        "redis ops/s",
+        "ratio",
+        "kvd p99",
+        "redis p99",
+        "cpu k",
+        "cpu r"
+    );
+    for (d, depth, test, k, r) in rows {
+        println!(
+            "  {:<4} {:>7} {:>4} {:>11.0} {:>11.0} {:>6.2}× {:>7.3}ms {:>7.3}ms {:>5.0}% {:>5.0}%",
+            test,
+            size(d),
+            depth,
+            k.0,
+            r.0,
+            k.0 / r.0,
+            k.1,
+            r.1,
+            k.2 * 100.0,
+            r.2 * 100.0
+        );
+    }
+    println!("  ratio: kvd / redis-server operations/s (higher is better)");
+    for f in &failed {
+        println!("  failed (a gap in the curve): {f}");
+    }
+    println!("  chart: {}", wrote.join(", "));
     Ok(())
 }
 

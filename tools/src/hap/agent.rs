@@ -102,7 +102,7 @@ fn run_plan(plan: &Path, sink: &mut File) -> Result<()> {
         if plan.raw {
             emit(sink, &json!({ "raw": w.name, "lines": raw }))?;
         }
-        let (a, status) = match result {
+        let (mut a, status) = match result {
             Ok(r) => r,
             // The others are still worth measuring.
             Err(e) => {
@@ -110,6 +110,7 @@ fn run_plan(plan: &Path, sink: &mut File) -> Result<()> {
                 continue;
             }
         };
+        a.finish();
         emit(
             sink,
             &json!({
@@ -134,6 +135,7 @@ fn phase_json(p: &Phase) -> Value {
         "softirq": p.softirq,
         "syscalls": p.syscalls,
         "first_path": p.first_path,
+        "attribution": { "paths": p.attribution.paths, "instances": p.attribution.instances },
         "calls": p.calls,
     })
 }

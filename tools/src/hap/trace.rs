@@ -28,6 +28,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::attrib::{Attribution, Attributor, is_fault_entry};
+
 /// The interrupt context of a line, from its flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Context {
@@ -135,15 +137,6 @@ fn is_filter_install(function: &str) -> bool {
     )
 }
 
-/// The first traceable functions of a user page fault (`exc_page_fault`
-/// and `do_user_addr_fault` are not traceable on recent kernels).
-fn is_fault_entry(function: &str) -> bool {
-    matches!(
-        function,
-        "exc_page_fault" | "do_user_addr_fault" | "lock_mm_and_find_vma" | "handle_mm_fault"
-    )
-}
-
 /// What ran in one phase.
 #[derive(Debug, Default, Clone)]
 pub struct Phase {
@@ -161,6 +154,9 @@ pub struct Phase {
     pub first_path: BTreeMap<String, String>,
     /// Function entries recorded (all contexts).
     pub calls: u64,
+    /// Each task-context function and every call and device path that
+    /// reached it ([`super::attrib`]); filled when the trace ends.
+    pub attribution: Attribution,
 }
 
 impl Phase {
@@ -188,6 +184,12 @@ impl Phase {
             u.first_path.entry(f.clone()).or_insert_with(|| p.clone());
         }
         u.calls += other.calls;
+        for (f, labels) in &other.attribution.paths {
+            u.attribution.paths.entry(f.clone()).or_default().extend(labels.iter().cloned());
+        }
+        for (l, n) in &other.attribution.instances {
+            *u.attribution.instances.entry(l.clone()).or_default() += n;
+        }
         u
     }
 }
@@ -202,6 +204,7 @@ pub struct Analyzer {
     filter_done: bool,
     ended: bool,
     path: String,
+    attributor: Option<Attributor>,
     /// Start-up, then steady.
     pub startup: Phase,
     pub steady: Phase,
@@ -229,6 +232,7 @@ impl Analyzer {
             filter_done: false,
             ended: false,
             path: "entry".into(),
+            attributor: Some(Attributor::default()),
             startup: Phase::default(),
             steady: Phase::default(),
             lost: 0,
@@ -239,6 +243,16 @@ impl Analyzer {
     /// Whether the `hap:end` marker was seen.
     pub fn ended(&self) -> bool {
         self.ended
+    }
+
+    /// Ends the trace: credits the last call and fills both phases'
+    /// attribution. Idempotent; the `hap:end` marker calls it.
+    pub fn finish(&mut self) {
+        if let Some(mut at) = self.attributor.take() {
+            at.finish();
+            self.startup.attribution = at.startup;
+            self.steady.attribution = at.steady;
+        }
     }
 
     /// Whether the workload installed its seccomp filter.
@@ -263,7 +277,10 @@ impl Analyzer {
                 self.ready_marker = true;
                 self.update_ready();
             }
-            Line::Marker(m) if m == END => self.ended = true,
+            Line::Marker(m) if m == END => {
+                self.ended = true;
+                self.finish();
+            }
             Line::Marker(_) | Line::Other => {}
             Line::Lost(n) => self.lost += n,
             Line::SeccompExit { ok } => {
@@ -284,7 +301,11 @@ impl Analyzer {
                         phase.softirq.insert(name.to_string());
                     }
                     Context::Task => {
-                        if let Some(sys) = syscall_name(name) {
+                        let sys = syscall_name(name);
+                        if let Some(at) = &mut self.attributor {
+                            at.feed(name, sys, self.ready);
+                        }
+                        if let Some(sys) = sys {
                             phase.syscalls.insert(sys.to_string());
                             self.path = sys.to_string();
                         } else if is_fault_entry(name) {
@@ -400,6 +421,11 @@ mod tests {
         assert!(a.steady.irq.contains("irq_enter_rcu"));
         assert!(a.steady.softirq.contains("net_rx_action"));
         assert_eq!(a.steady.first_path["handle_mm_fault"], "page fault");
+        // The end marker credited the last instance.
+        let fault: Vec<&String> = a.steady.attribution.paths["handle_mm_fault"].iter().collect();
+        assert_eq!(fault, ["page fault"]);
+        assert_eq!(a.steady.attribution.instances["write"], 1);
+        assert!(a.startup.attribution.paths["mutex_unlock"].contains("seccomp"));
         assert!(!a.steady.task.contains("__x64_sys_openat"));
     }
 
