@@ -25,8 +25,12 @@
 //! Anything else closes the connection. `nabla bench tcp` is the client,
 //! and also runs the same protocol natively for comparison.
 //!
-//! Buffers are large by default (256 KiB each way, the advertised window
-//! and what may be in flight) and Nagle is off. For experiments:
+//! Buffers are large by default (4 MiB each way, the advertised window
+//! and what may be in flight: Linux's `tcp_wmem` maximum, which its
+//! autotuning reaches in such a transfer) and Nagle is off. With 256 KiB,
+//! a guest that waited a few milliseconds for a CPU on a busy machine
+//! stalled its peer for want of window (see docs/performance.md, "Bulk TCP
+//! every run"). For experiments:
 //! `TCPPERF_RX_KIB`, `TCPPERF_TX_KIB` (buffer sizes) and
 //! `TCPPERF_ACK_DELAY_MS` (delayed-ACK timeout; 0 acknowledges every
 //! segment at once; default 10, libos's).
@@ -90,8 +94,8 @@ async fn main() -> Result<(), NetError> {
         // Transfers come one at a time; every listening socket holds both
         // buffers, so keep few.
         backlog: 4,
-        rx_buffer: var("TCPPERF_RX_KIB", 256)? as usize * 1024,
-        tx_buffer: var("TCPPERF_TX_KIB", 256)? as usize * 1024,
+        rx_buffer: var("TCPPERF_RX_KIB", 4096)? as usize * 1024,
+        tx_buffer: var("TCPPERF_TX_KIB", 4096)? as usize * 1024,
         nodelay: true,
         ack_delay,
         ..TcpOptions::default()

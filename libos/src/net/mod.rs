@@ -242,6 +242,20 @@ fn sync_loopback(stack: &mut Stack) {
     });
 }
 
+/// Most frames one turn of the stack takes in from a tap before it sends
+/// and returns (see [`INGRESS_BYTES`]).
+const INGRESS_FRAMES: u64 = 64;
+
+/// Most bytes one turn takes in from a tap before it sends what smoltcp
+/// has to send (ACKs, window updates, data the ACKs let out) and returns,
+/// so that the tasks can take the data and the stack is polled again at
+/// once. Without a bound, a peer that sends as fast as the guest reads
+/// kept the guest reading until the tap was empty: one ACK per megabyte or
+/// more, a window that did not open again until the batch was over, and
+/// segments beyond it dropped (`nabla bench tcp`, client → guest; see
+/// docs/performance.md, "Bulk TCP every run").
+const INGRESS_BYTES: u64 = 128 * 1024;
+
 /// Processes what arrived and sends what is queued, on every interface.
 /// Returns whether any socket changed state.
 pub(crate) fn poll(now: Instant) -> bool {
@@ -433,6 +447,7 @@ impl Iface {
         let mut changed = false;
         self.refresh_listeners();
         self.tap.connections_listed = false;
+        let (frames0, bytes0) = (self.tap.stats.rx_frames, self.tap.stats.rx_bytes);
         loop {
             if self.tap.syn_gate_closed {
                 self.refresh_listeners();
@@ -442,6 +457,16 @@ impl Iface {
                 In::None => break,
                 In::PacketProcessed => {}
                 In::SocketStateChanged => changed = true,
+            }
+            // The budget is spent and the tap may hold more: send (the
+            // ACKs and window updates for what came) and let the tasks
+            // take the data before reading on; the caller polls again at
+            // once.
+            if self.tap.stats.rx_frames - frames0 >= INGRESS_FRAMES
+                || self.tap.stats.rx_bytes - bytes0 >= INGRESS_BYTES
+            {
+                changed = true;
+                break;
             }
         }
         while self.iface.poll_egress(ts, &mut self.tap, &mut self.sockets) != Out::None {

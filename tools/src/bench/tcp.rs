@@ -32,7 +32,7 @@
 //! namespace's TCP counters (retransmissions, duplicates, out-of-order
 //! data, zero windows), for the guest's transfers and Linux's alike.
 //!
-//! Socket buffers: the guest's are 256 KiB each way (tcpperf's default;
+//! Socket buffers: the guest's are 4 MiB each way (tcpperf's default;
 //! `--guest-env TCPPERF_RX_KIB=...` and friends change them); the native
 //! server's and the client's are Linux's defaults, autotuned.
 
@@ -187,23 +187,37 @@ fn parse_netstat(text: &str) -> [u64; WATCHED.len()] {
     out
 }
 
+/// Nanoseconds a thread has spent waiting on a run queue (runnable, not
+/// running), from its `schedstat` file (`/proc/PID/schedstat`,
+/// `/proc/thread-self/schedstat`): the second field.
+fn run_delay_ns(path: &str) -> Result<u64> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("{path}: unexpected contents {text:?}"))
+}
+
 /// The guest's counters over a transfer (see `examples/tcpperf`, `C`).
 #[derive(Debug, Clone, Copy)]
 struct GuestRun {
     /// Tender CPU time / wall time, in cores.
     tender_cpu: f64,
+    /// Time the tender waited for a CPU (runnable, not running) / wall
+    /// time.
+    tender_wait: f64,
     /// The counters after less before, then the guest's settings as they
     /// are (buffers, delayed ACK).
     counters: [u64; tcpperf::GUEST_COUNTERS],
 }
 
 impl GuestRun {
-    fn new(tender_cpu: f64, before: &[u64; 14], after: &[u64; 14]) -> Self {
+    fn new(tender_cpu: f64, tender_wait: f64, before: &[u64; 14], after: &[u64; 14]) -> Self {
         let mut counters = *after;
         for (c, b) in counters.iter_mut().zip(before).take(11) {
             *c = c.wrapping_sub(*b);
         }
-        Self { tender_cpu, counters }
+        Self { tender_cpu, tender_wait, counters }
     }
 
     const READS: usize = 0;
@@ -226,6 +240,7 @@ impl GuestRun {
         let c = &self.counters;
         json!({
             "tender_cpu_cores": round2(self.tender_cpu),
+            "tender_run_queue_wait": round2(self.tender_wait),
             "reads": c[Self::READS],
             "read_bytes": c[Self::READ_BYTES],
             "writes": c[Self::WRITES],
@@ -250,6 +265,8 @@ struct Sample {
     gbits: f64,
     /// Busy CPUs of the whole machine, in cores.
     machine_cpu: f64,
+    /// Time the client thread waited for a CPU / wall time.
+    client_wait: f64,
     /// The client's `TCP_INFO` at the end.
     info: tcpperf::TcpInfo,
     /// The [`WATCHED`] counters of the client namespace over the transfer.
@@ -264,6 +281,7 @@ impl Sample {
         let mut v = json!({
             "gbit_per_sec": round2(self.gbits),
             "machine_cpu_cores": round2(self.machine_cpu),
+            "client_run_queue_wait": round2(self.client_wait),
             "client_tcp_info": {
                 "peer_window_scale": i.peer_wscale,
                 "client_window_scale": i.own_wscale,
@@ -295,8 +313,9 @@ impl Sample {
             Some(g) => {
                 let c = &g.counters;
                 format!(
-                    "{:>4.0}% {:>7} {:>6.0} {:>6} {:>6.0} {:>6} {:>5} {:>4}",
+                    "{:>4.0}% {:>4.0}% {:>7} {:>6.0} {:>6} {:>6.0} {:>6} {:>5} {:>4}",
                     g.tender_cpu * 100.0,
+                    g.tender_wait * 100.0,
                     c[GuestRun::READS],
                     g.per_call(GuestRun::READ_BYTES, GuestRun::READS),
                     c[GuestRun::WRITES],
@@ -320,9 +339,10 @@ impl Sample {
             .map(|((_, _, label), v)| format!("{label} {v}"))
             .collect();
         format!(
-            "{:>7.2} {:>4.0}% {guest} | {:>2}/{:<2} {:>7} {:>4.0}% {:>5} {}",
+            "{:>7.2} {:>4.0}% {:>4.0}% {guest} | {:>2}/{:<2} {:>7} {:>4.0}% {:>5} {}",
             self.gbits,
             self.machine_cpu * 100.0,
+            self.client_wait * 100.0,
             i.peer_wscale,
             i.own_wscale,
             i.snd_wnd,
@@ -481,13 +501,15 @@ fn print_report(args: &Args, topo: &Topology, guest_d: &Daemon, samples: &Sample
         println!();
         println!("  {}", dir.label());
         println!(
-            "  {:<5} {:<6} {:>6} {:>7} {:>5} {:>5} {:>7} {:>6} {:>6} {:>6} {:>6} {:>5} {:>4} | {:>5} {:>7} {:>5} {:>5} events",
+            "  {:<5} {:<6} {:>6} {:>7} {:>5} {:>5} {:>5} {:>5} {:>7} {:>6} {:>6} {:>6} {:>6} {:>5} {:>4} | {:>5} {:>7} {:>5} {:>5} events",
             "round",
             "server",
             "ratio",
             "Gbit/s",
             "mach",
+            "cwait",
             "CPU",
+            "wait",
             "reads",
             "B/rd",
             "writes",
@@ -529,7 +551,9 @@ fn print_report(args: &Args, topo: &Topology, guest_d: &Daemon, samples: &Sample
     println!();
     println!(
         "  ratio: tender/native in the same round (higher is better). mach: all {} CPUs' busy \
-         time; CPU: the tender's user + system time (% of one core). The guest's counters over \
+         time; cwait: time the client thread waited for a CPU; CPU: the tender's user + \
+         system time; wait: time the tender waited for a CPU (% of one core, of the wall \
+         time). The guest's counters over \
          the transfer: reads/writes (system calls, with bytes per call), ppolls (empty: \
          none ready), drop: frames dropped. After |, the client socket's TCP_INFO: window \
          scale peer/client, the peer's window (bytes), time the peer's window held the client \
@@ -571,30 +595,36 @@ fn measure(
             for k in 0..2 {
                 let srv = (round + d + k) % 2;
                 let before = if srv == 0 { Some(counters()?) } else { None };
+                let schedstat = format!("/proc/{}/schedstat", guest_d.pid());
                 let cpu0 = guest_d.cpu_seconds()?;
+                let wait0 = run_delay_ns(&schedstat)?;
                 let machine0 = MachineCpu::now()?;
                 let t0 = Instant::now();
-                let (transfer, netstat) = topo.client.run(|| -> Result<_> {
+                let (transfer, netstat, client_wait_ns) = topo.client.run(|| -> Result<_> {
                     let n0 = netstat()?;
+                    let w0 = run_delay_ns("/proc/thread-self/schedstat")?;
                     let t = dir.transfer(addrs[srv], bytes)?;
+                    let w1 = run_delay_ns("/proc/thread-self/schedstat")?;
                     let n1 = netstat()?;
                     let mut delta = [0u64; WATCHED.len()];
                     for (v, (a, b)) in delta.iter_mut().zip(n1.iter().zip(n0)) {
                         *v = a.saturating_sub(b);
                     }
-                    Ok((t, delta))
+                    Ok((t, delta, w1.saturating_sub(w0)))
                 })??;
                 let wall = t0.elapsed().as_secs_f64();
                 let cpu = (guest_d.cpu_seconds()? - cpu0) / wall;
+                let wait = run_delay_ns(&schedstat)?.saturating_sub(wait0) as f64 / 1e9 / wall;
                 let machine_cpu = MachineCpu::now()?.cores_since(&machine0);
                 guest_d.check()?;
                 let guest = match before {
-                    Some(b) => Some(GuestRun::new(cpu, &b, &counters()?)),
+                    Some(b) => Some(GuestRun::new(cpu, wait, &b, &counters()?)),
                     None => None,
                 };
                 samples[d][srv].push(Sample {
                     gbits: tcpperf::gbits(bytes, transfer.elapsed),
                     machine_cpu,
+                    client_wait: client_wait_ns as f64 / 1e9 / wall,
                     info: transfer.info,
                     netstat,
                     guest,
@@ -638,7 +668,7 @@ mod tests {
     fn guest_run_subtracts_counts_not_settings() {
         let before = [1, 100, 2, 200, 3, 1, 4, 5, 0, 1, 0, 262144, 262144, 10000];
         let after = [11, 1100, 12, 2200, 13, 2, 14, 15, 1, 6, 0, 262144, 262144, 10000];
-        let g = GuestRun::new(0.5, &before, &after);
+        let g = GuestRun::new(0.5, 0.1, &before, &after);
         assert_eq!(g.counters[..11], [10, 1000, 10, 2000, 10, 1, 10, 10, 1, 5, 0]);
         assert_eq!(g.counters[11..], [262144, 262144, 10000]);
         assert_eq!(g.per_call(GuestRun::READ_BYTES, GuestRun::READS), 100.0);
