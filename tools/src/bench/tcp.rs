@@ -522,17 +522,16 @@ fn print_report(args: &Args, topo: &Topology, guest_d: &Daemon, samples: &Sample
             "rwnd",
             "rtt"
         );
-        for r in 0..rounds {
-            let ratio = samples[d][0][r].gbits / samples[d][1][r].gbits;
-            for srv in 0..2 {
-                println!(
-                    "  {:<5} {:<6} {:>6} {}",
-                    if srv == 0 { (r + 1).to_string() } else { String::new() },
-                    ["tender", "native"][srv],
-                    if srv == 0 { format!("{ratio:.2}×") } else { String::new() },
-                    samples[d][srv][r].row()
-                );
-            }
+        let [tender, native] = &samples[d];
+        for (r, (t, n)) in tender.iter().zip(native).enumerate() {
+            println!(
+                "  {:<5} {:<6} {:>6} {}",
+                r + 1,
+                "tender",
+                format!("{:.2}×", t.gbits / n.gbits),
+                t.row()
+            );
+            println!("  {:<5} {:<6} {:>6} {}", "", "native", "", n.row());
         }
         let (lo, med, hi) =
             spread((0..rounds).map(|r| samples[d][0][r].gbits / samples[d][1][r].gbits));
