@@ -187,6 +187,27 @@ fn parse_netstat(text: &str) -> [u64; WATCHED.len()] {
     out
 }
 
+/// Frames dropped on the client namespace's links so far (the tap's and
+/// the veth's `rx` and `tx` `dropped`, summed): a tap's `tx` drops are
+/// frames for the guest that found its queue full.
+fn link_drops(topo: &Topology) -> Result<u64> {
+    let out = topo.client.ip(&["-s", "-j", "link", "show"])?;
+    parse_link_drops(&out).ok_or_else(|| format!("ip -s -j link show: unexpected output {out:?}"))
+}
+
+/// The sum of `stats64.{rx,tx}.dropped` over the links of `ip -s -j link
+/// show`'s output.
+fn parse_link_drops(json_text: &str) -> Option<u64> {
+    let links: serde_json::Value = serde_json::from_str(json_text).ok()?;
+    let mut sum = 0;
+    for link in links.as_array()? {
+        for way in ["rx", "tx"] {
+            sum += link["stats64"][way]["dropped"].as_u64().unwrap_or(0);
+        }
+    }
+    Some(sum)
+}
+
 /// Nanoseconds a thread has spent waiting on a run queue (runnable, not
 /// running), from its `schedstat` file (`/proc/PID/schedstat`,
 /// `/proc/thread-self/schedstat`): the second field.
@@ -271,6 +292,8 @@ struct Sample {
     info: tcpperf::TcpInfo,
     /// The [`WATCHED`] counters of the client namespace over the transfer.
     netstat: [u64; WATCHED.len()],
+    /// Frames dropped on the client namespace's links over the transfer.
+    link_drops: u64,
     /// The guest's figures (guest samples only).
     guest: Option<GuestRun>,
 }
@@ -296,6 +319,7 @@ impl Sample {
                 "client_sndbuf_limited_us": i.sndbuf_limited_us,
                 "out_of_order_segments": i.rcv_ooopack,
             },
+            "client_link_drops": self.link_drops,
             "client_netstat": WATCHED.iter().zip(self.netstat)
                 .map(|((g, n, _), v)| (format!("{g}.{n}"), json!(v)))
                 .collect::<serde_json::Map<_, _>>(),
@@ -334,9 +358,11 @@ impl Sample {
             if i.busy_us > 0 { i.rwnd_limited_us as f64 / i.busy_us as f64 * 100.0 } else { 0.0 };
         let events: Vec<String> = WATCHED
             .iter()
+            .map(|(_, _, label)| *label)
             .zip(self.netstat)
+            .chain([("link-drop", self.link_drops)])
             .filter(|(_, v)| *v > 0)
-            .map(|((_, _, label), v)| format!("{label} {v}"))
+            .map(|(label, v)| format!("{label} {v}"))
             .collect();
         format!(
             "{:>7.2} {:>4.0}% {:>4.0}% {guest} | {:>2}/{:<2} {:>7} {:>4.0}% {:>5} {}",
@@ -559,7 +585,8 @@ fn print_report(args: &Args, topo: &Topology, guest_d: &Daemon, samples: &Sample
          back (% of its busy time), rtt µs; events: the client namespace's TCP counters \
          (retrans: client retransmissions; dup: data received twice; ooo: out of order; \
          zwin-adv: client advertised a zero window; zwin-probe: client probed a closed window; \
-         rto; tlp; rcvq-drop).",
+         rto; tlp; rcvq-drop; link-drop: frames dropped on the client namespace's tap or \
+         veth, e.g. for a guest whose tap queue was full).",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 }
@@ -594,6 +621,7 @@ fn measure(
             for k in 0..2 {
                 let srv = (round + d + k) % 2;
                 let before = if srv == 0 { Some(counters()?) } else { None };
+                let drops0 = link_drops(topo)?;
                 let schedstat = format!("/proc/{}/schedstat", guest_d.pid());
                 let cpu0 = guest_d.cpu_seconds()?;
                 let wait0 = run_delay_ns(&schedstat)?;
@@ -615,6 +643,7 @@ fn measure(
                 let cpu = (guest_d.cpu_seconds()? - cpu0) / wall;
                 let wait = run_delay_ns(&schedstat)?.saturating_sub(wait0) as f64 / 1e9 / wall;
                 let machine_cpu = MachineCpu::now()?.cores_since(&machine0);
+                let link_drops = link_drops(topo)?.saturating_sub(drops0);
                 guest_d.check()?;
                 let guest = match before {
                     Some(b) => Some(GuestRun::new(cpu, wait, &b, &counters()?)),
@@ -626,6 +655,7 @@ fn measure(
                     client_wait: client_wait_ns as f64 / 1e9 / wall,
                     info: transfer.info,
                     netstat,
+                    link_drops,
                     guest,
                 });
             }
@@ -671,6 +701,16 @@ mod tests {
         assert_eq!(g.counters[..11], [10, 1000, 10, 2000, 10, 1, 10, 10, 1, 5, 0]);
         assert_eq!(g.counters[11..], [262144, 262144, 10000]);
         assert_eq!(g.per_call(GuestRun::READ_BYTES, GuestRun::READS), 100.0);
+    }
+
+    #[test]
+    fn link_drops_sum_both_ways_of_every_link() {
+        let out = r#"[{"ifname":"lo","stats64":{"rx":{"dropped":1},"tx":{"dropped":0}}},
+                      {"ifname":"nbtap0","stats64":{"rx":{"dropped":2},"tx":{"dropped":40}}},
+                      {"ifname":"x"}]"#;
+        assert_eq!(parse_link_drops(out), Some(43));
+        assert_eq!(parse_link_drops("not json"), None);
+        assert_eq!(parse_link_drops("{}"), None);
     }
 
     #[test]
