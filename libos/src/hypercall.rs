@@ -279,3 +279,24 @@ pub fn exit_group(code: i32) -> ! {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every call counts, refused ones too; bytes only for what moved.
+    /// (Other tests run beside this one in the same process: at least.)
+    #[test]
+    fn calls_are_counted() {
+        let before = counters();
+        let mut buf = [0u8; 8];
+        assert_eq!(read(-1, &mut buf), Err(Errno(9)));
+        assert_eq!(write(-1, &buf), Err(Errno(9)));
+        assert_eq!(ppoll(&mut [], Some(Duration::ZERO)), Ok(0));
+        let d = counters().since(&before);
+        assert!(d.reads >= 1 && d.writes >= 1, "{d:?}");
+        assert!(d.ppolls >= 1 && d.ppoll_empty >= 1, "{d:?}");
+        let c = Counters { reads: 5, read_bytes: 7, ..Counters::default() };
+        assert_eq!(c.since(&c), Counters::default());
+    }
+}

@@ -679,3 +679,42 @@ pub async fn wait_configured() {
         crate::task::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use smoltcp::phy::{Device, TxToken};
+
+    use super::*;
+
+    /// Queues `n` frames of `len` zero bytes on the loopback (an
+    /// EtherType nobody handles: smoltcp drops each).
+    fn queue(lo: &mut Iface, n: usize, len: usize) {
+        for _ in 0..n {
+            let tx = lo.tap.transmit(smol_now(Instant::now())).expect("room");
+            tx.consume(len, |b| b.fill(0));
+        }
+    }
+
+    #[test]
+    fn a_turn_takes_in_at_most_its_budget() {
+        let mut lo = loopback(Instant::now());
+        let ts = smol_now(Instant::now());
+        // Frames: 64 a turn, and a turn that stops early says so.
+        queue(&mut lo, 150, 60);
+        assert!(lo.poll_frames(ts), "more to read: the caller turns again");
+        assert_eq!(lo.tap.stats.rx_frames, 64);
+        assert!(lo.poll_frames(ts));
+        assert_eq!(lo.tap.stats.rx_frames, 128);
+        lo.poll_frames(ts);
+        assert_eq!(lo.tap.stats.rx_frames, 150, "the rest");
+        assert!(!lo.tap.has_looped());
+        // Bytes: 128 KiB a turn, the frame that reaches it included.
+        let frame = LOOPBACK_MTU as usize + 14;
+        queue(&mut lo, 10, frame);
+        assert!(lo.poll_frames(ts));
+        let per_turn = INGRESS_BYTES.div_ceil(frame as u64);
+        assert_eq!(lo.tap.stats.rx_frames, 150 + per_turn);
+        lo.poll_frames(ts);
+        assert_eq!(lo.tap.stats.rx_frames, 160);
+    }
+}
