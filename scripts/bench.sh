@@ -33,7 +33,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 target/release/nabla bench http
 echo
-target/release/nabla bench tcp
+# Fails (exit 1) when a round of either direction is below 0.9× of Linux;
+# the report is printed first, and the other benchmarks still run.
+target/release/nabla bench tcp || echo "nabla bench tcp: the goal is not met in every round (report above)" >&2
 echo
 target/release/nabla bench kvd
 echo

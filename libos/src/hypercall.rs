@@ -16,6 +16,7 @@
 
 use core::arch::asm;
 use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 
 const SYS_READ: usize = 0;
@@ -48,6 +49,74 @@ impl fmt::Display for Errno {
 }
 
 impl core::error::Error for Errno {}
+
+/// How many `read`, `write` and `ppoll` calls the guest has made, and the
+/// bytes the reads and writes moved, since it started: the figures
+/// `strace -c` would give, without a tracer slowing the guest down.
+/// Benchmarks read them before and after a transfer (see
+/// `examples/tcpperf`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// `read` calls, including those that found nothing (`EAGAIN`).
+    pub reads: u64,
+    /// Bytes the `read` calls returned.
+    pub read_bytes: u64,
+    /// `write` calls (taps and the console), including refused ones.
+    pub writes: u64,
+    /// Bytes the `write` calls took.
+    pub write_bytes: u64,
+    /// `ppoll` calls, waiting or not.
+    pub ppolls: u64,
+    /// `ppoll` calls that returned with no fd ready (a timeout, or a
+    /// check with a zero timeout that found nothing).
+    pub ppoll_empty: u64,
+}
+
+impl Counters {
+    /// The counts from `earlier` to `self`.
+    pub fn since(&self, earlier: &Counters) -> Counters {
+        Counters {
+            reads: self.reads.wrapping_sub(earlier.reads),
+            read_bytes: self.read_bytes.wrapping_sub(earlier.read_bytes),
+            writes: self.writes.wrapping_sub(earlier.writes),
+            write_bytes: self.write_bytes.wrapping_sub(earlier.write_bytes),
+            ppolls: self.ppolls.wrapping_sub(earlier.ppolls),
+            ppoll_empty: self.ppoll_empty.wrapping_sub(earlier.ppoll_empty),
+        }
+    }
+}
+
+static READS: AtomicU64 = AtomicU64::new(0);
+static READ_BYTES: AtomicU64 = AtomicU64::new(0);
+static WRITES: AtomicU64 = AtomicU64::new(0);
+static WRITE_BYTES: AtomicU64 = AtomicU64::new(0);
+static PPOLLS: AtomicU64 = AtomicU64::new(0);
+static PPOLL_EMPTY: AtomicU64 = AtomicU64::new(0);
+
+/// The counts so far.
+pub fn counters() -> Counters {
+    Counters {
+        reads: READS.load(Ordering::Relaxed),
+        read_bytes: READ_BYTES.load(Ordering::Relaxed),
+        writes: WRITES.load(Ordering::Relaxed),
+        write_bytes: WRITE_BYTES.load(Ordering::Relaxed),
+        ppolls: PPOLLS.load(Ordering::Relaxed),
+        ppoll_empty: PPOLL_EMPTY.load(Ordering::Relaxed),
+    }
+}
+
+/// Counts one call in `calls`, and what it moved in `bytes`.
+fn count(
+    calls: &AtomicU64,
+    bytes: &AtomicU64,
+    result: Result<usize, Errno>,
+) -> Result<usize, Errno> {
+    calls.fetch_add(1, Ordering::Relaxed);
+    if let Ok(n) = result {
+        bytes.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    result
+}
 
 fn check(ret: isize) -> Result<usize, Errno> {
     if ret < 0 { Err(Errno(-ret as i32)) } else { Ok(ret as usize) }
@@ -85,7 +154,9 @@ unsafe fn syscall5(nr: usize, a0: usize, a1: usize, a2: usize, a3: usize, a4: us
 /// tap fds (network transmit). Returns the number of bytes written.
 pub fn write(fd: i32, buf: &[u8]) -> Result<usize, Errno> {
     // SAFETY: buf is valid for reads of buf.len() bytes.
-    check(unsafe { syscall5(SYS_WRITE, fd as usize, buf.as_ptr() as usize, buf.len(), 0, 0) })
+    let r =
+        check(unsafe { syscall5(SYS_WRITE, fd as usize, buf.as_ptr() as usize, buf.len(), 0, 0) });
+    count(&WRITES, &WRITE_BYTES, r)
 }
 
 /// `read(fd, buf, len)`. Allowed for the attached tap fds only (network
@@ -93,7 +164,10 @@ pub fn write(fd: i32, buf: &[u8]) -> Result<usize, Errno> {
 /// an empty queue is [`Errno::EAGAIN`].
 pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
     // SAFETY: buf is valid for writes of buf.len() bytes.
-    check(unsafe { syscall5(SYS_READ, fd as usize, buf.as_mut_ptr() as usize, buf.len(), 0, 0) })
+    let r = check(unsafe {
+        syscall5(SYS_READ, fd as usize, buf.as_mut_ptr() as usize, buf.len(), 0, 0)
+    });
+    count(&READS, &READ_BYTES, r)
 }
 
 /// `pread64(fd, buf, len, offset)`. Allowed for an attached disk's fd, with
@@ -181,7 +255,13 @@ pub fn ppoll(fds: &mut [PollFd], timeout: Option<Duration>) -> Result<usize, Err
     // SAFETY: fds is valid for reads and writes of fds.len() pollfds, ts_ptr
     // is NULL or points to a timespec that outlives the call, and the signal
     // mask is NULL (the kernel then ignores the size argument).
-    check(unsafe { syscall5(SYS_PPOLL, fds.as_mut_ptr() as usize, fds.len(), ts_ptr, 0, 8) })
+    let r =
+        check(unsafe { syscall5(SYS_PPOLL, fds.as_mut_ptr() as usize, fds.len(), ts_ptr, 0, 8) });
+    PPOLLS.fetch_add(1, Ordering::Relaxed);
+    if r == Ok(0) {
+        PPOLL_EMPTY.fetch_add(1, Ordering::Relaxed);
+    }
+    r
 }
 
 /// `exit_group(code)`: ends the guest, and with it the process.
@@ -197,5 +277,26 @@ pub fn exit_group(code: i32) -> ! {
             in("rdi") code as isize,
             options(noreturn, nostack),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every call counts, refused ones too; bytes only for what moved.
+    /// (Other tests run beside this one in the same process: at least.)
+    #[test]
+    fn calls_are_counted() {
+        let before = counters();
+        let mut buf = [0u8; 8];
+        assert_eq!(read(-1, &mut buf), Err(Errno(9)));
+        assert_eq!(write(-1, &buf), Err(Errno(9)));
+        assert_eq!(ppoll(&mut [], Some(Duration::ZERO)), Ok(0));
+        let d = counters().since(&before);
+        assert!(d.reads >= 1 && d.writes >= 1, "{d:?}");
+        assert!(d.ppolls >= 1 && d.ppoll_empty >= 1, "{d:?}");
+        let c = Counters { reads: 5, read_bytes: 7, ..Counters::default() };
+        assert_eq!(c.since(&c), Counters::default());
     }
 }

@@ -4,7 +4,7 @@
 //! nabla bench startup [--runs N] [--warmup N] [--tender PATH] [--guest PATH] [--json]
 //! nabla bench memory [--instances N] [--tender PATH] [--guest PATH] [--json]
 //! nabla bench http [--duration S] [--connections C] [--threads T] [--rounds N] [--mtu BYTES] [--json]
-//! nabla bench tcp [--size MIB] [--rounds N] [--mtu BYTES] [--guest-env KEY=VALUE] [--json]
+//! nabla bench tcp [--size MIB] [--rounds N] [--mtu BYTES] [--goal RATIO] [--guest-env KEY=VALUE] [--json]
 //! nabla bench block [--size-mib MIB] [--block-kib KIB] [--rounds N] [--dir DIR] [--json]
 //! nabla bench container [--runs N] [--warmup N] [--nabla-runc PATH] [--runc PATH] [--guest PATH] [--json]
 //! nabla disk create IMG --from DIR | get | ls | check

@@ -11,12 +11,26 @@
 //! |---|---|
 //! | `S`, then N as 8 bytes little-endian | sends N bytes (a pattern), then closes |
 //! | `R`, then any bytes, then closes its side | reads to end of stream, writes the count as 8 bytes little-endian, closes |
+//! | `C` | writes its counters (below), then closes |
+//!
+//! `C` answers with [`COUNTERS`] numbers, 8 bytes little-endian each, in
+//! this order: the guest's `read` calls (with those that found nothing),
+//! bytes read, `write` calls, bytes written, `ppoll` calls, `ppoll`s that
+//! found nothing ready (see `libos::hypercall::Counters`); then, summed
+//! over the interfaces, frames received, sent, dropped on sending, sent for
+//! the host to segment, dropped on receipt (`libos::net::TapStats`); then
+//! its socket buffers (receive, send, bytes) and delayed-ACK timeout (µs, 0
+//! for none). `nabla bench tcp` asks before and after each transfer.
 //!
 //! Anything else closes the connection. `nabla bench tcp` is the client,
 //! and also runs the same protocol natively for comparison.
 //!
-//! Buffers are large by default (256 KiB each way, the advertised window
-//! and what may be in flight) and Nagle is off. For experiments:
+//! Buffers are large by default (4 MiB each way, the advertised window
+//! and what may be in flight: Linux's `tcp_wmem` maximum, which its
+//! autotuning reaches in such a transfer) and Nagle is off. With 256 KiB,
+//! a guest that waited a few milliseconds for a CPU on a busy machine
+//! stalled its peer for want of window (see docs/performance.md, "Bulk TCP
+//! every run"). For experiments:
 //! `TCPPERF_RX_KIB`, `TCPPERF_TX_KIB` (buffer sizes) and
 //! `TCPPERF_ACK_DELAY_MS` (delayed-ACK timeout; 0 acknowledges every
 //! segment at once; default 10, libos's).
@@ -34,6 +48,9 @@ libos::app!(async main, devices: ["service0": Net]);
 /// Bytes sent per `write`: a whole number of 26-byte periods, so that the
 /// pattern runs on across writes.
 const CHUNK: usize = 26 * 2520;
+
+/// How many numbers `C` answers with.
+const COUNTERS: usize = 14;
 
 /// `b'a' + (i % 26)`, the pattern of httpd's `/bench/*.bin` files.
 static PATTERN: [u8; CHUNK] = pattern();
@@ -77,8 +94,8 @@ async fn main() -> Result<(), NetError> {
         // Transfers come one at a time; every listening socket holds both
         // buffers, so keep few.
         backlog: 4,
-        rx_buffer: var("TCPPERF_RX_KIB", 256)? as usize * 1024,
-        tx_buffer: var("TCPPERF_TX_KIB", 256)? as usize * 1024,
+        rx_buffer: var("TCPPERF_RX_KIB", 4096)? as usize * 1024,
+        tx_buffer: var("TCPPERF_TX_KIB", 4096)? as usize * 1024,
         nodelay: true,
         ack_delay,
         ..TcpOptions::default()
@@ -98,7 +115,7 @@ async fn main() -> Result<(), NetError> {
     loop {
         let (stream, peer) = listener.accept().await?;
         task::spawn(async move {
-            match serve(stream).await {
+            match serve(stream, &opts).await {
                 Ok(()) => {}
                 Err(e) => log::warn!("{peer}: {e}"),
             }
@@ -118,7 +135,42 @@ async fn read_exact(stream: &mut TcpStream, buf: &mut [u8]) -> Result<(), NetErr
     Ok(())
 }
 
-async fn serve(mut stream: TcpStream) -> Result<(), NetError> {
+/// The answer to `C`.
+fn counters(opts: &TcpOptions) -> [u64; COUNTERS] {
+    let c = libos::hypercall::counters();
+    let mut taps = [0u64; 5];
+    for i in libos::net::interfaces() {
+        let s = i.stats;
+        for (sum, v) in taps.iter_mut().zip([
+            s.rx_frames,
+            s.tx_frames,
+            s.tx_dropped,
+            s.tx_offloaded,
+            s.rx_dropped,
+        ]) {
+            *sum += v;
+        }
+    }
+    let ack_delay = opts.ack_delay.map_or(0, |d| d.as_micros() as u64);
+    [
+        c.reads,
+        c.read_bytes,
+        c.writes,
+        c.write_bytes,
+        c.ppolls,
+        c.ppoll_empty,
+        taps[0],
+        taps[1],
+        taps[2],
+        taps[3],
+        taps[4],
+        opts.rx_buffer as u64,
+        opts.tx_buffer as u64,
+        ack_delay,
+    ]
+}
+
+async fn serve(mut stream: TcpStream, opts: &TcpOptions) -> Result<(), NetError> {
     let mut command = [0u8; 1];
     read_exact(&mut stream, &mut command).await?;
     match command[0] {
@@ -142,6 +194,13 @@ async fn serve(mut stream: TcpStream) -> Result<(), NetError> {
                 }
             }
             stream.write_all(&count.to_le_bytes()).await?;
+        }
+        b'C' => {
+            let mut out = [0u8; COUNTERS * 8];
+            for (slot, v) in out.chunks_exact_mut(8).zip(counters(opts)) {
+                slot.copy_from_slice(&v.to_le_bytes());
+            }
+            stream.write_all(&out).await?;
         }
         other => log::warn!("unknown command {other:#04x}"),
     }

@@ -242,6 +242,20 @@ fn sync_loopback(stack: &mut Stack) {
     });
 }
 
+/// Most frames one turn of the stack takes in from a tap before it sends
+/// and returns (see [`INGRESS_BYTES`]).
+const INGRESS_FRAMES: u64 = 64;
+
+/// Most bytes one turn takes in from a tap before it sends what smoltcp
+/// has to send (ACKs, window updates, data the ACKs let out) and returns,
+/// so that the tasks can take the data and the stack is polled again at
+/// once. Without a bound, a peer that sends as fast as the guest reads
+/// kept the guest reading until the tap was empty: one ACK per megabyte or
+/// more, a window that did not open again until the batch was over, and
+/// segments beyond it dropped (`nabla bench tcp`, client → guest; see
+/// docs/performance.md, "Bulk TCP every run").
+const INGRESS_BYTES: u64 = 128 * 1024;
+
 /// Processes what arrived and sends what is queued, on every interface.
 /// Returns whether any socket changed state.
 pub(crate) fn poll(now: Instant) -> bool {
@@ -442,6 +456,7 @@ impl Iface {
         let mut changed = false;
         self.refresh_listeners();
         self.tap.connections_listed = false;
+        let (frames0, bytes0) = (self.tap.stats.rx_frames, self.tap.stats.rx_bytes);
         loop {
             if self.tap.syn_gate_closed {
                 self.refresh_listeners();
@@ -451,6 +466,16 @@ impl Iface {
                 In::None => break,
                 In::PacketProcessed => {}
                 In::SocketStateChanged => changed = true,
+            }
+            // The budget is spent and the tap may hold more: send (the
+            // ACKs and window updates for what came) and let the tasks
+            // take the data before reading on; the caller polls again at
+            // once.
+            if self.tap.stats.rx_frames - frames0 >= INGRESS_FRAMES
+                || self.tap.stats.rx_bytes - bytes0 >= INGRESS_BYTES
+            {
+                changed = true;
+                break;
             }
         }
         while self.iface.poll_egress(ts, &mut self.tap, &mut self.sockets) != Out::None {
@@ -661,5 +686,44 @@ pub async fn wait_configured() {
             return;
         }
         crate::task::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use smoltcp::phy::{Device, TxToken};
+
+    use super::*;
+
+    /// Queues `n` frames of `len` zero bytes on the loopback (an
+    /// EtherType nobody handles: smoltcp drops each).
+    fn queue(lo: &mut Iface, n: usize, len: usize) {
+        for _ in 0..n {
+            let tx = lo.tap.transmit(smol_now(Instant::now())).expect("room");
+            tx.consume(len, |b| b.fill(0));
+        }
+    }
+
+    #[test]
+    fn a_turn_takes_in_at_most_its_budget() {
+        let mut lo = loopback(Instant::now());
+        let ts = smol_now(Instant::now());
+        // Frames: 64 a turn, and a turn that stops early says so.
+        queue(&mut lo, 150, 60);
+        assert!(lo.poll_frames(ts), "more to read: the caller turns again");
+        assert_eq!(lo.tap.stats.rx_frames, 64);
+        assert!(lo.poll_frames(ts));
+        assert_eq!(lo.tap.stats.rx_frames, 128);
+        lo.poll_frames(ts);
+        assert_eq!(lo.tap.stats.rx_frames, 150, "the rest");
+        assert!(!lo.tap.has_looped());
+        // Bytes: 128 KiB a turn, the frame that reaches it included.
+        let frame = LOOPBACK_MTU as usize + 14;
+        queue(&mut lo, 10, frame);
+        assert!(lo.poll_frames(ts));
+        let per_turn = INGRESS_BYTES.div_ceil(frame as u64);
+        assert_eq!(lo.tap.stats.rx_frames, 150 + per_turn);
+        lo.poll_frames(ts);
+        assert_eq!(lo.tap.stats.rx_frames, 160);
     }
 }

@@ -98,6 +98,8 @@ const TCP_CHECKSUM_OFFSET: u16 = 16;
 pub struct TapStats {
     /// Frames received.
     pub rx_frames: u64,
+    /// Bytes of the frames received (with their virtio-net headers).
+    pub rx_bytes: u64,
     /// Frames sent.
     pub tx_frames: u64,
     /// Frames the host refused (queue full or error), or that the guest
@@ -700,6 +702,7 @@ impl phy::Device for Tap {
                 let n = f.len().min(self.rx.len());
                 self.rx[..n].copy_from_slice(&f[..n]);
                 self.stats.rx_frames += 1;
+                self.stats.rx_bytes += n as u64;
                 match self.admit(0..n) {
                     Admit::Pass => return Some(self.tokens(0..n)),
                     Admit::Drop => continue,
@@ -718,6 +721,7 @@ impl phy::Device for Tap {
                 }
                 Ok(n) => {
                     self.stats.rx_frames += 1;
+                    self.stats.rx_bytes += n as u64;
                     let Some(frame) = self.received(n) else { continue };
                     if let Some(g) = &self.gateway {
                         match g.rx(&self.rx[frame.clone()]) {
