@@ -13,10 +13,19 @@ use super::super::fd::Res;
 pub const MIN_BUF: usize = 2048;
 /// See [`MIN_BUF`].
 pub const MAX_BUF: usize = 4 << 20;
-/// The default receive and send buffers, bytes (`SO_RCVBUF` reports twice
-/// this, as Linux reports its bookkeeping overhead: 131072, Linux's
-/// default for TCP too).
+/// The default receive buffer, bytes (`SO_RCVBUF` reports twice this, as
+/// Linux reports its bookkeeping overhead: 131072, Linux's default for TCP
+/// too).
 pub const DEFAULT_BUF: usize = 64 * 1024;
+/// The default send buffer, bytes (`SO_SNDBUF` reports twice this).
+/// Linux starts a TCP send buffer at 16 KiB and grows it with the
+/// connection's window up to 4 MiB (`tcp_wmem`); smoltcp's ring cannot
+/// grow, so it starts larger than the receive buffer: with 64 KiB, a
+/// 1 MiB response went out in 16 rounds of the application's readiness
+/// loop (write until `EAGAIN`, `epoll_wait`, write again), which cost the
+/// guest twice the CPU per byte of 256 KiB (docs/performance.md,
+/// "Existing Rust programs"). It costs 192 KiB more heap per connection.
+pub const DEFAULT_SNDBUF: usize = 256 * 1024;
 
 /// The options of one socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +68,7 @@ impl Default for Opts {
             rcvtimeo: None,
             sndtimeo: None,
             rcvbuf: DEFAULT_BUF,
-            sndbuf: DEFAULT_BUF,
+            sndbuf: DEFAULT_SNDBUF,
             linger: None,
             ttl: 64,
             tos: 0,
@@ -321,6 +330,10 @@ mod tests {
         assert_eq!(
             o.get(Kind::Stream, ::libc::SOL_SOCKET, ::libc::SO_RCVBUF),
             Ok(Value::Int(131072))
+        );
+        assert_eq!(
+            o.get(Kind::Stream, ::libc::SOL_SOCKET, ::libc::SO_SNDBUF),
+            Ok(Value::Int(2 * DEFAULT_SNDBUF as c_int))
         );
         set(&mut o, ::libc::SOL_SOCKET, ::libc::SO_SNDBUF, &10_000i32.to_ne_bytes()).unwrap();
         assert_eq!(o.sndbuf, 10_000);
