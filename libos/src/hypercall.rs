@@ -153,6 +153,7 @@ type VdsoClockGettime = unsafe extern "C" fn(i32, *mut [i64; 2]) -> i32;
 /// `addr` is 0 or the address of the host vDSO's `__vdso_clock_gettime`,
 /// mapped for the life of the process: the tender found it in its own
 /// vDSO, which the kernel mapped and the tender never unmaps.
+#[cfg_attr(any(test, fuzzing), allow(dead_code))]
 pub(crate) unsafe fn use_vdso_clock(addr: u64) {
     VDSO_CLOCK_GETTIME.store(usize::try_from(addr).unwrap_or(0), Ordering::Relaxed);
 }

@@ -586,12 +586,12 @@ mod tests {
     fn ranges_that_reach_the_vdso_are_emptied() {
         let base = 0x7f00_0001_0000;
         let mut ranges = [
-            [0x1000, 0x1000],                   // far below
-            [base - VVAR_ROOM - PAGE, PAGE],    // just below the data pages
-            [base - PAGE, PAGE],                // the data pages
-            [base + PAGE, 0x10_0000],           // the text
-            [base - 0x10_0000, 0x20_0000],      // all of it
-            [base + 2 * PAGE, PAGE],            // just above
+            [0x1000, 0x1000],                // far below
+            [base - VVAR_ROOM - PAGE, PAGE], // just below the data pages
+            [base - PAGE, PAGE],             // the data pages
+            [base + PAGE, 0x10_0000],        // the text
+            [base - 0x10_0000, 0x20_0000],   // all of it
+            [base + 2 * PAGE, PAGE],         // just above
         ];
         spare_vdso(&mut ranges, Some((base, 2 * PAGE)));
         let lengths: Vec<u64> = ranges.iter().map(|r| r[1]).collect();

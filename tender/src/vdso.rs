@@ -70,7 +70,8 @@ fn usize_at(image: &[u8], off: usize) -> Option<usize> {
     usize::try_from(u64_at(image, off)?).ok()
 }
 
-/// A program header's type, offset, address and sizes.
+/// A program header's type, offset, address and size in the file.
+#[derive(Debug, Clone, Copy)]
 struct Phdr {
     kind: u32,
     offset: u64,
@@ -87,7 +88,9 @@ fn phdrs(head: &[u8]) -> Option<Vec<Phdr>> {
         return None;
     }
     // ET_DYN, EM_X86_64, and program headers of the size we read.
-    if u16_at(head, 16)? != 3 || u16_at(head, 18)? != 62 || usize::from(u16_at(head, 54)?) != PHDR_SIZE
+    if u16_at(head, 16)? != 3
+        || u16_at(head, 18)? != 62
+        || usize::from(u16_at(head, 54)?) != PHDR_SIZE
     {
         return None;
     }
@@ -129,10 +132,7 @@ struct Loads(Vec<Phdr>);
 
 impl Loads {
     fn offset(&self, vaddr: u64) -> Option<usize> {
-        let h = self
-            .0
-            .iter()
-            .find(|h| vaddr >= h.vaddr && vaddr - h.vaddr < h.filesz)?;
+        let h = self.0.iter().find(|h| vaddr >= h.vaddr && vaddr - h.vaddr < h.filesz)?;
         usize::try_from(h.offset.checked_add(vaddr - h.vaddr)?).ok()
     }
 }
@@ -176,10 +176,11 @@ fn gnu_hash_count(image: &[u8], off: usize) -> Option<usize> {
 pub fn find(image: &[u8], name: &str, version: &str) -> Option<u64> {
     let headers = phdrs(image)?;
     let dynamic = headers.iter().find(|h| h.kind == PT_DYNAMIC)?;
-    let loads = Loads(headers.iter().filter(|h| h.kind == PT_LOAD).map(copy).collect());
+    let loads = Loads(headers.iter().filter(|h| h.kind == PT_LOAD).copied().collect());
     let dyn_off = usize::try_from(dynamic.offset).ok()?;
 
-    let (mut symtab, mut strtab, mut strsz, mut hash, mut gnu_hash) = (None, None, None, None, None);
+    let (mut symtab, mut strtab, mut strsz, mut hash, mut gnu_hash) =
+        (None, None, None, None, None);
     let (mut versym, mut verdef, mut syment) = (None, None, SYM_SIZE as u64);
     for i in 0..MAX_DYN.min(usize::try_from(dynamic.filesz).ok()? / 16) {
         let at = dyn_off.checked_add(16 * i)?;
@@ -215,7 +216,9 @@ pub fn find(image: &[u8], name: &str, version: &str) -> Option<u64> {
         let at = symtab.checked_add(index.checked_mul(SYM_SIZE)?)?;
         let sym = bytes(image, at, SYM_SIZE)?;
         let (info, shndx) = (sym[4], u16::from_le_bytes([sym[6], sym[7]]));
-        if info & 0xf != STT_FUNC || !matches!(info >> 4, STB_GLOBAL | STB_WEAK) || shndx == SHN_UNDEF
+        if info & 0xf != STT_FUNC
+            || !matches!(info >> 4, STB_GLOBAL | STB_WEAK)
+            || shndx == SHN_UNDEF
         {
             continue;
         }
@@ -237,7 +240,13 @@ pub fn find(image: &[u8], name: &str, version: &str) -> Option<u64> {
 
 /// Whether version index `ver` of the version definitions at `verdef`
 /// is named `version`.
-fn has_version(image: &[u8], verdef: usize, strtab: &[u8], ver: u16, version: &str) -> Option<bool> {
+fn has_version(
+    image: &[u8],
+    verdef: usize,
+    strtab: &[u8],
+    ver: u16,
+    version: &str,
+) -> Option<bool> {
     let mut at = verdef;
     for _ in 0..MAX_SYMS {
         // Elf64_Verdef: vd_version, vd_flags, vd_ndx, vd_cnt (u16 each),
@@ -256,10 +265,6 @@ fn has_version(image: &[u8], verdef: usize, strtab: &[u8], ver: u16, version: &s
         at = at.checked_add(next)?;
     }
     None
-}
-
-fn copy(h: &Phdr) -> Phdr {
-    Phdr { kind: h.kind, offset: h.offset, vaddr: h.vaddr, filesz: h.filesz }
 }
 
 #[cfg(test)]
