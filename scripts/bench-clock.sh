@@ -73,14 +73,21 @@ stop() {
     wait "$PID" 2>/dev/null || true
 }
 # count OUTPUT COMMAND...: runs the load under perf stat on the tender.
+# Also writes the tender's CPU time (user + system, clock ticks) over the
+# load to OUTPUT.cpu.
 count() {
-    local out=$1
+    local out=$1 before
     shift
+    before=$(ticks)
     perf stat -x, -e "$EVENTS" -p "$PID" -o "$out.perf" -- "$@" > "$out" 2>&1
+    echo $(($(ticks) - before)) > "$out.cpu"
 }
+ticks() { awk '{ print $14 + $15 }' "/proc/$PID/stat"; }
+HZ=$(getconf CLK_TCK)
 event() { awk -F, -v e="$2" '$3 == e { print $1 }' "$1.perf"; }
 
-printf '%-9s %-8s %10s %14s %14s\n' server clock requests/s clock_gettime/req syscalls/req
+printf '%-9s %-8s %10s %14s %14s %14s\n' server clock requests/s clock_gettime/req \
+    syscalls/req "CPU µs/req"
 declare -A RPS
 for round in $(seq "$ROUNDS"); do
     for clock in vdso syscall; do
@@ -95,7 +102,8 @@ for round in $(seq "$ROUNDS"); do
         awk -v c="$(event "$work/httpd.$clock" syscalls:sys_enter_clock_gettime)" \
             -v s="$(event "$work/httpd.$clock" raw_syscalls:sys_enter)" -v r="$reqs" \
             -v rps="$rps" -v k="$clock" \
-            'BEGIN { printf "%-9s %-8s %10.0f %14.3f %14.3f\n", "httpd", k, rps, c / r, s / r }'
+            -v t="$(cat "$work/httpd.$clock.cpu")" -v hz="$HZ" \
+            'BEGIN { printf "%-9s %-8s %10.0f %14.3f %14.3f %14.1f\n", "httpd", k, rps, c / r, s / r, t / hz * 1e6 / r }'
 
         # kvd, SET, 50 clients, no pipelining.
         start "$clock" 6379 kvd --mem 1024 --block "storage=$work/kvd.img"
@@ -108,7 +116,8 @@ for round in $(seq "$ROUNDS"); do
         awk -v c="$(event "$work/kvd.$clock" syscalls:sys_enter_clock_gettime)" \
             -v s="$(event "$work/kvd.$clock" raw_syscalls:sys_enter)" -v r="$n" \
             -v rps="$rps" -v k="$clock" \
-            'BEGIN { printf "%-9s %-8s %10.0f %14.3f %14.3f\n", "kvd", k, rps, c / r, s / r }'
+            -v t="$(cat "$work/kvd.$clock.cpu")" -v hz="$HZ" \
+            'BEGIN { printf "%-9s %-8s %10.0f %14.3f %14.3f %14.1f\n", "kvd", k, rps, c / r, s / r, t / hz * 1e6 / r }'
 
         # std-http (axum on tokio), 1 KiB, wrk -c32.
         start "$clock" 80 std-http --mem 1024 --block-ro "storage=$work/site.img"
@@ -121,7 +130,8 @@ for round in $(seq "$ROUNDS"); do
         awk -v c="$(event "$work/std-http.$clock" syscalls:sys_enter_clock_gettime)" \
             -v s="$(event "$work/std-http.$clock" raw_syscalls:sys_enter)" -v r="$reqs" \
             -v rps="$rps" -v k="$clock" \
-            'BEGIN { printf "%-9s %-8s %10.0f %14.3f %14.3f\n", "std-http", k, rps, c / r, s / r }'
+            -v t="$(cat "$work/std-http.$clock.cpu")" -v hz="$HZ" \
+            'BEGIN { printf "%-9s %-8s %10.0f %14.3f %14.3f %14.1f\n", "std-http", k, rps, c / r, s / r, t / hz * 1e6 / r }'
     done
     for server in httpd kvd std-http; do
         awk -v a="${RPS[$server.vdso.$round]}" -v b="${RPS[$server.syscall.$round]}" -v s="$server" \

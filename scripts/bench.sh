@@ -35,4 +35,8 @@ target/release/nabla bench tcp
 echo
 target/release/nabla bench kvd
 echo
+# System calls per request with the clock read through the vDSO and by
+# system call (issue 17).
+scripts/bench-clock.sh
+echo
 target/release/nabla bench container
