@@ -14,9 +14,18 @@
 //! static archive instead, and asks for `-static-pie`. If an archive is
 //! missing, the tender is linked dynamically as usual, with a warning: it
 //! works the same, only starts slower.
+//!
+//! It also has libseccomp generate the seccomp programs of the guests without
+//! devices, which the tender compiles in instead of building them at every
+//! start (`src/seccomp.rs`, `embedded`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+// The policy itself, as the tender has it.
+#[allow(dead_code)]
+#[path = "src/seccomp/policy.rs"]
+mod policy;
 
 /// The libraries rustc links for std and libseccomp-sys, and what replaces
 /// each shared one.
@@ -39,8 +48,36 @@ fn find(file: &str) -> Option<PathBuf> {
     path.is_absolute().then_some(path).filter(|p| p.exists())
 }
 
+/// Writes `seccomp_embedded.rs` into `out`: the expression `&[(n, &[bytes])]`
+/// with libseccomp's exported program of `Policy::base(n)` for each `n` in
+/// `0..=EMBEDDED_POLLABLE_MAX`.
+fn embed_seccomp_programs(out: &Path) {
+    println!("cargo:rerun-if-changed=src/seccomp/policy.rs");
+    let mut text = String::from("&[\n");
+    for n in 0..=policy::EMBEDDED_POLLABLE_MAX {
+        let ctx = policy::Policy::base(n)
+            .context()
+            .unwrap_or_else(|r| panic!("libseccomp: {}: {}", r.what, r.source));
+        let path = out.join(format!("seccomp-base-{n}.bpf"));
+        let file = std::fs::File::create(&path).expect("create the BPF export file");
+        ctx.export_bpf(&file).unwrap_or_else(|e| panic!("libseccomp: export: {e}"));
+        drop(file);
+        let bytes = std::fs::read(&path).expect("read the exported BPF");
+        assert!(
+            !bytes.is_empty() && bytes.len().is_multiple_of(8),
+            "libseccomp exported {} bytes",
+            bytes.len()
+        );
+        text.push_str(&format!("    ({n}, &{bytes:?}),\n"));
+    }
+    text.push_str("]\n");
+    std::fs::write(out.join("seccomp_embedded.rs"), text).expect("write seccomp_embedded.rs");
+}
+
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
+    embed_seccomp_programs(&out);
     println!("cargo:rerun-if-env-changed=NABLA_TENDER_DYNAMIC");
     if std::env::var_os("NABLA_TENDER_DYNAMIC").is_some() {
         return;
@@ -51,7 +88,6 @@ fn main() {
     if std::env::var_os("CARGO_CFG_FUZZING").is_some() {
         return;
     }
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
     let shims = out.join("static-shims");
     std::fs::create_dir_all(&shims).expect("create shim directory");
     for (lib, archives) in LIBS {

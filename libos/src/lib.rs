@@ -31,6 +31,7 @@
 extern crate alloc;
 
 pub mod block;
+pub mod calendar;
 pub mod console;
 pub mod env;
 pub mod fs;

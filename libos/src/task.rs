@@ -9,6 +9,17 @@
 //! single `ppoll` on the tap fds: an idle guest makes no system calls until a
 //! frame arrives or a deadline passes.
 //!
+//! The executor is fair and bounded. A turn polls each task that was ready
+//! when the turn began once, in the order they were woken (round-robin: a
+//! task woken again, by itself or another, waits for the next turn, at the
+//! back of the queue), and a task is on the queue at most once however
+//! often it is woken. Between two turns the network is polled, and when
+//! tasks are still ready, so that the executor will not wait in `ppoll`,
+//! the taps are asked for frames without waiting ([`crate::net`] reads a
+//! tap only after `ppoll` said it is readable): a task that is always
+//! ready delays the others and the network by one poll of itself per turn,
+//! never more. Within a poll a task bounds its own work with a [`Budget`].
+//!
 //! Guests have exactly one thread, so tasks need not be `Send`; wakers are
 //! (as `core::task::Waker` requires) and only push a task id onto the ready
 //! queue.
@@ -51,12 +62,33 @@ unsafe impl Send for Local {}
 const MAIN: u64 = 0;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-static TASKS: Mutex<BTreeMap<u64, Option<Local>>> = Mutex::new(BTreeMap::new());
+static TASKS: Mutex<BTreeMap<u64, Task>> = Mutex::new(BTreeMap::new());
 static READY: Mutex<VecDeque<u64>> = Mutex::new(VecDeque::new());
 static TIMERS: Mutex<BinaryHeap<Reverse<Timer>>> = Mutex::new(BinaryHeap::new());
 static RUNNING: AtomicBool = AtomicBool::new(false);
+/// Turns of the executor so far (see [`Budget`]).
+static TURN: AtomicU64 = AtomicU64::new(0);
 
-struct TaskWaker(u64);
+/// A spawned task: its future (taken out while it runs) and its waker,
+/// made once.
+struct Task {
+    future: Option<Local>,
+    waker: Arc<TaskWaker>,
+}
+
+/// Wakes a task: puts its id on the ready queue, unless it is there
+/// already.
+struct TaskWaker {
+    id: u64,
+    /// On the ready queue (cleared when the task is taken off it to run).
+    queued: AtomicBool,
+}
+
+impl TaskWaker {
+    fn new(id: u64, queued: bool) -> Arc<Self> {
+        Arc::new(Self { id, queued: AtomicBool::new(queued) })
+    }
+}
 
 impl Wake for TaskWaker {
     fn wake(self: Arc<Self>) {
@@ -64,7 +96,9 @@ impl Wake for TaskWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        READY.lock().push_back(self.0);
+        if !self.queued.swap(true, Ordering::Relaxed) {
+            READY.lock().push_back(self.id);
+        }
     }
 }
 
@@ -155,12 +189,15 @@ fn fire_timers(now: Instant) -> Option<Instant> {
 pub fn block_on<F: Future>(future: F) -> F::Output {
     assert!(!RUNNING.swap(true, Ordering::Acquire), "block_on cannot be nested");
     let mut future = core::pin::pin!(future);
-    let main_waker = Waker::from(Arc::new(TaskWaker(MAIN)));
+    let main = TaskWaker::new(MAIN, false);
+    let main_waker = Waker::from(main.clone());
     let mut main_cx = Context::from_waker(&main_waker);
     let mut main_ready = true;
     let output = loop {
+        TURN.fetch_add(1, Ordering::Relaxed);
         if main_ready {
             main_ready = false;
+            main.queued.store(false, Ordering::Relaxed);
             if let Poll::Ready(out) = future.as_mut().poll(&mut main_cx) {
                 break out;
             }
@@ -169,7 +206,16 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         let now = Instant::now();
         let progress = crate::net::poll(now);
         let next_timer = fire_timers(now);
-        if main_ready || !READY.lock().is_empty() || progress {
+        if main_ready || !READY.lock().is_empty() {
+            // Work is left for the next turn, so there is no `ppoll` to
+            // learn of frames that arrived meanwhile: ask the taps now,
+            // without waiting, or tasks that stay ready would starve the
+            // network (a tap is read only once `ppoll` said it is
+            // readable).
+            crate::net::check_taps();
+            continue;
+        }
+        if progress {
             continue;
         }
         let deadline = match (next_timer, crate::net::poll_at(now)) {
@@ -229,28 +275,71 @@ fn poll_devices_at(now: Instant) -> (bool, Option<Instant>) {
     (progress, fire_timers(now))
 }
 
-/// Polls every task on the ready queue once (more if they wake themselves).
+/// Polls every task that is on the ready queue as the turn begins, once
+/// each, in the order they were woken. A task woken while the turn runs
+/// (by itself, by another task) is polled in the next turn, after the
+/// network: none can hold the others or the network back for more than
+/// one poll of itself.
 fn run_ready_tasks(main_ready: &mut bool) {
-    // Bound the work per turn so the network gets polled between rounds of
-    // tasks that keep waking each other.
-    let mut budget = READY.lock().len().max(1) * 2;
-    while budget > 0 {
-        budget -= 1;
+    let turn = READY.lock().len();
+    for _ in 0..turn {
         let Some(id) = READY.lock().pop_front() else { break };
         if id == MAIN {
             *main_ready = true;
             continue;
         }
         // Take the future out, so that the task may spawn while it runs.
-        let Some(slot) = TASKS.lock().get_mut(&id).map(Option::take) else { continue };
-        let Some(Local(mut fut)) = slot else { continue }; // already running or woken twice
-        let waker = Waker::from(Arc::new(TaskWaker(id)));
+        let Some((slot, waker)) =
+            TASKS.lock().get_mut(&id).map(|t| (t.future.take(), t.waker.clone()))
+        else {
+            continue;
+        };
+        // Off the queue: a wake from now on queues it for the next turn.
+        waker.queued.store(false, Ordering::Relaxed);
+        let Some(Local(mut fut)) = slot else { continue }; // already running
+        let waker = Waker::from(waker);
         let mut cx = Context::from_waker(&waker);
         if fut.as_mut().poll(&mut cx).is_ready() {
             TASKS.lock().remove(&id);
-        } else if let Some(slot) = TASKS.lock().get_mut(&id) {
-            *slot = Some(Local(fut));
+        } else if let Some(task) = TASKS.lock().get_mut(&id) {
+            task.future = Some(Local(fut));
         }
+    }
+}
+
+/// A bound on the work a task does in one poll, in units it chooses (a
+/// read, a request): [`Budget::spend`] yields to the other tasks and the
+/// network once the task has spent `per_turn` units in the executor's
+/// current turn. A task that finds data ready on every read would otherwise
+/// keep the executor for as long as its client keeps sending.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    per_turn: u32,
+    left: u32,
+    turn: u64,
+}
+
+impl Budget {
+    /// `per_turn` units per turn (at least one).
+    pub fn new(per_turn: u32) -> Self {
+        let per_turn = per_turn.max(1);
+        Self { per_turn, left: per_turn, turn: TURN.load(Ordering::Relaxed) }
+    }
+
+    /// Spends one unit: returns at once while the budget of this turn
+    /// lasts, otherwise lets the others run first (one [`yield_now`]).
+    pub async fn spend(&mut self) {
+        let turn = TURN.load(Ordering::Relaxed);
+        if turn != self.turn {
+            self.turn = turn;
+            self.left = self.per_turn;
+        }
+        if self.left == 0 {
+            yield_now().await;
+            self.turn = TURN.load(Ordering::Relaxed);
+            self.left = self.per_turn;
+        }
+        self.left -= 1;
     }
 }
 
@@ -288,7 +377,8 @@ where
         }
     };
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    TASKS.lock().insert(id, Some(Local(Box::pin(task))));
+    let waker = TaskWaker::new(id, true);
+    TASKS.lock().insert(id, Task { future: Some(Local(Box::pin(task))), waker });
     READY.lock().push_back(id);
     JoinHandle { state }
 }
@@ -583,6 +673,128 @@ pub(crate) mod tests {
         });
         assert!(TIMERS.lock().len() < 1000, "{} timers queued", TIMERS.lock().len());
         assert!(CANCELLED.lock().len() < 1000);
+    }
+
+    /// A task that is always ready (it wakes itself, several times, on
+    /// every poll) gets one poll per turn: the other tasks are polled as
+    /// often, and the taps are asked for frames between any two of its
+    /// polls.
+    #[test]
+    fn an_always_ready_task_starves_neither_tasks_nor_the_network() {
+        use core::cell::Cell;
+        let _g = exclusive();
+        let stop = Rc::new(Cell::new(false));
+        let spins = Rc::new(Cell::new(0u32));
+        // Tap checks seen by the spinner at each of its polls.
+        let checks = Rc::new(RefCell::new(Vec::new()));
+        let (s2, n2, c2) = (stop.clone(), spins.clone(), checks.clone());
+        let spinner = async move {
+            core::future::poll_fn(|cx| {
+                if s2.get() {
+                    return Poll::Ready(());
+                }
+                n2.set(n2.get() + 1);
+                c2.borrow_mut().push(crate::net::TAP_CHECKS.load(Ordering::Relaxed));
+                for _ in 0..5 {
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
+            })
+            .await
+        };
+        let steps = Rc::new(Cell::new(0u32));
+        let s3 = steps.clone();
+        let stop3 = stop.clone();
+        let spins3 = spins.clone();
+        let worker = async move {
+            let mut lag = 0u32;
+            for _ in 0..200 {
+                yield_now().await;
+                s3.set(s3.get() + 1);
+                lag = lag.max(spins3.get().abs_diff(s3.get()));
+            }
+            stop3.set(true);
+            lag
+        };
+        let lag = block_on(async move {
+            let spin = spawn(spinner);
+            let lag = spawn(worker).await;
+            spin.await;
+            lag
+        });
+        assert_eq!(steps.get(), 200);
+        // Round-robin: the worker is never more than a turn or two behind
+        // the spinner, however often the spinner wakes itself.
+        assert!(lag <= 2, "the worker fell {lag} polls behind the spinner");
+        assert!((200..=203).contains(&spins.get()), "{} polls of the spinner", spins.get());
+        let checks = checks.borrow();
+        for pair in checks.windows(2) {
+            assert!(pair[1] > pair[0], "two polls of the spinner without a tap check between");
+        }
+        assert_eq!(task_count(), 0);
+    }
+
+    /// Woken many times before it runs, a task is polled once.
+    #[test]
+    fn a_task_woken_twice_is_queued_once() {
+        use core::cell::Cell;
+        let _g = exclusive();
+        let polls = Rc::new(Cell::new(0u32));
+        let p2 = polls.clone();
+        let parked: Rc<RefCell<Option<Waker>>> = Rc::new(RefCell::new(None));
+        let park2 = parked.clone();
+        block_on(async move {
+            let h = spawn(async move {
+                let mut first = true;
+                core::future::poll_fn(|cx| {
+                    p2.set(p2.get() + 1);
+                    if first {
+                        first = false;
+                        *park2.borrow_mut() = Some(cx.waker().clone());
+                        Poll::Pending
+                    } else {
+                        Poll::Ready(())
+                    }
+                })
+                .await
+            });
+            yield_now().await;
+            let w = parked.borrow_mut().take().unwrap();
+            for _ in 0..10 {
+                w.wake_by_ref();
+            }
+            assert_eq!(READY.lock().len(), 1);
+            h.await;
+        });
+        assert_eq!(polls.get(), 2);
+    }
+
+    /// A budget yields once its units for the turn are spent, and lets the
+    /// other tasks run before it goes on.
+    #[test]
+    fn a_budget_yields_after_its_units() {
+        use core::cell::Cell;
+        let _g = exclusive();
+        let other = Rc::new(Cell::new(0u32));
+        let o2 = other.clone();
+        let seen = block_on(async move {
+            let h = spawn(async move {
+                for _ in 0..3 {
+                    o2.set(o2.get() + 1);
+                    yield_now().await;
+                }
+            });
+            let mut budget = Budget::new(4);
+            let mut seen = Vec::new();
+            for _ in 0..12 {
+                budget.spend().await;
+                seen.push(other.get());
+            }
+            h.await;
+            seen
+        });
+        // Four units per turn; between the batches the other task ran.
+        assert_eq!(seen, [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]);
     }
 
     #[test]

@@ -197,11 +197,33 @@ struct Plan {
 /// assembly adds the error number and `)\n`, as std prints an `io::Error`.
 const SECCOMP_REFUSED: &[u8] = b"tender: seccomp(SECCOMP_SET_MODE_FILTER) failed (os error ";
 
-/// The guest's random seed: SHA-256 of the 16 random bytes the kernel
-/// gives every process (`AT_RANDOM`), under a label of its own so that
-/// the guest does not learn the bytes themselves (glibc's stack canary and
-/// pointer guard in the tender come from them). No system call.
+/// The guest's random seed: 32 bytes from the kernel's random number
+/// generator (`getrandom`, one system call), new at every start. Only if
+/// the kernel has none yet (early boot: `EAGAIN`), SHA-256 of the 16 random
+/// bytes the kernel gives every process (`AT_RANDOM`), under a label of its
+/// own so that the guest does not learn the bytes themselves (glibc's stack
+/// canary and pointer guard in the tender come from them).
+///
+/// Not SHA-256 every time: the sha2 crate asks the CPU whether it has the
+/// SHA extensions with three `CPUID` instructions, and on a virtual machine
+/// each one traps to the hypervisor (10-20 µs each here, see
+/// `docs/performance.md`), far more than the system call.
 pub fn guest_seed() -> [u64; 4] {
+    let mut bytes = [0u8; 32];
+    // SAFETY: the kernel writes at most `bytes.len()` bytes into `bytes`.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), libc::GRND_NONBLOCK) };
+    if n != bytes.len() as isize {
+        bytes = seed_from_at_random();
+    }
+    let mut seed = [0u64; 4];
+    for (word, chunk) in seed.iter_mut().zip(bytes.chunks_exact(8)) {
+        *word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+    }
+    seed
+}
+
+/// SHA-256 of `AT_RANDOM` under a label: the seed when `getrandom` has none.
+fn seed_from_at_random() -> [u8; 32] {
     use sha2::{Digest, Sha256};
     // SAFETY: getauxval only reads the auxiliary vector.
     let at_random = unsafe { libc::getauxval(libc::AT_RANDOM) };
@@ -212,12 +234,7 @@ pub fn guest_seed() -> [u64; 4] {
         // stack, which stays mapped while the tender runs.
         hasher.update(unsafe { std::slice::from_raw_parts(at_random as *const u8, 16) });
     }
-    let digest = hasher.finalize();
-    let mut seed = [0u64; 4];
-    for (word, bytes) in seed.iter_mut().zip(digest.chunks_exact(8)) {
-        *word = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
-    }
-    seed
+    hasher.finalize().into()
 }
 
 /// The kernel's `AT_HWCAP2`: whether user code may use `WRFSBASE`
@@ -624,5 +641,25 @@ mod tests {
         let f = vdso_clock_gettime();
         let (base, image) = vdso_image().unwrap();
         assert!(f > base && f < base + image.len() as u64, "{f:#x} outside the vDSO at {base:#x}");
+    }
+
+    #[test]
+    fn every_seed_is_new() {
+        let (a, b) = (guest_seed(), guest_seed());
+        assert_ne!(a, b);
+        assert_ne!(a, [0; 4]);
+    }
+
+    #[test]
+    fn the_fallback_seed_hides_at_random() {
+        let seed = seed_from_at_random();
+        // The same process, the same AT_RANDOM: the same seed.
+        assert_eq!(seed, seed_from_at_random());
+        // SAFETY: getauxval only reads the auxiliary vector; the kernel put
+        // 16 bytes at AT_RANDOM, mapped for the life of the process.
+        let at_random = unsafe {
+            std::slice::from_raw_parts(libc::getauxval(libc::AT_RANDOM) as *const u8, 16)
+        };
+        assert!(!seed.windows(16).any(|w| w == at_random));
     }
 }

@@ -48,7 +48,7 @@ use crate::layout::Layout;
 /// Runs a nabla unikernel as this process, behind a seccomp filter.
 ///
 /// Everything after APP is passed to the guest as its arguments.
-#[derive(Debug, Parser)]
+#[derive(Debug, PartialEq, Eq, Parser)]
 #[command(name = "tender", version, about, long_about = None)]
 struct Cli {
     /// Guest memory in MiB: image, heap, guard and stack.
@@ -145,6 +145,40 @@ enum LogLevel {
     Trace,
 }
 
+impl Cli {
+    /// The command line `tender APP [ARGS]...`, without options, parsed as
+    /// clap parses it, without clap: building clap's command and matching
+    /// against it costs a start about 15 µs and a dozen pages of heap
+    /// (docs/performance.md). `None` for anything else, which clap parses:
+    /// an option or `--` anywhere (clap drops a `--` after APP), an empty
+    /// APP, or an argument that is not UTF-8.
+    fn plain(argv: &[std::ffi::OsString]) -> Option<Cli> {
+        let (app, rest) = argv.get(1..)?.split_first()?;
+        if app.is_empty() || app.as_encoded_bytes().starts_with(b"-") {
+            return None;
+        }
+        let args = rest
+            .iter()
+            .map(|a| a.to_str().filter(|a| *a != "--").map(str::to_owned))
+            .collect::<Option<Vec<String>>>()?;
+        Some(Cli {
+            mem: abi::DEFAULT_MEM_MIB,
+            env: Vec::new(),
+            env_file: Vec::new(),
+            log_level: LogLevel::Warn,
+            quiet: false,
+            net: Vec::new(),
+            net_mac: Vec::new(),
+            block: devices::BlockArgs::default(),
+            image_cache: None,
+            inspect: false,
+            print_seccomp: false,
+            app: PathBuf::from(app),
+            args,
+        })
+    }
+}
+
 impl LogLevel {
     fn abi(self) -> u32 {
         use abi::log_level as l;
@@ -216,7 +250,12 @@ extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
 }
 
 fn tender_main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = match Cli::plain(&argv) {
+        Some(cli) => Ok(cli),
+        None => Cli::try_parse_from(&argv),
+    };
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help, --version
@@ -421,4 +460,50 @@ fn inspect(path: &str, image: &Image, mem: u64) -> String {
         let _ = writeln!(s, "  stack  {:#010x}-{:#010x}", l.stack_bottom, l.stack_top);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+
+    fn argv(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn plain_command_lines_parse_as_clap_parses_them() {
+        for args in [
+            &["tender", "hello"][..],
+            &["tender", "./hello", "a b", ""],
+            &["tender", "hello", "a", "--mem", "5", "-x", "--inspect", "-"],
+            &["tender", "/x/y", "--env", "A=B", "--", "c"][..2],
+        ] {
+            let argv = argv(args);
+            let plain = Cli::plain(&argv).unwrap_or_else(|| panic!("{args:?}"));
+            assert_eq!(plain, Cli::try_parse_from(&argv).unwrap(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn anything_else_goes_to_clap() {
+        for args in [
+            &["tender"][..],
+            &["tender", ""],
+            &["tender", "--mem", "5", "hello"],
+            &["tender", "-q", "hello"],
+            &["tender", "--", "hello"],
+            &["tender", "-"],
+            &["tender", "hello", "--", "a"],
+            &["tender", "hello", "a", "--"],
+            &["tender", "--version"],
+        ] {
+            assert_eq!(Cli::plain(&argv(args)), None, "{args:?}");
+        }
+        // A guest argument that is not UTF-8: clap refuses it.
+        use std::os::unix::ffi::OsStringExt;
+        let argv = vec!["tender".into(), "hello".into(), OsString::from_vec(vec![0xff])];
+        assert_eq!(Cli::plain(&argv), None);
+        assert!(Cli::try_parse_from(&argv).is_err());
+    }
 }

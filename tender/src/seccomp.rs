@@ -10,82 +10,31 @@
 //! released before `launch` installs the program itself, so that nothing
 //! (a `free` calling `brk`) runs between installation and the jump.
 //!
+//! The policies of guests without devices (the same rules but for how many
+//! signalfds the guest may wait on) do not need libseccomp at run time: the
+//! build script has it generate their programs, compiled into the tender
+//! ([`embedded`]); a test proves each equals what libseccomp makes at run
+//! time. A policy with devices names their fds and disk sizes, and is
+//! generated at every start.
+//!
 //! The table, and which code path needs each call, is in `docs/seccomp.md`.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::fs::File;
 use std::io::{Read, Seek};
 use std::os::fd::{FromRawFd, OwnedFd};
 
-use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use libseccomp::ScmpFilterContext;
 
-/// `CLOCK_REALTIME`.
-const CLOCK_REALTIME: u64 = 0;
-/// `CLOCK_MONOTONIC`.
-const CLOCK_MONOTONIC: u64 = 1;
-/// The console: fd 1 in the tender's process is the guest's stdout.
-pub const CONSOLE_FD: u64 = 1;
+mod policy;
+
+#[cfg(test)]
+use policy::EMBEDDED_POLLABLE_MAX;
+pub use policy::{Cmp, Policy, Rule};
+
 /// Most instructions a classic BPF program may have (`BPF_MAXINSNS`): the
 /// kernel refuses a longer seccomp filter.
 pub const BPF_MAXINSNS: usize = 4096;
-
-/// A comparison of one system call argument.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cmp {
-    /// The whole 64-bit argument equals the value.
-    Eq(u64),
-    /// The argument is at most the value (unsigned).
-    Le(u64),
-    /// The argument with `mask` applied equals `value`: `arg & mask ==
-    /// value`. With `mask = n - 1` for a power of two `n` and `value = 0`,
-    /// the argument is a multiple of `n`.
-    MaskedEq {
-        /// Bits of the argument that are compared.
-        mask: u64,
-        /// What they must be.
-        value: u64,
-    },
-}
-
-/// One allowed form of a system call: all argument comparisons must hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule {
-    /// System call name, as libseccomp knows it.
-    pub syscall: &'static str,
-    /// `(argument index, comparison)` pairs.
-    pub args: Vec<(u32, Cmp)>,
-    /// Why the guest needs it, for `docs/seccomp.md` and `--print-seccomp`.
-    /// Device rules name their device and fd, e.g. `net transmit on tap fd
-    /// 4 (service0)`.
-    pub why: Cow<'static, str>,
-}
-
-impl Rule {
-    /// A rule for `syscall` with comparisons `args`.
-    pub fn new(
-        syscall: &'static str,
-        args: &[(u32, Cmp)],
-        why: impl Into<Cow<'static, str>>,
-    ) -> Self {
-        Self { syscall, args: args.to_vec(), why: why.into() }
-    }
-
-    /// A rule for `syscall` whose first argument, a file descriptor, must
-    /// be exactly `fd`: how device modules pin their calls.
-    pub fn on_fd(syscall: &'static str, fd: i32, why: impl Into<Cow<'static, str>>) -> Self {
-        // A descriptor is never negative; the comparison is on the whole
-        // 64-bit register, as the guest's hypercall passes it zero-extended.
-        Self::new(syscall, &[(0, Cmp::Eq(fd as u32 as u64))], why)
-    }
-}
-
-/// Everything the guest may do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Policy {
-    /// The allowed forms; a call matching none kills the process.
-    pub rules: Vec<Rule>,
-}
 
 /// Building or exporting the filter failed.
 #[derive(Debug, thiserror::Error)]
@@ -112,55 +61,13 @@ pub enum SeccompError {
     TooLong(usize),
 }
 
+impl From<policy::Refused> for SeccompError {
+    fn from(r: policy::Refused) -> Self {
+        Self::Libseccomp { what: r.what, source: r.source }
+    }
+}
+
 impl Policy {
-    /// The rules every guest gets, whatever its devices: the console, the
-    /// two clocks, waiting, and exiting. `pollable_fds` is how many fds
-    /// the guest may wait on: the attached taps and the signalfds
-    /// (`signals`; two unless the tender's caller ignores SIGTERM or SIGINT).
-    pub fn base(pollable_fds: u64) -> Self {
-        let rules = vec![
-            Rule::new("write", &[(0, Cmp::Eq(CONSOLE_FD))], "console output (print!, log)"),
-            Rule::new(
-                "clock_gettime",
-                &[(0, Cmp::Eq(CLOCK_MONOTONIC))],
-                "monotonic time (Instant, sleep, timers)",
-            ),
-            Rule::new("clock_gettime", &[(0, Cmp::Eq(CLOCK_REALTIME))], "wall-clock time"),
-            Rule::new(
-                "ppoll",
-                &[(1, Cmp::Le(pollable_fds)), (3, Cmp::Eq(0))],
-                "idle until a deadline, a device or a signalfd is ready; no signal mask",
-            ),
-            Rule::new("exit_group", &[], "exit"),
-        ];
-        Self { rules }
-    }
-
-    /// Adds device rules.
-    pub fn extend(&mut self, rules: impl IntoIterator<Item = Rule>) {
-        self.rules.extend(rules);
-    }
-
-    /// The rules with their reasons, one `# ` comment line each: the header
-    /// `--print-seccomp` prints above libseccomp's text.
-    pub fn describe(&self) -> String {
-        use std::fmt::Write;
-        let mut names: Vec<_> = self.rules.iter().map(|r| r.syscall).collect();
-        names.sort_unstable();
-        names.dedup();
-        let mut s = format!(
-            "# nabla policy: {} rules, {} distinct system calls ({}); anything else kills\n",
-            self.rules.len(),
-            names.len(),
-            names.join(", ")
-        );
-        let width = self.rules.iter().map(|r| r.to_string().len()).max().unwrap_or(0);
-        for rule in &self.rules {
-            let _ = writeln!(s, "#   allow {:<width$}  {}", rule.to_string(), rule.why);
-        }
-        s
-    }
-
     /// The distinct system calls the policy allows.
     #[cfg(test)]
     pub fn syscalls(&self) -> Vec<&'static str> {
@@ -168,32 +75,6 @@ impl Policy {
         names.sort_unstable();
         names.dedup();
         names
-    }
-
-    /// A libseccomp context holding the policy.
-    fn context(&self) -> Result<ScmpFilterContext, SeccompError> {
-        let err = |what: String| move |source| SeccompError::Libseccomp { what, source };
-        let mut ctx = ScmpFilterContext::new(ScmpAction::KillProcess)
-            .map_err(err("creating the filter".into()))?;
-        ctx.set_act_badarch(ScmpAction::KillProcess)
-            .map_err(err("setting the bad-architecture action".into()))?;
-        for rule in &self.rules {
-            let what = format!("rule {rule}");
-            let syscall = ScmpSyscall::from_name(rule.syscall).map_err(err(what.clone()))?;
-            let cmps: Vec<ScmpArgCompare> = rule
-                .args
-                .iter()
-                .map(|&(arg, cmp)| match cmp {
-                    Cmp::Eq(v) => ScmpArgCompare::new(arg, ScmpCompareOp::Equal, v),
-                    Cmp::Le(v) => ScmpArgCompare::new(arg, ScmpCompareOp::LessOrEqual, v),
-                    Cmp::MaskedEq { mask, value } => {
-                        ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(mask), value)
-                    }
-                })
-                .collect();
-            ctx.add_rule_conditional_exact(ScmpAction::Allow, syscall, &cmps).map_err(err(what))?;
-        }
-        Ok(ctx)
     }
 
     /// libseccomp's pseudo-filter-code text for the policy: what
@@ -206,15 +87,13 @@ impl Policy {
         Ok(out)
     }
 
-    /// The BPF program for the policy, ready to install.
+    /// The BPF program for the policy, ready to install: compiled in for
+    /// a policy without devices ([`embedded`]), else libseccomp's.
     pub fn bpf(&self) -> Result<Vec<libc::sock_filter>, SeccompError> {
-        let mut bytes = Vec::new();
-        let ctx = self.context()?;
-        export(&ctx, |ctx, fd| ctx.export_bpf(fd))?
-            .read_to_end(&mut bytes)
-            .map_err(SeccompError::Export)?;
-        // Release libseccomp's memory now, long before the filter is loaded.
-        drop(ctx);
+        let bytes = match embedded(self) {
+            Some(program) => Cow::Borrowed(program),
+            None => Cow::Owned(self.libseccomp_bpf()?),
+        };
         if bytes.len() % 8 != 0 {
             return Err(SeccompError::BadProgram(bytes.len()));
         }
@@ -231,6 +110,38 @@ impl Policy {
             })
             .collect())
     }
+
+    /// The program libseccomp makes for the policy now, as the bytes it
+    /// exports.
+    pub fn libseccomp_bpf(&self) -> Result<Vec<u8>, SeccompError> {
+        let mut bytes = Vec::new();
+        let ctx = self.context()?;
+        export(&ctx, |ctx, fd| ctx.export_bpf(fd))?
+            .read_to_end(&mut bytes)
+            .map_err(SeccompError::Export)?;
+        // Release libseccomp's memory now, long before the filter is loaded.
+        drop(ctx);
+        Ok(bytes)
+    }
+}
+
+/// The programs of `Policy::base(n)`, for `n` in `0..=EMBEDDED_POLLABLE_MAX`,
+/// as libseccomp exported them when the tender was built (`build.rs`):
+/// `(n, bytes)`.
+static EMBEDDED: &[(u64, &[u8])] = include!(concat!(env!("OUT_DIR"), "/seccomp_embedded.rs"));
+
+/// The compiled-in program of `policy`, if it is the policy of a guest
+/// without devices.
+///
+/// Why: libseccomp, at every start, probes the kernel with eight
+/// `seccomp()` calls, builds its rule database on the heap and exports the
+/// program through a memfd (another eight system calls and a page of
+/// shared memory). The program depends only on the policy and libseccomp's
+/// version, both fixed when the tender is built; nothing is read from
+/// outside the binary, so nothing can tamper with it. `bpf_is_libseccomp_s`
+/// (tests) proves each equals what libseccomp makes.
+pub fn embedded(policy: &Policy) -> Option<&'static [u8]> {
+    EMBEDDED.iter().find(|(n, _)| policy.same_filter(&Policy::base(*n))).map(|&(_, bytes)| bytes)
 }
 
 /// Runs an export into a fresh memfd and returns it, rewound.
@@ -257,26 +168,10 @@ fn memfd() -> std::io::Result<File> {
     Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
-impl fmt::Display for Rule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}(", self.syscall)?;
-        for (i, (arg, cmp)) in self.args.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            match cmp {
-                Cmp::Eq(v) => write!(f, "arg{arg} == {v}")?,
-                Cmp::Le(v) => write!(f, "arg{arg} <= {v}")?,
-                Cmp::MaskedEq { mask, value } => write!(f, "arg{arg} & {mask:#x} == {value}")?,
-            }
-        }
-        f.write_str(")")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use libseccomp::ScmpSyscall;
 
     #[test]
     fn base_policy_is_four_calls() {
@@ -367,6 +262,52 @@ mod tests {
         assert!(prog.len() > 10);
         // The first instruction loads the architecture (seccomp_data.arch at offset 4).
         assert_eq!(prog[0].k, 4);
+    }
+
+    #[test]
+    fn bpf_is_libseccomp_s_for_every_embedded_policy() {
+        // Every device-less policy a run can make: 0, 1 or 2 signalfds.
+        let ns: Vec<u64> = EMBEDDED.iter().map(|&(n, _)| n).collect();
+        assert_eq!(ns, (0..=EMBEDDED_POLLABLE_MAX).collect::<Vec<_>>());
+        for n in 0..=EMBEDDED_POLLABLE_MAX {
+            let policy = Policy::base(n);
+            let now = policy.libseccomp_bpf().unwrap();
+            assert_eq!(embedded(&policy), Some(now.as_slice()), "base({n})");
+            let installed: Vec<u8> = policy
+                .bpf()
+                .unwrap()
+                .iter()
+                .flat_map(|f| {
+                    let mut b = f.code.to_ne_bytes().to_vec();
+                    b.extend([f.jt, f.jf]);
+                    b.extend(f.k.to_ne_bytes());
+                    b
+                })
+                .collect();
+            assert_eq!(installed, now, "base({n})");
+        }
+        // The programs differ where the policies do (ppoll's bound).
+        assert_ne!(embedded(&Policy::base(0)), embedded(&Policy::base(1)));
+    }
+
+    #[test]
+    fn other_policies_are_built_by_libseccomp() {
+        assert_eq!(embedded(&Policy::base(EMBEDDED_POLLABLE_MAX + 1)), None);
+        let mut tap = Policy::base(1);
+        tap.extend(tap_rules(4));
+        assert_eq!(embedded(&tap), None);
+        let mut reordered = Policy::base(2);
+        reordered.rules.swap(1, 2);
+        assert_eq!(embedded(&reordered), None);
+        let mut changed = Policy::base(2);
+        changed.rules[0].args[0].1 = Cmp::Eq(2);
+        assert_eq!(embedded(&changed), None);
+        // Reasons are not part of the program.
+        let mut reworded = Policy::base(2);
+        reworded.rules[0].why = "another reason".into();
+        assert!(embedded(&reworded).is_some());
+        // And the program libseccomp makes for them is what bpf() returns.
+        assert_eq!(tap.bpf().unwrap().len() * 8, tap.libseccomp_bpf().unwrap().len());
     }
 
     fn syscall_nr(name: &str) -> i32 {

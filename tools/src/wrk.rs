@@ -22,6 +22,18 @@
 //! binary prefix (`KB` is 1024 bytes). The `Socket errors` and `Non-2xx`
 //! lines appear only when there are some.
 
+/// A wrk script (`wrk -s`) that prints, after the run, the latency at the
+/// percentiles `--latency` leaves out, one `nabla-latency PERCENT US` line
+/// each, read by [`parse`] into [`Report::latency_us`].
+pub const PERCENTILES_SCRIPT: &str = "\
+-- Written by nabla: the latency percentiles wrk --latency does not print.
+done = function(summary, latency, requests)
+  for _, p in ipairs({50, 90, 99, 99.9, 99.99}) do
+    io.write(string.format(\"nabla-latency %g %d\\n\", p, latency:percentile(p)))
+  end
+end
+";
+
 /// What one wrk run measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
@@ -31,7 +43,9 @@ pub struct Report {
     pub bytes_per_sec: f64,
     /// Completed requests (`N requests in ...`).
     pub requests: u64,
-    /// Latency percentiles from `Latency Distribution`, µs: (percent, µs).
+    /// Latency percentiles from `Latency Distribution`, and from the
+    /// `nabla-latency` lines of [`PERCENTILES_SCRIPT`] for the others, µs:
+    /// (percent, µs).
     pub latency_us: Vec<(f64, f64)>,
     /// Connect, read, write errors and timeouts (`Socket errors:`).
     pub socket_errors: SocketErrors,
@@ -135,7 +149,16 @@ pub fn parse(text: &str) -> Result<Report, String> {
             }
             in_distribution = false;
         }
-        if let Some(v) = after(t, "Requests/sec:") {
+        if let Some(v) = after(t, "nabla-latency") {
+            let (p, us) = v
+                .split_once(' ')
+                .and_then(|(p, us)| Some((p.parse::<f64>().ok()?, us.trim().parse::<f64>().ok()?)))
+                .filter(|(p, us)| (0.0..=100.0).contains(p) && us.is_finite() && *us >= 0.0)
+                .ok_or_else(|| format!("wrk: bad latency line {t:?}"))?;
+            if !latency_us.iter().any(|(q, _)| *q == p) {
+                latency_us.push((p, us));
+            }
+        } else if let Some(v) = after(t, "Requests/sec:") {
             rps = Some(v.parse::<f64>().map_err(|_| format!("wrk: bad Requests/sec {v:?}"))?);
         } else if let Some(v) = after(t, "Transfer/sec:") {
             bps = Some(parse_bytes(v).ok_or_else(|| format!("wrk: bad Transfer/sec {v:?}"))?);
@@ -199,6 +222,28 @@ Running 10s test @ http://10.0.1.2/bench/1m.bin
 Requests/sec:     29.77
 Transfer/sec:     29.83MB
 ";
+
+    #[test]
+    fn the_scripts_percentiles() {
+        let text = format!(
+            "{CLEAN}nabla-latency 50 170\nnabla-latency 90 380\nnabla-latency 99 3801\n\
+             nabla-latency 99.9 7100\nnabla-latency 99.99 9010\n"
+        );
+        let r = parse(&text).unwrap();
+        // wrk's own figures stay; the script adds what they lack.
+        assert_eq!(r.latency(50.0), Some(177.0));
+        assert_eq!(r.latency(99.0), Some(3800.0));
+        assert_eq!(r.latency(99.9), Some(7100.0));
+        assert_eq!(r.latency(99.99), Some(9010.0));
+        for bad in [
+            "nabla-latency 99.9",
+            "nabla-latency x 12",
+            "nabla-latency 101 5",
+            "nabla-latency 99.9 -1",
+        ] {
+            assert!(parse(&format!("{CLEAN}{bad}\n")).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn clean_run() {

@@ -38,6 +38,12 @@ use crate::site::Site;
 /// Longest a closing connection waits for the client to close its side.
 pub(crate) const LINGER: Duration = Duration::from_secs(5);
 
+/// Reads (of up to [`READ_CHUNK`] bytes each, and the answers to what they
+/// brought) a connection may make in one turn of the executor before the
+/// others have theirs: 16 KiB, so a pipelining client gets a batch of
+/// requests answered per turn, not all it has sent.
+const READS_PER_TURN: u32 = 4;
+
 /// What the accept loop knows of a connection, to take it back when
 /// connections run out (see `main`).
 #[derive(Debug, Default)]
@@ -153,6 +159,10 @@ impl Connection<'_> {
     /// (`Ok`) or reset (`Err`).
     async fn run(&mut self, conn: &mut Conn, slot: &Slot) -> Result<(), Reset> {
         let mut chunk = [0u8; READ_CHUNK];
+        // A client that keeps data coming (pipelined requests, a body being
+        // discarded) would otherwise be served for as long as it sends,
+        // every read ready at once, while the other connections wait.
+        let mut budget = task::Budget::new(READS_PER_TURN);
         loop {
             match conn.next(self.clock.now()) {
                 Next::Request(mut request) => {
@@ -176,6 +186,7 @@ impl Connection<'_> {
                 Next::TimedOut => return Err(Reset::TimedOut("request")),
                 Next::Read { deadline, idle } => {
                     self.send_out().await?;
+                    budget.spend().await;
                     if idle {
                         slot.idle_since.set(Some(self.clock.now()));
                     }

@@ -235,8 +235,19 @@ impl Cache {
 
     /// Writes every dirty page back, class by class.
     pub fn flush(&mut self, store: &Store) -> Result<(), FsError> {
+        self.flush_where(store, |_| true)
+    }
+
+    /// Writes back only the dirty pages of class `class` (a page holding
+    /// two classes counts as the higher one), leaving the others dirty.
+    pub fn flush_only(&mut self, store: &Store, class: Class) -> Result<(), FsError> {
+        self.flush_where(store, |c| c == class)
+    }
+
+    fn flush_where(&mut self, store: &Store, keep: impl Fn(Class) -> bool) -> Result<(), FsError> {
         let mut order: Vec<(Class, u64)> =
             self.pages.iter().filter_map(|(&i, p)| p.dirty.map(|c| (c, i))).collect();
+        order.retain(|&(c, _)| keep(c));
         order.sort_unstable();
         for (_, idx) in order {
             let page = self.page;

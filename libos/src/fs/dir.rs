@@ -14,6 +14,7 @@ use alloc::vec::Vec;
 use super::FsError;
 use super::cache::Class;
 use super::fat::Link;
+use super::index::{self, DirIndex};
 use super::name::{self, LFN_OFFSETS};
 use super::time;
 use super::vol::Vol;
@@ -156,6 +157,8 @@ struct Slots {
     cluster: u32,
     /// Slot index in the directory.
     i: u32,
+    /// The walk ends before this slot.
+    stop: u32,
 }
 
 impl Slots {
@@ -164,12 +167,27 @@ impl Slots {
             DirLoc::Root => 0,
             DirLoc::Chain(c) => c,
         };
-        Self { dir, cluster, i: 0 }
+        Self { dir, cluster, i: 0, stop: MAX_SLOTS }
+    }
+
+    /// A walk of at most `n` slots from slot `i`, whose cluster (for a
+    /// chain) is `clusters[i / per]`; `None` if `clusters` does not reach.
+    fn at(dir: DirLoc, clusters: &[u32], per: u32, i: u32, n: u32) -> Option<Self> {
+        let cluster = match dir {
+            DirLoc::Root => 0,
+            // The walk moves to the next cluster on entering one: it starts
+            // in the one before when `i` is a cluster's first slot.
+            DirLoc::Chain(_) if i > 0 && i.is_multiple_of(per) => {
+                *clusters.get((i / per - 1) as usize)?
+            }
+            DirLoc::Chain(_) => *clusters.get((i / per) as usize)?,
+        };
+        Some(Self { dir, cluster, i, stop: i.saturating_add(n).min(MAX_SLOTS) })
     }
 
     /// The next slot's offset, `None` at the end of the directory's space.
     fn next(&mut self, vol: &mut Vol) -> Result<Option<u64>, FsError> {
-        if self.i >= MAX_SLOTS {
+        if self.i >= self.stop {
             return Ok(None);
         }
         let off = match self.dir {
@@ -195,6 +213,89 @@ impl Slots {
     }
 }
 
+/// Where a new entry goes: its slots, and the free-tail slots passed over
+/// before them (to be marked deleted first).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Place {
+    pub slots: Vec<u64>,
+    pub skip: Vec<u64>,
+}
+
+/// Chooses where a new entry of `n` slots goes, from a directory's free
+/// slots offered in directory order (a used slot in between breaks a run).
+///
+/// With a page size (see [`Vol::one_page`]), the entry takes the first run
+/// of `n` free slots that lies in one cache page, so that writing it and
+/// later deleting it are each one write, which a kill cannot cut in two:
+/// long-name slots split from their short entry by a crash are what
+/// fsck.fat reports as a fragment outside a sequence. Slots of the free
+/// tail passed over on the way stay before the entry, so they are marked
+/// deleted (`skip`). Without a one-page run, the first run of any shape
+/// does, when the caller allows it (a full fixed root; a directory just
+/// grown whose clusters do not line up with pages).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Runs {
+    n: usize,
+    page: Option<u64>,
+    run: Vec<u64>,
+    skip: Vec<u64>,
+    plain: Vec<u64>,
+}
+
+impl Runs {
+    pub(crate) fn new(n: usize, page: Option<u64>) -> Self {
+        Self { n, page, ..Self::default() }
+    }
+
+    /// The free slot at `off`; `tail`: at or after the end marker.
+    pub(crate) fn free(&mut self, off: u64, tail: bool) {
+        if self.plain.len() < self.n {
+            self.plain.push(off);
+        }
+        if self.done() {
+            return;
+        }
+        if let (Some(p), Some(&first)) = (self.page, self.run.first())
+            && first / p != off / p
+        {
+            if tail {
+                self.skip.append(&mut self.run);
+            } else {
+                self.run.clear();
+            }
+        }
+        self.run.push(off);
+    }
+
+    /// A used slot: a run not yet long enough starts again after it.
+    pub(crate) fn used(&mut self) {
+        if self.plain.len() < self.n {
+            self.plain.clear();
+        }
+        if !self.done() {
+            self.run.clear();
+        }
+    }
+
+    /// Whether the run asked for is found.
+    pub(crate) fn done(&self) -> bool {
+        self.run.len() >= self.n
+    }
+
+    /// The place found: the run asked for, or (`any_shape`) the first run
+    /// of `n` slots; `None` if there is none yet.
+    pub(crate) fn place(&self, any_shape: bool) -> Option<Place> {
+        if self.done() {
+            let skip = if self.page.is_some() { self.skip.clone() } else { Vec::new() };
+            Some(Place { slots: self.run.clone(), skip })
+        } else if any_shape && self.plain.len() >= self.n {
+            Some(Place { slots: self.plain.clone(), skip: Vec::new() })
+        } else {
+            None
+        }
+    }
+}
+
 /// What a survey of a directory found.
 #[derive(Debug, Default)]
 pub(crate) struct Survey {
@@ -202,8 +303,8 @@ pub(crate) struct Survey {
     pub found: Option<Entry>,
     /// Every short name in the directory.
     pub shorts: Vec<[u8; 11]>,
-    /// A run of free slots long enough, if there is one.
-    pub free: Vec<u64>,
+    /// The free slots met, as candidates for a new entry.
+    pub runs: Runs,
     /// The last cluster of the directory (chains).
     pub last: u32,
     /// Every entry, for a listing.
@@ -227,38 +328,54 @@ impl Vol {
         want_free: usize,
         f: impl FnMut(&View<'_>) -> bool,
     ) -> Result<Survey, FsError> {
-        self.scan_inner(dir, want_free, false, f)
+        self.scan_inner(dir, Slots::new(dir), want_free, false, None, f)
     }
 
     /// Every entry of `dir` (without `.`, `..` and volume labels).
     pub(crate) fn list(&mut self, dir: DirLoc) -> Result<Vec<Entry>, FsError> {
-        Ok(self.scan_inner(dir, 0, true, |_| true)?.all)
+        Ok(self.scan_inner(dir, Slots::new(dir), 0, true, None, |_| true)?.all)
     }
 
+    /// The scan behind the others: from `walk`'s slot, building `ix` (the
+    /// whole directory is then walked) if given.
     fn scan_inner(
         &mut self,
         dir: DirLoc,
+        mut walk: Slots,
         want_free: usize,
         all: bool,
+        mut ix: Option<&mut DirIndex>,
         mut f: impl FnMut(&View<'_>) -> bool,
     ) -> Result<Survey, FsError> {
         let mut chunk: Vec<u8> = Vec::new();
         let mut chunk_off = 0u64;
         let mut s = Survey::default();
-        let mut walk = Slots::new(dir);
+        let building = ix.is_some();
+        let per = self.g.cluster_bytes / 32;
+        let mut lfn_start = 0u32;
         let mut lfn: Vec<u16> = Vec::new();
         let mut lfn_slots: Vec<u64> = Vec::new();
         let mut expect = 0u8; // next sequence number expected (0: none)
         let mut sum = 0u8;
-        let mut run: Vec<u64> = Vec::new();
+        let mut runs = Runs::new(want_free, self.one_page(dir, want_free));
         let mut ended = false;
         while let Some(off) = walk.next(self)? {
+            let slot = walk.i - 1;
             if let DirLoc::Chain(_) = dir {
                 s.last = walk.cluster;
             }
+            if let Some(ix) = ix.as_deref_mut() {
+                if matches!(dir, DirLoc::Chain(_)) && slot.is_multiple_of(per) {
+                    ix.clusters.push(walk.cluster);
+                }
+                ix.cap = walk.i;
+            }
             if ended {
-                if want_free > 0 && run.len() < want_free {
-                    run.push(off);
+                if want_free > 0 && !runs.done() {
+                    runs.free(off, true);
+                    continue;
+                }
+                if building {
                     continue;
                 }
                 break;
@@ -286,28 +403,39 @@ impl Vol {
             raw.copy_from_slice(&chunk[at..at + 32]);
             if raw[0] == 0 {
                 ended = true;
-                if want_free > 0 && run.len() < want_free {
-                    run.push(off);
+                if let Some(ix) = ix.as_deref_mut() {
+                    ix.end = slot;
+                }
+                if want_free > 0 && !runs.done() {
+                    runs.free(off, true);
+                    continue;
+                }
+                if building {
                     continue;
                 }
                 break;
             }
             if raw[0] == 0xe5 {
+                if let Some(ix) = ix.as_deref_mut()
+                    && !ix.over
+                {
+                    ix.holes.insert(slot);
+                    ix.check_budget();
+                }
                 expect = 0;
-                if want_free > 0 && run.len() < want_free {
-                    run.push(off);
+                if want_free > 0 {
+                    runs.free(off, false);
                 }
                 continue;
             }
-            if run.len() < want_free {
-                run.clear();
-            }
+            runs.used();
             if raw[11] & 0x3f == ATTR_LFN {
                 let ord = raw[0];
                 let seq = ord & 0x1f;
                 if ord & 0x40 != 0 && (1..=20).contains(&seq) {
                     lfn = alloc::vec![0xffff; usize::from(seq) * 13];
                     lfn_slots.clear();
+                    lfn_start = slot;
                     sum = raw[13];
                     expect = seq;
                 } else if expect == 0 || seq + 1 != expect || raw[13] != sum {
@@ -343,6 +471,20 @@ impl Vol {
                 None
             };
             let view = View { short, case: raw[12], long };
+            if let Some(ix) = ix.as_deref_mut()
+                && !ix.over
+            {
+                let first = if long.is_some() { lfn_start } else { slot };
+                let short_key = index::key(&name::short_display(&short, raw[12]));
+                ix.keys.insert((short_key, first));
+                if let Some(units) = long {
+                    let text: String = char::decode_utf16(units.iter().copied())
+                        .map(|r| r.unwrap_or('\u{fffd}'))
+                        .collect();
+                    ix.keys.insert((index::key(&text), first));
+                }
+                ix.check_budget();
+            }
             if !f(&view) {
                 continue;
             }
@@ -362,20 +504,113 @@ impl Vol {
                 continue;
             }
             s.found = Some(e);
-            if want_free == 0 {
+            if want_free == 0 && !building {
                 return Ok(s);
             }
         }
         // A run shorter than asked is the directory's tail (a used slot
         // would have cleared it): growing the directory continues it.
-        run.truncate(want_free);
-        s.free = run;
+        s.runs = runs;
+        if let Some(ix) = ix
+            && !ended
+        {
+            ix.end = ix.cap;
+        }
         Ok(s)
     }
 
-    /// Finds `name` in `dir` (long or short name, ignoring case).
+    /// Finds `name` in `dir` (long or short name, ignoring case), through
+    /// the directory's index (built by the first lookup).
     pub(crate) fn lookup(&mut self, dir: DirLoc, want: &str) -> Result<Option<Entry>, FsError> {
+        if let Some(found) = self.ix_lookup(dir, want)? {
+            return Ok(found);
+        }
         Ok(self.scan(dir, 0, |v| v.is(want))?.found)
+    }
+
+    /// A lookup through `dir`'s index, building it if there is none: `None`
+    /// if the directory could not be indexed (too large) or its index
+    /// proved stale (then dropped): the caller scans.
+    pub(crate) fn ix_lookup(
+        &mut self,
+        dir: DirLoc,
+        want: &str,
+    ) -> Result<Option<Option<Entry>>, FsError> {
+        let Some(ix) = self.ix.take(dir) else {
+            let mut ix = DirIndex::default();
+            let s =
+                self.scan_inner(dir, Slots::new(dir), 0, false, Some(&mut ix), |v| v.is(want))?;
+            self.ix.put(dir, ix);
+            return Ok(Some(s.found));
+        };
+        let per = self.g.cluster_bytes / 32;
+        let mut found = None;
+        for first in ix.candidates(index::key(want)) {
+            // The entry starting at `first`: at most 20 long-name slots
+            // and its short one.
+            let Some(walk) = Slots::at(dir, &ix.clusters, per, first, 21) else {
+                return Ok(None);
+            };
+            let mut seen = 0;
+            let s = self.scan_inner(dir, walk, 0, false, None, |v| {
+                seen += 1;
+                seen == 1 && v.is(want)
+            })?;
+            if seen == 0 {
+                // No entry where the index says one starts.
+                return Ok(None);
+            }
+            if s.found.is_some() {
+                found = s.found;
+                break;
+            }
+        }
+        self.ix.put(dir, ix);
+        Ok(Some(found))
+    }
+
+    /// The offset of slot `i` of the indexed directory `dir`, if its space
+    /// reaches it.
+    pub(crate) fn ix_slot_off(&self, dir: DirLoc, ix: &DirIndex, i: u32) -> Option<u64> {
+        match dir {
+            DirLoc::Root => (i < self.g.root_entries).then(|| self.g.root_off + u64::from(i) * 32),
+            DirLoc::Chain(_) => {
+                let per = self.g.cluster_bytes / 32;
+                let c = *ix.clusters.get((i / per) as usize)?;
+                Some(self.g.cluster_off(c).ok()? + u64::from(i % per) * 32)
+            }
+        }
+    }
+
+    /// The slot number of offset `off` in the indexed directory `dir`.
+    pub(crate) fn ix_slot_of(&self, dir: DirLoc, ix: &DirIndex, off: u64) -> Option<u32> {
+        match dir {
+            DirLoc::Root => {
+                let rel = off.checked_sub(self.g.root_off)? / 32;
+                u32::try_from(rel).ok()
+            }
+            DirLoc::Chain(_) => {
+                let cs = u64::from(self.g.cluster_bytes);
+                let rel = off.checked_sub(self.g.data_off)?;
+                let c = u32::try_from(rel / cs + 2).ok()?;
+                let at = ix.clusters.iter().position(|&x| x == c)? as u32;
+                Some(at * (self.g.cluster_bytes / 32) + ((rel % cs) / 32) as u32)
+            }
+        }
+    }
+
+    /// Adds a zeroed cluster after `last`, the last of a directory's chain.
+    pub(crate) fn grow_dir(&mut self, last: u32) -> Result<u32, FsError> {
+        // The new cluster is zeroed (as file data) before the FAT links
+        // it: a flush writes data before the FAT.
+        let c = self.alloc(None)?;
+        let off = self.g.cluster_off(c)?;
+        let zeros = alloc::vec![0u8; self.g.cluster_bytes as usize];
+        self.cache.write(&self.store, off, &zeros, Class::Data)?;
+        self.cache.flush(&self.store)?;
+        self.fat_set(last, c)?;
+        self.cache.flush(&self.store)?;
+        Ok(c)
     }
 
     /// Whether `dir` holds no entry but `.` and `..`.
@@ -383,52 +618,66 @@ impl Vol {
         Ok(self.scan(dir, 0, |_| true)?.found.is_none())
     }
 
-    /// Finds `n` free slots in `dir` (`survey` from a scan that looked for
-    /// them), growing a chain directory by a zeroed cluster if needed.
-    pub(crate) fn free_slots(
-        &mut self,
-        dir: DirLoc,
-        survey: &Survey,
-        n: usize,
-    ) -> Result<Vec<u64>, FsError> {
-        if survey.free.len() >= n {
-            return Ok(survey.free.clone());
-        }
-        let DirLoc::Chain(_) = dir else { return Err(FsError::NoSpace) };
-        let per = (self.g.cluster_bytes / 32) as usize;
-        let mut have = survey.free.clone();
+    /// Where a new entry goes in `dir` (`survey` from a scan that looked for
+    /// free slots for it), growing a chain directory by zeroed clusters if
+    /// needed.
+    pub(crate) fn free_slots(&mut self, dir: DirLoc, survey: &Survey) -> Result<Place, FsError> {
+        let mut runs = survey.runs.clone();
         let mut last = survey.last;
-        while have.len() < n {
-            // The new cluster is zeroed (as file data) before the FAT links
-            // it: a flush writes data before the FAT.
-            let c = self.alloc(None)?;
-            let off = self.g.cluster_off(c)?;
-            let zeros = alloc::vec![0u8; self.g.cluster_bytes as usize];
-            self.cache.write(&self.store, off, &zeros, Class::Data)?;
-            self.cache.flush(&self.store)?;
-            self.fat_set(last, c)?;
-            self.cache.flush(&self.store)?;
-            last = c;
-            // A partial run left by the survey ends at the directory's
-            // last slot: it goes on in the new cluster.
+        let per = u64::from(self.g.cluster_bytes / 32);
+        let mut grown = false;
+        loop {
+            if let Some(place) = runs.place(grown || dir == DirLoc::Root) {
+                return Ok(place);
+            }
+            if dir == DirLoc::Root {
+                return Err(FsError::NoSpace);
+            }
+            last = self.grow_dir(last)?;
+            grown = true;
+            let off = self.g.cluster_off(last)?;
             for k in 0..per {
-                have.push(off + k as u64 * 32);
+                runs.free(off + k * 32, true);
             }
         }
-        have.truncate(n);
-        Ok(have)
     }
 
-    /// Writes a new entry's slots: the short slot first, then the long-name
-    /// slots, flushed in that order (a crash in between leaves a file with
-    /// its short name only, which fsck.fat accepts).
+    /// Whether a new entry of `n` slots in `dir` must lie in one cache page
+    /// (so that it is written, and deleted, with one write): whenever a
+    /// page (and, for a chain, a cluster) can hold it. The page size when
+    /// it must.
+    pub(crate) fn one_page(&self, dir: DirLoc, n: usize) -> Option<u64> {
+        let need = n as u64 * 32;
+        let page = self.cache.page;
+        let fits = match dir {
+            DirLoc::Root => need <= page,
+            DirLoc::Chain(_) => need <= page.min(u64::from(self.g.cluster_bytes)),
+        };
+        (n > 0 && fits).then_some(page)
+    }
+
+    /// Writes a new entry's slots at `at`, after marking the free-tail slots
+    /// `skip` before them deleted (on disk first: an end marker before the
+    /// entry would hide it). The short slot goes first, then the long-name
+    /// slots: in one write when they share a page, as [`Runs`] arranges
+    /// for new entries; else flushed in that order (a crash in between
+    /// leaves a file with its short name only, which fsck.fat accepts).
     pub(crate) fn write_entry(
         &mut self,
+        skip: &[u64],
         at: &[u64],
         lfn: &[[u8; 32]],
         raw: &[u8; 32],
     ) -> Result<(), FsError> {
         let (short_off, lfn_offs) = at.split_last().ok_or(FsError::Corrupt)?;
+        for off in skip {
+            self.cache.write(&self.store, *off, &[0xe5], Class::Dir)?;
+        }
+        if let (Some(&s), Some(&a)) = (skip.last(), at.first())
+            && !self.same_page(&[s, a])
+        {
+            self.cache.flush(&self.store)?;
+        }
         self.cache.write(&self.store, *short_off, raw, Class::Dir)?;
         if !self.same_page(at) {
             self.cache.flush(&self.store)?;
@@ -441,16 +690,20 @@ impl Vol {
 
     /// Marks an entry's slots deleted: the long-name ones first, then the
     /// short one (a crash in between leaves the file under its short name).
+    /// Only directory pages are written: what else is dirty between
+    /// operations may reach the disk in any order (docs/storage.md), so it
+    /// can wait, and the frees of the clusters of files removed before
+    /// (FAT pages) go out together at a later flush.
     pub(crate) fn delete_entry(&mut self, slots: &[u64]) -> Result<(), FsError> {
         let (short_off, lfn_offs) = slots.split_last().ok_or(FsError::Corrupt)?;
         for off in lfn_offs {
             self.cache.write(&self.store, *off, &[0xe5], Class::Dir)?;
         }
         if !self.same_page(slots) {
-            self.cache.flush(&self.store)?;
+            self.cache.flush_only(&self.store, Class::Dir)?;
         }
         self.cache.write(&self.store, *short_off, &[0xe5], Class::Dir)?;
-        self.cache.flush(&self.store)
+        self.cache.flush_only(&self.store, Class::Dir)
     }
 
     /// Whether all these offsets lie in one cache page (one write).

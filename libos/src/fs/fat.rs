@@ -166,6 +166,8 @@ impl Vol {
     /// what it freed stays free. A loop ends at the first cluster freed
     /// already.
     pub(crate) fn free_chain(&mut self, first: u32) -> Result<(), FsError> {
+        // A directory that started here is gone: so is its index.
+        self.ix.drop_dir(super::dir::DirLoc::Chain(first));
         self.begin_change()?;
         let mut c = first;
         for _ in 0..self.g.clusters {

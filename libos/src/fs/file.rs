@@ -76,6 +76,12 @@ impl<'a> File<'a> {
         self.fs.vol.borrow().node_ref(self.id).map_or(0, |n| n.len)
     }
 
+    /// Metadata of the file, as [`FileSystem::metadata`] of its path gives
+    /// it, without looking the path up again. `NotFound` once removed.
+    pub fn metadata(&self) -> Result<super::Metadata, FsError> {
+        self.fs.node_meta(self.id)
+    }
+
     /// Whether the file is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

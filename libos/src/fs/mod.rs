@@ -27,6 +27,7 @@ mod cache;
 mod dir;
 mod fat;
 mod file;
+mod index;
 mod name;
 mod ops;
 mod time;
@@ -221,6 +222,15 @@ impl FileSystem {
         m
     }
 
+    /// Metadata of the file open as node `id`, from its entry.
+    fn node_meta(&self, id: usize) -> Result<Metadata, FsError> {
+        let mut v = self.vol.borrow_mut();
+        let off = v.node_ref(id).and_then(|n| n.entry).ok_or(FsError::NotFound)?;
+        let raw = v.read_raw(off)?;
+        let e = dir::Entry { name: String::new(), raw, slots: alloc::vec![off] };
+        Ok(Self::meta_of(&v, &e))
+    }
+
     /// Metadata of `path` (`/` is the root directory).
     pub fn metadata(&self, path: &str) -> Result<Metadata, FsError> {
         if components(path).next().is_none() {
@@ -367,8 +377,8 @@ impl FileSystem {
     /// last handle closes; its clusters are freed then).
     pub fn remove_file(&self, path: &str) -> Result<(), FsError> {
         let mut v = self.vol.borrow_mut();
-        let (_, _, e) = v.find(path)?;
-        v.remove_file(&e)
+        let (dir, _, e) = v.find(path)?;
+        v.remove_file(dir, &e)
     }
 
     /// Removes the empty directory `path`.
@@ -377,8 +387,8 @@ impl FileSystem {
             return Err(FsError::Busy);
         }
         let mut v = self.vol.borrow_mut();
-        let (_, _, e) = v.find(path)?;
-        v.remove_dir(&e)
+        let (dir, _, e) = v.find(path)?;
+        v.remove_dir(dir, &e)
     }
 
     /// Renames (moves) the file or directory `from` to `to`, replacing a

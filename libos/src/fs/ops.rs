@@ -5,7 +5,8 @@ use alloc::vec::Vec;
 
 use super::FsError;
 use super::cache::Class;
-use super::dir::{self, ATTR_DIR, DirLoc, Entry};
+use super::dir::{self, ATTR_DIR, DirLoc, Entry, Place, Runs};
+use super::index::{self, DirIndex};
 use super::name;
 use super::time;
 use super::vol::Vol;
@@ -103,17 +104,129 @@ impl Vol {
         }
         let stored = name::check(name)?;
         let n = Self::slots_needed(stored);
+        match self.ix_lookup(dir, stored)? {
+            Some(Some(_)) => return Err(FsError::AlreadyExists),
+            Some(None) => {
+                if let Some(ix) = self.ix.take(dir) {
+                    // Put back only if the create succeeds: after an error
+                    // the index may not match the disk.
+                    let (e, ix) = self.create_indexed(dir, ix, stored, n, attr, first)?;
+                    self.ix.put(dir, ix);
+                    return Ok(e);
+                }
+            }
+            None => {}
+        }
         let survey = self.scan(dir, n, |v| v.is(stored))?;
         if survey.found.is_some() {
             return Err(FsError::AlreadyExists);
         }
         let (short, case) = Self::short_for(stored, &survey.shorts, None)?;
-        let slots = self.free_slots(dir, &survey, n)?;
+        let place = self.free_slots(dir, &survey)?;
         let mut raw = dir::new_raw(&short, case, attr, time::now());
         dir::set_first(&mut raw, first, self.fat32());
         let lfn = if n > 1 { name::lfn_slots(stored, &short) } else { Vec::new() };
-        self.write_entry(&slots, &lfn, &raw)?;
-        Ok(Entry { name: stored.into(), raw, slots })
+        self.write_entry(&place.skip, &place.slots, &lfn, &raw)?;
+        Ok(Entry { name: stored.into(), raw, slots: place.slots })
+    }
+
+    /// [`Vol::create_entry`] of a name known absent, with `dir`'s index:
+    /// the short alias and the free slots come from it, not from a scan.
+    fn create_indexed(
+        &mut self,
+        dir: DirLoc,
+        mut ix: DirIndex,
+        stored: &str,
+        n: usize,
+        attr: u8,
+        first: u32,
+    ) -> Result<(Entry, DirIndex), FsError> {
+        let (short, case) = match name::exact_short(stored) {
+            Some(x) => x,
+            // A short name is taken if an entry's names hash as it does (a
+            // collision only skips an alias).
+            None => {
+                (name::alias(stored, |s| ix.may_have(index::key(&name::short_display(s, 0))))?, 0)
+            }
+        };
+        let place = self.ix_place(dir, &mut ix, n)?;
+        let mut raw = dir::new_raw(&short, case, attr, time::now());
+        dir::set_first(&mut raw, first, self.fat32());
+        let lfn = if n > 1 { name::lfn_slots(stored, &short) } else { Vec::new() };
+        self.write_entry(&place.skip, &place.slots, &lfn, &raw)?;
+        let slot = |off: &u64| self.ix_slot_of(dir, &ix, *off).ok_or(FsError::Corrupt);
+        let start = slot(place.slots.first().ok_or(FsError::Corrupt)?)?;
+        let skipped = place.skip.iter().map(slot).collect::<Result<Vec<_>, _>>()?;
+        ix.holes.extend(skipped);
+        let slots = place.slots;
+        let count = n as u32;
+        ix.add(start, count, [index::key(stored), index::key(&name::short_display(&short, case))]);
+        ix.check_budget();
+        Ok((Entry { name: stored.into(), raw, slots }, ix))
+    }
+
+    /// Where a new entry of `n` slots goes in the indexed directory `dir`:
+    /// [`dir::Runs`] offered its deleted slots, then its free tail, growing
+    /// a chain by zeroed clusters (noted in `ix`) when the tail ends.
+    fn ix_place(&mut self, dir: DirLoc, ix: &mut DirIndex, n: usize) -> Result<Place, FsError> {
+        let mut runs = Runs::new(n, self.one_page(dir, n));
+        let mut prev: Option<u32> = None;
+        for &h in &ix.holes {
+            if runs.done() {
+                break;
+            }
+            if prev.is_some_and(|p| p + 1 != h) {
+                runs.used();
+            }
+            runs.free(self.ix_slot_off(dir, ix, h).ok_or(FsError::Corrupt)?, false);
+            prev = Some(h);
+        }
+        if prev.is_some_and(|p| p + 1 != ix.end) {
+            runs.used();
+        }
+        let mut grown = false;
+        let mut i = ix.end;
+        loop {
+            if let Some(place) = runs.place(false) {
+                return Ok(place);
+            }
+            if i >= 65536 {
+                return runs.place(true).ok_or(FsError::NoSpace);
+            }
+            match self.ix_slot_off(dir, ix, i) {
+                Some(off) => {
+                    runs.free(off, true);
+                    i += 1;
+                }
+                None => {
+                    if let Some(place) = runs.place(grown || dir == DirLoc::Root) {
+                        return Ok(place);
+                    }
+                    let (DirLoc::Chain(_), Some(&last)) = (dir, ix.clusters.last()) else {
+                        return Err(FsError::NoSpace);
+                    };
+                    let c = self.grow_dir(last)?;
+                    ix.clusters.push(c);
+                    ix.cap += self.g.cluster_bytes / 32;
+                    grown = true;
+                }
+            }
+        }
+    }
+
+    /// Updates `dir`'s index (if any) for the removal of `e`.
+    fn ix_forget(&mut self, dir: DirLoc, e: &Entry) {
+        let Some(mut ix) = self.ix.take(dir) else { return };
+        let mut slots = Vec::with_capacity(e.slots.len());
+        for &off in &e.slots {
+            match self.ix_slot_of(dir, &ix, off) {
+                Some(i) => slots.push(i),
+                None => return,
+            }
+        }
+        let short = index::key(&name::short_display(&e.short(), e.raw[12]));
+        ix.remove(&slots, [index::key(&e.name), short]);
+        self.ix.put(dir, ix);
     }
 
     /// Creates the directory `name` in `dir`: its cluster (with `.` and
@@ -127,6 +240,7 @@ impl Vol {
             return Err(FsError::AlreadyExists);
         }
         let c = self.alloc(None)?;
+        self.ix.drop_dir(DirLoc::Chain(c));
         let now = time::now();
         let mut data = alloc::vec![0u8; self.g.cluster_bytes as usize];
         let mut dot = dir::new_raw(b".          ", 0, ATTR_DIR, now);
@@ -159,21 +273,29 @@ impl Vol {
         Ok(())
     }
 
-    /// Removes the file `e`: its entry first, then its clusters.
-    pub(crate) fn remove_file(&mut self, e: &Entry) -> Result<(), FsError> {
+    /// Removes the file `e` of `dir`: its entry first, then its clusters.
+    pub(crate) fn remove_file(&mut self, dir: DirLoc, e: &Entry) -> Result<(), FsError> {
         if e.is_dir() {
             return Err(FsError::IsADirectory);
         }
         if self.store.dev.read_only() {
             return Err(FsError::ReadOnly);
         }
-        self.delete_entry(&e.slots)?;
-        self.drop_chain(e)?;
-        self.cache.flush(&self.store)
+        if let Err(err) = self.delete_entry(&e.slots) {
+            self.ix.drop_dir(dir);
+            return Err(err);
+        }
+        self.ix_forget(dir, e);
+        // The frees stay dirty until the next flush (an operation that
+        // needs an order, a sync, the unmount): the entry is gone from the
+        // disk, so a crash before leaves lost clusters only, and many
+        // removals share the FAT's writes.
+        self.drop_chain(e)
     }
 
-    /// Removes the empty directory `e`: its entry first, then its clusters.
-    pub(crate) fn remove_dir(&mut self, e: &Entry) -> Result<(), FsError> {
+    /// Removes the empty directory `e` of `dir`: its entry first, then its
+    /// clusters.
+    pub(crate) fn remove_dir(&mut self, dir: DirLoc, e: &Entry) -> Result<(), FsError> {
         if !e.is_dir() {
             return Err(FsError::NotADirectory);
         }
@@ -187,20 +309,42 @@ impl Vol {
         if !self.is_empty_dir(self.dir_at(first)?)? {
             return Err(FsError::NotEmpty);
         }
-        self.delete_entry(&e.slots)?;
+        if let Err(err) = self.delete_entry(&e.slots) {
+            self.ix.drop_dir(dir);
+            return Err(err);
+        }
+        self.ix_forget(dir, e);
         self.free_chain(first)?;
         self.cache.flush(&self.store)
     }
 
     /// Renames `from` to `to` (see docs/storage.md for the write order).
+    /// The indexes of the directories it changes are dropped (rebuilt by
+    /// their next lookup).
     pub(crate) fn rename(&mut self, from: &str, to: &str) -> Result<(), FsError> {
         if self.store.dev.read_only() {
             return Err(FsError::ReadOnly);
         }
+        let mut dirs = [None, None];
+        let r = self.rename_inner(from, to, &mut dirs);
+        for d in dirs.into_iter().flatten() {
+            self.ix.drop_dir(d);
+        }
+        r
+    }
+
+    fn rename_inner(
+        &mut self,
+        from: &str,
+        to: &str,
+        dirs: &mut [Option<DirLoc>; 2],
+    ) -> Result<(), FsError> {
         let (fdir, _, src) = self.find(from)?;
+        dirs[0] = Some(fdir);
         let (tparts, tname) = split(to)?;
         let stored = name::check(tname)?;
         let (tdir, seen) = self.walk(&tparts)?;
+        dirs[1] = Some(tdir);
         let fat32 = self.fat32();
         let sfirst = src.first(fat32);
         if src.is_dir() && seen.contains(&sfirst) {
@@ -259,12 +403,12 @@ impl Vol {
                     raw[..11].copy_from_slice(&short);
                     raw[12] = case;
                     let lfn = if n > 1 { name::lfn_slots(stored, &short) } else { Vec::new() };
-                    self.write_entry(&src.slots[keep..], &lfn, &raw)?;
+                    self.write_entry(&[], &src.slots[keep..], &lfn, &raw)?;
                     src.off()
                 } else {
                     let survey = self.scan(tdir, n, |_| false)?;
                     let (short, case) = Self::short_for(stored, &survey.shorts, own)?;
-                    let slots = self.free_slots(tdir, &survey, n)?;
+                    let place = self.free_slots(tdir, &survey)?;
                     self.delete_entry(&src.slots)?;
                     if moved_dir {
                         self.set_dotdot(sfirst, tdir)?;
@@ -273,8 +417,8 @@ impl Vol {
                     raw[..11].copy_from_slice(&short);
                     raw[12] = case;
                     let lfn = if n > 1 { name::lfn_slots(stored, &short) } else { Vec::new() };
-                    self.write_entry(&slots, &lfn, &raw)?;
-                    *slots.last().ok_or(FsError::Corrupt)?
+                    self.write_entry(&place.skip, &place.slots, &lfn, &raw)?;
+                    *place.slots.last().ok_or(FsError::Corrupt)?
                 }
             }
         };

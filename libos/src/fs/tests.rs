@@ -598,3 +598,217 @@ fn a_crash_after_any_write_leaves_only_what_the_rules_allow() {
         assert!(bad.is_empty(), "{}", bad.join("\n"));
     }
 }
+
+/// Random creates, removes, renames, mkdirs and rmdirs in two directories
+/// (the fixed root of FAT12/16 among them), with every lookup checked
+/// against a model: the name indexes must answer as the disk does, found
+/// and not found, and leave a volume whose listing (on a fresh mount, which
+/// has no index) is the model's, with unique aliases (fsck.fat).
+#[test]
+fn name_indexes_agree_with_the_disk() {
+    use std::collections::BTreeMap;
+    for (what, img) in layouts() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ what.len() as u64);
+        // Lower-cased path -> (stored path, content); None: a directory.
+        let mut model: BTreeMap<String, (String, Option<u8>)> = BTreeMap::new();
+        let dirs = ["", "/sub"];
+        let names = |k: u64| match k % 4 {
+            0 => format!("f{}.txt", k % 97),
+            1 => format!("A Long Name {}.data", k % 89),
+            2 => format!("longername{}.text", k % 83),
+            _ => format!("D{}", k % 31),
+        };
+        {
+            let fs = img.mount();
+            fs.create_dir("/sub").unwrap();
+            model.insert("/sub".into(), ("/sub".into(), None));
+            for step in 0..1200u32 {
+                let r = rng.next();
+                let dir = dirs[(r >> 8) as usize % 2];
+                let path = format!("{dir}/{}", names(r >> 16));
+                let low = path.to_lowercase();
+                match r % 8 {
+                    0..=2 => {
+                        let byte = step as u8;
+                        match fs.create_new(&path) {
+                            Ok(mut f) => {
+                                assert!(!model.contains_key(&low), "{what}: {path} existed");
+                                f.write_all(&[byte]).unwrap();
+                                f.close().unwrap();
+                                model.insert(low, (path, Some(byte)));
+                            }
+                            Err(FsError::AlreadyExists) => {
+                                assert!(model.contains_key(&low), "{what}: {path} absent");
+                            }
+                            Err(FsError::IsADirectory) => assert!(model[&low].1.is_none()),
+                            Err(FsError::NoSpace) => assert_eq!(dir, "", "{what}"),
+                            Err(e) => panic!("{what}: create {path}: {e}"),
+                        }
+                    }
+                    3 => match fs.remove_file(&path) {
+                        Ok(()) => assert!(model.remove(&low).unwrap().1.is_some(), "{what}"),
+                        Err(FsError::NotFound) => assert!(!model.contains_key(&low), "{what}"),
+                        Err(FsError::IsADirectory) => assert!(model[&low].1.is_none()),
+                        Err(e) => panic!("{what}: remove {path}: {e}"),
+                    },
+                    4 => {
+                        let to = format!("{}/{}", dirs[(r >> 40) as usize % 2], names(r >> 44));
+                        let tlow = to.to_lowercase();
+                        match fs.rename(&path, &to) {
+                            Ok(()) => {
+                                let (_, v) = model.remove(&low).unwrap();
+                                model.insert(tlow, (to, v));
+                            }
+                            Err(FsError::NotFound) => assert!(!model.contains_key(&low), "{what}"),
+                            Err(
+                                FsError::IsADirectory | FsError::NotADirectory | FsError::NotEmpty,
+                            ) => {}
+                            Err(FsError::NoSpace) => {}
+                            Err(e) => panic!("{what}: rename {path} {to}: {e}"),
+                        }
+                    }
+                    5 => match fs.create_dir(&path) {
+                        Ok(()) => {
+                            assert!(!model.contains_key(&low), "{what}: {path} existed");
+                            model.insert(low, (path, None));
+                        }
+                        Err(FsError::AlreadyExists) => assert!(model.contains_key(&low)),
+                        Err(FsError::NoSpace) => {}
+                        Err(e) => panic!("{what}: mkdir {path}: {e}"),
+                    },
+                    6 => match fs.remove_dir(&path) {
+                        Ok(()) => assert!(model.remove(&low).unwrap().1.is_none(), "{what}"),
+                        Err(FsError::NotFound) => assert!(!model.contains_key(&low), "{what}"),
+                        Err(FsError::NotADirectory) => assert!(model[&low].1.is_some()),
+                        Err(e) => panic!("{what}: rmdir {path}: {e}"),
+                    },
+                    _ => {
+                        // A lookup in another case.
+                        let up = path.to_uppercase();
+                        match (fs.read(&up), model.get(&low)) {
+                            (Ok(data), Some((_, Some(b)))) => assert_eq!(data, [*b], "{what}"),
+                            (Err(FsError::NotFound), None) => {}
+                            (Err(FsError::IsADirectory), Some((_, None))) => {}
+                            (r, m) => panic!("{what}: read {up}: {r:?}, model {m:?}"),
+                        }
+                    }
+                }
+            }
+            for (low, (_, v)) in &model {
+                match v {
+                    Some(b) => assert_eq!(fs.read(low).unwrap(), [*b], "{what}: {low}"),
+                    None => assert!(fs.metadata(low).unwrap().is_dir, "{what}: {low}"),
+                }
+            }
+        }
+        img.fsck();
+        let fs = img.mount();
+        let mut listed: Vec<String> = Vec::new();
+        for dir in dirs {
+            for e in fs.read_dir(if dir.is_empty() { "/" } else { dir }).unwrap() {
+                listed.push(format!("{dir}/{}", e.name));
+            }
+        }
+        listed.sort_by_key(|p| p.to_lowercase());
+        let want: Vec<String> = model.values().map(|(p, _)| p.clone()).collect();
+        assert_eq!(listed, want, "{what}");
+        let straddling = straddling_entries(&fs, &dirs);
+        assert!(straddling.is_empty(), "{what}: entries across pages: {straddling:?}");
+    }
+}
+
+/// The entries of `dirs` whose slots lie in more than one cache page,
+/// where a page could have held them (new entries never should: deleting
+/// one is then one write, which a kill cannot cut in two).
+fn straddling_entries(fs: &FileSystem, dirs: &[&str]) -> Vec<String> {
+    let mut vol = fs.vol.borrow_mut();
+    let mut bad = Vec::new();
+    for dir in dirs {
+        let parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+        let (loc, _) = vol.walk(&parts).unwrap();
+        for e in vol.list(loc).unwrap() {
+            if vol.one_page(loc, e.slots.len()).is_some() && !vol.same_page(&e.slots) {
+                bad.push(format!("{dir}/{}: {:?}", e.name, e.slots));
+            }
+        }
+    }
+    bad
+}
+
+/// New entries lie in one page even where the free space does not line up
+/// with pages: a directory's free tail starting just before a page
+/// boundary is passed over (its slots marked deleted, so the entry after
+/// them is still seen), in the fixed root, in a chain and when a chain
+/// grows; and a scan without an index (a fresh mount) places entries as the
+/// index does.
+#[test]
+fn new_entries_lie_in_one_page() {
+    for (what, img) in layouts() {
+        let names: Vec<String> = (0..300)
+            .map(|i| format!("{}{i}.txt", "entry with a long name ".repeat(1 + i % 3)))
+            .collect();
+        let fs = img.mount();
+        fs.create_dir("/d").unwrap();
+        for (i, name) in names.iter().enumerate() {
+            let dir = if i % 2 == 0 { "/d" } else { "" };
+            match fs.write(&format!("{dir}/{name}"), name.as_bytes()) {
+                Ok(()) => {}
+                Err(FsError::NoSpace) if dir.is_empty() => {}
+                Err(e) => panic!("{what}: {dir}/{name}: {e}"),
+            }
+            if i % 5 == 4 {
+                // Free a run of slots, then remount now and then so that
+                // the next creates come from a scan, not the index.
+                let _ = fs.remove_file(&format!("{dir}/{}", names[i - 2]));
+            }
+        }
+        drop(fs);
+        let fs = img.mount();
+        let mut renamed = Vec::new();
+        for i in (200..280).step_by(2) {
+            let to = format!("/d/renamed {i} with a longer name than before.txt");
+            match fs.rename(&format!("/d/{}", names[i]), &to) {
+                Ok(()) => renamed.push((to, &names[i])),
+                Err(FsError::NotFound) => {}
+                Err(e) => panic!("{what}: rename {}: {e}", names[i]),
+            }
+        }
+        for (to, name) in &renamed {
+            assert_eq!(fs.read(to).unwrap(), name.as_bytes(), "{what}: {to}");
+        }
+        assert!(renamed.len() > 20, "{what}: {} renamed", renamed.len());
+        let straddling = straddling_entries(&fs, &["", "/d"]);
+        assert!(straddling.is_empty(), "{what}: entries across pages: {straddling:?}");
+        for (i, name) in names.iter().enumerate() {
+            let dir = if i % 2 == 0 { "/d" } else { "" };
+            match fs.read(&format!("{dir}/{name}")) {
+                Ok(data) => assert_eq!(data, name.as_bytes(), "{what}"),
+                Err(FsError::NotFound) => {}
+                Err(e) => panic!("{what}: {dir}/{name}: {e}"),
+            }
+        }
+        let listed = fs.read_dir("/d").unwrap().len();
+        assert!(listed >= 100, "{what}: {listed} entries in /d");
+        drop(fs);
+        img.fsck();
+    }
+}
+
+/// A handle's metadata is its path's (the same id, length, kind), and
+/// `NotFound` once the file is removed.
+#[test]
+fn a_handle_knows_its_metadata() {
+    let img = image(32, 512, 40, &["-s", "1"]);
+    let fs = img.mount();
+    fs.create_dir("/d").unwrap();
+    let mut f = fs.create_new("/d/A file with a long name.txt").unwrap();
+    f.write_all(&pattern(3000, 1)).unwrap();
+    let by_path = fs.metadata("/D/a file with a long name.TXT").unwrap();
+    assert_eq!(f.metadata().unwrap(), by_path);
+    assert!(!by_path.is_dir && by_path.len == 3000);
+    fs.remove_file("/d/A file with a long name.txt").unwrap();
+    assert_eq!(f.metadata().err(), Some(FsError::NotFound));
+    drop(f);
+    drop(fs);
+    img.fsck();
+}

@@ -1,27 +1,7 @@
 //! FAT timestamps: local date and time with 2-second resolution (and
 //! 10 ms for the creation time), taken as UTC, the guest's local time.
 
-/// (year, month 1-12, day 1-31) of a day count since 1970-01-01
-/// (Howard Hinnant's algorithm, proleptic Gregorian).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let (yy, mm) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = yy.div_euclid(400);
-    let yoe = yy.rem_euclid(400);
-    let doy = (153 * mm + 2) / 5 + d - 1;
-    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
-}
+use crate::calendar::{civil_from_days, days_from_civil};
 
 /// First and last instants FAT can hold: 1980-01-01 and 2107-12-31 23:59:58.
 const FAT_MIN: u64 = 315_532_800;
@@ -42,7 +22,7 @@ pub(crate) fn to_fat(secs: u64) -> (u16, u16, u8) {
 /// invalid date).
 pub(crate) fn from_fat(date: u16, time: u16) -> u64 {
     let (y, m, d) =
-        (1980 + i64::from(date >> 9), i64::from(date >> 5 & 0xf), i64::from(date & 0x1f));
+        (1980 + i64::from(date >> 9), u32::from(date >> 5 & 0xf), u32::from(date & 0x1f));
     if !(1..=12).contains(&m) || d == 0 {
         return 0;
     }

@@ -17,6 +17,7 @@ use super::bpb::{self, Geometry};
 use super::cache::{Cache, Class, Store};
 use super::dir::{self, DirLoc, Entry};
 use super::fat::Link;
+use super::index::Indexes;
 use super::time;
 use crate::block::BlockDevice;
 
@@ -61,6 +62,8 @@ pub(crate) struct Vol {
     /// FSInfo on the disk says "unknown" (changes since the last sync).
     pub info_stale: bool,
     pub nodes: Vec<Option<Node>>,
+    /// Directory name indexes.
+    pub ix: Indexes,
 }
 
 impl Vol {
@@ -79,6 +82,7 @@ impl Vol {
             next_free,
             info_stale: false,
             nodes: Vec::new(),
+            ix: Indexes::default(),
             g,
         })
     }

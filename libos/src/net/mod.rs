@@ -284,11 +284,18 @@ pub(crate) fn poll_at(now: Instant) -> Option<Instant> {
     smol.map(from_smol).into_iter().chain(dhcp).min()
 }
 
+/// Calls of [`check_taps`] and [`wait`], the two ways the executor learns
+/// which taps have frames: the unit tests count them.
+#[cfg(test)]
+pub(crate) static TAP_CHECKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
 /// Asks the host which taps have frames waiting, without waiting (a
 /// `ppoll` with a zero timeout), so that the next [`poll`] reads them.
 /// The pending termination signals are checked in the same call
 /// ([`crate::signal`]).
 pub(crate) fn check_taps() {
+    #[cfg(test)]
+    TAP_CHECKS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     let mut fds = tap_fds();
     let taps = fds.len();
     add_signal_fds(&mut fds);
@@ -334,6 +341,8 @@ fn mark_readable(fds: &[PollFd]) {
 /// A termination signal that arrives meanwhile also ends the wait, and is
 /// acted on ([`crate::signal`]).
 pub(crate) fn wait(deadline: Option<Instant>) {
+    #[cfg(test)]
+    TAP_CHECKS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     let mut fds = tap_fds();
     let taps = fds.len();
     add_signal_fds(&mut fds);

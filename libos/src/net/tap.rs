@@ -120,6 +120,12 @@ pub struct Tap {
     vnet_hdr: bool,
     rx: Vec<u8>,
     tx: Vec<u8>,
+    /// The sizes of `rx` and `tx`. The loopback device allocates them at
+    /// its first frame ([`Tap::buffers`]): every guest has one, most never
+    /// use it, and 32 KiB of zeroed buffers are eight pages that a start
+    /// would fault in, at several µs each on a virtual machine
+    /// (docs/performance.md).
+    sizes: (usize, usize),
     /// Set when `ppoll` reports the fd readable; cleared on `EAGAIN`.
     pub(crate) readable: bool,
     pub(crate) stats: TapStats,
@@ -184,12 +190,21 @@ impl Tap {
         let frame = mtu as usize + ETHERNET_HEADER;
         let header = if vnet_hdr { VNET_HDR_LEN } else { 0 };
         let largest = if vnet_hdr { frame.max(OFFLOAD_FRAME) } else { frame };
+        let sizes = (header + largest.max(ARP_FRAME), header + largest);
+        let mut tap = Self::unallocated(fd, mtu, vnet_hdr, sizes);
+        tap.buffers();
+        tap
+    }
+
+    /// The tap without its buffers.
+    fn unallocated(fd: i32, mtu: u32, vnet_hdr: bool, sizes: (usize, usize)) -> Self {
         Self {
             fd,
             mtu: mtu as usize,
             vnet_hdr,
-            rx: vec![0; header + largest.max(ARP_FRAME)],
-            tx: vec![0; header + largest],
+            rx: Vec::new(),
+            tx: Vec::new(),
+            sizes,
             readable: true,
             stats: TapStats::default(),
             gateway: None,
@@ -209,7 +224,8 @@ impl Tap {
 
     /// The loopback device: no tap, frames of `mtu` sent to itself.
     pub fn loopback(mtu: u32) -> Self {
-        let mut t = Self::new(-1, mtu, false);
+        let frame = mtu as usize + ETHERNET_HEADER;
+        let mut t = Self::unallocated(-1, mtu, false, (frame.max(ARP_FRAME), frame));
         t.looped = Some(VecDeque::new());
         t.readable = false;
         t
@@ -267,7 +283,16 @@ impl Tap {
     }
 
     /// The receive buffer, and a token to send a frame.
+    /// Allocates the buffers if they are not yet.
+    fn buffers(&mut self) {
+        if self.rx.is_empty() {
+            self.rx = vec![0; self.sizes.0];
+            self.tx = vec![0; self.sizes.1];
+        }
+    }
+
     fn split(&mut self) -> (&[u8], TxToken<'_>) {
+        self.buffers();
         let Tap { fd, vnet_hdr, rx, tx, stats, gateway, injected, looped, unanswered, now, .. } =
             self;
         let token = TxToken {
@@ -671,6 +696,7 @@ impl phy::Device for Tap {
         if self.looped.is_some() {
             loop {
                 let f = self.looped.as_mut().and_then(VecDeque::pop_front)?;
+                self.buffers();
                 let n = f.len().min(self.rx.len());
                 self.rx[..n].copy_from_slice(&f[..n]);
                 self.stats.rx_frames += 1;
@@ -843,7 +869,16 @@ mod tests {
         let mut lo = Tap::loopback(1500);
         assert!(lo.is_loopback() && !lo.has_looped());
         assert!(lo.receive(Instant::ZERO).is_none());
+        // No buffers until the first frame, then the sizes a tap has.
+        assert!(lo.rx.is_empty() && lo.tx.is_empty());
         let frame = data_segment(100);
+        let tx = lo.transmit(Instant::ZERO).unwrap();
+        tx.consume(frame.len(), |buf| buf.copy_from_slice(&frame));
+        let tap = Tap::new(-1, 1500, false);
+        assert_eq!((lo.rx.len(), lo.tx.len()), (tap.rx.len(), tap.tx.len()));
+        assert!(lo.has_looped());
+        let (rx, _) = lo.receive(Instant::ZERO).expect("the frame comes back");
+        assert_eq!(rx.consume(|f| f.to_vec()), frame);
         let tx = lo.transmit(Instant::ZERO).unwrap();
         tx.consume(frame.len(), |buf| buf.copy_from_slice(&frame));
         assert!(lo.has_looped());

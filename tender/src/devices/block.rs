@@ -47,7 +47,7 @@ pub const DEFAULT_SECTOR_SIZE: u32 = abi::MIN_SECTOR_SIZE;
 
 /// The block options as given on the command line (flattened into the
 /// tender's own): the module declares its options, as Solo5's do.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct BlockArgs {
     /// Attaches the disk file PATH, read-write, to the block device NAME
     /// the image declares (repeatable). Its size is the capacity: a whole

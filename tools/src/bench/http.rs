@@ -72,6 +72,10 @@ pub struct Args {
     #[arg(long, value_name = "S", default_value_t = 2)]
     warmup: u32,
 
+    /// Only this file: `1k` or `1m` [default: both].
+    #[arg(long, value_name = "FILE", value_parser = ["1k", "1m"])]
+    file: Option<String>,
+
     /// MTU of both links (the tap and the veth).
     #[arg(long, value_name = "BYTES", default_value_t = 1500,
           value_parser = clap::value_parser!(u32).range(576..=65521))]
@@ -260,6 +264,7 @@ struct Run {
 fn run_wrk(
     topo: &Topology,
     wrk_path: &Path,
+    script: &Path,
     args: &Args,
     duration: u32,
     url: &str,
@@ -269,6 +274,8 @@ fn run_wrk(
         .args(["-c", &args.connections.to_string()])
         .args(["-d", &format!("{duration}s")])
         .arg("--latency")
+        .arg("-s")
+        .arg(script)
         .arg(url)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -312,6 +319,7 @@ struct Cell {
     rps: f64,
     p50_us: f64,
     p99_us: f64,
+    p999_us: f64,
     mib_per_sec: f64,
     server_cpu: f64,
     machine_cpu: f64,
@@ -330,6 +338,7 @@ impl Cell {
             rps: median(&|r| r.report.requests_per_sec),
             p50_us: median(&|r| r.report.latency(50.0).unwrap_or(f64::NAN)),
             p99_us: median(&|r| r.report.latency(99.0).unwrap_or(f64::NAN)),
+            p999_us: median(&|r| r.report.latency(99.9).unwrap_or(f64::NAN)),
             mib_per_sec: median(&|r| r.report.bytes_per_sec / (1024.0 * 1024.0)),
             server_cpu: median(&|r| r.server_cpu),
             machine_cpu: median(&|r| r.machine_cpu),
@@ -353,6 +362,16 @@ pub fn run(args: &Args) -> Result<()> {
     for (path, len) in FILES {
         net::write_file(&dir.path().join("site").join(&path[1..]), &file_bytes(len))?;
     }
+    let script = dir.path().join("percentiles.lua");
+    net::write_file(&script, wrk::PERCENTILES_SCRIPT.as_bytes())?;
+    let files: Vec<(&str, usize)> = FILES
+        .into_iter()
+        .filter(|(_, len)| match args.file.as_deref() {
+            Some("1k") => *len == 1024,
+            Some("1m") => *len == 1024 * 1024,
+            _ => true,
+        })
+        .collect();
     let conf = dir.path().join("nginx.conf");
     net::write_file(&conf, nginx_conf(dir.path()).as_bytes())?;
 
@@ -391,14 +410,14 @@ pub fn run(args: &Args) -> Result<()> {
     let url = |server: Server, path: &str| format!("http://{}{path}", server.addr());
     if args.warmup > 0 {
         for server in Server::BOTH {
-            run_wrk(&topo, &wrk_path, args, args.warmup, &url(server, FILES[0].0))?;
+            run_wrk(&topo, &wrk_path, &script, args, args.warmup, &url(server, files[0].0))?;
         }
     }
 
     // runs[file][server]
-    let mut runs: Vec<[Vec<Run>; 2]> = FILES.iter().map(|_| [Vec::new(), Vec::new()]).collect();
+    let mut runs: Vec<[Vec<Run>; 2]> = files.iter().map(|_| [Vec::new(), Vec::new()]).collect();
     for round in 0..args.rounds as usize {
-        for (f, (path, _)) in FILES.iter().enumerate() {
+        for (f, (path, _)) in files.iter().enumerate() {
             for k in 0..2 {
                 let s = (round + f + k) % 2;
                 let server = Server::BOTH[s];
@@ -406,7 +425,8 @@ pub fn run(args: &Args) -> Result<()> {
                 let cpu0 = daemon.cpu_seconds()?;
                 let machine0 = MachineCpu::now()?;
                 let t0 = Instant::now();
-                let report = run_wrk(&topo, &wrk_path, args, args.duration, &url(server, path))?;
+                let report =
+                    run_wrk(&topo, &wrk_path, &script, args, args.duration, &url(server, path))?;
                 let wall = t0.elapsed().as_secs_f64();
                 let server_cpu = (daemon.cpu_seconds()? - cpu0) / wall;
                 let machine_cpu = MachineCpu::now()?.cores_since(&machine0);
@@ -416,6 +436,7 @@ pub fn run(args: &Args) -> Result<()> {
         }
     }
     let cells: Vec<[Cell; 2]> = runs.iter().map(|r| [Cell::of(&r[0]), Cell::of(&r[1])]).collect();
+    let spreads: Vec<Spread> = runs.iter().map(|r| Spread::of(&r[0], &r[1])).collect();
 
     let wrk_line = format!(
         "wrk -t {} -c {} -d {}s --latency",
@@ -429,6 +450,7 @@ pub fn run(args: &Args) -> Result<()> {
                 "requests_per_sec": round1(c.rps),
                 "latency_p50_us": round1(c.p50_us),
                 "latency_p99_us": round1(c.p99_us),
+                "latency_p99_9_us": round1(c.p999_us),
                 "transfer_mib_per_sec": round1(c.mib_per_sec),
                 "server_cpu_cores": (c.server_cpu * 100.0).round() / 100.0,
                 "machine_cpu_cores": (c.machine_cpu * 100.0).round() / 100.0,
@@ -444,13 +466,20 @@ pub fn run(args: &Args) -> Result<()> {
             "httpd": httpd.command(),
             "nginx": nginx_d.command(),
             "nginx_conf": nginx_conf(Path::new("DIR")),
-            "files": FILES.iter().zip(&cells).map(|((path, len), c)| json!({
+            "files": files.iter().zip(&cells).zip(&spreads).map(|(((path, len), c), sp)| json!({
                 "path": path,
                 "bytes": len,
                 Server::Httpd.key(): cell(&c[0]),
                 Server::Nginx.key(): cell(&c[1]),
                 "ratio_requests_per_sec": ratio(c[0].rps, c[1].rps),
                 "ratio_p99": ratio(c[0].p99_us, c[1].p99_us),
+                "ratio_p99_9": ratio(c[0].p999_us, c[1].p999_us),
+                "rounds": {
+                    "ratio_requests_per_sec": sp.rps.iter().map(|&(a, b)| ratio(a, b)).collect::<Vec<_>>(),
+                    "ratio_p50": sp.p50.iter().map(|&(a, b)| ratio(a, b)).collect::<Vec<_>>(),
+                    "ratio_p99": sp.p99.iter().map(|&(a, b)| ratio(a, b)).collect::<Vec<_>>(),
+                    "ratio_p99_9": sp.p999.iter().map(|&(a, b)| ratio(a, b)).collect::<Vec<_>>(),
+                },
             })).collect::<Vec<_>>(),
         });
         println!("{report:#}");
@@ -467,18 +496,28 @@ pub fn run(args: &Args) -> Result<()> {
     println!("  nginx:  {} (1 process, sendfile on)", nginx_d.command());
     println!();
     println!(
-        "  {:<15} {:<24} {:>10} {:>10} {:>10} {:>9} {:>7} {:>8} {:>7}",
-        "file", "server", "req/s", "p50 µs", "p99 µs", "MiB/s", "server", "machine", "errors"
+        "  {:<15} {:<24} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>7}",
+        "file",
+        "server",
+        "req/s",
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "MiB/s",
+        "server",
+        "machine",
+        "errors"
     );
-    for ((path, _), c) in FILES.iter().zip(&cells) {
+    for ((path, _), c) in files.iter().zip(&cells) {
         for (server, x) in Server::BOTH.iter().zip(c) {
             println!(
-                "  {:<15} {:<24} {:>10.0} {:>10.1} {:>10.1} {:>9.1} {:>6.0}% {:>7.0}% {:>7}",
+                "  {:<15} {:<24} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>6.0}% {:>7.0}% {:>7}",
                 path,
                 server.label(),
                 x.rps,
                 x.p50_us,
                 x.p99_us,
+                x.p999_us,
                 x.mib_per_sec,
                 x.server_cpu * 100.0,
                 x.machine_cpu * 100.0,
@@ -487,13 +526,23 @@ pub fn run(args: &Args) -> Result<()> {
         }
     }
     println!();
-    println!("  httpd/nginx: requests/s (higher is better), p99 latency (lower is better)");
-    for ((path, _), c) in FILES.iter().zip(&cells) {
+    println!(
+        "  httpd/nginx: requests/s (higher is better), latency (lower is better); medians, \
+         and in brackets the lowest and highest of the {} rounds' own ratios",
+        args.rounds
+    );
+    for (((path, _), c), sp) in files.iter().zip(&cells).zip(&spreads) {
         println!(
-            "    {:<15} requests/s {:.2}×   p99 {:.2}×",
+            "    {:<15} requests/s {:.2}× [{}]   p50 {:.2}× [{}]   p99 {:.2}× [{}]   p99.9 {:.2}× [{}]",
             path,
             c[0].rps / c[1].rps,
-            c[0].p99_us / c[1].p99_us
+            Spread::range(&sp.rps),
+            c[0].p50_us / c[1].p50_us,
+            Spread::range(&sp.p50),
+            c[0].p99_us / c[1].p99_us,
+            Spread::range(&sp.p99),
+            c[0].p999_us / c[1].p999_us,
+            Spread::range(&sp.p999),
         );
     }
     println!(
@@ -502,6 +551,38 @@ pub fn run(args: &Args) -> Result<()> {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     Ok(())
+}
+
+/// Per round, (httpd, nginx) for one file: the spread of the ratios.
+#[derive(Debug, Clone, Default)]
+struct Spread {
+    rps: Vec<(f64, f64)>,
+    p50: Vec<(f64, f64)>,
+    p99: Vec<(f64, f64)>,
+    p999: Vec<(f64, f64)>,
+}
+
+impl Spread {
+    /// Pairs the two servers' runs of each round.
+    fn of(httpd: &[Run], nginx: &[Run]) -> Self {
+        let mut s = Self::default();
+        for (h, n) in httpd.iter().zip(nginx) {
+            let lat = |r: &Run, p| r.report.latency(p).unwrap_or(f64::NAN);
+            s.rps.push((h.report.requests_per_sec, n.report.requests_per_sec));
+            s.p50.push((lat(h, 50.0), lat(n, 50.0)));
+            s.p99.push((lat(h, 99.0), lat(n, 99.0)));
+            s.p999.push((lat(h, 99.9), lat(n, 99.9)));
+        }
+        s
+    }
+
+    /// `lo–hi×` of the ratios.
+    fn range(pairs: &[(f64, f64)]) -> String {
+        let r: Vec<f64> = pairs.iter().map(|&(a, b)| a / b).collect();
+        let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        format!("{lo:.2}–{hi:.2}×")
+    }
 }
 
 fn ratio(a: f64, b: f64) -> f64 {

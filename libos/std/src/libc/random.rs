@@ -1,6 +1,6 @@
 //! Random numbers: `getrandom` and `getentropy`, from a ChaCha20 stream
 //! keyed by the seed the tender hands over at every start (256 bits,
-//! derived from the kernel's `AT_RANDOM`; no system call). std's hash maps
+//! from the tender's `getrandom`; no system call of the guest's). std's hash maps
 //! take their keys from here, so they differ from run to run as on Linux.
 //! Each request takes fresh keystream blocks; after every request the key
 //! is replaced by keystream it never handed out, so that what was

@@ -247,8 +247,9 @@ fn open_normal(n: &Normal, flags: c_int) -> Res<c_int> {
             let disk = place.disk.ok_or(::libc::EROFS)?;
             let fs = mounts::fs(disk)?;
             let file = fs.create_new(&place.inner).map_err(errno)?;
-            // Its entry is on the disk already: its number can be found.
-            let m = fs.metadata(&place.inner).map_err(errno)?;
+            // Its entry is on the disk already: the handle knows it (no
+            // second lookup of the path).
+            let m = file.metadata().map_err(errno)?;
             let node = Node::adopt(fs, disk, &place.inner, m, file, true);
             Rc::new(FatFile { node, read, write })
         }
