@@ -171,6 +171,7 @@ impl Cli {
             net_mac: Vec::new(),
             block: devices::BlockArgs::default(),
             image_cache: None,
+            clock: ClockSource::Vdso,
             inspect: false,
             print_seccomp: false,
             app: PathBuf::from(app),
