@@ -3,11 +3,13 @@
 # host's vDSO (the default) and with the system call (`--clock syscall`),
 # in one run: httpd under wrk (1 KiB, 32 connections), kvd under
 # redis-benchmark (SET, 50 clients, -P 1), std-http (axum) under wrk
-# (1 KiB). `perf stat` counts the tender's system calls on the kernel's
-# tracepoints while the load runs (no ptrace, so the guest runs at full
-# speed), and the load generator counts the requests. Prints, per server
-# and clock: requests/s, clock_gettime and all system calls per request,
-# and the requests/s ratio vDSO / system call.
+# (1 KiB, 32 connections; `std-1m`: 1 MiB, 8 connections). `perf stat`
+# counts the tender's system calls on the kernel's tracepoints while the
+# load runs (no ptrace, so the guest runs at full speed), the load
+# generator counts the requests, /proc/PID/stat gives the tender's CPU
+# time. Prints, per server and clock: requests/s, clock_gettime and all
+# system calls per request, CPU µs per request, and the requests/s ratio
+# vDSO / system call.
 #
 # Usage: scripts/bench-clock.sh [SECONDS_PER_RUN [ROUNDS]]   (default 5 1)
 # Run as root (namespaces, taps, tracepoints). Needs perf, wrk, redis-tools.
@@ -38,6 +40,7 @@ trap cleanup EXIT
 # The site: /bench/1k.bin on a FAT disk (httpd), / for std-http.
 mkdir -p "$work/site/bench"
 head -c 1024 /dev/urandom > "$work/site/bench/1k.bin"
+head -c $((1 << 20)) /dev/urandom > "$work/site/bench/1m.bin"
 truncate -s 32M "$work/site.img"
 mkfs.fat -F 16 --mbr=y -n SITE "$work/site.img" >/dev/null
 mcopy -s -i "$work/site.img" "$work/site/bench" ::/
@@ -132,8 +135,21 @@ for round in $(seq "$ROUNDS"); do
             -v rps="$rps" -v k="$clock" \
             -v t="$(cat "$work/std-http.$clock.cpu")" -v hz="$HZ" \
             'BEGIN { printf "%-9s %-8s %10.0f %14.3f %14.3f %14.1f\n", "std-http", k, rps, c / r, s / r, t / hz * 1e6 / r }'
+
+        # std-http, 1 MiB, wrk -c8 (CPU-bound in the guest).
+        start "$clock" 80 std-http --mem 1024 --block-ro "storage=$work/site.img"
+        count "$work/std-1m.$clock" ip netns exec "$NS" wrk -t1 -c8 -d"${SECS}s" "http://$IP/bench/1m.bin"
+        stop
+        reqs=$(awk '/requests in/ { print $1 }' "$work/std-1m.$clock")
+        rps=$(awk '/^Requests\/sec:/ { print $2 }' "$work/std-1m.$clock")
+        RPS[std-1m.$clock.$round]=$rps
+        awk -v c="$(event "$work/std-1m.$clock" syscalls:sys_enter_clock_gettime)" \
+            -v s="$(event "$work/std-1m.$clock" raw_syscalls:sys_enter)" -v r="$reqs" \
+            -v rps="$rps" -v k="$clock" \
+            -v t="$(cat "$work/std-1m.$clock.cpu")" -v hz="$HZ" \
+            'BEGIN { printf "%-9s %-8s %10.0f %14.3f %14.3f %14.1f\n", "std-1m", k, rps, c / r, s / r, t / hz * 1e6 / r }'
     done
-    for server in httpd kvd std-http; do
+    for server in httpd kvd std-http std-1m; do
         awk -v a="${RPS[$server.vdso.$round]}" -v b="${RPS[$server.syscall.$round]}" -v s="$server" \
             'BEGIN { printf "%-9s requests/s vDSO / system call: %.2fx\n", s, a / b }'
     done
