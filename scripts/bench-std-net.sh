@@ -19,7 +19,7 @@
 # row, both figures, the ratio guest / native (above 1 is the guest ahead
 # for rates, behind for latencies) and the p99 latencies.
 #
-# Usage: scripts/bench-std-net.sh [SECONDS_PER_RUN [ROUNDS]]   (default 5 3)
+# Usage: [BENCH_TENDER_OPTS=...] scripts/bench-std-net.sh [SECONDS_PER_RUN [ROUNDS]]   (default 5 3)
 # Run as root (namespaces, taps). Needs wrk, redis-tools, iproute2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -151,7 +151,10 @@ start() {
     local ip
     if [ "$side" = guest ]; then
         ip=$GUEST_IP
-        local opts=(--mem 1024 --net service0=nbtap0 --env NET_SERVICE0_IPV4=10.0.0.2/24)
+        # $BENCH_TENDER_OPTS: more tender options, for comparisons (--clock syscall).
+        # shellcheck disable=SC2206
+        local opts=(--mem 1024 --net service0=nbtap0 --env NET_SERVICE0_IPV4=10.0.0.2/24
+            ${BENCH_TENDER_OPTS:-})
         [ "$prog" = std-http ] && opts+=(--block-ro "storage=$work/site.img")
         ip netns exec "$CLIENT" target/release/tender "${opts[@]}" "$GUESTS/$prog" "$@" \
             > "$work/$prog.$side.log" 2>&1 &

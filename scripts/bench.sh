@@ -39,6 +39,10 @@ target/release/nabla bench tcp || echo "nabla bench tcp: the goal is not met in 
 echo
 target/release/nabla bench kvd
 echo
+# System calls per request with the clock read through the vDSO and by
+# system call (issue 17).
+scripts/bench-clock.sh
+echo
 target/release/nabla bench container
 echo
 # Issue 17's table: every row a ratio to its peer in the same run, the

@@ -22,7 +22,7 @@
 #![deny(unsafe_code)]
 
 /// Version of this contract. Bump it on any change to a type or constant here.
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;
 
 /// Page size the layout is expressed in.
 pub const PAGE_SIZE: u64 = 4096;
@@ -578,7 +578,21 @@ pub struct BootInfo {
     /// further ones of the same kind merge into it; see `docs/abi.md`,
     /// "Signals".
     pub signal_fds: [i32; 2],
+    /// The address of the host vDSO's `__vdso_clock_gettime` in the
+    /// process (`int (*)(clockid_t, struct timespec *)`, the C calling
+    /// convention), or 0 when the tender found no vDSO or no such symbol.
+    /// The guest calls it with [`VDSO_CLOCKS`] only, on a normal stack:
+    /// it reads the clock without a system call, and falls back by itself
+    /// to the `clock_gettime` system call (allowed for those clocks) when
+    /// the host's clocksource cannot be read from user space. See
+    /// `docs/abi.md`, "Clocks".
+    pub vdso_clock_gettime: u64,
 }
+
+/// The clock ids a guest may pass to `BootInfo::vdso_clock_gettime`:
+/// `CLOCK_REALTIME` and `CLOCK_MONOTONIC`, the two the filter allows the
+/// `clock_gettime` system call for, which is what the vDSO falls back to.
+pub const VDSO_CLOCKS: [u32; 2] = [0, 1];
 
 /// The signals the tender hands to the guest as events, by number, in the
 /// order of `BootInfo::signal_fds`: `SIGTERM` (what `kill`, container
@@ -604,7 +618,8 @@ mod tests {
         assert_eq!(size_of::<Manifest>() % 8, 0);
         assert_eq!(offset_of!(ElfNote<AbiNote>, desc), 24);
         assert_eq!(size_of::<ElfNote<AbiNote>>(), 32);
-        assert_eq!(size_of::<BootInfo>(), 152);
+        assert_eq!(size_of::<BootInfo>(), 160);
+        assert_eq!(offset_of!(BootInfo, vdso_clock_gettime), 152);
         assert_eq!(size_of::<DeviceInfo>(), 48);
     }
 

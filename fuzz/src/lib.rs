@@ -54,6 +54,7 @@ pub fn write_boot_region(
         random: [0; 4],
         hwcap2: 0,
         signal_fds: [-1; 2],
+        vdso_clock_gettime: 0,
     };
     let bytes = build(&params, &layout)?;
     assert!(bytes.len() <= REGION_LEN);

@@ -10,13 +10,17 @@
 //! This module is one of the three places with `unsafe` in libos. The raw
 //! `syscall` wrappers are private; each public function passes only pointers
 //! derived from Rust references that are valid for the lengths given, so the
-//! kernel never reads or writes outside memory the caller lent it.
+//! kernel never reads or writes outside memory the caller lent it. The one
+//! call that is not a system call, the host vDSO's `clock_gettime`
+//! ([`clock_gettime`]), is made only at the address the tender found in
+//! its own vDSO, with a clock the filter allows and a `timespec` on the
+//! caller's stack.
 
 #![allow(unsafe_code)]
 
 use core::arch::asm;
 use core::fmt;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use core::time::Duration;
 
 const SYS_READ: usize = 0;
@@ -206,17 +210,76 @@ pub enum Clock {
     Monotonic = 1,
 }
 
-/// `clock_gettime(clock, &ts)`. Allowed for `CLOCK_MONOTONIC` and
-/// `CLOCK_REALTIME` only. Returns the time as a [`Duration`] since the
+/// The host vDSO's `clock_gettime`, when the tender handed one over
+/// (`abi::BootInfo::vdso_clock_gettime`); 0: none, the system call is used.
+static VDSO_CLOCK_GETTIME: AtomicUsize = AtomicUsize::new(0);
+
+/// The C signature of the vDSO's `__vdso_clock_gettime`.
+type VdsoClockGettime = unsafe extern "C" fn(i32, *mut [i64; 2]) -> i32;
+
+/// Reads the clocks through the vDSO function at `addr` from now on (the
+/// runtime calls this at start with the boot info's address); 0 keeps the
+/// system call.
+///
+/// # Safety
+///
+/// `addr` is 0 or the address of the host vDSO's `__vdso_clock_gettime`,
+/// mapped for the life of the process: the tender found it in its own
+/// vDSO, which the kernel mapped and the tender never unmaps.
+#[cfg_attr(any(test, fuzzing), allow(dead_code))]
+pub(crate) unsafe fn use_vdso_clock(addr: u64) {
+    VDSO_CLOCK_GETTIME.store(usize::try_from(addr).unwrap_or(0), Ordering::Relaxed);
+}
+
+/// Whether the clocks are read through the host's vDSO ([`clock_gettime`]).
+pub fn vdso_clock() -> bool {
+    VDSO_CLOCK_GETTIME.load(Ordering::Relaxed) != 0
+}
+
+/// Reads `clock`: through the host vDSO's `clock_gettime` when the tender
+/// found one ([`vdso_clock`]), which makes no system call (it reads the
+/// kernel's time data and the CPU's time-stamp counter from user space,
+/// and makes the `clock_gettime` system call below itself only if the
+/// host's clocksource cannot be read there); else with
+/// [`clock_gettime_syscall`]. Returns the time as a [`Duration`] since the
 /// clock's origin.
 pub fn clock_gettime(clock: Clock) -> Duration {
+    let f = VDSO_CLOCK_GETTIME.load(Ordering::Relaxed);
+    if f == 0 {
+        return clock_gettime_syscall(clock);
+    }
+    let mut ts = [0i64; 2];
+    // SAFETY: `use_vdso_clock`'s contract: f is the vDSO's clock_gettime,
+    // with this C signature, mapped for the life of the process. ts is a
+    // valid, writable `struct timespec`. The clock is one of the two the
+    // filter allows the system call for, the only call the vDSO falls back
+    // to. The call runs on the caller's stack like any C function (the
+    // guest's stacks, the main one and every green thread's, are ordinary
+    // memory, 16-byte aligned at calls); it reads no thread-local storage
+    // (%fs is the guest's own) and takes no signal.
+    let ret = unsafe {
+        let f: VdsoClockGettime = core::mem::transmute::<usize, VdsoClockGettime>(f);
+        f(clock as i32, &mut ts)
+    };
+    timespec(ret as isize, ts)
+}
+
+/// `clock_gettime(clock, &ts)`, the system call. Allowed for
+/// `CLOCK_MONOTONIC` and `CLOCK_REALTIME` only. Returns the time as a
+/// [`Duration`] since the clock's origin.
+pub fn clock_gettime_syscall(clock: Clock) -> Duration {
     let mut ts = [0i64; 2];
     // SAFETY: ts is a valid, writable `struct timespec` (two i64s).
     let ret = unsafe {
         syscall5(SYS_CLOCK_GETTIME, clock as i32 as usize, ts.as_mut_ptr() as usize, 0, 0, 0)
     };
-    // clock_gettime cannot fail for these clocks and a valid pointer; if the
-    // host ever says otherwise, time standing still is the safest reading.
+    timespec(ret, ts)
+}
+
+/// A `struct timespec` the host wrote, as a [`Duration`]. `clock_gettime`
+/// cannot fail for these clocks and a valid pointer; if the host ever says
+/// otherwise, time standing still is the safest reading.
+fn timespec(ret: isize, ts: [i64; 2]) -> Duration {
     if ret < 0 {
         return Duration::ZERO;
     }

@@ -1,8 +1,12 @@
 //! Time: a monotonic [`Instant`], wall-clock [`SystemTime`], and [`sleep`].
 //!
-//! Both clocks are `clock_gettime` hypercalls (`CLOCK_MONOTONIC`,
-//! `CLOCK_REALTIME`); `sleep` is a `ppoll` with a timeout and no file
-//! descriptor but the termination signals' ([`crate::signal`]).
+//! Both clocks (`CLOCK_MONOTONIC`, `CLOCK_REALTIME`) are read with
+//! [`hypercall::clock_gettime`]: through the host's vDSO, without a system
+//! call, when the tender found one (the vDSO falls back to the
+//! `clock_gettime` system call by itself when the host's clocksource cannot
+//! be read from user space), else with the system call. `sleep` is a
+//! `ppoll` with a timeout and no file descriptor but the termination
+//! signals' ([`crate::signal`]).
 
 use core::ops::{Add, Sub};
 use core::sync::atomic::{AtomicU64, Ordering};

@@ -45,6 +45,8 @@ pub struct BootParams<'a> {
     pub hwcap2: u64,
     /// The signal fds (`BootInfo::signal_fds`), -1 where none.
     pub signal_fds: [i32; 2],
+    /// The vDSO's `clock_gettime` (`BootInfo::vdso_clock_gettime`), 0 if none.
+    pub vdso_clock_gettime: u64,
 }
 
 /// Whether `entry` is an environment variable as the guest takes it:
@@ -142,6 +144,7 @@ pub fn build(params: &BootParams<'_>, layout: &Layout) -> Result<Vec<u8>, TooLar
         random: params.random,
         hwcap2: params.hwcap2,
         signal_fds: params.signal_fds,
+        vdso_clock_gettime: params.vdso_clock_gettime,
     };
     put_info(&mut buf, &info);
     Ok(buf)
@@ -180,6 +183,7 @@ fn put_info(buf: &mut [u8], i: &BootInfo) {
     for (k, fd) in i.signal_fds.iter().enumerate() {
         put(buf, offset_of!(BootInfo, signal_fds) + 4 * k, &fd.to_le_bytes());
     }
+    field!(vdso_clock_gettime);
 }
 
 fn put_device(buf: &mut [u8], off: usize, d: &DeviceInfo) {
@@ -229,6 +233,7 @@ mod tests {
             random: [1, 2, 3, 4],
             hwcap2: 2,
             signal_fds: [7, -1],
+            vdso_clock_gettime: 0x7fff_1234_5000,
         };
         let l = layout();
         let buf = build(&params, &l).unwrap();
@@ -251,6 +256,7 @@ mod tests {
         assert_eq!(word(&buf, offset_of!(BootInfo, hwcap2)), 2);
         let fds = offset_of!(BootInfo, signal_fds);
         assert_eq!(buf[fds..fds + 8], [7, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(word(&buf, offset_of!(BootInfo, vdso_clock_gettime)), 0x7fff_1234_5000);
     }
 
     #[test]
@@ -274,6 +280,7 @@ mod tests {
             random: [0; 4],
             hwcap2: 0,
             signal_fds: [-1, -1],
+            vdso_clock_gettime: 0,
         };
         let buf = build(&params, &layout()).unwrap();
         let off = (word(&buf, offset_of!(BootInfo, devices)) - abi::BOOT_REGION_START) as usize;
@@ -297,6 +304,7 @@ mod tests {
             random: [0; 4],
             hwcap2: 0,
             signal_fds: [-1, -1],
+            vdso_clock_gettime: 0,
         };
         assert!(matches!(build(&params, &layout()), Err(TooLarge { .. })));
     }

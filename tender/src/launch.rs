@@ -244,6 +244,53 @@ pub fn hwcap2() -> u64 {
     unsafe { libc::getauxval(libc::AT_HWCAP2) }
 }
 
+/// The kernel's vDSO in this process: its address (`AT_SYSINFO_EHDR`) and
+/// the bytes of its loaded segments, or None if the kernel mapped none.
+fn vdso_image() -> Option<(u64, &'static [u8])> {
+    // SAFETY: getauxval only reads the auxiliary vector.
+    let base = unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) };
+    if base == 0 {
+        return None;
+    }
+    // SAFETY: the kernel maps the vDSO's image, at least a page, at `base`
+    // for the life of the process (nothing in the tender unmaps it).
+    let head = unsafe { std::slice::from_raw_parts(base as *const u8, tender::vdso::HEAD) };
+    let len = tender::vdso::image_len(head)?;
+    // SAFETY: the kernel maps the whole image, whose loaded segments end
+    // `len` bytes after its start.
+    Some((base, unsafe { std::slice::from_raw_parts(base as *const u8, len) }))
+}
+
+/// The address of the vDSO's `__vdso_clock_gettime`, which the guest calls
+/// to read the clock without a system call (`abi::BootInfo::
+/// vdso_clock_gettime`), or 0 if there is no vDSO or no such function.
+/// No system call.
+pub fn vdso_clock_gettime() -> u64 {
+    use tender::vdso::{CLOCK_GETTIME, LINUX_2_6, find};
+    vdso_image()
+        .and_then(|(base, image)| Some(base + find(image, CLOCK_GETTIME, LINUX_2_6)?))
+        .unwrap_or(0)
+}
+
+/// Room below the vDSO's text for the kernel's data pages that its code
+/// reads (`[vvar]`, `[vvar_vclock]`: 6 pages on Linux 6.18, 4 before).
+const VVAR_ROOM: u64 = 16 * PAGE;
+
+/// Empties every range of `ranges` that reaches into the vDSO (`vdso`:
+/// address and length of its text) or the data pages below it: the guest
+/// reads the clock through them, so the tender never releases them. By
+/// construction no range does (they are the tender's own segments, heap
+/// and stack, which the kernel puts elsewhere); this keeps it so.
+fn spare_vdso(ranges: &mut [[u64; 2]], vdso: Option<(u64, u64)>) {
+    let Some((base, len)) = vdso else { return };
+    let (start, end) = (base.saturating_sub(VVAR_ROOM), base.saturating_add(len));
+    for r in ranges.iter_mut() {
+        if r[0] < end && r[0].saturating_add(r[1]) > start {
+            r[1] = 0;
+        }
+    }
+}
+
 fn page_down(a: u64) -> u64 {
     a & !(PAGE - 1)
 }
@@ -410,7 +457,8 @@ pub fn launch(
         message: SECCOMP_REFUSED.as_ptr() as u64,
         message_len: SECCOMP_REFUSED.len() as u64,
     };
-    let dead = dead_ranges(&raw const plan as u64, start.stack_top);
+    let mut dead = dead_ranges(&raw const plan as u64, start.stack_top);
+    spare_vdso(&mut dead, vdso_image().map(|(base, image)| (base, page_up(image.len() as u64))));
     plan.count = dead.len() as u64;
     plan.ranges[..dead.len()].copy_from_slice(&dead);
     drop(dead);
@@ -550,6 +598,50 @@ pub fn launch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges_that_reach_the_vdso_are_emptied() {
+        let base = 0x7f00_0001_0000;
+        let mut ranges = [
+            [0x1000, 0x1000],                // far below
+            [base - VVAR_ROOM - PAGE, PAGE], // just below the data pages
+            [base - PAGE, PAGE],             // the data pages
+            [base + PAGE, 0x10_0000],        // the text
+            [base - 0x10_0000, 0x20_0000],   // all of it
+            [base + 2 * PAGE, PAGE],         // just above
+        ];
+        spare_vdso(&mut ranges, Some((base, 2 * PAGE)));
+        let lengths: Vec<u64> = ranges.iter().map(|r| r[1]).collect();
+        assert_eq!(lengths, [0x1000, PAGE, 0, 0, 0, PAGE]);
+        let mut untouched = [[base, PAGE]];
+        spare_vdso(&mut untouched, None);
+        assert_eq!(untouched, [[base, PAGE]]);
+    }
+
+    #[test]
+    fn the_tenders_dead_memory_is_not_the_vdso() {
+        let Some((base, image)) = vdso_image() else { return };
+        // A test runs on a thread of its own: stand for the main thread's
+        // stack pointer with an address just under the kernel's random
+        // bytes, near the top of the main thread's stack.
+        // SAFETY: getauxval only reads the auxiliary vector.
+        let at_random = unsafe { libc::getauxval(libc::AT_RANDOM) };
+        assert_ne!(at_random, 0);
+        let mut ranges = dead_ranges(at_random - 512, 0);
+        let before = ranges.clone();
+        spare_vdso(&mut ranges, Some((base, page_up(image.len() as u64))));
+        assert_eq!(ranges, before, "a range of the tender's own memory reaches the vDSO");
+    }
+
+    #[test]
+    fn the_clock_function_is_found_in_the_tenders_vdso() {
+        if vdso_image().is_none() {
+            return;
+        }
+        let f = vdso_clock_gettime();
+        let (base, image) = vdso_image().unwrap();
+        assert!(f > base && f < base + image.len() as u64, "{f:#x} outside the vDSO at {base:#x}");
+    }
 
     #[test]
     fn every_seed_is_new() {

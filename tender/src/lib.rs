@@ -1,5 +1,6 @@
 //! The tender's pure parts, as a library: validating an image (`image`),
-//! laying out guest memory (`layout`) and encoding the boot region (`boot`).
+//! laying out guest memory (`layout`), encoding the boot region (`boot`) and
+//! finding the clock in the kernel's vDSO (`vdso`).
 //!
 //! They take bytes and numbers and return values or errors, without touching
 //! the process, so that the `tender` binary (`main.rs`, which maps, attaches
@@ -10,3 +11,4 @@
 pub mod boot;
 pub mod image;
 pub mod layout;
+pub mod vdso;

@@ -8,7 +8,8 @@
 //! The steps, one module each: parse the arguments (here), validate the
 //! image (`image`), lay out guest memory (`layout`), attach the declared
 //! devices (`devices`), build the boot info (`boot`) and the filter
-//! (`seccomp`), map everything (`memory`), seal and jump (`launch`).
+//! (`seccomp`), map everything (`memory`), seal and jump (`launch`, which
+//! also finds the clock in the kernel's vDSO for the guest, with `vdso`).
 //! `image`, `layout` and `boot` are pure and live in the library (`lib.rs`).
 //! Any failure before the jump prints `tender: <what is wrong>` on stderr
 //! and exits with status 1.
@@ -97,6 +98,14 @@ struct Cli {
     #[arg(long, value_name = "DIR")]
     image_cache: Option<PathBuf>,
 
+    /// How the guest reads the clock: through the host's vDSO, without a
+    /// system call (the vDSO itself falls back to `clock_gettime` when the
+    /// host's clocksource cannot be read from user space), or always with
+    /// the `clock_gettime` system call (for comparison). Both are allowed
+    /// by the same filter.
+    #[arg(long, value_enum, default_value_t = ClockSource::Vdso)]
+    clock: ClockSource,
+
     /// Prints the image's ABI version, manifest and segments, and exits.
     #[arg(long, conflicts_with = "print_seccomp")]
     inspect: bool,
@@ -115,6 +124,15 @@ struct Cli {
     /// Arguments for the guest.
     #[arg(value_name = "ARGS", trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ClockSource {
+    /// The vDSO's `clock_gettime` when the kernel mapped one, else the
+    /// system call.
+    Vdso,
+    /// The `clock_gettime` system call.
+    Syscall,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -153,6 +171,7 @@ impl Cli {
             net_mac: Vec::new(),
             block: devices::BlockArgs::default(),
             image_cache: None,
+            clock: ClockSource::Vdso,
             inspect: false,
             print_seccomp: false,
             app: PathBuf::from(app),
@@ -365,6 +384,10 @@ fn run(cli: Cli) -> Result<(), Error> {
         random: launch::guest_seed(),
         hwcap2: launch::hwcap2(),
         signal_fds: signals.boot_fds(),
+        vdso_clock_gettime: match cli.clock {
+            ClockSource::Vdso => launch::vdso_clock_gettime(),
+            ClockSource::Syscall => 0,
+        },
     };
     let boot_region = boot::build(&boot_params, &layout)?;
     let program = policy.bpf()?;

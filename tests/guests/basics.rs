@@ -3,6 +3,11 @@
 //! * `globals`: initialised data is correct and writable; bss is zero.
 //! * `fpu`: SSE arithmetic gives the right answers.
 //! * `time`: the clocks advance and `sleep(1 s)` sleeps about a second.
+//! * `clock N`: reads the monotonic clock N times (through the vDSO when
+//!   the tender handed it over), checking that it never goes back and that
+//!   it agrees with the `clock_gettime` system call read just before and
+//!   after; says which way it read, the wall clock, and how many system
+//!   calls it made on purpose (the comparisons).
 //! * `bigwrite N`: one `print!` of N bytes.
 //! * `log`: one log record per level.
 //! * `mem`: libos's memcpy, memmove, memset and memcmp give the right bytes.
@@ -39,6 +44,7 @@ fn main() -> i32 {
         "globals" => globals(),
         "fpu" => fpu(),
         "time" => time(),
+        "clock" => clock(arg(2).parse().unwrap_or(100_000)),
         "bigwrite" => {
             let n: usize = arg(2).parse().unwrap_or(10_000);
             let s: String = (0..n).map(|i| (b'a' + (i % 26) as u8) as char).collect();
@@ -205,6 +211,56 @@ fn time() -> i32 {
     println!("slept_ms={}", slept.as_millis());
     println!("wall_secs={}", wall.as_secs());
     println!("since_boot_ms={}", libos::time::since_boot().as_millis());
+    0
+}
+
+fn clock(n: u64) -> i32 {
+    use libos::hypercall::{Clock, clock_gettime_syscall, vdso_clock};
+    // System calls made on purpose, to compare with.
+    let mut syscalls = 0u64;
+    let mut syscall = |clock| {
+        syscalls += 1;
+        clock_gettime_syscall(clock)
+    };
+    println!("source={}", if vdso_clock() { "vdso" } else { "syscall" });
+    let first = syscall(Clock::Monotonic);
+    let mut last = Instant::now();
+    if last.as_duration() < first {
+        println!("the clock read {:?} after the system call read {first:?}", last.as_duration());
+        return 1;
+    }
+    for _ in 0..n {
+        let now = Instant::now();
+        if now < last {
+            println!("monotonic clock went back: {last:?} then {now:?}");
+            return 1;
+        }
+        last = now;
+    }
+    // Each clock between two system-call reads of it, a hundred times.
+    for _ in 0..100 {
+        let before = syscall(Clock::Monotonic);
+        let now = Instant::now().as_duration();
+        let after = syscall(Clock::Monotonic);
+        if !(before <= now && now <= after) {
+            println!("monotonic {now:?} outside the system call's [{before:?}, {after:?}]");
+            return 1;
+        }
+        let before = syscall(Clock::Realtime);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let after = syscall(Clock::Realtime);
+        // The wall clock may be stepped between two reads; not by a second.
+        let bound = Duration::from_secs(1);
+        if now + bound < before || now > after + bound {
+            println!("realtime {now:?} far from the system call's [{before:?}, {after:?}]");
+            return 1;
+        }
+    }
+    let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    println!("reads={n}");
+    println!("elapsed_ns={}", last.as_duration().saturating_sub(first).as_nanos());
+    println!("wall_ns={}", wall.as_nanos());
+    println!("syscalls={syscalls}");
     0
 }
 

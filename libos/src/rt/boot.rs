@@ -8,7 +8,9 @@
 //! as long as the process. This module turns those addresses into `'static`
 //! references only after checking that each object lies wholly inside the
 //! boot region and is suitably aligned, so that a tender bug cannot make the
-//! guest read outside it.
+//! guest read outside it. It hands the clocks the address of the vDSO's
+//! `clock_gettime` that the tender found (`hypercall::use_vdso_clock`),
+//! unless that lies inside guest memory, where no vDSO can be.
 
 #![allow(unsafe_code)]
 
@@ -45,6 +47,14 @@ pub(crate) fn init(addr: usize) -> Option<&'static BootInfo> {
         return None;
     }
     BOOT.store(ptr, Ordering::Release);
+    // The vDSO lies far above guest memory, among the tender's mappings; an
+    // address inside the guest's memory is no vDSO, and is never called.
+    if info.vdso_clock_gettime >= info.mem_size {
+        // SAFETY: the tender found this address in its own vDSO, which the
+        // kernel mapped in this process and nothing unmaps (docs/abi.md,
+        // "Clocks"); it gives 0 when it found none.
+        unsafe { crate::hypercall::use_vdso_clock(info.vdso_clock_gettime) };
+    }
     Some(info)
 }
 

@@ -1,7 +1,13 @@
-//! Clocks and sleeping: `clock_gettime` over the hypercall the filter
-//! allows (`CLOCK_MONOTONIC` and `CLOCK_REALTIME`), the other clocks read
-//! from those, and sleeps that park the calling thread (other threads run
-//! meanwhile; the guest idles in the one `ppoll` when none can).
+//! Clocks and sleeping: `clock_gettime`, `gettimeofday` and `time` over
+//! libos's two clocks (`CLOCK_MONOTONIC` and `CLOCK_REALTIME`, read through
+//! the host's vDSO without a system call when the tender found one, else
+//! with the `clock_gettime` system call the filter allows for them), the
+//! other clocks read from those, and sleeps that park the calling thread
+//! (other threads run meanwhile; the guest idles in the one `ppoll` when
+//! none can). Only the vDSO's `clock_gettime` is ever called, and only
+//! for those two clocks: its fallback is a system call the filter allows,
+//! while the vDSO's `gettimeofday` and `time` would fall back to system
+//! calls it does not.
 
 use core::time::Duration;
 

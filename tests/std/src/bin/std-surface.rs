@@ -177,6 +177,62 @@ fn syscall() {
     println!("still alive");
 }
 
+/// The clocks as std and C programs read them: `Instant` and `SystemTime`
+/// 100,000 times each on the main thread and 50,000 on another (a green
+/// thread with a stack of its own), and `clock_gettime` of the other
+/// clocks, `gettimeofday`, `time` once each. The monotonic clock must never
+/// go back, and every clock must agree with the others.
+fn clock() {
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+    fn reads(n: u32) -> Result<(), String> {
+        let mut last = Instant::now();
+        for i in 0..n {
+            let now = Instant::now();
+            if now < last {
+                return Err(format!("monotonic clock went back: {last:?} then {now:?}"));
+            }
+            last = now;
+            std::hint::black_box(SystemTime::now());
+            if i % 1000 == 0 {
+                // Let the other thread run too.
+                std::thread::yield_now();
+            }
+        }
+        Ok(())
+    }
+    let other = std::thread::spawn(|| reads(50_000));
+    report("main thread", reads(100_000).map_err(io::Error::other));
+    report("other thread", other.join().unwrap().map_err(io::Error::other));
+    let ts = |id| {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: ts is a writable timespec.
+        assert_eq!(unsafe { libc::clock_gettime(id, &mut ts) }, 0, "clock {id}");
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    };
+    let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let mut tv = libc::timeval { tv_sec: 0, tv_usec: 0 };
+    // SAFETY: tv is a writable timeval; the time zone may be NULL.
+    assert_eq!(unsafe { libc::gettimeofday(&mut tv, std::ptr::null_mut()) }, 0);
+    // SAFETY: time accepts NULL.
+    let t = unsafe { libc::time(std::ptr::null_mut()) };
+    let close = |a: Duration, b: Duration| a.abs_diff(b) < Duration::from_secs(2);
+    println!(
+        "wall clocks agree: {}",
+        close(wall, ts(libc::CLOCK_REALTIME))
+            && close(wall, ts(libc::CLOCK_REALTIME_COARSE))
+            && close(wall, Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000))
+            && close(wall, Duration::from_secs(t as u64))
+    );
+    let mono = ts(libc::CLOCK_MONOTONIC);
+    println!(
+        "monotonic clocks agree: {}",
+        [libc::CLOCK_MONOTONIC_COARSE, libc::CLOCK_MONOTONIC_RAW, libc::CLOCK_BOOTTIME]
+            .into_iter()
+            .all(|id| close(mono, ts(id)))
+    );
+    println!("wall_ns={}", wall.as_nanos());
+}
+
 fn main() {
     if std::env::args().count() > 99 {
         let _ = referenced_only();
@@ -193,6 +249,7 @@ fn main() {
         "random" => random(),
         "strerror" => strerror(),
         "syscall" => syscall(),
+        "clock" => clock(),
         "exit" => {
             let code: i32 = std::env::args().nth(2).and_then(|c| c.parse().ok()).unwrap_or(0);
             // No newline: process::exit flushes stdout's line buffer.
