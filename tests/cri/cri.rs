@@ -21,8 +21,8 @@
 //!
 //! Runs as root (CI does): containers need it.
 
-// The suites' helpers (netns, TempDir, workspace_bin, ...), shared with
-// nabla-tests.
+// The suites' helpers (netns, workspace_bin, the containerd and nabla-runc
+// drivers, ...), shared with nabla-tests.
 #[path = "../suite/support/mod.rs"]
 mod support;
 
@@ -32,15 +32,18 @@ use std::future::Future;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_cri::v1 as cri;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use serde_json::Value;
+use support::containerd::{Containerd, pack};
 use support::netns::{Netns, require_root};
-use support::{TempDir, run_program, workspace_bin};
+use support::procs::{alive, mounts_under, pids_mentioning};
+use support::runtime::runc;
+use support::{text, workspace_bin};
 use tonic::transport::Channel;
 
 /// Every RPC's deadline: a call that takes longer is a hang, and fails the test.
@@ -53,91 +56,6 @@ const PAUSE: &str = "example.com/nabla/pause:1";
 /// The native peer: Debian's static busybox (`httpd`, and `sleep` as the
 /// runc pods' pause).
 const NATIVE: &str = "example.com/native/busybox:1";
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn runc() -> PathBuf {
-    let p = support::profile_dir().join("nabla-runc");
-    assert!(
-        p.exists(),
-        "{} does not exist: build it with `cargo build --release --manifest-path runtime/Cargo.toml --target-dir target` (scripts/test.sh does)",
-        p.display()
-    );
-    p
-}
-
-/// Kills every process whose command line mentions `needle` (the temp dir
-/// of a test): shims and tenders left by a failed test.
-fn kill_mentioning(needle: &str) {
-    for pid in pids_mentioning(needle) {
-        // SAFETY: a signal to a process of this test.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
-}
-
-/// The processes (not zombies) whose command line mentions `needle`.
-fn pids_mentioning(needle: &str) -> Vec<i32> {
-    let mut found = Vec::new();
-    for e in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        if pid as u32 == std::process::id() {
-            continue;
-        }
-        let Ok(cmd) = fs::read(format!("/proc/{pid}/cmdline")) else { continue };
-        if !cmd.is_empty() && text(&cmd).contains(needle) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
-fn alive(pid: i64) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            let state = s[s.rfind(')').unwrap() + 2..].chars().next().unwrap_or('X');
-            state != 'Z' && state != 'X'
-        })
-        .unwrap_or(false)
-}
-
-/// Unmounts everything under `dir` (rootfs overlays, pod namespaces, shm).
-fn unmount_under(dir: &Path) {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else { return };
-    let mut points: Vec<&str> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| Path::new(p).starts_with(dir))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in points {
-        let _ = Command::new("umount").args(["-l", p]).status();
-    }
-}
-
-fn mounts_under(dir: &Path) -> Vec<String> {
-    fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| Path::new(p).starts_with(dir))
-        .map(str::to_string)
-        .collect()
-}
-
-/// Packs `binary` as image `reference` into `dir/NAME.tar`.
-fn pack(dir: &Path, binary: &Path, reference: &str, files: Option<&Path>) -> PathBuf {
-    let name = binary.file_name().unwrap().to_str().unwrap();
-    let tar = dir.join(format!("{name}.tar"));
-    let mut args =
-        vec!["pack", binary.to_str().unwrap(), "-t", reference, "-o", tar.to_str().unwrap()];
-    if let Some(f) = files {
-        args.extend(["--files", f.to_str().unwrap()]);
-    }
-    run_program(&workspace_bin("nabla"), &args).assert_ok();
-    tar
-}
 
 /// The cgroup v1 hierarchies (or the v2 unified one) this host mounts, as
 /// directories under which a cgroup path is found.
@@ -200,15 +118,14 @@ fn cgroups_below(rel: &str) -> Vec<PathBuf> {
 /// test's own end of the network; containerd with the CRI plugin and the
 /// `nabla` handler; the images imported into its `k8s.io` namespace.
 struct Node {
-    /// Stopped (by pid) before the rest is cleaned up.
-    daemon: Option<Child>,
     ns: Netns,
     /// The pods' cgroup parent, relative to each hierarchy's root.
     cgroup_parent: String,
     /// The pod subnet's first three octets.
     net: String,
-    /// Its own temporary directory, last to go.
-    dir: TempDir,
+    /// containerd, stopped (by pid) before the rest is cleaned up; its
+    /// temporary directory, which holds everything else, last to go.
+    containerd: Containerd,
 }
 
 impl Node {
@@ -223,11 +140,11 @@ impl Node {
     /// both handlers (nabla-runc never runs a sandbox image's binary).
     fn start_with(tag: &str, net: &str, native: bool) -> Node {
         require_root();
-        let dir = TempDir::new(&format!("cri-{tag}"));
+        let containerd = Containerd::new(&format!("cri-{tag}"));
         let ns = Netns::new(&format!("cri{tag}"));
-        let d = dir.path().to_path_buf();
+        let d = containerd.dir().to_path_buf();
         let cgroup_parent = format!("/nabla-test-cri-{tag}-{}", std::process::id());
-        let mut node = Node { daemon: None, ns, cgroup_parent, net: net.to_string(), dir };
+        let mut node = Node { ns, cgroup_parent, net: net.to_string(), containerd };
         // A leftover of a killed run of this test (same pid unlikely, but
         // the test must be idempotent).
         remove_cgroups(&node.cgroup_parent);
@@ -257,7 +174,7 @@ impl Node {
 root = "{d}/root"
 state = "{d}/state"
 [grpc]
-  address = "{d}/containerd.sock"
+  address = "{socket}"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{pause}"
   netns_mounts_under_state_dir = true
@@ -291,25 +208,9 @@ state = "{d}/state"
             d = d.display(),
             pause = if native { NATIVE } else { PAUSE },
             runc = runc().display(),
+            socket = node.containerd.socket().display(),
         );
-        fs::write(d.join("config.toml"), config).unwrap();
-        let log = fs::File::create(d.join("containerd.log")).unwrap();
-        let daemon = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", node.ns.name()))
-            .arg("containerd")
-            .arg("--config")
-            .arg(d.join("config.toml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("containerd (Debian package containerd) under nsenter (util-linux)");
-        node.daemon = Some(daemon);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !node.socket().exists() || !node.ctr(&["version"]).status.success() {
-            assert!(Instant::now() < deadline, "containerd did not come up: {}", node.daemon_log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        node.containerd.launch(&config, Some(node.ns.name()), Duration::from_secs(60));
 
         // The images, packed here and imported (never pulled): the sandbox
         // ("pause") image is a nabla image too; nabla-runc never runs its
@@ -338,37 +239,19 @@ state = "{d}/state"
     }
 
     fn socket(&self) -> PathBuf {
-        self.dir.path().join("containerd.sock")
+        self.containerd.socket()
     }
 
     fn daemon_log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
-    }
-
-    fn ctr(&self, args: &[&str]) -> std::process::Output {
-        Command::new("ctr")
-            .arg("--address")
-            .arg(self.socket())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("ctr (Debian package containerd)")
+        self.containerd.daemon_log()
     }
 
     fn ctr_ok(&self, args: &[&str]) -> String {
-        let out = self.ctr(args);
-        assert!(
-            out.status.success(),
-            "ctr {args:?}: {}{}\n{}",
-            text(&out.stdout),
-            text(&out.stderr),
-            self.daemon_log()
-        );
-        text(&out.stdout)
+        self.containerd.ctr_ok(args)
     }
 
     fn runtime_root(&self) -> PathBuf {
-        self.dir.path().join("nabla-runc")
+        self.containerd.dir().join("nabla-runc")
     }
 
     /// `curl URL` from the node's namespace until it answers 200, within
@@ -392,7 +275,7 @@ state = "{d}/state"
 
     /// A pod sandbox config as the kubelet makes one.
     fn pod_config(&self, name: &str) -> cri::PodSandboxConfig {
-        let logs = self.dir.path().join("pods").join(name);
+        let logs = self.containerd.dir().join("pods").join(name);
         fs::create_dir_all(&logs).unwrap();
         cri::PodSandboxConfig {
             metadata: Some(cri::PodSandboxMetadata {
@@ -417,9 +300,9 @@ state = "{d}/state"
     /// address, no container cgroup. Then removes the pods' cgroups as
     /// the kubelet would, and checks they could be removed.
     fn assert_nothing_left(&self) {
-        let d = self.dir.path();
+        let d = self.containerd.dir();
         // containerd itself is still running: only it may mention the dir.
-        let daemon = self.daemon.as_ref().map(|c| c.id() as i32);
+        let daemon = self.containerd.pid();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let left: Vec<i32> = pids_mentioning(&d.display().to_string())
@@ -478,14 +361,9 @@ state = "{d}/state"
 
 impl Drop for Node {
     fn drop(&mut self) {
-        if let Some(mut c) = self.daemon.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let d = self.dir.path().to_path_buf();
-        kill_mentioning(&d.display().to_string());
-        std::thread::sleep(Duration::from_millis(100));
-        unmount_under(&d);
+        // containerd by pid, then what names its directory, then the
+        // mounts under it.
+        self.containerd.stop();
         remove_cgroups(&self.cgroup_parent);
         // The runtime keeps disks of a root on tmpfs under /var/lib: a
         // failed test's are removed here (their names end in the id).

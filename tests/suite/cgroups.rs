@@ -18,210 +18,16 @@ mod support;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::netns::{Netns, require_root};
-use support::{TempDir, workspace_bin};
+use support::netns::Netns;
+use support::runtime::{Runtime, bundle};
+use support::{text, workspace_bin};
 
 const BASICS: &str = env!("CARGO_BIN_EXE_guest-basics");
 const MIB: u64 = 1 << 20;
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// The runtime with its own root and JSON log; optionally run inside a
-/// mount namespace whose `/sys/fs/cgroup` is a cgroup2 mount (`v2`).
-struct Runtime {
-    dir: TempDir,
-    v2: bool,
-    systemd: bool,
-}
-
-impl Runtime {
-    fn new() -> Runtime {
-        require_root();
-        Runtime { dir: TempDir::new("cg"), v2: false, systemd: false }
-    }
-
-    fn v2() -> Runtime {
-        require_root();
-        Runtime { dir: TempDir::new("cg"), v2: true, systemd: false }
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-
-    fn log(&self) -> PathBuf {
-        self.dir.path().join("log.json")
-    }
-
-    fn cmd_in(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let runc = support::profile_dir().join("nabla-runc");
-        let mut base: Vec<String> = vec![
-            "--root".into(),
-            self.root().display().to_string(),
-            "--log".into(),
-            self.log().display().to_string(),
-            "--log-format".into(),
-            "json".into(),
-        ];
-        if self.systemd {
-            base.push("--systemd-cgroup".into());
-        }
-        base.extend(args.iter().map(|s| s.to_string()));
-        let mut c = if self.v2 {
-            // A mount namespace of its own, where /sys/fs/cgroup is the
-            // unified hierarchy: nabla-runc sees a v2 host.
-            let mut c = Command::new("unshare");
-            c.args(["--mount", "--propagation", "private", "sh", "-c"])
-                .arg("mount -t cgroup2 none /sys/fs/cgroup && exec \"$0\" \"$@\"");
-            c.arg(&runc).args(&base);
-            c
-        } else {
-            let mut c = Command::new(&runc);
-            c.args(&base);
-            c
-        };
-        // stdout and stderr are files: they become the container's stdio,
-        // which the container process keeps.
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let out = self.dir.path().join(format!("out-{n}"));
-        let err = self.dir.path().join(format!("err-{n}"));
-        c.stdout(fs::File::create(&out).unwrap()).stderr(fs::File::create(&err).unwrap());
-        c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-        let mut child = c.spawn().expect("run nabla-runc");
-        if let Some(s) = stdin {
-            child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-        }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("nabla-runc {args:?}: still running after 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        Output { status, stdout: fs::read(&out).unwrap(), stderr: fs::read(&err).unwrap() }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Output {
-        self.cmd_in(args, None)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.cmd(args);
-        assert!(
-            out.status.success(),
-            "nabla-runc {args:?}: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    /// Exit 1 with `needle` on stderr and in the log's last error record.
-    fn refused(&self, args: &[&str], needle: &str) {
-        self.refused_in(args, None, needle)
-    }
-
-    fn refused_in(&self, args: &[&str], stdin: Option<&str>, needle: &str) {
-        let out = self.cmd_in(args, stdin);
-        let err = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "nabla-runc {args:?}: {err}");
-        assert!(err.contains(needle), "nabla-runc {args:?}: expected {needle:?} in {err:?}");
-        let log = fs::read_to_string(self.log()).unwrap();
-        let last: Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
-        assert_eq!(last["level"], "error", "{log}");
-        assert!(last["msg"].as_str().unwrap().contains(needle), "{log}");
-    }
-
-    fn state(&self, id: &str) -> Value {
-        serde_json::from_str(&self.ok(&["state", id])).expect("state JSON")
-    }
-
-    fn status(&self, id: &str) -> String {
-        self.state(id)["status"].as_str().unwrap().to_string()
-    }
-
-    fn wait_status(&self, id: &str, want: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let s = self.status(id);
-            if s == want {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{id} never became {want}: {s}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn pid(&self, id: &str) -> i32 {
-        self.state(id)["pid"].as_i64().unwrap() as i32
-    }
-
-    fn warnings(&self) -> String {
-        let log = fs::read_to_string(self.log()).unwrap_or_default();
-        log.lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|r| r["level"] == "warning")
-            .filter_map(|r| r["msg"].as_str().map(String::from))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-impl Drop for Runtime {
-    /// Containers a failed test left: killed and deleted (their cgroups
-    /// with them).
-    fn drop(&mut self) {
-        if !self.root().exists() {
-            return;
-        }
-        let out = self.cmd(&["list", "-q"]);
-        for id in text(&out.stdout).lines() {
-            let _ = self.cmd(&["delete", "--force", id]);
-        }
-    }
-}
-
-/// A bundle for guest `binary` with `args`, in `dir/NAME`; `tweak` edits
-/// its config.
-fn bundle(
-    dir: &Path,
-    name: &str,
-    binary: &Path,
-    args: &[&str],
-    tweak: impl FnOnce(&mut Value),
-) -> PathBuf {
-    let b = dir.join(name);
-    let rootfs = b.join("rootfs");
-    fs::create_dir_all(&rootfs).unwrap();
-    let file = binary.file_name().unwrap().to_str().unwrap().to_string();
-    fs::copy(binary, rootfs.join(format!("{file}.nabla"))).unwrap();
-    let mut argv = vec![format!("/{file}.nabla")];
-    argv.extend(args.iter().map(|s| s.to_string()));
-    let mut config = json!({
-        "ociVersion": "1.0.2",
-        "process": {"user": {"uid": 0, "gid": 0}, "args": argv, "env": [], "cwd": "/"},
-        "root": {"path": "rootfs", "readonly": true},
-        "linux": {
-            "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "network"}],
-            "resources": {"memory": {"limit": 48 * MIB}}
-        }
-    });
-    tweak(&mut config);
-    fs::write(b.join("config.json"), config.to_string()).unwrap();
-    b
-}
 
 /// The test's own cgroup in a v1 controller's hierarchy.
 fn own_v1(controller: &str) -> PathBuf {
@@ -430,7 +236,7 @@ fn make_in_state(rt: &Runtime, b: &str, id: &str, state: &str) {
 #[test]
 fn every_subcommand_in_every_state_as_runc() {
     let rt = Runtime::new();
-    let b = bundle(rt.dir.path(), "b", Path::new(BASICS), &["sleep", "60"], |_| {});
+    let b = bundle(rt.dir(), "b", Path::new(BASICS), &["sleep", "60"], |_| {});
     let b = b.to_str().unwrap();
     let mut n = 0;
     for (name, args, wants) in table() {
@@ -525,7 +331,7 @@ fn the_guest_runs_in_its_cgroup_with_its_limits_and_delete_removes_it() {
     // Before the runtime: dropped after it, once its containers are gone.
     let (path, _parents) = v1_path("limits");
     let rt = Runtime::new();
-    let b = bundle(rt.dir.path(), "b", Path::new(BASICS), &["sleep", "30"], |c| {
+    let b = bundle(rt.dir(), "b", Path::new(BASICS), &["sleep", "30"], |c| {
         c["linux"]["cgroupsPath"] = json!(path);
         c["linux"]["resources"] = json!({
             "memory": {"limit": 40 * MIB, "reservation": 8 * MIB},
@@ -580,7 +386,7 @@ fn a_pod_sandbox_holds_its_cgroup() {
     // Before the runtime: dropped after it, once its containers are gone.
     let (path, _parents) = v1_path("sandbox");
     let rt = Runtime::new();
-    let b = bundle(rt.dir.path(), "b", Path::new(BASICS), &["unused"], |c| {
+    let b = bundle(rt.dir(), "b", Path::new(BASICS), &["unused"], |c| {
         c["annotations"] = json!({"io.kubernetes.cri.container-type": "sandbox"});
         c["linux"]["cgroupsPath"] = json!(path);
         c["linux"]["resources"] = json!({"memory": {"limit": 6 * MIB}, "cpu": {"shares": 2}});
@@ -605,7 +411,7 @@ fn a_pod_sandbox_holds_its_cgroup() {
     // The CRI's -998 for a sandbox: below the caller's own score it needs
     // CAP_SYS_RESOURCE; without it the create fails, as runc's does,
     // saying what would help.
-    let b = bundle(rt.dir.path(), "low", Path::new(BASICS), &["unused"], |c| {
+    let b = bundle(rt.dir(), "low", Path::new(BASICS), &["unused"], |c| {
         c["annotations"] = json!({"io.kubernetes.cri.container-type": "sandbox"});
         c["linux"]["cgroupsPath"] = json!(path);
         c["process"]["oomScoreAdj"] = json!(-998);
@@ -641,7 +447,7 @@ fn what_cannot_be_honoured_is_refused_and_leaves_nothing() {
         ("unified", json!({"unified": {"memory.high": "1"}}), "needs cgroup v2"),
         ("tiny", json!({"memory": {"limit": 7 * MIB}}), "leaves 2 MiB for the guest"),
     ] {
-        let b = bundle(rt.dir.path(), tag, Path::new(BASICS), &["exit", "0"], |c| {
+        let b = bundle(rt.dir(), tag, Path::new(BASICS), &["exit", "0"], |c| {
             c["linux"]["cgroupsPath"] = json!(path);
             c["linux"]["resources"] = res;
         });
@@ -654,17 +460,17 @@ fn what_cannot_be_honoured_is_refused_and_leaves_nothing() {
     // The root of the hierarchy, or the runtime's own cgroup: not the
     // container's to take (and remove at delete).
     for (tag, p) in [("root", "/"), ("own", "a/../.."), ("dots", "/../..")] {
-        let b = bundle(rt.dir.path(), tag, Path::new(BASICS), &["exit", "0"], |c| {
+        let b = bundle(rt.dir(), tag, Path::new(BASICS), &["exit", "0"], |c| {
             c["linux"]["cgroupsPath"] = json!(p);
         });
         rt.refused(&["create", "--bundle", b.to_str().unwrap(), tag], "names the hierarchy's root");
         assert!(!rt.root().join(tag).exists());
     }
-    let b = bundle(rt.dir.path(), "oom", Path::new(BASICS), &["exit", "0"], |c| {
+    let b = bundle(rt.dir(), "oom", Path::new(BASICS), &["exit", "0"], |c| {
         c["process"]["oomScoreAdj"] = json!(1001);
     });
     rt.refused(&["create", "--bundle", b.to_str().unwrap(), "oom"], "oomScoreAdj 1001");
-    let b = bundle(rt.dir.path(), "sd", Path::new(BASICS), &["exit", "0"], |c| {
+    let b = bundle(rt.dir(), "sd", Path::new(BASICS), &["exit", "0"], |c| {
         c["linux"]["cgroupsPath"] = json!("/not/systemd/form");
     });
     let mut sd = Runtime::new();
@@ -682,7 +488,7 @@ fn a_guest_that_fills_its_memory_under_a_tight_limit_is_not_oom_killed() {
     let rt = Runtime::new();
     for limit_mib in [16u64, 24, 64] {
         let id = format!("fill{limit_mib}");
-        let b = bundle(rt.dir.path(), &id, Path::new(BASICS), &["fill"], |c| {
+        let b = bundle(rt.dir(), &id, Path::new(BASICS), &["fill"], |c| {
             c["linux"]["cgroupsPath"] = json!(format!("{path}{limit_mib}"));
             c["linux"]["resources"] =
                 json!({"memory": {"limit": limit_mib * MIB, "swap": limit_mib * MIB}});
@@ -718,7 +524,7 @@ fn stats_come_from_the_containers_cgroup_and_rise_while_the_guest_works() {
     // Before the runtime: dropped after it, once its containers are gone.
     let (path, _parents) = v1_path("stats");
     let rt = Runtime::new();
-    let b = bundle(rt.dir.path(), "b", Path::new(BASICS), &["spin", "30"], |c| {
+    let b = bundle(rt.dir(), "b", Path::new(BASICS), &["spin", "30"], |c| {
         c["linux"]["cgroupsPath"] = json!(path);
     });
     rt.ok(&["create", "--bundle", b.to_str().unwrap(), "s1"]);
@@ -750,7 +556,7 @@ fn stats_come_from_the_containers_cgroup_and_rise_while_the_guest_works() {
     };
     assert!(mem1 > 0 && mem1 <= limit, "{mem1}");
     // Memory: a guest that takes its heap, seen before and after.
-    let fb = bundle(rt.dir.path(), "fb", Path::new(BASICS), &["fill", "30"], |c| {
+    let fb = bundle(rt.dir(), "fb", Path::new(BASICS), &["fill", "30"], |c| {
         c["linux"]["cgroupsPath"] = json!(format!("{path}f"));
     });
     rt.ok(&["create", "--bundle", fb.to_str().unwrap(), "f1"]);
@@ -790,7 +596,7 @@ fn update_applies_to_the_cgroup_and_refuses_to_starve_the_guest() {
     // Before the runtime: dropped after it, once its containers are gone.
     let (path, _parents) = v1_path("update");
     let rt = Runtime::new();
-    let b = bundle(rt.dir.path(), "b", Path::new(BASICS), &["sleep", "30"], |c| {
+    let b = bundle(rt.dir(), "b", Path::new(BASICS), &["sleep", "30"], |c| {
         c["linux"]["cgroupsPath"] = json!(path);
     });
     rt.ok(&["create", "--bundle", b.to_str().unwrap(), "u1"]);
@@ -815,7 +621,7 @@ fn update_applies_to_the_cgroup_and_refuses_to_starve_the_guest() {
     rt.refused(&["update", "--memory", "16m", "u1"], "below the 48 MiB the running guest needs");
     assert_eq!(read(&dir("memory").join("memory.limit_in_bytes")), (96 * MIB).to_string());
     // podman's way: a file.
-    let file = rt.dir.path().join("res.json");
+    let file = rt.dir().join("res.json");
     fs::write(&file, r#"{"pids":{"limit":11}}"#).unwrap();
     rt.ok(&["update", "--resources", file.to_str().unwrap(), "u1"]);
     assert_eq!(read(&dir("pids").join("pids.max")), "11");
@@ -867,7 +673,7 @@ fn a_paused_guest_keeps_its_connection_and_serves_it_after_resume() {
     client.ip(&["link", "set", "veth0", "up"]);
     let httpd = workspace_bin("httpd");
     let ns_path = format!("/run/netns/{}", container.name());
-    let b = bundle(rt.dir.path(), "b", &httpd, &[], |c| {
+    let b = bundle(rt.dir(), "b", &httpd, &[], |c| {
         c["linux"]["namespaces"] = json!([{"type": "network", "path": ns_path}]);
         c["linux"]["cgroupsPath"] = json!(path);
     });
@@ -1000,7 +806,7 @@ fn cgroup_v2_join_freeze_systemd_path_and_delete() {
     ] {
         rt.systemd = systemd;
         let id = if systemd { "v2sd" } else { "v2" };
-        let b = bundle(rt.dir.path(), id, Path::new(BASICS), &["sleep", "30"], |c| {
+        let b = bundle(rt.dir(), id, Path::new(BASICS), &["sleep", "30"], |c| {
             c["linux"]["cgroupsPath"] = json!(cgroups_path);
             // The memory controller is v1's on this host: no memory.max.
             c["linux"]["resources"] = json!({});

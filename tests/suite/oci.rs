@@ -11,275 +11,34 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::containerd::{Containerd, pack};
 use support::netns::{Netns, require_root};
-use support::{TempDir, run_program, workspace_bin};
+use support::procs::{alive, kill_mentioning, unmount_under};
+use support::runtime::{Running, Runtime, keyed_disk_dir, runc};
+use support::{TempDir, run_program, text, workspace_bin};
 
 const BASICS: &str = env!("CARGO_BIN_EXE_guest-basics");
 const BLK: &str = env!("CARGO_BIN_EXE_guest-blk");
 
-fn runc() -> PathBuf {
-    let p = support::profile_dir().join("nabla-runc");
-    assert!(
-        p.exists(),
-        "{} does not exist: build it with `cargo build --release --manifest-path runtime/Cargo.toml --target-dir target` (scripts/test.sh does)",
-        p.display()
-    );
-    p
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// The runtime with its own root and JSON log under a temp dir.
-struct Runtime {
-    /// A tmpfs at the root, unmounted before `dir` is removed.
-    tmpfs: Option<Tmpfs>,
-    dir: TempDir,
-}
-
-impl Runtime {
-    fn new() -> Self {
-        require_root();
-        Runtime { tmpfs: None, dir: TempDir::new("runc") }
-    }
-
-    /// With its root on a tmpfs, as /run is.
-    fn on_tmpfs() -> Self {
-        let mut rt = Runtime::new();
-        rt.tmpfs = Some(Tmpfs::mount(&rt.root()));
-        rt
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-
-    fn log(&self) -> PathBuf {
-        self.dir.path().join("log.json")
-    }
-
-    /// Runs the runtime. Its stdout and stderr are files, not pipes: as
-    /// with runc, they become the container's stdio, which the container
-    /// process keeps after the runtime has exited.
-    fn cmd(&self, args: &[&str]) -> Output {
-        self.cmd_env(&[], args)
-    }
-
-    /// `cmd` with more environment variables, bounded in time: a runtime
-    /// that hangs (on a FIFO in an image, say) fails the test instead.
-    fn cmd_env(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
-        let child = self.spawn_env(env, args);
-        self.finish(child, args)
-    }
-
-    /// Starts the runtime with `args` in a process group of its own.
-    fn spawn(&self, args: &[&str]) -> Running {
-        self.spawn_env(&[], args)
-    }
-
-    fn spawn_env(&self, env: &[(&str, &str)], args: &[&str]) -> Running {
-        use std::os::unix::process::CommandExt;
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let out = self.dir.path().join(format!("out-{n}"));
-        let err = self.dir.path().join(format!("err-{n}"));
-        let child = Command::new(runc())
-            .arg("--root")
-            .arg(self.root())
-            .arg("--log")
-            .arg(self.log())
-            .args(["--log-format", "json"])
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&out).unwrap())
-            .stderr(fs::File::create(&err).unwrap())
-            .process_group(0)
-            .spawn()
-            .expect("run nabla-runc");
-        Running { child: Some(child), out, err }
-    }
-
-    /// Waits for `r` at most 60 s; then kills its process group and fails.
-    fn finish(&self, mut r: Running, args: &[&str]) -> Output {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let child = r.child.as_mut().unwrap();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "nabla-runc {args:?}: still running after 60 s");
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        r.child = None;
-        Output { status, stdout: fs::read(&r.out).unwrap(), stderr: fs::read(&r.err).unwrap() }
-    }
-
-    /// The disk the last `--debug` create made (its `disk PATH for DEV`
-    /// record).
-    fn last_disk(&self) -> PathBuf {
-        let log = fs::read_to_string(self.log()).unwrap();
-        let msg = log
-            .lines()
-            .rev()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter_map(|r| r["msg"].as_str().map(String::from))
-            .find(|m| m.starts_with("disk ") && m.contains(" for "))
-            .unwrap_or_else(|| panic!("no disk record in {log}"));
-        PathBuf::from(msg["disk ".len()..msg.rfind(" for ").unwrap()].to_string())
-    }
-
-    /// The warnings in the log.
-    fn warnings(&self) -> String {
-        let log = fs::read_to_string(self.log()).unwrap_or_default();
-        log.lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|r| r["level"] == "warning")
-            .filter_map(|r| r["msg"].as_str().map(String::from))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.cmd(args);
-        assert!(
-            out.status.success(),
-            "nabla-runc {args:?}: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    /// Runs a command that must fail with `needle` in its message, on
-    /// stderr and as the last error record of the log.
-    fn refused(&self, args: &[&str], needle: &str) {
-        let out = self.cmd(args);
-        let err = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "nabla-runc {args:?}: {err}");
-        assert!(
-            err.starts_with("nabla-runc: ") && err.contains(needle),
-            "nabla-runc {args:?}: expected {needle:?} in {err:?}"
-        );
-        let log = fs::read_to_string(self.log()).expect("the runtime's log");
-        let last: Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
-        assert_eq!(last["level"], "error", "{log}");
-        assert!(last["msg"].as_str().unwrap().contains(needle), "{log}");
-        assert!(last["time"].as_str().is_some(), "{log}");
-    }
-
-    fn state(&self, id: &str) -> Value {
-        serde_json::from_str(&self.ok(&["state", id])).expect("state JSON")
-    }
-
-    fn wait_status(&self, id: &str, want: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let s = self.state(id);
-            if s["status"] == want {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "{id} never became {want}: {s}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Nothing of container `id` is left: no state, no disk.
-    fn assert_gone(&self, id: &str) {
-        assert!(!self.root().join(id).exists(), "state of {id} left behind");
-        let disks = Path::new("/var/lib/nabla-runc/disks");
-        assert!(!disks.join(format!("{id}.img")).exists(), "disk of {id} left behind");
-        // A root on tmpfs keeps its disks in HASH-ID there: HASH is the
-        // 64-bit FNV-1a of the canonical root (runtime/src/disk.rs).
-        if self.tmpfs.is_some() {
-            let keyed = keyed_disk_dir(&self.root(), id);
-            assert!(!keyed.exists(), "disk of {id} left behind: {}", keyed.display());
-        }
-    }
-}
-
-impl Drop for Runtime {
-    /// Containers a failed test left: killed and deleted.
-    fn drop(&mut self) {
-        if !self.root().exists() {
-            return;
-        }
-        let out = self.cmd(&["list", "-q"]);
-        for id in text(&out.stdout).lines() {
-            let _ = self.cmd(&["delete", "--force", id]);
-        }
-    }
-}
-
-/// Where a runtime whose root is on tmpfs keeps the disk of `id`:
-/// `/var/lib/nabla-runc/disks/HASH-ID`, HASH the 64-bit FNV-1a of the
-/// canonical root (runtime/src/disk.rs).
-fn keyed_disk_dir(root: &Path, id: &str) -> PathBuf {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in root.canonicalize().unwrap().as_os_str().as_encoded_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    Path::new("/var/lib/nabla-runc/disks").join(format!("{h:016x}-{id}"))
-}
-
-/// A runtime command in the background; its process group is killed if
-/// it is dropped unfinished.
-struct Running {
-    child: Option<Child>,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.child {
-            // SAFETY: a signal to the process group of a child of this test.
-            unsafe { libc::kill(-(c.id() as i32), libc::SIGKILL) };
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A bundle: `rootfs/NAME.nabla` (a copy of `binary`), optional files for
-/// the disk, and a config.json that `tweak` may change.
+/// A bundle in `dir/bundle`: support's (`rootfs/NAME.nabla`, a copy of
+/// `binary`), its config with a process as runc's spec makes one (no
+/// terminal, an environment), a hostname and /proc and /dev mounts; then
+/// `tweak`.
 fn bundle(dir: &Path, binary: &str, args: &[&str], tweak: impl FnOnce(&mut Value)) -> PathBuf {
-    let b = dir.join("bundle");
-    let rootfs = b.join("rootfs");
-    fs::create_dir_all(&rootfs).unwrap();
-    let name = Path::new(binary).file_name().unwrap().to_str().unwrap().to_string();
-    fs::copy(binary, rootfs.join(format!("{name}.nabla"))).unwrap();
-    let mut argv = vec![format!("/{name}.nabla")];
-    argv.extend(args.iter().map(|s| s.to_string()));
-    let mut config = json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": false,
-            "user": {"uid": 0, "gid": 0},
-            "args": argv,
-            "env": ["PATH=/usr/bin:/bin", "GREETING=hello"],
-            "cwd": "/"
-        },
-        "root": {"path": "rootfs", "readonly": true},
-        "hostname": "nabla",
-        "mounts": [
+    support::runtime::bundle(dir, "bundle", Path::new(binary), args, |c| {
+        c["process"]["terminal"] = json!(false);
+        c["process"]["env"] = json!(["PATH=/usr/bin:/bin", "GREETING=hello"]);
+        c["hostname"] = json!("nabla");
+        c["mounts"] = json!([
             {"destination": "/proc", "type": "proc", "source": "proc"},
             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}
-        ],
-        "linux": {
-            "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "network"}],
-            "resources": {"memory": {"limit": 48 * 1024 * 1024}}
-        }
-    });
-    tweak(&mut config);
-    fs::write(b.join("config.json"), config.to_string()).unwrap();
-    b
+        ]);
+        tweak(c);
+    })
 }
 
 fn proc_exe(pid: i64) -> Option<PathBuf> {
@@ -295,20 +54,11 @@ fn wait_for_tender(pid: i64) {
     }
 }
 
-fn alive(pid: i64) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            let state = s[s.rfind(')').unwrap() + 2..].chars().next().unwrap();
-            state != 'Z' && state != 'X'
-        })
-        .unwrap_or(false)
-}
-
 #[test]
 fn lifecycle_create_start_kill_delete() {
     let rt = Runtime::new();
-    let b = bundle(rt.dir.path(), BASICS, &["sleep", "30"], |_| {});
-    let pid_file = rt.dir.path().join("pid");
+    let b = bundle(rt.dir(), BASICS, &["sleep", "30"], |_| {});
+    let pid_file = rt.dir().join("pid");
     let bs = b.to_str().unwrap();
     rt.ok(&["create", "--bundle", bs, "--pid-file", pid_file.to_str().unwrap(), "c1"]);
 
@@ -355,7 +105,7 @@ fn lifecycle_create_start_kill_delete() {
 #[test]
 fn kill_by_number_and_all_and_force_delete() {
     let rt = Runtime::new();
-    let b = bundle(rt.dir.path(), BASICS, &["sleep", "30"], |_| {});
+    let b = bundle(rt.dir(), BASICS, &["sleep", "30"], |_| {});
     let bs = b.to_str().unwrap();
     for (id, kill) in
         [("k9", vec!["kill", "k9", "9"]), ("kall", vec!["kill", "--all", "kall", "KILL"])]
@@ -389,7 +139,7 @@ fn kill_by_number_and_all_and_force_delete() {
 #[test]
 fn run_returns_the_guest_status_and_output() {
     let rt = Runtime::new();
-    let b = bundle(rt.dir.path(), BASICS, &["exit", "7"], |_| {});
+    let b = bundle(rt.dir(), BASICS, &["exit", "7"], |_| {});
     let out = rt.cmd(&["run", "--bundle", b.to_str().unwrap(), "r1"]);
     assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
     rt.assert_gone("r1");
@@ -398,7 +148,7 @@ fn run_returns_the_guest_status_and_output() {
     // An engine's /etc/hosts cannot reach the guest: a warning in the log,
     // not in the container's output.
     // The environment reaches the guest whole, line breaks included.
-    let b = bundle(&rt.dir.path().join("h"), hello.to_str().unwrap(), &["one", "two"], |c| {
+    let b = bundle(&rt.dir().join("h"), hello.to_str().unwrap(), &["one", "two"], |c| {
         c["mounts"].as_array_mut().unwrap().push(
             json!({"destination": "/etc/hosts", "type": "bind", "source": "/etc/hosts", "options": ["rbind", "ro"]}),
         );
@@ -427,7 +177,7 @@ fn a_container_runs_as_its_process_user() {
     // The guest's files, its environment file and the exec fifo must all
     // be open to that user.
     let hello = workspace_bin("hello");
-    let b = bundle(&rt.dir.path().join("h"), hello.to_str().unwrap(), &[], |c| {
+    let b = bundle(&rt.dir().join("h"), hello.to_str().unwrap(), &[], |c| {
         as_nobody(c);
         c["process"]["env"].as_array_mut().unwrap().push(json!("NAME=nobody"));
     });
@@ -436,8 +186,8 @@ fn a_container_runs_as_its_process_user() {
     assert_eq!(text(&out.stdout), "Hello, world!\nHello, nobody!\n");
     rt.assert_gone("u1");
 
-    let b = bundle(rt.dir.path(), BASICS, &["sleep", "30"], as_nobody);
-    let pid_file = rt.dir.path().join("pid");
+    let b = bundle(rt.dir(), BASICS, &["sleep", "30"], as_nobody);
+    let pid_file = rt.dir().join("pid");
     rt.ok(&[
         "create",
         "--bundle",
@@ -507,7 +257,7 @@ fn bad_bundles_are_refused_and_leave_nothing() {
         ("terminal", |c, _| c["process"]["terminal"] = json!(true), "no --console-socket"),
     ];
     for (id, tweak, needle) in cases {
-        let dir = rt.dir.path().join(id);
+        let dir = rt.dir().join(id);
         let b = bundle(&dir, BASICS, &["exit", "0"], |_| {});
         let mut config: Value =
             serde_json::from_str(&fs::read_to_string(b.join("config.json")).unwrap()).unwrap();
@@ -518,7 +268,7 @@ fn bad_bundles_are_refused_and_leave_nothing() {
     }
 
     // Not JSON at all; no config.json.
-    let b = bundle(&rt.dir.path().join("garbage"), BASICS, &[], |_| {});
+    let b = bundle(&rt.dir().join("garbage"), BASICS, &[], |_| {});
     fs::write(b.join("config.json"), "{ not json").unwrap();
     rt.refused(&["create", "--bundle", b.to_str().unwrap(), "garbage"], "config.json");
     fs::remove_file(b.join("config.json")).unwrap();
@@ -531,13 +281,13 @@ fn bad_bundles_are_refused_and_leave_nothing() {
     // A guest with a net device cannot run in a new, empty namespace, nor
     // in the host's.
     let httpd = workspace_bin("httpd");
-    let b = bundle(&rt.dir.path().join("nonet"), httpd.to_str().unwrap(), &[], |_| {});
+    let b = bundle(&rt.dir().join("nonet"), httpd.to_str().unwrap(), &[], |_| {});
     rt.refused(
         &["create", "--bundle", b.to_str().unwrap(), "nonet"],
         "new, empty network namespace",
     );
     rt.assert_gone("nonet");
-    let b = bundle(&rt.dir.path().join("hostnet"), httpd.to_str().unwrap(), &[], |c| {
+    let b = bundle(&rt.dir().join("hostnet"), httpd.to_str().unwrap(), &[], |c| {
         c["linux"]["namespaces"] = json!([{"type": "pid"}]);
     });
     rt.refused(&["create", "--bundle", b.to_str().unwrap(), "hostnet"], "host's network namespace");
@@ -552,14 +302,13 @@ fn bad_bundles_are_refused_and_leave_nothing() {
 #[test]
 fn a_disk_file_bound_at_dev_nabla_is_the_guests_disk_and_outlives_the_container() {
     let rt = Runtime::new();
-    let img = rt.dir.path().join("volume.img");
+    let img = rt.dir().join("volume.img");
     fs::File::create(&img).unwrap().set_len(1 << 20).unwrap();
     let volume = |source: &Path, options: &[&str]| json!({"destination": "/dev/nabla/storage", "type": "bind", "source": source, "options": options});
     let with = |v: Value| move |c: &mut Value| c["mounts"].as_array_mut().unwrap().push(v);
 
     // Read-write: guest-blk writes its pattern to every 10th sector.
-    let b =
-        bundle(&rt.dir.path().join("rw"), BLK, &["check"], with(volume(&img, &["rbind", "rw"])));
+    let b = bundle(&rt.dir().join("rw"), BLK, &["check"], with(volume(&img, &["rbind", "rw"])));
     let out = rt.cmd(&["run", "--bundle", b.to_str().unwrap(), "v1"]);
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
     assert!(
@@ -575,8 +324,7 @@ fn a_disk_file_bound_at_dev_nabla_is_the_guests_disk_and_outlives_the_container(
     // Read-only (`ro`, as podman's -v SRC:DST:ro gives it): reads work,
     // writes are refused. The source relative to the bundle (DIR/ro/bundle).
     let relative = Path::new("../../volume.img");
-    let b =
-        bundle(&rt.dir.path().join("ro"), BLK, &["ro"], with(volume(relative, &["rbind", "ro"])));
+    let b = bundle(&rt.dir().join("ro"), BLK, &["ro"], with(volume(relative, &["rbind", "ro"])));
     let out = rt.cmd(&["run", "--bundle", b.to_str().unwrap(), "v2"]);
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
     assert_eq!(text(&out.stdout), "ro: read-only true, reads ok, write refused: ok\n");
@@ -584,7 +332,7 @@ fn a_disk_file_bound_at_dev_nabla_is_the_guests_disk_and_outlives_the_container(
     assert_eq!(fs::read(&img).unwrap(), bytes, "a read-only volume is left as it was");
 
     // Refused at create, naming the mount.
-    let dir = rt.dir.path().to_path_buf();
+    let dir = rt.dir().to_path_buf();
     let cases: [(&str, Value, &str); 4] = [
         (
             "undeclared",
@@ -612,7 +360,7 @@ fn a_pod_sandbox_holds_its_place_until_killed() {
     // handler: a native binary, which nabla-runc does not run; it keeps
     // the place with a process of its own instead.
     let rt = Runtime::new();
-    let b = bundle(rt.dir.path(), BASICS, &[], |c| {
+    let b = bundle(rt.dir(), BASICS, &[], |c| {
         c["process"]["args"] = json!(["/pause"]);
         c["annotations"] = json!({"io.kubernetes.cri.container-type": "sandbox"});
     });
@@ -720,7 +468,7 @@ fn site_bundle(dir: &Path, netns: &str) -> PathBuf {
 fn network_namespace_is_wired_to_the_guest() {
     let rt = Runtime::new();
     let link = Link::new("ocinet", "10.77.0");
-    let b = site_bundle(rt.dir.path(), &link.path());
+    let b = site_bundle(rt.dir(), &link.path());
     rt.ok(&["create", "--bundle", b.to_str().unwrap(), "web"]);
     rt.ok(&["start", "web"]);
     let pid = rt.state("web")["pid"].as_i64().unwrap();
@@ -797,7 +545,7 @@ fn pod_networks_with_a_link_local_gateway() {
     let rt = Runtime::new();
     for (id, calico) in [("calico", true), ("aws", false)] {
         let link = pod_network(&format!("oci{id}"), calico);
-        let b = site_bundle(&rt.dir.path().join(id), &link.path());
+        let b = site_bundle(&rt.dir().join(id), &link.path());
         rt.ok(&["--debug", "create", "--bundle", b.to_str().unwrap(), id]);
         let log = fs::read_to_string(rt.log()).unwrap();
         assert!(log.contains("NET_SERVICE0_IPV4=10.100.0.5/32"), "{log}");
@@ -825,112 +573,11 @@ fn pod_networks_with_a_link_local_gateway() {
 
 // ---------------------------------------------------------------- engines
 
-/// Kills every process whose command line mentions `needle` (the temp dir
-/// of a test): shims and daemons left by a failed test.
-fn kill_mentioning(needle: &str) {
-    for e in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        if pid as u32 == std::process::id() {
-            continue;
-        }
-        let Ok(cmd) = fs::read(format!("/proc/{pid}/cmdline")) else { continue };
-        if text(&cmd).contains(needle) {
-            // SAFETY: a signal to a process of this test.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    }
-}
-
-/// Unmounts everything under `dir` (podman mounts each container's shm).
-fn unmount_under(dir: &Path) {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else { return };
-    let mut points: Vec<&str> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| Path::new(p).starts_with(dir))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in points {
-        let _ = Command::new("umount").args(["-l", p]).status();
-    }
-}
-
-/// Packs `binary` as image `reference` into `dir/NAME.tar`.
-fn pack(dir: &Path, binary: &Path, reference: &str, files: Option<&Path>) -> PathBuf {
-    let name = binary.file_name().unwrap().to_str().unwrap();
-    let tar = dir.join(format!("{name}.tar"));
-    let mut args =
-        vec!["pack", binary.to_str().unwrap(), "-t", reference, "-o", tar.to_str().unwrap()];
-    if let Some(f) = files {
-        args.extend(["--files", f.to_str().unwrap()]);
-    }
-    run_program(&workspace_bin("nabla"), &args).assert_ok();
-    tar
-}
-
-/// A containerd of this test: its root, state and socket under a temp dir.
-struct Containerd {
-    dir: TempDir,
-    daemon: Child,
-}
-
+/// What the oci suite runs with its containerd: nabla-runc through the
+/// runc shim, its root in containerd's directory.
 impl Containerd {
-    fn start() -> Containerd {
-        require_root();
-        let dir = TempDir::new("containerd");
-        let d = dir.path();
-        let config = format!(
-            "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             [grpc]\n  address = \"{0}/containerd.sock\"\n",
-            d.display()
-        );
-        fs::write(d.join("config.toml"), config).unwrap();
-        let log = fs::File::create(d.join("containerd.log")).unwrap();
-        let daemon = Command::new("containerd")
-            .arg("--config")
-            .arg(d.join("config.toml"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("containerd (Debian package containerd)");
-        let c = Containerd { dir, daemon };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !c.ctr(&["version"]).status.success() {
-            assert!(Instant::now() < deadline, "containerd did not come up: {}", c.daemon_log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        c
-    }
-
-    fn daemon_log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
-    }
-
     fn runc_root(&self) -> PathBuf {
-        self.dir.path().join("runc")
-    }
-
-    fn ctr(&self, args: &[&str]) -> Output {
-        Command::new("ctr")
-            .arg("--address")
-            .arg(self.dir.path().join("containerd.sock"))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("ctr (Debian package containerd)")
-    }
-
-    fn ctr_ok(&self, args: &[&str]) -> String {
-        let out = self.ctr(args);
-        assert!(
-            out.status.success(),
-            "ctr {args:?}: {}{}\n{}",
-            text(&out.stdout),
-            text(&out.stderr),
-            self.daemon_log()
-        );
-        text(&out.stdout)
+        self.dir().join("runc")
     }
 
     /// `ctr run --rm` with our runtime; its output.
@@ -957,19 +604,10 @@ impl Containerd {
     }
 }
 
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-        kill_mentioning(&self.dir.path().display().to_string());
-        unmount_under(self.dir.path());
-    }
-}
-
 #[test]
 fn containerd_runs_packed_images() {
     let c = Containerd::start();
-    let d = c.dir.path();
+    let d = c.dir();
     let hello = pack(d, &workspace_bin("hello"), "example.com/demo/hello:1", None);
     let basics = pack(d, Path::new(BASICS), "example.com/test/basics:1", None);
     let blk = pack(d, Path::new(BLK), "example.com/test/blk:1", None);
@@ -1189,7 +827,7 @@ fn mknod(p: &Path, mode: u32, dev: u64) {
 #[test]
 fn a_hostile_rootfs_gets_nothing_from_outside_it_onto_the_disk() {
     let rt = Runtime::new();
-    let outside = rt.dir.path().join("outside");
+    let outside = rt.dir().join("outside");
     fs::create_dir_all(outside.join("etc")).unwrap();
     fs::write(outside.join("secret"), SECRET).unwrap();
     fs::write(outside.join("etc/shadow"), SECRET).unwrap();
@@ -1268,7 +906,7 @@ fn a_hostile_rootfs_gets_nothing_from_outside_it_onto_the_disk() {
         ),
     ];
     for (id, setup, needle, refused) in cases {
-        let b = bundle(&rt.dir.path().join(id), BLK, &["info"], |_| {});
+        let b = bundle(&rt.dir().join(id), BLK, &["info"], |_| {});
         let files = b.join("rootfs/guest-blk.files");
         fs::create_dir_all(&files).unwrap();
         fs::write(files.join("legit.txt"), LEGIT).unwrap();
@@ -1338,7 +976,7 @@ impl Drop for Stopped {
 /// Starts a create of `id` whose disk takes a while (many files) and
 /// stops its `nabla disk create` once it runs.
 fn create_held(rt: &Runtime, id: &str, extra: &[&str]) -> (Running, Stopped) {
-    let b = bundle(&rt.dir.path().join(id), BLK, &["info"], |_| {});
+    let b = bundle(&rt.dir().join(id), BLK, &["info"], |_| {});
     let files = b.join("rootfs/guest-blk.files");
     for d in 0..10 {
         fs::create_dir_all(files.join(format!("d{d}"))).unwrap();
@@ -1351,7 +989,7 @@ fn create_held(rt: &Runtime, id: &str, extra: &[&str]) -> (Running, Stopped) {
     let create = rt.spawn(&args);
     let deadline = Instant::now() + Duration::from_secs(20);
     let pid = loop {
-        if let Some(p) = disk_helper(rt.dir.path()) {
+        if let Some(p) = disk_helper(rt.dir()) {
             break p;
         }
         assert!(Instant::now() < deadline, "{id}: never saw nabla disk create run");
@@ -1415,10 +1053,10 @@ fn delete_and_start_wait_for_a_create_of_the_same_id() {
 #[test]
 fn the_pid_file_is_not_written_through_a_planted_link() {
     let rt = Runtime::new();
-    let b = bundle(rt.dir.path(), BASICS, &["sleep", "30"], |_| {});
-    let dir = rt.dir.path().join("pids");
+    let b = bundle(rt.dir(), BASICS, &["sleep", "30"], |_| {});
+    let dir = rt.dir().join("pids");
     fs::create_dir_all(&dir).unwrap();
-    let victim = rt.dir.path().join("victim");
+    let victim = rt.dir().join("victim");
     fs::write(&victim, "precious").unwrap();
     // The temporary name the runtime used to write through, and the pid
     // file's own name, both links to the victim.
@@ -1450,28 +1088,6 @@ fn the_pid_file_is_not_written_through_a_planted_link() {
     rt.assert_gone("p1");
 }
 
-/// A tmpfs mounted at `path` (as /run is), unmounted when dropped.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(path: &Path) -> Tmpfs {
-        fs::create_dir_all(path).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=16m,mode=0755", "tmpfs"])
-            .arg(path)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "mount tmpfs: {}", text(&out.stderr));
-        Tmpfs(path.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 fn mode_and_owner(p: &Path) -> (u32, u32) {
     use std::os::unix::fs::MetadataExt;
     let m = fs::metadata(p).unwrap();
@@ -1485,7 +1101,7 @@ fn disks_are_private_keyed_by_root_and_id_and_capped() {
     let a = Runtime::on_tmpfs();
     let b = Runtime::on_tmpfs();
     let id = format!("keyed{}", std::process::id());
-    let raw = bundle(&a.dir.path().join("raw"), BLK, &["info"], |_| {});
+    let raw = bundle(&a.dir().join("raw"), BLK, &["info"], |_| {});
     let rs = raw.to_str().unwrap();
     a.ok(&["--debug", "create", "--bundle", rs, &id]);
     let disk_a = a.last_disk();
@@ -1509,7 +1125,7 @@ fn disks_are_private_keyed_by_root_and_id_and_capped() {
 
     // Made as the process user, who owns it and alone reads it; the files
     // only root may read stay off it.
-    let nobody = bundle(&a.dir.path().join("nobody"), BLK, &["info"], |c| {
+    let nobody = bundle(&a.dir().join("nobody"), BLK, &["info"], |c| {
         c["process"]["user"] = json!({"uid": 65534, "gid": 65534});
     });
     let files = nobody.join("rootfs/guest-blk.files");
@@ -1536,7 +1152,7 @@ fn disks_are_private_keyed_by_root_and_id_and_capped() {
     // The size: the annotation within --disk-max-mib (default 4096), set
     // by flag or environment; a disk from files too.
     let sized = |dir: &str, mib: &str| {
-        bundle(&a.dir.path().join(dir), BLK, &["info"], |c| {
+        bundle(&a.dir().join(dir), BLK, &["info"], |c| {
             c["annotations"] = json!({"org.nabla.disk.size-mib": mib});
         })
     };
@@ -1560,7 +1176,7 @@ fn disks_are_private_keyed_by_root_and_id_and_capped() {
     a.ok(&["--debug", "--disk-max-mib", "8", "create", "--bundle", s8.to_str().unwrap(), "s8"]);
     assert_eq!(fs::metadata(a.last_disk()).unwrap().len(), 8 << 20);
     a.ok(&["delete", "--force", "s8"]);
-    let big = bundle(&a.dir.path().join("big"), BLK, &["info"], |_| {});
+    let big = bundle(&a.dir().join("big"), BLK, &["info"], |_| {});
     let files = big.join("rootfs/guest-blk.files");
     fs::create_dir_all(&files).unwrap();
     fs::write(files.join("big.bin"), vec![1u8; 20 << 20]).unwrap();
@@ -1648,7 +1264,7 @@ fn nofile(pid: &str) -> (String, String) {
 fn rlimits_are_set_or_refused_naming_them() {
     let rt = Runtime::new();
     // Within the caller's limits: set on the container process.
-    let b = bundle(&rt.dir.path().join("within"), BASICS, &["sleep", "30"], |c| {
+    let b = bundle(&rt.dir().join("within"), BASICS, &["sleep", "30"], |c| {
         c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 256, "hard": 512}]);
     });
     rt.ok(&["create", "--bundle", b.to_str().unwrap(), "rl1"]);
@@ -1668,7 +1284,7 @@ fn rlimits_are_set_or_refused_naming_them() {
         return;
     }
     let above = hard + 1;
-    let b = bundle(&rt.dir.path().join("above"), BASICS, &["exit", "0"], |c| {
+    let b = bundle(&rt.dir().join("above"), BASICS, &["exit", "0"], |c| {
         c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": above, "hard": above}]);
     });
     rt.refused(

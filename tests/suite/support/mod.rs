@@ -4,10 +4,13 @@
 
 #![allow(dead_code)]
 
+pub mod containerd;
 pub mod frames;
 pub mod netns;
 #[path = "../../std/src/pattern.rs"]
 pub mod pattern;
+pub mod procs;
+pub mod runtime;
 
 use std::ffi::OsStr;
 use std::io::Read;
@@ -41,6 +44,11 @@ pub fn workspace_bin(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Bytes (a process's output, a command line) as text, lossily.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }
 
 /// The tender.
