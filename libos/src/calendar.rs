@@ -38,7 +38,7 @@ mod tests {
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         assert_eq!(days_from_civil(1980, 1, 1), 3652);
-        assert_eq!(days_from_civil(2107, 12, 31), 50_403);
+        assert_eq!(days_from_civil(2107, 12, 31), 50_402);
         for days in (-800_000..800_000).step_by(97) {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
