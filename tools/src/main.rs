@@ -30,6 +30,7 @@ mod netns;
 mod pack;
 mod smaps;
 mod stats;
+mod svg;
 mod tcpperf;
 mod wrk;
 

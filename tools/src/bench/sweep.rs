@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::Result;
+use crate::svg::{self, escape};
 
 /// One curve: a server at one size.
 #[derive(Debug, Clone)]
@@ -30,10 +31,6 @@ pub struct Panel {
     pub xs: Vec<String>,
     pub y_label: String,
     pub series: Vec<Series>,
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// A round step for an axis from 0 to `max`, about five ticks.
@@ -84,18 +81,7 @@ pub fn svg(title: &str, subtitle: &str, panels: &[Panel]) -> String {
     let series_n = panels.iter().map(|p| p.series.len()).max().unwrap_or(0);
     let legend_rows = series_n.div_ceil(2) as f64;
     let height = top + ph + 60.0 + legend_rows * 18.0 + 10.0;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="22" text-anchor="middle" font-size="15" font-weight="bold">{}</text>"#,
-        width / 2.0,
-        escape(title)
-    );
+    let mut s = svg::open(width, height, title, 22.0);
     let _ = writeln!(
         s,
         r##"<text x="{}" y="40" text-anchor="middle" font-size="11" fill="#444">{}</text>"##,

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::bench::{Result, start_error};
+use crate::svg::{self, escape};
 
 /// One bar group.
 #[derive(Debug)]
@@ -15,10 +16,6 @@ pub struct Bar {
     pub steady: usize,
     pub whole: usize,
     pub guest: bool,
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// The SVG document.
@@ -34,18 +31,7 @@ pub fn svg(title: &str, bars: &[Bar]) -> String {
     let width = left + right + group_w * bars.len() as f64;
     let height = plot_top + plot_h + 90.0;
     let y = |v: usize| plot_top + plot_h * (1.0 - v as f64 / top as f64);
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="24" text-anchor="middle" font-size="15" font-weight="bold">{}</text>"#,
-        width / 2.0,
-        escape(title)
-    );
+    let mut s = svg::open(width, height, title, 24.0);
     let mut v = 0;
     while v <= top {
         let yy = y(v);
