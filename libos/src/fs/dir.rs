@@ -370,42 +370,38 @@ impl Vol {
                 }
                 ix.cap = walk.i;
             }
-            if ended {
-                if want_free > 0 && !runs.done() {
-                    runs.free(off, true);
-                    continue;
-                }
-                if building {
-                    continue;
-                }
-                break;
-            }
-            if off < chunk_off || off + 32 > chunk_off + chunk.len() as u64 {
-                // Read the directory a cluster (or, for a fixed root, up to
-                // 4 KiB) at a time.
-                let (start, len) = match dir {
-                    DirLoc::Root => {
-                        let rel = (off - self.g.root_off) / 4096 * 4096;
-                        let end = u64::from(self.g.root_entries) * 32;
-                        (self.g.root_off + rel, (end - rel).min(4096))
-                    }
-                    DirLoc::Chain(_) => {
-                        let cs = u64::from(self.g.cluster_bytes);
-                        (off - (off - self.g.data_off) % cs, cs)
-                    }
-                };
-                chunk.resize(len as usize, 0);
-                self.cache.read(&self.store, start, &mut chunk)?;
-                chunk_off = start;
-            }
-            let at = (off - chunk_off) as usize;
             let mut raw = [0u8; 32];
-            raw.copy_from_slice(&chunk[at..at + 32]);
-            if raw[0] == 0 {
-                ended = true;
-                if let Some(ix) = ix.as_deref_mut() {
-                    ix.end = slot;
+            if !ended {
+                if off < chunk_off || off + 32 > chunk_off + chunk.len() as u64 {
+                    // Read the directory a cluster (or, for a fixed root, up
+                    // to 4 KiB) at a time.
+                    let (start, len) = match dir {
+                        DirLoc::Root => {
+                            let rel = (off - self.g.root_off) / 4096 * 4096;
+                            let end = u64::from(self.g.root_entries) * 32;
+                            (self.g.root_off + rel, (end - rel).min(4096))
+                        }
+                        DirLoc::Chain(_) => {
+                            let cs = u64::from(self.g.cluster_bytes);
+                            (off - (off - self.g.data_off) % cs, cs)
+                        }
+                    };
+                    chunk.resize(len as usize, 0);
+                    self.cache.read(&self.store, start, &mut chunk)?;
+                    chunk_off = start;
                 }
+                let at = (off - chunk_off) as usize;
+                raw.copy_from_slice(&chunk[at..at + 32]);
+                if raw[0] == 0 {
+                    ended = true;
+                    if let Some(ix) = ix.as_deref_mut() {
+                        ix.end = slot;
+                    }
+                }
+            }
+            // From the end marker on, every slot is free: only a run still
+            // being looked for, or an index being built, walks on.
+            if ended {
                 if want_free > 0 && !runs.done() {
                     runs.free(off, true);
                     continue;
