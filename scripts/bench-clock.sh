@@ -88,6 +88,16 @@ count() {
 ticks() { awk '{ print $14 + $15 }' "/proc/$PID/stat"; }
 HZ=$(getconf CLK_TCK)
 event() { awk -F, -v e="$2" '$3 == e { print $1 }' "$1.perf"; }
+# report NAME CLOCK ROUND REQUESTS RPS: notes the rate and prints the row of
+# NAME's run with CLOCK (its output, perf counts and CPU under $work/NAME.CLOCK).
+report() {
+    local name=$1 clock=$2 round=$3 reqs=$4 rps=$5 out="$work/$1.$2"
+    RPS[$name.$clock.$round]=$rps
+    awk -v c="$(event "$out" syscalls:sys_enter_clock_gettime)" \
+        -v s="$(event "$out" raw_syscalls:sys_enter)" -v r="$reqs" -v rps="$rps" -v k="$clock" \
+        -v t="$(cat "$out.cpu")" -v hz="$HZ" -v n="$name" \
+        'BEGIN { printf "%-9s %-8s %10.0f %14.3f %14.3f %14.1f\n", n, k, rps, c / r, s / r, t / hz * 1e6 / r }'
+}
 
 printf '%-9s %-8s %10s %14s %14s %14s\n' server clock requests/s clock_gettime/req \
     syscalls/req "CPU µs/req"
@@ -101,12 +111,7 @@ for round in $(seq "$ROUNDS"); do
         stop
         reqs=$(awk '/requests in/ { print $1 }' "$work/httpd.$clock")
         rps=$(awk '/^Requests\/sec:/ { print $2 }' "$work/httpd.$clock")
-        RPS[httpd.$clock.$round]=$rps
-        awk -v c="$(event "$work/httpd.$clock" syscalls:sys_enter_clock_gettime)" \
-            -v s="$(event "$work/httpd.$clock" raw_syscalls:sys_enter)" -v r="$reqs" \
-            -v rps="$rps" -v k="$clock" \
-            -v t="$(cat "$work/httpd.$clock.cpu")" -v hz="$HZ" \
-            'BEGIN { printf "%-9s %-8s %10.0f %14.3f %14.3f %14.1f\n", "httpd", k, rps, c / r, s / r, t / hz * 1e6 / r }'
+        report httpd "$clock" "$round" "$reqs" "$rps"
 
         # kvd, SET, 50 clients, no pipelining.
         start "$clock" 6379 kvd --mem 1024 --block "storage=$work/kvd.img"
@@ -115,12 +120,7 @@ for round in $(seq "$ROUNDS"); do
             -r 100000 -t set -q
         stop
         rps=$(tr '\r' '\n' < "$work/kvd.$clock" | awk '/^SET: [0-9.]+ requests per second/ { print $2 }')
-        RPS[kvd.$clock.$round]=$rps
-        awk -v c="$(event "$work/kvd.$clock" syscalls:sys_enter_clock_gettime)" \
-            -v s="$(event "$work/kvd.$clock" raw_syscalls:sys_enter)" -v r="$n" \
-            -v rps="$rps" -v k="$clock" \
-            -v t="$(cat "$work/kvd.$clock.cpu")" -v hz="$HZ" \
-            'BEGIN { printf "%-9s %-8s %10.0f %14.3f %14.3f %14.1f\n", "kvd", k, rps, c / r, s / r, t / hz * 1e6 / r }'
+        report kvd "$clock" "$round" "$n" "$rps"
 
         # std-http (axum on tokio), 1 KiB, wrk -c32.
         start "$clock" 80 std-http --mem 1024 --block-ro "storage=$work/site.img"
@@ -129,12 +129,7 @@ for round in $(seq "$ROUNDS"); do
         stop
         reqs=$(awk '/requests in/ { print $1 }' "$work/std-http.$clock")
         rps=$(awk '/^Requests\/sec:/ { print $2 }' "$work/std-http.$clock")
-        RPS[std-http.$clock.$round]=$rps
-        awk -v c="$(event "$work/std-http.$clock" syscalls:sys_enter_clock_gettime)" \
-            -v s="$(event "$work/std-http.$clock" raw_syscalls:sys_enter)" -v r="$reqs" \
-            -v rps="$rps" -v k="$clock" \
-            -v t="$(cat "$work/std-http.$clock.cpu")" -v hz="$HZ" \
-            'BEGIN { printf "%-9s %-8s %10.0f %14.3f %14.3f %14.1f\n", "std-http", k, rps, c / r, s / r, t / hz * 1e6 / r }'
+        report std-http "$clock" "$round" "$reqs" "$rps"
 
         # std-http, 1 MiB, wrk -c8 (CPU-bound in the guest).
         start "$clock" 80 std-http --mem 1024 --block-ro "storage=$work/site.img"
@@ -142,12 +137,7 @@ for round in $(seq "$ROUNDS"); do
         stop
         reqs=$(awk '/requests in/ { print $1 }' "$work/std-1m.$clock")
         rps=$(awk '/^Requests\/sec:/ { print $2 }' "$work/std-1m.$clock")
-        RPS[std-1m.$clock.$round]=$rps
-        awk -v c="$(event "$work/std-1m.$clock" syscalls:sys_enter_clock_gettime)" \
-            -v s="$(event "$work/std-1m.$clock" raw_syscalls:sys_enter)" -v r="$reqs" \
-            -v rps="$rps" -v k="$clock" \
-            -v t="$(cat "$work/std-1m.$clock.cpu")" -v hz="$HZ" \
-            'BEGIN { printf "%-9s %-8s %10.0f %14.3f %14.3f %14.1f\n", "std-1m", k, rps, c / r, s / r, t / hz * 1e6 / r }'
+        report std-1m "$clock" "$round" "$reqs" "$rps"
     done
     for server in httpd kvd std-http std-1m; do
         awk -v a="${RPS[$server.vdso.$round]}" -v b="${RPS[$server.syscall.$round]}" -v s="$server" \
