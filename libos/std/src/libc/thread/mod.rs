@@ -192,6 +192,7 @@ pub fn errno_cell() -> &'static Cell<c_int> {
 
 pub mod futex;
 pub mod sched;
+pub mod sem;
 pub mod switch;
 
 use alloc::vec::Vec;
