@@ -73,9 +73,8 @@ fn main() {
         }
         sum
     });
-    let expected: u64 = (0..burst)
-        .map(|i| (0..4096u64).map(|b| u64::from((b ^ i) as u8)).sum::<u64>() + i)
-        .sum();
+    let expected: u64 =
+        (0..burst).map(|i| (0..4096u64).map(|b| u64::from((b ^ i) as u8)).sum::<u64>() + i).sum();
     println!("burst {burst}: sum {}", if sum == expected { "right" } else { "WRONG" });
     println!("workers {workers}");
     println!("threads_started {}", started.load(Ordering::Relaxed));
