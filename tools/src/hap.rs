@@ -1209,7 +1209,26 @@ fn finish(common: &Common, report: &Report, out: &Path) -> Result<()> {
         &svg,
         chart::svg(&format!("Horizontal Attack Profile, Linux {kernel}"), &bars).as_bytes(),
     )?;
-    let png = chart::png(&svg, &out.join("hap.png"));
+    let mut png = chart::png(&svg, &out.join("hap.png"));
+    let splits: Vec<chart::Split> = report
+        .measured
+        .iter()
+        .filter(|m| m.guest && !m.steady.task.is_empty())
+        .map(|m| {
+            let a = &m.steady.attribution;
+            chart::Split {
+                label: m.name.clone(),
+                only: a.rows().into_iter().map(|r| (r.label, r.only)).collect(),
+                shared: a.shared(),
+            }
+        })
+        .collect();
+    if !splits.is_empty() {
+        let svg = out.join("hap-paths.svg");
+        let title = format!("Guests' steady state by call and device path, Linux {kernel}");
+        write(&svg, chart::paths_svg(&title, &splits).as_bytes())?;
+        png = png.and(chart::png(&svg, &out.join("hap-paths.png")));
+    }
     if common.json {
         println!("{json:#}");
     } else {
