@@ -1213,7 +1213,7 @@ fn finish(common: &Common, report: &Report, out: &Path) -> Result<()> {
     let splits: Vec<chart::Split> = report
         .measured
         .iter()
-        .filter(|m| m.guest && !m.steady.task.is_empty())
+        .filter(|m| m.guest && m.ready && !m.steady.task.is_empty())
         .map(|m| {
             let a = &m.steady.attribution;
             chart::Split {
