@@ -34,11 +34,13 @@
 //! descriptor is itself pollable: readable while a registration would
 //! report.
 
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::rc::{Rc, Weak};
 use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
 
 use super::fd::{self, Events, File, Open, Res};
+use super::watch::{self, Queue, Sub, Watchers};
 use super::{c_int, fail};
 
 /// How deep epoll instances may nest (Linux's `EP_MAX_NESTS` plus one).
@@ -64,49 +66,42 @@ const EXCLUSIVE_OK: u32 = (::libc::EPOLLIN
     | ::libc::EPOLLET
     | ::libc::EPOLLEXCLUSIVE) as u32;
 
+/// The bits a registration asking for `events` reports: those asked for,
+/// and always `EPOLLERR` and `EPOLLHUP`.
+fn interest(events: u32) -> Events {
+    (events & EVENT_BITS | (::libc::EPOLLERR | ::libc::EPOLLHUP) as u32) as Events
+}
+
 /// One registration.
 #[derive(Debug)]
 struct Reg {
-    /// The descriptor number it was added under (with the description,
-    /// its key).
+    /// The descriptor number it was added under and its description's
+    /// address: its key in [`Core::by_fd`].
     fd: c_int,
+    at: usize,
     open: Weak<Open>,
     /// The events and flags asked for.
     events: u32,
     data: u64,
     /// False after an `EPOLLONESHOT` report, until `EPOLL_CTL_MOD`.
     armed: bool,
-    /// The bits that held when it last looked (edge-triggered).
-    last: Events,
-    /// The object's activity when it last looked (edge-triggered).
-    last_activity: u64,
+    /// Its link to the object's watchers and to the ready list.
+    sub: Rc<Sub>,
 }
 
 impl Reg {
-    /// The bits it reports: those asked for, and always `EPOLLERR` and
-    /// `EPOLLHUP`.
-    fn interest(&self) -> Events {
-        (self.events & EVENT_BITS | (::libc::EPOLLERR | ::libc::EPOLLHUP) as u32) as Events
-    }
-
     fn edge(&self) -> bool {
         self.events & ::libc::EPOLLET as u32 != 0
     }
 
-    /// Looks at the object: the bits to report (0: none), and what it saw.
-    fn look(&self) -> Option<(Events, Events, u64)> {
-        if !self.armed {
-            return None;
-        }
+    /// What it would report now (0: nothing); None if its description is
+    /// gone.
+    fn look(&self) -> Option<Events> {
         let open = self.open.upgrade()?;
-        let now = normalized(open.file.poll()) & self.interest();
-        let activity = open.file.activity();
-        let report = if self.edge() {
-            now & !self.last != 0 || now != 0 && activity != self.last_activity
-        } else {
-            now != 0
-        };
-        Some((if report { now } else { 0 }, now, activity))
+        if !self.armed {
+            return Some(0);
+        }
+        Some(normalized(open.file.poll()) & interest(self.events))
     }
 }
 
@@ -123,18 +118,43 @@ pub fn normalized(ev: Events) -> Events {
     ev
 }
 
+/// An instance's registrations and ready list.
+#[derive(Debug, Default)]
+struct Core {
+    regs: RefCell<BTreeMap<u64, Reg>>,
+    /// The registrations by (descriptor, description's address).
+    by_fd: RefCell<BTreeMap<(c_int, usize), u64>>,
+    /// The keys of the registrations to look at, in the order they were
+    /// told (each at most once; a key whose registration went is skipped).
+    ready: RefCell<VecDeque<u64>>,
+    /// The instances this one is registered in.
+    watchers: Watchers,
+    next_key: Cell<u64>,
+    /// How many registrations there were after the last sweep of those
+    /// whose description is gone.
+    swept: Cell<usize>,
+}
+
+impl Queue for Core {
+    fn enqueue(&self, key: u64) {
+        self.ready.borrow_mut().push_back(key);
+    }
+
+    fn watchers(&self) -> &Watchers {
+        &self.watchers
+    }
+}
+
 /// An epoll instance.
 #[derive(Debug, Default)]
 pub struct Epoll {
-    regs: RefCell<Vec<Reg>>,
-    /// Where the next look starts (round robin over the registrations).
-    next: Cell<usize>,
+    core: Rc<Core>,
 }
 
 impl Epoll {
-    /// Drops the registrations whose description is gone.
-    fn prune(&self) {
-        self.regs.borrow_mut().retain(|r| r.open.strong_count() > 0);
+    /// The live registrations' descriptions.
+    fn opens(&self) -> Vec<Rc<Open>> {
+        self.core.regs.borrow().values().filter_map(|r| r.open.upgrade()).collect()
     }
 
     /// Whether `target` is this instance or is reachable from it through
@@ -146,21 +166,36 @@ impl Epoll {
         if depth >= MAX_NESTING {
             return true;
         }
-        self.regs.borrow().iter().any(|r| {
-            r.open.upgrade().is_some_and(|o| {
-                o.file.as_any().downcast_ref::<Epoll>().is_some_and(|e| e.loops(target, depth + 1))
-            })
+        self.opens().iter().any(|o| {
+            o.file.as_any().downcast_ref::<Epoll>().is_some_and(|e| e.loops(target, depth + 1))
         })
     }
 
     /// How deep instances nest below this one.
     fn depth(&self) -> usize {
-        let regs = self.regs.borrow();
-        let nested = regs.iter().filter_map(|r| {
-            let o = r.open.upgrade()?;
-            o.file.as_any().downcast_ref::<Epoll>().map(Epoll::depth)
+        let opens = self.opens();
+        let nested = opens.iter().filter_map(|o| o.file.as_any().downcast_ref::<Epoll>());
+        nested.map(Epoll::depth).max().map_or(0, |d| d + 1)
+    }
+
+    /// Drops the registrations whose description is gone, when there are
+    /// twice as many as after the last sweep (so that descriptors closed
+    /// without `EPOLL_CTL_DEL` and never told again cost amortized O(1)).
+    fn sweep(&self) {
+        let n = self.core.regs.borrow().len();
+        if n < 2 * self.core.swept.get() + 16 {
+            return;
+        }
+        let mut regs = self.core.regs.borrow_mut();
+        let mut by_fd = self.core.by_fd.borrow_mut();
+        regs.retain(|_, r| {
+            let live = r.open.strong_count() > 0;
+            if !live {
+                by_fd.remove(&(r.fd, r.at));
+            }
+            live
         });
-        nested.max().map_or(0, |d| d + 1)
+        self.core.swept.set(regs.len());
     }
 
     /// `epoll_ctl` on this instance (`epoll` is its own description).
@@ -196,74 +231,106 @@ impl Epoll {
         {
             return Err(::libc::ELOOP);
         }
-        self.prune();
-        let weak = Rc::downgrade(&target);
-        let mut regs = self.regs.borrow_mut();
-        let at = regs.iter().position(|r| r.fd == fd && Weak::ptr_eq(&r.open, &weak));
-        match (op, at) {
-            (::libc::EPOLL_CTL_ADD, Some(_)) => Err(::libc::EEXIST),
+        self.sweep();
+        let at = Rc::as_ptr(&target) as usize;
+        let found = self.core.by_fd.borrow().get(&(fd, at)).copied();
+        // A registration of a description that is gone (its address may
+        // be another's now) is no registration.
+        let found = found.filter(|k| {
+            let live = self.core.regs.borrow().get(k).is_some_and(|r| r.open.strong_count() > 0);
+            if !live {
+                self.core.regs.borrow_mut().remove(k);
+                self.core.by_fd.borrow_mut().remove(&(fd, at));
+            }
+            live
+        });
+        let sub = match (op, found) {
+            (::libc::EPOLL_CTL_ADD, Some(_)) => return Err(::libc::EEXIST),
             (::libc::EPOLL_CTL_ADD, None) => {
-                regs.try_reserve(1).map_err(|_| ::libc::ENOMEM)?;
-                regs.push(Reg {
-                    fd,
-                    open: weak,
-                    events,
-                    data: ev.map_or(0, |e| e.u64),
-                    armed: true,
-                    last: 0,
-                    last_activity: target.file.activity(),
-                });
-                Ok(())
+                let key = self.core.next_key.get();
+                self.core.next_key.set(key + 1);
+                let queue: Rc<dyn Queue> = self.core.clone();
+                let sub = Sub::new(key, interest(events), Rc::downgrade(&queue));
+                self.core.regs.borrow_mut().insert(
+                    key,
+                    Reg {
+                        fd,
+                        at,
+                        open: Rc::downgrade(&target),
+                        events,
+                        data: ev.map_or(0, |e| e.u64),
+                        armed: true,
+                        sub: sub.clone(),
+                    },
+                );
+                self.core.by_fd.borrow_mut().insert((fd, at), key);
+                sub
             }
-            (::libc::EPOLL_CTL_DEL | ::libc::EPOLL_CTL_MOD, None) => Err(::libc::ENOENT),
-            (::libc::EPOLL_CTL_DEL, Some(i)) => {
-                regs.remove(i);
-                Ok(())
+            (::libc::EPOLL_CTL_DEL | ::libc::EPOLL_CTL_MOD, None) => return Err(::libc::ENOENT),
+            (::libc::EPOLL_CTL_DEL, Some(k)) => {
+                self.core.regs.borrow_mut().remove(&k);
+                self.core.by_fd.borrow_mut().remove(&(fd, at));
+                return Ok(());
             }
-            (::libc::EPOLL_CTL_MOD, Some(i)) => {
-                let r = &mut regs[i];
+            (::libc::EPOLL_CTL_MOD, Some(k)) => {
+                let mut regs = self.core.regs.borrow_mut();
+                let Some(r) = regs.get_mut(&k) else { return Err(::libc::ENOENT) };
                 if r.events & ::libc::EPOLLEXCLUSIVE as u32 != 0 {
                     return Err(::libc::EINVAL);
                 }
                 r.events = events;
                 r.data = ev.map_or(0, |e| e.u64);
                 r.armed = true;
-                r.last = 0;
-                Ok(())
+                r.sub.set_interest(interest(events));
+                r.sub.clone()
             }
-            _ => Err(::libc::EINVAL),
-        }
+            _ => return Err(::libc::EINVAL),
+        };
+        // Watch the object, and look at it once: what holds now is
+        // reported (once for an edge-triggered registration), as Linux's
+        // ADD and MOD do.
+        target.file.watch(&sub);
+        sub.fire(0);
+        Ok(())
     }
 
-    /// Fills `out` with what is ready now; returns how many.
+    /// Fills `out` with what is ready now; returns how many. Looks at the
+    /// registrations on the ready list only, in the order they were told,
+    /// each once: a level-triggered one that reports goes back at the end
+    /// (to be looked at again next time, as Linux does), an
+    /// edge-triggered one waits to be told again, a one-shot one is
+    /// disarmed; one that reports nothing leaves the list. What does not
+    /// fit in `out` stays on it.
     pub fn collect(&self, out: &mut [::libc::epoll_event]) -> usize {
-        self.prune();
-        let mut regs = self.regs.borrow_mut();
-        let n = regs.len();
-        if n == 0 || out.is_empty() {
-            return 0;
-        }
-        let start = self.next.get() % n;
+        watch::drain();
+        let core = &*self.core;
+        let mut regs = core.regs.borrow_mut();
+        let turn = core.ready.borrow().len();
         let mut k = 0;
-        for i in 0..n {
-            let r = &mut regs[(start + i) % n];
-            let Some((report, now, activity)) = r.look() else { continue };
-            if report != 0 {
-                if k == out.len() {
-                    // It keeps its edge for the next call, which starts here.
-                    self.next.set(start + i);
-                    return k;
-                }
-                out[k] = ::libc::epoll_event { events: report as u16 as u32, u64: r.data };
-                k += 1;
-                if r.events & ::libc::EPOLLONESHOT as u32 != 0 {
-                    r.armed = false;
-                }
+        for _ in 0..turn {
+            if k == out.len() {
+                break;
             }
-            r.last = now;
-            r.last_activity = activity;
+            let Some(key) = core.ready.borrow_mut().pop_front() else { break };
+            let Some(r) = regs.get_mut(&key) else { continue };
+            r.sub.dequeued();
+            let Some(now) = r.look() else {
+                core.by_fd.borrow_mut().remove(&(r.fd, r.at));
+                regs.remove(&key);
+                continue;
+            };
+            if now == 0 {
+                continue;
+            }
+            out[k] = ::libc::epoll_event { events: now as u16 as u32, u64: r.data };
+            k += 1;
+            if r.events & ::libc::EPOLLONESHOT as u32 != 0 {
+                r.armed = false;
+            } else if !r.edge() && !r.sub.is_queued() {
+                r.sub.requeue();
+                core.ready.borrow_mut().push_back(key);
+            }
         }
-        self.next.set(start + 1);
         k
     }
 
@@ -290,21 +357,27 @@ impl File for Epoll {
         Ok(super::pipe::anon_stat(0o600))
     }
 
+    /// Readable while a registration on the ready list would report
+    /// (nothing is taken off it).
     fn poll(&self) -> Events {
-        let ready =
-            self.regs.borrow().iter().any(|r| r.look().is_some_and(|(report, _, _)| report != 0));
+        watch::drain();
+        let regs = self.core.regs.borrow();
+        let n = self.core.ready.borrow().len();
+        let ready = (0..n).any(|i| {
+            let key = self.core.ready.borrow().get(i).copied();
+            key.and_then(|k| regs.get(&k)).and_then(Reg::look).is_some_and(|now| now != 0)
+        });
         if ready { ::libc::POLLIN } else { 0 }
     }
 
-    fn activity(&self) -> u64 {
-        let regs = self.regs.borrow();
-        regs.iter()
-            .filter_map(|r| r.open.upgrade())
-            .fold(0u64, |a, o| a.wrapping_add(o.file.activity()))
+    fn watch(&self, sub: &Rc<Sub>) {
+        self.core.watchers.add(sub);
     }
 
     fn close(&self) -> Res<()> {
-        self.regs.borrow_mut().clear();
+        self.core.regs.borrow_mut().clear();
+        self.core.by_fd.borrow_mut().clear();
+        self.core.ready.borrow_mut().clear();
         Ok(())
     }
 
