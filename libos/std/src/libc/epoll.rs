@@ -795,6 +795,102 @@ mod tests {
         }
     }
 
+    /// An object that counts how often it is looked at, and whose
+    /// changes the test tells by hand.
+    #[derive(Default)]
+    struct Counted {
+        polls: Cell<u32>,
+        ready: Cell<Events>,
+        watchers: Watchers,
+    }
+
+    impl File for Counted {
+        fn stat(&self) -> Res<::libc::stat64> {
+            Ok(super::super::pipe::anon_stat(::libc::S_IFSOCK | 0o777))
+        }
+        fn poll(&self) -> Events {
+            self.polls.set(self.polls.get() + 1);
+            self.ready.get()
+        }
+        fn watch(&self, sub: &Rc<Sub>) {
+            self.watchers.add(sub);
+        }
+        fn as_any(&self) -> &dyn core::any::Any {
+            self
+        }
+    }
+
+    #[test]
+    fn only_registrations_told_of_a_change_are_looked_at() {
+        let _g = fd::tests::serial();
+        let ep = epoll_create1(0);
+        let objs: Vec<Rc<Counted>> = (0..100).map(|_| Rc::new(Counted::default())).collect();
+        let fds: Vec<c_int> = objs
+            .iter()
+            .map(|o| fd::install(fd::new_open(o.clone(), ::libc::O_RDWR), false, 0).unwrap())
+            .collect();
+        for (i, &f) in fds.iter().enumerate() {
+            ctl(ep, ::libc::EPOLL_CTL_ADD, f, IN, i as u64).unwrap();
+        }
+        let looked = || objs.iter().map(|o| o.polls.get()).sum::<u32>();
+        // ADD looks once at each.
+        assert_eq!(ready(ep, 8), []);
+        assert_eq!(looked(), 100);
+        assert_eq!(ready(ep, 8), []);
+        assert_eq!(looked(), 100, "nothing told, nothing looked at");
+        objs[42].ready.set(::libc::POLLIN);
+        objs[42].watchers.notify(::libc::POLLIN);
+        assert_eq!(ready(ep, 8), [(42, IN)]);
+        assert_eq!(looked(), 101);
+        // Level-triggered: looked at again while it reports.
+        assert_eq!(ready(ep, 8), [(42, IN)]);
+        assert_eq!(looked(), 102);
+        objs[42].ready.set(0);
+        assert_eq!(ready(ep, 8), []);
+        assert_eq!(ready(ep, 8), []);
+        assert_eq!(looked(), 103, "one look finds it not ready; then it is off the list");
+        // A change of bits it did not ask for is not told to it.
+        objs[7].ready.set(::libc::POLLOUT);
+        objs[7].watchers.notify(::libc::POLLOUT);
+        assert_eq!(ready(ep, 8), []);
+        assert_eq!(looked(), 103);
+        // Told twice before a look: looked at once.
+        objs[7].ready.set(::libc::POLLIN);
+        objs[7].watchers.notify(0);
+        objs[7].watchers.notify(0);
+        assert_eq!(ready(ep, 8), [(7, IN)]);
+        assert_eq!(looked(), 104);
+        objs[7].ready.set(0);
+        // Level-triggered entries that do not fit take turns.
+        for i in [1, 2, 3] {
+            objs[i].ready.set(::libc::POLLIN);
+            objs[i].watchers.notify(0);
+        }
+        let ids = |v: Vec<(u64, u32)>| v.iter().map(|e| e.0).collect::<Vec<_>>();
+        assert_eq!(ids(ready(ep, 2)), [1, 2], "7 is looked at first, and is not ready");
+        assert_eq!(ids(ready(ep, 2)), [3, 1]);
+        assert_eq!(ids(ready(ep, 2)), [2, 3]);
+        // Closed without EPOLL_CTL_DEL: gone once told.
+        for i in [1, 2, 3] {
+            objs[i].ready.set(0);
+        }
+        assert_eq!(ready(ep, 8), []);
+        for f in fds {
+            assert_eq!(close(f), 0);
+        }
+        assert_eq!(ep_regs(ep), 100, "closed descriptors wait for a sweep or a change");
+        objs[0].watchers.notify(0);
+        assert_eq!(ready(ep, 8), []);
+        assert_eq!(ep_regs(ep), 99);
+        assert_eq!(close(ep), 0);
+    }
+
+    /// How many registrations the instance behind `ep` holds.
+    fn ep_regs(ep: c_int) -> usize {
+        let open = fd::get(ep).unwrap();
+        open.file.as_any().downcast_ref::<Epoll>().unwrap().core.regs.borrow().len()
+    }
+
     /// A regular file, which Linux cannot poll.
     struct Regular;
 
