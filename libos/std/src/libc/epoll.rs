@@ -1,38 +1,45 @@
 //! `epoll`: mio's selector, and so tokio's I/O driver.
 //!
-//! An epoll instance is a list of registrations, each naming an open file
+//! An epoll instance holds registrations, each naming an open file
 //! description (held weakly, as Linux's epoll does: a registration goes
 //! when its description's last descriptor closes, whatever descriptor
 //! number it was added under) with the events asked for and the user's
-//! 64-bit data. Nothing pushes readiness to it: `epoll_wait` asks each
-//! registered object ([`File::poll`]) in turn, after giving the network a
-//! turn ([`super::thread::poll_devices_now`]), and parks the thread until
-//! something may have changed (a device event, a write to a pipe, eventfd
-//! or socket pair by another thread, a deadline) when nothing is ready.
+//! 64-bit data, and a ready list, as Linux's: the registrations whose
+//! object told of a change ([`super::watch`]: data in, room freed, an end
+//! closed, a new state) since they were last looked at. `epoll_wait` gives
+//! the network a turn ([`super::thread::poll_devices_now`]), takes the
+//! sockets the stack woke ([`watch::drain`]), and looks only at the
+//! registrations on the list ([`File::poll`]), so that idle connections
+//! cost nothing; it parks the thread until something may have changed (a
+//! device event, a write to a pipe, eventfd or socket pair by another
+//! thread, a deadline) when nothing is ready.
 //!
-//! Level-triggered registrations report while a bit holds. Edge-triggered
-//! ones (`EPOLLET`, what mio asks for every source) report when a bit is
-//! newly set since the registration last looked, or when the object's
-//! [`File::activity`] changed while some bit holds: data arrived or room
-//! freed, which on Linux is a wake-up of the object's wait queue. So a
-//! socket that stays writable does not make `epoll_wait` return at once
-//! forever, and a read that leaves data behind followed by more data
-//! arriving is reported again (tokio reads until `WouldBlock` anyway). A
-//! registration whose report did not fit in `maxevents` keeps its edge
-//! for the next call, and the next call starts after the last one
-//! reported, so that none starves. `EPOLLONESHOT` disables a registration
-//! after one report until `EPOLL_CTL_MOD`, which also re-arms an edge
-//! (the current state is reported once more, as Linux does).
-//! `EPOLLEXCLUSIVE` and `EPOLLWAKEUP` are accepted and change nothing
-//! (there is one waiter per instance in practice, and no suspend).
+//! A registration is put on the list when added or modified (what holds
+//! then is reported), and when told. Looked at, one that reports nothing
+//! leaves the list. One that reports: level-triggered, it goes back at the
+//! end of the list (looked at again by the next call, which drops it if
+//! it no longer holds, as Linux does); edge-triggered (`EPOLLET`, what mio
+//! asks for every source), it waits to be told again, so a socket that
+//! stays writable does not make `epoll_wait` return at once forever, and
+//! more data arriving while some is unread is reported again (tokio reads
+//! until `WouldBlock` anyway); `EPOLLONESHOT` disables it after one report
+//! until `EPOLL_CTL_MOD`, which re-arms it (the current state is reported
+//! once more, as Linux does). A change concerning only bits a
+//! registration did not ask for does not queue it (a read of an eventfd
+//! does not wake a registration for `EPOLLIN`), as Linux's wake-up keys.
+//! What does not fit in `maxevents` stays on the list for the next call,
+//! in order, so that none starves. `EPOLLEXCLUSIVE` and `EPOLLWAKEUP` are
+//! accepted and change nothing (there is one waiter per instance in
+//! practice, and no suspend).
 //!
 //! Errors follow Linux's order: `EFAULT`, `EBADF` (either descriptor),
 //! `EPERM` (a regular file or directory, which Linux cannot poll),
 //! `EINVAL` (not an epoll instance, itself, `EPOLLEXCLUSIVE` misused, an
 //! unknown operation), `ELOOP` (an instance that would contain itself, or
 //! nesting deeper than Linux's 5 levels), `EEXIST`, `ENOENT`. An epoll
-//! descriptor is itself pollable: readable while a registration would
-//! report.
+//! descriptor is itself pollable: readable while a registration on its
+//! ready list would report; it tells the instances it is registered in
+//! whenever its list is told of a change.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::rc::{Rc, Weak};
