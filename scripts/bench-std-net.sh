@@ -26,7 +26,7 @@
 # GET; the rows name N. Run it with 0 and with N to see what N idle
 # connections cost each side.
 #
-# Usage: [BENCH_TENDER_OPTS=...] scripts/bench-std-net.sh [--idle N] [SECONDS_PER_RUN [ROUNDS]]   (default 5 3)
+# Usage: [BENCH_TENDER_OPTS=...] [BENCH_GUESTS=DIR] scripts/bench-std-net.sh [--idle N] [SECONDS_PER_RUN [ROUNDS]]   (default 5 3)
 # Run as root (namespaces, taps). Needs wrk, redis-tools, iproute2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,7 +49,9 @@ done
 cargo build --release -p tender >&2
 cargo build --release --manifest-path examples/std/Cargo.toml --target-dir target >&2
 nabla_build_std_native >&2
-GUESTS=target/release
+# $BENCH_GUESTS: another directory of guest binaries (another branch's
+# build), to compare builds under the same load.
+GUESTS=${BENCH_GUESTS:-target/release}
 NATIVE=target/native/release
 
 work=$(mktemp -d)
