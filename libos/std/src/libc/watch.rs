@@ -187,10 +187,14 @@ impl Wake for NetWaker {
     }
 }
 
+/// A watched network socket's watchers, its waker, and the waker as a
+/// `Waker`.
+type Watching = (Rc<Watchers>, Arc<NetWaker>, Waker);
+
 /// A network socket's watchers and its waker (made when first watched).
 #[derive(Debug, Default)]
 pub struct NetWatch {
-    inner: RefCell<Option<(Rc<Watchers>, Arc<NetWaker>, Waker)>>,
+    inner: RefCell<Option<Watching>>,
 }
 
 impl NetWatch {
