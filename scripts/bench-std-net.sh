@@ -19,10 +19,23 @@
 # row, both figures, the ratio guest / native (above 1 is the guest ahead
 # for rates, behind for latencies) and the p99 latencies.
 #
-# Usage: [BENCH_TENDER_OPTS=...] scripts/bench-std-net.sh [SECONDS_PER_RUN [ROUNDS]]   (default 5 3)
+# With --idle N, readiness at scale: N idle connections are opened to the
+# server (and held, sending nothing) before its clients run, for
+# mini-redis (-P 1 and -P 16; N at most 200: mini-redis serves 250
+# connections at most, and redis-benchmark holds 50) and std-http's 1 KiB
+# GET; the rows name N. Run it with 0 and with N to see what N idle
+# connections cost each side.
+#
+# Usage: [BENCH_TENDER_OPTS=...] [BENCH_GUESTS=DIR] scripts/bench-std-net.sh [--idle N] [SECONDS_PER_RUN [ROUNDS]]   (default 5 3)
 # Run as root (namespaces, taps). Needs wrk, redis-tools, iproute2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+IDLE=
+if [ "${1:-}" = --idle ]; then
+    IDLE=${2:?"bench-std-net: --idle needs a number of connections"}
+    [[ "$IDLE" =~ ^[0-9]+$ ]] || { echo "bench-std-net: --idle $IDLE: not a number" >&2; exit 1; }
+    shift 2
+fi
 SECS=${1:-5}
 ROUNDS=${2:-3}
 export MTOOLS_SKIP_CHECK=1
@@ -36,7 +49,9 @@ done
 cargo build --release -p tender >&2
 cargo build --release --manifest-path examples/std/Cargo.toml --target-dir target >&2
 nabla_build_std_native >&2
-GUESTS=target/release
+# $BENCH_GUESTS: another directory of guest binaries (another branch's
+# build), to compare builds under the same load.
+GUESTS=${BENCH_GUESTS:-target/release}
 NATIVE=target/native/release
 
 work=$(mktemp -d)
@@ -55,13 +70,24 @@ trap cleanup EXIT
 cat > "$work/echo-load.rs" <<'RS'
 //! echo-load ADDR rr CONNS SECS: 64-byte round trips on CONNS connections
 //! for SECS seconds; echo-load ADDR bulk BYTES: BYTES echoed on one
-//! connection, written and read at once.
+//! connection, written and read at once; echo-load ADDR idle N: N
+//! connections held open, sending nothing, until killed ("ready" once all
+//! are connected).
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let addr = a[1].clone();
+    if a[2] == "idle" {
+        let n: usize = a[3].parse().unwrap();
+        let held: Vec<TcpStream> = (0..n).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+        println!("ready {}", held.len());
+        std::io::stdout().flush().unwrap();
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
     if a[2] == "rr" {
         let (conns, secs): (usize, u64) = (a[3].parse().unwrap(), a[4].parse().unwrap());
         let end = Instant::now() + Duration::from_secs(secs);
@@ -179,8 +205,29 @@ start() {
     exit 1
 }
 stop() {
+    if [ -n "$IDLE_PID" ]; then
+        kill "$IDLE_PID" 2>/dev/null || true
+        wait "$IDLE_PID" 2>/dev/null || true
+        IDLE_PID=
+    fi
     kill "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
+}
+IDLE_PID=
+# hold_idle IP PORT: opens $IDLE idle connections to the server, held
+# until stop.
+hold_idle() {
+    [ "${IDLE:-0}" -gt 0 ] || return 0
+    in_client "$work/echo-load" "$1:$2" idle "$IDLE" > "$work/idle.out" 2>&1 &
+    IDLE_PID=$!
+    for _ in $(seq 600); do
+        grep -q '^ready' "$work/idle.out" && return 0
+        kill -0 "$IDLE_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "bench-std-net: $IDLE idle connections to $1:$2 failed:" >&2
+    cat "$work/idle.out" >&2
+    exit 1
 }
 ip_of() { if [ "$1" = guest ]; then echo $GUEST_IP; else echo $NATIVE_IP; fi; }
 # Sides in the order of round $1: alternating which goes first.
@@ -191,6 +238,14 @@ wrk_p99() { awk '$1 == "99%" { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+
     if (u == "us") v /= 1000; else if (u == "s") v *= 1000; printf "%.3f", v }'; }
 wrk_rps() { awk '/^Requests\/sec:/ { print $2 }'; }
 wrk_errors() { grep -E "Socket errors|Non-2xx" || true; }
+
+# In --idle mode: the 1 KiB GET only, and the rows name the idle connections.
+FILES="1k 1m"
+TAG=
+if [ -n "$IDLE" ]; then
+    FILES=1k
+    TAG=", $IDLE idle"
+fi
 
 results="$work/results"
 : > "$results"
@@ -207,34 +262,38 @@ for round in $(seq "$ROUNDS"); do
             start native std-http 80 80 "$work/site"
         fi
         ip=$(ip_of "$side")
-        for f in 1k 1m; do
+        hold_idle "$ip" 80
+        for f in $FILES; do
             conns=32
             [ "$f" = 1m ] && conns=8
             out=$(in_client wrk -t 1 -c "$conns" -d "${SECS}s" --latency "http://$ip/$f.bin")
             errs=$(echo "$out" | wrk_errors)
             [ -n "$errs" ] && echo "bench-std-net: std-http $side $f: $errs" >&2
-            record "std-http GET $f (wrk -c $conns)" "$side" rate "$(echo "$out" | wrk_rps)"
-            record "std-http GET $f (wrk -c $conns)" "$side" p99 "$(echo "$out" | wrk_p99)"
+            record "std-http GET $f (wrk -c $conns)$TAG" "$side" rate "$(echo "$out" | wrk_rps)"
+            record "std-http GET $f (wrk -c $conns)$TAG" "$side" p99 "$(echo "$out" | wrk_p99)"
         done
         stop
     done
     # mini-redis under redis-benchmark.
     for side in $(order "$round"); do
+        [ "${IDLE:-0}" -gt 200 ] && break
         start "$side" mini-redis-server 6379
         ip=$(ip_of "$side")
+        hold_idle "$ip" 6379
         for p in 1 16; do
             out=$(in_client redis-benchmark -h "$ip" -t set,get -n $((p == 1 ? 50000 : 200000)) -c 50 \
                 -P "$p" --csv 2>/dev/null)
             for t in SET GET; do
                 line=$(echo "$out" | grep "^\"$t\"" | tr -d '"')
-                record "mini-redis $t -P $p (redis-benchmark -c 50)" "$side" rate "$(echo "$line" | cut -d, -f2)"
-                record "mini-redis $t -P $p (redis-benchmark -c 50)" "$side" p99 "$(echo "$line" | cut -d, -f7)"
+                record "mini-redis $t -P $p (redis-benchmark -c 50)$TAG" "$side" rate "$(echo "$line" | cut -d, -f2)"
+                record "mini-redis $t -P $p (redis-benchmark -c 50)$TAG" "$side" p99 "$(echo "$line" | cut -d, -f7)"
             done
         done
         stop
     done
     # std-echo: round trips and a stream.
     for side in $(order "$round"); do
+        [ -n "$IDLE" ] && break
         start "$side" std-echo 7 7
         ip=$(ip_of "$side")
         out=$(in_client "$work/echo-load" "$ip:7" rr 16 "$SECS")

@@ -49,6 +49,12 @@ scripts/bench-clock.sh
 echo
 target/release/nabla bench container
 echo
+# Readiness at scale (issue 13): std-http and mini-redis with 200, and
+# std-http with 900, idle connections held open, guest against native.
+scripts/bench-std-net.sh --idle 200 5 3
+echo
+scripts/bench-std-net.sh --idle 900 5 3
+echo
 # Issue 17's table: every row a ratio to its peer in the same run, the
 # spread over runs, the goal judged on the worst run (HAP: one lab run).
 target/release/nabla bench table

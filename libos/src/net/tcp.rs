@@ -348,6 +348,22 @@ impl TcpListener {
         self.poll_accept(Waker::noop())
     }
 
+    /// Has `waker` woken when a connection may have become acceptable,
+    /// without taking one: for a readiness watcher (libos/std's `epoll`).
+    /// It is woken once; watch again after looking.
+    pub fn watch(&self, waker: &Waker) {
+        let mut stack = STACK.lock();
+        for iface in stack.ifaces.iter_mut() {
+            let Iface { listeners, sockets, .. } = iface;
+            for l in listeners.iter_mut().filter(|l| l.port == self.port) {
+                for &h in &l.sockets {
+                    sockets.get_mut::<tcp::Socket>(h).register_recv_waker(waker);
+                }
+                l.waker = Some(waker.clone());
+            }
+        }
+    }
+
     /// Whether a connection is waiting to be accepted (`POLLIN`).
     pub fn is_acceptable(&self) -> bool {
         self.acceptable() > 0
@@ -520,6 +536,17 @@ impl TcpStream {
     fn with<R>(&self, f: impl FnOnce(&mut tcp::Socket<'static>) -> R) -> R {
         let mut stack = STACK.lock();
         f(socket(&mut stack, self.iface, self.handle))
+    }
+
+    /// Has `waker` woken when the connection may have changed: data in,
+    /// room freed, a new state. For a readiness watcher (libos/std's
+    /// `epoll`); it is woken once, and replaces the waker of a pending
+    /// read or write: watch again after looking.
+    pub fn watch(&self, waker: &Waker) {
+        self.with(|s| {
+            s.register_recv_waker(waker);
+            s.register_send_waker(waker);
+        });
     }
 
     /// Connects to `addr`, with default options.

@@ -174,6 +174,18 @@ impl UdpSocket {
         Poll::Pending
     }
 
+    /// Has `waker` woken when a datagram may have come in or room freed,
+    /// on any of the socket's interfaces: for a readiness watcher
+    /// (libos/std's `epoll`). It is woken once: watch again after looking.
+    pub fn watch(&self, waker: &Waker) {
+        let mut stack = STACK.lock();
+        for &(idx, h) in &self.handles {
+            let s = stack.ifaces[idx].sockets.get_mut::<udp::Socket>(h);
+            s.register_recv_waker(waker);
+            s.register_send_waker(waker);
+        }
+    }
+
     /// [`poll_recv_from`](Self::poll_recv_from) without a waker.
     pub fn try_recv_from(&self, buf: &mut [u8], peek: bool) -> Poll<(usize, usize, SocketAddrV4)> {
         self.poll_recv_from(buf, peek, None)

@@ -1,44 +1,53 @@
 //! `epoll`: mio's selector, and so tokio's I/O driver.
 //!
-//! An epoll instance is a list of registrations, each naming an open file
+//! An epoll instance holds registrations, each naming an open file
 //! description (held weakly, as Linux's epoll does: a registration goes
 //! when its description's last descriptor closes, whatever descriptor
 //! number it was added under) with the events asked for and the user's
-//! 64-bit data. Nothing pushes readiness to it: `epoll_wait` asks each
-//! registered object ([`File::poll`]) in turn, after giving the network a
-//! turn ([`super::thread::poll_devices_now`]), and parks the thread until
-//! something may have changed (a device event, a write to a pipe, eventfd
-//! or socket pair by another thread, a deadline) when nothing is ready.
+//! 64-bit data, and a ready list, as Linux's: the registrations whose
+//! object told of a change ([`super::watch`]: data in, room freed, an end
+//! closed, a new state) since they were last looked at. `epoll_wait` gives
+//! the network a turn ([`super::thread::poll_devices_now`]), takes the
+//! sockets the stack woke ([`watch::drain`]), and looks only at the
+//! registrations on the list ([`File::poll`]), so that idle connections
+//! cost nothing; it parks the thread until something may have changed (a
+//! device event, a write to a pipe, eventfd or socket pair by another
+//! thread, a deadline) when nothing is ready.
 //!
-//! Level-triggered registrations report while a bit holds. Edge-triggered
-//! ones (`EPOLLET`, what mio asks for every source) report when a bit is
-//! newly set since the registration last looked, or when the object's
-//! [`File::activity`] changed while some bit holds: data arrived or room
-//! freed, which on Linux is a wake-up of the object's wait queue. So a
-//! socket that stays writable does not make `epoll_wait` return at once
-//! forever, and a read that leaves data behind followed by more data
-//! arriving is reported again (tokio reads until `WouldBlock` anyway). A
-//! registration whose report did not fit in `maxevents` keeps its edge
-//! for the next call, and the next call starts after the last one
-//! reported, so that none starves. `EPOLLONESHOT` disables a registration
-//! after one report until `EPOLL_CTL_MOD`, which also re-arms an edge
-//! (the current state is reported once more, as Linux does).
-//! `EPOLLEXCLUSIVE` and `EPOLLWAKEUP` are accepted and change nothing
-//! (there is one waiter per instance in practice, and no suspend).
+//! A registration is put on the list when added or modified (what holds
+//! then is reported), and when told. Looked at, one that reports nothing
+//! leaves the list. One that reports: level-triggered, it goes back at the
+//! end of the list (looked at again by the next call, which drops it if
+//! it no longer holds, as Linux does); edge-triggered (`EPOLLET`, what mio
+//! asks for every source), it waits to be told again, so a socket that
+//! stays writable does not make `epoll_wait` return at once forever, and
+//! more data arriving while some is unread is reported again (tokio reads
+//! until `WouldBlock` anyway); `EPOLLONESHOT` disables it after one report
+//! until `EPOLL_CTL_MOD`, which re-arms it (the current state is reported
+//! once more, as Linux does). A change concerning only bits a
+//! registration did not ask for does not queue it (a read of an eventfd
+//! does not wake a registration for `EPOLLIN`), as Linux's wake-up keys.
+//! What does not fit in `maxevents` stays on the list for the next call,
+//! in order, so that none starves. `EPOLLEXCLUSIVE` and `EPOLLWAKEUP` are
+//! accepted and change nothing (there is one waiter per instance in
+//! practice, and no suspend).
 //!
 //! Errors follow Linux's order: `EFAULT`, `EBADF` (either descriptor),
 //! `EPERM` (a regular file or directory, which Linux cannot poll),
 //! `EINVAL` (not an epoll instance, itself, `EPOLLEXCLUSIVE` misused, an
 //! unknown operation), `ELOOP` (an instance that would contain itself, or
 //! nesting deeper than Linux's 5 levels), `EEXIST`, `ENOENT`. An epoll
-//! descriptor is itself pollable: readable while a registration would
-//! report.
+//! descriptor is itself pollable: readable while a registration on its
+//! ready list would report; it tells the instances it is registered in
+//! whenever its list is told of a change.
 
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::rc::{Rc, Weak};
 use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
 
 use super::fd::{self, Events, File, Open, Res};
+use super::watch::{self, Queue, Sub, Watchers};
 use super::{c_int, fail};
 
 /// How deep epoll instances may nest (Linux's `EP_MAX_NESTS` plus one).
@@ -64,49 +73,42 @@ const EXCLUSIVE_OK: u32 = (::libc::EPOLLIN
     | ::libc::EPOLLET
     | ::libc::EPOLLEXCLUSIVE) as u32;
 
+/// The bits a registration asking for `events` reports: those asked for,
+/// and always `EPOLLERR` and `EPOLLHUP`.
+fn interest(events: u32) -> Events {
+    (events & EVENT_BITS | (::libc::EPOLLERR | ::libc::EPOLLHUP) as u32) as Events
+}
+
 /// One registration.
 #[derive(Debug)]
 struct Reg {
-    /// The descriptor number it was added under (with the description,
-    /// its key).
+    /// The descriptor number it was added under and its description's
+    /// address: its key in [`Core::by_fd`].
     fd: c_int,
+    at: usize,
     open: Weak<Open>,
     /// The events and flags asked for.
     events: u32,
     data: u64,
     /// False after an `EPOLLONESHOT` report, until `EPOLL_CTL_MOD`.
     armed: bool,
-    /// The bits that held when it last looked (edge-triggered).
-    last: Events,
-    /// The object's activity when it last looked (edge-triggered).
-    last_activity: u64,
+    /// Its link to the object's watchers and to the ready list.
+    sub: Rc<Sub>,
 }
 
 impl Reg {
-    /// The bits it reports: those asked for, and always `EPOLLERR` and
-    /// `EPOLLHUP`.
-    fn interest(&self) -> Events {
-        (self.events & EVENT_BITS | (::libc::EPOLLERR | ::libc::EPOLLHUP) as u32) as Events
-    }
-
     fn edge(&self) -> bool {
         self.events & ::libc::EPOLLET as u32 != 0
     }
 
-    /// Looks at the object: the bits to report (0: none), and what it saw.
-    fn look(&self) -> Option<(Events, Events, u64)> {
-        if !self.armed {
-            return None;
-        }
+    /// What it would report now (0: nothing); None if its description is
+    /// gone.
+    fn look(&self) -> Option<Events> {
         let open = self.open.upgrade()?;
-        let now = normalized(open.file.poll()) & self.interest();
-        let activity = open.file.activity();
-        let report = if self.edge() {
-            now & !self.last != 0 || now != 0 && activity != self.last_activity
-        } else {
-            now != 0
-        };
-        Some((if report { now } else { 0 }, now, activity))
+        if !self.armed {
+            return Some(0);
+        }
+        Some(normalized(open.file.poll()) & interest(self.events))
     }
 }
 
@@ -123,18 +125,43 @@ pub fn normalized(ev: Events) -> Events {
     ev
 }
 
+/// An instance's registrations and ready list.
+#[derive(Debug, Default)]
+struct Core {
+    regs: RefCell<BTreeMap<u64, Reg>>,
+    /// The registrations by (descriptor, description's address).
+    by_fd: RefCell<BTreeMap<(c_int, usize), u64>>,
+    /// The keys of the registrations to look at, in the order they were
+    /// told (each at most once; a key whose registration went is skipped).
+    ready: RefCell<VecDeque<u64>>,
+    /// The instances this one is registered in.
+    watchers: Watchers,
+    next_key: Cell<u64>,
+    /// How many registrations there were after the last sweep of those
+    /// whose description is gone.
+    swept: Cell<usize>,
+}
+
+impl Queue for Core {
+    fn enqueue(&self, key: u64) {
+        self.ready.borrow_mut().push_back(key);
+    }
+
+    fn watchers(&self) -> &Watchers {
+        &self.watchers
+    }
+}
+
 /// An epoll instance.
 #[derive(Debug, Default)]
 pub struct Epoll {
-    regs: RefCell<Vec<Reg>>,
-    /// Where the next look starts (round robin over the registrations).
-    next: Cell<usize>,
+    core: Rc<Core>,
 }
 
 impl Epoll {
-    /// Drops the registrations whose description is gone.
-    fn prune(&self) {
-        self.regs.borrow_mut().retain(|r| r.open.strong_count() > 0);
+    /// The live registrations' descriptions.
+    fn opens(&self) -> Vec<Rc<Open>> {
+        self.core.regs.borrow().values().filter_map(|r| r.open.upgrade()).collect()
     }
 
     /// Whether `target` is this instance or is reachable from it through
@@ -146,21 +173,36 @@ impl Epoll {
         if depth >= MAX_NESTING {
             return true;
         }
-        self.regs.borrow().iter().any(|r| {
-            r.open.upgrade().is_some_and(|o| {
-                o.file.as_any().downcast_ref::<Epoll>().is_some_and(|e| e.loops(target, depth + 1))
-            })
+        self.opens().iter().any(|o| {
+            o.file.as_any().downcast_ref::<Epoll>().is_some_and(|e| e.loops(target, depth + 1))
         })
     }
 
     /// How deep instances nest below this one.
     fn depth(&self) -> usize {
-        let regs = self.regs.borrow();
-        let nested = regs.iter().filter_map(|r| {
-            let o = r.open.upgrade()?;
-            o.file.as_any().downcast_ref::<Epoll>().map(Epoll::depth)
+        let opens = self.opens();
+        let nested = opens.iter().filter_map(|o| o.file.as_any().downcast_ref::<Epoll>());
+        nested.map(Epoll::depth).max().map_or(0, |d| d + 1)
+    }
+
+    /// Drops the registrations whose description is gone, when there are
+    /// twice as many as after the last sweep (so that descriptors closed
+    /// without `EPOLL_CTL_DEL` and never told again cost amortized O(1)).
+    fn sweep(&self) {
+        let n = self.core.regs.borrow().len();
+        if n < 2 * self.core.swept.get() + 16 {
+            return;
+        }
+        let mut regs = self.core.regs.borrow_mut();
+        let mut by_fd = self.core.by_fd.borrow_mut();
+        regs.retain(|_, r| {
+            let live = r.open.strong_count() > 0;
+            if !live {
+                by_fd.remove(&(r.fd, r.at));
+            }
+            live
         });
-        nested.max().map_or(0, |d| d + 1)
+        self.core.swept.set(regs.len());
     }
 
     /// `epoll_ctl` on this instance (`epoll` is its own description).
@@ -196,74 +238,106 @@ impl Epoll {
         {
             return Err(::libc::ELOOP);
         }
-        self.prune();
-        let weak = Rc::downgrade(&target);
-        let mut regs = self.regs.borrow_mut();
-        let at = regs.iter().position(|r| r.fd == fd && Weak::ptr_eq(&r.open, &weak));
-        match (op, at) {
-            (::libc::EPOLL_CTL_ADD, Some(_)) => Err(::libc::EEXIST),
+        self.sweep();
+        let at = Rc::as_ptr(&target) as usize;
+        let found = self.core.by_fd.borrow().get(&(fd, at)).copied();
+        // A registration of a description that is gone (its address may
+        // be another's now) is no registration.
+        let found = found.filter(|k| {
+            let live = self.core.regs.borrow().get(k).is_some_and(|r| r.open.strong_count() > 0);
+            if !live {
+                self.core.regs.borrow_mut().remove(k);
+                self.core.by_fd.borrow_mut().remove(&(fd, at));
+            }
+            live
+        });
+        let sub = match (op, found) {
+            (::libc::EPOLL_CTL_ADD, Some(_)) => return Err(::libc::EEXIST),
             (::libc::EPOLL_CTL_ADD, None) => {
-                regs.try_reserve(1).map_err(|_| ::libc::ENOMEM)?;
-                regs.push(Reg {
-                    fd,
-                    open: weak,
-                    events,
-                    data: ev.map_or(0, |e| e.u64),
-                    armed: true,
-                    last: 0,
-                    last_activity: target.file.activity(),
-                });
-                Ok(())
+                let key = self.core.next_key.get();
+                self.core.next_key.set(key + 1);
+                let queue: Rc<dyn Queue> = self.core.clone();
+                let sub = Sub::new(key, interest(events), Rc::downgrade(&queue));
+                self.core.regs.borrow_mut().insert(
+                    key,
+                    Reg {
+                        fd,
+                        at,
+                        open: Rc::downgrade(&target),
+                        events,
+                        data: ev.map_or(0, |e| e.u64),
+                        armed: true,
+                        sub: sub.clone(),
+                    },
+                );
+                self.core.by_fd.borrow_mut().insert((fd, at), key);
+                sub
             }
-            (::libc::EPOLL_CTL_DEL | ::libc::EPOLL_CTL_MOD, None) => Err(::libc::ENOENT),
-            (::libc::EPOLL_CTL_DEL, Some(i)) => {
-                regs.remove(i);
-                Ok(())
+            (::libc::EPOLL_CTL_DEL | ::libc::EPOLL_CTL_MOD, None) => return Err(::libc::ENOENT),
+            (::libc::EPOLL_CTL_DEL, Some(k)) => {
+                self.core.regs.borrow_mut().remove(&k);
+                self.core.by_fd.borrow_mut().remove(&(fd, at));
+                return Ok(());
             }
-            (::libc::EPOLL_CTL_MOD, Some(i)) => {
-                let r = &mut regs[i];
+            (::libc::EPOLL_CTL_MOD, Some(k)) => {
+                let mut regs = self.core.regs.borrow_mut();
+                let Some(r) = regs.get_mut(&k) else { return Err(::libc::ENOENT) };
                 if r.events & ::libc::EPOLLEXCLUSIVE as u32 != 0 {
                     return Err(::libc::EINVAL);
                 }
                 r.events = events;
                 r.data = ev.map_or(0, |e| e.u64);
                 r.armed = true;
-                r.last = 0;
-                Ok(())
+                r.sub.set_interest(interest(events));
+                r.sub.clone()
             }
-            _ => Err(::libc::EINVAL),
-        }
+            _ => return Err(::libc::EINVAL),
+        };
+        // Watch the object, and look at it once: what holds now is
+        // reported (once for an edge-triggered registration), as Linux's
+        // ADD and MOD do.
+        target.file.watch(&sub);
+        sub.fire(0);
+        Ok(())
     }
 
-    /// Fills `out` with what is ready now; returns how many.
+    /// Fills `out` with what is ready now; returns how many. Looks at the
+    /// registrations on the ready list only, in the order they were told,
+    /// each once: a level-triggered one that reports goes back at the end
+    /// (to be looked at again next time, as Linux does), an
+    /// edge-triggered one waits to be told again, a one-shot one is
+    /// disarmed; one that reports nothing leaves the list. What does not
+    /// fit in `out` stays on it.
     pub fn collect(&self, out: &mut [::libc::epoll_event]) -> usize {
-        self.prune();
-        let mut regs = self.regs.borrow_mut();
-        let n = regs.len();
-        if n == 0 || out.is_empty() {
-            return 0;
-        }
-        let start = self.next.get() % n;
+        watch::drain();
+        let core = &*self.core;
+        let mut regs = core.regs.borrow_mut();
+        let turn = core.ready.borrow().len();
         let mut k = 0;
-        for i in 0..n {
-            let r = &mut regs[(start + i) % n];
-            let Some((report, now, activity)) = r.look() else { continue };
-            if report != 0 {
-                if k == out.len() {
-                    // It keeps its edge for the next call, which starts here.
-                    self.next.set(start + i);
-                    return k;
-                }
-                out[k] = ::libc::epoll_event { events: report as u16 as u32, u64: r.data };
-                k += 1;
-                if r.events & ::libc::EPOLLONESHOT as u32 != 0 {
-                    r.armed = false;
-                }
+        for _ in 0..turn {
+            if k == out.len() {
+                break;
             }
-            r.last = now;
-            r.last_activity = activity;
+            let Some(key) = core.ready.borrow_mut().pop_front() else { break };
+            let Some(r) = regs.get_mut(&key) else { continue };
+            r.sub.dequeued();
+            let Some(now) = r.look() else {
+                core.by_fd.borrow_mut().remove(&(r.fd, r.at));
+                regs.remove(&key);
+                continue;
+            };
+            if now == 0 {
+                continue;
+            }
+            out[k] = ::libc::epoll_event { events: now as u16 as u32, u64: r.data };
+            k += 1;
+            if r.events & ::libc::EPOLLONESHOT as u32 != 0 {
+                r.armed = false;
+            } else if !r.edge() && !r.sub.is_queued() {
+                r.sub.requeue();
+                core.ready.borrow_mut().push_back(key);
+            }
         }
-        self.next.set(start + 1);
         k
     }
 
@@ -290,21 +364,27 @@ impl File for Epoll {
         Ok(super::pipe::anon_stat(0o600))
     }
 
+    /// Readable while a registration on the ready list would report
+    /// (nothing is taken off it).
     fn poll(&self) -> Events {
-        let ready =
-            self.regs.borrow().iter().any(|r| r.look().is_some_and(|(report, _, _)| report != 0));
+        watch::drain();
+        let regs = self.core.regs.borrow();
+        let n = self.core.ready.borrow().len();
+        let ready = (0..n).any(|i| {
+            let key = self.core.ready.borrow().get(i).copied();
+            key.and_then(|k| regs.get(&k)).and_then(Reg::look).is_some_and(|now| now != 0)
+        });
         if ready { ::libc::POLLIN } else { 0 }
     }
 
-    fn activity(&self) -> u64 {
-        let regs = self.regs.borrow();
-        regs.iter()
-            .filter_map(|r| r.open.upgrade())
-            .fold(0u64, |a, o| a.wrapping_add(o.file.activity()))
+    fn watch(&self, sub: &Rc<Sub>) {
+        self.core.watchers.add(sub);
     }
 
     fn close(&self) -> Res<()> {
-        self.regs.borrow_mut().clear();
+        self.core.regs.borrow_mut().clear();
+        self.core.by_fd.borrow_mut().clear();
+        self.core.ready.borrow_mut().clear();
         Ok(())
     }
 
@@ -720,6 +800,102 @@ mod tests {
         for f in [ep2, w, r, d, e, ep] {
             assert_eq!(close(f), 0);
         }
+    }
+
+    /// An object that counts how often it is looked at, and whose
+    /// changes the test tells by hand.
+    #[derive(Default)]
+    struct Counted {
+        polls: Cell<u32>,
+        ready: Cell<Events>,
+        watchers: Watchers,
+    }
+
+    impl File for Counted {
+        fn stat(&self) -> Res<::libc::stat64> {
+            Ok(super::super::pipe::anon_stat(::libc::S_IFSOCK | 0o777))
+        }
+        fn poll(&self) -> Events {
+            self.polls.set(self.polls.get() + 1);
+            self.ready.get()
+        }
+        fn watch(&self, sub: &Rc<Sub>) {
+            self.watchers.add(sub);
+        }
+        fn as_any(&self) -> &dyn core::any::Any {
+            self
+        }
+    }
+
+    #[test]
+    fn only_registrations_told_of_a_change_are_looked_at() {
+        let _g = fd::tests::serial();
+        let ep = epoll_create1(0);
+        let objs: Vec<Rc<Counted>> = (0..100).map(|_| Rc::new(Counted::default())).collect();
+        let fds: Vec<c_int> = objs
+            .iter()
+            .map(|o| fd::install(fd::new_open(o.clone(), ::libc::O_RDWR), false, 0).unwrap())
+            .collect();
+        for (i, &f) in fds.iter().enumerate() {
+            ctl(ep, ::libc::EPOLL_CTL_ADD, f, IN, i as u64).unwrap();
+        }
+        let looked = || objs.iter().map(|o| o.polls.get()).sum::<u32>();
+        // ADD looks once at each.
+        assert_eq!(ready(ep, 8), []);
+        assert_eq!(looked(), 100);
+        assert_eq!(ready(ep, 8), []);
+        assert_eq!(looked(), 100, "nothing told, nothing looked at");
+        objs[42].ready.set(::libc::POLLIN);
+        objs[42].watchers.notify(::libc::POLLIN);
+        assert_eq!(ready(ep, 8), [(42, IN)]);
+        assert_eq!(looked(), 101);
+        // Level-triggered: looked at again while it reports.
+        assert_eq!(ready(ep, 8), [(42, IN)]);
+        assert_eq!(looked(), 102);
+        objs[42].ready.set(0);
+        assert_eq!(ready(ep, 8), []);
+        assert_eq!(ready(ep, 8), []);
+        assert_eq!(looked(), 103, "one look finds it not ready; then it is off the list");
+        // A change of bits it did not ask for is not told to it.
+        objs[7].ready.set(::libc::POLLOUT);
+        objs[7].watchers.notify(::libc::POLLOUT);
+        assert_eq!(ready(ep, 8), []);
+        assert_eq!(looked(), 103);
+        // Told twice before a look: looked at once.
+        objs[7].ready.set(::libc::POLLIN);
+        objs[7].watchers.notify(0);
+        objs[7].watchers.notify(0);
+        assert_eq!(ready(ep, 8), [(7, IN)]);
+        assert_eq!(looked(), 104);
+        objs[7].ready.set(0);
+        // Level-triggered entries that do not fit take turns.
+        for i in [1, 2, 3] {
+            objs[i].ready.set(::libc::POLLIN);
+            objs[i].watchers.notify(0);
+        }
+        let ids = |v: Vec<(u64, u32)>| v.iter().map(|e| e.0).collect::<Vec<_>>();
+        assert_eq!(ids(ready(ep, 2)), [1, 2], "7 is looked at first, and is not ready");
+        assert_eq!(ids(ready(ep, 2)), [3, 1]);
+        assert_eq!(ids(ready(ep, 2)), [2, 3]);
+        // Closed without EPOLL_CTL_DEL: gone once told.
+        for i in [1, 2, 3] {
+            objs[i].ready.set(0);
+        }
+        assert_eq!(ready(ep, 8), []);
+        for f in fds {
+            assert_eq!(close(f), 0);
+        }
+        assert_eq!(ep_regs(ep), 100, "closed descriptors wait for a sweep or a change");
+        objs[0].watchers.notify(0);
+        assert_eq!(ready(ep, 8), []);
+        assert_eq!(ep_regs(ep), 99);
+        assert_eq!(close(ep), 0);
+    }
+
+    /// How many registrations the instance behind `ep` holds.
+    fn ep_regs(ep: c_int) -> usize {
+        let open = fd::get(ep).unwrap();
+        open.file.as_any().downcast_ref::<Epoll>().unwrap().core.regs.borrow().len()
     }
 
     /// A regular file, which Linux cannot poll.

@@ -16,6 +16,7 @@ use core::cell::Cell;
 
 use super::fd::{self, Events, File, Open, Res};
 use super::pipe::{self, anon_stat};
+use super::watch::{Sub, Watchers};
 use super::{c_int, c_uint, fail};
 
 /// The largest value the counter holds.
@@ -27,11 +28,17 @@ pub struct EventFd {
     count: Cell<u64>,
     semaphore: bool,
     activity: Cell<u64>,
+    /// Its `epoll` registrations.
+    watchers: Watchers,
 }
 
 impl EventFd {
-    fn touch(&self) {
+    /// A write (`mask` `POLLIN`) or a read (`POLLOUT`) changed the
+    /// counter: tells the registrations that asked for those bits, as
+    /// Linux's wake-up keys do, and the waiting threads.
+    fn touch(&self, mask: Events) {
         self.activity.set(self.activity.get().wrapping_add(1));
+        self.watchers.notify(mask);
         super::thread::events_changed();
     }
 }
@@ -48,7 +55,7 @@ impl File for EventFd {
             }
             let v = if self.semaphore { 1 } else { c };
             self.count.set(c - v);
-            self.touch();
+            self.touch(::libc::POLLOUT | ::libc::POLLWRNORM);
             Ok(v)
         })?;
         buf[..8].copy_from_slice(&v.to_ne_bytes());
@@ -67,7 +74,7 @@ impl File for EventFd {
                 return Err(::libc::EAGAIN);
             }
             self.count.set(c + v);
-            self.touch();
+            self.touch(::libc::POLLIN | ::libc::POLLRDNORM);
             Ok(8)
         })
     }
@@ -92,6 +99,10 @@ impl File for EventFd {
         self.activity.get()
     }
 
+    fn watch(&self, sub: &alloc::rc::Rc<Sub>) {
+        self.watchers.add(sub);
+    }
+
     fn as_any(&self) -> &dyn core::any::Any {
         self
     }
@@ -107,6 +118,7 @@ pub fn new_eventfd(initval: c_uint, flags: c_int) -> Res<c_int> {
         count: Cell::new(u64::from(initval)),
         semaphore: flags & ::libc::EFD_SEMAPHORE != 0,
         activity: Cell::new(0),
+        watchers: Watchers::default(),
     });
     let status = ::libc::O_RDWR | flags & ::libc::EFD_NONBLOCK;
     fd::install(fd::new_open(file, status), flags & ::libc::EFD_CLOEXEC != 0, 0)

@@ -84,6 +84,12 @@ pub trait File {
     fn activity(&self) -> u64 {
         0
     }
+    /// Adds an `epoll` registration to the watchers of the object's
+    /// changes (see [`super::watch`]): every change that may set a bit of
+    /// [`File::poll`] or renew one (data in, room freed, an end closed, a
+    /// new state) must notify it. Objects whose readiness never changes
+    /// keep the default, which watches nothing.
+    fn watch(&self, _sub: &Rc<super::watch::Sub>) {}
     /// Whether it is a terminal (`isatty`).
     fn is_tty(&self) -> bool {
         false

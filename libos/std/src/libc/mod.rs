@@ -66,6 +66,7 @@ pub mod time;
 pub mod tm;
 pub mod unix;
 pub mod unwind;
+pub mod watch;
 
 pub use ::libc::{c_char, c_int, c_long, c_uint, c_ulong, c_void, size_t, ssize_t};
 

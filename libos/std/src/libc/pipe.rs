@@ -28,6 +28,7 @@ use core::cell::{Cell, RefCell};
 use libos::time::Instant;
 
 use super::fd::{self, Events, File, Open, Res};
+use super::watch::{Sub, Watchers};
 use super::{c_int, fail};
 
 /// The capacity of a pipe (Linux's default, 16 pages).
@@ -64,6 +65,10 @@ pub struct Channel {
     /// Changes when data goes out or the reader's end changes: what
     /// writers wait for.
     drained: Cell<u64>,
+    /// The `epoll` registrations of the reading end (told what changes
+    /// `written`) and of the writing end (told what changes `drained`).
+    readers: Watchers,
+    writers: Watchers,
 }
 
 /// What a read from a channel got.
@@ -88,6 +93,8 @@ impl Channel {
             writer: Cell::new(End::Open),
             written: Cell::new(0),
             drained: Cell::new(0),
+            readers: Watchers::default(),
+            writers: Watchers::default(),
         })
     }
 
@@ -126,7 +133,7 @@ impl Channel {
     pub fn set_reader(&self, e: End) {
         if self.reader.get() != End::Closed && self.reader.get() != e {
             self.reader.set(e);
-            touch(&self.drained);
+            self.touch_drained();
         }
     }
 
@@ -134,7 +141,7 @@ impl Channel {
     pub fn set_writer(&self, e: End) {
         if self.writer.get() != End::Closed && self.writer.get() != e {
             self.writer.set(e);
-            touch(&self.written);
+            self.touch_written();
         }
     }
 
@@ -182,7 +189,7 @@ impl Channel {
         };
         drop(data);
         if !peek {
-            touch(&self.drained);
+            self.touch_drained();
         }
         Ok(Got { copied, len })
     }
@@ -213,8 +220,41 @@ impl Channel {
         }
         data.extend(&buf[..n]);
         drop(data);
-        touch(&self.written);
+        self.touch_written();
         Ok(n)
+    }
+
+    /// Data came in or the writer's end changed: tells the reading end's
+    /// registrations (and the waiting threads).
+    pub fn touch_written(&self) {
+        touch(&self.written);
+        self.readers
+            .notify(::libc::POLLIN | ::libc::POLLRDNORM | ::libc::POLLHUP | ::libc::POLLRDHUP);
+    }
+
+    /// Data went out or the reader's end changed: tells the writing end's
+    /// registrations (and the waiting threads).
+    pub fn touch_drained(&self) {
+        touch(&self.drained);
+        self.writers
+            .notify(::libc::POLLOUT | ::libc::POLLWRNORM | ::libc::POLLERR | ::libc::POLLHUP);
+    }
+
+    /// Tells both ends' registrations that something changed (a socket
+    /// pair's shutdown, which its own poll bits show).
+    pub fn notify_ends(&self) {
+        self.readers.notify(0);
+        self.writers.notify(0);
+    }
+
+    /// Adds an `epoll` registration of the reading end.
+    pub fn watch_reader(&self, sub: &Rc<Sub>) {
+        self.readers.add(sub);
+    }
+
+    /// Adds an `epoll` registration of the writing end.
+    pub fn watch_writer(&self, sub: &Rc<Sub>) {
+        self.writers.add(sub);
     }
 }
 
@@ -353,6 +393,10 @@ impl File for PipeEnd {
 
     fn activity(&self) -> u64 {
         if self.reads { self.chan.written() } else { self.chan.drained() }
+    }
+
+    fn watch(&self, sub: &Rc<Sub>) {
+        if self.reads { self.chan.watch_reader(sub) } else { self.chan.watch_writer(sub) }
     }
 
     fn close(&self) -> Res<()> {

@@ -156,6 +156,8 @@ impl UnixSocket {
                 self.tx.set_writer(End::Shut);
             }
         }
+        self.rx.notify_ends();
+        self.tx.notify_ends();
         super::thread::events_changed();
         Ok(())
     }
@@ -219,6 +221,11 @@ impl File for UnixSocket {
 
     fn activity(&self) -> u64 {
         self.rx.written().wrapping_add(self.tx.drained())
+    }
+
+    fn watch(&self, sub: &alloc::rc::Rc<super::watch::Sub>) {
+        self.rx.watch_reader(sub);
+        self.tx.watch_writer(sub);
     }
 
     fn close(&self) -> Res<()> {

@@ -31,6 +31,7 @@ use core::time::Duration;
 use libos::net::NetError;
 
 use super::fd::{self, Events, File, Open, Res};
+use super::watch::NetWatch;
 use super::{c_int, c_void, fail, fail_size, size_t, ssize_t};
 use opts::{Kind, Opts, Value};
 
@@ -90,6 +91,8 @@ pub struct Socket {
     shut_rd: Cell<bool>,
     /// `shutdown(SHUT_WR)`: writes fail with `EPIPE`.
     shut_wr: Cell<bool>,
+    /// Its `epoll` registrations, and the waker the stack wakes them by.
+    watch: NetWatch,
 }
 
 impl Socket {
@@ -100,7 +103,43 @@ impl Socket {
             error: Cell::new(None),
             shut_rd: Cell::new(false),
             shut_wr: Cell::new(false),
+            watch: NetWatch::default(),
         }
+    }
+
+    /// Registers the socket's waker with the stack again, if anything
+    /// watches it (the stack wakes a waker once): with the listener, the
+    /// connection or the datagram socket it holds now.
+    fn rewatch(&self) {
+        let Some(w) = self.watch.waker() else { return };
+        match &self.proto {
+            Proto::Tcp(t) => match &*t.state.borrow() {
+                tcp::State::Listening(l) => l.watch(&w),
+                tcp::State::Connecting(c) | tcp::State::Connected(c) => c.watch(&w),
+                tcp::State::Fresh { .. } | tcp::State::Closed => {}
+            },
+            Proto::Udp(u) => {
+                if let Some(s) = &*u.sock.borrow() {
+                    s.watch(&w);
+                }
+            }
+        }
+    }
+
+    /// After a call that changed the socket's state outside the stack
+    /// (`bind`, `listen`, `connect`, `shutdown`): watches what it holds
+    /// now, and tells its registrations.
+    fn changed(&self) {
+        if self.watch.waker().is_some() {
+            self.rewatch();
+            self.watch.notify();
+        }
+    }
+
+    /// The waker to hand the stack where it takes one: the socket's, if
+    /// anything watches it, else none.
+    fn stack_waker(&self) -> core::task::Waker {
+        self.watch.waker().unwrap_or_else(|| core::task::Waker::noop().clone())
     }
 
     fn new_tcp(state: tcp::State) -> Self {
@@ -213,7 +252,14 @@ impl File for Socket {
         }
     }
 
+    fn watch(&self, sub: &alloc::rc::Rc<super::watch::Sub>) {
+        self.watch.add(sub);
+        self.rewatch();
+    }
+
     fn close(&self) -> Res<()> {
+        // Its registrations look once more, and find it gone.
+        self.watch.notify();
         if let Proto::Tcp(_) = self.proto {
             self.tcp_close();
         } else if let Proto::Udp(u) = &self.proto {
@@ -298,6 +344,7 @@ pub unsafe extern "C" fn bind(
             Proto::Udp(_) => s.udp_bind(a),
         }
         .map(|()| 0)
+        .inspect(|_| s.changed())
     }))
 }
 
@@ -319,13 +366,14 @@ pub unsafe extern "C" fn connect(
     fd::ret_int(with_socket(fd, |open, s| {
         // SAFETY: the caller guarantees addr is readable for len bytes.
         let a = unsafe { addr::read(addr, len) }?;
-        match (&s.proto, a) {
+        let r = match (&s.proto, a) {
             (Proto::Tcp(_), addr::Given::V4(a)) => s.tcp_connect(a, nonblocking(open, 0)),
             (Proto::Tcp(_), addr::Given::Unspec) => Err(::libc::EAFNOSUPPORT),
             (Proto::Udp(_), addr::Given::V4(a)) => s.udp_connect(Some(a)),
             (Proto::Udp(_), addr::Given::Unspec) => s.udp_connect(None),
-        }
-        .map(|()| 0)
+        };
+        s.changed();
+        r.map(|()| 0)
     }))
 }
 
@@ -337,7 +385,7 @@ pub extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
         return r;
     }
     fd::ret_int(with_socket(fd, |_, s| match s.proto {
-        Proto::Tcp(_) => s.tcp_listen(backlog).map(|()| 0),
+        Proto::Tcp(_) => s.tcp_listen(backlog).map(|()| 0).inspect(|_| s.changed()),
         Proto::Udp(_) => Err(::libc::EOPNOTSUPP),
     }))
 }
@@ -557,6 +605,7 @@ pub extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
             Proto::Udp(_) => s.udp_shutdown(how),
         }
         .map(|()| 0)
+        .inspect(|_| s.changed())
     }))
 }
 

@@ -184,9 +184,12 @@ impl Socket {
     /// options) and the peer's address.
     pub(super) fn tcp_accept(&self, nonblock: bool) -> Res<(Socket, SocketAddrV4)> {
         let t = self.tcp();
+        let waker = self.stack_waker();
         let (stream, peer) =
             wait_loop(nonblock, self.opts.get().rcvtimeo, || match &*t.state.borrow() {
-                State::Listening(l) => l.try_accept().map(|r| r.map_err(errno)),
+                // With the socket's waker, if watched: the listener wakes
+                // it for the connections that come later.
+                State::Listening(l) => l.poll_accept(&waker).map(|r| r.map_err(errno)),
                 _ => Poll::Ready(Err(::libc::EINVAL)),
             })?;
         t.accepted.set(t.accepted.get() + 1);
@@ -204,7 +207,7 @@ impl Socket {
         let t = self.tcp();
         let mut state = t.state.borrow_mut();
         let State::Connecting(stream) = &*state else { return };
-        match stream.poll_connect(core::task::Waker::noop()) {
+        match stream.poll_connect(&self.stack_waker()) {
             Poll::Pending => {}
             Poll::Ready(Ok(())) => {
                 let State::Connecting(stream) = core::mem::replace(&mut *state, State::Closed)
@@ -423,6 +426,7 @@ impl Socket {
         use ::libc::{POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP};
         let t = self.tcp();
         self.settle();
+        self.rewatch();
         let state = t.state.borrow();
         let shut = if self.shut_rd.get() { POLLIN | POLLRDHUP } else { 0 };
         let err = if self.error.get().is_some() { POLLERR } else { 0 };

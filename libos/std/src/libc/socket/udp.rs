@@ -49,6 +49,9 @@ impl Socket {
         if o.ttl != 64 {
             s.set_hop_limit(Some(o.ttl));
         }
+        if let Some(w) = self.watch.waker() {
+            s.watch(&w);
+        }
         *sock = Some(s);
         Ok(())
     }
@@ -168,6 +171,7 @@ impl Socket {
     }
 
     pub(super) fn udp_poll(&self) -> Events {
+        self.rewatch();
         let sock = self.udp().sock.borrow();
         let mut ev = 0;
         match sock.as_ref() {
