@@ -698,6 +698,14 @@ impl TcpStream {
         self.with(|s| read_in_place(s, f, waker))
     }
 
+    /// [`poll_read_with`](Self::poll_read_with) without a waker.
+    pub fn try_read_with<R>(
+        &self,
+        f: impl FnOnce(&[u8]) -> (usize, R),
+    ) -> Poll<Result<Option<R>, NetError>> {
+        self.poll_read_with(f, None)
+    }
+
     /// [`poll_read_with`](Self::poll_read_with), waiting until something
     /// has arrived or the stream ends (`Ok(None)`).
     pub async fn read_with<R>(
