@@ -35,12 +35,10 @@
 //! `TCPPERF_ACK_DELAY_MS` (delayed-ACK timeout; 0 acknowledges every
 //! segment at once; default 10, libos's).
 //!
-//! `R` counts the bytes where they lie in the connection's receive
-//! buffer (`TcpStream::read_with`), without copying them out: one copy
-//! per byte fewer than a `read` into a buffer of its own, which is what
-//! it did before and does with `TCPPERF_COPY=1` (the native peer of
-//! `nabla bench tcp` reads into a buffer: see docs/performance.md, "Bulk
-//! TCP every run").
+//! `R` `read`s into a 64 KiB buffer, as the native peer of `nabla bench
+//! tcp` does; with `TCPPERF_IN_PLACE=1` it counts the bytes where they lie
+//! in the connection's receive buffer instead (`TcpStream::read_with`),
+//! one copy per byte fewer (docs/performance.md, "Fewer copies").
 
 #![no_std]
 #![no_main]
@@ -107,7 +105,7 @@ async fn main() -> Result<(), NetError> {
         ack_delay,
         ..TcpOptions::default()
     };
-    let copy = var("TCPPERF_COPY", 0)? != 0;
+    let copy = var("TCPPERF_IN_PLACE", 0)? == 0;
     let listener = TcpListener::bind_with(port, opts)?;
     libos::net::wait_configured().await;
     for i in libos::net::interfaces() {
