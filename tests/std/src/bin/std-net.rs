@@ -200,11 +200,25 @@ fn tcp_client() {
     msg.msg_iovlen = iov.len() as _;
     // SAFETY: msg's buffers are writable for their lengths.
     let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
+    let iov_a = a;
+    // recvmsg with MSG_TRUNC discards too, its buffers untouched.
+    s.write_all(b"xyz").unwrap();
+    while s.peek(&mut p[..3]).unwrap() < 3 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    a = *b"AAAA";
+    let mut one = [libc::iovec { iov_base: a.as_mut_ptr().cast(), iov_len: a.len() }];
+    msg.msg_iov = one.as_mut_ptr();
+    msg.msg_iovlen = 1;
+    // SAFETY: as above.
+    let t = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_TRUNC) };
     println!(
-        "trunc: peeked {peeked}, discarded {discarded}, then read {}; recvmsg {n}: {} {}",
+        "trunc: peeked {peeked}, discarded {discarded}, then read {}; recvmsg {n}: {} {}; \
+         with MSG_TRUNC {t}: {}",
         String::from_utf8_lossy(&rest),
-        String::from_utf8_lossy(&a),
-        String::from_utf8_lossy(&b[..(n.max(4) as usize - 4).min(8)])
+        String::from_utf8_lossy(&iov_a),
+        String::from_utf8_lossy(&b[..(n.max(4) as usize - 4).min(8)]),
+        String::from_utf8_lossy(&a)
     );
 
     s.set_nodelay(true).unwrap();

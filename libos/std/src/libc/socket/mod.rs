@@ -647,8 +647,9 @@ fn recv_common(
     })
 }
 
-/// [`recv_common`] into a null buffer of `len` (> 0) bytes (see
-/// [`Socket::recv_null`]).
+/// [`recv_common`] into a null buffer of `len` bytes (see
+/// [`Socket::recv_null`]; `recvmsg` of a stream with `MSG_TRUNC` too,
+/// whatever its buffers).
 fn recv_null_common(fd: c_int, len: usize, flags: c_int) -> Res<usize> {
     with_socket(fd, |open, s| {
         if flags & !RECV_FLAGS != 0 {
@@ -882,19 +883,24 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut ::libc::msghdr, flags: c_i
     let msg = unsafe { &mut *msg };
     // SAFETY: the caller's contract for the iovecs.
     let iov = unsafe { iovecs(msg) };
+    let total: usize = iov.iter().map(|v| v.iov_len).sum();
     let stream = with_socket(fd, |_, s| Ok(matches!(s.proto, Proto::Tcp(_)))).unwrap_or(false);
-    if stream && flags & (::libc::MSG_PEEK | ::libc::MSG_TRUNC) == 0 {
-        // A stream's bytes go straight into the buffers, each in turn as
-        // `readv`'s, without a buffer of their own (a peek of several
-        // buffers, or a discard, takes the way below).
-        // SAFETY: the caller's contract for the iovecs.
-        let r = unsafe { recv_stream_vectored(fd, iov, flags) };
+    if stream && (flags & ::libc::MSG_PEEK == 0 || flags & ::libc::MSG_TRUNC != 0) {
+        let r = if flags & ::libc::MSG_TRUNC != 0 {
+            // Discarded (or with MSG_PEEK counted), the buffers untouched.
+            recv_null_common(fd, total, flags)
+        } else {
+            // A stream's bytes go straight into the buffers, each in turn
+            // as `readv`'s, without a buffer of their own (a peek of
+            // several buffers takes the way below).
+            // SAFETY: the caller's contract for the iovecs.
+            unsafe { recv_stream_vectored(fd, iov, flags) }
+        };
         msg.msg_namelen = 0;
         msg.msg_controllen = 0;
         msg.msg_flags = 0;
         return fd::ret(r);
     }
-    let total: usize = iov.iter().map(|v| v.iov_len).sum();
     let mut data = Vec::new();
     if data.try_reserve_exact(total).is_err() {
         return fail_size(::libc::ENOBUFS);
