@@ -26,7 +26,10 @@
 # GET; the rows name N. Run it with 0 and with N to see what N idle
 # connections cost each side.
 #
-# Usage: [BENCH_TENDER_OPTS=...] [BENCH_GUESTS=DIR] scripts/bench-std-net.sh [--idle N] [SECONDS_PER_RUN [ROUNDS]]   (default 5 3)
+# Usage: [BENCH_TENDER_OPTS=...] [BENCH_GUESTS=DIR] [BENCH_STD_ROWS="http redis echo"] \
+#        scripts/bench-std-net.sh [--idle N] [SECONDS_PER_RUN [ROUNDS]]   (default 5 3)
+# BENCH_STD_ROWS picks the programs (default all three), and only those are
+# built: `BENCH_STD_ROWS=echo` runs the std-echo rows alone.
 # Run as root (namespaces, taps). Needs wrk, redis-tools, iproute2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +41,17 @@ if [ "${1:-}" = --idle ]; then
 fi
 SECS=${1:-5}
 ROUNDS=${2:-3}
+ROWS=${BENCH_STD_ROWS:-http redis echo}
+PKGS=()
+for row in $ROWS; do
+    case $row in
+        http) PKGS+=(-p std-http) ;;
+        redis) PKGS+=(-p mini-redis-server) ;;
+        echo) PKGS+=(-p std-echo) ;;
+        *) echo "bench-std-net: BENCH_STD_ROWS: $row is none of http, redis, echo" >&2; exit 1 ;;
+    esac
+done
+wants() { case " $ROWS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 export MTOOLS_SKIP_CHECK=1
 . scripts/deps.sh
 
@@ -47,8 +61,8 @@ for tool in wrk redis-benchmark ip taskset mkfs.fat mcopy; do
 done
 
 cargo build --release -p tender >&2
-cargo build --release --manifest-path examples/std/Cargo.toml --target-dir target >&2
-nabla_build_std_native >&2
+cargo build --release --manifest-path examples/std/Cargo.toml --target-dir target "${PKGS[@]}" >&2
+nabla_build_std_native "${PKGS[@]}" >&2
 # $BENCH_GUESTS: another directory of guest binaries (another branch's
 # build), to compare builds under the same load.
 GUESTS=${BENCH_GUESTS:-target/release}
@@ -255,7 +269,7 @@ record() { echo "$1|$2|$3|$4" >> "$results"; }
 for round in $(seq "$ROUNDS"); do
     echo "round $round of $ROUNDS" >&2
     # std-http under wrk.
-    for side in $(order "$round"); do
+    wants http && for side in $(order "$round"); do
         if [ "$side" = guest ]; then
             start guest std-http 80              # the disk's / is the root
         else
@@ -275,7 +289,7 @@ for round in $(seq "$ROUNDS"); do
         stop
     done
     # mini-redis under redis-benchmark.
-    for side in $(order "$round"); do
+    wants redis && for side in $(order "$round"); do
         [ "${IDLE:-0}" -gt 200 ] && break
         start "$side" mini-redis-server 6379
         ip=$(ip_of "$side")
@@ -292,7 +306,7 @@ for round in $(seq "$ROUNDS"); do
         stop
     done
     # std-echo: round trips and a stream.
-    for side in $(order "$round"); do
+    wants echo && for side in $(order "$round"); do
         [ -n "$IDLE" ] && break
         start "$side" std-echo 7 7
         ip=$(ip_of "$side")

@@ -97,5 +97,5 @@ nabla_build_all() {
 # target/native/release (not target/release, where the guests are).
 nabla_build_std_native() {
     cargo build --release --manifest-path examples/std/Cargo.toml --target-dir target/native \
-        --no-default-features
+        --no-default-features "$@"
 }

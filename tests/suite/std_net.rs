@@ -166,6 +166,7 @@ fn std_net_clients_behave_as_on_linux() {
         "addresses: local 10.0.0.2 ephemeral true, peer 10.0.0.1:7001\n\
          echo: hello\n\
          peek: peek then read peekaboo\n\
+         trunc: peeked 4, discarded 8, then read -me, ; recvmsg 9: vect ored!; with MSG_TRUNC 3: AAAA\n\
          options: nodelay true, ttl 7\n\
          read timeout: WouldBlock after the timeout true\n\
          nonblocking read: WouldBlock\n\

@@ -34,6 +34,11 @@
 //! `TCPPERF_RX_KIB`, `TCPPERF_TX_KIB` (buffer sizes) and
 //! `TCPPERF_ACK_DELAY_MS` (delayed-ACK timeout; 0 acknowledges every
 //! segment at once; default 10, libos's).
+//!
+//! `R` `read`s into a 64 KiB buffer, as the native peer of `nabla bench
+//! tcp` does; with `TCPPERF_IN_PLACE=1` it counts the bytes where they lie
+//! in the connection's receive buffer instead (`TcpStream::read_with`),
+//! one copy per byte fewer (docs/performance.md, "Fewer copies").
 
 #![no_std]
 #![no_main]
@@ -100,6 +105,7 @@ async fn main() -> Result<(), NetError> {
         ack_delay,
         ..TcpOptions::default()
     };
+    let copy = var("TCPPERF_IN_PLACE", 0)? == 0;
     let listener = TcpListener::bind_with(port, opts)?;
     libos::net::wait_configured().await;
     for i in libos::net::interfaces() {
@@ -115,7 +121,7 @@ async fn main() -> Result<(), NetError> {
     loop {
         let (stream, peer) = listener.accept().await?;
         task::spawn(async move {
-            match serve(stream, &opts).await {
+            match serve(stream, &opts, copy).await {
                 Ok(()) => {}
                 Err(e) => log::warn!("{peer}: {e}"),
             }
@@ -170,7 +176,7 @@ fn counters(opts: &TcpOptions) -> [u64; COUNTERS] {
     ]
 }
 
-async fn serve(mut stream: TcpStream, opts: &TcpOptions) -> Result<(), NetError> {
+async fn serve(mut stream: TcpStream, opts: &TcpOptions, copy: bool) -> Result<(), NetError> {
     let mut command = [0u8; 1];
     read_exact(&mut stream, &mut command).await?;
     match command[0] {
@@ -185,12 +191,19 @@ async fn serve(mut stream: TcpStream, opts: &TcpOptions) -> Result<(), NetError>
             }
         }
         b'R' => {
-            let mut buf = [0u8; 64 * 1024];
             let mut count = 0u64;
-            loop {
-                match stream.read(&mut buf).await? {
-                    0 => break,
-                    n => count += n as u64,
+            if copy {
+                let mut buf = [0u8; 64 * 1024];
+                loop {
+                    match stream.read(&mut buf).await? {
+                        0 => break,
+                        n => count += n as u64,
+                    }
+                }
+            } else {
+                // Counted where they lie in the receive buffer.
+                while let Some(n) = stream.read_with(|data| (data.len(), data.len())).await? {
+                    count += n as u64;
                 }
             }
             stream.write_all(&count.to_le_bytes()).await?;

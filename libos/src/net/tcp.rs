@@ -703,6 +703,45 @@ impl TcpStream {
         self.poll_read(buf, peek, None)
     }
 
+    /// Reads in place, without copying: `f` gets what has arrived, as it
+    /// lies in the connection's receive buffer (the part up to the
+    /// buffer's wrap: the rest comes with the next call), and returns how
+    /// many of those bytes it consumed (at most their number; more counts
+    /// as all of them) and a value of its own. [`read`](Self::read) copies
+    /// the same bytes into the caller's buffer; a reader that parses,
+    /// counts or forwards them where they are saves that copy.
+    ///
+    /// `f` is called only with bytes to consume (never an empty slice):
+    /// `Ready(Ok(Some(r)))` with its value, `Ready(Ok(None))` at end of
+    /// stream, `Ready(Err)` as `read`, `Pending` if nothing has arrived yet
+    /// (then `waker`, if given, is woken when something may have). Consumed
+    /// bytes free room in the receive buffer, and the window reopens, as a
+    /// `read` of as many would.
+    pub fn poll_read_with<R>(
+        &self,
+        f: impl FnOnce(&[u8]) -> (usize, R),
+        waker: Option<&Waker>,
+    ) -> Poll<Result<Option<R>, NetError>> {
+        self.with(|s| read_in_place(s, f, waker))
+    }
+
+    /// [`poll_read_with`](Self::poll_read_with) without a waker.
+    pub fn try_read_with<R>(
+        &self,
+        f: impl FnOnce(&[u8]) -> (usize, R),
+    ) -> Poll<Result<Option<R>, NetError>> {
+        self.poll_read_with(f, None)
+    }
+
+    /// [`poll_read_with`](Self::poll_read_with), waiting until something
+    /// has arrived or the stream ends (`Ok(None)`).
+    pub async fn read_with<R>(
+        &mut self,
+        mut f: impl FnMut(&[u8]) -> (usize, R),
+    ) -> Result<Option<R>, NetError> {
+        poll_fn(|cx| self.poll_read_with(&mut f, Some(cx.waker()))).await
+    }
+
     /// Writes some of `buf`; returns how much was queued.
     pub async fn write(&mut self, buf: &[u8]) -> Result<usize, NetError> {
         if buf.is_empty() {
@@ -892,19 +931,52 @@ impl TcpStream {
         self.with(|s| s.local_endpoint().map(v4))
     }
 
-    /// The error for a socket that can no longer receive or send: reset
-    /// once the connection is over (closed without the peer's FIN, or
-    /// aborted), not connected otherwise.
+    /// The error for a socket that can no longer receive or send (see
+    /// [`closed_error`]).
     fn closed_error(&self, s: &tcp::Socket<'_>) -> NetError {
-        match s.state() {
-            State::Closed | State::TimeWait => NetError::ConnectionReset,
-            _ => NetError::NotConnected,
-        }
+        closed_error(s)
     }
 }
 
 fn socket(stack: &mut Stack, iface: usize, h: SocketHandle) -> &mut tcp::Socket<'static> {
     stack.ifaces[iface].sockets.get_mut::<tcp::Socket>(h)
+}
+
+/// [`TcpStream::poll_read_with`] on the socket `s`.
+fn read_in_place<R>(
+    s: &mut tcp::Socket<'_>,
+    f: impl FnOnce(&[u8]) -> (usize, R),
+    waker: Option<&Waker>,
+) -> Poll<Result<Option<R>, NetError>> {
+    if s.can_recv() {
+        let r = s.recv(|data| {
+            let (n, r) = f(data);
+            (n.min(data.len()), r)
+        });
+        // Bytes to read: the receive half is open (smoltcp lets a socket
+        // holding data be read in any state), so this cannot fail.
+        return Poll::Ready(r.map(Some).map_err(|_| closed_error(s)));
+    }
+    match s.recv_slice(&mut []) {
+        Ok(_) => {
+            if let Some(w) = waker {
+                s.register_recv_waker(w);
+            }
+            Poll::Pending
+        }
+        Err(RecvError::Finished) => Poll::Ready(Ok(None)),
+        Err(RecvError::InvalidState) => Poll::Ready(Err(closed_error(s))),
+    }
+}
+
+/// The error for a socket that can no longer receive or send: reset once
+/// the connection is over (closed without the peer's FIN, or aborted), not
+/// connected otherwise.
+fn closed_error(s: &tcp::Socket<'_>) -> NetError {
+    match s.state() {
+        State::Closed | State::TimeWait => NetError::ConnectionReset,
+        _ => NetError::NotConnected,
+    }
 }
 
 impl Drop for TcpStream {
@@ -1067,6 +1139,56 @@ mod tests {
         nagle.off.store(true, Ordering::Relaxed);
         set.get_mut::<tcp::Socket>(c).set_nagle_enabled(false);
         assert!(!write(&mut set, b"?", true));
+    }
+
+    #[test]
+    fn reads_in_place_consume_what_they_say_up_to_the_wrap_then_end_of_stream() {
+        let (mut iface, mut dev, mut set) = loopback();
+        let mut l = listener(usize::MAX);
+        let c = client(&mut iface, &mut set, 50030);
+        run(&mut iface, &mut dev, &mut set, &mut l);
+        let (srv, _) = l.take_established(&mut set, Waker::noop()).expect("accepted");
+        let data: Vec<u8> = (0..1400u32).map(|i| (i % 251) as u8).collect();
+        let read = |set: &mut SocketSet<'static>, want: usize| {
+            let s = set.get_mut::<tcp::Socket>(srv);
+            read_in_place(s, |d| (want, d.to_vec()), None)
+        };
+        // Nothing yet: pending, and `f` is not called.
+        let s = set.get_mut::<tcp::Socket>(srv);
+        assert_eq!(read_in_place(s, |_| -> (usize, ()) { panic!("called") }, None), Poll::Pending);
+        assert_eq!(set.get_mut::<tcp::Socket>(c).send_slice(&data[..700]), Ok(700));
+        run(&mut iface, &mut dev, &mut set, &mut l);
+        // Part of it consumed: the rest stays, in order.
+        assert_eq!(read(&mut set, 100), Poll::Ready(Ok(Some(data[..700].to_vec()))));
+        assert_eq!(read(&mut set, usize::MAX), Poll::Ready(Ok(Some(data[100..700].to_vec()))));
+        // 700 more in the 1 KiB ring: up to its wrap (324 bytes), then the rest.
+        assert_eq!(set.get_mut::<tcp::Socket>(c).send_slice(&data[700..]), Ok(700));
+        run(&mut iface, &mut dev, &mut set, &mut l);
+        assert_eq!(read(&mut set, 10), Poll::Ready(Ok(Some(data[700..1024].to_vec()))));
+        let mut rest = [0u8; 1024];
+        let s = set.get_mut::<tcp::Socket>(srv);
+        assert_eq!(s.recv_slice(&mut rest), Ok(690), "a copying read goes on where it stopped");
+        assert_eq!(&rest[..690], &data[710..]);
+        // The peer closes: end of stream.
+        set.get_mut::<tcp::Socket>(c).close();
+        run(&mut iface, &mut dev, &mut set, &mut l);
+        assert_eq!(read(&mut set, 1), Poll::Ready(Ok(None)));
+    }
+
+    #[test]
+    fn a_read_in_place_of_a_reset_connection_is_an_error() {
+        let (mut iface, mut dev, mut set) = loopback();
+        let mut l = listener(usize::MAX);
+        let c = client(&mut iface, &mut set, 50031);
+        run(&mut iface, &mut dev, &mut set, &mut l);
+        let (srv, _) = l.take_established(&mut set, Waker::noop()).expect("accepted");
+        set.get_mut::<tcp::Socket>(c).abort();
+        run(&mut iface, &mut dev, &mut set, &mut l);
+        let s = set.get_mut::<tcp::Socket>(srv);
+        assert_eq!(
+            read_in_place(s, |d| (d.len(), ()), None),
+            Poll::Ready(Err(NetError::ConnectionReset))
+        );
     }
 
     #[test]

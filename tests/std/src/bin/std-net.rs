@@ -174,6 +174,53 @@ fn tcp_client() {
         String::from_utf8_lossy(&all)
     );
 
+    // MSG_TRUNC on a stream discards, as on Linux (peeking: counts), and
+    // the buffer may be null; recvmsg fills its buffers in turn.
+    s.write_all(b"truncate-me, vectored!").unwrap();
+    let mut p = [0u8; 22];
+    while s.peek(&mut p).unwrap() < 22 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
+    let null = std::ptr::null_mut();
+    // SAFETY: MSG_TRUNC on a stream writes nothing to the (null) buffer.
+    let peeked = unsafe { libc::recv(fd, null, 4, libc::MSG_PEEK | libc::MSG_TRUNC) };
+    // SAFETY: as above.
+    let discarded = unsafe { libc::recv(fd, null, 8, libc::MSG_TRUNC) };
+    let mut rest = [0u8; 5];
+    s.read_exact(&mut rest).unwrap();
+    let (mut a, mut b) = ([0u8; 4], [0u8; 8]);
+    let mut iov = [
+        libc::iovec { iov_base: a.as_mut_ptr().cast(), iov_len: a.len() },
+        libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() },
+    ];
+    // SAFETY: msghdr is plain data; all zeroes is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = iov.len() as _;
+    // SAFETY: msg's buffers are writable for their lengths.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
+    let iov_a = a;
+    // recvmsg with MSG_TRUNC discards too, its buffers untouched.
+    s.write_all(b"xyz").unwrap();
+    while s.peek(&mut p[..3]).unwrap() < 3 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    a = *b"AAAA";
+    let mut one = [libc::iovec { iov_base: a.as_mut_ptr().cast(), iov_len: a.len() }];
+    msg.msg_iov = one.as_mut_ptr();
+    msg.msg_iovlen = 1;
+    // SAFETY: as above.
+    let t = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_TRUNC) };
+    println!(
+        "trunc: peeked {peeked}, discarded {discarded}, then read {}; recvmsg {n}: {} {}; \
+         with MSG_TRUNC {t}: {}",
+        String::from_utf8_lossy(&rest),
+        String::from_utf8_lossy(&iov_a),
+        String::from_utf8_lossy(&b[..(n.max(4) as usize - 4).min(8)]),
+        String::from_utf8_lossy(&a)
+    );
+
     s.set_nodelay(true).unwrap();
     s.set_ttl(7).unwrap();
     println!("options: nodelay {:?}, ttl {:?}", s.nodelay().unwrap(), s.ttl().unwrap());

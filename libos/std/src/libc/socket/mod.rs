@@ -161,6 +161,10 @@ impl Socket {
     ) -> Res<(usize, usize, Option<SocketAddrV4>)> {
         let peek = flags & ::libc::MSG_PEEK != 0;
         match self.proto {
+            Proto::Tcp(_) if flags & ::libc::MSG_TRUNC != 0 => {
+                let n = self.tcp_discard_flags(buf.len(), flags, nonblock)?;
+                Ok((n, n, None))
+            }
             Proto::Tcp(_) => {
                 if flags & ::libc::MSG_WAITALL != 0 && !peek && !nonblock {
                     let mut got = 0;
@@ -182,6 +186,38 @@ impl Socket {
                 Ok((n, len, Some(from)))
             }
         }
+    }
+
+    /// `recv` into a null buffer of `len` (> 0) bytes: Linux discards with
+    /// `MSG_TRUNC` on a stream (see [`Socket::tcp_discard`]), and fails with
+    /// `EFAULT` otherwise, where it would write to the buffer.
+    fn recv_null(&self, len: usize, flags: c_int, nonblock: bool) -> Res<usize> {
+        match self.proto {
+            Proto::Tcp(_) if flags & ::libc::MSG_TRUNC != 0 => {
+                self.tcp_discard_flags(len, flags, nonblock)
+            }
+            _ => Err(::libc::EFAULT),
+        }
+    }
+
+    /// [`Socket::tcp_discard`] of `len` bytes with `recv`'s flags:
+    /// `MSG_WAITALL` (blocking, not peeking) discards until `len` or the
+    /// end of stream.
+    fn tcp_discard_flags(&self, len: usize, flags: c_int, nonblock: bool) -> Res<usize> {
+        let peek = flags & ::libc::MSG_PEEK != 0;
+        if flags & ::libc::MSG_WAITALL == 0 || peek || nonblock {
+            return self.tcp_discard(len, peek, nonblock);
+        }
+        let mut got = 0;
+        while got < len {
+            match self.tcp_discard(len - got, false, false) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if got == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(got)
     }
 
     fn send(&self, buf: &[u8], to: Option<SocketAddrV4>, nonblock: bool) -> Res<usize> {
@@ -660,6 +696,18 @@ fn recv_common(
     })
 }
 
+/// [`recv_common`] into a null buffer of `len` bytes (see
+/// [`Socket::recv_null`]; `recvmsg` of a stream with `MSG_TRUNC` too,
+/// whatever its buffers).
+fn recv_null_common(fd: c_int, len: usize, flags: c_int) -> Res<usize> {
+    with_socket(fd, |open, s| {
+        if flags & !RECV_FLAGS != 0 {
+            return Err(::libc::EOPNOTSUPP);
+        }
+        s.recv_null(len, flags, nonblocking(open, flags))
+    })
+}
+
 /// `send(fd, buf, len, flags)`.
 ///
 /// # Safety
@@ -721,6 +769,9 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c
     if let Some(r) = unsafe { super::unix::recv(fd, buf, len, flags) } {
         return r;
     }
+    if buf.is_null() && len > 0 {
+        return fd::ret(recv_null_common(fd, len, flags));
+    }
     // SAFETY: the caller's contract.
     let buf = unsafe { bytes_mut(buf, len) };
     fd::ret(
@@ -749,6 +800,15 @@ pub unsafe extern "C" fn recvfrom(
     if let Some(r) = unsafe { super::unix::recvfrom(fd, buf, len, flags, addr, addrlen) } {
         return r;
     }
+    if buf.is_null() && len > 0 {
+        return fd::ret(recv_null_common(fd, len, flags).inspect(|_| {
+            // A stream socket leaves the address alone (Linux: length 0).
+            if !addrlen.is_null() && !addr.is_null() {
+                // SAFETY: the caller's contract.
+                unsafe { addrlen.write(0) }
+            }
+        }));
+    }
     // SAFETY: the caller's contract.
     let buf = unsafe { bytes_mut(buf, len) };
     fd::ret(recv_common(fd, buf, flags).map(|(n, full, from)| {
@@ -764,6 +824,43 @@ pub unsafe extern "C" fn recvfrom(
         }
         if flags & ::libc::MSG_TRUNC != 0 { full } else { n }
     }))
+}
+
+/// `recvmsg` of a stream socket into `iov`, without `MSG_PEEK` or
+/// `MSG_TRUNC`: each buffer in turn, as `readv`. The first read waits as
+/// `flags` say; the next ones take what has already arrived (all of each
+/// buffer with `MSG_WAITALL`), stopping at a short read or an error after
+/// some bytes.
+///
+/// # Safety
+///
+/// Each buffer of `iov` is writable for its length.
+unsafe fn recv_stream_vectored(fd: c_int, iov: &[::libc::iovec], flags: c_int) -> Res<usize> {
+    let mut done = 0;
+    for v in iov.iter().filter(|v| v.iov_len > 0) {
+        let more = if done == 0 || flags & ::libc::MSG_WAITALL != 0 {
+            flags
+        } else {
+            flags | ::libc::MSG_DONTWAIT
+        };
+        // A null buffer of a non-zero length: Linux's EFAULT.
+        if v.iov_base.is_null() {
+            return if done == 0 { Err(::libc::EFAULT) } else { Ok(done) };
+        }
+        // SAFETY: the caller's contract.
+        let buf = unsafe { bytes_mut(v.iov_base, v.iov_len) };
+        match recv_common(fd, buf, more) {
+            Ok((n, _, _)) => {
+                done += n;
+                if n < v.iov_len {
+                    break;
+                }
+            }
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(done)
 }
 
 /// The buffers of a `msghdr`'s `iovec`s.
@@ -836,6 +933,23 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut ::libc::msghdr, flags: c_i
     // SAFETY: the caller's contract for the iovecs.
     let iov = unsafe { iovecs(msg) };
     let total: usize = iov.iter().map(|v| v.iov_len).sum();
+    let stream = with_socket(fd, |_, s| Ok(matches!(s.proto, Proto::Tcp(_)))).unwrap_or(false);
+    if stream && (flags & ::libc::MSG_PEEK == 0 || flags & ::libc::MSG_TRUNC != 0) {
+        let r = if flags & ::libc::MSG_TRUNC != 0 {
+            // Discarded (or with MSG_PEEK counted), the buffers untouched.
+            recv_null_common(fd, total, flags)
+        } else {
+            // A stream's bytes go straight into the buffers, each in turn
+            // as `readv`'s, without a buffer of their own (a peek of
+            // several buffers takes the way below).
+            // SAFETY: the caller's contract for the iovecs.
+            unsafe { recv_stream_vectored(fd, iov, flags) }
+        };
+        msg.msg_namelen = 0;
+        msg.msg_controllen = 0;
+        msg.msg_flags = 0;
+        return fd::ret(r);
+    }
     let mut data = Vec::new();
     if data.try_reserve_exact(total).is_err() {
         return fail_size(::libc::ENOBUFS);

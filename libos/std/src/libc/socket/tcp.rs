@@ -325,6 +325,60 @@ impl Socket {
         })
     }
 
+    /// `recv` with `MSG_TRUNC`, as Linux does it on a stream: up to `len`
+    /// bytes are discarded where they lie in the receive buffer (with
+    /// `peek`, counted and left), never copied; the caller's buffer is not
+    /// touched. Blocking, timeouts, end of stream and resets as
+    /// [`tcp_recv`](Self::tcp_recv).
+    pub(super) fn tcp_discard(&self, len: usize, peek: bool, nonblock: bool) -> Res<usize> {
+        let t = self.tcp();
+        wait_loop(nonblock, self.opts.get().rcvtimeo, || {
+            if self.shut_rd.get() || len == 0 {
+                return Poll::Ready(Ok(0));
+            }
+            self.settle();
+            let state = t.state.borrow();
+            let stream = match &*state {
+                State::Connected(s) => s,
+                State::Connecting(_) => return Poll::Pending,
+                State::Closed => {
+                    return Poll::Ready(Err(self.error.take().unwrap_or(::libc::ENOTCONN)));
+                }
+                _ => return Poll::Ready(Err(::libc::ENOTCONN)),
+            };
+            let take = |want: usize| {
+                move |data: &[u8]| {
+                    let n = data.len().min(want);
+                    (if peek { 0 } else { n }, n)
+                }
+            };
+            match stream.try_read_with(take(len)) {
+                Poll::Ready(Ok(Some(mut n))) => {
+                    if peek {
+                        // All that has arrived counts, past the ring's wrap too.
+                        n = len.min(stream.status().recv_queue);
+                    } else {
+                        // The rest, after the ring's wrap.
+                        while n < len {
+                            match stream.try_read_with(take(len - n)) {
+                                Poll::Ready(Ok(Some(k))) if k > 0 => n += k,
+                                _ => break,
+                            }
+                        }
+                        t.read_total.set(t.read_total.get() + n as u64);
+                    }
+                    Poll::Ready(Ok(n))
+                }
+                Poll::Ready(Ok(None)) => Poll::Ready(Ok(0)),
+                Poll::Ready(Err(NetError::ConnectionReset)) => {
+                    Poll::Ready(if self.take_reset() { Err(::libc::ECONNRESET) } else { Ok(0) })
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(errno(e))),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+    }
+
     /// Sends `bufs` one after the other, as one write of the stream (see
     /// libos's `TcpStream::poll_write_vectored`): blocking, all of it (or
     /// what was queued when the send timeout passed); nonblocking, what
