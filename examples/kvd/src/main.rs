@@ -162,7 +162,13 @@ fn config() -> Result<(Config, Fsync), StartError> {
 async fn main() -> Result<(), StartError> {
     let (config, fsync) = config()?;
     let port = config.port;
-    let seed = Instant::now().as_duration().as_nanos() as u64 ^ now_ms().rotate_left(32);
+    // 256 random bits the tender hands over at every start (its
+    // `getrandom`): the keyspace's hash seed, unpredictable to clients, and
+    // the nonce that makes a new log's generation unlike any earlier log's
+    // on the same disk. The clock is mixed in should they be missing.
+    let clock = Instant::now().as_duration().as_nanos() as u64 ^ now_ms().rotate_left(32);
+    let random = libos::rt_private::boot_info().map_or([0; 4], |b| b.random);
+    let (seed, nonce) = (random[0] ^ clock, random[1] ^ clock.rotate_left(17));
     let mut engine = Engine::new(config, now_ms(), seed);
     engine.set_memory_probe(memory);
 
@@ -170,7 +176,7 @@ async fn main() -> Result<(), StartError> {
     let started = Instant::now();
     engine.begin_loading();
     let mut failed = 0u64;
-    let (aof, report) = Aof::open_with(disk, fsync, &mut |cmd| {
+    let (aof, report) = Aof::open_with(disk, fsync, nonce, &mut |cmd| {
         let argv: Vec<&[u8]> = cmd.iter().map(Vec::as_slice).collect();
         if let Err(e) = engine.replay(&argv) {
             failed += 1;

@@ -99,12 +99,13 @@ pub(super) struct Superblock {
 }
 
 impl Superblock {
-    /// Layout for a new log: both areas as large as the disk allows.
-    pub(super) fn fresh(ss: u32, sectors: u64) -> Self {
+    /// Layout for a new log at `generation`: both areas as large as the
+    /// disk allows.
+    pub(super) fn fresh(ss: u32, sectors: u64, generation: u64) -> Self {
         let n = (sectors - 2) / 2;
         Self {
             epoch: 0,
-            generation: 1,
+            generation,
             boot: 0,
             sector_size: ss,
             area_sectors: n,
