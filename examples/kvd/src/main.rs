@@ -411,21 +411,28 @@ async fn serve(
         return Ok(());
     }
     loop {
-        let room = match client.read_buffer(&mut server.engine.borrow_mut()) {
-            Ok(room) => room,
-            Err(_) => {
-                log::warn!("client closed for its query buffer (client-query-buffer-limit)");
-                stream.abort();
+        // A batch that stopped for its replies' size goes on with what was
+        // received before anything more is read.
+        let n = if client.paused() {
+            0
+        } else {
+            let room = match client.read_buffer(&mut server.engine.borrow_mut()) {
+                Ok(room) => room,
+                Err(_) => {
+                    log::warn!("client closed for its query buffer (client-query-buffer-limit)");
+                    stream.abort();
+                    return Ok(());
+                }
+            };
+            let n = stream.read(room).await?;
+            if n == 0 {
+                stream.shutdown();
                 return Ok(());
             }
+            n
         };
-        let n = stream.read(room).await?;
-        if n == 0 {
-            stream.shutdown();
-            return Ok(());
-        }
 
-        // Execute every complete command received.
+        // Execute the complete commands received (up to `BATCH_OUT` of replies).
         let (close, wrote) = {
             let mut engine = server.engine.borrow_mut();
             let mut aof = server.aof.borrow_mut();
