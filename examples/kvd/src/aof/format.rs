@@ -161,6 +161,12 @@ impl Superblock {
         if self.live > 1 {
             return Err(AofError::Corrupt("live area is neither 0 nor 1"));
         }
+        // A new log starts below 2^62 + 1 and each compaction adds one:
+        // a generation this high was never written by kvd, and counting on
+        // from it could wrap onto one already used.
+        if self.generation == 0 || self.generation >= 1 << 63 {
+            return Err(AofError::Corrupt("generation out of range"));
+        }
         let n = self.area_sectors;
         let [a, b] = self.areas;
         if n < 2 || a < 2 || b < 2 || a.abs_diff(b) < n {

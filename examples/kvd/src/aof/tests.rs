@@ -513,6 +513,30 @@ fn a_superblock_from_another_sector_size_version_or_a_larger_disk_is_refused() {
 }
 
 #[test]
+fn a_superblock_whose_generation_could_wrap_is_refused() {
+    let (aof, _, _) = Aof::open(MemDisk::new(MIB, 512), Fsync::No).unwrap();
+    let image = aof.disk().to_bytes();
+    for (generation, ok) in
+        [(0u64, false), (1 << 63, false), (u64::MAX, false), ((1 << 62) + 1, true)]
+    {
+        let mut image = image.clone();
+        for copy in 0..2 {
+            let sector = &mut image[copy * 512..(copy + 1) * 512];
+            sector[24..32].copy_from_slice(&generation.to_le_bytes());
+            let crc = crc32c(0, &sector[..124]);
+            sector[124..128].copy_from_slice(&crc.to_le_bytes());
+        }
+        match Aof::open(mem(image, 512), Fsync::No) {
+            Err(e) => assert!(!ok && e == AofError::Corrupt("generation out of range"), "{e}"),
+            Ok((mut aof, _, report)) => {
+                assert!(ok && report.generation == generation, "{generation:#x}");
+                aof.compact(&mut core::iter::empty()).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
 fn a_grown_disk_keeps_its_log() {
     let (mut aof, _, _) = Aof::open(MemDisk::new(MIB, 512), Fsync::No).unwrap();
     commit_each(&mut aof, &sets(0..5));
