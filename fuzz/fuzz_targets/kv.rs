@@ -187,7 +187,8 @@ fn many_connections(password: bool, data: &[u8]) {
 }
 
 /// One connection's turn, as `serve` in kvd's main: if its replies are
-/// sent, read what its socket holds and execute it. Returns whether the
+/// sent, read what its socket holds (unless its last batch paused) and
+/// execute it. Returns whether the
 /// connection is to be closed.
 fn turn(conn: &mut Conn, engine: &mut Engine, now: u64) -> bool {
     if !conn.client.out.is_empty() {
@@ -196,17 +197,20 @@ fn turn(conn: &mut Conn, engine: &mut Engine, now: u64) -> bool {
     if conn.closing {
         return true;
     }
-    if conn.socket.is_empty() {
-        return false;
+    // A paused batch goes on with what was received, reading nothing.
+    if !conn.client.paused() {
+        if conn.socket.is_empty() {
+            return false;
+        }
+        let room = match conn.client.read_buffer(engine) {
+            Ok(room) => room,
+            Err(_) => return true,
+        };
+        let n = room.len().min(conn.socket.len());
+        room[..n].copy_from_slice(&conn.socket[..n]);
+        conn.socket.drain(..n);
+        conn.client.received(n, engine);
     }
-    let room = match conn.client.read_buffer(engine) {
-        Ok(room) => room,
-        Err(_) => return true,
-    };
-    let n = room.len().min(conn.socket.len());
-    room[..n].copy_from_slice(&conn.socket[..n]);
-    conn.socket.drain(..n);
-    conn.client.received(n, engine);
     let (close, _) = conn.client.execute_batch(engine, &mut |e, _| {
         let _ = e.take_log();
         true

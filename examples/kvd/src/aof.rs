@@ -43,7 +43,7 @@ use format::{
     HEADER_LEN, KIND_LOG, KIND_SNAPSHOT, SB_LEN, SB_MAGIC, Superblock, VERSION, encode_command,
     push_record,
 };
-use replay::scan;
+use replay::{Scan, scan};
 
 /// One command: its arguments, the name first.
 pub type Command = Vec<Vec<u8>>;
@@ -293,7 +293,7 @@ pub struct Cut {
 /// What [`Aof::open`] found: one line for the console with `Display`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Report {
-    /// The disk was all zeros and has been initialised.
+    /// The disk was blank (see `blank`) and has been initialised.
     pub initialised: bool,
     /// The live log's generation (one per compaction, from 1).
     pub generation: u64,
@@ -404,19 +404,27 @@ impl<D: Disk> fmt::Debug for Aof<D> {
 }
 
 impl<D: Disk> Aof<D> {
-    /// Opens the log on `disk`, initialising it if it is all zeros. Returns
-    /// the commands to replay, oldest first, and what was found.
+    /// Opens the log on `disk`, initialising it if it is blank (see
+    /// [`Aof::open_with`]; a new log starts at generation 1). Returns the
+    /// commands to replay, oldest first, and what was found.
     pub fn open(disk: D, fsync: Fsync) -> Result<(Self, Vec<Command>, Report), AofError> {
         let mut commands = Vec::new();
-        let (aof, report) = Self::open_with(disk, fsync, &mut |c| commands.push(c))?;
+        let (aof, report) = Self::open_with(disk, fsync, 0, &mut |c| commands.push(c))?;
         Ok((aof, commands, report))
     }
 
     /// Like [`Aof::open`], but hands each command to `replay` as it is
-    /// read, so that the log need not be in memory twice.
+    /// read, so that the log need not be in memory twice. A disk is blank
+    /// when it holds no superblock (or only one torn by a crash of the
+    /// very first start) and its probed regions are zero (`blank`); a new
+    /// log on it starts at generation `1 + (nonce >> 2)`. kvd passes a
+    /// random `nonce`, so that records an earlier log left outside the
+    /// probed regions can never pass for this one's (their generation
+    /// differs): `docs/kvd-persistence.md`, "Initialising a disk".
     pub fn open_with(
         disk: D,
         fsync: Fsync,
+        nonce: u64,
         replay: &mut dyn FnMut(Command),
     ) -> Result<(Self, Report), AofError> {
         let ss = disk.sector_size();
@@ -448,10 +456,16 @@ impl<D: Disk> Aof<D> {
                 sb.check(version, ss, capacity)?;
                 (sb, false)
             }
-            None if blank(&disk)? => (Superblock::fresh(ss, capacity / u64::from(ss)), true),
+            None if blank(&disk)? => {
+                let generation = 1 + (nonce >> 2);
+                (Superblock::fresh(ss, capacity / u64::from(ss), generation), true)
+            }
             None => return Err(AofError::Unrecognised),
         };
-        let (scan, cut) = scan(&disk, &sb, replay)?;
+        // A new log has nothing to replay (and nothing of its generation
+        // past its start to report as cut: that would read 8 MiB).
+        let (scan, cut) =
+            if initialised { (Scan::empty(), None) } else { scan(&disk, &sb, replay)? };
         let mut aof = Self {
             ss: ss as usize,
             tail: scan.tail,
@@ -754,13 +768,26 @@ impl<D: Disk> Aof<D> {
     }
 }
 
-/// Whether the disk may be initialised: every byte is zero, except
+/// Bytes probed at each place [`blank`] looks.
+const PROBE: u64 = 1024 * 1024;
+
+/// Whether the disk may be initialised. Sectors 0 and 1 hold nothing but
 /// perhaps a superblock torn by a crash during the very first start (no
 /// record is written before the first superblock is whole, so there is
-/// nothing to lose). A torn superblock has non-zero bytes only in its first
-/// `SB_LEN`, and only the magic's own at the magic's place.
+/// nothing to lose; a torn superblock has non-zero bytes only in its first
+/// `SB_LEN`, and only the magic's own at the magic's place), and these are
+/// zero: the rest of the disk's first MiB (where area 0, and so any log
+/// that was ever live there, begins, and where partition tables and file
+/// systems keep their labels), the first MiB of area 1 of the layout a new
+/// log would get (where a log compacted into area 1 begins), and the last
+/// MiB (backup GPT, ZFS and MD labels). The rest is not read: a 1 GiB disk
+/// costs 3 MiB of reads, not 1 GiB. What lies there cannot be replayed:
+/// replay stops at the first sector of the area that is not a record of
+/// the live generation, and a new log's generation is random
+/// ([`Aof::open_with`]). `docs/kvd-persistence.md` gives the argument.
 fn blank<D: Disk>(disk: &D) -> Result<bool, AofError> {
-    let mut sector = vec![0u8; disk.sector_size() as usize];
+    let ss = u64::from(disk.sector_size());
+    let mut sector = vec![0u8; ss as usize];
     for copy in 0..2 {
         disk.read(copy, &mut sector)?;
         let mut magic = sector[..SB_MAGIC.len()].iter().zip(SB_MAGIC);
@@ -768,18 +795,25 @@ fn blank<D: Disk>(disk: &D) -> Result<bool, AofError> {
             return Ok(false);
         }
     }
-    all_zero(disk, 2)
+    let sectors = disk.capacity() / ss;
+    let per = PROBE / ss;
+    let area1 = Superblock::fresh(ss as u32, sectors, 1).areas[1];
+    for (from, to) in [(2, per), (area1, area1 + per), (sectors.saturating_sub(per), sectors)] {
+        if !all_zero(disk, from.max(2), to.min(sectors))? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
-/// Whether every byte from sector `from` on is zero.
-fn all_zero<D: Disk>(disk: &D, from: u64) -> Result<bool, AofError> {
+/// Whether every byte of sectors `from..to` is zero.
+fn all_zero<D: Disk>(disk: &D, from: u64, to: u64) -> Result<bool, AofError> {
     let ss = u64::from(disk.sector_size());
-    let sectors = disk.capacity() / ss;
     let per = CHUNK as u64 / ss;
     let mut buf = vec![0u8; CHUNK];
     let mut at = from;
-    while at < sectors {
-        let n = per.min(sectors - at);
+    while at < to {
+        let n = per.min(to - at);
         let chunk = &mut buf[..(n * ss) as usize];
         disk.read(at, chunk)?;
         if chunk.iter().any(|&b| b != 0) {

@@ -7,8 +7,13 @@
 //! reports what was sent with [`Client::sent`]. It reads nothing more from
 //! a client until that client's replies are written (back-pressure: a
 //! client that does not read stops being read), so a client's output grows
-//! only while a batch runs; what bounds it is the amplification of one
-//! batch (`GET` of a large value many times, `LRANGE` of a long list).
+//! only while a batch runs. A batch stops before its next command once
+//! [`BATCH_OUT`] bytes of replies are pending ([`Client::paused`]); the
+//! task sends them and runs the rest before reading again. So a pipeline
+//! of any depth (`GET` of a 16 KiB value 64 times, or 2000 times) is
+//! served a slice at a time, and what one client holds is at most
+//! `BATCH_OUT` plus one reply: what the limits below bound is one reply
+//! (`GET` of a large value, `LRANGE` of a long list, `KEYS`).
 //!
 //! The limits, checked as Redis checks them:
 //!
@@ -51,6 +56,10 @@ use crate::resp::{Parser, ProtocolError};
 pub const FLOOR: usize = 16 * 1024;
 /// An output buffer larger than this is given back once sent.
 pub const OUT_KEEP: usize = 64 * 1024;
+/// A batch runs no further command once this many bytes of replies are
+/// pending: they are sent first (so that a deep pipeline of large replies
+/// costs a slice of memory, not the whole pipeline's replies at once).
+pub const BATCH_OUT: usize = OUT_KEEP;
 /// Fraction of the heap (1/n) client buffers never grow into.
 pub const HEAP_RESERVE: u64 = 16;
 
@@ -86,6 +95,8 @@ pub struct Client {
     accounted: usize,
     /// Since when (ms) its pending output has been at the soft limit or more.
     soft_since: Option<u64>,
+    /// The last batch stopped at [`BATCH_OUT`] with input left.
+    paused: bool,
 }
 
 /// A `Vec<&[u8]>` with no elements, of any lifetime, reusing `v`'s
@@ -107,6 +118,7 @@ impl Client {
             spare_argv: Vec::new(),
             accounted: 0,
             soft_since: None,
+            paused: false,
         };
         c.parser.set_authenticated(c.session.authenticated);
         c.account(&mut engine.stats);
@@ -176,8 +188,16 @@ impl Client {
         engine.stats.net_input_bytes += n as u64;
     }
 
-    /// Executes every complete command received, appending the replies to
-    /// [`Client::out`] (which must be empty: everything before was sent).
+    /// Whether the last batch stopped with its replies at [`BATCH_OUT`]
+    /// bytes while input was left: once they are sent, the next batch runs
+    /// before anything more is read.
+    pub fn paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Executes the complete commands received, appending the replies to
+    /// [`Client::out`] (which must be empty: everything before was sent),
+    /// until [`BATCH_OUT`] bytes of replies are pending ([`Client::paused`]).
     /// `log` is called for each command that changed the dataset, with its
     /// argv if it is logged as received (see [`Engine`]), and returns
     /// whether it appended anything; the result's second field is whether
@@ -196,7 +216,12 @@ impl Client {
         let mut spare = core::mem::take(&mut self.spare_argv);
         let mut close = None;
         let mut wrote = false;
+        self.paused = false;
         loop {
+            if self.out.len() >= BATCH_OUT {
+                self.paused = self.parser.buffered() > 0;
+                break;
+            }
             let cmd = match self.parser.next_command() {
                 Ok(Some(cmd)) => cmd,
                 Ok(None) => break,

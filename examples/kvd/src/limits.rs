@@ -13,7 +13,7 @@
 //! | one client's output, hard (`client-output-buffer-limit`) | half of that | 1/16 H |
 //! | one client's output, soft, for 60 s | an eighth of it | 1/64 H |
 //! | one client's input (`client-query-buffer-limit`) | half of it, at most 1 GiB | 1/16 H |
-//! | connections (`maxclients`) | 64 KiB each (socket buffers, first input chunk) in 1/16 H, at most 10000 | |
+//! | connections (`maxclients`) | 112 KiB each (socket buffers, first input chunk) in 1/16 H, at most 10000 | |
 //!
 //! The rest (1/16 H) holds the listener's backlog, the log's buffers and
 //! the allocator's slack, and client buffers never grow into the last
@@ -24,8 +24,8 @@ use crate::commands::OutputLimit;
 /// Most connections by default, as Redis.
 pub const MAXCLIENTS: u64 = 10_000;
 /// What one connection costs before it sends anything: its socket buffers
-/// (16 KiB in, 32 KiB out) and its first input chunk.
-pub const CONNECTION_COST: u64 = 64 * 1024;
+/// (64 KiB in, 32 KiB out) and its first input chunk (16 KiB).
+pub const CONNECTION_COST: u64 = 112 * 1024;
 /// Seconds a client may stay over the soft output limit, by default.
 pub const SOFT_SECONDS: u64 = 60;
 

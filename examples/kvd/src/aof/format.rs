@@ -99,12 +99,13 @@ pub(super) struct Superblock {
 }
 
 impl Superblock {
-    /// Layout for a new log: both areas as large as the disk allows.
-    pub(super) fn fresh(ss: u32, sectors: u64) -> Self {
+    /// Layout for a new log at `generation`: both areas as large as the
+    /// disk allows.
+    pub(super) fn fresh(ss: u32, sectors: u64, generation: u64) -> Self {
         let n = (sectors - 2) / 2;
         Self {
             epoch: 0,
-            generation: 1,
+            generation,
             boot: 0,
             sector_size: ss,
             area_sectors: n,
@@ -159,6 +160,12 @@ impl Superblock {
         }
         if self.live > 1 {
             return Err(AofError::Corrupt("live area is neither 0 nor 1"));
+        }
+        // A new log starts below 2^62 + 1 and each compaction adds one:
+        // a generation this high was never written by kvd, and counting on
+        // from it could wrap onto one already used.
+        if self.generation == 0 || self.generation >= 1 << 63 {
+            return Err(AofError::Corrupt("generation out of range"));
         }
         let n = self.area_sectors;
         let [a, b] = self.areas;

@@ -99,6 +99,22 @@ pub(super) struct Scan {
     pub(super) stop: Option<(CutReason, u64)>,
 }
 
+impl Scan {
+    /// A new log's: nothing written yet.
+    pub(super) fn empty() -> Self {
+        Self {
+            tail: 0,
+            seq: 1,
+            last_boot: 0,
+            records: 0,
+            commands: 0,
+            snapshot_commands: 0,
+            snapshot_sectors: 0,
+            stop: None,
+        }
+    }
+}
+
 /// Replays the live area of `sb`, feeding each command to `replay`.
 pub(super) fn scan<D: Disk>(
     disk: &D,
@@ -109,16 +125,7 @@ pub(super) fn scan<D: Disk>(
     let end = sb.area_sectors;
     let ss = u64::from(sb.sector_size);
     let mut r = Reader::new(disk, start + end);
-    let mut s = Scan {
-        tail: 0,
-        seq: 1,
-        last_boot: 0,
-        records: 0,
-        commands: 0,
-        snapshot_commands: 0,
-        snapshot_sectors: 0,
-        stop: None,
-    };
+    let mut s = Scan::empty();
     while s.tail < end {
         let at = start + s.tail;
         if r.sectors(at, 1)?.iter().all(|&b| b == 0) {

@@ -323,6 +323,98 @@ fn a_disk_that_is_not_zero_and_has_no_superblock_is_refused_untouched() {
     }
 }
 
+/// A disk that counts the bytes read from it.
+struct Counting(MemDisk, std::cell::Cell<u64>);
+
+impl Disk for Counting {
+    fn sector_size(&self) -> u32 {
+        self.0.sector_size()
+    }
+    fn capacity(&self) -> u64 {
+        self.0.capacity()
+    }
+    fn read(&self, sector: u64, buf: &mut [u8]) -> Result<(), DiskError> {
+        self.1.set(self.1.get() + buf.len() as u64);
+        self.0.read(sector, buf)
+    }
+    fn write(&self, sector: u64, buf: &[u8]) -> Result<(), DiskError> {
+        self.0.write(sector, buf)
+    }
+    fn flush(&self) -> Result<(), DiskError> {
+        self.0.flush()
+    }
+}
+
+/// The first start reads the probed regions, not the whole disk: what
+/// lies outside them is neither read nor a reason to refuse; a byte in
+/// any of them is.
+#[test]
+fn a_first_start_reads_a_bounded_part_of_the_disk() {
+    let size = 64 * MIB;
+    let disk = Counting(MemDisk::new(size, 512), std::cell::Cell::new(0));
+    let (_, replay, report) = Aof::open(disk, Fsync::No).unwrap();
+    assert!(replay.is_empty() && report.initialised, "{report}");
+    let area1 = 2 + (size / 512 - 2) / 2;
+    let probes = [1024..MIB, area1 * 512..area1 * 512 + MIB, size - MIB..size];
+    // Outside every probe: initialised (the bytes are the operator's to lose).
+    for at in [MIB, area1 * 512 - 1, area1 * 512 + MIB, size - MIB - 1] {
+        let mut image = vec![0u8; size as usize];
+        image[at as usize] = 0xee;
+        let disk = Counting(mem(image, 512), std::cell::Cell::new(0));
+        let (aof, replay, report) = Aof::open(disk, Fsync::No).unwrap();
+        assert!(replay.is_empty() && report.initialised, "byte at {at}: {report}");
+        // Superblocks, 3 probes, replay's first window: well under the disk.
+        assert!(aof.disk.1.get() <= 5 * MIB, "read {} bytes", aof.disk.1.get());
+    }
+    for probe in probes {
+        for at in [probe.start, probe.end - 1] {
+            let mut image = vec![0u8; size as usize];
+            image[at as usize] = 1;
+            let disk = CrashDisk::new(image.clone(), 512, 0);
+            assert_eq!(Aof::open(disk.clone(), Fsync::No).unwrap_err(), AofError::Unrecognised);
+            assert_eq!(disk.kill(), image, "byte at {at}: refused, untouched");
+        }
+    }
+}
+
+/// A disk that held a kvd log, whose superblocks and probed regions were
+/// zeroed but not the rest: a new log on it, cut where a commit's trailing
+/// zero sector never landed, must not run on into the old log's records,
+/// even where they line up with its own (same sizes, same sequence
+/// numbers). Only the new log's generation tells them apart: with the old
+/// one's (nonce 0 both times) the stale records are replayed.
+#[test]
+fn records_of_an_earlier_log_outside_the_probes_never_pass_for_a_new_one() {
+    let size = 8 * MIB;
+    let value = vec![b'x'; 4000]; // one record: 9 sectors
+    let write = |nonce: u64, image: Vec<u8>, n: usize| {
+        let disk = MemDisk::from_bytes(image, 512);
+        let (mut aof, report) = Aof::open_with(disk, Fsync::No, nonce, &mut |_| {}).unwrap();
+        assert!(report.initialised, "{report}");
+        for i in 0..n {
+            append(&mut aof, &[b"SET".to_vec(), format!("k{i:04}").into_bytes(), value.clone()]);
+            aof.commit().unwrap();
+        }
+        (aof.tail, aof.disk().to_bytes())
+    };
+    for (nonce, replayed_old) in [(0, true), (0x5eed_0000_0001, false)] {
+        let (_, old) = write(0, vec![0u8; size as usize], 600);
+        let mut image = old.clone();
+        image[..MIB as usize].fill(0);
+        image[(size - MIB) as usize..].fill(0);
+        let area1 = (2 + (size / 512 - 2) / 2) as usize * 512;
+        image[area1..area1 + MIB as usize].fill(0);
+        let (tail, mut new) = write(nonce, image, 300);
+        // The last commit's zero sector did not land: the old bytes are there.
+        let at = (2 + tail) as usize * 512;
+        assert!(at > MIB as usize);
+        new[at..at + 512].copy_from_slice(&old[at..at + 512]);
+        let (_, replay, _) = Aof::open(mem(new, 512), Fsync::No).unwrap();
+        let want = if replayed_old { 600 } else { 300 };
+        assert_eq!(replay.len(), want, "nonce {nonce:#x}");
+    }
+}
+
 /// A crash during the very first start, while the superblock is written:
 /// the disk holds a torn superblock and nothing else, and starts afresh.
 #[test]
@@ -418,6 +510,30 @@ fn a_superblock_from_another_sector_size_version_or_a_larger_disk_is_refused() {
     }
     let err = Aof::open(mem(image, 512), Fsync::No).unwrap_err();
     assert_eq!(err, AofError::Unsupported { version: 2 });
+}
+
+#[test]
+fn a_superblock_whose_generation_could_wrap_is_refused() {
+    let (aof, _, _) = Aof::open(MemDisk::new(MIB, 512), Fsync::No).unwrap();
+    let image = aof.disk().to_bytes();
+    for (generation, ok) in
+        [(0u64, false), (1 << 63, false), (u64::MAX, false), ((1 << 62) + 1, true)]
+    {
+        let mut image = image.clone();
+        for copy in 0..2 {
+            let sector = &mut image[copy * 512..(copy + 1) * 512];
+            sector[24..32].copy_from_slice(&generation.to_le_bytes());
+            let crc = crc32c(0, &sector[..124]);
+            sector[124..128].copy_from_slice(&crc.to_le_bytes());
+        }
+        match Aof::open(mem(image, 512), Fsync::No) {
+            Err(e) => assert!(!ok && e == AofError::Corrupt("generation out of range"), "{e}"),
+            Ok((mut aof, _, report)) => {
+                assert!(ok && report.generation == generation, "{generation:#x}");
+                aof.compact(&mut core::iter::empty()).unwrap();
+            }
+        }
+    }
 }
 
 #[test]
@@ -1002,7 +1118,7 @@ fn garbage_behind_a_valid_superblock_does_not_panic() {
         let ss = 512;
         let mut image: Vec<u8> = (0..MIB / 8).flat_map(|_| rng.next().to_le_bytes()).collect();
         let sectors = MIB / u64::from(ss);
-        let mut sb = Superblock::fresh(ss, sectors);
+        let mut sb = Superblock::fresh(ss, sectors, 1);
         sb.epoch = 1;
         let sector = &mut image[..ss as usize];
         sb.encode(sector);

@@ -17,18 +17,20 @@ fn engine(config: Config) -> Engine {
 }
 
 /// Feeds `data` to the client as reads would, running a batch after each
-/// read; returns the replies and how the client was closed, if it was.
+/// read and after each paused one (as `serve` does); returns the replies and how the client was closed, if it was.
 fn feed(c: &mut Client, e: &mut Engine, mut data: &[u8]) -> (Vec<u8>, Option<Close>) {
     let mut replies = Vec::new();
-    while !data.is_empty() {
-        let room = match c.read_buffer(e) {
-            Ok(room) => room,
-            Err(close) => return (replies, Some(close)),
-        };
-        let n = room.len().min(data.len()).min(16 * 1024);
-        room[..n].copy_from_slice(&data[..n]);
-        c.received(n, e);
-        data = &data[n..];
+    while !data.is_empty() || c.paused() {
+        if !c.paused() {
+            let room = match c.read_buffer(e) {
+                Ok(room) => room,
+                Err(close) => return (replies, Some(close)),
+            };
+            let n = room.len().min(data.len()).min(16 * 1024);
+            room[..n].copy_from_slice(&data[..n]);
+            c.received(n, e);
+            data = &data[n..];
+        }
         let (close, _) = c.execute_batch(e, &mut |_, _| false);
         replies.extend_from_slice(&c.out);
         let len = c.out.len();
@@ -55,9 +57,12 @@ fn text(b: &[u8]) -> String {
 }
 
 #[test]
-fn a_client_that_asks_for_more_than_its_hard_limit_is_closed_without_its_replies() {
+fn a_pipeline_whose_replies_pass_the_hard_limit_is_served_a_slice_at_a_time() {
     // The attack, scaled down: SET k <256 KiB>, then 2000 GET k
-    // pipelined, against a 1 MiB hard limit.
+    // pipelined (500 MiB of replies), against a 1 MiB hard limit. Redis
+    // would build the replies until the limit and close the client; kvd
+    // pauses each batch at BATCH_OUT and answers every GET, never holding
+    // more than one reply past it.
     let config = Config {
         output_limit: OutputLimit { hard: 1 << 20, soft: 0, soft_ms: 0 },
         ..Config::default()
@@ -71,25 +76,50 @@ fn a_client_that_asks_for_more_than_its_hard_limit_is_closed_without_its_replies
     for _ in 0..2000 {
         gets.extend_from_slice(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
     }
-    let mut room = c.read_buffer(&mut e).unwrap();
+    let room = c.read_buffer(&mut e).unwrap();
     let n = room.len().min(gets.len());
-    room = &mut room[..n];
-    room.copy_from_slice(&gets[..n]);
+    room[..n].copy_from_slice(&gets[..n]);
     c.received(n, &mut e);
-    let (close, _) = c.execute_batch(&mut e, &mut |_, _| false);
-    assert_eq!(close, Some(Close::OutputLimit));
-    // Nothing of it is left to send, and it never held more than the limit.
-    assert!(c.out.is_empty());
-    assert!(c.out.capacity() <= 1 << 20);
-    assert_eq!(e.stats.client_output_buffer_limit_disconnections, 1);
+    let (mut batches, mut answered) = (0, 0);
+    loop {
+        let (close, _) = c.execute_batch(&mut e, &mut |_, _| false);
+        assert_eq!(close, None);
+        assert!(c.out.capacity() <= BATCH_OUT + value.len() + 64, "{}", c.out.capacity());
+        assert!(e.stats.client_memory <= (1 << 20) + 64 * 1024, "{}", e.stats.client_memory);
+        answered += c.out.len() / (value.len() + 11);
+        let len = c.out.len();
+        c.sent(len, &mut e, T0);
+        batches += 1;
+        if !c.paused() {
+            break;
+        }
+    }
+    // Every GET received was answered, one a batch (each reply is over
+    // BATCH_OUT), and nothing more was read meanwhile.
+    let one = gets.len() / 2000;
+    assert_eq!(answered, n / one);
+    // (and one more, empty, when the read ended inside a command).
+    assert!((n / one..=n / one + 1).contains(&batches), "{batches}");
+    assert_eq!(e.stats.client_output_buffer_limit_disconnections, 0);
+    // The rest of the pipeline, as reads deliver it.
+    let (replies, close) = feed(&mut c, &mut e, &gets[n..]);
+    assert_eq!(close, None);
+    assert_eq!(replies.len(), (2000 - n / one) * (value.len() + 11));
     c.release(&mut e.stats);
     assert_eq!(e.stats.client_memory, 0);
+}
 
-    // Under the limit, the same GETs are answered.
+#[test]
+fn small_replies_run_in_one_batch_until_batch_out() {
+    let mut e = engine(Config::default());
     let mut c = Client::new(&mut e);
-    let (replies, close) = feed(&mut c, &mut e, &gets[..22 * 3]);
-    assert_eq!(close, None);
-    assert_eq!(replies.len(), 3 * (value.len() + 11));
+    let cmds = b"*1\r\n$4\r\nPING\r\n".repeat(1000);
+    let room = c.read_buffer(&mut e).unwrap();
+    room[..cmds.len()].copy_from_slice(&cmds);
+    c.received(cmds.len(), &mut e);
+    let (close, _) = c.execute_batch(&mut e, &mut |_, _| false);
+    // 1000 × 7 bytes: under BATCH_OUT, all in one batch.
+    assert_eq!((close, c.out.len(), c.paused()), (None, 7000, false));
 }
 
 #[test]
@@ -175,15 +205,15 @@ fn all_clients_share_one_budget_counted_client_by_client() {
     let config = Config { maxmemory_clients: budget, ..Config::default() };
     let mut e = engine(config);
     let mut out = Out::new();
-    e.execute(&[b"SET", b"big", &[b'v'; 200 * 1024]], &mut out);
-    // A holds three replies of the big value, unsent (it does not read).
+    e.execute(&[b"SET", b"big", &[b'v'; 300 * 1024]], &mut out);
+    // A holds a reply of the big value, unsent (it does not read).
     let mut a = Client::new(&mut e);
-    let gets = b"GET big\r\nGET big\r\n";
+    let gets = b"GET big\r\n";
     let room = a.read_buffer(&mut e).unwrap();
     room[..gets.len()].copy_from_slice(gets);
     a.received(gets.len(), &mut e);
     assert_eq!(a.execute_batch(&mut e, &mut |_, _| false).0, None);
-    assert!(a.out.len() > 400 * 1024);
+    assert!(a.out.len() > 300 * 1024);
     assert_eq!(e.stats.client_memory, a.memory() as u64);
     // B may not have what A holds: its GET does not fit and closes it.
     let mut b = Client::new(&mut e);
@@ -196,7 +226,7 @@ fn all_clients_share_one_budget_counted_client_by_client() {
     a.sent(len, &mut e, T0);
     let mut b = Client::new(&mut e);
     let (replies, close) = feed(&mut b, &mut e, b"GET big\r\n");
-    assert_eq!((close, replies.len()), (None, 200 * 1024 + 11));
+    assert_eq!((close, replies.len()), (None, 300 * 1024 + 11));
     b.release(&mut e.stats);
     a.release(&mut e.stats);
     assert_eq!(e.stats.client_memory, 0);
