@@ -27,7 +27,6 @@ const MAX: u64 = u64::MAX - 1;
 pub struct EventFd {
     count: Cell<u64>,
     semaphore: bool,
-    activity: Cell<u64>,
     /// Its `epoll` registrations.
     watchers: Watchers,
 }
@@ -37,7 +36,6 @@ impl EventFd {
     /// counter: tells the registrations that asked for those bits, as
     /// Linux's wake-up keys do, and the waiting threads.
     fn touch(&self, mask: Events) {
-        self.activity.set(self.activity.get().wrapping_add(1));
         self.watchers.notify(mask);
         super::thread::events_changed();
     }
@@ -95,10 +93,6 @@ impl File for EventFd {
         ev
     }
 
-    fn activity(&self) -> u64 {
-        self.activity.get()
-    }
-
     fn watch(&self, sub: &alloc::rc::Rc<Sub>) {
         self.watchers.add(sub);
     }
@@ -117,7 +111,6 @@ pub fn new_eventfd(initval: c_uint, flags: c_int) -> Res<c_int> {
     let file = alloc::rc::Rc::new(EventFd {
         count: Cell::new(u64::from(initval)),
         semaphore: flags & ::libc::EFD_SEMAPHORE != 0,
-        activity: Cell::new(0),
         watchers: Watchers::default(),
     });
     let status = ::libc::O_RDWR | flags & ::libc::EFD_NONBLOCK;
@@ -183,9 +176,7 @@ mod tests {
         assert_eq!(fd::fcntl(e, ::libc::F_GETFL, 0), ::libc::O_RDWR | ::libc::O_NONBLOCK);
         let o = fd::get(e).unwrap();
         assert_eq!(o.file.poll(), ::libc::POLLIN | ::libc::POLLOUT);
-        let a0 = o.file.activity();
         assert_eq!(eventfd_write(e, 1), 0);
-        assert_ne!(o.file.activity(), a0, "a write to a readable counter is activity");
         assert_eq!(rd(e), Ok(4));
         assert_eq!(o.file.poll(), ::libc::POLLOUT);
         assert_eq!(rd(e), Err(::libc::EAGAIN));

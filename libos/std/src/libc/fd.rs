@@ -76,14 +76,6 @@ pub trait File {
     }
     /// Which of `POLLIN`, `POLLOUT`, ... hold now.
     fn poll(&self) -> Events;
-    /// A counter that changes whenever the object's readiness may have
-    /// been renewed without a bit of [`File::poll`] changing: data arrived
-    /// or room freed (for edge-triggered `epoll`, which reports a
-    /// registration again when it changes). Objects whose readiness never
-    /// changes keep 0.
-    fn activity(&self) -> u64 {
-        0
-    }
     /// Adds an `epoll` registration to the watchers of the object's
     /// changes (see [`super::watch`]): every change that may set a bit of
     /// [`File::poll`] or renew one (data in, room freed, an end closed, a

@@ -59,14 +59,9 @@ pub struct Channel {
     capacity: usize,
     reader: Cell<End>,
     writer: Cell<End>,
-    /// Changes when data comes in or the writer's end changes: what
-    /// readers wait for.
-    written: Cell<u64>,
-    /// Changes when data goes out or the reader's end changes: what
-    /// writers wait for.
-    drained: Cell<u64>,
-    /// The `epoll` registrations of the reading end (told what changes
-    /// `written`) and of the writing end (told what changes `drained`).
+    /// The `epoll` registrations of the reading end (told when data comes
+    /// in or the writer's end changes) and of the writing end (told when
+    /// data goes out or the reader's end changes).
     readers: Watchers,
     writers: Watchers,
 }
@@ -91,8 +86,6 @@ impl Channel {
             capacity,
             reader: Cell::new(End::Open),
             writer: Cell::new(End::Open),
-            written: Cell::new(0),
-            drained: Cell::new(0),
             readers: Watchers::default(),
             writers: Watchers::default(),
         })
@@ -143,18 +136,6 @@ impl Channel {
             self.writer.set(e);
             self.touch_written();
         }
-    }
-
-    /// The reading side's activity: changes with every write and with
-    /// the writer's end.
-    pub fn written(&self) -> u64 {
-        self.written.get()
-    }
-
-    /// The writing side's activity: changes with every read and with the
-    /// reader's end.
-    pub fn drained(&self) -> u64 {
-        self.drained.get()
     }
 
     /// Reads what is queued now into `buf` (one message for a channel of
@@ -227,7 +208,7 @@ impl Channel {
     /// Data came in or the writer's end changed: tells the reading end's
     /// registrations (and the waiting threads).
     pub fn touch_written(&self) {
-        touch(&self.written);
+        super::thread::events_changed();
         self.readers
             .notify(::libc::POLLIN | ::libc::POLLRDNORM | ::libc::POLLHUP | ::libc::POLLRDHUP);
     }
@@ -235,7 +216,7 @@ impl Channel {
     /// Data went out or the reader's end changed: tells the writing end's
     /// registrations (and the waiting threads).
     pub fn touch_drained(&self) {
-        touch(&self.drained);
+        super::thread::events_changed();
         self.writers
             .notify(::libc::POLLOUT | ::libc::POLLWRNORM | ::libc::POLLERR | ::libc::POLLHUP);
     }
@@ -260,11 +241,6 @@ impl Channel {
 
 /// Records a change in `counter`: edge-triggered `epoll` sees it, and the
 /// threads waiting for events look again.
-fn touch(counter: &Cell<u64>) {
-    counter.set(counter.get().wrapping_add(1));
-    super::thread::events_changed();
-}
-
 /// Copies the first `out.len()` bytes of `data` into `out`.
 fn copy_out(data: &VecDeque<u8>, out: &mut [u8]) {
     let (a, b) = data.as_slices();
@@ -389,10 +365,6 @@ impl File for PipeEnd {
             }
         }
         ev
-    }
-
-    fn activity(&self) -> u64 {
-        if self.reads { self.chan.written() } else { self.chan.drained() }
     }
 
     fn watch(&self, sub: &Rc<Sub>) {
@@ -525,9 +497,7 @@ mod tests {
         // Wrong directions.
         assert_eq!(wr(r, b"x"), -1);
         assert_eq!(super::super::errno(), ::libc::EBADF);
-        let a0 = rp.file.activity();
         assert_eq!(wr(w, b"hello"), 5);
-        assert_ne!(rp.file.activity(), a0);
         assert_eq!(rp.file.poll(), ::libc::POLLIN);
         assert_eq!(rd(r, 3), (3, b"hel".to_vec()));
         assert_eq!(rd(r, 9), (2, b"lo".to_vec()));

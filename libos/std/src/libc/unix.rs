@@ -219,10 +219,6 @@ impl File for UnixSocket {
         ev
     }
 
-    fn activity(&self) -> u64 {
-        self.rx.written().wrapping_add(self.tx.drained())
-    }
-
     fn watch(&self, sub: &alloc::rc::Rc<super::watch::Sub>) {
         self.rx.watch_reader(sub);
         self.tx.watch_writer(sub);

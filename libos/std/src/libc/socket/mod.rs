@@ -281,13 +281,6 @@ impl File for Socket {
         }
     }
 
-    fn activity(&self) -> u64 {
-        match self.proto {
-            Proto::Tcp(_) => self.tcp_activity(),
-            Proto::Udp(_) => self.udp_activity(),
-        }
-    }
-
     fn watch(&self, sub: &alloc::rc::Rc<super::watch::Sub>) {
         self.watch.add(sub);
         self.rewatch();

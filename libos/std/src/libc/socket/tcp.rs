@@ -41,25 +41,17 @@ pub enum State {
 #[derive(Debug)]
 pub struct Tcp {
     pub state: core::cell::RefCell<State>,
-    /// Bytes read and written by the application, for `activity`.
-    pub read_total: core::cell::Cell<u64>,
-    pub written_total: core::cell::Cell<u64>,
     /// Whether the connection's reset was reported (by a read, a write
     /// or `SO_ERROR`): afterwards reads see end of stream and writes
     /// `EPIPE`, as on Linux.
     pub reset_reported: core::cell::Cell<bool>,
-    /// Connections accepted, for a listener's `activity`.
-    pub accepted: core::cell::Cell<u64>,
 }
 
 impl Tcp {
     pub fn new(state: State) -> Self {
         Self {
             state: core::cell::RefCell::new(state),
-            read_total: core::cell::Cell::new(0),
-            written_total: core::cell::Cell::new(0),
             reset_reported: core::cell::Cell::new(false),
-            accepted: core::cell::Cell::new(0),
         }
     }
 }
@@ -192,7 +184,6 @@ impl Socket {
                 State::Listening(l) => l.poll_accept(&waker).map(|r| r.map_err(errno)),
                 _ => Poll::Ready(Err(::libc::EINVAL)),
             })?;
-        t.accepted.set(t.accepted.get() + 1);
         let s = Socket::new_tcp(State::Connected(stream));
         s.opts.set(self.opts.get());
         if let State::Connected(stream) = &*s.tcp().state.borrow() {
@@ -310,12 +301,7 @@ impl Socket {
                 _ => return Poll::Ready(Err(::libc::ENOTCONN)),
             };
             match stream.try_read(buf, peek) {
-                Poll::Ready(Ok(n)) => {
-                    if !peek {
-                        t.read_total.set(t.read_total.get() + n as u64);
-                    }
-                    Poll::Ready(Ok(n))
-                }
+                Poll::Ready(Ok(n)) => Poll::Ready(Ok(n)),
                 Poll::Ready(Err(NetError::ConnectionReset)) => {
                     Poll::Ready(if self.take_reset() { Err(::libc::ECONNRESET) } else { Ok(0) })
                 }
@@ -365,7 +351,6 @@ impl Socket {
                                 _ => break,
                             }
                         }
-                        t.read_total.set(t.read_total.get() + n as u64);
                     }
                     Poll::Ready(Ok(n))
                 }
@@ -413,7 +398,6 @@ impl Socket {
             match stream.try_write_vectored(&rest) {
                 Poll::Ready(Ok(n)) => {
                     done += n;
-                    t.written_total.set(t.written_total.get() + n as u64);
                     let mut n = n + skip;
                     while first < bufs.len() && n >= bufs[first].len() && n > 0 {
                         n -= bufs[first].len();
@@ -537,32 +521,6 @@ impl Socket {
             return ::libc::ECONNRESET;
         }
         0
-    }
-
-    pub(super) fn tcp_activity(&self) -> u64 {
-        let t = self.tcp();
-        self.settle();
-        let state = t.state.borrow();
-        let (rx, tx, code) = match &*state {
-            State::Fresh { .. } => (0, 0, 1),
-            // Connections that ever became acceptable: only grows.
-            State::Listening(l) => (t.accepted.get() + l.acceptable() as u64, 0, 2),
-            State::Connecting(_) => (0, 0, 4),
-            State::Closed => (0, 0, 5),
-            State::Connected(s) => {
-                let st = s.status();
-                let code = 6
-                    + u64::from(st.peer_closed)
-                    + 2 * u64::from(st.closed)
-                    + 4 * u64::from(st.error.is_some());
-                (st.recv_queue as u64, st.send_queue as u64, code)
-            }
-        };
-        // Bytes that ever arrived, and bytes the peer ever acknowledged:
-        // both only grow, so any arrival or freed room changes the sum.
-        let arrived = t.read_total.get() + rx;
-        let freed = t.written_total.get().wrapping_sub(tx);
-        arrived.wrapping_add(freed).wrapping_mul(16).wrapping_add(code)
     }
 
     pub(super) fn tcp_local_addr(&self) -> SocketAddrV4 {

@@ -21,9 +21,6 @@ const QUEUE: usize = 64;
 pub struct Udp {
     pub sock: RefCell<Option<UdpSocket>>,
     pub peer: Cell<Option<SocketAddrV4>>,
-    /// Datagrams received and sent, for `activity`.
-    pub received: Cell<u64>,
-    pub sent: Cell<u64>,
 }
 
 impl Socket {
@@ -114,7 +111,6 @@ impl Socket {
             let Some(s) = sock.as_ref() else { return Poll::Ready(Err(::libc::EINVAL)) };
             s.try_send_to(buf, to).map(|r| r.map_err(errno))
         })?;
-        u.sent.set(u.sent.get() + 1);
         super::super::thread::poll_devices();
         Ok(n)
     }
@@ -145,12 +141,7 @@ impl Socket {
                             let _ = s.try_recv_from(&mut [], false);
                         }
                     }
-                    Poll::Ready(r) => {
-                        if !peek {
-                            u.received.set(u.received.get() + 1);
-                        }
-                        return Poll::Ready(Ok(r));
-                    }
+                    Poll::Ready(r) => return Poll::Ready(Ok(r)),
                     Poll::Pending => return Poll::Pending,
                 }
             }
@@ -195,16 +186,6 @@ impl Socket {
             ev |= ::libc::POLLERR;
         }
         ev
-    }
-
-    pub(super) fn udp_activity(&self) -> u64 {
-        let u = self.udp();
-        let (rx, tx) = u.sock.borrow().as_ref().map_or((0, 0), UdpSocket::queues);
-        // Datagrams that ever arrived or left, and the queues' bytes.
-        (u.received.get() + u.sent.get())
-            .wrapping_mul(1 << 32)
-            .wrapping_add(rx as u64)
-            .wrapping_add((tx as u64) << 20)
     }
 
     pub(super) fn udp_local_addr(&self) -> SocketAddrV4 {
