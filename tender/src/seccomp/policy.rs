@@ -284,10 +284,17 @@ fn fits(a: Cmp, b: Cmp) -> bool {
 }
 
 /// How two values compared on the same argument stand to each other, as
-/// libseccomp looks at them: their high halves, their low halves and the
-/// whole values.
-fn relation(x: u64, y: u64) -> [Ordering; 3] {
-    [(x >> 32).cmp(&(y >> 32)), (x as u32).cmp(&(y as u32)), x.cmp(&y)]
+/// libseccomp looks at them: in the same call's tree (`same_call`), the
+/// order of their high halves, of their low halves and of the whole
+/// values; across calls, whether their halves are equal.
+fn relation(same_call: bool, x: u64, y: u64) -> [Ordering; 3] {
+    let (hi, lo) = ((x >> 32).cmp(&(y >> 32)), (x as u32).cmp(&(y as u32)));
+    if same_call {
+        [hi, lo, x.cmp(&y)]
+    } else {
+        let eq = |o: Ordering| if o.is_eq() { Ordering::Equal } else { Ordering::Less };
+        [eq(hi), eq(lo), Ordering::Equal]
+    }
 }
 
 /// Offset of the system call's arguments in `struct seccomp_data`.
@@ -379,12 +386,15 @@ impl Policy {
     /// the values.
     ///
     /// libseccomp's output depends on the values only through how they
-    /// compare with each other on the same argument (`db.c` orders and
-    /// merges the comparisons of an argument by value; `gen_bpf.c` shares
-    /// identical blocks, which load the same argument): so the template
-    /// applies when, for every two comparisons of the same argument, the
-    /// policy's values stand as the template's do (high halves, low
-    /// halves, whole values). The program is then the template's with each
+    /// compare with each other on the same argument: `db.c` orders and
+    /// merges the comparisons of an argument within a call's tree by value
+    /// (each half, and the whole value for the high half's node), and
+    /// `gen_bpf.c` shares identical blocks anywhere in the program, which
+    /// compare the same half of the same argument (a block's accumulator
+    /// state is part of its identity). So the template applies when, for
+    /// every two comparisons of the same argument, the policy's values
+    /// stand as the template's do: in order within a call, in equality
+    /// across calls. The program is then the template's with each
     /// value replaced ([`patch`]). `templates_are_libseccomp_s` (tests)
     /// proves it for every device combination the build script generates
     /// and a spread of fds, bounds and disk sizes.
@@ -393,6 +403,7 @@ impl Policy {
             return None;
         }
         let mut pairs = Vec::new();
+        let mut calls = Vec::new();
         for (rule, &(syscall, args)) in self.rules.iter().zip(template.rules) {
             if rule.syscall != syscall || rule.args.len() != args.len() {
                 return None;
@@ -401,12 +412,14 @@ impl Policy {
                 if arg != was_arg || !fits(cmp, was) {
                     return None;
                 }
+                calls.push(syscall);
                 pairs.push((arg, datum(was), datum(cmp)));
             }
         }
         for (i, &(a, was_a, now_a)) in pairs.iter().enumerate() {
-            for &(b, was_b, now_b) in &pairs[i + 1..] {
-                if a == b && relation(was_a, was_b) != relation(now_a, now_b) {
+            for (j, &(b, was_b, now_b)) in pairs.iter().enumerate().skip(i + 1) {
+                let same = calls[i] == calls[j];
+                if a == b && relation(same, was_a, was_b) != relation(same, now_a, now_b) {
                     return None;
                 }
             }
