@@ -119,25 +119,14 @@ fn policy_of(devices: &[Dev]) -> policy::Policy {
     p
 }
 
-/// `cmp` as Rust source.
-fn cmp_source(cmp: policy::Cmp) -> String {
-    match cmp {
-        policy::Cmp::Eq(v) => format!("Cmp::Eq({v:#x})"),
-        policy::Cmp::Le(v) => format!("Cmp::Le({v:#x})"),
-        policy::Cmp::MaskedEq { mask, value } => {
-            format!("Cmp::MaskedEq {{ mask: {mask:#x}, value: {value:#x} }}")
-        }
-    }
-}
-
-/// Writes `seccomp_templates.rs` into `out`: the expression
-/// `&[Template { .. }]` with libseccomp's exported program of the policy of
-/// each of [`combinations`].
+/// Writes `seccomp_templates.bin` into `out`: libseccomp's exported
+/// program of the policy of each of [`combinations`], with the policy
+/// (`policy::encode_templates`).
 fn generate_seccomp_templates(out: &Path) {
     println!("cargo:rerun-if-changed=src/seccomp/policy.rs");
-    let mut text = String::from("&[\n");
-    for (i, devices) in combinations().iter().enumerate() {
-        let policy = policy_of(devices);
+    let policies: Vec<policy::Policy> = combinations().iter().map(|d| policy_of(d)).collect();
+    let mut programs = Vec::new();
+    for (i, policy) in policies.iter().enumerate() {
         let ctx =
             policy.context().unwrap_or_else(|r| panic!("libseccomp: {}: {}", r.what, r.source));
         let path = out.join(format!("seccomp-{i}.bpf"));
@@ -151,34 +140,25 @@ fn generate_seccomp_templates(out: &Path) {
             "libseccomp exported {} bytes",
             bytes.len()
         );
-        text.push_str("    Template {\n        rules: &[\n");
-        for rule in &policy.rules {
-            let args: Vec<String> =
-                rule.args.iter().map(|&(a, c)| format!("({a}, {})", cmp_source(c))).collect();
-            text.push_str(&format!("            ({:?}, &[{}]),\n", rule.syscall, args.join(", ")));
-        }
-        text.push_str(&format!("        ],\n        program: &{bytes:?},\n    }},\n"));
-        // Its own values patch it into itself.
-        let template = policy::Template {
-            rules: Box::leak(
-                policy
-                    .rules
-                    .iter()
-                    .map(|r| (r.syscall, &*Box::leak(r.args.clone().into_boxed_slice())))
-                    .collect::<Vec<_>>()
-                    .into_boxed_slice(),
-            ),
-            program: Box::leak(bytes.clone().into_boxed_slice()),
-        };
-        assert_eq!(
-            policy.from_template(&template),
-            Some(bytes),
-            "template {i} of {}",
-            out.display()
-        );
+        programs.push(bytes);
     }
-    text.push_str("]\n");
-    std::fs::write(out.join("seccomp_templates.rs"), text).expect("write seccomp_templates.rs");
+    let templates: Vec<policy::Template<'_>> = policies
+        .iter()
+        .zip(&programs)
+        .map(|(p, program)| policy::Template {
+            rules: p.rules.iter().map(|r| (r.syscall, r.args.clone())).collect(),
+            program,
+        })
+        .collect();
+    let blob = policy::encode_templates(&templates);
+    // It reads back as written, and each policy's own values patch its
+    // program into itself.
+    let read: Vec<_> = policy::templates(&blob, None).map(|t| t.expect("readable")).collect();
+    assert_eq!(read, templates);
+    for ((policy, template), program) in policies.iter().zip(&read).zip(&programs) {
+        assert_eq!(policy.from_template(template).as_ref(), Some(program));
+    }
+    std::fs::write(out.join("seccomp_templates.bin"), blob).expect("write seccomp_templates.bin");
 }
 
 fn main() {

@@ -28,9 +28,9 @@ use libseccomp::ScmpFilterContext;
 
 mod policy;
 
+pub use policy::{Policy, Rule, disk_rules, tap_rules};
 #[cfg(test)]
-pub use policy::disk_tiers;
-pub use policy::{Cmp, Policy, Rule, Template, disk_rules, tap_rules};
+pub use policy::{Cmp, disk_tiers};
 
 /// Most instructions a classic BPF program may have (`BPF_MAXINSNS`): the
 /// kernel refuses a longer seccomp filter.
@@ -127,7 +127,9 @@ impl Policy {
 
 /// The programs libseccomp generated when the tender was built, one for
 /// each shape of policy of `build.rs`'s `combinations`.
-static TEMPLATES: &[Template] = include!(concat!(env!("OUT_DIR"), "/seccomp_templates.rs"));
+/// (`policy::encode_templates`: bytes, not a table of pointers, which the
+/// static PIE would relocate at every start.)
+static TEMPLATES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/seccomp_templates.bin"));
 
 /// The program of `policy` made from a compiled-in template, if one fits
 /// (`Policy::from_template`).
@@ -140,7 +142,8 @@ static TEMPLATES: &[Template] = include!(concat!(env!("OUT_DIR"), "/seccomp_temp
 /// the binary, so nothing can tamper with it. `templates_are_libseccomp_s`
 /// (tests) proves the result equals what libseccomp makes.
 pub fn templated(policy: &Policy) -> Option<Vec<u8>> {
-    TEMPLATES.iter().find_map(|t| policy.from_template(t))
+    policy::templates(TEMPLATES, Some(policy.rules.len()))
+        .find_map(|t| policy.from_template(&t?))
 }
 
 /// Runs an export into a fresh memfd and returns it, rewound.
@@ -424,9 +427,9 @@ mod tests {
 
     #[test]
     fn a_patch_refuses_what_it_cannot_follow() {
-        let template = &TEMPLATES[0];
+        let template = policy::templates(TEMPLATES, None).next().unwrap().unwrap();
         let mut pairs = Vec::new();
-        for &(_, args) in template.rules {
+        for (_, args) in &template.rules {
             for &(arg, cmp) in args {
                 let v = match cmp {
                     Cmp::Eq(v) | Cmp::Le(v) => v,
