@@ -28,9 +28,9 @@ use libseccomp::ScmpFilterContext;
 
 mod policy;
 
-pub use policy::{Policy, Rule, disk_rules, tap_rules};
 #[cfg(test)]
 pub use policy::{Cmp, disk_tiers};
+pub use policy::{Policy, Rule, disk_rules, tap_rules};
 
 /// Most instructions a classic BPF program may have (`BPF_MAXINSNS`): the
 /// kernel refuses a longer seccomp filter.
@@ -142,8 +142,7 @@ static TEMPLATES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/seccomp_temp
 /// the binary, so nothing can tamper with it. `templates_are_libseccomp_s`
 /// (tests) proves the result equals what libseccomp makes.
 pub fn templated(policy: &Policy) -> Option<Vec<u8>> {
-    policy::templates(TEMPLATES, Some(policy.rules.len()))
-        .find_map(|t| policy.from_template(&t?))
+    policy::templates(TEMPLATES, Some(policy.rules.len())).find_map(|t| policy.from_template(&t?))
 }
 
 /// Runs an export into a fresh memfd and returns it, rewound.
