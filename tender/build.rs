@@ -156,7 +156,7 @@ fn generate_seccomp_templates(out: &Path) {
     let read: Vec<_> = policy::templates(&blob, None).map(|t| t.expect("readable")).collect();
     assert_eq!(read, templates);
     for ((policy, template), program) in policies.iter().zip(&read).zip(&programs) {
-        assert_eq!(policy.from_template(template).as_ref(), Some(program));
+        assert_eq!(policy.bpf_from_template(template).as_ref(), Some(program));
     }
     std::fs::write(out.join("seccomp_templates.bin"), blob).expect("write seccomp_templates.bin");
 }

@@ -254,7 +254,7 @@ pub fn disk_rules(
 /// of the same shape as `rules`: the same calls, arguments and kinds of
 /// comparison in the same order, the same masks, but other values
 /// (another fd, another disk size, another `ppoll` bound). See
-/// [`Policy::from_template`].
+/// [`Policy::bpf_from_template`].
 #[derive(Debug, PartialEq, Eq)]
 pub struct Template<'a> {
     /// The policy it was generated for, rule by rule: the call and its
@@ -501,7 +501,7 @@ impl Policy {
     /// value replaced ([`patch`]). `templates_are_libseccomp_s` (tests)
     /// proves it for every device combination the build script generates
     /// and a spread of fds, bounds and disk sizes.
-    pub fn from_template(&self, template: &Template) -> Option<Vec<u8>> {
+    pub fn bpf_from_template(&self, template: &Template) -> Option<Vec<u8>> {
         if self.rules.len() != template.rules.len() {
             return None;
         }
