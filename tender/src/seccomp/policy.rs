@@ -1,9 +1,10 @@
 //! The policy as data, and libseccomp's filter for it.
 //!
 //! Shared by the tender (`seccomp.rs`) and its build script, which has
-//! libseccomp generate the programs of the policies every device-less guest
-//! gets and compiles them into the tender (see `seccomp::embedded`): this
-//! file uses only std and the libseccomp crate.
+//! libseccomp generate the programs of the usual policies (the base rules,
+//! taps' and disks' rules, made here) and compiles them into the tender as
+//! templates ([`Template`], [`Policy::bpf_from_template`], `seccomp::templated`):
+//! this file uses only std, `abi` and the libseccomp crate.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
