@@ -202,4 +202,14 @@ fn main() {
     // Every target that links: the binary, and the unit-test harnesses of
     // the binary and of the library (which see the shims too).
     println!("cargo:rustc-link-arg=-static-pie");
+    // glibc's start-up code, which every start runs, laid out together at
+    // the front of the text rather than wherever its objects fall: a fault
+    // maps a 64 KiB window of code, and these functions were spread over
+    // several (hot-start-symbols.txt; names of Debian 12's static glibc,
+    // from a profile of `tender hello`; a name the library lacks is
+    // ignored, so another glibc only loses the ordering).
+    let order = Path::new(env!("CARGO_MANIFEST_DIR")).join("hot-start-symbols.txt");
+    println!("cargo:rerun-if-changed={}", order.display());
+    println!("cargo:rustc-link-arg=-Wl,--symbol-ordering-file={}", order.display());
+    println!("cargo:rustc-link-arg=-Wl,--no-warn-symbol-ordering");
 }
