@@ -35,6 +35,22 @@ if [ "$(id -u)" -ne 0 ]; then
     target/release/nabla bench table --only startup
     exit 0
 fi
+# Start-up with a tap and a disk attached (issue 17 item 1: their seccomp
+# filter comes from a compiled-in template, not libseccomp): guest-devices
+# declares both; a network namespace and a tap of its own, a 64 MiB disk.
+startup_devices() {
+    local ns="nabla-bench-startup-$$" dir
+    dir=$(mktemp -d)
+    trap 'ip netns del "$ns" 2>/dev/null || true; rm -rf "$dir"' RETURN
+    ip netns add "$ns"
+    ip netns exec "$ns" ip tuntap add dev tap0 mode tap
+    ip netns exec "$ns" ip link set tap0 up
+    truncate -s 64M "$dir/disk.img"
+    ip netns exec "$ns" target/release/nabla bench startup --guest target/release/guest-devices \
+        --attach=--net --attach=service0=tap0 --attach=--block --attach="storage=$dir/disk.img"
+}
+startup_devices
+echo
 target/release/nabla bench http
 echo
 # Fails (exit 1) when a round of either direction is below 0.9× of Linux;

@@ -15,9 +15,10 @@
 //! missing, the tender is linked dynamically as usual, with a warning: it
 //! works the same, only starts slower.
 //!
-//! It also has libseccomp generate the seccomp programs of the guests without
-//! devices, which the tender compiles in instead of building them at every
-//! start (`src/seccomp.rs`, `embedded`).
+//! It also has libseccomp generate the seccomp programs of the usual device
+//! combinations, which the tender compiles in and patches with the run's
+//! fds and sizes instead of running libseccomp at every start
+//! (`src/seccomp.rs`, `templated`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,36 +49,122 @@ fn find(file: &str) -> Option<PathBuf> {
     path.is_absolute().then_some(path).filter(|p| p.exists())
 }
 
-/// Writes `seccomp_embedded.rs` into `out`: the expression `&[(n, &[bytes])]`
-/// with libseccomp's exported program of `Policy::base(n)` for each `n` in
-/// `0..=EMBEDDED_POLLABLE_MAX`.
-fn embed_seccomp_programs(out: &Path) {
+/// A device of a combination the build script generates programs for.
+#[derive(Clone, Copy)]
+enum Dev {
+    Tap,
+    Disk { sector_size: u32, read_only: bool, capacity: u64 },
+}
+
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+
+/// The combinations generated, with the values of their template: the
+/// device-less guest, one device, and two of the usual kinds (a tap and a
+/// disk, two taps, two disks). A disk's values compare differently with
+/// each other whether it is larger than 4 GiB or not, and with another
+/// disk's whether it is larger or smaller: one template each.
+fn combinations() -> Vec<Vec<Dev>> {
+    let disk = |sector_size, read_only, capacity| Dev::Disk { sector_size, read_only, capacity };
+    let small = 64 * MIB;
+    let large = 64 * GIB + 64 * MIB;
+    let mut one = vec![Dev::Tap];
+    for sector_size in [512, 4096] {
+        for read_only in [false, true] {
+            for capacity in [small, large] {
+                one.push(disk(sector_size, read_only, capacity));
+            }
+        }
+    }
+    let mut all = vec![vec![]];
+    all.extend(one.iter().map(|&d| vec![d]));
+    all.push(vec![Dev::Tap, Dev::Tap]);
+    for &d in &one[1..] {
+        all.push(vec![Dev::Tap, d]);
+        all.push(vec![d, Dev::Tap]);
+    }
+    let sizes = [
+        (small, small),
+        (small, 2 * small),
+        (2 * small, small),
+        (small, large),
+        (large, small),
+        (large, large + 64 * GIB),
+        (large + 64 * GIB, large),
+    ];
+    for a_ro in [false, true] {
+        for b_ro in [false, true] {
+            for (a, b) in sizes {
+                all.push(vec![disk(512, a_ro, a), disk(512, b_ro, b)]);
+            }
+        }
+    }
+    all
+}
+
+/// The policy of `devices` attached in that order (fds from 3, as the
+/// tender opens them) with both signalfds.
+fn policy_of(devices: &[Dev]) -> policy::Policy {
+    let taps = devices.iter().filter(|d| matches!(d, Dev::Tap)).count() as u64;
+    let mut p = policy::Policy::base(taps + policy::MAX_SIGNAL_FDS);
+    for (i, d) in devices.iter().enumerate() {
+        let fd = 3 + i as i32;
+        p.extend(match *d {
+            Dev::Tap => policy::tap_rules("t", fd),
+            Dev::Disk { sector_size, read_only, capacity } => {
+                policy::disk_rules("d", fd, capacity, sector_size, read_only)
+            }
+        });
+    }
+    p
+}
+
+/// Writes `seccomp_templates.bin` into `out`: libseccomp's exported
+/// program of the policy of each of [`combinations`], with the policy
+/// (`policy::encode_templates`).
+fn generate_seccomp_templates(out: &Path) {
     println!("cargo:rerun-if-changed=src/seccomp/policy.rs");
-    let mut text = String::from("&[\n");
-    for n in 0..=policy::EMBEDDED_POLLABLE_MAX {
-        let ctx = policy::Policy::base(n)
-            .context()
-            .unwrap_or_else(|r| panic!("libseccomp: {}: {}", r.what, r.source));
-        let path = out.join(format!("seccomp-base-{n}.bpf"));
+    let policies: Vec<policy::Policy> = combinations().iter().map(|d| policy_of(d)).collect();
+    let mut programs = Vec::new();
+    for (i, policy) in policies.iter().enumerate() {
+        let ctx =
+            policy.context().unwrap_or_else(|r| panic!("libseccomp: {}: {}", r.what, r.source));
+        let path = out.join(format!("seccomp-{i}.bpf"));
         let file = std::fs::File::create(&path).expect("create the BPF export file");
         ctx.export_bpf(&file).unwrap_or_else(|e| panic!("libseccomp: export: {e}"));
         drop(file);
         let bytes = std::fs::read(&path).expect("read the exported BPF");
+        std::fs::remove_file(&path).expect("remove the BPF export file");
         assert!(
             !bytes.is_empty() && bytes.len().is_multiple_of(8),
             "libseccomp exported {} bytes",
             bytes.len()
         );
-        text.push_str(&format!("    ({n}, &{bytes:?}),\n"));
+        programs.push(bytes);
     }
-    text.push_str("]\n");
-    std::fs::write(out.join("seccomp_embedded.rs"), text).expect("write seccomp_embedded.rs");
+    let templates: Vec<policy::Template<'_>> = policies
+        .iter()
+        .zip(&programs)
+        .map(|(p, program)| policy::Template {
+            rules: p.rules.iter().map(|r| (r.syscall, r.args.clone())).collect(),
+            program,
+        })
+        .collect();
+    let blob = policy::encode_templates(&templates);
+    // It reads back as written, and each policy's own values patch its
+    // program into itself.
+    let read: Vec<_> = policy::templates(&blob, None).map(|t| t.expect("readable")).collect();
+    assert_eq!(read, templates);
+    for ((policy, template), program) in policies.iter().zip(&read).zip(&programs) {
+        assert_eq!(policy.bpf_from_template(template).as_ref(), Some(program));
+    }
+    std::fs::write(out.join("seccomp_templates.bin"), blob).expect("write seccomp_templates.bin");
 }
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
-    embed_seccomp_programs(&out);
+    generate_seccomp_templates(&out);
     println!("cargo:rerun-if-env-changed=NABLA_TENDER_DYNAMIC");
     if std::env::var_os("NABLA_TENDER_DYNAMIC").is_some() {
         return;
@@ -115,4 +202,14 @@ fn main() {
     // Every target that links: the binary, and the unit-test harnesses of
     // the binary and of the library (which see the shims too).
     println!("cargo:rustc-link-arg=-static-pie");
+    // glibc's start-up code, which every start runs, laid out together at
+    // the front of the text rather than wherever its objects fall: a fault
+    // maps a 64 KiB window of code, and these functions were spread over
+    // several (hot-start-symbols.txt; names of Debian 12's static glibc,
+    // from a profile of `tender hello`; a name the library lacks is
+    // ignored, so another glibc only loses the ordering).
+    let order = Path::new(env!("CARGO_MANIFEST_DIR")).join("hot-start-symbols.txt");
+    println!("cargo:rerun-if-changed={}", order.display());
+    println!("cargo:rustc-link-arg=-Wl,--symbol-ordering-file={}", order.display());
+    println!("cargo:rustc-link-arg=-Wl,--no-warn-symbol-ordering");
 }

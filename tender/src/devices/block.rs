@@ -33,7 +33,6 @@ use abi::{DeviceInfo, DeviceKind};
 
 use super::disk;
 use super::{Device, DeviceFd};
-use crate::seccomp::{Cmp, Rule};
 
 /// The option that attaches a disk read-write.
 pub const BLOCK_OPTION: &str = "--block";
@@ -317,73 +316,14 @@ impl BlockOptions {
 /// The transfer sizes the filter allows on a disk, from `abi::block_tiers`:
 /// without duplicates (at large sector sizes the middle tier is the
 /// largest) and without those larger than the disk, for which no offset
-/// would do.
-pub fn tiers(sector_size: u32, capacity: u64) -> Vec<u64> {
-    let mut tiers: Vec<u64> =
-        abi::block_tiers(u64::from(sector_size)).into_iter().filter(|&t| t <= capacity).collect();
-    tiers.dedup();
-    tiers
-}
+/// would do. (In `seccomp::policy`, which the build script shares.)
+#[cfg(test)]
+use crate::seccomp::disk_tiers as tiers;
 
-/// The seccomp rules for a disk on `fd` attached as device `name`.
-///
-/// For each call (`pread64`, and `pwrite64` unless read-only) and each
-/// tier `T` of [`tiers`], with `S` the sector size:
-///
-/// * if `T == S`: the count is 0 or `S` (`count & !S == 0`);
-/// * otherwise: the count is a whole number of sectors below `T`
-///   (`count & (!(T - 1) | (S - 1)) == 0`, as `T` and `S` are powers of
-///   two), or exactly `T` (`count == T`);
-///
-/// and in each rule the offset is at most `capacity - T`. So every allowed
-/// call has `offset + count <= capacity`. libseccomp allows one comparison
-/// per argument in a rule, which is why the count's alignment and bound
-/// are one masked comparison, and why the offset's alignment is not
-/// checked (a misaligned offset still ends inside the disk). A writable
-/// disk also gets `fdatasync` on its fd.
-pub fn rules(name: &str, fd: RawFd, capacity: u64, sector_size: u32, read_only: bool) -> Vec<Rule> {
-    let ss = u64::from(sector_size);
-    let fd_arg = (0, Cmp::Eq(fd as u32 as u64));
-    let calls: &[(&'static str, &str)] = if read_only {
-        &[("pread64", "read")]
-    } else {
-        &[("pread64", "read"), ("pwrite64", "write")]
-    };
-    let mut rules = Vec::new();
-    for &(call, verb) in calls {
-        let what = format!("block {verb} on disk fd {fd} ({name})");
-        for t in tiers(sector_size, capacity) {
-            let offset = (3, Cmp::Le(capacity - t));
-            let end = format!("ending inside {capacity} bytes");
-            if t == ss {
-                rules.push(Rule::new(
-                    call,
-                    &[fd_arg, (2, Cmp::MaskedEq { mask: !ss, value: 0 }), offset],
-                    format!("{what}: 0 or 1 sector of {ss} bytes, {end}"),
-                ));
-            } else {
-                rules.push(Rule::new(
-                    call,
-                    &[fd_arg, (2, Cmp::MaskedEq { mask: !(t - 1) | (ss - 1), value: 0 }), offset],
-                    format!("{what}: whole sectors of {ss} bytes, fewer than {t} bytes, {end}"),
-                ));
-                rules.push(Rule::new(
-                    call,
-                    &[fd_arg, (2, Cmp::Eq(t)), offset],
-                    format!("{what}: {t} bytes, {end}"),
-                ));
-            }
-        }
-    }
-    if !read_only {
-        rules.push(Rule::on_fd(
-            "fdatasync",
-            fd,
-            format!("block flush on disk fd {fd} ({name}): durable writes"),
-        ));
-    }
-    rules
-}
+/// The seccomp rules for a disk on `fd` attached as device `name`: see
+/// `seccomp::disk_rules` (shared with the build script, which generates
+/// the programs of the usual device combinations).
+pub use crate::seccomp::disk_rules as rules;
 
 /// The boot-info entry for a disk.
 pub fn info(name: &str, fd: RawFd, capacity: u64, sector_size: u32, read_only: bool) -> DeviceInfo {
@@ -754,6 +694,8 @@ mod tests {
 
     /// Whether a `pread64(fd, _, count, offset)` matches one of `rules`,
     /// evaluated as the filter would.
+    use crate::seccomp::{Cmp, Rule};
+
     fn allows(rules: &[Rule], fd: u64, count: u64, offset: u64) -> bool {
         rules.iter().filter(|r| r.syscall == "pread64").any(|r| {
             r.args.iter().all(|&(arg, cmp)| {

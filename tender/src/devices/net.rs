@@ -45,7 +45,6 @@ use abi::{DeviceInfo, DeviceKind};
 
 use super::{Device, DeviceFd};
 use super::{rtnl, tap};
-use crate::seccomp::Rule;
 
 /// The option that attaches a net device.
 pub const NET_OPTION: &str = "--net";
@@ -573,13 +572,9 @@ impl NetOptions {
     }
 }
 
-/// The seccomp rules for a tap on `fd` attached as device `name`.
-pub fn rules(name: &str, fd: RawFd) -> Vec<Rule> {
-    vec![
-        Rule::on_fd("read", fd, format!("net receive on tap fd {fd} ({name})")),
-        Rule::on_fd("write", fd, format!("net transmit on tap fd {fd} ({name})")),
-    ]
-}
+/// The seccomp rules for a tap on `fd` attached as device `name`: its
+/// `read` and `write` (`seccomp::tap_rules`, shared with the build script).
+pub use crate::seccomp::tap_rules as rules;
 
 /// The boot-info entry for a tap; `vnet_hdr`: its frames carry virtio-net
 /// headers.

@@ -62,6 +62,15 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     baseline_tender: Option<PathBuf>,
 
+    /// Passes this option to the tender before the guest, in every row
+    /// that runs the guest (repeatable), e.g. `--attach=--net
+    /// --attach=service0=tap0 --attach=--block --attach=storage=disk.img` with
+    /// `--guest target/release/guest-devices`: start-up with devices
+    /// attached, whose filter was built by libseccomp at every start before
+    /// issue 17.
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    attach: Vec<String>,
+
     /// Prints the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -116,7 +125,7 @@ pub fn run(args: &Args) -> Result<()> {
         let mut cmd = Command::new(&tender);
         cmd.args(flag);
         if with_guest {
-            cmd.arg(&guest);
+            cmd.args(&args.attach).arg(&guest);
         }
         cmd
     };
@@ -146,7 +155,7 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if let Some(baseline) = &args.baseline_tender {
         let mut cmd = Command::new(baseline);
-        cmd.arg(&guest);
+        cmd.args(&args.attach).arg(&guest);
         variants.push(Variant { key: "baseline", label: "baseline tender hello", cmd });
     }
     for v in &mut variants {
@@ -215,6 +224,7 @@ pub fn run(args: &Args) -> Result<()> {
             "warmup": warmup,
             "tender": tender,
             "guest": guest,
+            "attach": args.attach,
             "native": "tools/bench/hello.c (gcc -O2 -static)",
             "variants": variants.iter().zip(&summaries).map(|(v, s)| json!({
                 "key": v.key,
@@ -251,6 +261,9 @@ pub fn run(args: &Args) -> Result<()> {
     println!("  {runs} runs each, interleaved round-robin, after {warmup} warm-up rounds");
     println!("  tender: {}", tender.display());
     println!("  guest:  {}", guest.display());
+    if !args.attach.is_empty() {
+        println!("  tender options: {}", args.attach.join(" "));
+    }
     println!("  native: tools/bench/hello.c, gcc -O2 -static");
     println!();
     println!("  {:<30} {:>9} {:>9} {:>9}", "command", "median", "p10", "p90");
