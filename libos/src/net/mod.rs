@@ -39,7 +39,9 @@ use spin::Mutex;
 
 pub use config::{ConfigError, Ipv4Config};
 pub use tap::TapStats;
-pub use tcp::{CONNECT_TIMEOUT, NEIGHBOUR_TIMEOUT, TcpListener, TcpOptions, TcpStatus, TcpStream};
+pub use tcp::{
+    CONNECT_TIMEOUT, LeanBuffers, NEIGHBOUR_TIMEOUT, TcpListener, TcpOptions, TcpStatus, TcpStream,
+};
 pub use udp::{UdpOptions, UdpSocket};
 
 use crate::hypercall::{self, POLLIN, PollFd};

@@ -58,6 +58,23 @@ pub struct TcpOptions {
     /// Each costs `rx_buffer + tx_buffer` bytes of heap; the default
     /// (`usize::MAX`) sets no limit beyond the backlog.
     pub max_connections: usize,
+    /// Smaller buffers for a listener's connections past a number of them,
+    /// so that a server keeps large windows for its first connections and
+    /// serves many more in the same memory (Linux shrinks its sockets'
+    /// buffers under memory pressure, `tcp_mem`, to the same end). `None`:
+    /// every socket gets `rx_buffer` and `tx_buffer`.
+    pub lean: Option<LeanBuffers>,
+}
+
+/// The buffers of a listener's sockets made while its connections already
+/// hold `after` sockets or more (counted as for
+/// [`TcpOptions::max_connections`]): the bound on a listener's socket
+/// memory is then `after` large sockets plus the rest at these sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeanBuffers {
+    pub after: usize,
+    pub rx_buffer: usize,
+    pub tx_buffer: usize,
 }
 
 impl Default for TcpOptions {
@@ -69,6 +86,7 @@ impl Default for TcpOptions {
             nodelay: false,
             ack_delay: Some(Duration::from_millis(10)),
             max_connections: usize::MAX,
+            lean: None,
         }
     }
 }
@@ -181,8 +199,8 @@ impl Listener {
         let pending = self.sockets.len() - listening;
         if listening == 0
             && pending < self.opts.backlog
-            && self.under_max_connections(set)
-            && let Ok(mut s) = listening_socket(&self.opts, self.addr, self.port)
+            && let Some(opts) = self.next_socket_options(set)
+            && let Ok(mut s) = listening_socket(&opts, self.addr, self.port)
         {
             if let Some(w) = &self.waker {
                 s.register_recv_waker(w);
@@ -193,15 +211,17 @@ impl Listener {
         listening
     }
 
-    /// Whether the listener's connections hold fewer sockets than
-    /// `max_connections`, with no socket listening (as when `refresh` would
-    /// add one). Every socket whose connection came to this listener has its
-    /// port as its local port, until it is freed: the count walks the
-    /// sockets, once per connection request that took the last listening
-    /// socket, and only when a limit is set.
-    fn under_max_connections(&self, set: &SocketSet<'static>) -> bool {
-        if self.opts.max_connections == usize::MAX {
-            return true;
+    /// The options of the next listening socket (its buffers lean past
+    /// `opts.lean.after`), or `None` if the listener's connections hold
+    /// `max_connections` sockets already, with no socket listening (as when
+    /// `refresh` would add one). Every socket whose connection came to this
+    /// listener has its port as its local port, until it is freed: the
+    /// count walks the sockets, once per connection request that took the
+    /// last listening socket, and only when a limit is set.
+    fn next_socket_options(&self, set: &SocketSet<'static>) -> Option<TcpOptions> {
+        let lean_after = self.opts.lean.map_or(usize::MAX, |l| l.after);
+        if self.opts.max_connections == usize::MAX && lean_after == usize::MAX {
+            return Some(self.opts);
         }
         let held = set
             .iter()
@@ -211,7 +231,17 @@ impl Listener {
                     .is_some_and(|e| e.port == self.port)
             })
             .count();
-        held < self.opts.max_connections
+        if held >= self.opts.max_connections {
+            return None;
+        }
+        let mut opts = self.opts;
+        if let Some(lean) = self.opts.lean
+            && held >= lean.after
+        {
+            opts.rx_buffer = lean.rx_buffer;
+            opts.tx_buffer = lean.tx_buffer;
+        }
+        Some(opts)
     }
 
     /// Takes an established connection out of the backlog, if there is
@@ -834,6 +864,13 @@ impl TcpStream {
         self.with(|s| s.set_nagle_enabled(false));
     }
 
+    /// The size of the connection's send buffer, bytes: what a write can
+    /// hand the stack at once (with [`LeanBuffers`], it differs between a
+    /// listener's connections).
+    pub fn send_capacity(&self) -> usize {
+        self.with(|s| s.send_capacity())
+    }
+
     /// Sets the delayed-ACK timeout; `None` acknowledges at once.
     pub fn set_ack_delay(&self, delay: Option<Duration>) {
         self.with(|s| s.set_ack_delay(delay.map(to_smol_duration)));
@@ -985,6 +1022,35 @@ mod tests {
         let d = client(&mut iface, &mut set, 50004);
         run(&mut iface, &mut dev, &mut set, &mut l);
         assert!(established(&mut set, d));
+    }
+
+    #[test]
+    fn past_lean_after_new_sockets_get_the_lean_buffers() {
+        let (mut iface, mut dev, mut set) = loopback();
+        let mut l = listener(8);
+        l.opts.lean = Some(LeanBuffers { after: 2, rx_buffer: 512, tx_buffer: 256 });
+        let capacities = |set: &mut SocketSet<'static>, l: &Listener| {
+            let mut c: Vec<(usize, usize)> = l
+                .sockets
+                .iter()
+                .map(|&h| {
+                    let s = set.get_mut::<tcp::Socket>(h);
+                    (s.recv_capacity(), s.send_capacity())
+                })
+                .collect();
+            c.sort();
+            c
+        };
+        // Made while the listener holds no socket: large.
+        assert_eq!(l.refresh(&mut set), 1);
+        assert_eq!(capacities(&mut set, &l), [(1024, 1024)]);
+        for port in 50020..50023 {
+            client(&mut iface, &mut set, port);
+            run(&mut iface, &mut dev, &mut set, &mut l);
+        }
+        // Three connections and one socket listening: the first two sockets
+        // were made with fewer than two held, the next two with two or more.
+        assert_eq!(capacities(&mut set, &l), [(512, 256), (512, 256), (1024, 1024), (1024, 1024)]);
     }
 
     #[test]
