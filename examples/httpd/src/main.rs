@@ -74,10 +74,13 @@ mod site;
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
+use core::future::poll_fn;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use core::task::{Poll, Waker};
 use core::time::Duration;
 
-use http::conn::{Limits, MAX_BUFFERED, OUT_MAX, WRITE_MAX};
-use libos::net::{NetError, TcpListener, TcpOptions};
+use http::conn::{Limits, READ_CHUNK};
+use libos::net::{LeanBuffers, NetError, TcpListener, TcpOptions};
 use libos::task::Either;
 use libos::{env, log, println, task};
 
@@ -88,18 +91,37 @@ libos::app!(async main, devices: ["service0": Net, "storage": Block]);
 
 /// Connections accepted but not yet taken by the server, per interface.
 const BACKLOG: usize = 64;
-/// Each socket's receive and send buffers.
+/// Each socket's receive and send buffers, for the first connections.
 const SOCKET_BUFFER: usize = 64 * 1024;
-/// What a connection costs the heap at most: its socket's buffers, the
-/// request head, the responses held, a piece of a file from the disk, and
-/// the task with its small allocations.
-const PER_CONNECTION: usize = 2 * SOCKET_BUFFER + MAX_BUFFERED + OUT_MAX + WRITE_MAX + 8 * 1024;
+/// What a connection costs httpd while it waits for its next request: a
+/// read's worth of head, a small response held, the task with its small
+/// allocations. What a request needs beyond that (a longer head, a larger
+/// response held, a piece of a file) is allocated fallibly while it is
+/// answered, and only while the heap keeps half its reserve (see
+/// [`room_for`]).
+const PER_IDLE: usize = READ_CHUNK + 4 * 1024 + 8 * 1024;
+/// What one of the first connections costs: [`SOCKET_BUFFER`]s.
+const PER_FAST: usize = 2 * SOCKET_BUFFER + PER_IDLE;
+/// Connections with [`SOCKET_BUFFER`]s at most; the others get lean ones.
+const FAST_MAX: usize = 64;
+/// The lean sockets' receive buffer: a request head comes in pieces of a
+/// read anyway, and bodies are discarded.
+const LEAN_RX: usize = 4 * 1024;
+/// The lean sockets' send buffer.
+const LEAN_TX: usize = 8 * 1024;
+/// What a connection with lean buffers costs.
+const PER_LEAN: usize = LEAN_RX + LEAN_TX + PER_IDLE;
+/// Most connections served at once, whatever the heap (nginx's
+/// `worker_connections` in the benchmark's configuration).
+const CONNECTIONS_MAX: usize = 4096;
 
 /// How the heap is shared, from what is free at start (`free`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Budget {
     /// The file cache's bytes.
     cache: usize,
+    /// Sockets with [`SOCKET_BUFFER`]s.
+    fast: usize,
     /// Connections served at once.
     connections: usize,
     /// Heap kept free for everything else (the stack's state, file system,
@@ -112,19 +134,35 @@ impl Budget {
     fn new(free: usize) -> Self {
         let cache = CACHE_TOTAL_MAX.min(free / 4);
         let reserve = free / 8;
-        let backlog = BACKLOG * 2 * SOCKET_BUFFER;
-        let rest = free.saturating_sub(cache + reserve + backlog);
-        Self { cache, connections: (rest / PER_CONNECTION).max(1), reserve }
+        let rest = free.saturating_sub(cache + reserve);
+        // At most half of it for fast sockets, the rest lean; the listener
+        // holds the backlog's sockets too.
+        let fast = FAST_MAX.min(rest / 2 / PER_FAST);
+        let lean = (rest - fast * PER_FAST) / PER_LEAN;
+        let connections = (fast + lean).saturating_sub(BACKLOG).clamp(1, CONNECTIONS_MAX);
+        Self { cache, fast, connections, reserve }
     }
+}
+
+/// Heap kept free for the stack and the file system: what httpd allocates
+/// for a request beyond a connection's steady cost must leave half of it.
+static RESERVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether `len` more bytes of httpd's leave the reserve's half free.
+pub(crate) fn room_for(len: usize) -> bool {
+    let heap = libos::heap_stats();
+    let free = heap.size.saturating_sub(heap.in_use);
+    free >= len + RESERVE.load(Ordering::Relaxed) / 2
 }
 
 /// The connections being served, for the accept loop.
 struct Connections {
     slots: RefCell<Vec<Rc<Slot>>>,
     max: usize,
-    reserve: usize,
     /// Whether the last connection found them all taken (logged once).
     full: Cell<bool>,
+    /// The accept loop, waiting for room.
+    waiting: RefCell<Option<Waker>>,
 }
 
 impl Connections {
@@ -147,18 +185,14 @@ impl Connections {
                 None => false,
             }
         };
-        let heap = libos::heap_stats();
-        let free = heap.size.saturating_sub(heap.in_use);
-        let fits = free >= PER_CONNECTION + self.reserve / 2;
-        let admit = room && fits;
+        let admit = room && room_for(PER_LEAN);
         if admit == self.full.get() {
             self.full.set(!admit);
             if admit {
                 log::info!("connections: room again");
             } else {
                 log::warn!(
-                    "connections: {live} of {} served, {free} bytes of heap free: resetting \
-                     new ones",
+                    "connections: {live} of {} served: new ones wait in the backlog",
                     self.max
                 );
             }
@@ -166,8 +200,28 @@ impl Connections {
         admit
     }
 
+    /// Waits until a new connection may be served: a connection ends, or,
+    /// if the heap was short, 10 ms pass.
+    async fn room(&self) {
+        while !self.admit() {
+            let mut woken = false;
+            let wait = poll_fn(|cx| {
+                if woken {
+                    return Poll::Ready(());
+                }
+                woken = true;
+                *self.waiting.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            });
+            let _ = task::timeout(Duration::from_millis(10), wait).await;
+        }
+    }
+
     fn remove(&self, slot: &Rc<Slot>) {
         self.slots.borrow_mut().retain(|s| !Rc::ptr_eq(s, slot));
+        if let Some(w) = self.waiting.borrow_mut().take() {
+            w.wake();
+        }
     }
 }
 
@@ -210,6 +264,7 @@ async fn main() -> Result<(), NetError> {
             libos::process::exit(1);
         }
     };
+    RESERVE.store(budget.reserve, Ordering::Relaxed);
     let site = Rc::new(Site::new(fs, budget.cache));
     site.warm();
     let opts = TcpOptions {
@@ -218,19 +273,22 @@ async fn main() -> Result<(), NetError> {
         tx_buffer: SOCKET_BUFFER,
         nodelay: true,
         max_connections: max + BACKLOG,
+        lean: Some(LeanBuffers { after: budget.fast, rx_buffer: LEAN_RX, tx_buffer: LEAN_TX }),
         ..TcpOptions::default()
     };
     let listener = TcpListener::bind_with(port, opts)?;
     let conns = Rc::new(Connections {
         slots: RefCell::new(Vec::new()),
         max,
-        reserve: budget.reserve,
         full: Cell::new(false),
+        waiting: RefCell::new(None),
     });
     libos::net::wait_configured().await;
     println!(
-        "httpd: up to {max} connections, {} KiB of file cache ({} KiB of heap); body {} B, head \
-         {:?}, body {:?}, keep-alive {:?}, write {:?}",
+        "httpd: up to {max} connections ({} with {} KiB socket buffers), {} KiB of file cache ({} \
+         KiB of heap); body {} B, head {:?}, body {:?}, keep-alive {:?}, write {:?}",
+        budget.fast.min(max),
+        SOCKET_BUFFER / 1024,
         budget.cache / 1024,
         heap.size / 1024,
         limits.max_body,
@@ -251,12 +309,11 @@ async fn main() -> Result<(), NetError> {
         let conns = conns.clone();
         async move {
             loop {
-                let (stream, peer) = listener.accept().await?;
-                if !conns.admit() {
-                    log::debug!("{peer}: reset: no room");
-                    stream.abort();
-                    continue;
-                }
+                let (stream, _) = listener.accept().await?;
+                // While there is no room, this connection waits here, its
+                // request in its socket, and the next ones in the
+                // listener's backlog, then as SYNs the client sends again.
+                conns.room().await;
                 let slot = Rc::new(Slot::default());
                 conns.slots.borrow_mut().push(slot.clone());
                 let site = site.clone();
