@@ -199,6 +199,7 @@ fn idle_connections_beyond_the_limit_neither_exhaust_memory_nor_lock_out_others(
     let ns = namespace("attack-idle");
     let (mut guest, limit) = httpd_and_limit(&ns, &[]);
     // At --mem 64, as many as wrk -c1000 opens (the sweep's largest point).
+    println!("httpd serves {limit} connections at --mem 64");
     assert!(limit >= 1000, "httpd serves {limit} connections at --mem 64");
     let flood = limit + 200;
     raise_open_files(flood as u64 + 100);

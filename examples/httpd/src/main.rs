@@ -40,17 +40,32 @@
 //! head (Apache's `mod_reqtimeout` default), because a connection is a
 //! scarcer thing in a 64 MiB guest than in nginx's worker.
 //!
-//! **Connections.** Each costs its socket's buffers (128 KiB) and up to
-//! 100 KiB of httpd's own (the head, responses, a piece of a file from
-//! the disk, the task). At start httpd divides the heap: a quarter (at most
-//! 32 MiB) for the file cache, an eighth kept free, the listener's backlog,
-//! and the rest for connections: 130 or so at `--mem 64`, 1,000 or so at
-//! `--mem 256`. It prints the number. When all are taken, a new connection
-//! takes the place of the one idle longest (no request under way, as nginx
-//! reuses kept-alive connections), or is reset if none is idle; the
-//! listener (libos's `TcpOptions::max_connections`) holds no more sockets
-//! than that plus its backlog, closing ones included, and every buffer is
-//! allocated fallibly: a failure resets that connection, or answers 503.
+//! **Connections.** At start httpd divides the heap: a quarter (at most
+//! 32 MiB) for the file cache, an eighth kept free (the reserve), and the
+//! rest for connections. The first 64 connections' sockets get 64 KiB
+//! buffers each way (large windows, for large files over few connections);
+//! the sockets made while the listener already holds 64 get lean ones,
+//! 4 KiB in (a request head comes a read at a time anyway, and bodies are
+//! discarded) and 8 KiB out (libos's `TcpOptions::lean`, as Linux shrinks
+//! socket buffers under `tcp_mem` pressure). A waiting connection costs its
+//! socket, a read's worth of head (4 KiB; up to 12 KiB only while a longer
+//! head or pipelined requests need it), its last small response and its
+//! task: 28 KiB lean, so 1,100 or so at `--mem 64` (nginx's 512 default
+//! `worker_connections` and the benchmark's 1,000 clients fit), at most
+//! 4,096. It prints the number. What a request needs beyond that (a
+//! response held of up to 16 KiB, a piece of a file from the disk, twice
+//! the socket's send buffer) is allocated fallibly, and only while half of
+//! the reserve stays free: a client cannot take the heap the stack and the
+//! file system need, and a request that finds no room gets 503 (or its
+//! connection is reset). When all connections are taken, a new one takes
+//! the place of the one idle longest (no request under way, as nginx
+//! reuses kept-alive connections); if none is idle, it waits, accepted but
+//! not served, until one ends, and the ones after it wait in the
+//! listener's backlog (64), then as SYNs the client sends again, as they
+//! do in Linux's listen queue: nothing is reset for want of room. The
+//! listener holds no more sockets than the connections plus the backlog,
+//! closing ones included, and every buffer is allocated fallibly: a
+//! failure resets that connection, or answers 503.
 //! A client that does not read its responses is no longer read from
 //! (`out` holds 16 KiB at most), and its connection is reset once a write
 //! waits out the send time.
