@@ -456,6 +456,9 @@ impl Iface {
     fn poll_frames(&mut self, ts: smoltcp::time::Instant) -> bool {
         use smoltcp::iface::{PollIngressSingleResult as In, PollResult as Out};
         let mut changed = false;
+        for l in &mut self.listeners {
+            l.recheck_lean(&mut self.sockets, ts);
+        }
         self.refresh_listeners();
         self.tap.connections_listed = false;
         let (frames0, bytes0) = (self.tap.stats.rx_frames, self.tap.stats.rx_bytes);

@@ -174,7 +174,14 @@ pub(crate) struct Listener {
     sockets: Vec<SocketHandle>,
     /// The task waiting in `accept`, to wake from sockets made later too.
     waker: Option<Waker>,
+    /// When a lean listening socket was last checked (see
+    /// [`recheck_lean`](Self::recheck_lean)).
+    lean_checked: Option<smoltcp::time::Instant>,
 }
+
+/// How often a lean listening socket is checked against the listener's
+/// connections, to be made large again once they are few.
+const LEAN_RECHECK: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(50);
 
 impl Listener {
     /// Puts the sockets whose connection ended before it was accepted back
@@ -242,6 +249,45 @@ impl Listener {
             opts.tx_buffer = lean.tx_buffer;
         }
         Some(opts)
+    }
+
+    /// Replaces a listening socket made with lean buffers by a large one if
+    /// the listener's connections now hold fewer than `lean.after` sockets:
+    /// a socket's buffers are fixed when it is made, and a client that
+    /// comes after a burst of connections has ended should not get the
+    /// burst's lean buffers for its connection's life. At most every
+    /// [`LEAN_RECHECK`] (the check walks the sockets), and before the
+    /// frames of a poll are taken, so a SYN after a quiet spell finds the
+    /// large socket.
+    pub(crate) fn recheck_lean(
+        &mut self,
+        set: &mut SocketSet<'static>,
+        now: smoltcp::time::Instant,
+    ) {
+        if self.opts.lean.is_none() || self.lean_checked.is_some_and(|t| now < t + LEAN_RECHECK) {
+            return;
+        }
+        let lean = |set: &mut SocketSet<'static>, h: SocketHandle| {
+            let s = set.get_mut::<tcp::Socket>(h);
+            s.state() == State::Listen && s.send_capacity() != self.opts.tx_buffer
+        };
+        let Some(k) = (0..self.sockets.len()).find(|&k| lean(set, self.sockets[k])) else {
+            self.lean_checked = None;
+            return;
+        };
+        self.lean_checked = Some(now);
+        // A listening socket has no local endpoint yet: it is not counted.
+        let Some(opts) = self.next_socket_options(set) else { return };
+        if opts.tx_buffer != self.opts.tx_buffer {
+            return; // still many
+        }
+        if let Ok(mut s) = listening_socket(&opts, self.addr, self.port) {
+            if let Some(w) = &self.waker {
+                s.register_recv_waker(w);
+            }
+            set.remove(self.sockets[k]);
+            self.sockets[k] = set.add(s);
+        }
     }
 
     /// Takes an established connection out of the backlog, if there is
@@ -327,7 +373,14 @@ impl TcpListener {
         let at = (!addr.ip().is_unspecified()).then_some(*addr.ip());
         for idx in ifaces {
             let i = &mut stack.ifaces[idx];
-            let mut l = Listener { port, addr: at, opts, sockets: Vec::new(), waker: None };
+            let mut l = Listener {
+                port,
+                addr: at,
+                opts,
+                sockets: Vec::new(),
+                waker: None,
+                lean_checked: None,
+            };
             l.refresh(&mut i.sockets);
             i.listeners.push(l);
         }
@@ -965,7 +1018,14 @@ mod tests {
             max_connections,
             ..TcpOptions::default()
         };
-        Listener { port: PORT, addr: None, opts, sockets: Vec::new(), waker: None }
+        Listener {
+            port: PORT,
+            addr: None,
+            opts,
+            sockets: Vec::new(),
+            waker: None,
+            lean_checked: None,
+        }
     }
 
     /// Runs the interface for a while, refreshing the listener's backlog
@@ -1051,6 +1111,33 @@ mod tests {
         // Three connections and one socket listening: the first two sockets
         // were made with fewer than two held, the next two with two or more.
         assert_eq!(capacities(&mut set, &l), [(512, 256), (512, 256), (1024, 1024), (1024, 1024)]);
+        // The connections end and their sockets are freed: the lean socket
+        // still listening is made large again at the next check, not
+        // before `LEAN_RECHECK` has passed since the last.
+        let waker = Waker::noop();
+        while let Some((h, _)) = l.take_established(&mut set, waker) {
+            set.get_mut::<tcp::Socket>(h).abort();
+            set.remove(h);
+        }
+        let t0 = SmolInstant::from_secs(10);
+        l.recheck_lean(&mut set, t0);
+        assert_eq!(capacities(&mut set, &l), [(1024, 1024)]);
+        // Many again: a lean socket listens, and a check finds them many.
+        for port in 50023..50026 {
+            client(&mut iface, &mut set, port);
+            run(&mut iface, &mut dev, &mut set, &mut l);
+        }
+        let t1 = t0 + LEAN_RECHECK;
+        l.recheck_lean(&mut set, t1);
+        assert!(capacities(&mut set, &l).contains(&(512, 256)), "{:?}", capacities(&mut set, &l));
+        while let Some((h, _)) = l.take_established(&mut set, waker) {
+            set.get_mut::<tcp::Socket>(h).abort();
+            set.remove(h);
+        }
+        l.recheck_lean(&mut set, t1 + smoltcp::time::Duration::from_millis(10));
+        assert_eq!(capacities(&mut set, &l), [(512, 256)], "checked 10 ms ago");
+        l.recheck_lean(&mut set, t1 + LEAN_RECHECK);
+        assert_eq!(capacities(&mut set, &l), [(1024, 1024)]);
     }
 
     #[test]
@@ -1115,7 +1202,14 @@ mod tests {
         assert_eq!(core::hint::black_box(zeroed(1 << 62)).err(), Some(NetError::OutOfMemory));
         let opts = TcpOptions { rx_buffer: 1 << 62, ..TcpOptions::default() };
         assert_eq!(listening_socket(&opts, None, PORT).err(), Some(NetError::OutOfMemory));
-        let mut l = Listener { port: PORT, addr: None, opts, sockets: Vec::new(), waker: None };
+        let mut l = Listener {
+            port: PORT,
+            addr: None,
+            opts,
+            sockets: Vec::new(),
+            waker: None,
+            lean_checked: None,
+        };
         let mut set = SocketSet::new(Vec::new());
         assert_eq!(l.refresh(&mut set), 0, "no listening socket, no abort");
         assert_eq!(set.iter().count(), 0);
