@@ -303,6 +303,46 @@ fn a_thousand_keep_alive_clients_are_all_served() {
 }
 
 #[test]
+fn every_connection_holding_a_long_unfinished_head_neither_exhausts_memory_nor_stops_the_server() {
+    // Slowloris at full width: as many connections as httpd serves, each
+    // with nearly the longest head it accepts (8 KiB) and never the blank
+    // line, so that each connection's head buffer is at its largest,
+    // past what the connection budget counts for a waiting connection.
+    let ns = namespace("attack-heads");
+    let (mut guest, limit) = httpd_and_limit(&ns, &["HTTPD_HEADER_TIMEOUT=4s"]);
+    raise_open_files(limit as u64 + 200);
+    ns.enter(move || {
+        let mut head = b"GET / HTTP/1.1\r\n".to_vec();
+        while head.len() < 7 * 1024 {
+            head.extend_from_slice(
+                b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
+            );
+        }
+        let mut held = Vec::new();
+        for _ in 0..limit {
+            let Ok(mut s) = TcpStream::connect_timeout(&guest_addr(), Duration::from_secs(5))
+            else {
+                break;
+            };
+            // A connection that waits in the backlog takes the bytes into
+            // its socket (4 KiB) and the rest stays with the client.
+            s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = s.write_all(&head);
+            held.push(s);
+        }
+        assert!(held.len() * 10 >= limit * 9, "{} of {limit} connections opened", held.len());
+        // The heads time out (4 s) and their connections are reset, and a
+        // new client is served (it waited while all were taken).
+        assert_served(&format!("with {} unfinished 7 KiB heads", held.len()));
+        eventually("the unfinished heads are cut off", Duration::from_millis(200), || {
+            closed_by_server(&mut held[0])
+        });
+    });
+    assert_alive(&mut guest, "after unfinished heads on every connection");
+    ns.enter(|| assert_served("after unfinished heads on every connection"));
+}
+
+#[test]
 fn clients_that_never_read_their_responses_are_cut_off() {
     let ns = namespace("attack-noread");
     let mut guest = httpd(&ns, &["HTTPD_SEND_TIMEOUT=2s"]);
