@@ -50,7 +50,7 @@
 //! socket buffers under `tcp_mem` pressure). A waiting connection costs its
 //! socket, a read's worth of head (4 KiB; up to 12 KiB only while a longer
 //! head or pipelined requests need it), its last small response and its
-//! task: 28 KiB lean, so 1,100 or so at `--mem 64` (nginx's 512 default
+//! task: 28 KiB lean, so 1,073 at `--mem 64` (nginx's 512 default
 //! `worker_connections` and the benchmark's 1,000 clients fit), at most
 //! 4,096. It prints the number. What a request needs beyond that (a
 //! response held of up to 16 KiB, a piece of a file from the disk, twice
