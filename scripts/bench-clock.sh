@@ -123,7 +123,7 @@ for round in $(seq "$ROUNDS"); do
         report kvd "$clock" "$round" "$n" "$rps"
 
         # std-http (axum on tokio), 1 KiB, wrk -c32.
-        start "$clock" 80 std-http --mem 1024 --block-ro "storage=$work/site.img"
+        start "$clock" 80 std-http --block-ro "storage=$work/site.img"
         in_ns wrk -t1 -c32 -d1s "http://$IP/bench/1k.bin" > /dev/null
         count "$work/std-http.$clock" ip netns exec "$NS" wrk -t1 -c32 -d"${SECS}s" "http://$IP/bench/1k.bin"
         stop
@@ -132,7 +132,7 @@ for round in $(seq "$ROUNDS"); do
         report std-http "$clock" "$round" "$reqs" "$rps"
 
         # std-http, 1 MiB, wrk -c8 (CPU-bound in the guest).
-        start "$clock" 80 std-http --mem 1024 --block-ro "storage=$work/site.img"
+        start "$clock" 80 std-http --block-ro "storage=$work/site.img"
         count "$work/std-1m.$clock" ip netns exec "$NS" wrk -t1 -c8 -d"${SECS}s" "http://$IP/bench/1m.bin"
         stop
         reqs=$(awk '/requests in/ { print $1 }' "$work/std-1m.$clock")

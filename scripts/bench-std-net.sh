@@ -153,9 +153,15 @@ start() {
         ip=$GUEST_IP
         # $BENCH_TENDER_OPTS: more tender options, for comparisons (--clock syscall).
         # shellcheck disable=SC2206
-        local opts=(--mem 1024 --net service0=nbtap0 --env NET_SERVICE0_IPV4=10.0.0.2/24
+        local opts=(--net service0=nbtap0 --env NET_SERVICE0_IPV4=10.0.0.2/24
             ${BENCH_TENDER_OPTS:-})
-        [ "$prog" = std-http ] && opts+=(--block-ro "storage=$work/site.img")
+        # std-http runs with the default --mem (its tokio blocking pool
+        # stays small); the others with room for their threads' stacks.
+        if [ "$prog" = std-http ]; then
+            opts+=(--block-ro "storage=$work/site.img")
+        else
+            opts+=(--mem 1024)
+        fi
         ip netns exec "$CLIENT" target/release/tender "${opts[@]}" "$GUESTS/$prog" "$@" \
             > "$work/$prog.$side.log" 2>&1 &
     else

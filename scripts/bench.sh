@@ -25,6 +25,10 @@ target/release/nabla bench memory --std-guest target/release/std-sleep
 echo
 target/release/nabla bench block
 echo
+# std threads against Linux threads, and tokio's blocking pool under a
+# burst of spawn_blocking (threads started, guest heap).
+scripts/bench-std-threads.sh
+echo
 if [ "$(id -u)" -ne 0 ]; then
     echo "skipping nabla bench http, tcp, kvd and container: they need root (network namespaces, taps, containerd)" >&2
     # Issue 17's table: only its start-up row without root.

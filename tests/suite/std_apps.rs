@@ -186,14 +186,15 @@ fn std_echo_outlives_clients_that_vanish_mid_request() {
 
 // std-http
 
-/// std-http at 10.0.0.2:80, serving the test site read-only. With 1 GiB
-/// of guest memory (untouched memory costs nothing): `tokio::fs` runs on
-/// tokio's blocking pool, which on green threads grows to a thread per
-/// concurrent read, each with a 2 MiB stack from the heap, and at 256 MiB
-/// the 1 MiB reads then fail with `ENOMEM` (docs/std.md, examples/std).
+/// std-http at 10.0.0.2:80, serving the test site read-only, with the
+/// tender's default memory (64 MiB): `tokio::fs` runs on tokio's blocking
+/// pool, which stays at a thread or two since a notified or new pool
+/// thread runs before the worker queues the next read (it used to grow to
+/// a thread and a 2 MiB stack per concurrent read, and needed `--mem
+/// 1024`: docs/std.md).
 fn std_http(ns: &Netns) -> KillOnDrop {
     let disk = format!("storage={}", site_image().display());
-    start(ns, "std-http", &["--mem", "1024", "--block-ro", &disk], &[])
+    start(ns, "std-http", &["--block-ro", &disk], &[])
 }
 
 fn curl(ns: &Netns, args: &[&str]) -> Outcome {

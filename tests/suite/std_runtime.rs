@@ -166,13 +166,18 @@ fn the_environment_is_read_set_and_removed() {
 
 #[test]
 fn unmodified_crates_from_crates_io_run() {
-    // serde's derive (a proc-macro built for the host), serde_json, regex.
+    // serde's derive (a proc-macro built for the host), serde_json, regex;
+    // rand, time, nix and ctrlc (tests/std/src/bin/std-crates.rs).
     let out = guest("std-crates", &[], &[]);
     out.assert_ok();
     assert_eq!(
         out.stdout,
         "parsed GET /index.html host=example\nround trip equal: true\n\
-         dates: 04/12/2026 15/01/2027\nbad JSON: true\n",
+         dates: 04/12/2026 15/01/2027\nbad JSON: true\n\
+         rand: 4 distinct draws\ntime: local offset is UTC: Ok(true)\n\
+         nix: Linux x86_64\nnix: open files 1024/1024\n\
+         nix: 2 pipes under a limit of 8, then EMFILE: Too many open files\n\
+         nix: raising the hard limit: Err(EPERM)\nctrlc: Ok(())\n",
         "{out:#?}"
     );
 }

@@ -27,7 +27,7 @@ fn threads_spawn_join_scope_and_have_names() {
          scope a! b! c!\n\
          sum 20280\n\
          detached ran\n\
-         yield order m0 t0 m1 t1 m2 t2\n\
+         yield order t0 m0 t1 m1 t2 m2\n\
          errno per thread: 9 (EBADF) there, 29 (ESPIPE) here\n"
     );
 }
@@ -161,6 +161,28 @@ fn thread_count_is_bounded_by_guest_memory_and_failing_spawns_are_errors() {
     let out = run(&["--env", "RUST_MIN_STACK=65536", "--env", "THREADS=300", &g, "many"]);
     out.assert_ok();
     assert_eq!(out.stdout, "spawned 300\njoined all, more than 20: true\n");
+}
+
+#[test]
+fn a_burst_of_spawn_blocking_reuses_tokios_pool_thread_within_the_default_memory() {
+    // 1,000 `spawn_blocking` calls queued at once by tokio's one worker
+    // (what tokio::fs does per call): a notified or new pool thread runs
+    // before the worker queues the next, so one pool thread serves them
+    // all, as on Linux. It used to be a thread (and a 2 MiB stack) per
+    // call until the default 64 MiB ran out (28 pool threads; 507 with
+    // `--mem 1024`).
+    let out = run(&[&std_guest("std-blocking-burst")]);
+    out.assert_ok();
+    let value = |name: &str| -> u64 {
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} line: {out:#?}"))
+    };
+    assert!(out.stdout.starts_with("burst 1000: sum right\nworkers 1\n"), "{out:#?}");
+    assert!(value("threads_started") <= 3, "the pool grew: {out:#?}");
+    assert!(value("threads_peak") <= 3, "{out:#?}");
+    assert!(value("heap_peak_kib") < 16 << 10, "{out:#?}");
 }
 
 #[test]

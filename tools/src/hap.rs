@@ -115,8 +115,23 @@ pub struct CompareArgs {
     /// one holding this `nabla`).
     #[arg(long)]
     guests: Option<PathBuf>,
+    /// How the guests' tap reaches the clients' veth: `tc` (a mirred
+    /// redirect each way, as nabla-runc connects a container's tap to its
+    /// interface) or `bridge` (a Linux bridge joining the two).
+    #[arg(long, value_enum, default_value_t = Network::Tc)]
+    network: Network,
     #[command(flatten)]
     common: Common,
+}
+
+/// How `nabla hap compare` joins the guests' tap to the clients (see
+/// [`network_setup`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Network {
+    /// tc `mirred` redirects between the tap and the veth.
+    Tc,
+    /// A bridge with the tap and the veth as its ports.
+    Bridge,
 }
 
 /// `nabla hap run`.
@@ -292,17 +307,23 @@ pub fn run(cmd: Hap) -> Result<()> {
     }
 }
 
-/// The network, as a deployment would have it (a bridge, as Docker's):
-/// the clients (curl, redis-cli) run in a namespace of their own, behind a
-/// veth, at 10.0.0.1; the bridge `br0` joins that veth and the guest's tap
-/// `tap0`; the guests take 10.0.0.2, the native servers listen on the
-/// bridge's own address, 10.0.0.3. So neither side's packets are handled
-/// by the host's TCP on the server's behalf: the client's TCP runs in its
+/// The network, as a deployment would have it: the clients (curl,
+/// redis-cli) run in a namespace of their own. The guests' tap `tap0`
+/// reaches them through the veth `veth0`/`veth1` (10.0.0.1 at the clients'
+/// end), joined to the tap either as nabla-runc joins a container's tap to
+/// the container's interface, by a tc `mirred` redirect on each one's
+/// ingress ([`Network::Tc`]), or by a bridge `br0` ([`Network::Bridge`]);
+/// the guests take 10.0.0.2. The native servers have a veth of their own,
+/// as a container has (`veth2` at 10.0.1.3, the clients' end `veth3` at
+/// 10.0.1.1): what a container's bridge does with their frames happens
+/// beyond that veth, in softirq. So neither side's packets are handled by
+/// the host's TCP on the server's behalf: the client's TCP runs in its
 /// namespace (in softirq, reached through the veth), the server's own in
 /// its system calls (nginx, redis-server) or in libos (the guests).
 const CLIENT_IP: &str = "10.0.0.1";
 const GUEST_IP: &str = "10.0.0.2";
-const NATIVE_IP: &str = "10.0.0.3";
+const NATIVE_CLIENT_IP: &str = "10.0.1.1";
+const NATIVE_IP: &str = "10.0.1.3";
 /// The clients' namespace.
 const CLIENT_NS: &str = "nabla-hap-client";
 
@@ -338,29 +359,51 @@ fn program(name: &str, package: &str) -> Result<PathBuf> {
     Err(format!("{name} not found (Debian: apt-get install {package})"))
 }
 
-/// The shell commands that make the network (see [`CLIENT_IP`]), with the
-/// `ip` at `ip`. IPv6 is off so that nothing but the load crosses it.
-fn network_setup(ip: &str) -> String {
+/// The shell commands that make the network (see [`CLIENT_IP`]), with
+/// `ip` and `tc` at those paths. IPv6 is off so that nothing but the load
+/// crosses it.
+fn network_setup(ip: &str, tc: &str, network: Network) -> String {
     let ns = CLIENT_NS;
-    [
+    let mut cmds = vec![
         "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6".to_string(),
         "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6".to_string(),
         format!("{ip} link set lo up"),
-        format!("{ip} link add br0 type bridge"),
-        format!("{ip} addr add {NATIVE_IP}/24 dev br0"),
-        format!("{ip} link set br0 up"),
-        format!("{ip} tuntap add dev tap0 mode tap"),
-        format!("{ip} link set tap0 master br0"),
-        format!("{ip} link set tap0 up"),
         format!("{ip} netns add {ns}"),
-        format!("{ip} link add veth0 type veth peer name veth1 netns {ns}"),
-        format!("{ip} link set veth0 master br0"),
-        format!("{ip} link set veth0 up"),
         format!("{ip} -n {ns} link set lo up"),
+        format!("{ip} tuntap add dev tap0 mode tap"),
+        format!("{ip} link add veth0 type veth peer name veth1 netns {ns}"),
         format!("{ip} -n {ns} addr add {CLIENT_IP}/24 dev veth1"),
         format!("{ip} -n {ns} link set veth1 up"),
-    ]
-    .join(" && ")
+    ];
+    match network {
+        Network::Tc => {
+            // The filter nabla-runc installs (runtime/src/net.rs): every
+            // frame in at one device goes out of the other.
+            for (from, to) in [("tap0", "veth0"), ("veth0", "tap0")] {
+                cmds.push(format!("{tc} qdisc add dev {from} ingress"));
+                cmds.push(format!(
+                    "{tc} filter add dev {from} parent ffff: protocol all u32 match u8 0 0 \
+                     action mirred egress redirect dev {to}"
+                ));
+            }
+        }
+        Network::Bridge => {
+            cmds.push(format!("{ip} link add br0 type bridge"));
+            cmds.push(format!("{ip} link set br0 up"));
+            cmds.push(format!("{ip} link set tap0 master br0"));
+            cmds.push(format!("{ip} link set veth0 master br0"));
+        }
+    }
+    cmds.extend([
+        format!("{ip} link set tap0 up"),
+        format!("{ip} link set veth0 up"),
+        format!("{ip} link add veth2 type veth peer name veth3 netns {ns}"),
+        format!("{ip} addr add {NATIVE_IP}/24 dev veth2"),
+        format!("{ip} link set veth2 up"),
+        format!("{ip} -n {ns} addr add {NATIVE_CLIENT_IP}/24 dev veth3"),
+        format!("{ip} -n {ns} link set veth3 up"),
+    ]);
+    cmds.join(" && ")
 }
 
 /// `script` run by `sh` in the clients' namespace (busybox's and
@@ -405,9 +448,12 @@ fn stage_compare(args: &CompareArgs, stage: &Path, base: &Path) -> Result<Staged
     if pairs.contains(&Pair::Httpd) || pairs.contains(&Pair::Kvd) {
         let ip = program("ip", "iproute2")?;
         let ip = ip.display();
-        setup.push(network_setup(&ip.to_string()));
+        let tc = program("tc", "iproute2")?;
+        let tc = tc.display();
+        setup.push(network_setup(&ip.to_string(), &tc.to_string(), args.network));
         teardown.push(format!("{ip} netns del {CLIENT_NS}"));
         programs.push(ip.to_string().into());
+        programs.push(tc.to_string().into());
     }
     let b = base.display();
     // An empty file, to make the directories nginx and redis write in.
@@ -1163,7 +1209,26 @@ fn finish(common: &Common, report: &Report, out: &Path) -> Result<()> {
         &svg,
         chart::svg(&format!("Horizontal Attack Profile, Linux {kernel}"), &bars).as_bytes(),
     )?;
-    let png = chart::png(&svg, &out.join("hap.png"));
+    let mut png = chart::png(&svg, &out.join("hap.png"));
+    let splits: Vec<chart::Split> = report
+        .measured
+        .iter()
+        .filter(|m| m.guest && m.ready && !m.steady.task.is_empty())
+        .map(|m| {
+            let a = &m.steady.attribution;
+            chart::Split {
+                label: m.name.clone(),
+                only: a.rows().into_iter().map(|r| (r.label, r.only)).collect(),
+                shared: a.shared(),
+            }
+        })
+        .collect();
+    if !splits.is_empty() {
+        let svg = out.join("hap-paths.svg");
+        let title = format!("Guests' steady state by call and device path, Linux {kernel}");
+        write(&svg, chart::paths_svg(&title, &splits).as_bytes())?;
+        png = png.and(chart::png(&svg, &out.join("hap-paths.png")));
+    }
     if common.json {
         println!("{json:#}");
     } else {
@@ -1230,10 +1295,27 @@ mod tests {
 
     #[test]
     fn network_keeps_clients_apart() {
-        let setup = network_setup("/sbin/ip");
-        assert!(setup.contains("/sbin/ip link set tap0 master br0"));
-        assert!(setup.contains("/sbin/ip addr add 10.0.0.3/24 dev br0"));
-        assert!(setup.contains("/sbin/ip -n nabla-hap-client addr add 10.0.0.1/24 dev veth1"));
+        for network in [Network::Tc, Network::Bridge] {
+            let setup = network_setup("/sbin/ip", "/sbin/tc", network);
+            assert!(setup.contains("/sbin/ip -n nabla-hap-client addr add 10.0.0.1/24 dev veth1"));
+            assert!(setup.contains("/sbin/ip addr add 10.0.1.3/24 dev veth2"));
+            assert!(setup.contains("/sbin/ip -n nabla-hap-client addr add 10.0.1.1/24 dev veth3"));
+            // The tap joins the veth before either is up.
+            let joined = setup
+                .find(if network == Network::Tc { "dev veth0 ingress" } else { "veth0 master" })
+                .unwrap();
+            assert!(joined < setup.find("link set tap0 up").unwrap(), "{setup}");
+        }
+        let tc = network_setup("/sbin/ip", "/sbin/tc", Network::Tc);
+        assert!(!tc.contains("br0"), "{tc}");
+        assert!(tc.contains(
+            "/sbin/tc filter add dev tap0 parent ffff: protocol all u32 match u8 0 0 action \
+             mirred egress redirect dev veth0"
+        ));
+        assert!(tc.contains("redirect dev tap0"));
+        let bridge = network_setup("/sbin/ip", "/sbin/tc", Network::Bridge);
+        assert!(bridge.contains("/sbin/ip link set tap0 master br0"));
+        assert!(!bridge.contains("/sbin/tc"), "{bridge}");
         let load = in_client_ns("echo hi");
         assert_eq!(load, "nsenter --net=/run/netns/nabla-hap-client /bin/sh -c 'echo hi'");
     }
@@ -1268,7 +1350,7 @@ mod tests {
     fn nginx_conf_stays_in_its_directory() {
         let conf = nginx_conf(Path::new("/hap/nginx"));
         assert!(conf.contains("master_process off;"));
-        assert!(conf.contains("listen 10.0.0.3:80;"));
+        assert!(conf.contains("listen 10.0.1.3:80;"));
         assert!(conf.contains("root /hap/nginx/site;"));
     }
 }

@@ -9,9 +9,10 @@
 //!   (the payload after the xz, zstd or gzip magic) and booted through its
 //!   PVH note, which skips the decompression TCG is slow at.
 //! * The initramfs (cpio, newc): busybox-static, an `/init` that mounts
-//!   what is needed, loads the modules (llc, stp, bridge, veth, tun; in
-//!   dependency order, as Debian ships no `modules.dep`) and starts
-//!   the agent (`nabla hap agent`), the workloads' programs with their
+//!   what is needed, loads the modules (llc, stp, bridge, veth, tun,
+//!   sch_ingress, cls_u32, act_mirred; in dependency order, as Debian ships
+//!   no `modules.dep`), says which clocksource the kernel chose (the vDSO
+//!   reads only the TSC's), and starts the agent (`nabla hap agent`), the workloads' programs with their
 //!   shared libraries (from `ldd`) at their host paths, and the plan's
 //!   files under `/hap`.
 //! * QEMU: one vCPU (so the trace is in order), no network device,
@@ -44,13 +45,17 @@ pub struct Kernel {
 
 /// The modules the lab loads, in dependency order (Debian ships no
 /// `modules.dep`), under `lib/modules/<version>/kernel/`: the bridge and
-/// veth for the client's namespace, tun for the guests' taps.
-const MODULES: [&str; 5] = [
+/// veth for the client's namespace, tun for the guests' taps, the ingress
+/// qdisc, the u32 classifier and the mirred action for the tc redirect.
+const MODULES: [&str; 8] = [
     "net/llc/llc.ko",
     "net/802/stp.ko",
     "net/bridge/bridge.ko",
     "drivers/net/veth.ko",
     "drivers/net/tun.ko",
+    "net/sched/sch_ingress.ko",
+    "net/sched/cls_u32.ko",
+    "net/sched/act_mirred.ko",
 ];
 
 fn module_name(path: &str) -> &str {
@@ -320,6 +325,7 @@ impl Initramfs {
              mount -t tracefs tracefs /sys/kernel/tracing\n\
              mkdir -p /tmp\n\
              mkdir -p /run/netns\n\
+             echo \"nabla-hap-clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)\"\n\
              {insmod}\
              {} hap agent /hap/plan.json /dev/ttyS1\n\
              echo \"nabla-hap-agent-exit $?\"\n\
@@ -459,6 +465,18 @@ mod tests {
     #[test]
     fn modules_in_dependency_order() {
         let names: Vec<&str> = MODULES.iter().map(|m| module_name(m)).collect();
-        assert_eq!(names, ["llc.ko", "stp.ko", "bridge.ko", "veth.ko", "tun.ko"]);
+        assert_eq!(
+            names,
+            [
+                "llc.ko",
+                "stp.ko",
+                "bridge.ko",
+                "veth.ko",
+                "tun.ko",
+                "sch_ingress.ko",
+                "cls_u32.ko",
+                "act_mirred.ko"
+            ]
+        );
     }
 }

@@ -172,7 +172,7 @@ pub extern "C" fn sysconf(name: c_int) -> c_long {
         ::libc::_SC_PAGESIZE => 4096,
         ::libc::_SC_NPROCESSORS_ONLN | ::libc::_SC_NPROCESSORS_CONF => 1,
         ::libc::_SC_CLK_TCK => 100,
-        ::libc::_SC_OPEN_MAX => super::fd::MAX_FDS as c_long,
+        ::libc::_SC_OPEN_MAX => super::rlimit::open_max() as c_long,
         ::libc::_SC_GETPW_R_SIZE_MAX | ::libc::_SC_GETGR_R_SIZE_MAX => 1024,
         ::libc::_SC_NGROUPS_MAX => 65536,
         ::libc::_SC_HOST_NAME_MAX => 64,

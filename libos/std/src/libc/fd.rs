@@ -11,8 +11,9 @@
 //!
 //! Descriptors 0, 1 and 2 are the console: standard input is at end of
 //! file (a guest has no input stream), standard output and error both go
-//! to the tender's console. The lowest free number is used, up to
-//! [`MAX_FDS`] (`EMFILE` past it), as Linux does.
+//! to the tender's console. The lowest free number is used, below
+//! [`MAX_FDS`] or a lower soft `RLIMIT_NOFILE` (`EMFILE` past it), as
+//! Linux does.
 
 use alloc::rc::Rc;
 use alloc::vec::Vec;
@@ -197,7 +198,8 @@ pub fn new_open(file: Rc<dyn File>, flags: c_int) -> Rc<Open> {
 /// Installs `open` at the lowest free descriptor at or above `min`.
 pub fn install(open: Rc<Open>, cloexec: bool, min: usize) -> Res<c_int> {
     with_table(|t| {
-        let free = (min..MAX_FDS).find(|&fd| t.get(fd).is_none_or(Option::is_none));
+        let free =
+            (min..super::rlimit::open_max()).find(|&fd| t.get(fd).is_none_or(Option::is_none));
         let Some(fd) = free else { return Err(::libc::EMFILE) };
         if fd >= t.len() {
             t.try_reserve(fd + 1 - t.len()).map_err(|_| ::libc::ENOMEM)?;
@@ -626,7 +628,7 @@ pub extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
         Ok(o) => o,
         Err(e) => return fail(e),
     };
-    let Some(i) = usize::try_from(new).ok().filter(|&i| i < MAX_FDS) else {
+    let Some(i) = usize::try_from(new).ok().filter(|&i| i < super::rlimit::open_max()) else {
         return fail(::libc::EBADF);
     };
     let cloexec = flags & ::libc::O_CLOEXEC != 0;
@@ -684,7 +686,7 @@ pub extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
             0
         }
         ::libc::F_DUPFD | ::libc::F_DUPFD_CLOEXEC => {
-            if arg >= MAX_FDS {
+            if arg >= super::rlimit::open_max() {
                 return fail(::libc::EINVAL);
             }
             ret_int(install(slot.open, cmd == ::libc::F_DUPFD_CLOEXEC, arg))

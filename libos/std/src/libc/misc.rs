@@ -1,8 +1,13 @@
-//! Calls about the machine that fit no other family: the host name.
+//! Calls about the machine that fit no other family: the host name and
+//! `uname`.
 //!
 //! A guest has no UTS namespace of its own to ask: its host name is the
 //! `HOSTNAME` variable of its environment when set (as container runtimes
-//! set it), else `localhost`.
+//! set it), else `localhost`. `uname` names the system `Linux` (the ABI a
+//! guest is built for), the release [`RELEASE`] (libos's, not the host
+//! kernel's, which a guest cannot ask: programs that test a kernel
+//! version see a recent one, whose calls libos answers as documented in
+//! docs/std.md), and the machine `x86_64`.
 
 use super::{c_char, c_int, fail, size_t};
 
@@ -33,9 +38,63 @@ pub unsafe extern "C" fn gethostname(name: *mut c_char, len: size_t) -> c_int {
     0
 }
 
+/// The release `uname` reports.
+pub const RELEASE: &str = "6.1.0-nabla";
+
+/// Copies `s` and a NUL into `field`, cut to fit.
+fn put(field: &mut [c_char; 65], s: &[u8]) {
+    let n = s.len().min(field.len() - 1);
+    for (d, &b) in field.iter_mut().zip(&s[..n]) {
+        *d = b as c_char;
+    }
+    field[n] = 0;
+}
+
+/// `uname(buf)`: see the module's documentation.
+///
+/// # Safety
+///
+/// `buf` is writable.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn uname(buf: *mut ::libc::utsname) -> c_int {
+    // SAFETY: utsname is plain data; all zeroes is a valid value.
+    let mut u: ::libc::utsname = unsafe { core::mem::zeroed() };
+    put(&mut u.sysname, b"Linux");
+    // SAFETY: the field is writable for its 65 bytes.
+    if unsafe { gethostname(u.nodename.as_mut_ptr(), u.nodename.len()) } != 0 {
+        put(&mut u.nodename, b"localhost");
+    }
+    put(&mut u.release, RELEASE.as_bytes());
+    put(&mut u.version, b"#1 SMP libos");
+    put(&mut u.machine, b"x86_64");
+    put(&mut u.domainname, b"(none)");
+    // SAFETY: the caller guarantees buf is writable.
+    unsafe { buf.write(u) };
+    0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uname_names_linux_and_this_machine() {
+        // SAFETY: utsname is plain data; u is a live local.
+        let u = unsafe {
+            let mut u: ::libc::utsname = core::mem::zeroed();
+            assert_eq!(uname(&mut u), 0);
+            u
+        };
+        // SAFETY: each field is NUL-terminated by uname.
+        let s = |f: &[c_char; 65]| unsafe { super::super::c_str(f.as_ptr()) }.to_vec();
+        assert_eq!(s(&u.sysname), b"Linux");
+        assert_eq!(s(&u.release), RELEASE.as_bytes());
+        assert_eq!(s(&u.machine), b"x86_64");
+        assert!(!s(&u.nodename).is_empty());
+        let mut f = [1 as c_char; 65];
+        put(&mut f, &[b'a'; 100]);
+        assert_eq!(f[64], 0, "cut to fit");
+    }
 
     #[test]
     fn the_host_name_fits_or_is_too_long() {

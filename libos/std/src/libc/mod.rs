@@ -55,6 +55,7 @@ pub mod netdb;
 pub mod pipe;
 pub mod process;
 pub mod random;
+pub mod rlimit;
 pub mod signal;
 pub mod socket;
 pub mod spawn;
@@ -62,6 +63,7 @@ pub mod start;
 pub mod string;
 pub mod thread;
 pub mod time;
+pub mod tm;
 pub mod unix;
 pub mod unwind;
 

@@ -14,6 +14,15 @@
 //! * `mkdir P`, `mkdirs P`, `rm P`, `rmdir P`, `rmall P`, `mv A B`,
 //!   `mvnr A B` (`renameat2` with `RENAME_NOREPLACE`), `mvx A B`
 //!   (`RENAME_EXCHANGE`);
+//! * `dirmv D A B F`: opens the directory D and makes it the working
+//!   one, renames A to B (D or a directory above it), then reads F through
+//!   the descriptor (`openat`) and by its relative path, and prints both
+//!   and the working directory (under the root): all follow the rename,
+//!   as on Linux;
+//! * `cnames P`: the file P through glibc's other names of the calls std
+//!   makes (`open`, `openat`, `lseek`, `pread`, `pwrite`, `stat`,
+//!   `lstat`, `fstatat`, `creat64`, `fcntl64`, `readdir`, `sendfile`,
+//!   from the libc crate), each result printed;
 //! * `ls P` (sorted `NAME:KIND:LEN`), `stat P` (kind, length, mtime),
 //!   `touch P SECS` (`File::set_modified`), `touchp P SECS`
 //!   (`utimensat` on the path), `setlen P N`, `trunc P N` (`truncate`),
@@ -121,6 +130,14 @@ impl Ops {
             "rmdir" => fs::remove_dir(self.p(arg(0))).map(|()| String::new()),
             "rmall" => fs::remove_dir_all(self.p(arg(0))).map(|()| String::new()),
             "mv" => fs::rename(self.p(arg(0)), self.p(arg(1))).map(|()| String::new()),
+            "dirmv" => {
+                let dir = File::open(self.p(arg(0)))?;
+                std::env::set_current_dir(self.p(arg(0)))?;
+                let r = self.dirmv(&dir, arg(1), arg(2), arg(3));
+                std::env::set_current_dir(&self.root)?;
+                r
+            }
+            "cnames" => Ok(cnames(&self.p(arg(0)))),
             "mvnr" | "mvx" => {
                 let (from, to) = (cstr(&self.p(arg(0))), cstr(&self.p(arg(1))));
                 let flags = if op == "mvnr" { 1 } else { 2 };
@@ -245,6 +262,25 @@ impl Ops {
         }
     }
 
+    /// `dirmv`'s rename and reads, with `dir` open and the working one.
+    fn dirmv(&self, dir: &File, from: &str, to: &str, file: &str) -> io::Result<String> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        fs::rename(self.p(from), self.p(to))?;
+        let name = std::ffi::CString::new(file).unwrap();
+        // SAFETY: a NUL-terminated string that outlives the call.
+        let fd = unsafe { other_names::openat(dir.as_raw_fd(), name.as_ptr(), 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut through_fd = String::new();
+        // SAFETY: fd was just opened and is owned by nothing else.
+        unsafe { File::from_raw_fd(fd) }.read_to_string(&mut through_fd)?;
+        let relative = fs::read_to_string(file)?;
+        let cwd = std::env::current_dir()?;
+        let cwd = cwd.strip_prefix(&self.root).map_err(io::Error::other)?;
+        Ok(format!("= {through_fd} {relative} /{}", cwd.display()))
+    }
+
     fn timed(&self, op: &str, f: impl FnOnce() -> io::Result<()>) -> io::Result<String> {
         let t = Instant::now();
         f()?;
@@ -253,14 +289,109 @@ impl Ops {
     }
 }
 
+/// glibc's other names of calls std makes (libos/std defines the one std
+/// calls; the guest's linker script provides the other). Declared here,
+/// not taken from the libc crate: the native build has no crates.
+mod other_names {
+    use std::ffi::{c_char, c_int, c_void};
+    unsafe extern "C" {
+        pub fn open(path: *const c_char, flags: c_int, ...) -> c_int;
+        pub fn openat(dirfd: c_int, path: *const c_char, flags: c_int, ...) -> c_int;
+        pub fn creat64(path: *const c_char, mode: u32) -> c_int;
+        pub fn fcntl64(fd: c_int, cmd: c_int, ...) -> c_int;
+        pub fn lseek(fd: c_int, offset: i64, whence: c_int) -> i64;
+        pub fn pread(fd: c_int, buf: *mut c_void, n: usize, offset: i64) -> isize;
+        pub fn pwrite(fd: c_int, buf: *const c_void, n: usize, offset: i64) -> isize;
+        pub fn stat(path: *const c_char, st: *mut [u64; 18]) -> c_int;
+        pub fn lstat(path: *const c_char, st: *mut [u64; 18]) -> c_int;
+        pub fn fstatat(dirfd: c_int, path: *const c_char, st: *mut [u64; 18], f: c_int) -> c_int;
+        pub fn opendir(path: *const c_char) -> *mut c_void;
+        pub fn readdir(dir: *mut c_void) -> *const c_void;
+        pub fn closedir(dir: *mut c_void) -> c_int;
+        pub fn sendfile(out: c_int, from: c_int, offset: *mut i64, n: usize) -> isize;
+        pub fn close(fd: c_int) -> c_int;
+        pub fn pipe(fds: *mut [c_int; 2]) -> c_int;
+        pub fn read(fd: c_int, buf: *mut c_void, n: usize) -> isize;
+        pub fn unlink(path: *const c_char) -> c_int;
+    }
+}
+
+/// `cnames`: what each of glibc's other names returns for `path` (a file
+/// of at least 2 bytes) and its directory: `name=result`, errno on failure.
+fn cnames(path: &std::path::Path) -> String {
+    use other_names::*;
+    use std::ffi::c_int;
+    // struct stat on x86_64: 144 bytes, st_size at byte 48.
+    const SIZE: usize = 6;
+    let p = cstr(path);
+    let dir = cstr(path.parent().unwrap());
+    let file = cstr(std::path::Path::new(path.file_name().unwrap()));
+    let mut out = Vec::new();
+    let mut show = |name: &str, r: i64| {
+        let e = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        out.push(if r < 0 { format!("{name}=errno{e}") } else { format!("{name}={r}") });
+    };
+    // SAFETY: every pointer is a NUL-terminated string or a buffer of the
+    // size given, alive across the call; fds are this function's own.
+    unsafe {
+        let fd = open(p.as_ptr(), 2); // O_RDWR
+        show("open", i64::from(fd.min(0)));
+        show("lseek", lseek(fd, 0, 2)); // SEEK_END
+        let mut b = [0u8; 1];
+        show("pread", pread(fd, b.as_mut_ptr().cast(), 1, 1) as i64);
+        show("pwrite", pwrite(fd, b.as_ptr().cast(), 1, 0) as i64);
+        show("fcntl64", i64::from(fcntl64(fd, 3) & 3)); // F_GETFL, O_ACCMODE
+        close(fd);
+        let mut st = [0u64; 18];
+        let size = |r: c_int, st: &[u64; 18]| if r < 0 { i64::from(r) } else { st[SIZE] as i64 };
+        show("stat", size(stat(p.as_ptr(), &mut st), &st));
+        show("lstat", size(lstat(p.as_ptr(), &mut st), &st));
+        let d = openat(AT_FDCWD, dir.as_ptr(), 0o200000); // O_RDONLY | O_DIRECTORY
+        show("openat", i64::from(d.min(0)));
+        let r = fstatat(d, file.as_ptr(), &mut st, 0);
+        show("fstatat", size(r, &st));
+        close(d);
+        let stream = opendir(dir.as_ptr());
+        let mut n = 0;
+        while !readdir(stream).is_null() {
+            n += 1;
+        }
+        closedir(stream);
+        show("readdir", n);
+        let c = cstr(&path.with_extension("new"));
+        let fd = creat64(c.as_ptr(), 0o644);
+        show("creat64", i64::from(fd.min(0)));
+        close(fd);
+        unlink(c.as_ptr());
+        show("sendfile", sendfile(-1, -1, std::ptr::null_mut(), 1) as i64);
+        let mut ends = [0; 2];
+        pipe(&mut ends);
+        let fd = open(p.as_ptr(), 0);
+        let mut at = 1;
+        show("sendfile", sendfile(ends[1], fd, &mut at, 3) as i64);
+        show("offset", at);
+        show("sendfile", sendfile(ends[1], fd, std::ptr::null_mut(), 2) as i64);
+        show("lseek", lseek(fd, 0, 1)); // SEEK_CUR
+        show("sendfile", sendfile(fd, ends[0], std::ptr::null_mut(), 2) as i64);
+        let mut got = [0u8; 8];
+        let n = read(ends[0], got.as_mut_ptr().cast(), got.len());
+        out.push(format!("piped={:?}", String::from_utf8_lossy(&got[..n.max(0) as usize])));
+        for fd in [fd, ends[0], ends[1]] {
+            close(fd);
+        }
+    }
+    format!("= {}", out.join(" "))
+}
+
 /// How many arguments each operation takes.
 fn arity(op: &str) -> usize {
     match op {
-        "root" | "cat" | "mkdir" | "mkdirs" | "rm" | "rmdir" | "rmall" | "ls" | "stat" | "sync"
-        | "df" | "seqread" => 1,
+        "root" | "cnames" | "cat" | "mkdir" | "mkdirs" | "rm" | "rmdir" | "rmall" | "ls"
+        | "stat" | "sync" | "df" | "seqread" => 1,
         "write" | "append" | "mv" | "mvnr" | "mvx" | "touch" | "touchp" | "setlen" | "trunc"
         | "rmmany" | "seqwrite" => 2,
         "fill" | "same" | "many" | "readmany" => 3,
+        "dirmv" => 4,
         _ => 0,
     }
 }

@@ -79,7 +79,8 @@ fn spawn() {
     let (tx, rx) = mpsc::channel();
     drop(thread::spawn(move || tx.send("detached ran").unwrap()));
     println!("{}", rx.recv().unwrap());
-    // Interleaving: each yield lets the other run.
+    // Interleaving: the new thread runs first (its creator goes on after
+    // it), then each yield lets the other run.
     let log = Arc::new(Mutex::new(Vec::new()));
     let l2 = log.clone();
     let t = thread::spawn(move || {

@@ -12,6 +12,7 @@
 //! * [`truncate`]: `truncate`, `ftruncate` (`ftruncate64`, `fsync` and
 //!   `fdatasync` are in the descriptor layer, `fd`);
 //! * [`times`]: `utimensat`, `futimens`;
+//! * [`sendfile`]: `sendfile64`, a copy from a file to any descriptor;
 //! * [`statfs`]: `statvfs`, `fstatvfs`, `statfs`, `fstatfs`;
 //! * [`refused`]: what FAT cannot do: links, permissions beyond the
 //!   read-only attribute, owners, special files.
@@ -25,6 +26,7 @@ pub mod path;
 pub mod refused;
 pub mod remove;
 pub mod rename;
+pub mod sendfile;
 pub mod statfs;
 pub mod times;
 pub mod truncate;
@@ -47,7 +49,7 @@ fn base(dirfd: c_int) -> Res<alloc::string::String> {
     }
     let open = fd::get(dirfd)?;
     let dir = open.file.as_any().downcast_ref::<Directory>().ok_or(::libc::ENOTDIR)?;
-    Ok(dir.place.full.clone())
+    Ok(dir.place().full)
 }
 
 /// Normalises the C string `path`, relative to `dirfd`.
@@ -234,7 +236,7 @@ fn open_normal(n: &Normal, flags: c_int) -> Res<c_int> {
     };
     let f = found.as_ref().map(|m| Found { is_dir: m.is_dir, read_only: m.read_only });
     let file: Rc<dyn fd::File> = match (plan(flags, f, n.dir, disk_ro)?, found) {
-        (Plan::Dir, _) => Rc::new(Directory { place }),
+        (Plan::Dir, _) => Directory::open(place),
         (Plan::File { read, write, truncate }, Some(m)) => {
             let disk = place.disk.ok_or(::libc::ENOENT)?;
             let node = Node::open(mounts::fs(disk)?, disk, &place.inner, m)?;

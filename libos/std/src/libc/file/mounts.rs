@@ -13,7 +13,8 @@
 //! file's entry, whatever name opened it), each with its own offset, so
 //! that they see one length and one time. `unlink` and `rename` keep the
 //! table right: a removed file's node is forgotten (its entry may be
-//! reused by the next file), a moved file's node follows it.
+//! reused by the next file), a moved file's node follows it, and so do
+//! open directories and the working directory under a moved directory.
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -24,7 +25,7 @@ use alloc::vec::Vec;
 use libos::block::BlockDevice;
 use libos::fs::FileSystem;
 
-use super::node::Node;
+use super::node::{Directory, Node};
 use super::path::{self, Normal};
 use crate::libc::c_int;
 use crate::libc::start::Lock;
@@ -50,6 +51,8 @@ struct Table {
     others: Vec<(String, usize)>,
     cwd: String,
     nodes: Vec<(usize, u64, Weak<Node>)>,
+    /// The directories open as descriptors.
+    dirs: Vec<Weak<Directory>>,
 }
 
 static TABLE: Lock<Option<Table>> = Lock::new(None);
@@ -80,7 +83,14 @@ fn with<R>(f: impl FnOnce(&mut Table) -> R) -> R {
                     core::ptr::null_mut(),
                 );
             }
-            Table { disks, root, others, cwd: String::from("/"), nodes: Vec::new() }
+            Table {
+                disks,
+                root,
+                others,
+                cwd: String::from("/"),
+                nodes: Vec::new(),
+                dirs: Vec::new(),
+            }
         });
         f(t)
     })
@@ -228,29 +238,52 @@ pub fn forget_node(disk: usize, id: u64) {
     with(|t| t.nodes.retain(|(d, i, w)| w.strong_count() > 0 && !(*d == disk && *i == id)));
 }
 
-/// Follows a rename on disk `disk` of `from` (entry `from_id`) to `to`
-/// (entry `to_id`), both paths on the disk: the moved file's node is
-/// found by its new entry, and every node at or under `from` gets its new
-/// path (names compare as FAT's do, ignoring ASCII case).
-pub fn renamed(disk: usize, from: &str, from_id: u64, to: &str, to_id: u64) {
-    let nodes: Vec<Rc<Node>> = with(|t| {
+/// Remembers the open directory `dir`, for [`renamed`] to move.
+pub fn add_dir(dir: &Rc<Directory>) {
+    with(|t| {
+        t.dirs.retain(|w| w.strong_count() > 0);
+        t.dirs.push(Rc::downgrade(dir));
+    });
+}
+
+/// Follows a rename of `from` (entry `from_id`) to `to` (entry `to_id`),
+/// both on one disk: the moved file's node is found by its new entry,
+/// every node at or under `from` gets its new path, and so does every
+/// open directory and the working directory at or under it (names compare
+/// as FAT's do, ignoring ASCII case).
+pub fn renamed(from: &Place, from_id: u64, to: &Place, to_id: u64) {
+    let Some(disk) = from.disk else { return };
+    let (nodes, dirs) = with(|t| {
         for (d, i, _) in t.nodes.iter_mut() {
             if *d == disk && *i == from_id {
                 *i = to_id;
             }
         }
-        t.nodes.iter().filter(|(d, _, _)| *d == disk).filter_map(|(_, _, w)| w.upgrade()).collect()
+        if let Some(rest) = under(&t.cwd, &from.full) {
+            t.cwd = format!("{}{rest}", to.full);
+        }
+        let nodes: Vec<Rc<Node>> = t
+            .nodes
+            .iter()
+            .filter(|(d, _, _)| *d == disk)
+            .filter_map(|(_, _, w)| w.upgrade())
+            .collect();
+        let dirs: Vec<Rc<Directory>> = t.dirs.iter().filter_map(Weak::upgrade).collect();
+        (nodes, dirs)
     });
     for n in nodes {
-        if let Some(rest) = under(&n.path(), from) {
-            n.moved(format!("{to}{rest}"));
+        if let Some(rest) = under(&n.path(), &from.inner) {
+            n.moved(format!("{}{rest}", to.inner));
         }
+    }
+    for d in dirs {
+        d.follow(from, to);
     }
 }
 
 /// What follows `prefix` in `path` if `path` is `prefix` or lies under it
 /// (ASCII case ignored), e.g. `/b.txt` for `/a/b.txt` under `/a`.
-fn under<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
+pub fn under<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
     let head = path.get(..prefix.len())?;
     let rest = &path[prefix.len()..];
     (head.eq_ignore_ascii_case(prefix) && (rest.is_empty() || rest.starts_with('/')))

@@ -11,6 +11,8 @@
 //! A [`Directory`] is an open directory: what `opendir`, `fstat` and
 //! `openat` need.
 
+use alloc::format;
+use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
@@ -368,32 +370,61 @@ pub fn seek_to(at: u64, len: u64, offset: i64, whence: c_int) -> Res<u64> {
 }
 
 /// An open directory: its place, for `fstat`, `openat` and `fdopendir`.
+/// Like Linux's, it stays on its directory when the directory (or one
+/// above it) is renamed: [`mounts::renamed`] moves its place.
 #[derive(Debug)]
 pub struct Directory {
-    /// Where it is.
-    pub place: mounts::Place,
+    place: RefCell<mounts::Place>,
 }
 
 impl Directory {
+    /// The directory at `place`, known to the table so that renames move it.
+    pub fn open(place: mounts::Place) -> Rc<Self> {
+        let d = Rc::new(Self { place: RefCell::new(place) });
+        mounts::add_dir(&d);
+        d
+    }
+
+    /// Where it is now.
+    pub fn place(&self) -> mounts::Place {
+        self.place.borrow().clone()
+    }
+
+    /// Follows a rename of `from` to `to` (places on its disk) if it lies
+    /// at or under `from`.
+    pub fn follow(&self, from: &mounts::Place, to: &mounts::Place) {
+        let mut p = self.place.borrow_mut();
+        if p.disk != from.disk {
+            return;
+        }
+        if let Some(rest) = mounts::under(&p.inner, &from.inner) {
+            let rest = String::from(rest);
+            p.inner = format!("{}{rest}", to.inner);
+            p.full = format!("{}{rest}", to.full);
+        }
+    }
+
     /// Its metadata.
     pub fn metadata(&self) -> Res<Metadata> {
-        match self.place.disk {
+        let place = self.place();
+        match place.disk {
             None => Ok(Metadata { is_dir: true, len: 0, modified: 0, read_only: false, id: 1 }),
-            Some(d) => mounts::fs(d)?.metadata(&self.place.inner).map_err(errno),
+            Some(d) => mounts::fs(d)?.metadata(&place.inner).map_err(errno),
         }
     }
 
     /// Its entries (`.` and `..` first), with their `d_type` and number.
     pub fn entries(&self) -> Res<Vec<(String, u8, u64)>> {
+        let place = self.place();
         let mut out: Vec<(String, u8, u64)> =
             [".", ".."].iter().map(|n| (String::from(*n), ::libc::DT_DIR, 1)).collect();
-        if let Some(d) = self.place.disk {
-            for e in mounts::fs(d)?.read_dir(&self.place.inner).map_err(errno)? {
+        if let Some(d) = place.disk {
+            for e in mounts::fs(d)?.read_dir(&place.inner).map_err(errno)? {
                 let t = if e.metadata.is_dir { ::libc::DT_DIR } else { ::libc::DT_REG };
                 out.push((e.name, t, e.metadata.id));
             }
         }
-        if self.place.is_root {
+        if place.is_root {
             for (i, name) in mounts::mount_points().into_iter().enumerate() {
                 out.push((name, ::libc::DT_DIR, u64::MAX - i as u64));
             }
@@ -412,11 +443,12 @@ impl File for Directory {
     }
 
     fn stat(&self) -> Res<::libc::stat64> {
-        Ok(stat_of(self.place.disk, &self.metadata()?))
+        Ok(stat_of(self.place.borrow().disk, &self.metadata()?))
     }
 
     fn sync(&self) -> Res<()> {
-        match self.place.disk {
+        let disk = self.place.borrow().disk;
+        match disk {
             Some(d) => mounts::fs(d)?.sync().map_err(errno),
             None => Ok(()),
         }

@@ -140,22 +140,6 @@ pub extern "C" fn flock(fd: c_int, _op: c_int) -> c_int {
     ret_int(fd::get(fd).map(|_| 0))
 }
 
-/// `sendfile64(out, in, offset, count)`: `ENOSYS`, so that std's copy
-/// falls back to reading and writing.
-///
-/// # Safety
-///
-/// No pointer is read.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn sendfile64(
-    _out: c_int,
-    _in: c_int,
-    _offset: *mut i64,
-    _count: size_t,
-) -> ssize_t {
-    crate::libc::fail_size(::libc::ENOSYS)
-}
-
 /// `splice(...)`: `ENOSYS`, so that std's copy falls back to reading and
 /// writing.
 ///

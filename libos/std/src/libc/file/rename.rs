@@ -162,7 +162,7 @@ fn rename_targets(old: &Target, new: &Target, flags: c_uint) -> Res<c_int> {
     if let Some(moved) = &old.found {
         // The entry's number after the move (its position may change).
         let to_id = fs.metadata(&new.place.inner).map_or(moved.id, |m| m.id);
-        mounts::renamed(disk, &old.place.inner, moved.id, &new.place.inner, to_id);
+        mounts::renamed(&old.place, moved.id, &new.place, to_id);
     }
     Ok(0)
 }

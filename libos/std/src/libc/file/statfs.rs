@@ -102,7 +102,7 @@ fn fd_totals(fd: c_int) -> Res<Totals> {
         return totals(Some(f.node.disk()));
     }
     if let Some(d) = any.downcast_ref::<Directory>() {
-        return totals(d.place.disk);
+        return totals(d.place().disk);
     }
     totals(None)
 }

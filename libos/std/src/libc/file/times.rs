@@ -51,7 +51,7 @@ fn set_fd(fd: c_int, times: Option<[::libc::timespec; 2]>) -> Res<c_int> {
     if let Some(f) = any.downcast_ref::<FatFile>() {
         f.node.set_modified(secs)?;
     } else if let Some(d) = any.downcast_ref::<Directory>() {
-        set_place(&d.place, secs)?;
+        set_place(&d.place(), secs)?;
     }
     // Anything else (the console, a pipe, a socket) has no time kept
     // anywhere: Linux changes its in-memory inode; nothing to do here.

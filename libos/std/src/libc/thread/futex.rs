@@ -11,8 +11,10 @@
 //!
 //! Waiters queue per address in arrival order, and a wake takes them from
 //! the front, as Linux's (fair) futex hash does. Since threads switch only
-//! when they block, "check the word, then sleep" is atomic here without
-//! any lock: no other thread runs in between.
+//! when they block or wake another, "check the word, then sleep" is atomic
+//! here without any lock: no other thread runs in between. A wake that
+//! made threads ready lets them run before the waker continues (the
+//! wake-up preemption of [`super::switch::preempt`]).
 
 use alloc::collections::VecDeque;
 use core::time::Duration;
@@ -213,11 +215,22 @@ pub mod guest {
                 super::super::switch::block(Wait::Futex, deadline);
                 if WAITERS.with(|w| w.cancel(me)) { Err(::libc::ETIMEDOUT) } else { Ok(0) }
             }
-            Op::Wake { n, bitset } => Ok(WAITERS.with(|w| {
-                w.wake(word as usize, n, bitset, |slot| {
-                    super::super::switch::wake(slot);
-                })
-            })),
+            Op::Wake { n, bitset } => {
+                // The woken run first, in the order they waited; then the
+                // waker, after the threads that were ready already.
+                let mut ahead = 0;
+                let woken = WAITERS.with(|w| {
+                    w.wake(word as usize, n, bitset, |slot| {
+                        if super::super::switch::wake_ahead(slot, ahead) {
+                            ahead += 1;
+                        }
+                    })
+                });
+                if ahead > 0 {
+                    super::super::switch::preempt();
+                }
+                Ok(woken)
+            }
         }
     }
 }

@@ -4,7 +4,9 @@
 //! Every guest thread runs on the one host thread (M:1) and switches only
 //! where it would block on Linux: a futex wait (std's `Mutex`, `RwLock`,
 //! `Condvar`, `Once`, channels, `park`), a sleep, `pthread_join`,
-//! `sched_yield`, `poll` and `pause`. The parts:
+//! `sched_yield`, `poll` and `pause`; and at a futex wake that made
+//! another thread ready, which runs first, as Linux's wake-up preemption
+//! has it on one CPU. The parts:
 //!
 //! * [`sched`]: the thread table and run queue, plain data (host-tested);
 //! * [`futex`]: the futex's wait queues and the operations std uses;
@@ -192,6 +194,7 @@ pub fn errno_cell() -> &'static Cell<c_int> {
 
 pub mod futex;
 pub mod sched;
+pub mod sem;
 pub mod switch;
 
 use alloc::vec::Vec;
@@ -336,8 +339,9 @@ pub extern "C" fn pthread_equal(a: ::libc::pthread_t, b: ::libc::pthread_t) -> c
 }
 
 /// `pthread_create(thread, attr, start, arg)`: a new thread, with the
-/// stack size of `attr` (2 MiB without one), that runs once the caller
-/// blocks or yields. `EAGAIN` without memory for its stack.
+/// stack size of `attr` (2 MiB without one), that runs at once: the
+/// caller goes on after the threads already ready. `EAGAIN` without
+/// memory for its stack.
 ///
 /// # Safety
 ///
@@ -360,6 +364,9 @@ pub unsafe extern "C" fn pthread_create(
         Ok(tcb) => {
             // SAFETY: the caller guarantees thread is writable.
             unsafe { thread.write(tcb as ::libc::pthread_t) };
+            // The new thread runs now (written first, as glibc does, for
+            // a thread that reads it), and the caller after the others.
+            switch::preempt();
             0
         }
         Err(e) => e,

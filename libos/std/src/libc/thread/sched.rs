@@ -5,8 +5,9 @@
 //!
 //! Threads are cooperative and all run on the one host thread (M:1). A
 //! thread runs until it blocks (a futex wait, a sleep, a join, a poll,
-//! `sched_yield`); then [`Sched::next`] picks the first ready thread, in
-//! FIFO order. When none is ready, expired deadlines make their threads
+//! `sched_yield`) or until its futex wake makes another thread ready
+//! (which then runs first: [`Sched::wake_ahead`]); then [`Sched::next`]
+//! picks the first ready thread, in FIFO order. When none is ready, expired deadlines make their threads
 //! ready; failing that, the guest idles (in libos's one `ppoll`) until the
 //! earliest deadline or a device event. Threads that wait for events
 //! (`poll` on descriptors, `pause`) are woken after each idle turn, and
@@ -293,6 +294,31 @@ impl Sched {
         woke
     }
 
+    /// Makes a blocked thread ready to run next, behind the `ahead`
+    /// threads a wake already put at the front of the run queue (a futex
+    /// wake: the waker then yields, see [`super::switch`]); returns
+    /// whether it was blocked. Never allocates.
+    pub fn wake_ahead(&mut self, slot: usize, ahead: usize) -> bool {
+        if !self.wake(slot) {
+            return false;
+        }
+        let last = self.ready.pop_back();
+        debug_assert_eq!(last, Some(slot), "make_ready queues at the back");
+        // One element out, one in: within the reserved capacity.
+        self.ready.insert(ahead.min(self.ready.len()), slot);
+        true
+    }
+
+    /// Moves a ready thread to the front of the run queue (a new thread,
+    /// which then runs first: [`super::switch::spawn`]); returns whether
+    /// it was on the queue. Never allocates.
+    pub fn run_first(&mut self, slot: usize) -> bool {
+        let Some(i) = self.ready.iter().position(|&s| s == slot) else { return false };
+        self.ready.remove(i);
+        self.ready.push_front(slot);
+        true
+    }
+
     fn make_ready(&mut self, slot: usize) -> bool {
         let Some(t) = self.threads.get_mut(slot).and_then(Option::as_deref_mut) else {
             return false;
@@ -419,6 +445,43 @@ mod tests {
         assert_eq!(s.next(Some(at(0))), Next::Run(2));
         s.yield_now();
         assert_eq!(s.next(None), Next::Run(1));
+    }
+
+    #[test]
+    fn a_futex_wake_runs_the_woken_next_and_the_waker_after_the_others() {
+        let mut s = sched_with(5);
+        // 1 and 2 wait on a futex, 3 is ready.
+        s.yield_now();
+        assert_eq!(s.next(None), Next::Run(1));
+        s.block(Wait::Futex, None);
+        assert_eq!(s.next(None), Next::Run(2));
+        s.block(Wait::Futex, None);
+        assert_eq!(s.next(None), Next::Run(3));
+        s.yield_now();
+        assert_eq!(s.next(None), Next::Run(4));
+        s.yield_now();
+        assert_eq!(s.next(None), Next::Run(0));
+        // Ready: 3, 4. Thread 0 wakes 2 then 1, and yields.
+        assert!(s.wake_ahead(2, 0));
+        assert!(s.wake_ahead(1, 1));
+        assert!(!s.wake_ahead(1, 2), "a ready thread is not woken twice");
+        s.yield_now();
+        let order: Vec<_> = (0..5)
+            .map(|_| {
+                let Next::Run(slot) = s.next(None) else { panic!("all are ready") };
+                s.yield_now();
+                slot
+            })
+            .collect();
+        assert_eq!(order, [2, 1, 3, 4, 0]);
+        // A new thread goes first too.
+        assert_eq!(s.next(None), Next::Run(2));
+        let id = s.next_id();
+        let new = s.add(Thread::new(id, 900, [0; 16])).unwrap();
+        assert!(s.run_first(new));
+        assert!(!s.run_first(s.current()), "the running thread is not queued");
+        s.yield_now();
+        assert_eq!(s.next(None), Next::Run(new));
     }
 
     #[test]
