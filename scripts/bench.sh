@@ -53,6 +53,11 @@ startup_devices
 echo
 target/release/nabla bench http
 echo
+# httpd at 512 and 1,000 keep-alive connections against nginx (issue 17
+# item 7): the errors column is httpd's resets, none since the lean buffers.
+target/release/nabla bench http --sweep --sweep-connections 512,1000 --sweep-sizes 1k \
+    --point-duration 3 --chart-dir target/bench/http-many
+echo
 # Fails (exit 1) when a round of either direction is below 0.9× of Linux;
 # the report is printed first, and the other benchmarks still run.
 target/release/nabla bench tcp || echo "nabla bench tcp: the goal is not met in every round (report above)" >&2

@@ -304,11 +304,14 @@ impl Conn {
             }
         }
         debug_assert!(self.buf.len() + data.len() <= MAX_BUFFERED, "read when told to");
-        if self.buf.capacity() == 0 {
-            // Once, the most it will hold: it never grows after.
-            self.buf.try_reserve_exact(MAX_BUFFERED).map_err(|_| OutOfMemory)?;
+        let want = self.buf.len() + data.len();
+        if want > self.buf.capacity() {
+            // A read's worth first (a request head is most often shorter),
+            // then, for a longer head or pipelined requests, the most it
+            // will hold: it grows twice at most, and never past that.
+            let cap = if want <= READ_CHUNK { READ_CHUNK } else { MAX_BUFFERED };
+            self.buf.try_reserve_exact(cap - self.buf.len()).map_err(|_| OutOfMemory)?;
         }
-        self.buf.try_reserve(data.len()).map_err(|_| OutOfMemory)?;
         self.buf.extend_from_slice(data);
         Ok(())
     }
@@ -465,6 +468,16 @@ mod tests {
             assert!(c.buffered() <= MAX_BUFFERED && c.capacity() <= MAX_BUFFERED);
         }
         assert!(sent < 1001 * one.len() + READ_CHUNK, "read only when the requests were taken");
+    }
+
+    #[test]
+    fn short_heads_hold_a_read_and_long_ones_the_most() {
+        let mut c = Conn::new(Duration::ZERO, limits());
+        c.received(b"GET / HTTP/1.1\r\n", S).unwrap();
+        assert_eq!(c.capacity(), READ_CHUNK, "a read's worth for a short head");
+        let filler = [b'a'; READ_CHUNK];
+        c.received(&filler, S).unwrap();
+        assert_eq!(c.capacity(), MAX_BUFFERED, "then the most it may hold, at once");
     }
 
     #[test]

@@ -40,17 +40,32 @@
 //! head (Apache's `mod_reqtimeout` default), because a connection is a
 //! scarcer thing in a 64 MiB guest than in nginx's worker.
 //!
-//! **Connections.** Each costs its socket's buffers (128 KiB) and up to
-//! 100 KiB of httpd's own (the head, responses, a piece of a file from
-//! the disk, the task). At start httpd divides the heap: a quarter (at most
-//! 32 MiB) for the file cache, an eighth kept free, the listener's backlog,
-//! and the rest for connections: 130 or so at `--mem 64`, 1,000 or so at
-//! `--mem 256`. It prints the number. When all are taken, a new connection
-//! takes the place of the one idle longest (no request under way, as nginx
-//! reuses kept-alive connections), or is reset if none is idle; the
-//! listener (libos's `TcpOptions::max_connections`) holds no more sockets
-//! than that plus its backlog, closing ones included, and every buffer is
-//! allocated fallibly: a failure resets that connection, or answers 503.
+//! **Connections.** At start httpd divides the heap: a quarter (at most
+//! 32 MiB) for the file cache, an eighth kept free (the reserve), and the
+//! rest for connections. The first 64 connections' sockets get 64 KiB
+//! buffers each way (large windows, for large files over few connections);
+//! the sockets made while the listener already holds 64 get lean ones,
+//! 4 KiB in (a request head comes a read at a time anyway, and bodies are
+//! discarded) and 8 KiB out (libos's `TcpOptions::lean`, as Linux shrinks
+//! socket buffers under `tcp_mem` pressure). A waiting connection costs its
+//! socket, a read's worth of head (4 KiB; up to 12 KiB only while a longer
+//! head or pipelined requests need it), its last small response and its
+//! task: 28 KiB lean, so 1,073 at `--mem 64` (nginx's 512 default
+//! `worker_connections` and the benchmark's 1,000 clients fit), at most
+//! 4,096. It prints the number. What a request needs beyond that (a
+//! response held of up to 16 KiB, a piece of a file from the disk, twice
+//! the socket's send buffer) is allocated fallibly, and only while half of
+//! the reserve stays free: a client cannot take the heap the stack and the
+//! file system need, and a request that finds no room gets 503 (or its
+//! connection is reset). When all connections are taken, a new one takes
+//! the place of the one idle longest (no request under way, as nginx
+//! reuses kept-alive connections); if none is idle, it waits, accepted but
+//! not served, until one ends, and the ones after it wait in the
+//! listener's backlog (64), then as SYNs the client sends again, as they
+//! do in Linux's listen queue: nothing is reset for want of room. The
+//! listener holds no more sockets than the connections plus the backlog,
+//! closing ones included, and every buffer is allocated fallibly: a
+//! failure resets that connection, or answers 503.
 //! A client that does not read its responses is no longer read from
 //! (`out` holds 16 KiB at most), and its connection is reset once a write
 //! waits out the send time.
@@ -74,10 +89,13 @@ mod site;
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
+use core::future::poll_fn;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use core::task::{Poll, Waker};
 use core::time::Duration;
 
-use http::conn::{Limits, MAX_BUFFERED, OUT_MAX, WRITE_MAX};
-use libos::net::{NetError, TcpListener, TcpOptions};
+use http::conn::{Limits, READ_CHUNK};
+use libos::net::{LeanBuffers, NetError, TcpListener, TcpOptions};
 use libos::task::Either;
 use libos::{env, log, println, task};
 
@@ -88,18 +106,37 @@ libos::app!(async main, devices: ["service0": Net, "storage": Block]);
 
 /// Connections accepted but not yet taken by the server, per interface.
 const BACKLOG: usize = 64;
-/// Each socket's receive and send buffers.
+/// Each socket's receive and send buffers, for the first connections.
 const SOCKET_BUFFER: usize = 64 * 1024;
-/// What a connection costs the heap at most: its socket's buffers, the
-/// request head, the responses held, a piece of a file from the disk, and
-/// the task with its small allocations.
-const PER_CONNECTION: usize = 2 * SOCKET_BUFFER + MAX_BUFFERED + OUT_MAX + WRITE_MAX + 8 * 1024;
+/// What a connection costs httpd while it waits for its next request: a
+/// read's worth of head, a small response held, the task with its small
+/// allocations. What a request needs beyond that (a longer head, a larger
+/// response held, a piece of a file) is allocated fallibly while it is
+/// answered, and only while the heap keeps half its reserve (see
+/// [`room_for`]).
+const PER_IDLE: usize = READ_CHUNK + 4 * 1024 + 8 * 1024;
+/// What one of the first connections costs: [`SOCKET_BUFFER`]s.
+const PER_FAST: usize = 2 * SOCKET_BUFFER + PER_IDLE;
+/// Connections with [`SOCKET_BUFFER`]s at most; the others get lean ones.
+const FAST_MAX: usize = 64;
+/// The lean sockets' receive buffer: a request head comes in pieces of a
+/// read anyway, and bodies are discarded.
+const LEAN_RX: usize = 4 * 1024;
+/// The lean sockets' send buffer.
+const LEAN_TX: usize = 8 * 1024;
+/// What a connection with lean buffers costs.
+const PER_LEAN: usize = LEAN_RX + LEAN_TX + PER_IDLE;
+/// Most connections served at once, whatever the heap (nginx's
+/// `worker_connections` in the benchmark's configuration).
+const CONNECTIONS_MAX: usize = 4096;
 
 /// How the heap is shared, from what is free at start (`free`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Budget {
     /// The file cache's bytes.
     cache: usize,
+    /// Sockets with [`SOCKET_BUFFER`]s.
+    fast: usize,
     /// Connections served at once.
     connections: usize,
     /// Heap kept free for everything else (the stack's state, file system,
@@ -112,19 +149,35 @@ impl Budget {
     fn new(free: usize) -> Self {
         let cache = CACHE_TOTAL_MAX.min(free / 4);
         let reserve = free / 8;
-        let backlog = BACKLOG * 2 * SOCKET_BUFFER;
-        let rest = free.saturating_sub(cache + reserve + backlog);
-        Self { cache, connections: (rest / PER_CONNECTION).max(1), reserve }
+        let rest = free.saturating_sub(cache + reserve);
+        // At most half of it for fast sockets, the rest lean; the listener
+        // holds the backlog's sockets too.
+        let fast = FAST_MAX.min(rest / 2 / PER_FAST);
+        let lean = (rest - fast * PER_FAST) / PER_LEAN;
+        let connections = (fast + lean).saturating_sub(BACKLOG).clamp(1, CONNECTIONS_MAX);
+        Self { cache, fast, connections, reserve }
     }
+}
+
+/// Heap kept free for the stack and the file system: what httpd allocates
+/// for a request beyond a connection's steady cost must leave half of it.
+static RESERVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether `len` more bytes of httpd's leave the reserve's half free.
+pub(crate) fn room_for(len: usize) -> bool {
+    let heap = libos::heap_stats();
+    let free = heap.size.saturating_sub(heap.in_use);
+    free >= len + RESERVE.load(Ordering::Relaxed) / 2
 }
 
 /// The connections being served, for the accept loop.
 struct Connections {
     slots: RefCell<Vec<Rc<Slot>>>,
     max: usize,
-    reserve: usize,
     /// Whether the last connection found them all taken (logged once).
     full: Cell<bool>,
+    /// The accept loop, waiting for room.
+    waiting: RefCell<Option<Waker>>,
 }
 
 impl Connections {
@@ -147,18 +200,14 @@ impl Connections {
                 None => false,
             }
         };
-        let heap = libos::heap_stats();
-        let free = heap.size.saturating_sub(heap.in_use);
-        let fits = free >= PER_CONNECTION + self.reserve / 2;
-        let admit = room && fits;
+        let admit = room && room_for(PER_LEAN);
         if admit == self.full.get() {
             self.full.set(!admit);
             if admit {
                 log::info!("connections: room again");
             } else {
                 log::warn!(
-                    "connections: {live} of {} served, {free} bytes of heap free: resetting \
-                     new ones",
+                    "connections: {live} of {} served: new ones wait in the backlog",
                     self.max
                 );
             }
@@ -166,8 +215,28 @@ impl Connections {
         admit
     }
 
+    /// Waits until a new connection may be served: a connection ends, or,
+    /// if the heap was short, 10 ms pass.
+    async fn room(&self) {
+        while !self.admit() {
+            let mut woken = false;
+            let wait = poll_fn(|cx| {
+                if woken {
+                    return Poll::Ready(());
+                }
+                woken = true;
+                *self.waiting.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            });
+            let _ = task::timeout(Duration::from_millis(10), wait).await;
+        }
+    }
+
     fn remove(&self, slot: &Rc<Slot>) {
         self.slots.borrow_mut().retain(|s| !Rc::ptr_eq(s, slot));
+        if let Some(w) = self.waiting.borrow_mut().take() {
+            w.wake();
+        }
     }
 }
 
@@ -210,6 +279,7 @@ async fn main() -> Result<(), NetError> {
             libos::process::exit(1);
         }
     };
+    RESERVE.store(budget.reserve, Ordering::Relaxed);
     let site = Rc::new(Site::new(fs, budget.cache));
     site.warm();
     let opts = TcpOptions {
@@ -218,19 +288,22 @@ async fn main() -> Result<(), NetError> {
         tx_buffer: SOCKET_BUFFER,
         nodelay: true,
         max_connections: max + BACKLOG,
+        lean: Some(LeanBuffers { after: budget.fast, rx_buffer: LEAN_RX, tx_buffer: LEAN_TX }),
         ..TcpOptions::default()
     };
     let listener = TcpListener::bind_with(port, opts)?;
     let conns = Rc::new(Connections {
         slots: RefCell::new(Vec::new()),
         max,
-        reserve: budget.reserve,
         full: Cell::new(false),
+        waiting: RefCell::new(None),
     });
     libos::net::wait_configured().await;
     println!(
-        "httpd: up to {max} connections, {} KiB of file cache ({} KiB of heap); body {} B, head \
-         {:?}, body {:?}, keep-alive {:?}, write {:?}",
+        "httpd: up to {max} connections ({} with {} KiB socket buffers), {} KiB of file cache ({} \
+         KiB of heap); body {} B, head {:?}, body {:?}, keep-alive {:?}, write {:?}",
+        budget.fast.min(max),
+        SOCKET_BUFFER / 1024,
         budget.cache / 1024,
         heap.size / 1024,
         limits.max_body,
@@ -251,12 +324,11 @@ async fn main() -> Result<(), NetError> {
         let conns = conns.clone();
         async move {
             loop {
-                let (stream, peer) = listener.accept().await?;
-                if !conns.admit() {
-                    log::debug!("{peer}: reset: no room");
-                    stream.abort();
-                    continue;
-                }
+                let (stream, _) = listener.accept().await?;
+                // While there is no room, this connection waits here, its
+                // request in its socket, and the next ones in the
+                // listener's backlog, then as SYNs the client sends again.
+                conns.room().await;
                 let slot = Rc::new(Slot::default());
                 conns.slots.borrow_mut().push(slot.clone());
                 let site = site.clone();

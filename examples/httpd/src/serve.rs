@@ -245,6 +245,10 @@ impl Connection<'_> {
                 return self.send(bytes).await;
             }
         }
+        let grows = self.out.len() + bytes.len() > self.out.capacity();
+        if grows && !crate::room_for(bytes.len()) {
+            return Err(Reset::NoMemory);
+        }
         self.out.try_reserve(bytes.len()).map_err(|_| Reset::NoMemory)?;
         self.out.extend_from_slice(bytes);
         Ok(())
@@ -358,9 +362,12 @@ impl Connection<'_> {
             return Ok(head.try_write(&mut self.out)?);
         }
         // From the disk, in pieces, through a buffer allocated fallibly
-        // before anything of the response is written.
+        // before anything of the response is written: twice what the
+        // socket's send buffer holds (more would only wait in it), within
+        // the heap's reserve.
         let mut piece = Vec::new();
-        if piece.try_reserve_exact(WRITE_MAX.min(head.content_length)).is_err() {
+        let size = WRITE_MAX.min(head.content_length).min(2 * self.stream.send_capacity()).max(1);
+        if !crate::room_for(size) || piece.try_reserve_exact(size).is_err() {
             return Ok(respond_error(
                 &mut self.out,
                 Status::ServiceUnavailable,
@@ -368,7 +375,7 @@ impl Connection<'_> {
                 head_only,
             )?);
         }
-        piece.resize(piece.capacity().min(WRITE_MAX), 0);
+        piece.resize(size, 0);
         head.try_write(&mut self.out)?;
         self.send_out().await?;
         let mut at = start;

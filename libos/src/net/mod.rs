@@ -39,7 +39,9 @@ use spin::Mutex;
 
 pub use config::{ConfigError, Ipv4Config};
 pub use tap::TapStats;
-pub use tcp::{CONNECT_TIMEOUT, NEIGHBOUR_TIMEOUT, TcpListener, TcpOptions, TcpStatus, TcpStream};
+pub use tcp::{
+    CONNECT_TIMEOUT, LeanBuffers, NEIGHBOUR_TIMEOUT, TcpListener, TcpOptions, TcpStatus, TcpStream,
+};
 pub use udp::{UdpOptions, UdpSocket};
 
 use crate::hypercall::{self, POLLIN, PollFd};
@@ -454,6 +456,9 @@ impl Iface {
     fn poll_frames(&mut self, ts: smoltcp::time::Instant) -> bool {
         use smoltcp::iface::{PollIngressSingleResult as In, PollResult as Out};
         let mut changed = false;
+        for l in &mut self.listeners {
+            l.recheck_lean(&mut self.sockets, ts);
+        }
         self.refresh_listeners();
         self.tap.connections_listed = false;
         let (frames0, bytes0) = (self.tap.stats.rx_frames, self.tap.stats.rx_bytes);

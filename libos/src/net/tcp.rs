@@ -58,6 +58,23 @@ pub struct TcpOptions {
     /// Each costs `rx_buffer + tx_buffer` bytes of heap; the default
     /// (`usize::MAX`) sets no limit beyond the backlog.
     pub max_connections: usize,
+    /// Smaller buffers for a listener's connections past a number of them,
+    /// so that a server keeps large windows for its first connections and
+    /// serves many more in the same memory (Linux shrinks its sockets'
+    /// buffers under memory pressure, `tcp_mem`, to the same end). `None`:
+    /// every socket gets `rx_buffer` and `tx_buffer`.
+    pub lean: Option<LeanBuffers>,
+}
+
+/// The buffers of a listener's sockets made while its connections already
+/// hold `after` sockets or more (counted as for
+/// [`TcpOptions::max_connections`]): the bound on a listener's socket
+/// memory is then `after` large sockets plus the rest at these sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeanBuffers {
+    pub after: usize,
+    pub rx_buffer: usize,
+    pub tx_buffer: usize,
 }
 
 impl Default for TcpOptions {
@@ -69,6 +86,7 @@ impl Default for TcpOptions {
             nodelay: false,
             ack_delay: Some(Duration::from_millis(10)),
             max_connections: usize::MAX,
+            lean: None,
         }
     }
 }
@@ -156,7 +174,14 @@ pub(crate) struct Listener {
     sockets: Vec<SocketHandle>,
     /// The task waiting in `accept`, to wake from sockets made later too.
     waker: Option<Waker>,
+    /// When a lean listening socket was last checked (see
+    /// [`recheck_lean`](Self::recheck_lean)).
+    lean_checked: Option<smoltcp::time::Instant>,
 }
+
+/// How often a lean listening socket is checked against the listener's
+/// connections, to be made large again once they are few.
+const LEAN_RECHECK: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(50);
 
 impl Listener {
     /// Puts the sockets whose connection ended before it was accepted back
@@ -181,8 +206,8 @@ impl Listener {
         let pending = self.sockets.len() - listening;
         if listening == 0
             && pending < self.opts.backlog
-            && self.under_max_connections(set)
-            && let Ok(mut s) = listening_socket(&self.opts, self.addr, self.port)
+            && let Some(opts) = self.next_socket_options(set)
+            && let Ok(mut s) = listening_socket(&opts, self.addr, self.port)
         {
             if let Some(w) = &self.waker {
                 s.register_recv_waker(w);
@@ -193,15 +218,17 @@ impl Listener {
         listening
     }
 
-    /// Whether the listener's connections hold fewer sockets than
-    /// `max_connections`, with no socket listening (as when `refresh` would
-    /// add one). Every socket whose connection came to this listener has its
-    /// port as its local port, until it is freed: the count walks the
-    /// sockets, once per connection request that took the last listening
-    /// socket, and only when a limit is set.
-    fn under_max_connections(&self, set: &SocketSet<'static>) -> bool {
-        if self.opts.max_connections == usize::MAX {
-            return true;
+    /// The options of the next listening socket (its buffers lean past
+    /// `opts.lean.after`), or `None` if the listener's connections hold
+    /// `max_connections` sockets already, with no socket listening (as when
+    /// `refresh` would add one). Every socket whose connection came to this
+    /// listener has its port as its local port, until it is freed: the
+    /// count walks the sockets, once per connection request that took the
+    /// last listening socket, and only when a limit is set.
+    fn next_socket_options(&self, set: &SocketSet<'static>) -> Option<TcpOptions> {
+        let lean_after = self.opts.lean.map_or(usize::MAX, |l| l.after);
+        if self.opts.max_connections == usize::MAX && lean_after == usize::MAX {
+            return Some(self.opts);
         }
         let held = set
             .iter()
@@ -211,7 +238,56 @@ impl Listener {
                     .is_some_and(|e| e.port == self.port)
             })
             .count();
-        held < self.opts.max_connections
+        if held >= self.opts.max_connections {
+            return None;
+        }
+        let mut opts = self.opts;
+        if let Some(lean) = self.opts.lean
+            && held >= lean.after
+        {
+            opts.rx_buffer = lean.rx_buffer;
+            opts.tx_buffer = lean.tx_buffer;
+        }
+        Some(opts)
+    }
+
+    /// Replaces a listening socket made with lean buffers by a large one if
+    /// the listener's connections now hold fewer than `lean.after` sockets:
+    /// a socket's buffers are fixed when it is made, and a client that
+    /// comes after a burst of connections has ended should not get the
+    /// burst's lean buffers for its connection's life. At most every
+    /// [`LEAN_RECHECK`] (the check walks the sockets), and before the
+    /// frames of a poll are taken, so a SYN after a quiet spell finds the
+    /// large socket.
+    pub(crate) fn recheck_lean(
+        &mut self,
+        set: &mut SocketSet<'static>,
+        now: smoltcp::time::Instant,
+    ) {
+        if self.opts.lean.is_none() || self.lean_checked.is_some_and(|t| now < t + LEAN_RECHECK) {
+            return;
+        }
+        let lean = |set: &mut SocketSet<'static>, h: SocketHandle| {
+            let s = set.get_mut::<tcp::Socket>(h);
+            s.state() == State::Listen && s.send_capacity() != self.opts.tx_buffer
+        };
+        let Some(k) = (0..self.sockets.len()).find(|&k| lean(set, self.sockets[k])) else {
+            self.lean_checked = None;
+            return;
+        };
+        self.lean_checked = Some(now);
+        // A listening socket has no local endpoint yet: it is not counted.
+        let Some(opts) = self.next_socket_options(set) else { return };
+        if opts.tx_buffer != self.opts.tx_buffer {
+            return; // still many
+        }
+        if let Ok(mut s) = listening_socket(&opts, self.addr, self.port) {
+            if let Some(w) = &self.waker {
+                s.register_recv_waker(w);
+            }
+            set.remove(self.sockets[k]);
+            self.sockets[k] = set.add(s);
+        }
     }
 
     /// Takes an established connection out of the backlog, if there is
@@ -297,7 +373,14 @@ impl TcpListener {
         let at = (!addr.ip().is_unspecified()).then_some(*addr.ip());
         for idx in ifaces {
             let i = &mut stack.ifaces[idx];
-            let mut l = Listener { port, addr: at, opts, sockets: Vec::new(), waker: None };
+            let mut l = Listener {
+                port,
+                addr: at,
+                opts,
+                sockets: Vec::new(),
+                waker: None,
+                lean_checked: None,
+            };
             l.refresh(&mut i.sockets);
             i.listeners.push(l);
         }
@@ -900,6 +983,13 @@ impl TcpStream {
         self.with(|s| s.set_nagle_enabled(false));
     }
 
+    /// The size of the connection's send buffer, bytes: what a write can
+    /// hand the stack at once (with [`LeanBuffers`], it differs between a
+    /// listener's connections).
+    pub fn send_capacity(&self) -> usize {
+        self.with(|s| s.send_capacity())
+    }
+
     /// Sets the delayed-ACK timeout; `None` acknowledges at once.
     pub fn set_ack_delay(&self, delay: Option<Duration>) {
         self.with(|s| s.set_ack_delay(delay.map(to_smol_duration)));
@@ -1027,7 +1117,14 @@ mod tests {
             max_connections,
             ..TcpOptions::default()
         };
-        Listener { port: PORT, addr: None, opts, sockets: Vec::new(), waker: None }
+        Listener {
+            port: PORT,
+            addr: None,
+            opts,
+            sockets: Vec::new(),
+            waker: None,
+            lean_checked: None,
+        }
     }
 
     /// Runs the interface for a while, refreshing the listener's backlog
@@ -1084,6 +1181,62 @@ mod tests {
         let d = client(&mut iface, &mut set, 50004);
         run(&mut iface, &mut dev, &mut set, &mut l);
         assert!(established(&mut set, d));
+    }
+
+    #[test]
+    fn past_lean_after_new_sockets_get_the_lean_buffers() {
+        let (mut iface, mut dev, mut set) = loopback();
+        let mut l = listener(8);
+        l.opts.lean = Some(LeanBuffers { after: 2, rx_buffer: 512, tx_buffer: 256 });
+        let capacities = |set: &mut SocketSet<'static>, l: &Listener| {
+            let mut c: Vec<(usize, usize)> = l
+                .sockets
+                .iter()
+                .map(|&h| {
+                    let s = set.get_mut::<tcp::Socket>(h);
+                    (s.recv_capacity(), s.send_capacity())
+                })
+                .collect();
+            c.sort();
+            c
+        };
+        // Made while the listener holds no socket: large.
+        assert_eq!(l.refresh(&mut set), 1);
+        assert_eq!(capacities(&mut set, &l), [(1024, 1024)]);
+        for port in 50020..50023 {
+            client(&mut iface, &mut set, port);
+            run(&mut iface, &mut dev, &mut set, &mut l);
+        }
+        // Three connections and one socket listening: the first two sockets
+        // were made with fewer than two held, the next two with two or more.
+        assert_eq!(capacities(&mut set, &l), [(512, 256), (512, 256), (1024, 1024), (1024, 1024)]);
+        // The connections end and their sockets are freed: the lean socket
+        // still listening is made large again at the next check, not
+        // before `LEAN_RECHECK` has passed since the last.
+        let waker = Waker::noop();
+        while let Some((h, _)) = l.take_established(&mut set, waker) {
+            set.get_mut::<tcp::Socket>(h).abort();
+            set.remove(h);
+        }
+        let t0 = SmolInstant::from_secs(10);
+        l.recheck_lean(&mut set, t0);
+        assert_eq!(capacities(&mut set, &l), [(1024, 1024)]);
+        // Many again: a lean socket listens, and a check finds them many.
+        for port in 50023..50026 {
+            client(&mut iface, &mut set, port);
+            run(&mut iface, &mut dev, &mut set, &mut l);
+        }
+        let t1 = t0 + LEAN_RECHECK;
+        l.recheck_lean(&mut set, t1);
+        assert!(capacities(&mut set, &l).contains(&(512, 256)), "{:?}", capacities(&mut set, &l));
+        while let Some((h, _)) = l.take_established(&mut set, waker) {
+            set.get_mut::<tcp::Socket>(h).abort();
+            set.remove(h);
+        }
+        l.recheck_lean(&mut set, t1 + smoltcp::time::Duration::from_millis(10));
+        assert_eq!(capacities(&mut set, &l), [(512, 256)], "checked 10 ms ago");
+        l.recheck_lean(&mut set, t1 + LEAN_RECHECK);
+        assert_eq!(capacities(&mut set, &l), [(1024, 1024)]);
     }
 
     #[test]
@@ -1198,7 +1351,14 @@ mod tests {
         assert_eq!(core::hint::black_box(zeroed(1 << 62)).err(), Some(NetError::OutOfMemory));
         let opts = TcpOptions { rx_buffer: 1 << 62, ..TcpOptions::default() };
         assert_eq!(listening_socket(&opts, None, PORT).err(), Some(NetError::OutOfMemory));
-        let mut l = Listener { port: PORT, addr: None, opts, sockets: Vec::new(), waker: None };
+        let mut l = Listener {
+            port: PORT,
+            addr: None,
+            opts,
+            sockets: Vec::new(),
+            waker: None,
+            lean_checked: None,
+        };
         let mut set = SocketSet::new(Vec::new());
         assert_eq!(l.refresh(&mut set), 0, "no listening socket, no abort");
         assert_eq!(set.iter().count(), 0);

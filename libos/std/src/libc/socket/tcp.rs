@@ -112,6 +112,7 @@ impl Socket {
             nodelay: o.nodelay,
             ack_delay: o.ack_delay(),
             max_connections: usize::MAX,
+            lean: None,
         }
     }
 
