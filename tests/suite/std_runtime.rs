@@ -183,6 +183,21 @@ fn unmodified_crates_from_crates_io_run() {
 }
 
 #[test]
+fn crates_with_c_inside_run() {
+    // ring, rustls on ring, SQLite and zstd (tests/std/src/bin/std-cdeps.rs).
+    let out = guest("std-cdeps", &[], &[]);
+    out.assert_ok();
+    assert_eq!(
+        out.stdout,
+        "ring: sha256(hello) starts 2cf24dba\nring: signature verifies: true\n\
+         rustls: \"TLSv1_3\", server got \"ping over TLS\"\n\
+         sqlite: 3.46.0 1000 rows, sum 499500, max v999, extension refused: true\n\
+         zstd: 65536 bytes, compressed below a tenth: true, back the same: true\n",
+        "{out:#?}"
+    );
+}
+
+#[test]
 fn exit_statuses_come_out_as_native() {
     let every = (0..=255).map(|n| (n, n));
     for (asked, seen) in every.chain([(256, 0), (257, 1), (-1, 255)]) {

@@ -4,8 +4,15 @@
 //! macro (`__pthread_get_minstack`, ...), the getrandom crate
 //! (`getrandom`, else `/dev/urandom`, which a guest does not have), and
 //! others alike. `dlsym` finds those of them that libos-std defines
-//! ([`PROBED`]), under any handle (`RTLD_DEFAULT`, `RTLD_NEXT`); any
-//! other name is NULL, as for a function this C library does not have.
+//! ([`PROBED`]), under any handle (`RTLD_DEFAULT`, `RTLD_NEXT`, the
+//! program's own from `dlopen(NULL)`); any other name is NULL, as for a
+//! function this C library does not have.
+//!
+//! A guest cannot load code: its image is all it runs (the tender maps
+//! nothing else, and the filter allows no `mmap`). `dlopen` of a file
+//! fails, with glibc's message for a library that is not there, which
+//! programs with optional plug-ins (SQLite's extensions) report and go on
+//! without.
 
 use super::{c_char, c_void};
 
@@ -45,6 +52,40 @@ pub unsafe extern "C" fn dlsym(_handle: *mut c_void, name: *const c_char) -> *mu
         .map_or(core::ptr::null_mut(), |&(_, f)| f.cast_mut().cast())
 }
 
+/// The handle `dlopen(NULL)` returns: the program itself.
+static PROGRAM: u8 = 0;
+
+/// The error `dlerror` reports next, if any (one message: what the last
+/// failing `dlopen` asked for is not kept).
+static PENDING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// `dlopen(file, flags)`: the program itself for NULL; NULL for any file
+/// (see the module's documentation), with the error for `dlerror`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn dlopen(file: *const c_char, _flags: super::c_int) -> *mut c_void {
+    if file.is_null() {
+        return (&raw const PROGRAM).cast_mut().cast();
+    }
+    PENDING.store(true, core::sync::atomic::Ordering::Relaxed);
+    core::ptr::null_mut()
+}
+
+/// `dlerror()`: the last error's message, once, then NULL.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn dlerror() -> *mut c_char {
+    if PENDING.swap(false, core::sync::atomic::Ordering::Relaxed) {
+        c"cannot open shared object file: No such file or directory".as_ptr().cast_mut()
+    } else {
+        core::ptr::null_mut()
+    }
+}
+
+/// `dlclose(handle)`: nothing was loaded; 0.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn dlclose(_handle: *mut c_void) -> super::c_int {
+    0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +101,14 @@ mod tests {
             assert!(dlsym(core::ptr::null_mut(), c"__pthread_get_minstack".as_ptr()).is_null());
             assert!(dlsym(core::ptr::null_mut(), c"getrandom2".as_ptr()).is_null());
             assert!(dlsym(core::ptr::null_mut(), core::ptr::null()).is_null());
+            let me = dlopen(core::ptr::null(), ::libc::RTLD_NOW);
+            assert!(!me.is_null());
+            assert!(!dlsym(me, c"getrandom".as_ptr()).is_null());
         }
+        assert!(dlerror().is_null());
+        assert!(dlopen(c"libfoo.so".as_ptr(), ::libc::RTLD_NOW).is_null());
+        assert!(!dlerror().is_null());
+        assert!(dlerror().is_null(), "reported once");
+        assert_eq!(dlclose(core::ptr::null_mut()), 0);
     }
 }

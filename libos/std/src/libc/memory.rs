@@ -275,6 +275,61 @@ pub unsafe extern "C" fn munmap(addr: *mut c_void, len: size_t) -> c_int {
     0
 }
 
+/// `mremap(addr, old_len, new_len, flags)`: a mapping made by `mmap`,
+/// resized. With `MREMAP_MAYMOVE` it moves to a new block of the heap
+/// (the contents kept, the growth zeroed, the old block given back);
+/// without, only a size that rounds to the same pages succeeds, and any
+/// other is `ENOMEM`, as Linux answers when it cannot resize in place.
+/// `MREMAP_FIXED` and `MREMAP_DONTUNMAP` are `EINVAL`.
+///
+/// # Safety
+///
+/// `addr` is a mapping returned by `mmap` and not yet unmapped.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn mremap(
+    addr: *mut c_void,
+    old_len: size_t,
+    new_len: size_t,
+    flags: c_int,
+) -> *mut c_void {
+    let refuse = |e| {
+        set_errno(e);
+        ::libc::MAP_FAILED
+    };
+    if flags & !::libc::MREMAP_MAYMOVE != 0 || new_len == 0 {
+        return refuse(::libc::EINVAL);
+    }
+    if addr.is_null() || !(addr as usize).is_multiple_of(4096) {
+        return refuse(::libc::EINVAL);
+    }
+    // SAFETY: the caller guarantees addr is a live mapping.
+    if !unsafe { is_mapping(addr, old_len) } {
+        return refuse(::libc::EFAULT);
+    }
+    let Some(new_pages) = new_len.checked_next_multiple_of(4096) else {
+        return refuse(::libc::ENOMEM);
+    };
+    // SAFETY: as above.
+    let old_pages = unsafe { header(addr) }.size;
+    if new_pages == old_pages {
+        return addr;
+    }
+    if flags & ::libc::MREMAP_MAYMOVE == 0 {
+        return refuse(::libc::ENOMEM);
+    }
+    let p = allocate(new_pages, 4096, true);
+    if p.is_null() {
+        return refuse(::libc::ENOMEM);
+    }
+    // SAFETY: both blocks are live, distinct, and hold the bytes copied;
+    // the old one is freed once.
+    unsafe {
+        core::ptr::copy_nonoverlapping(addr.cast::<u8>(), p.cast::<u8>(), old_pages.min(new_pages));
+        free(addr);
+    }
+    p
+}
+
 /// `mprotect(addr, len, prot)`: see the module's documentation.
 ///
 /// # Safety
@@ -338,5 +393,26 @@ mod tests {
         }
         let file = mmap64(null_mut(), 4096, ::libc::PROT_READ, ::libc::MAP_PRIVATE, 3, 0);
         assert_eq!(file, ::libc::MAP_FAILED);
+    }
+
+    #[test]
+    fn mappings_resize_by_moving_with_their_contents() {
+        let flags = ::libc::MAP_PRIVATE | ::libc::MAP_ANONYMOUS;
+        let m = mmap64(null_mut(), 4096, ::libc::PROT_READ | ::libc::PROT_WRITE, flags, -1, 0);
+        // SAFETY: m is a fresh 4 KiB mapping; each result is checked.
+        unsafe {
+            m.cast::<u8>().write(7);
+            assert_eq!(mremap(m, 4096, 100, 0), m, "the same pages: in place");
+            assert_eq!(mremap(m, 4096, 8192, 0), ::libc::MAP_FAILED, "no room to grow in place");
+            assert_eq!(mremap(m, 4000, 8192, ::libc::MREMAP_FIXED), ::libc::MAP_FAILED);
+            let g = mremap(m, 4096, 3 * 4096, ::libc::MREMAP_MAYMOVE);
+            assert!(g != ::libc::MAP_FAILED && (g as usize).is_multiple_of(4096));
+            assert_eq!(*g.cast::<u8>(), 7, "contents kept");
+            assert_eq!(*g.cast::<u8>().add(3 * 4096 - 1), 0, "growth zeroed");
+            let s = mremap(g, 3 * 4096, 4096, ::libc::MREMAP_MAYMOVE);
+            assert_eq!(*s.cast::<u8>(), 7);
+            assert_eq!(mremap(s, 8192, 4096, ::libc::MREMAP_MAYMOVE), ::libc::MAP_FAILED);
+            assert_eq!(munmap(s, 4096), 0);
+        }
     }
 }

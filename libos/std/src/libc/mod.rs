@@ -58,6 +58,7 @@ pub mod random;
 pub mod rlimit;
 pub mod signal;
 pub mod socket;
+pub mod sort;
 pub mod spawn;
 pub mod start;
 pub mod string;

@@ -85,6 +85,46 @@ pub unsafe extern "C" fn strchr(s: *const c_char, c: c_int) -> *mut c_char {
     }
 }
 
+/// The length of the longest prefix of `s` whose bytes are (`inside`) or
+/// are not in `set`, both NUL-terminated strings.
+///
+/// # Safety
+///
+/// `s` and `set` are NUL-terminated strings.
+unsafe fn span(s: *const c_char, set: *const c_char, inside: bool) -> size_t {
+    // SAFETY: the caller guarantees NUL-terminated strings.
+    let (s, set) = unsafe { (super::c_str(s), super::c_str(set)) };
+    let mut member = [false; 256];
+    for &b in set {
+        member[usize::from(b)] = true;
+    }
+    s.iter().position(|&b| member[usize::from(b)] != inside).unwrap_or(s.len())
+}
+
+/// `strspn(s, accept)`: the length of the prefix of `s` made of bytes of
+/// `accept`.
+///
+/// # Safety
+///
+/// `s` and `accept` are NUL-terminated strings.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn strspn(s: *const c_char, accept: *const c_char) -> size_t {
+    // SAFETY: the same contract.
+    unsafe { span(s, accept, true) }
+}
+
+/// `strcspn(s, reject)`: the length of the prefix of `s` with no byte of
+/// `reject`.
+///
+/// # Safety
+///
+/// `s` and `reject` are NUL-terminated strings.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn strcspn(s: *const c_char, reject: *const c_char) -> size_t {
+    // SAFETY: the same contract.
+    unsafe { span(s, reject, false) }
+}
+
 /// `strrchr(s, c)`.
 ///
 /// # Safety
@@ -339,6 +379,19 @@ impl core::fmt::Write for Cursor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_count_the_prefix_in_or_out_of_the_set() {
+        // SAFETY: NUL-terminated literals.
+        unsafe {
+            assert_eq!(strspn(c"  \tword".as_ptr(), c" \t".as_ptr()), 3);
+            assert_eq!(strspn(c"abc".as_ptr(), c"".as_ptr()), 0);
+            assert_eq!(strspn(c"aaa".as_ptr(), c"a".as_ptr()), 3);
+            assert_eq!(strcspn(c"key=value".as_ptr(), c"=;".as_ptr()), 3);
+            assert_eq!(strcspn(c"plain".as_ptr(), c"=".as_ptr()), 5);
+            assert_eq!(strcspn(c"".as_ptr(), c"x".as_ptr()), 0);
+        }
+    }
 
     #[test]
     fn strings_and_messages_as_glibc() {

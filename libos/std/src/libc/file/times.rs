@@ -165,6 +165,36 @@ pub unsafe extern "C" fn utimensat(
     ret_int(r)
 }
 
+/// `utimes(path, times)`: `utimensat` with the two `timeval`s (NULL: now).
+/// A `tv_usec` outside 0..1,000,000 is `EINVAL`, as Linux.
+///
+/// # Safety
+///
+/// `path` is a NUL-terminated string; `times` is null or points to two
+/// `timeval`s.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn utimes(path: *const c_char, times: *const ::libc::timeval) -> c_int {
+    if path.is_null() {
+        return crate::libc::fail(::libc::EFAULT);
+    }
+    let mut ts = [::libc::timespec { tv_sec: 0, tv_nsec: 0 }; 2];
+    let spec = if times.is_null() {
+        core::ptr::null()
+    } else {
+        for (i, t) in ts.iter_mut().enumerate() {
+            // SAFETY: the caller guarantees two readable timevals.
+            let tv = unsafe { *times.add(i) };
+            if !(0..1_000_000).contains(&tv.tv_usec) {
+                return crate::libc::fail(::libc::EINVAL);
+            }
+            *t = ::libc::timespec { tv_sec: tv.tv_sec, tv_nsec: tv.tv_usec * 1000 };
+        }
+        ts.as_ptr()
+    };
+    // SAFETY: path is a NUL-terminated string; spec null or two timespecs.
+    unsafe { utimensat(::libc::AT_FDCWD, path, spec, 0) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

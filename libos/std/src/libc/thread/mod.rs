@@ -196,6 +196,7 @@ pub mod futex;
 pub mod sched;
 pub mod sem;
 pub mod switch;
+pub mod sync;
 
 use alloc::vec::Vec;
 
@@ -632,12 +633,15 @@ pub unsafe extern "C" fn pthread_attr_getguardsize(
     0
 }
 
-/// `syscall(number, ...)`: what std calls directly. `futex` (std's
-/// mutexes, condition variables, `park`), `gettid` (the thread's number,
-/// 1 for the main thread); anything else is `ENOSYS`, which std handles
-/// (e.g. `statx` falls back to `stat64`). Declared with six integer
-/// arguments: on x86_64 a variadic call passes them in the same
-/// registers.
+/// `syscall(number, ...)`: what std and crates call directly. `futex`
+/// (std's mutexes, condition variables, `park`), `gettid` (the thread's
+/// number, 1 for the main thread), and the calls crates make this way
+/// rather than through their C functions, answered by those functions:
+/// `getrandom` (the getrandom crate 0.2, and ring through it),
+/// `clock_gettime`, `getpid`, `sched_yield`. Anything else is `ENOSYS`,
+/// which std handles (e.g. `statx` falls back to `stat64`). Declared with
+/// six integer arguments: on x86_64 a variadic call passes them in the
+/// same registers.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn syscall(
     number: ::libc::c_long,
@@ -667,6 +671,16 @@ pub extern "C" fn syscall(
                 Err(e) => ::libc::c_long::from(super::fail(e)),
             }
         }
+        // SAFETY: the C contract of getrandom(2): a1 writable for a2 bytes.
+        ::libc::SYS_getrandom => unsafe {
+            super::random::getrandom(a1 as *mut c_void, a2, a3 as ::libc::c_uint) as ::libc::c_long
+        },
+        // SAFETY: the C contract of clock_gettime(2): a2 writable.
+        ::libc::SYS_clock_gettime => ::libc::c_long::from(unsafe {
+            super::time::clock_gettime(a1 as ::libc::clockid_t, a2 as *mut ::libc::timespec)
+        }),
+        ::libc::SYS_getpid => ::libc::c_long::from(super::process::getpid()),
+        ::libc::SYS_sched_yield => ::libc::c_long::from(sched_yield()),
         _ => ::libc::c_long::from(super::fail(::libc::ENOSYS)),
     }
 }
