@@ -42,9 +42,12 @@ fn cargo_build(app: &Path) -> Output {
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // Both builds are the same package at the root of a workspace, which
     // cargo fingerprints alike in a shared target dir: make this one's
-    // sources newer than the other's outputs, or it would pass as fresh.
-    let main_rs = std::fs::File::options().write(true).open(app.join("src/main.rs")).unwrap();
-    main_rs.set_modified(std::time::SystemTime::now()).unwrap();
+    // sources (and build script) newer than the other's outputs, or they
+    // would pass as fresh.
+    for file in ["src/main.rs", "build.rs"] {
+        let f = std::fs::File::options().write(true).open(app.join(file)).unwrap();
+        f.set_modified(std::time::SystemTime::now()).unwrap();
+    }
     let target = support::profile_dir().join("std-template-target");
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--release", "--quiet"])
@@ -90,4 +93,35 @@ fn a_std_program_without_the_app_macro_fails_to_link_and_says_why() {
         ),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_std_program_linked_with_a_shared_library_fails_to_link_and_says_why() {
+    // As a -sys crate that finds the host's libfoo.so does: the program
+    // calls a C function only the host's shared C library has, and the
+    // library is among the link's inputs.
+    let dir = TempDir::new("std-shared");
+    let app = copy_template(
+        dir.path(),
+        Some(
+            "libos_std::app!();\n\nunsafe extern \"C\" {\n    fn fopen(p: *const u8, m: *const u8) -> *mut u8;\n}\n\n\
+             fn main() {\n    // SAFETY: two NUL-terminated literals.\n    \
+             println!(\"{:?}\", unsafe { fopen(c\"/x\".as_ptr().cast(), c\"r\".as_ptr().cast()) });\n}\n",
+        ),
+    );
+    let libc = Path::new("/lib/x86_64-linux-gnu/libc.so.6");
+    assert!(libc.exists(), "the host's C library is at {}", libc.display());
+    std::fs::write(
+        app.join("build.rs"),
+        format!(
+            "fn main() {{\n    libos_build::link_std_guest();\n    \
+             println!(\"cargo:rustc-link-arg={}\");\n}}\n",
+            libc.display()
+        ),
+    )
+    .unwrap();
+    let out = cargo_build(&app);
+    assert!(!out.status.success(), "the link must fail: {out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("a shared library was linked"), "{stderr}");
 }

@@ -73,6 +73,28 @@ pub unsafe extern "C" fn uname(buf: *mut ::libc::utsname) -> c_int {
     0
 }
 
+/// `sysinfo(info)`: the guest's view: its uptime, its memory as the
+/// total (`--mem`) and the heap's free bytes as free, one process, no
+/// swap, loads 0.
+///
+/// # Safety
+///
+/// `info` is writable.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn sysinfo(info: *mut ::libc::sysinfo) -> c_int {
+    // SAFETY: sysinfo is plain data; all zeroes is a valid value.
+    let mut s: ::libc::sysinfo = unsafe { core::mem::zeroed() };
+    let heap = libos::heap_stats();
+    s.uptime = libos::time::since_boot().as_secs() as ::libc::c_long;
+    s.totalram = libos::rt_private::boot_info().map_or(heap.size as u64, |i| i.mem_size);
+    s.freeram = heap.size.saturating_sub(heap.in_use) as u64;
+    s.procs = 1;
+    s.mem_unit = 1;
+    // SAFETY: the caller guarantees info is writable.
+    unsafe { info.write(s) };
+    0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

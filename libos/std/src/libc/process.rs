@@ -207,6 +207,71 @@ pub unsafe extern "C" fn getpwnam_r(
     0
 }
 
+/// `getrusage(who, usage)`: the guest's own (`RUSAGE_SELF`, and
+/// `RUSAGE_THREAD`, whose time is the guest's too: green threads share one
+/// host thread); children have none (all zero). User time is the time
+/// since the guest started, as `CLOCK_PROCESS_CPUTIME_ID` (the guest does
+/// not know how much of it the host gave it), the largest resident set the
+/// heap in use in KiB; the rest is zero.
+///
+/// # Safety
+///
+/// `usage` is writable.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn getrusage(who: c_int, usage: *mut ::libc::rusage) -> c_int {
+    // SAFETY: rusage is plain data; all zeroes is a valid value.
+    let mut u: ::libc::rusage = unsafe { core::mem::zeroed() };
+    match who {
+        ::libc::RUSAGE_SELF | ::libc::RUSAGE_THREAD => {
+            let t = libos::time::since_boot();
+            u.ru_utime = ::libc::timeval {
+                tv_sec: t.as_secs() as ::libc::time_t,
+                tv_usec: ::libc::suseconds_t::from(t.subsec_micros()),
+            };
+            u.ru_maxrss = (libos::heap_stats().in_use / 1024) as ::libc::c_long;
+        }
+        ::libc::RUSAGE_CHILDREN => {}
+        _ => return fail(::libc::EINVAL),
+    }
+    // SAFETY: the caller guarantees usage is writable.
+    unsafe { usage.write(u) };
+    0
+}
+
+/// `prctl(option, ...)`: `PR_SET_NAME` and `PR_GET_NAME` name the calling
+/// thread (as `pthread_setname_np`); `PR_GET_DUMPABLE` is 0 (a guest never
+/// dumps core); any other option is `EINVAL`, as for an option the kernel
+/// does not know. Declared with five arguments: on x86_64 a variadic call
+/// passes them in the same registers.
+///
+/// # Safety
+///
+/// For the name options, `a2` is a NUL-terminated string (`PR_SET_NAME`)
+/// or writable for 16 bytes (`PR_GET_NAME`).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn prctl(
+    option: c_int,
+    a2: usize,
+    _a3: usize,
+    _a4: usize,
+    _a5: usize,
+) -> c_int {
+    let me = super::thread::pthread_self();
+    let r = match option {
+        // SAFETY: the caller guarantees a NUL-terminated name.
+        ::libc::PR_SET_NAME => unsafe {
+            super::thread::pthread_setname_np(me, a2 as *const c_char)
+        },
+        // SAFETY: the caller guarantees 16 writable bytes.
+        ::libc::PR_GET_NAME => unsafe {
+            super::thread::pthread_getname_np(me, a2 as *mut c_char, 16)
+        },
+        ::libc::PR_GET_DUMPABLE => return 0,
+        _ => ::libc::EINVAL,
+    };
+    if r == 0 { 0 } else { fail(r) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

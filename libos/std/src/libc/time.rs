@@ -128,6 +128,20 @@ pub unsafe extern "C" fn nanosleep(
     0
 }
 
+/// `sleep(secs)`: parks the calling thread; never interrupted, so 0.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn sleep(secs: ::libc::c_uint) -> ::libc::c_uint {
+    super::thread::sleep_until(libos::time::Instant::now() + Duration::from_secs(secs.into()));
+    0
+}
+
+/// `usleep(us)`: parks the calling thread for `us` microseconds.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn usleep(us: ::libc::useconds_t) -> c_int {
+    super::thread::sleep_until(libos::time::Instant::now() + Duration::from_micros(us.into()));
+    0
+}
+
 /// `clock_nanosleep(id, flags, req, rem)`: relative, or absolute with
 /// `TIMER_ABSTIME`, on the realtime or monotonic clock. Returns the error
 /// number, as POSIX says.
