@@ -100,21 +100,36 @@ static AT_EXIT: spin_lock::Lock<Vec<(unsafe extern "C" fn(*mut c_void), *mut c_v
 
 mod spin_lock {
     /// A lock for state that cooperative threads share: they switch only
-    /// at blocking calls, so holding it across no such call is enough.
+    /// at blocking calls, so holding it across no such call is enough. In
+    /// host unit tests, which run on several host threads at once, the
+    /// same state is behind a real mutex.
     #[derive(Debug)]
-    pub struct Lock<T>(core::cell::RefCell<T>);
+    pub struct Lock<T>(Inner<T>);
+
+    #[cfg(not(test))]
+    type Inner<T> = core::cell::RefCell<T>;
+    #[cfg(test)]
+    type Inner<T> = std::sync::Mutex<T>;
 
     // SAFETY: the guest has one host thread; guest threads switch only
-    // at blocking calls, never while a borrow is held.
+    // at blocking calls, never while a borrow is held. (In host tests the
+    // mutex serialises every access; the tests that share objects with
+    // `Rc`s inside do not hand them between threads.)
     unsafe impl<T> Sync for Lock<T> {}
 
     impl<T> Lock<T> {
         pub const fn new(v: T) -> Self {
-            Self(core::cell::RefCell::new(v))
+            Self(Inner::new(v))
         }
 
+        #[cfg(not(test))]
         pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
             f(&mut self.0.borrow_mut())
+        }
+
+        #[cfg(test)]
+        pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+            f(&mut self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
         }
     }
 }

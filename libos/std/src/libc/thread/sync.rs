@@ -381,9 +381,10 @@ unsafe fn cond_wait(
     // SAFETY: the caller guarantees a live condition variable.
     let (seq, clock) = unsafe { (word(c, SEQ), word(c, CLOCK)) };
     let value = seq.load(Ordering::Acquire);
-    // The recursion count survives the wait, as glibc keeps it.
+    // The wait releases the mutex whole, however many times a recursive
+    // one was taken, and the count comes back with it, as glibc does.
     // SAFETY: the caller guarantees a live mutex.
-    let depth = unsafe { word(m, COUNT) }.load(Ordering::Relaxed);
+    let depth = unsafe { word(m, COUNT) }.swap(1, Ordering::Relaxed);
     // SAFETY: m is held by the caller.
     let r = unsafe { pthread_mutex_unlock(m) };
     if r != 0 {
@@ -581,6 +582,17 @@ mod tests {
             assert_eq!(pthread_cond_timedwait(&mut c, &mut m, &past), ::libc::ETIMEDOUT);
             assert_eq!(pthread_mutex_trylock(&mut m), ::libc::EBUSY, "held again");
             assert_eq!(pthread_mutex_unlock(&mut m), 0);
+
+            // A recursive mutex taken twice: released whole for the wait,
+            // taken twice again after it.
+            let mut rec: ::libc::pthread_mutex_t = ::libc::PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+            assert_eq!(pthread_mutex_lock(&mut rec), 0);
+            assert_eq!(pthread_mutex_lock(&mut rec), 0);
+            assert_eq!(pthread_cond_timedwait(&mut c, &mut rec, &past), ::libc::ETIMEDOUT);
+            assert_eq!(word(&mut rec, COUNT).load(Ordering::Relaxed), 2);
+            assert_eq!(pthread_mutex_unlock(&mut rec), 0);
+            assert_eq!(pthread_mutex_unlock(&mut rec), 0);
+            assert_eq!(pthread_mutex_unlock(&mut rec), ::libc::EPERM);
         }
     }
 
