@@ -285,6 +285,22 @@ impl Socket {
         !t.reset_reported.replace(true)
     }
 
+    /// The connected stream in `state`, or what a read or write gets
+    /// instead: pending while connecting; once closed, the pending error
+    /// (`SO_ERROR`) or else `otherwise`; `otherwise` in any other state.
+    fn stream_of<'s, T>(
+        &self,
+        state: &'s State,
+        otherwise: c_int,
+    ) -> Result<&'s TcpStream, Poll<Res<T>>> {
+        match state {
+            State::Connected(s) => Ok(s),
+            State::Connecting(_) => Err(Poll::Pending),
+            State::Closed => Err(Poll::Ready(Err(self.error.take().unwrap_or(otherwise)))),
+            _ => Err(Poll::Ready(Err(otherwise))),
+        }
+    }
+
     pub(super) fn tcp_recv(&self, buf: &mut [u8], peek: bool, nonblock: bool) -> Res<usize> {
         let t = self.tcp();
         wait_loop(nonblock, self.opts.get().rcvtimeo, || {
@@ -293,13 +309,9 @@ impl Socket {
             }
             self.settle();
             let state = t.state.borrow();
-            let stream = match &*state {
-                State::Connected(s) => s,
-                State::Connecting(_) => return Poll::Pending,
-                State::Closed => {
-                    return Poll::Ready(Err(self.error.take().unwrap_or(::libc::ENOTCONN)));
-                }
-                _ => return Poll::Ready(Err(::libc::ENOTCONN)),
+            let stream = match self.stream_of(&state, ::libc::ENOTCONN) {
+                Ok(s) => s,
+                Err(p) => return p,
             };
             match stream.try_read(buf, peek) {
                 Poll::Ready(Ok(n)) => Poll::Ready(Ok(n)),
@@ -325,13 +337,9 @@ impl Socket {
             }
             self.settle();
             let state = t.state.borrow();
-            let stream = match &*state {
-                State::Connected(s) => s,
-                State::Connecting(_) => return Poll::Pending,
-                State::Closed => {
-                    return Poll::Ready(Err(self.error.take().unwrap_or(::libc::ENOTCONN)));
-                }
-                _ => return Poll::Ready(Err(::libc::ENOTCONN)),
+            let stream = match self.stream_of(&state, ::libc::ENOTCONN) {
+                Ok(s) => s,
+                Err(p) => return p,
             };
             let take = |want: usize| {
                 move |data: &[u8]| {
@@ -383,13 +391,9 @@ impl Socket {
             }
             self.settle();
             let state = t.state.borrow();
-            let stream = match &*state {
-                State::Connected(s) => s,
-                State::Connecting(_) => return Poll::Pending,
-                State::Closed => {
-                    return Poll::Ready(Err(self.error.take().unwrap_or(::libc::EPIPE)));
-                }
-                _ => return Poll::Ready(Err(::libc::EPIPE)),
+            let stream = match self.stream_of(&state, ::libc::EPIPE) {
+                Ok(s) => s,
+                Err(p) => return p,
             };
             rest.clear();
             rest.extend(bufs[first..].iter().enumerate().map(|(k, b)| match k {
