@@ -168,22 +168,15 @@ pub fn startup_ratio(v: &Value) -> Option<f64> {
 }
 
 /// TCP ratios per round of one direction (`server_to_client`,
-/// `client_to_server`): tender sample / native sample of the same round.
+/// `client_to_server`): `nabla bench tcp --json` gives each round's
+/// tender / native ratio as `directions[].runs[].ratio`.
 pub fn tcp_ratios(v: &Value, direction: &str) -> Vec<f64> {
-    let Some(d) = v["directions"]
+    v["directions"]
         .as_array()
         .and_then(|a| a.iter().find(|d| d["direction"].as_str() == Some(direction)))
-    else {
-        return Vec::new();
-    };
-    let nums = |k: &str| -> Vec<f64> {
-        d[k].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default()
-    };
-    let (t, n) = (nums("tender_samples_gbit_per_sec"), nums("native_samples_gbit_per_sec"));
-    if t.is_empty() || t.len() != n.len() {
-        return d["ratio"].as_f64().into_iter().collect();
-    }
-    t.iter().zip(&n).filter(|(_, n)| **n > 0.0).map(|(t, n)| t / n).collect()
+        .and_then(|d| d["runs"].as_array())
+        .map(|runs| runs.iter().filter_map(|r| r["ratio"].as_f64()).collect())
+        .unwrap_or_default()
 }
 
 /// httpd's ratios for the 1 KiB file: (p99, requests/s).
@@ -382,14 +375,14 @@ mod tests {
     fn reads_each_benchmarks_json() {
         let s = json!({"headline": {"ratio": 1.56}});
         assert_eq!(startup_ratio(&s), Some(1.56));
+        // The shape of `nabla bench tcp --json` (tcp.rs): per-round ratios.
         let t = json!({"directions": [
-            {"direction": "server_to_client", "ratio": 0.8,
-             "tender_samples_gbit_per_sec": [1.0, 3.0], "native_samples_gbit_per_sec": [2.0, 2.0]},
-            {"direction": "client_to_server", "ratio": 0.7,
-             "tender_samples_gbit_per_sec": [1.0], "native_samples_gbit_per_sec": []},
+            {"direction": "server_to_client", "ratio": {"min": 0.5, "median": 1.0, "max": 1.5},
+             "runs": [{"ratio": 0.5, "tender": {}, "native": {}}, {"ratio": 1.5}]},
+            {"direction": "client_to_server", "ratio": {"min": 0.7, "median": 0.7, "max": 0.7},
+             "runs": [{"ratio": 0.7}]},
         ]});
         assert_eq!(tcp_ratios(&t, "server_to_client"), [0.5, 1.5]);
-        // Samples that do not pair up: the benchmark's own ratio.
         assert_eq!(tcp_ratios(&t, "client_to_server"), [0.7]);
         assert!(tcp_ratios(&t, "sideways").is_empty());
         let h = json!({"files": [
