@@ -538,6 +538,8 @@ pub fn run(args: &Args) -> Result<()> {
                 "ratio_requests_per_sec": ratio(c[0].rps, c[1].rps),
                 "ratio_p99": ratio(c[0].p99_us, c[1].p99_us),
                 "ratio_p99_9": ratio(c[0].p999_us, c[1].p999_us),
+                "ratio_cpu_per_request":
+                    ratio(c[1].server_us + c[1].client_us, c[0].server_us + c[0].client_us),
                 "rounds": {
                     "ratio_requests_per_sec": sp.rps.iter().map(|&(a, b)| ratio(a, b)).collect::<Vec<_>>(),
                     "ratio_p50": sp.p50.iter().map(|&(a, b)| ratio(a, b)).collect::<Vec<_>>(),
@@ -614,6 +616,14 @@ pub fn run(args: &Args) -> Result<()> {
             Spread::range(&sp.p99),
             c[0].p999_us / c[1].p999_us,
             Spread::range(&sp.p999),
+        );
+        println!(
+            "    {:<15} CPU per request, server + wrk: nginx's / httpd's {:.2}× ({:.1} / {:.1} µs): \
+             the requests/s ratio when both pairs get the same CPU",
+            path,
+            (c[1].server_us + c[1].client_us) / (c[0].server_us + c[0].client_us),
+            c[1].server_us + c[1].client_us,
+            c[0].server_us + c[0].client_us,
         );
     }
     println!(
