@@ -12,7 +12,9 @@
 //! file (`index.html`) for directories, `Content-Type` by extension, single
 //! byte ranges (206/416), `Last-Modified` and `If-Modified-Since` (304) from
 //! the files' FAT times; 400, 404, 405, 413 as HTTP says. Small files are
-//! cached in memory after their first request ([`site`]).
+//! cached in memory after their first request, and what a request path
+//! names (file, length, time) after its first lookup, so that a request
+//! for a known file reads no directory ([`site`]).
 //!
 //! # Limits
 //!

@@ -4,7 +4,10 @@
 //! request, up to the cache's budget (a quarter of the heap at start, at
 //! most [`CACHE_TOTAL_MAX`]): the disk is the guest's while it runs. A file
 //! read into the cache is allocated fallibly; one that does not fit is sent
-//! from the disk in pieces instead, like a large file.
+//! from the disk in pieces instead, like a large file. What a request path
+//! names is remembered too (within [`FOUND_MAX`]): walking the FAT
+//! directories for every request was the largest part of httpd's own
+//! time per 1 KiB request (see docs/performance.md, "httpd's margin").
 
 use alloc::collections::BTreeMap;
 use alloc::rc::Rc;
@@ -21,15 +24,30 @@ pub(crate) const CACHE_FILE_MAX: u64 = 4 * 1024 * 1024;
 /// Most bytes the cache may hold, whatever the heap.
 pub(crate) const CACHE_TOTAL_MAX: usize = 32 * 1024 * 1024;
 
+/// Most bytes [`Site::find`]'s memory may take, counted as the two paths
+/// of each entry and [`FOUND_ENTRY`]: a client asking for many spellings of
+/// one file (FAT names ignore case) cannot grow it further.
+pub(crate) const FOUND_MAX: usize = 256 * 1024;
+/// What an entry of [`Site::find`]'s memory costs besides its paths: the
+/// map's share of a node, the `Rc` and the lengths and times.
+const FOUND_ENTRY: usize = 128;
+
 /// The file system and the cache.
 pub(crate) struct Site {
     pub(crate) fs: FileSystem,
     cache: RefCell<BTreeMap<String, Rc<Vec<u8>>>>,
     cached: Cell<usize>,
     cache_max: usize,
+    /// What [`Site::find`] found for a request path, so that a file asked
+    /// for again costs no walk of the FAT directories (the disk is the
+    /// guest's: nothing else changes it while httpd runs).
+    found: RefCell<BTreeMap<String, Rc<Found>>>,
+    /// What `found` takes, at most [`FOUND_MAX`].
+    found_bytes: Cell<usize>,
 }
 
 /// A file to send.
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Found {
     pub(crate) path: String,
     pub(crate) len: u64,
@@ -39,11 +57,36 @@ pub(crate) struct Found {
 impl Site {
     /// The site on `fs`, with a cache of at most `cache_max` bytes.
     pub(crate) fn new(fs: FileSystem, cache_max: usize) -> Self {
-        Self { fs, cache: RefCell::new(BTreeMap::new()), cached: Cell::new(0), cache_max }
+        Self {
+            fs,
+            cache: RefCell::new(BTreeMap::new()),
+            cached: Cell::new(0),
+            cache_max,
+            found: RefCell::new(BTreeMap::new()),
+            found_bytes: Cell::new(0),
+        }
     }
 
-    /// The file `path` names: itself, or a directory's index file.
-    pub(crate) fn find(&self, path: &str) -> Result<Found, FsError> {
+    /// The file `path` names: itself, or a directory's index file; from
+    /// what an earlier request found, or from the disk (remembered within
+    /// [`FOUND_MAX`] and the heap's reserve; what is not found is not
+    /// remembered: a 404 walks the directories each time, as before).
+    pub(crate) fn find(&self, path: &str) -> Result<Rc<Found>, FsError> {
+        if let Some(f) = self.found.borrow().get(path) {
+            return Ok(f.clone());
+        }
+        let f = Rc::new(self.find_on_disk(path)?);
+        let cost = path.len() + f.path.len() + FOUND_ENTRY;
+        let total = self.found_bytes.get() + cost;
+        if total <= FOUND_MAX && crate::room_for(cost) {
+            self.found_bytes.set(total);
+            self.found.borrow_mut().insert(path.into(), f.clone());
+        }
+        Ok(f)
+    }
+
+    /// [`Site::find`] on the disk.
+    fn find_on_disk(&self, path: &str) -> Result<Found, FsError> {
         let meta = self.fs.metadata(path)?;
         if !meta.is_dir {
             return Ok(Found { path: path.into(), len: meta.len, modified: meta.modified });

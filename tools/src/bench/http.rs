@@ -282,6 +282,8 @@ struct Run {
     server_cpu: f64,
     /// Busy CPUs of the whole machine, in cores.
     machine_cpu: f64,
+    /// wrk's CPU time (user + system) / wall time, in cores.
+    client_cpu: f64,
 }
 
 /// Runs wrk against `url` from the client namespace, at most `duration`
@@ -361,6 +363,10 @@ struct Cell {
     mib_per_sec: f64,
     server_cpu: f64,
     machine_cpu: f64,
+    client_cpu: f64,
+    /// CPU time per request (µs) of the server and of wrk.
+    server_us: f64,
+    client_us: f64,
     errors: u64,
     non_2xx: u64,
 }
@@ -380,6 +386,9 @@ impl Cell {
             mib_per_sec: median(&|r| r.report.bytes_per_sec / (1024.0 * 1024.0)),
             server_cpu: median(&|r| r.server_cpu),
             machine_cpu: median(&|r| r.machine_cpu),
+            client_cpu: median(&|r| r.client_cpu),
+            server_us: median(&|r| r.server_cpu / r.report.requests_per_sec * 1e6),
+            client_us: median(&|r| r.client_cpu / r.report.requests_per_sec * 1e6),
             errors: runs.iter().map(|r| r.report.socket_errors.total()).sum(),
             non_2xx: runs.iter().map(|r| r.report.non_2xx).sum(),
         }
@@ -474,14 +483,16 @@ pub fn run(args: &Args) -> Result<()> {
                 let daemon = if server == Server::Httpd { &mut httpd } else { &mut nginx_d };
                 let cpu0 = daemon.cpu_seconds()?;
                 let machine0 = MachineCpu::now()?;
+                let client0 = net::children_cpu_seconds()?;
                 let t0 = Instant::now();
                 let report =
                     run_wrk(&topo, &wrk_path, &script, args, args.duration, &url(server, path))?;
                 let wall = t0.elapsed().as_secs_f64();
                 let server_cpu = (daemon.cpu_seconds()? - cpu0) / wall;
                 let machine_cpu = MachineCpu::now()?.cores_since(&machine0);
+                let client_cpu = (net::children_cpu_seconds()? - client0) / wall;
                 daemon.check()?;
-                runs[f][s].push(Run { report, server_cpu, machine_cpu });
+                runs[f][s].push(Run { report, server_cpu, machine_cpu, client_cpu });
             }
         }
     }
@@ -504,6 +515,9 @@ pub fn run(args: &Args) -> Result<()> {
                 "transfer_mib_per_sec": round1(c.mib_per_sec),
                 "server_cpu_cores": (c.server_cpu * 100.0).round() / 100.0,
                 "machine_cpu_cores": (c.machine_cpu * 100.0).round() / 100.0,
+                "client_cpu_cores": (c.client_cpu * 100.0).round() / 100.0,
+                "server_cpu_us_per_request": round1(c.server_us),
+                "client_cpu_us_per_request": round1(c.client_us),
                 "socket_errors": c.errors,
                 "non_2xx": c.non_2xx,
             })
@@ -524,6 +538,8 @@ pub fn run(args: &Args) -> Result<()> {
                 "ratio_requests_per_sec": ratio(c[0].rps, c[1].rps),
                 "ratio_p99": ratio(c[0].p99_us, c[1].p99_us),
                 "ratio_p99_9": ratio(c[0].p999_us, c[1].p999_us),
+                "ratio_cpu_per_request":
+                    ratio(c[1].server_us + c[1].client_us, c[0].server_us + c[0].client_us),
                 "rounds": {
                     "ratio_requests_per_sec": sp.rps.iter().map(|&(a, b)| ratio(a, b)).collect::<Vec<_>>(),
                     "ratio_p50": sp.p50.iter().map(|&(a, b)| ratio(a, b)).collect::<Vec<_>>(),
@@ -546,7 +562,7 @@ pub fn run(args: &Args) -> Result<()> {
     println!("  nginx:  {} (1 process, sendfile on)", nginx_d.command());
     println!();
     println!(
-        "  {:<15} {:<24} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>7}",
+        "  {:<15} {:<24} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>8} {:>10} {:>10} {:>7}",
         "file",
         "server",
         "req/s",
@@ -555,13 +571,17 @@ pub fn run(args: &Args) -> Result<()> {
         "p99.9 µs",
         "MiB/s",
         "server",
+        "wrk",
         "machine",
+        "server µs/r",
+        "wrk µs/r",
         "errors"
     );
     for ((path, _), c) in files.iter().zip(&cells) {
         for (server, x) in Server::BOTH.iter().zip(c) {
             println!(
-                "  {:<15} {:<24} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>6.0}% {:>7.0}% {:>7}",
+                "  {:<15} {:<24} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>6.0}% {:>6.0}% {:>7.0}% \
+                 {:>11.1} {:>10.1} {:>7}",
                 path,
                 server.label(),
                 x.rps,
@@ -570,7 +590,10 @@ pub fn run(args: &Args) -> Result<()> {
                 x.p999_us,
                 x.mib_per_sec,
                 x.server_cpu * 100.0,
+                x.client_cpu * 100.0,
                 x.machine_cpu * 100.0,
+                x.server_us,
+                x.client_us,
                 x.errors + x.non_2xx
             );
         }
@@ -594,10 +617,44 @@ pub fn run(args: &Args) -> Result<()> {
             c[0].p999_us / c[1].p999_us,
             Spread::range(&sp.p999),
         );
+        println!(
+            "    {:<15} CPU per request, server + wrk: nginx's / httpd's {:.2}× ({:.1} / {:.1} µs): \
+             the requests/s ratio when both pairs get the same CPU",
+            path,
+            (c[1].server_us + c[1].client_us) / (c[0].server_us + c[0].client_us),
+            c[1].server_us + c[1].client_us,
+            c[0].server_us + c[0].client_us,
+        );
+    }
+    println!(
+        "  each round, httpd | nginx: req/s, and CPU % of one core of the server, wrk and the \
+         machine"
+    );
+    for ((path, _), r) in files.iter().zip(&runs) {
+        for (i, (h, n)) in r[0].iter().zip(&r[1]).enumerate() {
+            let cpu = |x: &Run| {
+                format!(
+                    "{:>7.0} {:>4.0}% {:>4.0}% {:>4.0}%",
+                    x.report.requests_per_sec,
+                    x.server_cpu * 100.0,
+                    x.client_cpu * 100.0,
+                    x.machine_cpu * 100.0
+                )
+            };
+            println!(
+                "    {:<15} {}: {} | {}   {:.2}×",
+                path,
+                i + 1,
+                cpu(h),
+                cpu(n),
+                h.report.requests_per_sec / n.report.requests_per_sec
+            );
+        }
     }
     println!(
         "  CPU, % of one core over wrk's run: server = the server process's user + system \
-         time; machine = all {} CPUs' busy time",
+         time; wrk = wrk's; machine = all {} CPUs' busy time; µs/r = CPU time per request \
+         (medians of the rounds')",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     Ok(())

@@ -208,6 +208,26 @@ pub fn parse_stat_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// cutime + cstime (fields 16 and 17) of a `/proc/PID/stat` line: the
+/// ticks of the children waited for.
+pub fn parse_stat_children_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(13);
+    let cutime: u64 = fields.next()?.parse().ok()?;
+    let cstime: u64 = fields.next()?.parse().ok()?;
+    Some(cutime + cstime)
+}
+
+/// CPU seconds (user + system) of this process's children that were waited
+/// for: its change over a client's run (wrk, redis-benchmark) is the
+/// client's CPU time, since daemons are waited for only when they end.
+pub fn children_cpu_seconds() -> Result<f64> {
+    let path = "/proc/self/stat";
+    let text = fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let ticks = parse_stat_children_ticks(&text).ok_or_else(|| format!("{path}: cannot parse"))?;
+    Ok(ticks as f64 / clock_ticks())
+}
+
 /// CPU seconds used by process `pid`, all threads.
 pub fn cpu_seconds(pid: u32) -> Result<f64> {
     let path = format!("/proc/{pid}/stat");
@@ -324,6 +344,16 @@ mod tests {
         assert_eq!(parse_stat_ticks(odd), Some(7));
         assert_eq!(parse_stat_ticks("7 (x) R 1"), None);
         assert_eq!(parse_stat_ticks("no parenthesis"), None);
+    }
+
+    #[test]
+    fn stat_children_ticks() {
+        let stat = "4242 (nabla) S 1 4242 4242 0 -1 4194560 300 0 0 0 150 75 31 11 20 0 1 0 \
+                    123 1000 10 18446744073709551615";
+        assert_eq!(parse_stat_children_ticks(stat), Some(42));
+        let odd = "7 (a (b) c) R 1 7 7 0 -1 0 0 0 0 0 3 4 5 6 20 0 1 0 5 6 7";
+        assert_eq!(parse_stat_children_ticks(odd), Some(11));
+        assert_eq!(parse_stat_children_ticks("7 (x) R 1 7 7 0 -1 0 0 0 0 0 3 4"), None);
     }
 
     #[test]

@@ -185,6 +185,14 @@ pub fn http_ratios(v: &Value) -> Option<(f64, f64)> {
     Some((f["ratio_p99"].as_f64()?, f["ratio_requests_per_sec"].as_f64()?))
 }
 
+/// nginx's CPU per 1 KiB request (server + wrk) over httpd's, from
+/// `nabla bench http --json`: the requests/s ratio when both get the same
+/// CPU, which other load on the machine does not move.
+pub fn http_cost_ratio(v: &Value) -> Option<f64> {
+    let f = v["files"].as_array()?.iter().find(|f| f["bytes"].as_u64() == Some(1024))?;
+    f["ratio_cpu_per_request"].as_f64().filter(|r| r.is_finite())
+}
+
 /// kvd / redis-server operations/s of `test` at `pipeline`.
 pub fn kvd_ratio(v: &Value, test: &str, pipeline: u64) -> Option<f64> {
     v["results"]
@@ -241,7 +249,7 @@ pub fn run(args: &Args) -> Result<()> {
         }
     }
     if root && want("http") {
-        let (mut p99, mut rps) = (Vec::new(), Vec::new());
+        let (mut p99, mut rps, mut cost) = (Vec::new(), Vec::new(), Vec::new());
         let d = if args.quick { "5" } else { "10" };
         for _ in 0..n {
             let v = nabla_json(&strings(&[
@@ -259,6 +267,7 @@ pub fn run(args: &Args) -> Result<()> {
                 p99.push(p);
                 rps.push(r);
             }
+            cost.extend(http_cost_ratio(&v));
         }
         rows.push(Row {
             metric: "httpd 1 KiB, wrk -c32, p99 / nginx p99".into(),
@@ -268,6 +277,13 @@ pub fn run(args: &Args) -> Result<()> {
         rows.push(Row {
             metric: "httpd 1 KiB, wrk -c32, requests/s / nginx".into(),
             values: rps,
+            goal: Goal::AtLeast(1.5),
+        });
+        // The same goal at equal CPU: what the requests/s ratio tends to
+        // when both servers and their wrk get the same share of the machine.
+        rows.push(Row {
+            metric: "httpd 1 KiB, CPU/request (server + wrk), nginx / httpd".into(),
+            values: cost,
             goal: Goal::AtLeast(1.5),
         });
     }
@@ -391,6 +407,9 @@ mod tests {
         ]});
         assert_eq!(http_ratios(&h), Some((2.7, 1.2)));
         assert_eq!(http_ratios(&json!({})), None);
+        assert_eq!(http_cost_ratio(&h), None);
+        let c = json!({"files": [{"bytes": 1024, "ratio_cpu_per_request": 1.9}]});
+        assert_eq!(http_cost_ratio(&c), Some(1.9));
         let k = json!({"results": [
             {"test": "SET", "pipeline": 1, "kvd_over_redis_rps": 1.4},
             {"test": "GET", "pipeline": 16, "kvd_over_redis_rps": 0.9},
