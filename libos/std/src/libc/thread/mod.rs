@@ -196,6 +196,7 @@ pub mod futex;
 pub mod sched;
 pub mod sem;
 pub mod switch;
+pub mod rwlock;
 pub mod sync;
 
 use alloc::vec::Vec;
