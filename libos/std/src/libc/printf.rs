@@ -251,7 +251,11 @@ enum Len {
 ///
 /// `fmt` is a NUL-terminated string; `args` holds the arguments its
 /// conversions name, with their types (the C contract of `printf`).
-pub unsafe fn format(fmt: *const c_char, args: &mut Args, sink: &mut dyn Sink) -> Result<usize, c_int> {
+pub unsafe fn format(
+    fmt: *const c_char,
+    args: &mut Args,
+    sink: &mut dyn Sink,
+) -> Result<usize, c_int> {
     // SAFETY: the caller guarantees a NUL-terminated string.
     let fmt = unsafe { super::c_str(fmt) };
     let mut out = Counted { sink, n: 0, failed: false };
@@ -758,7 +762,12 @@ fn count(r: Result<usize, c_int>) -> c_int {
 /// `buf` is writable for `size` bytes (or `size` is 0); `fmt` and `ap`
 /// as `printf`'s.
 #[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn vsnprintf(buf: *mut c_char, size: size_t, fmt: *const c_char, ap: VaList) -> c_int {
+pub unsafe extern "C" fn vsnprintf(
+    buf: *mut c_char,
+    size: size_t,
+    fmt: *const c_char,
+    ap: VaList,
+) -> c_int {
     let mut b = Bounded { buf: buf.cast(), cap: if buf.is_null() { 0 } else { size }, len: 0 };
     // SAFETY: the caller's contract.
     let r = unsafe { format(fmt, &mut Args::new(ap), &mut b) };
@@ -784,7 +793,11 @@ pub unsafe extern "C" fn vsprintf(buf: *mut c_char, fmt: *const c_char, ap: VaLi
 ///
 /// `strp` is writable; `fmt` and `ap` as `printf`'s.
 #[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn vasprintf(strp: *mut *mut c_char, fmt: *const c_char, ap: VaList) -> c_int {
+pub unsafe extern "C" fn vasprintf(
+    strp: *mut *mut c_char,
+    fmt: *const c_char,
+    ap: VaList,
+) -> c_int {
     let mut v = Vec::new();
     // SAFETY: the caller's contract.
     let n = match unsafe { format(fmt, &mut Args::new(ap), &mut v) } {
@@ -836,7 +849,11 @@ pub unsafe extern "C" fn vdprintf(fd: c_int, fmt: *const c_char, ap: VaList) -> 
 ///
 /// `f` is an open stream; `fmt` and `ap` as `printf`'s.
 #[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn vfprintf(f: *mut super::stdio::File, fmt: *const c_char, ap: VaList) -> c_int {
+pub unsafe extern "C" fn vfprintf(
+    f: *mut super::stdio::File,
+    fmt: *const c_char,
+    ap: VaList,
+) -> c_int {
     // SAFETY: the caller's contract.
     count(unsafe { super::stdio::with_sink(f, |sink| format(fmt, &mut Args::new(ap), sink)) })
 }
@@ -954,7 +971,12 @@ pub unsafe extern "C" fn __vasprintf_chk(
 ///
 /// As `vdprintf`.
 #[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn __vdprintf_chk(fd: c_int, _flag: c_int, fmt: *const c_char, ap: VaList) -> c_int {
+pub unsafe extern "C" fn __vdprintf_chk(
+    fd: c_int,
+    _flag: c_int,
+    fmt: *const c_char,
+    ap: VaList,
+) -> c_int {
     // SAFETY: the caller's contract.
     unsafe { vdprintf(fd, fmt, ap) }
 }
@@ -1043,7 +1065,12 @@ mod tests {
     use std::string::String;
 
     unsafe extern "C" {
-        fn libos_std_test_snprintf(buf: *mut c_char, size: size_t, fmt: *const c_char, ...) -> c_int;
+        fn libos_std_test_snprintf(
+            buf: *mut c_char,
+            size: size_t,
+            fmt: *const c_char,
+            ...
+        ) -> c_int;
         fn libos_std_test_asprintf(strp: *mut *mut c_char, fmt: *const c_char, ...) -> c_int;
         // The host C library's, to compare with.
         fn snprintf(buf: *mut c_char, size: size_t, fmt: *const c_char, ...) -> c_int;
@@ -1071,12 +1098,55 @@ mod tests {
     #[test]
     fn integers_format_as_glibc() {
         for v in [0i32, 1, -1, 42, -42, 7, i32::MAX, i32::MIN, 1000000] {
-            same!(c"%d|%i|%5d|%-5d|%05d|%+d|% d|%.3d|%.0d|%8.3d|%-+8.3d|%0+8d", v, v, v, v, v, v, v, v, v, v, v, v);
-            same!(c"%u|%o|%x|%X|%#o|%#x|%#X|%#.0o|%#5x|%#08x|%.0x|%#.3o", v, v, v, v, v, v, v, v, v, v, v, v);
+            same!(
+                c"%d|%i|%5d|%-5d|%05d|%+d|% d|%.3d|%.0d|%8.3d|%-+8.3d|%0+8d",
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v
+            );
+            same!(
+                c"%u|%o|%x|%X|%#o|%#x|%#X|%#.0o|%#5x|%#08x|%.0x|%#.3o",
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v
+            );
             same!(c"%hhd|%hd|%hhu|%hu|%hhx|%hx", v, v, v, v, v, v);
         }
         for v in [0i64, -1, i64::MAX, i64::MIN, 1 << 40, -(1 << 35)] {
-            same!(c"%ld|%lld|%lu|%llx|%lo|%jd|%zd|%zu|%td|%qd|%#lX|%+ld|%020ld", v, v, v, v, v, v, v, v, v, v, v, v, v);
+            same!(
+                c"%ld|%lld|%lu|%llx|%lo|%jd|%zd|%zu|%td|%qd|%#lX|%+ld|%020ld",
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v
+            );
         }
         same!(c"%*d|%-*d|%*d|%.*d|%.*d|%*.*d", 6, 42, 6, 42, -6, 42, 4, 42, -4, 42, 8, 3, 42);
     }
@@ -1085,7 +1155,18 @@ mod tests {
     fn strings_characters_and_pointers_format_as_glibc() {
         let s = c"hello";
         let p = s.as_ptr();
-        same!(c"%s|%10s|%-10s|%.3s|%10.2s|%-10.0s|%c|%5c|%-3c|%%|%5%", p, p, p, p, p, p, 65, 66, 67);
+        same!(
+            c"%s|%10s|%-10s|%.3s|%10.2s|%-10.0s|%c|%5c|%-3c|%%|%5%",
+            p,
+            p,
+            p,
+            p,
+            p,
+            p,
+            65,
+            66,
+            67
+        );
         let nul = core::ptr::null::<c_char>();
         same!(c"[%s] [%.3s] [%.6s] [%10s]", nul, nul, nul, nul);
         same!(c"%p|%20p|%-20p|%p|%10p|%-10p", p, p, p, nul, nul, nul);
@@ -1104,16 +1185,68 @@ mod tests {
     #[test]
     fn floats_format_as_glibc() {
         let values = [
-            0.0f64, -0.0, 1.0, -1.0, 0.5, 1.5, 2.5, 0.125, 3.14159265358979, -2.718281828, 1e-5, 1e-4,
-            123456.0, 1234567.0, 1e15, 1e16, 1e100, 1e-100, 1e300, 5e-324, 2.2250738585072014e-308,
-            f64::MAX, 0.1, 0.3, 100.0, 999999.5, 9.9999995, 0.00001234, f64::INFINITY,
-            f64::NEG_INFINITY, f64::NAN, -f64::NAN,
+            0.0f64,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            1.5,
+            2.5,
+            0.125,
+            core::f64::consts::PI,
+            -core::f64::consts::E,
+            1e-5,
+            1e-4,
+            123456.0,
+            1234567.0,
+            1e15,
+            1e16,
+            1e100,
+            1e-100,
+            1e300,
+            5e-324,
+            2.2250738585072014e-308,
+            f64::MAX,
+            0.1,
+            0.3,
+            100.0,
+            999999.5,
+            9.9999995,
+            0.00001234,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            -f64::NAN,
         ];
         for v in values {
             same!(c"%f|%F|%e|%E|%g|%G|%a|%A", v, v, v, v, v, v, v, v);
-            same!(c"%.0f|%.1f|%.10f|%#.0f|%12.3f|%-12.3f|%012.3f|%+f|% f|%+012.2f", v, v, v, v, v, v, v, v, v, v);
+            same!(
+                c"%.0f|%.1f|%.10f|%#.0f|%12.3f|%-12.3f|%012.3f|%+f|% f|%+012.2f",
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v
+            );
             same!(c"%.0e|%.2e|%#.0e|%15.4e|%-15.4E|%015.3e|%+e", v, v, v, v, v, v, v);
-            same!(c"%.0g|%.1g|%.2g|%.10g|%#.3g|%12g|%-12G|%012g|%+g|%.20g", v, v, v, v, v, v, v, v, v, v);
+            same!(
+                c"%.0g|%.1g|%.2g|%.10g|%#.3g|%12g|%-12G|%012g|%+g|%.20g",
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v,
+                v
+            );
             if v != 999999.5 {
                 // glibc prints "1.e+06" for this one, where C asks for
                 // the precision's five zeros ("1.00000e+06", ours).
@@ -1133,8 +1266,29 @@ mod tests {
         // registers, interleaved, so that both areas overflow.
         same!(
             c"%d %f %d %f %d %f %d %f %d %f %d %f %d %f %d %f %d %f %d %f|%s %.2f %c",
-            1, 1.5f64, 2, 2.5f64, 3, 3.5f64, 4, 4.5f64, 5, 5.5f64, 6, 6.5f64, 7, 7.5f64, 8, 8.5f64,
-            9, 9.5f64, 10, 10.5f64, c"end".as_ptr(), -0.125f64, 90,
+            1,
+            1.5f64,
+            2,
+            2.5f64,
+            3,
+            3.5f64,
+            4,
+            4.5f64,
+            5,
+            5.5f64,
+            6,
+            6.5f64,
+            7,
+            7.5f64,
+            8,
+            8.5f64,
+            9,
+            9.5f64,
+            10,
+            10.5f64,
+            c"end".as_ptr(),
+            -0.125f64,
+            90,
         );
     }
 
@@ -1142,7 +1296,9 @@ mod tests {
     fn bounded_output_truncates_and_counts_all() {
         let mut buf = [0xffu8; 8];
         // SAFETY: buf has 8 bytes; the argument matches.
-        let n = unsafe { libos_std_test_snprintf(buf.as_mut_ptr().cast(), 5, c"%s!".as_ptr(), c"abcdef".as_ptr()) };
+        let n = unsafe {
+            libos_std_test_snprintf(buf.as_mut_ptr().cast(), 5, c"%s!".as_ptr(), c"abcdef".as_ptr())
+        };
         assert_eq!(n, 7);
         assert_eq!(&buf, b"abcd\0\xff\xff\xff");
         // SAFETY: size 0 writes nothing (the buffer may be NULL).

@@ -500,10 +500,10 @@ pub unsafe fn with_sink(
             let whole = (f.mode == Mode::Unbuffered).then(Vec::new);
             let mut sink = StreamSink { f, whole };
             let r = op(&mut sink);
-            if let Some(v) = sink.whole.take() {
-                if sink.f.put(&v) != v.len() {
-                    return Err(::libc::EIO);
-                }
+            if let Some(v) = sink.whole.take()
+                && sink.f.put(&v) != v.len()
+            {
+                return Err(::libc::EIO);
             }
             r
         })
@@ -665,7 +665,12 @@ pub unsafe extern "C" fn fflush(f: *mut File) -> c_int {
 ///
 /// `f` is an open stream.
 #[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn setvbuf(f: *mut File, _buf: *mut c_char, mode: c_int, size: size_t) -> c_int {
+pub unsafe extern "C" fn setvbuf(
+    f: *mut File,
+    _buf: *mut c_char,
+    mode: c_int,
+    size: size_t,
+) -> c_int {
     let mode = match mode {
         ::libc::_IOFBF => Mode::Full,
         ::libc::_IOLBF => Mode::Line,
@@ -1015,15 +1020,17 @@ pub unsafe extern "C" fn getdelim(
     let mut line = Vec::new();
     // SAFETY: the caller's contract.
     let r = unsafe {
-        with(f, |st| loop {
-            match st.get() {
-                Some(b) => {
-                    line.push(b);
-                    if c_int::from(b) == delim & 0xff {
-                        return true;
+        with(f, |st| {
+            loop {
+                match st.get() {
+                    Some(b) => {
+                        line.push(b);
+                        if c_int::from(b) == delim & 0xff {
+                            return true;
+                        }
                     }
+                    None => return st.flags & ERR_SEEN == 0 && !line.is_empty(),
                 }
-                None => return st.flags & ERR_SEEN == 0 && !line.is_empty(),
             }
         })
     };
@@ -1046,13 +1053,34 @@ pub unsafe extern "C" fn getdelim(
     line.len() as ssize_t
 }
 
+/// `__getdelim`: glibc's name of `getdelim`, which its headers' inline
+/// `getline` calls.
+///
+/// # Safety
+///
+/// As `getdelim`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn __getdelim(
+    lineptr: *mut *mut c_char,
+    n: *mut size_t,
+    delim: c_int,
+    f: *mut File,
+) -> ssize_t {
+    // SAFETY: the same contract.
+    unsafe { getdelim(lineptr, n, delim, f) }
+}
+
 /// `getline(lineptr, n, f)`: `getdelim` through a newline.
 ///
 /// # Safety
 ///
 /// As `getdelim`.
 #[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn getline(lineptr: *mut *mut c_char, n: *mut size_t, f: *mut File) -> ssize_t {
+pub unsafe extern "C" fn getline(
+    lineptr: *mut *mut c_char,
+    n: *mut size_t,
+    f: *mut File,
+) -> ssize_t {
     // SAFETY: the same contract.
     unsafe { getdelim(lineptr, n, c_int::from(b'\n'), f) }
 }
@@ -1076,7 +1104,8 @@ pub unsafe extern "C" fn fseeko(f: *mut File, offset: i64, whence: c_int) -> c_i
             if !s.flush_out() {
                 return -1;
             }
-            let offset = if whence == ::libc::SEEK_CUR { offset - s.unread() as i64 } else { offset };
+            let offset =
+                if whence == ::libc::SEEK_CUR { offset - s.unread() as i64 } else { offset };
             let at = super::fd::lseek64(s.fd, offset, whence);
             if at < 0 {
                 return -1;
@@ -1314,11 +1343,19 @@ mod tests {
         );
         assert_eq!(
             parse_mode(b"a+e"),
-            Some((::libc::O_RDWR | ::libc::O_CREAT | ::libc::O_APPEND | ::libc::O_CLOEXEC, true, true))
+            Some((
+                ::libc::O_RDWR | ::libc::O_CREAT | ::libc::O_APPEND | ::libc::O_CLOEXEC,
+                true,
+                true
+            ))
         );
         assert_eq!(
             parse_mode(b"wx"),
-            Some((::libc::O_WRONLY | ::libc::O_CREAT | ::libc::O_TRUNC | ::libc::O_EXCL, false, true))
+            Some((
+                ::libc::O_WRONLY | ::libc::O_CREAT | ::libc::O_TRUNC | ::libc::O_EXCL,
+                false,
+                true
+            ))
         );
         assert_eq!(parse_mode(b""), None);
         assert_eq!(parse_mode(b"z"), None);

@@ -16,7 +16,7 @@
 //! while other readers hold it, even with writers waiting), writers with
 //! `PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP` (a reader then waits
 //! behind a waiting writer); a thread that holds the write lock gets
-//! `EDEADLK` for either lock; `EAGAIN` beyond `u32::MAX - 1` readers;
+//! `EDEADLK` for either lock (`EBUSY` from the `try` forms); `EAGAIN` beyond `u32::MAX - 1` readers;
 //! `EBUSY` from the `try` forms; `ETIMEDOUT` at an absolute deadline
 //! (`CLOCK_REALTIME` for the `timed` forms, the clock given for the
 //! `clock` forms: `CLOCK_REALTIME` or `CLOCK_MONOTONIC`, else `EINVAL`).
@@ -64,8 +64,9 @@ fn op_for(clock: ::libc::clockid_t) -> Option<c_int> {
 /// `l` is a live lock; a deadline is NULL or readable.
 unsafe fn read_lock(l: *mut ::libc::pthread_rwlock_t, how: Wait) -> c_int {
     // SAFETY: a live lock of 14 words (the caller's contract).
-    let (state, waiting, seq, owner, kind) =
-        unsafe { (word(l, STATE), word(l, WRITERS_WAITING), word(l, SEQ), word(l, OWNER), word(l, KIND)) };
+    let (state, waiting, seq, owner, kind) = unsafe {
+        (word(l, STATE), word(l, WRITERS_WAITING), word(l, SEQ), word(l, OWNER), word(l, KIND))
+    };
     let me = me();
     loop {
         let s = state.load(Ordering::Acquire);
@@ -78,10 +79,11 @@ unsafe fn read_lock(l: *mut ::libc::pthread_rwlock_t, how: Wait) -> c_int {
             state.store(s + 1, Ordering::Release);
             return 0;
         }
+        // The try forms report EBUSY even to the writer itself (glibc's).
+        let Wait::Until(op, deadline) = how else { return ::libc::EBUSY };
         if s == WRITER && owner.load(Ordering::Relaxed) == me {
             return ::libc::EDEADLK;
         }
-        let Wait::Until(op, deadline) = how else { return ::libc::EBUSY };
         let v = seq.load(Ordering::Acquire);
         // SAFETY: seq is a live word; deadline NULL or readable.
         let r = unsafe { sleep(seq, v, op, deadline) };
@@ -108,10 +110,11 @@ unsafe fn write_lock(l: *mut ::libc::pthread_rwlock_t, how: Wait) -> c_int {
             owner.store(me, Ordering::Relaxed);
             return 0;
         }
+        // The try forms report EBUSY even to the writer itself (glibc's).
+        let Wait::Until(op, deadline) = how else { return ::libc::EBUSY };
         if s == WRITER && owner.load(Ordering::Relaxed) == me {
             return ::libc::EDEADLK;
         }
-        let Wait::Until(op, deadline) = how else { return ::libc::EBUSY };
         let v = seq.load(Ordering::Acquire);
         waiting.fetch_add(1, Ordering::Relaxed);
         // SAFETY: seq is a live word; deadline NULL or readable.
@@ -312,7 +315,9 @@ pub unsafe extern "C" fn pthread_rwlockattr_init(attr: *mut ::libc::pthread_rwlo
 ///
 /// `attr` is an initialised attribute.
 #[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn pthread_rwlockattr_destroy(_attr: *mut ::libc::pthread_rwlockattr_t) -> c_int {
+pub unsafe extern "C" fn pthread_rwlockattr_destroy(
+    _attr: *mut ::libc::pthread_rwlockattr_t,
+) -> c_int {
     0
 }
 
@@ -403,10 +408,10 @@ mod tests {
             assert_eq!(pthread_rwlock_trywrlock(&mut l), ::libc::EBUSY, "one reader left");
             assert_eq!(pthread_rwlock_unlock(&mut l), 0);
             assert_eq!(pthread_rwlock_wrlock(&mut l), 0);
-            assert_eq!(pthread_rwlock_tryrdlock(&mut l), ::libc::EDEADLK);
+            assert_eq!(pthread_rwlock_tryrdlock(&mut l), ::libc::EBUSY);
             assert_eq!(pthread_rwlock_rdlock(&mut l), ::libc::EDEADLK);
             assert_eq!(pthread_rwlock_wrlock(&mut l), ::libc::EDEADLK);
-            assert_eq!(pthread_rwlock_trywrlock(&mut l), ::libc::EDEADLK);
+            assert_eq!(pthread_rwlock_trywrlock(&mut l), ::libc::EBUSY);
             assert_eq!(pthread_rwlock_unlock(&mut l), 0);
             assert_eq!(pthread_rwlock_destroy(&mut l), 0);
             let past = ::libc::timespec { tv_sec: 0, tv_nsec: 0 };

@@ -45,7 +45,12 @@ pub(super) fn me() -> u32 {
 /// # Safety
 ///
 /// `deadline` is NULL or readable.
-pub(super) unsafe fn sleep(w: &AtomicU32, value: u32, op: c_int, deadline: *const ::libc::timespec) -> c_int {
+pub(super) unsafe fn sleep(
+    w: &AtomicU32,
+    value: u32,
+    op: c_int,
+    deadline: *const ::libc::timespec,
+) -> c_int {
     // SAFETY: w is a live u32; deadline NULL or readable (the caller's).
     match unsafe { futex(w.as_ptr(), op, value, deadline, !0) } {
         Err(::libc::ETIMEDOUT) => ::libc::ETIMEDOUT,
