@@ -173,6 +173,13 @@ static void files(const char *dir)
     CHECK(memcmp(back, data, sizeof data) == 0);
     CHECK(fclose(f) == 0);
     printf("c: binary round trip of %zu bytes\n", sizeof data);
+    /* The 64-bit names (_LARGEFILE64_SOURCE). */
+    FILE *g = fopen64(in_dir(dir, "clib.txt"), "r");
+    CHECK(g != NULL);
+    fpos64_t p64;
+    CHECK(fseeko64(g, 0, SEEK_END) == 0 && ftello64(g) == 14520);
+    CHECK(fgetpos64(g, &p64) == 0 && fsetpos64(g, &p64) == 0);
+    CHECK(fclose(g) == 0);
     CHECK(unlink(in_dir(dir, "clib.bin")) == 0);
     CHECK(unlink(in_dir(dir, "clib.txt")) == 0);
 
