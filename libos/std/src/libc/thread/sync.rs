@@ -13,8 +13,8 @@
 //! third the owner's thread number. Normal, error-checking and recursive
 //! mutexes behave as Linux documents (a normal mutex locked twice by its
 //! owner waits for ever, as glibc's does). Robust and priority-protocol
-//! mutexes, and read-write locks, are not defined: a program that uses
-//! them does not link.
+//! mutexes are not defined: a program that uses them does not link.
+//! Read-write locks are in [`super::rwlock`].
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
