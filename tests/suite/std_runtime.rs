@@ -241,8 +241,12 @@ fn c_code_prints_streams_and_locks_as_under_glibc() {
          missing: true",
         "{out:#?}"
     );
-    let ours: String =
-        out.stdout.lines().filter(|l| !l.starts_with("rust: zlib")).map(|l| format!("{l}\n")).collect();
+    let ours: String = out
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with("rust: zlib"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     assert_eq!(ours, glibc, "guest (left) and glibc (right) differ");
     assert!(ours.ends_with("c: 0 failures\nrust: done\nc: buffered until exit\n"), "{ours}");
 }

@@ -83,6 +83,15 @@ static void formats(void)
     int count = 0;
     printf("c: %%n counts%n", &count);
     printf(" %d\n", count);
+    int k = 0, used = 0;
+    double d = 0;
+    char word[16] = "", rest[16] = "";
+    int got = sscanf("key=42 3.5e1 name; tail", "key=%d %lf %15[^;]; %n%s", &k,
+                     &d, word, &used, rest);
+    printf("c: sscanf %d: %d %g \"%s\" at %d \"%s\"\n", got, k, d, word, used,
+           rest);
+    printf("c: sscanf of nothing %d, of a mismatch %d\n", sscanf("", "%d", &k),
+           sscanf("x", "%d", &k));
     puts("c: puts adds the newline");
     putchar('c');
     putchar(':');

@@ -61,6 +61,7 @@ pub mod printf;
 pub mod process;
 pub mod random;
 pub mod rlimit;
+pub mod scanf;
 pub mod signal;
 pub mod socket;
 pub mod sort;

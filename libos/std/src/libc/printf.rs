@@ -70,7 +70,7 @@ impl Args {
     /// # Safety
     ///
     /// The next argument is an integer or pointer.
-    unsafe fn int(&mut self) -> u64 {
+    pub(super) unsafe fn int(&mut self) -> u64 {
         // SAFETY: the va_list is live (new's contract); an integer is in
         // the save area while gp_offset < 48, else on the stack.
         unsafe {
@@ -1045,6 +1045,8 @@ macro_rules! variadic {
         );
     };
 }
+
+pub(super) use variadic;
 
 variadic!("printf", vprintf, 1, "rsi");
 variadic!("fprintf", vfprintf, 2, "rdx");

@@ -41,7 +41,13 @@ fn zlib() -> String {
             return "gzopen for writing failed".into();
         }
         for i in 0..200 {
-            gzprintf(gz, c"record %03d: %s %.2f\n".as_ptr(), i, c"payload".as_ptr(), f64::from(i) / 8.0);
+            gzprintf(
+                gz,
+                c"record %03d: %s %.2f\n".as_ptr(),
+                i,
+                c"payload".as_ptr(),
+                f64::from(i) / 8.0,
+            );
         }
         if gzclose(gz) != Z_OK {
             return "gzclose failed".into();
