@@ -1074,6 +1074,23 @@ mod tests {
             ...
         ) -> c_int;
         fn libos_std_test_asprintf(strp: *mut *mut c_char, fmt: *const c_char, ...) -> c_int;
+        fn libos_std_test_sprintf(buf: *mut c_char, fmt: *const c_char, ...) -> c_int;
+        fn libos_std_test___sprintf_chk(
+            buf: *mut c_char,
+            flag: c_int,
+            slen: size_t,
+            fmt: *const c_char,
+            ...
+        ) -> c_int;
+        fn libos_std_test___snprintf_chk(
+            buf: *mut c_char,
+            size: size_t,
+            flag: c_int,
+            slen: size_t,
+            fmt: *const c_char,
+            ...
+        ) -> c_int;
+        fn libos_std_test_dprintf(fd: c_int, fmt: *const c_char, ...) -> c_int;
         // The host C library's, to compare with.
         fn snprintf(buf: *mut c_char, size: size_t, fmt: *const c_char, ...) -> c_int;
     }
@@ -1315,6 +1332,54 @@ mod tests {
         assert_eq!(unsafe { super::super::c_str(p) }, b"42-x");
         // SAFETY: allocated by libos-std's malloc.
         unsafe { super::super::memory::free(p.cast()) };
+    }
+
+    #[test]
+    fn the_other_entry_points_pass_their_fixed_arguments_through() {
+        let mut buf = [0u8; 64];
+        let text = |b: &[u8]| b[..b.iter().position(|&c| c == 0).unwrap()].to_vec();
+        // SAFETY: buf has 64 bytes; the arguments match the formats.
+        unsafe {
+            let n = libos_std_test_sprintf(
+                buf.as_mut_ptr().cast(),
+                c"%s=%d".as_ptr(),
+                c"k".as_ptr(),
+                9,
+            );
+            assert_eq!((n, text(&buf)), (3, b"k=9".to_vec()));
+            let n = libos_std_test___sprintf_chk(
+                buf.as_mut_ptr().cast(),
+                1,
+                64,
+                c"%05.1f|%c".as_ptr(),
+                2.25f64,
+                65,
+            );
+            assert_eq!((n, text(&buf)), (7, b"002.2|A".to_vec()));
+            let n = libos_std_test___snprintf_chk(
+                buf.as_mut_ptr().cast(),
+                4,
+                1,
+                64,
+                c"%x".as_ptr(),
+                0xabcdefu32,
+            );
+            assert_eq!((n, text(&buf)), (6, b"abc".to_vec()));
+        }
+        let _t = super::super::FD_TABLE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for two; the arguments match the format.
+        unsafe {
+            assert_eq!(super::super::pipe::pipe2(fds.as_mut_ptr(), 0), 0);
+            assert_eq!(
+                libos_std_test_dprintf(fds[1], c"%d %s\n".as_ptr(), -5, c"via fd".as_ptr()),
+                10
+            );
+            let n = super::super::fd::read(fds[0], buf.as_mut_ptr().cast(), 64);
+            assert_eq!(&buf[..n as usize], b"-5 via fd\n");
+            super::super::fd::close(fds[0]);
+            super::super::fd::close(fds[1]);
+        }
     }
 
     #[test]

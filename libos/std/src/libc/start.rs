@@ -195,7 +195,7 @@ pub extern "C" fn exit(status: c_int) -> ! {
         }
     }
     // Last, as glibc's _IO_cleanup: what C streams still buffer.
-    super::stdio::flush_all();
+    super::stdio::flush_at_exit();
     libos::process::exit(status)
 }
 

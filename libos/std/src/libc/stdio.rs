@@ -362,8 +362,7 @@ fn all() -> Vec<*mut File> {
     v
 }
 
-/// Flushes every stream's output: `fflush(NULL)`, and `exit`. -1 if any
-/// failed.
+/// Flushes every stream's output (`fflush(NULL)`): -1 if any failed.
 pub fn flush_all() -> c_int {
     let mut r = 0;
     for f in all() {
@@ -373,6 +372,21 @@ pub fn flush_all() -> c_int {
         }
     }
     r
+}
+
+/// At `exit`: flushes every stream that no other thread holds (one
+/// blocked inside a write keeps its buffer, as glibc's `_IO_cleanup`
+/// skips a stream it cannot lock, rather than wait for ever).
+pub fn flush_at_exit() {
+    let me = me();
+    for f in all() {
+        // SAFETY: the list holds live streams; the lock is checked first.
+        unsafe {
+            if (*f).owner == 0 || (*f).owner == me {
+                with(f, File::flush_out);
+            }
+        }
+    }
 }
 
 /// Flushes the line-buffered streams (before reading a terminal).
