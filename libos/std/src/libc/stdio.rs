@@ -275,7 +275,7 @@ impl File {
         // Reading a terminal-like stream flushes line-buffered output
         // first (glibc flushes stdout), so a prompt shows.
         if self.mode != Mode::Full {
-            flush_line_buffered();
+            flush_line_buffered(self);
         }
         self.reset_read();
         let cap = self.cap();
@@ -389,13 +389,18 @@ pub fn flush_at_exit() {
     }
 }
 
-/// Flushes the line-buffered streams (before reading a terminal).
-fn flush_line_buffered() {
+/// Flushes the line-buffered streams other than `reading` (before
+/// reading a terminal-like stream), skipping those another thread holds.
+fn flush_line_buffered(reading: &File) {
+    let me = me();
     for f in all() {
-        // SAFETY: a live stream; lock taken in `with` is recursive for
-        // the stream the caller holds.
+        if core::ptr::eq(f, reading) {
+            continue;
+        }
+        // SAFETY: a live stream other than the one the caller borrows;
+        // its lock is checked before it is taken.
         unsafe {
-            if (*f).mode == Mode::Line {
+            if (*f).mode == Mode::Line && ((*f).owner == 0 || (*f).owner == me) {
                 with(f, File::flush_out);
             }
         }
