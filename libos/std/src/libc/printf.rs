@@ -196,23 +196,36 @@ impl Sink for Vec<u8> {
 }
 
 /// A sink that counts and passes on, stopping at the first error.
+///
+/// Beyond `INT_MAX` bytes (the most a count can say) it stops taking
+/// anything: the call fails with `EOVERFLOW`, as glibc's.
 struct Counted<'a> {
     sink: &'a mut dyn Sink,
     n: usize,
     failed: bool,
+    overflow: bool,
 }
 
 impl Counted<'_> {
     fn put(&mut self, b: &[u8]) {
-        if !self.failed && !b.is_empty() {
-            self.failed = !self.sink.put(b);
-            self.n += b.len();
+        if self.failed || self.overflow || b.is_empty() {
+            return;
         }
+        if self.n + b.len() > c_int::MAX as usize {
+            self.overflow = true;
+            return;
+        }
+        self.failed = !self.sink.put(b);
+        self.n += b.len();
     }
 
     fn pad(&mut self, byte: u8, mut n: usize) {
+        if self.n.saturating_add(n) > c_int::MAX as usize {
+            self.overflow = true;
+            return;
+        }
         let chunk = [byte; 32];
-        while n > 0 {
+        while n > 0 && !self.failed {
             let k = n.min(chunk.len());
             self.put(&chunk[..k]);
             n -= k;
@@ -258,7 +271,7 @@ pub unsafe fn format(
 ) -> Result<usize, c_int> {
     // SAFETY: the caller guarantees a NUL-terminated string.
     let fmt = unsafe { super::c_str(fmt) };
-    let mut out = Counted { sink, n: 0, failed: false };
+    let mut out = Counted { sink, n: 0, failed: false, overflow: false };
     let mut i = 0;
     while i < fmt.len() {
         let Some(pct) = fmt[i..].iter().position(|&b| b == b'%') else {
@@ -327,16 +340,19 @@ pub unsafe fn format(
             return Err(::libc::EINVAL);
         };
         i += 1;
+        if s.width > c_int::MAX as usize || s.prec.is_some_and(|p| p > c_int::MAX as usize) {
+            return Err(::libc::EOVERFLOW);
+        }
         // SAFETY: each conversion reads the argument type it names.
         unsafe { convert(conv, s, len, args, &mut out, &fmt[start..i]) }?;
-        if out.n > c_int::MAX as usize {
+        if out.overflow {
             return Err(::libc::EOVERFLOW);
         }
     }
     if out.failed {
         return Err(::libc::EIO);
     }
-    if out.n > c_int::MAX as usize {
+    if out.overflow {
         return Err(::libc::EOVERFLOW);
     }
     Ok(out.n)
@@ -623,6 +639,39 @@ fn trim_zeros(t: &mut Vec<u8>) {
     }
 }
 
+/// Digits after the point that Rust's formatter is asked for at most: a
+/// `double`'s exact decimal expansion has at most 1074 of them, so every
+/// digit beyond is a zero, printed as padding rather than formatted into
+/// memory (a precision of a billion costs no heap).
+const FLOAT_DIGITS: usize = 1100;
+
+/// Prints `prefix`, `body`, `zeros` zeros, `tail`, padded to the width as
+/// [`padded`] does.
+fn padded_float(
+    out: &mut Counted<'_>,
+    s: Spec,
+    prefix: &[u8],
+    body: &[u8],
+    zeros: usize,
+    tail: &[u8],
+) {
+    let len = prefix.len() + body.len() + zeros + tail.len();
+    let fill = s.width.saturating_sub(len);
+    if !s.left && !s.zero {
+        out.pad(b' ', fill);
+    }
+    out.put(prefix);
+    if !s.left && s.zero {
+        out.pad(b'0', fill);
+    }
+    out.put(body);
+    out.pad(b'0', zeros);
+    out.put(tail);
+    if s.left {
+        out.pad(b' ', fill);
+    }
+}
+
 /// The floating-point conversions.
 fn float(out: &mut Counted<'_>, s: Spec, conv: u8, v: f64) {
     let upper = conv.is_ascii_uppercase();
@@ -646,24 +695,31 @@ fn float(out: &mut Counted<'_>, s: Spec, conv: u8, v: f64) {
         padded(out, s, sign, text, false);
         return;
     }
+    let mark = if upper { b'E' } else { b'e' };
     let mut t = Vec::new();
+    let mut tail = Vec::new();
+    let mut zeros = 0;
     let mut prefix = sign.to_vec();
     match conv.to_ascii_lowercase() {
         b'f' => {
-            let prec = s.prec.unwrap_or(6);
+            let want = s.prec.unwrap_or(6);
+            let prec = want.min(FLOAT_DIGITS);
+            zeros = want - prec;
             let _ = write!(Text(&mut t), "{a:.prec$}");
-            if s.alt && prec == 0 {
+            if s.alt && want == 0 {
                 t.push(b'.');
             }
         }
         b'e' => {
-            let prec = s.prec.unwrap_or(6);
-            let (mut m, exp) = exp_parts(a, prec);
-            if s.alt && prec == 0 {
-                m.push(b'.');
-            }
-            push_exp(&mut m, exp, if upper { b'E' } else { b'e' });
+            let want = s.prec.unwrap_or(6);
+            let prec = want.min(FLOAT_DIGITS);
+            zeros = want - prec;
+            let (m, exp) = exp_parts(a, prec);
             t = m;
+            if s.alt && want == 0 {
+                t.push(b'.');
+            }
+            push_exp(&mut tail, exp, mark);
         }
         b'g' => {
             let p = match s.prec {
@@ -671,37 +727,45 @@ fn float(out: &mut Counted<'_>, s: Spec, conv: u8, v: f64) {
                 Some(0) => 1,
                 Some(p) => p,
             };
-            let (m, x) = exp_parts(a, p - 1);
-            if (p as i64) > i64::from(x) && x >= -4 {
-                let prec = (p as i64 - 1 - i64::from(x)) as usize;
+            let (m, x) = exp_parts(a, (p - 1).min(FLOAT_DIGITS));
+            let fixed = (p as i64) > i64::from(x) && x >= -4;
+            let want = if fixed { (p as i64 - 1 - i64::from(x)) as usize } else { p - 1 };
+            let prec = want.min(FLOAT_DIGITS);
+            if fixed {
                 let _ = write!(Text(&mut t), "{a:.prec$}");
-                if !s.alt {
-                    trim_zeros(&mut t);
-                } else if !t.contains(&b'.') {
-                    t.push(b'.');
-                }
             } else {
                 t = m;
-                if !s.alt {
-                    trim_zeros(&mut t);
-                } else if !t.contains(&b'.') {
+                push_exp(&mut tail, x, mark);
+            }
+            if !s.alt {
+                trim_zeros(&mut t);
+            } else {
+                zeros = want - prec;
+                if !t.contains(&b'.') {
                     t.push(b'.');
                 }
-                push_exp(&mut t, x, if upper { b'E' } else { b'e' });
             }
         }
         _ => {
             prefix.extend_from_slice(if upper { b"0X" } else { b"0x" });
-            hex_float(&mut t, a, s.prec, s.alt, upper);
+            zeros = hex_float(&mut t, &mut tail, a, s.prec, s.alt, upper);
         }
     }
-    padded(out, s, &prefix, &t, s.zero);
+    padded_float(out, s, &prefix, &t, zeros, &tail);
 }
 
 /// `%a`: `h.hhhp±d` as glibc prints a `double` (the leading digit 1 for a
 /// normal number, 0 for zero and denormals), rounded to `prec` hex digits
-/// (ties to even) or exact without a precision.
-fn hex_float(t: &mut Vec<u8>, a: f64, prec: Option<usize>, alt: bool, upper: bool) {
+/// (ties to even) or exact without a precision: the digits in `t`, the
+/// exponent in `tail`, and how many zeros go between them.
+fn hex_float(
+    t: &mut Vec<u8>,
+    tail: &mut Vec<u8>,
+    a: f64,
+    prec: Option<usize>,
+    alt: bool,
+    upper: bool,
+) -> usize {
     let digits: &[u8; 16] = if upper { b"0123456789ABCDEF" } else { b"0123456789abcdef" };
     let bits = a.to_bits();
     let biased = ((bits >> 52) & 0x7ff) as i32;
@@ -738,9 +802,9 @@ fn hex_float(t: &mut Vec<u8>, a: f64, prec: Option<usize>, alt: bool, upper: boo
     for k in 0..n {
         t.push(digits[((frac >> (48 - 4 * k)) & 0xf) as usize]);
     }
-    t.extend(core::iter::repeat_n(b'0', extra));
-    t.push(if upper { b'P' } else { b'p' });
-    let _ = write!(Text(t), "{exp:+}");
+    tail.push(if upper { b'P' } else { b'p' });
+    let _ = write!(Text(tail), "{exp:+}");
+    extra
 }
 
 /// The return of a `printf`-like call: the count, or -1 with `errno`.
@@ -1380,6 +1444,37 @@ mod tests {
             super::super::fd::close(fds[0]);
             super::super::fd::close(fds[1]);
         }
+    }
+
+    #[test]
+    fn huge_precisions_and_widths_cost_no_memory() {
+        for v in [1.0f64, 0.1, 1e-300, 123.456] {
+            same!(c"%.2000f|%.1500e|%#.1200g|%.1200g|%.1500a", v, v, v, v, v);
+            same!(c"%#.1200G|%-1300.1150f|%01300.1120e|", v, v, v);
+        }
+        // The heap of a unit test could not hold these if they were
+        // formatted into memory: counted, with nothing kept.
+        // SAFETY: size 0 writes nothing.
+        let n = unsafe {
+            libos_std_test_snprintf(core::ptr::null_mut(), 0, c"%.100000000f".as_ptr(), 0.5f64)
+        };
+        assert_eq!(n, 100_000_002);
+        // SAFETY: as above.
+        let n = unsafe {
+            libos_std_test_snprintf(core::ptr::null_mut(), 0, c"%2147483648d".as_ptr(), 1)
+        };
+        assert_eq!((n, super::super::errno()), (-1, ::libc::EOVERFLOW));
+        // SAFETY: as above.
+        let n = unsafe {
+            libos_std_test_snprintf(
+                core::ptr::null_mut(),
+                0,
+                c"%2000000000d%2000000000d".as_ptr(),
+                1,
+                2,
+            )
+        };
+        assert_eq!((n, super::super::errno()), (-1, ::libc::EOVERFLOW));
     }
 
     #[test]
