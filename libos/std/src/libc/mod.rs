@@ -24,6 +24,7 @@
 //! * [`stdio`]: C's buffered streams (`FILE *`: `fopen`, `fgets`, ...);
 //! * [`printf`]: the `printf` family, its variadic entry points in
 //!   assembly over `va_list` forms in Rust;
+//! * [`scanf`]: `sscanf` and `vsscanf`;
 //! * [`misc`]: the host name;
 //! * [`unwind`]: what the unwinder asks the dynamic linker, answered for
 //!   the one static image;
