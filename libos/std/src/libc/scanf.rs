@@ -575,6 +575,66 @@ mod tests {
     }
 
     #[test]
+    fn random_inputs_scan_as_glibc() {
+        // Inputs made of the bytes the conversions care about, against a
+        // format with one of each: the same counts and values as glibc.
+        let alphabet = b" \t-+0x19aeEf.ninf%z";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut counts = std::collections::BTreeSet::new();
+        for _ in 0..3000 {
+            let mut input = [0u8; 24];
+            let len = (seed % 23) as usize;
+            for b in &mut input[..len] {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                *b = alphabet[(seed % alphabet.len() as u64) as usize];
+            }
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let mut ours = (0i32, 0u32, 0f64, [0u8; 32], 0i32);
+            let mut host = ours;
+            // SAFETY: the input is NUL-terminated (len < 24); the outputs
+            // match the format, the string's width bounded by 31.
+            let (a, b) = unsafe {
+                (
+                    libos_std_test_sscanf(
+                        input.as_ptr().cast(),
+                        c"%d%x %lf%31[^%]%%%n".as_ptr(),
+                        &mut ours.0,
+                        &mut ours.1,
+                        &mut ours.2,
+                        &mut ours.3,
+                        &mut ours.4,
+                    ),
+                    host_sscanf(
+                        input.as_ptr().cast(),
+                        c"%d%x %lf%31[^%]%%%n".as_ptr(),
+                        &mut host.0,
+                        &mut host.1,
+                        &mut host.2,
+                        &mut host.3,
+                        &mut host.4,
+                    ),
+                )
+            };
+            let show = |v: &(i32, u32, f64, [u8; 32], i32)| {
+                format!("{} {} {:?} {:?} {}", v.0, v.1, v.2.to_bits(), v.3, v.4)
+            };
+            assert_eq!(
+                (a, show(&ours)),
+                (b, show(&host)),
+                "input {:?}",
+                std::string::String::from_utf8_lossy(&input[..len])
+            );
+            counts.insert(a);
+        }
+        // The inputs reach the outcomes: end of input, and 0 to 4 fields.
+        for n in [-1, 0, 1, 2, 4] {
+            assert!(counts.contains(&n), "no input gave {n}: {counts:?}");
+        }
+    }
+
+    #[test]
     fn unsupported_conversions_are_errors() {
         let mut x = 0i32;
         // SAFETY: one int pointer.
