@@ -10,6 +10,7 @@ mod support;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::process::Command;
 
 use support::{Outcome, SIGSYS, TempDir, profile_dir, run, workspace_bin};
 
@@ -195,6 +196,59 @@ fn crates_with_c_inside_run() {
          zstd: 65536 bytes, compressed below a tenth: true, back the same: true\n",
         "{out:#?}"
     );
+}
+
+#[test]
+fn c_code_prints_streams_and_locks_as_under_glibc() {
+    // tests/std/c/clib.c inside the guest (with zlib from libz-sys) on a
+    // FAT disk, and the same C file built natively against glibc, run in a
+    // directory: the same lines, in the same order (stderr unbuffered
+    // first, stdout as flushed, the last line written by exit).
+    let dir = TempDir::new("std-clib");
+    let img = dir.path().join("disk.img");
+    std::fs::File::create(&img).unwrap().set_len(32 << 20).unwrap();
+    support::fat_tool("mkfs.fat", &["-F", "16", "--mbr=y", "-n", "CLIB", img.to_str().unwrap()]);
+    let disk = format!("storage={}", img.display());
+    let out = guest("std-clib", &["--block", &disk], &[]);
+    out.assert_ok();
+
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("std/c/clib.c");
+    let native = dir.path().join("clib-native");
+    let cc = Command::new("cc")
+        .args(["-O2", "-pthread", "-DNATIVE_MAIN", "-o"])
+        .arg(&native)
+        .arg(&src)
+        .status()
+        .expect("cc");
+    assert!(cc.success(), "cc {}: {cc}", src.display());
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let glibc = Command::new("sh")
+        .arg("-c")
+        .arg("exec \"$0\" \"$1\" 2>&1")
+        .arg(&native)
+        .arg(&work)
+        .output()
+        .expect("native clib");
+    assert!(glibc.status.success(), "{glibc:?}");
+    let glibc = String::from_utf8_lossy(&glibc.stdout);
+
+    let zlib = line(&out, "rust: zlib ");
+    assert_eq!(
+        zlib,
+        "rust: zlib ok: 200 lines, compressed to less than 2000 of 5600+ bytes, \
+         last \"record 199: payload 24.88\"; corrupt: -1 -3 \"/bad.gz: invalid block type\"; \
+         missing: true",
+        "{out:#?}"
+    );
+    let ours: String = out
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with("rust: zlib"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(ours, glibc, "guest (left) and glibc (right) differ");
+    assert!(ours.ends_with("c: 0 failures\nrust: done\nc: buffered until exit\n"), "{ours}");
 }
 
 #[test]

@@ -21,6 +21,10 @@
 //! * [`pipe`], [`unix`], [`eventfd`], [`epoll`]: in-process I/O objects
 //!   (pipes, socket pairs, event counters) and readiness (`epoll`; `poll`
 //!   is in [`fd`]);
+//! * [`stdio`]: C's buffered streams (`FILE *`: `fopen`, `fgets`, ...);
+//! * [`printf`]: the `printf` family, its variadic entry points in
+//!   assembly over `va_list` forms in Rust;
+//! * [`scanf`]: `sscanf` and `vsscanf`;
 //! * [`misc`]: the host name;
 //! * [`unwind`]: what the unwinder asks the dynamic linker, answered for
 //!   the one static image;
@@ -54,9 +58,11 @@ pub mod misc;
 pub mod netdb;
 pub mod numbers;
 pub mod pipe;
+pub mod printf;
 pub mod process;
 pub mod random;
 pub mod rlimit;
+pub mod scanf;
 pub mod signal;
 pub mod socket;
 pub mod sort;

@@ -194,6 +194,8 @@ pub extern "C" fn exit(status: c_int) -> ! {
             (*f)();
         }
     }
+    // Last, as glibc's _IO_cleanup: what C streams still buffer.
+    super::stdio::flush_at_exit();
     libos::process::exit(status)
 }
 

@@ -1,73 +1,781 @@
-//! The C standard streams, for C code that reports through them
-//! (mimalloc's warnings, a library's diagnostics): `stdin`, `stdout`,
-//! `stderr` as `FILE *`, and the calls that write a string or bytes to
-//! one: `fputs`, `puts`, `fputc`, `putc`, `putchar`, `fwrite`, `fflush`,
-//! `fileno`.
+//! C's streams (`FILE *`), for C code inside crates: `stdin`, `stdout`,
+//! `stderr`, `fopen`, `fdopen`, `fclose`, reading (`fread`, `fgets`,
+//! `fgetc`, `getc`, `getchar`, `ungetc`, `getline`, `getdelim`), writing
+//! (`fwrite`, `fputs`, `puts`, `fputc`, `putc`, `putchar`), positioning
+//! (`fseek`, `fseeko`, `ftell`, `ftello`, `rewind`, `fgetpos`, `fsetpos`),
+//! state (`feof`, `ferror`, `clearerr`, `fileno`), buffering (`fflush`,
+//! `setvbuf`, `setbuf`, `setlinebuf`), locking (`flockfile`,
+//! `funlockfile`, `ftrylockfile`), `perror`, and glibc's `__uflow` and
+//! `__overflow` that its headers' inline `getc_unlocked` and
+//! `putc_unlocked` call. The `printf` family writing to a stream is in
+//! [`super::printf`].
 //!
-//! A `FILE` here is its descriptor, unbuffered: each call is one `write`
-//! to the console (Rust's `print!` buffers by line in std, as glibc's
-//! `stdout` does; the two never shared a buffer on Linux either).
-//! `fopen`, the `printf` family (C-variadic functions, which stable Rust
-//! cannot define) and reading are not defined: a program that uses them
-//! does not link, naming the function.
+//! Buffered as glibc buffers, over the descriptor table: a stream from
+//! `fopen` is fully buffered (4 KiB), `stdout` too unless it is a
+//! terminal (then line-buffered; the guest's console is not one, as a
+//! pipe on Linux), `stderr` unbuffered (a `printf` to it is still one
+//! write). Everything buffered is flushed by `fflush(NULL)` and at
+//! `exit` (after the `atexit` handlers, as glibc), not by `_exit` or a
+//! crash. Rust's `print!` keeps its own buffer, as with glibc: C and Rust
+//! output to `stdout` interleave only at flushes.
+//!
+//! The first fields of [`File`] are glibc's (`_flags` with its end-of-file
+//! and error bits, the read and write pointers): C compiled against
+//! glibc's headers may read them inline. The write pointers stay NULL, so
+//! that an inline `putc_unlocked` always calls `__overflow`; the read
+//! pointers frame the buffered input, as glibc's.
+//!
+//! Threads: each call takes the stream's lock (recursive, per thread, as
+//! `flockfile`); a thread switch can only happen inside a blocking read or
+//! write, and another thread's call on the same stream waits (yielding)
+//! until it is done.
+//!
+//! Modes of `fopen` and `fdopen`: `r`, `w`, `a`, each with `+`, and the
+//! modifiers `b` (nothing), `e` (`O_CLOEXEC`), `x` (`O_EXCL`); anything
+//! else is `EINVAL`, as glibc.
 
-use super::{c_char, c_int, c_void, size_t};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::cell::UnsafeCell;
 
-/// A C stream: the descriptor it writes to.
+use super::{c_char, c_int, c_void, size_t, ssize_t};
+
+/// Bytes kept free in front of the buffer for `ungetc`.
+const HEAD: usize = 8;
+/// A buffered stream's buffer (`BUFSIZ`).
+const BUFSIZ: usize = 4096;
+
+/// glibc's flag bits that its headers test inline.
+const EOF_SEEN: c_int = 0x10;
+const ERR_SEEN: c_int = 0x20;
+/// glibc's magic in `_flags`' high half.
+const MAGIC: c_int = 0xfbad_0000_u32 as c_int;
+
+/// How a stream buffers its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Not decided yet (`stdout`: by `isatty` at the first use).
+    Unset,
+    Full,
+    Line,
+    Unbuffered,
+}
+
+/// A C stream.
 #[repr(C)]
 #[derive(Debug)]
 pub struct File {
+    // glibc's `struct _IO_FILE`, as far as its inline functions read it.
+    flags: c_int,
+    read_ptr: *mut u8,
+    read_end: *mut u8,
+    read_base: *mut u8,
+    write_base: *mut u8,
+    write_ptr: *mut u8,
+    write_end: *mut u8,
+    buf_base: *mut u8,
+    buf_end: *mut u8,
+    // libos-std's own.
     fd: c_int,
+    readable: bool,
+    writable: bool,
+    /// A stream of the program (`stdin`...), never freed.
+    fixed: bool,
+    mode: Mode,
+    /// The buffer: `HEAD` bytes of room for `ungetc`, then the data.
+    buf: Vec<u8>,
+    /// Bytes written and not yet flushed, at `buf[HEAD..]`.
+    pending: usize,
+    /// The thread holding the lock (0: none) and how many times.
+    owner: u32,
+    depth: u32,
 }
 
-static STDIN: File = File { fd: 0 };
-static STDOUT: File = File { fd: 1 };
-static STDERR: File = File { fd: 2 };
+impl File {
+    const fn new(fd: c_int, readable: bool, writable: bool, fixed: bool, mode: Mode) -> File {
+        let null = core::ptr::null_mut();
+        File {
+            flags: MAGIC,
+            read_ptr: null,
+            read_end: null,
+            read_base: null,
+            write_base: null,
+            write_ptr: null,
+            write_end: null,
+            buf_base: null,
+            buf_end: null,
+            fd,
+            readable,
+            writable,
+            fixed,
+            mode,
+            buf: Vec::new(),
+            pending: 0,
+            owner: 0,
+            depth: 0,
+        }
+    }
+
+    /// The buffer's data capacity.
+    fn cap(&self) -> usize {
+        self.buf.len().saturating_sub(HEAD)
+    }
+
+    /// Allocates the buffer on first use; decides `stdout`'s mode.
+    fn ensure_buffer(&mut self) -> bool {
+        if self.mode == Mode::Unset {
+            self.mode = if super::fd::isatty(self.fd) == 1 { Mode::Line } else { Mode::Full };
+        }
+        if self.buf.is_empty() {
+            let cap = if self.mode == Mode::Unbuffered { 1 } else { BUFSIZ };
+            if self.buf.try_reserve_exact(HEAD + cap).is_err() {
+                return false;
+            }
+            self.buf.resize(HEAD + cap, 0);
+            self.reset_read();
+        }
+        true
+    }
+
+    /// The start of the data area.
+    fn data(&mut self) -> *mut u8 {
+        // SAFETY: buf has at least HEAD bytes once allocated (callers
+        // ensure_buffer first).
+        unsafe { self.buf.as_mut_ptr().add(HEAD) }
+    }
+
+    /// Drops buffered input.
+    fn reset_read(&mut self) {
+        let d = self.data();
+        self.read_ptr = d;
+        self.read_end = d;
+        self.read_base = d;
+        self.buf_base = d;
+        // SAFETY: the data area's end, one past its last byte.
+        self.buf_end = unsafe { d.add(self.cap()) };
+    }
+
+    /// Buffered input not yet read.
+    fn unread(&self) -> usize {
+        (self.read_end as usize).saturating_sub(self.read_ptr as usize)
+    }
+
+    /// Writes `bytes` to the descriptor, all of it; false on an error.
+    fn write_fd(&mut self, mut bytes: &[u8]) -> bool {
+        while !bytes.is_empty() {
+            // SAFETY: bytes is readable for its length.
+            let n = unsafe { super::fd::write(self.fd, bytes.as_ptr().cast(), bytes.len()) };
+            if n <= 0 {
+                self.flags |= ERR_SEEN;
+                return false;
+            }
+            bytes = &bytes[n as usize..];
+        }
+        true
+    }
+
+    /// Writes out what is pending.
+    fn flush_out(&mut self) -> bool {
+        if self.pending == 0 {
+            return true;
+        }
+        let n = self.pending;
+        self.pending = 0;
+        let data = core::mem::take(&mut self.buf);
+        let ok = self.write_fd(&data[HEAD..HEAD + n]);
+        self.buf = data;
+        ok
+    }
+
+    /// Gives back buffered input to the descriptor's offset (seekable
+    /// descriptors), so that the next write or seek starts where the
+    /// program has read to.
+    fn drop_input(&mut self) {
+        let unread = self.unread();
+        if unread > 0 {
+            super::fd::lseek64(self.fd, -(unread as i64), ::libc::SEEK_CUR);
+        }
+        if !self.buf.is_empty() {
+            self.reset_read();
+        }
+    }
+
+    /// Writes `bytes` through the buffer: the number taken (all, or
+    /// fewer after an error).
+    fn put(&mut self, bytes: &[u8]) -> usize {
+        if !self.writable {
+            self.flags |= ERR_SEEN;
+            super::set_errno(::libc::EBADF);
+            return 0;
+        }
+        if !self.ensure_buffer() {
+            super::set_errno(::libc::ENOMEM);
+            return 0;
+        }
+        self.drop_input();
+        let cap = self.cap();
+        if self.mode == Mode::Unbuffered || (self.pending == 0 && bytes.len() >= cap) {
+            if !self.flush_out() {
+                return 0;
+            }
+            return if self.write_fd(bytes) { bytes.len() } else { 0 };
+        }
+        // Line-buffered: through the last newline goes out now, the rest
+        // stays buffered (as glibc's).
+        let through = match self.mode {
+            Mode::Line => bytes.iter().rposition(|&b| b == b'\n').map(|i| i + 1),
+            _ => None,
+        };
+        if let Some(n) = through {
+            let head = self.buffer(&bytes[..n]);
+            if head < n || !self.flush_out() {
+                return head.min(n.saturating_sub(self.pending));
+            }
+            return n + self.buffer(&bytes[n..]);
+        }
+        self.buffer(bytes)
+    }
+
+    /// Appends `bytes` to the buffer, writing it out each time it fills:
+    /// the number taken.
+    fn buffer(&mut self, bytes: &[u8]) -> usize {
+        let cap = self.cap();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let k = rest.len().min(cap - self.pending);
+            let at = HEAD + self.pending;
+            self.buf[at..at + k].copy_from_slice(&rest[..k]);
+            self.pending += k;
+            rest = &rest[k..];
+            if self.pending == cap && !self.flush_out() {
+                return bytes.len() - rest.len() - k;
+            }
+        }
+        bytes.len()
+    }
+
+    /// Refills the input buffer: false at end of file (`feof`) or on an
+    /// error (`ferror`).
+    fn fill(&mut self) -> bool {
+        if !self.readable {
+            self.flags |= ERR_SEEN;
+            super::set_errno(::libc::EBADF);
+            return false;
+        }
+        if !self.ensure_buffer() {
+            super::set_errno(::libc::ENOMEM);
+            return false;
+        }
+        if self.unread() > 0 {
+            return true;
+        }
+        if !self.flush_out() {
+            return false;
+        }
+        // Reading a terminal-like stream flushes line-buffered output
+        // first (glibc flushes stdout), so a prompt shows.
+        if self.mode != Mode::Full {
+            flush_line_buffered(self);
+        }
+        self.reset_read();
+        let cap = self.cap();
+        let d = self.data();
+        // SAFETY: d has cap writable bytes.
+        let n = unsafe { super::fd::read(self.fd, d.cast(), cap) };
+        if n < 0 {
+            self.flags |= ERR_SEEN;
+            return false;
+        }
+        if n == 0 {
+            self.flags |= EOF_SEEN;
+            return false;
+        }
+        // SAFETY: n <= cap bytes were read.
+        self.read_end = unsafe { d.add(n as usize) };
+        true
+    }
+
+    /// The next byte, or `None` at end of file or on an error.
+    fn get(&mut self) -> Option<u8> {
+        if self.unread() == 0 && !self.fill() {
+            return None;
+        }
+        // SAFETY: read_ptr < read_end, inside the buffer.
+        unsafe {
+            let b = *self.read_ptr;
+            self.read_ptr = self.read_ptr.add(1);
+            Some(b)
+        }
+    }
+
+    /// The stream's position: the descriptor's, less the input not yet
+    /// read, plus the output not yet written.
+    fn tell(&mut self) -> i64 {
+        let at = super::fd::lseek64(self.fd, 0, ::libc::SEEK_CUR);
+        if at < 0 {
+            return -1;
+        }
+        at - self.unread() as i64 + self.pending as i64
+    }
+}
+
+/// A static stream: the C library's three.
+struct Fixed(UnsafeCell<File>);
+
+// SAFETY: every guest thread runs on the one host thread, and each call
+// takes the stream's lock before touching it.
+unsafe impl Sync for Fixed {}
+
+static STDIN: Fixed = Fixed(UnsafeCell::new(File::new(0, true, false, true, Mode::Unset)));
+static STDOUT: Fixed = Fixed(UnsafeCell::new(File::new(1, false, true, true, Mode::Unset)));
+static STDERR: Fixed = Fixed(UnsafeCell::new(File::new(2, false, true, true, Mode::Unbuffered)));
 
 /// `stdin`.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 #[allow(non_upper_case_globals)]
-pub static mut stdin: *mut File = (&raw const STDIN).cast_mut();
+pub static mut stdin: *mut File = STDIN.0.get();
 
 /// `stdout`.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 #[allow(non_upper_case_globals)]
-pub static mut stdout: *mut File = (&raw const STDOUT).cast_mut();
+pub static mut stdout: *mut File = STDOUT.0.get();
 
 /// `stderr`.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 #[allow(non_upper_case_globals)]
-pub static mut stderr: *mut File = (&raw const STDERR).cast_mut();
+pub static mut stderr: *mut File = STDERR.0.get();
 
-/// Writes all of `bytes` to `f`'s descriptor; false on an error.
+/// The streams `fopen` and `fdopen` made and `fclose` has not closed.
+struct Open(UnsafeCell<Vec<*mut File>>);
+
+// SAFETY: one host thread; the list is changed only between switches.
+unsafe impl Sync for Open {}
+
+static OPEN: Open = Open(UnsafeCell::new(Vec::new()));
+
+/// The open streams: the three, then those opened.
+fn all() -> Vec<*mut File> {
+    let mut v = alloc::vec![STDIN.0.get(), STDOUT.0.get(), STDERR.0.get()];
+    // SAFETY: the list is only touched here and in fopen/fclose, none of
+    // which can switch threads while it holds the reference.
+    v.extend_from_slice(unsafe { &*OPEN.0.get() });
+    v
+}
+
+/// Flushes every stream's output (`fflush(NULL)`): -1 if any failed.
+pub fn flush_all() -> c_int {
+    let mut r = 0;
+    for f in all() {
+        // SAFETY: the list holds live streams.
+        if unsafe { with(f, File::flush_out) } != Some(true) {
+            r = ::libc::EOF;
+        }
+    }
+    r
+}
+
+/// At `exit`: flushes every stream that no other thread holds (one
+/// blocked inside a write keeps its buffer, as glibc's `_IO_cleanup`
+/// skips a stream it cannot lock, rather than wait for ever).
+pub fn flush_at_exit() {
+    let me = me();
+    for f in all() {
+        // SAFETY: the list holds live streams; the lock is checked first.
+        unsafe {
+            if (*f).owner == 0 || (*f).owner == me {
+                with(f, File::flush_out);
+            }
+        }
+    }
+}
+
+/// Flushes the line-buffered streams other than `reading` (before
+/// reading a terminal-like stream), skipping those another thread holds.
+fn flush_line_buffered(reading: &File) {
+    let me = me();
+    for f in all() {
+        if core::ptr::eq(f, reading) {
+            continue;
+        }
+        // SAFETY: a live stream other than the one the caller borrows;
+        // its lock is checked before it is taken.
+        unsafe {
+            if (*f).mode == Mode::Line && ((*f).owner == 0 || (*f).owner == me) {
+                with(f, File::flush_out);
+            }
+        }
+    }
+}
+
+/// The calling thread's number (never 0).
+#[cfg(not(test))]
+fn me() -> u32 {
+    super::thread::switch::with(|s| s.me().id)
+}
+
+/// Host unit tests: one number per host thread.
+#[cfg(test)]
+fn me() -> u32 {
+    extern crate std;
+    static NEXT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(1);
+    std::thread_local!(static ME: u32 = NEXT.fetch_add(1, core::sync::atomic::Ordering::Relaxed));
+    ME.with(|m| *m)
+}
+
+/// Takes `f`'s lock, waiting (yielding to other threads) while another
+/// thread holds it.
 ///
 /// # Safety
 ///
-/// `f` is one of the streams above.
-unsafe fn put(f: *mut File, bytes: &[u8]) -> bool {
-    // SAFETY: the caller guarantees a stream.
-    let fd = unsafe { (*f).fd };
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        // SAFETY: rest is readable for its length.
-        let n = unsafe { super::fd::write(fd, rest.as_ptr().cast(), rest.len()) };
-        if n <= 0 {
-            return false;
+/// `f` is a live stream.
+unsafe fn lock(f: *mut File) {
+    let me = me();
+    loop {
+        // SAFETY: a live stream; no reference outlives this block.
+        let taken = unsafe {
+            let s = &mut *f;
+            if s.owner == 0 || s.owner == me {
+                s.owner = me;
+                s.depth += 1;
+                true
+            } else {
+                false
+            }
+        };
+        if taken {
+            return;
         }
-        rest = &rest[n as usize..];
+        super::thread::sched_yield();
     }
-    true
+}
+
+/// Releases one hold of `f`'s lock.
+///
+/// # Safety
+///
+/// `f` is a live stream whose lock the calling thread holds.
+unsafe fn unlock(f: *mut File) {
+    // SAFETY: the caller's contract.
+    let s = unsafe { &mut *f };
+    s.depth = s.depth.saturating_sub(1);
+    if s.depth == 0 {
+        s.owner = 0;
+    }
+}
+
+/// Runs `op` on `f` under its lock; `None` (with `EBADF`) for NULL.
+///
+/// # Safety
+///
+/// `f` is NULL or a live stream.
+unsafe fn with<R>(f: *mut File, op: impl FnOnce(&mut File) -> R) -> Option<R> {
+    if f.is_null() {
+        super::set_errno(::libc::EBADF);
+        return None;
+    }
+    // SAFETY: a live stream (the caller's contract); the lock keeps other
+    // threads off it while op runs, even if op blocks.
+    unsafe {
+        lock(f);
+        let r = op(&mut *f);
+        unlock(f);
+        Some(r)
+    }
+}
+
+/// A [`super::printf::Sink`] into a stream.
+struct StreamSink<'a> {
+    f: &'a mut File,
+    /// An unbuffered stream collects the whole output, written at once.
+    whole: Option<Vec<u8>>,
+}
+
+impl super::printf::Sink for StreamSink<'_> {
+    fn put(&mut self, bytes: &[u8]) -> bool {
+        match &mut self.whole {
+            Some(v) => v.put(bytes),
+            None => self.f.put(bytes) == bytes.len(),
+        }
+    }
+}
+
+/// Runs the formatter `op` with a sink into `f`, under its lock: its
+/// result, or `EBADF` for a NULL or read-only stream.
+///
+/// # Safety
+///
+/// `f` is NULL or a live stream.
+pub unsafe fn with_sink(
+    f: *mut File,
+    op: impl FnOnce(&mut dyn super::printf::Sink) -> Result<usize, c_int>,
+) -> Result<usize, c_int> {
+    // SAFETY: the caller's contract.
+    let r = unsafe {
+        with(f, |f| {
+            if !f.writable {
+                f.flags |= ERR_SEEN;
+                return Err(::libc::EBADF);
+            }
+            let whole = (f.mode == Mode::Unbuffered).then(Vec::new);
+            let mut sink = StreamSink { f, whole };
+            let r = op(&mut sink);
+            if let Some(v) = sink.whole.take()
+                && sink.f.put(&v) != v.len()
+            {
+                return Err(::libc::EIO);
+            }
+            r
+        })
+    };
+    r.unwrap_or(Err(::libc::EBADF))
+}
+
+/// Parses a mode string: `open` flags, and whether the stream reads and
+/// writes.
+fn parse_mode(mode: &[u8]) -> Option<(c_int, bool, bool)> {
+    let (mut flags, mut r, mut w) = match mode.first()? {
+        b'r' => (::libc::O_RDONLY, true, false),
+        b'w' => (::libc::O_WRONLY | ::libc::O_CREAT | ::libc::O_TRUNC, false, true),
+        b'a' => (::libc::O_WRONLY | ::libc::O_CREAT | ::libc::O_APPEND, false, true),
+        _ => return None,
+    };
+    // glibc reads at most six modifier characters and ignores others
+    // (such as ",ccs=").
+    for &c in mode[1..].iter().take(6) {
+        match c {
+            b'+' => {
+                flags = (flags & !::libc::O_ACCMODE) | ::libc::O_RDWR;
+                (r, w) = (true, true);
+            }
+            b'e' => flags |= ::libc::O_CLOEXEC,
+            b'x' => flags |= ::libc::O_EXCL,
+            b'b' | b't' | b'm' | b'c' => {}
+            b',' => break,
+            _ => {}
+        }
+    }
+    Some((flags, r, w))
+}
+
+/// A new stream on `fd`, on the list of open streams.
+fn new_stream(fd: c_int, r: bool, w: bool) -> *mut File {
+    let f = Box::into_raw(Box::new(File::new(fd, r, w, false, Mode::Full)));
+    // SAFETY: see all(); nothing here switches threads.
+    unsafe { (*OPEN.0.get()).push(f) };
+    f
+}
+
+/// `fopen(path, mode)`: a buffered stream on the file, or NULL with
+/// `errno` (`EINVAL` for a bad mode, or `open`'s error).
+///
+/// # Safety
+///
+/// `path` and `mode` are NUL-terminated strings.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn fopen(path: *const c_char, mode: *const c_char) -> *mut File {
+    // SAFETY: a NUL-terminated string.
+    let Some((flags, r, w)) = parse_mode(unsafe { super::c_str(mode) }) else {
+        super::set_errno(::libc::EINVAL);
+        return core::ptr::null_mut();
+    };
+    // SAFETY: path is a NUL-terminated string.
+    let fd = unsafe { super::file::open64(path, flags, 0o666) };
+    if fd < 0 {
+        return core::ptr::null_mut();
+    }
+    new_stream(fd, r, w)
+}
+
+/// `fdopen(fd, mode)`: a stream on an open descriptor, whose access mode
+/// must allow the stream's (`EINVAL`); `a` sets `O_APPEND` on it, as
+/// glibc.
+///
+/// # Safety
+///
+/// `mode` is a NUL-terminated string.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn fdopen(fd: c_int, mode: *const c_char) -> *mut File {
+    // SAFETY: a NUL-terminated string.
+    let mode = unsafe { super::c_str(mode) };
+    let Some((flags, r, w)) = parse_mode(mode) else {
+        super::set_errno(::libc::EINVAL);
+        return core::ptr::null_mut();
+    };
+    let have = super::fd::fcntl(fd, ::libc::F_GETFL, 0);
+    if have < 0 {
+        return core::ptr::null_mut();
+    }
+    let acc = have & ::libc::O_ACCMODE;
+    if (r && acc == ::libc::O_WRONLY) || (w && acc == ::libc::O_RDONLY) {
+        super::set_errno(::libc::EINVAL);
+        return core::ptr::null_mut();
+    }
+    if flags & ::libc::O_APPEND != 0 && have & ::libc::O_APPEND == 0 {
+        super::fd::fcntl(fd, ::libc::F_SETFL, (have | ::libc::O_APPEND) as usize);
+    }
+    new_stream(fd, r, w)
+}
+
+/// `fclose(f)`: flushes, closes the descriptor, frees the stream (the
+/// three standard ones stay allocated, their descriptor closed). `EOF` if
+/// the flush or the close failed.
+///
+/// # Safety
+///
+/// `f` is an open stream, not used again.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn fclose(f: *mut File) -> c_int {
+    // SAFETY: the caller's contract.
+    let Some((flushed, fd, fixed)) = (unsafe {
+        with(f, |s| {
+            let ok = s.flush_out();
+            s.drop_input();
+            (ok, s.fd, s.fixed)
+        })
+    }) else {
+        return ::libc::EOF;
+    };
+    let closed = super::fd::close(fd) == 0;
+    if fixed {
+        // SAFETY: a standard stream: it stays, unusable.
+        unsafe {
+            (*f).readable = false;
+            (*f).writable = false;
+        }
+    } else {
+        // SAFETY: see all(); f was made by new_stream and is dropped once.
+        unsafe {
+            (*OPEN.0.get()).retain(|&g| g != f);
+            drop(Box::from_raw(f));
+        }
+    }
+    if flushed && closed { 0 } else { ::libc::EOF }
+}
+
+/// `fflush(f)`: writes out what is buffered (`f` NULL: every stream);
+/// on an input stream, gives back what was read ahead. 0 or `EOF`.
+///
+/// # Safety
+///
+/// `f` is NULL or an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn fflush(f: *mut File) -> c_int {
+    if f.is_null() {
+        return flush_all();
+    }
+    // SAFETY: the caller's contract.
+    match unsafe {
+        with(f, |s| {
+            let ok = s.flush_out();
+            s.drop_input();
+            ok
+        })
+    } {
+        Some(true) => 0,
+        _ => ::libc::EOF,
+    }
+}
+
+/// `setvbuf(f, buf, mode, size)`: `_IOFBF`, `_IOLBF` or `_IONBF`, before
+/// any I/O on the stream. The buffer is the stream's own, of `size` bytes
+/// (`buf`'s contents are not used). `EOF` for a bad mode or size.
+///
+/// # Safety
+///
+/// `f` is an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn setvbuf(
+    f: *mut File,
+    _buf: *mut c_char,
+    mode: c_int,
+    size: size_t,
+) -> c_int {
+    let mode = match mode {
+        ::libc::_IOFBF => Mode::Full,
+        ::libc::_IOLBF => Mode::Line,
+        ::libc::_IONBF => Mode::Unbuffered,
+        _ => return ::libc::EOF,
+    };
+    // SAFETY: the caller's contract.
+    let r = unsafe {
+        with(f, |s| {
+            if !s.flush_out() {
+                return false;
+            }
+            s.drop_input();
+            let cap = match mode {
+                Mode::Unbuffered => 1,
+                _ if size == 0 => BUFSIZ,
+                _ => size.min(1 << 24),
+            };
+            let mut buf = Vec::new();
+            if buf.try_reserve_exact(HEAD + cap).is_err() {
+                return false;
+            }
+            buf.resize(HEAD + cap, 0);
+            s.buf = buf;
+            s.mode = mode;
+            s.reset_read();
+            true
+        })
+    };
+    if r == Some(true) { 0 } else { ::libc::EOF }
+}
+
+/// `setbuf(f, buf)`: unbuffered for NULL, else fully buffered.
+///
+/// # Safety
+///
+/// `f` is an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn setbuf(f: *mut File, buf: *mut c_char) {
+    let mode = if buf.is_null() { ::libc::_IONBF } else { ::libc::_IOFBF };
+    // SAFETY: the caller's contract.
+    unsafe { setvbuf(f, buf, mode, BUFSIZ) };
+}
+
+/// `setlinebuf(f)`.
+///
+/// # Safety
+///
+/// `f` is an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn setlinebuf(f: *mut File) {
+    // SAFETY: the caller's contract.
+    unsafe { setvbuf(f, core::ptr::null_mut(), ::libc::_IOLBF, 0) };
+}
+
+// ---------------------------------------------------------------------
+// Writing.
+
+/// `fwrite(p, size, n, f)`: the number of whole items written.
+///
+/// # Safety
+///
+/// `p` is readable for `size * n` bytes; `f` is an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn fwrite(p: *const c_void, size: size_t, n: size_t, f: *mut File) -> size_t {
+    let Some(len) = size.checked_mul(n).filter(|&l| l > 0) else { return 0 };
+    // SAFETY: the caller guarantees len readable bytes at p.
+    let bytes = unsafe { core::slice::from_raw_parts(p.cast::<u8>(), len) };
+    // SAFETY: the caller's contract.
+    unsafe { with(f, |s| s.put(bytes)) }.map_or(0, |w| w / size)
 }
 
 /// `fputs(s, f)`: a non-negative number, or `EOF`.
 ///
 /// # Safety
 ///
-/// `s` is a NUL-terminated string; `f` a stream.
+/// `s` is a NUL-terminated string; `f` an open stream.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn fputs(s: *const c_char, f: *mut File) -> c_int {
     // SAFETY: the caller's contract.
-    if unsafe { put(f, super::c_str(s)) } { 1 } else { ::libc::EOF }
+    let bytes = unsafe { super::c_str(s) };
+    // SAFETY: the caller's contract.
+    match unsafe { with(f, |st| st.put(bytes)) } {
+        Some(n) if n == bytes.len() => 1,
+        _ => ::libc::EOF,
+    }
 }
 
 /// `puts(s)`: `s` and a newline on `stdout`.
@@ -77,32 +785,47 @@ pub unsafe extern "C" fn fputs(s: *const c_char, f: *mut File) -> c_int {
 /// `s` is a NUL-terminated string.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn puts(s: *const c_char) -> c_int {
-    // SAFETY: s is a NUL-terminated string; STDOUT is a stream.
-    let ok = unsafe {
-        let out = (&raw const STDOUT).cast_mut();
-        put(out, super::c_str(s)) && put(out, b"\n")
-    };
-    if ok { 1 } else { ::libc::EOF }
+    // SAFETY: the caller's contract.
+    let bytes = unsafe { super::c_str(s) };
+    // SAFETY: stdout is a live stream.
+    match unsafe { with(STDOUT.0.get(), |st| st.put(bytes) == bytes.len() && st.put(b"\n") == 1) } {
+        Some(true) => 1,
+        _ => ::libc::EOF,
+    }
 }
 
 /// `fputc(c, f)`: the byte written, or `EOF`.
 ///
 /// # Safety
 ///
-/// `f` is a stream.
+/// `f` is an open stream.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn fputc(c: c_int, f: *mut File) -> c_int {
     // SAFETY: the caller's contract.
-    if unsafe { put(f, &[c as u8]) } { c_int::from(c as u8) } else { ::libc::EOF }
+    match unsafe { with(f, |s| s.put(&[c as u8])) } {
+        Some(1) => c_int::from(c as u8),
+        _ => ::libc::EOF,
+    }
 }
 
 /// `putc(c, f)`: as `fputc`.
 ///
 /// # Safety
 ///
-/// `f` is a stream.
+/// `f` is an open stream.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn putc(c: c_int, f: *mut File) -> c_int {
+    // SAFETY: the same contract.
+    unsafe { fputc(c, f) }
+}
+
+/// `putc_unlocked(c, f)`: as `fputc`.
+///
+/// # Safety
+///
+/// `f` is an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn putc_unlocked(c: c_int, f: *mut File) -> c_int {
     // SAFETY: the same contract.
     unsafe { fputc(c, f) }
 }
@@ -110,58 +833,616 @@ pub unsafe extern "C" fn putc(c: c_int, f: *mut File) -> c_int {
 /// `putchar(c)`: `fputc` on `stdout`.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn putchar(c: c_int) -> c_int {
-    // SAFETY: STDOUT is a stream.
-    unsafe { fputc(c, (&raw const STDOUT).cast_mut()) }
+    // SAFETY: stdout is a live stream.
+    unsafe { fputc(c, STDOUT.0.get()) }
 }
 
-/// `fwrite(p, size, n, f)`: the number of whole items written.
+/// `__overflow(f, c)`: glibc's slow path of the inline `putc_unlocked`
+/// (here its only path: the inline write window is always empty).
 ///
 /// # Safety
 ///
-/// `p` is readable for `size * n` bytes; `f` is a stream.
+/// `f` is an open stream.
 #[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn fwrite(p: *const c_void, size: size_t, n: size_t, f: *mut File) -> size_t {
-    let Some(len) = size.checked_mul(n).filter(|&l| l > 0) else { return 0 };
-    // SAFETY: the caller guarantees len readable bytes at p.
-    let bytes = unsafe { core::slice::from_raw_parts(p.cast::<u8>(), len) };
-    // SAFETY: the caller guarantees a stream.
-    if unsafe { put(f, bytes) } { n } else { 0 }
+pub unsafe extern "C" fn __overflow(f: *mut File, c: c_int) -> c_int {
+    if c == ::libc::EOF {
+        // SAFETY: the caller's contract.
+        return unsafe { fflush(f) };
+    }
+    // SAFETY: the caller's contract.
+    unsafe { fputc(c, f) }
 }
 
-/// `fflush(f)`: nothing is buffered; 0.
+// ---------------------------------------------------------------------
+// Reading.
+
+/// `fgetc(f)`: the next byte, or `EOF` (end of file or error: `feof`
+/// and `ferror` tell).
+///
+/// # Safety
+///
+/// `f` is an open stream.
 #[cfg_attr(not(test), unsafe(no_mangle))]
-pub extern "C" fn fflush(_f: *mut File) -> c_int {
+pub unsafe extern "C" fn fgetc(f: *mut File) -> c_int {
+    // SAFETY: the caller's contract.
+    match unsafe { with(f, File::get) } {
+        Some(Some(b)) => c_int::from(b),
+        _ => ::libc::EOF,
+    }
+}
+
+/// `getc(f)`: as `fgetc`.
+///
+/// # Safety
+///
+/// `f` is an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn getc(f: *mut File) -> c_int {
+    // SAFETY: the same contract.
+    unsafe { fgetc(f) }
+}
+
+/// `getc_unlocked(f)`: as `fgetc`.
+///
+/// # Safety
+///
+/// `f` is an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn getc_unlocked(f: *mut File) -> c_int {
+    // SAFETY: the same contract.
+    unsafe { fgetc(f) }
+}
+
+/// `getchar()`: `fgetc` on `stdin`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn getchar() -> c_int {
+    // SAFETY: stdin is a live stream.
+    unsafe { fgetc(STDIN.0.get()) }
+}
+
+/// `__uflow(f)`: glibc's slow path of the inline `getc_unlocked`, when
+/// the read window is empty: the next byte, consumed.
+///
+/// # Safety
+///
+/// `f` is an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn __uflow(f: *mut File) -> c_int {
+    // SAFETY: the same contract.
+    unsafe { fgetc(f) }
+}
+
+/// `ungetc(c, f)`: pushes `c` back, to be read next (several in a row
+/// as long as the room in front of the buffer lasts); clears end of
+/// file. `c`, or `EOF`.
+///
+/// # Safety
+///
+/// `f` is an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn ungetc(c: c_int, f: *mut File) -> c_int {
+    if c == ::libc::EOF {
+        return ::libc::EOF;
+    }
+    let op = |s: &mut File| {
+        if !s.readable || !s.ensure_buffer() || !s.flush_out() {
+            return false;
+        }
+        if s.read_ptr <= s.buf.as_mut_ptr() {
+            return false;
+        }
+        // SAFETY: read_ptr is after the buffer's first byte.
+        unsafe {
+            s.read_ptr = s.read_ptr.sub(1);
+            *s.read_ptr = c as u8;
+        }
+        s.flags &= !EOF_SEEN;
+        true
+    };
+    // SAFETY: the caller's contract.
+    let ok = unsafe { with(f, op) };
+    if ok == Some(true) { c_int::from(c as u8) } else { ::libc::EOF }
+}
+
+/// `fread(p, size, n, f)`: the number of whole items read.
+///
+/// # Safety
+///
+/// `p` is writable for `size * n` bytes; `f` is an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn fread(p: *mut c_void, size: size_t, n: size_t, f: *mut File) -> size_t {
+    let Some(len) = size.checked_mul(n).filter(|&l| l > 0) else { return 0 };
+    // SAFETY: the caller guarantees len writable bytes at p.
+    let out = unsafe { core::slice::from_raw_parts_mut(p.cast::<u8>(), len) };
+    let op = |s: &mut File| {
+        let mut got = 0;
+        while got < len {
+            if s.unread() == 0 && !s.fill() {
+                break;
+            }
+            let k = s.unread().min(len - got);
+            // SAFETY: k buffered bytes at read_ptr.
+            unsafe {
+                core::ptr::copy_nonoverlapping(s.read_ptr, out[got..].as_mut_ptr(), k);
+                s.read_ptr = s.read_ptr.add(k);
+            }
+            got += k;
+        }
+        got
+    };
+    // SAFETY: the caller's contract.
+    let got = unsafe { with(f, op) };
+    got.map_or(0, |g| g / size)
+}
+
+/// `fgets(s, n, f)`: up to `n - 1` bytes, through a newline, and a NUL;
+/// NULL at end of file before any byte, or on an error.
+///
+/// # Safety
+///
+/// `s` is writable for `n` bytes; `f` is an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn fgets(s: *mut c_char, n: c_int, f: *mut File) -> *mut c_char {
+    let Ok(n) = usize::try_from(n) else { return core::ptr::null_mut() };
+    if n == 0 {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: the caller guarantees n writable bytes.
+    let out = unsafe { core::slice::from_raw_parts_mut(s.cast::<u8>(), n) };
+    // SAFETY: the caller's contract.
+    let got = unsafe {
+        with(f, |st| {
+            let mut k = 0;
+            while k + 1 < n {
+                match st.get() {
+                    Some(b) => {
+                        out[k] = b;
+                        k += 1;
+                        if b == b'\n' {
+                            break;
+                        }
+                    }
+                    None if st.flags & ERR_SEEN != 0 => return None,
+                    None => break,
+                }
+            }
+            Some(k)
+        })
+    };
+    match got.flatten() {
+        Some(k) if k > 0 || n == 1 => {
+            out[k] = 0;
+            s
+        }
+        _ => core::ptr::null_mut(),
+    }
+}
+
+/// `getdelim(lineptr, n, delim, f)`: a line through `delim` into the
+/// `malloc`ed buffer `*lineptr` of `*n` bytes (grown with `realloc`),
+/// NUL-terminated: its length, or -1 at end of file or on an error.
+///
+/// # Safety
+///
+/// `lineptr` and `n` are writable; `*lineptr` is NULL or a `malloc`ed
+/// block of `*n` bytes; `f` is an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn getdelim(
+    lineptr: *mut *mut c_char,
+    n: *mut size_t,
+    delim: c_int,
+    f: *mut File,
+) -> ssize_t {
+    if lineptr.is_null() || n.is_null() {
+        return super::fail_size(::libc::EINVAL);
+    }
+    let mut line = Vec::new();
+    // SAFETY: the caller's contract.
+    let r = unsafe {
+        with(f, |st| {
+            loop {
+                match st.get() {
+                    Some(b) => {
+                        line.push(b);
+                        if c_int::from(b) == delim & 0xff {
+                            return true;
+                        }
+                    }
+                    None => return st.flags & ERR_SEEN == 0 && !line.is_empty(),
+                }
+            }
+        })
+    };
+    if r != Some(true) {
+        return -1;
+    }
+    // SAFETY: lineptr and n are writable; *lineptr is malloc'ed or NULL.
+    unsafe {
+        if (*lineptr).is_null() || *n < line.len() + 1 {
+            let p = super::memory::realloc((*lineptr).cast(), line.len() + 1);
+            if p.is_null() {
+                return super::fail_size(::libc::ENOMEM);
+            }
+            *lineptr = p.cast();
+            *n = line.len() + 1;
+        }
+        core::ptr::copy_nonoverlapping(line.as_ptr(), (*lineptr).cast::<u8>(), line.len());
+        *(*lineptr).add(line.len()) = 0;
+    }
+    line.len() as ssize_t
+}
+
+/// `__getdelim`: glibc's name of `getdelim`, which its headers' inline
+/// `getline` calls.
+///
+/// # Safety
+///
+/// As `getdelim`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn __getdelim(
+    lineptr: *mut *mut c_char,
+    n: *mut size_t,
+    delim: c_int,
+    f: *mut File,
+) -> ssize_t {
+    // SAFETY: the same contract.
+    unsafe { getdelim(lineptr, n, delim, f) }
+}
+
+/// `getline(lineptr, n, f)`: `getdelim` through a newline.
+///
+/// # Safety
+///
+/// As `getdelim`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn getline(
+    lineptr: *mut *mut c_char,
+    n: *mut size_t,
+    f: *mut File,
+) -> ssize_t {
+    // SAFETY: the same contract.
+    unsafe { getdelim(lineptr, n, c_int::from(b'\n'), f) }
+}
+
+// ---------------------------------------------------------------------
+// Positioning and state.
+
+/// `fseeko(f, offset, whence)`: flushes, moves the descriptor (for
+/// `SEEK_CUR` from the stream's position), drops the input read ahead and
+/// clears end of file. 0, or -1 with `lseek`'s error (`ESPIPE` on a
+/// pipe).
+///
+/// # Safety
+///
+/// `f` is an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn fseeko(f: *mut File, offset: i64, whence: c_int) -> c_int {
+    // SAFETY: the caller's contract.
+    let r = unsafe {
+        with(f, |s| {
+            if !s.flush_out() {
+                return -1;
+            }
+            let offset =
+                if whence == ::libc::SEEK_CUR { offset - s.unread() as i64 } else { offset };
+            let at = super::fd::lseek64(s.fd, offset, whence);
+            if at < 0 {
+                return -1;
+            }
+            if !s.buf.is_empty() {
+                s.reset_read();
+            }
+            s.flags &= !EOF_SEEN;
+            0
+        })
+    };
+    r.unwrap_or(-1)
+}
+
+/// `fseek(f, offset, whence)`: as `fseeko`.
+///
+/// # Safety
+///
+/// `f` is an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn fseek(f: *mut File, offset: ::libc::c_long, whence: c_int) -> c_int {
+    // SAFETY: the same contract.
+    unsafe { fseeko(f, offset, whence) }
+}
+
+/// `ftello(f)`: the stream's position, or -1 (`ESPIPE` on a pipe).
+///
+/// # Safety
+///
+/// `f` is an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn ftello(f: *mut File) -> i64 {
+    // SAFETY: the caller's contract.
+    unsafe { with(f, File::tell) }.unwrap_or(-1)
+}
+
+/// `ftell(f)`: as `ftello`.
+///
+/// # Safety
+///
+/// `f` is an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn ftell(f: *mut File) -> ::libc::c_long {
+    // SAFETY: the same contract.
+    unsafe { ftello(f) }
+}
+
+/// `rewind(f)`: to the start, errors cleared.
+///
+/// # Safety
+///
+/// `f` is an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn rewind(f: *mut File) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        fseeko(f, 0, ::libc::SEEK_SET);
+        clearerr(f);
+    }
+}
+
+/// `fgetpos(f, pos)`: the position into the `fpos_t` (its first field).
+///
+/// # Safety
+///
+/// `f` is an open stream; `pos` is writable.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn fgetpos(f: *mut File, pos: *mut ::libc::fpos_t) -> c_int {
+    // SAFETY: the caller's contract.
+    let at = unsafe { ftello(f) };
+    if at < 0 {
+        return -1;
+    }
+    // SAFETY: pos is writable; an fpos_t starts with its offset.
+    unsafe {
+        pos.write_bytes(0, 1);
+        pos.cast::<i64>().write_unaligned(at);
+    }
     0
+}
+
+/// `fsetpos(f, pos)`: back to a position from `fgetpos`.
+///
+/// # Safety
+///
+/// `f` is an open stream; `pos` is readable.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn fsetpos(f: *mut File, pos: *const ::libc::fpos_t) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { fseeko(f, pos.cast::<i64>().read_unaligned(), ::libc::SEEK_SET) }
+}
+
+/// `feof(f)`: non-zero once a read met the end of file.
+///
+/// # Safety
+///
+/// `f` is an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn feof(f: *mut File) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { with(f, |s| c_int::from(s.flags & EOF_SEEN != 0)) }.unwrap_or(0)
+}
+
+/// `ferror(f)`: non-zero once a read or write failed.
+///
+/// # Safety
+///
+/// `f` is an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn ferror(f: *mut File) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { with(f, |s| c_int::from(s.flags & ERR_SEEN != 0)) }.unwrap_or(0)
+}
+
+/// `clearerr(f)`: clears end of file and error.
+///
+/// # Safety
+///
+/// `f` is an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn clearerr(f: *mut File) {
+    // SAFETY: the caller's contract.
+    unsafe { with(f, |s| s.flags &= !(EOF_SEEN | ERR_SEEN)) };
 }
 
 /// `fileno(f)`: the stream's descriptor.
 ///
 /// # Safety
 ///
-/// `f` is a stream.
+/// `f` is an open stream.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn fileno(f: *mut File) -> c_int {
-    // SAFETY: the caller guarantees a stream.
-    unsafe { (*f).fd }
+    // SAFETY: the caller's contract.
+    unsafe { with(f, |s| s.fd) }.unwrap_or(-1)
+}
+
+/// `flockfile(f)`: takes the stream's lock (recursive) for a sequence of
+/// calls.
+///
+/// # Safety
+///
+/// `f` is an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn flockfile(f: *mut File) {
+    // SAFETY: the caller's contract.
+    unsafe { lock(f) }
+}
+
+/// `ftrylockfile(f)`: 0 if taken, non-zero if another thread holds it.
+///
+/// # Safety
+///
+/// `f` is an open stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn ftrylockfile(f: *mut File) -> c_int {
+    let me = me();
+    // SAFETY: the caller's contract.
+    let s = unsafe { &mut *f };
+    if s.owner == 0 || s.owner == me {
+        s.owner = me;
+        s.depth += 1;
+        0
+    } else {
+        1
+    }
+}
+
+/// `funlockfile(f)`.
+///
+/// # Safety
+///
+/// `f` is an open stream the calling thread locked.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn funlockfile(f: *mut File) {
+    // SAFETY: the caller's contract.
+    unsafe { unlock(f) }
+}
+
+/// `perror(s)`: `s: ` (if `s` is neither NULL nor empty) and the message
+/// for `errno`, on `stderr`.
+///
+/// # Safety
+///
+/// `s` is NULL or a NUL-terminated string.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn perror(s: *const c_char) {
+    let e = super::errno();
+    let mut line = Vec::new();
+    if !s.is_null() {
+        // SAFETY: a NUL-terminated string.
+        let prefix = unsafe { super::c_str(s) };
+        if !prefix.is_empty() {
+            line.extend_from_slice(prefix);
+            line.extend_from_slice(b": ");
+        }
+    }
+    match super::string::message(e) {
+        Some(m) => line.extend_from_slice(m.as_bytes()),
+        None => {
+            use core::fmt::Write as _;
+            struct W<'a>(&'a mut Vec<u8>);
+            impl core::fmt::Write for W<'_> {
+                fn write_str(&mut self, s: &str) -> core::fmt::Result {
+                    self.0.extend_from_slice(s.as_bytes());
+                    Ok(())
+                }
+            }
+            let _ = write!(W(&mut line), "Unknown error {e}");
+        }
+    }
+    line.push(b'\n');
+    // SAFETY: stderr is a live stream.
+    unsafe { with(STDERR.0.get(), |st| st.put(&line)) };
+    super::set_errno(e);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A pipe from the descriptor table: (read end, write end).
+    fn pipe() -> (c_int, c_int) {
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for two.
+        assert_eq!(unsafe { super::super::pipe::pipe2(fds.as_mut_ptr(), ::libc::O_NONBLOCK) }, 0);
+        (fds[0], fds[1])
+    }
+
     #[test]
-    fn streams_are_their_descriptors() {
-        // SAFETY: the streams are the statics above; fwrite of nothing
-        // writes nothing.
+    fn modes_parse_as_glibc() {
+        assert_eq!(parse_mode(b"r"), Some((::libc::O_RDONLY, true, false)));
+        assert_eq!(
+            parse_mode(b"wb+"),
+            Some((::libc::O_RDWR | ::libc::O_CREAT | ::libc::O_TRUNC, true, true))
+        );
+        assert_eq!(
+            parse_mode(b"a+e"),
+            Some((
+                ::libc::O_RDWR | ::libc::O_CREAT | ::libc::O_APPEND | ::libc::O_CLOEXEC,
+                true,
+                true
+            ))
+        );
+        assert_eq!(
+            parse_mode(b"wx"),
+            Some((
+                ::libc::O_WRONLY | ::libc::O_CREAT | ::libc::O_TRUNC | ::libc::O_EXCL,
+                false,
+                true
+            ))
+        );
+        assert_eq!(parse_mode(b""), None);
+        assert_eq!(parse_mode(b"z"), None);
+        assert_eq!(parse_mode(b"+r"), None);
+    }
+
+    #[test]
+    fn streams_buffer_read_unget_and_line_as_glibc() {
+        let _t = super::super::FD_TABLE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let (r, w) = pipe();
+        // SAFETY: the modes are strings; the streams live until fclose.
         unsafe {
-            assert_eq!(fileno(stdin), 0);
-            assert_eq!(fileno(stdout), 1);
-            assert_eq!(fileno(stderr), 2);
-            assert_eq!(fwrite(b"x".as_ptr().cast(), 0, 5, stderr), 0);
-            assert_eq!(fflush(core::ptr::null_mut()), 0);
-            let mut bad = File { fd: -1 };
-            assert_eq!(fputs(c"lost".as_ptr(), &mut bad), ::libc::EOF);
-            assert_eq!(fputc(i32::from(b'a'), &mut bad), ::libc::EOF);
+            let out = fdopen(w, c"w".as_ptr());
+            let inp = fdopen(r, c"r".as_ptr());
+            assert!(!out.is_null() && !inp.is_null());
+            assert!(fdopen(r, c"w".as_ptr()).is_null(), "read-only descriptor");
+            assert_eq!(super::super::errno(), ::libc::EINVAL);
+            assert_eq!(fputs(c"first line\nsecond".as_ptr(), out), 1);
+            assert_eq!(fputc(i32::from(b'\n'), out), i32::from(b'\n'));
+            // Fully buffered: nothing reached the pipe yet.
+            let mut buf = [0 as c_char; 64];
+            assert!(fgets(buf.as_mut_ptr(), 64, inp).is_null());
+            assert_eq!(ferror(inp), 1, "EAGAIN on the empty nonblocking pipe");
+            clearerr(inp);
+            assert_eq!(fflush(out), 0);
+            assert_eq!(fgetc(inp), i32::from(b'f'));
+            assert_eq!(ungetc(i32::from(b'F'), inp), i32::from(b'F'));
+            assert!(!fgets(buf.as_mut_ptr(), 64, inp).is_null());
+            assert_eq!(super::super::c_str(buf.as_ptr()), b"First line\n");
+            assert!(!fgets(buf.as_mut_ptr(), 4, inp).is_null());
+            assert_eq!(super::super::c_str(buf.as_ptr()), b"sec");
+            let mut line: *mut c_char = core::ptr::null_mut();
+            let mut n = 0;
+            assert_eq!(getline(&mut line, &mut n, inp), 4);
+            assert_eq!(super::super::c_str(line), b"ond\n");
+            super::super::memory::free(line.cast());
+            // Seeking a pipe fails as lseek does.
+            assert_eq!(ftell(inp), -1);
+            assert_eq!(super::super::errno(), ::libc::ESPIPE);
+            // Line buffering writes at each newline.
+            assert_eq!(setvbuf(out, core::ptr::null_mut(), ::libc::_IOLBF, 0), 0);
+            assert_eq!(fwrite(b"ab\ncd".as_ptr().cast(), 1, 5, out), 5);
+            let mut got = [0u8; 8];
+            assert_eq!(fread(got.as_mut_ptr().cast(), 1, 8, inp), 3);
+            assert_eq!(&got[..3], b"ab\n");
+            assert_eq!(ferror(inp), 1, "then EAGAIN, as glibc on a nonblocking pipe");
+            clearerr(inp);
+            assert_eq!(fclose(out), 0, "flushes cd");
+            assert_eq!(fread(got.as_mut_ptr().cast(), 1, 8, inp), 2);
+            assert_eq!(&got[..2], b"cd");
+            assert_eq!(fgetc(inp), ::libc::EOF);
+            assert_eq!((feof(inp), ferror(inp)), (1, 0));
+            assert_eq!(fclose(inp), 0);
+        }
+    }
+
+    #[test]
+    fn a_read_only_stream_refuses_writes() {
+        let _t = super::super::FD_TABLE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let (r, w) = pipe();
+        // SAFETY: as above.
+        unsafe {
+            let inp = fdopen(r, c"r".as_ptr());
+            assert_eq!(fputs(c"x".as_ptr(), inp), ::libc::EOF);
+            assert_eq!(ferror(inp), 1);
+            assert_eq!(fclose(inp), 0);
+            assert_eq!(super::super::fd::close(w), 0);
+            assert_eq!(fputs(c"x".as_ptr(), core::ptr::null_mut()), ::libc::EOF);
         }
     }
 }

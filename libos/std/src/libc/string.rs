@@ -350,16 +350,37 @@ pub unsafe extern "C" fn __xpg_strerror_r(e: c_int, buf: *mut c_char, len: size_
     if n < text.len() { ::libc::ERANGE } else { 0 }
 }
 
-/// `strerror_r`: the same as `__xpg_strerror_r` (C code built against
-/// this library gets the POSIX version).
+/// `strerror_r(e, buf, len)` under its plain name is glibc's GNU version
+/// (what C code built with `_GNU_SOURCE`, and all C++, calls; the POSIX
+/// one is `__xpg_strerror_r`, which the libc crate binds): the message in
+/// `buf` (cut to fit), and `buf`.
 ///
 /// # Safety
 ///
 /// `buf` is writable for `len` bytes.
 #[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn strerror_r(e: c_int, buf: *mut c_char, len: size_t) -> c_int {
-    // SAFETY: the same contract.
-    unsafe { __xpg_strerror_r(e, buf, len) }
+pub unsafe extern "C" fn strerror_r(e: c_int, buf: *mut c_char, len: size_t) -> *mut c_char {
+    // SAFETY: the same contract; ERANGE only says it was cut.
+    unsafe { __xpg_strerror_r(e, buf, len) };
+    buf
+}
+
+/// Where `strerror` leaves its message.
+struct Static(core::cell::UnsafeCell<[c_char; 64]>);
+
+// SAFETY: one host thread; as glibc's, the string is valid until the next
+// call (POSIX lets strerror return a buffer that later calls overwrite).
+unsafe impl Sync for Static {}
+
+static STRERROR: Static = Static(core::cell::UnsafeCell::new([0; 64]));
+
+/// `strerror(e)`: glibc's message for `e` ("Unknown error N" for others).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn strerror(e: c_int) -> *mut c_char {
+    let buf = STRERROR.0.get().cast::<c_char>();
+    // SAFETY: the static has 64 bytes; the longest message is shorter.
+    unsafe { __xpg_strerror_r(e, buf, 64) };
+    buf
 }
 
 struct Cursor<'a> {
@@ -410,6 +431,10 @@ mod tests {
             assert_eq!(super::super::c_str(buf.as_ptr()), b"Unknown error 9999");
             assert_eq!(__xpg_strerror_r(::libc::ENOENT, buf.as_mut_ptr(), 3), ::libc::ERANGE);
             assert_eq!(super::super::c_str(buf.as_ptr()), b"No");
+            assert_eq!(strerror_r(::libc::EPERM, buf.as_mut_ptr(), 64), buf.as_mut_ptr());
+            assert_eq!(super::super::c_str(buf.as_ptr()), b"Operation not permitted");
+            assert_eq!(super::super::c_str(strerror(::libc::EINTR)), b"Interrupted system call");
+            assert_eq!(super::super::c_str(strerror(-3)), b"Unknown error -3");
         }
     }
 }

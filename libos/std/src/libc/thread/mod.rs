@@ -193,6 +193,7 @@ pub fn errno_cell() -> &'static Cell<c_int> {
 // Threads: the C functions over the scheduler.
 
 pub mod futex;
+pub mod rwlock;
 pub mod sched;
 pub mod sem;
 pub mod switch;

@@ -13,15 +13,15 @@
 //! third the owner's thread number. Normal, error-checking and recursive
 //! mutexes behave as Linux documents (a normal mutex locked twice by its
 //! owner waits for ever, as glibc's does). Robust and priority-protocol
-//! mutexes, and read-write locks, are not defined: a program that uses
-//! them does not link.
+//! mutexes are not defined: a program that uses them does not link.
+//! Read-write locks are in [`super::rwlock`].
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::super::c_int;
 use super::futex::guest::futex;
 
-const WAIT: c_int = ::libc::FUTEX_WAIT_BITSET | ::libc::FUTEX_PRIVATE_FLAG;
+pub(super) const WAIT: c_int = ::libc::FUTEX_WAIT_BITSET | ::libc::FUTEX_PRIVATE_FLAG;
 const WAKE: c_int = ::libc::FUTEX_WAKE | ::libc::FUTEX_PRIVATE_FLAG;
 
 /// The `u32` at word `i` of the object at `p`.
@@ -29,13 +29,13 @@ const WAKE: c_int = ::libc::FUTEX_WAKE | ::libc::FUTEX_PRIVATE_FLAG;
 /// # Safety
 ///
 /// `p` points to a live object of more than `i + 1` aligned words.
-unsafe fn word<'a, T>(p: *mut T, i: usize) -> &'a AtomicU32 {
+pub(super) unsafe fn word<'a, T>(p: *mut T, i: usize) -> &'a AtomicU32 {
     // SAFETY: the caller guarantees the object and its size.
     unsafe { AtomicU32::from_ptr(p.cast::<u32>().add(i)) }
 }
 
 /// The calling thread's number (never 0).
-fn me() -> u32 {
+pub(super) fn me() -> u32 {
     super::switch::with(|s| s.me().id)
 }
 
@@ -45,7 +45,12 @@ fn me() -> u32 {
 /// # Safety
 ///
 /// `deadline` is NULL or readable.
-unsafe fn sleep(w: &AtomicU32, value: u32, op: c_int, deadline: *const ::libc::timespec) -> c_int {
+pub(super) unsafe fn sleep(
+    w: &AtomicU32,
+    value: u32,
+    op: c_int,
+    deadline: *const ::libc::timespec,
+) -> c_int {
     // SAFETY: w is a live u32; deadline NULL or readable (the caller's).
     match unsafe { futex(w.as_ptr(), op, value, deadline, !0) } {
         Err(::libc::ETIMEDOUT) => ::libc::ETIMEDOUT,
@@ -55,7 +60,7 @@ unsafe fn sleep(w: &AtomicU32, value: u32, op: c_int, deadline: *const ::libc::t
 }
 
 /// Wakes up to `n` threads sleeping on `w`.
-fn wake(w: &AtomicU32, n: u32) {
+pub(super) fn wake(w: &AtomicU32, n: u32) {
     // SAFETY: a wake only compares the address.
     let _ = unsafe { futex(w.as_ptr(), WAKE, n, core::ptr::null(), 0) };
 }
