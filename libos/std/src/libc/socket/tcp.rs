@@ -241,12 +241,13 @@ impl Socket {
                 if let Some(b) = bound {
                     unreserve(b.port());
                 }
-                let stream = TcpStream::connect_start(addr, bound, self.tcp_options(None)).map_err(
-                    |e| match e {
-                        NetError::InvalidAddress => ::libc::ECONNREFUSED,
-                        e => errno(e),
-                    },
-                );
+                let stream =
+                    TcpStream::connect_start(addr, bound, self.tcp_options(None)).map_err(|e| {
+                        match e {
+                            NetError::InvalidAddress => ::libc::ECONNREFUSED,
+                            e => errno(e),
+                        }
+                    });
                 let stream = match stream {
                     Ok(s) => s,
                     Err(e) => {
