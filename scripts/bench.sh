@@ -76,6 +76,10 @@ scripts/bench-std-net.sh --idle 200 5 3
 echo
 scripts/bench-std-net.sh --idle 900 5 3
 echo
+# std-echo's 64 MiB stream and round trips alone, 5 rounds (issue 13 item
+# 5; docs/performance.md, "Receive window").
+BENCH_STD_ROWS=echo scripts/bench-std-net.sh 5 5
+echo
 # Issue 17's table: every row a ratio to its peer in the same run, the
 # spread over runs, the goal judged on the worst run (HAP: one lab run).
 target/release/nabla bench table

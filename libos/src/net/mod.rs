@@ -731,4 +731,92 @@ mod tests {
         lo.poll_frames(ts);
         assert_eq!(lo.tap.stats.rx_frames, 160);
     }
+
+    /// Two connected sockets on the loopback, each with `buf` bytes to
+    /// receive and to send, acknowledging every segment at once.
+    fn pair(lo: &mut Iface, buf: usize) -> (SocketHandle, SocketHandle) {
+        use smoltcp::socket::tcp::{Socket, SocketBuffer};
+        let socket = || {
+            let mut s =
+                Socket::new(SocketBuffer::new(vec![0; buf]), SocketBuffer::new(vec![0; buf]));
+            s.set_ack_delay(None);
+            s.set_nagle_enabled(false);
+            s
+        };
+        let mut server = socket();
+        server.listen(7).unwrap();
+        let server = lo.sockets.add(server);
+        let mut client = socket();
+        client.connect(lo.iface.context(), (IpAddress::v4(127, 0, 0, 1), 7), 49500).unwrap();
+        let client = lo.sockets.add(client);
+        let t0 = Instant::now();
+        for _ in 0..16 {
+            lo.poll_frames(smol_now(t0));
+        }
+        let s = lo.sockets.get::<smoltcp::socket::tcp::Socket>(server);
+        assert_eq!(s.state(), smoltcp::socket::tcp::State::Established);
+        (server, client)
+    }
+
+    /// Adds 11 to the sequence number of a TCP segment from port 49500
+    /// (checksums are not checked on the loopback).
+    fn seq_past(f: &mut [u8]) {
+        if f.len() >= 54 && f[12..14] == [8, 0] && f[23] == 6 {
+            let tcp = 14 + usize::from(f[14] & 0x0f) * 4;
+            if u16::from_be_bytes([f[tcp], f[tcp + 1]]) == 49500 {
+                let seq = u32::from_be_bytes(f[tcp + 4..tcp + 8].try_into().unwrap());
+                f[tcp + 4..tcp + 8].copy_from_slice(&seq.wrapping_add(11).to_be_bytes());
+            }
+        }
+    }
+
+    /// Both ends write without reading until both windows are closed, then
+    /// one reads everything and keeps writing: the other must learn that
+    /// its peer's window opened, though the segments that tell it are ones
+    /// it refuses (see `tap::ZeroWindow`). The reader plays Linux after
+    /// smoltcp shrank its window (its floor-rounded scaled window moves its
+    /// right edge back by up to 2^scale - 1 bytes): its next sequence
+    /// number is a few bytes past what the writer expects, so its ACKs and
+    /// window updates are refused as out of window, and so are its
+    /// probes. smoltcp alone takes nothing from them, and the two wait for
+    /// each other for good.
+    #[test]
+    fn closed_windows_both_ways_open_again() {
+        use smoltcp::socket::tcp::Socket;
+        let mut lo = loopback(Instant::now());
+        let (a, b) = pair(&mut lo, 4096);
+        let t0 = Instant::now();
+        let mut t = t0;
+        let chunk = [7u8; 1024];
+        // Fill both ways; time passes, so that each end probes the other's
+        // closed window (smoltcp's probes carry a byte of data).
+        for _ in 0..400 {
+            for h in [a, b] {
+                let _ = lo.sockets.get_mut::<Socket>(h).send_slice(&chunk);
+            }
+            lo.poll_frames(smol_now(t));
+            t = t + Duration::from_millis(50);
+        }
+        for h in [a, b] {
+            let s = lo.sockets.get::<Socket>(h);
+            assert_eq!(s.recv_queue(), 4096, "{h}: receive buffer full");
+            assert_eq!(s.send_queue(), 4096, "{h}: send buffer full");
+        }
+        // `b` takes everything, and both go on writing; from now on `b`'s
+        // segments start 11 bytes past where `a` expects.
+        lo.tap.loop_hook = Some(seq_past);
+        let mut got = 0usize;
+        let mut sink = [0u8; 4096];
+        for _ in 0..400 {
+            let _ = lo.sockets.get_mut::<Socket>(a).send_slice(&chunk);
+            let s = lo.sockets.get_mut::<Socket>(b);
+            got += s.recv_slice(&mut sink).unwrap_or(0);
+            let _ = s.send_slice(&chunk);
+            lo.poll_frames(smol_now(t));
+            t = t + Duration::from_millis(50);
+        }
+        // What `b` held, and then what `a` goes on writing (without the
+        // device's help: what `b` held and `a`'s probes, a byte each).
+        assert!(got > 4 * 4096, "`a` sends on once `b` reads: {got} bytes");
+    }
 }

@@ -65,7 +65,7 @@ use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium, PacketMeta};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet,
-    TcpPacket, checksum,
+    TcpPacket, TcpSeqNumber, checksum,
 };
 
 use super::gateway::{self, ARP_FRAME, Gateway};
@@ -135,6 +135,13 @@ pub struct Tap {
     pub(crate) gateway: Option<Gateway>,
     /// A frame to hand smoltcp before reading the next one.
     injected: Option<[u8; ARP_FRAME]>,
+    /// The connections whose receive window the guest last advertised as
+    /// zero (see [`ZeroWindow`]); at most [`ZERO_WINDOWS`].
+    zero_windows: Vec<ZeroWindow>,
+    /// The acknowledgement of a segment smoltcp refuses for the zero
+    /// window, to hand it after the segment (see [`ZeroWindow`]), and its
+    /// length.
+    window_ack: Option<([u8; ACK_FRAME], usize)>,
     /// When smoltcp last got an ARP reply for a fixed gateway MAC.
     refreshed: Option<Instant>,
     /// Listened ports and how many more connection requests each can take;
@@ -166,6 +173,10 @@ pub struct Tap {
     /// connected UDP socket reports them as `ECONNREFUSED` (see
     /// [`Tap::take_port_unreachable`]). smoltcp tells no socket.
     port_unreachable: Vec<(u16, SocketAddrV4)>,
+    /// Rewrites each frame the loopback device takes back: tests play a
+    /// peer that is not smoltcp with it.
+    #[cfg(test)]
+    pub(crate) loop_hook: Option<fn(&mut [u8])>,
 }
 
 /// Most unanswered neighbours the device remembers; the oldest is
@@ -211,6 +222,8 @@ impl Tap {
             stats: TapStats::default(),
             gateway: None,
             injected: None,
+            zero_windows: Vec::new(),
+            window_ack: None,
             refreshed: None,
             syn_gate: Vec::new(),
             syn_gate_closed: false,
@@ -221,6 +234,8 @@ impl Tap {
             unanswered: Vec::new(),
             now: Instant::ZERO,
             port_unreachable: Vec::new(),
+            #[cfg(test)]
+            loop_hook: None,
         }
     }
 
@@ -251,7 +266,7 @@ impl Tap {
     /// Whether a frame of the device's own making waits for smoltcp: the
     /// interface needs polling again at once.
     pub(crate) fn has_injected(&self) -> bool {
-        self.injected.is_some()
+        self.injected.is_some() || self.window_ack.is_some()
     }
 
     /// The tap's fd.
@@ -295,8 +310,20 @@ impl Tap {
 
     fn split(&mut self) -> (&[u8], TxToken<'_>) {
         self.buffers();
-        let Tap { fd, vnet_hdr, rx, tx, stats, gateway, injected, looped, unanswered, now, .. } =
-            self;
+        let Tap {
+            fd,
+            vnet_hdr,
+            rx,
+            tx,
+            stats,
+            gateway,
+            injected,
+            looped,
+            unanswered,
+            zero_windows,
+            now,
+            ..
+        } = self;
         let token = TxToken {
             looped: looped.as_mut(),
             fd: *fd,
@@ -307,6 +334,7 @@ impl Tap {
             injected,
             mss: None,
             unanswered,
+            zero_windows,
             now: *now,
         };
         (rx, token)
@@ -341,6 +369,7 @@ impl Tap {
     /// `frame` of the receive buffer as a received frame, with a token to
     /// answer it.
     fn tokens(&mut self, frame: Range<usize>) -> (RxToken<'_>, TxToken<'_>) {
+        self.window_ack = window_ack(&self.rx[frame.clone()], &self.zero_windows);
         if let Some(from) = arp(&self.rx[frame.clone()]).map(|(_, sender, _)| sender) {
             self.unanswered.retain(|&(a, _)| a != from);
         }
@@ -478,6 +507,120 @@ impl VnetHeader {
     }
 }
 
+/// A connection whose receive window the guest last advertised as zero:
+/// its addresses and the acknowledgement number of that advertisement
+/// (smoltcp's next expected sequence number).
+///
+/// smoltcp takes nothing from a segment it finds outside its receive
+/// window, not even its acknowledgement and window: with its window at
+/// zero, every segment that carries data, and every zero-window probe,
+/// only gets an ACK back. Linux takes the acknowledgement and window of a
+/// segment at or just before its next expected byte and drops only the
+/// data (RFC 9293 asks that valid ACKs be taken with a zero window). With
+/// smoltcp's rule two ends that both stop reading for a moment while each
+/// has the other's window closed never tell each other that the window
+/// opened again: the guest's receive buffer is full because its
+/// application waits to write, which waits for the peer's window, whose
+/// updates come on segments the guest refuses (std-echo's 64 MiB stream
+/// stopped for good that way with a 1 MiB receive buffer). So the device
+/// notes the zero windows the guest sends, and after a segment of such a
+/// connection that smoltcp is going to refuse hands it the same segment's
+/// acknowledgement as a segment of its own: no data, at the sequence
+/// number smoltcp expects, so that smoltcp takes its acknowledgement and
+/// window. smoltcp still answers the refused segment with its ACK, as
+/// before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ZeroWindow {
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    ack: u32,
+}
+
+/// Most zero windows a tap remembers; the oldest is forgotten for a new
+/// one (that connection then waits for its peer's retransmissions, as
+/// before the device noted them).
+const ZERO_WINDOWS: usize = 64;
+
+/// Largest acknowledgement the device hands smoltcp for a zero window: an
+/// Ethernet header and the longest IPv4 and TCP headers, no data.
+const ACK_FRAME: usize = ETHERNET_HEADER + 60 + 60;
+
+/// How far before or after the expected sequence number a refused
+/// segment may start for its acknowledgement to be taken: a peer's probe
+/// is one byte before it, and its data a window's worth after at most.
+/// Anything further is not this connection's (or is blind spoofing).
+const ZERO_WINDOW_SLACK: i32 = 1 << 16;
+
+/// Notes the window of a TCP segment the guest sends in `frame`: a zero
+/// window is remembered, any other forgets the connection's.
+fn note_window(zero_windows: &mut Vec<ZeroWindow>, frame: &[u8]) {
+    let Some(t) = tcp_segment(frame) else { return };
+    let ip = Ipv4Packet::new_unchecked(&frame[ETHERNET_HEADER..]);
+    let tcp = TcpPacket::new_unchecked(&frame[ETHERNET_HEADER + t.ip_header..]);
+    let zero = tcp.ack() && !tcp.syn() && !tcp.rst() && tcp.window_len() == 0;
+    if !zero && zero_windows.is_empty() {
+        return;
+    }
+    let local = SocketAddrV4::new(ip.src_addr(), tcp.src_port());
+    let remote = SocketAddrV4::new(ip.dst_addr(), tcp.dst_port());
+    let at = zero_windows.iter().position(|z| z.local == local && z.remote == remote);
+    let ack = tcp.ack_number().0 as u32;
+    match (at, zero) {
+        (Some(k), true) => zero_windows[k].ack = ack,
+        (Some(k), false) => {
+            zero_windows.swap_remove(k);
+        }
+        (None, true) => {
+            if zero_windows.len() >= ZERO_WINDOWS {
+                zero_windows.remove(0);
+            }
+            zero_windows.push(ZeroWindow { local, remote, ack });
+        }
+        (None, false) => {}
+    }
+}
+
+/// For a received TCP segment in `frame` of a connection in
+/// `zero_windows` that smoltcp will refuse (it carries data, or does not
+/// start at the expected sequence number), the same segment
+/// without data or FIN, at the expected sequence number, with its
+/// checksums (see [`ZeroWindow`]), and its length. `None` for any other
+/// frame, and for segments without ACK or with SYN or RST.
+fn window_ack(frame: &[u8], zero_windows: &[ZeroWindow]) -> Option<([u8; ACK_FRAME], usize)> {
+    if zero_windows.is_empty() {
+        return None;
+    }
+    let t = tcp_segment(frame)?;
+    let ip = Ipv4Packet::new_unchecked(&frame[ETHERNET_HEADER..]);
+    let tcp = TcpPacket::new_unchecked(&frame[ETHERNET_HEADER + t.ip_header..]);
+    if !tcp.ack() || tcp.syn() || tcp.rst() {
+        return None;
+    }
+    let local = SocketAddrV4::new(ip.dst_addr(), tcp.dst_port());
+    let remote = SocketAddrV4::new(ip.src_addr(), tcp.src_port());
+    let z = zero_windows.iter().find(|z| z.local == local && z.remote == remote)?;
+    let seq = tcp.seq_number().0 as u32;
+    let off = seq.wrapping_sub(z.ack) as i32;
+    // A segment without data at the expected number (an ACK, a FIN) is
+    // one smoltcp takes as it is.
+    if t.payload == 0 && off == 0 || !(-ZERO_WINDOW_SLACK..=ZERO_WINDOW_SLACK).contains(&off) {
+        return None;
+    }
+    let len = ETHERNET_HEADER + t.ip_header + t.tcp_header;
+    let mut out = [0u8; ACK_FRAME];
+    out.get_mut(..len)?.copy_from_slice(&frame[..len]);
+    let mut ip = Ipv4Packet::new_unchecked(&mut out[ETHERNET_HEADER..len]);
+    ip.set_total_len((t.ip_header + t.tcp_header) as u16);
+    ip.fill_checksum();
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let mut tcp = TcpPacket::new_unchecked(&mut out[ETHERNET_HEADER + t.ip_header..len]);
+    tcp.set_seq_number(TcpSeqNumber(z.ack as i32));
+    tcp.set_fin(false);
+    tcp.set_psh(false);
+    tcp.fill_checksum(&src.into(), &dst.into());
+    Some((out, len))
+}
+
 /// Header and payload lengths of a TCP over IPv4 segment.
 struct TcpLengths {
     ip_header: usize,
@@ -612,6 +755,8 @@ pub struct TxToken<'a> {
     mss: Option<usize>,
     /// The tap's unanswered neighbours, for an ARP request.
     unanswered: &'a mut Vec<(Ipv4Addr, Instant)>,
+    /// The tap's zero windows, for a TCP segment.
+    zero_windows: &'a mut Vec<ZeroWindow>,
     now: Instant,
 }
 
@@ -631,6 +776,7 @@ impl phy::TxToken for TxToken<'_> {
         if let Some((ArpOperation::Request, _, target)) = arp(frame) {
             asked(self.unanswered, target, self.now);
         }
+        note_window(self.zero_windows, frame);
         if let Some(q) = self.looped {
             if q.len() < LOOPED_FRAMES {
                 q.push_back(frame.to_vec());
@@ -688,6 +834,10 @@ impl phy::Device for Tap {
             self.rx[..ARP_FRAME].copy_from_slice(&frame);
             return Some(self.tokens(0..ARP_FRAME));
         }
+        if let Some((frame, len)) = self.window_ack.take() {
+            self.rx[..len].copy_from_slice(&frame[..len]);
+            return Some(self.tokens(0..len));
+        }
         if let Some(frame) = self.held.take() {
             match self.admit(frame.clone()) {
                 Admit::Pass => return Some(self.tokens(frame)),
@@ -697,7 +847,12 @@ impl phy::Device for Tap {
         }
         if self.looped.is_some() {
             loop {
-                let f = self.looped.as_mut().and_then(VecDeque::pop_front)?;
+                #[allow(unused_mut)]
+                let mut f = self.looped.as_mut().and_then(VecDeque::pop_front)?;
+                #[cfg(test)]
+                if let Some(hook) = self.loop_hook {
+                    hook(&mut f);
+                }
                 self.buffers();
                 let n = f.len().min(self.rx.len());
                 self.rx[..n].copy_from_slice(&f[..n]);
@@ -815,6 +970,74 @@ mod tests {
 
     fn tcp_checksum(f: &[u8]) -> u16 {
         TcpPacket::new_unchecked(&f[34..]).checksum()
+    }
+
+    /// `data_segment(payload)` with its sequence number `seq`, flags
+    /// `flags` and window `window`, checksums filled in.
+    fn seg(payload: usize, seq: u32, flags: u8, window: u16) -> Vec<u8> {
+        let mut f = data_segment(payload);
+        let mut tcp = TcpPacket::new_unchecked(&mut f[34..]);
+        tcp.set_seq_number(TcpSeqNumber(seq as i32));
+        tcp.set_ack_number(TcpSeqNumber(5000));
+        tcp.set_window_len(window);
+        f[34 + 13] = flags;
+        let (src, dst) = (Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 1));
+        TcpPacket::new_unchecked(&mut f[34..]).fill_checksum(&src.into(), &dst.into());
+        f
+    }
+
+    #[test]
+    fn a_refused_segment_of_a_zero_window_gives_its_ack_at_the_expected_number() {
+        let mut zw = Vec::new();
+        // The guest (10.0.0.1:80) sends a zero window, acknowledging 1000.
+        let mut out = seg(0, 7, 0x10, 0);
+        out[26..30].copy_from_slice(&[10, 0, 0, 1]);
+        out[30..34].copy_from_slice(&[10, 0, 0, 2]);
+        out[34..38].copy_from_slice(&[0, 80, 0x9c, 0x40]);
+        TcpPacket::new_unchecked(&mut out[34..]).set_ack_number(TcpSeqNumber(1000));
+        note_window(&mut zw, &out);
+        assert_eq!(zw.len(), 1);
+        assert_eq!(zw[0].ack, 1000);
+        // The peer's data at 1011 (past the guest's number, as after a
+        // shrunk window), with FIN: an ACK at 1000, no data, no FIN.
+        let refused = seg(300, 1011, 0x19, 77);
+        let (ack, len) = window_ack(&refused, &zw).expect("an ACK for the refused segment");
+        let ack = &ack[..len];
+        assert_eq!(len, 54);
+        let ip = Ipv4Packet::new_checked(&ack[14..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(ip.total_len(), 40);
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!(tcp.seq_number(), TcpSeqNumber(1000));
+        assert_eq!(tcp.ack_number(), TcpSeqNumber(5000));
+        assert_eq!(tcp.window_len(), 77);
+        assert!(tcp.ack() && !tcp.fin() && !tcp.psh());
+        assert!(tcp.verify_checksum(&ip.src_addr().into(), &ip.dst_addr().into()));
+        // A probe one byte before: the same.
+        assert!(window_ack(&seg(0, 999, 0x10, 77), &zw).is_some());
+        // An ACK where smoltcp expects it, a SYN, a RST, a segment without
+        // ACK, one far away, another connection's: left to smoltcp.
+        assert!(window_ack(&seg(0, 1000, 0x10, 77), &zw).is_none());
+        assert!(window_ack(&seg(10, 1000, 0x12, 77), &zw).is_none());
+        assert!(window_ack(&seg(10, 1000, 0x14, 77), &zw).is_none());
+        assert!(window_ack(&seg(10, 1000, 0x08, 77), &zw).is_none());
+        assert!(window_ack(&seg(10, 1000 + (1 << 17), 0x10, 77), &zw).is_none());
+        let mut other = seg(10, 1000, 0x10, 77);
+        other[35] ^= 1;
+        assert!(window_ack(&other, &zw).is_none());
+        // The guest opens its window: forgotten.
+        TcpPacket::new_unchecked(&mut out[34..]).set_window_len(10);
+        note_window(&mut zw, &out);
+        assert!(zw.is_empty());
+        assert!(window_ack(&refused, &zw).is_none());
+        // At most ZERO_WINDOWS connections, the oldest forgotten.
+        TcpPacket::new_unchecked(&mut out[34..]).set_window_len(0);
+        for port in 0..ZERO_WINDOWS as u16 + 5 {
+            TcpPacket::new_unchecked(&mut out[34..]).set_dst_port(port);
+            note_window(&mut zw, &out);
+        }
+        assert_eq!(zw.len(), ZERO_WINDOWS);
+        assert_eq!(zw[0].remote.port(), 5);
     }
 
     #[test]

@@ -17,6 +17,24 @@ pub const MAX_BUF: usize = 4 << 20;
 /// Linux reports its bookkeeping overhead: 131072, Linux's default for TCP
 /// too).
 pub const DEFAULT_BUF: usize = 64 * 1024;
+/// The receive buffer of a TCP connection whose program did not set
+/// `SO_RCVBUF`, while few connections have one this large (see
+/// [`AUTO_RCVBUF_CONNECTIONS`]). Linux starts a connection's receive
+/// buffer at 128 KiB and grows it with what the reader takes, up to 6 MiB
+/// (`tcp_rmem`; a program that sets `SO_RCVBUF` turns that off); a ring
+/// cannot grow, so a connection gets the larger window from its start. A
+/// bulk receiver then wakes and acknowledges less often: std-echo's
+/// 64 MiB stream took 6,100 tap `read`s of 11 KB, 1,280 `ppoll`s and
+/// 1,230 ACK-only frames per stream with 64 KiB, 3,650 of 18 KB, 320 and
+/// 250 with 1 MiB, and half the tender's CPU (docs/performance.md,
+/// "Receive window"). `SO_RCVBUF` still reports the default's size, as
+/// Linux reports its starting size before it grows.
+pub const AUTO_RCVBUF: usize = 1 << 20;
+/// How many connections of one listener (per interface) get
+/// [`AUTO_RCVBUF`] at once; the next ones get [`DEFAULT_BUF`], as Linux
+/// stops growing buffers under memory pressure (`tcp_mem`). Outgoing
+/// connections (`connect`) get [`DEFAULT_BUF`].
+pub const AUTO_RCVBUF_CONNECTIONS: usize = 4;
 /// The default send buffer, bytes (`SO_SNDBUF` reports twice this).
 /// Linux starts a TCP send buffer at 16 KiB and grows it with the
 /// connection's window up to 4 MiB (`tcp_wmem`); smoltcp's ring cannot
@@ -42,6 +60,9 @@ pub struct Opts {
     pub sndtimeo: Option<Duration>,
     /// Receive buffer, bytes (half what `SO_RCVBUF` reports).
     pub rcvbuf: usize,
+    /// The program set `SO_RCVBUF`: its connections get `rcvbuf`, never
+    /// [`AUTO_RCVBUF`].
+    pub rcvbuf_set: bool,
     /// Send buffer, bytes.
     pub sndbuf: usize,
     /// `SO_LINGER`: `Some(seconds)` when on.
@@ -68,6 +89,7 @@ impl Default for Opts {
             rcvtimeo: None,
             sndtimeo: None,
             rcvbuf: DEFAULT_BUF,
+            rcvbuf_set: false,
             sndbuf: DEFAULT_SNDBUF,
             linger: None,
             ttl: 64,
@@ -184,7 +206,10 @@ impl Opts {
             }
             (::libc::SOL_SOCKET, ::libc::SO_RCVTIMEO) => self.rcvtimeo = timeval(v)?,
             (::libc::SOL_SOCKET, ::libc::SO_SNDTIMEO) => self.sndtimeo = timeval(v)?,
-            (::libc::SOL_SOCKET, ::libc::SO_RCVBUF) => self.rcvbuf = buf_size(int(v)?),
+            (::libc::SOL_SOCKET, ::libc::SO_RCVBUF) => {
+                self.rcvbuf = buf_size(int(v)?);
+                self.rcvbuf_set = true;
+            }
             (::libc::SOL_SOCKET, ::libc::SO_SNDBUF) => self.sndbuf = buf_size(int(v)?),
             (::libc::SOL_SOCKET, ::libc::SO_LINGER) => {
                 if v.len() < 8 {
@@ -341,8 +366,13 @@ mod tests {
             o.get(Kind::Stream, ::libc::SOL_SOCKET, ::libc::SO_SNDBUF),
             Ok(Value::Int(20_000))
         );
+        // A receive buffer the program sets is the one its connections
+        // get (no automatic larger one), as setting it turns Linux's
+        // autotuning off.
+        assert!(!o.rcvbuf_set);
         set(&mut o, ::libc::SOL_SOCKET, ::libc::SO_RCVBUF, &1i32.to_ne_bytes()).unwrap();
         assert_eq!(o.rcvbuf, MIN_BUF);
+        assert!(o.rcvbuf_set);
         // Timeouts: timeval; zero is none; bad microseconds EDOM.
         set(&mut o, ::libc::SOL_SOCKET, ::libc::SO_RCVTIMEO, &tv(1, 500_000)).unwrap();
         assert_eq!(o.rcvtimeo, Some(Duration::from_millis(1500)));

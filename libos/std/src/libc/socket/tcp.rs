@@ -12,11 +12,12 @@
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::task::Poll;
 
-use libos::net::{NetError, TcpListener, TcpOptions, TcpStream};
+use libos::net::{LeanBuffers, NetError, TcpListener, TcpOptions, TcpStream};
 
 use super::super::c_int;
 use super::super::fd::{Events, Res};
 use super::super::start::Lock;
+use super::opts::{AUTO_RCVBUF, AUTO_RCVBUF_CONNECTIONS};
 use super::{Socket, errno, wait_loop};
 
 /// The ports of sockets bound and not listening or connected yet (once per
@@ -102,17 +103,24 @@ impl Socket {
         }
     }
 
-    /// The stack's options for a connection or listener of this socket.
-    fn tcp_options(&self, backlog: usize) -> TcpOptions {
+    /// The stack's options for a connection of this socket (`backlog`
+    /// `None`) or for its listener: a listener's first connections get
+    /// [`AUTO_RCVBUF`] unless the program set `SO_RCVBUF`.
+    fn tcp_options(&self, backlog: Option<usize>) -> TcpOptions {
         let o = self.opts.get();
+        let auto = backlog.is_some() && !o.rcvbuf_set && o.rcvbuf < AUTO_RCVBUF;
         TcpOptions {
-            backlog,
-            rx_buffer: o.rcvbuf,
+            backlog: backlog.unwrap_or(1),
+            rx_buffer: if auto { AUTO_RCVBUF } else { o.rcvbuf },
             tx_buffer: o.sndbuf,
             nodelay: o.nodelay,
             ack_delay: o.ack_delay(),
             max_connections: usize::MAX,
-            lean: None,
+            lean: auto.then_some(LeanBuffers {
+                after: AUTO_RCVBUF_CONNECTIONS,
+                rx_buffer: o.rcvbuf,
+                tx_buffer: o.sndbuf,
+            }),
         }
     }
 
@@ -159,7 +167,7 @@ impl Socket {
         if let Some(b) = bound {
             unreserve(b.port());
         }
-        match TcpListener::bind_addr(addr, self.tcp_options(backlog)) {
+        match TcpListener::bind_addr(addr, self.tcp_options(Some(backlog))) {
             Ok(l) => {
                 *state = State::Listening(l);
                 Ok(())
@@ -233,12 +241,13 @@ impl Socket {
                 if let Some(b) = bound {
                     unreserve(b.port());
                 }
-                let stream = TcpStream::connect_start(addr, bound, self.tcp_options(1)).map_err(
-                    |e| match e {
-                        NetError::InvalidAddress => ::libc::ECONNREFUSED,
-                        e => errno(e),
-                    },
-                );
+                let stream =
+                    TcpStream::connect_start(addr, bound, self.tcp_options(None)).map_err(|e| {
+                        match e {
+                            NetError::InvalidAddress => ::libc::ECONNREFUSED,
+                            e => errno(e),
+                        }
+                    });
                 let stream = match stream {
                     Ok(s) => s,
                     Err(e) => {
