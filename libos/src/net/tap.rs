@@ -130,6 +130,9 @@ pub struct Tap {
     sizes: (usize, usize),
     /// Set when `ppoll` reports the fd readable; cleared on `EAGAIN`.
     pub(crate) readable: bool,
+    /// Read until `EAGAIN` since the interface's last poll began (see
+    /// [`crate::net::taps_drained`]).
+    pub(crate) drained: bool,
     pub(crate) stats: TapStats,
     /// Set when the gateway is off-link or its MAC fixed.
     pub(crate) gateway: Option<Gateway>,
@@ -208,6 +211,7 @@ impl Tap {
             tx: Vec::new(),
             sizes,
             readable: true,
+            drained: false,
             stats: TapStats::default(),
             gateway: None,
             injected: None,
@@ -717,6 +721,7 @@ impl phy::Device for Tap {
             match hypercall::read(self.fd, &mut self.rx) {
                 Ok(0) => {
                     self.readable = false;
+                    self.drained = true;
                     return None;
                 }
                 Ok(n) => {
@@ -743,6 +748,7 @@ impl phy::Device for Tap {
                 Err(_) => {
                     // EAGAIN: drained. Anything else: nothing to read either.
                     self.readable = false;
+                    self.drained = true;
                     return None;
                 }
             }
