@@ -16,9 +16,12 @@
 //! often it is woken. Between two turns the network is polled, and when
 //! tasks are still ready, so that the executor will not wait in `ppoll`,
 //! the taps are asked for frames without waiting ([`crate::net`] reads a
-//! tap only after `ppoll` said it is readable): a task that is always
-//! ready delays the others and the network by one poll of itself per turn,
-//! never more. Within a poll a task bounds its own work with a [`Budget`].
+//! tap only after `ppoll` said it is readable), unless that poll had just
+//! read every tap until it was empty: a task that is always ready delays
+//! the others and the network by one poll of itself per turn, never more.
+//! Within a poll a task bounds its own work with a [`Budget`]; a task that
+//! is to run after all the others of a turn, in the same turn, waits in
+//! [`end_of_turn`].
 //!
 //! Guests have exactly one thread, so tasks need not be `Send`; wakers are
 //! (as `core::task::Waker` requires) and only push a task id onto the ready
