@@ -849,9 +849,10 @@ pub(crate) mod tests {
     fn end_of_turn_resumes_after_the_turns_tasks_in_the_same_turn() {
         let _g = exclusive();
         // (task, turn, entries seen) at each step.
-        let log: Rc<RefCell<Vec<(&'static str, u64, usize)>>> = Rc::new(RefCell::new(Vec::new()));
+        type Log = Rc<RefCell<Vec<(&'static str, u64, usize)>>>;
+        let log: Log = Rc::new(RefCell::new(Vec::new()));
         let turn = || TURN.load(Ordering::Relaxed);
-        let task = |name: &'static str, log: Rc<RefCell<Vec<(&'static str, u64, usize)>>>| async move {
+        let task = |name: &'static str, log: Log| async move {
             let n = log.borrow().len();
             log.borrow_mut().push((name, turn(), n));
             end_of_turn().await;
