@@ -823,6 +823,32 @@ mod tests {
         TcpPacket::new_unchecked(&f[34..]).checksum()
     }
 
+    /// A tap read until `EAGAIN` says so (the executor then skips its tap
+    /// check: `net::taps_drained`); one read up to a frame does not.
+    #[test]
+    fn reading_a_tap_until_eagain_marks_it_drained() {
+        use smoltcp::phy::Device;
+        use std::os::fd::AsRawFd;
+        let (ours, theirs) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let mut tap = Tap::new(ours.as_raw_fd(), 1500, false);
+        let ts = crate::net::smol_now(crate::time::Instant::now());
+        for _ in 0..3 {
+            theirs.send(&segment(0x10)).unwrap();
+        }
+        assert!(tap.readable && !tap.drained, "a new tap is read at once");
+        assert!(tap.receive(ts).is_some());
+        assert!(!tap.drained, "frames left");
+        assert!(tap.receive(ts).is_some() && tap.receive(ts).is_some());
+        assert!(!tap.drained);
+        assert!(tap.receive(ts).is_none());
+        assert!(tap.drained && !tap.readable, "EAGAIN");
+        // Not read again until `ppoll` says so.
+        theirs.send(&segment(0x10)).unwrap();
+        assert!(tap.receive(ts).is_none());
+        assert_eq!(tap.stats.rx_frames, 3);
+    }
+
     #[test]
     fn a_tcp_segment_leaves_its_checksum_to_the_host() {
         let mut f = data_segment(100);
