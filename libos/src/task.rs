@@ -16,9 +16,12 @@
 //! often it is woken. Between two turns the network is polled, and when
 //! tasks are still ready, so that the executor will not wait in `ppoll`,
 //! the taps are asked for frames without waiting ([`crate::net`] reads a
-//! tap only after `ppoll` said it is readable): a task that is always
-//! ready delays the others and the network by one poll of itself per turn,
-//! never more. Within a poll a task bounds its own work with a [`Budget`].
+//! tap only after `ppoll` said it is readable), unless that poll had just
+//! read every tap until it was empty: a task that is always ready delays
+//! the others and the network by one poll of itself per turn, never more.
+//! Within a poll a task bounds its own work with a [`Budget`]; a task that
+//! is to run after all the others of a turn, in the same turn, waits in
+//! [`end_of_turn`].
 //!
 //! Guests have exactly one thread, so tasks need not be `Send`; wakers are
 //! (as `core::task::Waker` requires) and only push a task id onto the ready
@@ -68,6 +71,16 @@ static TIMERS: Mutex<BinaryHeap<Reverse<Timer>>> = Mutex::new(BinaryHeap::new())
 static RUNNING: AtomicBool = AtomicBool::new(false);
 /// Turns of the executor so far (see [`Budget`]).
 static TURN: AtomicU64 = AtomicU64::new(0);
+/// No task is being polled (see [`CURRENT`]).
+const NO_TASK: u64 = u64::MAX;
+/// The spawned task [`run_ready_tasks`] or [`run_late_tasks`] is polling.
+static CURRENT: AtomicU64 = AtomicU64::new(NO_TASK);
+/// Tasks waiting in [`end_of_turn`]: polled again in the same turn, once
+/// every task of the turn was.
+static LATE: Mutex<alloc::vec::Vec<u64>> = Mutex::new(alloc::vec::Vec::new());
+/// Turns in a row that skipped the tap check because the network poll had
+/// just read every tap to its end (see [`block_on`]).
+const SKIPPED_CHECKS_MAX: u32 = 8;
 
 /// A spawned task: its future (taken out while it runs) and its waker,
 /// made once.
@@ -193,6 +206,7 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     let main_waker = Waker::from(main.clone());
     let mut main_cx = Context::from_waker(&main_waker);
     let mut main_ready = true;
+    let mut skipped_checks = 0;
     let output = loop {
         TURN.fetch_add(1, Ordering::Relaxed);
         if main_ready {
@@ -203,18 +217,29 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
             }
         }
         run_ready_tasks(&mut main_ready);
+        run_late_tasks();
         let now = Instant::now();
         let progress = crate::net::poll(now);
         let next_timer = fire_timers(now);
-        if main_ready || !READY.lock().is_empty() {
+        if main_ready || !READY.lock().is_empty() || !LATE.lock().is_empty() {
             // Work is left for the next turn, so there is no `ppoll` to
             // learn of frames that arrived meanwhile: ask the taps now,
             // without waiting, or tasks that stay ready would starve the
             // network (a tap is read only once `ppoll` said it is
-            // readable).
-            crate::net::check_taps();
+            // readable). Unless the poll just read every tap until it was
+            // empty (the usual turn of a server: the frames it read woke
+            // the tasks): the answer would be "nothing" but for what came
+            // in the last microseconds. Not more than a few turns in a row,
+            // since the same `ppoll` watches the termination signals.
+            if skipped_checks < SKIPPED_CHECKS_MAX && crate::net::taps_drained() {
+                skipped_checks += 1;
+            } else {
+                skipped_checks = 0;
+                crate::net::check_taps();
+            }
             continue;
         }
+        skipped_checks = 0;
         if progress {
             continue;
         }
@@ -288,22 +313,43 @@ fn run_ready_tasks(main_ready: &mut bool) {
             *main_ready = true;
             continue;
         }
-        // Take the future out, so that the task may spawn while it runs.
-        let Some((slot, waker)) =
-            TASKS.lock().get_mut(&id).map(|t| (t.future.take(), t.waker.clone()))
-        else {
-            continue;
-        };
+        poll_task(id, true);
+    }
+}
+
+/// Polls the tasks that wait in [`end_of_turn`], once each, in the order
+/// they began to wait: after every task of the turn ran, before the
+/// network is polled. One that waits again is polled at the end of the
+/// next turn.
+fn run_late_tasks() {
+    let late = core::mem::take(&mut *LATE.lock());
+    for id in late {
+        poll_task(id, false);
+    }
+}
+
+/// Polls task `id`, if it still exists and is not running; `dequeued`:
+/// just taken off the ready queue (a wake from now on queues it again).
+fn poll_task(id: u64, dequeued: bool) {
+    // Take the future out, so that the task may spawn while it runs.
+    let Some((slot, waker)) = TASKS.lock().get_mut(&id).map(|t| (t.future.take(), t.waker.clone()))
+    else {
+        return;
+    };
+    if dequeued {
         // Off the queue: a wake from now on queues it for the next turn.
         waker.queued.store(false, Ordering::Relaxed);
-        let Some(Local(mut fut)) = slot else { continue }; // already running
-        let waker = Waker::from(waker);
-        let mut cx = Context::from_waker(&waker);
-        if fut.as_mut().poll(&mut cx).is_ready() {
-            TASKS.lock().remove(&id);
-        } else if let Some(task) = TASKS.lock().get_mut(&id) {
-            task.future = Some(Local(fut));
-        }
+    }
+    let Some(Local(mut fut)) = slot else { return }; // already running
+    let waker = Waker::from(waker);
+    let mut cx = Context::from_waker(&waker);
+    CURRENT.store(id, Ordering::Relaxed);
+    let ready = fut.as_mut().poll(&mut cx).is_ready();
+    CURRENT.store(NO_TASK, Ordering::Relaxed);
+    if ready {
+        TASKS.lock().remove(&id);
+    } else if let Some(task) = TASKS.lock().get_mut(&id) {
+        task.future = Some(Local(fut));
     }
 }
 
@@ -479,6 +525,32 @@ pub async fn yield_now() {
             cx.waker().wake_by_ref();
             Poll::Pending
         }
+    })
+    .await
+}
+
+/// Lets every other task of this turn of the executor run, and continues
+/// in the same turn, before the network is polled: what a task does next
+/// sees what all of them did, and goes out with the turn's frames. For
+/// work done once for the tasks of a turn, such as a log written for all
+/// the commands they executed (group commit) before any of them replies:
+/// [`yield_now`] would do as well, but a turn later, after a network poll
+/// and a tap check of their own.
+///
+/// Outside a spawned task (the future [`block_on`] runs, or no executor)
+/// it is [`yield_now`].
+pub async fn end_of_turn() {
+    let mut waiting = false;
+    core::future::poll_fn(|cx| {
+        if waiting {
+            return Poll::Ready(());
+        }
+        waiting = true;
+        match CURRENT.load(Ordering::Relaxed) {
+            NO_TASK => cx.waker().wake_by_ref(),
+            id => LATE.lock().push(id),
+        }
+        Poll::Pending
     })
     .await
 }
@@ -767,6 +839,47 @@ pub(crate) mod tests {
             h.await;
         });
         assert_eq!(polls.get(), 2);
+    }
+
+    /// `end_of_turn` resumes a task in the same turn, after every task of
+    /// the turn ran (each sees what all did: a group commit), in the order
+    /// they began to wait; a task woken meanwhile still waits for the next
+    /// turn, and the main future's `end_of_turn` is a yield.
+    #[test]
+    fn end_of_turn_resumes_after_the_turns_tasks_in_the_same_turn() {
+        let _g = exclusive();
+        // (task, turn, entries seen) at each step.
+        type Log = Rc<RefCell<Vec<(&'static str, u64, usize)>>>;
+        let log: Log = Rc::new(RefCell::new(Vec::new()));
+        let turn = || TURN.load(Ordering::Relaxed);
+        let task = |name: &'static str, log: Log| async move {
+            let n = log.borrow().len();
+            log.borrow_mut().push((name, turn(), n));
+            end_of_turn().await;
+            let n = log.borrow().len();
+            log.borrow_mut().push((name, turn(), n));
+        };
+        let l2 = log.clone();
+        block_on(async move {
+            let a = spawn(task("a", l2.clone()));
+            let b = spawn(task("b", l2.clone()));
+            let c = spawn(task("c", l2.clone()));
+            let before = turn();
+            end_of_turn().await;
+            assert!(turn() > before, "main's end_of_turn is a yield");
+            a.await;
+            b.await;
+            c.await;
+        });
+        let log = log.borrow();
+        let names: Vec<&str> = log.iter().map(|e| e.0).collect();
+        assert_eq!(names, ["a", "b", "c", "a", "b", "c"]);
+        let first = log[0].1;
+        assert!(log.iter().all(|e| e.1 == first), "all in one turn: {log:?}");
+        // After the end of the turn each saw the three first steps.
+        assert!(log[3..].iter().all(|e| e.2 >= 3), "{log:?}");
+        assert!(LATE.lock().is_empty());
+        assert_eq!(task_count(), 0);
     }
 
     /// A budget yields once its units for the turn are spent, and lets the

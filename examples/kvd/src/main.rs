@@ -467,8 +467,11 @@ async fn serve(
         let mine = server.appended.get();
         if server.committed.get() < mine {
             // Group commit: let the other clients whose commands arrived in
-            // this turn run first; the first to come back commits for all.
-            task::yield_now().await;
+            // this turn run first; the first to come back commits for all,
+            // still in this turn, and the replies leave with its frames
+            // (a `yield_now` here cost a turn: a network poll and a `ppoll`
+            // per batch, docs/performance.md).
+            task::end_of_turn().await;
             if server.committed.get() < mine
                 && commit(server).is_err()
                 && server.fsync == Fsync::Always

@@ -265,6 +265,7 @@ pub(crate) fn poll(now: Instant) -> bool {
     let ts = smol_now(now);
     let mut changed = false;
     for i in &mut stack.ifaces {
+        i.tap.drained = false;
         i.iface.poll_maintenance(ts);
         changed |= i.poll_frames(ts);
         // The loopback's answers to what it just took: until it is quiet
@@ -320,6 +321,15 @@ pub(crate) fn check_taps() {
     }
     mark_readable(&fds[..taps]);
     crate::signal::seen(&fds[taps..]);
+}
+
+/// Whether the last [`poll`] left nothing a [`check_taps`] could find but
+/// what arrived since: it read every tap until `EAGAIN`, or left it marked
+/// readable (the next poll reads on). False without taps.
+pub(crate) fn taps_drained() -> bool {
+    let stack = STACK.lock();
+    let mut taps = stack.ifaces.iter().filter(|i| !i.is_loopback()).peekable();
+    taps.peek().is_some() && taps.all(|i| i.tap.drained || i.tap.readable)
 }
 
 /// Appends the fds of the termination signals still watched.

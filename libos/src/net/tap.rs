@@ -130,6 +130,9 @@ pub struct Tap {
     sizes: (usize, usize),
     /// Set when `ppoll` reports the fd readable; cleared on `EAGAIN`.
     pub(crate) readable: bool,
+    /// Read until `EAGAIN` since the interface's last poll began (see
+    /// [`crate::net::taps_drained`]).
+    pub(crate) drained: bool,
     pub(crate) stats: TapStats,
     /// Set when the gateway is off-link or its MAC fixed.
     pub(crate) gateway: Option<Gateway>,
@@ -219,6 +222,7 @@ impl Tap {
             tx: Vec::new(),
             sizes,
             readable: true,
+            drained: false,
             stats: TapStats::default(),
             gateway: None,
             injected: None,
@@ -872,6 +876,7 @@ impl phy::Device for Tap {
             match hypercall::read(self.fd, &mut self.rx) {
                 Ok(0) => {
                     self.readable = false;
+                    self.drained = true;
                     return None;
                 }
                 Ok(n) => {
@@ -898,6 +903,7 @@ impl phy::Device for Tap {
                 Err(_) => {
                     // EAGAIN: drained. Anything else: nothing to read either.
                     self.readable = false;
+                    self.drained = true;
                     return None;
                 }
             }
@@ -1038,6 +1044,32 @@ mod tests {
         }
         assert_eq!(zw.len(), ZERO_WINDOWS);
         assert_eq!(zw[0].remote.port(), 5);
+    }
+
+    /// A tap read until `EAGAIN` says so (the executor then skips its tap
+    /// check: `net::taps_drained`); one read up to a frame does not.
+    #[test]
+    fn reading_a_tap_until_eagain_marks_it_drained() {
+        use smoltcp::phy::Device;
+        use std::os::fd::AsRawFd;
+        let (ours, theirs) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let mut tap = Tap::new(ours.as_raw_fd(), 1500, false);
+        let ts = crate::net::smol_now(crate::time::Instant::now());
+        for _ in 0..3 {
+            theirs.send(&segment(0x10)).unwrap();
+        }
+        assert!(tap.readable && !tap.drained, "a new tap is read at once");
+        assert!(tap.receive(ts).is_some());
+        assert!(!tap.drained, "frames left");
+        assert!(tap.receive(ts).is_some() && tap.receive(ts).is_some());
+        assert!(!tap.drained);
+        assert!(tap.receive(ts).is_none());
+        assert!(tap.drained && !tap.readable, "EAGAIN");
+        // Not read again until `ppoll` says so.
+        theirs.send(&segment(0x10)).unwrap();
+        assert!(tap.receive(ts).is_none());
+        assert_eq!(tap.stats.rx_frames, 3);
     }
 
     #[test]
