@@ -281,6 +281,14 @@ pub fn poll_devices() -> bool {
     progress || !READY.lock().is_empty()
 }
 
+/// [`poll_devices`] if data was queued to send and left for the next
+/// network turn ([`crate::net::defer_egress`]), otherwise nothing: for a
+/// scheduler beside the executor, before it switches threads or idles.
+/// Returns whether a socket changed state or a timer fired a task.
+pub fn flush_egress() -> bool {
+    crate::net::egress_pending() && poll_devices()
+}
+
 /// [`poll_devices`], after asking the host which taps have frames (one
 /// `ppoll` that does not wait): for a scheduler beside the executor that
 /// gives the network a turn while its threads keep it from idling, so that

@@ -8,7 +8,8 @@
 //! echo server for this suite's clients: 100 at once, clients vanishing
 //! mid-request, garbage frames on the tap while it serves. Also: connecting
 //! to an on-link address nobody answers ARP for (EHOSTUNREACH, as Linux),
-//! and `sendmsg`/`writev` gathering their buffers on the wire.
+//! `sendmsg`/`writev` gathering their buffers on the wire, and small
+//! writes leaving together when the writer blocks (and at exit).
 
 mod support;
 
@@ -414,4 +415,53 @@ fn sendmsg_and_writev_send_their_buffers_as_one_write() {
     assert_eq!(data.first().map(Vec::as_slice), Some(&b"header: body"[..]), "{data:?}");
     let head = data.iter().find(|p| p.starts_with(b"HEAD")).expect("writev's segment");
     assert!(head.len() > 4, "writev's head went alone: {} bytes", head.len());
+}
+
+#[test]
+fn small_writes_leave_together_when_the_writer_blocks_and_before_exit() {
+    let ns = namespace("stdnet-burst");
+    let tap = ifindex(&ns, "tap0");
+    let (listener, link) =
+        ns.enter(move || (TcpListener::bind(("10.0.0.1", 7008)).unwrap(), Link::new(tap)));
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut burst = [0u8; 80];
+        s.read_exact(&mut burst).unwrap();
+        s.write_all(b"ok").unwrap();
+        // The guest exits right after this write, without closing: no
+        // FIN follows, only the bytes.
+        let mut bye = [0u8; 3];
+        let last = s.read_exact(&mut bye).map(|()| bye);
+        (burst, last.map_err(|e| e.kind()))
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let capture = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                got.extend(link.segments_to([10, 0, 0, 1], Duration::from_millis(100)));
+            }
+            got
+        })
+    };
+    let out = ns.tender(&guest_args("burst"));
+    let (burst, last) = server.join().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    out.assert_ok();
+    assert_eq!(out.stdout, "burst: sent\n", "{out:#?}");
+    let want: Vec<u8> = (0..16u8).flat_map(|k| [b'a' + k, b'+', b'O', b'K', b'\n']).collect();
+    assert_eq!(&burst[..], &want[..]);
+    assert_eq!(last, Ok(*b"bye"), "the write before exit did not leave");
+    // On the wire: the sixteen writes (Nagle off) in one segment, sent
+    // when the writer blocked in its read, not one segment per write.
+    let data: Vec<Vec<u8>> = capture
+        .join()
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.dport == 7008 && !s.payload.is_empty())
+        .map(|s| s.payload)
+        .collect();
+    assert_eq!(data.first().map(Vec::as_slice), Some(&want[..]), "{data:?}");
 }

@@ -258,10 +258,40 @@ const INGRESS_FRAMES: u64 = 64;
 /// docs/performance.md, "Bulk TCP every run").
 const INGRESS_BYTES: u64 = 128 * 1024;
 
+/// Bytes callers queued in sockets' send buffers since the last network
+/// turn and left for the next one ([`defer_egress`]).
+static EGRESS_PENDING: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// How many deferred bytes ([`defer_egress`]) make the next turn due at
+/// once: past it, a writer that goes on writing (or computing) without
+/// blocking would hold back segments the peer could already take, while a
+/// burst of small writes (a server's pipelined replies) stays well below.
+pub const EGRESS_BATCH: usize = 16 * 1024;
+
+/// Records that `bytes` were queued in a socket's send buffer (a `write`)
+/// and are to leave at the next network turn, which the caller promises
+/// to give soon: libos-std's threads give it when the writing thread next
+/// blocks, yields or parks, or the guest idles (docs/std.md, "When a write
+/// leaves"). Returns whether that turn is due now: [`EGRESS_BATCH`] bytes
+/// or more wait. Any turn ([`poll`]) sends them; [`egress_pending`] tells
+/// whether one is owed.
+pub fn defer_egress(bytes: usize) -> bool {
+    use core::sync::atomic::Ordering::Relaxed;
+    let before = EGRESS_PENDING.fetch_add(bytes.max(1), Relaxed);
+    before.saturating_add(bytes) >= EGRESS_BATCH
+}
+
+/// Whether data was queued ([`defer_egress`]) since the last network turn.
+pub fn egress_pending() -> bool {
+    EGRESS_PENDING.load(core::sync::atomic::Ordering::Relaxed) > 0
+}
+
 /// Processes what arrived and sends what is queued, on every interface.
 /// Returns whether any socket changed state.
 pub(crate) fn poll(now: Instant) -> bool {
     let mut stack = STACK.lock();
+    // This turn's egress sends whatever was queued until now.
+    EGRESS_PENDING.store(0, core::sync::atomic::Ordering::Relaxed);
     let ts = smol_now(now);
     let mut changed = false;
     for i in &mut stack.ifaces {

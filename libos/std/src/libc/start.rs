@@ -196,12 +196,15 @@ pub extern "C" fn exit(status: c_int) -> ! {
     }
     // Last, as glibc's _IO_cleanup: what C streams still buffer.
     super::stdio::flush_at_exit();
-    libos::process::exit(status)
+    _exit(status)
 }
 
-/// `_exit(status)`: ends the guest at once.
+/// `_exit(status)`: ends the guest at once, after sending what writes
+/// left for the next network turn (`super::thread::send_soon`), as
+/// Linux sends what was written before a process ended.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn _exit(status: c_int) -> ! {
+    libos::task::flush_egress();
     libos::process::exit(status)
 }
 

@@ -29,6 +29,7 @@ fn main() {
         Some("send") => send_bench(),
         Some("unreachable") => unreachable(),
         Some("gather") => gather(),
+        Some("burst") => burst(),
         Some("loopback") => {
             loopback();
             println!("done");
@@ -507,6 +508,24 @@ fn unreachable() {
 /// `sendmsg` and `writev` of several buffers: each one write of the
 /// stream, which the suite sees as one segment (the first buffers not
 /// alone).
+/// Sixteen small writes with Nagle off, then a read that blocks: they
+/// leave together when the thread blocks (docs/std.md, "When a write
+/// leaves"). Then a last write and `exit` at once, without a close: it
+/// still leaves.
+fn burst() {
+    let mut c = TcpStream::connect(host(7008)).unwrap();
+    c.set_nodelay(true).unwrap();
+    for k in 0..16u8 {
+        c.write_all(&[b'a' + k, b'+', b'O', b'K', b'\n']).unwrap();
+    }
+    let mut ok = [0u8; 2];
+    c.read_exact(&mut ok).unwrap();
+    c.write_all(b"bye").unwrap();
+    println!("burst: sent");
+    std::io::stdout().flush().unwrap();
+    std::process::exit(0);
+}
+
 fn gather() {
     let mut c = TcpStream::connect(host(7007)).unwrap();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&c);

@@ -410,17 +410,18 @@ impl Socket {
                 _ => *b,
             }));
             match stream.try_write_vectored(&rest) {
-                Poll::Ready(Ok(n)) => {
-                    done += n;
-                    let mut n = n + skip;
+                Poll::Ready(Ok(sent)) => {
+                    done += sent;
+                    let mut n = sent + skip;
                     while first < bufs.len() && n >= bufs[first].len() && n > 0 {
                         n -= bufs[first].len();
                         first += 1;
                     }
                     skip = n;
-                    // Sent now, not when this thread next blocks: a thread
-                    // that writes and goes on computing must not hold it.
-                    super::super::thread::poll_devices();
+                    // Sent at the next network turn, at the latest when
+                    // this thread blocks, yields or parks: the replies a
+                    // server writes one by one leave together.
+                    super::super::thread::send_soon(sent);
                     if done == total || nonblock { Poll::Ready(Ok(done)) } else { Poll::Pending }
                 }
                 Poll::Ready(Err(NetError::ConnectionReset)) => {

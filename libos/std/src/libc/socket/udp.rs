@@ -111,7 +111,7 @@ impl Socket {
             let Some(s) = sock.as_ref() else { return Poll::Ready(Err(::libc::EINVAL)) };
             s.try_send_to(buf, to).map(|r| r.map_err(errno))
         })?;
-        super::super::thread::poll_devices();
+        super::super::thread::send_soon(n);
         Ok(n)
     }
 

@@ -280,6 +280,28 @@ pub fn poll_devices() {
     }
 }
 
+/// Leaves the `bytes` a `write` or `send` just queued in a socket's send
+/// buffer for the next network turn (`libos::net::defer_egress`), which
+/// comes before this thread blocks, yields or parks ([`switch`] flushes
+/// it), before the guest idles, in the next `poll`/`epoll_wait`, or at
+/// exit: a burst of small writes then leaves in one turn, as few
+/// segments, instead of one turn (a walk of every socket) per write. Once
+/// `libos::net::EGRESS_BATCH` bytes wait, the turn is given now, as
+/// [`poll_devices`]. See docs/std.md, "When a write leaves".
+pub fn send_soon(bytes: usize) {
+    if libos::net::defer_egress(bytes) {
+        poll_devices();
+    }
+}
+
+/// Gives the network the turn a [`send_soon`] owes it, if one is owed;
+/// as [`poll_devices`] otherwise.
+pub fn flush_egress() {
+    if libos::task::flush_egress() {
+        switch::with(sched::Sched::note_progress);
+    }
+}
+
 /// [`poll_devices`] after asking the host which taps have frames
 /// (`libos::task::poll_devices_now`): for `poll` and `epoll_wait`, which
 /// must see new input even when the guest never idles.

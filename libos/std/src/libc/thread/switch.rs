@@ -139,6 +139,9 @@ const TURNS_PER_POLL: u32 = 64;
 /// Switches to the next thread to run (perhaps the caller again, at once),
 /// idling while none can, and returns when the caller runs again.
 fn schedule() {
+    // What the running thread wrote leaves before anything else runs
+    // (super::send_soon).
+    super::flush_egress();
     let from = current_slot();
     if TURNS.with(|t| {
         *t += 1;
