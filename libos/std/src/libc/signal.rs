@@ -168,7 +168,10 @@ fn run_handler(signal: libos::signal::Signal) {
     // SAFETY: sigaction is plain data; zeroes are SIG_DFL.
     let act = ACTIONS.with(|a| a[s]).unwrap_or(unsafe { core::mem::zeroed() });
     match act.sa_sigaction {
-        ::libc::SIG_DFL => libos::process::exit(signal.default_status()),
+        // The default action ends the guest as `_exit` does, writes left
+        // for the next network turn sent first (Linux sends what a killed
+        // process had written).
+        ::libc::SIG_DFL => super::start::_exit(signal.default_status()),
         ::libc::SIG_IGN => return,
         _ => {}
     }
