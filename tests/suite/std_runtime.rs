@@ -8,6 +8,9 @@
 
 mod support;
 
+#[path = "../std/src/churn.rs"]
+mod churn;
+
 use std::collections::HashSet;
 use std::path::PathBuf;
 
@@ -379,4 +382,18 @@ fn a_std_guest_with_a_tap_and_a_disk_gets_the_libos_guests_filter_too() {
     let libos = filter_in_ns(workspace_bin("guest-devices"));
     assert!(libos.contains("read(") && libos.contains("pwrite64("), "{libos}");
     assert_eq!(filter_in_ns(workspace_bin("std-devices")), libos);
+}
+
+#[test]
+fn mimalloc_as_the_global_allocator_agrees_with_the_native_workout() {
+    // mimalloc (tests/std/src/bin/std-mimalloc.rs) keeps its heaps in TLS,
+    // initialises with mutexes and a key from inside libos's start-up,
+    // aligns its mappings by unmapping heads and tails and gives pages
+    // back with madvise: the workout's checksums match the same code run
+    // here under the host's malloc, at the default 64 MiB.
+    let out = guest("std-mimalloc", &[], &["20000"]);
+    out.assert_ok();
+    let native: String = churn::report(20_000).into_iter().map(|l| l + "\n").collect();
+    assert_eq!(out.stdout, native, "{out:#?}");
+    assert!(native.contains("dirty zeroed bytes: 0\n"), "{native}");
 }
