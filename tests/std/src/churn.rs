@@ -32,12 +32,12 @@ fn churn(seed: u64, rounds: usize) -> u64 {
             *last = 7;
         }
         live.push(v);
-        if live.len() > 48 || r % 3 == 0 {
+        if live.len() > 48 || r.is_multiple_of(3) {
             let k = (r >> 16) as usize % live.len();
             let v = live.swap_remove(k);
             sum = sum.wrapping_add(v.iter().map(|&b| u64::from(b)).sum::<u64>());
         }
-        if r % 7 == 0
+        if r.is_multiple_of(7)
             && let Some(v) = live.last_mut()
         {
             let grow = v.len() + (r >> 24) as usize % 100_000;

@@ -270,7 +270,7 @@ pub unsafe extern "C" fn mremap(
         return refuse(::libc::ENOMEM);
     };
     let mapped = TABLE.with(|t| t.find(start).map(|i| t.get(i)));
-    if !mapped.is_some_and(|r| r.end - start >= old) {
+    if mapped.is_none_or(|r| r.end - start < old) {
         return refuse(::libc::EFAULT);
     }
     if new <= old {
