@@ -358,6 +358,15 @@ pub unsafe extern "C" fn posix_madvise(addr: *mut c_void, len: size_t, advice: c
     if unsafe { madvise(addr, len, advice) } == 0 { 0 } else { super::errno() }
 }
 
+/// `sbrk(increment)`: there is no data segment to grow (the heap is
+/// libos's): -1 and `ENOMEM`, which allocators that try it first
+/// (jemalloc's `dss`) take as "use `mmap`".
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn sbrk(_increment: isize) -> *mut c_void {
+    set_errno(::libc::ENOMEM);
+    usize::MAX as *mut c_void
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,6 +479,12 @@ mod tests {
             assert_eq!(mremap(s, 8192, 4096, ::libc::MREMAP_MAYMOVE), ::libc::MAP_FAILED);
             assert_eq!(munmap(s, 4096), 0);
         }
+    }
+
+    #[test]
+    fn there_is_no_break_to_move() {
+        assert_eq!(sbrk(0) as usize, usize::MAX);
+        assert_eq!(sbrk(4096) as usize, usize::MAX);
     }
 
     #[test]

@@ -779,6 +779,55 @@ pub unsafe extern "C" fn sched_getaffinity(
     0
 }
 
+/// `sched_getcpu()`: 0, the one CPU.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn sched_getcpu() -> c_int {
+    0
+}
+
+/// `sched_setaffinity(pid, size, set)`: a set holding CPU 0 succeeds
+/// (every thread runs there already); one without it is `EINVAL`, as
+/// Linux answers for a set of no CPU the caller may use.
+///
+/// # Safety
+///
+/// `set` is readable for `size` bytes.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn sched_setaffinity(
+    _pid: ::libc::pid_t,
+    size: size_t,
+    set: *const ::libc::cpu_set_t,
+) -> c_int {
+    // SAFETY: the caller guarantees size readable bytes at set.
+    if size == 0 || set.is_null() || unsafe { set.cast::<u8>().read() } & 1 == 0 {
+        return super::fail(::libc::EINVAL);
+    }
+    0
+}
+
+/// `__sched_cpucount(size, set)` (`CPU_COUNT`): the CPUs in the set.
+///
+/// # Safety
+///
+/// `set` is readable for `size` bytes.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn __sched_cpucount(size: size_t, set: *const ::libc::cpu_set_t) -> c_int {
+    // SAFETY: the caller guarantees size readable bytes at set.
+    let bytes = unsafe { core::slice::from_raw_parts(set.cast::<u8>(), size) };
+    bytes.iter().map(|b| b.count_ones() as c_int).sum()
+}
+
+/// `pthread_atfork(prepare, parent, child)`: accepted; the handlers never
+/// run, since nothing forks (`fork` is `ENOSYS`).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn pthread_atfork(
+    _prepare: Option<unsafe extern "C" fn()>,
+    _parent: Option<unsafe extern "C" fn()>,
+    _child: Option<unsafe extern "C" fn()>,
+) -> c_int {
+    0
+}
+
 /// Keys of `pthread_key_create`: their destructors (or none), and whether
 /// the key is in use. A fixed table (nothing allocates: mimalloc creates
 /// its key while it initialises). Values live per thread, in the TCB.
@@ -853,4 +902,24 @@ pub extern "C" fn pthread_setspecific(key: ::libc::pthread_key_t, value: *const 
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn pthread_getspecific(key: ::libc::pthread_key_t) -> *mut c_void {
     key_values().get(key as usize).map_or(core::ptr::null_mut(), Cell::get)
+}
+
+#[cfg(test)]
+mod affinity_tests {
+    use super::*;
+
+    #[test]
+    fn the_one_cpu_is_counted_and_only_it_may_be_chosen() {
+        // SAFETY: cpu_set_t is plain bits; the sets are live locals.
+        unsafe {
+            let mut set: ::libc::cpu_set_t = core::mem::zeroed();
+            let size = size_of::<::libc::cpu_set_t>();
+            assert_eq!(sched_getaffinity(0, size, &mut set), 0);
+            assert_eq!(__sched_cpucount(size, &set), 1);
+            assert_eq!(sched_setaffinity(0, size, &set), 0);
+            let none: ::libc::cpu_set_t = core::mem::zeroed();
+            assert_eq!(sched_setaffinity(0, size, &none), -1);
+            assert_eq!(sched_getcpu(), 0);
+        }
+    }
 }
