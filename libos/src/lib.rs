@@ -172,7 +172,7 @@ pub mod rt_private {
         crate::rt::boot::info()
     }
     #[cfg(not(any(test, fuzzing)))]
-    pub use crate::rt::entry::{start_from_asm, start_from_asm_std};
+    pub use crate::rt::entry::{start_from_asm, start_std};
     #[cfg(not(any(test, fuzzing)))]
     pub use crate::rt::panic::{eh_personality, panic, unwind_resume};
 

@@ -8,11 +8,14 @@
 
 mod support;
 
+#[path = "../std/src/churn.rs"]
+mod churn;
+
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::Command;
 
-use support::{Outcome, SIGSYS, TempDir, profile_dir, run, workspace_bin};
+use support::{Outcome, SIGSYS, TempDir, fat_tool, profile_dir, run, workspace_bin};
 
 /// A std guest of tests/std built with the `abort` profile.
 fn abort_bin(name: &str) -> PathBuf {
@@ -433,4 +436,63 @@ fn a_std_guest_with_a_tap_and_a_disk_gets_the_libos_guests_filter_too() {
     let libos = filter_in_ns(workspace_bin("guest-devices"));
     assert!(libos.contains("read(") && libos.contains("pwrite64("), "{libos}");
     assert_eq!(filter_in_ns(workspace_bin("std-devices")), libos);
+}
+
+#[test]
+fn mimalloc_as_the_global_allocator_agrees_with_the_native_workout() {
+    // mimalloc (tests/std/src/bin/std-mimalloc.rs) keeps its heaps in TLS,
+    // initialises with mutexes and a key from inside libos's start-up,
+    // aligns its mappings by unmapping heads and tails and gives pages
+    // back with madvise: the workout's checksums match the same code run
+    // here under the host's malloc, at the default 64 MiB.
+    let out = guest("std-mimalloc", &[], &["20000"]);
+    out.assert_ok();
+    let native: String = churn::report(20_000).into_iter().map(|l| l + "\n").collect();
+    assert_eq!(out.stdout, native, "{out:#?}");
+    assert!(native.contains("dirty zeroed bytes: 0\n"), "{native}");
+}
+
+#[test]
+fn system_and_file_crates_see_the_guest_and_its_disk() {
+    // sysinfo reads the synthesized /proc (meminfo, the process's stat,
+    // status and statm, found by listing /proc); num_cpus and std count
+    // one CPU; tempfile, walkdir and flate2 on a FAT disk; Command fails
+    // as documented (tests/std/src/bin/std-system.rs).
+    let dir = TempDir::new("std-system");
+    let img = dir.path().join("disk.img");
+    std::fs::File::create(&img).unwrap().set_len(32 << 20).unwrap();
+    fat_tool("mkfs.fat", &["-F", "16", "--mbr=y", "-n", "TMP", img.to_str().unwrap()]);
+    let block = format!("storage={}", img.display());
+    let out = guest("std-system", &["--mem", "96", "--block", &block], &[]);
+    out.assert_ok();
+    let expected = [
+        "sysinfo total MiB: 96",
+        "sysinfo available below total: true",
+        "sysinfo swap: 0",
+        "sysinfo process 1: \"std-system\" rss>0 true",
+        "meminfo first line: MemTotal:          98304 kB",
+        "/proc/self/stat fields: 52",
+        "write /proc/meminfo: Err(PermissionDenied)",
+        "num_cpus: 1 1",
+        "available_parallelism: Ok(1)",
+        "tempfile under /tmp: true",
+        "tempfile reads back: temporary",
+        "tempfile removed: true",
+        "walkdir: / a/ a/b/ a/b/c/ a/b/c/f.txt a/d/ a/d/f.txt e/ e/f.txt",
+    ];
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[..expected.len()], expected, "{out:#?}");
+    assert!(
+        lines[expected.len()].starts_with("flate2: ")
+            && lines[expected.len()].ends_with(" round trip true"),
+        "{out:#?}"
+    );
+    assert_eq!(
+        lines[expected.len() + 1..],
+        ["tempdir removed: true", "Command::status: Err(Unsupported)"],
+        "{out:#?}"
+    );
+    // Nothing of the host: its memory size is not what the guest sees.
+    let host = std::fs::read_to_string("/proc/meminfo").unwrap();
+    assert!(!host.starts_with("MemTotal:          98304 kB"));
 }

@@ -12,7 +12,8 @@
 #![allow(unsafe_code)]
 
 /// Defines `_start`, in the application's crate: [`app!`](crate::app)
-/// invokes it for a `no_std` guest, libos-std for a std guest. Defining
+/// invokes it for a `no_std` guest; libos-std invokes `__entry!(@start f)`
+/// with its own `f`, which calls [`start_std`], for a std guest. Defining
 /// it here, in the library, would put a second `_start` into every host
 /// binary that links libos (the unit tests of crates built on it).
 #[macro_export]
@@ -21,11 +22,8 @@ macro_rules! __entry {
     () => {
         $crate::__entry!(@start $crate::rt_private::start_from_asm);
     };
-    // A std guest: the `log` facade is left to the program (see
-    // `start_from_asm_std`).
-    (std) => {
-        $crate::__entry!(@start $crate::rt_private::start_from_asm_std);
-    };
+    // `_start` calling `$start`: libos's own for a `no_std` guest,
+    // libos-std's entry function (which calls `start_std`) for a std one.
     (@start $start:path) => {
         ::core::arch::global_asm!(
             ".section .text.nabla.entry, \"ax\", @progbits",
@@ -61,14 +59,16 @@ pub(super) fn app_main() -> i32 {
 
 /// What `_start` calls, with the boot info's address.
 pub extern "C" fn start_from_asm(boot: usize) -> ! {
-    super::start(boot, super::Logger::Console)
+    super::start(boot, super::Logger::Console, || {})
 }
 
-/// What a std guest's `_start` calls: the same, but libos does not take
-/// the `log` facade's one logger, which belongs to the program (as on
-/// Linux, where no C library installs one): `env_logger`,
-/// `tracing-subscriber` and the like install theirs, and get libos's
-/// records too.
-pub extern "C" fn start_from_asm_std(boot: usize) -> ! {
-    super::start(boot, super::Logger::Program)
+/// What a std guest's `_start` calls (through libos-std's entry, which
+/// passes `early`): the same, but libos does not take the `log` facade's
+/// one logger, which belongs to the program (as on Linux, where no C
+/// library installs one): `env_logger`, `tracing-subscriber` and the like
+/// install theirs, and get libos's records too. `early` runs once the
+/// heap is up and before anything else: the C library's set-up of the
+/// main thread (its TLS, which the program's global allocator may use).
+pub fn start_std(boot: usize, early: fn()) -> ! {
+    super::start(boot, super::Logger::Program, early)
 }

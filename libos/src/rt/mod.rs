@@ -34,10 +34,13 @@ enum Logger {
     Program,
 }
 
-/// What `_start` calls: validate the boot info, set up the heap and the
-/// logger, run the application, exit with its status.
+/// What `_start` calls: validate the boot info, set up the heap, run
+/// `early` (a std guest's C library gives the main thread its TLS there,
+/// before anything allocates through the program's global allocator,
+/// which may keep its state in TLS: mimalloc does), set up the logger and
+/// the network, run the application, exit with its status.
 #[cfg(not(any(test, fuzzing)))]
-fn start(boot: usize, logger: Logger) -> ! {
+fn start(boot: usize, logger: Logger, early: fn()) -> ! {
     let Some(info) = boot::init(boot) else {
         crate::console::write_all(
             b"libos: no valid boot info: a nabla guest must be started by a compatible tender\n",
@@ -45,6 +48,7 @@ fn start(boot: usize, logger: Logger) -> ! {
         crate::process::exit(255);
     };
     heap::init(info.heap_start, info.heap_end);
+    early();
     crate::console::init_log(info.log_level, logger == Logger::Console);
     if let Err(e) = crate::net::init() {
         crate::println!("libos: bad network configuration: {e}");

@@ -95,6 +95,19 @@ fn valid_name(name: &[u8]) -> bool {
     !name.is_empty() && !name.contains(&b'=')
 }
 
+/// `secure_getenv(name)`: as [`getenv`]: a guest never runs with more
+/// privileges than it was started with (no set-user-ID), glibc's reason
+/// to return NULL.
+///
+/// # Safety
+///
+/// `name` is a NUL-terminated string.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn secure_getenv(name: *const c_char) -> *mut c_char {
+    // SAFETY: the same contract.
+    unsafe { getenv(name) }
+}
+
 /// `getenv(name)`: the value of `name`, or NULL.
 ///
 /// # Safety

@@ -5,7 +5,8 @@
 //! * [`start`]: the entry from libos's runtime into C's world (arguments,
 //!   environment, constructors, `main`), `exit` and its handlers;
 //! * [`math`]: the C math library, over the `libm` crate;
-//! * [`memory`]: `malloc` and friends over libos's heap, anonymous `mmap`;
+//! * [`memory`]: `malloc` and friends over libos's heap;
+//! * [`mmap`]: anonymous mappings (`mmap`, partial `munmap`, `madvise`);
 //! * [`string`]: the string functions std and the unwinder call;
 //! * [`env`]: `getenv`/`setenv`, `sysconf`, `getauxval`, identities;
 //! * [`time`]: clocks and sleeping;
@@ -55,6 +56,7 @@ pub mod file;
 pub mod math;
 pub mod memory;
 pub mod misc;
+pub mod mmap;
 pub mod netdb;
 pub mod numbers;
 pub mod pipe;

@@ -295,6 +295,19 @@ pub unsafe extern "C" fn sigemptyset(set: *mut ::libc::sigset_t) -> c_int {
     0
 }
 
+/// `sigfillset(set)`: every signal.
+///
+/// # Safety
+///
+/// `set` is writable.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn sigfillset(set: *mut ::libc::sigset_t) -> c_int {
+    // SAFETY: the caller guarantees set is writable; sigset_t is plain
+    // bits, all ones is every signal.
+    unsafe { set.cast::<u8>().write_bytes(0xff, size_of::<::libc::sigset_t>()) };
+    0
+}
+
 /// `sigaddset(set, sig)`.
 ///
 /// # Safety

@@ -1,10 +1,10 @@
 //! From libos's runtime to C's `main`, and back out through `exit`.
 //!
-//! libos's `_start` validates the boot info, sets up the heap, the log and
-//! the network, then calls `__libos_main`, which for a std guest is
-//! [`libos_main`] here: it checks the CPU, gives the main thread its TLS,
-//! builds `argv` and `environ` as C expects them, runs the image's
-//! constructors (std's, which capture `argc`/`argv` on glibc) and calls
+//! libos's `_start` validates the boot info, sets up the heap, calls
+//! `early_init` here (the CPU check and the main thread's TLS), sets up
+//! the log and the network, then calls `__libos_main`, which for a std
+//! guest is [`libos_main`] here: it builds `argv` and `environ` as C
+//! expects them, runs the image's constructors (std's, which capture `argc`/`argv` on glibc) and calls
 //! the `main` that rustc generates for a std binary (`lang_start`). What
 //! `main` returns goes to [`exit`], which runs the `atexit` handlers and
 //! the main thread's TLS destructors before `exit_group`.
@@ -41,11 +41,51 @@ fn c_strings<'a>(strs: impl Iterator<Item = &'a str>) -> *mut *mut c_char {
     table.leak().as_mut_ptr()
 }
 
-// The entry point, libos's: it calls `__libos_main` below once libos's
-// runtime is up. `std`: the `log` facade's logger is the program's to
-// install (env_logger, tracing-subscriber), not libos's console logger.
+// The entry point, libos's `_start`, calling `std_start` below: libos's
+// runtime comes up (the heap, then `early_init` here, then the log and the
+// network) and calls `__libos_main`. The `log` facade's logger is the
+// program's to install (env_logger, tracing-subscriber), not libos's
+// console logger.
 #[cfg(not(test))]
-libos::__entry!(std);
+libos::__entry!(@start std_start);
+
+/// What `_start` calls, with the boot info's address.
+#[cfg(not(test))]
+extern "C" fn std_start(boot: usize) -> ! {
+    libos::rt_private::start_std(boot, early_init)
+}
+
+/// The main thread's set-up that must come before anything allocates
+/// through the program's global allocator: a `#[global_allocator]` such as
+/// mimalloc keeps its per-thread heap in TLS, and libos's own start-up
+/// (the network) allocates through it. Checks the CPU, seeds the random
+/// numbers (the canary), and gives the main thread its TLS (from libos's
+/// heap directly, not through the global allocator). Ends the guest with
+/// status 255 when it cannot.
+#[cfg(not(test))]
+fn early_init() {
+    let Some(info) = libos::rt_private::boot_info() else {
+        libos::process::exit(255);
+    };
+    if info.hwcap2 & libos::abi::hwcap2::FSGSBASE == 0 {
+        libos::console::write_all(
+            b"libos-std: this host does not let user code set %fs (FSGSBASE): \
+              std guests need a CPU with FSGSBASE and Linux 5.9 or later\n",
+        );
+        libos::process::exit(255);
+    }
+    super::random::seed(info.random);
+    let Some(tp) = super::thread::new_area(super::random::canary()) else {
+        libos::console::write_all(b"libos-std: no memory for the main thread\n");
+        libos::process::exit(255);
+    };
+    // SAFETY: tp is a fresh, leaked TCB: the main thread's for its life;
+    // the main thread's number is 1.
+    unsafe {
+        super::thread::set_thread_pointer(tp);
+        super::thread::set_id(tp as usize, 1);
+    }
+}
 
 /// The guest's `main` as libos calls it: see the module's documentation.
 #[cfg(not(test))]
@@ -59,20 +99,6 @@ fn libos_main() -> i32 {
     let Some(info) = libos::rt_private::boot_info() else {
         return 255;
     };
-    if info.hwcap2 & libos::abi::hwcap2::FSGSBASE == 0 {
-        libos::console::write_all(
-            b"libos-std: this host does not let user code set %fs (FSGSBASE): \
-              std guests need a CPU with FSGSBASE and Linux 5.9 or later\n",
-        );
-        return 255;
-    }
-    super::random::seed(info.random);
-    let Some(tp) = super::thread::new_area(super::random::canary()) else {
-        libos::console::write_all(b"libos-std: no memory for the main thread\n");
-        return 255;
-    };
-    // SAFETY: tp is a fresh, leaked TCB: the main thread's for its life.
-    unsafe { super::thread::set_thread_pointer(tp) };
     super::thread::init_main(info.stack_bottom, info.stack_top);
     let args: Vec<&str> = libos::env::args().collect();
     let argc = args.len() as c_int;

@@ -63,6 +63,29 @@ pub unsafe extern "C" fn strncmp(a: *const c_char, b: *const c_char, n: size_t) 
     0
 }
 
+/// `strncpy(dst, src, n)`: copies `src` up to its NUL, then pads `dst`
+/// with NULs to `n` bytes (no NUL is added when `src` is `n` bytes or
+/// longer), as C says.
+///
+/// # Safety
+///
+/// `src` is readable up to its NUL or `n` bytes, `dst` writable for `n`
+/// bytes, and they do not overlap.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn strncpy(dst: *mut c_char, src: *const c_char, n: size_t) -> *mut c_char {
+    let mut i = 0;
+    // SAFETY: the caller guarantees src readable up to its NUL or n bytes
+    // and dst writable for n bytes.
+    unsafe {
+        while i < n && *src.add(i) != 0 {
+            *dst.add(i) = *src.add(i);
+            i += 1;
+        }
+        core::ptr::write_bytes(dst.add(i), 0, n - i);
+    }
+    dst
+}
+
 /// `strchr(s, c)`.
 ///
 /// # Safety
@@ -400,6 +423,18 @@ impl core::fmt::Write for Cursor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strncpy_pads_with_nuls_and_cuts_without_one() {
+        let mut d = [7 as c_char; 6];
+        // SAFETY: d is writable for 6 bytes; the sources are C strings.
+        unsafe {
+            strncpy(d.as_mut_ptr(), c"ab".as_ptr(), 5);
+            assert_eq!(d, [97, 98, 0, 0, 0, 7]);
+            strncpy(d.as_mut_ptr(), c"abcdefgh".as_ptr(), 3);
+            assert_eq!(d[..4], [97, 98, 99, 0]);
+        }
+    }
 
     #[test]
     fn spans_count_the_prefix_in_or_out_of_the_set() {

@@ -27,6 +27,9 @@ impl core::fmt::Debug for Dir {
 
 fn entries_of(fd: c_int) -> Res<Vec<(String, u8, u64)>> {
     let open = fd::get(fd)?;
+    if let Some(p) = open.file.as_any().downcast_ref::<super::proc::ProcDir>() {
+        return Ok(p.entries());
+    }
     let dir = open.file.as_any().downcast_ref::<Directory>().ok_or(::libc::ENOTDIR)?;
     dir.entries()
 }

@@ -14,6 +14,7 @@
 //! * [`times`]: `utimensat`, `futimens`;
 //! * [`sendfile`]: `sendfile64`, a copy from a file to any descriptor;
 //! * [`statfs`]: `statvfs`, `fstatvfs`, `statfs`, `fstatfs`;
+//! * [`proc`]: `/proc`, synthesized from the guest's own figures;
 //! * [`refused`]: what FAT cannot do: links, permissions beyond the
 //!   read-only attribute, owners, special files.
 //!
@@ -23,6 +24,7 @@ pub mod dir;
 pub mod mounts;
 pub mod node;
 pub mod path;
+pub mod proc;
 pub mod refused;
 pub mod remove;
 pub mod rename;
@@ -147,6 +149,9 @@ unsafe fn target_at(dirfd: c_int, path: *const c_char) -> Res<Target> {
 /// The metadata of what `n` names (the disk's entry, or an open node's
 /// newer length and time), as `stat`.
 fn stat_path(n: &Normal) -> Res<::libc::stat64> {
+    if let Some(r) = proc::stat(n) {
+        return r;
+    }
     let place = mounts::place(n);
     let m = lookup(&place)?;
     if n.dir && !m.is_dir {
@@ -224,6 +229,9 @@ fn plan(flags: c_int, found: Option<Found>, must_be_dir: bool, disk_ro: bool) ->
 /// `open` after the path is normalised: [`plan`], then the file, created
 /// or truncated as planned.
 fn open_normal(n: &Normal, flags: c_int) -> Res<c_int> {
+    if let Some(r) = proc::open(n, flags) {
+        return r;
+    }
     let place = mounts::place(n);
     let found = match lookup(&place) {
         Ok(m) => Some(m),

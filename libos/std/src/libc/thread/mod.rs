@@ -49,12 +49,25 @@ pub struct Tcb {
     pointer_guard: usize,
     /// The thread's `errno`.
     errno: Cell<c_int>,
+    /// The thread's number (`gettid`, a mutex's owner), set when the
+    /// thread is made ([`set_id`]).
+    tid: Cell<u32>,
+    /// The thread's values of the `pthread_key_create` keys. In the TCB,
+    /// as glibc keeps its first ones there, so that `pthread_getspecific`
+    /// and `pthread_setspecific` never allocate nor touch the scheduler's
+    /// state: a `#[global_allocator]` (mimalloc) calls them from inside
+    /// allocations that this library makes while holding that state.
+    keys: [Cell<*mut c_void>; KEYS_MAX],
 }
 
 #[cfg(not(test))]
 mod tls {
     use super::*;
-    use alloc::alloc::{Layout, alloc_zeroed};
+    use core::alloc::{GlobalAlloc, Layout};
+    // TLS areas come from libos's heap directly, never through the
+    // program's global allocator: a `#[global_allocator]` such as
+    // mimalloc keeps its own state in TLS, which must exist first.
+    use libos::rt_private::Allocator as Heap;
 
     unsafe extern "C" {
         static __tls_start: u8;
@@ -91,7 +104,7 @@ mod tls {
         let size = below.next_multiple_of(tcb_align) + core::mem::size_of::<Tcb>();
         let layout = Layout::from_size_align(size, tcb_align).ok()?;
         // SAFETY: layout has a non-zero size (the TCB).
-        let base = unsafe { alloc_zeroed(layout) };
+        let base = unsafe { Heap.alloc_zeroed(layout) };
         if base.is_null() {
             return None;
         }
@@ -109,6 +122,8 @@ mod tls {
                 stack_guard: canary,
                 pointer_guard: 0,
                 errno: Cell::new(0),
+                tid: Cell::new(0),
+                keys: [const { Cell::new(core::ptr::null_mut()) }; KEYS_MAX],
             });
         }
         Some(tp)
@@ -128,7 +143,7 @@ mod tls {
         let size = offset + core::mem::size_of::<Tcb>();
         let layout = Layout::from_size_align(size, tcb_align).expect("as in new_area");
         // SAFETY: new_area allocated this layout at tp - offset.
-        unsafe { alloc::alloc::dealloc((tp as usize - offset) as *mut u8, layout) };
+        unsafe { Heap.dealloc((tp as usize - offset) as *mut u8, layout) };
     }
 
     /// Makes `tp` the calling thread's thread pointer.
@@ -157,6 +172,60 @@ mod tls {
 
 #[cfg(not(test))]
 pub use tls::{block_size, free_area, new_area, set_thread_pointer};
+
+/// Numbers the thread whose TCB is `tcb` (`gettid`'s answer on it).
+///
+/// # Safety
+///
+/// `tcb` comes from [`new_area`] and is live.
+#[cfg(not(test))]
+pub unsafe fn set_id(tcb: usize, id: u32) {
+    // SAFETY: the caller guarantees a live TCB.
+    unsafe { (*(tcb as *const Tcb)).tid.set(id) };
+}
+
+/// Host unit tests: thread records carry the numbers.
+///
+/// # Safety
+///
+/// None needed.
+#[cfg(test)]
+pub unsafe fn set_id(_tcb: usize, _id: u32) {}
+
+/// The calling thread's number, from its TCB: no borrow of the
+/// scheduler, so that a mutex taken inside an allocation (a global
+/// allocator's lock) works while this library holds the scheduler.
+#[cfg(not(test))]
+pub fn current_id() -> u32 {
+    // SAFETY: the current TCB lives as long as its thread.
+    unsafe { (*tls::current()).tid.get() }
+}
+
+/// The calling thread's number (host unit tests: its record's).
+#[cfg(test)]
+pub fn current_id() -> u32 {
+    switch::with(|s| s.me().id)
+}
+
+/// The calling thread's values of the keys.
+#[cfg(not(test))]
+fn key_values() -> &'static [Cell<*mut c_void>; KEYS_MAX] {
+    // SAFETY: the current TCB lives as long as its thread, and only that
+    // thread reaches it through %fs.
+    unsafe { &(*tls::current()).keys }
+}
+
+/// The calling thread's values of the keys (host unit tests: a
+/// thread-local of the test's own).
+#[cfg(test)]
+fn key_values() -> &'static [Cell<*mut c_void>; KEYS_MAX] {
+    extern crate std;
+    type Values = [Cell<*mut c_void>; KEYS_MAX];
+    std::thread_local!(static KEY_VALUES: &'static Values = std::boxed::Box::leak(
+        std::boxed::Box::new([const { Cell::new(core::ptr::null_mut()) }; KEYS_MAX])
+    ));
+    KEY_VALUES.with(|k| *k)
+}
 
 /// Host unit tests have no TLS template: no thread areas.
 #[cfg(test)]
@@ -199,8 +268,6 @@ pub mod sem;
 pub mod switch;
 pub mod sync;
 
-use alloc::vec::Vec;
-
 use super::start::Lock;
 use super::{c_char, c_void, size_t};
 use sched::Wait;
@@ -242,13 +309,10 @@ pub fn run_tls_destructors() {
 pub fn run_key_destructors() {
     for _ in 0..4 {
         let mut ran = false;
-        let n = KEYS.with(|k| k.len());
-        for i in 0..n {
-            let Some(Some(dtor)) = KEYS.with(|k| k.get(i).copied().flatten()) else { continue };
-            let value = switch::with(|s| {
-                s.me().keys.get_mut(i).map(|v| core::mem::replace(v, core::ptr::null_mut()))
-            });
-            if let Some(v) = value.filter(|v| !v.is_null()) {
+        for i in 0..KEYS_MAX {
+            let Some(Some(dtor)) = KEYS.with(|k| k[i]) else { continue };
+            let v = key_values()[i].replace(core::ptr::null_mut());
+            if !v.is_null() {
                 ran = true;
                 // SAFETY: pthread_key_create's caller promised dtor may be
                 // called with the key's values at a thread's exit.
@@ -676,7 +740,7 @@ pub extern "C" fn syscall(
     a6: usize,
 ) -> ::libc::c_long {
     match number {
-        ::libc::SYS_gettid => ::libc::c_long::from(switch::with(|s| s.me().id)),
+        ::libc::SYS_gettid => ::libc::c_long::from(current_id()),
         ::libc::SYS_futex => {
             // SAFETY: the C contract of futex(2), which std keeps: a1 is a
             // live u32 and a4 NULL or a timespec for the waits.
@@ -738,9 +802,61 @@ pub unsafe extern "C" fn sched_getaffinity(
     0
 }
 
+/// `sched_getcpu()`: 0, the one CPU.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn sched_getcpu() -> c_int {
+    0
+}
+
+/// `sched_setaffinity(pid, size, set)`: a set holding CPU 0 succeeds
+/// (every thread runs there already); one without it is `EINVAL`, as
+/// Linux answers for a set of no CPU the caller may use.
+///
+/// # Safety
+///
+/// `set` is readable for `size` bytes.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn sched_setaffinity(
+    _pid: ::libc::pid_t,
+    size: size_t,
+    set: *const ::libc::cpu_set_t,
+) -> c_int {
+    // SAFETY: the caller guarantees size readable bytes at set.
+    if size == 0 || set.is_null() || unsafe { set.cast::<u8>().read() } & 1 == 0 {
+        return super::fail(::libc::EINVAL);
+    }
+    0
+}
+
+/// `__sched_cpucount(size, set)` (`CPU_COUNT`): the CPUs in the set.
+///
+/// # Safety
+///
+/// `set` is readable for `size` bytes.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn __sched_cpucount(size: size_t, set: *const ::libc::cpu_set_t) -> c_int {
+    // SAFETY: the caller guarantees size readable bytes at set.
+    let bytes = unsafe { core::slice::from_raw_parts(set.cast::<u8>(), size) };
+    bytes.iter().map(|b| b.count_ones() as c_int).sum()
+}
+
+/// `pthread_atfork(prepare, parent, child)`: accepted; the handlers never
+/// run, since nothing forks (`fork` is `ENOSYS`).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn pthread_atfork(
+    _prepare: Option<unsafe extern "C" fn()>,
+    _parent: Option<unsafe extern "C" fn()>,
+    _child: Option<unsafe extern "C" fn()>,
+) -> c_int {
+    0
+}
+
 /// Keys of `pthread_key_create`: their destructors (or none), and whether
-/// the key is in use. Values live per thread (in the thread's record).
-static KEYS: Lock<Vec<Option<Option<unsafe extern "C" fn(*mut c_void)>>>> = Lock::new(Vec::new());
+/// the key is in use. A fixed table (nothing allocates: mimalloc creates
+/// its key while it initialises). Values live per thread, in the TCB.
+#[allow(clippy::type_complexity)]
+static KEYS: Lock<[Option<Option<unsafe extern "C" fn(*mut c_void)>>; KEYS_MAX]> =
+    Lock::new([None; KEYS_MAX]);
 
 /// How many keys a program may create (glibc's `PTHREAD_KEYS_MAX`).
 const KEYS_MAX: usize = 1024;
@@ -757,13 +873,8 @@ pub unsafe extern "C" fn pthread_key_create(
     dtor: Option<unsafe extern "C" fn(*mut c_void)>,
 ) -> c_int {
     KEYS.with(|keys| {
-        let i = match keys.iter().position(Option::is_none) {
-            Some(i) => i,
-            None if keys.len() < KEYS_MAX && keys.try_reserve(1).is_ok() => {
-                keys.push(None);
-                keys.len() - 1
-            }
-            None => return ::libc::EAGAIN,
+        let Some(i) = keys.iter().position(Option::is_none) else {
+            return ::libc::EAGAIN;
         };
         keys[i] = Some(dtor);
         // SAFETY: the caller guarantees key is writable.
@@ -787,14 +898,15 @@ pub extern "C" fn pthread_key_delete(key: ::libc::pthread_key_t) -> c_int {
     if !ok {
         return ::libc::EINVAL;
     }
+    #[cfg(not(test))]
     switch::with(|s| {
-        let slots: Vec<usize> = s.threads().map(|(slot, _)| slot).collect();
-        for slot in slots {
-            if let Some(v) = s.get_mut(slot).and_then(|t| t.keys.get_mut(i)) {
-                *v = core::ptr::null_mut();
-            }
+        for (_, t) in s.threads().filter(|(_, t)| t.tcb != 0) {
+            // SAFETY: a thread's record holds its live TCB while it exists.
+            unsafe { (*(t.tcb as *const Tcb)).keys[i].set(core::ptr::null_mut()) };
         }
     });
+    #[cfg(test)]
+    key_values()[i].set(core::ptr::null_mut());
     0
 }
 
@@ -805,21 +917,32 @@ pub extern "C" fn pthread_setspecific(key: ::libc::pthread_key_t, value: *const 
     if !KEYS.with(|keys| matches!(keys.get(i), Some(Some(_)))) {
         return ::libc::EINVAL;
     }
-    switch::with(|s| {
-        let v = &mut s.me().keys;
-        if i >= v.len() {
-            if v.try_reserve(i + 1 - v.len()).is_err() {
-                return ::libc::ENOMEM;
-            }
-            v.resize(i + 1, core::ptr::null_mut());
-        }
-        v[i] = value.cast_mut();
-        0
-    })
+    key_values()[i].set(value.cast_mut());
+    0
 }
 
 /// `pthread_getspecific(key)`: the calling thread's value.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn pthread_getspecific(key: ::libc::pthread_key_t) -> *mut c_void {
-    switch::with(|s| s.me().keys.get(key as usize).copied().unwrap_or(core::ptr::null_mut()))
+    key_values().get(key as usize).map_or(core::ptr::null_mut(), Cell::get)
+}
+
+#[cfg(test)]
+mod affinity_tests {
+    use super::*;
+
+    #[test]
+    fn the_one_cpu_is_counted_and_only_it_may_be_chosen() {
+        // SAFETY: cpu_set_t is plain bits; the sets are live locals.
+        unsafe {
+            let mut set: ::libc::cpu_set_t = core::mem::zeroed();
+            let size = size_of::<::libc::cpu_set_t>();
+            assert_eq!(sched_getaffinity(0, size, &mut set), 0);
+            assert_eq!(__sched_cpucount(size, &set), 1);
+            assert_eq!(sched_setaffinity(0, size, &set), 0);
+            let none: ::libc::cpu_set_t = core::mem::zeroed();
+            assert_eq!(sched_setaffinity(0, size, &none), -1);
+            assert_eq!(sched_getcpu(), 0);
+        }
+    }
 }

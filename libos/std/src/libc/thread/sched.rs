@@ -98,8 +98,6 @@ pub struct Thread {
     pub joiner: Option<usize>,
     /// Its name (`pthread_setname_np`), NUL-padded, at most 15 bytes.
     pub name: [u8; 16],
-    /// Its values of the `pthread_key_create` keys.
-    pub keys: Vec<*mut c_void>,
     /// Its `__cxa_thread_atexit_impl` destructors, run last first.
     pub dtors: Vec<Dtor>,
     /// Its start routine and argument, until it starts.
@@ -120,7 +118,6 @@ impl Thread {
             detached: false,
             joiner: None,
             name,
-            keys: Vec::new(),
             dtors: Vec::new(),
             start: None,
             retval: core::ptr::null_mut(),

@@ -360,6 +360,8 @@ pub fn spawn(start: Start, arg: *mut c_void, stack_size: usize) -> Result<usize,
     let added = if super::futex::guest::reserve(threads) {
         with(|s| {
             let id = s.next_id();
+            // SAFETY: tcb is the fresh area made above.
+            unsafe { super::set_id(tcb as usize, id) };
             let name = s.me().name;
             let mut t = Thread::new(id, tcb as usize, name);
             t.rsp = rsp;

@@ -36,7 +36,7 @@ pub(super) unsafe fn word<'a, T>(p: *mut T, i: usize) -> &'a AtomicU32 {
 
 /// The calling thread's number (never 0).
 pub(super) fn me() -> u32 {
-    super::switch::with(|s| s.me().id)
+    super::current_id()
 }
 
 /// Sleeps while `w` holds `value`, until `deadline` (absolute, on the
