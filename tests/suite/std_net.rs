@@ -369,6 +369,32 @@ fn unanswered_arp_is_ehostunreach_and_icmp_port_unreachable_econnrefused() {
     );
 }
 
+/// Records on `link` the TCP segments the guest sends to 10.0.0.1:`port`
+/// until the returned function is called, which gives their payloads in
+/// order (empty ones left out).
+fn capture_payloads(link: Link, port: u16) -> impl FnOnce() -> Vec<Vec<u8>> {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let capture = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            while !stop.load(Relaxed) {
+                got.extend(link.segments_to([10, 0, 0, 1], Duration::from_millis(100)));
+            }
+            got
+        })
+    };
+    move || {
+        stop.store(true, Relaxed);
+        let got = capture.join().unwrap();
+        got.into_iter()
+            .filter(|s| s.dport == port && !s.payload.is_empty())
+            .map(|s| s.payload)
+            .collect()
+    }
+}
+
 #[test]
 fn sendmsg_and_writev_send_their_buffers_as_one_write() {
     let ns = namespace("stdnet-gather");
@@ -385,19 +411,9 @@ fn sendmsg_and_writev_send_their_buffers_as_one_write() {
         s.write_all(b"ok").unwrap();
         (small, big)
     });
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let capture = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut got = Vec::new();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                got.extend(link.segments_to([10, 0, 0, 1], Duration::from_millis(100)));
-            }
-            got
-        })
-    };
+    let capture = capture_payloads(link, 7007);
     let out = ns.tender(&guest_args("gather"));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let data = capture();
     out.assert_ok();
     assert_eq!(out.stdout, "sendmsg: 12\nwritev: 102404\ndone\n", "{out:#?}");
     let (small, big) = server.join().unwrap();
@@ -405,13 +421,6 @@ fn sendmsg_and_writev_send_their_buffers_as_one_write() {
     assert!(big.starts_with(b"HEAD") && big[4..].iter().all(|&b| b == b'x'));
     // On the wire: the three buffers of sendmsg in one segment, and the
     // head of writev with the body's start, not each buffer alone.
-    let data: Vec<Vec<u8>> = capture
-        .join()
-        .unwrap()
-        .into_iter()
-        .filter(|s| s.dport == 7007 && !s.payload.is_empty())
-        .map(|s| s.payload)
-        .collect();
     assert_eq!(data.first().map(Vec::as_slice), Some(&b"header: body"[..]), "{data:?}");
     let head = data.iter().find(|p| p.starts_with(b"HEAD")).expect("writev's segment");
     assert!(head.len() > 4, "writev's head went alone: {} bytes", head.len());
@@ -435,20 +444,10 @@ fn small_writes_leave_together_when_the_writer_blocks_and_before_exit() {
         let last = s.read_exact(&mut bye).map(|()| bye);
         (burst, last.map_err(|e| e.kind()))
     });
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let capture = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut got = Vec::new();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                got.extend(link.segments_to([10, 0, 0, 1], Duration::from_millis(100)));
-            }
-            got
-        })
-    };
+    let capture = capture_payloads(link, 7008);
     let out = ns.tender(&guest_args("burst"));
     let (burst, last) = server.join().unwrap();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let data = capture();
     out.assert_ok();
     assert_eq!(out.stdout, "burst: sent\n", "{out:#?}");
     let want: Vec<u8> = (0..16u8).flat_map(|k| [b'a' + k, b'+', b'O', b'K', b'\n']).collect();
@@ -456,12 +455,5 @@ fn small_writes_leave_together_when_the_writer_blocks_and_before_exit() {
     assert_eq!(last, Ok(*b"bye"), "the write before exit did not leave");
     // On the wire: the sixteen writes (Nagle off) in one segment, sent
     // when the writer blocked in its read, not one segment per write.
-    let data: Vec<Vec<u8>> = capture
-        .join()
-        .unwrap()
-        .into_iter()
-        .filter(|s| s.dport == 7008 && !s.payload.is_empty())
-        .map(|s| s.payload)
-        .collect();
     assert_eq!(data.first().map(Vec::as_slice), Some(&want[..]), "{data:?}");
 }

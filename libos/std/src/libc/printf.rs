@@ -245,9 +245,10 @@ struct Spec {
     prec: Option<usize>,
 }
 
-/// Length modifiers, by the size of the argument they name.
+/// Length modifiers, by the size of the argument they name (for scanf:
+/// of what the argument points to).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Len {
+pub(super) enum Len {
     Char,
     Short,
     Int,

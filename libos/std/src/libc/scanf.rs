@@ -17,7 +17,7 @@
 //! (`%1$d`), hexadecimal floating-point input, `%m` allocation, wide
 //! characters (`%lc`, `%ls`, `%l[`): each an error (-1, `EINVAL`).
 
-use super::printf::{Args, VaList, variadic};
+use super::printf::{Args, Len, VaList, variadic};
 use super::{c_char, c_int};
 
 /// Why scanning stopped early.
@@ -179,16 +179,6 @@ fn f64_to_x87(v: f64) -> (u64, u16) {
         0x7ff => ((1 << 63) | (frac << 11), sign | 0x7fff),
         _ => ((1 << 63) | (frac << 11), sign | (exp - 1023 + 16383) as u16),
     }
-}
-
-/// Lengths, by the size of what the argument points to.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Len {
-    Char,
-    Short,
-    Int,
-    Long,
-    LongDouble,
 }
 
 /// Scans `input` by `fmt` into the pointers in `args`: the number of
