@@ -5,14 +5,16 @@
 #   std-http (axum, tokio)     wrk, GET of a 1 KiB and a 1 MiB file
 #   mini-redis-server          redis-benchmark -t set,get, -P 1 and -P 16
 #   std-echo (std threads)     64-byte round trips on 16 connections, and
-#                              a 64 MiB stream echoed on 1 connection
+#                              a stream echoed on 1 connection for as
+#                              long (MiB/s of bytes that came back)
 #
 # The set-up is `nabla bench http`'s (tools/src/bench/net.rs): the clients
 # run in a client namespace; the guest is behind a tap there (the tender
 # runs in that namespace), the native program behind a veth in a namespace
-# of its own, both links with MTU 1500. The native programs run on one CPU
-# (taskset), tokio's with one worker thread (TOKIO_WORKER_THREADS=1), as
-# the guest has one CPU and its threads are green threads on it.
+# of its own, both links with MTU 1500. Both servers run on the same one
+# CPU (taskset -c 1: the tender, and the native program with tokio's one
+# worker thread, TOKIO_WORKER_THREADS=1), as the guest has one CPU and its
+# threads are green threads on it; the clients get the rest.
 #
 # Each round runs every client once against each server, alternating which
 # goes first; the figures are medians over the rounds. It prints, for every
@@ -83,8 +85,10 @@ trap cleanup EXIT
 # The load generator for std-echo: a std program, compiled here.
 cat > "$work/echo-load.rs" <<'RS'
 //! echo-load ADDR rr CONNS SECS: 64-byte round trips on CONNS connections
-//! for SECS seconds; echo-load ADDR bulk BYTES: BYTES echoed on one
-//! connection, written and read at once; echo-load ADDR idle N: N
+//! for SECS seconds; echo-load ADDR bulk SECS: one connection written
+//! (256 KiB writes) for SECS seconds from one thread and read from
+//! another until the server's EOF, every byte checked to come back;
+//! echo-load ADDR idle N: N
 //! connections held open, sending nothing, until killed ("ready" once all
 //! are connected).
 use std::io::{Read, Write};
@@ -128,19 +132,20 @@ fn main() {
         let p = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
         println!("rr {:.1} per_s p50_us {:.1} p99_us {:.1}", lat.len() as f64 / took, p(0.5), p(0.99));
     } else {
-        let bytes: usize = a[3].parse().unwrap();
+        let secs: u64 = a[3].parse().unwrap();
         let mut s = TcpStream::connect(&addr).unwrap();
         let mut w = s.try_clone().unwrap();
         let t0 = Instant::now();
+        let end = t0 + Duration::from_secs(secs);
         let writer = std::thread::spawn(move || {
             let chunk = vec![b'x'; 256 * 1024];
-            let mut left = bytes;
-            while left > 0 {
-                let n = left.min(chunk.len());
-                w.write_all(&chunk[..n]).unwrap();
-                left -= n;
+            let mut sent = 0usize;
+            while Instant::now() < end {
+                w.write_all(&chunk).unwrap();
+                sent += chunk.len();
             }
             w.shutdown(std::net::Shutdown::Write).unwrap();
+            sent
         });
         let mut buf = vec![0u8; 256 * 1024];
         let mut got = 0usize;
@@ -149,9 +154,10 @@ fn main() {
             if n == 0 { break; }
             got += n;
         }
-        writer.join().unwrap();
-        assert_eq!(got, bytes, "echoed bytes");
-        println!("bulk {:.1} MiB_per_s", bytes as f64 / 1048576.0 / t0.elapsed().as_secs_f64());
+        let took = t0.elapsed().as_secs_f64();
+        let sent = writer.join().unwrap();
+        assert_eq!(got, sent, "echoed bytes");
+        println!("bulk {:.1} MiB_per_s", got as f64 / 1048576.0 / took);
     }
 }
 RS
@@ -202,7 +208,7 @@ start() {
         else
             opts+=(--mem 1024)
         fi
-        ip netns exec "$CLIENT" target/release/tender "${opts[@]}" "$GUESTS/$prog" "$@" \
+        ip netns exec "$CLIENT" taskset -c 1 target/release/tender "${opts[@]}" "$GUESTS/$prog" "$@" \
             > "$work/$prog.$side.log" 2>&1 &
     else
         ip=$NATIVE_IP
@@ -313,8 +319,8 @@ for round in $(seq "$ROUNDS"); do
         out=$(in_client "$work/echo-load" "$ip:7" rr 16 "$SECS")
         record "std-echo 64 B round trips (16 connections)" "$side" rate "$(echo "$out" | awk '{print $2}')"
         record "std-echo 64 B round trips (16 connections)" "$side" p99 "$(echo "$out" | awk '{print $7}' | awk '{printf "%.3f", $1 / 1000}')"
-        out=$(in_client "$work/echo-load" "$ip:7" bulk $((64 << 20)))
-        record "std-echo 64 MiB stream (MiB/s)" "$side" rate "$(echo "$out" | awk '{print $2}')"
+        out=$(in_client "$work/echo-load" "$ip:7" bulk "$SECS")
+        record "std-echo stream (MiB/s)" "$side" rate "$(echo "$out" | awk '{print $2}')"
         stop
     done
 done
