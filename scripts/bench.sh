@@ -76,7 +76,7 @@ scripts/bench-std-net.sh --idle 200 5 3
 echo
 scripts/bench-std-net.sh --idle 900 5 3
 echo
-# std-echo's 64 MiB stream and round trips alone, 5 rounds (issue 13 item
+# std-echo's stream and round trips alone, 5 rounds (issue 13 item
 # 5; docs/performance.md, "Receive window").
 BENCH_STD_ROWS=echo scripts/bench-std-net.sh 5 5
 echo
