@@ -145,7 +145,8 @@ fn metadata_reports_kind_size_time_and_the_read_only_attribute() {
     for line in [
         "file is_file=true is_dir=false len=12 readonly=false mode=100644",
         &format!("mtime={HELLO_MTIME}"),
-        "ok created (no birth time): Unsupported",
+        "created hello known=true",
+        "ok created root (no entry): Unsupported",
         "dir is_file=false is_dir=true mode=40755",
         "root is_dir=true",
         "symlink is_symlink=false len=12",
@@ -374,6 +375,10 @@ fn modification_times_are_set_kept_and_rounded_as_fat_keeps_them() {
         "ok set_modified dir",
         "dir mtime=Ok(1500000000)",
         "written now=true",
+        "created now=true",
+        "timed created now=true",
+        "created by fd same=true",
+        "created dir by fd known=true",
     ] {
         assert!(s.contains(line), "{line}: {s}");
     }

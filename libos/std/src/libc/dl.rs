@@ -23,6 +23,7 @@ const PROBED: &[(&[u8], *const ())] = &[
     (b"getrandom", super::random::getrandom as *const ()),
     (b"getentropy", super::random::getentropy as *const ()),
     (b"renameat2", super::file::rename::renameat2 as *const ()),
+    (b"statx", super::file::statx::statx as *const ()),
     (b"clock_nanosleep", super::time::clock_nanosleep as *const ()),
     (b"accept4", super::socket::accept4 as *const ()),
     (b"pipe2", super::pipe::pipe2 as *const ()),

@@ -171,7 +171,13 @@ fn meta() {
     );
     let t = m.modified().unwrap().duration_since(UNIX_EPOCH).unwrap().as_secs();
     println!("mtime={t}");
-    expect_err("created (no birth time)", m.created(), ErrorKind::Unsupported);
+    // FAT keeps a creation time in every entry: statx's birth time.
+    println!("created hello known={}", m.created().is_ok());
+    expect_err(
+        "created root (no entry)",
+        fs::metadata("/").and_then(|m| m.created()),
+        ErrorKind::Unsupported,
+    );
     let d = check("metadata dir", fs::metadata("/docs")).unwrap();
     println!("dir is_file={} is_dir={} mode={:o}", d.is_file(), d.is_dir(), d.permissions().mode());
     let r = check("metadata root", fs::metadata("/")).unwrap();
@@ -495,6 +501,25 @@ fn times() {
     fs::write("/NOW.TXT", b"now").unwrap();
     let now = std::time::SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
     println!("written now={}", t("/NOW.TXT").map(|m| now.abs_diff(m) <= 4).unwrap_or(false));
+    // Created now, and the creation time stays when the modification time
+    // is set: by path and through a descriptor alike.
+    let born = |p: &str| {
+        fs::metadata(p)
+            .and_then(|m| m.created())
+            .map(|t| t.duration_since(UNIX_EPOCH).unwrap().as_secs())
+    };
+    println!("created now={}", born("/NOW.TXT").map(|c| now.abs_diff(c) <= 4).unwrap_or(false));
+    println!(
+        "timed created now={}",
+        born("/TIMED.TXT").map(|c| now.abs_diff(c) <= 4).unwrap_or(false)
+    );
+    let by_fd = File::open("/TIMED.TXT")
+        .and_then(|f| f.metadata())
+        .and_then(|m| m.created())
+        .map(|t| t.duration_since(UNIX_EPOCH).unwrap().as_secs());
+    println!("created by fd same={}", by_fd.is_ok() && by_fd.ok() == born("/TIMED.TXT").ok());
+    let dir = File::open("/docs").and_then(|d| d.metadata()).and_then(|m| m.created());
+    println!("created dir by fd known={}", dir.is_ok());
 }
 
 fn longnames() {

@@ -14,6 +14,7 @@
 //! * [`times`]: `utimensat`, `futimens`;
 //! * [`sendfile`]: `sendfile64`, a copy from a file to any descriptor;
 //! * [`statfs`]: `statvfs`, `fstatvfs`, `statfs`, `fstatfs`;
+//! * [`statx`]: `statx`, `stat` with FAT's creation time as the birth time;
 //! * [`proc`]: `/proc`, synthesized from the guest's own figures;
 //! * [`refused`]: what FAT cannot do: links, permissions beyond the
 //!   read-only attribute, owners, special files.
@@ -30,6 +31,7 @@ pub mod remove;
 pub mod rename;
 pub mod sendfile;
 pub mod statfs;
+pub mod statx;
 pub mod times;
 pub mod truncate;
 

@@ -725,8 +725,8 @@ pub unsafe extern "C" fn pthread_attr_getguardsize(
 /// number, 1 for the main thread), and the calls crates make this way
 /// rather than through their C functions, answered by those functions:
 /// `getrandom` (the getrandom crate 0.2, and ring through it),
-/// `clock_gettime`, `getpid`, `sched_yield`. Anything else is `ENOSYS`,
-/// which std handles (e.g. `statx` falls back to `stat64`). Declared with
+/// `clock_gettime`, `getpid`, `sched_yield`, `statx`. Anything else is
+/// `ENOSYS`, which std handles (it falls back to the older call). Declared with
 /// six integer arguments: on x86_64 a variadic call passes them in the
 /// same registers.
 #[cfg_attr(not(test), unsafe(no_mangle))]
@@ -736,7 +736,7 @@ pub extern "C" fn syscall(
     a2: usize,
     a3: usize,
     a4: usize,
-    _a5: usize,
+    a5: usize,
     a6: usize,
 ) -> ::libc::c_long {
     match number {
@@ -765,6 +765,17 @@ pub extern "C" fn syscall(
         // SAFETY: the C contract of clock_gettime(2): a2 writable.
         ::libc::SYS_clock_gettime => ::libc::c_long::from(unsafe {
             super::time::clock_gettime(a1 as ::libc::clockid_t, a2 as *mut ::libc::timespec)
+        }),
+        // SAFETY: the C contract of statx(2): a2 a string or null, a5
+        // writable or null.
+        ::libc::SYS_statx => ::libc::c_long::from(unsafe {
+            super::file::statx::statx(
+                a1 as c_int,
+                a2 as *const ::libc::c_char,
+                a3 as c_int,
+                a4 as ::libc::c_uint,
+                a5 as *mut ::libc::statx,
+            )
         }),
         ::libc::SYS_getpid => ::libc::c_long::from(super::process::getpid()),
         ::libc::SYS_sched_yield => ::libc::c_long::from(sched_yield()),
