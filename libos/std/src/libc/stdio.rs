@@ -478,6 +478,23 @@ impl File {
         }
     }
 
+    /// The next byte without taking it (`scanf`): `None` at end of file
+    /// or on an error.
+    pub(super) fn peek_byte(&mut self) -> Option<u8> {
+        let b = self.get()?;
+        // SAFETY: get took the byte before read_ptr, in the buffer.
+        self.read_ptr = unsafe { self.read_ptr.sub(1) };
+        Some(b)
+    }
+
+    /// Takes the byte `peek_byte` returned.
+    pub(super) fn take_byte(&mut self) {
+        if self.unread() > 0 {
+            // SAFETY: read_ptr < read_end.
+            self.read_ptr = unsafe { self.read_ptr.add(1) };
+        }
+    }
+
     /// `lseek` on the descriptor, or the stream in memory.
     fn seek(&mut self, offset: i64, whence: c_int) -> i64 {
         match &mut self.mem {
@@ -662,6 +679,17 @@ unsafe fn with<R>(f: *mut File, op: impl FnOnce(&mut File) -> R) -> Option<R> {
 }
 
 /// A [`super::printf::Sink`] into a stream.
+/// Runs `op` on the stream, locked (`scanf`); `None` with `EBADF` for a
+/// NULL stream.
+///
+/// # Safety
+///
+/// `f` is NULL or an open stream.
+pub unsafe fn with_locked<R>(f: *mut File, op: impl FnOnce(&mut File) -> R) -> Option<R> {
+    // SAFETY: the caller's contract.
+    unsafe { with(f, op) }
+}
+
 struct StreamSink<'a> {
     f: &'a mut File,
     /// An unbuffered stream collects the whole output, written at once.
