@@ -164,7 +164,7 @@ impl Mem {
                 }
                 s as isize
             }
-            Store::Grow { p, cap, len, .. } => {
+            Store::Grow { p, cap, len, publish } => {
                 let Some(need) = self.pos.checked_add(b.len()).and_then(|n| n.checked_add(1))
                 else {
                     super::set_errno(::libc::ENOMEM);
@@ -187,6 +187,12 @@ impl Mem {
                 unsafe { core::ptr::copy_nonoverlapping(b.as_ptr(), p.add(self.pos), b.len()) };
                 self.pos += b.len();
                 *len = (*len).max(self.pos);
+                if publish.is_some() {
+                    // glibc's memstream ends the string where the write
+                    // ended (after a seek back, what followed is cut).
+                    // SAFETY: pos < cap (need above).
+                    unsafe { *p.add(self.pos) = 0 };
+                }
                 b.len() as isize
             }
         }
