@@ -1,5 +1,7 @@
-//! `sscanf` and `vsscanf` (and glibc's `__isoc99_` names, which its
-//! headers call), for C code that parses strings: the variadic entry
+//! `sscanf`, `vsscanf`, `fscanf`, `vfscanf`, `scanf`, `vscanf` (and
+//! glibc's `__isoc99_` names, which its headers call), for C code that
+//! parses strings and streams (a stream a byte at a time, as glibc's:
+//! see [`Input`]): the variadic entry
 //! points are [`super::printf`]'s assembly stubs, the arguments the
 //! pointers the `va_list` holds.
 //!

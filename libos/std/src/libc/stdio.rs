@@ -5,7 +5,9 @@
 //! (`fseek`, `fseeko`, `ftell`, `ftello`, `rewind`, `fgetpos`, `fsetpos`),
 //! state (`feof`, `ferror`, `clearerr`, `fileno`), buffering (`fflush`,
 //! `setvbuf`, `setbuf`, `setlinebuf`), locking (`flockfile`,
-//! `funlockfile`, `ftrylockfile`), `perror`, and glibc's `__uflow` and
+//! `funlockfile`, `ftrylockfile`), `perror`, streams in memory
+//! (`fmemopen`, `open_memstream`, `tmpfile`: [`Mem`]), `freopen`, `popen`
+//! (`ENOSYS`: no processes) and `pclose`, and glibc's `__uflow` and
 //! `__overflow` that its headers' inline `getc_unlocked` and
 //! `putc_unlocked` call. The `printf` family writing to a stream is in
 //! [`super::printf`].
