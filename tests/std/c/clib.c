@@ -80,6 +80,10 @@ static void formats(void)
     sprintf(buf, "%Lf %Lg %.3Le", (long double)1.5, (long double)1e20,
             (long double)-0.25);
     printf("c: long double %s\n", buf);
+    long double third = 1.0L / 3;
+    sprintf(buf, "%.20Lf %Lg %.25Le %La %.3La %Le %Lg", third, third, third,
+            third, (long double)1.5, 1e4000L, 1e-4000L);
+    printf("c: long double beyond double %s\n", buf);
     int count = 0;
     printf("c: %%n counts%n", &count);
     printf(" %d\n", count);
