@@ -80,6 +80,10 @@ static void formats(void)
     sprintf(buf, "%Lf %Lg %.3Le", (long double)1.5, (long double)1e20,
             (long double)-0.25);
     printf("c: long double %s\n", buf);
+    long double third = 1.0L / 3;
+    sprintf(buf, "%.20Lf %Lg %.25Le %La %.3La %Le %Lg", third, third, third,
+            third, (long double)1.5, 1e4000L, 1e-4000L);
+    printf("c: long double beyond double %s\n", buf);
     int count = 0;
     printf("c: %%n counts%n", &count);
     printf(" %d\n", count);
@@ -280,9 +284,92 @@ static void rwlocks(void)
     printf("c: rwlock: try and timed forms as glibc\n");
 }
 
+/* Positional printf arguments, streams in memory, fscanf on streams,
+ * freopen: the same lines as under glibc. */
+static void more_streams(const char *dir)
+{
+    char buf[256];
+    fmt(buf, sizeof buf, "%3$s %1$d %2$.2f %1$x|%2$*4$.1f|%4$-*1$d|", 25, 2.5,
+        "third", 7);
+    printf("c: positional %s\n", buf);
+    fmt(buf, sizeof buf, "%2$d %d %d|%y%5.2hh|", 1, 2);
+    printf("c: positional mixed %s\n", buf);
+
+    char mem[16] = "xxxxxxxxxxxxxxx";
+    FILE *f = fmemopen(mem, 8, "w");
+    CHECK(f != NULL);
+    fprintf(f, "%d-%d", 12, 34);
+    fflush(f);
+    printf("c: fmemopen \"%s\" at %ld\n", mem, ftell(f));
+    int full = fputs("overflowing", f) >= 0 && fflush(f) == 0;
+    printf("c: fmemopen full: flushed %d, \"%.8s\", error %d\n", full, mem,
+           ferror(f) != 0);
+    fclose(f);
+    f = fmemopen("17 0x1f 2.5e3 word rest", 23, "r");
+    int a = 0;
+    unsigned x = 0;
+    double d = 0;
+    char word[8] = "";
+    int n = -1;
+    int got = fscanf(f, "%d %x %lf %7s%n", &a, &x, &d, word, &n);
+    printf("c: fscanf %d: %d %u %g \"%s\" %d, then '%c'\n", got, a, x, d, word,
+           n, fgetc(f));
+    got = fscanf(f, "%d", &a);
+    printf("c: fscanf of a mismatch %d, left '%c'\n", got, fgetc(f));
+    fclose(f);
+    f = fmemopen("-x 0xg nanq", 11, "r");
+    got = fscanf(f, "%d", &a);
+    printf("c: fscanf sign only %d, left '%c'\n", got, fgetc(f));
+    got = fscanf(f, "%x", &x);
+    printf("c: fscanf 0x %d %u, left '%c'\n", got, x, fgetc(f));
+    got = fscanf(f, "%lf", &d);
+    printf("c: fscanf nan %d, left %d\n", got, fgetc(f));
+    printf("c: fscanf at the end %d\n", fscanf(f, "%d", &a));
+    fclose(f);
+
+    char *p = NULL;
+    size_t size = 0;
+    f = open_memstream(&p, &size);
+    CHECK(f != NULL);
+    for (int i = 0; i < 1000; i++)
+        fprintf(f, "%d,", i);
+    fflush(f);
+    printf("c: open_memstream %zu bytes, \"%.12s\"\n", size, p);
+    fseek(f, 4, SEEK_SET);
+    fputs("!", f);
+    fclose(f);
+    printf("c: open_memstream after a seek %zu \"%.12s\"\n", size, p);
+    free(p);
+
+    f = tmpfile();
+    CHECK(f != NULL);
+    fprintf(f, "temporary %d\n", 5);
+    rewind(f);
+    fgets(buf, sizeof buf, f);
+    printf("c: tmpfile gave %s", buf);
+    fclose(f);
+
+    f = fopen(in_dir(dir, "reopened.txt"), "w");
+    CHECK(f != NULL);
+    fputs("first\n", f);
+    f = freopen(in_dir(dir, "reopened.txt"), "a+", f);
+    CHECK(f != NULL);
+    fputs("second\n", f);
+    rewind(f);
+    int lines = 0;
+    while (fgets(buf, sizeof buf, f))
+        lines++;
+    printf("c: freopen: %d lines, last %s", lines, buf);
+    errno = 0;
+    CHECK(freopen(in_dir(dir, "no/such/dir"), "r", f) == NULL);
+    printf("c: freopen of a missing path: errno %d\n", errno);
+    unlink(in_dir(dir, "reopened.txt"));
+}
+
 int clib_run(const char *dir)
 {
     formats();
+    more_streams(dir);
     files(dir);
     rwlocks();
     fprintf(stderr, "c: to stderr %d %s\n", 2, "unbuffered");

@@ -1,5 +1,7 @@
-//! `sscanf` and `vsscanf` (and glibc's `__isoc99_` names, which its
-//! headers call), for C code that parses strings: the variadic entry
+//! `sscanf`, `vsscanf`, `fscanf`, `vfscanf`, `scanf`, `vscanf` (and
+//! glibc's `__isoc99_` names, which its headers call), for C code that
+//! parses strings and streams (a stream a byte at a time, as glibc's:
+//! see [`Input`]): the variadic entry
 //! points are [`super::printf`]'s assembly stubs, the arguments the
 //! pointers the `va_list` holds.
 //!
@@ -17,6 +19,8 @@
 //! (`%1$d`), hexadecimal floating-point input, `%m` allocation, wide
 //! characters (`%lc`, `%ls`, `%l[`): each an error (-1, `EINVAL`).
 
+use alloc::vec::Vec;
+
 use super::printf::{Args, Len, VaList, variadic};
 use super::{c_char, c_int};
 
@@ -30,27 +34,147 @@ enum Stop {
     Unsupported,
 }
 
+/// What is scanned: a string, or a stream (locked by the caller).
+enum Src<'a> {
+    Str(&'a [u8]),
+    Stream(&'a mut super::stdio::File),
+}
+
 /// The input and how far it has been read.
+///
+/// A stream is read as glibc's `vfscanf` reads it: a byte at a time,
+/// each one that can continue the field taken, the first that cannot
+/// left in the stream (glibc's one `ungetc`); what a conversion took and
+/// could not use is gone (`%x` of `0xg` takes `0x`).
 struct Input<'a> {
-    s: &'a [u8],
+    src: Src<'a>,
+    /// Bytes taken so far (`%n`).
     at: usize,
+    /// A stream's field, as read.
+    field: Vec<u8>,
 }
 
 impl Input<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.s.get(self.at).copied()
+    fn peek(&mut self) -> Option<u8> {
+        match &mut self.src {
+            Src::Str(s) => s.get(self.at).copied(),
+            Src::Stream(f) => f.peek_byte(),
+        }
+    }
+
+    /// Takes the byte `peek` returned.
+    fn bump(&mut self) {
+        if let Src::Stream(f) = &mut self.src {
+            f.take_byte();
+        }
+        self.at += 1;
     }
 
     fn skip_space(&mut self) {
         while self.peek().is_some_and(|b| b.is_ascii_whitespace()) {
-            self.at += 1;
+            self.bump();
         }
     }
 
-    /// The next at most `width` bytes.
-    fn field(&self, width: usize) -> &[u8] {
-        let rest = &self.s[self.at..];
-        &rest[..rest.len().min(width)]
+    /// The next at most `width` bytes: of a string, all of them (the
+    /// conversion takes what it uses, [`Input::consume`]); of a stream,
+    /// those `accept` takes one by one (given the field so far), taken
+    /// from the stream.
+    fn field(&mut self, width: usize, accept: &dyn Fn(&[u8], u8) -> bool) -> &[u8] {
+        match &mut self.src {
+            Src::Str(s) => {
+                let rest = &s[self.at..];
+                &rest[..rest.len().min(width)]
+            }
+            Src::Stream(f) => {
+                self.field.clear();
+                while self.field.len() < width {
+                    let Some(b) = f.peek_byte() else { break };
+                    if !accept(&self.field, b) || self.field.try_reserve(1).is_err() {
+                        break;
+                    }
+                    f.take_byte();
+                    self.field.push(b);
+                }
+                self.at += self.field.len();
+                &self.field
+            }
+        }
+    }
+
+    /// A conversion used `used` of its field's bytes: a string moves on
+    /// by as many; a stream has taken the field already, and a rest
+    /// other than an unfinished exponent (`1e+`) or hexadecimal prefix
+    /// (`0x`) is a matching failure (glibc's `infin`): false then.
+    fn consume(&mut self, used: usize) -> bool {
+        match self.src {
+            Src::Str(_) => {
+                self.at += used;
+                true
+            }
+            Src::Stream(_) => matches!(
+                &self.field[used.min(self.field.len())..],
+                b"" | b"x" | b"X" | b"e" | b"E" | b"e+" | b"e-" | b"E+" | b"E-"
+            ),
+        }
+    }
+}
+
+/// Whether `c` can continue `p` as an integer in `base` (0: by its
+/// prefix) for a stream's field.
+fn int_continues(p: &[u8], base: u32, c: u8) -> bool {
+    if p.is_empty() && (c == b'+' || c == b'-') {
+        return true;
+    }
+    let body = if matches!(p.first(), Some(b'+' | b'-')) { &p[1..] } else { p };
+    if (base == 16 || base == 0) && body == b"0" && (c == b'x' || c == b'X') {
+        return true;
+    }
+    let hex = body.len() >= 2 && matches!(body[1], b'x' | b'X');
+    let base = match base {
+        0 if hex => 16,
+        0 if body.first() == Some(&b'0') => 8,
+        0 => 10,
+        b => b,
+    };
+    digit(c, base).is_some()
+}
+
+/// Whether `c` can continue `p` as a decimal floating-point number,
+/// `inf`, `infinity` or `nan`, for a stream's field.
+fn float_continues(p: &[u8], c: u8) -> bool {
+    if p.is_empty() && (c == b'+' || c == b'-') {
+        return true;
+    }
+    let body = if matches!(p.first(), Some(b'+' | b'-')) { &p[1..] } else { p };
+    for word in [&b"infinity"[..], b"nan"] {
+        if body.len() < word.len()
+            && body.eq_ignore_ascii_case(&word[..body.len()])
+            && c.eq_ignore_ascii_case(&word[body.len()])
+        {
+            return true;
+        }
+    }
+    if body.first().is_some_and(u8::is_ascii_alphabetic) {
+        // Inside `nan`, `inf` or `infinity` glibc takes the byte that
+        // does not match (no pushback: the field fails with it taken);
+        // after a whole `inf` a byte other than `i` stays.
+        let within =
+            |word: &[u8]| body.len() < word.len() && body.eq_ignore_ascii_case(&word[..body.len()]);
+        return (matches!(body.len(), 1 | 2) && (within(b"nan") || within(b"inf")))
+            || ((4..8).contains(&body.len()) && within(b"infinity"));
+    }
+    if body == b"0" && (c == b'x' || c == b'X') {
+        // A hexadecimal number: taken, then refused (not supported).
+        return true;
+    }
+    match body.iter().position(|&b| b == b'e' || b == b'E') {
+        None => {
+            c.is_ascii_digit()
+                || (c == b'.' && !body.contains(&b'.'))
+                || ((c == b'e' || c == b'E') && body.iter().any(u8::is_ascii_digit))
+        }
+        Some(k) => c.is_ascii_digit() || (k + 1 == body.len() && (c == b'+' || c == b'-')),
     }
 }
 
@@ -190,8 +314,33 @@ fn f64_to_x87(v: f64) -> (u64, u16) {
 /// the right type for each assigning conversion.
 pub unsafe fn scan(input: *const c_char, fmt: *const c_char, args: &mut Args) -> c_int {
     // SAFETY: the caller's contract.
-    let (s, fmt) = unsafe { (super::c_str(input), super::c_str(fmt)) };
-    let mut inp = Input { s, at: 0 };
+    let s = unsafe { super::c_str(input) };
+    // SAFETY: the caller's contract.
+    unsafe { scan_from(Input { src: Src::Str(s), at: 0, field: Vec::new() }, fmt, args) }
+}
+
+/// Scans a stream as `vfscanf`: see [`scan`].
+///
+/// # Safety
+///
+/// `fmt` is a NUL-terminated string; `args` as `scan`'s.
+pub unsafe fn scan_stream(
+    f: &mut super::stdio::File,
+    fmt: *const c_char,
+    args: &mut Args,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { scan_from(Input { src: Src::Stream(f), at: 0, field: Vec::new() }, fmt, args) }
+}
+
+/// [`scan`] of any input.
+///
+/// # Safety
+///
+/// As `scan`'s.
+unsafe fn scan_from(mut inp: Input<'_>, fmt: *const c_char, args: &mut Args) -> c_int {
+    // SAFETY: the caller's contract.
+    let fmt = unsafe { super::c_str(fmt) };
     let mut assigned: c_int = 0;
     let mut converted = false;
     let mut i = 0;
@@ -210,7 +359,7 @@ pub unsafe fn scan(input: *const c_char, fmt: *const c_char, args: &mut Args) ->
                 if inp.peek() != Some(c) {
                     break 'scan Stop::Matching;
                 }
-                inp.at += 1;
+                inp.bump();
                 i += 1;
                 continue;
             }
@@ -253,7 +402,7 @@ pub unsafe fn scan(input: *const c_char, fmt: *const c_char, args: &mut Args) ->
                 b'%' => {
                     match inp.peek() {
                         None => break 'scan Stop::Input,
-                        Some(b'%') => inp.at += 1,
+                        Some(b'%') => inp.bump(),
                         Some(_) => break 'scan Stop::Matching,
                     }
                     continue;
@@ -281,10 +430,13 @@ pub unsafe fn scan(input: *const c_char, fmt: *const c_char, args: &mut Args) ->
                         b'o' => (8, false),
                         _ => (16, false),
                     };
-                    let Some((v, neg, used)) = integer(inp.field(width), base, signed) else {
+                    let f = inp.field(width, &|p, c| int_continues(p, base, c));
+                    let Some((v, neg, used)) = integer(f, base, signed) else {
                         break 'scan Stop::Matching;
                     };
-                    inp.at += used;
+                    if !inp.consume(used) {
+                        break 'scan Stop::Matching;
+                    }
                     converted = true;
                     if !suppress {
                         let v = if neg { v.wrapping_neg() } else { v };
@@ -297,10 +449,18 @@ pub unsafe fn scan(input: *const c_char, fmt: *const c_char, args: &mut Args) ->
                     }
                 }
                 b'f' | b'F' | b'e' | b'E' | b'g' | b'G' | b'a' | b'A' => {
-                    let Some((v, used)) = float(inp.field(width)) else {
+                    let stream = matches!(inp.src, Src::Stream(_));
+                    let f = inp.field(width, &float_continues);
+                    let body = if matches!(f.first(), Some(b'+' | b'-')) { &f[1..] } else { f };
+                    if stream && body.len() > 1 && body[0] == b'0' && body[1] | 0x20 == b'x' {
+                        break 'scan Stop::Unsupported;
+                    }
+                    let Some((v, used)) = float(f) else {
                         break 'scan Stop::Matching;
                     };
-                    inp.at += used;
+                    if !inp.consume(used) {
+                        break 'scan Stop::Matching;
+                    }
                     converted = true;
                     if !suppress {
                         // SAFETY: a pointer to the float type len names.
@@ -324,19 +484,22 @@ pub unsafe fn scan(input: *const c_char, fmt: *const c_char, args: &mut Args) ->
                     if len == Len::Long {
                         break 'scan Stop::Unsupported;
                     }
-                    let field =
-                        inp.field(if conv == b'c' && width == usize::MAX { 1 } else { width });
-                    let n = match conv {
-                        b'c' => field.len(),
-                        b's' => field.iter().take_while(|b| !b.is_ascii_whitespace()).count(),
-                        _ => {
-                            let Some((set, end)) = scan_set(&fmt[i..]) else {
-                                break 'scan Stop::Unsupported;
-                            };
-                            i += end;
-                            field.iter().take_while(|&&b| set[usize::from(b)]).count()
-                        }
+                    let mut set = [true; 256];
+                    if conv == b'[' {
+                        let Some((s, end)) = scan_set(&fmt[i..]) else {
+                            break 'scan Stop::Unsupported;
+                        };
+                        i += end;
+                        set = s;
+                    }
+                    let width = if conv == b'c' && width == usize::MAX { 1 } else { width };
+                    let accept = |_: &[u8], b: u8| match conv {
+                        b'c' => true,
+                        b's' => !b.is_ascii_whitespace(),
+                        _ => set[usize::from(b)],
                     };
+                    let field = inp.field(width, &accept);
+                    let n = field.iter().take_while(|&&b| accept(&[], b)).count();
                     // A %c short of its width at the end of the input
                     // takes what there is (glibc's).
                     if n == 0 {
@@ -346,9 +509,7 @@ pub unsafe fn scan(input: *const c_char, fmt: *const c_char, args: &mut Args) ->
                             Stop::Input
                         };
                     }
-                    let start = inp.at;
-                    inp.at += n;
-                    let bytes = &s[start..start + n];
+                    let bytes = &field[..n];
                     converted = true;
                     if !suppress {
                         // SAFETY: a pointer to a buffer large enough (the
@@ -363,6 +524,7 @@ pub unsafe fn scan(input: *const c_char, fmt: *const c_char, args: &mut Args) ->
                         }
                         assigned += 1;
                     }
+                    inp.consume(n);
                 }
                 _ => break 'scan Stop::Unsupported,
             }
@@ -457,8 +619,68 @@ pub unsafe extern "C" fn __isoc99_vsscanf(
     unsafe { vsscanf(s, fmt, ap) }
 }
 
+/// `vfscanf(f, fmt, ap)`: as `vsscanf`, reading `f` as glibc's does (a
+/// byte at a time; the byte that ends a field stays in the stream, the
+/// bytes a failed field took are gone; see [`Input`]); `EOF` when the
+/// stream ends or fails before the first conversion.
+///
+/// # Safety
+///
+/// `f` is an open stream; `fmt` and `ap` as `vsscanf`'s.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn vfscanf(
+    f: *mut super::stdio::File,
+    fmt: *const c_char,
+    ap: VaList,
+) -> c_int {
+    // SAFETY: the caller's contract; the stream is locked meanwhile.
+    let r = unsafe { super::stdio::with_locked(f, |s| scan_stream(s, fmt, &mut Args::new(ap))) };
+    r.unwrap_or(::libc::EOF)
+}
+
+/// `__isoc99_vfscanf`: glibc headers' name for `vfscanf`.
+///
+/// # Safety
+///
+/// As `vfscanf`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn __isoc99_vfscanf(
+    f: *mut super::stdio::File,
+    fmt: *const c_char,
+    ap: VaList,
+) -> c_int {
+    // SAFETY: the same contract.
+    unsafe { vfscanf(f, fmt, ap) }
+}
+
+/// `vscanf(fmt, ap)`: `vfscanf` on `stdin`.
+///
+/// # Safety
+///
+/// As `vfscanf`'s `fmt` and `ap`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn vscanf(fmt: *const c_char, ap: VaList) -> c_int {
+    // SAFETY: stdin is an open stream; the rest is the caller's.
+    unsafe { vfscanf(super::stdio::stdin, fmt, ap) }
+}
+
+/// `__isoc99_vscanf`: glibc headers' name for `vscanf`.
+///
+/// # Safety
+///
+/// As `vscanf`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn __isoc99_vscanf(fmt: *const c_char, ap: VaList) -> c_int {
+    // SAFETY: the same contract.
+    unsafe { vscanf(fmt, ap) }
+}
+
 variadic!("sscanf", vsscanf, 2, "rdx");
 variadic!("__isoc99_sscanf", vsscanf, 2, "rdx");
+variadic!("fscanf", vfscanf, 2, "rdx");
+variadic!("__isoc99_fscanf", vfscanf, 2, "rdx");
+variadic!("scanf", vscanf, 1, "rsi");
+variadic!("__isoc99_scanf", vscanf, 1, "rsi");
 
 #[cfg(test)]
 mod tests {
@@ -467,7 +689,15 @@ mod tests {
 
     unsafe extern "C" {
         fn libos_std_test_sscanf(s: *const c_char, fmt: *const c_char, ...) -> c_int;
+        #[allow(improper_ctypes)]
+        fn libos_std_test_fscanf(
+            f: *mut super::super::stdio::File,
+            fmt: *const c_char,
+            ...
+        ) -> c_int;
         // The host C library's, to compare with.
+        #[link_name = "__isoc99_fscanf"]
+        fn host_fscanf(f: *mut ::libc::FILE, fmt: *const c_char, ...) -> c_int;
         #[link_name = "__isoc99_sscanf"]
         fn host_sscanf(s: *const c_char, fmt: *const c_char, ...) -> c_int;
     }
@@ -630,5 +860,105 @@ mod tests {
         // SAFETY: one int pointer.
         let n = unsafe { libos_std_test_sscanf(c"1".as_ptr(), c"%1$d".as_ptr(), &mut x) };
         assert_eq!((n, super::super::errno()), (-1, ::libc::EINVAL));
+    }
+
+    /// Random inputs as streams (fmemopen), scanned several times over
+    /// with formats of each kind, against glibc's fscanf on glibc's
+    /// fmemopen: the same counts, values, `%n`, and the same bytes left
+    /// in the stream after (glibc's one pushed-back byte).
+    #[test]
+    fn random_streams_scan_as_glibc() {
+        use super::super::stdio;
+        let alphabet = b" \t\n-+0x19aeEfF.ninfyz%[]";
+        let formats: [&core::ffi::CStr; 8] = [
+            c"%d%x %lf%n",
+            c"%i %31s%n",
+            c"%lf%lf%n",
+            c"%3c%2d%n",
+            c"%31[-+0-9a-f]%n%%",
+            c" %o%*s%lf%n",
+            c"in%lf%n",
+            c"%5lf%u%n",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..4000 {
+            let len = (next() % 30) as usize;
+            let mut input = [0u8; 32];
+            for b in &mut input[..len] {
+                *b = alphabet[(next() % alphabet.len() as u64) as usize];
+            }
+            let fmt = formats[(next() % formats.len() as u64) as usize];
+            if input.windows(2).any(|w| w[0] == b'0' && w[1] | 0x20 == b'x')
+                && fmt.to_bytes().contains(&b'f')
+            {
+                // Hexadecimal floating-point input: not supported.
+                continue;
+            }
+            // SAFETY: the streams read input's len bytes; the outputs
+            // match every format (a string or chars in the [u8; 32], its
+            // width at most 31), the same pointers in every position.
+            let (ours, host) = unsafe {
+                let a = stdio::fmemopen(input.as_mut_ptr().cast(), len, c"r".as_ptr());
+                let b = ::libc::fmemopen(input.as_mut_ptr().cast(), len, c"r".as_ptr());
+                let mut log = [std::vec::Vec::new(), std::vec::Vec::new()];
+                for _ in 0..3 {
+                    let mut o = (0i64, 0i64, 0f64, [0u8; 32], -1i32);
+                    let mut h = o;
+                    let x = libos_std_test_fscanf(
+                        a,
+                        fmt.as_ptr(),
+                        &mut o.0,
+                        &mut o.1,
+                        &mut o.2,
+                        &mut o.3,
+                        &mut o.4,
+                    );
+                    let y = host_fscanf(
+                        b,
+                        fmt.as_ptr(),
+                        &mut h.0,
+                        &mut h.1,
+                        &mut h.2,
+                        &mut h.3,
+                        &mut h.4,
+                    );
+                    log[0].push(format!(
+                        "{x} {:?} {:?} {:?} {:?} {}",
+                        o.0,
+                        o.1,
+                        o.2.to_bits(),
+                        o.3,
+                        o.4
+                    ));
+                    log[1].push(format!(
+                        "{y} {:?} {:?} {:?} {:?} {}",
+                        h.0,
+                        h.1,
+                        h.2.to_bits(),
+                        h.3,
+                        h.4
+                    ));
+                    // The byte the conversion left, then go on.
+                    log[0].push(format!("{}", stdio::fgetc(a)));
+                    log[1].push(format!("{}", ::libc::fgetc(b)));
+                }
+                stdio::fclose(a);
+                ::libc::fclose(b);
+                let [o, h] = log;
+                (o, h)
+            };
+            assert_eq!(
+                ours,
+                host,
+                "round {round} input {:?} format {fmt:?}",
+                std::string::String::from_utf8_lossy(&input[..len])
+            );
+        }
     }
 }

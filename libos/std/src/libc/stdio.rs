@@ -5,7 +5,9 @@
 //! (`fseek`, `fseeko`, `ftell`, `ftello`, `rewind`, `fgetpos`, `fsetpos`),
 //! state (`feof`, `ferror`, `clearerr`, `fileno`), buffering (`fflush`,
 //! `setvbuf`, `setbuf`, `setlinebuf`), locking (`flockfile`,
-//! `funlockfile`, `ftrylockfile`), `perror`, and glibc's `__uflow` and
+//! `funlockfile`, `ftrylockfile`), `perror`, streams in memory
+//! (`fmemopen`, `open_memstream`, `tmpfile`: [`Mem`]), `freopen`, `popen`
+//! (`ENOSYS`: no processes) and `pclose`, and glibc's `__uflow` and
 //! `__overflow` that its headers' inline `getc_unlocked` and
 //! `putc_unlocked` call. The `printf` family writing to a stream is in
 //! [`super::printf`].
@@ -89,6 +91,164 @@ pub struct File {
     /// The thread holding the lock (0: none) and how many times.
     owner: u32,
     depth: u32,
+    /// A stream in memory (`fmemopen`, `open_memstream`, `tmpfile`):
+    /// where its bytes go instead of a descriptor.
+    mem: Option<Box<Mem>>,
+}
+
+/// The bytes of a stream in memory and its position.
+#[derive(Debug)]
+struct Mem {
+    pos: usize,
+    store: Store,
+}
+
+/// Where a stream in memory keeps its bytes.
+#[derive(Debug)]
+enum Store {
+    /// `fmemopen`: the caller's buffer of `size` bytes (or one allocated
+    /// for the stream, `owned`), of which `end` are the contents
+    /// (glibc's `maxpos`).
+    Fixed { buf: *mut u8, size: usize, end: usize, owned: bool, append: bool },
+    /// `open_memstream` and `tmpfile`: a `malloc`ed buffer that grows,
+    /// `len` bytes of contents and a NUL after them (zeros up to `cap`);
+    /// `open_memstream` tells the program where it is and its size
+    /// (`publish`) at each flush.
+    Grow { p: *mut u8, cap: usize, len: usize, publish: Option<(*mut *mut c_char, *mut size_t)> },
+}
+
+impl Mem {
+    /// Reads at the position: the number of bytes (0 at the end).
+    fn read(&mut self, out: &mut [u8]) -> usize {
+        let (p, end) = match self.store {
+            Store::Fixed { buf, end, .. } => (buf, end),
+            Store::Grow { p, len, .. } => (p, len),
+        };
+        let n = end.saturating_sub(self.pos).min(out.len());
+        // SAFETY: pos + n <= end, inside the buffer.
+        unsafe { core::ptr::copy_nonoverlapping(p.add(self.pos), out.as_mut_ptr(), n) };
+        self.pos += n;
+        n
+    }
+
+    /// Writes at the position: the number of bytes taken (fewer when a
+    /// fixed buffer is full, 0 with `ENOSPC` when nothing fits; -1 with
+    /// `ENOMEM`).
+    fn write(&mut self, b: &[u8]) -> isize {
+        match &mut self.store {
+            Store::Fixed { buf, size, end, append, .. } => {
+                // glibc's fmemopen_write: a NUL after the data when it
+                // does not end with one, if it fits.
+                if *append {
+                    self.pos = *end;
+                }
+                let nul = usize::from((b.is_empty() || b[b.len() - 1] != 0) && *end < *size);
+                let mut s = b.len();
+                if self.pos + s + nul > *size {
+                    if self.pos + nul >= *size {
+                        super::set_errno(::libc::ENOSPC);
+                        return 0;
+                    }
+                    s = *size - self.pos - nul;
+                }
+                // SAFETY: pos + s <= size, inside the caller's buffer.
+                unsafe { core::ptr::copy_nonoverlapping(b.as_ptr(), buf.add(self.pos), s) };
+                self.pos += s;
+                if self.pos > *end {
+                    *end = self.pos;
+                    if *end < *size && nul == 1 {
+                        // SAFETY: end < size.
+                        unsafe { *buf.add(*end) = 0 };
+                    } else if !*append && nul == 1 {
+                        // SAFETY: size > 0 here (end < size held).
+                        unsafe { *buf.add(*size - 1) = 0 };
+                    }
+                }
+                s as isize
+            }
+            Store::Grow { p, cap, len, publish } => {
+                let Some(need) = self.pos.checked_add(b.len()).and_then(|n| n.checked_add(1))
+                else {
+                    super::set_errno(::libc::ENOMEM);
+                    return -1;
+                };
+                if need > *cap {
+                    let new = need.max(cap.saturating_mul(2)).max(64);
+                    // SAFETY: p is NULL or this stream's malloc'ed buffer.
+                    let q = unsafe { super::memory::realloc(p.cast(), new) }.cast::<u8>();
+                    if q.is_null() {
+                        super::set_errno(::libc::ENOMEM);
+                        return -1;
+                    }
+                    // SAFETY: the new part, zeroed (the NUL and what a
+                    // seek past the end leaves).
+                    unsafe { core::ptr::write_bytes(q.add(*cap), 0, new - *cap) };
+                    (*p, *cap) = (q, new);
+                }
+                // SAFETY: pos + len(b) < cap.
+                unsafe { core::ptr::copy_nonoverlapping(b.as_ptr(), p.add(self.pos), b.len()) };
+                self.pos += b.len();
+                *len = (*len).max(self.pos);
+                if publish.is_some() {
+                    // glibc's memstream ends the string where the write
+                    // ended (after a seek back, what followed is cut).
+                    // SAFETY: pos < cap (need above).
+                    unsafe { *p.add(self.pos) = 0 };
+                }
+                b.len() as isize
+            }
+        }
+    }
+
+    /// Moves the position: the new one, or -1 with `EINVAL` (before the
+    /// start; past a fixed buffer's size).
+    fn seek(&mut self, offset: i64, whence: c_int) -> i64 {
+        let (end, limit) = match self.store {
+            Store::Fixed { end, size, .. } => (end, size),
+            Store::Grow { len, .. } => (len, isize::MAX as usize),
+        };
+        let base = match whence {
+            ::libc::SEEK_SET => 0,
+            ::libc::SEEK_CUR => self.pos as i64,
+            ::libc::SEEK_END => end as i64,
+            _ => return super::fail(::libc::EINVAL).into(),
+        };
+        match base.checked_add(offset).and_then(|at| usize::try_from(at).ok()) {
+            Some(at) if at <= limit => {
+                self.pos = at;
+                at as i64
+            }
+            _ => super::fail(::libc::EINVAL).into(),
+        }
+    }
+
+    /// Tells an `open_memstream` program where its bytes are: `*ptr` the
+    /// buffer (NUL-terminated), `*sizeloc` the smaller of the position
+    /// and the length, as glibc.
+    fn publish(&mut self) {
+        if let Store::Grow { p, len, publish: Some((ptr, sizeloc)), .. } = self.store {
+            // SAFETY: the pointers open_memstream was given stay valid
+            // while the stream is open (its contract).
+            unsafe {
+                *ptr = p.cast();
+                *sizeloc = self.pos.min(len);
+            }
+        }
+    }
+
+    /// Frees what the stream allocated (`open_memstream`'s buffer stays
+    /// the program's).
+    fn close(&mut self) {
+        match self.store {
+            // SAFETY: allocated by fmemopen for this stream.
+            Store::Fixed { buf, owned: true, .. } => unsafe { super::memory::free(buf.cast()) },
+            Store::Grow { p, publish: None, .. } => {
+                // SAFETY: tmpfile's buffer, this stream's alone.
+                unsafe { super::memory::free(p.cast()) }
+            }
+            _ => {}
+        }
+    }
 }
 
 impl File {
@@ -113,6 +273,7 @@ impl File {
             pending: 0,
             owner: 0,
             depth: 0,
+            mem: None,
         }
     }
 
@@ -144,6 +305,13 @@ impl File {
         unsafe { self.buf.as_mut_ptr().add(HEAD) }
     }
 
+    /// Points the glibc read pointers nowhere (the buffer is gone).
+    fn reset_read_pointers(&mut self) {
+        let null = core::ptr::null_mut();
+        (self.read_ptr, self.read_end, self.read_base) = (null, null, null);
+        (self.buf_base, self.buf_end) = (null, null);
+    }
+
     /// Drops buffered input.
     fn reset_read(&mut self) {
         let d = self.data();
@@ -163,8 +331,11 @@ impl File {
     /// Writes `bytes` to the descriptor, all of it; false on an error.
     fn write_fd(&mut self, mut bytes: &[u8]) -> bool {
         while !bytes.is_empty() {
-            // SAFETY: bytes is readable for its length.
-            let n = unsafe { super::fd::write(self.fd, bytes.as_ptr().cast(), bytes.len()) };
+            let n = match &mut self.mem {
+                Some(m) => m.write(bytes),
+                // SAFETY: bytes is readable for its length.
+                None => unsafe { super::fd::write(self.fd, bytes.as_ptr().cast(), bytes.len()) },
+            };
             if n <= 0 {
                 self.flags |= ERR_SEEN;
                 return false;
@@ -176,14 +347,17 @@ impl File {
 
     /// Writes out what is pending.
     fn flush_out(&mut self) -> bool {
-        if self.pending == 0 {
-            return true;
+        let ok = self.pending == 0 || {
+            let n = core::mem::take(&mut self.pending);
+            let data = core::mem::take(&mut self.buf);
+            let ok = self.write_fd(&data[HEAD..HEAD + n]);
+            self.buf = data;
+            ok
+        };
+        if let Some(m) = &mut self.mem {
+            // open_memstream's pointer and size, at each flush.
+            m.publish();
         }
-        let n = self.pending;
-        self.pending = 0;
-        let data = core::mem::take(&mut self.buf);
-        let ok = self.write_fd(&data[HEAD..HEAD + n]);
-        self.buf = data;
         ok
     }
 
@@ -193,7 +367,7 @@ impl File {
     fn drop_input(&mut self) {
         let unread = self.unread();
         if unread > 0 {
-            super::fd::lseek64(self.fd, -(unread as i64), ::libc::SEEK_CUR);
+            self.seek(-(unread as i64), ::libc::SEEK_CUR);
         }
         if !self.buf.is_empty() {
             self.reset_read();
@@ -280,8 +454,12 @@ impl File {
         self.reset_read();
         let cap = self.cap();
         let d = self.data();
-        // SAFETY: d has cap writable bytes.
-        let n = unsafe { super::fd::read(self.fd, d.cast(), cap) };
+        let n = match &mut self.mem {
+            // SAFETY: d has cap writable bytes.
+            Some(m) => m.read(unsafe { core::slice::from_raw_parts_mut(d, cap) }) as isize,
+            // SAFETY: d has cap writable bytes.
+            None => unsafe { super::fd::read(self.fd, d.cast(), cap) },
+        };
         if n < 0 {
             self.flags |= ERR_SEEN;
             return false;
@@ -308,10 +486,35 @@ impl File {
         }
     }
 
+    /// The next byte without taking it (`scanf`): `None` at end of file
+    /// or on an error.
+    pub(super) fn peek_byte(&mut self) -> Option<u8> {
+        let b = self.get()?;
+        // SAFETY: get took the byte before read_ptr, in the buffer.
+        self.read_ptr = unsafe { self.read_ptr.sub(1) };
+        Some(b)
+    }
+
+    /// Takes the byte `peek_byte` returned.
+    pub(super) fn take_byte(&mut self) {
+        if self.unread() > 0 {
+            // SAFETY: read_ptr < read_end.
+            self.read_ptr = unsafe { self.read_ptr.add(1) };
+        }
+    }
+
+    /// `lseek` on the descriptor, or the stream in memory.
+    fn seek(&mut self, offset: i64, whence: c_int) -> i64 {
+        match &mut self.mem {
+            Some(m) => m.seek(offset, whence),
+            None => super::fd::lseek64(self.fd, offset, whence),
+        }
+    }
+
     /// The stream's position: the descriptor's, less the input not yet
     /// read, plus the output not yet written.
     fn tell(&mut self) -> i64 {
-        let at = super::fd::lseek64(self.fd, 0, ::libc::SEEK_CUR);
+        let at = self.seek(0, ::libc::SEEK_CUR);
         if at < 0 {
             return -1;
         }
@@ -484,6 +687,17 @@ unsafe fn with<R>(f: *mut File, op: impl FnOnce(&mut File) -> R) -> Option<R> {
 }
 
 /// A [`super::printf::Sink`] into a stream.
+/// Runs `op` on the stream, locked (`scanf`); `None` with `EBADF` for a
+/// NULL stream.
+///
+/// # Safety
+///
+/// `f` is NULL or an open stream.
+pub unsafe fn with_locked<R>(f: *mut File, op: impl FnOnce(&mut File) -> R) -> Option<R> {
+    // SAFETY: the caller's contract.
+    unsafe { with(f, op) }
+}
+
 struct StreamSink<'a> {
     f: &'a mut File,
     /// An unbuffered stream collects the whole output, written at once.
@@ -616,6 +830,265 @@ pub unsafe extern "C" fn fdopen(fd: c_int, mode: *const c_char) -> *mut File {
     new_stream(fd, r, w)
 }
 
+/// A new stream in memory, on the list of open streams.
+fn new_mem_stream(r: bool, w: bool, pos: usize, store: Store) -> *mut File {
+    let mut file = File::new(-1, r, w, false, Mode::Full);
+    file.mem = Some(Box::new(Mem { pos, store }));
+    let f = Box::into_raw(Box::new(file));
+    // SAFETY: see all(); nothing here switches threads.
+    unsafe { (*OPEN.0.get()).push(f) };
+    f
+}
+
+/// `fmemopen(buf, size, mode)`: a stream over the `size` bytes at `buf`
+/// (NULL: `size` zeroed bytes of its own, freed by `fclose`), as glibc's
+/// (2.22 on): `r` reads all `size` bytes, `w` starts empty, `a` at the
+/// first NUL; a write puts a NUL after the data when it fits, `ENOSPC`
+/// past the end; a seek may go up to `size`. `fileno` is -1.
+///
+/// # Safety
+///
+/// `mode` is a NUL-terminated string; `buf` is NULL or `size` bytes
+/// readable and writable while the stream is open.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn fmemopen(
+    buf: *mut c_void,
+    size: size_t,
+    mode: *const c_char,
+) -> *mut File {
+    // SAFETY: a NUL-terminated string.
+    let mode = unsafe { super::c_str(mode) };
+    let Some((_, r, w)) = parse_mode(mode) else {
+        super::set_errno(::libc::EINVAL);
+        return core::ptr::null_mut();
+    };
+    let owned = buf.is_null();
+    let buf = if owned {
+        let p = super::memory::calloc(1, size.max(1));
+        if p.is_null() {
+            super::set_errno(::libc::ENOMEM);
+            return core::ptr::null_mut();
+        }
+        p.cast::<u8>()
+    } else {
+        buf.cast::<u8>()
+    };
+    let append = mode[0] == b'a';
+    let end = match mode[0] {
+        // SAFETY: buf has size readable bytes.
+        b'a' => (0..size).find(|&k| unsafe { *buf.add(k) } == 0).unwrap_or(size),
+        b'w' => 0,
+        _ => size,
+    };
+    let pos = if append { end } else { 0 };
+    new_mem_stream(r, w, pos, Store::Fixed { buf, size, end, owned, append })
+}
+
+/// `open_memstream(ptr, sizeloc)`: a stream that writes into a growing
+/// `malloc`ed buffer; each flush (and `fclose`) sets `*ptr` to it (NUL
+/// after the contents) and `*sizeloc` to the smaller of the position and
+/// the length. The buffer is the program's to `free` after `fclose`.
+/// Write-only, as glibc's.
+///
+/// # Safety
+///
+/// `ptr` and `sizeloc` are writable while the stream is open.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn open_memstream(ptr: *mut *mut c_char, sizeloc: *mut size_t) -> *mut File {
+    if ptr.is_null() || sizeloc.is_null() {
+        super::set_errno(::libc::EINVAL);
+        return core::ptr::null_mut();
+    }
+    let cap = 64;
+    let p = super::memory::calloc(1, cap).cast::<u8>();
+    if p.is_null() {
+        super::set_errno(::libc::ENOMEM);
+        return core::ptr::null_mut();
+    }
+    let f = new_mem_stream(
+        false,
+        true,
+        0,
+        Store::Grow { p, cap, len: 0, publish: Some((ptr, sizeloc)) },
+    );
+    // SAFETY: a stream just made; the pointers are writable (contract).
+    if let Some(m) = unsafe { &mut (*f).mem } {
+        m.publish();
+    }
+    f
+}
+
+/// `tmpfile()`: a temporary file for reading and writing (`w+`). It is
+/// kept in the guest's memory, not on a disk (a guest may have none, and
+/// nothing else could open it: it has no name): it is gone at `fclose`
+/// or exit, as on Linux, and `fileno` is -1 (`EBADF`). See docs/std.md.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn tmpfile() -> *mut File {
+    new_mem_stream(
+        true,
+        true,
+        0,
+        Store::Grow { p: core::ptr::null_mut(), cap: 0, len: 0, publish: None },
+    )
+}
+
+/// `tmpfile64()`: as `tmpfile`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn tmpfile64() -> *mut File {
+    tmpfile()
+}
+
+/// `freopen(path, mode, f)`: flushes and closes what `f` was on and
+/// opens `path` with `mode` on the same `FILE` (whose descriptor keeps
+/// its number, as glibc's: `freopen("log", "w", stdout)` sends
+/// descriptor 1 to the file). With `path` NULL, the mode of the same
+/// descriptor changes (it must allow it, `EINVAL`; a stream in memory:
+/// `EBADF`). On failure the stream is closed and NULL returned, as C
+/// says.
+///
+/// # Safety
+///
+/// `path` is NULL or a NUL-terminated string, `mode` one; `f` an open
+/// stream.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn freopen(
+    path: *const c_char,
+    mode: *const c_char,
+    f: *mut File,
+) -> *mut File {
+    // SAFETY: a NUL-terminated string.
+    let parsed = parse_mode(unsafe { super::c_str(mode) });
+    // SAFETY: the caller's contract.
+    let r = unsafe {
+        with(f, |s| {
+            s.flush_out();
+            s.drop_input();
+            let old = s.fd;
+            let in_memory = s.mem.take().map(|mut m| {
+                m.publish();
+                m.close();
+            });
+            s.readable = false;
+            s.writable = false;
+            s.buf = Vec::new();
+            s.pending = 0;
+            s.flags = MAGIC;
+            s.reset_read_pointers();
+            let Some((flags, r, w)) = parsed else {
+                if old >= 0 {
+                    super::fd::close(old);
+                }
+                s.fd = -1;
+                return Err(::libc::EINVAL);
+            };
+            let fd = if path.is_null() {
+                if in_memory.is_some() {
+                    return Err(::libc::EBADF);
+                }
+                let have = super::fd::fcntl(old, ::libc::F_GETFL, 0);
+                let acc = have & ::libc::O_ACCMODE;
+                if have < 0 || (r && acc == ::libc::O_WRONLY) || (w && acc == ::libc::O_RDONLY) {
+                    let e = if have < 0 { super::errno() } else { ::libc::EINVAL };
+                    super::fd::close(old);
+                    s.fd = -1;
+                    return Err(e);
+                }
+                let append = (flags & ::libc::O_APPEND) as usize;
+                super::fd::fcntl(
+                    old,
+                    ::libc::F_SETFL,
+                    (have & !::libc::O_APPEND) as usize | append,
+                );
+                old
+            } else {
+                if old >= 0 {
+                    super::fd::close(old);
+                }
+                // SAFETY: path is a NUL-terminated string.
+                let fd = super::file::open64(path, flags, 0o666);
+                if fd < 0 {
+                    s.fd = -1;
+                    return Err(super::errno());
+                }
+                if old >= 0 && fd != old {
+                    // Keep the number the stream had (glibc's dup3).
+                    if super::fd::dup2(fd, old) < 0 {
+                        let e = super::errno();
+                        super::fd::close(fd);
+                        s.fd = -1;
+                        return Err(e);
+                    }
+                    super::fd::close(fd);
+                    old
+                } else {
+                    fd
+                }
+            };
+            s.fd = fd;
+            s.readable = r;
+            s.writable = w;
+            if !s.fixed {
+                s.mode = Mode::Full;
+            }
+            Ok(())
+        })
+    };
+    match r {
+        Some(Ok(())) => f,
+        Some(Err(e)) => {
+            super::set_errno(e);
+            core::ptr::null_mut()
+        }
+        None => core::ptr::null_mut(),
+    }
+}
+
+/// `freopen64`: as `freopen`.
+///
+/// # Safety
+///
+/// As `freopen`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn freopen64(
+    path: *const c_char,
+    mode: *const c_char,
+    f: *mut File,
+) -> *mut File {
+    // SAFETY: the same contract.
+    unsafe { freopen(path, mode, f) }
+}
+
+/// `popen(command, mode)`: NULL with `ENOSYS`. A guest cannot start a
+/// process; glibc's `popen` fails with the error of the `posix_spawn`
+/// it starts the shell with, and libos-std's `posix_spawn` says
+/// `ENOSYS` (as std's `Command`). A bad mode is `EINVAL` first, as
+/// glibc.
+///
+/// # Safety
+///
+/// `mode` is a NUL-terminated string.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn popen(_command: *const c_char, mode: *const c_char) -> *mut File {
+    // SAFETY: a NUL-terminated string.
+    let mode = unsafe { super::c_str(mode) };
+    let ok = matches!(mode.first(), Some(b'r' | b'w')) && mode[1..].iter().all(|&c| c == b'e');
+    super::set_errno(if ok { ::libc::ENOSYS } else { ::libc::EINVAL });
+    core::ptr::null_mut()
+}
+
+/// `pclose(f)`: no stream comes from `popen`; one from elsewhere is
+/// closed and `fclose`'s result returned, as glibc's `pclose` does with
+/// a stream that has no process.
+///
+/// # Safety
+///
+/// `f` is an open stream, not used again.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn pclose(f: *mut File) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { fclose(f) }
+}
+
 /// `fclose(f)`: flushes, closes the descriptor, frees the stream (the
 /// three standard ones stay allocated, their descriptor closed). `EOF` if
 /// the flush or the close failed.
@@ -630,12 +1103,19 @@ pub unsafe extern "C" fn fclose(f: *mut File) -> c_int {
         with(f, |s| {
             let ok = s.flush_out();
             s.drop_input();
-            (ok, s.fd, s.fixed)
+            let fd = if let Some(mut m) = s.mem.take() {
+                m.publish();
+                m.close();
+                -1
+            } else {
+                s.fd
+            };
+            (ok, fd, s.fixed)
         })
     }) else {
         return ::libc::EOF;
     };
-    let closed = super::fd::close(fd) == 0;
+    let closed = fd < 0 || super::fd::close(fd) == 0;
     if fixed {
         // SAFETY: a standard stream: it stays, unusable.
         unsafe {
@@ -668,6 +1148,9 @@ pub unsafe extern "C" fn fflush(f: *mut File) -> c_int {
         with(f, |s| {
             let ok = s.flush_out();
             s.drop_input();
+            if let Some(m) = &mut s.mem {
+                m.publish();
+            }
             ok
         })
     } {
@@ -1125,7 +1608,7 @@ pub unsafe extern "C" fn fseeko(f: *mut File, offset: i64, whence: c_int) -> c_i
             }
             let offset =
                 if whence == ::libc::SEEK_CUR { offset - s.unread() as i64 } else { offset };
-            let at = super::fd::lseek64(s.fd, offset, whence);
+            let at = s.seek(offset, whence);
             if at < 0 {
                 return -1;
             }
@@ -1258,7 +1741,11 @@ pub unsafe extern "C" fn clearerr(f: *mut File) {
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn fileno(f: *mut File) -> c_int {
     // SAFETY: the caller's contract.
-    unsafe { with(f, |s| s.fd) }.unwrap_or(-1)
+    match unsafe { with(f, |s| s.fd) } {
+        // A stream in memory has none, as glibc's fmemopen.
+        Some(-1) => super::fail(::libc::EBADF),
+        r => r.unwrap_or(-1),
+    }
 }
 
 /// `flockfile(f)`: takes the stream's lock (recursive) for a sequence of
@@ -1443,6 +1930,118 @@ mod tests {
             assert_eq!(fclose(inp), 0);
             assert_eq!(super::super::fd::close(w), 0);
             assert_eq!(fputs(c"x".as_ptr(), core::ptr::null_mut()), ::libc::EOF);
+        }
+    }
+    /// The same calls on streams in memory, with `$m`'s functions (this
+    /// C library's or the host's glibc's): what each returned, and the
+    /// buffers' bytes after.
+    macro_rules! memory_scenario {
+        ($m:ident, $free:path) => {{
+            use std::format;
+            let mut log = std::vec::Vec::new();
+            // SAFETY: the buffers outlive their streams; the strings are
+            // NUL-terminated.
+            unsafe {
+                let mut b = [b'x'; 16];
+                b[2] = 0;
+                let f = $m::fmemopen(b.as_mut_ptr().cast(), 10, c"r".as_ptr());
+                let mut r = [0u8; 32];
+                let n = $m::fread(r.as_mut_ptr().cast(), 1, 32, f);
+                log.push(format!("r {n} {:?} eof {} tell {}", &r[..n], $m::feof(f), $m::ftell(f)));
+                log.push(format!("close {}", $m::fclose(f)));
+                let mut b = [b'x'; 16];
+                let f = $m::fmemopen(b.as_mut_ptr().cast(), 8, c"w".as_ptr());
+                log.push(format!("w {} {}", $m::fputs(c"hello".as_ptr(), f), $m::fflush(f)));
+                log.push(format!("{b:?}"));
+                log.push(format!("full {} {}", $m::fputs(c"world".as_ptr(), f), $m::fflush(f)));
+                log.push(format!("{b:?} err {}", $m::ferror(f)));
+                $m::fclose(f);
+                let mut b = *b"abc\0zzzzzzzzzzzz";
+                let f = $m::fmemopen(b.as_mut_ptr().cast(), 8, c"a+".as_ptr());
+                log.push(format!("a tell {}", $m::ftell(f)));
+                $m::fputs(c"de".as_ptr(), f);
+                $m::rewind(f);
+                let n = $m::fread(r.as_mut_ptr().cast(), 1, 32, f);
+                log.push(format!("a+ {:?} {}", &r[..n], $m::fclose(f)));
+                log.push(format!("{b:?}"));
+                let mut b = *b"abcdef\0zzzzzzzzz";
+                let f = $m::fmemopen(b.as_mut_ptr().cast(), 8, c"r+".as_ptr());
+                $m::fgets(r.as_mut_ptr().cast(), 3, f);
+                $m::fputs(c"XY".as_ptr(), f);
+                log.push(format!("r+ {:?} {:?} {}", &r[..3], b, $m::ftell(f)));
+                log.push(format!(
+                    "seek {} {} {} {} {}",
+                    $m::fseek(f, 9, ::libc::SEEK_SET),
+                    $m::fseek(f, 8, ::libc::SEEK_SET),
+                    $m::fseek(f, -3, ::libc::SEEK_END),
+                    $m::ftell(f),
+                    $m::fgetc(f),
+                ));
+                $m::fclose(f);
+                let f = $m::fmemopen(core::ptr::null_mut(), 8, c"w+".as_ptr());
+                $m::fputs(c"1234".as_ptr(), f);
+                $m::rewind(f);
+                let n = $m::fread(r.as_mut_ptr().cast(), 1, 32, f);
+                log.push(format!("null {:?} {}", &r[..n], $m::fclose(f)));
+                let mut p: *mut c_char = core::ptr::null_mut();
+                let mut sz: size_t = 99;
+                let f = $m::open_memstream(&mut p, &mut sz);
+                $m::fputs(c"hi 42".as_ptr(), f);
+                $m::fflush(f);
+                log.push(format!("ms {:?} {sz}", core::ffi::CStr::from_ptr(p)));
+                $m::fseek(f, 1, ::libc::SEEK_SET);
+                $m::fflush(f);
+                log.push(format!("ms {:?} {sz}", core::ffi::CStr::from_ptr(p)));
+                for _ in 0..300 {
+                    $m::fputs(c"ZZZZ".as_ptr(), f);
+                }
+                log.push(format!("ms {}", $m::fclose(f)));
+                let text = core::ffi::CStr::from_ptr(p).to_bytes();
+                log.push(format!("ms {} {sz} {:?}", text.len(), &text[..8]));
+                $free(p.cast());
+                let f = $m::tmpfile();
+                $m::fputs(c"temporary\nfile".as_ptr(), f);
+                log.push(format!("tmp tell {}", $m::ftell(f)));
+                $m::fseek(f, 3, ::libc::SEEK_SET);
+                $m::fputs(c"P".as_ptr(), f);
+                $m::rewind(f);
+                let n = $m::fread(r.as_mut_ptr().cast(), 1, 32, f);
+                log.push(format!("tmp {:?} {}", &r[..n], $m::fclose(f)));
+            }
+            log
+        }};
+    }
+
+    #[test]
+    fn memory_streams_behave_as_glibcs() {
+        let ours = memory_scenario!(self, super::super::memory::free);
+        let host = memory_scenario!(libc, libc::free);
+        assert_eq!(ours, host);
+    }
+
+    #[test]
+    fn memory_stream_oddities() {
+        // SAFETY: as memory_scenario!'s.
+        unsafe {
+            let f = tmpfile();
+            assert_eq!((fileno(f), super::super::errno()), (-1, ::libc::EBADF));
+            fclose(f);
+            assert!(popen(c"true".as_ptr(), c"r".as_ptr()).is_null());
+            assert_eq!(super::super::errno(), ::libc::ENOSYS);
+            assert!(popen(c"true".as_ptr(), c"rw".as_ptr()).is_null());
+            assert_eq!(super::super::errno(), ::libc::EINVAL);
+            // A write far past a growing buffer's end: ENOMEM, no wrap.
+            let f = tmpfile();
+            assert_eq!(fseeko(f, i64::MAX - 2, ::libc::SEEK_SET), 0);
+            assert_eq!(fputs(c"abcdefgh".as_ptr(), f), 1);
+            assert_eq!((fflush(f), super::super::errno()), (::libc::EOF, ::libc::ENOMEM));
+            fclose(f);
+            // A fixed buffer of 0 bytes takes nothing.
+            let f = fmemopen(core::ptr::null_mut(), 0, c"w".as_ptr());
+            assert!(!f.is_null());
+            assert_eq!(fputc(i32::from(b'a'), f), i32::from(b'a'));
+            assert_eq!(fflush(f), ::libc::EOF);
+            fclose(f);
         }
     }
 }
