@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -194,7 +195,13 @@ static void files(const char *dir)
     CHECK(fgetpos64(g, &p64) == 0 && fsetpos64(g, &p64) == 0);
     CHECK(fclose(g) == 0);
     CHECK(unlink(in_dir(dir, "clib.bin")) == 0);
-    CHECK(unlink(in_dir(dir, "clib.txt")) == 0);
+    /* remove: a file, then a directory; a missing name is ENOENT. */
+    CHECK(remove(in_dir(dir, "clib.txt")) == 0);
+    CHECK(mkdir(in_dir(dir, "clibdir"), 0755) == 0);
+    CHECK(remove(in_dir(dir, "clibdir")) == 0);
+    errno = 0;
+    CHECK(remove(in_dir(dir, "clibdir")) == -1);
+    printf("c: remove of a file and a directory, then of nothing: errno %d\n", errno);
 
     int fds[2];
     CHECK(pipe(fds) == 0);

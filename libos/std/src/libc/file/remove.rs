@@ -1,4 +1,4 @@
-//! Removing names: `unlink`, `rmdir`, `unlinkat`, over libos's FAT
+//! Removing names: `unlink`, `rmdir`, `unlinkat`, and C's `remove`, over libos's FAT
 //! (`FileSystem::remove_file`, which frees the file's whole cluster chain,
 //! and `remove_dir`, for empty directories).
 //!
@@ -88,6 +88,25 @@ pub unsafe extern "C" fn unlink(path: *const c_char) -> c_int {
 pub unsafe extern "C" fn rmdir(path: *const c_char) -> c_int {
     // SAFETY: the same contract.
     unsafe { unlinkat(::libc::AT_FDCWD, path, ::libc::AT_REMOVEDIR) }
+}
+
+/// C's `remove(path)`: as glibc's, `unlink`, and `rmdir` when that says
+/// the name is a directory (`EISDIR`); the error is the last call's.
+///
+/// # Safety
+///
+/// `path` is a NUL-terminated string.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn remove(path: *const c_char) -> c_int {
+    // SAFETY: the same contract.
+    if unsafe { unlink(path) } == 0 {
+        return 0;
+    }
+    if crate::libc::errno() != ::libc::EISDIR {
+        return -1;
+    }
+    // SAFETY: the same contract.
+    unsafe { rmdir(path) }
 }
 
 /// `unlinkat(dirfd, path, flags)`: `unlink`, or `rmdir` with
