@@ -453,6 +453,26 @@ fn mimalloc_as_the_global_allocator_agrees_with_the_native_workout() {
 }
 
 #[test]
+fn jemalloc_as_the_global_allocator_agrees_with_the_native_workout() {
+    // jemalloc (tests/std/src/bin/std-jemalloc.rs) initialises inside
+    // libos-std's first allocation: readlink("/etc/malloc.conf") and the
+    // /proc and /sys files it opens with syscall(SYS_open) are answered
+    // without allocating; it reserves memory, commits it with
+    // mmap(MAP_FIXED) over its own mappings and purges with madvise. The
+    // workout's checksums match the same code run here, at the default
+    // 64 MiB; the disk, not mounted while it initialises, works after.
+    let native: String = churn::report(20_000).into_iter().map(|l| l + "\n").collect();
+    let dir = TempDir::new("std-jemalloc");
+    let img = dir.path().join("disk.img");
+    std::fs::File::create(&img).unwrap().set_len(32 << 20).unwrap();
+    fat_tool("mkfs.fat", &["-F", "16", "--mbr=y", "-n", "TMP", img.to_str().unwrap()]);
+    let block = format!("storage={}", img.display());
+    let out = guest("std-jemalloc", &["--block", &block], &["20000"]);
+    out.assert_ok();
+    assert_eq!(out.stdout, native + "disk: after the allocator\n", "{out:#?}");
+}
+
+#[test]
 fn system_and_file_crates_see_the_guest_and_its_disk() {
     // sysinfo reads the synthesized /proc (meminfo, the process's stat,
     // status and statm, found by listing /proc); num_cpus and std count

@@ -71,6 +71,53 @@ unsafe fn normal_at(dirfd: c_int, path: *const c_char) -> Res<Normal> {
     path::normalise(&cwd, bytes)
 }
 
+/// What a path names, when that is decided without allocating: the
+/// calls that a global allocator makes while it initialises (`readlink`
+/// of `/etc/malloc.conf`, `open` of `/proc/sys/vm/overcommit_memory`)
+/// must not re-enter it.
+#[derive(Debug, PartialEq, Eq)]
+enum Quick {
+    /// Nothing is there (`ENOENT`): the path is on no disk (the program
+    /// has none, or the allocator is initialising and the disks are not
+    /// mounted yet).
+    Missing,
+    /// Not decided here: the allocating path layer decides.
+    Slow,
+}
+
+/// Decides what it can about `path` (relative to `dirfd`) without
+/// allocating; see [`Quick`].
+///
+/// # Safety
+///
+/// `path` is null or a NUL-terminated string.
+unsafe fn quick(dirfd: c_int, path: *const c_char) -> Res<Quick> {
+    if path.is_null() {
+        return Err(::libc::EFAULT);
+    }
+    // SAFETY: the caller guarantees a NUL-terminated string.
+    let bytes = unsafe { c_str(path) };
+    if bytes.first() != Some(&b'/') && dirfd != ::libc::AT_FDCWD {
+        return Ok(Quick::Slow);
+    }
+    let flat = match mounts::peek_cwd(|cwd| path::normalise_flat(cwd, bytes)) {
+        Ok(f) => f,
+        // The working directory and a relative path may together be
+        // longer than the path layer's limit, not Linux's.
+        Err(::libc::ENAMETOOLONG) => return Ok(Quick::Slow),
+        Err(e) => return Err(e),
+    };
+    Ok(match flat.first() {
+        None => Quick::Slow,
+        Some(b"proc") if proc::exists_flat(&flat) == Some(false) => Quick::Missing,
+        Some(b"proc") => Quick::Slow,
+        Some(_) if libos::block::count() == 0 || super::start::allocator_starting() => {
+            Quick::Missing
+        }
+        Some(_) => Quick::Slow,
+    })
+}
+
 /// What a path names, for the calls that change a directory (`unlink`,
 /// `rmdir`, `rename`, `truncate`, `utimensat`), resolved as Linux walks
 /// it: the parent must exist and be a directory (`ENOENT`, `ENOTDIR`)
@@ -298,6 +345,12 @@ pub unsafe extern "C" fn openat64(
     _mode: c_int,
 ) -> c_int {
     // SAFETY: the caller guarantees a NUL-terminated string.
+    match unsafe { quick(dirfd, path) } {
+        Err(e) => return fail(e),
+        Ok(Quick::Missing) if flags & ::libc::O_CREAT == 0 => return fail(::libc::ENOENT),
+        Ok(_) => {}
+    }
+    // SAFETY: the caller guarantees a NUL-terminated string.
     ret_int(unsafe { normal_at(dirfd, path) }.and_then(|n| open_normal(&n, flags)))
 }
 
@@ -376,6 +429,12 @@ pub unsafe extern "C" fn fstatat64(
         return unsafe { fd::fstat64(dirfd, st) };
     }
     // SAFETY: the caller guarantees a NUL-terminated string.
+    match unsafe { quick(dirfd, path) } {
+        Err(e) => return fail(e),
+        Ok(Quick::Missing) => return fail(::libc::ENOENT),
+        Ok(Quick::Slow) => {}
+    }
+    // SAFETY: the caller guarantees a NUL-terminated string.
     let r = unsafe { normal_at(dirfd, path) }.and_then(|n| stat_path(&n));
     // SAFETY: the caller guarantees st is writable.
     unsafe { put_stat(r, st) }
@@ -390,6 +449,12 @@ pub unsafe extern "C" fn fstatat64(
 /// `path` is a NUL-terminated string.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn access(path: *const c_char, mode: c_int) -> c_int {
+    // SAFETY: the caller guarantees a NUL-terminated string.
+    match unsafe { quick(::libc::AT_FDCWD, path) } {
+        Err(e) => return fail(e),
+        Ok(Quick::Missing) => return fail(::libc::ENOENT),
+        Ok(Quick::Slow) => {}
+    }
     // SAFETY: the caller guarantees a NUL-terminated string.
     let r = unsafe { normal_at(::libc::AT_FDCWD, path) }.and_then(|n| {
         let st = stat_path(&n)?;
@@ -519,7 +584,9 @@ pub unsafe extern "C" fn getcwd(buf: *mut c_char, size: size_t) -> *mut c_char {
 }
 
 /// `readlink(path, buf, size)`: there are no symbolic links (`EINVAL` for
-/// what exists, `ENOENT` for nothing).
+/// what exists, `ENOENT` for nothing). A global allocator calls it while it
+/// initialises (jemalloc, for `/etc/malloc.conf`): what [`quick`] decides
+/// is answered without allocating.
 ///
 /// # Safety
 ///
@@ -530,6 +597,12 @@ pub unsafe extern "C" fn readlink(
     _buf: *mut c_char,
     _size: size_t,
 ) -> ssize_t {
+    // SAFETY: the caller guarantees a NUL-terminated string.
+    match unsafe { quick(::libc::AT_FDCWD, path) } {
+        Err(e) => return fail_size(e),
+        Ok(Quick::Missing) => return fail_size(::libc::ENOENT),
+        Ok(Quick::Slow) => {}
+    }
     // SAFETY: the caller guarantees a NUL-terminated string.
     match unsafe { normal_at(::libc::AT_FDCWD, path) }.and_then(|n| stat_path(&n)) {
         Ok(_) => fail_size(::libc::EINVAL),

@@ -162,6 +162,30 @@ enum Entry {
 /// elsewhere, `Some(Err(ENOENT))` for nothing there.
 fn entry(n: &Normal) -> Option<Res<Entry>> {
     let parts: Vec<&str> = n.parts.iter().map(String::as_str).collect();
+    entry_of(&parts, n.dir)
+}
+
+/// Whether something is at the path `f` under `/proc` (`None` for a path
+/// elsewhere; `true` also for a file named as a directory, `ENOTDIR`),
+/// decided without allocating: what a global allocator may
+/// ask while it initialises.
+pub fn exists_flat(f: &super::path::Flat) -> Option<bool> {
+    let text = core::str::from_utf8(f.text()).ok()?;
+    let mut parts = [""; 4];
+    let mut count = 0;
+    for c in text.split('/').filter(|c| !c.is_empty()) {
+        if count == parts.len() {
+            // Deeper than anything here.
+            return (parts[0] == "proc").then_some(false);
+        }
+        parts[count] = c;
+        count += 1;
+    }
+    entry_of(&parts[..count], f.dir).map(|r| !matches!(r, Err(::libc::ENOENT)))
+}
+
+/// The entry at the path of components `parts` (`dir`: it ended in `/`).
+fn entry_of(parts: &[&str], dir: bool) -> Option<Res<Entry>> {
     let (first, rest) = parts.split_first()?;
     if *first != "proc" {
         return None;
@@ -183,7 +207,7 @@ fn entry(n: &Normal) -> Option<Res<Entry>> {
         _ => None,
     };
     Some(match found {
-        Some(Entry::File(_)) if n.dir => Err(::libc::ENOTDIR),
+        Some(Entry::File(_)) if dir => Err(::libc::ENOTDIR),
         Some(e) => Ok(e),
         None => Err(::libc::ENOENT),
     })
@@ -339,6 +363,27 @@ impl File for ProcFile {
 
 #[cfg(test)]
 mod tests {
+    use super::super::path::normalise_flat;
+
+    #[test]
+    fn what_exists_under_proc_is_told_without_allocating() {
+        let e = |p: &str| exists_flat(&normalise_flat("/", p.as_bytes()).unwrap());
+        assert_eq!(e("/proc/sys/vm/overcommit_memory"), Some(false));
+        assert_eq!(e("/proc/self/stat"), Some(true));
+        assert_eq!(e("/proc/1/status"), Some(true));
+        assert_eq!(e("/proc/meminfo/"), Some(true));
+        assert_eq!(e("/proc"), Some(true));
+        assert_eq!(e("/proc/a/b/c/d/e"), Some(false));
+        assert_eq!(e("/proc/nothing"), Some(false));
+        assert_eq!(e("/sys/kernel/mm/transparent_hugepage/enabled"), None);
+        assert_eq!(e("/etc/malloc.conf"), None);
+        // The same answers as the allocating lookup.
+        for p in ["/proc/self/stat", "/proc/x", "/proc/self/statm/", "/proc/cpuinfo", "/proc/"] {
+            let n = super::super::path::normalise("/", p.as_bytes()).unwrap();
+            assert_eq!(e(p), stat(&n).map(|r| !matches!(r, Err(::libc::ENOENT))), "{p}");
+        }
+    }
+
     use super::*;
 
     fn normal(p: &str) -> Normal {
