@@ -199,19 +199,17 @@ fn map(len: usize) -> *mut c_void {
 pub extern "C" fn mmap64(
     addr: *mut c_void,
     len: size_t,
-    _prot: c_int,
+    prot: c_int,
     flags: c_int,
-    _fd: c_int,
-    _off: i64,
+    fd: c_int,
+    off: i64,
 ) -> *mut c_void {
     if len == 0 {
         set_errno(::libc::EINVAL);
         return ::libc::MAP_FAILED;
     }
     if flags & ::libc::MAP_ANONYMOUS == 0 {
-        // Files cannot be mapped: there is no mmap behind the filter.
-        set_errno(::libc::ENODEV);
-        return ::libc::MAP_FAILED;
+        return map_file(len, prot, flags, fd, off);
     }
     if flags & ::libc::MAP_FIXED != 0 {
         return remap_fixed(addr, len);
@@ -222,6 +220,38 @@ pub extern "C" fn mmap64(
         return ::libc::MAP_FAILED;
     }
     p
+}
+
+/// A mapping of a file: only `/proc/self/exe`, the image file, which the
+/// tender mapped read-only: its pages are handed out in place, for
+/// reading (std's backtraces map it to read its symbols). Any other file
+/// is `ENODEV` (there is no `mmap` behind the filter), a writable or
+/// shared-writable mapping of the image `EACCES`, an unaligned offset
+/// `EINVAL`. `munmap` of it changes nothing (its pages are in no range of
+/// the table: "nothing mapped").
+fn map_file(len: usize, prot: c_int, flags: c_int, fd: c_int, off: i64) -> *mut c_void {
+    let image = super::fd::get(fd).ok().and_then(|o| super::file::proc::image_of(&*o.file));
+    let r = match image {
+        None => Err(::libc::ENODEV),
+        Some(_) if prot & ::libc::PROT_WRITE != 0 || flags & ::libc::MAP_FIXED != 0 => {
+            Err(::libc::EACCES)
+        }
+        Some(_) if off < 0 || !(off as usize).is_multiple_of(PAGE) => Err(::libc::EINVAL),
+        Some(image) => {
+            let off = off as usize;
+            // Past the end of the file, Linux maps pages that fault when
+            // touched; here the offset must start inside the file.
+            if off >= image.len() || len > image.len().next_multiple_of(PAGE) - off {
+                Err(::libc::ENXIO)
+            } else {
+                Ok(image[off..].as_ptr().cast_mut().cast::<c_void>())
+            }
+        }
+    };
+    r.unwrap_or_else(|e| {
+        set_errno(e);
+        ::libc::MAP_FAILED
+    })
 }
 
 /// `mmap(addr, len, ..., MAP_FIXED | MAP_ANONYMOUS, ...)`: new zeroed
