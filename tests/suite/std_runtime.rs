@@ -497,6 +497,76 @@ fn jemalloc_as_the_global_allocator_agrees_with_the_native_workout() {
     assert_eq!(out.stdout, native + "disk: after the allocator\n", "{out:#?}");
 }
 
+/// What Linux's `date` prints for the instant `t` in the time zone `tz`,
+/// in chrono's format of tests/std/src/bin/std-crates-files.rs.
+fn native_local_time(tz: &str, t: u64) -> String {
+    let out = Command::new("date")
+        .env("TZ", tz)
+        .args(["-d", &format!("@{t}"), "+%Y-%m-%d %H:%M:%S %z"])
+        .output()
+        .expect("date");
+    String::from_utf8(out.stdout).unwrap().trim_end().to_string()
+}
+
+#[test]
+fn image_fs_extra_dirs_and_chrono_run_on_the_disk_and_clock() {
+    // tests/std/src/bin/std-crates-files.rs: a PNG through memory and the
+    // FAT disk (image), a tree copied and removed (fs_extra), the user's
+    // directories from HOME (dirs), local time from a POSIX TZ string and
+    // from the time zone database on the guest's disk (chrono); each line
+    // what the same calls give on Linux.
+    let dir = TempDir::new("std-crates-files");
+    let img = dir.path().join("disk.img");
+    std::fs::File::create(&img).unwrap().set_len(32 << 20).unwrap();
+    let i = img.to_str().unwrap();
+    fat_tool("mkfs.fat", &["-F", "16", "--mbr=y", "-n", "TMP", i]);
+    let zone = "/usr/share/zoneinfo/Europe/Paris";
+    let has_tzdata = std::path::Path::new(zone).exists();
+    if has_tzdata {
+        for d in ["::/usr", "::/usr/share", "::/usr/share/zoneinfo", "::/usr/share/zoneinfo/Europe"]
+        {
+            fat_tool("mmd", &["-i", i, d]);
+        }
+        fat_tool("mcopy", &["-i", i, zone, &format!("::{zone}")]);
+    }
+    let block = format!("storage={}", img.display());
+    let posix = "CET-1CEST,M3.5.0,M10.5.0/3";
+    let tz = format!("TZ={posix}");
+    let out = guest(
+        "std-crates-files",
+        &["--block", &block, "--env", "HOME=/home/user", "--env", &tz],
+        &["/"],
+    );
+    out.assert_ok();
+    let expected = [
+        "image memory: png true round trip true".to_string(),
+        "image disk: 64x48 round trip true size matches true".into(),
+        "fs_extra copied bytes: 4008".into(),
+        "fs_extra copy size: 4008 deep intact true".into(),
+        "fs_extra tree: a/ a/b/ a/b/deep.txt c/ c/other.txt top.txt".into(),
+        "fs_extra removed: true".into(),
+        "dirs home: Some(\"/home/user\")".into(),
+        "dirs config: Some(\"/home/user/.config\")".into(),
+        "dirs cache: Some(\"/home/user/.cache\")".into(),
+        "dirs data: Some(\"/home/user/.local/share\")".into(),
+        format!("chrono local: {}", native_local_time(posix, 1_700_000_000)),
+        format!("chrono summer: {}", native_local_time(posix, 1_690_000_000)),
+        "chrono now after 2020: true".into(),
+    ];
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines, expected, "{out:#?}");
+    assert_eq!(expected[10], "chrono local: 2023-11-14 23:13:20 +0100");
+    // A zone by name: chrono reads the database on the guest's disk.
+    if has_tzdata {
+        let out =
+            guest("std-crates-files", &["--block", &block, "--env", "TZ=Europe/Paris"], &["/"]);
+        out.assert_ok();
+        let local = format!("chrono local: {}", native_local_time("Europe/Paris", 1_700_000_000));
+        assert!(out.stdout.contains(&format!("{local}\n")), "{out:#?}");
+        assert!(out.stdout.contains("dirs home: None\n"), "no HOME, no user: {out:#?}");
+    }
+}
+
 #[test]
 fn system_and_file_crates_see_the_guest_and_its_disk() {
     // sysinfo reads the synthesized /proc (meminfo, the process's stat,
