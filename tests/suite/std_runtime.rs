@@ -568,6 +568,26 @@ fn image_fs_extra_dirs_and_chrono_run_on_the_disk_and_clock() {
 }
 
 #[test]
+fn an_http_client_from_crates_io_talks_to_a_server_thread_over_the_loopback() {
+    // ureq (tests/std/src/bin/std-http-client.rs) against a server of the
+    // same guest on 127.0.0.1: a GET, a JSON POST echoed, a 404, all on
+    // the one connection ureq keeps alive, as on Linux; then a refused
+    // connection once nobody listens.
+    let out = guest("std-http-client", &[], &[]);
+    out.assert_ok();
+    assert_eq!(
+        out.stdout,
+        "GET /hello: 200 OK \"hello from the server thread\"\n\
+         POST /echo: 200 OK equal true\n\
+         GET /missing: 404 Not Found \"no such page\"\n\
+         GET /quit: 200 OK \"bye\"\n\
+         server: 4 requests on 1 connection(s)\n\
+         closed port: ConnectionRefused\n",
+        "{out:#?}"
+    );
+}
+
+#[test]
 fn system_and_file_crates_see_the_guest_and_its_disk() {
     // sysinfo reads the synthesized /proc (meminfo, the process's stat,
     // status and statm, found by listing /proc); num_cpus and std count
