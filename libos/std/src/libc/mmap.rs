@@ -28,7 +28,8 @@
 //! no-op (a guard that is not enforced; std asks for one under its
 //! signal stack, which no signal ever uses here). A `PROT_NONE`
 //! reservation is memory like any other: address space is the heap.
-//! Files cannot be mapped (`ENODEV`), nor fixed addresses (`EINVAL`)
+//! Files cannot be mapped (`ENODEV`) but `/proc/self/exe`, read-only and
+//! in place ([`map_file`]), nor fixed addresses (`EINVAL`)
 //! except over pages mapped already (new zeroed pages in their place:
 //! how jemalloc commits and decommits what it reserved).
 
