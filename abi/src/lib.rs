@@ -22,7 +22,7 @@
 #![deny(unsafe_code)]
 
 /// Version of this contract. Bump it on any change to a type or constant here.
-pub const ABI_VERSION: u32 = 6;
+pub const ABI_VERSION: u32 = 7;
 
 /// Page size the layout is expressed in.
 pub const PAGE_SIZE: u64 = 4096;
@@ -587,6 +587,13 @@ pub struct BootInfo {
     /// the host's clocksource cannot be read from user space. See
     /// `docs/abi.md`, "Clocks".
     pub vdso_clock_gettime: u64,
+    /// The address of the guest's image file, mapped whole and read-only
+    /// by the tender far above guest memory (as the vDSO), or 0 for none:
+    /// what a guest reads as `/proc/self/exe` (std's backtraces name their
+    /// frames from its symbols). See `docs/abi.md`, "The image file".
+    pub image_file: u64,
+    /// The length of that mapping: the file's size.
+    pub image_file_len: u64,
 }
 
 /// The clock ids a guest may pass to `BootInfo::vdso_clock_gettime`:
@@ -618,8 +625,10 @@ mod tests {
         assert_eq!(size_of::<Manifest>() % 8, 0);
         assert_eq!(offset_of!(ElfNote<AbiNote>, desc), 24);
         assert_eq!(size_of::<ElfNote<AbiNote>>(), 32);
-        assert_eq!(size_of::<BootInfo>(), 160);
+        assert_eq!(size_of::<BootInfo>(), 176);
         assert_eq!(offset_of!(BootInfo, vdso_clock_gettime), 152);
+        assert_eq!(offset_of!(BootInfo, image_file), 160);
+        assert_eq!(offset_of!(BootInfo, image_file_len), 168);
         assert_eq!(size_of::<DeviceInfo>(), 48);
     }
 
@@ -649,8 +658,8 @@ mod tests {
     fn manifest_validation_catches_each_fault() {
         let good = Manifest::build(&[DeviceDecl { name: "service0", kind: DeviceKind::Net }]);
         let mut m = good;
-        m.version = 7;
-        assert_eq!(m.validate(), Err(ManifestError::Version(7)));
+        m.version = ABI_VERSION + 1;
+        assert_eq!(m.validate(), Err(ManifestError::Version(ABI_VERSION + 1)));
         let mut m = good;
         m.count = 64;
         assert_eq!(m.validate(), Err(ManifestError::TooMany(64)));

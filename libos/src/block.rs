@@ -73,6 +73,15 @@ pub fn devices() -> Vec<BlockDevice> {
         .collect()
 }
 
+/// How many block devices the tender attached, without allocating (what a
+/// C library asks while a global allocator initialises).
+pub fn count() -> usize {
+    crate::rt::boot::devices()
+        .iter()
+        .filter(|d| abi::DeviceKind::from_raw(d.kind) == Some(abi::DeviceKind::Block))
+        .count()
+}
+
 /// The block device called `name` (as declared with `app!`), if attached.
 pub fn device(name: &str) -> Option<BlockDevice> {
     devices().into_iter().find(|d| d.name == name)

@@ -171,6 +171,12 @@ pub mod rt_private {
     pub fn boot_info() -> Option<&'static crate::abi::BootInfo> {
         crate::rt::boot::info()
     }
+
+    /// The guest's image file, read-only (`BootInfo::image_file`); empty
+    /// if the tender gave none (and on the host).
+    pub fn image_file() -> &'static [u8] {
+        crate::rt::boot::image_file()
+    }
     #[cfg(not(any(test, fuzzing)))]
     pub use crate::rt::entry::{start_from_asm, start_std};
     #[cfg(not(any(test, fuzzing)))]

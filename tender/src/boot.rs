@@ -47,6 +47,9 @@ pub struct BootParams<'a> {
     pub signal_fds: [i32; 2],
     /// The vDSO's `clock_gettime` (`BootInfo::vdso_clock_gettime`), 0 if none.
     pub vdso_clock_gettime: u64,
+    /// The image file's read-only mapping (`BootInfo::image_file`,
+    /// `image_file_len`), (0, 0) if none.
+    pub image_file: (u64, u64),
 }
 
 /// Whether `entry` is an environment variable as the guest takes it:
@@ -145,6 +148,8 @@ pub fn build(params: &BootParams<'_>, layout: &Layout) -> Result<Vec<u8>, TooLar
         hwcap2: params.hwcap2,
         signal_fds: params.signal_fds,
         vdso_clock_gettime: params.vdso_clock_gettime,
+        image_file: params.image_file.0,
+        image_file_len: params.image_file.1,
     };
     put_info(&mut buf, &info);
     Ok(buf)
@@ -184,6 +189,8 @@ fn put_info(buf: &mut [u8], i: &BootInfo) {
         put(buf, offset_of!(BootInfo, signal_fds) + 4 * k, &fd.to_le_bytes());
     }
     field!(vdso_clock_gettime);
+    field!(image_file);
+    field!(image_file_len);
 }
 
 fn put_device(buf: &mut [u8], off: usize, d: &DeviceInfo) {
@@ -234,6 +241,7 @@ mod tests {
             hwcap2: 2,
             signal_fds: [7, -1],
             vdso_clock_gettime: 0x7fff_1234_5000,
+            image_file: (0x7fff_2000_0000, 12345),
         };
         let l = layout();
         let buf = build(&params, &l).unwrap();
@@ -257,6 +265,8 @@ mod tests {
         let fds = offset_of!(BootInfo, signal_fds);
         assert_eq!(buf[fds..fds + 8], [7, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
         assert_eq!(word(&buf, offset_of!(BootInfo, vdso_clock_gettime)), 0x7fff_1234_5000);
+        assert_eq!(word(&buf, offset_of!(BootInfo, image_file)), 0x7fff_2000_0000);
+        assert_eq!(word(&buf, offset_of!(BootInfo, image_file_len)), 12345);
     }
 
     #[test]
@@ -281,6 +291,7 @@ mod tests {
             hwcap2: 0,
             signal_fds: [-1, -1],
             vdso_clock_gettime: 0,
+            image_file: (0, 0),
         };
         let buf = build(&params, &layout()).unwrap();
         let off = (word(&buf, offset_of!(BootInfo, devices)) - abi::BOOT_REGION_START) as usize;
@@ -305,6 +316,7 @@ mod tests {
             hwcap2: 0,
             signal_fds: [-1, -1],
             vdso_clock_gettime: 0,
+            image_file: (0, 0),
         };
         assert!(matches!(build(&params, &layout()), Err(TooLarge { .. })));
     }

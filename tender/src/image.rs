@@ -1409,12 +1409,16 @@ mod tests {
             parse(&build_with(&[abi_note(), short])),
             Err(ImageError::BadManifest { reason: ManifestFault::Size { descsz: 8 } })
         );
-        let e = refuse(|b| put32(b, MANIFEST_DESC, 7));
-        let reason = ManifestFault::Invalid(ManifestError::Version(7));
+        let bad = abi::ABI_VERSION + 1;
+        let e = refuse(|b| put32(b, MANIFEST_DESC, bad));
+        let reason = ManifestFault::Invalid(ManifestError::Version(bad));
         assert_eq!(e, ImageError::BadManifest { reason });
         assert_eq!(
             e.to_string(),
-            format!("bad nabla manifest note: manifest version 7, expected {}", abi::ABI_VERSION)
+            format!(
+                "bad nabla manifest note: manifest version {bad}, expected {}",
+                abi::ABI_VERSION
+            )
         );
         // Device 0's kind, with count 1.
         let e = refuse(|b| {

@@ -314,6 +314,13 @@ fn run(cli: Cli) -> Result<(), Error> {
     env.extend(cli.env);
 
     let file = open_image(&cli.app).map_err(|source| Error::Open { path: path.clone(), source })?;
+    // The whole image, read-only, for the guest: its `/proc/self/exe`
+    // (`BootInfo::image_file`), from which std's backtraces read symbols
+    // and line tables that the snapshot below leaves out. The jump never
+    // returns, so it is never unmapped. Unlike the snapshot it follows
+    // later writes to the image (docs/abi.md, "The image file").
+    let exe_view = memory::FileView::new(&file)
+        .map_err(|source| Error::Read { path: path.clone(), source })?;
     // The guest runs from a snapshot of the image, which no later write to
     // the image changes (see `snapshot`); only inspecting reads the image
     // itself. --print-seccomp takes the same steps as a run, so that the
@@ -388,6 +395,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             ClockSource::Vdso => launch::vdso_clock_gettime(),
             ClockSource::Syscall => 0,
         },
+        image_file: (exe_view.bytes().as_ptr() as u64, exe_view.bytes().len() as u64),
     };
     let boot_region = boot::build(&boot_params, &layout)?;
     let program = policy.bpf()?;

@@ -58,6 +58,23 @@ pub(crate) fn init(addr: usize) -> Option<&'static BootInfo> {
     Some(info)
 }
 
+/// The guest's image file, which the tender mapped read-only far above
+/// guest memory (`BootInfo::image_file`); empty if there is none, or if
+/// the range given is not above guest memory (then it is not that
+/// mapping, and is never read).
+pub(crate) fn image_file() -> &'static [u8] {
+    let Some(i) = info() else { return &[] };
+    let above = i.image_file >= i.mem_size
+        && i.image_file.checked_add(i.image_file_len).is_some_and(|end| end <= 1 << 47);
+    if i.image_file == 0 || i.image_file_len == 0 || !above {
+        return &[];
+    }
+    // SAFETY: the tender maps the file whole and read-only at this address
+    // before the jump and never unmaps it (docs/abi.md, "The image
+    // file"); it lies outside guest memory (checked).
+    unsafe { core::slice::from_raw_parts(i.image_file as *const u8, i.image_file_len as usize) }
+}
+
 /// The boot info, once the runtime has checked it (never in host tests).
 pub(crate) fn info() -> Option<&'static BootInfo> {
     let ptr = BOOT.load(Ordering::Acquire);

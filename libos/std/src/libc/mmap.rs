@@ -28,7 +28,10 @@
 //! no-op (a guard that is not enforced; std asks for one under its
 //! signal stack, which no signal ever uses here). A `PROT_NONE`
 //! reservation is memory like any other: address space is the heap.
-//! Files cannot be mapped (`ENODEV`), nor fixed addresses (`EINVAL`).
+//! Files cannot be mapped (`ENODEV`) but `/proc/self/exe`, read-only and
+//! in place ([`map_file`]), nor fixed addresses (`EINVAL`)
+//! except over pages mapped already (new zeroed pages in their place:
+//! how jemalloc commits and decommits what it reserved).
 
 use core::alloc::{GlobalAlloc, Layout};
 
@@ -106,6 +109,21 @@ impl Table {
         })
     }
 
+    /// Whether every page of `[start, end)` is mapped.
+    fn covers(&self, start: usize, end: usize) -> bool {
+        let mut at = start;
+        for i in 0..self.len {
+            let r = self.get(i);
+            if r.start <= at && at < r.end {
+                at = r.end;
+            }
+            if at >= end {
+                return true;
+            }
+        }
+        at >= end
+    }
+
     /// Unmaps `[start, end)` from the ranges and gives the blocks that
     /// no range uses any more back to the heap; false (nothing changed)
     /// when a split would need a range more than the table holds.
@@ -176,24 +194,26 @@ fn map(len: usize) -> *mut c_void {
 
 /// `mmap(addr, len, prot, flags, fd, off)`: anonymous private mappings
 /// only, from the heap (see the module's documentation); a hint address
-/// is ignored, `MAP_FIXED` and files are refused (`EINVAL`, `ENODEV`).
+/// is ignored; `MAP_FIXED` only over pages mapped already
+/// ([`remap_fixed`]); files are refused (`ENODEV`).
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn mmap64(
-    _addr: *mut c_void,
+    addr: *mut c_void,
     len: size_t,
-    _prot: c_int,
+    prot: c_int,
     flags: c_int,
-    _fd: c_int,
-    _off: i64,
+    fd: c_int,
+    off: i64,
 ) -> *mut c_void {
-    if len == 0 || flags & ::libc::MAP_FIXED != 0 {
+    if len == 0 {
         set_errno(::libc::EINVAL);
         return ::libc::MAP_FAILED;
     }
     if flags & ::libc::MAP_ANONYMOUS == 0 {
-        // Files cannot be mapped: there is no mmap behind the filter.
-        set_errno(::libc::ENODEV);
-        return ::libc::MAP_FAILED;
+        return map_file(len, prot, flags, fd, off);
+    }
+    if flags & ::libc::MAP_FIXED != 0 {
+        return remap_fixed(addr, len);
     }
     let p = pages(len).map_or(core::ptr::null_mut(), map);
     if p.is_null() {
@@ -201,6 +221,59 @@ pub extern "C" fn mmap64(
         return ::libc::MAP_FAILED;
     }
     p
+}
+
+/// A mapping of a file: only `/proc/self/exe`, the image file, which the
+/// tender mapped read-only: its pages are handed out in place, for
+/// reading (std's backtraces map it to read its symbols). Any other file
+/// is `ENODEV` (there is no `mmap` behind the filter), a writable or
+/// shared-writable mapping of the image `EACCES`, an unaligned offset
+/// `EINVAL`. `munmap` of it changes nothing (its pages are in no range of
+/// the table: "nothing mapped").
+fn map_file(len: usize, prot: c_int, flags: c_int, fd: c_int, off: i64) -> *mut c_void {
+    let image = super::fd::get(fd).ok().and_then(|o| super::file::proc::image_of(&*o.file));
+    let r = match image {
+        None => Err(::libc::ENODEV),
+        Some(_) if prot & ::libc::PROT_WRITE != 0 || flags & ::libc::MAP_FIXED != 0 => {
+            Err(::libc::EACCES)
+        }
+        Some(_) if off < 0 || !(off as usize).is_multiple_of(PAGE) => Err(::libc::EINVAL),
+        Some(image) => {
+            let off = off as usize;
+            // Past the end of the file, Linux maps pages that fault when
+            // touched; here the offset must start inside the file.
+            if off >= image.len() || len > image.len().next_multiple_of(PAGE) - off {
+                Err(::libc::ENXIO)
+            } else {
+                Ok(image[off..].as_ptr().cast_mut().cast::<c_void>())
+            }
+        }
+    };
+    r.unwrap_or_else(|e| {
+        set_errno(e);
+        ::libc::MAP_FAILED
+    })
+}
+
+/// `mmap(addr, len, ..., MAP_FIXED | MAP_ANONYMOUS, ...)`: new zeroed
+/// pages in place of pages this library mapped: what allocators do to
+/// commit or decommit memory they reserved (jemalloc, when the system
+/// does not overcommit). The range must be mapped already (`EINVAL`
+/// otherwise: new memory cannot be placed at a chosen address); its pages
+/// read as zeros afterwards, as on Linux, and stay in their mappings.
+fn remap_fixed(addr: *mut c_void, len: usize) -> *mut c_void {
+    let start = addr as usize;
+    let end = pages(len).and_then(|l| start.checked_add(l));
+    let ok =
+        start.is_multiple_of(PAGE) && end.is_some_and(|end| TABLE.with(|t| t.covers(start, end)));
+    let Some(end) = end.filter(|_| ok) else {
+        set_errno(::libc::EINVAL);
+        return ::libc::MAP_FAILED;
+    };
+    // SAFETY: every page of [start, end) is mapped (checked above), and
+    // the caller replaces what was there.
+    unsafe { core::ptr::write_bytes(addr.cast::<u8>(), 0, end - start) };
+    addr
 }
 
 /// `mmap`: the same as [`mmap64`].
@@ -410,6 +483,35 @@ mod tests {
         assert_eq!(file, ::libc::MAP_FAILED);
         let fixed = mmap64(m, 4096, RW, ANON | ::libc::MAP_FIXED, -1, 0);
         assert_eq!(fixed, ::libc::MAP_FAILED);
+    }
+
+    #[test]
+    fn a_fixed_mapping_replaces_mapped_pages_with_zeros() {
+        // jemalloc commits and decommits reserved pages this way.
+        let m = mmap64(null_mut(), 4 * PAGE, RW, ANON, -1, 0).cast::<u8>();
+        assert!(m.cast::<c_void>() != ::libc::MAP_FAILED);
+        // SAFETY: m is a fresh 4-page mapping.
+        unsafe {
+            core::ptr::write_bytes(m, 0xaa, 4 * PAGE);
+            let mid = m.add(PAGE).cast::<c_void>();
+            let fixed = mmap64(mid, 2 * PAGE, ::libc::PROT_NONE, ANON | ::libc::MAP_FIXED, -1, 0);
+            assert_eq!(fixed, mid);
+            assert_eq!(*m.add(PAGE - 1), 0xaa);
+            assert!((PAGE..3 * PAGE).all(|i| *m.add(i) == 0));
+            assert_eq!(*m.add(3 * PAGE), 0xaa);
+            assert!(mapped(m.cast(), 4 * PAGE));
+            // Not all mapped (the last page is past the mapping), or not
+            // page-aligned: refused, nothing changed.
+            let past = m.add(3 * PAGE).cast::<c_void>();
+            assert_eq!(
+                mmap64(past, 2 * PAGE, RW, ANON | ::libc::MAP_FIXED, -1, 0),
+                ::libc::MAP_FAILED
+            );
+            assert_eq!(*m.add(3 * PAGE), 0xaa);
+            let odd = m.add(1).cast::<c_void>();
+            assert_eq!(mmap64(odd, PAGE, RW, ANON | ::libc::MAP_FIXED, -1, 0), ::libc::MAP_FAILED);
+            assert_eq!(munmap(m.cast(), 4 * PAGE), 0);
+        }
     }
 
     #[test]

@@ -85,6 +85,36 @@ fn early_init() {
         super::thread::set_thread_pointer(tp);
         super::thread::set_id(tp as usize, 1);
     }
+    // The program's global allocator initialises inside its first
+    // allocation, made here, before anything else allocates: while it
+    // does, the disks are not mounted yet (see [`allocator_starting`]).
+    ALLOCATOR_STARTING.store(true, core::sync::atomic::Ordering::Relaxed);
+    let layout = core::alloc::Layout::new::<u64>();
+    // SAFETY: a non-zero size; the block is freed with its layout.
+    unsafe {
+        // black_box: the compiler may not leave out this allocation.
+        let p = core::hint::black_box(alloc::alloc::alloc(layout));
+        if !p.is_null() {
+            alloc::alloc::dealloc(p, layout);
+        }
+    }
+    ALLOCATOR_STARTING.store(false, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Set while the program's global allocator makes its first allocation,
+/// in which it initialises (jemalloc reads `/etc/malloc.conf` as a link,
+/// snmalloc and mimalloc files of `/proc`): nothing the C library does
+/// for it then may allocate, or it would re-enter an allocator not yet
+/// ready. The path calls answer what they can without allocating; the
+/// disks are not mounted yet then, so paths on them are not found
+/// (`docs/std.md`, "Global allocators").
+static ALLOCATOR_STARTING: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
+/// Whether the program's global allocator is initialising (see
+/// [`ALLOCATOR_STARTING`]).
+pub fn allocator_starting() -> bool {
+    ALLOCATOR_STARTING.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 /// The guest's `main` as libos calls it: see the module's documentation.

@@ -73,6 +73,57 @@ unsafe fn normal_at(dirfd: c_int, path: *const c_char) -> Res<Normal> {
     path::normalise(&cwd, bytes)
 }
 
+/// What a path names, when that is decided without allocating: the
+/// calls that a global allocator makes while it initialises (`readlink`
+/// of `/etc/malloc.conf`, `open` of `/proc/sys/vm/overcommit_memory`)
+/// must not re-enter it.
+#[derive(Debug, PartialEq, Eq)]
+enum Quick {
+    /// Nothing is there (`ENOENT`): the path is on no disk (the program
+    /// has none, or the allocator is initialising and the disks are not
+    /// mounted yet).
+    Missing,
+    /// `/proc/self/exe` (or `/proc/1/exe`), the image file.
+    Exe,
+    /// Not decided here: the allocating path layer decides.
+    Slow,
+}
+
+/// Decides what it can about `path` (relative to `dirfd`) without
+/// allocating; see [`Quick`].
+///
+/// # Safety
+///
+/// `path` is null or a NUL-terminated string.
+unsafe fn quick(dirfd: c_int, path: *const c_char) -> Res<Quick> {
+    if path.is_null() {
+        return Err(::libc::EFAULT);
+    }
+    // SAFETY: the caller guarantees a NUL-terminated string.
+    let bytes = unsafe { c_str(path) };
+    if bytes.first() != Some(&b'/') && dirfd != ::libc::AT_FDCWD {
+        return Ok(Quick::Slow);
+    }
+    let flat = match mounts::peek_cwd(|cwd| path::normalise_flat(cwd, bytes)) {
+        Ok(f) => f,
+        // The working directory and a relative path may together be
+        // longer than the path layer's limit, not Linux's.
+        Err(::libc::ENAMETOOLONG) => return Ok(Quick::Slow),
+        Err(e) => return Err(e),
+    };
+    let exe = matches!(flat.text(), b"/proc/self/exe" | b"/proc/1/exe") && !flat.dir;
+    Ok(match flat.first() {
+        None => Quick::Slow,
+        Some(b"proc") if exe && !proc::image().is_empty() => Quick::Exe,
+        Some(b"proc") if proc::exists_flat(&flat) == Some(false) => Quick::Missing,
+        Some(b"proc") => Quick::Slow,
+        Some(_) if libos::block::count() == 0 || super::start::allocator_starting() => {
+            Quick::Missing
+        }
+        Some(_) => Quick::Slow,
+    })
+}
+
 /// What a path names, for the calls that change a directory (`unlink`,
 /// `rmdir`, `rename`, `truncate`, `utimensat`), resolved as Linux walks
 /// it: the parent must exist and be a directory (`ENOENT`, `ENOTDIR`)
@@ -300,6 +351,12 @@ pub unsafe extern "C" fn openat64(
     _mode: c_int,
 ) -> c_int {
     // SAFETY: the caller guarantees a NUL-terminated string.
+    match unsafe { quick(dirfd, path) } {
+        Err(e) => return fail(e),
+        Ok(Quick::Missing) if flags & ::libc::O_CREAT == 0 => return fail(::libc::ENOENT),
+        Ok(_) => {}
+    }
+    // SAFETY: the caller guarantees a NUL-terminated string.
     ret_int(unsafe { normal_at(dirfd, path) }.and_then(|n| open_normal(&n, flags)))
 }
 
@@ -378,6 +435,12 @@ pub unsafe extern "C" fn fstatat64(
         return unsafe { fd::fstat64(dirfd, st) };
     }
     // SAFETY: the caller guarantees a NUL-terminated string.
+    match unsafe { quick(dirfd, path) } {
+        Err(e) => return fail(e),
+        Ok(Quick::Missing) => return fail(::libc::ENOENT),
+        Ok(Quick::Exe | Quick::Slow) => {}
+    }
+    // SAFETY: the caller guarantees a NUL-terminated string.
     let r = unsafe { normal_at(dirfd, path) }.and_then(|n| stat_path(&n));
     // SAFETY: the caller guarantees st is writable.
     unsafe { put_stat(r, st) }
@@ -392,6 +455,12 @@ pub unsafe extern "C" fn fstatat64(
 /// `path` is a NUL-terminated string.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn access(path: *const c_char, mode: c_int) -> c_int {
+    // SAFETY: the caller guarantees a NUL-terminated string.
+    match unsafe { quick(::libc::AT_FDCWD, path) } {
+        Err(e) => return fail(e),
+        Ok(Quick::Missing) => return fail(::libc::ENOENT),
+        Ok(Quick::Exe | Quick::Slow) => {}
+    }
     // SAFETY: the caller guarantees a NUL-terminated string.
     let r = unsafe { normal_at(::libc::AT_FDCWD, path) }.and_then(|n| {
         let st = stat_path(&n)?;
@@ -521,17 +590,34 @@ pub unsafe extern "C" fn getcwd(buf: *mut c_char, size: size_t) -> *mut c_char {
 }
 
 /// `readlink(path, buf, size)`: there are no symbolic links (`EINVAL` for
-/// what exists, `ENOENT` for nothing).
+/// what exists, `ENOENT` for nothing) but `/proc/self/exe`, whose target
+/// is its own name (what `std::env::current_exe` gives). A global allocator calls it while it
+/// initialises (jemalloc, for `/etc/malloc.conf`): what [`quick`] decides
+/// is answered without allocating.
 ///
 /// # Safety
 ///
-/// `path` is a NUL-terminated string.
+/// `path` is a NUL-terminated string; `buf` writable for `size` bytes.
 #[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn readlink(
-    path: *const c_char,
-    _buf: *mut c_char,
-    _size: size_t,
-) -> ssize_t {
+pub unsafe extern "C" fn readlink(path: *const c_char, buf: *mut c_char, size: size_t) -> ssize_t {
+    // SAFETY: the caller guarantees a NUL-terminated string.
+    match unsafe { quick(::libc::AT_FDCWD, path) } {
+        Err(e) => return fail_size(e),
+        Ok(Quick::Missing) => return fail_size(::libc::ENOENT),
+        Ok(Quick::Exe) => {
+            // The one path that opens the image (on Linux, the program's
+            // file's path): at most size bytes, no NUL, as readlink does.
+            let name = b"/proc/self/exe";
+            if buf.is_null() || size == 0 {
+                return fail_size(::libc::EINVAL);
+            }
+            let n = name.len().min(size);
+            // SAFETY: the caller guarantees buf writable for size bytes.
+            unsafe { core::ptr::copy_nonoverlapping(name.as_ptr(), buf.cast::<u8>(), n) };
+            return n as ssize_t;
+        }
+        Ok(Quick::Slow) => {}
+    }
     // SAFETY: the caller guarantees a NUL-terminated string.
     match unsafe { normal_at(::libc::AT_FDCWD, path) }.and_then(|n| stat_path(&n)) {
         Ok(_) => fail_size(::libc::EINVAL),
@@ -600,6 +686,61 @@ mod tests {
     const FILE: Option<Found> = Some(Found { is_dir: false, read_only: false });
     const RO_FILE: Option<Found> = Some(Found { is_dir: false, read_only: true });
     const DIR: Option<Found> = Some(Found { is_dir: true, read_only: false });
+
+    #[test]
+    fn proc_self_exe_reads_as_its_own_name_and_opens_the_image() {
+        let mut buf = [0u8; 64];
+        for path in [c"/proc/self/exe", c"/proc/1/exe", c"/proc/./self/../self/exe"] {
+            // SAFETY: a C string; buf is writable for its length.
+            let n = unsafe { readlink(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+            assert_eq!(&buf[..n as usize], b"/proc/self/exe");
+        }
+        // Truncated to the buffer, without a NUL, as Linux's.
+        // SAFETY: as above, 4 bytes.
+        let n = unsafe { readlink(c"/proc/self/exe".as_ptr(), buf.as_mut_ptr().cast(), 4) };
+        assert_eq!((n, &buf[..4]), (4, &b"/pro"[..]));
+        // Other paths: no links (EINVAL for what exists), nothing there.
+        // SAFETY: as above.
+        unsafe {
+            assert_eq!(readlink(c"/proc/self/stat".as_ptr(), buf.as_mut_ptr().cast(), 64), -1);
+            assert_eq!(super::super::errno(), ::libc::EINVAL);
+            assert_eq!(readlink(c"/etc/malloc.conf".as_ptr(), buf.as_mut_ptr().cast(), 64), -1);
+            assert_eq!(super::super::errno(), ::libc::ENOENT);
+            assert_eq!(readlink(c"/proc/self/exe/".as_ptr(), buf.as_mut_ptr().cast(), 64), -1);
+            assert_eq!(super::super::errno(), ::libc::ENOTDIR);
+        }
+        // stat gives the image's size; open and read give its bytes.
+        // SAFETY: stat64 is plain data; st is writable.
+        let mut st: ::libc::stat64 = unsafe { core::mem::zeroed() };
+        // SAFETY: a C string, st writable.
+        assert_eq!(unsafe { stat64(c"/proc/self/exe".as_ptr(), &mut st) }, 0);
+        assert_eq!(st.st_size as usize, proc::image().len());
+        assert_eq!(st.st_mode, ::libc::S_IFREG | 0o555);
+        // SAFETY: a C string.
+        let fd = unsafe { open64(c"/proc/self/exe".as_ptr(), ::libc::O_RDONLY, 0) };
+        assert!(fd >= 0);
+        let mut all = [0u8; 64];
+        // SAFETY: all is writable for its length.
+        let n = unsafe { fd::read(fd, all.as_mut_ptr().cast(), all.len()) };
+        assert_eq!(&all[..n as usize], proc::image());
+        // In place, read-only.
+        let p = crate::libc::mmap::mmap64(
+            core::ptr::null_mut(),
+            4096,
+            ::libc::PROT_READ,
+            ::libc::MAP_PRIVATE,
+            fd,
+            0,
+        );
+        assert_eq!(p.cast_const().cast::<u8>(), proc::image().as_ptr());
+        let rw = ::libc::PROT_READ | ::libc::PROT_WRITE;
+        let w =
+            crate::libc::mmap::mmap64(core::ptr::null_mut(), 4096, rw, ::libc::MAP_PRIVATE, fd, 0);
+        assert_eq!(w, ::libc::MAP_FAILED);
+        // SAFETY: a C string, a writable O_WRONLY open refused.
+        assert_eq!(unsafe { open64(c"/proc/self/exe".as_ptr(), ::libc::O_WRONLY, 0) }, -1);
+        assert_eq!(fd::close(fd), 0);
+    }
 
     #[test]
     fn open_flags_are_checked_in_linux_order() {

@@ -96,6 +96,12 @@ fn with<R>(f: impl FnOnce(&mut Table) -> R) -> R {
     })
 }
 
+/// Calls `f` with the working directory, without allocating: `/` until
+/// a path is first used (the table is made then).
+pub fn peek_cwd<R>(f: impl FnOnce(&str) -> R) -> R {
+    TABLE.with(|t| f(t.as_ref().map_or("/", |t| t.cwd.as_str())))
+}
+
 /// Where a path lies.
 #[derive(Debug, Clone)]
 pub struct Place {

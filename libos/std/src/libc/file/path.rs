@@ -124,6 +124,77 @@ pub fn normalise(cwd: &str, path: &[u8]) -> Result<Normal, c_int> {
     Ok(Normal { parts, dir })
 }
 
+/// A normalised absolute path as text (`/a/b`), in a buffer of its own:
+/// what [`normalise`] gives, without allocating. The calls that a global
+/// allocator makes while it initialises (`readlink`, `open`, `stat` of a
+/// configuration file) decide with it what they can before anything
+/// allocates (see `docs/std.md`, "Global allocators").
+#[derive(Debug)]
+pub struct Flat {
+    buf: [u8; PATH_MAX],
+    len: usize,
+    /// As [`Normal::dir`].
+    pub dir: bool,
+}
+
+impl Flat {
+    /// The path: `/` and the components.
+    pub fn text(&self) -> &[u8] {
+        if self.len == 0 { b"/" } else { &self.buf[..self.len] }
+    }
+
+    /// Its first component, if any.
+    pub fn first(&self) -> Option<&[u8]> {
+        self.text()[1..].split(|&b| b == b'/').next().filter(|c| !c.is_empty())
+    }
+
+    fn push(&mut self, c: &[u8]) -> Result<(), c_int> {
+        if self.len + 1 + c.len() >= PATH_MAX {
+            return Err(::libc::ENAMETOOLONG);
+        }
+        self.buf[self.len] = b'/';
+        self.buf[self.len + 1..self.len + 1 + c.len()].copy_from_slice(c);
+        self.len += 1 + c.len();
+        Ok(())
+    }
+
+    fn pop(&mut self) {
+        self.len = self.buf[..self.len].iter().rposition(|&b| b == b'/').unwrap_or(0);
+    }
+}
+
+/// [`normalise`] into a [`Flat`]: the same path and the same errors,
+/// without allocating.
+pub fn normalise_flat(cwd: &str, path: &[u8]) -> Result<Flat, c_int> {
+    if path.is_empty() {
+        return Err(::libc::ENOENT);
+    }
+    if path.len() >= PATH_MAX {
+        return Err(::libc::ENAMETOOLONG);
+    }
+    let path = core::str::from_utf8(path).map_err(|_| ::libc::EINVAL)?;
+    let mut f = Flat { buf: [0; PATH_MAX], len: 0, dir: false };
+    if !path.starts_with('/') {
+        for c in cwd.split('/').filter(|c| !c.is_empty()) {
+            f.push(c.as_bytes())?;
+        }
+    }
+    for c in path.split('/') {
+        f.dir = matches!(c, "" | "." | "..");
+        match c {
+            "" | "." => {}
+            ".." => f.pop(),
+            _ => {
+                if c.len() > 255 {
+                    return Err(::libc::ENAMETOOLONG);
+                }
+                f.push(c.as_bytes())?;
+            }
+        }
+    }
+    Ok(f)
+}
+
 /// Which disk a normalised path lies on: `Some(i)` for the `i`-th of the
 /// other disks' names `others` (its first component names it), `None` for
 /// the root disk; and the path's components inside that disk.
@@ -178,6 +249,40 @@ mod tests {
         assert_eq!(n("/", &"a/".repeat(2048)), Err(::libc::ENAMETOOLONG));
         assert_eq!(n("/", &"x".repeat(256)), Err(::libc::ENAMETOOLONG));
         assert_eq!(normalise("/", b"/\xff").map(|_| ()), Err(::libc::EINVAL));
+    }
+
+    #[test]
+    fn the_flat_normalisation_agrees_with_the_allocating_one() {
+        let cwds = ["/", "/docs", "/docs/sub"];
+        let paths = [
+            "/a/b/c.txt",
+            "a//./b/",
+            "/a/../b",
+            "/../../etc/passwd",
+            "..",
+            "/",
+            ".",
+            "x.txt",
+            "../../../x",
+            "a/..",
+            "/proc/self/exe",
+            "/etc/malloc.conf",
+            "",
+            "a/./b/../c/",
+        ];
+        let long = "a/".repeat(2048);
+        let name = "x".repeat(256);
+        for cwd in cwds {
+            for p in paths.iter().copied().chain([long.as_str(), name.as_str()]) {
+                let a = normalise(cwd, p.as_bytes()).map(|n| (n.text().into_bytes(), n.dir));
+                let b = normalise_flat(cwd, p.as_bytes()).map(|f| (f.text().to_vec(), f.dir));
+                assert_eq!(a, b, "{cwd} {p}");
+            }
+        }
+        assert_eq!(normalise_flat("/", b"/\xff").map(|_| ()), Err(::libc::EINVAL));
+        let f = normalise_flat("/", b"/proc/self/exe").unwrap();
+        assert_eq!(f.first(), Some(&b"proc"[..]));
+        assert_eq!(normalise_flat("/", b"/").unwrap().first(), None);
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //! there are no links); `/proc/1` and `/proc/self` list the process's
 //! files. Nothing else exists (`ENOENT`): no `maps`, `cmdline`, `task`.
 
+use alloc::borrow::Cow;
 use alloc::format;
 use alloc::rc::Rc;
 use alloc::string::String;
@@ -150,6 +151,31 @@ fn render(file: &str, s: &Snapshot) -> Option<String> {
     Some(o)
 }
 
+/// The entry of `/proc/self/exe`: the guest's image file, as the tender
+/// mapped it (`BootInfo::image_file`). On Linux a link to the program's
+/// file; here the file itself (there are no links), and `readlink` of it
+/// gives its own name, the one path in the guest that opens the image
+/// (see `docs/std.md`, "/proc").
+const EXE: &str = "self/exe";
+
+/// The guest's image file: empty if the tender gave none (and in host
+/// unit tests).
+pub fn image() -> &'static [u8] {
+    #[cfg(not(test))]
+    return libos::rt_private::image_file();
+    #[cfg(test)]
+    return TEST_IMAGE;
+}
+
+#[cfg(test)]
+static TEST_IMAGE: &[u8] = b"\x7fELF, for the tests";
+
+/// Whether `f` is `/proc/self/exe` open: its bytes, which `mmap` hands out
+/// in place (read-only).
+pub fn image_of(f: &dyn File) -> Option<&'static [u8]> {
+    f.as_any().downcast_ref::<ProcFile>().filter(|p| p.exe).map(|_| image())
+}
+
 /// What a path under `/proc` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Entry {
@@ -162,6 +188,30 @@ enum Entry {
 /// elsewhere, `Some(Err(ENOENT))` for nothing there.
 fn entry(n: &Normal) -> Option<Res<Entry>> {
     let parts: Vec<&str> = n.parts.iter().map(String::as_str).collect();
+    entry_of(&parts, n.dir)
+}
+
+/// Whether something is at the path `f` under `/proc` (`None` for a path
+/// elsewhere; `true` also for a file named as a directory, `ENOTDIR`),
+/// decided without allocating: what a global allocator may
+/// ask while it initialises.
+pub fn exists_flat(f: &super::path::Flat) -> Option<bool> {
+    let text = core::str::from_utf8(f.text()).ok()?;
+    let mut parts = [""; 4];
+    let mut count = 0;
+    for c in text.split('/').filter(|c| !c.is_empty()) {
+        if count == parts.len() {
+            // Deeper than anything here.
+            return (parts[0] == "proc").then_some(false);
+        }
+        parts[count] = c;
+        count += 1;
+    }
+    entry_of(&parts[..count], f.dir).map(|r| !matches!(r, Err(::libc::ENOENT)))
+}
+
+/// The entry at the path of components `parts` (`dir`: it ended in `/`).
+fn entry_of(parts: &[&str], dir: bool) -> Option<Res<Entry>> {
     let (first, rest) = parts.split_first()?;
     if *first != "proc" {
         return None;
@@ -175,6 +225,7 @@ fn entry(n: &Normal) -> Option<Res<Entry>> {
             "uptime" => "uptime",
             _ => "stat",
         })),
+        ["self" | "1", "exe"] if !image().is_empty() => Some(Entry::File(EXE)),
         ["self" | "1", f @ ("stat" | "statm" | "status")] => Some(Entry::File(match *f {
             "stat" => "self/stat",
             "statm" => "self/statm",
@@ -183,7 +234,7 @@ fn entry(n: &Normal) -> Option<Res<Entry>> {
         _ => None,
     };
     Some(match found {
-        Some(Entry::File(_)) if n.dir => Err(::libc::ENOTDIR),
+        Some(Entry::File(_)) if dir => Err(::libc::ENOTDIR),
         Some(e) => Ok(e),
         None => Err(::libc::ENOENT),
     })
@@ -198,6 +249,13 @@ fn stat_of(e: &Entry) -> ::libc::stat64 {
         Entry::Dir(_) => {
             st.st_mode = ::libc::S_IFDIR | 0o555;
             st.st_nlink = 2;
+        }
+        Entry::File(EXE) => {
+            // What stat of the link reaches on Linux: the program's file.
+            st.st_mode = ::libc::S_IFREG | 0o555;
+            st.st_nlink = 1;
+            st.st_size = image().len() as i64;
+            st.st_blocks = image().len().div_ceil(512) as i64;
         }
         Entry::File(_) => {
             // Linux reports 0 bytes for /proc files: read to the end.
@@ -226,9 +284,10 @@ pub fn open(n: &Normal, flags: c_int) -> Option<Res<c_int>> {
             return Some(Err(::libc::EACCES));
         }
         Entry::File(_) if flags & ::libc::O_DIRECTORY != 0 => return Some(Err(::libc::ENOTDIR)),
+        Entry::File(EXE) => Rc::new(ProcFile { text: Cow::Borrowed(image()), exe: true }),
         Entry::File(name) => {
             let text = render(name, &Snapshot::now()).expect("every file entry renders");
-            Rc::new(ProcFile { text: text.into_bytes() })
+            Rc::new(ProcFile { text: Cow::Owned(text.into_bytes()), exe: false })
         }
         Entry::Dir(_) if write || flags & ::libc::O_CREAT != 0 => {
             return Some(Err(::libc::EISDIR));
@@ -284,9 +343,10 @@ impl File for ProcDir {
     }
 }
 
-/// An open `/proc` file: its text, made at `open`.
+/// An open `/proc` file: its text, made at `open`, or the image file.
 struct ProcFile {
-    text: Vec<u8>,
+    text: Cow<'static, [u8]>,
+    exe: bool,
 }
 
 impl ProcFile {
@@ -325,7 +385,7 @@ impl File for ProcFile {
     }
 
     fn stat(&self) -> Res<::libc::stat64> {
-        Ok(stat_of(&Entry::File("")))
+        Ok(stat_of(&Entry::File(if self.exe { EXE } else { "" })))
     }
 
     fn poll(&self) -> Events {
@@ -339,6 +399,27 @@ impl File for ProcFile {
 
 #[cfg(test)]
 mod tests {
+    use super::super::path::normalise_flat;
+
+    #[test]
+    fn what_exists_under_proc_is_told_without_allocating() {
+        let e = |p: &str| exists_flat(&normalise_flat("/", p.as_bytes()).unwrap());
+        assert_eq!(e("/proc/sys/vm/overcommit_memory"), Some(false));
+        assert_eq!(e("/proc/self/stat"), Some(true));
+        assert_eq!(e("/proc/1/status"), Some(true));
+        assert_eq!(e("/proc/meminfo/"), Some(true));
+        assert_eq!(e("/proc"), Some(true));
+        assert_eq!(e("/proc/a/b/c/d/e"), Some(false));
+        assert_eq!(e("/proc/nothing"), Some(false));
+        assert_eq!(e("/sys/kernel/mm/transparent_hugepage/enabled"), None);
+        assert_eq!(e("/etc/malloc.conf"), None);
+        // The same answers as the allocating lookup.
+        for p in ["/proc/self/stat", "/proc/x", "/proc/self/statm/", "/proc/cpuinfo", "/proc/"] {
+            let n = super::super::path::normalise("/", p.as_bytes()).unwrap();
+            assert_eq!(e(p), stat(&n).map(|r| !matches!(r, Err(::libc::ENOENT))), "{p}");
+        }
+    }
+
     use super::*;
 
     fn normal(p: &str) -> Normal {
@@ -422,7 +503,7 @@ mod tests {
 
     #[test]
     fn reads_and_seeks_walk_the_snapshot() {
-        let f = ProcFile { text: b"hello\n".to_vec() };
+        let f = ProcFile { text: Cow::Owned(b"hello\n".to_vec()), exe: false };
         let mut buf = [0u8; 4];
         assert_eq!(f.pread(&mut buf, 0), Ok(4));
         assert_eq!(&buf, b"hell");

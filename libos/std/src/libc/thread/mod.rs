@@ -725,10 +725,11 @@ pub unsafe extern "C" fn pthread_attr_getguardsize(
 /// number, 1 for the main thread), and the calls crates make this way
 /// rather than through their C functions, answered by those functions:
 /// `getrandom` (the getrandom crate 0.2, and ring through it),
-/// `clock_gettime`, `getpid`, `sched_yield`, `statx`. Anything else is
-/// `ENOSYS`, which std handles (it falls back to the older call). Declared with
-/// six integer arguments: on x86_64 a variadic call passes them in the
-/// same registers.
+/// `clock_gettime`, `getpid`, `sched_yield`, `statx`, and the file calls
+/// `open`, `openat`, `read`, `close`, `readlink` (jemalloc's). Anything
+/// else is `ENOSYS`, which std handles (it falls back to the older call).
+/// Declared with six integer arguments: on x86_64 a variadic call passes
+/// them in the same registers.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn syscall(
     number: ::libc::c_long,
@@ -778,6 +779,25 @@ pub extern "C" fn syscall(
             )
         }),
         ::libc::SYS_getpid => ::libc::c_long::from(super::process::getpid()),
+        // The file calls jemalloc makes this way while it initialises
+        // (`/proc/sys/vm/overcommit_memory`,
+        // `/sys/kernel/mm/transparent_hugepage/enabled`).
+        // SAFETY: the C contract of open(2): a1 a NUL-terminated path.
+        ::libc::SYS_open => ::libc::c_long::from(unsafe {
+            super::file::open64(a1 as *const c_char, a2 as c_int, a3 as c_int)
+        }),
+        // SAFETY: the C contract of openat(2): a2 a NUL-terminated path.
+        ::libc::SYS_openat => ::libc::c_long::from(unsafe {
+            super::file::openat64(a1 as c_int, a2 as *const c_char, a3 as c_int, a4 as c_int)
+        }),
+        // SAFETY: the C contract of read(2): a2 writable for a3 bytes.
+        ::libc::SYS_read => unsafe { super::fd::read(a1 as c_int, a2 as *mut c_void, a3) as _ },
+        ::libc::SYS_close => ::libc::c_long::from(super::fd::close(a1 as c_int)),
+        // SAFETY: the C contract of readlink(2): a1 a NUL-terminated path,
+        // a2 writable for a3 bytes.
+        ::libc::SYS_readlink => unsafe {
+            super::file::readlink(a1 as *const c_char, a2 as *mut c_char, a3) as _
+        },
         ::libc::SYS_sched_yield => ::libc::c_long::from(sched_yield()),
         _ => ::libc::c_long::from(super::fail(::libc::ENOSYS)),
     }
