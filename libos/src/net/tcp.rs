@@ -109,7 +109,7 @@ pub const NEIGHBOUR_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// IPv4 and TCP headers without options: an interface's MSS is its MTU
 /// less these.
-const TCP_IP_HEADERS: usize = 40;
+pub(crate) const TCP_IP_HEADERS: usize = 40;
 
 /// A socket listening on `port` (at `addr` only, if given), part of a
 /// listener's backlog.

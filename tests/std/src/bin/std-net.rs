@@ -13,6 +13,8 @@
 //!   connected UDP socket to a port of 10.0.0.1 nothing listens on.
 //! * `gather`: `sendmsg` and `writev` of several buffers to the suite's
 //!   10.0.0.1:7007, which reads the segments on the wire.
+//! * `stream`: three 16 KiB writes in a row to 10.0.0.1:7009, which reads
+//!   the segments on the wire.
 
 libos_std::app!(devices: ["service0": Net]);
 
@@ -30,6 +32,7 @@ fn main() {
         Some("unreachable") => unreachable(),
         Some("gather") => gather(),
         Some("burst") => burst(),
+        Some("stream") => stream(),
         Some("loopback") => {
             loopback();
             println!("done");
@@ -524,6 +527,20 @@ fn burst() {
     println!("burst: sent");
     std::io::stdout().flush().unwrap();
     std::process::exit(0);
+}
+
+/// Three 16 KiB writes without blocking in between (a streaming writer
+/// of small buffers, as std-echo or `io::copy`), then a blocking read.
+fn stream() {
+    let mut c = TcpStream::connect(host(7009)).unwrap();
+    c.set_nodelay(true).unwrap();
+    let data = noise(3 * 16 * 1024);
+    for chunk in data.chunks(16 * 1024) {
+        c.write_all(chunk).unwrap();
+    }
+    let mut ok = [0u8; 2];
+    c.read_exact(&mut ok).unwrap();
+    println!("stream: sent");
 }
 
 fn gather() {
