@@ -240,5 +240,5 @@ pub extern "C" fn _exit(status: c_int) -> ! {
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn abort() -> ! {
     libos::console::write_all(b"libos-std: abort()\n");
-    libos::process::exit(255)
+    libos::process::exit_now(255)
 }
