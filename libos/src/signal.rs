@@ -10,7 +10,8 @@
 //! * [`Disposition::Default`], until the application says otherwise: the
 //!   guest exits with status 128 + the signal's number (143 for `SIGTERM`,
 //!   130 for `SIGINT`), what a shell or a container runtime reports for a
-//!   process that Linux's default action ended;
+//!   process that Linux's default action ended, through
+//!   [`crate::process::exit`]: its connections send what they hold first;
 //! * [`Disposition::Ignore`]: nothing happens;
 //! * [`Disposition::Deliver`]: the signal is recorded, [`received`] and
 //!   [`crate::process::terminated`] report it, and the tasks waiting for
@@ -23,6 +24,10 @@
 //! stays pending, its fd stays readable, so it is acted on once and then
 //! left out of the `ppoll`s. A second `SIGTERM` merges into the first one,
 //! as two standard signals do while blocked on Linux; it is not seen.
+//!
+//! Once the guest exits ([`begin_exit`], from `crate::net::linger`), no
+//! disposition applies: a signal seen then is only recorded
+//! ([`seen_while_exiting`]), and ends the exit's wait for the connections.
 //!
 //! The check happens when the guest waits or checks (its `ppoll`s). A
 //! guest that computes without ever waiting or calling
