@@ -172,6 +172,7 @@ fn never_read_bounded(guest: Guest) {
             && out.stdout.contains("no progress for 3 s"),
         "{out:#?}"
     );
+    eprintln!("{guest:?}: the tender ran {took:?} (the linger cut after 3 s without progress)");
     assert!(took >= Duration::from_secs(3), "did not wait for the peer: {took:?}");
     assert!(took < Duration::from_secs(9), "{took:?}");
 }
@@ -230,6 +231,7 @@ fn sigterm_ends_the_linger(guest: Guest) {
     assert_eq!(status.code(), Some(3), "{rest}");
     assert!(rest.contains("exit: reset 1 connection(s)"), "{rest}");
     assert!(rest.contains("SIGTERM during the exit"), "{rest}");
+    eprintln!("{guest:?}: ended {took:?} after SIGTERM");
     assert!(took < Duration::from_secs(1), "{took:?}");
 }
 
