@@ -204,6 +204,116 @@ fn reset_all() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
+    use smoltcp::iface::{Config, Interface, SocketHandle};
+    use smoltcp::phy::{Loopback, Medium};
+    use smoltcp::time::Instant as SmolInstant;
+    use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+
+    /// A loopback interface at 127.0.0.1 with a peer listening on port 80
+    /// (1 KiB receive buffer) and a guest's connection to it (4 KiB send
+    /// buffer), established.
+    struct Pair {
+        iface: Interface,
+        dev: Loopback,
+        set: SocketSet<'static>,
+        peer: SocketHandle,
+        guest: SocketHandle,
+        ms: i64,
+    }
+
+    impl Pair {
+        fn new() -> Self {
+            let mut dev = Loopback::new(Medium::Ethernet);
+            let config =
+                Config::new(HardwareAddress::Ethernet(EthernetAddress([2, 0, 0, 0, 0, 1])));
+            let mut iface = Interface::new(config, &mut dev, SmolInstant::ZERO);
+            iface.update_ip_addrs(|a| {
+                a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8)).unwrap();
+            });
+            let socket = |rx: usize, tx: usize| {
+                stcp::Socket::new(
+                    stcp::SocketBuffer::new(vec![0; rx]),
+                    stcp::SocketBuffer::new(vec![0; tx]),
+                )
+            };
+            let mut set = SocketSet::new(alloc::vec::Vec::new());
+            let mut p = socket(1024, 1024);
+            p.listen(80).unwrap();
+            let peer = set.add(p);
+            let mut g = socket(1024, 4096);
+            g.connect(iface.context(), (IpAddress::v4(127, 0, 0, 1), 80), 40000).unwrap();
+            let guest = set.add(g);
+            let mut pair = Pair { iface, dev, set, peer, guest, ms: 0 };
+            pair.run();
+            assert_eq!(pair.guest().state(), stcp::State::Established);
+            pair
+        }
+
+        fn run(&mut self) {
+            for _ in 0..50 {
+                self.ms += 1;
+                self.iface.poll(SmolInstant::from_millis(self.ms), &mut self.dev, &mut self.set);
+            }
+        }
+
+        fn guest(&mut self) -> &mut stcp::Socket<'static> {
+            self.set.get_mut::<stcp::Socket>(self.guest)
+        }
+
+        fn peer(&mut self) -> &mut stcp::Socket<'static> {
+            self.set.get_mut::<stcp::Socket>(self.peer)
+        }
+    }
+
+    #[test]
+    fn a_closed_connection_is_unfinished_until_its_data_and_fin_are_acknowledged() {
+        let mut p = Pair::new();
+        assert_eq!(p.guest().send_slice(&[7; 3000]), Ok(3000));
+        p.guest().close();
+        p.run();
+        // The peer's 1 KiB window is full and it does not read: the rest
+        // waits in the guest's send buffer, unacknowledged.
+        assert!(unfinished(p.guest()));
+        assert!(p.guest().send_queue() >= 3000 - 1024, "{}", p.guest().send_queue());
+        let mut got = 0;
+        for _ in 0..20 {
+            got += p.peer().recv(|d| (d.len(), d.len())).unwrap_or(0);
+            p.run();
+        }
+        assert_eq!(got, 3000);
+        assert_eq!(p.guest().state(), stcp::State::FinWait2);
+        assert_eq!(p.guest().send_queue(), 0);
+        assert!(!unfinished(p.guest()), "data and FIN acknowledged");
+        // The peer read the FIN: a clean end of stream.
+        assert_eq!(p.peer().state(), stcp::State::CloseWait);
+    }
+
+    #[test]
+    fn an_aborted_connection_is_unfinished_until_its_reset_is_sent() {
+        let mut p = Pair::new();
+        assert_eq!(p.guest().send_slice(&[7; 3000]), Ok(3000));
+        p.run();
+        p.guest().abort();
+        assert!(unfinished(p.guest()), "the reset is still to send");
+        p.run();
+        assert!(!unfinished(p.guest()));
+        assert_eq!(p.peer().state(), stcp::State::Closed, "the peer got the reset");
+    }
+
+    #[test]
+    fn listening_and_finished_sockets_are_not_waited_for() {
+        let mut p = Pair::new();
+        let mut l = stcp::Socket::new(
+            stcp::SocketBuffer::new(vec![0; 64]),
+            stcp::SocketBuffer::new(vec![0; 64]),
+        );
+        l.listen(81).unwrap();
+        assert!(!unfinished(&l));
+        l.close();
+        assert!(!unfinished(&l), "closed, no peer: nothing to send");
+        assert!(unfinished(p.guest()), "established");
+    }
 
     #[test]
     fn progress_is_fewer_bytes_or_fewer_sockets() {
