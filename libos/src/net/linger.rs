@@ -77,8 +77,13 @@ pub fn finish() -> Finish {
             close_all(i);
         }
     }
+    // Nothing to send: no turn at all (a turn would also start what the
+    // guest never used, such as a DHCP request).
+    let mut last = left();
+    if last.connections == 0 {
+        return Finish::Done;
+    }
     crate::signal::begin_exit();
-    let mut last = Left::default();
     let mut last_progress = start;
     loop {
         let now = Instant::now();
