@@ -34,8 +34,9 @@ use crate::time::Instant;
 
 /// How long the connections of an exiting guest may go without progress
 /// (no byte acknowledged, no connection finished) before they are reset:
-/// long enough for two retransmissions at smoltcp's first timeouts (1 s,
-/// then 2 s would be cut: a path that loses that much is given up on).
+/// room for a retransmission after smoltcp's first timeout (1 s) to be
+/// answered; a path that loses the next one too (2 s later) is given up
+/// on.
 pub const STALL: Duration = Duration::from_secs(3);
 
 /// The longest an exiting guest sends what its connections hold, however
