@@ -95,8 +95,36 @@ pub fn memory() -> Memory {
     }
 }
 
-/// Ends the guest with `code` (the host sees `code & 0xff`).
+/// Ends the guest with `code` (the host sees `code & 0xff`), once its
+/// connections have sent what they hold, as Linux sends what a process
+/// wrote after it ended: every TCP connection is closed (its FIN after the
+/// data), and the guest runs network turns, and nothing else, until all
+/// is acknowledged, for at most a few seconds (see `crate::net::linger`:
+/// no progress for 3 s, 10 s in all, or `SIGTERM` or `SIGINT` meanwhile,
+/// and what is left is reset). The status stays `code` either way (the
+/// program had ended); a notice on the console tells what was reset.
 pub fn exit(code: i32) -> ! {
+    use crate::net::linger::{self, Cut, Finish};
+    if let Finish::Reset { connections, unsent, why } = linger::finish() {
+        let why = match why {
+            Cut::Stalled => alloc::format!("no progress for {} s", linger::STALL.as_secs()),
+            Cut::Bound => alloc::format!("still sending after {} s", linger::BOUND.as_secs()),
+            Cut::Signal(s) => alloc::format!("{s} during the exit"),
+        };
+        crate::console::notice(
+            "libos::process",
+            format_args!(
+                "exit: reset {connections} connection(s) with {unsent} byte(s) unacknowledged: {why}"
+            ),
+        );
+    }
+    crate::hypercall::exit_group(code)
+}
+
+/// Ends the guest with `code` at once: what its connections hold is not
+/// sent. For an abort or a panic, which may come from inside a network
+/// turn (docs/std.md, "When a write leaves").
+pub fn exit_now(code: i32) -> ! {
     crate::hypercall::exit_group(code)
 }
 

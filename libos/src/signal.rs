@@ -10,7 +10,8 @@
 //! * [`Disposition::Default`], until the application says otherwise: the
 //!   guest exits with status 128 + the signal's number (143 for `SIGTERM`,
 //!   130 for `SIGINT`), what a shell or a container runtime reports for a
-//!   process that Linux's default action ended;
+//!   process that Linux's default action ended, through
+//!   [`crate::process::exit`]: its connections send what they hold first;
 //! * [`Disposition::Ignore`]: nothing happens;
 //! * [`Disposition::Deliver`]: the signal is recorded, [`received`] and
 //!   [`crate::process::terminated`] report it, and the tasks waiting for
@@ -23,6 +24,10 @@
 //! stays pending, its fd stays readable, so it is acted on once and then
 //! left out of the `ppoll`s. A second `SIGTERM` merges into the first one,
 //! as two standard signals do while blocked on Linux; it is not seen.
+//!
+//! Once the guest exits ([`begin_exit`], from `crate::net::linger`), no
+//! disposition applies: a signal seen then is only recorded
+//! ([`seen_while_exiting`]), and ends the exit's wait for the connections.
 //!
 //! The check happens when the guest waits or checks (its `ppoll`s). A
 //! guest that computes without ever waiting or calling
@@ -136,6 +141,10 @@ static UNTAKEN: AtomicU8 = AtomicU8::new(0);
 static FIRST: AtomicU8 = AtomicU8::new(0);
 /// Whether any waker was registered since the last delivery.
 static HAS_WAKERS: AtomicBool = AtomicBool::new(false);
+/// Set when the guest has begun to exit ([`begin_exit`]).
+static EXITING: AtomicBool = AtomicBool::new(false);
+/// The signals seen since the guest began to exit.
+static WHILE_EXITING: AtomicU8 = AtomicU8::new(0);
 static WAKERS: Mutex<Vec<Waker>> = Mutex::new(Vec::new());
 
 /// Sets what the guest does when `signal` arrives; returns what it did
@@ -232,12 +241,30 @@ pub(crate) fn seen(fds: &[PollFd]) {
         if SEEN.fetch_or(s.bit(), Ordering::AcqRel) & s.bit() != 0 {
             continue;
         }
+        if EXITING.load(Ordering::Acquire) {
+            // The program has ended: no disposition applies any more; the
+            // exit's linger ends at once (`crate::net::linger`).
+            WHILE_EXITING.fetch_or(s.bit(), Ordering::AcqRel);
+            continue;
+        }
         match disposition(s) {
-            Disposition::Default => hypercall::exit_group(s.default_status()),
+            Disposition::Default => crate::process::exit(s.default_status()),
             Disposition::Ignore => {}
             Disposition::Deliver => deliver(s),
         }
     }
+}
+
+/// Marks the guest as exiting: from now on a signal that arrives is only
+/// recorded, for [`seen_while_exiting`] (see `crate::net::linger`).
+pub(crate) fn begin_exit() {
+    EXITING.store(true, Ordering::Release);
+}
+
+/// The first of the signals that arrived since [`begin_exit`], if any.
+pub(crate) fn seen_while_exiting() -> Option<Signal> {
+    let bits = WHILE_EXITING.load(Ordering::Acquire);
+    Signal::ALL.into_iter().find(|s| bits & s.bit() != 0)
 }
 
 fn deliver(s: Signal) {
@@ -271,7 +298,8 @@ pub(crate) fn check() {
 pub(crate) fn test_state() -> spin::MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     let guard = LOCK.lock();
-    for a in [&SEEN, &RECEIVED, &UNTAKEN, &FIRST] {
+    EXITING.store(false, Ordering::Release);
+    for a in [&SEEN, &RECEIVED, &UNTAKEN, &FIRST, &WHILE_EXITING] {
         a.store(0, Ordering::Release);
     }
     for d in &DISPOSITIONS {

@@ -467,8 +467,8 @@ fn small_writes_leave_together_when_the_writer_blocks_and_before_exit() {
         let mut burst = [0u8; 80];
         s.read_exact(&mut burst).unwrap();
         s.write_all(b"ok").unwrap();
-        // The guest exits right after this write, without closing: no
-        // FIN follows, only the bytes.
+        // The guest exits right after this write, without closing: the
+        // bytes come, then the exit's FIN (tests/suite/exit_flush.rs).
         let mut bye = [0u8; 3];
         let last = s.read_exact(&mut bye).map(|()| bye);
         (burst, last.map_err(|e| e.kind()))

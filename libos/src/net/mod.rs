@@ -21,6 +21,7 @@
 pub mod config;
 mod dhcp;
 pub mod gateway;
+pub(crate) mod linger;
 pub mod tap;
 mod tcp;
 mod udp;

@@ -290,6 +290,16 @@ impl Listener {
         }
     }
 
+    /// Ends the listener as the end of the process ends it on Linux: its
+    /// connections not accepted yet are reset, its listening sockets
+    /// closed. The sockets stay in `set` until the guest ends (an aborted
+    /// one has its reset to send).
+    pub(crate) fn reset_all(self, set: &mut SocketSet<'static>) {
+        for h in self.sockets {
+            set.get_mut::<tcp::Socket>(h).abort();
+        }
+    }
+
     /// Takes an established connection out of the backlog, if there is
     /// one; otherwise registers `waker` with the sockets waiting for one.
     fn take_established(

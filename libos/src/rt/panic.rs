@@ -30,7 +30,7 @@ const OOM_PREFIX: &str = "memory allocation of ";
 /// The panic handler of a `no_std` guest (`app!` installs it).
 pub fn panic(info: &PanicInfo<'_>) -> ! {
     if PANICKING.swap(true, Ordering::Relaxed) {
-        crate::process::exit(255);
+        crate::process::exit_now(255);
     }
     let mut out = ConsoleWriter::new();
     match info.location() {
@@ -55,7 +55,7 @@ pub fn panic(info: &PanicInfo<'_>) -> ! {
         );
     }
     out.flush();
-    crate::process::exit(255)
+    crate::process::exit_now(255)
 }
 
 /// Checks whether formatted output starts with `prefix`, without a buffer.
@@ -85,5 +85,5 @@ pub extern "C" fn eh_personality() {}
 /// Never called: what `app!` defines as `_Unwind_Resume`, which the
 /// prebuilt `alloc` references under LTO.
 pub extern "C" fn unwind_resume() -> ! {
-    crate::process::exit(255)
+    crate::process::exit_now(255)
 }

@@ -1504,7 +1504,7 @@ pub unsafe extern "C" fn vprintf(fmt: *const c_char, ap: VaList) -> c_int {
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn __chk_fail() -> ! {
     libos::console::write_all(b"*** buffer overflow detected ***: terminated\n");
-    libos::process::exit(255)
+    libos::process::exit_now(255)
 }
 
 /// `__vsnprintf_chk`.

@@ -255,20 +255,22 @@ pub extern "C" fn exit(status: c_int) -> ! {
     _exit(status)
 }
 
-/// `_exit(status)`: ends the guest at once, after sending what writes
-/// left for the next network turn (`super::thread::send_soon`), as
-/// Linux sends what was written before a process ended.
+/// `_exit(status)`: ends the guest, no other thread running again, once
+/// its connections have sent what they hold (libos's `process::exit`,
+/// bounded: docs/networking.md, "When the guest exits"), as Linux sends
+/// what was written before a process ended.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn _exit(status: c_int) -> ! {
     libos::task::flush_egress();
     libos::process::exit(status)
 }
 
-/// `abort()`: ends the guest with status 255, as a panic in a `no_std`
-/// guest does (docs/design.md: a guest that panics or aborts exits 255; it
+/// `abort()`: ends the guest with status 255 at once, its connections'
+/// data not sent (it may run inside a failing network turn), as a panic
+/// in a `no_std` guest does (docs/design.md: a guest that panics or aborts exits 255; it
 /// cannot raise `SIGABRT` on itself behind the filter).
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn abort() -> ! {
     libos::console::write_all(b"libos-std: abort()\n");
-    libos::process::exit(255)
+    libos::process::exit_now(255)
 }

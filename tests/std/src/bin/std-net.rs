@@ -11,6 +11,11 @@
 //! * `unreachable`: connections to 10.0.0.98, which nobody answers ARP
 //!   for: blocking, then nonblocking with `poll` and `SO_ERROR`; and a
 //!   connected UDP socket to a port of 10.0.0.1 nothing listens on.
+//! * `flood exit|close|fill BYTES`: writes BYTES of the pattern `i % 251`
+//!   to 10.0.0.1:7010 and ends (tests/suite/exit_flush.rs): `exit(3)` with
+//!   the socket open; `close` drops it, sleeps 100 ms and returns from
+//!   `main`; `fill` writes nonblocking only what the buffer takes, then
+//!   `exit(3)`.
 //! * `gather`: `sendmsg` and `writev` of several buffers to the suite's
 //!   10.0.0.1:7007, which reads the segments on the wire.
 //! * `stream`: three 16 KiB writes in a row to 10.0.0.1:7009, which reads
@@ -33,6 +38,7 @@ fn main() {
         Some("gather") => gather(),
         Some("burst") => burst(),
         Some("stream") => stream(),
+        Some("flood") => flood(),
         Some("loopback") => {
             loopback();
             println!("done");
@@ -541,6 +547,42 @@ fn stream() {
     let mut ok = [0u8; 2];
     c.read_exact(&mut ok).unwrap();
     println!("stream: sent");
+}
+
+fn flood() {
+    let how = std::env::args().nth(2).unwrap_or_default();
+    let bytes: usize = std::env::args().nth(3).and_then(|b| b.parse().ok()).expect("BYTES");
+    let mut c = TcpStream::connect(host(7010)).unwrap();
+    let chunk: Vec<u8> = (0..251 * 64).map(|i| (i % 251) as u8).collect();
+    let mut wrote = 0;
+    if how == "fill" {
+        c.set_nonblocking(true).unwrap();
+    }
+    while wrote < bytes {
+        let want = &chunk[..chunk.len().min(bytes - wrote)];
+        match c.write(want) {
+            // Only whole chunks but the last, so that the pattern runs on.
+            Ok(n) if n == want.len() => wrote += n,
+            Ok(n) if how != "fill" => {
+                c.write_all(&want[n..]).unwrap();
+                wrote += want.len();
+            }
+            Ok(n) => {
+                wrote += n;
+                break;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    println!("flood: wrote {wrote}");
+    std::io::stdout().flush().unwrap();
+    if how == "close" {
+        drop(c);
+        std::thread::sleep(Duration::from_millis(100));
+        return;
+    }
+    std::process::exit(3);
 }
 
 fn gather() {

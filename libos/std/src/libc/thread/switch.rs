@@ -315,7 +315,7 @@ fn check_stack(t: &Thread, bytes: usize) {
             stack.size / 1024
         ));
         libos::console::write_all(msg.as_bytes());
-        libos::process::exit(255);
+        libos::process::exit_now(255);
     }
 }
 
