@@ -270,6 +270,7 @@ impl Streams {
     /// Brings every parked socket back.
     pub(crate) fn unpark_all(&mut self, sockets: &mut SocketSet<'static>, parked: &mut ParkedKeys) {
         let ids: Vec<Id> = parked.values().copied().collect();
+        log::debug!("a frame that could be for any: {} parked connections back", ids.len());
         for id in ids {
             self.unpark(id, sockets, parked);
         }
@@ -308,6 +309,7 @@ impl Streams {
             return;
         }
         self.next_sweep = Some(now + SWEEP);
+        let parks = self.parks;
         for id in 0..self.slots.len() as Id {
             let Slot::Active { handle, touched } = &mut self.slots[id as usize] else { continue };
             if core::mem::take(touched) {
@@ -334,6 +336,9 @@ impl Streams {
                     self.slots[id as usize] = Slot::Active { handle, touched: false };
                 }
             }
+        }
+        if self.parks > parks {
+            log::debug!("parked {} idle connections, {} parked", self.parks - parks, parked.len());
         }
     }
 
