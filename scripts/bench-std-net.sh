@@ -205,6 +205,9 @@ start() {
         # stays small); the others with room for their threads' stacks.
         if [ "$prog" = std-http ]; then
             opts+=(--block-ro "storage=$work/site.img")
+            # With idle connections held, the default --mem runs out
+            # (~100 connections: "memory allocation ... failed").
+            [ -n "$IDLE" ] && opts+=(--mem 1024)
         else
             opts+=(--mem 1024)
         fi
