@@ -205,6 +205,9 @@ start() {
         # stays small); the others with room for their threads' stacks.
         if [ "$prog" = std-http ]; then
             opts+=(--block-ro "storage=$work/site.img")
+            # With idle connections held, the default --mem runs out
+            # (~100 connections: "memory allocation ... failed").
+            [ -n "$IDLE" ] && opts+=(--mem 1024)
         else
             opts+=(--mem 1024)
         fi
@@ -257,6 +260,11 @@ order() { if [ $(($1 % 2)) -eq 0 ]; then echo guest native; else echo native gue
 wrk_p99() { awk '$1 == "99%" { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
     if (u == "us") v /= 1000; else if (u == "s") v *= 1000; printf "%.3f", v }'; }
 wrk_rps() { awk '/^Requests\/sec:/ { print $2 }'; }
+wrk_requests() { awk '/ requests in / { print $1 }'; }
+# CPU time of process $1 so far (user + system), in clock ticks: the
+# server's CPU per request, which the load of the machine moves much less
+# than its rate.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 wrk_errors() { grep -E "Socket errors|Non-2xx" || true; }
 
 # In --idle mode: the 1 KiB GET only, and the rows name the idle connections.
@@ -286,11 +294,18 @@ for round in $(seq "$ROUNDS"); do
         for f in $FILES; do
             conns=32
             [ "$f" = 1m ] && conns=8
+            cpu0=$(cpu_ticks "$SERVER_PID")
             out=$(in_client wrk -t 1 -c "$conns" -d "${SECS}s" --latency "http://$ip/$f.bin")
+            cpu1=$(cpu_ticks "$SERVER_PID")
             errs=$(echo "$out" | wrk_errors)
             [ -n "$errs" ] && echo "bench-std-net: std-http $side $f: $errs" >&2
             record "std-http GET $f (wrk -c $conns)$TAG" "$side" rate "$(echo "$out" | wrk_rps)"
             record "std-http GET $f (wrk -c $conns)$TAG" "$side" p99 "$(echo "$out" | wrk_p99)"
+            # µs of the server's CPU per request (the tender, or the native
+            # program); g/n > 1 is the guest costlier here.
+            record "std-http GET $f$TAG: server CPU µs/request" "$side" rate \
+                "$(awk -v c=$((cpu1 - cpu0)) -v n="$(echo "$out" | wrk_requests)" -v hz="$(getconf CLK_TCK)" \
+                    'BEGIN { if (n > 0) printf "%.2f", c * 1e6 / hz / n }')"
         done
         stop
     done

@@ -94,7 +94,7 @@ fn setup(tag: &str) -> (Netns, TcpListener) {
 /// Accepts one connection and reads it to the end, 16 KiB at a time with
 /// `pause` after each read, checking the pattern `i % 251`: the bytes
 /// read if the stream ended cleanly, or what went wrong.
-fn slow_reader(listener: TcpListener, pause: Duration) -> Result<usize, String> {
+fn slow_reader(listener: &TcpListener, pause: Duration) -> Result<usize, String> {
     let (mut s, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut buf = vec![0u8; 16 * 1024];
@@ -116,7 +116,7 @@ fn slow_reader(listener: TcpListener, pause: Duration) -> Result<usize, String> 
 
 fn everything_arrives(guest: Guest, how: &str, status: i32) {
     let (ns, listener) = setup(&format!("xf-{}", &how[..2]));
-    let reader = std::thread::spawn(move || slow_reader(listener, Duration::from_millis(5)));
+    let reader = std::thread::spawn(move || slow_reader(&listener, Duration::from_millis(5)));
     let out = ns.tender(&guest.args(how, BYTES));
     let read = reader.join().unwrap();
     assert_eq!(out.code(), Some(status), "{out:#?}");
@@ -146,6 +146,29 @@ fn no_std_close_then_return_sends_everything_then_fin() {
 }
 
 /// A client that accepts and never reads, until `done` says so.
+/// A connection idle long enough to be parked out of smoltcp's socket set
+/// (docs/networking.md, "Idle connections") is finished at exit like any
+/// other: its data, then a FIN, and the busy one's too.
+#[test]
+fn std_exit_finishes_a_parked_idle_connection() {
+    let (ns, listener) = setup("xf-pk");
+    let reader = std::thread::spawn(move || {
+        let idle = slow_reader(&listener, Duration::ZERO);
+        let busy = listener.accept().map(|(mut s, _)| {
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).map(|_| got)
+        });
+        (idle, busy)
+    });
+    let out = ns.tender(&Guest::Std.args("parked", 4096));
+    let (idle, busy) = reader.join().unwrap();
+    assert_eq!(out.code(), Some(3), "{out:#?}");
+    assert_eq!(idle, Ok(4096), "{out:#?}");
+    assert_eq!(busy.unwrap().unwrap(), vec![b'b'; 30], "{out:#?}");
+    assert!(!out.stdout.contains("exit: reset"), "{out:#?}");
+}
+
 fn never_reader(listener: TcpListener) -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel::<()>();
     let t = std::thread::spawn(move || {

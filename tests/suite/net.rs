@@ -687,3 +687,125 @@ fn an_idle_guest_makes_no_system_calls() {
         t0.elapsed()
     );
 }
+
+/// Every line the guest prints, as it prints them.
+fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits (10 s at most) for a line that satisfies `want`, sending a UDP
+/// datagram to echo every 50 ms meanwhile: the network turns in which the
+/// guest looks for idle connections to park come with traffic.
+fn wait_line(
+    ns: &Netns,
+    rx: &std::sync::mpsc::Receiver<String>,
+    want: impl Fn(&str) -> bool,
+) -> String {
+    let udp = ns.enter(|| std::net::UdpSocket::bind("10.0.0.1:0").unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let _ = udp.send_to(b"turn", "10.0.0.2:7");
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(line) if want(&line) => return line,
+            Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(e) => panic!("the guest's output ended: {e}"),
+        }
+        assert!(Instant::now() < deadline, "no such line from the guest in 10 s");
+    }
+}
+
+/// Sends `msg` on `s` and reads it back.
+fn echoes(s: &mut TcpStream, msg: &[u8]) -> Result<(), String> {
+    s.write_all(msg).map_err(|e| format!("write: {e}"))?;
+    let mut back = vec![0u8; msg.len()];
+    s.read_exact(&mut back).map_err(|e| format!("read: {e}"))?;
+    if back == msg { Ok(()) } else { Err(format!("{back:?} back for {msg:?}")) }
+}
+
+/// The guest parks idle connections out of smoltcp's socket set
+/// (docs/networking.md, "Idle connections"): 300 connections, left idle
+/// until all are parked, still echo each its own message; a FIN and a
+/// reset for parked ones reach their sockets (the echo task sees end of
+/// stream and answers with its own FIN; it sees the reset as an error).
+#[test]
+fn parked_idle_connections_still_echo_and_see_fin_and_reset() {
+    const N: usize = 300;
+    let ns = namespace("idleset");
+    let echo = workspace_bin("echo").display().to_string();
+    let mut args = vec!["--net", "service0=tap0", "--mem", "256", "--log-level", "debug"];
+    args.extend(static_ip());
+    args.push(&echo);
+    let mut child = ns
+        .command(support::tender())
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the tender");
+    let rx = lines_of(&mut child);
+    let _guest = KillOnDrop(child);
+    let parked = |n: usize| move |l: &str| l.contains(&format!(", {n} parked"));
+    wait_line(&ns, &rx, |l| l.contains("echo: listening"));
+    let addr = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 7);
+    let mut conns = ns.enter(move || {
+        (0..N)
+            .map(|i| {
+                let mut s = TcpStream::connect_timeout(&addr.into(), Duration::from_secs(10))
+                    .unwrap_or_else(|e| panic!("connection {i}: {e}"));
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                echoes(&mut s, format!("hello {i}\n").as_bytes()).unwrap();
+                s
+            })
+            .collect::<Vec<_>>()
+    });
+    wait_line(&ns, &rx, parked(N));
+    // Each one, parked, echoes again.
+    for (i, s) in conns.iter_mut().enumerate() {
+        let msg = format!("again {i}: {}\n", "x".repeat(i));
+        echoes(s, msg.as_bytes()).unwrap_or_else(|e| panic!("connection {i}: {e}"));
+    }
+    wait_line(&ns, &rx, parked(N));
+    // 50 half-close (a FIN): echo closes its side too.
+    for (i, s) in conns.iter_mut().enumerate().take(50) {
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).unwrap_or_else(|e| panic!("connection {i}: {e}"));
+        assert!(rest.is_empty(), "connection {i}: {rest:?}");
+    }
+    // 50 reset theirs (SO_LINGER 0, then close).
+    for s in conns.drain(50..100) {
+        let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+        // SAFETY: a valid socket fd and a linger of the size given.
+        let r = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&s),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&raw const linger).cast(),
+                size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0);
+    }
+    let mut resets = 0;
+    while resets < 50 {
+        wait_line(&ns, &rx, |l| l.contains("connection reset"));
+        resets += 1;
+    }
+    // The other 200, still parked, echo.
+    for (i, s) in conns.iter_mut().enumerate().skip(50) {
+        echoes(s, format!("last {i}\n").as_bytes())
+            .unwrap_or_else(|e| panic!("connection {i}: {e}"));
+    }
+}

@@ -145,6 +145,9 @@ impl Left {
 
 /// Closes every socket of `i`: see the module's documentation.
 fn close_all(i: &mut Iface) {
+    // Idle connections parked out of smoltcp's set (`park`) are closed
+    // like the others: back in the set first.
+    i.streams.unpark_all(&mut i.sockets, &mut i.tap.parked);
     for l in core::mem::take(&mut i.listeners) {
         l.reset_all(&mut i.sockets);
     }

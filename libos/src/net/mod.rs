@@ -22,6 +22,7 @@ pub mod config;
 mod dhcp;
 pub mod gateway;
 pub(crate) mod linger;
+mod park;
 pub mod tap;
 mod tcp;
 mod udp;
@@ -115,6 +116,8 @@ pub(crate) struct Iface {
     pub(crate) orphans: Vec<(SocketHandle, Instant)>,
     /// The TCP listeners' sockets on this interface.
     pub(crate) listeners: Vec<tcp::Listener>,
+    /// The streams' sockets, active (in `sockets`) or parked (see [`park`]).
+    pub(crate) streams: park::Streams,
 }
 
 /// How long a dropped, still-closing connection may linger.
@@ -177,6 +180,7 @@ pub(crate) fn init() -> Result<(), ConfigError> {
             gateway: None,
             orphans: Vec::new(),
             listeners: Vec::new(),
+            streams: park::Streams::new(),
         };
         if let Ipv4Config::Static { address, prefix, gateway, gateway_mac } = cfg {
             i.configure(Ipv4Cidr::new(address, prefix), gateway, gateway_mac, Source::Static);
@@ -217,6 +221,7 @@ fn loopback(now: Instant) -> Iface {
         gateway: None,
         orphans: Vec::new(),
         listeners: Vec::new(),
+        streams: park::Streams::new(),
     }
 }
 
@@ -315,6 +320,7 @@ pub(crate) fn poll(now: Instant) -> bool {
     for i in &mut stack.ifaces {
         i.tap.drained = false;
         i.iface.poll_maintenance(ts);
+        i.streams.unpark_due(ts, &mut i.sockets, &mut i.tap.parked);
         changed |= i.poll_frames(ts);
         // The loopback's answers to what it just took: until it is quiet
         // (bounded, so that two sockets that keep talking cannot hold the
@@ -332,6 +338,7 @@ pub(crate) fn poll(now: Instant) -> bool {
         }
         i.handle_dhcp(now);
         i.sweep_orphans(now);
+        i.streams.sweep(ts, &mut i.iface, &mut i.sockets, &mut i.tap.parked);
     }
     sync_loopback(&mut stack);
     changed
@@ -345,7 +352,14 @@ pub(crate) fn poll_at(now: Instant) -> Option<Instant> {
     }
     let ts = smol_now(now);
     let dhcp = stack.ifaces.iter().filter_map(|i| i.dhcp.as_ref()?.deadline()).min();
-    let smol = stack.ifaces.iter_mut().filter_map(|i| i.iface.poll_at(ts, &i.sockets)).min();
+    // The active sockets', and the parked ones' deadlines (keep-alive,
+    // timeout), when they are brought back.
+    let smol = stack
+        .ifaces
+        .iter_mut()
+        .flat_map(|i| [i.iface.poll_at(ts, &i.sockets), i.streams.deadline()])
+        .flatten()
+        .min();
     smol.map(from_smol).into_iter().chain(dhcp).min()
 }
 
@@ -525,7 +539,15 @@ impl Iface {
                 self.refresh_listeners();
             }
             match self.iface.poll_ingress_single(ts, &mut self.tap, &mut self.sockets) {
-                In::None if self.tap.holds_syn() => self.list_connections(),
+                In::None if self.tap.holds_syn() => match self.tap.wake.take() {
+                    Some(park::Wake::One(id)) => {
+                        self.streams.unpark(id, &mut self.sockets, &mut self.tap.parked);
+                    }
+                    Some(park::Wake::All) => {
+                        self.streams.unpark_all(&mut self.sockets, &mut self.tap.parked);
+                    }
+                    None => self.list_connections(),
+                },
                 In::None => break,
                 In::PacketProcessed => {}
                 In::SocketStateChanged => changed = true,
@@ -578,6 +600,12 @@ impl Iface {
                 && tap.syn_gate.iter().any(|&(port, _)| port == local.port)
             {
                 tap.connections.push((local.port, SocketAddrV4::new(addr, remote.port)));
+            }
+        }
+        // The parked ones are established.
+        for k in tap.parked.keys() {
+            if tap.syn_gate.iter().any(|&(port, _)| port == k.local.port()) {
+                tap.connections.push((k.local.port(), k.remote));
             }
         }
         tap.connections_listed = true;
@@ -899,5 +927,190 @@ mod tests {
         // What `b` held, and then what `a` goes on writing (without the
         // device's help: what `b` held and `a`'s probes, a byte each).
         assert!(got > 4 * 4096, "`a` sends on once `b` reads: {got} bytes");
+    }
+
+    /// One network turn of `lo` at `t`, as [`poll`] gives it: parked
+    /// deadlines, frames in and out until the loopback is quiet, a sweep.
+    fn turn(lo: &mut Iface, t: Instant) {
+        let ts = smol_now(t);
+        lo.streams.unpark_due(ts, &mut lo.sockets, &mut lo.tap.parked);
+        lo.poll_frames(ts);
+        for _ in 0..64 {
+            if !lo.tap.has_looped() {
+                break;
+            }
+            lo.poll_frames(ts);
+        }
+        lo.streams.sweep(ts, &mut lo.iface, &mut lo.sockets, &mut lo.tap.parked);
+    }
+
+    /// Turns every 50 ms for `d` from `*t` on.
+    fn turns(lo: &mut Iface, t: &mut Instant, d: Duration) {
+        let end = *t + d;
+        while *t < end {
+            *t = *t + Duration::from_millis(50);
+            turn(lo, *t);
+        }
+    }
+
+    /// A connected pair on the loopback, both ends named as streams.
+    fn streams(lo: &mut Iface) -> (park::Id, park::Id) {
+        let (server, client) = pair(lo, 4096);
+        (lo.streams.add(server), lo.streams.add(client))
+    }
+
+    fn tcp(lo: &mut Iface, id: park::Id) -> &mut stcp::Socket<'static> {
+        let h = lo.streams.handle(id, &mut lo.sockets, &mut lo.tap.parked);
+        lo.sockets.get_mut::<stcp::Socket>(h)
+    }
+
+    const SWEEPS: Duration = Duration::from_millis(2 * park::SWEEP.total_millis());
+
+    #[test]
+    fn idle_streams_park_and_a_segment_brings_its_own_back() {
+        let mut lo = loopback(Instant::now());
+        let (server, client) = streams(&mut lo);
+        let mut t = Instant::now();
+        let before = lo.sockets.iter().count();
+        turns(&mut lo, &mut t, SWEEPS);
+        assert!(lo.streams.is_parked(server) && lo.streams.is_parked(client));
+        assert_eq!(lo.sockets.iter().count(), before - 2, "out of smoltcp's set");
+        assert_eq!(lo.tap.parked.len(), 2);
+        // Peeking (state, wakers) leaves a socket parked.
+        assert_eq!(lo.streams.peek(server, &mut lo.sockets).state(), stcp::State::Established);
+        assert!(lo.streams.is_parked(server));
+        // A write brings the writer back; its segment brings the reader
+        // back before smoltcp sees it, and the reader's ACK reaches the
+        // writer.
+        assert_eq!(tcp(&mut lo, client).send_slice(b"hello"), Ok(5));
+        assert!(!lo.streams.is_parked(client) && lo.streams.is_parked(server));
+        turn(&mut lo, t);
+        assert!(!lo.streams.is_parked(server), "the segment brought it back");
+        let mut buf = [0u8; 8];
+        assert_eq!(tcp(&mut lo, server).recv_slice(&mut buf), Ok(5));
+        assert_eq!(&buf[..5], b"hello");
+        assert_eq!(tcp(&mut lo, client).send_queue(), 0, "acknowledged");
+        // Idle again: parked again, and the answer goes the other way.
+        turns(&mut lo, &mut t, SWEEPS);
+        assert_eq!(lo.streams.parked(), 2);
+        assert_eq!(tcp(&mut lo, server).send_slice(b"world"), Ok(5));
+        turn(&mut lo, t);
+        assert_eq!(tcp(&mut lo, client).recv_slice(&mut buf), Ok(5));
+        assert_eq!(lo.streams.unparks, 4);
+    }
+
+    #[test]
+    fn a_stream_the_application_uses_every_sweep_never_parks() {
+        let mut lo = loopback(Instant::now());
+        let (server, client) = streams(&mut lo);
+        let mut t = Instant::now();
+        let mut buf = [0u8; 8];
+        for _ in 0..20 {
+            // One exchange per sweep: the application reads and writes.
+            assert_eq!(tcp(&mut lo, client).send_slice(b"ping"), Ok(4));
+            turns(&mut lo, &mut t, SWEEPS / 2);
+            assert_eq!(tcp(&mut lo, server).recv_slice(&mut buf), Ok(4));
+            let _ = tcp(&mut lo, client);
+        }
+        assert_eq!(lo.streams.parks, 0, "busy streams never move");
+        // Unacknowledged data keeps a socket active too: the client's
+        // segments are lost (the loopback drops them), so its send buffer
+        // keeps them.
+        lo.tap.loop_hook = Some(|f| f.fill(0));
+        assert_eq!(tcp(&mut lo, client).send_slice(b"lost"), Ok(4));
+        turns(&mut lo, &mut t, 2 * SWEEPS);
+        assert!(!lo.streams.is_parked(client), "data in flight");
+        assert!(lo.streams.is_parked(server), "nothing to do");
+    }
+
+    #[test]
+    fn a_parked_streams_keep_alive_still_fires() {
+        let mut lo = loopback(Instant::now());
+        let (server, client) = streams(&mut lo);
+        tcp(&mut lo, server).set_keep_alive(Some(smoltcp::time::Duration::from_secs(2)));
+        let mut t = Instant::now();
+        turns(&mut lo, &mut t, SWEEPS);
+        assert_eq!(lo.streams.parked(), 2);
+        let first = lo.streams.deadline().expect("the keep-alive's deadline");
+        assert!(first > smol_now(t));
+        assert!(poll_at_of(&mut lo, t).is_some_and(|d| d <= from_smol(first)));
+        // Past it: the keep-alive goes (the client's ACK answers it), and
+        // both park again, the server with the next keep-alive's deadline.
+        turns(&mut lo, &mut t, Duration::from_secs(3));
+        assert!(lo.streams.unparks >= 2, "brought back for the keep-alive and its answer");
+        assert_eq!(lo.streams.parked(), 2);
+        assert!(lo.streams.deadline().expect("the next one") > first);
+        assert_eq!(lo.streams.peek(server, &mut lo.sockets).state(), stcp::State::Established);
+        assert_eq!(lo.streams.peek(client, &mut lo.sockets).state(), stcp::State::Established);
+    }
+
+    /// The earliest time `lo` needs polling, as [`poll_at`] counts it.
+    fn poll_at_of(lo: &mut Iface, t: Instant) -> Option<Instant> {
+        let ts = smol_now(t);
+        [lo.iface.poll_at(ts, &lo.sockets), lo.streams.deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(from_smol)
+    }
+
+    #[test]
+    fn a_parked_streams_timeout_still_aborts_it() {
+        let mut lo = loopback(Instant::now());
+        let (server, client) = streams(&mut lo);
+        tcp(&mut lo, server).set_timeout(Some(smoltcp::time::Duration::from_secs(2)));
+        let mut t = Instant::now();
+        turns(&mut lo, &mut t, SWEEPS);
+        assert_eq!(lo.streams.parked(), 2);
+        turns(&mut lo, &mut t, Duration::from_secs(3));
+        // smoltcp aborted it (a reset), which closed the client too.
+        assert_eq!(lo.streams.peek(server, &mut lo.sockets).state(), stcp::State::Closed);
+        assert_eq!(lo.streams.peek(client, &mut lo.sockets).state(), stcp::State::Closed);
+    }
+
+    #[test]
+    fn a_reset_or_a_fin_for_a_parked_stream_reaches_it() {
+        let mut lo = loopback(Instant::now());
+        let (server, client) = streams(&mut lo);
+        let mut t = Instant::now();
+        turns(&mut lo, &mut t, SWEEPS);
+        tcp(&mut lo, client).close();
+        turn(&mut lo, t);
+        assert_eq!(lo.streams.peek(server, &mut lo.sockets).state(), stcp::State::CloseWait);
+        let mut lo = loopback(Instant::now());
+        let (server, client) = streams(&mut lo);
+        let mut t = Instant::now();
+        turns(&mut lo, &mut t, SWEEPS);
+        assert!(lo.streams.is_parked(server));
+        tcp(&mut lo, client).abort();
+        turn(&mut lo, t);
+        assert_eq!(lo.streams.peek(server, &mut lo.sockets).state(), stcp::State::Closed);
+    }
+
+    #[test]
+    fn a_frame_that_cannot_be_told_brings_every_parked_stream_back() {
+        let mut lo = loopback(Instant::now());
+        let (a, b) = streams(&mut lo);
+        let mut t = Instant::now();
+        turns(&mut lo, &mut t, SWEEPS);
+        assert_eq!(lo.streams.parked(), 2);
+        // An IPv4 TCP fragment.
+        let tx = lo.tap.transmit(smol_now(t)).expect("room");
+        tx.consume(60, |f| {
+            f.fill(0);
+            f[12..14].copy_from_slice(&[8, 0]);
+            f[14] = 0x45;
+            f[16..18].copy_from_slice(&46u16.to_be_bytes());
+            f[20] = 0x20;
+            f[23] = 6;
+        });
+        turn(&mut lo, t);
+        assert!(!lo.streams.is_parked(a) && !lo.streams.is_parked(b));
+        assert!(lo.tap.parked.is_empty());
+        // A frame for nobody parked (ARP-like garbage) leaves them be.
+        turns(&mut lo, &mut t, SWEEPS);
+        queue(&mut lo, 1, 60);
+        turn(&mut lo, t);
+        assert_eq!(lo.streams.parked(), 2);
     }
 }

@@ -69,6 +69,7 @@ use smoltcp::wire::{
 };
 
 use super::gateway::{self, ARP_FRAME, Gateway};
+use super::park::{self, ParkedKeys, Wake};
 use crate::hypercall::{self, Errno};
 
 /// Ethernet header: the tap's MTU does not count it, smoltcp's does.
@@ -162,6 +163,12 @@ pub struct Tap {
     /// A SYN, in the receive buffer, waiting for `connections` to be listed
     /// before it is let through or dropped.
     held: Option<Range<usize>>,
+    /// The parked connections (see [`super::park`]): a frame that may be
+    /// for one is held until the stack has brought it back, as said in
+    /// `wake`.
+    pub(crate) parked: ParkedKeys,
+    /// What the stack must bring back before the held frame goes on.
+    pub(crate) wake: Option<Wake>,
     /// The loopback device's frames: sent ones come back as received ones
     /// (`None` for a tap).
     looped: Option<VecDeque<Vec<u8>>>,
@@ -234,6 +241,8 @@ impl Tap {
             connections: Vec::new(),
             connections_listed: false,
             held: None,
+            parked: ParkedKeys::new(),
+            wake: None,
             looped: None,
             unanswered: Vec::new(),
             now: Instant::ZERO,
@@ -262,7 +271,9 @@ impl Tap {
         self.looped.as_ref().is_some_and(|q| !q.is_empty())
     }
 
-    /// Whether a SYN waits for the stack to list the connections.
+    /// Whether a frame waits for the stack: a SYN for it to list the
+    /// connections, or a frame for parked connections for it to bring
+    /// them back (`wake`).
     pub(crate) fn holds_syn(&self) -> bool {
         self.held.is_some()
     }
@@ -349,8 +360,14 @@ impl Tap {
     /// take it, or if its connection has a socket already (see the module
     /// documentation); it waits while the connections are not listed. One
     /// that passes takes a listening socket, and its connection is listed;
-    /// one that waits is kept in [`Tap::held`].
+    /// one that waits is kept in [`Tap::held`]. So is, first, a frame that
+    /// may be for a parked connection ([`park::wake_for`]).
     fn admit(&mut self, frame: Range<usize>) -> Admit {
+        if let Some(wake) = park::wake_for(&self.parked, &self.rx[frame.clone()]) {
+            self.wake = Some(wake);
+            self.held = Some(frame);
+            return Admit::Hold;
+        }
         let Some((port, peer)) = connection_request(&self.rx[frame.clone()]) else {
             return Admit::Pass;
         };

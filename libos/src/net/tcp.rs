@@ -32,7 +32,7 @@ use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::AnySocket;
 use smoltcp::socket::tcp::{self, RecvError, State};
 
-use super::{Iface, Ipv4Addr, NetError, STACK, SocketAddrV4, Stack};
+use super::{Iface, Ipv4Addr, NetError, STACK, SocketAddrV4, Stack, park};
 use crate::time::Instant;
 
 /// Socket options.
@@ -424,7 +424,7 @@ impl TcpListener {
                 let nagle = Nagle::new(l.opts.nodelay, iface.mtu);
                 let stream = TcpStream {
                     iface: idx,
-                    handle,
+                    id: iface.streams.add(handle),
                     connect_started: None,
                     nagle,
                     unreachable: AtomicBool::new(false),
@@ -494,7 +494,7 @@ pub(crate) fn port_free(stack: &Stack, port: u16) -> bool {
                 tcp::Socket::downcast(s)
                     .and_then(tcp::Socket::local_endpoint)
                     .is_some_and(|e| e.port == port)
-            })
+            }) || i.tap.parked.keys().any(|k| k.local.port() == port)
         })
 }
 
@@ -520,7 +520,9 @@ impl Drop for TcpListener {
 #[derive(Debug)]
 pub struct TcpStream {
     iface: usize,
-    handle: SocketHandle,
+    /// Its socket's name on the interface: active or parked (see
+    /// [`super::park`]).
+    id: park::Id,
     /// When this side started connecting (`None` for an accepted
     /// connection): a connection attempt that ends without being
     /// established before [`CONNECT_TIMEOUT`] was refused, after it timed
@@ -626,9 +628,22 @@ pub struct TcpStatus {
 }
 
 impl TcpStream {
+    /// Runs `f` on the socket, brought back to the active set first if it
+    /// was parked: for whatever may give smoltcp something to send (reads
+    /// open the window; writes, closes and options change what it sends).
     fn with<R>(&self, f: impl FnOnce(&mut tcp::Socket<'static>) -> R) -> R {
         let mut stack = STACK.lock();
-        f(socket(&mut stack, self.iface, self.handle))
+        let i = &mut stack.ifaces[self.iface];
+        let h = i.streams.handle(self.id, &mut i.sockets, &mut i.tap.parked);
+        f(i.sockets.get_mut::<tcp::Socket>(h))
+    }
+
+    /// Runs `f` on the socket where it is, parked or not: for what cannot
+    /// give smoltcp anything to send (state, addresses, wakers).
+    fn peek<R>(&self, f: impl FnOnce(&mut tcp::Socket<'static>) -> R) -> R {
+        let mut stack = STACK.lock();
+        let i = &mut stack.ifaces[self.iface];
+        f(i.streams.peek(self.id, &mut i.sockets))
     }
 
     /// Has `waker` woken when the connection may have changed: data in,
@@ -636,7 +651,7 @@ impl TcpStream {
     /// `epoll`); it is woken once, and replaces the waker of a pending
     /// read or write: watch again after looking.
     pub fn watch(&self, waker: &Waker) {
-        self.with(|s| {
+        self.peek(|s| {
             s.register_recv_waker(waker);
             s.register_send_waker(waker);
         });
@@ -694,7 +709,7 @@ impl TcpStream {
         let nagle = Nagle::new(opts.nodelay, iface.mtu);
         Ok(TcpStream {
             iface: idx,
-            handle,
+            id: iface.streams.add(handle),
             connect_started: Some(Instant::now()),
             nagle,
             unreachable: AtomicBool::new(false),
@@ -710,7 +725,8 @@ impl TcpStream {
         let mut stack = STACK.lock();
         let iface = &mut stack.ifaces[self.iface];
         let unreachable = self.next_hop_silent(iface);
-        let s = iface.sockets.get_mut::<tcp::Socket>(self.handle);
+        let h = iface.streams.handle(self.id, &mut iface.sockets, &mut iface.tap.parked);
+        let s = iface.sockets.get_mut::<tcp::Socket>(h);
         match s.state() {
             State::SynSent if unreachable => {
                 s.abort();
@@ -733,9 +749,9 @@ impl TcpStream {
     /// Whether the next hop towards the peer (the peer on its link, else
     /// the gateway) was asked for by ARP and has not answered for
     /// [`NEIGHBOUR_TIMEOUT`] of this attempt.
-    fn next_hop_silent(&self, iface: &Iface) -> bool {
+    fn next_hop_silent(&self, iface: &mut Iface) -> bool {
         let Some(started) = self.connect_started else { return false };
-        let s = iface.sockets.get::<tcp::Socket>(self.handle);
+        let s = iface.streams.peek(self.id, &mut iface.sockets);
         let Some(peer) = s.remote_endpoint().map(v4) else { return false };
         let on_link = iface.ipv4().is_some_and(|c| c.contains_addr(peer.ip()));
         let hop = if on_link { *peer.ip() } else { iface.gateway.unwrap_or(*peer.ip()) };
@@ -911,7 +927,9 @@ impl TcpStream {
 
     /// The connection's state, for readiness.
     pub fn status(&self) -> TcpStatus {
-        self.with(|s| {
+        // An empty read of an empty buffer changes nothing: a parked
+        // socket stays so.
+        self.peek(|s| {
             let state = s.state();
             let connecting = matches!(state, State::SynSent | State::SynReceived);
             let over = matches!(state, State::Closed | State::TimeWait);
@@ -997,7 +1015,7 @@ impl TcpStream {
     /// hand the stack at once (with [`LeanBuffers`], it differs between a
     /// listener's connections).
     pub fn send_capacity(&self) -> usize {
-        self.with(|s| s.send_capacity())
+        self.peek(|s| s.send_capacity())
     }
 
     /// Sets the delayed-ACK timeout; `None` acknowledges at once.
@@ -1023,12 +1041,12 @@ impl TcpStream {
 
     /// The peer's address.
     pub fn peer_addr(&self) -> Option<SocketAddrV4> {
-        self.with(|s| s.remote_endpoint().map(v4))
+        self.peek(|s| s.remote_endpoint().map(v4))
     }
 
     /// The local address.
     pub fn local_addr(&self) -> Option<SocketAddrV4> {
-        self.with(|s| s.local_endpoint().map(v4))
+        self.peek(|s| s.local_endpoint().map(v4))
     }
 
     /// The error for a socket that can no longer receive or send (see
@@ -1036,10 +1054,6 @@ impl TcpStream {
     fn closed_error(&self, s: &tcp::Socket<'_>) -> NetError {
         closed_error(s)
     }
-}
-
-fn socket(stack: &mut Stack, iface: usize, h: SocketHandle) -> &mut tcp::Socket<'static> {
-    stack.ifaces[iface].sockets.get_mut::<tcp::Socket>(h)
 }
 
 /// [`TcpStream::poll_read_with`] on the socket `s`.
@@ -1084,16 +1098,17 @@ impl Drop for TcpStream {
         let mut stack = STACK.lock();
         let now = Instant::now();
         let iface = &mut stack.ifaces[self.iface];
-        let s = iface.sockets.get_mut::<tcp::Socket>(self.handle);
+        let handle = iface.streams.remove(self.id, &mut iface.sockets, &mut iface.tap.parked);
+        let s = iface.sockets.get_mut::<tcp::Socket>(handle);
         // An aborted socket keeps its peer until the stack has sent the
         // reset: freed now, the peer would never hear of it.
         if s.state() == State::Closed && s.remote_endpoint().is_none() {
-            iface.sockets.remove(self.handle);
+            iface.sockets.remove(handle);
         } else {
             // Closing gracefully, or its reset still to send: the stack
             // frees it once closed (see `sweep_orphans`).
             s.close();
-            iface.orphans.push((self.handle, now));
+            iface.orphans.push((handle, now));
         }
     }
 }

@@ -11,11 +11,13 @@
 //! * `unreachable`: connections to 10.0.0.98, which nobody answers ARP
 //!   for: blocking, then nonblocking with `poll` and `SO_ERROR`; and a
 //!   connected UDP socket to a port of 10.0.0.1 nothing listens on.
-//! * `flood exit|close|fill BYTES`: writes BYTES of the pattern `i % 251`
-//!   to 10.0.0.1:7010 and ends (tests/suite/exit_flush.rs): `exit(3)` with
-//!   the socket open; `close` drops it, sleeps 100 ms and returns from
-//!   `main`; `fill` writes nonblocking only what the buffer takes, then
-//!   `exit(3)`.
+//! * `flood exit|close|fill|parked BYTES`: writes BYTES of the pattern
+//!   `i % 251` to 10.0.0.1:7010 and ends (tests/suite/exit_flush.rs):
+//!   `exit(3)` with the socket open; `close` drops it, sleeps 100 ms and
+//!   returns from `main`; `fill` writes nonblocking only what the buffer
+//!   takes, then `exit(3)`; `parked` leaves the socket idle for 1.5 s
+//!   while a second connection to the same port gets a byte every 50 ms,
+//!   then `exit(3)`.
 //! * `gather`: `sendmsg` and `writev` of several buffers to the suite's
 //!   10.0.0.1:7007, which reads the segments on the wire.
 //! * `stream`: three 16 KiB writes in a row to 10.0.0.1:7009, which reads
@@ -581,6 +583,16 @@ fn flood() {
         drop(c);
         std::thread::sleep(Duration::from_millis(100));
         return;
+    }
+    if how == "parked" {
+        // `c` stays idle, long enough for libos to park it out of
+        // smoltcp's socket set, while a second connection keeps the
+        // network turning with a byte every 50 ms; then exit with both open.
+        let mut busy = TcpStream::connect(host(7010)).unwrap();
+        for _ in 0..30 {
+            busy.write_all(b"b").unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
     std::process::exit(3);
 }
