@@ -15,6 +15,8 @@
 # CPU (taskset -c 1: the tender, and the native program with tokio's one
 # worker thread, TOKIO_WORKER_THREADS=1), as the guest has one CPU and its
 # threads are green threads on it; the clients get the rest.
+# BENCH_TENDER_PIN= (empty) leaves the tender unpinned, as before
+# 2026-12-05 (the native programs stay on CPU 1).
 #
 # Each round runs every client once against each server, alternating which
 # goes first; the figures are medians over the rounds. It prints, for every
@@ -28,7 +30,7 @@
 # GET; the rows name N. Run it with 0 and with N to see what N idle
 # connections cost each side.
 #
-# Usage: [BENCH_TENDER_OPTS=...] [BENCH_GUESTS=DIR] [BENCH_STD_ROWS="http redis echo"] \
+# Usage: [BENCH_TENDER_OPTS=...] [BENCH_TENDER_PIN=...] [BENCH_GUESTS=DIR] [BENCH_STD_ROWS="http redis echo"] \
 #        scripts/bench-std-net.sh [--idle N] [SECONDS_PER_RUN [ROUNDS]]   (default 5 3)
 # BENCH_STD_ROWS picks the programs (default all three), and only those are
 # built: `BENCH_STD_ROWS=echo` runs the std-echo rows alone.
@@ -211,7 +213,7 @@ start() {
         else
             opts+=(--mem 1024)
         fi
-        ip netns exec "$CLIENT" taskset -c 1 target/release/tender "${opts[@]}" "$GUESTS/$prog" "$@" \
+        ip netns exec "$CLIENT" ${BENCH_TENDER_PIN-taskset -c 1} target/release/tender "${opts[@]}" "$GUESTS/$prog" "$@" \
             > "$work/$prog.$side.log" 2>&1 &
     else
         ip=$NATIVE_IP
