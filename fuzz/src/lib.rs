@@ -55,6 +55,7 @@ pub fn write_boot_region(
         hwcap2: 0,
         signal_fds: [-1; 2],
         vdso_clock_gettime: 0,
+        image_file: (0, 0),
     };
     let bytes = build(&params, &layout)?;
     assert!(bytes.len() <= REGION_LEN);
