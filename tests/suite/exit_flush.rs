@@ -67,7 +67,6 @@ impl Guest {
 /// 10.0.0.1:7010 whose connections have a small receive buffer (32 KiB,
 /// Linux doubles it), so that the guest's data waits in its own send
 /// buffer, beyond the window, when it exits.
-#[allow(unsafe_code)]
 fn setup(tag: &str) -> (Netns, TcpListener) {
     require_root();
     let ns = Netns::new(tag);
@@ -75,17 +74,7 @@ fn setup(tag: &str) -> (Netns, TcpListener) {
     let listener = ns.enter(|| {
         let l = TcpListener::bind(("10.0.0.1", 7010)).unwrap();
         let size: libc::c_int = 32 * 1024;
-        // SAFETY: setsockopt on an open socket with a sized int.
-        let r = unsafe {
-            libc::setsockopt(
-                l.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&raw const size).cast(),
-                size_of::<libc::c_int>() as u32,
-            )
-        };
-        assert_eq!(r, 0);
+        support::setsockopt(l.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, &size);
         l
     });
     (ns, listener)

@@ -785,18 +785,7 @@ fn parked_idle_connections_still_echo_and_see_fin_and_reset() {
     }
     // 50 reset theirs (SO_LINGER 0, then close).
     for s in conns.drain(50..100) {
-        let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-        // SAFETY: a valid socket fd and a linger of the size given.
-        let r = unsafe {
-            libc::setsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(&s),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&raw const linger).cast(),
-                size_of::<libc::linger>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(r, 0);
+        support::reset(s);
     }
     let mut resets = 0;
     while resets < 50 {

@@ -19,7 +19,6 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpStream};
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -119,26 +118,6 @@ fn std_echo_serves_100_concurrent_clients() {
     assert_alive(&mut guest, "after 100 clients");
 }
 
-/// Closes `s` with a reset (`SO_LINGER` 0): the peer's next read or write
-/// fails with `ECONNRESET`.
-fn reset(s: TcpStream) {
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: setsockopt on a socket this function owns, with a valid,
-    // sized `linger`.
-    #[allow(unsafe_code)]
-    let ret = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const linger).cast(),
-            size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(ret, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
-    drop(s);
-}
-
 #[test]
 fn std_echo_outlives_clients_that_vanish_mid_request() {
     let ns = namespace("sa-vanish");
@@ -157,13 +136,13 @@ fn std_echo_outlives_clients_that_vanish_mid_request() {
                         .map_err(|e| format!("vanishing {i}: write: {e}"))?;
                     match i % 3 {
                         // Reset while the echo is on its way back.
-                        0 => reset(s),
+                        0 => support::reset(s),
                         // Closed with the echo unread: Linux resets too.
                         1 => drop(s),
                         // Gone silent, then closed much later.
                         _ => {
                             std::thread::sleep(Duration::from_millis(500));
-                            reset(s)
+                            support::reset(s)
                         }
                     }
                     Ok(())

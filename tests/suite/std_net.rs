@@ -15,7 +15,6 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use support::frames::{Link, Segment, ifindex, noise};
@@ -63,24 +62,6 @@ fn echo_round_trip(seed: u64, len: usize) -> Result<(), String> {
     support::echo_round_trip(format!("{GUEST}:7").parse().unwrap(), seed, len)
 }
 
-/// Closes `s` with a reset (`SO_LINGER` 0), as a client that vanishes.
-#[allow(unsafe_code)]
-fn reset(s: TcpStream) {
-    let l = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: setsockopt on an open socket with a sized linger.
-    let r = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const l).cast(),
-            size_of::<libc::linger>() as u32,
-        )
-    };
-    assert_eq!(r, 0);
-    drop(s);
-}
-
 /// Serves each connection of `l` with `f` on a thread of its own.
 fn serve_each(l: TcpListener, f: fn(TcpStream)) {
     std::thread::spawn(move || {
@@ -113,7 +94,7 @@ fn host_servers(ns: &Netns) -> std::sync::mpsc::Receiver<String> {
         let _ = s.write_all(b"late");
         let _ = std::io::copy(&mut s, &mut std::io::sink());
     });
-    serve_each(tcp.next().unwrap(), reset);
+    serve_each(tcp.next().unwrap(), support::reset);
     serve_each(tcp.next().unwrap(), |mut s| {
         let mut all = Vec::new();
         let _ = s.read_to_end(&mut all);
@@ -237,7 +218,7 @@ fn clients_vanishing_mid_request_do_not_disturb_the_others() {
                 std::thread::spawn(move || {
                     let mut s = TcpStream::connect(addr).unwrap();
                     s.write_all(&noise(i, 100_000)).unwrap();
-                    if i % 2 == 0 { reset(s) } else { drop(s) }
+                    if i % 2 == 0 { support::reset(s) } else { drop(s) }
                 })
             })
             .collect();

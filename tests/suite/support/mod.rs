@@ -324,3 +324,28 @@ pub fn signal_fds() -> u64 {
         })
         .count() as u64
 }
+
+/// Sets socket option `name` at `level` of `fd` to `value`, asserting it
+/// took.
+#[allow(unsafe_code)]
+pub fn setsockopt<T>(fd: std::os::fd::RawFd, level: libc::c_int, name: libc::c_int, value: &T) {
+    // SAFETY: value is a live T, and its size is what is given.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (value as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "setsockopt({level}, {name}): {}", std::io::Error::last_os_error());
+}
+
+/// Closes `s` with a reset (`SO_LINGER` 0), as a client that vanishes:
+/// the peer's next read or write fails with `ECONNRESET`.
+pub fn reset(s: std::net::TcpStream) {
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    setsockopt(std::os::fd::AsRawFd::as_raw_fd(&s), libc::SOL_SOCKET, libc::SO_LINGER, &linger);
+    drop(s);
+}

@@ -2137,87 +2137,57 @@ mod tests {
             let mut ours = [0xaau8; 64];
             let mut host = [0xaau8; 64];
             let i = &ints;
+            // The same arguments to ours and to glibc's.
+            macro_rules! with_args {
+                ($func:ident, $buf:ident) => {
+                    $func(
+                        $buf.as_mut_ptr().cast(),
+                        size,
+                        f.as_ptr().cast(),
+                        i[0],
+                        i[1],
+                        i[2],
+                        i[3],
+                        i[4],
+                        i[5],
+                        i[6],
+                        i[7],
+                        i[8],
+                        i[9],
+                        i[10],
+                        i[11],
+                        i[12],
+                        i[13],
+                        i[14],
+                        i[15],
+                        i[16],
+                        i[17],
+                        i[18],
+                        i[19],
+                        i[20],
+                        i[21],
+                        i[22],
+                        i[23],
+                        d[0],
+                        d[1],
+                        d[2],
+                        d[3],
+                        d[4],
+                        d[5],
+                        d[6],
+                        d[7],
+                    )
+                };
+            }
             // SAFETY: the buffers have 64 bytes, of which size are given;
             // 24 integers and 8 doubles are more than any of these
             // formats takes (at most 10 conversions, indices to 10).
             let (a, ea, b, eb) = unsafe {
                 super::super::set_errno(0);
-                let a = libos_std_test_snprintf(
-                    ours.as_mut_ptr().cast(),
-                    size,
-                    f.as_ptr().cast(),
-                    i[0],
-                    i[1],
-                    i[2],
-                    i[3],
-                    i[4],
-                    i[5],
-                    i[6],
-                    i[7],
-                    i[8],
-                    i[9],
-                    i[10],
-                    i[11],
-                    i[12],
-                    i[13],
-                    i[14],
-                    i[15],
-                    i[16],
-                    i[17],
-                    i[18],
-                    i[19],
-                    i[20],
-                    i[21],
-                    i[22],
-                    i[23],
-                    d[0],
-                    d[1],
-                    d[2],
-                    d[3],
-                    d[4],
-                    d[5],
-                    d[6],
-                    d[7],
-                );
+                let a = with_args!(libos_std_test_snprintf, ours);
                 let ea = super::super::errno();
                 *libc::__errno_location() = 0;
-                let b = snprintf(
-                    host.as_mut_ptr().cast(),
-                    size,
-                    f.as_ptr().cast(),
-                    i[0],
-                    i[1],
-                    i[2],
-                    i[3],
-                    i[4],
-                    i[5],
-                    i[6],
-                    i[7],
-                    i[8],
-                    i[9],
-                    i[10],
-                    i[11],
-                    i[12],
-                    i[13],
-                    i[14],
-                    i[15],
-                    i[16],
-                    i[17],
-                    i[18],
-                    i[19],
-                    i[20],
-                    i[21],
-                    i[22],
-                    i[23],
-                    d[0],
-                    d[1],
-                    d[2],
-                    d[3],
-                    d[4],
-                    d[5],
-                    d[6],
-                    d[7],
-                );
+                let b = with_args!(snprintf, host);
                 (a, ea, b, *libc::__errno_location())
             };
             let fmt = String::from_utf8_lossy(&f[..f.len() - 1]).into_owned();
