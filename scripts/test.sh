@@ -6,6 +6,13 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 nabla_ensure_deps
 
+# A merge left half done must not land (one did, in docs): no conflict
+# markers in the tracked files.
+if [ -d .git ] && git grep -n -E '^(<<<<<<<|>>>>>>>) ' -- . ; then
+    echo "test.sh: merge conflict markers in the files above" >&2
+    exit 1
+fi
+
 # The suites run the tender, the examples, nabla and nabla-runc from
 # target/release, so build them first; cargo test builds the test guests.
 nabla_build_all
