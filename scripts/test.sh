@@ -8,7 +8,7 @@ nabla_ensure_deps
 
 # A merge left half done must not land (one did, in docs): no conflict
 # markers in the tracked files.
-if [ -d .git ] && git grep -n -E '^(<<<<<<<|>>>>>>>) ' -- . ; then
+if git rev-parse --git-dir >/dev/null 2>&1 && git grep -n -E '^(<<<<<<<|>>>>>>>) ' -- . ; then
     echo "test.sh: merge conflict markers in the files above" >&2
     exit 1
 fi
