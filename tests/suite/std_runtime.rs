@@ -588,6 +588,63 @@ fn an_http_client_from_crates_io_talks_to_a_server_thread_over_the_loopback() {
 }
 
 #[test]
+fn rustix_calls_the_c_library_instead_of_the_kernel() {
+    // rustix 1.x and 0.38 make system calls with inline assembly on Linux
+    // by default, which the filter would kill (SIGSYS); libos-std turns on
+    // their `use-libc` feature, so the same unmodified crate reaches the
+    // guest's C library: writes, clocks, files on the FAT disk, statx,
+    // rename, errors, isatty, epoll over a pipe
+    // (tests/std/src/bin/std-rustix.rs).
+    let dir = TempDir::new("std-rustix");
+    let img = dir.path().join("disk.img");
+    std::fs::File::create(&img).unwrap().set_len(32 << 20).unwrap();
+    fat_tool("mkfs.fat", &["-F", "16", "--mbr=y", "-n", "TMP", img.to_str().unwrap()]);
+    let block = format!("storage={}", img.display());
+    let out = guest("std-rustix", &["--block", &block], &[]);
+    out.assert_ok();
+    assert_eq!(
+        out.stdout,
+        "rustix write to stdout\n\
+         rustix write returned 23\n\
+         clock_gettime monotonic moves forward: true\n\
+         fstat size: 14\n\
+         statx size: Ok(14)\n\
+         read back: through rustix\n\
+         removed: true\n\
+         open of a missing file: Err(NotFound)\n\
+         isatty(stdin): false\n\
+         epoll before a write: 0\n\
+         epoll after a write: 1 event(s), data 7\n\
+         getpid: true\n\
+         0.38 open of a missing file: Err(NotFound)\n\
+         rustix 0.38 write to stdout\n\
+         0.38 write returned 28\n\
+         0.38 isatty(stdin): false\n",
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn smol_echoes_over_the_loopback_with_its_timers_and_blocking_pool() {
+    // smol, an async runtime other than tokio: async-io's reactor on
+    // polling (epoll, an eventfd and a timerfd through rustix), eight
+    // clients echoing 64 KiB each through one server, a 50 ms timer, a
+    // refused connection, a job on the blocking pool
+    // (tests/std/src/bin/std-smol.rs).
+    let out = guest("std-smol", &[], &[]);
+    out.assert_ok();
+    assert_eq!(
+        out.stdout,
+        "echo: 8 of 8 clients got their 65536 bytes back\n\
+         server accepted: 8\n\
+         timer of 50 ms took at least 50 ms: true\n\
+         closed port: Err(ConnectionRefused)\n\
+         blocking pool: 500500\n",
+        "{out:#?}"
+    );
+}
+
+#[test]
 fn system_and_file_crates_see_the_guest_and_its_disk() {
     // sysinfo reads the synthesized /proc (meminfo, the process's stat,
     // status and statm, found by listing /proc); num_cpus and std count

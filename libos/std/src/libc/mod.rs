@@ -19,9 +19,9 @@
 //!   as Linux refuses what it does not support;
 //! * [`netdb`]: name resolution (numeric addresses and `localhost`);
 //! * [`socket`]: sockets, failing cleanly until they land;
-//! * [`pipe`], [`unix`], [`eventfd`], [`epoll`]: in-process I/O objects
-//!   (pipes, socket pairs, event counters) and readiness (`epoll`; `poll`
-//!   is in [`fd`]);
+//! * [`pipe`], [`unix`], [`eventfd`], [`timerfd`], [`epoll`]: in-process
+//!   I/O objects (pipes, socket pairs, event counters, timers) and
+//!   readiness (`epoll`; `poll` is in [`fd`]);
 //! * [`stdio`]: C's buffered streams (`FILE *`: `fopen`, `fgets`, ...);
 //! * [`printf`]: the `printf` family, its variadic entry points in
 //!   assembly over `va_list` forms in Rust;
@@ -74,6 +74,7 @@ pub mod stdio;
 pub mod string;
 pub mod thread;
 pub mod time;
+pub mod timerfd;
 pub mod tm;
 pub mod unix;
 pub mod unwind;

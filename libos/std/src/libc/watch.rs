@@ -238,8 +238,9 @@ impl Drop for NetWatch {
 }
 
 /// Tells the watchers of every network socket the stack woke since the
-/// last call.
+/// last call, and those of the timers that expired.
 pub fn drain() {
+    super::timerfd::expire_due();
     let woken = WOKEN.with(core::mem::take);
     for id in woken {
         let found = SOCKETS.with(|s| s.get(&id).map(|(w, n)| (w.upgrade(), n.upgrade())));

@@ -376,9 +376,15 @@ pub fn poll_devices_now() {
 }
 
 /// Parks the calling thread until something may have changed (a device
-/// event, another thread's progress) or `deadline` passes.
+/// event, another thread's progress, a `timerfd`'s expiry) or `deadline`
+/// passes.
 pub fn wait_for_events(deadline: Option<libos::time::Instant>) {
+    let deadline = match (deadline, super::timerfd::next_deadline()) {
+        (Some(d), Some(t)) => Some(d.min(t)),
+        (d, t) => d.or(t),
+    };
     switch::block(Wait::Events, deadline);
+    super::timerfd::expire_due();
 }
 
 /// Tells the threads waiting for events that an in-process object's
