@@ -309,8 +309,11 @@ impl ProcDir {
     pub fn entries(&self) -> Vec<(String, u8, u64)> {
         let (dirs, files): (&[&str], &[&str]) = if self.top {
             (&[".", "..", "1", "self"], &["cpuinfo", "meminfo", "stat", "uptime"])
-        } else {
+        } else if image().is_empty() {
             (&[".", ".."], &["stat", "statm", "status"])
+        } else {
+            // `exe` is the image file itself here, not a link.
+            (&[".", ".."], &["exe", "stat", "statm", "status"])
         };
         let dirs = dirs.iter().map(|n| (*n, ::libc::DT_DIR));
         let files = files.iter().map(|n| (*n, ::libc::DT_REG));
@@ -496,7 +499,10 @@ mod tests {
             let e = entry(&normal(&format!("/proc/{n}"))).unwrap();
             assert!(e.is_ok(), "{n} is listed and exists");
         }
-        for (n, _, _) in (ProcDir { top: false }).entries().into_iter().skip(2) {
+        let names: Vec<String> =
+            ProcDir { top: false }.entries().into_iter().map(|e| e.0).collect();
+        assert_eq!(names, [".", "..", "exe", "stat", "statm", "status"]);
+        for n in &names[2..] {
             assert!(entry(&normal(&format!("/proc/self/{n}"))).unwrap().is_ok(), "{n}");
         }
     }
