@@ -54,7 +54,7 @@ pub const MIN_CAPACITY: u64 = 1024 * 1024;
 const SNAPSHOT_RECORD: usize = 64 * 1024;
 /// Snapshots are written in chunks of this size, and reads look ahead this far.
 const CHUNK: usize = 1024 * 1024;
-/// `EverySec`: flush when the last flush is at least this old.
+/// `EverySec`: flush once the oldest write not yet flushed is this old.
 const EVERYSEC_MS: u64 = 1000;
 
 /// Milliseconds on a monotonic clock, for `EverySec`.
@@ -377,7 +377,11 @@ pub struct Aof<D: Disk = DefaultDisk> {
     buf: Vec<u8>,
     /// Written since the last flush.
     dirty: bool,
-    last_flush: u64,
+    /// When the oldest write not yet flushed was made (valid while
+    /// `dirty`): `EverySec` flushes a second after it, not a second after
+    /// the last flush, so that the first write after an idle second does
+    /// not stall its batch on an `fdatasync` at once.
+    dirty_since: u64,
     clock: fn() -> u64,
     /// The last commit did not fit.
     full: bool,
@@ -476,7 +480,7 @@ impl<D: Disk> Aof<D> {
             pending_count: 0,
             buf: Vec::new(),
             dirty: false,
-            last_flush: 0,
+            dirty_since: 0,
             clock: now_ms,
             full: false,
             halted: None,
@@ -496,7 +500,6 @@ impl<D: Disk> Aof<D> {
         }
         let next = Superblock { epoch: aof.sb.epoch + 1, boot: aof.sb.boot + 1, ..aof.sb };
         aof.write_superblock(next)?;
-        aof.last_flush = (aof.clock)();
         let report = Report {
             initialised,
             generation: aof.sb.generation,
@@ -574,7 +577,7 @@ impl<D: Disk> Aof<D> {
             self.seq += u64::from(self.pending_count);
             self.pending.clear();
             self.pending_count = 0;
-            self.dirty = true;
+            self.mark_dirty();
             self.full = false;
         }
         match self.fsync {
@@ -584,14 +587,17 @@ impl<D: Disk> Aof<D> {
         }
     }
 
-    /// With `EverySec`, flushes if anything was written and the last flush
-    /// is a second old or more. Call it at least once a second.
+    /// With `EverySec`, flushes if the oldest write not yet flushed is a
+    /// second old or more (as Redis's `everysec`, whose flush runs in a
+    /// thread of its own: kvd's stops the server while it runs, so it runs
+    /// no more often than the policy asks). Call it at least once a second.
     pub fn tick(&mut self) -> Result<(), AofError> {
         if let Some(e) = self.halted {
             return Err(AofError::Halted(e));
         }
         if self.fsync == Fsync::EverySec
-            && (self.clock)().saturating_sub(self.last_flush) >= EVERYSEC_MS
+            && self.dirty
+            && (self.clock)().saturating_sub(self.dirty_since) >= EVERYSEC_MS
         {
             self.flush_if_dirty()?;
         }
@@ -737,12 +743,20 @@ impl<D: Disk> Aof<D> {
                 self.halted = Some(e);
                 return Err(AofError::Disk(e));
             }
-            self.dirty = true;
+            self.mark_dirty();
             self.sync_disk()?;
         }
         self.sb = sb;
         self.sb_first = 0;
         Ok(())
+    }
+
+    /// Records a write, and when it is the first since the last flush.
+    fn mark_dirty(&mut self) {
+        if !self.dirty {
+            self.dirty = true;
+            self.dirty_since = (self.clock)();
+        }
     }
 
     fn flush_if_dirty(&mut self) -> Result<(), AofError> {
@@ -757,7 +771,6 @@ impl<D: Disk> Aof<D> {
             return Err(AofError::Disk(e));
         }
         self.dirty = false;
-        self.last_flush = (self.clock)();
         Ok(())
     }
 

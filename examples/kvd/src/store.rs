@@ -199,6 +199,20 @@ impl Keyspace {
         self.map.insert(k, new);
     }
 
+    /// Replaces the value of `key` with the string `value` if `key` exists
+    /// and has no expiry, in one lookup (a plain `SET` of a key that is
+    /// there, the usual case: its indexes and deadline stay as they are);
+    /// false, with nothing changed, otherwise.
+    pub fn overwrite_persistent(&mut self, key: &[u8], value: &[u8]) -> bool {
+        match self.map.get_mut(key) {
+            Some(e) if e.expire_at.is_none() => {
+                e.value = Value::Str(Str::new(value));
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Removes `key`; returns its entry (expired or not).
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let (k, entry) = self.map.remove_entry(key)?;
@@ -319,6 +333,24 @@ mod tests {
         assert!(ks.remove(b"a").is_some());
         assert!(ks.remove(b"a").is_none());
         assert_eq!(ks.len(), 1);
+    }
+
+    #[test]
+    fn overwrite_persistent_only_touches_keys_without_expiry() {
+        let mut ks = Keyspace::new(1);
+        assert!(!ks.overwrite_persistent(b"a", b"1"), "a missing key is not created");
+        assert_eq!(ks.len(), 0);
+        ks.insert(b"a", Value::List(VecDeque::from([b"x".to_vec()])), None);
+        ks.insert(b"b", s("2"), Some(100));
+        let long = [7u8; 40];
+        assert!(ks.overwrite_persistent(b"a", &long));
+        assert!(matches!(ks.value(b"a"), Some(Value::Str(v)) if **v == long));
+        assert!(!ks.overwrite_persistent(b"b", b"3"), "a key with an expiry is left");
+        assert!(matches!(ks.value(b"b"), Some(Value::Str(v)) if **v == *b"2"));
+        assert_eq!((ks.len(), ks.expires_len()), (2, 1));
+        let mut seen = 0;
+        ks.scan(0, 10, |_, _| seen += 1);
+        assert_eq!(seen, 2, "the scan index is unchanged");
     }
 
     #[test]

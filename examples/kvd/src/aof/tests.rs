@@ -881,6 +881,43 @@ fn the_policies_flush_when_they_say() {
 }
 
 #[test]
+fn everysec_flushes_a_second_after_the_oldest_unflushed_write() {
+    let disk = CrashDisk::zeroed(MIB, 512, 0);
+    let (mut aof, _, _) = Aof::open(disk.clone(), Fsync::EverySec).unwrap();
+    let at_open = disk.flushes();
+    // Idle for longer than a second (ticks find nothing to flush), then a
+    // burst: its first commit is not held up by a flush.
+    test_clock::advance(5000);
+    aof.tick().unwrap();
+    commit_each(&mut aof, &sets(0..2));
+    assert_eq!(disk.flushes(), at_open, "no flush on the first write after idling");
+    // Within the second, more commits and ticks: still none.
+    test_clock::advance(999);
+    commit_each(&mut aof, &sets(2..3));
+    aof.tick().unwrap();
+    assert_eq!(disk.flushes(), at_open);
+    // A second after the first unflushed write: flushed, all of it.
+    test_clock::advance(1);
+    aof.tick().unwrap();
+    assert_eq!(disk.flushes(), at_open + 1);
+    let (_, replay, _) =
+        Aof::open(CrashDisk::new(disk.power_loss(), 512, 0), Fsync::EverySec).unwrap();
+    assert_eq!(replay, sets(0..3), "what was written before the flush survives a power loss");
+    // Clean again: nothing to flush, however long it waits.
+    test_clock::advance(3000);
+    aof.tick().unwrap();
+    assert_eq!(disk.flushes(), at_open + 1);
+    // The next write starts a new second.
+    commit_each(&mut aof, &sets(3..4));
+    test_clock::advance(500);
+    commit_each(&mut aof, &sets(4..5));
+    assert_eq!(disk.flushes(), at_open + 1);
+    test_clock::advance(500);
+    commit_each(&mut aof, &sets(5..6));
+    assert_eq!(disk.flushes(), at_open + 2, "a busy server flushes from commit");
+}
+
+#[test]
 fn sector_sizes_up_to_64k_work() {
     for ss in [512u32, 1024, 4096, 65536] {
         let (mut aof, _, _) = Aof::open(MemDisk::new(MIB, ss), Fsync::Always).unwrap();

@@ -122,6 +122,12 @@ fn set_generic(
     get: bool,
     out: &mut Out,
 ) -> bool {
+    // `SET key value` of a key that exists without an expiry: one lookup.
+    let plain = !get && !nx && !xx && matches!(expiry, Expiry::None);
+    if plain && e.keys.overwrite_persistent(key, value) {
+        reply::ok(out);
+        return true;
+    }
     let old = e.keys.get(key);
     let found = old.is_some();
     let old_expiry = old.as_ref().and_then(|o| o.expire_at);
