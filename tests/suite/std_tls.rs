@@ -42,14 +42,14 @@ fn namespace(tag: &str) -> Netns {
     ns
 }
 
-/// Runs `openssl ARGS` in `dir`, panicking if it fails.
-fn openssl(dir: &Path, args: &[&str]) {
+/// Runs `openssl` with the words of `args` in `dir`, panicking if it fails.
+fn openssl(dir: &Path, args: &str) {
     let out = Command::new("openssl")
-        .args(args)
+        .args(args.split_whitespace())
         .current_dir(dir)
         .output()
         .unwrap_or_else(|e| panic!("openssl: {e}"));
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "openssl {args}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// The bytes of the site's 1 MiB file.
@@ -63,102 +63,48 @@ const INDEX: &str = "<!doctype html><title>std-https</title><p>Served over TLS.\
 /// The test's files, made once per test process in the target directory:
 /// a CA (`ca.pem`), server certificates it signed for 10.0.0.1 and
 /// 10.0.0.2 (`ec.pem`/`ec.key`: ECDSA P-256; `rsa.pem`/`rsa.key`: RSA
-/// 2048), a self-signed certificate of no CA (`rogue.pem`/`rogue.key`),
-/// the site (`site/`: `index.html`, `hello.txt`, `bench/1m.bin`), and
-/// `disk.img`, a FAT disk of all of them.
+/// 2048), one that another CA signed (`rogue.pem`/`rogue.key`), the site
+/// (`site/`: `index.html`, `hello.txt`, `bench/1m.bin`), and `disk.img`,
+/// a FAT disk of all but the other CA's.
 fn pki() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = profile_dir().join(format!("std-tls-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("site/bench")).unwrap();
-        openssl(
-            &dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-days",
-                "30",
-                "-subj",
-                "/CN=nabla test CA",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-            ],
-        );
+        const EC: &str = "ec -pkeyopt ec_paramgen_curve:prime256v1";
+        const RSA: &str = "rsa -pkeyopt rsa_keygen_bits:2048";
+        for ca in ["ca", "rogueca"] {
+            openssl(
+                &dir,
+                &format!(
+                    "req -x509 -newkey {EC} -nodes -days 30 -subj /CN=nabla-test-{ca} \
+                     -keyout {ca}.key -out {ca}.pem"
+                ),
+            );
+        }
         std::fs::write(
             dir.join("ext"),
             "subjectAltName=IP:10.0.0.1,IP:10.0.0.2\nbasicConstraints=CA:FALSE\n\
              extendedKeyUsage=serverAuth\n",
         )
         .unwrap();
-        for (name, key) in [
-            ("ec", ["ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]),
-            ("rsa", ["rsa", "-pkeyopt", "rsa_keygen_bits:2048"]),
-        ] {
-            let (keyfile, csr, pem) =
-                (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
-            let mut args = vec!["req", "-newkey"];
-            args.extend_from_slice(&key);
-            args.extend_from_slice(&[
-                "-nodes",
-                "-subj",
-                "/CN=10.0.0.2",
-                "-keyout",
-                &keyfile,
-                "-out",
-                &csr,
-            ]);
-            openssl(&dir, &args);
+        for (name, key, ca) in [("ec", EC, "ca"), ("rsa", RSA, "ca"), ("rogue", EC, "rogueca")] {
             openssl(
                 &dir,
-                &[
-                    "x509",
-                    "-req",
-                    "-in",
-                    &csr,
-                    "-CA",
-                    "ca.pem",
-                    "-CAkey",
-                    "ca.key",
-                    "-CAcreateserial",
-                    "-days",
-                    "30",
-                    "-extfile",
-                    "ext",
-                    "-out",
-                    &pem,
-                ],
+                &format!(
+                    "req -newkey {key} -nodes -subj /CN=10.0.0.2 -keyout {name}.key \
+                     -out {name}.csr"
+                ),
+            );
+            openssl(
+                &dir,
+                &format!(
+                    "x509 -req -in {name}.csr -CA {ca}.pem -CAkey {ca}.key -CAcreateserial \
+                     -days 30 -extfile ext -out {name}.pem"
+                ),
             );
         }
-        openssl(
-            &dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-days",
-                "30",
-                "-subj",
-                "/CN=10.0.0.1",
-                "-addext",
-                "subjectAltName=IP:10.0.0.1",
-                "-keyout",
-                "rogue.key",
-                "-out",
-                "rogue.pem",
-            ],
-        );
         std::fs::write(dir.join("site/index.html"), INDEX).unwrap();
         std::fs::write(dir.join("site/hello.txt"), HELLO).unwrap();
         std::fs::write(dir.join("site/bench/1m.bin"), big_file()).unwrap();
@@ -166,14 +112,11 @@ fn pki() -> PathBuf {
         std::fs::File::create(&img).unwrap().set_len(16 << 20).unwrap();
         let img = img.to_str().unwrap();
         fat_tool("mkfs.fat", &["-F", "16", "--mbr=y", "-n", "TLS", img]);
-        for f in ["ca.pem", "ec.pem", "ec.key", "rsa.pem", "rsa.key"] {
-            fat_tool("mcopy", &["-i", img, dir.join(f).to_str().unwrap(), "::/"]);
-        }
-        for f in ["index.html", "hello.txt", "bench"] {
-            fat_tool(
-                "mcopy",
-                &["-s", "-i", img, dir.join("site").join(f).to_str().unwrap(), "::/"],
-            );
+        let site = dir.join("site");
+        let files = ["ca.pem", "ec.pem", "ec.key", "rsa.pem", "rsa.key"].map(|f| dir.join(f));
+        let pages = ["index.html", "hello.txt", "bench"].map(|f| site.join(f));
+        for f in files.iter().chain(&pages) {
+            fat_tool("mcopy", &["-s", "-i", img, f.to_str().unwrap(), "::/"]);
         }
         dir
     })
