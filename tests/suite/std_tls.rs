@@ -9,10 +9,10 @@
 //!   mid-handshake, or go silent in it, cost only their own connections
 //!   (the silent ones are closed after the server's 10 s handshake limit)
 //!   while others are served;
-//! * std-https-get (ureq over rustls): fetches files from `openssl
-//!   s_server -WWW` over TLS 1.2 and 1.3 with the test's CA (RSA), bodies
-//!   checked by their SHA-256, and refuses a server whose certificate the
-//!   CA did not sign.
+//! * std-https-get (ureq over rustls, and hyper's client over
+//!   hyper-rustls): fetches files from `openssl s_server -WWW` over TLS 1.2
+//!   and 1.3 with the test's CA (RSA), bodies checked by their SHA-256,
+//!   and refuses a server whose certificate the CA did not sign.
 //!
 //! The certificates are made by `openssl` for each test process; the guests
 //! read theirs from their FAT disk.
@@ -499,19 +499,24 @@ fn sha256(bytes: &[u8]) -> String {
 }
 
 #[test]
-fn std_https_get_fetches_from_openssl_over_tls12_and_tls13() {
+fn std_https_get_fetches_from_openssl_over_tls12_and_tls13_with_ureq_and_hyper() {
     let ns = namespace("tls-get");
-    for flag in ["-tls1_2", "-tls1_3"] {
+    for (flag, client) in [
+        ("-tls1_2", None),
+        ("-tls1_3", None),
+        ("-tls1_2", Some("--hyper")),
+        ("-tls1_3", Some("--hyper")),
+    ] {
         let _server = s_server(&ns, "rsa.pem", "rsa.key", &[flag]);
-        let out = std_https_get(
-            &ns,
-            &[
-                "/ca.pem",
-                "https://10.0.0.1:4433/hello.txt",
-                "https://10.0.0.1:4433/bench/1m.bin",
-                "https://10.0.0.1:4433/index.html",
-            ],
-        );
+        let mut args: Vec<&str> = client.into_iter().collect();
+        args.extend_from_slice(&[
+            "/ca.pem",
+            "https://10.0.0.1:4433/hello.txt",
+            "https://10.0.0.1:4433/bench/1m.bin",
+            "https://10.0.0.1:4433/index.html",
+        ]);
+        let out = std_https_get(&ns, &args);
+        let flag = format!("{flag} {client:?}");
         assert_eq!(out.code(), Some(0), "{flag}: {out:#?}");
         let want = [
             format!(
@@ -539,11 +544,15 @@ fn std_https_get_fetches_from_openssl_over_tls12_and_tls13() {
 fn std_https_get_refuses_a_certificate_of_no_trusted_ca() {
     let ns = namespace("tls-rogue");
     let _server = s_server(&ns, "rogue.pem", "rogue.key", &[]);
-    let out = std_https_get(&ns, &["/ca.pem", "https://10.0.0.1:4433/hello.txt"]);
-    assert_eq!(out.code(), Some(1), "{out:#?}");
-    assert!(
-        out.stdout.starts_with("GET https://10.0.0.1:4433/hello.txt: error: ")
-            && out.stdout.contains("UnknownIssuer"),
-        "{out:#?}"
-    );
+    for client in [None, Some("--hyper")] {
+        let mut args: Vec<&str> = client.into_iter().collect();
+        args.extend_from_slice(&["/ca.pem", "https://10.0.0.1:4433/hello.txt"]);
+        let out = std_https_get(&ns, &args);
+        assert_eq!(out.code(), Some(1), "{client:?}: {out:#?}");
+        assert!(
+            out.stdout.starts_with("GET https://10.0.0.1:4433/hello.txt: error: ")
+                && out.stdout.contains("UnknownIssuer"),
+            "{client:?}: {out:#?}"
+        );
+    }
 }
