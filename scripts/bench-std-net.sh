@@ -3,6 +3,9 @@
 # for Linux (examples/std), in one run, with the same clients:
 #
 #   std-http (axum, tokio)     wrk, GET of a 1 KiB and a 1 MiB file
+#   std-https (the same over   wrk, GET of a 1 KiB file on kept-alive
+#     tokio-rustls, ring)      connections, and with a new connection and
+#                              TLS handshake per request (ECDSA P-256)
 #   mini-redis-server          redis-benchmark -t set,get, -P 1 and -P 16
 #   std-echo (std threads)     64-byte round trips on 16 connections, and
 #                              a stream echoed on 1 connection for as
@@ -30,9 +33,9 @@
 # GET; the rows name N. Run it with 0 and with N to see what N idle
 # connections cost each side.
 #
-# Usage: [BENCH_TENDER_OPTS=...] [BENCH_TENDER_PIN=...] [BENCH_GUESTS=DIR] [BENCH_STD_ROWS="http redis echo"] \
+# Usage: [BENCH_TENDER_OPTS=...] [BENCH_TENDER_PIN=...] [BENCH_GUESTS=DIR] [BENCH_STD_ROWS="http redis echo https"] \
 #        scripts/bench-std-net.sh [--idle N] [SECONDS_PER_RUN [ROUNDS]]   (default 5 3)
-# BENCH_STD_ROWS picks the programs (default all three), and only those are
+# BENCH_STD_ROWS picks the programs (default the first three), and only those are
 # built: `BENCH_STD_ROWS=echo` runs the std-echo rows alone.
 # Run as root (namespaces, taps). Needs wrk, redis-tools, iproute2.
 set -euo pipefail
@@ -52,7 +55,8 @@ for row in $ROWS; do
         http) PKGS+=(-p std-http) ;;
         redis) PKGS+=(-p mini-redis-server) ;;
         echo) PKGS+=(-p std-echo) ;;
-        *) echo "bench-std-net: BENCH_STD_ROWS: $row is none of http, redis, echo" >&2; exit 1 ;;
+        https) PKGS+=(-p std-https) ;;
+        *) echo "bench-std-net: BENCH_STD_ROWS: $row is none of http, redis, echo, https" >&2; exit 1 ;;
     esac
 done
 wants() { case " $ROWS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
@@ -171,6 +175,18 @@ head -c 1024 /dev/urandom > "$work/site/1k.bin"
 head -c $((1 << 20)) /dev/urandom > "$work/site/1m.bin"
 truncate -s 16M "$work/site.img"
 mkfs.fat -F 16 --mbr=y -n SITE "$work/site.img" >/dev/null
+# std-https's certificate (ECDSA P-256, signed by a CA of its own) and key,
+# on the disk too.
+if wants https; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+        -subj /CN=bench-ca -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=bench \
+        -keyout "$work/key.pem" -out "$work/cert.csr" 2>/dev/null
+    printf 'subjectAltName=IP:10.0.0.2,IP:10.0.1.2\n' > "$work/ext"
+    openssl x509 -req -in "$work/cert.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" \
+        -CAcreateserial -days 1 -extfile "$work/ext" -out "$work/cert.pem" 2>/dev/null
+    mcopy -i "$work/site.img" "$work/cert.pem" "$work/key.pem" ::/
+fi
 mcopy -i "$work/site.img" "$work/site/1k.bin" "$work/site/1m.bin" ::/
 
 # The namespaces and links.
@@ -205,7 +221,7 @@ start() {
             ${BENCH_TENDER_OPTS:-})
         # std-http runs with the default --mem (its tokio blocking pool
         # stays small); the others with room for their threads' stacks.
-        if [ "$prog" = std-http ]; then
+        if [ "$prog" = std-http ] || [ "$prog" = std-https ]; then
             opts+=(--block-ro "storage=$work/site.img")
             # With idle connections held, the default --mem runs out
             # (~100 connections: "memory allocation ... failed").
@@ -306,6 +322,35 @@ for round in $(seq "$ROUNDS"); do
             # µs of the server's CPU per request (the tender, or the native
             # program); g/n > 1 is the guest costlier here.
             record "std-http GET $f$TAG: server CPU µs/request" "$side" rate \
+                "$(awk -v c=$((cpu1 - cpu0)) -v n="$(echo "$out" | wrk_requests)" -v hz="$(getconf CLK_TCK)" \
+                    'BEGIN { if (n > 0) printf "%.2f", c * 1e6 / hz / n }')"
+        done
+        stop
+    done
+    # std-https under wrk: kept-alive, and a handshake per request.
+    wants https && for side in $(order "$round"); do
+        [ -n "$IDLE" ] && break
+        if [ "$side" = guest ]; then
+            start guest std-https 443 443 /cert.pem /key.pem
+        else
+            start native std-https 443 443 "$work/cert.pem" "$work/key.pem" "$work/site"
+        fi
+        ip=$(ip_of "$side")
+        for mode in keepalive close; do
+            hdr=()
+            row="std-https GET 1k (wrk -c 32)"
+            if [ "$mode" = close ]; then
+                hdr=(-H "Connection: close")
+                row="std-https GET 1k, handshake each (wrk -c 32)"
+            fi
+            cpu0=$(cpu_ticks "$SERVER_PID")
+            out=$(in_client wrk -t 1 -c 32 -d "${SECS}s" --latency "${hdr[@]}" "https://$ip/1k.bin")
+            cpu1=$(cpu_ticks "$SERVER_PID")
+            errs=$(echo "$out" | wrk_errors)
+            [ -n "$errs" ] && echo "bench-std-net: std-https $side $mode: $errs" >&2
+            record "$row" "$side" rate "$(echo "$out" | wrk_rps)"
+            record "$row" "$side" p99 "$(echo "$out" | wrk_p99)"
+            record "$row: server CPU µs/request" "$side" rate \
                 "$(awk -v c=$((cpu1 - cpu0)) -v n="$(echo "$out" | wrk_requests)" -v hz="$(getconf CLK_TCK)" \
                     'BEGIN { if (n > 0) printf "%.2f", c * 1e6 / hz / n }')"
         done
