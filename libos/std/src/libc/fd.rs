@@ -659,7 +659,8 @@ pub extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
 }
 
 /// `fcntl(fd, cmd, arg)`: descriptor flags, status flags (`O_NONBLOCK`
-/// and `O_APPEND` change; the access mode does not), duplication.
+/// and `O_APPEND` change; the access mode does not), duplication, record
+/// locks (`F_GETLK`, `F_SETLK`, `F_SETLKW`: file/lock.rs).
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
     let Ok(i) = usize::try_from(fd) else { return fail(::libc::EBADF) };
@@ -688,6 +689,12 @@ pub extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
                 return fail(::libc::EINVAL);
             }
             ret_int(install(slot.open, cmd == ::libc::F_DUPFD_CLOEXEC, arg))
+        }
+        ::libc::F_GETLK | ::libc::F_SETLK | ::libc::F_SETLKW => {
+            // SAFETY: for these commands fcntl's contract is that `arg`
+            // points to a `struct flock` (glibc's is `flock64` on x86_64);
+            // a null one is EFAULT.
+            unsafe { super::file::lock::fcntl_lock(&slot.open, cmd, arg as *mut ::libc::flock64) }
         }
         _ => fail(::libc::EINVAL),
     }
