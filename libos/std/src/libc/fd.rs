@@ -117,6 +117,8 @@ impl core::fmt::Debug for Open {
 
 impl Drop for Open {
     fn drop(&mut self) {
+        // Its OFD and flock locks go with it.
+        super::file::lock::gone(self);
         if !self.closed.get() {
             let _ = self.file.close();
         }
@@ -527,6 +529,8 @@ pub extern "C" fn close(fd: c_int) -> c_int {
     let Ok(i) = usize::try_from(fd) else { return fail(::libc::EBADF) };
     let slot = with_table(|t| t.get_mut(i).and_then(Option::take));
     let Some(slot) = slot else { return fail(::libc::EBADF) };
+    // Closing any descriptor of a file drops the process's record locks.
+    super::file::lock::closing(&slot.open);
     // The last reference closes the object, and its error is reported.
     match Rc::try_unwrap(slot.open) {
         Ok(open) => {
@@ -639,6 +643,10 @@ pub extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
     });
     match r {
         Ok(old_slot) => {
+            // An implicit close: the record locks on its file go too.
+            if let Some(s) = &old_slot {
+                super::file::lock::closing(&s.open);
+            }
             drop(old_slot);
             new
         }
@@ -660,7 +668,8 @@ pub extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
 
 /// `fcntl(fd, cmd, arg)`: descriptor flags, status flags (`O_NONBLOCK`
 /// and `O_APPEND` change; the access mode does not), duplication, record
-/// locks (`F_GETLK`, `F_SETLK`, `F_SETLKW`: file/lock.rs).
+/// locks and open file description locks (`F_GETLK`, `F_SETLK`,
+/// `F_SETLKW`, `F_OFD_*`: file/lock.rs).
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
     let Ok(i) = usize::try_from(fd) else { return fail(::libc::EBADF) };
@@ -690,7 +699,12 @@ pub extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
             }
             ret_int(install(slot.open, cmd == ::libc::F_DUPFD_CLOEXEC, arg))
         }
-        ::libc::F_GETLK | ::libc::F_SETLK | ::libc::F_SETLKW => {
+        ::libc::F_GETLK
+        | ::libc::F_SETLK
+        | ::libc::F_SETLKW
+        | ::libc::F_OFD_GETLK
+        | ::libc::F_OFD_SETLK
+        | ::libc::F_OFD_SETLKW => {
             // SAFETY: for these commands fcntl's contract is that `arg`
             // points to a `struct flock` (glibc's is `flock64` on x86_64);
             // a null one is EFAULT.
