@@ -151,6 +151,27 @@ fn fsck_clean(img: &str) {
     );
 }
 
+/// Asserts that `fsck.fat -n` finds at most what a guest killed leaves by
+/// design (docs/storage.md): lost clusters (what the killed transaction
+/// had allocated and not synced), a wrong free count, the dirty bit.
+fn fsck_after_kill(img: &str) {
+    let out = Command::new("fsck.fat").args(["-n", img]).output().expect("fsck.fat");
+    let text = format!("{}{}", support::text(&out.stdout), support::text(&out.stderr));
+    for l in text.lines() {
+        let fine = l.is_empty()
+            || l.starts_with("fsck.fat ")
+            || l.contains(" files, ") && l.contains(" clusters")
+            || l.starts_with("Leaving filesystem unchanged")
+            || l.starts_with("Reclaimed ") && l.contains("unused cluster")
+            || l.starts_with("Free cluster summary")
+            || l.starts_with("Dirty bit is set")
+            || l.contains("removing dirty bit")
+            || l.starts_with("  Auto-correcting")
+            || l.starts_with("  Auto-setting");
+        assert!(fine, "fsck.fat: {l:?} in:\n{text}");
+    }
+}
+
 #[test]
 fn sqlite_on_the_fat_disk_agrees_with_its_native_build() {
     let dir = TempDir::new("std-db-sqlite");
@@ -217,7 +238,7 @@ fn sqlite_killed_mid_transaction_recovers_as_on_linux() {
         assert_eq!(committed, recovered, "{on_fat}");
         assert!(committed.is_some(), "{on_fat}");
     }
-    fsck_clean(&img);
+    fsck_after_kill(&img);
 }
 
 #[test]
@@ -267,5 +288,56 @@ fn redb_killed_mid_transaction_recovers_as_on_linux() {
     let recovered = on_fat.lines().find_map(|l| l.strip_prefix("redb: recovered: "));
     assert_eq!(committed, recovered, "{on_fat}");
     assert!(committed.is_some(), "{on_fat}");
+    fsck_after_kill(&img);
+}
+
+/// tests/std's std-locks-mmap compiled for Linux (`rustc --cfg native`),
+/// once per run, into the target directory.
+fn native_locks() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("std/src/bin/std-locks-mmap.rs");
+        // Built under a name of this process, then renamed into place.
+        let out = profile_dir().join("std-locks-mmap-native");
+        let tmp = profile_dir().join(format!("std-locks-mmap-native.{}", std::process::id()));
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        let status = Command::new(rustc)
+            .args(["--edition", "2024", "-O", "--cfg", "native", "-o"])
+            .arg(&tmp)
+            .arg(&src)
+            .status()
+            .expect("rustc");
+        assert!(status.success(), "compiling std-locks-mmap natively failed");
+        std::fs::rename(&tmp, &out).unwrap();
+        out
+    })
+    .clone()
+}
+
+/// What databases ask of the C library, call by call: record, OFD and
+/// `flock` locks between descriptors of one process, and files mapped
+/// shared and private (coherent with `read` and `write`, written back on
+/// `msync`, `munmap`, `fsync`), with every error Linux gives: the same
+/// results on the FAT disk as on Linux.
+#[test]
+fn locks_and_mapped_files_behave_as_on_linux() {
+    let dir = TempDir::new("std-db-locks");
+    let img = disk(&dir);
+    let guest_bin = support::std_guest("std-locks-mmap");
+    let on_fat =
+        ok(run(&tender(), &["--block".into(), format!("storage={img}").into(), guest_bin.into()]));
+    let root = dir.path().join("native");
+    std::fs::create_dir(&root).unwrap();
+    let on_linux = ok(run(&native_locks(), &[root.into()]));
+    let (f, l): (Vec<&str>, Vec<&str>) = (on_fat.lines().collect(), on_linux.lines().collect());
+    for (i, (f, l)) in f.iter().zip(&l).enumerate() {
+        assert_eq!(f, l, "line {i}: FAT (left) and Linux (right) differ");
+    }
+    assert_eq!(f.len(), l.len(), "{on_fat}");
+    // The calls did conflict and fail where Linux's do.
+    assert!(on_linux.contains("ofd-rd-b=errno11\n"), "{on_linux}");
+    assert!(on_linux.contains("flock-ex-c=errno11\n"), "{on_linux}");
+    assert!(on_linux.contains("after-munmap=Ok(\"!?\")\n"), "{on_linux}");
+    assert!(on_linux.lines().filter(|l| l.contains("=errno")).count() >= 20, "{on_linux}");
     fsck_clean(&img);
 }

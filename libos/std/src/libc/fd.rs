@@ -107,6 +107,16 @@ pub struct Open {
     /// Whether the object has been closed (by `close`, which reports the
     /// error; otherwise, when the last reference goes, errors are lost).
     closed: Cell<bool>,
+    /// A number of its own, for what it owns: its OFD and `flock` locks
+    /// (file/lock.rs). Not its address: `close` moves it out of its `Rc`.
+    id: usize,
+}
+
+impl Open {
+    /// Its number, unique among the descriptions made.
+    pub fn id(&self) -> usize {
+        self.id
+    }
 }
 
 impl core::fmt::Debug for Open {
@@ -192,7 +202,15 @@ fn with_table<R>(f: impl FnOnce(&mut Vec<Option<Slot>>) -> R) -> R {
 
 /// A new open file description for `file`, with status flags `flags`.
 pub fn new_open(file: Rc<dyn File>, flags: c_int) -> Rc<Open> {
-    Rc::new(Open { file, flags: Cell::new(flags), offset: Cell::new(0), closed: Cell::new(false) })
+    static NEXT: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(1);
+    let id = NEXT.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    Rc::new(Open {
+        file,
+        flags: Cell::new(flags),
+        offset: Cell::new(0),
+        closed: Cell::new(false),
+        id,
+    })
 }
 
 /// Installs `open` at the lowest free descriptor at or above `min`.

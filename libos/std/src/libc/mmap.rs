@@ -443,6 +443,9 @@ pub unsafe extern "C" fn madvise(addr: *mut c_void, len: size_t, advice: c_int) 
             for i in 0..t.len {
                 let r = t.get(i);
                 let (mut a, b) = (r.start.max(start), r.end.min(end));
+                if a >= b {
+                    continue;
+                }
                 for &(fa, fb) in files.iter().chain(core::iter::once(&(b, b))) {
                     let to = fa.clamp(a, b);
                     if a < to {

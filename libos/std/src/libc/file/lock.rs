@@ -51,9 +51,9 @@ use crate::libc::start::Lock;
 pub enum Owner {
     /// The process's record locks (`F_SETLK`).
     Process,
-    /// The record locks of the description at this address (`F_OFD_SETLK`).
+    /// The record locks of the description with this number (`F_OFD_SETLK`).
     Ofd(usize),
-    /// The `flock` of the description at this address.
+    /// The `flock` of the description with this number.
     Flock(usize),
 }
 
@@ -238,7 +238,7 @@ fn file_of(open: &Open) -> Res<(u64, u64)> {
 
 /// The owner id of a description.
 fn id(open: &Open) -> usize {
-    core::ptr::from_ref(open) as usize
+    open.id()
 }
 
 /// A descriptor of `open` is being closed: the process's record locks on
