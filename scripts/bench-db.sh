@@ -39,8 +39,9 @@ mkdir "$work/ext4"
 run() {
     local what=$1 db=$2 err
     case $what in
+        # A guest's stderr is the console too: the tender's stdout.
         guest) err=$(target/release/tender --block storage="$work/disk.img" \
-            "target/release/$db" / bench "$ROWS" 2>&1 >/dev/null) ;;
+            "target/release/$db" / bench "$ROWS" 2>&1) ;;
         ext4) err=$("target/native/release/$db" "$work/ext4" bench "$ROWS" 2>&1 >/dev/null) ;;
         tmpfs) err=$("target/native/release/$db" "$shm" bench "$ROWS" 2>&1 >/dev/null) ;;
     esac
