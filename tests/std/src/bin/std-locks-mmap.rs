@@ -62,7 +62,14 @@ unsafe extern "C" {
     fn pwrite(fd: c_int, buf: *const c_void, n: usize, offset: i64) -> isize;
     fn ftruncate(fd: c_int, len: i64) -> c_int;
     fn fsync(fd: c_int) -> c_int;
-    fn mmap(addr: *mut c_void, len: usize, prot: c_int, flags: c_int, fd: c_int, off: i64) -> *mut c_void;
+    fn mmap(
+        addr: *mut c_void,
+        len: usize,
+        prot: c_int,
+        flags: c_int,
+        fd: c_int,
+        off: i64,
+    ) -> *mut c_void;
     fn munmap(addr: *mut c_void, len: usize) -> c_int;
     fn msync(addr: *mut c_void, len: usize, flags: c_int) -> c_int;
     fn madvise(addr: *mut c_void, len: usize, advice: c_int) -> c_int;
@@ -206,10 +213,20 @@ fn maps(dir: &str) {
             return;
         }
         let mb = m.cast::<u8>();
-        println!("mapped={}{}{} last={} past={}", byte(mb, 0), byte(mb, 1), byte(mb, 25), byte(mb, 4999), byte(mb, 5000));
+        println!(
+            "mapped={}{}{} last={} past={}",
+            byte(mb, 0),
+            byte(mb, 1),
+            byte(mb, 25),
+            byte(mb, 4999),
+            byte(mb, 5000)
+        );
         // The file's writes show in the mapping at once...
         pwrite(fd, b"XYZ".as_ptr().cast(), 3, 100);
-        println!("after-pwrite={:?}", std::str::from_utf8(std::slice::from_raw_parts(mb.add(100), 3)));
+        println!(
+            "after-pwrite={:?}",
+            std::str::from_utf8(std::slice::from_raw_parts(mb.add(100), 3))
+        );
         // ... and the mapping's stores in the file's reads.
         std::ptr::copy_nonoverlapping(b"map".as_ptr(), mb.add(200), 3);
         let mut got = [0u8; 3];
@@ -255,7 +272,10 @@ fn maps(dir: &str) {
         // What may not be mapped.
         let ro = open(p.as_ptr(), O_RDONLY);
         let wo = open(p.as_ptr(), O_WRONLY);
-        shown("mmap-ro-shared-write", mmap(std::ptr::null_mut(), 4096, PROT_READ | PROT_WRITE, MAP_SHARED, ro, 0));
+        shown(
+            "mmap-ro-shared-write",
+            mmap(std::ptr::null_mut(), 4096, PROT_READ | PROT_WRITE, MAP_SHARED, ro, 0),
+        );
         let r = mmap(std::ptr::null_mut(), 4096, PROT_READ, MAP_SHARED, ro, 0);
         shown("mmap-ro-shared-read", r);
         munmap(r, 4096);
