@@ -812,3 +812,51 @@ fn a_handle_knows_its_metadata() {
     drop(fs);
     img.fsck();
 }
+
+/// Reads at random offsets of large fragmented files (two files written in
+/// turns, so that their chains interleave) find the right bytes through
+/// the chain's marks: before the file's clusters are committed (the
+/// pending chain), after, and after the file shrank and grew again.
+#[test]
+fn random_reads_of_a_fragmented_file_find_their_clusters() {
+    for (what, img) in layouts() {
+        {
+            let fs = img.mount();
+            let mut a = fs.create("/a.bin").unwrap();
+            let mut b = fs.create("/b.bin").unwrap();
+            let (len, step) = (600_000usize, 3_000usize);
+            let (pa, pb) = (pattern(len, 1), pattern(len, 2));
+            for at in (0..len).step_by(step) {
+                a.write_all(&pa[at..at + step]).unwrap();
+                b.write_all(&pb[at..at + step]).unwrap();
+            }
+            let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+            let mut check = |f: &mut crate::fs::File<'_>, p: &[u8], len: usize| {
+                for _ in 0..300 {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let at = (seed % len as u64) as usize;
+                    let n = (len - at).min(700);
+                    let mut buf = vec![0; n];
+                    assert_eq!(f.read_at(at as u64, &mut buf).unwrap(), n, "{what}");
+                    assert_eq!(buf, p[at..at + n], "{what} at {at}");
+                }
+            };
+            check(&mut a, &pa, len);
+            a.flush().unwrap();
+            b.flush().unwrap();
+            check(&mut a, &pa, len);
+            check(&mut b, &pb, len);
+            a.set_len(200_000).unwrap();
+            a.set_len(len as u64).unwrap();
+            let mut grown = pa[..200_000].to_vec();
+            grown.resize(len, 0);
+            check(&mut a, &grown, len);
+            a.close().unwrap();
+            b.close().unwrap();
+        }
+        img.fsck();
+        assert_eq!(img.mtype("/b.bin"), pattern(600_000, 2), "{what}");
+    }
+}

@@ -107,6 +107,16 @@ pub struct Open {
     /// Whether the object has been closed (by `close`, which reports the
     /// error; otherwise, when the last reference goes, errors are lost).
     closed: Cell<bool>,
+    /// A number of its own, for what it owns: its OFD and `flock` locks
+    /// (file/lock.rs). Not its address: `close` moves it out of its `Rc`.
+    id: usize,
+}
+
+impl Open {
+    /// Its number, unique among the descriptions made.
+    pub fn id(&self) -> usize {
+        self.id
+    }
 }
 
 impl core::fmt::Debug for Open {
@@ -117,6 +127,8 @@ impl core::fmt::Debug for Open {
 
 impl Drop for Open {
     fn drop(&mut self) {
+        // Its OFD and flock locks go with it.
+        super::file::lock::gone(self);
         if !self.closed.get() {
             let _ = self.file.close();
         }
@@ -190,7 +202,15 @@ fn with_table<R>(f: impl FnOnce(&mut Vec<Option<Slot>>) -> R) -> R {
 
 /// A new open file description for `file`, with status flags `flags`.
 pub fn new_open(file: Rc<dyn File>, flags: c_int) -> Rc<Open> {
-    Rc::new(Open { file, flags: Cell::new(flags), offset: Cell::new(0), closed: Cell::new(false) })
+    static NEXT: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(1);
+    let id = NEXT.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    Rc::new(Open {
+        file,
+        flags: Cell::new(flags),
+        offset: Cell::new(0),
+        closed: Cell::new(false),
+        id,
+    })
 }
 
 /// Installs `open` at the lowest free descriptor at or above `min`.
@@ -527,6 +547,8 @@ pub extern "C" fn close(fd: c_int) -> c_int {
     let Ok(i) = usize::try_from(fd) else { return fail(::libc::EBADF) };
     let slot = with_table(|t| t.get_mut(i).and_then(Option::take));
     let Some(slot) = slot else { return fail(::libc::EBADF) };
+    // Closing any descriptor of a file drops the process's record locks.
+    super::file::lock::closing(&slot.open);
     // The last reference closes the object, and its error is reported.
     match Rc::try_unwrap(slot.open) {
         Ok(open) => {
@@ -639,6 +661,10 @@ pub extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
     });
     match r {
         Ok(old_slot) => {
+            // An implicit close: the record locks on its file go too.
+            if let Some(s) = &old_slot {
+                super::file::lock::closing(&s.open);
+            }
             drop(old_slot);
             new
         }
@@ -659,7 +685,9 @@ pub extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
 }
 
 /// `fcntl(fd, cmd, arg)`: descriptor flags, status flags (`O_NONBLOCK`
-/// and `O_APPEND` change; the access mode does not), duplication.
+/// and `O_APPEND` change; the access mode does not), duplication, record
+/// locks and open file description locks (`F_GETLK`, `F_SETLK`,
+/// `F_SETLKW`, `F_OFD_*`: file/lock.rs).
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
     let Ok(i) = usize::try_from(fd) else { return fail(::libc::EBADF) };
@@ -688,6 +716,17 @@ pub extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
                 return fail(::libc::EINVAL);
             }
             ret_int(install(slot.open, cmd == ::libc::F_DUPFD_CLOEXEC, arg))
+        }
+        ::libc::F_GETLK
+        | ::libc::F_SETLK
+        | ::libc::F_SETLKW
+        | ::libc::F_OFD_GETLK
+        | ::libc::F_OFD_SETLK
+        | ::libc::F_OFD_SETLKW => {
+            // SAFETY: for these commands fcntl's contract is that `arg`
+            // points to a `struct flock` (glibc's is `flock64` on x86_64);
+            // a null one is EFAULT.
+            unsafe { super::file::lock::fcntl_lock(&slot.open, cmd, arg as *mut ::libc::flock64) }
         }
         _ => fail(::libc::EINVAL),
     }

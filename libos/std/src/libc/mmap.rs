@@ -14,7 +14,8 @@
 //!   (success, as on Linux). A block goes back to the heap when none of
 //!   its pages is mapped any more; the pages unmapped before that stay
 //!   reserved in it (the heap cannot take back part of a block).
-//! * `madvise(MADV_DONTNEED)` zeroes the mapped pages of the range: Linux
+//! * `madvise(MADV_DONTNEED)` zeroes the mapped anonymous pages of the range (a file's
+//!   pages: file/map.rs): Linux
 //!   gives a private anonymous page back and the next touch reads zeros,
 //!   which allocators count on for memory they hand out as zeroed.
 //!   `MADV_FREE` and the other advice change nothing (Linux may or may not
@@ -28,8 +29,9 @@
 //! no-op (a guard that is not enforced; std asks for one under its
 //! signal stack, which no signal ever uses here). A `PROT_NONE`
 //! reservation is memory like any other: address space is the heap.
-//! Files cannot be mapped (`ENODEV`) but `/proc/self/exe`, read-only and
-//! in place ([`map_file`]), nor fixed addresses (`EINVAL`)
+//! Files of a FAT disk are mapped into such memory, kept coherent with
+//! the file by file/map.rs; `/proc/self/exe` read-only and in place
+//! ([`map_file`]); other files are `ENODEV`. Fixed addresses are `EINVAL`
 //! except over pages mapped already (new zeroed pages in their place:
 //! how jemalloc commits and decommits what it reserved).
 
@@ -192,10 +194,22 @@ fn map(len: usize) -> *mut c_void {
     p.cast()
 }
 
-/// `mmap(addr, len, prot, flags, fd, off)`: anonymous private mappings
-/// only, from the heap (see the module's documentation); a hint address
-/// is ignored; `MAP_FIXED` only over pages mapped already
-/// ([`remap_fixed`]); files are refused (`ENODEV`).
+/// A new zeroed mapping of `len` bytes (a multiple of the page), for a
+/// file's mapping (file/map.rs); `None` without memory.
+pub fn map_pages(len: usize) -> Option<*mut c_void> {
+    let p = map(len);
+    (!p.is_null()).then_some(p)
+}
+
+/// Whether every page of `[start, end)` is mapped.
+pub fn is_mapped(start: usize, end: usize) -> bool {
+    TABLE.with(|t| t.covers(start, end))
+}
+
+/// `mmap(addr, len, prot, flags, fd, off)`: anonymous mappings from the
+/// heap (see the module's documentation), and files (file/map.rs); a hint
+/// address is ignored; `MAP_FIXED` only over pages mapped already
+/// ([`remap_fixed`]).
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn mmap64(
     addr: *mut c_void,
@@ -223,15 +237,29 @@ pub extern "C" fn mmap64(
     p
 }
 
-/// A mapping of a file: only `/proc/self/exe`, the image file, which the
+/// A mapping of a file: a FAT disk's file (file/map.rs), or
+/// `/proc/self/exe`, the image file, which the
 /// tender mapped read-only: its pages are handed out in place, for
-/// reading (std's backtraces map it to read its symbols). Any other file
-/// is `ENODEV` (there is no `mmap` behind the filter), a writable or
+/// reading (std's backtraces map it to read its symbols). Any other
+/// object is `ENODEV`, a writable or
 /// shared-writable mapping of the image `EACCES`, an unaligned offset
 /// `EINVAL`. `munmap` of it changes nothing (its pages are in no range of
 /// the table: "nothing mapped").
 fn map_file(len: usize, prot: c_int, flags: c_int, fd: c_int, off: i64) -> *mut c_void {
-    let image = super::fd::get(fd).ok().and_then(|o| super::file::proc::image_of(&*o.file));
+    let open = match super::fd::get(fd) {
+        Ok(o) => o,
+        Err(e) => {
+            set_errno(e);
+            return ::libc::MAP_FAILED;
+        }
+    };
+    if let Some(r) = super::file::map::map(&open, len, prot, flags, off) {
+        return r.unwrap_or_else(|e| {
+            set_errno(e);
+            ::libc::MAP_FAILED
+        });
+    }
+    let image = super::file::proc::image_of(&*open.file);
     let r = match image {
         None => Err(::libc::ENODEV),
         Some(_) if prot & ::libc::PROT_WRITE != 0 || flags & ::libc::MAP_FIXED != 0 => {
@@ -307,6 +335,8 @@ pub unsafe extern "C" fn munmap(addr: *mut c_void, len: size_t) -> c_int {
     let Some(end) = pages(len).and_then(|l| start.checked_add(l)) else {
         return fail(::libc::EINVAL);
     };
+    // A file's shared pages go back to the file first.
+    super::file::map::unmapping(start, end);
     if !TABLE.with(|t| t.unmap(start, end)) {
         return fail(::libc::ENOMEM);
     }
@@ -364,6 +394,8 @@ pub unsafe extern "C" fn mremap(
     // copied; the caller gives up the old pages.
     unsafe {
         core::ptr::copy_nonoverlapping(addr.cast::<u8>(), p.cast::<u8>(), old);
+        // A file's mapping moves along, its growth read from the file.
+        super::file::map::moved(start, old, p as usize, new);
         munmap(addr, old);
     }
     p
@@ -404,13 +436,24 @@ pub unsafe extern "C" fn madvise(addr: *mut c_void, len: size_t, advice: c_int) 
         return fail(::libc::EINVAL);
     };
     if advice == ::libc::MADV_DONTNEED {
+        // Files' pages keep (shared) or read again (private) their bytes.
+        let mut files = super::file::map::dontneed(start, end);
+        files.sort_unstable();
         TABLE.with(|t| {
             for i in 0..t.len {
                 let r = t.get(i);
-                let (a, b) = (r.start.max(start), r.end.min(end));
-                if a < b {
-                    // SAFETY: [a, b) is mapped (inside the range r).
-                    unsafe { core::ptr::write_bytes(a as *mut u8, 0, b - a) };
+                let (mut a, b) = (r.start.max(start), r.end.min(end));
+                if a >= b {
+                    continue;
+                }
+                for &(fa, fb) in files.iter().chain(core::iter::once(&(b, b))) {
+                    let to = fa.clamp(a, b);
+                    if a < to {
+                        // SAFETY: [a, to) is mapped (inside the range r)
+                        // and holds no file's pages.
+                        unsafe { core::ptr::write_bytes(a as *mut u8, 0, to - a) };
+                    }
+                    a = a.max(fb.min(b));
                 }
             }
         });

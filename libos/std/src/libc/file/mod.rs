@@ -22,6 +22,8 @@
 //! What a program sees is described in `docs/std.md`, "Files".
 
 pub mod dir;
+pub mod lock;
+pub mod map;
 pub mod mounts;
 pub mod node;
 pub mod path;

@@ -201,11 +201,14 @@ pub fn set_cwd(dir: String) {
     with(|t| t.cwd = dir);
 }
 
-/// Writes back the directory entry of every file still open, then
+/// Writes back what shared mappings of files hold, the directory entry
+/// of every file still open, then
 /// everything each mounted disk's cache holds (the allocation table,
 /// FSInfo's free count), and flushes the disks: a program that exits
 /// leaves its disks as `fsck.fat` wants them, as an unmount does.
 extern "C" fn flush_at_exit(_: *mut core::ffi::c_void) {
+    // Shared mappings' bytes first, as Linux writes dirty mapped pages.
+    super::map::sync_all();
     let nodes: Vec<Rc<Node>> =
         with(|t| t.nodes.iter().filter_map(|(_, _, w)| w.upgrade()).collect());
     for n in nodes {

@@ -180,6 +180,7 @@ impl Node {
             }
             Ok(done)
         })
+        .inspect(|&done| super::map::overlay(self, &mut buf[..done], offset))
     }
 
     /// The error for a change to a node that is not writable.
@@ -187,8 +188,21 @@ impl Node {
         if self.fs.read_only() { ::libc::EROFS } else { otherwise }
     }
 
-    /// Writes all of `buf` at `offset`, zero-filling from the end up to it.
+    /// Writes all of `buf` at `offset`, zero-filling from the end up to it;
+    /// the shared mappings of the file see it (file/map.rs).
     pub fn write_at(&self, buf: &[u8], offset: u64) -> Res<usize> {
+        let old = self.size();
+        let n = self.write_back(buf, offset)?;
+        if offset > old {
+            super::map::resized(self, old, offset);
+        }
+        super::map::mirror(self, buf, offset);
+        Ok(n)
+    }
+
+    /// Writes all of `buf` at `offset`, zero-filling from the end up to it,
+    /// leaving the mappings alone: a mapping's bytes written back.
+    pub fn write_back(&self, buf: &[u8], offset: u64) -> Res<usize> {
         if !self.writable {
             return Err(self.refused(::libc::EBADF));
         }
@@ -222,7 +236,10 @@ impl Node {
             return Ok(());
         }
         self.modified.set(Some(fat_time(now())));
-        self.with(|f| f.set_len(to).map_err(errno))
+        let old = self.size();
+        self.with(|f| f.set_len(to).map_err(errno))?;
+        super::map::resized(self, old, to);
+        Ok(())
     }
 
     /// Sets the modification time to `secs` (`futimens`): what this
@@ -243,6 +260,9 @@ impl Node {
     /// Writes the data, the directory entry and the allocation table back
     /// and flushes the disk (`fsync`, `fdatasync`).
     pub fn sync(&self) -> Res<()> {
+        // What its shared mappings hold goes to the file first, as Linux's
+        // fsync writes a file's dirty mapped pages.
+        super::map::sync(self)?;
         if !self.writable {
             // Nothing of this program's is pending on the file; the disk
             // may hold other writes, which the flush makes durable.

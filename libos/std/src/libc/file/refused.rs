@@ -133,13 +133,6 @@ pub unsafe extern "C" fn chroot(_path: *const c_char) -> c_int {
     crate::libc::fail(::libc::EPERM)
 }
 
-/// `flock(fd, op)`: one program holds the disk (the tender locks it
-/// against other writers), so a lock is always granted.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub extern "C" fn flock(fd: c_int, _op: c_int) -> c_int {
-    ret_int(fd::get(fd).map(|_| 0))
-}
-
 /// `splice(...)`: `ENOSYS`, so that std's copy falls back to reading and
 /// writing.
 ///

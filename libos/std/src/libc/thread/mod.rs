@@ -731,7 +731,7 @@ pub unsafe extern "C" fn pthread_attr_getguardsize(
 /// number, 1 for the main thread), and the calls crates make this way
 /// rather than through their C functions, answered by those functions:
 /// `getrandom` (the getrandom crate 0.2, and ring through it),
-/// `clock_gettime`, `getpid`, `sched_yield`, `statx`, and the file calls
+/// `clock_gettime`, `getpid`, `sched_yield`, `statx`, `fcntl`, `flock`, and the file calls
 /// `open`, `openat`, `read`, `close`, `readlink` (jemalloc's). Anything
 /// else is `ENOSYS`, which std handles (it falls back to the older call).
 /// Declared with six integer arguments: on x86_64 a variadic call passes
@@ -785,6 +785,12 @@ pub extern "C" fn syscall(
             )
         }),
         ::libc::SYS_getpid => ::libc::c_long::from(super::process::getpid()),
+        // redb takes its OFD locks this way (glibc's fcntl translates
+        // through off_t, which it avoids).
+        ::libc::SYS_fcntl => ::libc::c_long::from(super::fd::fcntl(a1 as c_int, a2 as c_int, a3)),
+        ::libc::SYS_flock => {
+            ::libc::c_long::from(super::file::lock::flock(a1 as c_int, a2 as c_int))
+        }
         // The file calls jemalloc makes this way while it initialises
         // (`/proc/sys/vm/overcommit_memory`,
         // `/sys/kernel/mm/transparent_hugepage/enabled`).
