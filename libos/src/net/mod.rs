@@ -36,7 +36,7 @@ use core::time::Duration;
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp as stcp;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Cidr};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Cidr};
 use spin::Mutex;
 
 pub use config::{ConfigError, Ipv4Config};
@@ -534,11 +534,15 @@ impl Iface {
         self.refresh_listeners();
         self.tap.connections_listed = false;
         let (frames0, bytes0) = (self.tap.stats.rx_frames, self.tap.stats.rx_bytes);
+        // The sockets given a delay of zero for a large segment, with their
+        // own delay to give back (see `arm_quick_ack`).
+        let mut quick: Vec<(SocketHandle, smoltcp::time::Duration)> = Vec::new();
         loop {
             if self.tap.syn_gate_closed {
                 self.refresh_listeners();
             }
             match self.iface.poll_ingress_single(ts, &mut self.tap, &mut self.sockets) {
+                In::None if self.tap.quick_ack.is_some() => self.arm_quick_ack(&mut quick),
                 In::None if self.tap.holds_syn() => match self.tap.wake.take() {
                     Some(park::Wake::One(id)) => {
                         self.streams.unpark(id, &mut self.sockets, &mut self.tap.parked);
@@ -563,10 +567,40 @@ impl Iface {
                 break;
             }
         }
+        // The timers are set: the ACKs leave in the egress below.
+        for (h, delay) in quick {
+            self.sockets.get_mut::<stcp::Socket>(h).set_ack_delay(Some(delay));
+        }
         while self.iface.poll_egress(ts, &mut self.tap, &mut self.sockets) != Out::None {
             changed = true;
         }
         changed
+    }
+
+    /// Gives the socket of the connection whose large segment the tap holds
+    /// ([`tap::Tap::quick_ack`]) a delayed-ACK timeout of zero while
+    /// smoltcp takes the segment, so that its acknowledgement leaves in
+    /// this turn's egress as Linux's would, and notes in `quick` the delay
+    /// to give back after the turn's frames. A socket without delayed ACKs,
+    /// or none for the connection (smoltcp answers with a reset), is left
+    /// as it is. The held segment then goes to smoltcp.
+    fn arm_quick_ack(&mut self, quick: &mut Vec<(SocketHandle, smoltcp::time::Duration)>) {
+        let Some((local, remote)) = self.tap.quick_ack.take() else { return };
+        self.tap.quick_ack_armed = true;
+        let (local, remote) = (IpEndpoint::from(local), IpEndpoint::from(remote));
+        for (h, socket) in self.sockets.iter_mut() {
+            let smoltcp::socket::Socket::Tcp(s) = socket else { continue };
+            if s.local_endpoint() != Some(local) || s.remote_endpoint() != Some(remote) {
+                continue;
+            }
+            if let Some(delay) = s.ack_delay().filter(|d| *d != smoltcp::time::Duration::ZERO)
+                && !quick.iter().any(|&(q, _)| q == h)
+            {
+                s.set_ack_delay(Some(smoltcp::time::Duration::ZERO));
+                quick.push((h, delay));
+            }
+            return;
+        }
     }
 
     /// Refreshes the listeners' backlogs and tells the tap how many
