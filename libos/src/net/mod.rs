@@ -264,6 +264,17 @@ const INGRESS_FRAMES: u64 = 64;
 /// docs/performance.md, "Bulk TCP every run").
 const INGRESS_BYTES: u64 = 128 * 1024;
 
+/// The delayed-ACK timeout a socket gets while smoltcp takes a segment
+/// that carries more than one full-sized segment's data (see
+/// [`tap::Tap::quick_ack`]): the acknowledgement is due at the next network
+/// turn, which comes as soon as the tasks have run, rather than after the
+/// socket's own delay (10 ms by default). Linux sends it in the same turn;
+/// one turn later, a reply the application wrote meanwhile carries it, as
+/// a request's reply does with the ordinary delayed ACK, instead of an
+/// extra frame before the reply (docs/networking.md, "Delayed
+/// acknowledgements").
+const QUICK_ACK: smoltcp::time::Duration = smoltcp::time::Duration::from_micros(1);
+
 /// Bytes callers queued in sockets' send buffers since the last network
 /// turn and left for the next one ([`defer_egress`]).
 static EGRESS_PENDING: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
@@ -534,7 +545,7 @@ impl Iface {
         self.refresh_listeners();
         self.tap.connections_listed = false;
         let (frames0, bytes0) = (self.tap.stats.rx_frames, self.tap.stats.rx_bytes);
-        // The sockets given a delay of zero for a large segment, with their
+        // The sockets given a short delay for a large segment, with their
         // own delay to give back (see `arm_quick_ack`).
         let mut quick: Vec<(SocketHandle, smoltcp::time::Duration)> = Vec::new();
         loop {
@@ -567,7 +578,8 @@ impl Iface {
                 break;
             }
         }
-        // The timers are set: the ACKs leave in the egress below.
+        // Their timers are set (to expire at the next turn, or at once if
+        // more came): the delay given back counts from the next segment.
         for (h, delay) in quick {
             self.sockets.get_mut::<stcp::Socket>(h).set_ack_delay(Some(delay));
         }
@@ -578,12 +590,11 @@ impl Iface {
     }
 
     /// Gives the socket of the connection whose large segment the tap holds
-    /// ([`tap::Tap::quick_ack`]) a delayed-ACK timeout of zero while
-    /// smoltcp takes the segment, so that its acknowledgement leaves in
-    /// this turn's egress as Linux's would, and notes in `quick` the delay
-    /// to give back after the turn's frames. A socket without delayed ACKs,
-    /// or none for the connection (smoltcp answers with a reset), is left
-    /// as it is. The held segment then goes to smoltcp.
+    /// ([`tap::Tap::quick_ack`]) a delayed-ACK timeout of [`QUICK_ACK`]
+    /// while smoltcp takes the segment, and notes in `quick` the delay to
+    /// give back after the turn's frames. A socket without delayed ACKs, or
+    /// none for the connection (smoltcp answers with a reset), is left as
+    /// it is. The held segment then goes to smoltcp.
     fn arm_quick_ack(&mut self, quick: &mut Vec<(SocketHandle, smoltcp::time::Duration)>) {
         let Some((local, remote)) = self.tap.quick_ack.take() else { return };
         self.tap.quick_ack_armed = true;
@@ -593,10 +604,10 @@ impl Iface {
             if s.local_endpoint() != Some(local) || s.remote_endpoint() != Some(remote) {
                 continue;
             }
-            if let Some(delay) = s.ack_delay().filter(|d| *d != smoltcp::time::Duration::ZERO)
+            if let Some(delay) = s.ack_delay().filter(|&d| d > QUICK_ACK)
                 && !quick.iter().any(|&(q, _)| q == h)
             {
-                s.set_ack_delay(Some(smoltcp::time::Duration::ZERO));
+                s.set_ack_delay(Some(QUICK_ACK));
                 quick.push((h, delay));
             }
             return;

@@ -683,8 +683,8 @@ fn window_ack(frame: &[u8], zero_windows: &[ZeroWindow]) -> Option<([u8; ACK_FRA
 /// default) for its ACK, and a sender with nothing more in its window
 /// waited with it: a client's 32 KiB `write` was acknowledged after
 /// 10 ms, where Linux's receiver takes 30 µs (docs/performance.md,
-/// "Ingress"). The stack gives such a segment's socket a delay of zero
-/// while smoltcp takes it, so that its ACK leaves in the same turn.
+/// "Ingress"). The stack gives such a segment's socket a delay that ends
+/// at the next network turn while smoltcp takes it (`net::QUICK_ACK`).
 fn quick_ack(frame: &[u8], mtu: usize) -> Option<(SocketAddrV4, SocketAddrV4)> {
     let t = tcp_segment(frame)?;
     if t.payload <= mtu.saturating_sub(40) {
