@@ -581,7 +581,12 @@ impl Iface {
         // Their timers are set (to expire at the next turn, or at once if
         // more came): the delay given back counts from the next segment.
         for (h, delay) in quick {
-            self.sockets.get_mut::<stcp::Socket>(h).set_ack_delay(Some(delay));
+            // Looked up, not `get_mut`: no panic should a socket have gone.
+            if let Some((_, smoltcp::socket::Socket::Tcp(s))) =
+                self.sockets.iter_mut().find(|(k, _)| *k == h)
+            {
+                s.set_ack_delay(Some(delay));
+            }
         }
         while self.iface.poll_egress(ts, &mut self.tap, &mut self.sockets) != Out::None {
             changed = true;
