@@ -798,3 +798,60 @@ fn parked_idle_connections_still_echo_and_see_fin_and_reset() {
             .unwrap_or_else(|e| panic!("connection {i}: {e}"));
     }
 }
+
+/// Bytes written on `s` and not yet acknowledged by the peer (`SIOCOUTQ`).
+#[allow(unsafe_code)]
+fn unacked(s: &TcpStream) -> i32 {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one int to the pointer, valid for the call.
+    let ret = unsafe { libc::ioctl(s.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+    assert_eq!(ret, 0, "SIOCOUTQ: {}", std::io::Error::last_os_error());
+    n
+}
+
+/// Median time from each `write` of `len` bytes on `s` (one every 20 ms,
+/// after the last was acknowledged) until the peer acknowledged all of it.
+fn median_ack_time(s: &mut TcpStream, len: usize, writes: usize) -> Duration {
+    let data = vec![b'x'; len];
+    let mut times: Vec<Duration> = (0..writes)
+        .map(|_| {
+            s.write_all(&data).unwrap();
+            let t = Instant::now();
+            while unacked(s) > 0 {
+                assert!(t.elapsed() < Duration::from_secs(5), "{len} bytes never acknowledged");
+                std::thread::yield_now();
+            }
+            let took = t.elapsed();
+            std::thread::sleep(Duration::from_millis(20));
+            took
+        })
+        .collect();
+    times.sort();
+    times[writes / 2]
+}
+
+#[test]
+fn a_lone_burst_beyond_one_segment_is_acknowledged_at_once_and_a_small_one_delayed() {
+    // The host hands a 32 KiB write to the guest as one segment (offloads);
+    // Linux acknowledges such a segment at once, and so must the guest,
+    // which only reads (tcpperf's `R`): no reply carries the ACK. A segment
+    // below one MSS keeps the delayed ACK (10 ms, libos's default), which
+    // lets a request's reply carry it.
+    let ns = namespace("quickack");
+    let tcpperf = workspace_bin("tcpperf").display().to_string();
+    let mut args = vec!["--net", "service0=tap0"];
+    args.extend(static_ip());
+    args.push(&tcpperf);
+    let _guest = ns.start_tender(&args, "tcpperf: listening").0;
+    let (large, small) = ns.enter(|| {
+        let mut s = TcpStream::connect((GUEST, 5201)).unwrap();
+        s.set_nodelay(true).unwrap();
+        s.write_all(b"R").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        (median_ack_time(&mut s, 32 * 1024, 15), median_ack_time(&mut s, 1000, 9))
+    });
+    // The delayed ACK is 10 ms: 5 ms leaves room for a busy machine.
+    assert!(large < Duration::from_millis(5), "32 KiB acknowledged after {large:?} (median)");
+    assert!(small >= Duration::from_millis(5), "1000 bytes acknowledged after {small:?} (median)");
+}

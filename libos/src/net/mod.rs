@@ -36,7 +36,7 @@ use core::time::Duration;
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp as stcp;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Cidr};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Cidr};
 use spin::Mutex;
 
 pub use config::{ConfigError, Ipv4Config};
@@ -263,6 +263,17 @@ const INGRESS_FRAMES: u64 = 64;
 /// segments beyond it dropped (`nabla bench tcp`, client → guest; see
 /// docs/performance.md, "Bulk TCP every run").
 const INGRESS_BYTES: u64 = 128 * 1024;
+
+/// The delayed-ACK timeout a socket gets while smoltcp takes a segment
+/// that carries more than one full-sized segment's data (see
+/// [`tap::Tap::quick_ack`]): the acknowledgement is due at the next network
+/// turn, which comes as soon as the tasks have run, rather than after the
+/// socket's own delay (10 ms by default). Linux sends it in the same turn;
+/// one turn later, a reply the application wrote meanwhile carries it, as
+/// a request's reply does with the ordinary delayed ACK, instead of an
+/// extra frame before the reply (docs/networking.md, "Delayed
+/// acknowledgements").
+const QUICK_ACK: smoltcp::time::Duration = smoltcp::time::Duration::from_micros(1);
 
 /// Bytes callers queued in sockets' send buffers since the last network
 /// turn and left for the next one ([`defer_egress`]).
@@ -534,11 +545,15 @@ impl Iface {
         self.refresh_listeners();
         self.tap.connections_listed = false;
         let (frames0, bytes0) = (self.tap.stats.rx_frames, self.tap.stats.rx_bytes);
+        // The sockets given a short delay for a large segment, with their
+        // own delay to give back (see `arm_quick_ack`).
+        let mut quick: Vec<(SocketHandle, smoltcp::time::Duration)> = Vec::new();
         loop {
             if self.tap.syn_gate_closed {
                 self.refresh_listeners();
             }
             match self.iface.poll_ingress_single(ts, &mut self.tap, &mut self.sockets) {
+                In::None if self.tap.quick_ack.is_some() => self.arm_quick_ack(&mut quick),
                 In::None if self.tap.holds_syn() => match self.tap.wake.take() {
                     Some(park::Wake::One(id)) => {
                         self.streams.unpark(id, &mut self.sockets, &mut self.tap.parked);
@@ -563,10 +578,45 @@ impl Iface {
                 break;
             }
         }
+        // Their timers are set (to expire at the next turn, or at once if
+        // more came): the delay given back counts from the next segment.
+        for (h, delay) in quick {
+            // Looked up, not `get_mut`: no panic should a socket have gone.
+            if let Some((_, smoltcp::socket::Socket::Tcp(s))) =
+                self.sockets.iter_mut().find(|(k, _)| *k == h)
+            {
+                s.set_ack_delay(Some(delay));
+            }
+        }
         while self.iface.poll_egress(ts, &mut self.tap, &mut self.sockets) != Out::None {
             changed = true;
         }
         changed
+    }
+
+    /// Gives the socket of the connection whose large segment the tap holds
+    /// ([`tap::Tap::quick_ack`]) a delayed-ACK timeout of [`QUICK_ACK`]
+    /// while smoltcp takes the segment, and notes in `quick` the delay to
+    /// give back after the turn's frames. A socket without delayed ACKs, or
+    /// none for the connection (smoltcp answers with a reset), is left as
+    /// it is. The held segment then goes to smoltcp.
+    fn arm_quick_ack(&mut self, quick: &mut Vec<(SocketHandle, smoltcp::time::Duration)>) {
+        let Some((local, remote)) = self.tap.quick_ack.take() else { return };
+        self.tap.quick_ack_armed = true;
+        let (local, remote) = (IpEndpoint::from(local), IpEndpoint::from(remote));
+        for (h, socket) in self.sockets.iter_mut() {
+            let smoltcp::socket::Socket::Tcp(s) = socket else { continue };
+            if s.local_endpoint() != Some(local) || s.remote_endpoint() != Some(remote) {
+                continue;
+            }
+            if let Some(delay) = s.ack_delay().filter(|&d| d > QUICK_ACK)
+                && !quick.iter().any(|&(q, _)| q == h)
+            {
+                s.set_ack_delay(Some(QUICK_ACK));
+                quick.push((h, delay));
+            }
+            return;
+        }
     }
 
     /// Refreshes the listeners' backlogs and tells the tap how many
