@@ -25,7 +25,8 @@
 //! and compression pointer is checked against the packet, a name is at
 //! most 255 bytes and follows at most [`MAX_JUMPS`] pointers, a CNAME
 //! chain at most [`MAX_CNAMES`] links, and what it keeps is bounded by the
-//! packet's size.
+//! packet's size. The `dns` fuzz target (fuzz/) compiles this file as it
+//! is, without the guest's transport (`cfg(fuzzing)`).
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -443,7 +444,7 @@ pub fn resolve(
 
 /// The contents of `/etc/NAME` as the file layer has it (the file the
 /// host gave, or a disk's), at most 64 KiB; `None` if there is none.
-#[cfg(not(test))]
+#[cfg(not(any(test, fuzzing)))]
 pub fn etc_file(name: &core::ffi::CStr) -> Option<Vec<u8>> {
     use super::fd;
     // SAFETY: a NUL-terminated path.
@@ -465,18 +466,19 @@ pub fn etc_file(name: &core::ffi::CStr) -> Option<Vec<u8>> {
     Some(data)
 }
 
-/// The files are the test's own in host unit tests.
-#[cfg(test)]
+/// The files are the test's own in host unit tests (and the fuzz target
+/// reads none).
+#[cfg(any(test, fuzzing))]
 pub fn etc_file(_name: &core::ffi::CStr) -> Option<Vec<u8>> {
     None
 }
 
 /// The transport of a guest: libos-std's UDP sockets, blocking the calling
 /// thread only.
-#[cfg(not(test))]
+#[cfg(not(any(test, fuzzing)))]
 pub struct Udp;
 
-#[cfg(not(test))]
+#[cfg(not(any(test, fuzzing)))]
 impl Udp {
     /// A UDP socket bound to a random port above 49151 (the kernel's
     /// autobind range is predictable), or to any port if those are taken.
@@ -502,7 +504,7 @@ impl Udp {
     }
 }
 
-#[cfg(not(test))]
+#[cfg(not(any(test, fuzzing)))]
 fn sockaddr(ip: Ipv4Addr, port: u16) -> ::libc::sockaddr_in {
     // SAFETY: sockaddr_in is plain C data; zeroes are valid.
     let mut sin: ::libc::sockaddr_in = unsafe { core::mem::zeroed() };
@@ -512,7 +514,7 @@ fn sockaddr(ip: Ipv4Addr, port: u16) -> ::libc::sockaddr_in {
     sin
 }
 
-#[cfg(not(test))]
+#[cfg(not(any(test, fuzzing)))]
 impl Transport for Udp {
     fn exchange(
         &mut self,
@@ -586,4 +588,5 @@ impl Transport for Udp {
 }
 
 #[cfg(test)]
+#[path = "resolv/tests.rs"]
 mod tests;
