@@ -174,8 +174,10 @@ fn run_guest(steps: &[&str]) -> (Vec<String>, Vec<String>) {
 }
 
 const NONAME: &str = "error: failed to lookup address information: Name or service not known";
-const AGAIN: &str = "error: failed to lookup address information: Temporary failure in name resolution";
-const NODATA: &str = "error: failed to lookup address information: No address associated with hostname";
+const AGAIN: &str =
+    "error: failed to lookup address information: Temporary failure in name resolution";
+const NODATA: &str =
+    "error: failed to lookup address information: No address associated with hostname";
 
 #[test]
 fn names_resolve_through_hosts_and_dns() {
@@ -252,7 +254,10 @@ fn silence_garbage_and_failures_are_temporary() {
     // as silence does.
     assert_eq!(lines[1], format!("resolve garbage.test.: {AGAIN}"));
     assert_eq!(lines[2], format!("resolve fail.test.: {AGAIN}"));
-    assert_eq!(seen, ["silent.test", "silent.test", "garbage.test", "garbage.test", "fail.test", "fail.test"]);
+    assert_eq!(
+        seen,
+        ["silent.test", "silent.test", "garbage.test", "garbage.test", "fail.test", "fail.test"]
+    );
     assert!(elapsed >= Duration::from_secs(4), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
 }
@@ -310,7 +315,8 @@ fn etc_files_change_no_rule_of_the_filter() {
     let dir = TempDir::new("dns-seccomp");
     let hosts = dir.path().join("hosts");
     std::fs::write(&hosts, HOSTS).unwrap();
-    let guest = std_guest("std-dns");
+    // A guest without devices: nothing to attach.
+    let guest = std_guest("std-hello");
     let without = run(&["--print-seccomp", &guest]);
     let with = run(&["--print-seccomp", "--etc", &format!("hosts={}", hosts.display()), &guest]);
     without.assert_ok();
