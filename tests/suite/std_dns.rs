@@ -298,7 +298,7 @@ fn bad_etc_options_are_refused() {
         args.push(guest.clone());
         run(&args).assert_refused(needle);
     };
-    refused(&[s.clone()], "expected NAME=PATH");
+    refused(std::slice::from_ref(&s), "expected NAME=PATH");
     refused(&[format!("../hosts={s}")], "plain file name");
     refused(&[format!("a/b={s}")], "plain file name");
     refused(&[format!("={s}")], "plain file name");

@@ -476,6 +476,7 @@ pub fn etc_file(_name: &core::ffi::CStr) -> Option<Vec<u8>> {
 /// The transport of a guest: libos-std's UDP sockets, blocking the calling
 /// thread only.
 #[cfg(not(any(test, fuzzing)))]
+#[derive(Debug)]
 pub struct Udp;
 
 #[cfg(not(any(test, fuzzing)))]
@@ -534,7 +535,7 @@ impl Transport for Udp {
         let deadline = libos::time::since_boot() + timeout;
         let mut buf = alloc::vec![0u8; MAX_REPLY];
         let mut reply = None;
-        while sent >= 0 {
+        while sent >= 0 && reply.is_none() {
             let left = deadline.saturating_sub(libos::time::since_boot());
             if left.is_zero() {
                 break;
@@ -571,10 +572,7 @@ impl Transport for Udp {
             if !from_server {
                 continue;
             }
-            if let Some(r) = accept(&buf[..n as usize]) {
-                reply = Some(r);
-                break;
-            }
+            reply = accept(&buf[..n as usize]);
         }
         fd::close(s);
         reply
