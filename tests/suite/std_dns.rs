@@ -241,9 +241,14 @@ fn names_resolve_through_hosts_and_dns() {
 #[test]
 fn silence_garbage_and_failures_are_temporary() {
     let start = Instant::now();
-    let (lines, seen) = run_guest(&["ticking:silent.test.", "garbage.test.", "fail.test."]);
+    // A first lookup warms the path (ARP; a tap can drop the first frames
+    // right after it is attached): the steps after it lose no query.
+    let (mut lines, mut seen) =
+        run_guest(&["warm.test.", "ticking:silent.test.", "garbage.test.", "fail.test."]);
     let elapsed = start.elapsed();
-    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(lines.remove(0), format!("resolve warm.test.: {NONAME}"));
+    seen.retain(|n| n != "warm.test");
     // timeout:1 attempts:2, one server: two seconds of waiting, during
     // which the guest's other thread runs.
     let (r, ticks) = lines[0].rsplit_once("; ticks ").unwrap();
