@@ -362,6 +362,30 @@ mod tests {
     }
 
     #[test]
+    fn ipv4_maps_into_ipv6_only_when_asked() {
+        let ask = |flags: c_int| -> Result<Ipv6Addr, c_int> {
+            // SAFETY: hints is zeroed plain data; the list is freed once.
+            unsafe {
+                let mut hints: ::libc::addrinfo = core::mem::zeroed();
+                hints.ai_family = ::libc::AF_INET6;
+                hints.ai_socktype = ::libc::SOCK_STREAM;
+                hints.ai_flags = flags;
+                let mut res = core::ptr::null_mut();
+                let r = getaddrinfo(c"10.0.0.1".as_ptr(), c"80".as_ptr(), &hints, &mut res);
+                if r != 0 {
+                    return Err(r);
+                }
+                let sin6 = &*(*res).ai_addr.cast::<::libc::sockaddr_in6>();
+                let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                freeaddrinfo(res);
+                Ok(ip)
+            }
+        };
+        assert_eq!(ask(::libc::AI_V4MAPPED), Ok(Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped()));
+        assert_eq!(ask(0), Err(EAI_ADDRFAMILY));
+    }
+
+    #[test]
     fn other_names_are_not_known() {
         assert_eq!(lookup(c"example.com", ::libc::SOCK_STREAM), Err(::libc::EAI_NONAME));
         // SAFETY: gai_strerror returns a static C string.
