@@ -22,7 +22,7 @@
 #![deny(unsafe_code)]
 
 /// Version of this contract. Bump it on any change to a type or constant here.
-pub const ABI_VERSION: u32 = 7;
+pub const ABI_VERSION: u32 = 8;
 
 /// Page size the layout is expressed in.
 pub const PAGE_SIZE: u64 = 4096;
@@ -594,6 +594,43 @@ pub struct BootInfo {
     pub image_file: u64,
     /// The length of that mapping: the file's size.
     pub image_file_len: u64,
+    /// Number of files the host gives for the guest's `/etc` (`--etc`),
+    /// at most [`MAX_ETC_FILES`].
+    pub etc_count: u64,
+    /// Address of `etc_count` [`BootFile`]s, in the boot region.
+    pub etc_files: u64,
+}
+
+/// Most files the host can give for the guest's `/etc`.
+pub const MAX_ETC_FILES: usize = 8;
+
+/// Largest such file, in bytes.
+pub const ETC_FILE_MAX: u64 = 64 * 1024;
+
+/// Longest name of such a file, in bytes.
+pub const ETC_NAME_MAX: usize = 64;
+
+/// A file the host gives for the guest's `/etc` (`BootInfo::etc_files`):
+/// its name under `/etc` (see [`check_etc_name`]) and its bytes (any
+/// bytes, not necessarily UTF-8, at most [`ETC_FILE_MAX`]), both in the
+/// boot region.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootFile {
+    /// The file's name, a plain name (no `/`).
+    pub name: BootStr,
+    /// The file's contents.
+    pub data: BootStr,
+}
+
+/// Whether `name` may name a file under the guest's `/etc`: 1 to
+/// [`ETC_NAME_MAX`] bytes of `[A-Za-z0-9._-]`, not beginning with `.`
+/// (so neither `.` nor `..`, nor a hidden file).
+pub fn check_etc_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() <= ETC_NAME_MAX
+        && name[0] != b'.'
+        && name.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// The clock ids a guest may pass to `BootInfo::vdso_clock_gettime`:
@@ -625,7 +662,10 @@ mod tests {
         assert_eq!(size_of::<Manifest>() % 8, 0);
         assert_eq!(offset_of!(ElfNote<AbiNote>, desc), 24);
         assert_eq!(size_of::<ElfNote<AbiNote>>(), 32);
-        assert_eq!(size_of::<BootInfo>(), 176);
+        assert_eq!(size_of::<BootInfo>(), 192);
+        assert_eq!(offset_of!(BootInfo, etc_count), 176);
+        assert_eq!(offset_of!(BootInfo, etc_files), 184);
+        assert_eq!(size_of::<BootFile>(), 32);
         assert_eq!(offset_of!(BootInfo, vdso_clock_gettime), 152);
         assert_eq!(offset_of!(BootInfo, image_file), 160);
         assert_eq!(offset_of!(BootInfo, image_file_len), 168);
@@ -703,6 +743,18 @@ mod tests {
             assert!(c >= ss && off + c <= cap);
             off += c;
         }
+    }
+
+    #[test]
+    fn etc_names() {
+        for good in ["hosts", "resolv.conf", "hostname", "nsswitch.conf", "a-b_c"] {
+            assert!(check_etc_name(good.as_bytes()), "{good}");
+        }
+        for bad in ["", ".", "..", ".hidden", "a/b", "/hosts", "a b", "a\0b", "é"] {
+            assert!(!check_etc_name(bad.as_bytes()), "{bad}");
+        }
+        assert!(!check_etc_name(&[b'a'; ETC_NAME_MAX + 1]));
+        assert!(check_etc_name(&[b'a'; ETC_NAME_MAX]));
     }
 
     #[test]

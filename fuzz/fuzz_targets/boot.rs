@@ -11,18 +11,24 @@
 //!
 //! Input: strings separated by NUL; the first byte splits them into
 //! arguments and environment, the second gives how many devices follow
-//! (each a name and a kind from the next strings).
+//! (each a name and a kind from the next strings). With the second byte's
+//! top bit, the last string is also given as the file `/etc/hosts`
+//! (`--etc`), which libos must hand back byte for byte.
 
 #![no_main]
 
 use abi::{BOOT_REGION_START, DeviceInfo};
 use libfuzzer_sys::fuzz_target;
-use nabla_fuzz::{device, region, write_boot_region};
+use nabla_fuzz::{device, region, write_boot_region_etc};
 
 fuzz_target!(|data: &[u8]| {
-    let (split, ndev, rest) = match data {
-        [a, b, rest @ ..] => (usize::from(*a), usize::from(*b) % 8, rest),
+    let (split, ndev, with_etc, rest) = match data {
+        [a, b, rest @ ..] => (usize::from(*a), usize::from(*b) % 8, b & 0x80 != 0, rest),
         _ => return,
+    };
+    let etc: Vec<(String, Vec<u8>)> = match rest.rsplit(|&b| b == 0).next() {
+        Some(last) if with_etc => vec![("hosts".to_string(), last.to_vec())],
+        _ => Vec::new(),
     };
     let mut strings = rest.split(|&b| b == 0).map(|s| String::from_utf8_lossy(s).into_owned());
     let mut devices: Vec<DeviceInfo> = Vec::new();
@@ -37,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
     let strings: Vec<String> = strings.collect();
     let (args, env) = strings.split_at(split.min(strings.len()));
 
-    let Ok(len) = write_boot_region(args, env, &devices, abi::log_level::OFF) else {
+    let Ok(len) = write_boot_region_etc(args, env, &devices, &etc, abi::log_level::OFF) else {
         return;
     };
     let booted = libos::fuzzing::boot(BOOT_REGION_START as usize);
@@ -66,6 +72,8 @@ fuzz_target!(|data: &[u8]| {
         let last = want_env.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v);
         assert_eq!(libos::env::var(key), last);
     }
+    assert_eq!(libos::env::etc_file("hosts"), etc.first().map(|(_, d)| d.as_slice()));
+    assert_eq!(libos::env::etc_files().count(), etc.len());
     let blocks = libos::block::devices();
     let want_blocks = devices.iter().filter(|d| d.kind == abi::DeviceKind::Block as u32).count();
     assert_eq!(blocks.len(), want_blocks);

@@ -45,6 +45,17 @@ pub fn write_boot_region(
     devices: &[DeviceInfo],
     log_level: u32,
 ) -> Result<usize, TooLarge> {
+    write_boot_region_etc(args, env, devices, &[], log_level)
+}
+
+/// [`write_boot_region`] with files for the guest's `/etc` (`--etc`).
+pub fn write_boot_region_etc(
+    args: &[String],
+    env: &[String],
+    devices: &[DeviceInfo],
+    etc: &[(String, Vec<u8>)],
+    log_level: u32,
+) -> Result<usize, TooLarge> {
     let layout = Layout::new(0x11_0000, 64 << 20).expect("a small image fits in 64 MiB");
     let params = BootParams {
         args,
@@ -56,6 +67,7 @@ pub fn write_boot_region(
         signal_fds: [-1; 2],
         vdso_clock_gettime: 0,
         image_file: (0, 0),
+        etc,
     };
     let bytes = build(&params, &layout)?;
     assert!(bytes.len() <= REGION_LEN);

@@ -53,6 +53,17 @@ pub fn var(key: &str) -> Option<&'static str> {
     lookup(vars(), key)
 }
 
+/// The contents of the file the host gave as the guest's `/etc/NAME`
+/// (`tender --etc NAME=PATH`), if it gave one.
+pub fn etc_file(name: &str) -> Option<&'static [u8]> {
+    boot::etc_files().find(|(n, _)| *n == name).map(|(_, d)| d)
+}
+
+/// The files the host gave for the guest's `/etc`: name and contents.
+pub fn etc_files() -> impl Iterator<Item = (&'static str, &'static [u8])> {
+    boot::etc_files()
+}
+
 fn split_entry(entry: &'static str) -> Option<(&'static str, &'static str)> {
     entry.split_once('=')
 }

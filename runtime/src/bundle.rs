@@ -79,6 +79,9 @@ pub struct Plan {
     pub devices: Vec<Device>,
     /// Block devices given a host file by a mount.
     pub volumes: Vec<Volume>,
+    /// The engine's `/etc` files the guest gets (`tender --etc`): the name
+    /// under `/etc` and the host file bound there.
+    pub etc_files: Vec<(String, PathBuf)>,
     pub netns: NetNs,
     pub terminal: bool,
     pub uid: u32,
@@ -216,8 +219,15 @@ pub fn plan(bundle: &Path, log: &Log) -> Result<Plan, Error> {
     };
 
     let mut volumes: Vec<Volume> = Vec::new();
+    let mut etc_files: Vec<(String, PathBuf)> = Vec::new();
     if !sandbox {
         for m in spec.mounts().iter().flatten() {
+            if let Some(f) = etc_mount(m, &bundle, log) {
+                // A later mount at the same place hides an earlier one.
+                etc_files.retain(|(n, _)| *n != f.0);
+                etc_files.push(f);
+                continue;
+            }
             if let Some(v) = check_mount(m, &bundle, &devices, log)? {
                 if volumes.iter().any(|o| o.device == v.device) {
                     return Err(Error(format!(
@@ -255,6 +265,7 @@ pub fn plan(bundle: &Path, log: &Log) -> Result<Plan, Error> {
         mem_mib,
         devices,
         volumes,
+        etc_files,
         netns,
         terminal: process.terminal().unwrap_or(false),
         uid: user.uid(),
@@ -365,6 +376,31 @@ const ENGINE_FILES: &[&str] = &[
     "/dev/shm",
 ];
 
+/// The files under `/etc` that the engines bind and the guest gets with
+/// `tender --etc` (its resolver reads them): docs/oci.md, "Mounts".
+pub const ETC_FILES: &[&str] = &["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"];
+
+/// A bind mount of a regular file at one of [`ETC_FILES`]: its name under
+/// `/etc` and the host file (relative to `bundle` if not absolute). Other
+/// mounts, and one whose source is not a regular file, are `None` (and
+/// [`check_mount`] decides about them).
+fn etc_mount(m: &oci_spec::runtime::Mount, bundle: &Path, log: &Log) -> Option<(String, PathBuf)> {
+    let dest = m.destination().display().to_string();
+    if !ETC_FILES.contains(&dest.as_str()) {
+        return None;
+    }
+    let options = m.options().clone().unwrap_or_default();
+    let bind =
+        m.typ().as_deref() == Some("bind") || options.iter().any(|o| o == "bind" || o == "rbind");
+    let source = bundle.join(m.source().clone().unwrap_or_default());
+    if !bind || !source.is_file() {
+        return None;
+    }
+    log.debug(&format!("mount {dest}: {} given to the guest", source.display()));
+    let name = dest.trim_start_matches("/etc/").to_string();
+    Some((name, source))
+}
+
 /// What a mount means for the guest: a volume (a bind mount of a disk file
 /// at `/dev/nabla/NAME`, its source absolute or relative to `bundle`), nothing (a kernel file system, or a file the
 /// engines add, with a warning), or a refusal.
@@ -455,6 +491,32 @@ fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn engine_etc_files_go_to_the_guest() {
+        let dir = std::env::temp_dir().join(format!("nabla-runc-etc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("hosts"), "10.0.0.2 db\n").unwrap();
+        let log = Log::new(None, crate::log::Format::Text, false);
+        let mount =
+            |v: serde_json::Value| serde_json::from_value::<oci_spec::runtime::Mount>(v).unwrap();
+        let m = mount(serde_json::json!({"destination": "/etc/hosts", "type": "bind",
+            "source": "hosts", "options": ["rbind", "ro"]}));
+        assert_eq!(etc_mount(&m, &dir, &log), Some(("hosts".into(), dir.join("hosts"))));
+        let m = mount(serde_json::json!({"destination": "/etc/resolv.conf",
+            "source": dir.join("hosts"), "options": ["bind"]}));
+        assert_eq!(etc_mount(&m, &dir, &log).unwrap().0, "resolv.conf");
+        // A directory, a missing file, another path, not a bind: not given.
+        for v in [
+            serde_json::json!({"destination": "/etc/hosts", "type": "bind", "source": "."}),
+            serde_json::json!({"destination": "/etc/hosts", "type": "bind", "source": "nothere"}),
+            serde_json::json!({"destination": "/etc/passwd", "type": "bind", "source": "hosts"}),
+            serde_json::json!({"destination": "/etc/hostname", "type": "tmpfs", "source": "hosts"}),
+        ] {
+            assert_eq!(etc_mount(&mount(v.clone()), &dir, &log), None, "{v}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn devices_from_inspect() {

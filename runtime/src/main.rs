@@ -408,6 +408,16 @@ fn create(
         argv.extend(["--env-file".into(), file.display().to_string()]);
     }
 
+    for (name, source) in &plan.etc_files {
+        // Read now, as root, and handed to the tender (which runs as the
+        // container's user) in a private copy: the engine's file may be
+        // in a directory that user cannot reach.
+        let bytes = read_etc_file(source)?;
+        let file = dir.path.join(format!("etc-{name}"));
+        write_private_bytes(&file, &bytes)?;
+        chown(&file, plan.uid, plan.gid)?;
+        argv.extend(["--etc".into(), format!("{name}={}", file.display())]);
+    }
     for v in &plan.volumes {
         let opt = if v.read_only { "--block-ro" } else { "--block" };
         argv.extend([opt.into(), format!("{}={}", v.device, v.source.display())]);
@@ -547,6 +557,10 @@ fn create(
 
 /// Writes `text` to a new file at `p` that only its owner can read.
 fn write_private(p: &Path, text: &str) -> Result<(), Error> {
+    write_private_bytes(p, text.as_bytes())
+}
+
+fn write_private_bytes(p: &Path, bytes: &[u8]) -> Result<(), Error> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     fs::OpenOptions::new()
@@ -554,8 +568,29 @@ fn write_private(p: &Path, text: &str) -> Result<(), Error> {
         .create_new(true)
         .mode(0o600)
         .open(p)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .and_then(|mut f| f.write_all(bytes))
         .map_err(|e| Error(format!("{}: {e}", p.display())))
+}
+
+/// The most the tender takes of an `/etc` file (`abi::ETC_FILE_MAX`).
+const ETC_FILE_MAX: u64 = 64 * 1024;
+
+/// An engine's `/etc` file, read whole: refused if larger than the guest
+/// takes (an engine's hosts, hostname or resolv.conf is a few hundred
+/// bytes).
+fn read_etc_file(p: &Path) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    fs::File::open(p)
+        .and_then(|f| f.take(ETC_FILE_MAX + 1).read_to_end(&mut bytes))
+        .map_err(|e| Error(format!("{}: {e}", p.display())))?;
+    if bytes.len() as u64 > ETC_FILE_MAX {
+        return Err(Error(format!(
+            "{}: larger than the {ETC_FILE_MAX} bytes a guest's /etc file may hold",
+            p.display()
+        )));
+    }
+    Ok(bytes)
 }
 
 pub(crate) fn chown(p: &Path, uid: u32, gid: u32) -> Result<(), Error> {

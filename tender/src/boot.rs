@@ -6,20 +6,21 @@
 //! into place and makes it read-only.
 //!
 //! ```text
-//!   BootInfo | argv: [BootStr; argc] | envp: [BootStr; envc] | [DeviceInfo; n] | strings
+//!   BootInfo | argv: [BootStr; argc] | envp: [BootStr; envc] | [DeviceInfo; n]
+//!            | [BootFile; etc_count] | strings | /etc names and contents
 //! ```
 
 use std::mem::offset_of;
 
-use abi::{BOOT_MAGIC, BootInfo, BootStr, DeviceInfo};
+use abi::{BOOT_MAGIC, BootFile, BootInfo, BootStr, DeviceInfo};
 
 use crate::layout::Layout;
 
 /// The boot region does not have room for everything.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "arguments and environment take {needed} bytes, more than the {available} bytes of the \
-     guest's boot region"
+    "arguments, environment and /etc files take {needed} bytes, more than the {available} bytes \
+     of the guest's boot region"
 )]
 pub struct TooLarge {
     /// Bytes needed.
@@ -50,6 +51,9 @@ pub struct BootParams<'a> {
     /// The image file's read-only mapping (`BootInfo::image_file`,
     /// `image_file_len`), (0, 0) if none.
     pub image_file: (u64, u64),
+    /// Files for the guest's `/etc` (`--etc`): name and contents, names
+    /// checked by `abi::check_etc_name`, at most `abi::MAX_ETC_FILES`.
+    pub etc: &'a [(String, Vec<u8>)],
 }
 
 /// Whether `entry` is an environment variable as the guest takes it:
@@ -103,10 +107,12 @@ pub fn build(params: &BootParams<'_>, layout: &Layout) -> Result<Vec<u8>, TooLar
     let argv_off = info_size;
     let envp_off = argv_off + params.args.len() * size_of::<BootStr>();
     let dev_off = envp_off + params.env.len() * size_of::<BootStr>();
-    let str_off = dev_off + size_of_val(params.devices);
+    let etc_off = dev_off + size_of_val(params.devices);
+    let str_off = etc_off + params.etc.len() * size_of::<BootFile>();
     let needed = str_off
         + params.args.iter().map(String::len).sum::<usize>()
-        + params.env.iter().map(String::len).sum::<usize>();
+        + params.env.iter().map(String::len).sum::<usize>()
+        + params.etc.iter().map(|(n, d)| n.len() + d.len()).sum::<usize>();
     if needed > available {
         return Err(TooLarge { needed, available });
     }
@@ -127,6 +133,17 @@ pub fn build(params: &BootParams<'_>, layout: &Layout) -> Result<Vec<u8>, TooLar
     put_strs(&mut buf, envp_off, params.env);
     for (i, d) in params.devices.iter().enumerate() {
         put_device(&mut buf, dev_off + i * size_of::<DeviceInfo>(), d);
+    }
+    let mut put_bytes = |buf: &mut Vec<u8>, off: usize, bytes: &[u8]| {
+        buf[next_str..next_str + bytes.len()].copy_from_slice(bytes);
+        put(buf, off + offset_of!(BootStr, ptr), &(base + next_str as u64).to_le_bytes());
+        put(buf, off + offset_of!(BootStr, len), &(bytes.len() as u64).to_le_bytes());
+        next_str += bytes.len();
+    };
+    for (i, (name, data)) in params.etc.iter().enumerate() {
+        let off = etc_off + i * size_of::<BootFile>();
+        put_bytes(&mut buf, off + offset_of!(BootFile, name), name.as_bytes());
+        put_bytes(&mut buf, off + offset_of!(BootFile, data), data);
     }
 
     let info = BootInfo {
@@ -150,6 +167,8 @@ pub fn build(params: &BootParams<'_>, layout: &Layout) -> Result<Vec<u8>, TooLar
         vdso_clock_gettime: params.vdso_clock_gettime,
         image_file: params.image_file.0,
         image_file_len: params.image_file.1,
+        etc_count: params.etc.len() as u64,
+        etc_files: base + etc_off as u64,
     };
     put_info(&mut buf, &info);
     Ok(buf)
@@ -191,6 +210,8 @@ fn put_info(buf: &mut [u8], i: &BootInfo) {
     field!(vdso_clock_gettime);
     field!(image_file);
     field!(image_file_len);
+    field!(etc_count);
+    field!(etc_files);
 }
 
 fn put_device(buf: &mut [u8], off: usize, d: &DeviceInfo) {
@@ -242,6 +263,7 @@ mod tests {
             signal_fds: [7, -1],
             vdso_clock_gettime: 0x7fff_1234_5000,
             image_file: (0x7fff_2000_0000, 12345),
+            etc: &[],
         };
         let l = layout();
         let buf = build(&params, &l).unwrap();
@@ -292,6 +314,7 @@ mod tests {
             signal_fds: [-1, -1],
             vdso_clock_gettime: 0,
             image_file: (0, 0),
+            etc: &[],
         };
         let buf = build(&params, &layout()).unwrap();
         let off = (word(&buf, offset_of!(BootInfo, devices)) - abi::BOOT_REGION_START) as usize;
@@ -317,8 +340,45 @@ mod tests {
             signal_fds: [-1, -1],
             vdso_clock_gettime: 0,
             image_file: (0, 0),
+            etc: &[],
         };
         assert!(matches!(build(&params, &layout()), Err(TooLarge { .. })));
+    }
+
+    #[test]
+    fn etc_files_follow_the_abi_layout() {
+        let etc = vec![
+            ("hosts".to_string(), b"10.0.0.2 db\n".to_vec()),
+            ("hostname".to_string(), vec![0xff, 0, b'x']),
+        ];
+        let args = vec!["/app".to_string()];
+        let params = BootParams {
+            args: &args,
+            env: &[],
+            devices: &[],
+            log_level: 2,
+            random: [0; 4],
+            hwcap2: 0,
+            signal_fds: [-1, -1],
+            vdso_clock_gettime: 0,
+            image_file: (0, 0),
+            etc: &etc,
+        };
+        let buf = build(&params, &layout()).unwrap();
+        assert_eq!(word(&buf, offset_of!(BootInfo, etc_count)), 2);
+        let table = word(&buf, offset_of!(BootInfo, etc_files));
+        assert_eq!(table % 8, 0);
+        let base = abi::BOOT_REGION_START;
+        let bytes = |entry: u64| {
+            let off = (entry - base) as usize;
+            let (ptr, len) = (word(&buf, off), word(&buf, off + 8));
+            buf[(ptr - base) as usize..][..len as usize].to_vec()
+        };
+        assert_eq!(bytes(table), b"hosts");
+        assert_eq!(bytes(table + 16), b"10.0.0.2 db\n");
+        assert_eq!(bytes(table + 32), b"hostname");
+        assert_eq!(bytes(table + 48), [0xff, 0, b'x']);
+        assert_eq!(string(&buf, word(&buf, offset_of!(BootInfo, argv)), 0), "/app");
     }
 
     #[test]

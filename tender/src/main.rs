@@ -68,6 +68,13 @@ struct Cli {
     #[arg(long = "env-file", value_name = "FILE")]
     env_file: Vec<PathBuf>,
 
+    /// Gives the guest the file at PATH, read now, as the read-only file
+    /// /etc/NAME (repeatable; NAME a plain file name such as hosts,
+    /// resolv.conf or hostname; at most 8 files of at most 64 KiB each).
+    /// Other paths under /etc are the guest's disks', as without.
+    #[arg(long = "etc", value_name = "NAME=PATH")]
+    etc: Vec<String>,
+
     /// Level of the guest's log messages on the console.
     #[arg(long, value_enum, default_value_t = LogLevel::Warn)]
     log_level: LogLevel,
@@ -165,6 +172,7 @@ impl Cli {
             mem: abi::DEFAULT_MEM_MIB,
             env: Vec::new(),
             env_file: Vec::new(),
+            etc: Vec::new(),
             log_level: LogLevel::Warn,
             quiet: false,
             net: Vec::new(),
@@ -213,6 +221,8 @@ enum Error {
     EnvFileLine { path: String, source: boot::BadEnvLine },
     #[error("--env-file {0}: larger than the guest's boot region ({ENV_FILE_MAX} bytes)")]
     EnvFileTooLarge(String),
+    #[error("--etc {0:?}: {1}")]
+    Etc(String, String),
     #[error("the application path {0:?} is not valid UTF-8")]
     PathNotUtf8(PathBuf),
     #[error(transparent)]
@@ -295,6 +305,46 @@ fn read_env_file(path: &std::path::Path) -> Result<Vec<String>, Error> {
     boot::parse_env_file(&text).map_err(|source| Error::EnvFileLine { path: name, source })
 }
 
+/// The files of `--etc NAME=PATH` options, read whole: name and bytes.
+fn read_etc_files(options: &[String]) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    use std::io::Read;
+    let bad = |o: &String, why: String| Error::Etc(o.clone(), why);
+    if options.len() > abi::MAX_ETC_FILES {
+        let why = format!("more than {} files for /etc", abi::MAX_ETC_FILES);
+        return Err(bad(&options[abi::MAX_ETC_FILES], why));
+    }
+    let mut files: Vec<(String, Vec<u8>)> = Vec::with_capacity(options.len());
+    for o in options {
+        let Some((name, path)) = o.split_once('=') else {
+            return Err(bad(o, "expected NAME=PATH".into()));
+        };
+        if !abi::check_etc_name(name.as_bytes()) {
+            let why = format!(
+                "NAME must be a plain file name of at most {} bytes of [A-Za-z0-9._-], not \
+                 beginning with '.'",
+                abi::ETC_NAME_MAX
+            );
+            return Err(bad(o, why));
+        }
+        if files.iter().any(|(n, _)| n == name) {
+            return Err(bad(o, format!("/etc/{name} given twice")));
+        }
+        let mut data = Vec::new();
+        let file = File::open(path).map_err(|e| bad(o, format!("{path}: {e}")))?;
+        if !file.metadata().map_err(|e| bad(o, format!("{path}: {e}")))?.is_file() {
+            return Err(bad(o, format!("{path}: not a regular file")));
+        }
+        file.take(abi::ETC_FILE_MAX + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| bad(o, format!("{path}: {e}")))?;
+        if data.len() as u64 > abi::ETC_FILE_MAX {
+            return Err(bad(o, format!("{path}: larger than {} bytes", abi::ETC_FILE_MAX)));
+        }
+        files.push((name.to_string(), data));
+    }
+    Ok(files)
+}
+
 fn run(cli: Cli) -> Result<(), Error> {
     let path = cli.app.display().to_string();
     let app = cli.app.to_str().ok_or_else(|| Error::PathNotUtf8(cli.app.clone()))?.to_string();
@@ -312,6 +362,8 @@ fn run(cli: Cli) -> Result<(), Error> {
         env.extend(read_env_file(file)?);
     }
     env.extend(cli.env);
+    // Read now, long before the filter: the guest gets bytes, no file.
+    let etc = read_etc_files(&cli.etc)?;
 
     let file = open_image(&cli.app).map_err(|source| Error::Open { path: path.clone(), source })?;
     // The whole image, read-only, for the guest: its `/proc/self/exe`
@@ -396,6 +448,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             ClockSource::Syscall => 0,
         },
         image_file: (exe_view.bytes().as_ptr() as u64, exe_view.bytes().len() as u64),
+        etc: &etc,
     };
     let boot_region = boot::build(&boot_params, &layout)?;
     let program = policy.bpf()?;

@@ -145,8 +145,8 @@ fn run_returns_the_guest_status_and_output() {
     rt.assert_gone("r1");
 
     let hello = workspace_bin("hello");
-    // An engine's /etc/hosts cannot reach the guest: a warning in the log,
-    // not in the container's output.
+    // An engine's /etc/hosts goes to the guest (`tender --etc`, from a
+    // private copy in the container's state directory): no warning.
     // The environment reaches the guest whole, line breaks included.
     let b = bundle(&rt.dir().join("h"), hello.to_str().unwrap(), &["one", "two"], |c| {
         c["mounts"].as_array_mut().unwrap().push(
@@ -158,14 +158,13 @@ fn run_returns_the_guest_status_and_output() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "Hello, world!\none\ntwo\nHello, line one\nline = two!\n");
     assert_eq!(text(&out.stderr), "");
-    let log = fs::read_to_string(rt.log()).unwrap();
-    let warning = log
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|r| r["level"] == "warning")
-        .unwrap_or_else(|| panic!("no warning in {log}"));
+    // No record at all: the log file may not exist.
+    let log = fs::read_to_string(rt.log()).unwrap_or_default();
     assert!(
-        warning["msg"].as_str().unwrap().contains("mount /etc/hosts is not available to the guest")
+        !log.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .any(|r| r["level"] == "warning" && r["msg"].as_str().unwrap().contains("/etc/hosts")),
+        "{log}"
     );
     rt.assert_gone("r2");
 }

@@ -461,7 +461,7 @@ fn inspect_prints_abi_segments_and_manifest() {
     let out = run(&["--inspect", &hello()]);
     out.assert_ok();
     let s = &out.stdout;
-    assert!(s.contains("abi:         version 7 (this tender: 7)"), "{s}");
+    assert!(s.contains("abi:         version 8 (this tender: 8)"), "{s}");
     assert!(s.contains("entry:       0x100000"), "{s}");
     assert!(s.contains("r-x file 0x1000+"), "{s}");
     assert!(s.contains(" rw- "), "{s}");

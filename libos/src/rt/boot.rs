@@ -106,6 +106,47 @@ pub(crate) fn devices() -> &'static [abi::DeviceInfo] {
     }
 }
 
+/// The files the host gave for the guest's `/etc` (`BootInfo::etc_files`):
+/// name and bytes of each entry that lies in the region and has a valid
+/// name (`abi::check_etc_name`); at most `abi::MAX_ETC_FILES`.
+pub(crate) fn etc_files() -> impl Iterator<Item = (&'static str, &'static [u8])> {
+    let table: &'static [abi::BootFile] = match info() {
+        Some(i)
+            if i.etc_count > 0
+                && i.etc_count <= abi::MAX_ETC_FILES as u64
+                && in_region::<abi::BootFile>(i.etc_files, i.etc_count) =>
+        {
+            // SAFETY: the table lies in the boot region (checked), which is
+            // 'static and read-only, and its address is aligned for BootFile.
+            unsafe {
+                core::slice::from_raw_parts(
+                    i.etc_files as *const abi::BootFile,
+                    i.etc_count as usize,
+                )
+            }
+        }
+        _ => &[],
+    };
+    table.iter().filter_map(|f| {
+        let name = str(&f.name).filter(|n| abi::check_etc_name(n.as_bytes()))?;
+        let data = bytes(&f.data).filter(|d| d.len() as u64 <= abi::ETC_FILE_MAX)?;
+        Some((name, data))
+    })
+}
+
+/// The bytes a table entry describes, if they lie in the region.
+fn bytes(s: &BootStr) -> Option<&'static [u8]> {
+    if s.len == 0 {
+        return Some(&[]);
+    }
+    if !in_region::<u8>(s.ptr, s.len) {
+        return None;
+    }
+    // SAFETY: the bytes lie in the boot region (checked), which is 'static
+    // and read-only.
+    Some(unsafe { core::slice::from_raw_parts(s.ptr as *const u8, s.len as usize) })
+}
+
 /// The string a table entry describes, if it lies in the region and is UTF-8.
 pub(crate) fn str(s: &BootStr) -> Option<&'static str> {
     if !in_region::<u8>(s.ptr, s.len) {

@@ -63,6 +63,7 @@ pub mod pipe;
 pub mod printf;
 pub mod process;
 pub mod random;
+pub mod resolv;
 pub mod rlimit;
 pub mod scanf;
 pub mod signal;

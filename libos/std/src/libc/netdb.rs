@@ -1,13 +1,21 @@
-//! Name resolution: `getaddrinfo` and its companions. A guest has no
-//! resolver (no DNS client, no `/etc/hosts`), so it knows only numeric
-//! addresses (IPv4 dotted quads, IPv6 in any of its textual forms) and
-//! `localhost` (127.0.0.1 and ::1, as a stock `/etc/hosts` says). Any
-//! other name is `EAI_NONAME`, which std reports as an `io::Error`
-//! "failed to lookup address information: Name or service not known", as
-//! on a Linux host that cannot resolve the name. Services are port
-//! numbers only (there is no `/etc/services`).
+//! Name resolution: `getaddrinfo` and its companions. Numeric addresses
+//! (IPv4 dotted quads, IPv6 in any of its textual forms) are taken as
+//! they are; names are looked up in `/etc/hosts`, then `localhost`
+//! (127.0.0.1 and ::1, as a stock `/etc/hosts` says, when the file does
+//! not name it), then DNS as `/etc/resolv.conf` says ([`super::resolv`]).
+//! The failures are glibc's: `EAI_NONAME` for a name nobody knows (std's
+//! "failed to lookup address information: Name or service not known"),
+//! `EAI_NODATA` for a name without an address, `EAI_AGAIN` when no server
+//! answered ("Temporary failure in name resolution").
+//!
+//! DNS is asked for A records only (the guest has no IPv6 address): an
+//! `AF_INET6` lookup of a name DNS knows gives its addresses as
+//! IPv4-mapped ones with `AI_V4MAPPED`, else `EAI_ADDRFAMILY`; `/etc/hosts`
+//! gives IPv6 addresses as written. Services are port numbers only (there
+//! is no `/etc/services`).
 
 use alloc::boxed::Box;
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -26,8 +34,65 @@ struct Entry {
     canonname: Option<Box<[u8]>>,
 }
 
-/// The addresses `node` names, or the `EAI_*` error.
-fn addresses(node: Option<&[u8]>, flags: c_int) -> Result<Vec<IpAddr>, c_int> {
+/// The addresses `node` names and its canonical name, or the `EAI_*` error.
+fn addresses(node: Option<&[u8]>, flags: c_int) -> Result<(Vec<IpAddr>, Option<String>), c_int> {
+    let canon = |c: &[u8]| core::str::from_utf8(c).ok().map(String::from);
+    match addresses_of(node, flags)? {
+        Found::Numeric(ips) => Ok((ips, node.and_then(canon))),
+        Found::Named(ips, name) => Ok((ips, Some(name))),
+    }
+}
+
+/// What [`addresses_of`] found.
+enum Found {
+    /// Numeric, or no node: the node is its own canonical name.
+    Numeric(Vec<IpAddr>),
+    /// Looked up: the addresses and the canonical name.
+    Named(Vec<IpAddr>, String),
+}
+
+fn addresses_of(node: Option<&[u8]>, flags: c_int) -> Result<Found, c_int> {
+    addresses_numeric(node, flags).map(Found::Numeric).or_else(|e| match (e, node) {
+        (::libc::EAI_NONAME, Some(n)) if flags & ::libc::AI_NUMERICHOST == 0 => named(n),
+        _ => Err(e),
+    })
+}
+
+/// A name, through `/etc/hosts`, `localhost` and DNS.
+fn named(node: &[u8]) -> Result<Found, c_int> {
+    use super::resolv;
+    let text = core::str::from_utf8(node).map_err(|_| ::libc::EAI_NONAME)?;
+    if let Some(hosts) = resolv::etc_file(c"/etc/hosts")
+        && let Some((canon, ips)) = resolv::hosts_lookup(&hosts, text)
+    {
+        return Ok(Found::Named(ips, canon));
+    }
+    if text.eq_ignore_ascii_case("localhost") || text.eq_ignore_ascii_case("localhost.") {
+        // glibc's order for these two with a stock /etc/hosts (RFC 6724).
+        let ips = [IpAddr::V6(Ipv6Addr::LOCALHOST), IpAddr::V4(Ipv4Addr::LOCALHOST)].into();
+        return Ok(Found::Named(ips, "localhost".into()));
+    }
+    let Some(conf) = resolv::etc_file(c"/etc/resolv.conf") else {
+        return Err(::libc::EAI_NONAME);
+    };
+    let conf = resolv::Conf::parse(&conf);
+    #[cfg(not(test))]
+    let r = resolv::resolve(text, &conf, &mut resolv::Udp);
+    #[cfg(test)]
+    let r: Result<(String, Vec<Ipv4Addr>), resolv::Failure> = {
+        let _ = conf;
+        Err(resolv::Failure::NoName)
+    };
+    match r {
+        Ok((canon, ips)) => Ok(Found::Named(ips.into_iter().map(IpAddr::V4).collect(), canon)),
+        Err(resolv::Failure::NoName) => Err(::libc::EAI_NONAME),
+        Err(resolv::Failure::NoData) => Err(::libc::EAI_NODATA),
+        Err(resolv::Failure::Again) => Err(::libc::EAI_AGAIN),
+    }
+}
+
+/// The addresses a numeric `node` (or none) gives; `EAI_NONAME` for a name.
+fn addresses_numeric(node: Option<&[u8]>, flags: c_int) -> Result<Vec<IpAddr>, c_int> {
     let Some(node) = node else {
         // No node: the wildcard address to bind to, or the loopback one.
         let passive = flags & ::libc::AI_PASSIVE != 0;
@@ -40,13 +105,6 @@ fn addresses(node: Option<&[u8]>, flags: c_int) -> Result<Vec<IpAddr>, c_int> {
     let text = core::str::from_utf8(node).map_err(|_| ::libc::EAI_NONAME)?;
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Ok([ip].into());
-    }
-    if flags & ::libc::AI_NUMERICHOST != 0 {
-        return Err(::libc::EAI_NONAME);
-    }
-    if text.eq_ignore_ascii_case("localhost") || text.eq_ignore_ascii_case("localhost.") {
-        // glibc's order for these two with a stock /etc/hosts (RFC 6724).
-        return Ok([IpAddr::V6(Ipv6Addr::LOCALHOST), IpAddr::V4(Ipv4Addr::LOCALHOST)].into());
     }
     Err(::libc::EAI_NONAME)
 }
@@ -157,7 +215,21 @@ pub unsafe extern "C" fn getaddrinfo(
     let result = (|| {
         let types = socktypes(socktype, protocol)?;
         let port = port(service)?;
-        let ips: Vec<IpAddr> = addresses(node, flags)?
+        let (mut found, canon) = addresses(node, flags)?;
+        if family == ::libc::AF_INET6
+            && flags & ::libc::AI_V4MAPPED != 0
+            && !found.iter().any(IpAddr::is_ipv6)
+        {
+            // No IPv6 address: the IPv4 ones, mapped (glibc's AI_V4MAPPED).
+            found = found
+                .into_iter()
+                .map(|ip| match ip {
+                    IpAddr::V4(v4) => IpAddr::V6(v4.to_ipv6_mapped()),
+                    v6 => v6,
+                })
+                .collect();
+        }
+        let ips: Vec<IpAddr> = found
             .into_iter()
             .filter(|ip| match family {
                 ::libc::AF_INET => ip.is_ipv4(),
@@ -169,7 +241,8 @@ pub unsafe extern "C" fn getaddrinfo(
             // The name exists, but not in the family asked for.
             return Err(EAI_ADDRFAMILY);
         }
-        let canon = (flags & ::libc::AI_CANONNAME != 0).then_some(node).flatten();
+        let canon = canon.filter(|_| flags & ::libc::AI_CANONNAME != 0);
+        let canon = canon.as_deref().map(str::as_bytes);
         let mut head: *mut ::libc::addrinfo = core::ptr::null_mut();
         for (i, ip) in ips.iter().enumerate().rev() {
             for &t in types.iter().rev() {
@@ -286,6 +359,30 @@ mod tests {
             lookup(c"127.0.0.1", 0).unwrap(),
             ["127.0.0.1:80/1", "127.0.0.1:80/2", "127.0.0.1:80/3"]
         );
+    }
+
+    #[test]
+    fn ipv4_maps_into_ipv6_only_when_asked() {
+        let ask = |flags: c_int| -> Result<Ipv6Addr, c_int> {
+            // SAFETY: hints is zeroed plain data; the list is freed once.
+            unsafe {
+                let mut hints: ::libc::addrinfo = core::mem::zeroed();
+                hints.ai_family = ::libc::AF_INET6;
+                hints.ai_socktype = ::libc::SOCK_STREAM;
+                hints.ai_flags = flags;
+                let mut res = core::ptr::null_mut();
+                let r = getaddrinfo(c"10.0.0.1".as_ptr(), c"80".as_ptr(), &hints, &mut res);
+                if r != 0 {
+                    return Err(r);
+                }
+                let sin6 = &*(*res).ai_addr.cast::<::libc::sockaddr_in6>();
+                let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                freeaddrinfo(res);
+                Ok(ip)
+            }
+        };
+        assert_eq!(ask(::libc::AI_V4MAPPED), Ok(Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped()));
+        assert_eq!(ask(0), Err(EAI_ADDRFAMILY));
     }
 
     #[test]

@@ -16,12 +16,14 @@
 //! * [`statfs`]: `statvfs`, `fstatvfs`, `statfs`, `fstatfs`;
 //! * [`statx`]: `statx`, `stat` with FAT's creation time as the birth time;
 //! * [`proc`]: `/proc`, synthesized from the guest's own figures;
+//! * [`etc`]: the `/etc` files the host gave (`tender --etc`);
 //! * [`refused`]: what FAT cannot do: links, permissions beyond the
 //!   read-only attribute, owners, special files.
 //!
 //! What a program sees is described in `docs/std.md`, "Files".
 
 pub mod dir;
+pub mod etc;
 pub mod lock;
 pub mod map;
 pub mod mounts;
@@ -119,6 +121,7 @@ unsafe fn quick(dirfd: c_int, path: *const c_char) -> Res<Quick> {
         Some(b"proc") if exe && !proc::image().is_empty() => Quick::Exe,
         Some(b"proc") if proc::exists_flat(&flat) == Some(false) => Quick::Missing,
         Some(b"proc") => Quick::Slow,
+        Some(b"etc") if etc::exists_flat(&flat) => Quick::Slow,
         Some(_) if libos::block::count() == 0 || super::start::allocator_starting() => {
             Quick::Missing
         }
@@ -204,7 +207,7 @@ unsafe fn target_at(dirfd: c_int, path: *const c_char) -> Res<Target> {
 /// The metadata of what `n` names (the disk's entry, or an open node's
 /// newer length and time), as `stat`.
 fn stat_path(n: &Normal) -> Res<::libc::stat64> {
-    if let Some(r) = proc::stat(n) {
+    if let Some(r) = proc::stat(n).or_else(|| etc::stat(n)) {
         return r;
     }
     let place = mounts::place(n);
@@ -284,7 +287,7 @@ fn plan(flags: c_int, found: Option<Found>, must_be_dir: bool, disk_ro: bool) ->
 /// `open` after the path is normalised: [`plan`], then the file, created
 /// or truncated as planned.
 fn open_normal(n: &Normal, flags: c_int) -> Res<c_int> {
-    if let Some(r) = proc::open(n, flags) {
+    if let Some(r) = proc::open(n, flags).or_else(|| etc::open(n, flags)) {
         return r;
     }
     let place = mounts::place(n);
