@@ -611,13 +611,23 @@ impl Iface {
         tap.connections_listed = true;
     }
 
+    /// Frees the closed sockets of dropped streams (a listener keeps some
+    /// of its connections' to listen again: `Listener::keep_spare`), aborts
+    /// those that lingered too long, and frees spares left unused.
     fn sweep_orphans(&mut self, now: Instant) {
-        let sockets = &mut self.sockets;
-        self.orphans.retain(|&(h, since)| {
+        let Self { sockets, listeners, orphans, .. } = self;
+        orphans.retain(|&(h, since)| {
             let s = sockets.get_mut::<stcp::Socket>(h);
             match s.state() {
                 stcp::State::Closed | stcp::State::TimeWait => {
-                    sockets.remove(h);
+                    // An accepted connection's socket still names the
+                    // endpoint it listened at (a closed one has no local
+                    // endpoint left).
+                    let port = s.listen_endpoint().port;
+                    let smoltcp::socket::Socket::Tcp(s) = sockets.remove(h) else { return false };
+                    if let Some(l) = listeners.iter_mut().find(|l| port != 0 && l.port == port) {
+                        l.keep_spare(s, now);
+                    }
                     false
                 }
                 _ if now.duration_since(since) > ORPHAN_LINGER => {
@@ -627,6 +637,9 @@ impl Iface {
                 _ => true,
             }
         });
+        for l in listeners {
+            l.expire_spares(now);
+        }
     }
 
     /// Whether this is the loopback interface.
@@ -839,6 +852,78 @@ mod tests {
         assert_eq!(lo.tap.stats.rx_frames, 150 + per_turn);
         lo.poll_frames(ts);
         assert_eq!(lo.tap.stats.rx_frames, 160);
+    }
+
+    /// Many short connections to a listener, one after another and 8 at
+    /// once: its closed connections' sockets listen again (no new buffers),
+    /// the spares stay bounded, the set holds no more sockets than the
+    /// connections open at once, and the spares are freed after
+    /// `SPARE_LINGER`.
+    #[test]
+    fn a_listeners_closed_sockets_listen_again() {
+        use smoltcp::socket::tcp::{Socket, SocketBuffer, State};
+        let t0 = Instant::now();
+        let mut lo = loopback(t0);
+        let opts =
+            TcpOptions { rx_buffer: 4096, tx_buffer: 2048, ack_delay: None, ..Default::default() };
+        lo.listeners.push(tcp::Listener::new(80, None, opts));
+        let mut port = 40000;
+        let mut most = 0;
+        for round in 0..300 {
+            let at_once = if round % 2 == 0 { 1 } else { 8 };
+            let mut clients = Vec::new();
+            for _ in 0..at_once {
+                let mut c =
+                    Socket::new(SocketBuffer::new(vec![0; 1024]), SocketBuffer::new(vec![0; 1024]));
+                c.set_ack_delay(None);
+                c.connect(lo.iface.context(), (IpAddress::v4(127, 0, 0, 1), 80), port).unwrap();
+                port += 1;
+                clients.push(lo.sockets.add(c));
+            }
+            for _ in 0..16 {
+                lo.poll_frames(smol_now(t0));
+            }
+            let mut accepted = Vec::new();
+            while let Some((h, _)) =
+                lo.listeners[0].take_established(&mut lo.sockets, core::task::Waker::noop())
+            {
+                let s = lo.sockets.get_mut::<Socket>(h);
+                assert_eq!((s.recv_capacity(), s.send_capacity()), (4096, 2048));
+                s.send_slice(b"HTTP/1.0 200 OK\r\n\r\n").unwrap();
+                // The server closes first, as a server of `Connection: close` does.
+                s.close();
+                lo.orphans.push((h, t0));
+                accepted.push(h);
+            }
+            assert_eq!(accepted.len(), at_once, "round {round}");
+            for _ in 0..16 {
+                lo.poll_frames(smol_now(t0));
+            }
+            for &c in &clients {
+                let s = lo.sockets.get_mut::<Socket>(c);
+                assert!(s.can_recv(), "round {round}: the response came");
+                s.close();
+            }
+            for _ in 0..16 {
+                lo.poll_frames(smol_now(t0));
+            }
+            most = most.max(lo.sockets.iter().count());
+            lo.sweep_orphans(t0);
+            for c in clients {
+                let s = lo.sockets.get_mut::<Socket>(c);
+                assert!(matches!(s.state(), State::Closed | State::TimeWait), "{}", s.state());
+                lo.sockets.remove(c);
+            }
+            assert!(lo.orphans.is_empty(), "round {round}: every server socket closed");
+            assert!(lo.listeners[0].spares() <= tcp::SPARES);
+        }
+        assert!(lo.listeners[0].spares() > 0, "closed sockets are kept");
+        let made = lo.listeners[0].made;
+        assert!(made <= 2 * tcp::SPARES, "{made} sockets made for 1,350 connections");
+        // 8 connections' two ends and a listening socket at most.
+        assert!(most <= 17, "{most} sockets");
+        lo.sweep_orphans(t0 + tcp::SPARE_LINGER);
+        assert_eq!(lo.listeners[0].spares(), 0, "freed after SPARE_LINGER");
     }
 
     /// Two connected sockets on the loopback, each with `buf` bytes to
