@@ -536,6 +536,9 @@ impl Iface {
         let (frames0, bytes0) = (self.tap.stats.rx_frames, self.tap.stats.rx_bytes);
         loop {
             if self.tap.syn_gate_closed {
+                // A connection request took the last listening socket: the
+                // connections that closed in this batch give theirs first.
+                self.sweep_orphans(from_smol(ts));
                 self.refresh_listeners();
             }
             match self.iface.poll_ingress_single(ts, &mut self.tap, &mut self.sockets) {
@@ -614,20 +617,13 @@ impl Iface {
     /// Frees the closed sockets of dropped streams (a listener keeps some
     /// of its connections' to listen again: `Listener::keep_spare`), aborts
     /// those that lingered too long, and frees spares left unused.
-    fn sweep_orphans(&mut self, now: Instant) {
+    pub(crate) fn sweep_orphans(&mut self, now: Instant) {
         let Self { sockets, listeners, orphans, .. } = self;
         orphans.retain(|&(h, since)| {
             let s = sockets.get_mut::<stcp::Socket>(h);
             match s.state() {
                 stcp::State::Closed | stcp::State::TimeWait => {
-                    // An accepted connection's socket still names the
-                    // endpoint it listened at (a closed one has no local
-                    // endpoint left).
-                    let port = s.listen_endpoint().port;
-                    let smoltcp::socket::Socket::Tcp(s) = sockets.remove(h) else { return false };
-                    if let Some(l) = listeners.iter_mut().find(|l| port != 0 && l.port == port) {
-                        l.keep_spare(s, now);
-                    }
+                    free_socket(sockets, listeners, h, now);
                     false
                 }
                 _ if now.duration_since(since) > ORPHAN_LINGER => {
@@ -790,6 +786,25 @@ pub async fn wait_configured() {
             return;
         }
         crate::task::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Takes the closed TCP socket `h` out of `sockets`: the listener it
+/// listened for keeps it to listen again (`Listener::keep_spare`), or it is
+/// freed.
+pub(crate) fn free_socket(
+    sockets: &mut SocketSet<'static>,
+    listeners: &mut [tcp::Listener],
+    h: SocketHandle,
+    now: Instant,
+) {
+    // An accepted connection's socket still names the endpoint it listened
+    // at (a closed one has no local endpoint left).
+    let port = sockets.get::<stcp::Socket>(h).listen_endpoint().port;
+    if let smoltcp::socket::Socket::Tcp(s) = sockets.remove(h)
+        && let Some(l) = listeners.iter_mut().find(|l| port != 0 && l.port == port)
+    {
+        l.keep_spare(s, now);
     }
 }
 

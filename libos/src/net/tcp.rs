@@ -292,7 +292,12 @@ impl Listener {
         let (rx, tx) = (s.recv_capacity(), s.send_capacity());
         let fits = (rx, tx) == (self.opts.rx_buffer, self.opts.tx_buffer)
             || self.opts.lean.is_some_and(|l| (rx, tx) == (l.rx_buffer, l.tx_buffer));
-        if fits && self.spares.len() < SPARES {
+        if fits {
+            if self.spares.len() == SPARES {
+                // The oldest goes: sockets of a size no longer asked for
+                // (a listener's first, large ones) do not hold the places.
+                self.spares.remove(0);
+            }
             // Closed, so that nothing of the old connection is sent if
             // anything polls it; `listen` resets the rest.
             s.abort();
@@ -1192,7 +1197,7 @@ impl Drop for TcpStream {
         // An aborted socket keeps its peer until the stack has sent the
         // reset: freed now, the peer would never hear of it.
         if s.state() == State::Closed && s.remote_endpoint().is_none() {
-            iface.sockets.remove(handle);
+            super::free_socket(&mut iface.sockets, &mut iface.listeners, handle, now);
         } else {
             // Closing gracefully, or its reset still to send: the stack
             // frees it once closed (see `sweep_orphans`).
