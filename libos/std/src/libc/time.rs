@@ -31,7 +31,8 @@ fn read(id: ::libc::clockid_t) -> Option<Duration> {
     })
 }
 
-fn timespec(d: Duration) -> ::libc::timespec {
+/// `d` as a C `timespec`.
+pub fn timespec(d: Duration) -> ::libc::timespec {
     ::libc::timespec { tv_sec: d.as_secs() as i64, tv_nsec: i64::from(d.subsec_nanos()) }
 }
 

@@ -32,7 +32,7 @@ use libos::time::Instant;
 use super::fd::{self, Events, File, Open, Res};
 use super::pipe::{self, anon_stat};
 use super::start::Lock;
-use super::time::duration;
+use super::time::{duration, timespec};
 use super::watch::{Sub, Watchers};
 use super::{c_int, fail};
 
@@ -203,10 +203,6 @@ fn timer(fd: c_int) -> Res<Rc<Open>> {
         return Err(::libc::EINVAL);
     }
     Ok(open)
-}
-
-fn timespec(d: Duration) -> ::libc::timespec {
-    ::libc::timespec { tv_sec: d.as_secs() as i64, tv_nsec: i64::from(d.subsec_nanos()) }
 }
 
 fn itimerspec((value, interval): (Duration, Duration)) -> ::libc::itimerspec {

@@ -85,18 +85,9 @@ struct EtcFile {
     data: &'static [u8],
 }
 
-impl EtcFile {
-    fn at(&self, buf: &mut [u8], offset: u64) -> usize {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.data.len());
-        let n = buf.len().min(self.data.len() - start);
-        buf[..n].copy_from_slice(&self.data[start..start + n]);
-        n
-    }
-}
-
 impl File for EtcFile {
     fn read(&self, open: &Open, buf: &mut [u8]) -> Res<usize> {
-        let n = self.at(buf, open.offset.get());
+        let n = super::proc::bytes_at(self.data, buf, open.offset.get());
         open.offset.set(open.offset.get() + n as u64);
         Ok(n)
     }
@@ -106,18 +97,11 @@ impl File for EtcFile {
     }
 
     fn pread(&self, buf: &mut [u8], offset: u64) -> Res<usize> {
-        Ok(self.at(buf, offset))
+        Ok(super::proc::bytes_at(self.data, buf, offset))
     }
 
     fn seek(&self, open: &Open, offset: i64, whence: c_int) -> Res<u64> {
-        let base = match whence {
-            ::libc::SEEK_SET => 0,
-            ::libc::SEEK_CUR => open.offset.get() as i64,
-            ::libc::SEEK_END => self.data.len() as i64,
-            _ => return Err(::libc::EINVAL),
-        };
-        let to = base.checked_add(offset).filter(|&o| o >= 0).ok_or(::libc::EINVAL)?;
-        Ok(to as u64)
+        super::proc::seek_in(self.data.len(), open, offset, whence)
     }
 
     fn stat(&self) -> Res<::libc::stat64> {

@@ -352,18 +352,32 @@ struct ProcFile {
     exe: bool,
 }
 
-impl ProcFile {
-    fn at(&self, buf: &mut [u8], offset: u64) -> usize {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.text.len());
-        let n = buf.len().min(self.text.len() - start);
-        buf[..n].copy_from_slice(&self.text[start..start + n]);
-        n
-    }
+/// Copies the bytes of `data` from `offset` into `buf`; how many (0 at
+/// or past the end). For the read-only files held in memory (`/proc`,
+/// the given `/etc` files).
+pub(super) fn bytes_at(data: &[u8], buf: &mut [u8], offset: u64) -> usize {
+    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+    let n = buf.len().min(data.len() - start);
+    buf[..n].copy_from_slice(&data[start..start + n]);
+    n
+}
+
+/// The offset `lseek(offset, whence)` gives in a file of `len` bytes
+/// held in memory.
+pub(super) fn seek_in(len: usize, open: &Open, offset: i64, whence: c_int) -> Res<u64> {
+    let base = match whence {
+        ::libc::SEEK_SET => 0,
+        ::libc::SEEK_CUR => open.offset.get() as i64,
+        ::libc::SEEK_END => len as i64,
+        _ => return Err(::libc::EINVAL),
+    };
+    let to = base.checked_add(offset).filter(|&o| o >= 0).ok_or(::libc::EINVAL)?;
+    Ok(to as u64)
 }
 
 impl File for ProcFile {
     fn read(&self, open: &Open, buf: &mut [u8]) -> Res<usize> {
-        let n = self.at(buf, open.offset.get());
+        let n = bytes_at(&self.text, buf, open.offset.get());
         open.offset.set(open.offset.get() + n as u64);
         Ok(n)
     }
@@ -373,18 +387,11 @@ impl File for ProcFile {
     }
 
     fn pread(&self, buf: &mut [u8], offset: u64) -> Res<usize> {
-        Ok(self.at(buf, offset))
+        Ok(bytes_at(&self.text, buf, offset))
     }
 
     fn seek(&self, open: &Open, offset: i64, whence: c_int) -> Res<u64> {
-        let base = match whence {
-            ::libc::SEEK_SET => 0,
-            ::libc::SEEK_CUR => open.offset.get() as i64,
-            ::libc::SEEK_END => self.text.len() as i64,
-            _ => return Err(::libc::EINVAL),
-        };
-        let to = base.checked_add(offset).filter(|&o| o >= 0).ok_or(::libc::EINVAL)?;
-        Ok(to as u64)
+        seek_in(self.text.len(), open, offset, whence)
     }
 
     fn stat(&self) -> Res<::libc::stat64> {
