@@ -72,6 +72,15 @@ pub struct Args {
     #[arg(long, value_name = "S", default_value_t = 2)]
     warmup: u32,
 
+    /// How many times a round is measured again when the host froze a vCPU
+    /// (steal time, `/proc/stat`) for 50 ms or more during either server's
+    /// run: both servers' runs of that round are repeated, so that a pause
+    /// of the machine that wrk's latency correction turns into a p99 of
+    /// tens of ms does not decide the ratio. The last attempt is kept.
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(0..=20))]
+    freeze_retries: u32,
+
     /// Only this file: `1k` or `1m` [default: both].
     #[arg(long, value_name = "FILE", value_parser = ["1k", "1m"])]
     file: Option<String>,
@@ -284,6 +293,8 @@ struct Run {
     machine_cpu: f64,
     /// wrk's CPU time (user + system) / wall time, in cores.
     client_cpu: f64,
+    /// What the host took from the machine's vCPUs during the run.
+    steal: net::Steal,
 }
 
 /// Runs wrk against `url` from the client namespace, at most `duration`
@@ -475,24 +486,55 @@ pub fn run(args: &Args) -> Result<()> {
 
     // runs[file][server]
     let mut runs: Vec<[Vec<Run>; 2]> = files.iter().map(|_| [Vec::new(), Vec::new()]).collect();
+    // Rounds measured again after a vCPU freeze, per file.
+    let mut remeasured = vec![0u32; files.len()];
     for round in 0..args.rounds as usize {
         for (f, (path, _)) in files.iter().enumerate() {
-            for k in 0..2 {
-                let s = (round + f + k) % 2;
-                let server = Server::BOTH[s];
-                let daemon = if server == Server::Httpd { &mut httpd } else { &mut nginx_d };
-                let cpu0 = daemon.cpu_seconds()?;
-                let machine0 = MachineCpu::now()?;
-                let client0 = net::children_cpu_seconds()?;
-                let t0 = Instant::now();
-                let report =
-                    run_wrk(&topo, &wrk_path, &script, args, args.duration, &url(server, path))?;
-                let wall = t0.elapsed().as_secs_f64();
-                let server_cpu = (daemon.cpu_seconds()? - cpu0) / wall;
-                let machine_cpu = MachineCpu::now()?.cores_since(&machine0);
-                let client_cpu = (net::children_cpu_seconds()? - client0) / wall;
-                daemon.check()?;
-                runs[f][s].push(Run { report, server_cpu, machine_cpu, client_cpu });
+            let mut attempt = 0;
+            loop {
+                let mut pair: [Option<Run>; 2] = [None, None];
+                for k in 0..2 {
+                    let s = (round + f + k) % 2;
+                    let server = Server::BOTH[s];
+                    let daemon = if server == Server::Httpd { &mut httpd } else { &mut nginx_d };
+                    let cpu0 = daemon.cpu_seconds()?;
+                    let machine0 = MachineCpu::now()?;
+                    let client0 = net::children_cpu_seconds()?;
+                    let watch = net::StealWatch::start();
+                    let t0 = Instant::now();
+                    let report = run_wrk(
+                        &topo,
+                        &wrk_path,
+                        &script,
+                        args,
+                        args.duration,
+                        &url(server, path),
+                    )?;
+                    let wall = t0.elapsed().as_secs_f64();
+                    let steal = watch.finish();
+                    let server_cpu = (daemon.cpu_seconds()? - cpu0) / wall;
+                    let machine_cpu = MachineCpu::now()?.cores_since(&machine0);
+                    let client_cpu = (net::children_cpu_seconds()? - client0) / wall;
+                    daemon.check()?;
+                    pair[s] = Some(Run { report, server_cpu, machine_cpu, client_cpu, steal });
+                }
+                let [Some(h), Some(n)] = pair else { unreachable!("both servers ran") };
+                let frozen = h.steal.freezes + n.steal.freezes > 0;
+                if frozen && attempt < args.freeze_retries {
+                    attempt += 1;
+                    remeasured[f] += 1;
+                    eprintln!(
+                        "nabla: bench http: round {} of {path}: the host froze a vCPU for \
+                         {:.0} ms (httpd's run) / {:.0} ms (nginx's): measured again",
+                        round + 1,
+                        h.steal.longest_ms,
+                        n.steal.longest_ms
+                    );
+                    continue;
+                }
+                runs[f][0].push(h);
+                runs[f][1].push(n);
+                break;
             }
         }
     }
@@ -530,7 +572,9 @@ pub fn run(args: &Args) -> Result<()> {
             "httpd": httpd.command(),
             "nginx": nginx_d.command(),
             "nginx_conf": nginx_conf(Path::new("DIR")),
-            "files": files.iter().zip(&cells).zip(&spreads).map(|(((path, len), c), sp)| json!({
+            "freeze_retries": args.freeze_retries,
+            "files": files.iter().zip(&cells).zip(&spreads).zip(runs.iter().zip(&remeasured))
+                .map(|((((path, len), c), sp), (r, remeasured))| json!({
                 "path": path,
                 "bytes": len,
                 Server::Httpd.key(): cell(&c[0]),
@@ -545,7 +589,13 @@ pub fn run(args: &Args) -> Result<()> {
                     "ratio_p50": sp.p50.iter().map(|&(a, b)| ratio(a, b)).collect::<Vec<_>>(),
                     "ratio_p99": sp.p99.iter().map(|&(a, b)| ratio(a, b)).collect::<Vec<_>>(),
                     "ratio_p99_9": sp.p999.iter().map(|&(a, b)| ratio(a, b)).collect::<Vec<_>>(),
+                    "vcpu_freezes": r[0].iter().zip(&r[1])
+                        .map(|(h, n)| [h.steal.freezes, n.steal.freezes]).collect::<Vec<_>>(),
+                    "steal_ms": r[0].iter().zip(&r[1])
+                        .map(|(h, n)| [round1(h.steal.total_ms), round1(n.steal.total_ms)])
+                        .collect::<Vec<_>>(),
                 },
+                "rounds_remeasured_after_a_freeze": remeasured,
             })).collect::<Vec<_>>(),
         });
         println!("{report:#}");
@@ -627,18 +677,20 @@ pub fn run(args: &Args) -> Result<()> {
         );
     }
     println!(
-        "  each round, httpd | nginx: req/s, and CPU % of one core of the server, wrk and the \
-         machine"
+        "  each round, httpd | nginx: req/s, CPU % of one core of the server, wrk and the \
+         machine, and the vCPU time the host stole (ms; `!` if it froze a vCPU)"
     );
-    for ((path, _), r) in files.iter().zip(&runs) {
+    for (((path, _), r), remeasured) in files.iter().zip(&runs).zip(&remeasured) {
         for (i, (h, n)) in r[0].iter().zip(&r[1]).enumerate() {
             let cpu = |x: &Run| {
                 format!(
-                    "{:>7.0} {:>4.0}% {:>4.0}% {:>4.0}%",
+                    "{:>7.0} {:>4.0}% {:>4.0}% {:>4.0}% {:>5.0}{}",
                     x.report.requests_per_sec,
                     x.server_cpu * 100.0,
                     x.client_cpu * 100.0,
-                    x.machine_cpu * 100.0
+                    x.machine_cpu * 100.0,
+                    x.steal.total_ms,
+                    if x.steal.freezes > 0 { "!" } else { " " }
                 )
             };
             println!(
@@ -648,6 +700,13 @@ pub fn run(args: &Args) -> Result<()> {
                 cpu(h),
                 cpu(n),
                 h.report.requests_per_sec / n.report.requests_per_sec
+            );
+        }
+        if *remeasured > 0 {
+            println!(
+                "    {:<15} {remeasured} round(s) measured again after the host froze a vCPU \
+                 (at most {} per round)",
+                path, args.freeze_retries
             );
         }
     }

@@ -278,6 +278,92 @@ impl MachineCpu {
     }
 }
 
+/// A single jump of a CPU's steal time at least this long is a freeze:
+/// the host took that vCPU away for the whole of it.
+pub const FREEZE_MS: f64 = 50.0;
+
+/// The time the host took this machine's vCPUs away (steal time) while
+/// something ran. A guest kernel accounts steal at its next tick on the
+/// vCPU, so a freeze shows as one jump of the CPU's counter: on the VMs
+/// these benchmarks run on, the host freezes a vCPU for 100 ms at a time
+/// (one jump of 10 ticks; a `SCHED_FIFO` thread sleeping 1 ms on that CPU
+/// oversleeps by as much). Whatever ran there (the server, the tender, wrk)
+/// stops for that long, and wrk's correction for coordinated omission
+/// turns one such pause of 100 ms into a p99 of tens of ms
+/// (docs/performance.md, "httpd's p99 outliers").
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Steal {
+    /// All CPUs' steal time, ms.
+    pub total_ms: f64,
+    /// Jumps of one CPU's steal of at least [`FREEZE_MS`] between two samples.
+    pub freezes: u32,
+    /// The longest such jump, ms.
+    pub longest_ms: f64,
+}
+
+impl Steal {
+    /// Adds what changed between two samples of the CPUs' steal ticks
+    /// (`tick_ms` each).
+    pub fn add_sample(&mut self, before: &[u64], now: &[u64], tick_ms: f64) {
+        for (b, n) in before.iter().zip(now) {
+            let ms = n.saturating_sub(*b) as f64 * tick_ms;
+            self.total_ms += ms;
+            if ms >= FREEZE_MS {
+                self.freezes += 1;
+                self.longest_ms = self.longest_ms.max(ms);
+            }
+        }
+    }
+}
+
+/// Each CPU's steal ticks, from the `cpuN` lines of `/proc/stat` (the 8th
+/// number); `None` if a line is malformed or there is none.
+pub fn parse_steal_ticks(stat: &str) -> Option<Vec<u64>> {
+    let v: Vec<u64> = stat
+        .lines()
+        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+        .map(|l| l.split_whitespace().nth(8)?.parse().ok())
+        .collect::<Option<_>>()?;
+    (!v.is_empty()).then_some(v)
+}
+
+/// Samples the CPUs' steal time every 5 ms on a thread of its own until
+/// [`StealWatch::finish`].
+pub struct StealWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Steal>,
+}
+
+impl StealWatch {
+    /// Starts sampling (nothing is counted where `/proc/stat` cannot be read).
+    pub fn start() -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let tick_ms = 1000.0 / clock_ticks();
+        let read = || fs::read_to_string("/proc/stat").ok().and_then(|t| parse_steal_ticks(&t));
+        let thread = std::thread::spawn(move || {
+            let mut steal = Steal::default();
+            let Some(mut before) = read() else { return steal };
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(5));
+                if let Some(now) = read() {
+                    steal.add_sample(&before, &now, tick_ms);
+                    before = now;
+                }
+            }
+            steal
+        });
+        Self { stop, thread }
+    }
+
+    /// Stops sampling; what was stolen since [`StealWatch::start`].
+    pub fn finish(self) -> Steal {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
 /// Warns on stderr if the machine is already busy (other load than this
 /// benchmark's): the figures of a shared machine are noise.
 pub fn warn_if_busy() -> Result<()> {
@@ -354,6 +440,31 @@ mod tests {
         let odd = "7 (a (b) c) R 1 7 7 0 -1 0 0 0 0 0 3 4 5 6 20 0 1 0 5 6 7";
         assert_eq!(parse_stat_children_ticks(odd), Some(11));
         assert_eq!(parse_stat_children_ticks("7 (x) R 1 7 7 0 -1 0 0 0 0 0 3 4"), None);
+    }
+
+    #[test]
+    fn steal_ticks_per_cpu() {
+        let stat = "cpu  10 0 5 100 1 0 2 30 0 0\ncpu0 5 0 2 50 1 0 1 20 0 0\n\
+                    cpu1 5 0 3 50 0 0 1 10 0 0\nintr 1 2 3\n";
+        assert_eq!(parse_steal_ticks(stat), Some(vec![20, 10]));
+        assert_eq!(parse_steal_ticks("cpu  1 2 3 4 5 6 7 8\n"), None);
+        assert_eq!(parse_steal_ticks("cpu  1 2 3 4 5 6 7 8\ncpu0 1 2 3\n"), None);
+    }
+
+    #[test]
+    fn a_freeze_is_one_jump_of_one_cpu() {
+        let mut s = Steal::default();
+        // 10 ms ticks: CPU 0 loses 100 ms at once, CPU 1 a tick.
+        s.add_sample(&[20, 10], &[30, 11], 10.0);
+        assert_eq!(s, Steal { total_ms: 110.0, freezes: 1, longest_ms: 100.0 });
+        // Steal that trickles in, a tick per sample, is no freeze.
+        for t in 0..10 {
+            s.add_sample(&[30 + t, 11], &[31 + t, 11], 10.0);
+        }
+        assert_eq!(s, Steal { total_ms: 210.0, freezes: 1, longest_ms: 100.0 });
+        // A counter going backwards (a CPU taken offline) counts nothing.
+        s.add_sample(&[40, 11], &[0, 11], 10.0);
+        assert_eq!(s.total_ms, 210.0);
     }
 
     #[test]
