@@ -185,6 +185,23 @@ pub fn http_ratios(v: &Value) -> Option<(f64, f64)> {
     Some((f["ratio_p99"].as_f64()?, f["ratio_requests_per_sec"].as_f64()?))
 }
 
+/// The 1 KiB rounds of `nabla bench http --json`: (measured again after a
+/// vCPU freeze, kept with a freeze in either server's run).
+pub fn http_freezes(v: &Value) -> (u64, u64) {
+    let Some(f) =
+        v["files"].as_array().and_then(|a| a.iter().find(|f| f["bytes"].as_u64() == Some(1024)))
+    else {
+        return (0, 0);
+    };
+    let again = f["rounds_remeasured_after_a_freeze"].as_u64().unwrap_or(0);
+    let kept = f["rounds"]["vcpu_freezes"].as_array().map_or(0, |r| {
+        r.iter()
+            .filter(|p| p.as_array().is_some_and(|p| p.iter().any(|n| n.as_u64() > Some(0))))
+            .count() as u64
+    });
+    (again, kept)
+}
+
 /// nginx's CPU per 1 KiB request (server + wrk) over httpd's, from
 /// `nabla bench http --json`: the requests/s ratio when both get the same
 /// CPU, which other load on the machine does not move.
@@ -250,6 +267,7 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if root && want("http") {
         let (mut p99, mut rps, mut cost) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut again, mut kept) = (0, 0);
         let d = if args.quick { "5" } else { "10" };
         for _ in 0..n {
             let v = nabla_json(&strings(&[
@@ -268,6 +286,15 @@ pub fn run(args: &Args) -> Result<()> {
                 rps.push(r);
             }
             cost.extend(http_cost_ratio(&v));
+            let (a, k) = http_freezes(&v);
+            again += a;
+            kept += k;
+        }
+        if again + kept > 0 {
+            notes.push(format!(
+                "httpd 1 KiB: {again} round(s) measured again after the host froze a vCPU \
+                 (steal), {kept} kept with a freeze (nabla bench http --freeze-retries)"
+            ));
         }
         rows.push(Row {
             metric: "httpd 1 KiB, wrk -c32, p99 / nginx p99".into(),
@@ -410,6 +437,13 @@ mod tests {
         assert_eq!(http_cost_ratio(&h), None);
         let c = json!({"files": [{"bytes": 1024, "ratio_cpu_per_request": 1.9}]});
         assert_eq!(http_cost_ratio(&c), Some(1.9));
+        assert_eq!(http_freezes(&h), (0, 0));
+        let f = json!({"files": [
+            {"bytes": 1048576, "rounds_remeasured_after_a_freeze": 5},
+            {"bytes": 1024, "rounds_remeasured_after_a_freeze": 2,
+             "rounds": {"vcpu_freezes": [[0, 0], [1, 0], [0, 3]]}},
+        ]});
+        assert_eq!(http_freezes(&f), (2, 2));
         let k = json!({"results": [
             {"test": "SET", "pipeline": 1, "kvd_over_redis_rps": 1.4},
             {"test": "GET", "pipeline": 16, "kvd_over_redis_rps": 0.9},
