@@ -19,7 +19,13 @@
 # worker thread, TOKIO_WORKER_THREADS=1), as the guest has one CPU and its
 # threads are green threads on it; the clients get the rest.
 # BENCH_TENDER_PIN= (empty) leaves the tender unpinned, as before
-# 2026-12-05 (the native programs stay on CPU 1).
+# 2026-12-05 (the native programs stay on CPU 1). std-echo's stream client
+# runs on the other CPU (taskset -c 0; BENCH_CLIENT_PIN= leaves it
+# unpinned, as before 2026-12-05 12:00 UTC): unpinned, its two threads
+# were woken onto the server's CPU whenever the tender slept there, which
+# Linux's echo thread, never sleeping, did not meet (docs/performance.md,
+# "The stream"). The round-trip client (16 threads) stays unpinned: on one
+# CPU it is the bottleneck of both sides.
 #
 # Each round runs every client once against each server, alternating which
 # goes first; the figures are medians over the rounds. It prints, for every
@@ -33,7 +39,7 @@
 # GET; the rows name N. Run it with 0 and with N to see what N idle
 # connections cost each side.
 #
-# Usage: [BENCH_TENDER_OPTS=...] [BENCH_TENDER_PIN=...] [BENCH_GUESTS=DIR] [BENCH_STD_ROWS="http redis echo https"] \
+# Usage: [BENCH_TENDER_OPTS=...] [BENCH_TENDER_PIN=...] [BENCH_CLIENT_PIN=...] [BENCH_GUESTS=DIR] [BENCH_STD_ROWS="http redis echo https"] \
 #        scripts/bench-std-net.sh [--idle N] [SECONDS_PER_RUN [ROUNDS]]   (default 5 3)
 # BENCH_STD_ROWS picks the programs (default the first three), and only those are
 # built: `BENCH_STD_ROWS=echo` runs the std-echo rows alone.
@@ -381,7 +387,7 @@ for round in $(seq "$ROUNDS"); do
         out=$(in_client "$work/echo-load" "$ip:7" rr 16 "$SECS")
         record "std-echo 64 B round trips (16 connections)" "$side" rate "$(echo "$out" | awk '{print $2}')"
         record "std-echo 64 B round trips (16 connections)" "$side" p99 "$(echo "$out" | awk '{print $7}' | awk '{printf "%.3f", $1 / 1000}')"
-        out=$(in_client "$work/echo-load" "$ip:7" bulk "$SECS")
+        out=$(in_client ${BENCH_CLIENT_PIN-taskset -c 0} "$work/echo-load" "$ip:7" bulk "$SECS")
         record "std-echo stream (MiB/s)" "$side" rate "$(echo "$out" | awk '{print $2}')"
         stop
     done

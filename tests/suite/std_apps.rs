@@ -163,6 +163,63 @@ fn std_echo_outlives_clients_that_vanish_mid_request() {
     assert_alive(&mut guest, "after clients vanished");
 }
 
+/// The window the guest advertises to the client's connection from local
+/// port `port`, as the client's `ss` reports it (`snd_wnd`); called in the
+/// client's namespace (`Netns::enter`).
+fn guest_window(port: u16) -> u64 {
+    let out = std::process::Command::new("ss")
+        .args(["-tniH", "state", "established", &format!("( sport = :{port} )")])
+        .output()
+        .expect("ss runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "ss: {}", String::from_utf8_lossy(&out.stderr));
+    stdout
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("snd_wnd:"))
+        .unwrap_or_else(|| panic!("no snd_wnd in {stdout:?}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn std_echo_gives_a_connection_after_a_burst_its_large_window() {
+    // A listener's first 4 connections get a 1 MiB receive buffer, the
+    // next ones 64 KiB (docs/std.md); once a burst has ended, the next
+    // client gets 1 MiB again, even within a few milliseconds of its end
+    // (the bench's stream right after its 16 round-trip connections got
+    // 64 KiB: docs/performance.md, "The stream's 64 KiB window").
+    let ns = namespace("sa-burst");
+    let port = ECHO_PORT.to_string();
+    let mut guest = start(&ns, "std-echo", &["--mem", "256"], &[&port]);
+    let window = ns.enter(|| {
+        let connect = || TcpStream::connect_timeout(&echo_addr(), Duration::from_secs(10)).unwrap();
+        let echo = |s: &mut TcpStream| {
+            s.write_all(b"ping").unwrap();
+            let mut back = [0u8; 4];
+            s.read_exact(&mut back).unwrap();
+            assert_eq!(&back, b"ping");
+        };
+        // 16 at once: the last ones are made lean.
+        let mut burst: Vec<TcpStream> = (0..16).map(|_| connect()).collect();
+        for s in &mut burst {
+            echo(s);
+        }
+        let lean = guest_window(burst[15].local_addr().unwrap().port());
+        assert!(lean <= 64 << 10, "the 16th connection's window: {lean}");
+        // All closed, and the guest's side of each too.
+        for mut s in burst {
+            s.shutdown(Shutdown::Write).unwrap();
+            let mut rest = Vec::new();
+            s.read_to_end(&mut rest).unwrap();
+        }
+        let mut next = connect();
+        echo(&mut next);
+        guest_window(next.local_addr().unwrap().port())
+    });
+    assert!(window > 512 << 10, "the window after the burst: {window} bytes, not 1 MiB");
+    assert_alive(&mut guest, "after the burst");
+}
+
 // std-http
 
 /// std-http at 10.0.0.2:80, serving the test site read-only, with the

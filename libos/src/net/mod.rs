@@ -540,7 +540,7 @@ impl Iface {
         use smoltcp::iface::{PollIngressSingleResult as In, PollResult as Out};
         let mut changed = false;
         for l in &mut self.listeners {
-            l.recheck_lean(&mut self.sockets, ts);
+            l.recheck_lean(&mut self.sockets, ts, false);
         }
         self.refresh_listeners();
         self.tap.connections_listed = false;
@@ -561,7 +561,15 @@ impl Iface {
                     Some(park::Wake::All) => {
                         self.streams.unpark_all(&mut self.sockets, &mut self.tap.parked);
                     }
-                    None => self.list_connections(),
+                    None => {
+                        // A connection request: a listener whose burst of
+                        // connections has ended gives it large buffers
+                        // again now, not at its next periodic check.
+                        for l in &mut self.listeners {
+                            l.recheck_lean(&mut self.sockets, ts, true);
+                        }
+                        self.list_connections();
+                    }
                 },
                 In::None => break,
                 In::PacketProcessed => {}

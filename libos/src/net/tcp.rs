@@ -258,18 +258,28 @@ impl Listener {
     /// burst's lean buffers for its connection's life. At most every
     /// [`LEAN_RECHECK`] (the check walks the sockets), and before the
     /// frames of a poll are taken, so a SYN after a quiet spell finds the
-    /// large socket.
+    /// large socket; with `syn`, whatever the time since the last check:
+    /// the stack has a connection request in hand (once per batch of
+    /// frames that holds one), and a client that connects within
+    /// [`LEAN_RECHECK`] of a burst's end gets the large buffers too.
     pub(crate) fn recheck_lean(
         &mut self,
         set: &mut SocketSet<'static>,
         now: smoltcp::time::Instant,
+        syn: bool,
     ) {
-        if self.opts.lean.is_none() || self.lean_checked.is_some_and(|t| now < t + LEAN_RECHECK) {
+        if self.opts.lean.is_none()
+            || (!syn && self.lean_checked.is_some_and(|t| now < t + LEAN_RECHECK))
+        {
             return;
         }
+        // Lean in either buffer: libos-std's lean connections differ from
+        // its large ones in the receive buffer alone.
         let lean = |set: &mut SocketSet<'static>, h: SocketHandle| {
             let s = set.get_mut::<tcp::Socket>(h);
-            s.state() == State::Listen && s.send_capacity() != self.opts.tx_buffer
+            s.state() == State::Listen
+                && (s.send_capacity() != self.opts.tx_buffer
+                    || s.recv_capacity() != self.opts.rx_buffer)
         };
         let Some(k) = (0..self.sockets.len()).find(|&k| lean(set, self.sockets[k])) else {
             self.lean_checked = None;
@@ -278,7 +288,7 @@ impl Listener {
         self.lean_checked = Some(now);
         // A listening socket has no local endpoint yet: it is not counted.
         let Some(opts) = self.next_socket_options(set) else { return };
-        if opts.tx_buffer != self.opts.tx_buffer {
+        if (opts.rx_buffer, opts.tx_buffer) != (self.opts.rx_buffer, self.opts.tx_buffer) {
             return; // still many
         }
         if let Ok(mut s) = listening_socket(&opts, self.addr, self.port) {
@@ -1244,7 +1254,7 @@ mod tests {
             set.remove(h);
         }
         let t0 = SmolInstant::from_secs(10);
-        l.recheck_lean(&mut set, t0);
+        l.recheck_lean(&mut set, t0, false);
         assert_eq!(capacities(&mut set, &l), [(1024, 1024)]);
         // Many again: a lean socket listens, and a check finds them many.
         for port in 50023..50026 {
@@ -1252,16 +1262,68 @@ mod tests {
             run(&mut iface, &mut dev, &mut set, &mut l);
         }
         let t1 = t0 + LEAN_RECHECK;
-        l.recheck_lean(&mut set, t1);
+        l.recheck_lean(&mut set, t1, false);
         assert!(capacities(&mut set, &l).contains(&(512, 256)), "{:?}", capacities(&mut set, &l));
         while let Some((h, _)) = l.take_established(&mut set, waker) {
             set.get_mut::<tcp::Socket>(h).abort();
             set.remove(h);
         }
-        l.recheck_lean(&mut set, t1 + smoltcp::time::Duration::from_millis(10));
+        l.recheck_lean(&mut set, t1 + smoltcp::time::Duration::from_millis(10), false);
         assert_eq!(capacities(&mut set, &l), [(512, 256)], "checked 10 ms ago");
-        l.recheck_lean(&mut set, t1 + LEAN_RECHECK);
+        l.recheck_lean(&mut set, t1 + LEAN_RECHECK, false);
         assert_eq!(capacities(&mut set, &l), [(1024, 1024)]);
+        // Many again, then none: a connection request in hand is checked
+        // for at once, however recent the last check.
+        for port in 50026..50029 {
+            client(&mut iface, &mut set, port);
+            run(&mut iface, &mut dev, &mut set, &mut l);
+        }
+        let t2 = t1 + LEAN_RECHECK + LEAN_RECHECK;
+        l.recheck_lean(&mut set, t2, false);
+        assert!(capacities(&mut set, &l).contains(&(512, 256)), "{:?}", capacities(&mut set, &l));
+        while let Some((h, _)) = l.take_established(&mut set, waker) {
+            set.get_mut::<tcp::Socket>(h).abort();
+            set.remove(h);
+        }
+        let soon = t2 + smoltcp::time::Duration::from_millis(1);
+        l.recheck_lean(&mut set, soon, false);
+        assert_eq!(capacities(&mut set, &l), [(512, 256)], "checked 1 ms ago");
+        l.recheck_lean(&mut set, soon, true);
+        assert_eq!(capacities(&mut set, &l), [(1024, 1024)], "a SYN in hand");
+    }
+
+    #[test]
+    fn a_socket_lean_in_its_receive_buffer_alone_is_made_large_again() {
+        // libos-std's listeners: the lean connections keep the send buffer
+        // and get a smaller receive buffer only.
+        let (mut iface, mut dev, mut set) = loopback();
+        let mut l = listener(8);
+        l.opts.lean = Some(LeanBuffers { after: 2, rx_buffer: 512, tx_buffer: 1024 });
+        let listening = |set: &mut SocketSet<'static>, l: &Listener| {
+            let mut c = Vec::new();
+            for &h in &l.sockets {
+                let s = set.get_mut::<tcp::Socket>(h);
+                if s.state() == State::Listen {
+                    c.push((s.recv_capacity(), s.send_capacity()));
+                }
+            }
+            c
+        };
+        assert_eq!(l.refresh(&mut set), 1);
+        for port in 50030..50033 {
+            client(&mut iface, &mut set, port);
+            run(&mut iface, &mut dev, &mut set, &mut l);
+        }
+        assert_eq!(listening(&mut set, &l), [(512, 1024)]);
+        let waker = Waker::noop();
+        while let Some((h, _)) = l.take_established(&mut set, waker) {
+            set.get_mut::<tcp::Socket>(h).abort();
+            set.remove(h);
+        }
+        // The burst has ended: the next connection request finds a large
+        // socket, at the periodic check or with the request in hand.
+        l.recheck_lean(&mut set, SmolInstant::from_secs(10), false);
+        assert_eq!(listening(&mut set, &l), [(1024, 1024)]);
     }
 
     #[test]
