@@ -106,10 +106,8 @@ fn combinations() -> Vec<Vec<Dev>> {
 /// tender opens them) with both signalfds.
 fn policy_of(devices: &[Dev]) -> policy::Policy {
     let taps = devices.iter().filter(|d| matches!(d, Dev::Tap)).count() as u64;
-    let writable = devices
-        .iter()
-        .filter(|d| matches!(d, Dev::Disk { read_only: false, .. }))
-        .count();
+    let writable =
+        devices.iter().filter(|d| matches!(d, Dev::Disk { read_only: false, .. })).count();
     let mut p = policy::Policy::base(taps + policy::MAX_SIGNAL_FDS + writable as u64);
     for (i, d) in devices.iter().enumerate() {
         let fd = 3 + i as i32;

@@ -44,6 +44,8 @@ impl Errno {
     pub const EINTR: Self = Self(4);
     /// Would block: try again later.
     pub const EAGAIN: Self = Self(11);
+    /// I/O error.
+    pub const EIO: Self = Self(5);
 }
 
 impl fmt::Display for Errno {

@@ -283,10 +283,8 @@ mod tests {
     /// signalfds: what the tender builds.
     fn policy_of(devices: &[Dev], fds: &[i32], sizes: &[u64], signals: u64) -> Policy {
         let taps = devices.iter().filter(|d| matches!(d, Dev::Tap)).count() as u64;
-        let writable = devices
-            .iter()
-            .filter(|d| matches!(d, Dev::Disk { read_only: false, .. }))
-            .count();
+        let writable =
+            devices.iter().filter(|d| matches!(d, Dev::Disk { read_only: false, .. })).count();
         let mut p = Policy::base(taps + signals + writable as u64);
         let mut sizes = sizes.iter();
         for (d, &fd) in devices.iter().zip(fds) {
