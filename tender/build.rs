@@ -106,7 +106,9 @@ fn combinations() -> Vec<Vec<Dev>> {
 /// tender opens them) with both signalfds.
 fn policy_of(devices: &[Dev]) -> policy::Policy {
     let taps = devices.iter().filter(|d| matches!(d, Dev::Tap)).count() as u64;
-    let mut p = policy::Policy::base(taps + policy::MAX_SIGNAL_FDS);
+    let writable =
+        devices.iter().filter(|d| matches!(d, Dev::Disk { read_only: false, .. })).count();
+    let mut p = policy::Policy::base(taps + policy::MAX_SIGNAL_FDS + writable as u64);
     for (i, d) in devices.iter().enumerate() {
         let fd = 3 + i as i32;
         p.extend(match *d {
@@ -115,6 +117,12 @@ fn policy_of(devices: &[Dev]) -> policy::Policy {
                 policy::disk_rules("d", fd, capacity, sector_size, read_only)
             }
         });
+    }
+    // The writable disks' flush channels, opened after the devices and
+    // the signalfds (each a pair: the guest's end, then the thread's).
+    let first = 3 + devices.len() as i32 + policy::MAX_SIGNAL_FDS as i32;
+    for k in 0..writable {
+        p.extend(policy::flush_channel_rules("d", first + 2 * k as i32));
     }
     p
 }

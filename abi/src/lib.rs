@@ -443,7 +443,9 @@ pub struct DeviceInfo {
     pub kind: u32,
     /// The host file descriptor the guest's hypercalls for this device use.
     pub fd: i32,
-    /// Net: the MTU of the host interface. Block: unused.
+    /// Net: the MTU of the host interface. Block, with
+    /// [`DEVICE_FLAG_FLUSH_CHANNEL`]: the fd of the disk's flush channel
+    /// (as `u32`); otherwise unused.
     pub mtu: u32,
     /// Block: sector size in bytes. Net: unused.
     pub sector_size: u32,
@@ -457,6 +459,20 @@ pub struct DeviceInfo {
 
 /// `DeviceInfo::flags`: the device is attached read-only.
 pub const DEVICE_FLAG_READ_ONLY: u16 = 1;
+
+/// `DeviceInfo::flags`, block: the disk has a flush channel, whose fd is in
+/// `DeviceInfo::mtu`: one end of a `SOCK_SEQPACKET` pair (non-blocking)
+/// whose other end a thread of the tender holds. An 8-byte message written
+/// to it asks for an `fdatasync` of the disk; the thread answers each with
+/// one 8-byte message, the call's result as a little-endian `i64` (0, or
+/// `-errno`). The flush covers every write that returned before the request
+/// was written. The guest may `read` and `write` the fd and wait on it in
+/// `ppoll`; `fdatasync` on the disk's fd stays allowed for a flush on the
+/// spot. A guest that ignores the flag loses nothing.
+pub const DEVICE_FLAG_FLUSH_CHANNEL: u16 = 4;
+
+/// Bytes of a message on a flush channel ([`DEVICE_FLAG_FLUSH_CHANNEL`]).
+pub const FLUSH_MESSAGE_LEN: usize = 8;
 
 /// `DeviceInfo::flags`, net: every frame read from or written to the tap
 /// begins with a [`VNET_HDR_LEN`]-byte virtio-net header (legacy layout,

@@ -9,12 +9,26 @@
 //! a kill) and splits it into chunks the filter allows, up to
 //! `abi::MAX_BLOCK_TRANSFER` bytes per call. I/O is synchronous: the guest
 //! waits for the host's page cache, which is what a disk file offers.
+//!
+//! **Flushes.** [`BlockDevice::flush`] calls `fdatasync` and waits. A
+//! writable disk also has a flush thread in the tender
+//! (`abi::DEVICE_FLAG_FLUSH_CHANNEL`): [`BlockDevice::flush_start`] asks it
+//! for an `fdatasync` and returns at once with a [`FlushTicket`];
+//! [`BlockDevice::flush_poll`] tells whether that flush is done (one
+//! non-blocking `read` of the channel), [`BlockDevice::flush_wait`] waits
+//! for it in `ppoll`. A flush covers every write that returned before it
+//! was started, not the later ones. Without a channel (an older tender)
+//! `flush_start` flushes on the spot.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::hypercall::{self, Errno};
+use core::task::Poll;
+
+use spin::Mutex;
+
+use crate::hypercall::{self, Errno, POLLIN, PollFd};
 
 /// Why a block request failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +43,9 @@ pub enum BlockError {
     ShortTransfer,
     /// The host refused the call.
     Io(Errno),
+    /// The flush thread answered out of turn or not at all (its channel
+    /// failed): what it flushed is unknown.
+    FlushChannel,
 }
 
 impl fmt::Display for BlockError {
@@ -39,6 +56,7 @@ impl fmt::Display for BlockError {
             Self::ReadOnly => f.write_str("disk is read-only"),
             Self::ShortTransfer => f.write_str("short transfer: the disk file changed size"),
             Self::Io(e) => write!(f, "I/O error: {e}"),
+            Self::FlushChannel => f.write_str("the flush channel failed"),
         }
     }
 }
@@ -53,6 +71,62 @@ pub struct BlockDevice {
     capacity: u64,
     sector_size: u32,
     read_only: bool,
+    /// The flush channel's fd (`abi::DEVICE_FLAG_FLUSH_CHANNEL`), or -1.
+    channel: i32,
+}
+
+/// A flush asked with [`BlockDevice::flush_start`]: the `n`th of its disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FlushTicket(pub u64);
+
+/// The flushes of one disk, shared by every [`BlockDevice`] value of it
+/// (the tender's thread answers requests in order, so the `n`th answer is
+/// the `n`th request's, whoever reads it).
+#[derive(Debug)]
+struct Flushes {
+    disk: i32,
+    /// Requests made, and answers read.
+    started: u64,
+    answered: u64,
+    /// Answers that were errors, by ticket: the recent ones (a ticket is
+    /// looked up soon after it is answered).
+    failed: Vec<(u64, Errno)>,
+}
+
+/// Failures kept per disk.
+const FAILURES_KEPT: usize = 64;
+
+static FLUSHES: Mutex<Vec<Flushes>> = Mutex::new(Vec::new());
+
+fn with_flushes<R>(disk: i32, f: impl FnOnce(&mut Flushes) -> R) -> R {
+    let mut all = FLUSHES.lock();
+    let i = match all.iter().position(|x| x.disk == disk) {
+        Some(i) => i,
+        None => {
+            all.push(Flushes { disk, started: 0, answered: 0, failed: Vec::new() });
+            all.len() - 1
+        }
+    };
+    f(&mut all[i])
+}
+
+impl Flushes {
+    fn answer(&mut self, result: Result<(), Errno>) {
+        self.answered += 1;
+        if let Err(e) = result {
+            if self.failed.len() == FAILURES_KEPT {
+                self.failed.remove(0);
+            }
+            self.failed.push((self.answered, e));
+        }
+    }
+
+    fn result(&self, t: FlushTicket) -> Result<(), BlockError> {
+        match self.failed.iter().find(|(n, _)| *n == t.0) {
+            Some(&(_, e)) => Err(BlockError::Io(e)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Every block device the tender attached, in manifest order.
@@ -69,6 +143,7 @@ pub fn devices() -> Vec<BlockDevice> {
             capacity: d.capacity,
             sector_size: d.sector_size,
             read_only: d.flags & abi::DEVICE_FLAG_READ_ONLY != 0,
+            channel: if d.flags & abi::DEVICE_FLAG_FLUSH_CHANNEL != 0 { d.mtu as i32 } else { -1 },
         })
         .collect()
 }
@@ -92,7 +167,7 @@ impl BlockDevice {
     /// layers above.
     #[cfg(test)]
     pub(crate) fn from_fd(fd: i32, capacity: u64, sector_size: u32, read_only: bool) -> Self {
-        Self { name: "test".into(), fd, capacity, sector_size, read_only }
+        Self { name: "test".into(), fd, capacity, sector_size, read_only, channel: -1 }
     }
 
     /// The device name.
@@ -177,12 +252,100 @@ impl BlockDevice {
         self.chunked(offset, buf.len(), |off, r| hypercall::pwrite64(self.fd, &buf[r], off))
     }
 
-    /// Makes everything written so far durable (`fdatasync`).
+    /// Makes everything written so far durable (`fdatasync`), waiting.
     pub fn flush(&self) -> Result<(), BlockError> {
         if self.read_only {
             return Ok(());
         }
         hypercall::fdatasync(self.fd).map_err(BlockError::Io)
+    }
+
+    /// The flush channel's fd, if the disk has one: readable when an answer
+    /// is waiting, for callers that wait on it with other fds.
+    pub fn flush_fd(&self) -> Option<i32> {
+        (self.channel >= 0).then_some(self.channel)
+    }
+
+    /// Starts a flush of everything written so far (every write that has
+    /// returned) and returns without waiting; [`flush_poll`](Self::flush_poll)
+    /// or [`flush_wait`](Self::flush_wait) tell when it is done. Without a
+    /// flush channel the flush is made here, and its ticket is done.
+    pub fn flush_start(&self) -> Result<FlushTicket, BlockError> {
+        if self.read_only {
+            return with_flushes(self.fd, |f| {
+                f.started += 1;
+                f.answer(Ok(()));
+                Ok(FlushTicket(f.started))
+            });
+        }
+        if self.channel < 0 {
+            let r = hypercall::fdatasync(self.fd);
+            return with_flushes(self.fd, |f| {
+                f.started += 1;
+                f.answer(r);
+                Ok(FlushTicket(f.started))
+            });
+        }
+        let request = 1u64.to_le_bytes();
+        loop {
+            match hypercall::write(self.channel, &request) {
+                Ok(n) if n == request.len() => break,
+                Ok(_) => return Err(BlockError::FlushChannel),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(BlockError::Io(e)),
+            }
+        }
+        Ok(with_flushes(self.fd, |f| {
+            f.started += 1;
+            FlushTicket(f.started)
+        }))
+    }
+
+    /// Whether the flush `t` is done, and how it went: reads the answers
+    /// waiting on the channel (without blocking).
+    pub fn flush_poll(&self, t: FlushTicket) -> Poll<Result<(), BlockError>> {
+        with_flushes(self.fd, |f| {
+            while f.answered < t.0 && f.answered < f.started {
+                let mut answer = [0u8; abi::FLUSH_MESSAGE_LEN];
+                match hypercall::read(self.channel, &mut answer) {
+                    Ok(n) if n == answer.len() => {
+                        let r = i64::from_le_bytes(answer);
+                        f.answer(if r == 0 { Ok(()) } else { Err(Errno((-r) as i32)) });
+                    }
+                    Err(Errno::EAGAIN) => return Poll::Pending,
+                    Err(Errno::EINTR) => {}
+                    // A short answer, the end of the channel, another
+                    // error: the thread's state is unknown; every flush
+                    // in flight is failed.
+                    _ => {
+                        while f.answered < f.started {
+                            f.answer(Err(Errno::EIO));
+                        }
+                    }
+                }
+            }
+            if f.answered < t.0 {
+                // Not started on this disk (a ticket of another's).
+                return Poll::Ready(Err(BlockError::FlushChannel));
+            }
+            Poll::Ready(f.result(t))
+        })
+    }
+
+    /// Waits for the flush `t` (in `ppoll` on the channel and the
+    /// termination signals' fds, whose signals are acted on meanwhile).
+    pub fn flush_wait(&self, t: FlushTicket) -> Result<(), BlockError> {
+        loop {
+            if let Poll::Ready(r) = self.flush_poll(t) {
+                return r;
+            }
+            let (sig, n) = crate::signal::poll_fds();
+            let mut fds = [PollFd { fd: self.channel, events: POLLIN, revents: 0 }; 3];
+            fds[1..1 + n].copy_from_slice(&sig[..n]);
+            if hypercall::ppoll(&mut fds[..1 + n], None).unwrap_or(0) > 0 {
+                crate::signal::seen(&fds[1..1 + n]);
+            }
+        }
     }
 }
 
@@ -191,7 +354,14 @@ mod tests {
     use super::*;
 
     fn disk(capacity: u64, sector_size: u32) -> BlockDevice {
-        BlockDevice { name: "d".into(), fd: -1, capacity, sector_size, read_only: false }
+        BlockDevice {
+            name: "d".into(),
+            fd: -1,
+            capacity,
+            sector_size,
+            read_only: false,
+            channel: -1,
+        }
     }
 
     #[test]
@@ -224,5 +394,56 @@ mod tests {
         for (off, len) in calls {
             assert!(off + len as u64 <= d.capacity());
         }
+    }
+
+    /// The flush channel, with the test as the tender's thread: requests
+    /// are counted, answers go to their tickets in order (an error to the
+    /// ticket it answers, not to the next), nothing is done before its
+    /// answer, and two values of one disk share the count.
+    #[test]
+    fn flush_tickets_follow_the_answers_in_order() {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::net::UnixDatagram;
+        let (guest, thread) = UnixDatagram::pair().unwrap();
+        guest.set_nonblocking(true).unwrap();
+        let file = std::fs::File::create(
+            std::env::temp_dir().join(format!("libos-flush-{}", std::process::id())),
+        )
+        .unwrap();
+        let d = BlockDevice {
+            channel: guest.as_raw_fd(),
+            ..BlockDevice::from_fd(file.as_raw_fd(), 1 << 20, 512, false)
+        };
+        let other = d.clone();
+        assert_eq!(d.flush_fd(), Some(guest.as_raw_fd()));
+        let a = d.flush_start().unwrap();
+        let b = other.flush_start().unwrap();
+        assert!(a < b);
+        let mut req = [0u8; 8];
+        assert_eq!(thread.recv(&mut req).unwrap(), 8);
+        assert_eq!(thread.recv(&mut req).unwrap(), 8);
+        assert_eq!(d.flush_poll(a), Poll::Pending);
+        assert_eq!(other.flush_poll(b), Poll::Pending);
+        thread.send(&0i64.to_le_bytes()).unwrap();
+        // b's reader takes a's answer and keeps it for a.
+        assert_eq!(other.flush_poll(b), Poll::Pending);
+        assert_eq!(d.flush_poll(a), Poll::Ready(Ok(())));
+        thread.send(&(-5i64).to_le_bytes()).unwrap();
+        assert_eq!(d.flush_wait(b), Err(BlockError::Io(Errno::EIO)));
+        assert_eq!(d.flush_poll(a), Poll::Ready(Ok(())));
+        // A garbled answer fails what is in flight, not what is done.
+        let c = d.flush_start().unwrap();
+        assert_eq!(thread.recv(&mut req).unwrap(), 8);
+        thread.send(&[1, 2, 3]).unwrap();
+        assert_eq!(d.flush_poll(c), Poll::Ready(Err(BlockError::Io(Errno::EIO))));
+        assert_eq!(d.flush_poll(a), Poll::Ready(Ok(())));
+        // Without a channel the flush is made at once.
+        let sync = BlockDevice::from_fd(file.as_raw_fd(), 1 << 20, 512, false);
+        let t = sync.flush_start().unwrap();
+        assert_eq!(sync.flush_poll(t), Poll::Ready(Ok(())));
+        drop(file);
+        let _ = std::fs::remove_file(
+            std::env::temp_dir().join(format!("libos-flush-{}", std::process::id())),
+        );
     }
 }

@@ -44,6 +44,8 @@ impl Errno {
     pub const EINTR: Self = Self(4);
     /// Would block: try again later.
     pub const EAGAIN: Self = Self(11);
+    /// I/O error.
+    pub const EIO: Self = Self(5);
 }
 
 impl fmt::Display for Errno {
@@ -154,8 +156,9 @@ unsafe fn syscall5(nr: usize, a0: usize, a1: usize, a2: usize, a3: usize, a4: us
     ret
 }
 
-/// `write(fd, buf, len)`. Allowed for fd 1 (the console) and the attached
-/// tap fds (network transmit). Returns the number of bytes written.
+/// `write(fd, buf, len)`. Allowed for fd 1 (the console), the attached
+/// tap fds (network transmit) and the disks' flush channels (a flush
+/// request). Returns the number of bytes written.
 pub fn write(fd: i32, buf: &[u8]) -> Result<usize, Errno> {
     // SAFETY: buf is valid for reads of buf.len() bytes.
     let r =
@@ -163,9 +166,10 @@ pub fn write(fd: i32, buf: &[u8]) -> Result<usize, Errno> {
     count(&WRITES, &WRITE_BYTES, r)
 }
 
-/// `read(fd, buf, len)`. Allowed for the attached tap fds only (network
-/// receive). Returns the number of bytes read; the taps are non-blocking, so
-/// an empty queue is [`Errno::EAGAIN`].
+/// `read(fd, buf, len)`. Allowed for the attached tap fds (network
+/// receive) and the disks' flush channels (a flush's answer). Returns the
+/// number of bytes read; both are non-blocking, so an empty queue is
+/// [`Errno::EAGAIN`].
 pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
     // SAFETY: buf is valid for writes of buf.len() bytes.
     let r = check(unsafe {

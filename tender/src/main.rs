@@ -27,6 +27,7 @@ compile_error!("the tender runs on x86_64 Linux only");
 
 mod debugger;
 mod devices;
+mod flusher;
 mod launch;
 mod memory;
 mod seccomp;
@@ -239,6 +240,8 @@ enum Error {
     Launch(#[from] launch::LaunchError),
     #[error(transparent)]
     Signals(#[from] signals::SignalError),
+    #[error(transparent)]
+    Flush(#[from] flusher::FlushError),
 }
 
 /// The C `main`, called by libc's start-up code.
@@ -413,13 +416,35 @@ fn run(cli: Cli) -> Result<(), Error> {
     }
 
     // The devices' fds stay open in `attached` until the jump.
-    let attached = devices::attach(&image.manifest, &device_options)?;
+    let mut attached = devices::attach(&image.manifest, &device_options)?;
     // After the devices, so that their fds are the same with or without.
     let signals = signals::Signals::open(debugger::watched())?;
-    let mut policy = seccomp::Policy::base(attached.pollable + signals.pollable());
+    // After the signalfds, for the same reason: a flush channel for each
+    // writable disk (see `flusher`), its fd in the disk's boot info.
+    let mut channels = Vec::new();
+    for info in attached.infos.iter_mut() {
+        if info.kind == abi::DeviceKind::Block as u32
+            && info.flags & abi::DEVICE_FLAG_READ_ONLY == 0
+        {
+            let len = info.name.iter().position(|&b| b == 0).unwrap_or(info.name.len());
+            let name = String::from_utf8_lossy(&info.name[..len]).into_owned();
+            let channel = flusher::Channel::open(&name, info.fd)?;
+            info.mtu = channel.guest_fd() as u32;
+            info.flags |= abi::DEVICE_FLAG_FLUSH_CHANNEL;
+            channels.push(channel);
+        }
+    }
+    let mut policy =
+        seccomp::Policy::base(attached.pollable + signals.pollable() + channels.len() as u64);
     policy.extend(attached.rules.iter().cloned());
+    for channel in &channels {
+        policy.extend(channel.rules());
+    }
     if cli.print_seccomp {
         print!("{}", policy.describe());
+        for channel in &channels {
+            print!("{}", channel.describe_thread());
+        }
         if let Some(bytes) = attached.file_size_limit() {
             println!(
                 "# and RLIMIT_FSIZE {bytes} bytes (the largest writable disk), unless the console \
@@ -460,12 +485,18 @@ fn run(cli: Cli) -> Result<(), Error> {
     // The guest keeps its console and its devices, nothing else.
     let mut keep: Vec<_> = attached.fds.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
     keep.extend(signals.raw_fds());
+    keep.extend(channels.iter().flat_map(flusher::Channel::raw_fds));
     launch::close_other_fds(&keep)?;
     if let Some(symbols) = symbols {
         symbols.register();
     }
     // From here a SIGTERM or SIGINT waits for the guest (see `signals`).
     signals.block()?;
+    // The flush threads inherit the blocked signals; each has installed
+    // its own filter when `spawn` returns.
+    for channel in channels {
+        channel.spawn()?;
+    }
     let start = launch::Start {
         entry: image.entry,
         stack_top: layout.stack_top,

@@ -30,7 +30,7 @@ mod policy;
 
 #[cfg(test)]
 pub use policy::{Cmp, disk_tiers};
-pub use policy::{Policy, Rule, disk_rules, tap_rules};
+pub use policy::{Policy, Rule, disk_rules, flush_channel_rules, tap_rules};
 
 /// Most instructions a classic BPF program may have (`BPF_MAXINSNS`): the
 /// kernel refuses a longer seccomp filter.
@@ -283,7 +283,9 @@ mod tests {
     /// signalfds: what the tender builds.
     fn policy_of(devices: &[Dev], fds: &[i32], sizes: &[u64], signals: u64) -> Policy {
         let taps = devices.iter().filter(|d| matches!(d, Dev::Tap)).count() as u64;
-        let mut p = Policy::base(taps + signals);
+        let writable =
+            devices.iter().filter(|d| matches!(d, Dev::Disk { read_only: false, .. })).count();
+        let mut p = Policy::base(taps + signals + writable as u64);
         let mut sizes = sizes.iter();
         for (d, &fd) in devices.iter().zip(fds) {
             p.extend(match *d {
@@ -292,6 +294,12 @@ mod tests {
                     disk_rules("storage", fd, *sizes.next().unwrap(), sector_size, read_only)
                 }
             });
+        }
+        // The flush channels of the writable disks, opened after the
+        // devices and the signalfds (the guest's end, then the thread's).
+        let first = fds.iter().take(devices.len()).max().unwrap_or(&2) + 1 + signals as i32;
+        for k in 0..writable {
+            p.extend(flush_channel_rules("storage", first + 2 * k as i32));
         }
         p
     }
@@ -400,8 +408,9 @@ mod tests {
         let mut changed = Policy::base(2);
         changed.rules[0].args[0].1 = Cmp::Le(1);
         assert_eq!(templated(&changed), None);
-        let mut masked = Policy::base(2);
+        let mut masked = Policy::base(3);
         masked.extend(disk_rules("d", 3, 1 << 26, 512, false));
+        masked.extend(flush_channel_rules("d", 6));
         assert!(templated(&masked).is_some());
         masked.rules[6].args[1].1 = Cmp::MaskedEq { mask: !1023, value: 0 };
         assert_eq!(templated(&masked), None);
@@ -417,9 +426,11 @@ mod tests {
         // Where values stand differently from the template's, libseccomp
         // makes another program (two disks of the same size share blocks),
         // and no template is taken for it unless one was made for it.
-        let mut same = Policy::base(2);
+        let mut same = Policy::base(4);
         same.extend(disk_rules("a", 3, 1 << 26, 4096, false));
         same.extend(disk_rules("b", 4, 1 << 26, 4096, false));
+        same.extend(flush_channel_rules("a", 7));
+        same.extend(flush_channel_rules("b", 9));
         assert_eq!(templated(&same), None);
         // And the program libseccomp makes for them is what bpf() returns.
         assert_eq!(installed(&three), three.libseccomp_bpf().unwrap());

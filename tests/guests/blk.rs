@@ -12,6 +12,10 @@
 //!   each written and read back.
 //! * `ro`: on a read-only disk, reads work and a write or flush is refused
 //!   by libos without any call.
+//! * `asyncflush`: writes 16 sectors of the pattern, one at a time, each
+//!   followed by a flush through the flush channel
+//!   (`BlockDevice::flush_start`) that it polls while writing the next and
+//!   then waits for; prints `asyncflush: 16 flushes answered, ok`.
 //! * `hold`: prints `holding storage` and sleeps until killed, keeping the
 //!   disk attached.
 //! * `bench KIB`: writes the whole disk sequentially in transfers of KIB
@@ -56,6 +60,7 @@ fn main() -> i32 {
         "check" => check(&disk),
         "multi" => multi(&disk),
         "ro" => read_only(&disk),
+        "asyncflush" => async_flush(&disk),
         "hold" => {
             println!("holding {}", disk.name());
             loop {
@@ -222,5 +227,28 @@ fn bench(disk: &BlockDevice, kib: usize) -> Result {
     let read = start.elapsed();
     println!("write {} {}", disk.capacity(), write.as_nanos());
     println!("read {} {}", disk.capacity(), read.as_nanos());
+    Ok(())
+}
+
+fn async_flush(disk: &BlockDevice) -> Result {
+    let ss = disk.sector_size() as usize;
+    if disk.flush_fd().is_none() {
+        return Err("no flush channel".into());
+    }
+    let mut previous = None;
+    for i in 0..16u64 {
+        disk.write(i, &pattern(i, 1, ss)).map_err(io("write", i))?;
+        let t = disk.flush_start().map_err(io("flush_start", i))?;
+        if let Some(p) = previous {
+            // The earlier flush: polled (it may be done), then waited for.
+            let _ = disk.flush_poll(p);
+            disk.flush_wait(p).map_err(io("flush_wait", i))?;
+        }
+        previous = Some(t);
+    }
+    if let Some(p) = previous {
+        disk.flush_wait(p).map_err(io("flush_wait", 16))?;
+    }
+    println!("asyncflush: 16 flushes answered, ok");
     Ok(())
 }

@@ -360,8 +360,8 @@ fn print_seccomp_shows_the_rules_for_the_disk_fd() {
     assert_eq!(disk_fd(s, "storage"), 3, "fd 3 is the disk:\n{s}");
     assert!(
         s.starts_with(
-            "# nabla policy: 16 rules, 7 distinct system calls (clock_gettime, exit_group, \
-             fdatasync, ppoll, pread64, pwrite64, write)"
+            "# nabla policy: 18 rules, 8 distinct system calls (clock_gettime, exit_group, \
+             fdatasync, ppoll, pread64, pwrite64, read, write)"
         ),
         "{s}"
     );
@@ -375,6 +375,9 @@ fn print_seccomp_shows_the_rules_for_the_disk_fd() {
         "allow fdatasync(arg0 == 3)",
         "block write on disk fd 3 (storage): 1048576 bytes, ending inside 10485760 bytes",
         "block flush on disk fd 3 (storage): durable writes",
+        "block flush request, on flush channel fd",
+        "block flush done, on flush channel fd",
+        "# flush thread of disk fd 3 (storage), its own filter: allow read(arg0 == ",
         "# and RLIMIT_FSIZE 10485760 bytes (the largest writable disk)",
         // libseccomp's own text.
         "if ($a2.lo32 & 0xfff001ff == 0)",
@@ -395,7 +398,78 @@ fn print_seccomp_shows_the_rules_for_the_disk_fd() {
         ),
         "{s}"
     );
-    assert!(!s.contains("pwrite64") && !s.contains("fdatasync") && !s.contains("RLIMIT"), "{s}");
+    assert!(
+        !s.contains("pwrite64")
+            && !s.contains("fdatasync")
+            && !s.contains("RLIMIT")
+            && !s.contains("flush"),
+        "{s}"
+    );
+}
+
+/// The flush channel's fds in `--print-seccomp` output: the guest's end
+/// and the thread's.
+fn channel_fds(print_seccomp: &str) -> (u64, u64) {
+    let after = |marker: &str| -> u64 {
+        let line = print_seccomp
+            .lines()
+            .find(|l| l.contains(marker))
+            .unwrap_or_else(|| panic!("no {marker:?} in:\n{print_seccomp}"));
+        let rest = &line[line.find(marker).unwrap() + marker.len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().expect("fd number")
+    };
+    (after("on flush channel fd "), after("its own filter: allow read(arg0 == "))
+}
+
+#[test]
+fn the_guest_reaches_its_flush_channel_and_not_the_threads_end() {
+    // The guest may write a request to its end and read the answer; the
+    // thread's end, and any other call on the channel, kill it.
+    let dir = TempDir::new("blk-channel");
+    let path = disk(&dir, "disk.img", MIB);
+    let pfc = run(&["--block", &storage(&path), "--print-seccomp", SYSCALL]).stdout;
+    let (guest, thread) = channel_fds(&pfc);
+    assert_ne!(guest, thread);
+    let (g, t) = (guest.to_string(), thread.to_string());
+    // A read with nothing to read: EAGAIN (non-blocking), not a kill.
+    let out = call(&[], &path, &["0", &g, "buf", "8"]);
+    out.assert_ok();
+    assert_eq!(out.stdout, "returned -11\n", "{out:#?}");
+    let out = call(&[], &path, &["1", &g, "buf", "8"]);
+    out.assert_ok();
+    assert_eq!(out.stdout, "returned 8\n", "{out:#?}");
+    for args in [
+        ["0", &t, "buf", "8"].as_slice(),
+        &["1", &t, "buf", "8"],
+        &["75", &g],
+        &["75", &t],
+        &["17", &g, "buf", "8", "0"],
+        &["18", &g, "buf", "8", "0"],
+        &["20", &g, "buf", "1"],
+    ] {
+        let out = call(&[], &path, args);
+        assert_eq!(out.signal(), Some(SIGSYS), "{args:?}: {out:#?}");
+    }
+}
+
+#[test]
+fn a_flush_through_the_channel_is_answered_by_the_thread() {
+    // guest-blk `asyncflush`: writes, starts a flush, keeps working, waits
+    // for the answer; the data is in the file.
+    let dir = TempDir::new("blk-asyncflush");
+    let path = disk(&dir, "disk.img", MIB);
+    let out = run(&["--block", &storage(&path), BLK, "asyncflush"]);
+    out.assert_ok();
+    assert!(out.stdout.contains("asyncflush: 16 flushes answered, ok"), "{out:#?}");
+    let bytes = fs::read(&path).unwrap();
+    for i in 0..16u64 {
+        assert_eq!(
+            bytes[(i * 512) as usize..(i * 512 + 512) as usize],
+            pattern(i, 512)[..],
+            "sector {i}"
+        );
+    }
 }
 
 /// Runs `guest-blk-syscall` with the disk `path` attached (`extra`
@@ -597,8 +671,9 @@ fn the_file_size_limit_is_the_largest_writable_disk_unless_the_console_is_a_file
 #[test]
 fn sixty_three_disks_are_attached_at_once() {
     let dir = TempDir::new("blk-63");
-    // Each a little above 1 MiB, sparse: three tiers, eleven rules each,
-    // the largest filter 63 devices can make.
+    // Each a little above 1 MiB, sparse: three tiers, eleven rules each
+    // and two for its flush channel, the largest filter 63 devices can
+    // make; and 63 flush threads.
     let paths: Vec<PathBuf> =
         (0..63u64).map(|i| disk(&dir, &format!("d{i}.img"), MIB + 512 * (i + 1))).collect();
     let mut args: Vec<String> = Vec::new();
@@ -611,7 +686,7 @@ fn sixty_three_disks_are_attached_at_once() {
     let out = run(&pfc);
     out.assert_ok();
     assert!(
-        out.stdout.starts_with("# nabla policy: 698 rules, 7 distinct system calls"),
+        out.stdout.starts_with("# nabla policy: 824 rules, 8 distinct system calls"),
         "{}",
         out.stdout
     );

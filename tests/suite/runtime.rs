@@ -314,12 +314,15 @@ fn the_guest_inherits_no_fd_but_its_console_and_devices() {
         .iter()
         .map(|fd| std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap().display().to_string())
         .collect();
-    // 0-2, the disk, and the signalfds (SIGTERM, SIGINT: see signals.rs).
+    // 0-2, the disk, the signalfds (SIGTERM, SIGINT: see signals.rs) and
+    // the disk's flush channel, both ends (the guest's and its thread's).
     let signal_fds = support::signal_fds() as usize;
-    assert_eq!(open.len(), 4 + signal_fds, "fds {open:?} -> {targets:?}");
+    assert_eq!(open.len(), 6 + signal_fds, "fds {open:?} -> {targets:?}");
     assert!(targets.contains(&disk.display().to_string()), "{targets:?}");
     let signalfds = targets.iter().filter(|t| t.as_str() == "anon_inode:[signalfd]").count();
     assert_eq!(signalfds, signal_fds, "{targets:?}");
+    let sockets = targets.iter().filter(|t| t.starts_with("socket:[")).count();
+    assert_eq!(sockets, 2, "{targets:?}");
     // The pipe's reader sees EOF while the guest still runs.
     let mut byte = [0u8; 1];
     // SAFETY: reading one byte into a local buffer from the pipe's read end.
@@ -536,4 +539,55 @@ fn memory_option_sets_guest_memory() {
     assert!(out.stdout.contains("booted: 16 MiB guest memory"), "{}", out.stdout);
     // The image plus heap, guard and stack must fit.
     run(&["--mem", "4", BASICS, "exit", "0"]).assert_ok();
+}
+
+/// The `Seccomp`, `Seccomp_filters` and `NoNewPrivs` lines of each thread
+/// of `pid`.
+fn threads_seccomp(pid: u32) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        out.push((field("Seccomp:"), field("Seccomp_filters:"), field("NoNewPrivs:")));
+    }
+    out
+}
+
+#[test]
+fn a_writable_disk_gets_a_flush_thread_under_a_filter_of_its_own() {
+    // Both threads filtered (mode 2), one filter each (the flush thread's
+    // is not stacked on the guest's, nor the guest's on it), no new
+    // privileges; a read-only disk and no disk: no thread.
+    let dir = TempDir::new("flushthread");
+    let disk = dir.path().join("disk.img");
+    std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
+    for (option, threads) in [("--block", 2), ("--block-ro", 1)] {
+        let mut guest = KillOnDrop(
+            Command::new(tender())
+                .arg(option)
+                .arg(format!("storage={}", disk.display()))
+                .args([BLK, "hold"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let mut line = String::new();
+        BufReader::new(guest.0.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line, "holding storage\n");
+        let seen = threads_seccomp(guest.0.id());
+        assert_eq!(seen.len(), threads, "{option}: {seen:?}");
+        for t in &seen {
+            assert_eq!((t.0.as_str(), t.1.as_str(), t.2.as_str()), ("2", "1", "1"), "{option}");
+        }
+    }
+    let guest = sleeping_basics();
+    assert_eq!(threads_seccomp(guest.0.id()).len(), 1);
 }

@@ -386,6 +386,9 @@ pub struct Aof<D: Disk = DefaultDisk> {
     /// The last commit did not fit.
     full: bool,
     halted: Option<DiskError>,
+    /// The flush started by `EverySec` and not yet seen done (at most one):
+    /// it covers what was written before it started.
+    in_flight: Option<u64>,
     /// The superblock copy to write first: one that does not hold the
     /// current superblock, if there is one, so that a torn write never
     /// leaves the disk without a valid copy.
@@ -478,6 +481,7 @@ impl<D: Disk> Aof<D> {
             max_generation: sb.generation,
             pending: Vec::new(),
             pending_count: 0,
+            in_flight: None,
             buf: Vec::new(),
             dirty: false,
             dirty_since: 0,
@@ -582,24 +586,80 @@ impl<D: Disk> Aof<D> {
         }
         match self.fsync {
             Fsync::Always => self.flush_if_dirty(),
-            Fsync::EverySec => self.tick(),
+            Fsync::EverySec => self.start_due_flush(),
             Fsync::No => Ok(()),
         }
     }
 
-    /// With `EverySec`, flushes if the oldest write not yet flushed is a
-    /// second old or more (as Redis's `everysec`, whose flush runs in a
-    /// thread of its own: kvd's stops the server while it runs, so it runs
-    /// no more often than the policy asks). Call it at least once a second.
+    /// With `EverySec`, learns whether the flush in flight is done, and
+    /// starts one if the oldest write not yet flushed is a second old or
+    /// more. The flush runs in the tender's flush thread while kvd serves
+    /// (as Redis's `everysec` runs in a thread of its own), at most one at
+    /// a time: a flush still running when the next is due delays it.
+    /// Call it at least once a second.
     pub fn tick(&mut self) -> Result<(), AofError> {
         if let Some(e) = self.halted {
             return Err(AofError::Halted(e));
         }
-        if self.fsync == Fsync::EverySec
-            && self.dirty
-            && (self.clock)().saturating_sub(self.dirty_since) >= EVERYSEC_MS
+        self.poll_flush()?;
+        self.start_due_flush()
+    }
+
+    /// Whether a flush is in flight.
+    pub fn flushing(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Takes the answer of the flush in flight, if it has come; a failure
+    /// halts the log, as a failed `fdatasync` does.
+    fn poll_flush(&mut self) -> Result<(), AofError> {
+        if let Some(t) = self.in_flight {
+            match self.disk.flush_done(t) {
+                None => {}
+                Some(Ok(())) => self.in_flight = None,
+                Some(Err(e)) => {
+                    self.in_flight = None;
+                    self.halted = Some(e);
+                    return Err(AofError::Disk(e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// With `EverySec`, starts a flush if one is due and none is in flight
+    /// (the writes made after it starts mark the log dirty again).
+    fn start_due_flush(&mut self) -> Result<(), AofError> {
+        if self.fsync != Fsync::EverySec
+            || !self.dirty
+            || (self.clock)().saturating_sub(self.dirty_since) < EVERYSEC_MS
         {
-            self.flush_if_dirty()?;
+            return Ok(());
+        }
+        self.poll_flush()?;
+        if self.in_flight.is_some() {
+            return Ok(());
+        }
+        match self.disk.flush_start() {
+            Ok(t) => {
+                self.in_flight = Some(t);
+                self.dirty = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.halted = Some(e);
+                Err(AofError::Disk(e))
+            }
+        }
+    }
+
+    /// Waits for the flush in flight, if any.
+    fn wait_flush(&mut self) -> Result<(), AofError> {
+        if let Some(t) = self.in_flight.take()
+            && let Err(e) = self.disk.flush_wait(t)
+        {
+            self.halted = Some(e);
+            return Err(AofError::Disk(e));
         }
         Ok(())
     }
@@ -760,12 +820,15 @@ impl<D: Disk> Aof<D> {
     }
 
     fn flush_if_dirty(&mut self) -> Result<(), AofError> {
-        if self.dirty { self.sync_disk() } else { Ok(()) }
+        if self.dirty { self.sync_disk() } else { self.wait_flush() }
     }
 
-    /// Flushes the disk. A failure halts the log: after a failed
-    /// `fdatasync` the host may have dropped writes it reported done.
+    /// Flushes the disk and waits, after the flush in flight (whose
+    /// failure must not be hidden by this one's success). A failure halts
+    /// the log: after a failed `fdatasync` the host may have dropped
+    /// writes it reported done.
     fn sync_disk(&mut self) -> Result<(), AofError> {
+        self.wait_flush()?;
         if let Err(e) = self.disk.flush() {
             self.halted = Some(e);
             return Err(AofError::Disk(e));

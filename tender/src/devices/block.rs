@@ -765,12 +765,17 @@ mod tests {
         // The worst case: every disk writable, above 4 GiB (both halves of
         // the offset bound differ from disk to disk), at 512-byte sectors
         // (three tiers).
-        let mut p = Policy::base(0);
+        // And each with its flush channel (opened after the disks and the
+        // signalfds: fds from 4 + 63 + 2, two per disk).
+        let mut p = Policy::base(2 + abi::MAX_DEVICES as u64);
         for i in 0..abi::MAX_DEVICES as u64 {
             let cap = (5 << 30) + (i << 32) + 512 * (i + 1);
             p.extend(rules(&format!("d{i}"), 4 + i as i32, cap, 512, false));
         }
-        assert_eq!(p.rules.len(), 5 + 63 * 11);
+        for i in 0..abi::MAX_DEVICES as i32 {
+            p.extend(crate::seccomp::flush_channel_rules(&format!("d{i}"), 69 + 2 * i));
+        }
+        assert_eq!(p.rules.len(), 5 + 63 * 13);
         let prog = p.bpf().unwrap();
         assert!(prog.len() <= 4096, "BPF_MAXINSNS: {}", prog.len());
         eprintln!("63 writable disks: {} rules, {} BPF instructions", p.rules.len(), prog.len());

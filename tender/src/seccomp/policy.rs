@@ -251,6 +251,17 @@ pub fn disk_rules(
     rules
 }
 
+/// The seccomp rules for the flush channel of a writable disk: the
+/// guest's end on `fd` (`abi::DEVICE_FLAG_FLUSH_CHANNEL`), attached as
+/// device `name`. The guest writes a request and reads the answer; waiting
+/// on the fd raises the `ppoll` bound by one, which the caller counts.
+pub fn flush_channel_rules(name: &str, fd: i32) -> Vec<Rule> {
+    vec![
+        Rule::on_fd("read", fd, format!("block flush done, on flush channel fd {fd} ({name})")),
+        Rule::on_fd("write", fd, format!("block flush request, on flush channel fd {fd} ({name})")),
+    ]
+}
+
 /// A program libseccomp generated when the tender was built, for a policy
 /// of the same shape as `rules`: the same calls, arguments and kinds of
 /// comparison in the same order, the same masks, but other values

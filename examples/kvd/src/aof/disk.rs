@@ -19,6 +19,21 @@ pub trait Disk {
     fn write(&self, sector: u64, buf: &[u8]) -> Result<(), DiskError>;
     /// Makes everything written so far durable.
     fn flush(&self) -> Result<(), DiskError>;
+    /// Starts a flush of everything written so far and returns a ticket
+    /// for [`Disk::flush_done`] without waiting (the guest's disk: its
+    /// flush thread, `libos::block`). By default the flush is made here.
+    fn flush_start(&self) -> Result<u64, DiskError> {
+        self.flush().map(|()| 0)
+    }
+    /// Whether the flush `ticket` is done, and how it went; `None` while
+    /// it runs.
+    fn flush_done(&self, _ticket: u64) -> Option<Result<(), DiskError>> {
+        Some(Ok(()))
+    }
+    /// Waits for the flush `ticket`.
+    fn flush_wait(&self, ticket: u64) -> Result<(), DiskError> {
+        self.flush_done(ticket).unwrap_or(Ok(()))
+    }
 }
 
 /// Why a disk request failed (the shape of `libos::block::BlockError`).
@@ -60,6 +75,8 @@ impl From<libos::block::BlockError> for DiskError {
             B::ReadOnly => Self::ReadOnly,
             B::ShortTransfer => Self::ShortTransfer,
             B::Io(errno) => Self::Io(errno.0),
+            // What the thread flushed is unknown: as a failed flush.
+            B::FlushChannel => Self::Io(5),
         }
     }
 }
@@ -81,6 +98,18 @@ impl Disk for libos::block::BlockDevice {
     }
     fn flush(&self) -> Result<(), DiskError> {
         Ok(libos::block::BlockDevice::flush(self)?)
+    }
+    fn flush_start(&self) -> Result<u64, DiskError> {
+        Ok(libos::block::BlockDevice::flush_start(self)?.0)
+    }
+    fn flush_done(&self, ticket: u64) -> Option<Result<(), DiskError>> {
+        match self.flush_poll(libos::block::FlushTicket(ticket)) {
+            core::task::Poll::Ready(r) => Some(r.map_err(DiskError::from)),
+            core::task::Poll::Pending => None,
+        }
+    }
+    fn flush_wait(&self, ticket: u64) -> Result<(), DiskError> {
+        Ok(libos::block::BlockDevice::flush_wait(self, libos::block::FlushTicket(ticket))?)
     }
 }
 

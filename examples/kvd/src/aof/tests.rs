@@ -51,6 +51,17 @@ struct State {
     /// `durable` with `unflushed` applied: what reads see.
     current: Vec<u8>,
     unflushed: Vec<(usize, Vec<u8>)>,
+    /// The sequence number of each write in `unflushed`, and of the next.
+    unflushed_seq: Vec<u64>,
+    seq: u64,
+    /// Flushes are started and answered later, as by the tender's flush
+    /// thread: each covers the writes before its start.
+    asynchronous: bool,
+    /// Started and not yet done: ticket and the first write not covered.
+    in_flight: Vec<(u64, u64)>,
+    next_ticket: u64,
+    /// Tickets done, in order, and which failed.
+    completed: Vec<u64>,
     /// Writes and flushes left before the process dies (`None`: no limit).
     budget: Option<u64>,
     /// The process died: every request fails.
@@ -81,6 +92,12 @@ impl CrashDisk {
             current: image.clone(),
             durable: image,
             unflushed: Vec::new(),
+            unflushed_seq: Vec::new(),
+            seq: 0,
+            asynchronous: false,
+            in_flight: Vec::new(),
+            next_ticket: 1,
+            completed: Vec::new(),
             budget: None,
             dead: false,
             torn: false,
@@ -105,8 +122,48 @@ impl CrashDisk {
         self.0.borrow().dead
     }
 
+    /// Flushes made with [`Disk::flush`] (not the started ones).
     fn flushes(&self) -> u64 {
         self.0.borrow().flushes
+    }
+
+    /// From now on, `flush_start` starts a flush that a later
+    /// `flush_done` (at random) or `flush_wait` completes.
+    fn asynchronous(self) -> Self {
+        self.0.borrow_mut().asynchronous = true;
+        self
+    }
+
+    /// Flushes started so far (their tickets are 1 to this).
+    fn flush_starts(&self) -> u64 {
+        self.0.borrow().next_ticket - 1
+    }
+
+    /// Tickets of the started flushes that completed, in order.
+    fn completed(&self) -> Vec<u64> {
+        self.0.borrow().completed.clone()
+    }
+
+    /// Completes the started flush `ticket`: the writes before its start
+    /// become durable (in order), unless flushes fail.
+    fn complete(st: &mut State, ticket: u64) -> Result<(), DiskError> {
+        let Some(i) = st.in_flight.iter().position(|&(t, _)| t == ticket) else {
+            return Ok(());
+        };
+        let (_, upto) = st.in_flight.remove(i);
+        if st.dead {
+            return Err(DiskError::Io(5));
+        }
+        if st.fail_flush {
+            return Err(DiskError::Io(5));
+        }
+        let n = st.unflushed_seq.iter().take_while(|&&q| q < upto).count();
+        for (at, data) in st.unflushed.drain(..n) {
+            st.durable[at..at + data.len()].copy_from_slice(&data);
+        }
+        st.unflushed_seq.drain(..n);
+        st.completed.push(ticket);
+        Ok(())
     }
 
     /// The image after the process died (or was killed): the host keeps
@@ -202,6 +259,8 @@ impl Disk for CrashDisk {
         // old bytes after the prefix.
         let whole = len.div_ceil(st.ss) * st.ss;
         st.unflushed.push((at, st.current[at..at + whole].to_vec()));
+        st.unflushed_seq.push(st.seq);
+        st.seq += 1;
         if st.dead { Err(DiskError::Io(5)) } else { Ok(()) }
     }
     fn flush(&self) -> Result<(), DiskError> {
@@ -217,8 +276,43 @@ impl Disk for CrashDisk {
         for (at, data) in std::mem::take(&mut st.unflushed) {
             st.durable[at..at + data.len()].copy_from_slice(&data);
         }
+        st.unflushed_seq.clear();
         st.flushes += 1;
         Ok(())
+    }
+    fn flush_start(&self) -> Result<u64, DiskError> {
+        if !self.0.borrow().asynchronous {
+            return self.flush().map(|()| 0);
+        }
+        let mut st = self.0.borrow_mut();
+        let st = &mut *st;
+        if st.dead || Self::spend(st) {
+            st.dead = true;
+            return Err(DiskError::Io(5));
+        }
+        let t = st.next_ticket;
+        st.next_ticket += 1;
+        st.in_flight.push((t, st.seq));
+        Ok(t)
+    }
+    fn flush_done(&self, ticket: u64) -> Option<Result<(), DiskError>> {
+        let mut st = self.0.borrow_mut();
+        let st = &mut *st;
+        if !st.asynchronous {
+            return Some(Ok(()));
+        }
+        if st.in_flight.iter().any(|&(t, _)| t == ticket) {
+            // Still running, half the time.
+            if st.rng.chance(50) {
+                return None;
+            }
+            return Some(Self::complete(st, ticket));
+        }
+        Some(Ok(()))
+    }
+    fn flush_wait(&self, ticket: u64) -> Result<(), DiskError> {
+        let mut st = self.0.borrow_mut();
+        Self::complete(&mut st, ticket)
     }
 }
 
@@ -1026,7 +1120,12 @@ fn crash_loop(seed: u64, crashes: u64) -> u64 {
     let capacity = [MIB, 2 * MIB][rng.below(2) as usize];
     let fsync = [Fsync::Always, Fsync::EverySec, Fsync::No][rng.below(3) as usize];
     let mut m = Model::default();
-    let mut disk = CrashDisk::zeroed(capacity, ss as usize, rng.next());
+    let asynchronous = rng.chance(50);
+    let fresh = |image: Vec<u8>, seed: u64| {
+        let d = CrashDisk::new(image, ss as usize, seed);
+        if asynchronous { d.asynchronous() } else { d }
+    };
+    let mut disk = fresh(vec![0; capacity as usize], rng.next());
     let mut cuts = 0;
     for round in 0..crashes {
         let what = format!("seed {seed} round {round} ({fsync}, {ss}-byte sectors)");
@@ -1038,7 +1137,7 @@ fn crash_loop(seed: u64, crashes: u64) -> u64 {
             Ok(opened) => opened,
             Err(e) => {
                 assert!(disk.dead(), "{what}: open failed: {e}");
-                disk = CrashDisk::new(disk.kill(), ss as usize, rng.next());
+                disk = fresh(disk.kill(), rng.next());
                 continue;
             }
         };
@@ -1054,11 +1153,16 @@ fn crash_loop(seed: u64, crashes: u64) -> u64 {
             disk.die_after(rng.below(30));
         }
         let steps = rng.below(60);
+        // What each started flush covers (by ticket), and the completions
+        // already credited.
+        let mut covers = std::collections::HashMap::new();
+        let mut credited = disk.completed().len();
         for _ in 0..steps {
             if disk.dead() {
                 break;
             }
             let flushes = disk.flushes();
+            let starts = disk.flush_starts();
             let written_before = m.written;
             let (ok, writes) = match rng.below(100) {
                 0..=79 => {
@@ -1082,6 +1186,16 @@ fn crash_loop(seed: u64, crashes: u64) -> u64 {
             if ok && writes {
                 m.written = m.history.len();
             }
+            // A started flush covers what was written before it: a commit
+            // starts one after its write, a tick writes nothing.
+            for t in starts + 1..=disk.flush_starts() {
+                covers.insert(t, if ok { m.written } else { written_before });
+            }
+            let done = disk.completed();
+            for t in &done[credited..] {
+                m.flushed = m.flushed.max(covers[t]);
+            }
+            credited = done.len();
             // A flush makes durable what was written before it: all of it
             // if the call succeeded, what was written before the call if not.
             if disk.flushes() > flushes {
@@ -1097,7 +1211,7 @@ fn crash_loop(seed: u64, crashes: u64) -> u64 {
             // The host kept every write: everything written survives.
             m.flushed = m.written;
         }
-        disk = CrashDisk::new(image, ss as usize, rng.next());
+        disk = fresh(image, rng.next());
     }
     cuts
 }
@@ -1178,4 +1292,79 @@ fn garbage_behind_a_valid_superblock_does_not_panic() {
             assert!(replay.len() < 100);
         }
     }
+}
+
+/// `EverySec` on a disk whose flushes run beside the server (the tender's
+/// flush thread): the flush is started, not waited for; it covers what was
+/// written before it started and nothing after; at most one runs; a
+/// clean shutdown waits for it and flushes the rest; `Always` never
+/// leaves a flush in flight.
+#[test]
+fn an_everysec_flush_runs_beside_the_server_and_covers_what_came_before() {
+    let disk = CrashDisk::zeroed(MIB, 512, 7).asynchronous();
+    let (mut aof, _, _) = Aof::open(disk.clone(), Fsync::EverySec).unwrap();
+    let sync_flushes = disk.flushes();
+    commit_each(&mut aof, &sets(0..2));
+    test_clock::advance(1000);
+    // Due: this commit writes, then starts the flush, and returns.
+    commit_each(&mut aof, &sets(2..3));
+    assert_eq!(disk.flush_starts(), 1);
+    assert!(aof.flushing());
+    assert_eq!(disk.flushes(), sync_flushes, "nobody waited for a flush");
+    // Written after the start: not covered.
+    commit_each(&mut aof, &sets(3..5));
+    // Due again while the first still runs: no second one (commits
+    // poll it only when due, and it is still running at every poll).
+    test_clock::advance(1000);
+    disk.0.borrow_mut().fail_flush = false;
+    while aof.flushing() && disk.flush_starts() == 1 {
+        let before = disk.completed().len();
+        commit_each(&mut aof, &sets(5..6));
+        if disk.completed().len() == before {
+            assert_eq!(disk.flush_starts(), 1, "a second flush while the first runs");
+        }
+    }
+    // The first is done: what was written before it started survives a
+    // power loss, whatever happens to the rest.
+    assert_eq!(disk.completed()[0], 1);
+    let survived = |image| Aof::open(CrashDisk::new(image, 512, 0), Fsync::EverySec).unwrap().1;
+    for seed in 0..20 {
+        disk.0.borrow_mut().rng = Rng(seed);
+        let replay = survived(disk.power_loss());
+        assert_eq!(replay[..3], sets(0..3)[..], "written before the start survives");
+    }
+    // A clean shutdown: everything, whatever was in flight.
+    aof.sync().unwrap();
+    assert!(!aof.flushing());
+    let all = survived(disk.power_loss());
+    assert_eq!(all[..5], sets(0..5)[..]);
+    assert!(all[5..].iter().all(|c| *c == sets(5..6)[0]));
+
+    // A failed flush halts the log, found by the tick that polls it.
+    let disk = CrashDisk::zeroed(MIB, 512, 8).asynchronous();
+    let (mut aof, _, _) = Aof::open(disk.clone(), Fsync::EverySec).unwrap();
+    commit_each(&mut aof, &sets(0..1));
+    test_clock::advance(1000);
+    commit_each(&mut aof, &sets(1..2));
+    assert!(aof.flushing());
+    disk.0.borrow_mut().fail_flush = true;
+    let mut failed = false;
+    for _ in 0..64 {
+        if aof.tick().is_err() {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "the failure was seen");
+    let more = aof.append(&[b"SET", b"k", b"v"]).and_then(|()| aof.commit());
+    assert!(matches!(more, Err(AofError::Halted(_))), "{more:?}");
+
+    // `Always` flushes and waits at every commit: nothing in flight.
+    let disk = CrashDisk::zeroed(MIB, 512, 9).asynchronous();
+    let (mut aof, _, _) = Aof::open(disk.clone(), Fsync::Always).unwrap();
+    let before = disk.flushes();
+    commit_each(&mut aof, &sets(0..3));
+    assert_eq!(disk.flushes(), before + 3);
+    assert_eq!(disk.flush_starts(), 0);
+    assert!(!aof.flushing());
 }
