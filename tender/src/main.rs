@@ -32,6 +32,9 @@ mod memory;
 mod seccomp;
 mod signals;
 mod snapshot;
+// Linked against musl: the entry point and initialisers (see start.rs).
+#[cfg(tender_musl)]
+mod start;
 
 // The pure steps live in the library (src/lib.rs), which the fuzz targets
 // also link; here they keep their `crate::` paths.
