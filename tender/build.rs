@@ -214,8 +214,8 @@ fn link_musl(out: &Path) -> Option<Vec<Vec<PathBuf>>> {
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink(musl.join(f), &link).expect("link a start file");
     }
-    // What the archives compiled for glibc (libseccomp.a, libgcc_eh.a)
-    // need that musl lacks, compiled against musl's headers.
+    // What the code compiled for glibc (libseccomp.a, libgcc_eh.a, std)
+    // needs that musl lacks, compiled against musl's headers.
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("musl/shims.c");
     println!("cargo:rerun-if-changed={}", source.display());
     let gcc_include = find("include")?;
@@ -237,12 +237,9 @@ fn link_musl(out: &Path) -> Option<Vec<Vec<PathBuf>>> {
         archives.push(match *lib {
             // musl has everything in libc.a (its libm.a, libpthread.a ...
             // are empty, for the -l flags of other systems).
-            "c" | "m" | "pthread" | "dl" | "rt" | "util" => vec![musl.join("libc.a")],
-            "seccomp" => {
-                let mut v: Vec<PathBuf> = glibc.iter().map(|a| find(a)).collect::<Option<_>>()?;
-                v.push(shims_o.clone());
-                v
-            }
+            // The shims first, and with libc: every target links it.
+            "c" => vec![shims_o.clone(), musl.join("libc.a")],
+            "m" | "pthread" | "dl" | "rt" | "util" => vec![musl.join("libc.a")],
             _ => glibc.iter().map(|a| find(a)).collect::<Option<_>>()?,
         });
     }

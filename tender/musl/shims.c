@@ -1,10 +1,9 @@
 /* What the tender needs of glibc that musl lacks, when it is linked against
- * musl (tender/build.rs; docs/startup.md says why and how). Two functions,
- * each referenced by a static archive compiled for glibc (`nm -u` of the
- * archives against `nm` of musl's libc.a); everything else those archives
- * and Rust's standard library call, musl has. C, because __fprintf_chk
- * takes `...`, which stable Rust cannot define. Compiled against musl's
- * headers. */
+ * musl (tender/build.rs; docs/startup.md says why and how). Three functions,
+ * each referenced by code compiled for glibc: libseccomp.a, libgcc_eh.a and
+ * Rust's standard library (the undefined symbols of the link); everything
+ * else they call, musl has. C, because __fprintf_chk takes `...`, which
+ * stable Rust cannot define. Compiled against musl's headers. */
 #define _GNU_SOURCE
 #include <link.h>
 #include <stdarg.h>
@@ -114,4 +113,15 @@ int _dl_find_object(void *address, struct dl_find_object *result)
 {
 	struct lookup l = { (uintptr_t)address, result };
 	return dl_iterate_phdr(find_in, &l) ? 0 : -1;
+}
+
+/* Rust's standard library (built for glibc) asks for glibc's version before
+ * it spawns a process with posix_spawn, which it uses only from glibc 2.24 on
+ * (older ones did not report a failed exec), and otherwise forks and execs
+ * itself. This is not glibc: a version std does not parse ("musl"), so that
+ * it takes the path that assumes nothing of the C library. Only the unit
+ * tests' harness spawns processes; the tender never does. */
+const char *gnu_get_libc_version(void)
+{
+	return "musl";
 }

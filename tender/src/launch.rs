@@ -380,10 +380,19 @@ fn heap_range(guest_end: u64) -> Option<[u64; 2]> {
     None
 }
 
-/// musl's malloc: the heap, from brk. TODO
+/// musl's malloc: what it took with brk since the start (its metadata;
+/// it maps the blocks it hands out with mmap, which stay: two pages for
+/// `hello`, see docs/startup.md).
 #[cfg(tender_musl)]
-fn heap_range(_guest_end: u64) -> Option<[u64; 2]> {
-    None
+fn heap_range(guest_end: u64) -> Option<[u64; 2]> {
+    let start = crate::start::initial_break();
+    // SAFETY: sbrk(0) only reads the current break.
+    let brk = unsafe { libc::sbrk(0) } as u64;
+    // Never below the guest's memory, whatever the break says.
+    (start > guest_end && brk > start).then(|| {
+        let start = page_down(start);
+        [start, page_up(brk) - start]
+    })
 }
 
 /// Copies `program` and its `sock_fprog` to the bottom of the guest's top

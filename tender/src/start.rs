@@ -51,6 +51,15 @@ std::arch::global_asm!(
     sp = sym INITIAL_SP,
 );
 
+/// The program break before anything ran: where malloc's heap begins.
+static INITIAL_BREAK: AtomicUsize = AtomicUsize::new(0);
+
+/// The program break at start, before musl's malloc took any of it (0 if
+/// unknown): the heap is what lies between it and the current break.
+pub fn initial_break() -> u64 {
+    INITIAL_BREAK.load(Ordering::Relaxed) as u64
+}
+
 /// An `.init_array` entry as glibc calls it.
 type Initialiser = unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_char);
 
@@ -98,6 +107,11 @@ unsafe fn initial_arguments() -> (c_int, *const *const c_char, *const *const c_c
 /// module's safety section).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn __libc_start_init() {
+    // SAFETY: sbrk(0) only reads the break; nothing has allocated yet.
+    let brk = unsafe { libc::sbrk(0) } as usize;
+    if brk != usize::MAX {
+        INITIAL_BREAK.store(brk, Ordering::Relaxed);
+    }
     // SAFETY: called before main, see above.
     let (argc, argv, envp) = unsafe { initial_arguments() };
     // SAFETY: musl's own start-up calls _init here, then the array, which
