@@ -331,7 +331,7 @@ fn dead_ranges(sp: u64, guest_end: u64) -> Vec<[u64; 2]> {
             .map(|h| phdr.wrapping_sub(h.p_vaddr));
         let writable =
             |h: &&libc::Elf64_Phdr| h.p_type == libc::PT_LOAD && h.p_flags & libc::PF_W != 0;
-        for h in headers.iter().filter(writable).take(MAX_RANGES - 2) {
+        for h in headers.iter().filter(writable).take(MAX_RANGES - 3) {
             let Some(bias) = bias else { break };
             let start = page_down(bias.wrapping_add(h.p_vaddr));
             let end = page_up(bias.wrapping_add(h.p_vaddr).wrapping_add(h.p_memsz));
@@ -380,19 +380,22 @@ fn heap_range(guest_end: u64) -> Option<[u64; 2]> {
     None
 }
 
-/// musl's malloc: what it took with brk since the start (its metadata;
-/// it maps the blocks it hands out with mmap, which stay: two pages for
-/// `hello`, see docs/startup.md).
+/// Linked against musl: the heap Rust allocates from (`heap.rs`), and what
+/// musl's malloc took with brk since the start (its bookkeeping, for C
+/// code's allocations: libseccomp's, when it runs; the blocks themselves it
+/// maps with mmap, and those stay).
 #[cfg(tender_musl)]
-fn heap_range(guest_end: u64) -> Option<[u64; 2]> {
+fn heap_range(guest_end: u64) -> impl Iterator<Item = [u64; 2]> {
     let start = crate::start::initial_break();
     // SAFETY: sbrk(0) only reads the current break.
     let brk = unsafe { libc::sbrk(0) } as u64;
     // Never below the guest's memory, whatever the break says.
-    (start > guest_end && brk > start).then(|| {
+    let malloc = (start > guest_end && brk > start).then(|| {
         let start = page_down(start);
         [start, page_up(brk) - start]
-    })
+    });
+    let rust = crate::HEAP.used().filter(|&(start, _)| start > guest_end).map(|(s, l)| [s, l]);
+    malloc.into_iter().chain(rust)
 }
 
 /// Copies `program` and its `sock_fprog` to the bottom of the guest's top

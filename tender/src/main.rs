@@ -32,9 +32,16 @@ mod memory;
 mod seccomp;
 mod signals;
 mod snapshot;
-// Linked against musl: the entry point and initialisers (see start.rs).
+// Linked against musl: the entry point and initialisers (see start.rs),
+// and a heap that launch can release whole (see heap.rs).
+#[cfg(tender_musl)]
+mod heap;
 #[cfg(tender_musl)]
 mod start;
+
+#[cfg(tender_musl)]
+#[global_allocator]
+static HEAP: heap::Heap = heap::Heap::new();
 
 // The pure steps live in the library (src/lib.rs), which the fuzz targets
 // also link; here they keep their `crate::` paths.

@@ -20,6 +20,11 @@
 //! (`_init`, then each `.init_array` entry in order), passing `argc`,
 //! `argv` and `envp` as glibc does.
 //!
+//! It first does what glibc's start-up does and musl's static start-up
+//! does not: makes the relocated read-only data (`PT_GNU_RELRO`: the GOT,
+//! `.data.rel.ro`, `.init_array`) read-only, so that a memory-safety bug
+//! in the parsing of a hostile image cannot overwrite the pointers there.
+//!
 //! # Safety
 //!
 //! `__libc_start_init` runs once, single-threaded, before `main`, with the
@@ -58,6 +63,50 @@ static INITIAL_BREAK: AtomicUsize = AtomicUsize::new(0);
 /// unknown): the heap is what lies between it and the current break.
 pub fn initial_break() -> u64 {
     INITIAL_BREAK.load(Ordering::Relaxed) as u64
+}
+
+/// Makes the program's `PT_GNU_RELRO` range read-only, as glibc's
+/// start-up does once it has relocated a static PIE (from the range's page
+/// to the page its end lies in, both rounded down). If the kernel refuses,
+/// the process ends as glibc ends it then: a message and status 127.
+fn protect_relro() {
+    // SAFETY: getauxval only reads the auxiliary vector.
+    let (phdr, phnum) =
+        unsafe { (libc::getauxval(libc::AT_PHDR), libc::getauxval(libc::AT_PHNUM)) };
+    if phdr == 0 {
+        return;
+    }
+    // SAFETY: the kernel put `phnum` program headers of this executable at
+    // `phdr`, mapped for the life of the process.
+    let headers =
+        unsafe { std::slice::from_raw_parts(phdr as *const libc::Elf64_Phdr, phnum as usize) };
+    let Some(bias) =
+        headers.iter().find(|h| h.p_type == libc::PT_PHDR).map(|h| phdr.wrapping_sub(h.p_vaddr))
+    else {
+        return;
+    };
+    const PAGE: u64 = 4096;
+    for h in headers.iter().filter(|h| h.p_type == libc::PT_GNU_RELRO) {
+        let start = bias.wrapping_add(h.p_vaddr) & !(PAGE - 1);
+        let end = bias.wrapping_add(h.p_vaddr).wrapping_add(h.p_memsz) & !(PAGE - 1);
+        if end <= start {
+            continue;
+        }
+        // SAFETY: the range lies in this program's own segments, which
+        // nothing writes once relocated.
+        let ret = unsafe {
+            libc::mprotect(start as *mut libc::c_void, (end - start) as usize, libc::PROT_READ)
+        };
+        if ret != 0 {
+            const MESSAGE: &[u8] =
+                b"tender: cannot apply additional memory protection after relocation\n";
+            // SAFETY: writing a constant to fd 2 and exiting.
+            unsafe {
+                libc::write(2, MESSAGE.as_ptr().cast(), MESSAGE.len());
+                libc::_exit(127);
+            }
+        }
+    }
 }
 
 /// An `.init_array` entry as glibc calls it.
@@ -107,6 +156,7 @@ unsafe fn initial_arguments() -> (c_int, *const *const c_char, *const *const c_c
 /// module's safety section).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn __libc_start_init() {
+    protect_relro();
     // SAFETY: sbrk(0) only reads the break; nothing has allocated yet.
     let brk = unsafe { libc::sbrk(0) } as usize;
     if brk != usize::MAX {
@@ -124,6 +174,58 @@ pub unsafe extern "C" fn __libc_start_init() {
         while entry < end {
             (*entry)(argc, argv, envp);
             entry = entry.add(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::ffi::OsStrExt;
+
+    /// The permissions of the mapping that holds `address`, from
+    /// /proc/self/maps.
+    fn permissions_at(address: usize) -> String {
+        let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
+        for line in maps.lines() {
+            let mut fields = line.split_whitespace();
+            let range = fields.next().expect("range");
+            let (from, to) = range.split_once('-').expect("from-to");
+            let from = usize::from_str_radix(from, 16).expect("hex");
+            let to = usize::from_str_radix(to, 16).expect("hex");
+            if (from..to).contains(&address) {
+                return fields.next().expect("permissions").to_string();
+            }
+        }
+        panic!("{address:#x} is in no mapping");
+    }
+
+    #[test]
+    fn relocated_read_only_data_is_read_only() {
+        // .init_array lies at the start of PT_GNU_RELRO (with the GOT and
+        // .data.rel.ro), whose end is rounded down to a page: at least its
+        // first page is protected.
+        let init_array = (&raw const super::__init_array_start) as usize;
+        assert!(permissions_at(init_array).starts_with("r--"), "{}", permissions_at(init_array));
+    }
+
+    #[test]
+    fn std_has_the_arguments_and_environment() {
+        let cmdline = std::fs::read("/proc/self/cmdline").expect("read /proc/self/cmdline");
+        let from_kernel: Vec<&[u8]> =
+            cmdline.strip_suffix(b"\0").unwrap_or(&cmdline).split(|&b| b == 0).collect();
+        let from_std: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        assert_eq!(from_std.len(), from_kernel.len());
+        for (a, b) in from_std.iter().zip(&from_kernel) {
+            assert_eq!(a.as_bytes(), *b);
+        }
+        // The environment: std reads it through `environ`, which musl
+        // sets; the first variable the kernel has, as std sees it.
+        let environ = std::fs::read("/proc/self/environ").expect("read /proc/self/environ");
+        if let Some(first) = environ.split(|&b| b == 0).find(|v| v.contains(&b'=')) {
+            let at = first.iter().position(|&b| b == b'=').expect("=");
+            let name = std::ffi::OsStr::from_bytes(&first[..at]);
+            let value = std::env::var_os(name).expect("in std's environment");
+            assert_eq!(value.as_bytes(), &first[at + 1..]);
         }
     }
 }
