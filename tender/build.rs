@@ -171,6 +171,10 @@ const MUSL_DIRS: &[&str] =
 /// `_init`).
 const MUSL_FILES: &[&str] = &["libc.a", "rcrt1.o", "crti.o", "crtn.o"];
 
+/// What libgcc_eh.a calls through weak references (see [`link_musl`]).
+const UNWINDER_NEEDS: &[&str] =
+    &["pthread_once", "pthread_mutex_lock", "pthread_mutex_unlock", "__pthread_key_create"];
+
 /// musl's directory, if every one of [`MUSL_FILES`] is there, and that of
 /// its headers (Debian's, or beside the library as musl installs them).
 fn musl_dir() -> Option<(PathBuf, PathBuf)> {
@@ -244,6 +248,15 @@ fn link_musl(out: &Path) -> Option<Vec<Vec<PathBuf>>> {
         });
     }
     println!("cargo:rustc-link-arg=-B{}", crt.display());
+    // GCC's unwinder (panics, backtraces), built for glibc 2.34 or later
+    // where threads are always "active", calls these through weak
+    // references without checking them, and a weak reference does not
+    // pull a member out of an archive: nothing else in the tender does, so
+    // they would be null and the first backtrace would jump to address 0.
+    // `-u` makes the linker take musl's.
+    for symbol in UNWINDER_NEEDS {
+        println!("cargo:rustc-link-arg=-Wl,-u,{symbol}");
+    }
     // The entry point that hands the initialisers their arguments
     // (src/start.rs).
     println!("cargo:rustc-link-arg=-Wl,-e,tender_start");

@@ -177,25 +177,24 @@ impl State {
             return (self.carve(size, size), true);
         }
         let len = layout.size().next_multiple_of(PAGE);
-        if layout.align() <= PAGE {
-            // First fit among the free runs; the rest of a longer one stays.
-            let mut link: *mut *mut Run = &mut self.runs;
-            // SAFETY: the runs list links free runs this heap wrote.
-            unsafe {
-                while !(*link).is_null() {
-                    let run = *link;
-                    if (*run).len >= len {
-                        if (*run).len > len {
-                            let rest = run.cast::<u8>().add(len).cast::<Run>();
-                            rest.write(Run { next: (*run).next, len: (*run).len - len });
-                            *link = rest;
-                        } else {
-                            *link = (*run).next;
-                        }
-                        return (run.cast(), false);
+        // First fit among the free runs (at the alignment asked: runs are
+        // page-aligned, some more); the rest of a longer one stays free.
+        let mut link: *mut *mut Run = &mut self.runs;
+        // SAFETY: the runs list links free runs this heap wrote.
+        unsafe {
+            while !(*link).is_null() {
+                let run = *link;
+                if (*run).len >= len && (run as usize).is_multiple_of(layout.align()) {
+                    if (*run).len > len {
+                        let rest = run.cast::<u8>().add(len).cast::<Run>();
+                        rest.write(Run { next: (*run).next, len: (*run).len - len });
+                        *link = rest;
+                    } else {
+                        *link = (*run).next;
                     }
-                    link = &mut (*run).next;
+                    return (run.cast(), false);
                 }
+                link = &mut (*run).next;
             }
         }
         (self.carve(len, layout.align().max(PAGE)), true)
@@ -328,7 +327,7 @@ mod tests {
             blocks.push((p as usize, capacity(l), l));
         }
         let mut sorted = blocks.clone();
-        sorted.sort();
+        sorted.sort_by_key(|b| b.0);
         for w in sorted.windows(2) {
             assert!(w[0].0 + w[0].1 <= w[1].0, "{w:?}");
         }
@@ -339,7 +338,9 @@ mod tests {
             // SAFETY: allocated above with l.
             unsafe { heap.dealloc(p as *mut u8, l) };
         }
-        for &(_, _, l) in &blocks {
+        // (In the reverse order: the free lists are LIFO, so each layout
+        // finds its own block, the 8 KiB-aligned one included.)
+        for &(_, _, l) in blocks.iter().rev() {
             // SAFETY: a non-zero size.
             assert!(!unsafe { heap.alloc(l) }.is_null());
         }

@@ -208,6 +208,20 @@ mod tests {
         assert!(permissions_at(init_array).starts_with("r--"), "{}", permissions_at(init_array));
     }
 
+    /// GCC's unwinder under musl: `_dl_find_object` (shims.c) finds the
+    /// unwind tables, and the pthread functions it calls are linked
+    /// (build.rs's `-u`; without them this test jumped to address 0).
+    #[test]
+    fn a_panic_unwinds_and_a_backtrace_has_frames() {
+        let caught = std::panic::catch_unwind(|| panic!("unwinding under musl"));
+        assert!(caught.is_err());
+        let trace = std::backtrace::Backtrace::force_capture();
+        assert_eq!(trace.status(), std::backtrace::BacktraceStatus::Captured);
+        // Symbolised from the debug information: this test's own frame.
+        let text = trace.to_string();
+        assert!(text.contains("a_panic_unwinds_and_a_backtrace_has_frames"), "{text}");
+    }
+
     #[test]
     fn std_has_the_arguments_and_environment() {
         let cmdline = std::fs::read("/proc/self/cmdline").expect("read /proc/self/cmdline");
