@@ -15,6 +15,12 @@
 //! missing, the tender is linked dynamically as usual, with a warning: it
 //! works the same, only starts slower.
 //!
+//! Against musl's static library when it is installed, glibc's otherwise
+//! (with a warning): musl's start-up executes none of the ~40 `CPUID`
+//! instructions of glibc's, which trap to the hypervisor on a VM
+//! (`docs/startup.md`: the start files, the shims in `musl/shims.c`, what
+//! `src/start.rs` and `src/heap.rs` do for std built for glibc).
+//!
 //! It also has libseccomp generate the seccomp programs of the usual device
 //! combinations, which the tender compiles in and patches with the run's
 //! fds and sizes instead of running libseccomp at every start

@@ -257,8 +257,8 @@ enum Error {
 /// SIGSEGV/SIGBUS handler on an alternate signal stack, reads
 /// `/proc/self/maps` to find the main thread's stack and changes SIGPIPE,
 /// a dozen system calls at every launch that `launch` would then undo. std
-/// itself works as usual (glibc hands it the arguments). What std's start-up
-/// did that matters is done here: fds 0-2 are made valid, so that no file
+/// itself works as usual (glibc, or start.rs under musl, hands it the
+/// arguments). What std's start-up did that matters is done here: fds 0-2 are made valid, so that no file
 /// the tender opens can become the guest's console, and stdout is flushed.
 #[cfg(not(test))]
 #[allow(unsafe_code)]
