@@ -258,8 +258,9 @@ enum Error {
 /// `/proc/self/maps` to find the main thread's stack and changes SIGPIPE,
 /// a dozen system calls at every launch that `launch` would then undo. std
 /// itself works as usual (glibc, or start.rs under musl, hands it the
-/// arguments). What std's start-up did that matters is done here: fds 0-2 are made valid, so that no file
-/// the tender opens can become the guest's console, and stdout is flushed.
+/// arguments). What std's start-up did that matters is done here: fds 0-2
+/// are made valid, so that no file the tender opens can become the guest's
+/// console, and stdout is flushed.
 #[cfg(not(test))]
 #[allow(unsafe_code)]
 #[unsafe(no_mangle)]
