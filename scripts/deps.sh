@@ -5,6 +5,9 @@
 
 # Debian packages the build and the tests use:
 #   libseccomp-dev  the tender builds its filter with libseccomp
+#   musl-tools      musl's static C library (musl-dev), which the tender is
+#                   linked against for its start-up time (docs/startup.md;
+#                   without it, glibc's, with a warning)
 #   gcc             the linker driver for Rust, and native peers for benchmarks
 #   util-linux      setpriv, to run a guest as an unprivileged user in the tests
 #   dosfstools, mtools   FAT disk images (nabla disk, the file-system tests)
@@ -26,7 +29,7 @@
 #   qemu-system-x86, busybox-static, cpio   the HAP lab VM (TCG)
 #   librsvg2-bin    rsvg-convert: the HAP chart as PNG
 NABLA_DEBIAN_PACKAGES=(
-    libseccomp-dev gcc util-linux
+    libseccomp-dev musl-tools gcc util-linux
     iproute2 iputils-ping curl dnsmasq-base strace gdb
     nginx-light wrk
     dosfstools mtools

@@ -15,6 +15,12 @@
 //! missing, the tender is linked dynamically as usual, with a warning: it
 //! works the same, only starts slower.
 //!
+//! Against musl's static library when it is installed, glibc's otherwise
+//! (with a warning): musl's start-up executes none of the ~40 `CPUID`
+//! instructions of glibc's, which trap to the hypervisor on a VM
+//! (`docs/startup.md`: the start files, the shims in `musl/shims.c`, what
+//! `src/start.rs` and `src/heap.rs` do for std built for glibc).
+//!
 //! It also has libseccomp generate the seccomp programs of the usual device
 //! combinations, which the tender compiles in and patches with the run's
 //! fds and sizes instead of running libseccomp at every start
@@ -169,8 +175,112 @@ fn generate_seccomp_templates(out: &Path) {
     std::fs::write(out.join("seccomp_templates.bin"), blob).expect("write seccomp_templates.bin");
 }
 
+/// Where Debian's musl-dev (and musl's own `make install`) put musl's
+/// static library and start files for x86-64.
+const MUSL_DIRS: &[&str] =
+    &["/usr/lib/x86_64-linux-musl", "/usr/lib/musl/lib", "/usr/local/musl/lib"];
+
+/// The files of musl the tender links: the library, and the start files of
+/// a static PIE (`rcrt1.o` relocates the program, `crti.o`/`crtn.o` frame
+/// `_init`).
+const MUSL_FILES: &[&str] = &["libc.a", "rcrt1.o", "crti.o", "crtn.o"];
+
+/// What libgcc_eh.a calls through weak references (see [`link_musl`]).
+const UNWINDER_NEEDS: &[&str] =
+    &["pthread_once", "pthread_mutex_lock", "pthread_mutex_unlock", "__pthread_key_create"];
+
+/// musl's directory, if every one of [`MUSL_FILES`] is there, and that of
+/// its headers (Debian's, or beside the library as musl installs them).
+fn musl_dir() -> Option<(PathBuf, PathBuf)> {
+    let lib = MUSL_DIRS
+        .iter()
+        .map(PathBuf::from)
+        .find(|dir| MUSL_FILES.iter().all(|f| dir.join(f).exists()))?;
+    let include = [PathBuf::from("/usr/include/x86_64-linux-musl"), lib.join("../include")]
+        .into_iter()
+        .find(|dir| dir.join("link.h").exists())?;
+    Some((lib, include))
+}
+
+/// Links the tender against musl's static library instead of glibc's, if
+/// musl is installed (`docs/startup.md` says why: glibc's start-up executes
+/// some 40 `CPUID` instructions, musl's none). Returns the archives each of
+/// [`LIBS`] stands for, or None to link glibc's.
+fn link_musl(out: &Path) -> Option<Vec<Vec<PathBuf>>> {
+    println!("cargo:rerun-if-env-changed=NABLA_TENDER_GLIBC");
+    if std::env::var_os("NABLA_TENDER_GLIBC").is_some() {
+        return None;
+    }
+    let Some((musl, include)) = musl_dir() else {
+        println!(
+            "cargo:warning=no musl (Debian: musl-dev): linking the tender against glibc (slower \
+             start, see docs/startup.md)"
+        );
+        println!("cargo:rerun-if-changed={}", out.join("look-again").display());
+        return None;
+    };
+    for f in MUSL_FILES {
+        println!("cargo:rerun-if-changed={}", musl.join(f).display());
+    }
+    // The start files: gcc takes those of `-static-pie` (rcrt1.o, crti.o,
+    // crtn.o) from a `-B` directory before its own (glibc's); gcc's
+    // crtbeginS.o and crtendS.o, which belong to the compiler, stay.
+    let crt = out.join("musl-crt");
+    std::fs::create_dir_all(&crt).expect("create the start-file directory");
+    for f in &MUSL_FILES[1..] {
+        let link = crt.join(f);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(musl.join(f), &link).expect("link a start file");
+    }
+    // What the code compiled for glibc (libseccomp.a, libgcc_eh.a, std)
+    // needs that musl lacks, compiled against musl's headers.
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("musl/shims.c");
+    println!("cargo:rerun-if-changed={}", source.display());
+    let gcc_include = find("include")?;
+    let shims_o = out.join("musl-shims.o");
+    let status = Command::new("cc")
+        .args(["-c", "-O2", "-fPIE", "-std=c11", "-Wall", "-Wextra", "-Werror", "-nostdinc"])
+        .arg("-isystem")
+        .arg(&include)
+        .arg("-isystem")
+        .arg(&gcc_include)
+        .arg("-o")
+        .arg(&shims_o)
+        .arg(&source)
+        .status()
+        .expect("run cc");
+    assert!(status.success(), "cc failed on {}", source.display());
+    let mut archives = Vec::new();
+    for (lib, glibc) in LIBS {
+        archives.push(match *lib {
+            // musl has everything in libc.a (its libm.a, libpthread.a ...
+            // are empty, for the -l flags of other systems).
+            // The shims first, and with libc: every target links it.
+            "c" => vec![shims_o.clone(), musl.join("libc.a")],
+            "m" | "pthread" | "dl" | "rt" | "util" => vec![musl.join("libc.a")],
+            _ => glibc.iter().map(|a| find(a)).collect::<Option<_>>()?,
+        });
+    }
+    println!("cargo:rustc-link-arg=-B{}", crt.display());
+    // GCC's unwinder (panics, backtraces), built for glibc 2.34 or later
+    // where threads are always "active", calls these through weak
+    // references without checking them, and a weak reference does not
+    // pull a member out of an archive: nothing else in the tender does, so
+    // they would be null and the first backtrace would jump to address 0.
+    // `-u` makes the linker take musl's.
+    for symbol in UNWINDER_NEEDS {
+        println!("cargo:rustc-link-arg=-Wl,-u,{symbol}");
+    }
+    // The entry point that hands the initialisers their arguments
+    // (src/start.rs).
+    println!("cargo:rustc-link-arg=-Wl,-e,tender_start");
+    println!("cargo:rustc-cfg=tender_musl");
+    Some(archives)
+}
+
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo::rustc-check-cfg=cfg(tender_musl)");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
     generate_seccomp_templates(&out);
     println!("cargo:rerun-if-env-changed=NABLA_TENDER_DYNAMIC");
@@ -185,23 +295,36 @@ fn main() {
     }
     let shims = out.join("static-shims");
     std::fs::create_dir_all(&shims).expect("create shim directory");
-    for (lib, archives) in LIBS {
-        let mut paths = Vec::new();
-        for archive in *archives {
-            match find(archive) {
-                Some(p) => paths.push(format!("\"{}\"", p.display())),
-                None => {
-                    println!(
-                        "cargo:warning=no {archive}: linking the tender dynamically (slower start)"
-                    );
-                    // Look again on every build until it is there (a path
-                    // that does not exist is always out of date), so that
-                    // installing it later is enough to get a static tender.
-                    println!("cargo:rerun-if-changed={}", out.join("look-again").display());
-                    return;
+    let archives = match link_musl(&out) {
+        Some(archives) => archives,
+        None => {
+            let mut all = Vec::new();
+            for (_, archives) in LIBS {
+                let mut paths = Vec::new();
+                for archive in *archives {
+                    match find(archive) {
+                        Some(p) => paths.push(p),
+                        None => {
+                            println!(
+                                "cargo:warning=no {archive}: linking the tender dynamically \
+                                 (slower start)"
+                            );
+                            // Look again on every build until it is there (a
+                            // path that does not exist is always out of
+                            // date), so that installing it later is enough
+                            // to get a static tender.
+                            println!("cargo:rerun-if-changed={}", out.join("look-again").display());
+                            return;
+                        }
+                    }
                 }
+                all.push(paths);
             }
+            all
         }
+    };
+    for ((lib, _), paths) in LIBS.iter().zip(&archives) {
+        let paths: Vec<String> = paths.iter().map(|p| format!("\"{}\"", p.display())).collect();
         let script =
             format!("/* static {lib}, see tender/build.rs */\nINPUT({})\n", paths.join(" "));
         std::fs::write(shims.join(format!("lib{lib}.so")), script).expect("write shim");
@@ -210,12 +333,12 @@ fn main() {
     // Every target that links: the binary, and the unit-test harnesses of
     // the binary and of the library (which see the shims too).
     println!("cargo:rustc-link-arg=-static-pie");
-    // glibc's start-up code, which every start runs, laid out together at
-    // the front of the text rather than wherever its objects fall: a fault
+    // The start-up code, which every start runs, laid out together at the
+    // front of the text rather than wherever its objects fall: a fault
     // maps a 64 KiB window of code, and these functions were spread over
-    // several (hot-start-symbols.txt; names of Debian 12's static glibc,
-    // from a profile of `tender hello`; a name the library lacks is
-    // ignored, so another glibc only loses the ordering).
+    // several (hot-start-symbols.txt; from a profile of `tender hello`; a
+    // name the library lacks is ignored, so another libc only loses the
+    // ordering).
     let order = Path::new(env!("CARGO_MANIFEST_DIR")).join("hot-start-symbols.txt");
     println!("cargo:rerun-if-changed={}", order.display());
     println!("cargo:rustc-link-arg=-Wl,--symbol-ordering-file={}", order.display());

@@ -331,7 +331,7 @@ fn dead_ranges(sp: u64, guest_end: u64) -> Vec<[u64; 2]> {
             .map(|h| phdr.wrapping_sub(h.p_vaddr));
         let writable =
             |h: &&libc::Elf64_Phdr| h.p_type == libc::PT_LOAD && h.p_flags & libc::PF_W != 0;
-        for h in headers.iter().filter(writable).take(MAX_RANGES - 2) {
+        for h in headers.iter().filter(writable).take(MAX_RANGES - 3) {
             let Some(bias) = bias else { break };
             let start = page_down(bias.wrapping_add(h.p_vaddr));
             let end = page_up(bias.wrapping_add(h.p_vaddr).wrapping_add(h.p_memsz));
@@ -340,16 +340,7 @@ fn dead_ranges(sp: u64, guest_end: u64) -> Vec<[u64; 2]> {
             }
         }
     }
-    // glibc's static TLS block, on the page or two under malloc's part of
-    // the heap, goes too when malloc's start is not page aligned.
-    // SAFETY: sbrk(0) only reads the current break; mallinfo2 only reads
-    // malloc's bookkeeping.
-    let (brk, arena) = unsafe { (libc::sbrk(0) as u64, libc::mallinfo2().arena as u64) };
-    // Never below the guest's memory, whatever malloc reports.
-    if arena > 0 && brk >= arena && brk > guest_end {
-        let start = page_down(brk - arena).max(guest_end);
-        ranges.push([start, page_up(brk) - start]);
-    }
+    ranges.extend(heap_range(guest_end));
     // The stack, always the last range: the strings at its top end with
     // the executable's name (AT_EXECFN), 8 bytes under the end of the stack
     // mapping. Without it, only the part under the stack pointer.
@@ -373,6 +364,40 @@ fn dead_ranges(sp: u64, guest_end: u64) -> Vec<[u64; 2]> {
     ranges
 }
 
+/// malloc's heap, from brk: what glibc's malloc took with it.
+#[cfg(not(tender_musl))]
+fn heap_range(guest_end: u64) -> Option<[u64; 2]> {
+    // glibc's static TLS block, on the page or two under malloc's part of
+    // the heap, goes too when malloc's start is not page aligned.
+    // SAFETY: sbrk(0) only reads the current break; mallinfo2 only reads
+    // malloc's bookkeeping.
+    let (brk, arena) = unsafe { (libc::sbrk(0) as u64, libc::mallinfo2().arena as u64) };
+    // Never below the guest's memory, whatever malloc reports.
+    if arena > 0 && brk >= arena && brk > guest_end {
+        let start = page_down(brk - arena).max(guest_end);
+        return Some([start, page_up(brk) - start]);
+    }
+    None
+}
+
+/// Linked against musl: the heap Rust allocates from (`heap.rs`), and what
+/// musl's malloc took with brk since the start (its bookkeeping, for C
+/// code's allocations: libseccomp's, when it runs; the blocks themselves it
+/// maps with mmap, and those stay).
+#[cfg(tender_musl)]
+fn heap_range(guest_end: u64) -> impl Iterator<Item = [u64; 2]> {
+    let start = crate::start::initial_break();
+    // SAFETY: sbrk(0) only reads the current break.
+    let brk = unsafe { libc::sbrk(0) } as u64;
+    // Never below the guest's memory, whatever the break says.
+    let malloc = (start > guest_end && brk > start).then(|| {
+        let start = page_down(start);
+        [start, page_up(brk) - start]
+    });
+    let rust = crate::HEAP.used().filter(|&(start, _)| start > guest_end).map(|(s, l)| [s, l]);
+    malloc.into_iter().chain(rust)
+}
+
 /// Copies `program` and its `sock_fprog` to the bottom of the guest's top
 /// stack page(s), which the guest overwrites as its stack grows (the kernel
 /// copies the filter when it installs it): so the tender needs no memory of
@@ -394,17 +419,22 @@ fn place_program(program: &[libc::sock_filter], len: u16, stack_top: u64) -> u64
     base
 }
 
-// What glibc says about the process: the offset from the thread pointer of
-// the restartable-sequences area it registered for the thread (2.35 and
-// later), that area's size (0: not registered), and argv[0].
+// What the C library says about the process: argv[0] (glibc and musl),
+// and, in glibc, the offset from the thread pointer of the
+// restartable-sequences area it registered for the thread (2.35 and later)
+// and that area's size (0: not registered).
+unsafe extern "C" {
+    /// argv[0], as the C library found it.
+    static program_invocation_name: *const libc::c_char;
+}
+#[cfg(not(tender_musl))]
 unsafe extern "C" {
     static __rseq_offset: isize;
     static __rseq_size: u32;
-    /// argv[0], as glibc found it.
-    static program_invocation_name: *const libc::c_char;
 }
 
 /// The signature glibc registers its rseq area with on x86-64.
+#[cfg(not(tender_musl))]
 const RSEQ_SIG: u32 = 0x5305_3053;
 
 /// Unregisters the main thread's rseq area. Once registered, the kernel
@@ -414,6 +444,7 @@ const RSEQ_SIG: u32 = 0x5305_3053;
 /// through code of the kernel the guest would otherwise never reach. The
 /// guest has no use for it. Best effort: a failure (an rseq area not
 /// glibc's, a length this glibc does not say) costs a page, nothing else.
+#[cfg(not(tender_musl))]
 fn unregister_rseq() {
     // SAFETY: reading two integers glibc initialises before main.
     let (offset, size) = unsafe { (__rseq_offset, __rseq_size) };
@@ -436,6 +467,11 @@ fn unregister_rseq() {
         }
     }
 }
+
+/// musl registers no rseq area (1.2.3 makes no `rseq` call): nothing to
+/// undo.
+#[cfg(tender_musl)]
+fn unregister_rseq() {}
 
 /// Seals the process with `program` and jumps to the guest.
 pub fn launch(

@@ -12,3 +12,9 @@ pub mod boot;
 pub mod image;
 pub mod layout;
 pub mod vdso;
+
+// Linked against musl, the unit tests' harness needs the entry point and
+// initialisers too (the binary has its own copy: see src/start.rs).
+#[cfg(all(test, tender_musl))]
+#[allow(dead_code)]
+mod start;

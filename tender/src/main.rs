@@ -33,6 +33,16 @@ mod memory;
 mod seccomp;
 mod signals;
 mod snapshot;
+// Linked against musl: the entry point and initialisers (see start.rs),
+// and a heap that launch can release whole (see heap.rs).
+#[cfg(tender_musl)]
+mod heap;
+#[cfg(tender_musl)]
+mod start;
+
+#[cfg(tender_musl)]
+#[global_allocator]
+static HEAP: heap::Heap = heap::Heap::new();
 
 // The pure steps live in the library (src/lib.rs), which the fuzz targets
 // also link; here they keep their `crate::` paths.
@@ -250,9 +260,10 @@ enum Error {
 /// SIGSEGV/SIGBUS handler on an alternate signal stack, reads
 /// `/proc/self/maps` to find the main thread's stack and changes SIGPIPE,
 /// a dozen system calls at every launch that `launch` would then undo. std
-/// itself works as usual (glibc hands it the arguments). What std's start-up
-/// did that matters is done here: fds 0-2 are made valid, so that no file
-/// the tender opens can become the guest's console, and stdout is flushed.
+/// itself works as usual (glibc, or start.rs under musl, hands it the
+/// arguments). What std's start-up did that matters is done here: fds 0-2
+/// are made valid, so that no file the tender opens can become the guest's
+/// console, and stdout is flushed.
 #[cfg(not(test))]
 #[allow(unsafe_code)]
 #[unsafe(no_mangle)]
