@@ -550,6 +550,9 @@ impl Iface {
         let mut quick: Vec<(SocketHandle, smoltcp::time::Duration)> = Vec::new();
         loop {
             if self.tap.syn_gate_closed {
+                // A connection request took the last listening socket: the
+                // connections that closed in this batch give theirs first.
+                self.sweep_orphans(from_smol(ts));
                 self.refresh_listeners();
             }
             match self.iface.poll_ingress_single(ts, &mut self.tap, &mut self.sockets) {
@@ -661,13 +664,16 @@ impl Iface {
         tap.connections_listed = true;
     }
 
-    fn sweep_orphans(&mut self, now: Instant) {
-        let sockets = &mut self.sockets;
-        self.orphans.retain(|&(h, since)| {
+    /// Frees the closed sockets of dropped streams (a listener keeps some
+    /// of its connections' to listen again: `Listener::keep_spare`), aborts
+    /// those that lingered too long, and frees spares left unused.
+    pub(crate) fn sweep_orphans(&mut self, now: Instant) {
+        let Self { sockets, listeners, orphans, .. } = self;
+        orphans.retain(|&(h, since)| {
             let s = sockets.get_mut::<stcp::Socket>(h);
             match s.state() {
                 stcp::State::Closed | stcp::State::TimeWait => {
-                    sockets.remove(h);
+                    free_socket(sockets, listeners, h, now);
                     false
                 }
                 _ if now.duration_since(since) > ORPHAN_LINGER => {
@@ -677,6 +683,9 @@ impl Iface {
                 _ => true,
             }
         });
+        for l in listeners {
+            l.expire_spares(now);
+        }
     }
 
     /// Whether this is the loopback interface.
@@ -830,6 +839,25 @@ pub async fn wait_configured() {
     }
 }
 
+/// Takes the closed TCP socket `h` out of `sockets`: the listener it
+/// listened for keeps it to listen again (`Listener::keep_spare`), or it is
+/// freed.
+pub(crate) fn free_socket(
+    sockets: &mut SocketSet<'static>,
+    listeners: &mut [tcp::Listener],
+    h: SocketHandle,
+    now: Instant,
+) {
+    // An accepted connection's socket still names the endpoint it listened
+    // at (a closed one has no local endpoint left).
+    let port = sockets.get::<stcp::Socket>(h).listen_endpoint().port;
+    if let smoltcp::socket::Socket::Tcp(s) = sockets.remove(h)
+        && let Some(l) = listeners.iter_mut().find(|l| port != 0 && l.port == port)
+    {
+        l.keep_spare(s, now);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use smoltcp::phy::{Device, TxToken};
@@ -889,6 +917,83 @@ mod tests {
         assert_eq!(lo.tap.stats.rx_frames, 150 + per_turn);
         lo.poll_frames(ts);
         assert_eq!(lo.tap.stats.rx_frames, 160);
+    }
+
+    /// 10,008 short connections to a listener, one and 8 at once in turn:
+    /// its closed connections' sockets listen again (no new buffers), the
+    /// spares stay bounded, the set holds no more sockets than the
+    /// connections open at once, and once the spares are freed after
+    /// `SPARE_LINGER` the set holds the listening socket alone.
+    #[test]
+    fn a_listeners_closed_sockets_listen_again() {
+        use smoltcp::socket::tcp::{Socket, SocketBuffer, State};
+        let t0 = Instant::now();
+        let mut lo = loopback(t0);
+        let opts =
+            TcpOptions { rx_buffer: 4096, tx_buffer: 2048, ack_delay: None, ..Default::default() };
+        lo.listeners.push(tcp::Listener::new(80, None, opts));
+        let mut port = 40000;
+        let mut most = 0;
+        let mut connections = 0;
+        for round in 0..2224 {
+            let at_once = if round % 2 == 0 { 1 } else { 8 };
+            let mut clients = Vec::new();
+            for _ in 0..at_once {
+                let mut c =
+                    Socket::new(SocketBuffer::new(vec![0; 1024]), SocketBuffer::new(vec![0; 1024]));
+                c.set_ack_delay(None);
+                c.connect(lo.iface.context(), (IpAddress::v4(127, 0, 0, 1), 80), port).unwrap();
+                port += 1;
+                clients.push(lo.sockets.add(c));
+            }
+            for _ in 0..16 {
+                lo.poll_frames(smol_now(t0));
+            }
+            let mut accepted = Vec::new();
+            while let Some((h, _)) =
+                lo.listeners[0].take_established(&mut lo.sockets, core::task::Waker::noop())
+            {
+                let s = lo.sockets.get_mut::<Socket>(h);
+                assert_eq!((s.recv_capacity(), s.send_capacity()), (4096, 2048));
+                s.send_slice(b"HTTP/1.0 200 OK\r\n\r\n").unwrap();
+                // The server closes first, as a server of `Connection: close` does.
+                s.close();
+                lo.orphans.push((h, t0));
+                accepted.push(h);
+            }
+            assert_eq!(accepted.len(), at_once, "round {round}");
+            connections += at_once;
+            for _ in 0..16 {
+                lo.poll_frames(smol_now(t0));
+            }
+            for &c in &clients {
+                let s = lo.sockets.get_mut::<Socket>(c);
+                assert!(s.can_recv(), "round {round}: the response came");
+                s.close();
+            }
+            for _ in 0..16 {
+                lo.poll_frames(smol_now(t0));
+            }
+            most = most.max(lo.sockets.iter().count());
+            lo.sweep_orphans(t0);
+            for c in clients {
+                let s = lo.sockets.get_mut::<Socket>(c);
+                assert!(matches!(s.state(), State::Closed | State::TimeWait), "{}", s.state());
+                lo.sockets.remove(c);
+            }
+            assert!(lo.orphans.is_empty(), "round {round}: every server socket closed");
+            assert!(lo.listeners[0].spares() <= tcp::SPARES);
+        }
+        assert!(lo.listeners[0].spares() > 0, "closed sockets are kept");
+        assert_eq!(connections, 10_008);
+        let made = lo.listeners[0].made;
+        assert!(made <= 2 * tcp::SPARES, "{made} sockets made for {connections} connections");
+        // 8 connections' two ends and a listening socket at most.
+        assert!(most <= 17, "{most} sockets");
+        lo.sweep_orphans(t0 + tcp::SPARE_LINGER);
+        assert_eq!(lo.listeners[0].spares(), 0, "freed after SPARE_LINGER");
+        // Nothing leaked: the listening socket is all the set holds.
+        assert_eq!(lo.sockets.iter().count(), 1);
     }
 
     /// Two connected sockets on the loopback, each with `buf` bytes to

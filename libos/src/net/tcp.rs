@@ -118,7 +118,15 @@ fn listening_socket(
     addr: Option<Ipv4Addr>,
     port: u16,
 ) -> Result<tcp::Socket<'static>, NetError> {
-    let mut s = new_socket(opts)?;
+    listen_on(new_socket(opts)?, addr, port)
+}
+
+/// `s` (new, or a spare made new again by [`renew`]) listening on `port`.
+fn listen_on(
+    mut s: tcp::Socket<'static>,
+    addr: Option<Ipv4Addr>,
+    port: u16,
+) -> Result<tcp::Socket<'static>, NetError> {
     s.set_timeout(Some(to_smol_duration(SYN_TIMEOUT)));
     s.listen(listen_endpoint(addr, port)).map_err(|_| NetError::InvalidAddress)?;
     Ok(s)
@@ -134,9 +142,19 @@ fn new_socket(opts: &TcpOptions) -> Result<tcp::Socket<'static>, NetError> {
     let rx = tcp::SocketBuffer::new(zeroed(opts.rx_buffer)?);
     let tx = tcp::SocketBuffer::new(zeroed(opts.tx_buffer)?);
     let mut s = tcp::Socket::new(rx, tx);
+    renew(&mut s, opts);
+    Ok(s)
+}
+
+/// Gives `s` the settings of a socket [`new_socket`] makes with `opts`:
+/// everything a stream or a listener may set on its socket. A spare
+/// socket's connection state is reset by `listen` (smoltcp's `reset`).
+fn renew(s: &mut tcp::Socket<'static>, opts: &TcpOptions) {
     s.set_nagle_enabled(!opts.nodelay);
     s.set_ack_delay(opts.ack_delay.map(to_smol_duration));
-    Ok(s)
+    s.set_timeout(None);
+    s.set_keep_alive(None);
+    s.set_hop_limit(None);
 }
 
 /// `len` zero bytes, or [`NetError::OutOfMemory`] if the heap has no room.
@@ -177,13 +195,44 @@ pub(crate) struct Listener {
     /// When a lean listening socket was last checked (see
     /// [`recheck_lean`](Self::recheck_lean)).
     lean_checked: Option<smoltcp::time::Instant>,
+    /// Closed sockets of this listener's connections, kept to listen again
+    /// (see [`keep_spare`](Self::keep_spare)), and when one was last kept.
+    spares: Vec<tcp::Socket<'static>>,
+    spares_used: Instant,
+    /// How many sockets it made with new buffers.
+    pub(crate) made: usize,
 }
+
+/// How many closed sockets a listener keeps to listen again, per
+/// interface: a new connection then costs no allocation and no zeroing of
+/// its buffers (320 KiB to 1.25 MiB for libos-std's sockets, which was
+/// most of the guest's CPU per connection; docs/performance.md, "A new
+/// connection per request").
+pub(crate) const SPARES: usize = 8;
+
+/// How long a listener keeps its spare sockets after it last kept one:
+/// the heap gets their buffers back soon after a burst of connections.
+pub(crate) const SPARE_LINGER: Duration = Duration::from_secs(1);
 
 /// How often a lean listening socket is checked against the listener's
 /// connections, to be made large again once they are few.
 const LEAN_RECHECK: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(50);
 
 impl Listener {
+    pub(crate) fn new(port: u16, addr: Option<Ipv4Addr>, opts: TcpOptions) -> Self {
+        Self {
+            port,
+            addr,
+            opts,
+            sockets: Vec::new(),
+            waker: None,
+            lean_checked: None,
+            spares: Vec::new(),
+            spares_used: Instant::from_duration(Duration::ZERO),
+            made: 0,
+        }
+    }
+
     /// Puts the sockets whose connection ended before it was accepted back
     /// to listening, adds a listening socket if none is left, the backlog
     /// has room, the listener's connections are under `max_connections` and
@@ -207,7 +256,13 @@ impl Listener {
         if listening == 0
             && pending < self.opts.backlog
             && let Some(opts) = self.next_socket_options(set)
-            && let Ok(mut s) = listening_socket(&opts, self.addr, self.port)
+            && let Ok(mut s) = self.take_spare(&opts).map_or_else(
+                || {
+                    self.made += 1;
+                    listening_socket(&opts, self.addr, self.port)
+                },
+                |s| listen_on(s, self.addr, self.port),
+            )
         {
             if let Some(w) = &self.waker {
                 s.register_recv_waker(w);
@@ -216,6 +271,52 @@ impl Listener {
             listening = 1;
         }
         listening
+    }
+
+    /// A spare socket with `opts`' buffers, made new again, if there is one.
+    fn take_spare(&mut self, opts: &TcpOptions) -> Option<tcp::Socket<'static>> {
+        let k = self.spares.iter().position(|s| {
+            s.recv_capacity() == opts.rx_buffer && s.send_capacity() == opts.tx_buffer
+        })?;
+        let mut s = self.spares.swap_remove(k);
+        renew(&mut s, opts);
+        Some(s)
+    }
+
+    /// Keeps `s`, the closed socket of one of this listener's connections
+    /// (taken out of the set), to listen again, if the listener has fewer
+    /// than [`SPARES`] and could make a socket of its size; otherwise it
+    /// is freed. Its buffers keep the old connection's bytes, which
+    /// smoltcp never reads before the new one writes over them.
+    pub(crate) fn keep_spare(&mut self, mut s: tcp::Socket<'static>, now: Instant) {
+        let (rx, tx) = (s.recv_capacity(), s.send_capacity());
+        let fits = (rx, tx) == (self.opts.rx_buffer, self.opts.tx_buffer)
+            || self.opts.lean.is_some_and(|l| (rx, tx) == (l.rx_buffer, l.tx_buffer));
+        if fits {
+            if self.spares.len() == SPARES {
+                // The oldest goes: sockets of a size no longer asked for
+                // (a listener's first, large ones) do not hold the places.
+                self.spares.remove(0);
+            }
+            // Closed, so that nothing of the old connection is sent if
+            // anything polls it; `listen` resets the rest.
+            s.abort();
+            self.spares.push(s);
+            self.spares_used = now;
+        }
+    }
+
+    /// Frees the spare sockets if none was kept for [`SPARE_LINGER`].
+    pub(crate) fn expire_spares(&mut self, now: Instant) {
+        if !self.spares.is_empty() && now.duration_since(self.spares_used) >= SPARE_LINGER {
+            self.spares = Vec::new();
+        }
+    }
+
+    /// How many spare sockets the listener holds.
+    #[cfg(test)]
+    pub(crate) fn spares(&self) -> usize {
+        self.spares.len()
     }
 
     /// The options of the next listening socket (its buffers lean past
@@ -302,7 +403,7 @@ impl Listener {
 
     /// Takes an established connection out of the backlog, if there is
     /// one; otherwise registers `waker` with the sockets waiting for one.
-    fn take_established(
+    pub(crate) fn take_established(
         &mut self,
         set: &mut SocketSet<'static>,
         waker: &Waker,
@@ -383,14 +484,7 @@ impl TcpListener {
         let at = (!addr.ip().is_unspecified()).then_some(*addr.ip());
         for idx in ifaces {
             let i = &mut stack.ifaces[idx];
-            let mut l = Listener {
-                port,
-                addr: at,
-                opts,
-                sockets: Vec::new(),
-                waker: None,
-                lean_checked: None,
-            };
+            let mut l = Listener::new(port, at, opts);
             l.refresh(&mut i.sockets);
             i.listeners.push(l);
         }
@@ -1103,7 +1197,7 @@ impl Drop for TcpStream {
         // An aborted socket keeps its peer until the stack has sent the
         // reset: freed now, the peer would never hear of it.
         if s.state() == State::Closed && s.remote_endpoint().is_none() {
-            iface.sockets.remove(handle);
+            super::free_socket(&mut iface.sockets, &mut iface.listeners, handle, now);
         } else {
             // Closing gracefully, or its reset still to send: the stack
             // frees it once closed (see `sweep_orphans`).
@@ -1149,6 +1243,9 @@ mod tests {
             sockets: Vec::new(),
             waker: None,
             lean_checked: None,
+            spares: Vec::new(),
+            spares_used: Instant::from_duration(Duration::ZERO),
+            made: 0,
         }
     }
 
@@ -1383,6 +1480,9 @@ mod tests {
             sockets: Vec::new(),
             waker: None,
             lean_checked: None,
+            spares: Vec::new(),
+            spares_used: Instant::from_duration(Duration::ZERO),
+            made: 0,
         };
         let mut set = SocketSet::new(Vec::new());
         assert_eq!(l.refresh(&mut set), 0, "no listening socket, no abort");
