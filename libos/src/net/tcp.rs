@@ -32,7 +32,8 @@ use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::AnySocket;
 use smoltcp::socket::tcp::{self, RecvError, State};
 
-use super::{Iface, Ipv4Addr, NetError, STACK, SocketAddrV4, Stack, park};
+use super::park::{self, ParkedKeys};
+use super::{Iface, Ipv4Addr, NetError, STACK, SocketAddrV4, Stack};
 use crate::time::Instant;
 
 /// Socket options.
@@ -238,7 +239,9 @@ impl Listener {
     /// has room, the listener's connections are under `max_connections` and
     /// the heap has room for the buffers, and returns how many connection
     /// requests the listener can take now (the listening sockets).
-    pub(crate) fn refresh(&mut self, set: &mut SocketSet<'static>) -> usize {
+    /// `parked`: the interface's parked connections (out of `set`, counted
+    /// all the same).
+    pub(crate) fn refresh(&mut self, set: &mut SocketSet<'static>, parked: &ParkedKeys) -> usize {
         let mut listening = 0;
         for &h in &self.sockets {
             let s = set.get_mut::<tcp::Socket>(h);
@@ -255,9 +258,14 @@ impl Listener {
         let pending = self.sockets.len() - listening;
         if listening == 0
             && pending < self.opts.backlog
-            && let Some(opts) = self.next_socket_options(set)
+            && let Some((opts, held)) = self.next_socket_options(set, parked)
             && let Ok(mut s) = self.take_spare(&opts).map_or_else(
                 || {
+                    // The spares count in `max_connections` too: one goes
+                    // before a socket is made where they would pass it.
+                    if held + self.spares.len() >= self.opts.max_connections {
+                        self.spares.remove(0);
+                    }
                     self.made += 1;
                     listening_socket(&opts, self.addr, self.port)
                 },
@@ -320,18 +328,24 @@ impl Listener {
     }
 
     /// The options of the next listening socket (its buffers lean past
-    /// `opts.lean.after`), or `None` if the listener's connections hold
-    /// `max_connections` sockets already, with no socket listening (as when
-    /// `refresh` would add one). Every socket whose connection came to this
-    /// listener has its port as its local port, until it is freed: the
-    /// count walks the sockets, once per connection request that took the
-    /// last listening socket, and only when a limit is set.
-    fn next_socket_options(&self, set: &SocketSet<'static>) -> Option<TcpOptions> {
+    /// `opts.lean.after`) and how many sockets the listener's connections
+    /// hold, or `None` if they hold `max_connections` already, with no
+    /// socket listening (as when `refresh` would add one). Every socket
+    /// whose connection came to this listener has its port as its local
+    /// port, until it is freed, whether in `set` or parked (`parked`, out
+    /// of the set while idle): the count walks both, once per connection
+    /// request that took the last listening socket, and only when a limit
+    /// is set (the count is 0 otherwise).
+    fn next_socket_options(
+        &self,
+        set: &SocketSet<'static>,
+        parked: &ParkedKeys,
+    ) -> Option<(TcpOptions, usize)> {
         let lean_after = self.opts.lean.map_or(usize::MAX, |l| l.after);
         if self.opts.max_connections == usize::MAX && lean_after == usize::MAX {
-            return Some(self.opts);
+            return Some((self.opts, 0));
         }
-        let held = set
+        let active = set
             .iter()
             .filter(|(_, s)| {
                 tcp::Socket::downcast(s)
@@ -339,6 +353,7 @@ impl Listener {
                     .is_some_and(|e| e.port == self.port)
             })
             .count();
+        let held = active + parked.keys().filter(|k| k.local.port() == self.port).count();
         if held >= self.opts.max_connections {
             return None;
         }
@@ -349,7 +364,7 @@ impl Listener {
             opts.rx_buffer = lean.rx_buffer;
             opts.tx_buffer = lean.tx_buffer;
         }
-        Some(opts)
+        Some((opts, held))
     }
 
     /// Replaces a listening socket made with lean buffers by a large one if
@@ -363,6 +378,7 @@ impl Listener {
     pub(crate) fn recheck_lean(
         &mut self,
         set: &mut SocketSet<'static>,
+        parked: &ParkedKeys,
         now: smoltcp::time::Instant,
     ) {
         if self.opts.lean.is_none() || self.lean_checked.is_some_and(|t| now < t + LEAN_RECHECK) {
@@ -378,7 +394,7 @@ impl Listener {
         };
         self.lean_checked = Some(now);
         // A listening socket has no local endpoint yet: it is not counted.
-        let Some(opts) = self.next_socket_options(set) else { return };
+        let Some((opts, _)) = self.next_socket_options(set, parked) else { return };
         if opts.tx_buffer != self.opts.tx_buffer {
             return; // still many
         }
@@ -485,7 +501,7 @@ impl TcpListener {
         for idx in ifaces {
             let i = &mut stack.ifaces[idx];
             let mut l = Listener::new(port, at, opts);
-            l.refresh(&mut i.sockets);
+            l.refresh(&mut i.sockets, &i.tap.parked);
             i.listeners.push(l);
         }
         Ok(Self { port, addr: at })
@@ -1260,7 +1276,7 @@ mod tests {
         l: &mut Listener,
     ) {
         for ms in 0..50 {
-            l.refresh(set);
+            l.refresh(set, &ParkedKeys::new());
             iface.poll(SmolInstant::from_millis(ms), dev, set);
         }
     }
@@ -1288,10 +1304,14 @@ mod tests {
         assert!(established(&mut set, a) && established(&mut set, b));
         // Both connections hold the listener's two sockets: none listens,
         // and a third connection gets no socket.
-        assert_eq!(l.refresh(&mut set), 0);
+        assert_eq!(l.refresh(&mut set, &ParkedKeys::new()), 0);
         let waker = Waker::noop();
         let (first, _) = l.take_established(&mut set, waker).expect("accepted");
-        assert_eq!(l.refresh(&mut set), 0, "an accepted connection still counts");
+        assert_eq!(
+            l.refresh(&mut set, &ParkedKeys::new()),
+            0,
+            "an accepted connection still counts"
+        );
         let c = client(&mut iface, &mut set, 50003);
         run(&mut iface, &mut dev, &mut set, &mut l);
         assert!(!established(&mut set, c));
@@ -1299,7 +1319,7 @@ mod tests {
         set.get_mut::<tcp::Socket>(first).abort();
         set.remove(first);
         set.remove(c);
-        assert_eq!(l.refresh(&mut set), 1);
+        assert_eq!(l.refresh(&mut set, &ParkedKeys::new()), 1);
         let d = client(&mut iface, &mut set, 50004);
         run(&mut iface, &mut dev, &mut set, &mut l);
         assert!(established(&mut set, d));
@@ -1323,7 +1343,7 @@ mod tests {
             c
         };
         // Made while the listener holds no socket: large.
-        assert_eq!(l.refresh(&mut set), 1);
+        assert_eq!(l.refresh(&mut set, &ParkedKeys::new()), 1);
         assert_eq!(capacities(&mut set, &l), [(1024, 1024)]);
         for port in 50020..50023 {
             client(&mut iface, &mut set, port);
@@ -1341,7 +1361,7 @@ mod tests {
             set.remove(h);
         }
         let t0 = SmolInstant::from_secs(10);
-        l.recheck_lean(&mut set, t0);
+        l.recheck_lean(&mut set, &ParkedKeys::new(), t0);
         assert_eq!(capacities(&mut set, &l), [(1024, 1024)]);
         // Many again: a lean socket listens, and a check finds them many.
         for port in 50023..50026 {
@@ -1349,15 +1369,15 @@ mod tests {
             run(&mut iface, &mut dev, &mut set, &mut l);
         }
         let t1 = t0 + LEAN_RECHECK;
-        l.recheck_lean(&mut set, t1);
+        l.recheck_lean(&mut set, &ParkedKeys::new(), t1);
         assert!(capacities(&mut set, &l).contains(&(512, 256)), "{:?}", capacities(&mut set, &l));
         while let Some((h, _)) = l.take_established(&mut set, waker) {
             set.get_mut::<tcp::Socket>(h).abort();
             set.remove(h);
         }
-        l.recheck_lean(&mut set, t1 + smoltcp::time::Duration::from_millis(10));
+        l.recheck_lean(&mut set, &ParkedKeys::new(), t1 + smoltcp::time::Duration::from_millis(10));
         assert_eq!(capacities(&mut set, &l), [(512, 256)], "checked 10 ms ago");
-        l.recheck_lean(&mut set, t1 + LEAN_RECHECK);
+        l.recheck_lean(&mut set, &ParkedKeys::new(), t1 + LEAN_RECHECK);
         assert_eq!(capacities(&mut set, &l), [(1024, 1024)]);
     }
 
@@ -1371,7 +1391,7 @@ mod tests {
             run(&mut iface, &mut dev, &mut set, &mut l);
         }
         assert!(clients.iter().all(|&h| established(&mut set, h)));
-        assert_eq!(l.refresh(&mut set), 1);
+        assert_eq!(l.refresh(&mut set, &ParkedKeys::new()), 1);
     }
 
     #[test]
@@ -1485,7 +1505,7 @@ mod tests {
             made: 0,
         };
         let mut set = SocketSet::new(Vec::new());
-        assert_eq!(l.refresh(&mut set), 0, "no listening socket, no abort");
+        assert_eq!(l.refresh(&mut set, &ParkedKeys::new()), 0, "no listening socket, no abort");
         assert_eq!(set.iter().count(), 0);
     }
 }
