@@ -348,7 +348,7 @@ pub(crate) fn poll(now: Instant) -> bool {
             changed |= i.poll_frames(ts);
         }
         i.handle_dhcp(now);
-        i.sweep_orphans(now);
+        i.sweep_orphans(now, false);
         i.streams.sweep(ts, &mut i.iface, &mut i.sockets, &mut i.tap.parked);
     }
     sync_loopback(&mut stack);
@@ -552,7 +552,7 @@ impl Iface {
             if self.tap.syn_gate_closed {
                 // A connection request took the last listening socket: the
                 // connections that closed in this batch give theirs first.
-                self.sweep_orphans(from_smol(ts));
+                self.sweep_orphans(from_smol(ts), true);
                 self.refresh_listeners();
             }
             match self.iface.poll_ingress_single(ts, &mut self.tap, &mut self.sockets) {
@@ -668,29 +668,24 @@ impl Iface {
     /// of its connections' to listen again: `Listener::keep_spare`), aborts
     /// those that lingered too long, and frees spares left unused.
     ///
-    /// An aborted socket is closed with its reset still to send: it stays
-    /// until smoltcp has sent it (and forgotten the peer), as in
-    /// `TcpStream`'s drop, because this sweep also runs between the frames
-    /// of a batch, before its replies go (see `poll_frames`): freed then,
-    /// the peer would never hear of it and would hold its end open (an
-    /// evicted connection of httpd's). One whose reset cannot go (no route)
-    /// is freed after twice `ORPHAN_LINGER`.
-    pub(crate) fn sweep_orphans(&mut self, now: Instant) {
+    /// `between_frames`: the sweep a connection request makes in the middle
+    /// of a batch (see `poll_frames`), before the batch's replies go. It
+    /// leaves an aborted socket whose reset is still to send (closed, its
+    /// peer still known) to the sweep after the batch, as `TcpStream`'s
+    /// drop does: freed before, the peer would never hear of it and would
+    /// hold its end open (httpd's evicted connections did). The sweep after
+    /// the batch frees it whether the reset went or could not (no route).
+    pub(crate) fn sweep_orphans(&mut self, now: Instant, between_frames: bool) {
         let Self { sockets, listeners, orphans, .. } = self;
         orphans.retain(|&(h, since)| {
             let s = sockets.get_mut::<stcp::Socket>(h);
-            let lingered = now.duration_since(since);
             match s.state() {
-                stcp::State::Closed
-                    if s.remote_endpoint().is_some() && lingered <= 2 * ORPHAN_LINGER =>
-                {
-                    true
-                }
+                stcp::State::Closed if between_frames && s.remote_endpoint().is_some() => true,
                 stcp::State::Closed | stcp::State::TimeWait => {
                     free_socket(sockets, listeners, h, now);
                     false
                 }
-                _ if lingered > ORPHAN_LINGER => {
+                _ if now.duration_since(since) > ORPHAN_LINGER => {
                     s.abort();
                     true
                 }
@@ -989,7 +984,7 @@ mod tests {
                 lo.poll_frames(smol_now(t0));
             }
             most = most.max(lo.sockets.iter().count());
-            lo.sweep_orphans(t0);
+            lo.sweep_orphans(t0, false);
             for c in clients {
                 let s = lo.sockets.get_mut::<Socket>(c);
                 assert!(matches!(s.state(), State::Closed | State::TimeWait), "{}", s.state());
@@ -1004,7 +999,7 @@ mod tests {
         assert!(made <= 2 * tcp::SPARES, "{made} sockets made for {connections} connections");
         // 8 connections' two ends and a listening socket at most.
         assert!(most <= 17, "{most} sockets");
-        lo.sweep_orphans(t0 + tcp::SPARE_LINGER);
+        lo.sweep_orphans(t0 + tcp::SPARE_LINGER, false);
         assert_eq!(lo.listeners[0].spares(), 0, "freed after SPARE_LINGER");
         // Nothing leaked: the listening socket is all the set holds.
         assert_eq!(lo.sockets.iter().count(), 1);
@@ -1040,7 +1035,7 @@ mod tests {
         while *t < end {
             *t = *t + Duration::from_millis(50);
             turn(lo, *t);
-            lo.sweep_orphans(*t);
+            lo.sweep_orphans(*t, false);
             let held = sockets_of_80(lo);
             assert!(held <= max, "the listener holds {held} sockets, over {max}");
         }
@@ -1137,7 +1132,7 @@ mod tests {
         lo.sockets.get_mut::<stcp::Socket>(h).abort();
         lo.orphans.push((h, t));
         let next = client_to_80(&mut lo, 40001);
-        lo.sweep_orphans(t);
+        lo.sweep_orphans(t, true);
         assert_eq!(lo.orphans.len(), 1, "kept: its reset is not sent yet");
         turns_within(&mut lo, &mut t, Duration::from_millis(200), usize::MAX);
         assert_eq!(lo.sockets.get::<stcp::Socket>(idle).state(), stcp::State::Closed, "reset");
