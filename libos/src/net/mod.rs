@@ -348,7 +348,7 @@ pub(crate) fn poll(now: Instant) -> bool {
             changed |= i.poll_frames(ts);
         }
         i.handle_dhcp(now);
-        i.sweep_orphans(now);
+        i.sweep_orphans(now, false);
         i.streams.sweep(ts, &mut i.iface, &mut i.sockets, &mut i.tap.parked);
     }
     sync_loopback(&mut stack);
@@ -540,7 +540,7 @@ impl Iface {
         use smoltcp::iface::{PollIngressSingleResult as In, PollResult as Out};
         let mut changed = false;
         for l in &mut self.listeners {
-            l.recheck_lean(&mut self.sockets, ts, false);
+            l.recheck_lean(&mut self.sockets, &self.tap.parked, ts, false);
         }
         self.refresh_listeners();
         self.tap.connections_listed = false;
@@ -550,6 +550,9 @@ impl Iface {
         let mut quick: Vec<(SocketHandle, smoltcp::time::Duration)> = Vec::new();
         loop {
             if self.tap.syn_gate_closed {
+                // A connection request took the last listening socket: the
+                // connections that closed in this batch give theirs first.
+                self.sweep_orphans(from_smol(ts), true);
                 self.refresh_listeners();
             }
             match self.iface.poll_ingress_single(ts, &mut self.tap, &mut self.sockets) {
@@ -566,7 +569,7 @@ impl Iface {
                         // connections has ended gives it large buffers
                         // again now, not at its next periodic check.
                         for l in &mut self.listeners {
-                            l.recheck_lean(&mut self.sockets, ts, true);
+                            l.recheck_lean(&mut self.sockets, &self.tap.parked, ts, true);
                         }
                         self.list_connections();
                     }
@@ -633,7 +636,7 @@ impl Iface {
         let Self { tap, sockets, listeners, .. } = self;
         tap.syn_gate.clear();
         for l in listeners.iter_mut() {
-            tap.syn_gate.push((l.port, l.refresh(sockets)));
+            tap.syn_gate.push((l.port, l.refresh(sockets, &tap.parked)));
         }
         tap.syn_gate_closed = false;
     }
@@ -669,13 +672,25 @@ impl Iface {
         tap.connections_listed = true;
     }
 
-    fn sweep_orphans(&mut self, now: Instant) {
-        let sockets = &mut self.sockets;
-        self.orphans.retain(|&(h, since)| {
+    /// Frees the closed sockets of dropped streams (a listener keeps some
+    /// of its connections' to listen again: `Listener::keep_spare`), aborts
+    /// those that lingered too long, and frees spares left unused.
+    ///
+    /// `between_frames`: the sweep a connection request makes in the middle
+    /// of a batch (see `poll_frames`), before the batch's replies go. It
+    /// leaves an aborted socket whose reset is still to send (closed, its
+    /// peer still known) to the sweep after the batch, as `TcpStream`'s
+    /// drop does: freed before, the peer would never hear of it and would
+    /// hold its end open (httpd's evicted connections did). The sweep after
+    /// the batch frees it whether the reset went or could not (no route).
+    pub(crate) fn sweep_orphans(&mut self, now: Instant, between_frames: bool) {
+        let Self { sockets, listeners, orphans, .. } = self;
+        orphans.retain(|&(h, since)| {
             let s = sockets.get_mut::<stcp::Socket>(h);
             match s.state() {
+                stcp::State::Closed if between_frames && s.remote_endpoint().is_some() => true,
                 stcp::State::Closed | stcp::State::TimeWait => {
-                    sockets.remove(h);
+                    free_socket(sockets, listeners, h, now);
                     false
                 }
                 _ if now.duration_since(since) > ORPHAN_LINGER => {
@@ -685,6 +700,9 @@ impl Iface {
                 _ => true,
             }
         });
+        for l in listeners {
+            l.expire_spares(now);
+        }
     }
 
     /// Whether this is the loopback interface.
@@ -838,6 +856,25 @@ pub async fn wait_configured() {
     }
 }
 
+/// Takes the closed TCP socket `h` out of `sockets`: the listener it
+/// listened for keeps it to listen again (`Listener::keep_spare`), or it is
+/// freed.
+pub(crate) fn free_socket(
+    sockets: &mut SocketSet<'static>,
+    listeners: &mut [tcp::Listener],
+    h: SocketHandle,
+    now: Instant,
+) {
+    // An accepted connection's socket still names the endpoint it listened
+    // at (a closed one has no local endpoint left).
+    let port = sockets.get::<stcp::Socket>(h).listen_endpoint().port;
+    if let smoltcp::socket::Socket::Tcp(s) = sockets.remove(h)
+        && let Some(l) = listeners.iter_mut().find(|l| port != 0 && l.port == port)
+    {
+        l.keep_spare(s, now);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use smoltcp::phy::{Device, TxToken};
@@ -897,6 +934,267 @@ mod tests {
         assert_eq!(lo.tap.stats.rx_frames, 150 + per_turn);
         lo.poll_frames(ts);
         assert_eq!(lo.tap.stats.rx_frames, 160);
+    }
+
+    /// 10,008 short connections to a listener, one and 8 at once in turn:
+    /// its closed connections' sockets listen again (no new buffers), the
+    /// spares stay bounded, the set holds no more sockets than the
+    /// connections open at once, and once the spares are freed after
+    /// `SPARE_LINGER` the set holds the listening socket alone.
+    #[test]
+    fn a_listeners_closed_sockets_listen_again() {
+        use smoltcp::socket::tcp::{Socket, SocketBuffer, State};
+        let t0 = Instant::now();
+        let mut lo = loopback(t0);
+        let opts =
+            TcpOptions { rx_buffer: 4096, tx_buffer: 2048, ack_delay: None, ..Default::default() };
+        lo.listeners.push(tcp::Listener::new(80, None, opts));
+        let mut port = 40000;
+        let mut most = 0;
+        let mut connections = 0;
+        for round in 0..2224 {
+            let at_once = if round % 2 == 0 { 1 } else { 8 };
+            let mut clients = Vec::new();
+            for _ in 0..at_once {
+                let mut c =
+                    Socket::new(SocketBuffer::new(vec![0; 1024]), SocketBuffer::new(vec![0; 1024]));
+                c.set_ack_delay(None);
+                c.connect(lo.iface.context(), (IpAddress::v4(127, 0, 0, 1), 80), port).unwrap();
+                port += 1;
+                clients.push(lo.sockets.add(c));
+            }
+            for _ in 0..16 {
+                lo.poll_frames(smol_now(t0));
+            }
+            let mut accepted = Vec::new();
+            while let Some((h, _)) =
+                lo.listeners[0].take_established(&mut lo.sockets, core::task::Waker::noop())
+            {
+                let s = lo.sockets.get_mut::<Socket>(h);
+                assert_eq!((s.recv_capacity(), s.send_capacity()), (4096, 2048));
+                s.send_slice(b"HTTP/1.0 200 OK\r\n\r\n").unwrap();
+                // The server closes first, as a server of `Connection: close` does.
+                s.close();
+                lo.orphans.push((h, t0));
+                accepted.push(h);
+            }
+            assert_eq!(accepted.len(), at_once, "round {round}");
+            connections += at_once;
+            for _ in 0..16 {
+                lo.poll_frames(smol_now(t0));
+            }
+            for &c in &clients {
+                let s = lo.sockets.get_mut::<Socket>(c);
+                assert!(s.can_recv(), "round {round}: the response came");
+                s.close();
+            }
+            for _ in 0..16 {
+                lo.poll_frames(smol_now(t0));
+            }
+            most = most.max(lo.sockets.iter().count());
+            lo.sweep_orphans(t0, false);
+            for c in clients {
+                let s = lo.sockets.get_mut::<Socket>(c);
+                assert!(matches!(s.state(), State::Closed | State::TimeWait), "{}", s.state());
+                lo.sockets.remove(c);
+            }
+            assert!(lo.orphans.is_empty(), "round {round}: every server socket closed");
+            assert!(lo.listeners[0].spares() <= tcp::SPARES);
+        }
+        assert!(lo.listeners[0].spares() > 0, "closed sockets are kept");
+        assert_eq!(connections, 10_008);
+        let made = lo.listeners[0].made;
+        assert!(made <= 2 * tcp::SPARES, "{made} sockets made for {connections} connections");
+        // 8 connections' two ends and a listening socket at most.
+        assert!(most <= 17, "{most} sockets");
+        lo.sweep_orphans(t0 + tcp::SPARE_LINGER, false);
+        assert_eq!(lo.listeners[0].spares(), 0, "freed after SPARE_LINGER");
+        // Nothing leaked: the listening socket is all the set holds.
+        assert_eq!(lo.sockets.iter().count(), 1);
+    }
+
+    /// A client of the loopback connecting to port 80 from `port`.
+    fn client_to_80(lo: &mut Iface, port: u16) -> SocketHandle {
+        use smoltcp::socket::tcp::{Socket, SocketBuffer};
+        let mut c = Socket::new(SocketBuffer::new(vec![0; 1024]), SocketBuffer::new(vec![0; 1024]));
+        c.set_ack_delay(None);
+        c.connect(lo.iface.context(), (IpAddress::v4(127, 0, 0, 1), 80), port).unwrap();
+        lo.sockets.add(c)
+    }
+
+    /// The sockets the listener on port 80 holds, wherever they are:
+    /// listening, connections in the set or parked, and spares.
+    fn sockets_of_80(lo: &Iface) -> usize {
+        let active = lo
+            .sockets
+            .iter()
+            .filter(
+                |(_, s)| matches!(s, smoltcp::socket::Socket::Tcp(s) if s.listen_endpoint().port == 80),
+            )
+            .count();
+        let parked = lo.tap.parked.keys().filter(|k| k.local.port() == 80).count();
+        active + parked + lo.listeners[0].spares()
+    }
+
+    /// Turns (as [`turn`], with the orphans' sweep of [`poll`]) every
+    /// 50 ms for `d`, checking the listener's bound at each.
+    fn turns_within(lo: &mut Iface, t: &mut Instant, d: Duration, max: usize) {
+        let end = *t + d;
+        while *t < end {
+            *t = *t + Duration::from_millis(50);
+            turn(lo, *t);
+            lo.sweep_orphans(*t, false);
+            let held = sockets_of_80(lo);
+            assert!(held <= max, "the listener holds {held} sockets, over {max}");
+        }
+    }
+
+    /// Ends the server's side of stream `id` as dropping its `TcpStream`
+    /// does after `close`, and the client's.
+    fn close_both(lo: &mut Iface, id: park::Id, client: SocketHandle, t: Instant) {
+        let h = lo.streams.remove(id, &mut lo.sockets, &mut lo.tap.parked);
+        lo.sockets.get_mut::<stcp::Socket>(h).close();
+        lo.orphans.push((h, t));
+        lo.sockets.get_mut::<stcp::Socket>(client).close();
+    }
+
+    /// `max_connections` bounds every socket a listener's connections hold,
+    /// wherever they are: in smoltcp's set, parked while idle (out of the
+    /// set), or kept as spares once closed. httpd's connection limit rests
+    /// on it (a connection beyond it waits as a SYN, and httpd evicts its
+    /// idle connection longest idle); its idle connections are parked.
+    #[test]
+    fn a_listeners_limit_counts_its_parked_connections_and_its_spares() {
+        const MAX: usize = 4;
+        let mut t = Instant::now();
+        let mut lo = loopback(t);
+        let opts = TcpOptions {
+            rx_buffer: 4096,
+            tx_buffer: 2048,
+            ack_delay: None,
+            max_connections: MAX,
+            ..Default::default()
+        };
+        lo.listeners.push(tcp::Listener::new(80, None, opts));
+        let clients: Vec<SocketHandle> =
+            (0..MAX as u16).map(|k| client_to_80(&mut lo, 40000 + k)).collect();
+        turns_within(&mut lo, &mut t, Duration::from_millis(200), MAX);
+        let mut served = Vec::new();
+        while let Some((h, _)) =
+            lo.listeners[0].take_established(&mut lo.sockets, core::task::Waker::noop())
+        {
+            served.push(lo.streams.add(h));
+        }
+        assert_eq!(served.len(), MAX);
+        // Idle: the server's ends leave the set.
+        turns_within(&mut lo, &mut t, SWEEPS, MAX);
+        assert_eq!(lo.tap.parked.keys().filter(|k| k.local.port() == 80).count(), MAX);
+        // One more: no socket for it while the four are open, parked or not.
+        let late = client_to_80(&mut lo, 41000);
+        turns_within(&mut lo, &mut t, Duration::from_secs(2), MAX);
+        assert_eq!(lo.sockets.get::<stcp::Socket>(late).state(), stcp::State::SynSent);
+        assert!(
+            lo.listeners[0].take_established(&mut lo.sockets, core::task::Waker::noop()).is_none()
+        );
+        // One closes: its socket, a spare, takes the late one's SYN (sent
+        // again), and no socket is made.
+        close_both(&mut lo, served.remove(0), clients[0], t);
+        turns_within(&mut lo, &mut t, Duration::from_secs(4), MAX);
+        assert_eq!(lo.sockets.get::<stcp::Socket>(late).state(), stcp::State::Established);
+        let (h, _) = lo.listeners[0]
+            .take_established(&mut lo.sockets, core::task::Waker::noop())
+            .expect("the late connection");
+        served.push(lo.streams.add(h));
+        assert_eq!(lo.listeners[0].made, MAX, "the late connection has the closed one's socket");
+        // All close: spares and a listening socket, four in all.
+        for (id, c) in served.into_iter().zip([clients[1], clients[2], clients[3], late]) {
+            close_both(&mut lo, id, c, t);
+        }
+        turns_within(&mut lo, &mut t, Duration::from_millis(500), MAX);
+        assert_eq!(sockets_of_80(&lo), MAX);
+        assert_eq!(lo.listeners[0].spares(), MAX - 1);
+        // Unused for `SPARE_LINGER`, the spares go.
+        turns_within(&mut lo, &mut t, tcp::SPARE_LINGER + Duration::from_millis(500), MAX);
+        assert_eq!(sockets_of_80(&lo), 1, "the listening socket alone");
+    }
+
+    /// A connection the server aborts and drops (httpd's eviction of an
+    /// idle one) is freed only once its reset is sent, even by the sweep a
+    /// connection request makes between the frames of a batch: the peer
+    /// hears of it, and its socket listens again.
+    #[test]
+    fn an_aborted_connections_reset_goes_before_its_socket_is_freed() {
+        let mut t = Instant::now();
+        let mut lo = loopback(t);
+        let opts =
+            TcpOptions { rx_buffer: 4096, tx_buffer: 2048, ack_delay: None, ..Default::default() };
+        lo.listeners.push(tcp::Listener::new(80, None, opts));
+        let idle = client_to_80(&mut lo, 40000);
+        turns_within(&mut lo, &mut t, Duration::from_millis(200), usize::MAX);
+        let (h, _) = lo.listeners[0]
+            .take_established(&mut lo.sockets, core::task::Waker::noop())
+            .expect("accepted");
+        // Evicted: aborted and dropped, while a new connection's SYN comes
+        // in the same batch of frames (it takes the listening socket, and
+        // the stack sweeps before it makes the next).
+        lo.sockets.get_mut::<stcp::Socket>(h).abort();
+        lo.orphans.push((h, t));
+        let next = client_to_80(&mut lo, 40001);
+        lo.sweep_orphans(t, true);
+        assert_eq!(lo.orphans.len(), 1, "kept: its reset is not sent yet");
+        turns_within(&mut lo, &mut t, Duration::from_millis(200), usize::MAX);
+        assert_eq!(lo.sockets.get::<stcp::Socket>(idle).state(), stcp::State::Closed, "reset");
+        assert_eq!(lo.sockets.get::<stcp::Socket>(next).state(), stcp::State::Established);
+        assert!(lo.orphans.is_empty(), "freed once the reset went");
+        // Its socket was kept, and listens for the connection after.
+        assert_eq!((lo.listeners[0].spares(), lo.listeners[0].made), (0, 2));
+    }
+
+    /// A listener whose spares are of a size it no longer makes (its first,
+    /// large sockets, once it makes lean ones) frees one before it makes a
+    /// socket past `max_connections`.
+    #[test]
+    fn a_spare_of_another_size_makes_room_under_the_limit() {
+        const MAX: usize = 2;
+        let mut t = Instant::now();
+        let mut lo = loopback(t);
+        let opts = TcpOptions {
+            rx_buffer: 4096,
+            tx_buffer: 2048,
+            ack_delay: None,
+            max_connections: MAX,
+            lean: Some(LeanBuffers { after: 1, rx_buffer: 1024, tx_buffer: 512 }),
+            ..Default::default()
+        };
+        lo.listeners.push(tcp::Listener::new(80, None, opts));
+        let mut served = Vec::new();
+        for port in [40000, 40001] {
+            let c = client_to_80(&mut lo, port);
+            turns_within(&mut lo, &mut t, Duration::from_millis(200), MAX);
+            let (h, _) = lo.listeners[0]
+                .take_established(&mut lo.sockets, core::task::Waker::noop())
+                .expect("accepted");
+            served.push((lo.streams.add(h), c));
+        }
+        let caps = |lo: &mut Iface, id| {
+            let s = lo.streams.peek(id, &mut lo.sockets);
+            (s.recv_capacity(), s.send_capacity())
+        };
+        assert_eq!(caps(&mut lo, served[0].0), (4096, 2048), "the first: large");
+        assert_eq!(caps(&mut lo, served[1].0), (1024, 512), "the second: lean");
+        // The large one closes: a spare, while the listener, one
+        // connection held past `after`, makes a lean socket.
+        let (id, c) = served.remove(0);
+        close_both(&mut lo, id, c, t);
+        turns_within(&mut lo, &mut t, Duration::from_millis(500), MAX);
+        assert_eq!(lo.listeners[0].spares(), 0, "the large spare went for the lean socket");
+        let c = client_to_80(&mut lo, 40002);
+        turns_within(&mut lo, &mut t, Duration::from_millis(200), MAX);
+        let (h, _) = lo.listeners[0]
+            .take_established(&mut lo.sockets, core::task::Waker::noop())
+            .expect("accepted");
+        assert_eq!(lo.sockets.get::<stcp::Socket>(h).send_capacity(), 512);
+        assert_eq!(lo.sockets.get::<stcp::Socket>(c).state(), stcp::State::Established);
     }
 
     /// Two connected sockets on the loopback, each with `buf` bytes to

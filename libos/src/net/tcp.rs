@@ -32,7 +32,8 @@ use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::AnySocket;
 use smoltcp::socket::tcp::{self, RecvError, State};
 
-use super::{Iface, Ipv4Addr, NetError, STACK, SocketAddrV4, Stack, park};
+use super::park::{self, ParkedKeys};
+use super::{Iface, Ipv4Addr, NetError, STACK, SocketAddrV4, Stack};
 use crate::time::Instant;
 
 /// Socket options.
@@ -118,7 +119,15 @@ fn listening_socket(
     addr: Option<Ipv4Addr>,
     port: u16,
 ) -> Result<tcp::Socket<'static>, NetError> {
-    let mut s = new_socket(opts)?;
+    listen_on(new_socket(opts)?, addr, port)
+}
+
+/// `s` (new, or a spare made new again by [`renew`]) listening on `port`.
+fn listen_on(
+    mut s: tcp::Socket<'static>,
+    addr: Option<Ipv4Addr>,
+    port: u16,
+) -> Result<tcp::Socket<'static>, NetError> {
     s.set_timeout(Some(to_smol_duration(SYN_TIMEOUT)));
     s.listen(listen_endpoint(addr, port)).map_err(|_| NetError::InvalidAddress)?;
     Ok(s)
@@ -134,9 +143,19 @@ fn new_socket(opts: &TcpOptions) -> Result<tcp::Socket<'static>, NetError> {
     let rx = tcp::SocketBuffer::new(zeroed(opts.rx_buffer)?);
     let tx = tcp::SocketBuffer::new(zeroed(opts.tx_buffer)?);
     let mut s = tcp::Socket::new(rx, tx);
+    renew(&mut s, opts);
+    Ok(s)
+}
+
+/// Gives `s` the settings of a socket [`new_socket`] makes with `opts`:
+/// everything a stream or a listener may set on its socket. A spare
+/// socket's connection state is reset by `listen` (smoltcp's `reset`).
+fn renew(s: &mut tcp::Socket<'static>, opts: &TcpOptions) {
     s.set_nagle_enabled(!opts.nodelay);
     s.set_ack_delay(opts.ack_delay.map(to_smol_duration));
-    Ok(s)
+    s.set_timeout(None);
+    s.set_keep_alive(None);
+    s.set_hop_limit(None);
 }
 
 /// `len` zero bytes, or [`NetError::OutOfMemory`] if the heap has no room.
@@ -177,19 +196,52 @@ pub(crate) struct Listener {
     /// When a lean listening socket was last checked (see
     /// [`recheck_lean`](Self::recheck_lean)).
     lean_checked: Option<smoltcp::time::Instant>,
+    /// Closed sockets of this listener's connections, kept to listen again
+    /// (see [`keep_spare`](Self::keep_spare)), and when one was last kept.
+    spares: Vec<tcp::Socket<'static>>,
+    spares_used: Instant,
+    /// How many sockets it made with new buffers.
+    pub(crate) made: usize,
 }
+
+/// How many closed sockets a listener keeps to listen again, per
+/// interface: a new connection then costs no allocation and no zeroing of
+/// its buffers (320 KiB to 1.25 MiB for libos-std's sockets, which was
+/// most of the guest's CPU per connection; docs/performance.md, "A new
+/// connection per request").
+pub(crate) const SPARES: usize = 8;
+
+/// How long a listener keeps its spare sockets after it last kept one:
+/// the heap gets their buffers back soon after a burst of connections.
+pub(crate) const SPARE_LINGER: Duration = Duration::from_secs(1);
 
 /// How often a lean listening socket is checked against the listener's
 /// connections, to be made large again once they are few.
 const LEAN_RECHECK: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(50);
 
 impl Listener {
+    pub(crate) fn new(port: u16, addr: Option<Ipv4Addr>, opts: TcpOptions) -> Self {
+        Self {
+            port,
+            addr,
+            opts,
+            sockets: Vec::new(),
+            waker: None,
+            lean_checked: None,
+            spares: Vec::new(),
+            spares_used: Instant::from_duration(Duration::ZERO),
+            made: 0,
+        }
+    }
+
     /// Puts the sockets whose connection ended before it was accepted back
     /// to listening, adds a listening socket if none is left, the backlog
     /// has room, the listener's connections are under `max_connections` and
     /// the heap has room for the buffers, and returns how many connection
     /// requests the listener can take now (the listening sockets).
-    pub(crate) fn refresh(&mut self, set: &mut SocketSet<'static>) -> usize {
+    /// `parked`: the interface's parked connections (out of `set`, counted
+    /// all the same).
+    pub(crate) fn refresh(&mut self, set: &mut SocketSet<'static>, parked: &ParkedKeys) -> usize {
         let mut listening = 0;
         for &h in &self.sockets {
             let s = set.get_mut::<tcp::Socket>(h);
@@ -206,8 +258,19 @@ impl Listener {
         let pending = self.sockets.len() - listening;
         if listening == 0
             && pending < self.opts.backlog
-            && let Some(opts) = self.next_socket_options(set)
-            && let Ok(mut s) = listening_socket(&opts, self.addr, self.port)
+            && let Some((opts, held)) = self.next_socket_options(set, parked)
+            && let Ok(mut s) = self.take_spare(&opts).map_or_else(
+                || {
+                    // The spares count in `max_connections` too: one goes
+                    // before a socket is made where they would pass it.
+                    if held + self.spares.len() >= self.opts.max_connections {
+                        self.spares.remove(0);
+                    }
+                    self.made += 1;
+                    listening_socket(&opts, self.addr, self.port)
+                },
+                |s| listen_on(s, self.addr, self.port),
+            )
         {
             if let Some(w) = &self.waker {
                 s.register_recv_waker(w);
@@ -218,19 +281,71 @@ impl Listener {
         listening
     }
 
+    /// A spare socket with `opts`' buffers, made new again, if there is one.
+    fn take_spare(&mut self, opts: &TcpOptions) -> Option<tcp::Socket<'static>> {
+        let k = self.spares.iter().position(|s| {
+            s.recv_capacity() == opts.rx_buffer && s.send_capacity() == opts.tx_buffer
+        })?;
+        let mut s = self.spares.swap_remove(k);
+        renew(&mut s, opts);
+        Some(s)
+    }
+
+    /// Keeps `s`, the closed socket of one of this listener's connections
+    /// (taken out of the set), to listen again, if the listener has fewer
+    /// than [`SPARES`] and could make a socket of its size; otherwise it
+    /// is freed. Its buffers keep the old connection's bytes, which
+    /// smoltcp never reads before the new one writes over them.
+    pub(crate) fn keep_spare(&mut self, mut s: tcp::Socket<'static>, now: Instant) {
+        let (rx, tx) = (s.recv_capacity(), s.send_capacity());
+        let fits = (rx, tx) == (self.opts.rx_buffer, self.opts.tx_buffer)
+            || self.opts.lean.is_some_and(|l| (rx, tx) == (l.rx_buffer, l.tx_buffer));
+        if fits {
+            if self.spares.len() == SPARES {
+                // The oldest goes: sockets of a size no longer asked for
+                // (a listener's first, large ones) do not hold the places.
+                self.spares.remove(0);
+            }
+            // Closed, so that nothing of the old connection is sent if
+            // anything polls it; `listen` resets the rest.
+            s.abort();
+            self.spares.push(s);
+            self.spares_used = now;
+        }
+    }
+
+    /// Frees the spare sockets if none was kept for [`SPARE_LINGER`].
+    pub(crate) fn expire_spares(&mut self, now: Instant) {
+        if !self.spares.is_empty() && now.duration_since(self.spares_used) >= SPARE_LINGER {
+            self.spares = Vec::new();
+        }
+    }
+
+    /// How many spare sockets the listener holds.
+    #[cfg(test)]
+    pub(crate) fn spares(&self) -> usize {
+        self.spares.len()
+    }
+
     /// The options of the next listening socket (its buffers lean past
-    /// `opts.lean.after`), or `None` if the listener's connections hold
-    /// `max_connections` sockets already, with no socket listening (as when
-    /// `refresh` would add one). Every socket whose connection came to this
-    /// listener has its port as its local port, until it is freed: the
-    /// count walks the sockets, once per connection request that took the
-    /// last listening socket, and only when a limit is set.
-    fn next_socket_options(&self, set: &SocketSet<'static>) -> Option<TcpOptions> {
+    /// `opts.lean.after`) and how many sockets the listener's connections
+    /// hold, or `None` if they hold `max_connections` already, with no
+    /// socket listening (as when `refresh` would add one). Every socket
+    /// whose connection came to this listener has its port as its local
+    /// port, until it is freed, whether in `set` or parked (`parked`, out
+    /// of the set while idle): the count walks both, once per connection
+    /// request that took the last listening socket, and only when a limit
+    /// is set (the count is 0 otherwise).
+    fn next_socket_options(
+        &self,
+        set: &SocketSet<'static>,
+        parked: &ParkedKeys,
+    ) -> Option<(TcpOptions, usize)> {
         let lean_after = self.opts.lean.map_or(usize::MAX, |l| l.after);
         if self.opts.max_connections == usize::MAX && lean_after == usize::MAX {
-            return Some(self.opts);
+            return Some((self.opts, 0));
         }
-        let held = set
+        let active = set
             .iter()
             .filter(|(_, s)| {
                 tcp::Socket::downcast(s)
@@ -238,6 +353,7 @@ impl Listener {
                     .is_some_and(|e| e.port == self.port)
             })
             .count();
+        let held = active + parked.keys().filter(|k| k.local.port() == self.port).count();
         if held >= self.opts.max_connections {
             return None;
         }
@@ -248,7 +364,7 @@ impl Listener {
             opts.rx_buffer = lean.rx_buffer;
             opts.tx_buffer = lean.tx_buffer;
         }
-        Some(opts)
+        Some((opts, held))
     }
 
     /// Replaces a listening socket made with lean buffers by a large one if
@@ -265,6 +381,7 @@ impl Listener {
     pub(crate) fn recheck_lean(
         &mut self,
         set: &mut SocketSet<'static>,
+        parked: &ParkedKeys,
         now: smoltcp::time::Instant,
         syn: bool,
     ) {
@@ -287,7 +404,7 @@ impl Listener {
         };
         self.lean_checked = Some(now);
         // A listening socket has no local endpoint yet: it is not counted.
-        let Some(opts) = self.next_socket_options(set) else { return };
+        let Some((opts, _)) = self.next_socket_options(set, parked) else { return };
         if (opts.rx_buffer, opts.tx_buffer) != (self.opts.rx_buffer, self.opts.tx_buffer) {
             return; // still many
         }
@@ -312,7 +429,7 @@ impl Listener {
 
     /// Takes an established connection out of the backlog, if there is
     /// one; otherwise registers `waker` with the sockets waiting for one.
-    fn take_established(
+    pub(crate) fn take_established(
         &mut self,
         set: &mut SocketSet<'static>,
         waker: &Waker,
@@ -393,15 +510,8 @@ impl TcpListener {
         let at = (!addr.ip().is_unspecified()).then_some(*addr.ip());
         for idx in ifaces {
             let i = &mut stack.ifaces[idx];
-            let mut l = Listener {
-                port,
-                addr: at,
-                opts,
-                sockets: Vec::new(),
-                waker: None,
-                lean_checked: None,
-            };
-            l.refresh(&mut i.sockets);
+            let mut l = Listener::new(port, at, opts);
+            l.refresh(&mut i.sockets, &i.tap.parked);
             i.listeners.push(l);
         }
         Ok(Self { port, addr: at })
@@ -1113,7 +1223,7 @@ impl Drop for TcpStream {
         // An aborted socket keeps its peer until the stack has sent the
         // reset: freed now, the peer would never hear of it.
         if s.state() == State::Closed && s.remote_endpoint().is_none() {
-            iface.sockets.remove(handle);
+            super::free_socket(&mut iface.sockets, &mut iface.listeners, handle, now);
         } else {
             // Closing gracefully, or its reset still to send: the stack
             // frees it once closed (see `sweep_orphans`).
@@ -1159,6 +1269,9 @@ mod tests {
             sockets: Vec::new(),
             waker: None,
             lean_checked: None,
+            spares: Vec::new(),
+            spares_used: Instant::from_duration(Duration::ZERO),
+            made: 0,
         }
     }
 
@@ -1173,7 +1286,7 @@ mod tests {
         l: &mut Listener,
     ) {
         for ms in 0..50 {
-            l.refresh(set);
+            l.refresh(set, &ParkedKeys::new());
             iface.poll(SmolInstant::from_millis(ms), dev, set);
         }
     }
@@ -1201,10 +1314,14 @@ mod tests {
         assert!(established(&mut set, a) && established(&mut set, b));
         // Both connections hold the listener's two sockets: none listens,
         // and a third connection gets no socket.
-        assert_eq!(l.refresh(&mut set), 0);
+        assert_eq!(l.refresh(&mut set, &ParkedKeys::new()), 0);
         let waker = Waker::noop();
         let (first, _) = l.take_established(&mut set, waker).expect("accepted");
-        assert_eq!(l.refresh(&mut set), 0, "an accepted connection still counts");
+        assert_eq!(
+            l.refresh(&mut set, &ParkedKeys::new()),
+            0,
+            "an accepted connection still counts"
+        );
         let c = client(&mut iface, &mut set, 50003);
         run(&mut iface, &mut dev, &mut set, &mut l);
         assert!(!established(&mut set, c));
@@ -1212,7 +1329,7 @@ mod tests {
         set.get_mut::<tcp::Socket>(first).abort();
         set.remove(first);
         set.remove(c);
-        assert_eq!(l.refresh(&mut set), 1);
+        assert_eq!(l.refresh(&mut set, &ParkedKeys::new()), 1);
         let d = client(&mut iface, &mut set, 50004);
         run(&mut iface, &mut dev, &mut set, &mut l);
         assert!(established(&mut set, d));
@@ -1236,7 +1353,7 @@ mod tests {
             c
         };
         // Made while the listener holds no socket: large.
-        assert_eq!(l.refresh(&mut set), 1);
+        assert_eq!(l.refresh(&mut set, &ParkedKeys::new()), 1);
         assert_eq!(capacities(&mut set, &l), [(1024, 1024)]);
         for port in 50020..50023 {
             client(&mut iface, &mut set, port);
@@ -1254,7 +1371,7 @@ mod tests {
             set.remove(h);
         }
         let t0 = SmolInstant::from_secs(10);
-        l.recheck_lean(&mut set, t0, false);
+        l.recheck_lean(&mut set, &ParkedKeys::new(), t0, false);
         assert_eq!(capacities(&mut set, &l), [(1024, 1024)]);
         // Many again: a lean socket listens, and a check finds them many.
         for port in 50023..50026 {
@@ -1262,15 +1379,20 @@ mod tests {
             run(&mut iface, &mut dev, &mut set, &mut l);
         }
         let t1 = t0 + LEAN_RECHECK;
-        l.recheck_lean(&mut set, t1, false);
+        l.recheck_lean(&mut set, &ParkedKeys::new(), t1, false);
         assert!(capacities(&mut set, &l).contains(&(512, 256)), "{:?}", capacities(&mut set, &l));
         while let Some((h, _)) = l.take_established(&mut set, waker) {
             set.get_mut::<tcp::Socket>(h).abort();
             set.remove(h);
         }
-        l.recheck_lean(&mut set, t1 + smoltcp::time::Duration::from_millis(10), false);
+        l.recheck_lean(
+            &mut set,
+            &ParkedKeys::new(),
+            t1 + smoltcp::time::Duration::from_millis(10),
+            false,
+        );
         assert_eq!(capacities(&mut set, &l), [(512, 256)], "checked 10 ms ago");
-        l.recheck_lean(&mut set, t1 + LEAN_RECHECK, false);
+        l.recheck_lean(&mut set, &ParkedKeys::new(), t1 + LEAN_RECHECK, false);
         assert_eq!(capacities(&mut set, &l), [(1024, 1024)]);
         // Many again, then none: a connection request in hand is checked
         // for at once, however recent the last check.
@@ -1279,16 +1401,16 @@ mod tests {
             run(&mut iface, &mut dev, &mut set, &mut l);
         }
         let t2 = t1 + LEAN_RECHECK + LEAN_RECHECK;
-        l.recheck_lean(&mut set, t2, false);
+        l.recheck_lean(&mut set, &ParkedKeys::new(), t2, false);
         assert!(capacities(&mut set, &l).contains(&(512, 256)), "{:?}", capacities(&mut set, &l));
         while let Some((h, _)) = l.take_established(&mut set, waker) {
             set.get_mut::<tcp::Socket>(h).abort();
             set.remove(h);
         }
         let soon = t2 + smoltcp::time::Duration::from_millis(1);
-        l.recheck_lean(&mut set, soon, false);
+        l.recheck_lean(&mut set, &ParkedKeys::new(), soon, false);
         assert_eq!(capacities(&mut set, &l), [(512, 256)], "checked 1 ms ago");
-        l.recheck_lean(&mut set, soon, true);
+        l.recheck_lean(&mut set, &ParkedKeys::new(), soon, true);
         assert_eq!(capacities(&mut set, &l), [(1024, 1024)], "a SYN in hand");
     }
 
@@ -1309,7 +1431,7 @@ mod tests {
             }
             c
         };
-        assert_eq!(l.refresh(&mut set), 1);
+        assert_eq!(l.refresh(&mut set, &ParkedKeys::new()), 1);
         for port in 50030..50033 {
             client(&mut iface, &mut set, port);
             run(&mut iface, &mut dev, &mut set, &mut l);
@@ -1322,7 +1444,7 @@ mod tests {
         }
         // The burst has ended: the next connection request finds a large
         // socket, at the periodic check or with the request in hand.
-        l.recheck_lean(&mut set, SmolInstant::from_secs(10), false);
+        l.recheck_lean(&mut set, &ParkedKeys::new(), SmolInstant::from_secs(10), false);
         assert_eq!(listening(&mut set, &l), [(1024, 1024)]);
     }
 
@@ -1336,7 +1458,7 @@ mod tests {
             run(&mut iface, &mut dev, &mut set, &mut l);
         }
         assert!(clients.iter().all(|&h| established(&mut set, h)));
-        assert_eq!(l.refresh(&mut set), 1);
+        assert_eq!(l.refresh(&mut set, &ParkedKeys::new()), 1);
     }
 
     #[test]
@@ -1445,9 +1567,12 @@ mod tests {
             sockets: Vec::new(),
             waker: None,
             lean_checked: None,
+            spares: Vec::new(),
+            spares_used: Instant::from_duration(Duration::ZERO),
+            made: 0,
         };
         let mut set = SocketSet::new(Vec::new());
-        assert_eq!(l.refresh(&mut set), 0, "no listening socket, no abort");
+        assert_eq!(l.refresh(&mut set, &ParkedKeys::new()), 0, "no listening socket, no abort");
         assert_eq!(set.iter().count(), 0);
     }
 }

@@ -106,6 +106,13 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     wrk: Option<PathBuf>,
 
+    /// A new connection per request: wrk sends `Connection: close`, and
+    /// both servers close each connection after its response (what a
+    /// connection's set-up and tear-down cost, as health checks and
+    /// clients without keep-alive make them).
+    #[arg(long)]
+    close: bool,
+
     /// Prints the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -325,6 +332,7 @@ fn run_wrk_c(
         .args(["-c", &connections.to_string()])
         .args(["-d", &format!("{duration}s")])
         .arg("--latency")
+        .args(if args.close { &["-H", "Connection: close"][..] } else { &[] })
         .arg("-s")
         .arg(script)
         .arg(url)
@@ -542,10 +550,11 @@ pub fn run(args: &Args) -> Result<()> {
     let spreads: Vec<Spread> = runs.iter().map(|r| Spread::of(&r[0], &r[1])).collect();
 
     let wrk_line = format!(
-        "wrk -t {} -c {} -d {}s --latency",
+        "wrk -t {} -c {} -d {}s --latency{}",
         args.threads.min(args.connections),
         args.connections,
-        args.duration
+        args.duration,
+        if args.close { " -H \"Connection: close\"" } else { "" }
     );
     if args.json {
         let cell = |c: &Cell| {
