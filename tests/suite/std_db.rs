@@ -26,7 +26,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use support::{KillOnDrop, Outcome, TempDir, fat_tool, profile_dir, tender, wait, workspace_bin};
+use support::{KillOnDrop, Outcome, TempDir, fat_tool, profile_dir, tender, workspace_bin};
 
 /// The native build of examples/std's `name`, built once per run.
 fn native(name: &str) -> PathBuf {
@@ -67,14 +67,7 @@ fn disk(dir: &TempDir) -> String {
 
 /// `program args`, with a limit of 5 minutes (a loaded machine).
 fn run(program: &Path, args: &[OsString]) -> Outcome {
-    let child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-    wait(child, Duration::from_secs(300), &format!("{} {args:?}", program.display()))
+    support::run_program_within(program, args, Duration::from_secs(300))
 }
 
 /// The guest `bin` of examples/std on disk `img` with `args`.

@@ -637,15 +637,8 @@ fn window_ack(frame: &[u8], zero_windows: &[ZeroWindow]) -> Option<([u8; ACK_FRA
         return None;
     }
     let t = tcp_segment(frame)?;
-    let ip = Ipv4Packet::new_unchecked(&frame[ETHERNET_HEADER..]);
-    let tcp = TcpPacket::new_unchecked(&frame[ETHERNET_HEADER + t.ip_header..]);
-    if !tcp.ack() || tcp.syn() || tcp.rst() {
-        return None;
-    }
-    let local = SocketAddrV4::new(ip.dst_addr(), tcp.dst_port());
-    let remote = SocketAddrV4::new(ip.src_addr(), tcp.src_port());
+    let (local, remote, seq) = acking_segment(frame, &t)?;
     let z = zero_windows.iter().find(|z| z.local == local && z.remote == remote)?;
-    let seq = tcp.seq_number().0 as u32;
     let off = seq.wrapping_sub(z.ack) as i32;
     // A segment without data at the expected number (an ACK, a FIN) is
     // one smoltcp takes as it is.
@@ -665,6 +658,20 @@ fn window_ack(frame: &[u8], zero_windows: &[ZeroWindow]) -> Option<([u8; ACK_FRA
     tcp.set_psh(false);
     tcp.fill_checksum(&src.into(), &dst.into());
     Some((out, len))
+}
+
+/// The connection, as `(local, remote)`, and the sequence number of the
+/// received TCP segment `t` of `frame` if it carries an ACK and neither SYN
+/// nor RST (the segments [`window_ack`] and [`quick_ack`] look at).
+fn acking_segment(frame: &[u8], t: &TcpLengths) -> Option<(SocketAddrV4, SocketAddrV4, u32)> {
+    let ip = Ipv4Packet::new_unchecked(&frame[ETHERNET_HEADER..]);
+    let tcp = TcpPacket::new_unchecked(&frame[ETHERNET_HEADER + t.ip_header..]);
+    if !tcp.ack() || tcp.syn() || tcp.rst() {
+        return None;
+    }
+    let local = SocketAddrV4::new(ip.dst_addr(), tcp.dst_port());
+    let remote = SocketAddrV4::new(ip.src_addr(), tcp.src_port());
+    Some((local, remote, tcp.seq_number().0 as u32))
 }
 
 /// The connection, as `(local, remote)`, of a received TCP segment in
@@ -690,14 +697,7 @@ fn quick_ack(frame: &[u8], mtu: usize) -> Option<(SocketAddrV4, SocketAddrV4)> {
     if t.payload <= mtu.saturating_sub(40) {
         return None;
     }
-    let ip = Ipv4Packet::new_unchecked(&frame[ETHERNET_HEADER..]);
-    let tcp = TcpPacket::new_unchecked(&frame[ETHERNET_HEADER + t.ip_header..]);
-    if !tcp.ack() || tcp.syn() || tcp.rst() {
-        return None;
-    }
-    let local = SocketAddrV4::new(ip.dst_addr(), tcp.dst_port());
-    let remote = SocketAddrV4::new(ip.src_addr(), tcp.src_port());
-    Some((local, remote))
+    acking_segment(frame, &t).map(|(local, remote, _)| (local, remote))
 }
 
 /// Header and payload lengths of a TCP over IPv4 segment.

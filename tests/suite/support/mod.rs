@@ -130,6 +130,11 @@ pub fn wait(mut child: Child, timeout: Duration, what: &str) -> Outcome {
 
 /// Runs `program` with `args`, stdin closed, with a 30 s limit.
 pub fn run_program<S: AsRef<OsStr>>(program: &Path, args: &[S]) -> Outcome {
+    run_program_within(program, args, Duration::from_secs(30))
+}
+
+/// Runs `program` with `args`, stdin closed, killed after `limit`.
+pub fn run_program_within<S: AsRef<OsStr>>(program: &Path, args: &[S], limit: Duration) -> Outcome {
     let child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -139,7 +144,7 @@ pub fn run_program<S: AsRef<OsStr>>(program: &Path, args: &[S]) -> Outcome {
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
     let what =
         format!("{} {:?}", program.display(), args.iter().map(|a| a.as_ref()).collect::<Vec<_>>());
-    wait(child, Duration::from_secs(30), &what)
+    wait(child, limit, &what)
 }
 
 /// Runs the tender with `args`.
