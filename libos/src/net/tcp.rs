@@ -243,6 +243,7 @@ impl Listener {
     /// all the same).
     pub(crate) fn refresh(&mut self, set: &mut SocketSet<'static>, parked: &ParkedKeys) -> usize {
         let mut listening = 0;
+        let mut relisten = false;
         for &h in &self.sockets {
             let s = set.get_mut::<tcp::Socket>(h);
             match s.state() {
@@ -251,9 +252,16 @@ impl Listener {
                     s.abort();
                     let _ = s.listen(listen_endpoint(self.addr, self.port));
                     listening += 1;
+                    relisten = true;
                 }
                 _ => {}
             }
+        }
+        if relisten {
+            // Listening again, they go behind the connections waiting to
+            // be accepted: the backlog stays in the order the requests
+            // came (see `take_established`).
+            self.sockets.sort_by_key(|&h| set.get_mut::<tcp::Socket>(h).state() == State::Listen);
         }
         let pending = self.sockets.len() - listening;
         if listening == 0
@@ -429,6 +437,13 @@ impl Listener {
 
     /// Takes an established connection out of the backlog, if there is
     /// one; otherwise registers `waker` with the sockets waiting for one.
+    ///
+    /// The oldest first, as Linux's accept queue: `sockets` is in the order
+    /// the connection requests came (a listening socket is added at the
+    /// end, and one that listens again moves there), and taking one keeps
+    /// the others' order. (A `swap_remove` here put the last socket first:
+    /// httpd, which evicts the connection idle longest, then took the
+    /// newest connections for the oldest and evicted them first.)
     pub(crate) fn take_established(
         &mut self,
         set: &mut SocketSet<'static>,
@@ -445,7 +460,7 @@ impl Listener {
                     s.set_timeout(None);
                     let peer =
                         s.remote_endpoint().map_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), v4);
-                    self.sockets.swap_remove(k);
+                    self.sockets.remove(k);
                     return Some((h, peer));
                 }
             }
@@ -1333,6 +1348,36 @@ mod tests {
         let d = client(&mut iface, &mut set, 50004);
         run(&mut iface, &mut dev, &mut set, &mut l);
         assert!(established(&mut set, d));
+    }
+
+    #[test]
+    fn connections_are_accepted_in_the_order_they_came() {
+        // Five connections wait in the backlog, the first one of them
+        // closed before it was accepted: the other four are accepted
+        // oldest first (the order httpd's eviction of the connection idle
+        // longest relies on), and so is a fifth that took the socket the
+        // closed one left.
+        let (mut iface, mut dev, mut set) = loopback();
+        let mut l = listener(usize::MAX);
+        let ports = 50040..50045;
+        let clients: Vec<SocketHandle> = ports
+            .clone()
+            .map(|port| {
+                let c = client(&mut iface, &mut set, port);
+                run(&mut iface, &mut dev, &mut set, &mut l);
+                c
+            })
+            .collect();
+        set.get_mut::<tcp::Socket>(clients[0]).abort();
+        run(&mut iface, &mut dev, &mut set, &mut l);
+        client(&mut iface, &mut set, 50045);
+        run(&mut iface, &mut dev, &mut set, &mut l);
+        let waker = Waker::noop();
+        let mut order = Vec::new();
+        while let Some((_, peer)) = l.take_established(&mut set, waker) {
+            order.push(peer.port());
+        }
+        assert_eq!(order, [50041, 50042, 50043, 50044, 50045]);
     }
 
     #[test]
