@@ -234,6 +234,95 @@ fn idle_connections_beyond_the_limit_neither_exhaust_memory_nor_lock_out_others(
     ns.enter(|| assert_served("after idle connections beyond the limit"));
 }
 
+/// `n` connections to the guest started at once (their SYNs leave one
+/// after another, without waiting for the answers), in that order, each
+/// established within 5 s.
+fn connect_burst(n: usize) -> Vec<TcpStream> {
+    use std::os::fd::FromRawFd;
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 80u16.to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes([10, 0, 0, 2]) },
+        sin_zero: [0; 8],
+    };
+    let fds: Vec<i32> = (0..n)
+        .map(|_| {
+            // SAFETY: plain socket calls on a descriptor this function owns;
+            // `addr` is a valid sockaddr_in of the length given.
+            unsafe {
+                let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
+                assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+                let r = libc::connect(
+                    fd,
+                    (&raw const addr).cast(),
+                    size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                );
+                let e = std::io::Error::last_os_error();
+                assert!(r == 0 || e.raw_os_error() == Some(libc::EINPROGRESS), "connect: {e}");
+                fd
+            }
+        })
+        .collect();
+    fds.into_iter()
+        .map(|fd| {
+            // SAFETY: `fd` is the connecting socket made above, owned from
+            // here by the TcpStream.
+            let s = unsafe { TcpStream::from_raw_fd(fd) };
+            let mut pfd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+            // SAFETY: one valid pollfd.
+            let ready = unsafe { libc::poll(&mut pfd, 1, 5000) };
+            assert_eq!(ready, 1, "a connection of the burst not established within 5 s");
+            assert_eq!(s.take_error().unwrap().map(|e| e.to_string()), None);
+            s.set_nonblocking(false).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn the_connections_evicted_are_the_ones_idle_longest() {
+    // Four connections served at most; four idle ones, opened in turn,
+    // then a burst of eight: each of the burst takes the place of the one
+    // idle longest, so the first eight are evicted in their order and the
+    // last four stay. (The listener once accepted a backlog's connections
+    // newest first: httpd then evicted the burst's last connections, new
+    // and idle for less time, before its first ones.)
+    let ns = namespace("attack-order");
+    let mut guest = httpd(&ns, &["HTTPD_MAX_CONNECTIONS=4"]);
+    ns.enter(|| {
+        let mut conns: Vec<TcpStream> = (0..4)
+            .map(|_| {
+                let s = connect();
+                std::thread::sleep(Duration::from_millis(50));
+                s
+            })
+            .collect();
+        conns.extend(connect_burst(8));
+        let mut closed = vec![false; conns.len()];
+        eventually("eight connections evicted", Duration::from_millis(50), || {
+            for (i, s) in conns.iter_mut().enumerate() {
+                closed[i] = closed[i] || closed_by_server(s);
+            }
+            closed.iter().filter(|&&c| c).count() >= 8
+        });
+        // Nothing else is evicted, and the four left are served.
+        std::thread::sleep(Duration::from_millis(300));
+        for (i, s) in conns.iter_mut().enumerate() {
+            closed[i] = closed[i] || closed_by_server(s);
+        }
+        let evicted: Vec<usize> = (0..conns.len()).filter(|&i| closed[i]).collect();
+        assert_eq!(evicted, (0..8).collect::<Vec<_>>(), "the connections evicted");
+        for s in &mut conns[8..] {
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(b"GET /robots.txt HTTP/1.1\r\n\r\n").unwrap();
+            let (status, _) = read_response(s);
+            assert!(status.starts_with("HTTP/1.1 200 "), "{status}");
+        }
+    });
+    assert_alive(&mut guest, "after evictions");
+}
+
 #[test]
 fn a_connection_beyond_the_limit_waits_until_one_is_idle() {
     let ns = namespace("attack-full");
