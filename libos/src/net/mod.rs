@@ -540,7 +540,7 @@ impl Iface {
         use smoltcp::iface::{PollIngressSingleResult as In, PollResult as Out};
         let mut changed = false;
         for l in &mut self.listeners {
-            l.recheck_lean(&mut self.sockets, &self.tap.parked, ts, false);
+            l.recheck_lean(&mut self.sockets, &self.tap.parked, ts, None);
         }
         self.refresh_listeners();
         self.tap.connections_listed = false;
@@ -567,11 +567,12 @@ impl Iface {
                     None => {
                         // A connection request: a listener whose burst of
                         // connections has ended gives it large buffers
-                        // again now, not at its next periodic check.
-                        for l in &mut self.listeners {
-                            l.recheck_lean(&mut self.sockets, &self.tap.parked, ts, true);
+                        // again now, not at its next periodic check, from
+                        // the count of its connections the listing took.
+                        let held = self.list_connections();
+                        for (l, held) in self.listeners.iter_mut().zip(held) {
+                            l.recheck_lean(&mut self.sockets, &self.tap.parked, ts, Some(held));
                         }
-                        self.list_connections();
                     }
                 },
                 In::None => break,
@@ -642,21 +643,29 @@ impl Iface {
     }
 
     /// Lists, for the tap, the connections to listened ports that have a
-    /// socket: those past `Listen` and not yet closed.
-    fn list_connections(&mut self) {
-        let Self { tap, sockets, .. } = self;
+    /// socket: those past `Listen` and not yet closed. Returns, for each
+    /// listener in order, how many sockets its connections hold
+    /// (`Listener::held`, counted in the same walk).
+    fn list_connections(&mut self) -> Vec<usize> {
+        let Self { tap, sockets, listeners, .. } = self;
         tap.connections.clear();
+        let mut held = alloc::vec![0; listeners.len()];
+        let mut count = |port: u16| {
+            if let Some(k) = listeners.iter().position(|l| l.port == port) {
+                held[k] += 1;
+            }
+        };
         for (_, socket) in sockets.iter() {
             let smoltcp::socket::Socket::Tcp(s) = socket else { continue };
+            let Some(local) = s.local_endpoint() else { continue };
+            count(local.port);
             if matches!(
                 s.state(),
                 stcp::State::Listen | stcp::State::Closed | stcp::State::TimeWait
             ) {
                 continue;
             }
-            let (Some(local), Some(remote)) = (s.local_endpoint(), s.remote_endpoint()) else {
-                continue;
-            };
+            let Some(remote) = s.remote_endpoint() else { continue };
             if let IpAddress::Ipv4(addr) = remote.addr
                 && tap.syn_gate.iter().any(|&(port, _)| port == local.port)
             {
@@ -665,11 +674,13 @@ impl Iface {
         }
         // The parked ones are established.
         for k in tap.parked.keys() {
+            count(k.local.port());
             if tap.syn_gate.iter().any(|&(port, _)| port == k.local.port()) {
                 tap.connections.push((k.local.port(), k.remote));
             }
         }
         tap.connections_listed = true;
+        held
     }
 
     /// Frees the closed sockets of dropped streams (a listener keeps some

@@ -338,12 +338,10 @@ impl Listener {
     /// The options of the next listening socket (its buffers lean past
     /// `opts.lean.after`) and how many sockets the listener's connections
     /// hold, or `None` if they hold `max_connections` already, with no
-    /// socket listening (as when `refresh` would add one). Every socket
-    /// whose connection came to this listener has its port as its local
-    /// port, until it is freed, whether in `set` or parked (`parked`, out
-    /// of the set while idle): the count walks both, once per connection
-    /// request that took the last listening socket, and only when a limit
-    /// is set (the count is 0 otherwise).
+    /// socket listening (as when `refresh` would add one). The count
+    /// ([`held`](Self::held)) walks the set, once per connection request
+    /// that took the last listening socket, and only when a limit is set
+    /// (it is 0 otherwise).
     fn next_socket_options(
         &self,
         set: &SocketSet<'static>,
@@ -353,6 +351,16 @@ impl Listener {
         if self.opts.max_connections == usize::MAX && lean_after == usize::MAX {
             return Some((self.opts, 0));
         }
+        let held = self.held(set, parked);
+        self.options_for(held).map(|opts| (opts, held))
+    }
+
+    /// How many sockets the listener's connections hold: every socket whose
+    /// connection came to this listener has its port as its local port,
+    /// until it is freed, whether in `set` or parked (`parked`, out of the
+    /// set while idle). A listening socket has no local endpoint yet: it is
+    /// not counted. `Iface::list_connections` counts the same in its walk.
+    pub(crate) fn held(&self, set: &SocketSet<'static>, parked: &ParkedKeys) -> usize {
         let active = set
             .iter()
             .filter(|(_, s)| {
@@ -361,7 +369,12 @@ impl Listener {
                     .is_some_and(|e| e.port == self.port)
             })
             .count();
-        let held = active + parked.keys().filter(|k| k.local.port() == self.port).count();
+        active + parked.keys().filter(|k| k.local.port() == self.port).count()
+    }
+
+    /// The options of a socket made while the listener's connections hold
+    /// `held` sockets, or `None` at `max_connections`.
+    fn options_for(&self, held: usize) -> Option<TcpOptions> {
         if held >= self.opts.max_connections {
             return None;
         }
@@ -372,29 +385,33 @@ impl Listener {
             opts.rx_buffer = lean.rx_buffer;
             opts.tx_buffer = lean.tx_buffer;
         }
-        Some((opts, held))
+        Some(opts)
     }
 
     /// Replaces a listening socket made with lean buffers by a large one if
     /// the listener's connections now hold fewer than `lean.after` sockets:
     /// a socket's buffers are fixed when it is made, and a client that
     /// comes after a burst of connections has ended should not get the
-    /// burst's lean buffers for its connection's life. At most every
-    /// [`LEAN_RECHECK`] (the check walks the sockets), and before the
-    /// frames of a poll are taken, so a SYN after a quiet spell finds the
-    /// large socket; with `syn`, whatever the time since the last check:
-    /// the stack has a connection request in hand (once per batch of
-    /// frames that holds one), and a client that connects within
-    /// [`LEAN_RECHECK`] of a burst's end gets the large buffers too.
+    /// burst's lean buffers for its connection's life. The large socket is
+    /// a spare of that size if the listener keeps one (the lean one it
+    /// replaces is freed). At most every [`LEAN_RECHECK`] (the check walks
+    /// the sockets), and before the frames of a poll are taken, so a SYN
+    /// after a quiet spell finds the large socket; with `listed`, whatever
+    /// the time since the last check: the stack has a connection request in
+    /// hand (once per batch of frames that holds one), and a client that
+    /// connects within [`LEAN_RECHECK`] of a burst's end gets the large
+    /// buffers too. `listed` is then the count of [`held`](Self::held)
+    /// that the stack's walk for the tap took a moment before, so that the
+    /// check walks the set no second time.
     pub(crate) fn recheck_lean(
         &mut self,
         set: &mut SocketSet<'static>,
         parked: &ParkedKeys,
         now: smoltcp::time::Instant,
-        syn: bool,
+        listed: Option<usize>,
     ) {
         if self.opts.lean.is_none()
-            || (!syn && self.lean_checked.is_some_and(|t| now < t + LEAN_RECHECK))
+            || (listed.is_none() && self.lean_checked.is_some_and(|t| now < t + LEAN_RECHECK))
         {
             return;
         }
@@ -411,12 +428,19 @@ impl Listener {
             return;
         };
         self.lean_checked = Some(now);
-        // A listening socket has no local endpoint yet: it is not counted.
-        let Some((opts, _)) = self.next_socket_options(set, parked) else { return };
+        let held = listed.unwrap_or_else(|| self.held(set, parked));
+        let Some(opts) = self.options_for(held) else { return };
         if (opts.rx_buffer, opts.tx_buffer) != (self.opts.rx_buffer, self.opts.tx_buffer) {
             return; // still many
         }
-        if let Ok(mut s) = listening_socket(&opts, self.addr, self.port) {
+        let made = self.take_spare(&opts).map_or_else(
+            || {
+                self.made += 1;
+                listening_socket(&opts, self.addr, self.port)
+            },
+            |s| listen_on(s, self.addr, self.port),
+        );
+        if let Ok(mut s) = made {
             if let Some(w) = &self.waker {
                 s.register_recv_waker(w);
             }
@@ -1416,7 +1440,7 @@ mod tests {
             set.remove(h);
         }
         let t0 = SmolInstant::from_secs(10);
-        l.recheck_lean(&mut set, &ParkedKeys::new(), t0, false);
+        l.recheck_lean(&mut set, &ParkedKeys::new(), t0, None);
         assert_eq!(capacities(&mut set, &l), [(1024, 1024)]);
         // Many again: a lean socket listens, and a check finds them many.
         for port in 50023..50026 {
@@ -1424,7 +1448,7 @@ mod tests {
             run(&mut iface, &mut dev, &mut set, &mut l);
         }
         let t1 = t0 + LEAN_RECHECK;
-        l.recheck_lean(&mut set, &ParkedKeys::new(), t1, false);
+        l.recheck_lean(&mut set, &ParkedKeys::new(), t1, None);
         assert!(capacities(&mut set, &l).contains(&(512, 256)), "{:?}", capacities(&mut set, &l));
         while let Some((h, _)) = l.take_established(&mut set, waker) {
             set.get_mut::<tcp::Socket>(h).abort();
@@ -1434,10 +1458,10 @@ mod tests {
             &mut set,
             &ParkedKeys::new(),
             t1 + smoltcp::time::Duration::from_millis(10),
-            false,
+            None,
         );
         assert_eq!(capacities(&mut set, &l), [(512, 256)], "checked 10 ms ago");
-        l.recheck_lean(&mut set, &ParkedKeys::new(), t1 + LEAN_RECHECK, false);
+        l.recheck_lean(&mut set, &ParkedKeys::new(), t1 + LEAN_RECHECK, None);
         assert_eq!(capacities(&mut set, &l), [(1024, 1024)]);
         // Many again, then none: a connection request in hand is checked
         // for at once, however recent the last check.
@@ -1446,17 +1470,57 @@ mod tests {
             run(&mut iface, &mut dev, &mut set, &mut l);
         }
         let t2 = t1 + LEAN_RECHECK + LEAN_RECHECK;
-        l.recheck_lean(&mut set, &ParkedKeys::new(), t2, false);
+        l.recheck_lean(&mut set, &ParkedKeys::new(), t2, None);
         assert!(capacities(&mut set, &l).contains(&(512, 256)), "{:?}", capacities(&mut set, &l));
         while let Some((h, _)) = l.take_established(&mut set, waker) {
             set.get_mut::<tcp::Socket>(h).abort();
             set.remove(h);
         }
         let soon = t2 + smoltcp::time::Duration::from_millis(1);
-        l.recheck_lean(&mut set, &ParkedKeys::new(), soon, false);
+        l.recheck_lean(&mut set, &ParkedKeys::new(), soon, None);
         assert_eq!(capacities(&mut set, &l), [(512, 256)], "checked 1 ms ago");
-        l.recheck_lean(&mut set, &ParkedKeys::new(), soon, true);
+        let held = l.held(&set, &ParkedKeys::new());
+        l.recheck_lean(&mut set, &ParkedKeys::new(), soon, Some(held));
         assert_eq!(capacities(&mut set, &l), [(1024, 1024)], "a SYN in hand");
+    }
+
+    #[test]
+    fn a_lean_listening_socket_is_replaced_by_a_large_spare() {
+        // A burst past `lean.after`, then its connections end and the
+        // listener keeps their sockets: the lean socket still listening is
+        // replaced by one of the large spares, not by new buffers.
+        let (mut iface, mut dev, mut set) = loopback();
+        let mut l = listener(8);
+        l.opts.lean = Some(LeanBuffers { after: 2, rx_buffer: 512, tx_buffer: 256 });
+        for port in 50050..50053 {
+            client(&mut iface, &mut set, port);
+            run(&mut iface, &mut dev, &mut set, &mut l);
+        }
+        let now = Instant::from_duration(Duration::from_secs(10));
+        while let Some((h, _)) = l.take_established(&mut set, Waker::noop()) {
+            set.get_mut::<tcp::Socket>(h).abort();
+            if let smoltcp::socket::Socket::Tcp(s) = set.remove(h) {
+                l.keep_spare(s, now);
+            }
+        }
+        assert_eq!((l.made, l.spares()), (4, 3), "two large and two lean made, three kept");
+        let held = l.held(&set, &ParkedKeys::new());
+        assert_eq!(held, 0);
+        l.recheck_lean(&mut set, &ParkedKeys::new(), SmolInstant::from_secs(10), Some(held));
+        let listening: Vec<(usize, usize)> = l
+            .sockets
+            .iter()
+            .map(|&h| {
+                let s = set.get_mut::<tcp::Socket>(h);
+                (s.recv_capacity(), s.send_capacity())
+            })
+            .collect();
+        assert_eq!(listening, [(1024, 1024)]);
+        assert_eq!((l.made, l.spares()), (4, 2), "a large spare listens; nothing new made");
+        // It takes a connection as a new socket would.
+        let c = client(&mut iface, &mut set, 50053);
+        run(&mut iface, &mut dev, &mut set, &mut l);
+        assert!(established(&mut set, c));
     }
 
     #[test]
@@ -1489,7 +1553,7 @@ mod tests {
         }
         // The burst has ended: the next connection request finds a large
         // socket, at the periodic check or with the request in hand.
-        l.recheck_lean(&mut set, &ParkedKeys::new(), SmolInstant::from_secs(10), false);
+        l.recheck_lean(&mut set, &ParkedKeys::new(), SmolInstant::from_secs(10), None);
         assert_eq!(listening(&mut set, &l), [(1024, 1024)]);
     }
 
