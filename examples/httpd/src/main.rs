@@ -32,6 +32,14 @@
 //! | connections | from the heap (see below) | `HTTPD_MAX_CONNECTIONS` (lower only) |
 //! | request head, responses held per connection | 8 KiB, 16 KiB | fixed |
 //!
+//! **Status.** `HTTPD_STATUS_PATH=/some/path` (none by default) answers
+//! that path with the heap's figures instead of a file, `name: value` a
+//! line: `heap_size`, `heap_in_use` (bytes in live allocations),
+//! `heap_allocations`, as nginx's `stub_status` answers its location. For
+//! tests and monitoring (the suite checks with it that 10,000 connections
+//! leave the heap as they found it); it tells a client how much memory the
+//! server uses, so pick a path clients do not know, or leave it unset.
+//!
 //! nginx's defaults are 60 s for `client_header_timeout`,
 //! `client_body_timeout` (between two reads) and `send_timeout` (between
 //! two writes), 75 s for `keepalive_timeout`, and 1m for
@@ -282,7 +290,16 @@ async fn main() -> Result<(), NetError> {
         }
     };
     RESERVE.store(budget.reserve, Ordering::Relaxed);
-    let site = Rc::new(Site::new(fs, budget.cache));
+    let mut site = Site::new(fs, budget.cache);
+    site.status = match env::var("HTTPD_STATUS_PATH") {
+        None => None,
+        Some(p) if p.starts_with('/') => Some(p.into()),
+        Some(_) => {
+            println!("httpd: HTTPD_STATUS_PATH must be a path starting with /");
+            libos::process::exit(1);
+        }
+    };
+    let site = Rc::new(site);
     site.warm();
     let opts = TcpOptions {
         backlog: BACKLOG,

@@ -286,6 +286,9 @@ impl Connection<'_> {
     /// through the socket after what `out` holds.
     async fn respond(&mut self, request: &http::Request) -> Result<(), Reset> {
         let head_only = request.method == Method::Head;
+        if self.site.status.as_ref().is_some_and(|p| *p == request.path) {
+            return Ok(respond_status(&mut self.out, request.keep_alive, head_only)?);
+        }
         let found = match self.site.find(&request.path) {
             Ok(f) => f,
             Err(e) => {
@@ -431,6 +434,72 @@ fn respond_error(
         out.push(b'\n');
     }
     Ok(())
+}
+
+/// Appends the status page (`HTTPD_STATUS_PATH`): the heap's figures, one
+/// `name: value` a line, as `libos::heap_stats` gives them.
+fn respond_status(out: &mut Vec<u8>, keep_alive: bool, head_only: bool) -> Result<(), OutOfMemory> {
+    use core::fmt::Write;
+    let heap = libos::heap_stats();
+    let mut body = heapless_line::Line::new();
+    let _ = write!(
+        body,
+        "heap_size: {}\nheap_in_use: {}\nheap_allocations: {}\n",
+        heap.size, heap.in_use, heap.allocations
+    );
+    Head {
+        status: Status::Ok,
+        content_type: "text/plain; charset=utf-8",
+        content_length: body.len(),
+        keep_alive,
+        date: now(),
+        last_modified: None,
+        content_range: None,
+    }
+    .try_write(out)?;
+    if !head_only {
+        out.try_reserve(body.len()).map_err(|_| OutOfMemory)?;
+        out.extend_from_slice(body.as_bytes());
+    }
+    Ok(())
+}
+
+/// A short line of text on the stack: the status page's figures are read
+/// before anything is allocated for them.
+mod heapless_line {
+    /// At most [`Line::CAP`] bytes; what does not fit is dropped.
+    pub(crate) struct Line {
+        buf: [u8; Line::CAP],
+        len: usize,
+    }
+
+    impl Line {
+        pub(crate) const CAP: usize = 128;
+
+        pub(crate) fn new() -> Self {
+            Self { buf: [0; Self::CAP], len: 0 }
+        }
+
+        pub(crate) fn len(&self) -> usize {
+            self.len
+        }
+
+        pub(crate) fn as_bytes(&self) -> &[u8] {
+            &self.buf[..self.len]
+        }
+    }
+
+    impl core::fmt::Write for Line {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            let end = self.len + s.len();
+            if end > Self::CAP {
+                return Err(core::fmt::Error);
+            }
+            self.buf[self.len..end].copy_from_slice(s.as_bytes());
+            self.len = end;
+            Ok(())
+        }
+    }
 }
 
 /// What a read brought.

@@ -44,6 +44,9 @@ pub(crate) struct Site {
     found: RefCell<BTreeMap<String, Rc<Found>>>,
     /// What `found` takes, at most [`FOUND_MAX`].
     found_bytes: Cell<usize>,
+    /// The path answered with the heap's figures instead of a file
+    /// (`HTTPD_STATUS_PATH`; none by default).
+    pub(crate) status: Option<String>,
 }
 
 /// A file to send.
@@ -64,6 +67,7 @@ impl Site {
             cache_max,
             found: RefCell::new(BTreeMap::new()),
             found_bytes: Cell::new(0),
+            status: None,
         }
     }
 

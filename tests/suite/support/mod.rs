@@ -354,3 +354,28 @@ pub fn reset(s: std::net::TcpStream) {
     setsockopt(std::os::fd::AsRawFd::as_raw_fd(&s), libc::SOL_SOCKET, libc::SO_LINGER, &linger);
     drop(s);
 }
+
+/// Makes `n` connections to `addr`, `threads` at a time, handing each to
+/// `each` with its number (0..n), which talks and closes it; panics if one
+/// cannot connect within 5 s. For tests that a server comes out of many
+/// connections as it went in.
+pub fn churn(
+    addr: std::net::SocketAddr,
+    n: usize,
+    threads: usize,
+    each: impl Fn(usize, std::net::TcpStream) + Sync,
+) {
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let each = &each;
+            scope.spawn(move || {
+                for i in (t..n).step_by(threads) {
+                    let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+                        .unwrap_or_else(|e| panic!("connection {i} of {n}: {e}"));
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    each(i, s);
+                }
+            });
+        }
+    });
+}
