@@ -517,12 +517,12 @@ fn heap_in_use() -> u64 {
         .unwrap_or_else(|| panic!("no heap_in_use in {body:?}"))
 }
 
-/// `n` connections, 16 at a time: each asks for a file and closes (the
+/// `n` connections, `threads` at a time: each asks for a file and closes (the
 /// server first after `Connection: close`, or the client after a kept-alive
 /// response), or sends half a request and vanishes (a reset, or a FIN).
-fn churn(n: usize) {
+fn churn(n: usize, threads: usize) {
     let (requests, vanished) = (std::sync::atomic::AtomicUsize::new(0), n / 2);
-    support::churn(guest_addr(), n, 16, |i, mut s| match i % 4 {
+    support::churn(guest_addr(), n, threads, |i, mut s| match i % 4 {
         0 | 1 => {
             let close = if i % 4 == 0 { "Connection: close\r\n" } else { "" };
             // One write: in pieces, Nagle would hold the second until the
@@ -548,18 +548,19 @@ fn ten_thousand_connections_leave_the_heap_as_they_found_it() {
     // 10,000 connections served and closed, and 10,000 that vanish in the
     // middle of a request, against httpd's heap in use before and after:
     // anything a connection left behind (a socket, a slot, a timer, a
-    // task) would show as bytes per connection. The first thousand of
-    // each bring the heap to its steady state (the socket set's slots and
-    // the executor's queues grow to the most connections at once, and
-    // stay) before the measure starts.
+    // task) would show as bytes per connection. 2,000 first, 32 at a
+    // time (twice as many at once as then), bring the heap to its steady
+    // state (the socket set's slots and the executor's queues grow to the
+    // most connections at once, and stay; a step of about 16 KiB was seen
+    // with as many at once as the measure's) before the measure starts.
     raise_open_files(4096);
     let ns = namespace("churn-httpd");
     let mut guest = httpd(&ns, &["HTTPD_STATUS_PATH=/.status"]);
     ns.enter(|| {
-        churn(2000);
+        churn(2000, 32);
         let before = heap_in_use();
         let start = Instant::now();
-        churn(20_000);
+        churn(20_000, 16);
         println!("20,000 connections in {:?}", start.elapsed());
         let after = heap_in_use();
         println!("heap in use: {before} B before, {after} B after");
