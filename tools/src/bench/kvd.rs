@@ -83,6 +83,15 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(576..=65521))]
     mtu: u32,
 
+    /// The scheduling policy of both servers: `batch` (SCHED_BATCH: kvd
+    /// with `tender --sched batch`, redis-server as `chrt -b 0` would) or
+    /// `normal` (as started). Both share their CPU with redis-benchmark
+    /// (the kernel places a client and the server it wakes together), and
+    /// under `normal` a woken kvd preempts the client at each request.
+    #[arg(long, value_name = "POLICY", default_value = "batch",
+          value_parser = ["batch", "normal"])]
+    sched: String,
+
     /// Guest memory for kvd, MiB (tender --mem).
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     mem: u32,
@@ -323,8 +332,12 @@ fn redis_command(
     program: &Path,
     dir: &Path,
     fsync: &str,
+    sched: &str,
 ) -> Result<std::process::Command> {
     let mut cmd = topo.native.command(program)?;
+    if sched == "batch" {
+        net::sched_batch(&mut cmd);
+    }
     cmd.args(["--port", &PORT.to_string(), "--bind", &NATIVE_IP.to_string()])
         .args(["--protected-mode", "no", "--daemonize", "no", "--save", ""])
         .args(["--appendonly", "yes", "--appendfsync", fsync, "--databases", "1"])
@@ -350,7 +363,8 @@ pub fn run(args: &Args) -> Result<()> {
     net::warn_if_busy()?;
 
     let topo = Topology::new("kvd", args.mtu)?;
-    let mut options = vec!["--mem".into(), args.mem.to_string().into(), "--block".into()];
+    let mut options = vec!["--sched".into(), args.sched.clone().into()];
+    options.extend(["--mem".into(), args.mem.to_string().into(), "--block".into()]);
     let mut attach = std::ffi::OsString::from("storage=");
     attach.push(&disk);
     options.push(attach);
@@ -362,7 +376,7 @@ pub fn run(args: &Args) -> Result<()> {
     )?;
     let mut redis_d = Daemon::spawn(
         "redis-server",
-        redis_command(&topo, &redis, &redis_dir, &args.appendfsync)?,
+        redis_command(&topo, &redis, &redis_dir, &args.appendfsync, &args.sched)?,
         dir.path().join("redis.log"),
     )?;
     kvd.wait_ready(&topo.client, Server::Kvd.addr())?;
@@ -458,6 +472,7 @@ pub fn run(args: &Args) -> Result<()> {
         let out = json!({
             "benchmark": "kvd",
             "appendfsync": args.appendfsync,
+            "sched": args.sched,
             "rounds": args.rounds,
             "commands": pipelines.iter().map(|&p| command(p)).collect::<Vec<_>>(),
             "mtu": topo.mtu,
@@ -475,6 +490,7 @@ pub fn run(args: &Args) -> Result<()> {
     println!("  links:  {}", topo.describe());
     println!("  kvd:    {}", kvd.command());
     println!("  redis:  {}", redis_d.command());
+    println!("  sched:  {} for both servers (--sched)", args.sched);
     println!();
     println!(
         "  {:<5} {:>8} {:<22} {:>11} {:>9} {:>9} {:>7} {:>8}",
