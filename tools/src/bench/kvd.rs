@@ -13,6 +13,14 @@
 //! redis-server is one process with its default single I/O thread; kvd is
 //! single-threaded.
 //!
+//! Both servers get the same scheduling policy (`--sched`, default
+//! `batch`: `SCHED_BATCH`, kvd through `tender --sched batch`,
+//! redis-server set before its `exec`); redis-benchmark keeps the default
+//! and neither side is pinned. The kernel puts the client and the server
+//! it wakes on one CPU, and under the default policy a woken kvd preempts
+//! the client at each request (docs/performance.md, "kvd `SET` at `-P 1`:
+//! who preempts whom").
+//!
 //! Each round runs `redis-benchmark -t set,get -c C -n N -r R -d D` once
 //! per server without pipelining and once with `-P 16`, alternating which
 //! server goes first, after a warm-up run per server; the figures are
