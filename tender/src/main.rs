@@ -30,6 +30,7 @@ mod devices;
 mod flusher;
 mod launch;
 mod memory;
+mod sched;
 mod seccomp;
 mod signals;
 mod snapshot;
@@ -124,6 +125,14 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = ClockSource::Vdso)]
     clock: ClockSource,
 
+    /// The scheduling policy of the guest: `normal` leaves the one the
+    /// tender was started with; `batch` is SCHED_BATCH, for a server whose
+    /// clients may share its CPU: a frame that wakes the guest does not
+    /// preempt the task running there, so requests are taken in batches,
+    /// at the price of latency on a contended CPU (docs/performance.md).
+    #[arg(long, value_enum, default_value_t = sched::Policy::Normal)]
+    sched: sched::Policy,
+
     /// Prints the image's ABI version, manifest and segments, and exits.
     #[arg(long, conflicts_with = "print_seccomp")]
     inspect: bool,
@@ -191,6 +200,7 @@ impl Cli {
             block: devices::BlockArgs::default(),
             image_cache: None,
             clock: ClockSource::Vdso,
+            sched: sched::Policy::Normal,
             inspect: false,
             print_seccomp: false,
             app: PathBuf::from(app),
@@ -252,6 +262,8 @@ enum Error {
     Signals(#[from] signals::SignalError),
     #[error(transparent)]
     Flush(#[from] flusher::FlushError),
+    #[error(transparent)]
+    Sched(#[from] sched::SchedError),
 }
 
 /// The C `main`, called by libc's start-up code.
@@ -366,6 +378,8 @@ fn run(cli: Cli) -> Result<(), Error> {
         return Err(Error::BadEnv(bad.clone()));
     }
     let mem = Layout::mem_bytes(cli.mem)?;
+    // Before any thread is created: the flush threads inherit it.
+    sched::apply(cli.sched)?;
     let device_options = devices::Options::parse(&cli.net, &cli.net_mac, &cli.block)?;
     // Before the tender opens anything: a missing fd:N must not be
     // mistaken for a file of the tender's own.

@@ -48,7 +48,13 @@ fn disk(dir: &TempDir) -> PathBuf {
 
 /// kvd under the tender in `ns` with `disk`; returns once it is ready.
 fn kvd(ns: &Netns, disk: &Path, extra_env: &[&str]) -> KillOnDrop {
+    kvd_with(ns, disk, extra_env, &[])
+}
+
+/// [`kvd`] with more tender options.
+fn kvd_with(ns: &Netns, disk: &Path, extra_env: &[&str], options: &[&str]) -> KillOnDrop {
     let mut cmd = ns.command(tender());
+    cmd.args(options);
     cmd.args(["--mem", "256", "--net", "service0=tap0"]);
     cmd.args(["--env", "NET_SERVICE0_IPV4=10.0.0.2/24"]);
     for kv in extra_env {
@@ -317,6 +323,43 @@ fn bad_requests_get_error_replies_and_others_are_still_served() {
         let _ = c.write_all(&garbage);
         drop(c);
         ping(&mut other);
+    });
+}
+
+/// The scheduling policy of thread `tid` of process `pid` (field 41 of
+/// its `stat`, after the parenthesised command name).
+fn policy(pid: u32, tid: &str) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').expect("comm in stat") + 2..];
+    // Field 3 is the first after the name; policy is field 41.
+    after.split(' ').nth(41 - 3).expect("policy field").parse().unwrap()
+}
+
+#[test]
+fn under_sched_batch_every_thread_is_batch_and_clients_are_served() {
+    let ns = namespace("kvd-batch");
+    let dir = TempDir::new("kvd-batch");
+    let kvd = kvd_with(&ns, &disk(&dir), &[], &["--sched", "batch"]);
+    let pid = kvd.0.id();
+    let tids: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    // The serving thread and the disk's flush thread (started after the
+    // policy was set: it inherits it).
+    assert!(tids.len() >= 2, "threads: {tids:?}");
+    for tid in &tids {
+        assert_eq!(policy(pid, tid), libc::SCHED_BATCH as u32, "thread {tid}");
+    }
+    let out = sh(&ns, "redis-benchmark -h 10.0.0.2 -t set,get -c 50 -n 20000 -r 1000 -q", 120);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    let text = out.stdout.replace('\r', "\n");
+    let finals = text.lines().filter(|l| l.contains(" requests per second")).count();
+    assert_eq!(finals, 2, "{text}");
+    ns.enter(|| {
+        let mut c = connect();
+        let (got, _) = exchange(&mut c, b"GET nabla\r\nSET nabla batch\r\nGET nabla\r\n", 21);
+        assert_eq!(got, b"$-1\r\n+OK\r\n$5\r\nbatch\r\n");
     });
 }
 

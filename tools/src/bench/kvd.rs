@@ -13,6 +13,14 @@
 //! redis-server is one process with its default single I/O thread; kvd is
 //! single-threaded.
 //!
+//! Both servers get the same scheduling policy (`--sched`, default
+//! `batch`: `SCHED_BATCH`, kvd through `tender --sched batch`,
+//! redis-server set before its `exec`); redis-benchmark keeps the default
+//! and neither side is pinned. The kernel puts the client and the server
+//! it wakes on one CPU, and under the default policy a woken kvd preempts
+//! the client at each request (docs/performance.md, "kvd `SET` at `-P 1`:
+//! who preempts whom").
+//!
 //! Each round runs `redis-benchmark -t set,get -c C -n N -r R -d D` once
 //! per server without pipelining and once with `-P 16`, alternating which
 //! server goes first, after a warm-up run per server; the figures are
@@ -82,6 +90,15 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = 1500,
           value_parser = clap::value_parser!(u32).range(576..=65521))]
     mtu: u32,
+
+    /// The scheduling policy of both servers: `batch` (SCHED_BATCH: kvd
+    /// with `tender --sched batch`, redis-server as `chrt -b 0` would) or
+    /// `normal` (as started). Both share their CPU with redis-benchmark
+    /// (the kernel places a client and the server it wakes together), and
+    /// under `normal` a woken kvd preempts the client at each request.
+    #[arg(long, value_name = "POLICY", default_value = "batch",
+          value_parser = ["batch", "normal"])]
+    sched: String,
 
     /// Guest memory for kvd, MiB (tender --mem).
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
@@ -323,8 +340,12 @@ fn redis_command(
     program: &Path,
     dir: &Path,
     fsync: &str,
+    sched: &str,
 ) -> Result<std::process::Command> {
     let mut cmd = topo.native.command(program)?;
+    if sched == "batch" {
+        net::sched_batch(&mut cmd);
+    }
     cmd.args(["--port", &PORT.to_string(), "--bind", &NATIVE_IP.to_string()])
         .args(["--protected-mode", "no", "--daemonize", "no", "--save", ""])
         .args(["--appendonly", "yes", "--appendfsync", fsync, "--databases", "1"])
@@ -350,7 +371,8 @@ pub fn run(args: &Args) -> Result<()> {
     net::warn_if_busy()?;
 
     let topo = Topology::new("kvd", args.mtu)?;
-    let mut options = vec!["--mem".into(), args.mem.to_string().into(), "--block".into()];
+    let mut options = vec!["--sched".into(), args.sched.clone().into()];
+    options.extend(["--mem".into(), args.mem.to_string().into(), "--block".into()]);
     let mut attach = std::ffi::OsString::from("storage=");
     attach.push(&disk);
     options.push(attach);
@@ -362,7 +384,7 @@ pub fn run(args: &Args) -> Result<()> {
     )?;
     let mut redis_d = Daemon::spawn(
         "redis-server",
-        redis_command(&topo, &redis, &redis_dir, &args.appendfsync)?,
+        redis_command(&topo, &redis, &redis_dir, &args.appendfsync, &args.sched)?,
         dir.path().join("redis.log"),
     )?;
     kvd.wait_ready(&topo.client, Server::Kvd.addr())?;
@@ -458,6 +480,7 @@ pub fn run(args: &Args) -> Result<()> {
         let out = json!({
             "benchmark": "kvd",
             "appendfsync": args.appendfsync,
+            "sched": args.sched,
             "rounds": args.rounds,
             "commands": pipelines.iter().map(|&p| command(p)).collect::<Vec<_>>(),
             "mtu": topo.mtu,
@@ -475,6 +498,7 @@ pub fn run(args: &Args) -> Result<()> {
     println!("  links:  {}", topo.describe());
     println!("  kvd:    {}", kvd.command());
     println!("  redis:  {}", redis_d.command());
+    println!("  sched:  {} for both servers (--sched)", args.sched);
     println!();
     println!(
         "  {:<5} {:>8} {:<22} {:>11} {:>9} {:>9} {:>7} {:>8}",

@@ -388,6 +388,26 @@ fn clock_ticks() -> f64 {
     if t > 0 { t as f64 } else { 100.0 }
 }
 
+/// Starts the program of `cmd` under `SCHED_BATCH` (`chrt -b 0`): woken,
+/// it does not preempt the task running on its CPU. For the servers a
+/// benchmark compares, each given the same policy (see `nabla bench kvd`).
+#[allow(unsafe_code)]
+pub fn sched_batch(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the hook makes one system call (async-signal-safe) with a
+    // pointer to a sched_param on its own stack, alive for the call.
+    unsafe {
+        cmd.pre_exec(|| {
+            let param = libc::sched_param { sched_priority: 0 };
+            let p = &param as *const libc::sched_param;
+            if libc::syscall(libc::SYS_sched_setscheduler, 0, libc::SCHED_BATCH, p) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// `path`, or `name` looked up in `$PATH` and then in `/usr/sbin` and
 /// `/sbin` (Debian puts nginx there, outside a normal user's `$PATH`).
 pub fn find_program(given: Option<&Path>, name: &str, install: &str) -> Result<PathBuf> {
