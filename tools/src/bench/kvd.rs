@@ -14,12 +14,12 @@
 //! single-threaded.
 //!
 //! Both servers get the same scheduling policy (`--sched`, default
-//! `batch`: `SCHED_BATCH`, kvd through `tender --sched batch`,
-//! redis-server set before its `exec`); redis-benchmark keeps the default
-//! and neither side is pinned. The kernel puts the client and the server
-//! it wakes on one CPU, and under the default policy a woken kvd preempts
-//! the client at each request (docs/performance.md, "kvd `SET` at `-P 1`:
-//! who preempts whom").
+//! `normal`, as a user starts them; `batch`: `SCHED_BATCH`, kvd through
+//! `tender --sched batch`, redis-server set before its `exec`);
+//! redis-benchmark keeps the default and neither side is pinned. The
+//! kernel puts the client and the server it wakes on one CPU, and under
+//! the default policy a woken kvd preempts the client at each request
+//! (docs/performance.md, "kvd `SET` at `-P 1`: who preempts whom").
 //!
 //! Each round runs `redis-benchmark -t set,get -c C -n N -r R -d D` once
 //! per server without pipelining and once with `-P 16`, alternating which
@@ -96,7 +96,7 @@ pub struct Args {
     /// `normal` (as started). Both share their CPU with redis-benchmark
     /// (the kernel places a client and the server it wakes together), and
     /// under `normal` a woken kvd preempts the client at each request.
-    #[arg(long, value_name = "POLICY", default_value = "batch",
+    #[arg(long, value_name = "POLICY", default_value = "normal",
           value_parser = ["batch", "normal"])]
     sched: String,
 
