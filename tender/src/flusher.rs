@@ -621,6 +621,22 @@ mod tests {
         let _ = std::fs::remove_file(path);
     }
 
+    /// The two eventfds are consecutive even when a lone free fd lies
+    /// below the others (here: a hole between two open files).
+    #[test]
+    fn the_eventfds_are_consecutive_past_a_lone_free_fd() {
+        let files: Vec<std::fs::File> =
+            (0..3).map(|_| std::fs::File::open("/dev/null").unwrap()).collect();
+        // Usually consecutive: then the hole's fd + 1 is taken, and the
+        // first pair tried (the hole, and the fd after the third file) is
+        // not consecutive.
+        let mut files = files;
+        drop(files.remove(1));
+        let c = Channel::open("hole", 0).unwrap();
+        assert_eq!(c.done_fd(), c.request_fd() + 1);
+        assert_eq!(c.raw_fds(), [c.request_fd(), c.done_fd()]);
+    }
+
     /// Adds `v` to the eventfd `fd`.
     #[allow(unsafe_code)]
     fn add(fd: RawFd, v: u64) {
