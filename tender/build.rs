@@ -124,11 +124,13 @@ fn policy_of(devices: &[Dev]) -> policy::Policy {
             }
         });
     }
-    // The writable disks' flush channels, opened after the devices and
-    // the signalfds (each a pair: the guest's end, then the thread's).
+    // The writable disks' flush eventfds, opened after the devices and
+    // the signalfds (each a pair: the request eventfd, then the
+    // completion eventfd).
     let first = 3 + devices.len() as i32 + policy::MAX_SIGNAL_FDS as i32;
     for k in 0..writable {
-        p.extend(policy::flush_channel_rules("d", first + 2 * k as i32));
+        let request = first + 2 * k as i32;
+        p.extend(policy::flush_channel_rules("d", request, request + 1));
     }
     p
 }

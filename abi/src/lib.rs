@@ -444,8 +444,9 @@ pub struct DeviceInfo {
     /// The host file descriptor the guest's hypercalls for this device use.
     pub fd: i32,
     /// Net: the MTU of the host interface. Block, with
-    /// [`DEVICE_FLAG_FLUSH_CHANNEL`]: the fd of the disk's flush channel
-    /// (as `u32`); otherwise unused.
+    /// [`DEVICE_FLAG_FLUSH_EVENTFDS`]: the fd of the disk's flush request
+    /// eventfd (as `u32`; its completion eventfd is the next fd);
+    /// otherwise unused.
     pub mtu: u32,
     /// Block: sector size in bytes. Net: unused.
     pub sector_size: u32,
@@ -460,19 +461,62 @@ pub struct DeviceInfo {
 /// `DeviceInfo::flags`: the device is attached read-only.
 pub const DEVICE_FLAG_READ_ONLY: u16 = 1;
 
-/// `DeviceInfo::flags`, block: the disk has a flush channel, whose fd is in
-/// `DeviceInfo::mtu`: one end of a `SOCK_SEQPACKET` pair (non-blocking)
-/// whose other end a thread of the tender holds. An 8-byte message written
-/// to it asks for an `fdatasync` of the disk; the thread answers each with
-/// one 8-byte message, the call's result as a little-endian `i64` (0, or
-/// `-errno`). The flush covers every write that returned before the request
-/// was written. The guest may `read` and `write` the fd and wait on it in
-/// `ppoll`; `fdatasync` on the disk's fd stays allowed for a flush on the
-/// spot. A guest that ignores the flag loses nothing.
-pub const DEVICE_FLAG_FLUSH_CHANNEL: u16 = 4;
+/// `DeviceInfo::flags`, bit 2: retired. It announced a flush channel on a
+/// `SOCK_SEQPACKET` pair; no tender sets it since the channel became two
+/// eventfds ([`DEVICE_FLAG_FLUSH_EVENTFDS`]), and a guest that knows only
+/// it flushes on the spot, as one that ignores it.
+pub const DEVICE_FLAG_RETIRED_FLUSH_SOCKET: u16 = 4;
 
-/// Bytes of a message on a flush channel ([`DEVICE_FLAG_FLUSH_CHANNEL`]).
+/// `DeviceInfo::flags`, block: the disk has a flush thread in the tender
+/// and two eventfds to reach it, the **request** eventfd in
+/// `DeviceInfo::mtu` and the **completion** eventfd at the next fd
+/// (`mtu + 1`).
+///
+/// * The guest asks for an `fdatasync` of the disk by writing 1 (a
+///   little-endian `u64`) to the request eventfd (blocking, but it blocks
+///   only if its counter would overflow, which [`FLUSH_IN_FLIGHT_MAX`]
+///   rules out). The thread reads the counter (all the requests made since
+///   its last read, `n`), calls `fdatasync` once for all of them, and adds
+///   their answer to the completion eventfd (non-blocking, readable while
+///   its counter is not zero; the guest may wait on it in `ppoll`).
+/// * An answer to `n` requests adds `n` if every flush of the disk so far
+///   has succeeded. Failure is **sticky**: from the first failed
+///   `fdatasync` on, every answer adds `n + (n << FLUSH_FAILED_SHIFT)`, and
+///   the first failed one also adds `errno << FLUSH_ERRNO_SHIFT` (once for
+///   the life of the disk). A read of the completion counter (which resets
+///   it) thus gives: answered requests in bits 0-31, failed ones in bits
+///   32-47, and the first failure's errno in bits 48-63 if it is among
+///   them. Answers come in request order and the failed ones are the last
+///   of each read.
+/// * Ordering: an `fdatasync` that begins after a `pwrite64` returned covers
+///   it, whichever thread calls it; the thread reads a request only after
+///   the guest wrote it, so a request made after some writes returned is
+///   answered by a flush that covers them.
+///
+/// Why sticky: after a failed `fdatasync` Linux may have dropped the dirty
+/// pages it could not write (and marked them clean), so a later flush that
+/// succeeds does not make the earlier writes durable; a flush answered
+/// "done" must mean that every write before it is on the disk.
+///
+/// The guest may `write` the request fd, `read` the completion fd and wait
+/// on the completion fd in `ppoll`; `fdatasync` on the disk's fd stays
+/// allowed for a flush on the spot. A guest that ignores the flag loses
+/// nothing.
+pub const DEVICE_FLAG_FLUSH_EVENTFDS: u16 = 8;
+
+/// Bytes of a value on a flush eventfd ([`DEVICE_FLAG_FLUSH_EVENTFDS`]).
 pub const FLUSH_MESSAGE_LEN: usize = 8;
+
+/// [`DEVICE_FLAG_FLUSH_EVENTFDS`]: where an answer's failed count begins.
+pub const FLUSH_FAILED_SHIFT: u32 = 32;
+
+/// [`DEVICE_FLAG_FLUSH_EVENTFDS`]: where the first failure's errno begins.
+pub const FLUSH_ERRNO_SHIFT: u32 = 48;
+
+/// [`DEVICE_FLAG_FLUSH_EVENTFDS`]: the most requests a guest keeps
+/// unanswered, so that a read of the completion counter never carries
+/// more failures than its 16 bits hold.
+pub const FLUSH_IN_FLIGHT_MAX: u64 = 1 << 15;
 
 /// `DeviceInfo::flags`, net: every frame read from or written to the tap
 /// begins with a [`VNET_HDR_LEN`]-byte virtio-net header (legacy layout,

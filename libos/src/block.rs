@@ -12,13 +12,26 @@
 //!
 //! **Flushes.** [`BlockDevice::flush`] calls `fdatasync` and waits. A
 //! writable disk also has a flush thread in the tender
-//! (`abi::DEVICE_FLAG_FLUSH_CHANNEL`): [`BlockDevice::flush_start`] asks it
-//! for an `fdatasync` and returns at once with a [`FlushTicket`];
-//! [`BlockDevice::flush_poll`] tells whether that flush is done (one
-//! non-blocking `read` of the channel), [`BlockDevice::flush_wait`] waits
-//! for it in `ppoll`. A flush covers every write that returned before it
-//! was started, not the later ones. Without a channel (an older tender)
-//! `flush_start` flushes on the spot.
+//! (`abi::DEVICE_FLAG_FLUSH_EVENTFDS`): [`BlockDevice::flush_start`] asks
+//! it for an `fdatasync` (adds 1 to its request eventfd) and returns at
+//! once with a [`FlushTicket`]; [`BlockDevice::flush_poll`] tells whether
+//! that flush is done (one non-blocking `read` of the completion eventfd),
+//! [`BlockDevice::flush_wait`] waits for it in `ppoll`. A flush covers
+//! every write that returned before it was started, not the later ones.
+//! Without the eventfds (an older tender) `flush_start` flushes on the
+//! spot.
+//!
+//! The tickets of a disk fail **stickily**: once a flush of the disk has
+//! failed, that ticket and every later one answer with its error, as the
+//! thread reports them (the abi flag's documentation): after a failed
+//! `fdatasync` Linux may have dropped the pages it could not write, so no
+//! later flush makes the writes before it durable, and a ticket answered
+//! `Ok` promises exactly that. If the completion eventfd ever says
+//! something the thread cannot have said (more answers than requests, a
+//! failure count that does not fit), every flush in flight fails with
+//! `EIO`, the failure is sticky too, and later flushes are made on the
+//! spot. [`BlockDevice::flush`] is not ticketed and reports each
+//! `fdatasync` as Linux does.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -43,8 +56,7 @@ pub enum BlockError {
     ShortTransfer,
     /// The host refused the call.
     Io(Errno),
-    /// The flush thread answered out of turn or not at all (its channel
-    /// failed): what it flushed is unknown.
+    /// A ticket of another disk, or one never started.
     FlushChannel,
 }
 
@@ -56,7 +68,7 @@ impl fmt::Display for BlockError {
             Self::ReadOnly => f.write_str("disk is read-only"),
             Self::ShortTransfer => f.write_str("short transfer: the disk file changed size"),
             Self::Io(e) => write!(f, "I/O error: {e}"),
-            Self::FlushChannel => f.write_str("the flush channel failed"),
+            Self::FlushChannel => f.write_str("no such flush on this disk"),
         }
     }
 }
@@ -71,8 +83,9 @@ pub struct BlockDevice {
     capacity: u64,
     sector_size: u32,
     read_only: bool,
-    /// The flush channel's fd (`abi::DEVICE_FLAG_FLUSH_CHANNEL`), or -1.
-    channel: i32,
+    /// The flush request eventfd (`abi::DEVICE_FLAG_FLUSH_EVENTFDS`; the
+    /// completion eventfd is the next fd), or -1.
+    flush_request: i32,
 }
 
 /// A flush asked with [`BlockDevice::flush_start`]: the `n`th of its disk.
@@ -88,13 +101,13 @@ struct Flushes {
     /// Requests made, and answers read.
     started: u64,
     answered: u64,
-    /// Answers that were errors, by ticket: the recent ones (a ticket is
-    /// looked up soon after it is answered).
-    failed: Vec<(u64, Errno)>,
+    /// The first ticket that failed, and why: it and every later one failed
+    /// (sticky).
+    failed_from: Option<(u64, Errno)>,
+    /// The completion eventfd said something impossible: flushes are made
+    /// on the spot from then on.
+    broken: bool,
 }
-
-/// Failures kept per disk.
-const FAILURES_KEPT: usize = 64;
 
 static FLUSHES: Mutex<Vec<Flushes>> = Mutex::new(Vec::new());
 
@@ -103,28 +116,80 @@ fn with_flushes<R>(disk: i32, f: impl FnOnce(&mut Flushes) -> R) -> R {
     let i = match all.iter().position(|x| x.disk == disk) {
         Some(i) => i,
         None => {
-            all.push(Flushes { disk, started: 0, answered: 0, failed: Vec::new() });
+            all.push(Flushes { disk, started: 0, answered: 0, failed_from: None, broken: false });
             all.len() - 1
         }
     };
     f(&mut all[i])
 }
 
+/// A read of the completion counter: `answered` requests, the last
+/// `failed` of them failed, `errno` the first failure's if among them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Answers {
+    answered: u64,
+    failed: u64,
+    errno: i32,
+}
+
+impl Answers {
+    fn decode(v: u64) -> Self {
+        Self {
+            answered: v & 0xffff_ffff,
+            failed: (v >> abi::FLUSH_FAILED_SHIFT) & 0xffff,
+            errno: (v >> abi::FLUSH_ERRNO_SHIFT) as i32,
+        }
+    }
+}
+
 impl Flushes {
-    fn answer(&mut self, result: Result<(), Errno>) {
+    /// A flush made on the spot (no thread), with its result.
+    fn on_the_spot(&mut self, result: Result<(), Errno>) -> FlushTicket {
+        self.started += 1;
         self.answered += 1;
         if let Err(e) = result {
-            if self.failed.len() == FAILURES_KEPT {
-                self.failed.remove(0);
-            }
-            self.failed.push((self.answered, e));
+            self.failed_from.get_or_insert((self.answered, e));
         }
+        FlushTicket(self.started)
+    }
+
+    /// Takes a value read from the completion eventfd; false if the thread
+    /// cannot have written it (nothing is taken then).
+    fn take(&mut self, v: u64) -> bool {
+        let a = Answers::decode(v);
+        let in_flight = self.started - self.answered;
+        let fits = a.answered > 0 && a.answered <= in_flight && a.failed <= a.answered;
+        let consistent = match self.failed_from {
+            // Failed before: every answer fails, and the errno came once.
+            Some(_) => a.failed == a.answered && a.errno == 0,
+            // A first failure comes with its errno, and only then.
+            None => (a.failed > 0) == (a.errno > 0),
+        };
+        if !fits || !consistent {
+            return false;
+        }
+        if a.failed > 0 && self.failed_from.is_none() {
+            let first = self.answered + (a.answered - a.failed) + 1;
+            self.failed_from = Some((first, Errno(a.errno)));
+        }
+        self.answered += a.answered;
+        true
+    }
+
+    /// The thread's state is unknown: every flush in flight fails (and
+    /// every later one, stickily); flushes are made on the spot from now.
+    fn give_up(&mut self) {
+        if self.answered < self.started {
+            self.failed_from.get_or_insert((self.answered + 1, Errno::EIO));
+        }
+        self.answered = self.started;
+        self.broken = true;
     }
 
     fn result(&self, t: FlushTicket) -> Result<(), BlockError> {
-        match self.failed.iter().find(|(n, _)| *n == t.0) {
-            Some(&(_, e)) => Err(BlockError::Io(e)),
-            None => Ok(()),
+        match self.failed_from {
+            Some((first, e)) if t.0 >= first => Err(BlockError::Io(e)),
+            _ => Ok(()),
         }
     }
 }
@@ -143,7 +208,13 @@ pub fn devices() -> Vec<BlockDevice> {
             capacity: d.capacity,
             sector_size: d.sector_size,
             read_only: d.flags & abi::DEVICE_FLAG_READ_ONLY != 0,
-            channel: if d.flags & abi::DEVICE_FLAG_FLUSH_CHANNEL != 0 { d.mtu as i32 } else { -1 },
+            flush_request: if d.flags & abi::DEVICE_FLAG_FLUSH_EVENTFDS != 0
+                && d.mtu < i32::MAX as u32
+            {
+                d.mtu as i32
+            } else {
+                -1
+            },
         })
         .collect()
 }
@@ -167,7 +238,7 @@ impl BlockDevice {
     /// layers above.
     #[cfg(test)]
     pub(crate) fn from_fd(fd: i32, capacity: u64, sector_size: u32, read_only: bool) -> Self {
-        Self { name: "test".into(), fd, capacity, sector_size, read_only, channel: -1 }
+        Self { name: "test".into(), fd, capacity, sector_size, read_only, flush_request: -1 }
     }
 
     /// The device name.
@@ -260,37 +331,43 @@ impl BlockDevice {
         hypercall::fdatasync(self.fd).map_err(BlockError::Io)
     }
 
-    /// The flush channel's fd, if the disk has one: readable when an answer
-    /// is waiting, for callers that wait on it with other fds.
+    /// The flush completion eventfd, if the disk has a flush thread:
+    /// readable when answers are waiting, for callers that wait on it with
+    /// other fds.
     pub fn flush_fd(&self) -> Option<i32> {
-        (self.channel >= 0).then_some(self.channel)
+        (self.flush_request >= 0).then_some(self.flush_request + 1)
     }
 
     /// Starts a flush of everything written so far (every write that has
     /// returned) and returns without waiting; [`flush_poll`](Self::flush_poll)
     /// or [`flush_wait`](Self::flush_wait) tell when it is done. Without a
-    /// flush channel the flush is made here, and its ticket is done.
+    /// flush thread the flush is made here, and its ticket is done. With
+    /// `abi::FLUSH_IN_FLIGHT_MAX` flushes unanswered, it first waits for
+    /// the oldest.
     pub fn flush_start(&self) -> Result<FlushTicket, BlockError> {
         if self.read_only {
-            return with_flushes(self.fd, |f| {
-                f.started += 1;
-                f.answer(Ok(()));
-                Ok(FlushTicket(f.started))
-            });
+            return Ok(with_flushes(self.fd, |f| f.on_the_spot(Ok(()))));
         }
-        if self.channel < 0 {
+        let (broken, oldest) = with_flushes(self.fd, |f| {
+            (
+                f.broken,
+                (f.started - f.answered >= abi::FLUSH_IN_FLIGHT_MAX)
+                    .then_some(FlushTicket(f.answered + 1)),
+            )
+        });
+        if self.flush_request < 0 || broken {
             let r = hypercall::fdatasync(self.fd);
-            return with_flushes(self.fd, |f| {
-                f.started += 1;
-                f.answer(r);
-                Ok(FlushTicket(f.started))
-            });
+            return Ok(with_flushes(self.fd, |f| f.on_the_spot(r)));
+        }
+        if let Some(t) = oldest {
+            // Its result stays with its ticket.
+            let _ = self.flush_wait(t);
         }
         let request = 1u64.to_le_bytes();
         loop {
-            match hypercall::write(self.channel, &request) {
+            match hypercall::write(self.flush_request, &request) {
                 Ok(n) if n == request.len() => break,
-                Ok(_) => return Err(BlockError::FlushChannel),
+                Ok(_) => return Err(BlockError::Io(Errno::EIO)),
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(BlockError::Io(e)),
             }
@@ -302,26 +379,22 @@ impl BlockDevice {
     }
 
     /// Whether the flush `t` is done, and how it went: reads the answers
-    /// waiting on the channel (without blocking).
+    /// waiting on the completion eventfd (without blocking).
     pub fn flush_poll(&self, t: FlushTicket) -> Poll<Result<(), BlockError>> {
         with_flushes(self.fd, |f| {
             while f.answered < t.0 && f.answered < f.started {
                 let mut answer = [0u8; abi::FLUSH_MESSAGE_LEN];
-                match hypercall::read(self.channel, &mut answer) {
+                match hypercall::read(self.flush_request + 1, &mut answer) {
                     Ok(n) if n == answer.len() => {
-                        let r = i64::from_le_bytes(answer);
-                        f.answer(if r == 0 { Ok(()) } else { Err(Errno((-r) as i32)) });
+                        if !f.take(u64::from_le_bytes(answer)) {
+                            f.give_up();
+                        }
                     }
                     Err(Errno::EAGAIN) => return Poll::Pending,
                     Err(Errno::EINTR) => {}
-                    // A short answer, the end of the channel, another
-                    // error: the thread's state is unknown; every flush
-                    // in flight is failed.
-                    _ => {
-                        while f.answered < f.started {
-                            f.answer(Err(Errno::EIO));
-                        }
-                    }
+                    // A short read, another error: the thread's state is
+                    // unknown.
+                    _ => f.give_up(),
                 }
             }
             if f.answered < t.0 {
@@ -332,15 +405,15 @@ impl BlockDevice {
         })
     }
 
-    /// Waits for the flush `t` (in `ppoll` on the channel and the
-    /// termination signals' fds, whose signals are acted on meanwhile).
+    /// Waits for the flush `t` (in `ppoll` on the completion eventfd and
+    /// the termination signals' fds, whose signals are acted on meanwhile).
     pub fn flush_wait(&self, t: FlushTicket) -> Result<(), BlockError> {
         loop {
             if let Poll::Ready(r) = self.flush_poll(t) {
                 return r;
             }
             let (sig, n) = crate::signal::poll_fds();
-            let mut fds = [PollFd { fd: self.channel, events: POLLIN, revents: 0 }; 3];
+            let mut fds = [PollFd { fd: self.flush_request + 1, events: POLLIN, revents: 0 }; 3];
             fds[1..1 + n].copy_from_slice(&sig[..n]);
             if hypercall::ppoll(&mut fds[..1 + n], None).unwrap_or(0) > 0 {
                 crate::signal::seen(&fds[1..1 + n]);
@@ -360,7 +433,7 @@ mod tests {
             capacity,
             sector_size,
             read_only: false,
-            channel: -1,
+            flush_request: -1,
         }
     }
 
@@ -396,54 +469,152 @@ mod tests {
         }
     }
 
-    /// The flush channel, with the test as the tender's thread: requests
-    /// are counted, answers go to their tickets in order (an error to the
-    /// ticket it answers, not to the next), nothing is done before its
-    /// answer, and two values of one disk share the count.
-    #[test]
-    fn flush_tickets_follow_the_answers_in_order() {
+    /// A request eventfd and a completion eventfd on consecutive fds, as
+    /// the tender makes them (other tests open fds meanwhile: the fds tried
+    /// on the way stay open until the pair is found). Both non-blocking
+    /// here, so that a test that goes wrong fails instead of hanging (the
+    /// guest only writes the request eventfd).
+    fn eventfd_pair() -> (i32, i32) {
+        let mut tried = Vec::new();
+        loop {
+            let request = hypercall::test_eventfd(true);
+            let done = hypercall::test_eventfd(true);
+            if done == request + 1 {
+                for fd in tried {
+                    hypercall::test_close(fd);
+                }
+                return (request, done);
+            }
+            tried.extend([request, done]);
+        }
+    }
+
+    /// The tender's thread's side: takes the requests waiting (their
+    /// count) and adds `answer` to the completion counter.
+    fn take_requests(request: i32) -> u64 {
+        let mut v = [0u8; 8];
+        assert_eq!(hypercall::read(request, &mut v), Ok(8));
+        u64::from_le_bytes(v)
+    }
+
+    fn answer(done: i32, v: u64) {
+        assert_eq!(hypercall::write(done, &v.to_le_bytes()), Ok(8));
+    }
+
+    const FAILED: u64 = 1 << abi::FLUSH_FAILED_SHIFT;
+
+    fn errno(e: Errno) -> u64 {
+        (e.0 as u64) << abi::FLUSH_ERRNO_SHIFT
+    }
+
+    /// A writable disk on a new temporary file with the eventfds. The
+    /// file stays open for the life of the test process: the flushes are
+    /// keyed by the disk's fd, which another test must not get again (a
+    /// guest's disks are never closed).
+    fn with_thread(tag: &str) -> (BlockDevice, i32, i32) {
         use std::os::fd::AsRawFd;
-        use std::os::unix::net::UnixDatagram;
-        let (guest, thread) = UnixDatagram::pair().unwrap();
-        guest.set_nonblocking(true).unwrap();
-        let file = std::fs::File::create(
-            std::env::temp_dir().join(format!("libos-flush-{}", std::process::id())),
-        )
-        .unwrap();
+        let path = std::env::temp_dir().join(format!("libos-flush-{tag}-{}", std::process::id()));
+        let file = std::fs::File::create(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let (request, done) = eventfd_pair();
         let d = BlockDevice {
-            channel: guest.as_raw_fd(),
+            flush_request: request,
             ..BlockDevice::from_fd(file.as_raw_fd(), 1 << 20, 512, false)
         };
+        std::mem::forget(file);
+        (d, request, done)
+    }
+
+    /// The flush eventfds, with the test as the tender's thread: requests
+    /// are counted, answers go to their tickets in order (a failure to the
+    /// ticket it answers, not to the one before), nothing is done before
+    /// its answer, two values of one disk share the count, and failures
+    /// are sticky.
+    #[test]
+    fn flush_tickets_follow_the_answers_in_order() {
+        let (d, request, done) = with_thread("order");
         let other = d.clone();
-        assert_eq!(d.flush_fd(), Some(guest.as_raw_fd()));
+        assert_eq!(d.flush_fd(), Some(done));
         let a = d.flush_start().unwrap();
         let b = other.flush_start().unwrap();
         assert!(a < b);
-        let mut req = [0u8; 8];
-        assert_eq!(thread.recv(&mut req).unwrap(), 8);
-        assert_eq!(thread.recv(&mut req).unwrap(), 8);
+        // The thread finds both requests at once.
+        assert_eq!(take_requests(request), 2);
         assert_eq!(d.flush_poll(a), Poll::Pending);
         assert_eq!(other.flush_poll(b), Poll::Pending);
-        thread.send(&0i64.to_le_bytes()).unwrap();
+        answer(done, 1);
         // b's reader takes a's answer and keeps it for a.
         assert_eq!(other.flush_poll(b), Poll::Pending);
         assert_eq!(d.flush_poll(a), Poll::Ready(Ok(())));
-        thread.send(&(-5i64).to_le_bytes()).unwrap();
+        answer(done, 1 + FAILED + errno(Errno::EIO));
         assert_eq!(d.flush_wait(b), Err(BlockError::Io(Errno::EIO)));
         assert_eq!(d.flush_poll(a), Poll::Ready(Ok(())));
-        // A garbled answer fails what is in flight, not what is done.
+        // Sticky: the next answer fails too, without the errno again.
         let c = d.flush_start().unwrap();
-        assert_eq!(thread.recv(&mut req).unwrap(), 8);
-        thread.send(&[1, 2, 3]).unwrap();
-        assert_eq!(d.flush_poll(c), Poll::Ready(Err(BlockError::Io(Errno::EIO))));
+        assert_eq!(take_requests(request), 1);
+        answer(done, 1 + FAILED);
+        assert_eq!(d.flush_wait(c), Err(BlockError::Io(Errno::EIO)));
         assert_eq!(d.flush_poll(a), Poll::Ready(Ok(())));
-        // Without a channel the flush is made at once.
+        // A ticket never started on this disk.
+        assert_eq!(d.flush_poll(FlushTicket(c.0 + 1)), Poll::Ready(Err(BlockError::FlushChannel)));
+    }
+
+    /// Two answers read as one: the successes come first, the failures
+    /// (the last ones) get the errno that came with the first of them.
+    #[test]
+    fn answers_read_together_are_split_in_order() {
+        let (d, request, done) = with_thread("together");
+        let t: Vec<FlushTicket> = (0..3).map(|_| d.flush_start().unwrap()).collect();
+        assert_eq!(take_requests(request), 3);
+        answer(done, 2);
+        answer(done, 1 + FAILED + errno(Errno(28)));
+        assert_eq!(d.flush_wait(t[2]), Err(BlockError::Io(Errno(28))));
+        assert_eq!(d.flush_poll(t[0]), Poll::Ready(Ok(())));
+        assert_eq!(d.flush_poll(t[1]), Poll::Ready(Ok(())));
+    }
+
+    /// What the thread cannot have said fails what is in flight, not what
+    /// is done; from then on flushes are made on the spot and fail (the
+    /// failure is sticky).
+    #[test]
+    fn an_impossible_answer_fails_what_is_in_flight() {
+        for (tag, bad) in [
+            ("more", 3),
+            ("noerrno", 1 + FAILED),
+            ("nofailure", 1 + errno(Errno::EIO)),
+            ("toomany", 1 + 2 * FAILED + errno(Errno::EIO)),
+            ("zero", FAILED),
+        ] {
+            let (d, request, done) = with_thread(tag);
+            let a = d.flush_start().unwrap();
+            assert_eq!(take_requests(request), 1);
+            answer(done, 1);
+            assert_eq!(d.flush_wait(a), Ok(()), "{tag}");
+            let b = d.flush_start().unwrap();
+            let c = d.flush_start().unwrap();
+            answer(done, bad);
+            assert_eq!(d.flush_poll(c), Poll::Ready(Err(BlockError::Io(Errno::EIO))), "{tag}");
+            assert_eq!(d.flush_poll(b), Poll::Ready(Err(BlockError::Io(Errno::EIO))), "{tag}");
+            assert_eq!(d.flush_poll(a), Poll::Ready(Ok(())), "{tag}");
+            // On the spot now: no request reaches the thread.
+            let later = d.flush_start().unwrap();
+            assert_eq!(d.flush_poll(later), Poll::Ready(Err(BlockError::Io(Errno::EIO))), "{tag}");
+            assert_eq!(take_requests(request), 2, "{tag}");
+        }
+    }
+
+    /// Without the eventfds (an older tender) the flush is made at once.
+    #[test]
+    fn without_a_thread_the_flush_is_made_at_once() {
+        use std::os::fd::AsRawFd;
+        let path = std::env::temp_dir().join(format!("libos-flush-sync-{}", std::process::id()));
+        let file = std::fs::File::create(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
         let sync = BlockDevice::from_fd(file.as_raw_fd(), 1 << 20, 512, false);
+        std::mem::forget(file);
+        assert_eq!(sync.flush_fd(), None);
         let t = sync.flush_start().unwrap();
         assert_eq!(sync.flush_poll(t), Poll::Ready(Ok(())));
-        drop(file);
-        let _ = std::fs::remove_file(
-            std::env::temp_dir().join(format!("libos-flush-{}", std::process::id())),
-        );
+        assert_eq!(sync.flush_wait(t), Ok(()));
     }
 }

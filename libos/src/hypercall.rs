@@ -157,8 +157,8 @@ unsafe fn syscall5(nr: usize, a0: usize, a1: usize, a2: usize, a3: usize, a4: us
 }
 
 /// `write(fd, buf, len)`. Allowed for fd 1 (the console), the attached
-/// tap fds (network transmit) and the disks' flush channels (a flush
-/// request). Returns the number of bytes written.
+/// tap fds (network transmit) and the disks' flush request eventfds (a
+/// flush request). Returns the number of bytes written.
 pub fn write(fd: i32, buf: &[u8]) -> Result<usize, Errno> {
     // SAFETY: buf is valid for reads of buf.len() bytes.
     let r =
@@ -167,9 +167,9 @@ pub fn write(fd: i32, buf: &[u8]) -> Result<usize, Errno> {
 }
 
 /// `read(fd, buf, len)`. Allowed for the attached tap fds (network
-/// receive) and the disks' flush channels (a flush's answer). Returns the
-/// number of bytes read; both are non-blocking, so an empty queue is
-/// [`Errno::EAGAIN`].
+/// receive) and the disks' flush completion eventfds (flushes' answers).
+/// Returns the number of bytes read; both are non-blocking, so an empty
+/// queue (a zero counter) is [`Errno::EAGAIN`].
 pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
     // SAFETY: buf is valid for writes of buf.len() bytes.
     let r = check(unsafe {
@@ -345,6 +345,28 @@ pub fn exit_group(code: i32) -> ! {
             options(noreturn, nostack),
         );
     }
+}
+
+/// `eventfd2(0, EFD_CLOEXEC | flags)` on the host, for the unit tests that
+/// play the tender's side of an eventfd (the guest's filter has no
+/// `eventfd2`).
+#[cfg(test)]
+pub(crate) fn test_eventfd(nonblocking: bool) -> i32 {
+    const SYS_EVENTFD2: usize = 290;
+    const EFD_CLOEXEC: usize = 0o2000000;
+    const EFD_NONBLOCK: usize = 0o4000;
+    let flags = EFD_CLOEXEC | if nonblocking { EFD_NONBLOCK } else { 0 };
+    // SAFETY: eventfd2 takes integers.
+    let fd = check(unsafe { syscall5(SYS_EVENTFD2, 0, flags, 0, 0, 0) }).expect("eventfd2");
+    fd as i32
+}
+
+/// `close(fd)` on the host, for the unit tests.
+#[cfg(test)]
+pub(crate) fn test_close(fd: i32) {
+    const SYS_CLOSE: usize = 3;
+    // SAFETY: close takes an integer; the caller owns the fd.
+    let _ = check(unsafe { syscall5(SYS_CLOSE, fd as usize, 0, 0, 0, 0) });
 }
 
 #[cfg(test)]

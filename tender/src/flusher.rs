@@ -3,29 +3,54 @@
 //! The guest is one host thread: while it waits in `fdatasync` (8 to 95 ms
 //! on the development machines, `docs/performance.md`) it serves nothing.
 //! So the tender gives each writable disk a thread that flushes it on
-//! request, and a channel to ask it ([`abi::DEVICE_FLAG_FLUSH_CHANNEL`]): a
-//! `SOCK_SEQPACKET` pair, the guest's end non-blocking (it writes a request,
-//! waits for the answer in the `ppoll`s it makes anyway, and reads it), the
-//! thread's end blocking. The thread loops: `read` a request, `fdatasync`
-//! the disk, `write` the result. An `fdatasync` that begins after a
-//! `pwrite64` returned covers it, whichever thread calls it, so a flush
-//! asked after some writes covers them.
+//! request, reached through two eventfds
+//! ([`abi::DEVICE_FLAG_FLUSH_EVENTFDS`]): a **request** eventfd (blocking),
+//! to which the guest adds 1 per flush it asks for, and a **completion**
+//! eventfd (`EFD_NONBLOCK`), to which the thread adds its answers and
+//! which the guest reads without blocking, waiting for it in the `ppoll`s
+//! it makes anyway. The two are consecutive fds (the completion one is the
+//! request one plus 1), so the boot info names them with one field.
+//!
+//! The thread loops: `read` the request counter (`n`, every request since
+//! its last read), `fdatasync` the disk once, `write` the answer to the
+//! completion counter: `n` while every flush of the disk has succeeded;
+//! from the first failure on (failure is sticky: Linux may have dropped the
+//! pages it could not write, so no later flush covers them),
+//! `n + (n << 32)`, plus, on that first failure alone, `errno << 48`. A
+//! read of the completion counter then says how many requests were
+//! answered (bits 0-31), how many of them, the last ones, failed (bits
+//! 32-47), and the first failure's errno (bits 48-63) once. The guest keeps
+//! at most `abi::FLUSH_IN_FLIGHT_MAX` requests unanswered, so the fields
+//! never overflow into each other. Ordering: an `fdatasync` that begins
+//! after a `pwrite64` returned covers it, whichever thread calls it; the
+//! thread's `read` returns a request only after the guest wrote it, so a
+//! flush asked after some writes covers them.
+//!
+//! Why eventfds and not a socket pair (the first channel): the kernel code
+//! a guest can reach (`docs/hap.md`). An eventfd's `read` and `write` are
+//! `eventfd_read`/`eventfd_write` and a wait queue; a `SOCK_SEQPACKET`
+//! pair's reached some 100 functions more (skb allocation, the unix
+//! socket's send and receive paths, the LSM socket hooks).
 //!
 //! **What the thread may do.** It shares the guest's address space, so the
 //! guest can take it over (rewrite its code's data, its stack page). It is
 //! started before the guest's filter is installed and installs a filter of
-//! its own first ([`thread_program`]): `read` and `write` on its end of the
-//! channel and `fdatasync` on its disk, nothing else (anything else kills
-//! the process, as the guest's filter does). `fdatasync` on that disk is in
-//! the guest's filter already; `read` and `write` on the thread's end reach
-//! only the guest's end, which the guest reads and writes itself. So a
-//! hijacked thread can do nothing outside the process that the guest
-//! cannot. The thread is made with a raw `clone` and runs a loop of
-//! assembly on a page of its own: no glibc thread (no rseq area, no TLS, no
-//! stack of glibc's), no memory of the tender's that the launch releases.
-//! The tender waits for the thread to report its filter installed before
-//! it goes on, so the guest never runs beside an unfiltered thread.
-//! `docs/seccomp.md` has the argument and the tests.
+//! its own first ([`thread_program`]): `read` on the request eventfd,
+//! `write` on the completion eventfd and `fdatasync` on its disk, nothing
+//! else (anything else kills the process, as the guest's filter does).
+//! `fdatasync` on that disk is in the guest's filter already; the request
+//! eventfd's counter is the guest's to write and the completion's the
+//! guest's to read, and the kernel code a hijacked thread reaches by
+//! reading the one or writing the other (`eventfd_read`, `eventfd_write`)
+//! is what the guest reaches on its own fds. So a hijacked thread can do
+//! nothing outside the process that the guest cannot. The thread
+//! is made with a raw `clone` and runs a loop of assembly on a page of its
+//! own: no glibc thread (no rseq area, no TLS, no stack of glibc's), no
+//! memory of the tender's that the launch releases. The tender waits for
+//! the thread to report its filter installed (on the completion eventfd,
+//! before the guest can read it) before it goes on, so the guest never runs
+//! beside an unfiltered thread. `docs/seccomp.md` has the argument and the
+//! tests.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
@@ -54,50 +79,67 @@ const ARG0_HI: u32 = 20;
 /// How long the tender waits for a new thread to report its filter.
 const READY_TIMEOUT_MS: i32 = 5000;
 
-/// The flush thread's filter: `read` and `write` on `channel` (the
-/// thread's end), `fdatasync` on `disk`, each fd compared as a whole 64-bit
-/// register; another architecture, and everything else, kills the process.
-pub fn thread_program(channel: RawFd, disk: RawFd) -> Vec<libc::sock_filter> {
+/// What the thread adds to the completion eventfd once its filter is
+/// installed (else `errno << 32`).
+const READY: u64 = 1;
+
+/// The flush thread's filter: `read` on `request`, `write` on `done`,
+/// `fdatasync` on `disk`, each fd compared as a whole 64-bit register;
+/// another architecture, and everything else, kills the process.
+pub fn thread_program(request: RawFd, done: RawFd, disk: RawFd) -> Vec<libc::sock_filter> {
     let ins = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
     // Jump offsets count from the next instruction.
-    const ALLOW: u8 = 14;
-    const KILL: u8 = 15;
+    const ALLOW: u8 = 18;
+    const KILL: u8 = 19;
     let to = |from: u8, target: u8| target - from - 1;
-    vec![
+    // Allows the call if its first argument is `fd`: instructions
+    // `at..at + 4`.
+    let fd_is = |at: u8, fd: RawFd| {
+        [
+            ins(LD_ABS, 0, 0, ARG0_LO),
+            ins(JEQ, 0, to(at + 1, KILL), fd as u32),
+            ins(LD_ABS, 0, 0, ARG0_HI),
+            ins(JEQ, to(at + 3, ALLOW), to(at + 3, KILL), 0),
+        ]
+    };
+    let mut p = vec![
         /* 0 */ ins(LD_ABS, 0, 0, ARCH),
         /* 1 */ ins(JEQ, 0, to(1, KILL), AUDIT_ARCH_X86_64),
         /* 2 */ ins(LD_ABS, 0, 0, NR),
         /* 3 */ ins(JEQ, to(3, 6), 0, libc::SYS_read as u32),
-        /* 4 */ ins(JEQ, to(4, 6), 0, libc::SYS_write as u32),
-        /* 5 */ ins(JEQ, to(5, 10), to(5, KILL), libc::SYS_fdatasync as u32),
-        /* 6 */ ins(LD_ABS, 0, 0, ARG0_LO),
-        /* 7 */ ins(JEQ, 0, to(7, KILL), channel as u32),
-        /* 8 */ ins(LD_ABS, 0, 0, ARG0_HI),
-        /* 9 */ ins(JEQ, to(9, ALLOW), to(9, KILL), 0),
-        /* 10 */ ins(LD_ABS, 0, 0, ARG0_LO),
-        /* 11 */ ins(JEQ, 0, to(11, KILL), disk as u32),
-        /* 12 */ ins(LD_ABS, 0, 0, ARG0_HI),
-        /* 13 */ ins(JEQ, to(13, ALLOW), to(13, KILL), 0),
-        /* 14 */ ins(RET, 0, 0, RET_ALLOW),
-        /* 15 */ ins(RET, 0, 0, RET_KILL_PROCESS),
-    ]
+        /* 4 */ ins(JEQ, to(4, 10), 0, libc::SYS_write as u32),
+        /* 5 */ ins(JEQ, to(5, 14), to(5, KILL), libc::SYS_fdatasync as u32),
+    ];
+    /* 6 */
+    p.extend(fd_is(6, request));
+    /* 10 */
+    p.extend(fd_is(10, done));
+    /* 14 */
+    p.extend(fd_is(14, disk));
+    /* 18 */
+    p.push(ins(RET, 0, 0, RET_ALLOW));
+    /* 19 */
+    p.push(ins(RET, 0, 0, RET_KILL_PROCESS));
+    p
 }
 
 /// The flush thread's filter as `--print-seccomp` shows it.
-pub fn describe_thread(name: &str, channel: RawFd, disk: RawFd) -> String {
+pub fn describe_thread(name: &str, request: RawFd, done: RawFd, disk: RawFd) -> String {
     format!(
         "# flush thread of disk fd {disk} ({name}), its own filter: allow read(arg0 == \
-         {channel}), write(arg0 == {channel}), fdatasync(arg0 == {disk}); anything else kills\n"
+         {request}), write(arg0 == {done}), fdatasync(arg0 == {disk}); anything else kills\n"
     )
 }
 
-/// A writable disk's flush channel, before its thread starts.
+/// A writable disk's flush eventfds, before its thread starts.
 #[derive(Debug)]
 pub struct Channel {
     name: String,
     disk: RawFd,
-    guest: OwnedFd,
-    thread: OwnedFd,
+    /// The request eventfd (blocking) and the completion eventfd
+    /// (`EFD_NONBLOCK`), on consecutive fds.
+    request: OwnedFd,
+    done: OwnedFd,
 }
 
 /// A flush thread could not be started.
@@ -109,66 +151,79 @@ pub struct FlushError {
     source: io::Error,
 }
 
+/// Tries to find two consecutive free fds before giving up: each try takes
+/// the lowest two free fds and keeps them taken, so it moves past one gap.
+const PAIR_TRIES: usize = 64;
+
 impl Channel {
-    /// Opens the channel of the disk `name` on fd `disk`.
+    /// Opens the eventfds of the disk `name` on fd `disk`: the request one
+    /// and the completion one right after it. The tender's fds are
+    /// allocated lowest first, so the two are consecutive unless a lone
+    /// free fd lies below the others; then the pair is taken again higher
+    /// up (the fds tried on the way are closed at the end).
     #[allow(unsafe_code)]
     pub fn open(name: &str, disk: RawFd) -> Result<Self, FlushError> {
-        let mut fds = [-1; 2];
-        // SAFETY: socketpair writes two ints into `fds`.
-        let ret = unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-                0,
-                fds.as_mut_ptr(),
-            )
+        let err = |source| FlushError { name: name.to_string(), what: "eventfd", source };
+        let eventfd = |flags: i32| {
+            // SAFETY: eventfd2 takes integers and returns a new fd or -1.
+            let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | flags) };
+            if fd < 0 {
+                return Err(err(io::Error::last_os_error()));
+            }
+            // SAFETY: the fd is new and owned by nothing else.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
         };
-        if ret != 0 {
-            return Err(FlushError {
-                name: name.to_string(),
-                what: "socketpair",
-                source: io::Error::last_os_error(),
-            });
+        let mut tried = Vec::new();
+        for _ in 0..PAIR_TRIES {
+            let request = eventfd(0)?;
+            let done = eventfd(libc::EFD_NONBLOCK)?;
+            if done.as_raw_fd() == request.as_raw_fd() + 1 {
+                return Ok(Self { name: name.to_string(), disk, request, done });
+            }
+            tried.push((request, done));
         }
-        // SAFETY: both fds are new and owned by nothing else.
-        let (guest, thread) =
-            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        Ok(Self { name: name.to_string(), disk, guest, thread })
+        Err(err(io::Error::other("no two consecutive free fds")))
     }
 
-    /// The guest's end, for the boot info and the filter.
-    pub fn guest_fd(&self) -> RawFd {
-        self.guest.as_raw_fd()
+    /// The request eventfd, for the boot info and the filter (the
+    /// completion eventfd is the next fd).
+    pub fn request_fd(&self) -> RawFd {
+        self.request.as_raw_fd()
     }
 
-    /// Both ends: the fds to keep open.
+    /// The completion eventfd, `request_fd() + 1`.
+    pub fn done_fd(&self) -> RawFd {
+        self.done.as_raw_fd()
+    }
+
+    /// Both eventfds: the fds to keep open.
     pub fn raw_fds(&self) -> [RawFd; 2] {
-        [self.guest.as_raw_fd(), self.thread.as_raw_fd()]
+        [self.request.as_raw_fd(), self.done.as_raw_fd()]
     }
 
-    /// The guest's rules for its end.
+    /// The guest's rules for the two.
     pub fn rules(&self) -> Vec<Rule> {
-        flush_channel_rules(&self.name, self.guest_fd())
+        flush_channel_rules(&self.name, self.request_fd(), self.done_fd())
     }
 
     /// The thread's filter, described.
     pub fn describe_thread(&self) -> String {
-        describe_thread(&self.name, self.thread.as_raw_fd(), self.disk)
+        describe_thread(&self.name, self.request_fd(), self.done_fd(), self.disk)
     }
 
-    /// Starts the thread, waits until it reports its filter installed, and
-    /// makes the guest's end non-blocking. Call it after the signals are
-    /// blocked (the thread inherits the mask: a SIGTERM must not end the
-    /// process through it) and as late as possible before the launch. Both
-    /// fds stay open for the life of the process.
+    /// Starts the thread and waits until it reports its filter installed.
+    /// Call it after the signals are blocked (the thread inherits the
+    /// mask: a SIGTERM must not end the process through it) and as late as
+    /// possible before the launch. Both fds stay open for the life of the
+    /// process.
     #[allow(unsafe_code)]
     pub fn spawn(self) -> Result<(), FlushError> {
         let err = |what: &'static str| {
             let name = self.name.clone();
             move |source| FlushError { name, what, source }
         };
-        let program = thread_program(self.thread.as_raw_fd(), self.disk);
-        // One page for the thread: the sock_fprog at 0, the message buffer
+        let program = thread_program(self.request_fd(), self.done_fd(), self.disk);
+        // One page for the thread: the sock_fprog at 0, the counter buffer
         // at 32, the program at 64, the stack pointer at the end (the loop
         // pushes nothing).
         const PAGE: usize = 4096;
@@ -187,8 +242,9 @@ impl Channel {
             return Err(err("mmap")(io::Error::last_os_error()));
         }
         let base = page.cast::<u8>();
-        // SAFETY: the page is ours, PAGE bytes, and the program's 16
-        // instructions (128 bytes) fit between 64 and its end.
+        assert!(64 + program.len() * size_of::<libc::sock_filter>() <= PAGE);
+        // SAFETY: the page is ours, PAGE bytes, and the program's 20
+        // instructions (160 bytes) fit between 64 and its end.
         let (fprog, buf) = unsafe {
             let filter = base.add(64).cast::<libc::sock_filter>();
             std::ptr::copy_nonoverlapping(program.as_ptr(), filter, program.len());
@@ -208,7 +264,10 @@ impl Channel {
         // assembly below, touching no memory but the page (its buffer and
         // program) and never returning into Rust. The parent gets the
         // child's id or -errno in rax; the kernel preserves every other
-        // register but rcx and r11 across `syscall`.
+        // register but rcx and r11 across `syscall`. The child keeps the
+        // request fd in r12, the completion fd in r9, the disk in r13, the
+        // buffer's address in r15, and, once filtered, in r14 whether a
+        // flush has failed.
         unsafe {
             std::arch::asm!(
                 "syscall",
@@ -231,14 +290,19 @@ impl Channel {
                 "syscall",
                 "test rax, rax",
                 "jnz 5f",
-                // Filtered: report ready (0), then serve.
-                "mov qword ptr [r15], rax",
+                // Filtered: report ready, then serve. No flush failed yet.
+                "xor r14d, r14d",
+                "mov qword ptr [r15], {ready}",
+                // Add [r15] to the completion counter (an overflow, which
+                // only a guest that broke the in-flight bound can cause,
+                // loses the answer: EAGAIN).
                 "3:",
                 "mov eax, {sys_write}",
-                "mov rdi, r12",
+                "mov rdi, r9",
                 "mov rsi, r15",
                 "mov edx, 8",
                 "syscall",
+                // Take the requests made so far (blocking).
                 "4:",
                 "mov eax, {sys_read}",
                 "mov rdi, r12",
@@ -250,14 +314,31 @@ impl Channel {
                 "mov eax, {sys_fdatasync}",
                 "mov rdi, r13",
                 "syscall",
-                "mov qword ptr [r15], rax",
+                // The answer: n, plus n << 32 once failed, plus the errno
+                // << 48 on the first failure.
+                "mov rsi, qword ptr [r15]",
+                "test rax, rax",
+                "jz 6f",
+                "test r14, r14",
+                "jnz 6f",
+                "neg rax",
+                "shl rax, {errno_shift}",
+                "add qword ptr [r15], rax",
+                "mov r14d, 1",
+                "6:",
+                "test r14, r14",
+                "jz 3b",
+                "shl rsi, {failed_shift}",
+                "add qword ptr [r15], rsi",
                 "jmp 3b",
                 // No filter: report the error and end the thread (no
                 // filter yet, so `exit` is allowed).
                 "5:",
+                "neg rax",
+                "shl rax, 32",
                 "mov qword ptr [r15], rax",
                 "mov eax, {sys_write}",
-                "mov rdi, r12",
+                "mov rdi, r9",
                 "mov rsi, r15",
                 "mov edx, 8",
                 "syscall",
@@ -273,13 +354,17 @@ impl Channel {
                 sys_read = const libc::SYS_read,
                 sys_fdatasync = const libc::SYS_fdatasync,
                 sys_exit = const libc::SYS_exit,
+                ready = const READY,
+                errno_shift = const abi::FLUSH_ERRNO_SHIFT,
+                failed_shift = const abi::FLUSH_FAILED_SHIFT,
                 inlateout("rax") libc::SYS_clone => ret,
                 in("rdi") flags as u64,
                 in("rsi") stack_top,
                 in("rdx") 0u64,
                 in("r10") 0u64,
                 in("r8") 0u64,
-                in("r12") self.thread.as_raw_fd() as u64,
+                in("r9") self.done_fd() as u64,
+                in("r12") self.request_fd() as u64,
                 in("r13") self.disk as u64,
                 in("r14") fprog as u64,
                 in("r15") buf as u64,
@@ -291,8 +376,8 @@ impl Channel {
         if ret < 0 {
             return Err(err("clone")(io::Error::from_raw_os_error(-ret as i32)));
         }
-        let guest = self.guest.as_raw_fd();
-        let mut pfd = libc::pollfd { fd: guest, events: libc::POLLIN, revents: 0 };
+        let done = self.done_fd();
+        let mut pfd = libc::pollfd { fd: done, events: libc::POLLIN, revents: 0 };
         // SAFETY: one pollfd.
         let ready = unsafe { libc::poll(&mut pfd, 1, READY_TIMEOUT_MS) };
         if ready != 1 {
@@ -303,8 +388,9 @@ impl Channel {
             }));
         }
         let mut word = [0u8; 8];
-        // SAFETY: reads at most 8 bytes into `word`.
-        let n = unsafe { libc::read(guest, word.as_mut_ptr().cast(), word.len()) };
+        // SAFETY: reads at most 8 bytes into `word`; the fd is
+        // non-blocking. The read resets the counter: the guest finds it 0.
+        let n = unsafe { libc::read(done, word.as_mut_ptr().cast(), word.len()) };
         if n != 8 {
             return Err(err("reading its report")(if n < 0 {
                 io::Error::last_os_error()
@@ -312,22 +398,15 @@ impl Channel {
                 io::Error::from(io::ErrorKind::UnexpectedEof)
             }));
         }
-        let status = i64::from_le_bytes(word);
-        if status != 0 {
-            return Err(err("installing its filter")(io::Error::from_raw_os_error(-status as i32)));
+        let status = u64::from_le_bytes(word);
+        if status != READY {
+            return Err(err("installing its filter")(io::Error::from_raw_os_error(
+                (status >> 32) as i32,
+            )));
         }
-        // SAFETY: fcntl on our own fd, integer arguments.
-        let nonblocking = unsafe {
-            let fl = libc::fcntl(guest, libc::F_GETFL);
-            fl >= 0 && libc::fcntl(guest, libc::F_SETFL, fl | libc::O_NONBLOCK) == 0
-        };
-        if !nonblocking {
-            return Err(err("fcntl(O_NONBLOCK)")(io::Error::last_os_error()));
-        }
-        // Both ends live as long as the process: the guest's and the
-        // thread's.
-        let _ = self.guest.into_raw_fd();
-        let _ = self.thread.into_raw_fd();
+        // Both live as long as the process.
+        let _ = self.request.into_raw_fd();
+        let _ = self.done.into_raw_fd();
         Ok(())
     }
 }
@@ -336,21 +415,22 @@ impl Channel {
 mod tests {
     use super::*;
 
-    /// Installs `thread_program(channel, disk)` in a forked child, makes
-    /// the raw call `nr(a0, buf, 0, ...)` there, then writes a byte to
-    /// `channel` (allowed) and exits (killed). Returns whether the child
+    /// Installs `thread_program(request, done, disk)` in a forked child,
+    /// makes the raw call `nr(a0, buf, 0, ...)` there, then writes a byte
+    /// to `done` (allowed) and exits (killed). Returns whether the child
     /// died of SIGSYS and whether its byte arrived (the call survived).
-    /// `channel` must be the write end of a non-blocking pipe whose read
-    /// end is `reader`.
+    /// `done` must be the write end of a non-blocking pipe whose read end
+    /// is `reader`.
     #[allow(unsafe_code)]
     fn in_filtered_child(
-        channel: RawFd,
+        request: RawFd,
+        done: RawFd,
         reader: RawFd,
         disk: RawFd,
         nr: i64,
         a0: u64,
     ) -> (bool, bool) {
-        let program = thread_program(channel, disk);
+        let program = thread_program(request, done, disk);
         let fprog =
             libc::sock_fprog { len: program.len() as u16, filter: program.as_ptr().cast_mut() };
         // SAFETY: the child makes only raw system calls and `_exit`s.
@@ -366,7 +446,7 @@ mod tests {
                 }
                 let mut buf = [0u8; 8];
                 libc::syscall(nr, a0, buf.as_mut_ptr(), 0usize, 0usize, 0usize, 0usize);
-                libc::syscall(libc::SYS_write, channel, buf.as_ptr(), 1usize);
+                libc::syscall(libc::SYS_write, done, buf.as_ptr(), 1usize);
                 libc::_exit(0);
             }
         }
@@ -381,38 +461,46 @@ mod tests {
 
     #[test]
     fn the_program_is_what_it_says() {
-        let p = thread_program(9, 3);
-        assert_eq!(p.len(), 16);
+        let p = thread_program(9, 10, 3);
+        assert_eq!(p.len(), 20);
         for (i, ins) in p.iter().enumerate() {
             if ins.code == JEQ {
                 assert!(i + 1 + (ins.jt as usize) < p.len() && i + 1 + (ins.jf as usize) < p.len());
             }
         }
-        assert_eq!((p[14].code, p[14].k), (RET, RET_ALLOW));
-        assert_eq!((p[15].code, p[15].k), (RET, RET_KILL_PROCESS));
+        // Each call is checked against its own fd.
+        assert_eq!((p[3].k, p[3 + 1 + p[3].jt as usize + 1].k), (libc::SYS_read as u32, 9));
+        assert_eq!((p[4].k, p[4 + 1 + p[4].jt as usize + 1].k), (libc::SYS_write as u32, 10));
+        assert_eq!((p[5].k, p[5 + 1 + p[5].jt as usize + 1].k), (libc::SYS_fdatasync as u32, 3));
+        assert_eq!((p[18].code, p[18].k), (RET, RET_ALLOW));
+        assert_eq!((p[19].code, p[19].k), (RET, RET_KILL_PROCESS));
     }
 
     /// Every call but the three is killed, and so is every x32 number;
-    /// so are the three on other fds and with a high half. (A survivor
-    /// would die at its `_exit` too: [`allowed_calls_pass`] shows that the
-    /// allowed calls do pass, by what they do.)
+    /// so are the three on other fds (each on the others' fds too) and
+    /// with a high half. (A survivor would die at its `_exit` too:
+    /// [`allowed_calls_pass`] shows that the allowed calls do pass, by what
+    /// they do.)
     #[test]
     #[allow(unsafe_code)]
     fn every_other_call_kills() {
         let mut pipe = [0; 2];
         // SAFETY: pipe2 writes two ints.
         assert_eq!(unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_NONBLOCK) }, 0);
-        let [reader, channel] = pipe;
+        let [reader, done] = pipe;
+        // SAFETY: eventfd takes integers.
+        let request = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK) };
+        assert!(request >= 0);
         let path = std::env::temp_dir().join(format!("flusher-kill-{}", std::process::id()));
         let file = std::fs::File::create(&path).unwrap();
         let disk = file.as_raw_fd();
         let killed = |nr: i64, a0: u64| {
-            let (sigsys, survived) = in_filtered_child(channel, reader, disk, nr, a0);
+            let (sigsys, survived) = in_filtered_child(request, done, reader, disk, nr, a0);
             sigsys && !survived
         };
         // The harness itself: a call the filter allows survives.
         assert_eq!(
-            in_filtered_child(channel, reader, disk, libc::SYS_fdatasync, disk as u64),
+            in_filtered_child(request, done, reader, disk, libc::SYS_fdatasync, disk as u64),
             (true, true)
         );
         for nr in 0..548i64 {
@@ -425,27 +513,30 @@ mod tests {
             if nr == 335 || nr == 336 {
                 continue;
             }
-            assert!(killed(nr, channel as u64), "call {nr}");
-            assert!(killed(nr | 0x4000_0000, channel as u64), "x32 call {nr}");
+            assert!(killed(nr, done as u64), "call {nr}");
+            assert!(killed(nr | 0x4000_0000, done as u64), "x32 call {nr}");
         }
-        let (c, d) = (channel as u64, disk as u64);
+        let (q, c, d) = (request as u64, done as u64, disk as u64);
         for (nr, fd) in [
+            (libc::SYS_read, c),
             (libc::SYS_read, d),
             (libc::SYS_read, 0),
             (libc::SYS_read, 1),
             (libc::SYS_read, reader as u64),
-            (libc::SYS_read, c + 1),
-            (libc::SYS_read, (1 << 32) | c),
+            (libc::SYS_read, q + 1),
+            (libc::SYS_read, (1 << 32) | q),
+            (libc::SYS_write, q),
             (libc::SYS_write, 1),
             (libc::SYS_write, 2),
             (libc::SYS_write, d),
             (libc::SYS_write, reader as u64),
             (libc::SYS_write, (1 << 32) | c),
+            (libc::SYS_fdatasync, q),
             (libc::SYS_fdatasync, c),
             (libc::SYS_fdatasync, 1),
             (libc::SYS_fdatasync, d + 1),
             (libc::SYS_fdatasync, (1 << 32) | d),
-            (libc::SYS_read | 0x4000_0000, c),
+            (libc::SYS_read | 0x4000_0000, q),
             (libc::SYS_write | 0x4000_0000, c),
             (libc::SYS_fdatasync | 0x4000_0000, d),
         ] {
@@ -456,7 +547,8 @@ mod tests {
         // SAFETY: our fds.
         unsafe {
             libc::close(reader);
-            libc::close(channel);
+            libc::close(done);
+            libc::close(request);
         }
     }
 
@@ -474,8 +566,9 @@ mod tests {
             let mut pipe = [0; 2];
             // SAFETY: pipe2 writes two ints.
             assert_eq!(unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_NONBLOCK) }, 0);
-            let channel = if nr == libc::SYS_read { pipe[0] } else { pipe[1] };
-            let program = thread_program(channel, disk);
+            // The request fd is the pipe's read end, the completion fd its
+            // write end.
+            let program = thread_program(pipe[0], pipe[1], disk);
             let fprog =
                 libc::sock_fprog { len: program.len() as u16, filter: program.as_ptr().cast_mut() };
             let byte = [7u8; 1];
@@ -495,12 +588,12 @@ mod tests {
                     }
                     let mut buf = [0u8; 8];
                     if nr == libc::SYS_read {
-                        libc::syscall(nr, channel, buf.as_mut_ptr(), 8usize);
+                        libc::syscall(nr, pipe[0], buf.as_mut_ptr(), 8usize);
                     } else {
                         if nr == libc::SYS_fdatasync {
                             libc::syscall(nr, disk);
                         }
-                        libc::syscall(libc::SYS_write, channel, byte.as_ptr(), 1usize);
+                        libc::syscall(libc::SYS_write, pipe[1], byte.as_ptr(), 1usize);
                     }
                     libc::syscall(libc::SYS_getpid);
                     libc::_exit(0);
@@ -526,5 +619,81 @@ mod tests {
         }
         drop(file);
         let _ = std::fs::remove_file(path);
+    }
+
+    /// The two eventfds are consecutive even when a lone free fd lies
+    /// below the others (here: a hole between two open files).
+    #[test]
+    fn the_eventfds_are_consecutive_past_a_lone_free_fd() {
+        let files: Vec<std::fs::File> =
+            (0..3).map(|_| std::fs::File::open("/dev/null").unwrap()).collect();
+        // Usually consecutive: then the hole's fd + 1 is taken, and the
+        // first pair tried (the hole, and the fd after the third file) is
+        // not consecutive.
+        let mut files = files;
+        drop(files.remove(1));
+        let c = Channel::open("hole", 0).unwrap();
+        assert_eq!(c.done_fd(), c.request_fd() + 1);
+        assert_eq!(c.raw_fds(), [c.request_fd(), c.done_fd()]);
+    }
+
+    /// Adds `v` to the eventfd `fd`.
+    #[allow(unsafe_code)]
+    fn add(fd: RawFd, v: u64) {
+        // SAFETY: writes 8 bytes from a local.
+        assert_eq!(unsafe { libc::write(fd, v.to_le_bytes().as_ptr().cast(), 8) }, 8);
+    }
+
+    /// Waits (up to 5 s) for the completion eventfd `fd` and reads it.
+    #[allow(unsafe_code)]
+    fn answer(fd: RawFd) -> u64 {
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one pollfd.
+        assert_eq!(unsafe { libc::poll(&mut pfd, 1, 5000) }, 1, "no answer");
+        let mut word = [0u8; 8];
+        // SAFETY: reads 8 bytes into a local.
+        assert_eq!(unsafe { libc::read(fd, word.as_mut_ptr().cast(), 8) }, 8);
+        u64::from_le_bytes(word)
+    }
+
+    /// The real thread, in this process: it answers requests with their
+    /// count, the requests it finds together with one count; a failed
+    /// `fdatasync` (here on a pipe: EINVAL) answers with the failed count
+    /// and the errno once, and every later answer fails too (sticky),
+    /// without the errno again.
+    #[test]
+    #[allow(unsafe_code)]
+    fn the_thread_answers_with_counts_and_sticky_failures() {
+        let path = std::env::temp_dir().join(format!("flusher-thread-{}", std::process::id()));
+        let file = std::fs::File::create(&path).unwrap();
+        let good = Channel::open("good", file.as_raw_fd()).unwrap();
+        let (request, done) = (good.request_fd(), good.done_fd());
+        assert_eq!(done, request + 1);
+        good.spawn().unwrap();
+        add(request, 1);
+        assert_eq!(answer(done), 1);
+        // Three requests at once, as a thread busy flushing finds them.
+        add(request, 3);
+        assert_eq!(answer(done), 3);
+        add(request, 1);
+        assert_eq!(answer(done), 1);
+
+        let mut pipe = [0; 2];
+        // SAFETY: pipe2 writes two ints.
+        assert_eq!(unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        let bad = Channel::open("bad", pipe[0]).unwrap();
+        let (request, done) = (bad.request_fd(), bad.done_fd());
+        bad.spawn().unwrap();
+        let failed = |n: u64| n + (n << abi::FLUSH_FAILED_SHIFT);
+        add(request, 2);
+        assert_eq!(answer(done), failed(2) + ((libc::EINVAL as u64) << abi::FLUSH_ERRNO_SHIFT));
+        add(request, 1);
+        assert_eq!(answer(done), failed(1));
+        add(request, 5);
+        assert_eq!(answer(done), failed(5));
+        drop(file);
+        let _ = std::fs::remove_file(path);
+        // The threads, the eventfds and the pipe stay for the life of the
+        // test process, blocked in `read`.
     }
 }

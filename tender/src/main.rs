@@ -444,8 +444,9 @@ fn run(cli: Cli) -> Result<(), Error> {
     let mut attached = devices::attach(&image.manifest, &device_options)?;
     // After the devices, so that their fds are the same with or without.
     let signals = signals::Signals::open(debugger::watched())?;
-    // After the signalfds, for the same reason: a flush channel for each
-    // writable disk (see `flusher`), its fd in the disk's boot info.
+    // After the signalfds, for the same reason: a flush thread's two
+    // eventfds for each writable disk (see `flusher`), the first's fd in
+    // the disk's boot info (the second is the next fd).
     let mut channels = Vec::new();
     for info in attached.infos.iter_mut() {
         if info.kind == abi::DeviceKind::Block as u32
@@ -454,8 +455,8 @@ fn run(cli: Cli) -> Result<(), Error> {
             let len = info.name.iter().position(|&b| b == 0).unwrap_or(info.name.len());
             let name = String::from_utf8_lossy(&info.name[..len]).into_owned();
             let channel = flusher::Channel::open(&name, info.fd)?;
-            info.mtu = channel.guest_fd() as u32;
-            info.flags |= abi::DEVICE_FLAG_FLUSH_CHANNEL;
+            info.mtu = channel.request_fd() as u32;
+            info.flags |= abi::DEVICE_FLAG_FLUSH_EVENTFDS;
             channels.push(channel);
         }
     }

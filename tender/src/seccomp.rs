@@ -295,11 +295,13 @@ mod tests {
                 }
             });
         }
-        // The flush channels of the writable disks, opened after the
-        // devices and the signalfds (the guest's end, then the thread's).
+        // The flush eventfds of the writable disks, opened after the
+        // devices and the signalfds (the request one, then the completion
+        // one).
         let first = fds.iter().take(devices.len()).max().unwrap_or(&2) + 1 + signals as i32;
         for k in 0..writable {
-            p.extend(flush_channel_rules("storage", first + 2 * k as i32));
+            let request = first + 2 * k as i32;
+            p.extend(flush_channel_rules("storage", request, request + 1));
         }
         p
     }
@@ -410,7 +412,7 @@ mod tests {
         assert_eq!(templated(&changed), None);
         let mut masked = Policy::base(3);
         masked.extend(disk_rules("d", 3, 1 << 26, 512, false));
-        masked.extend(flush_channel_rules("d", 6));
+        masked.extend(flush_channel_rules("d", 6, 7));
         assert!(templated(&masked).is_some());
         masked.rules[6].args[1].1 = Cmp::MaskedEq { mask: !1023, value: 0 };
         assert_eq!(templated(&masked), None);
@@ -429,8 +431,8 @@ mod tests {
         let mut same = Policy::base(4);
         same.extend(disk_rules("a", 3, 1 << 26, 4096, false));
         same.extend(disk_rules("b", 4, 1 << 26, 4096, false));
-        same.extend(flush_channel_rules("a", 7));
-        same.extend(flush_channel_rules("b", 9));
+        same.extend(flush_channel_rules("a", 7, 8));
+        same.extend(flush_channel_rules("b", 9, 10));
         assert_eq!(templated(&same), None);
         // And the program libseccomp makes for them is what bpf() returns.
         assert_eq!(installed(&three), three.libseccomp_bpf().unwrap());

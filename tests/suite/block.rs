@@ -375,8 +375,8 @@ fn print_seccomp_shows_the_rules_for_the_disk_fd() {
         "allow fdatasync(arg0 == 3)",
         "block write on disk fd 3 (storage): 1048576 bytes, ending inside 10485760 bytes",
         "block flush on disk fd 3 (storage): durable writes",
-        "block flush request, on flush channel fd",
-        "block flush done, on flush channel fd",
+        "block flush request, on flush request fd",
+        "block flush done, on flush completion fd",
         "# flush thread of disk fd 3 (storage), its own filter: allow read(arg0 == ",
         "# and RLIMIT_FSIZE 10485760 bytes (the largest writable disk)",
         // libseccomp's own text.
@@ -407,9 +407,9 @@ fn print_seccomp_shows_the_rules_for_the_disk_fd() {
     );
 }
 
-/// The flush channel's fds in `--print-seccomp` output: the guest's end
-/// and the thread's.
-fn channel_fds(print_seccomp: &str) -> (u64, u64) {
+/// The flush eventfds in `--print-seccomp` output: the request one and
+/// the completion one, each as the guest's filter and the thread's name it.
+fn flush_fds(print_seccomp: &str) -> (u64, u64) {
     let after = |marker: &str| -> u64 {
         let line = print_seccomp
             .lines()
@@ -419,34 +419,38 @@ fn channel_fds(print_seccomp: &str) -> (u64, u64) {
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
         digits.parse().expect("fd number")
     };
-    (after("on flush channel fd "), after("its own filter: allow read(arg0 == "))
+    let (request, done) = (after("on flush request fd "), after("on flush completion fd "));
+    assert_eq!(request, after("its own filter: allow read(arg0 == "));
+    assert_eq!(done, after("), write(arg0 == "));
+    (request, done)
 }
 
 #[test]
-fn the_guest_reaches_its_flush_channel_and_not_the_threads_end() {
-    // The guest may write a request to its end and read the answer; the
-    // thread's end, and any other call on the channel, kill it.
+fn the_guest_reaches_its_flush_eventfds_only_their_way() {
+    // The guest may write a request to the request eventfd and read the
+    // completion eventfd; reading the one, writing the other, and any
+    // other call on them kill it.
     let dir = TempDir::new("blk-channel");
     let path = disk(&dir, "disk.img", MIB);
     let pfc = run(&["--block", &storage(&path), "--print-seccomp", SYSCALL]).stdout;
-    let (guest, thread) = channel_fds(&pfc);
-    assert_ne!(guest, thread);
-    let (g, t) = (guest.to_string(), thread.to_string());
+    let (request, done) = flush_fds(&pfc);
+    assert_eq!(done, request + 1);
+    let (q, c) = (request.to_string(), done.to_string());
     // A read with nothing to read: EAGAIN (non-blocking), not a kill.
-    let out = call(&[], &path, &["0", &g, "buf", "8"]);
+    let out = call(&[], &path, &["0", &c, "buf", "8"]);
     out.assert_ok();
     assert_eq!(out.stdout, "returned -11\n", "{out:#?}");
-    let out = call(&[], &path, &["1", &g, "buf", "8"]);
+    let out = call(&[], &path, &["1", &q, "buf", "8"]);
     out.assert_ok();
     assert_eq!(out.stdout, "returned 8\n", "{out:#?}");
     for args in [
-        ["0", &t, "buf", "8"].as_slice(),
-        &["1", &t, "buf", "8"],
-        &["75", &g],
-        &["75", &t],
-        &["17", &g, "buf", "8", "0"],
-        &["18", &g, "buf", "8", "0"],
-        &["20", &g, "buf", "1"],
+        ["0", &q, "buf", "8"].as_slice(),
+        &["1", &c, "buf", "8"],
+        &["75", &q],
+        &["75", &c],
+        &["17", &q, "buf", "8", "0"],
+        &["18", &c, "buf", "8", "0"],
+        &["20", &q, "buf", "1"],
     ] {
         let out = call(&[], &path, args);
         assert_eq!(out.signal(), Some(SIGSYS), "{args:?}: {out:#?}");

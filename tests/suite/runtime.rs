@@ -315,14 +315,14 @@ fn the_guest_inherits_no_fd_but_its_console_and_devices() {
         .map(|fd| std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap().display().to_string())
         .collect();
     // 0-2, the disk, the signalfds (SIGTERM, SIGINT: see signals.rs) and
-    // the disk's flush channel, both ends (the guest's and its thread's).
+    // the disk's flush eventfds (request, completion).
     let signal_fds = support::signal_fds() as usize;
     assert_eq!(open.len(), 6 + signal_fds, "fds {open:?} -> {targets:?}");
     assert!(targets.contains(&disk.display().to_string()), "{targets:?}");
     let signalfds = targets.iter().filter(|t| t.as_str() == "anon_inode:[signalfd]").count();
     assert_eq!(signalfds, signal_fds, "{targets:?}");
-    let sockets = targets.iter().filter(|t| t.starts_with("socket:[")).count();
-    assert_eq!(sockets, 2, "{targets:?}");
+    let eventfds = targets.iter().filter(|t| t.as_str() == "anon_inode:[eventfd]").count();
+    assert_eq!(eventfds, 2, "{targets:?}");
     // The pipe's reader sees EOF while the guest still runs.
     let mut byte = [0u8; 1];
     // SAFETY: reading one byte into a local buffer from the pipe's read end.

@@ -765,7 +765,7 @@ mod tests {
         // The worst case: every disk writable, above 4 GiB (both halves of
         // the offset bound differ from disk to disk), at 512-byte sectors
         // (three tiers).
-        // And each with its flush channel (opened after the disks and the
+        // And each with its flush eventfds (opened after the disks and the
         // signalfds: fds from 4 + 63 + 2, two per disk).
         let mut p = Policy::base(2 + abi::MAX_DEVICES as u64);
         for i in 0..abi::MAX_DEVICES as u64 {
@@ -773,7 +773,8 @@ mod tests {
             p.extend(rules(&format!("d{i}"), 4 + i as i32, cap, 512, false));
         }
         for i in 0..abi::MAX_DEVICES as i32 {
-            p.extend(crate::seccomp::flush_channel_rules(&format!("d{i}"), 69 + 2 * i));
+            let request = 69 + 2 * i;
+            p.extend(crate::seccomp::flush_channel_rules(&format!("d{i}"), request, request + 1));
         }
         assert_eq!(p.rules.len(), 5 + 63 * 13);
         let prog = p.bpf().unwrap();

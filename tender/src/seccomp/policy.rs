@@ -251,14 +251,23 @@ pub fn disk_rules(
     rules
 }
 
-/// The seccomp rules for the flush channel of a writable disk: the
-/// guest's end on `fd` (`abi::DEVICE_FLAG_FLUSH_CHANNEL`), attached as
-/// device `name`. The guest writes a request and reads the answer; waiting
-/// on the fd raises the `ppoll` bound by one, which the caller counts.
-pub fn flush_channel_rules(name: &str, fd: i32) -> Vec<Rule> {
+/// The seccomp rules for the flush eventfds of a writable disk
+/// (`abi::DEVICE_FLAG_FLUSH_EVENTFDS`), attached as device `name`: the
+/// guest writes requests to `request` and reads answers from `done` (and
+/// neither the other way round). Waiting on `done` raises the `ppoll`
+/// bound by one, which the caller counts.
+pub fn flush_channel_rules(name: &str, request: i32, done: i32) -> Vec<Rule> {
     vec![
-        Rule::on_fd("read", fd, format!("block flush done, on flush channel fd {fd} ({name})")),
-        Rule::on_fd("write", fd, format!("block flush request, on flush channel fd {fd} ({name})")),
+        Rule::on_fd(
+            "read",
+            done,
+            format!("block flush done, on flush completion fd {done} ({name})"),
+        ),
+        Rule::on_fd(
+            "write",
+            request,
+            format!("block flush request, on flush request fd {request} ({name})"),
+        ),
     ]
 }
 
