@@ -449,8 +449,10 @@ pub(crate) fn wait(deadline: Option<Instant>) {
     let taps = fds.len();
     add_signal_fds(&mut fds);
     let window = Duration::from_nanos(POLL_WINDOW_NS.load(Ordering::Relaxed));
+    let read = hypercall::counters().read_bytes;
+    let bulk = read.wrapping_sub(READ_AT_WAIT.swap(read, Ordering::Relaxed)) >= POLL_BULK;
     let mut ppoll = |fds: &mut [PollFd], t| hypercall::ppoll(fds, t).unwrap_or(0);
-    let (ready, window) = wait_on(&mut fds, taps, deadline, window, &mut ppoll);
+    let (ready, window) = wait_on(&mut fds, taps, deadline, window, bulk, &mut ppoll);
     POLL_WINDOW_NS.store(window.as_nanos() as u64, Ordering::Relaxed);
     if ready {
         mark_readable(&fds[..taps]);
@@ -459,8 +461,9 @@ pub(crate) fn wait(deadline: Option<Instant>) {
 }
 
 /// [`wait`]'s work on `fds`, the first `taps` of them taps, with `poll`
-/// for `ppoll` and the poll window `window`: whether an fd is ready, and
-/// the next poll window.
+/// for `ppoll` and the poll window `window`; `bulk`: the taps gave at
+/// least [`POLL_BULK`] bytes since the last wait. Returns whether an fd is
+/// ready, and the next poll window.
 ///
 /// Polling before sleeping is KVM's halt polling for a vCPU: a sleep in
 /// `ppoll` costs the tender a context switch and its CPU an exit from idle,
@@ -468,15 +471,18 @@ pub(crate) fn wait(deadline: Option<Instant>) {
 /// guest, in the peer's system call) a wake-up, an inter-processor
 /// interrupt from the peer's CPU; a bulk stream into a guest put the
 /// tender to sleep ~7,000 times per GiB, each wake-up paid by the client
-/// (docs/performance.md, "Halt polling"). A window only opens after a
-/// sleep that a frame ended within [`POLL_WINDOW_MAX`], and one longer
-/// sleep closes it, so an idle guest, or one whose frames come further
-/// apart, sleeps at once as before.
+/// (docs/performance.md, "Halt polling"). A window only opens while bulk
+/// data comes in (`bulk`), after a sleep that a frame ended within
+/// [`POLL_WINDOW_MAX`], and one longer wait closes it, so an idle guest, a
+/// request/response server (whose CPU the polls would take from clients on
+/// the same CPU, and add to its CPU per request), or one whose frames come
+/// further apart sleeps at once as before.
 fn wait_on(
     fds: &mut [PollFd],
     taps: usize,
     deadline: Option<Instant>,
     window: Duration,
+    bulk: bool,
     poll: &mut dyn FnMut(&mut [PollFd], Option<Duration>) -> usize,
 ) -> (bool, Duration) {
     let start = Instant::now();
@@ -504,13 +510,22 @@ fn wait_on(
     if taps == 0 {
         return (ready, window);
     }
-    let frame = ready && fds[..taps].iter().any(|p| p.revents != 0);
+    let frame = ready && bulk && fds[..taps].iter().any(|p| p.revents != 0);
     (ready, poll_window(window, frame, Instant::now() - start))
 }
 
 /// How long [`wait`] asks the taps without waiting before it sleeps, in
 /// nanoseconds: 0 until a sleep ends with a frame soon after it began.
 static POLL_WINDOW_NS: AtomicU64 = AtomicU64::new(0);
+
+/// The bytes read from the taps (and the disks' flush channels) when
+/// [`wait`] last began.
+static READ_AT_WAIT: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes read since the last wait that make a short sleep open or widen
+/// the poll window: half an offloaded segment, far more than any request
+/// of a request/response protocol in one turn.
+const POLL_BULK: u64 = 32 * 1024;
 
 /// The first poll window, after a sleep a frame ended within
 /// [`POLL_WINDOW_MAX`].
@@ -525,10 +540,12 @@ const POLL_WINDOW_START: Duration = Duration::from_micros(10);
 const POLL_WINDOW_MAX: Duration = Duration::from_micros(50);
 
 /// The poll window after a wait of `slept` (poll and sleep) that began
-/// with `window`; `frame`: a tap became readable. A frame within the
+/// with `window`; `frame`: a tap became readable, and bulk data came
+/// before the wait. A frame within the
 /// longest window doubles it (up to the longest; from nothing to
-/// [`POLL_WINDOW_START`]); a longer wait closes it; a deadline or a signal
-/// that ended a short wait leaves it.
+/// [`POLL_WINDOW_START`]); a longer wait closes it; a deadline, a signal,
+/// or a frame after a turn without bulk data that ended a short wait
+/// leaves it.
 fn poll_window(window: Duration, frame: bool, slept: Duration) -> Duration {
     if slept > POLL_WINDOW_MAX {
         Duration::ZERO
@@ -1003,7 +1020,7 @@ mod tests {
             1
         };
         let (ready, window) =
-            wait_on(&mut fds, 1, deadline, Duration::ZERO, &mut sleeps_then_frame);
+            wait_on(&mut fds, 1, deadline, Duration::ZERO, true, &mut sleeps_then_frame);
         assert!(ready);
         assert_eq!(calls.len(), 1, "one ppoll");
         assert!(calls[0].is_some_and(|t| t > Duration::from_secs(4)), "{calls:?}");
@@ -1017,7 +1034,7 @@ mod tests {
             usize::from(calls.len() == 3)
         };
         let window = Duration::from_secs(1);
-        assert_eq!(wait_on(&mut fds, 1, deadline, window, &mut third), (true, window));
+        assert_eq!(wait_on(&mut fds, 1, deadline, window, true, &mut third), (true, window));
         assert_eq!(calls, [Some(Duration::ZERO); 3]);
 
         // Open, nothing comes: polls for the window, then sleeps until the
@@ -1029,7 +1046,7 @@ mod tests {
         };
         let near = Some(Instant::now() + Duration::from_millis(20));
         let started = Instant::now();
-        let (ready, window) = wait_on(&mut fds, 1, near, us_(200), &mut nothing);
+        let (ready, window) = wait_on(&mut fds, 1, near, us_(200), true, &mut nothing);
         assert!(!ready && Instant::now() - started >= us_(200));
         assert!(
             calls.len() >= 2 && calls[..calls.len() - 1].iter().all(|&t| t == Some(Duration::ZERO))
@@ -1042,6 +1059,17 @@ mod tests {
         );
         assert_eq!(window, Duration::ZERO, "a wait longer than the longest window");
 
+        // A frame that ends a short sleep after a turn without bulk data
+        // leaves the window closed: a request/response server never polls.
+        let mut calls = 0;
+        let mut quick = |fds: &mut [PollFd], _: Option<Duration>| {
+            calls += 1;
+            fds[0].revents = POLLIN;
+            1
+        };
+        let r = wait_on(&mut fds, 1, deadline, Duration::ZERO, false, &mut quick);
+        assert_eq!((r, calls), ((true, Duration::ZERO), 1));
+
         // Without taps (signals alone) nothing is polled before the sleep.
         let mut calls: Vec<Option<Duration>> = Vec::new();
         let mut count = |_: &mut [PollFd], t: Option<Duration>| {
@@ -1049,7 +1077,7 @@ mod tests {
             0
         };
         let soon = Some(Instant::now() + Duration::from_millis(20));
-        assert_eq!(wait_on(&mut [], 0, soon, us_(200), &mut count), (false, us_(200)));
+        assert_eq!(wait_on(&mut [], 0, soon, us_(200), true, &mut count), (false, us_(200)));
         assert_eq!(calls.len(), 1);
         assert_ne!(calls[0], Some(Duration::ZERO));
     }
