@@ -32,6 +32,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 pub use core::net::{Ipv4Addr, SocketAddrV4};
+use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
@@ -435,8 +436,10 @@ fn mark_readable(fds: &[PollFd]) {
     }
 }
 
-/// Waits in one `ppoll` until a tap is readable or `deadline` passes
-/// (forever if `None`; at once if it has passed).
+/// Waits until a tap is readable or `deadline` passes (forever if `None`;
+/// at once if it has passed): first, if the last sleeps ended soon after
+/// they began, by asking the taps without waiting for a short while (the
+/// poll window, [`poll_window`]), then in one `ppoll`.
 /// A termination signal that arrives meanwhile also ends the wait, and is
 /// acted on ([`crate::signal`]).
 pub(crate) fn wait(deadline: Option<Instant>) {
@@ -445,15 +448,112 @@ pub(crate) fn wait(deadline: Option<Instant>) {
     let mut fds = tap_fds();
     let taps = fds.len();
     add_signal_fds(&mut fds);
+    let window = Duration::from_nanos(POLL_WINDOW_NS.load(Ordering::Relaxed));
+    let read = hypercall::counters().read_bytes;
+    let bulk = read.wrapping_sub(READ_AT_WAIT.swap(read, Ordering::Relaxed)) >= POLL_BULK;
+    let mut ppoll = |fds: &mut [PollFd], t| hypercall::ppoll(fds, t).unwrap_or(0);
+    let (ready, window) = wait_on(&mut fds, taps, deadline, window, bulk, &mut ppoll);
+    POLL_WINDOW_NS.store(window.as_nanos() as u64, Ordering::Relaxed);
+    if ready {
+        mark_readable(&fds[..taps]);
+        crate::signal::seen(&fds[taps..]);
+    }
+}
+
+/// [`wait`]'s work on `fds`, the first `taps` of them taps, with `poll`
+/// for `ppoll` and the poll window `window`; `bulk`: the taps gave at
+/// least [`POLL_BULK`] bytes since the last wait. Returns whether an fd is
+/// ready, and the next poll window.
+///
+/// Polling before sleeping is KVM's halt polling for a vCPU: a sleep in
+/// `ppoll` costs the tender a context switch and its CPU an exit from idle,
+/// and whoever makes the tap readable (the host's stack sending to the
+/// guest, in the peer's system call) a wake-up, an inter-processor
+/// interrupt from the peer's CPU; a bulk stream into a guest put the
+/// tender to sleep ~7,000 times per GiB, each wake-up paid by the client
+/// (docs/performance.md, "Halt polling"). A window only opens while bulk
+/// data comes in (`bulk`), after a sleep that a frame ended within
+/// [`POLL_WINDOW_MAX`], and one longer wait closes it, so an idle guest, a
+/// request/response server (whose CPU the polls would take from clients on
+/// the same CPU, and add to its CPU per request), or one whose frames come
+/// further apart sleeps at once as before.
+fn wait_on(
+    fds: &mut [PollFd],
+    taps: usize,
+    deadline: Option<Instant>,
+    window: Duration,
+    bulk: bool,
+    poll: &mut dyn FnMut(&mut [PollFd], Option<Duration>) -> usize,
+) -> (bool, Duration) {
+    let start = Instant::now();
+    let timeout = deadline.map(|d| d - start);
+    if timeout == Some(Duration::ZERO) {
+        return (false, window);
+    }
+    if !window.is_zero() && taps > 0 {
+        let until = start + timeout.map_or(window, |t| t.min(window));
+        loop {
+            if poll(fds, Some(Duration::ZERO)) > 0 {
+                return (true, window);
+            }
+            if Instant::now() >= until {
+                break;
+            }
+            core::hint::spin_loop();
+        }
+    }
     let timeout = deadline.map(|d| d - Instant::now());
     if timeout == Some(Duration::ZERO) {
-        return;
+        return (false, window);
     }
-    if hypercall::ppoll(&mut fds, timeout).unwrap_or(0) == 0 {
-        return;
+    let ready = poll(fds, timeout) > 0;
+    if taps == 0 {
+        return (ready, window);
     }
-    mark_readable(&fds[..taps]);
-    crate::signal::seen(&fds[taps..]);
+    let frame = ready && bulk && fds[..taps].iter().any(|p| p.revents != 0);
+    (ready, poll_window(window, frame, Instant::now() - start))
+}
+
+/// How long [`wait`] asks the taps without waiting before it sleeps, in
+/// nanoseconds: 0 until a sleep ends with a frame soon after it began.
+static POLL_WINDOW_NS: AtomicU64 = AtomicU64::new(0);
+
+/// The bytes read from the taps (and the disks' flush channels) when
+/// [`wait`] last began.
+static READ_AT_WAIT: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes read since the last wait that make a short sleep open or widen
+/// the poll window: half an offloaded segment, far more than any request
+/// of a request/response protocol in one turn.
+const POLL_BULK: u64 = 32 * 1024;
+
+/// The first poll window, after a sleep a frame ended within
+/// [`POLL_WINDOW_MAX`].
+const POLL_WINDOW_START: Duration = Duration::from_micros(10);
+
+/// The longest poll window, and the longest wait (window and sleep) a frame
+/// may end for the window to grow; a longer wait closes it. 50 µs: the
+/// guest spends at most that in a poll that finds nothing, against a sleep
+/// and wake-up that cost the guest and its peer some 10-20 µs together; 200
+/// µs (KVM's default) gave the stream no fewer wake-ups that mattered for
+/// more of the tender's CPU (docs/performance.md).
+const POLL_WINDOW_MAX: Duration = Duration::from_micros(50);
+
+/// The poll window after a wait of `slept` (poll and sleep) that began
+/// with `window`; `frame`: a tap became readable, and bulk data came
+/// before the wait. A frame within the
+/// longest window doubles it (up to the longest; from nothing to
+/// [`POLL_WINDOW_START`]); a longer wait closes it; a deadline, a signal,
+/// or a frame after a turn without bulk data that ended a short wait
+/// leaves it.
+fn poll_window(window: Duration, frame: bool, slept: Duration) -> Duration {
+    if slept > POLL_WINDOW_MAX {
+        Duration::ZERO
+    } else if frame {
+        (window * 2).clamp(POLL_WINDOW_START, POLL_WINDOW_MAX)
+    } else {
+        window
+    }
 }
 
 impl Iface {
@@ -899,6 +999,102 @@ mod tests {
             let tx = lo.tap.transmit(smol_now(Instant::now())).expect("room");
             tx.consume(len, |b| b.fill(0));
         }
+    }
+
+    /// The poll window opens after a sleep a frame ended soon, doubles
+    /// up to its longest while frames keep coming soon, and closes after
+    /// one long wait; a deadline leaves it.
+    #[test]
+    fn the_poll_window_follows_how_soon_frames_end_the_sleeps() {
+        let us = Duration::from_micros;
+        assert_eq!(poll_window(Duration::ZERO, true, us(3)), POLL_WINDOW_START);
+        assert_eq!(poll_window(us(10), true, us(30)), us(20));
+        assert_eq!(poll_window(us(40), true, us(45)), POLL_WINDOW_MAX);
+        assert_eq!(poll_window(POLL_WINDOW_MAX, true, us(20)), POLL_WINDOW_MAX);
+        assert_eq!(poll_window(us(20), false, us(20)), us(20), "a deadline");
+        assert_eq!(poll_window(us(40), true, POLL_WINDOW_MAX + us(1)), Duration::ZERO);
+        assert_eq!(poll_window(us(40), false, Duration::from_millis(5)), Duration::ZERO);
+        assert_eq!(poll_window(Duration::ZERO, true, Duration::from_millis(1)), Duration::ZERO);
+    }
+
+    /// With the window closed a wait is one `ppoll` that sleeps; open, the
+    /// taps are asked without waiting, and a frame found so ends the wait
+    /// with no sleep; none found, the wait sleeps once the window passed.
+    #[test]
+    fn a_wait_polls_within_its_window_and_sleeps_after() {
+        let mut fds = [PollFd { fd: 3, events: POLLIN, revents: 0 }];
+        let deadline = Some(Instant::now() + Duration::from_secs(5));
+        let mut calls: Vec<Option<Duration>> = Vec::new();
+        let mut sleeps_then_frame = |fds: &mut [PollFd], t: Option<Duration>| {
+            calls.push(t);
+            fds[0].revents = POLLIN;
+            1
+        };
+        let (ready, window) =
+            wait_on(&mut fds, 1, deadline, Duration::ZERO, true, &mut sleeps_then_frame);
+        assert!(ready);
+        assert_eq!(calls.len(), 1, "one ppoll");
+        assert!(calls[0].is_some_and(|t| t > Duration::from_secs(4)), "{calls:?}");
+        assert!(window <= POLL_WINDOW_START, "{window:?}: opened, unless the test was descheduled");
+
+        // Open: the third poll finds a frame, and nothing sleeps.
+        let mut calls: Vec<Option<Duration>> = Vec::new();
+        let mut third = |fds: &mut [PollFd], t: Option<Duration>| {
+            calls.push(t);
+            fds[0].revents = if calls.len() == 3 { POLLIN } else { 0 };
+            usize::from(calls.len() == 3)
+        };
+        let window = Duration::from_secs(1);
+        assert_eq!(wait_on(&mut fds, 1, deadline, window, true, &mut third), (true, window));
+        assert_eq!(calls, [Some(Duration::ZERO); 3]);
+
+        // Open, nothing comes: polls for the window, then sleeps until the
+        // deadline, which closes it.
+        let mut calls: Vec<Option<Duration>> = Vec::new();
+        let mut nothing = |_: &mut [PollFd], t: Option<Duration>| {
+            calls.push(t);
+            0
+        };
+        let near = Some(Instant::now() + Duration::from_millis(20));
+        let started = Instant::now();
+        let (ready, window) = wait_on(&mut fds, 1, near, us_(200), true, &mut nothing);
+        assert!(!ready && Instant::now() - started >= us_(200));
+        assert!(
+            calls.len() >= 2 && calls[..calls.len() - 1].iter().all(|&t| t == Some(Duration::ZERO))
+        );
+        assert!(
+            calls
+                .last()
+                .unwrap()
+                .is_some_and(|t| t > Duration::ZERO && t < Duration::from_millis(20))
+        );
+        assert_eq!(window, Duration::ZERO, "a wait longer than the longest window");
+
+        // A frame that ends a short sleep after a turn without bulk data
+        // leaves the window closed: a request/response server never polls.
+        let mut calls = 0;
+        let mut quick = |fds: &mut [PollFd], _: Option<Duration>| {
+            calls += 1;
+            fds[0].revents = POLLIN;
+            1
+        };
+        let r = wait_on(&mut fds, 1, deadline, Duration::ZERO, false, &mut quick);
+        assert_eq!((r, calls), ((true, Duration::ZERO), 1));
+
+        // Without taps (signals alone) nothing is polled before the sleep.
+        let mut calls: Vec<Option<Duration>> = Vec::new();
+        let mut count = |_: &mut [PollFd], t: Option<Duration>| {
+            calls.push(t);
+            0
+        };
+        let soon = Some(Instant::now() + Duration::from_millis(20));
+        assert_eq!(wait_on(&mut [], 0, soon, us_(200), true, &mut count), (false, us_(200)));
+        assert_eq!(calls.len(), 1);
+        assert_ne!(calls[0], Some(Duration::ZERO));
+    }
+
+    fn us_(n: u64) -> Duration {
+        Duration::from_micros(n)
     }
 
     /// A batch of deferred writes is due once it would fill most of an
