@@ -18,6 +18,7 @@
 //! sections; socket wakers only queue tasks, so waking under the lock is
 //! safe.
 
+mod busy;
 pub mod config;
 mod dhcp;
 pub mod gateway;
@@ -144,6 +145,7 @@ pub(crate) fn init() -> Result<(), ConfigError> {
     let now = Instant::now();
     let wall =
         crate::time::SystemTime::now().duration_since(crate::time::UNIX_EPOCH).unwrap_or_default();
+    *BUSY.lock() = busy::Policy::new(busy::window_from(crate::env::var("NABLA_BUSY_POLL_US")));
     let mut stack = STACK.lock();
     for dev in crate::rt::boot::devices() {
         if abi::DeviceKind::from_raw(dev.kind) != Some(abi::DeviceKind::Net) {
@@ -439,22 +441,66 @@ fn mark_readable(fds: &[PollFd]) {
 /// (forever if `None`; at once if it has passed).
 /// A termination signal that arrives meanwhile also ends the wait, and is
 /// acted on ([`crate::signal`]).
+///
+/// When frames have been coming back quickly, it first spins, asking the
+/// taps without waiting, for a short while ([`busy`]).
 pub(crate) fn wait(deadline: Option<Instant>) {
     #[cfg(test)]
     TAP_CHECKS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     let mut fds = tap_fds();
     let taps = fds.len();
     add_signal_fds(&mut fds);
-    let timeout = deadline.map(|d| d - Instant::now());
+    let start = Instant::now();
+    let timeout = deadline.map(|d| d - start);
     if timeout == Some(Duration::ZERO) {
         return;
     }
-    if hypercall::ppoll(&mut fds, timeout).unwrap_or(0) == 0 {
+    let spin = BUSY.lock().spin();
+    if taps > 0 && !spin.is_zero() {
+        let until = start + timeout.map_or(spin, |t| t.min(spin));
+        let mut last = start;
+        let preempted = loop {
+            if hypercall::ppoll(&mut fds, Some(Duration::ZERO)).unwrap_or(0) > 0 {
+                BUSY.lock().hit();
+                mark_readable(&fds[..taps]);
+                crate::signal::seen(&fds[taps..]);
+                return;
+            }
+            let now = Instant::now();
+            // A call that took this long was switched out: the CPU has other
+            // work, which the spin would only delay.
+            if now.duration_since(last) >= busy::PREEMPTED {
+                break true;
+            }
+            if now >= until {
+                break false;
+            }
+            last = now;
+            core::hint::spin_loop();
+        };
+        if !preempted && deadline.is_some_and(|d| d <= until) {
+            // The deadline came first: the turn it is for is due.
+            return;
+        }
+        BUSY.lock().miss();
+    }
+    let timeout = deadline.map(|d| d - Instant::now());
+    let ready = hypercall::ppoll(&mut fds, timeout).unwrap_or(0) > 0;
+    BUSY.lock().waited(if ready {
+        busy::Ended::Frame(Instant::now().duration_since(start))
+    } else {
+        busy::Ended::Timeout
+    });
+    if !ready {
         return;
     }
     mark_readable(&fds[..taps]);
     crate::signal::seen(&fds[taps..]);
 }
+
+/// When [`wait`] spins before it sleeps ([`busy`]); its window is set from
+/// `NABLA_BUSY_POLL_US` by [`init`].
+static BUSY: Mutex<busy::Policy> = Mutex::new(busy::Policy::new(busy::DEFAULT_WINDOW));
 
 impl Iface {
     /// Gives the interface its address and default gateway, from the
