@@ -688,6 +688,67 @@ fn an_idle_guest_makes_no_system_calls() {
     );
 }
 
+/// Busy polling on (`NABLA_BUSY_POLL_US`): a client that asks again as
+/// soon as it has each answer gets every answer, and once it stops the
+/// guest spins at most once more, then sleeps in its one `ppoll`.
+#[test]
+fn a_busy_polling_guest_serves_a_burst_then_idles() {
+    let ns = namespace("busy");
+    ns.disable_ipv6();
+    let mut opts = static_ip();
+    opts.extend(["--env", "NABLA_BUSY_POLL_US=200"]);
+    let guest = httpd(&ns, &opts);
+    let answered = ns.enter(|| {
+        let mut s = TcpStream::connect(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut answered = 0;
+        for _ in 0..2000 {
+            s.write_all(b"GET /robots.txt HTTP/1.1\r\nHost: guest\r\n\r\n").unwrap();
+            // One answer per request: its head, then Content-Length bytes.
+            let mut have = 0;
+            let total = loop {
+                let n = s.read(&mut buf[have..]).unwrap();
+                assert!(n > 0, "closed after {answered} answers");
+                have += n;
+                let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                let head = std::str::from_utf8(&buf[..end]).unwrap().to_ascii_lowercase();
+                assert!(head.starts_with("http/1.1 200"), "{head}");
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .unwrap();
+                break end + 4 + len;
+            };
+            while have < total {
+                have += s.read(&mut buf[have..]).unwrap();
+            }
+            assert_eq!(have, total, "nothing beyond the answer asked for");
+            answered += 1;
+        }
+        answered
+    });
+    assert_eq!(answered, 2000);
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = guest.0.id();
+    let ticks = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let after = stat.rsplit_once(')').unwrap().1;
+        let f: Vec<&str> = after.split_whitespace().collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    };
+    let (switches, cpu) = (context_switches(pid), ticks(pid));
+    std::thread::sleep(Duration::from_secs(1));
+    let (switches, cpu) = (context_switches(pid) - switches, ticks(pid) - cpu);
+    assert!(switches <= 1, "{switches} context switches in 1 s while idle");
+    assert!(cpu <= 2, "{cpu} ticks of CPU in 1 s while idle: it spins");
+}
+
 /// Every line the guest prints, as it prints them.
 fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
     let stdout = child.stdout.take().expect("piped stdout");

@@ -23,14 +23,20 @@
 //! client that can only run once the guest sleeps, on the same CPU, would
 //! otherwise make every other wait spin in vain). An idle guest spins
 //! at most once, after its last frame, and then sleeps in one `ppoll` as
-//! before. `NABLA_BUSY_POLL_US` sets the window (0: never spin).
+//! before. `NABLA_BUSY_POLL_US` sets the window in microseconds (50 is a
+//! little more than a client's turn on the other vCPU of the benchmark
+//! machine); it is off by default ([`DEFAULT_WINDOW`]).
 
 use core::time::Duration;
 
-/// The default window: a little more than a client's turn on another CPU
-/// (wake-up, reading the answers, writing the next requests) on the
-/// machines of docs/performance.md.
-pub(crate) const DEFAULT_WINDOW: Duration = Duration::from_micros(50);
+/// The default window: none, busy polling is opt-in. On a loaded machine
+/// it measured neither better nor worse (docs/performance.md, "httpd's
+/// requests/s: counts per request and busy polling"); on a quiet one it
+/// saves the halts of the guest's vCPU but keeps it busy, which the host's
+/// CPU quota may answer with 100 ms freezes: to be measured there
+/// (`nabla bench http --guest-env NABLA_BUSY_POLL_US=50`) before it is on
+/// by default.
+pub(crate) const DEFAULT_WINDOW: Duration = Duration::ZERO;
 
 /// A call of the spin that took this long means the guest was switched
 /// out meanwhile: the CPU is wanted by others, and the spin ends as a miss
@@ -68,6 +74,11 @@ impl Policy {
     /// A policy that spins for `window` at most (zero: never).
     pub(crate) const fn new(window: Duration) -> Self {
         Self { window, armed: false, misses: 0, cooldown: 0 }
+    }
+
+    /// Whether it ever spins (a window above zero).
+    pub(crate) fn enabled(&self) -> bool {
+        !self.window.is_zero()
     }
 
     /// How long the next wait may spin before it sleeps: zero unless the
@@ -182,6 +193,7 @@ mod tests {
     #[test]
     fn a_zero_window_never_spins() {
         let mut p = Policy::new(Duration::ZERO);
+        assert!(!p.enabled());
         p.waited(Ended::Frame(Duration::ZERO));
         p.hit();
         assert_eq!(p.spin(), Duration::ZERO);
@@ -190,6 +202,7 @@ mod tests {
     #[test]
     fn the_window_comes_from_the_environment() {
         assert_eq!(window_from(None), DEFAULT_WINDOW);
+        assert_eq!(window_from(Some("50")), 50 * US);
         assert_eq!(window_from(Some("0")), Duration::ZERO);
         assert_eq!(window_from(Some(" 120 ")), 120 * US);
         assert_eq!(window_from(Some("fast")), DEFAULT_WINDOW);

@@ -455,7 +455,11 @@ pub(crate) fn wait(deadline: Option<Instant>) {
     if timeout == Some(Duration::ZERO) {
         return;
     }
-    let spin = BUSY.lock().spin();
+    let (adaptive, spin) = {
+        let b = BUSY.lock();
+        (b.enabled(), b.spin())
+    };
+    let mut timeout = timeout;
     if taps > 0 && !spin.is_zero() {
         let until = start + timeout.map_or(spin, |t| t.min(spin));
         let mut last = start;
@@ -483,14 +487,16 @@ pub(crate) fn wait(deadline: Option<Instant>) {
             return;
         }
         BUSY.lock().miss();
+        timeout = deadline.map(|d| d - Instant::now());
     }
-    let timeout = deadline.map(|d| d - Instant::now());
     let ready = hypercall::ppoll(&mut fds, timeout).unwrap_or(0) > 0;
-    BUSY.lock().waited(if ready {
-        busy::Ended::Frame(Instant::now().duration_since(start))
-    } else {
-        busy::Ended::Timeout
-    });
+    if adaptive {
+        BUSY.lock().waited(if ready {
+            busy::Ended::Frame(Instant::now().duration_since(start))
+        } else {
+            busy::Ended::Timeout
+        });
+    }
     if !ready {
         return;
     }
