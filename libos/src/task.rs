@@ -465,11 +465,17 @@ pub fn task_count() -> usize {
 }
 
 /// A future that completes at a deadline.
+///
+/// Its timer wakes the task that first polled it while it was registered;
+/// [`Sleep::reset`] moves the deadline, later without touching the timer
+/// heap (the way a connection's idle timeout moves with every request).
 #[derive(Debug)]
 pub struct Sleep {
     deadline: Instant,
-    /// The timer's sequence number once registered.
-    timer: Option<u64>,
+    /// The timer registered for it, once polled: its sequence number and
+    /// the deadline it fires at, which a [`Sleep::reset`] to a later
+    /// deadline leaves earlier than `deadline`.
+    timer: Option<(u64, Instant)>,
 }
 
 impl Future for Sleep {
@@ -484,30 +490,67 @@ impl Future for Sleep {
             self.timer = None;
             return Poll::Ready(());
         }
-        if self.timer.is_none() {
-            self.timer = Some(add_timer(self.deadline, cx.waker().clone()));
+        match self.timer {
+            // Registered, and not fired yet: it wakes the task in time.
+            Some((_, at)) if !fired(at) => {}
+            // None yet, or one that fired before the deadline (it was
+            // reset to a later one): register one for the deadline.
+            _ => {
+                let deadline = self.deadline;
+                self.timer = Some((add_timer(deadline, cx.waker().clone()), deadline));
+            }
         }
         Poll::Pending
     }
 }
 
+impl Sleep {
+    /// Completes at `deadline` instead. A timer already registered for an
+    /// earlier time is kept: when it fires, the task is woken, and the next
+    /// poll registers one for `deadline` (so moving a deadline later, as
+    /// an idle timeout does with every request, costs nothing until the
+    /// old one comes); one for a later time is cancelled.
+    pub fn reset(&mut self, deadline: Instant) {
+        if let Some((seq, at)) = self.timer
+            && at > deadline
+        {
+            if !fired(at) {
+                cancel_timer(seq);
+            }
+            self.timer = None;
+        }
+        self.deadline = deadline;
+    }
+
+    /// When it completes.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
+
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let Some(seq) = self.timer
-            && !fired(self.deadline)
+        if let Some((seq, at)) = self.timer
+            && !fired(at)
         {
-            let mut cancelled = CANCELLED.lock();
-            cancelled.insert(seq);
-            // A server that wraps every read in a timeout cancels timers far
-            // faster than they expire: once most of the heap is cancelled,
-            // rebuild it, so that memory follows the live timers only.
-            if cancelled.len() > 64 {
-                let mut timers = TIMERS.lock();
-                if cancelled.len() * 2 > timers.len() {
-                    timers.retain(|Reverse(t)| !cancelled.contains(&t.seq));
-                    cancelled.clear();
-                }
-            }
+            cancel_timer(seq);
+        }
+    }
+}
+
+/// Cancels the registered timer `seq`, which has not fired: it is skipped
+/// when it reaches the top of the heap.
+fn cancel_timer(seq: u64) {
+    let mut cancelled = CANCELLED.lock();
+    cancelled.insert(seq);
+    // A server that wraps every read in a timeout cancels timers far
+    // faster than they expire: once most of the heap is cancelled,
+    // rebuild it, so that memory follows the live timers only.
+    if cancelled.len() > 64 {
+        let mut timers = TIMERS.lock();
+        if cancelled.len() * 2 > timers.len() {
+            timers.retain(|Reverse(t)| !cancelled.contains(&t.seq));
+            cancelled.clear();
         }
     }
 }
@@ -728,17 +771,79 @@ pub(crate) mod tests {
         assert_eq!(s.as_mut().poll(&mut cx), Poll::Ready(()));
         // A dropped sleep whose timer fired cancels nothing.
         let mut s = sleep_until(deadline);
-        s.timer = Some(u64::MAX);
+        s.timer = Some((u64::MAX, deadline));
         drop(s);
         assert!(!CANCELLED.lock().contains(&u64::MAX));
         // One that has not, does.
         let later = Instant::now() + Duration::from_secs(3600);
         let mut s = Box::pin(sleep_until(later));
         assert_eq!(s.as_mut().poll(&mut cx), Poll::Pending);
-        let seq = s.timer.unwrap();
+        let (seq, _) = s.timer.unwrap();
         drop(s);
         assert!(CANCELLED.lock().contains(&seq));
         assert_eq!(fire_timers(Instant::now()), None, "the cancelled timer is skipped");
+    }
+
+    #[test]
+    fn a_sleep_reset_later_keeps_its_timer_until_it_fires() {
+        let _g = exclusive();
+        let wakes = Arc::new(CountWaker(core::sync::atomic::AtomicU32::new(0)));
+        let waker = Waker::from(wakes.clone());
+        let count = || wakes.0.load(Ordering::Relaxed);
+        let mut cx = Context::from_waker(&waker);
+        // Timers are fired for times a little ahead of the clock, not far:
+        // the executor then holds every deadline before them as passed, and
+        // the test waits for the clock to pass them before it ends.
+        let t0 = Instant::now() + Duration::from_millis(20);
+        let mut s = sleep_until(t0);
+        assert_eq!(Pin::new(&mut s).poll(&mut cx), Poll::Pending);
+        let queued = TIMERS.lock().len();
+        // Later deadlines, as an idle timeout after each request: no timer
+        // is added, none cancelled.
+        for i in 1..=100 {
+            s.reset(t0 + Duration::from_millis(i));
+            assert_eq!(Pin::new(&mut s).poll(&mut cx), Poll::Pending);
+        }
+        assert_eq!(TIMERS.lock().len(), queued);
+        assert!(!CANCELLED.lock().contains(&s.timer.unwrap().0));
+        // The old timer fires: the task is woken, but the sleep is not
+        // done; its poll registers the new deadline's timer.
+        fire_timers(t0);
+        assert_eq!(count(), 1);
+        assert_eq!(Pin::new(&mut s).poll(&mut cx), Poll::Pending);
+        assert_eq!(s.timer.unwrap().1, t0 + Duration::from_millis(100));
+        fire_timers(t0 + Duration::from_millis(99));
+        assert_eq!(Pin::new(&mut s).poll(&mut cx), Poll::Pending);
+        assert_eq!(count(), 1, "not woken before its deadline");
+        fire_timers(t0 + Duration::from_millis(100));
+        assert_eq!(count(), 2);
+        assert_eq!(Pin::new(&mut s).poll(&mut cx), Poll::Ready(()));
+        while Instant::now() <= t0 + Duration::from_millis(100) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // An earlier deadline cancels the timer, and the next poll registers
+        // one for it.
+        let earlier = Instant::now() + Duration::from_secs(3600);
+        let t1 = earlier + Duration::from_secs(60);
+        let mut s = sleep_until(t1);
+        assert_eq!(Pin::new(&mut s).poll(&mut cx), Poll::Pending);
+        let (seq, _) = s.timer.unwrap();
+        s.reset(earlier);
+        assert!(CANCELLED.lock().contains(&seq));
+        assert_eq!(Pin::new(&mut s).poll(&mut cx), Poll::Pending);
+        assert_eq!(s.timer.unwrap().1, earlier);
+        let (seq, _) = s.timer.unwrap();
+        drop(s);
+        assert!(CANCELLED.lock().contains(&seq), "dropped before its timer fired");
+    }
+
+    /// Counts its wakes.
+    struct CountWaker(core::sync::atomic::AtomicU32);
+
+    impl Wake for CountWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     #[test]

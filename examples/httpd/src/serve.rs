@@ -135,13 +135,17 @@ struct Connection<'a> {
     limits: Limits,
     out: Vec<u8>,
     clock: Clock,
+    /// The reads' deadline timer, made by the first read that has to wait
+    /// and moved by the next ones ([`Sleep::reset`]): a later deadline,
+    /// the next request's, costs no timer of its own.
+    timer: Option<Sleep>,
 }
 
 /// Serves `stream` until it closes, errs, or times out.
 pub(crate) async fn serve(site: &Site, stream: TcpStream, limits: Limits, slot: &Slot) {
     let clock = Clock { now: Cell::new(Instant::now().as_duration()), stale: Cell::new(false) };
     let mut conn = Conn::new(clock.now(), limits);
-    let mut c = Connection { site, stream, limits, out: Vec::new(), clock };
+    let mut c = Connection { site, stream, limits, out: Vec::new(), clock, timer: None };
     let peer = c.stream.peer_addr();
     let ended = c.run(&mut conn, slot).await;
     slot.idle_since.set(None);
@@ -190,7 +194,14 @@ impl Connection<'_> {
                     if idle {
                         slot.idle_since.set(Some(self.clock.now()));
                     }
-                    let read = read_until(&mut self.stream, &mut chunk, deadline, idle, slot).await;
+                    let read = read_until(
+                        &mut self.stream,
+                        &mut chunk,
+                        (&mut self.timer, deadline),
+                        idle,
+                        slot,
+                    )
+                    .await;
                     slot.idle_since.set(None);
                     self.clock.stale.set(true);
                     match read {
@@ -515,17 +526,18 @@ enum Read {
 }
 
 /// Reads into `buf` until `deadline`; an `idle` read also ends when the
-/// accept loop evicts the connection or the server stops. The timer is made only if the read
-/// has to wait.
+/// accept loop evicts the connection or the server stops. The deadline is
+/// set on `timer` (made if there is none) only if the read has to wait.
 async fn read_until(
     stream: &mut TcpStream,
     buf: &mut [u8],
-    deadline: Duration,
+    (timer, deadline): (&mut Option<Sleep>, Duration),
     idle: bool,
     slot: &Slot,
 ) -> Read {
     let mut read = pin!(stream.read(buf));
-    let mut timer: Option<Sleep> = None;
+    let deadline = Instant::from_duration(deadline);
+    let mut set = false;
     poll_fn(|cx| {
         if idle && slot.evict.get() {
             return Poll::Ready(Read::Evicted);
@@ -539,8 +551,15 @@ async fn read_until(
             Poll::Ready(Err(e)) => return Poll::Ready(Read::Error(e)),
             Poll::Pending => {}
         }
-        let timer =
-            timer.get_or_insert_with(|| task::sleep_until(Instant::from_duration(deadline)));
+        let timer = match timer {
+            Some(t) if !set => {
+                t.reset(deadline);
+                t
+            }
+            Some(t) => t,
+            None => timer.insert(task::sleep_until(deadline)),
+        };
+        set = true;
         if Pin::new(timer).poll(cx).is_ready() {
             return Poll::Ready(Read::Deadline);
         }

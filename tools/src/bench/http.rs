@@ -90,6 +90,11 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(576..=65521))]
     mtu: u32,
 
+    /// An environment variable for httpd, e.g. HTTPD_STATUS_PATH=/status
+    /// (repeatable).
+    #[arg(long = "guest-env", value_name = "KEY=VALUE")]
+    guest_env: Vec<String>,
+
     /// The tender [default: `tender` next to this executable].
     #[arg(long, value_name = "PATH")]
     tender: Option<PathBuf>,
@@ -420,6 +425,11 @@ pub fn run(args: &Args) -> Result<()> {
     let guest = locate(args.guest.as_deref(), "httpd", "--guest")?;
     let nginx = net::find_program(args.nginx.as_deref(), "nginx", "nginx-light")?;
     let wrk_path = net::find_program(args.wrk.as_deref(), "wrk", "wrk")?;
+    for kv in &args.guest_env {
+        if !kv.contains('=') {
+            return Err(format!("--guest-env {kv}: expected KEY=VALUE"));
+        }
+    }
 
     let dir = TempDir::new()?;
     for sub in ["site/bench", "tmp"] {
@@ -452,9 +462,11 @@ pub fn run(args: &Args) -> Result<()> {
     net::warn_if_busy()?;
 
     let topo = Topology::new("http", args.mtu)?;
+    let mut env = vec![format!("PORT={PORT}")];
+    env.extend(args.guest_env.iter().cloned());
     let mut httpd = Daemon::spawn(
         "tender httpd",
-        topo.tender(&tender, &guest, &[format!("PORT={PORT}")], &options)?,
+        topo.tender(&tender, &guest, &env, &options)?,
         dir.path().join("httpd.log"),
     )?;
     let mut cmd = topo.native.command(&nginx)?;
