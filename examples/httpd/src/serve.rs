@@ -426,25 +426,7 @@ fn respond_error(
     let (code, reason) = status.line();
     let digits =
         [b'0' + (code / 100) as u8, b'0' + (code / 10 % 10) as u8, b'0' + (code % 10) as u8];
-    let body_len = digits.len() + 1 + reason.len() + 1;
-    Head {
-        status,
-        content_type: "text/plain; charset=utf-8",
-        content_length: body_len,
-        keep_alive,
-        date: now(),
-        last_modified: None,
-        content_range: None,
-    }
-    .try_write(out)?;
-    if !head_only {
-        out.try_reserve(body_len).map_err(|_| OutOfMemory)?;
-        out.extend_from_slice(&digits);
-        out.push(b' ');
-        out.extend_from_slice(reason.as_bytes());
-        out.push(b'\n');
-    }
-    Ok(())
+    respond_text(out, status, &[&digits, b" ", reason.as_bytes(), b"\n"], keep_alive, head_only)
 }
 
 /// Appends the status page (`HTTPD_STATUS_PATH`): the heap's figures, one
@@ -458,10 +440,23 @@ fn respond_status(out: &mut Vec<u8>, keep_alive: bool, head_only: bool) -> Resul
         "heap_size: {}\nheap_in_use: {}\nheap_allocations: {}\n",
         heap.size, heap.in_use, heap.allocations
     );
+    respond_text(out, Status::Ok, &[body.as_bytes()], keep_alive, head_only)
+}
+
+/// Appends a `text/plain` response of `status` whose body is `parts`, one
+/// after the other (the head alone for a HEAD request, `head_only`).
+fn respond_text(
+    out: &mut Vec<u8>,
+    status: Status,
+    parts: &[&[u8]],
+    keep_alive: bool,
+    head_only: bool,
+) -> Result<(), OutOfMemory> {
+    let body_len = parts.iter().map(|p| p.len()).sum();
     Head {
-        status: Status::Ok,
+        status,
         content_type: "text/plain; charset=utf-8",
-        content_length: body.len(),
+        content_length: body_len,
         keep_alive,
         date: now(),
         last_modified: None,
@@ -469,8 +464,10 @@ fn respond_status(out: &mut Vec<u8>, keep_alive: bool, head_only: bool) -> Resul
     }
     .try_write(out)?;
     if !head_only {
-        out.try_reserve(body.len()).map_err(|_| OutOfMemory)?;
-        out.extend_from_slice(body.as_bytes());
+        out.try_reserve(body_len).map_err(|_| OutOfMemory)?;
+        for part in parts {
+            out.extend_from_slice(part);
+        }
     }
     Ok(())
 }

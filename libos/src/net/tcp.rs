@@ -1404,23 +1404,26 @@ mod tests {
         assert_eq!(order, [50041, 50042, 50043, 50044, 50045]);
     }
 
+    /// The (receive, send) buffer capacities of `l`'s listening sockets,
+    /// sorted.
+    fn capacities(set: &mut SocketSet<'static>, l: &Listener) -> Vec<(usize, usize)> {
+        let mut c: Vec<(usize, usize)> = l
+            .sockets
+            .iter()
+            .map(|&h| {
+                let s = set.get_mut::<tcp::Socket>(h);
+                (s.recv_capacity(), s.send_capacity())
+            })
+            .collect();
+        c.sort();
+        c
+    }
+
     #[test]
     fn past_lean_after_new_sockets_get_the_lean_buffers() {
         let (mut iface, mut dev, mut set) = loopback();
         let mut l = listener(8);
         l.opts.lean = Some(LeanBuffers { after: 2, rx_buffer: 512, tx_buffer: 256 });
-        let capacities = |set: &mut SocketSet<'static>, l: &Listener| {
-            let mut c: Vec<(usize, usize)> = l
-                .sockets
-                .iter()
-                .map(|&h| {
-                    let s = set.get_mut::<tcp::Socket>(h);
-                    (s.recv_capacity(), s.send_capacity())
-                })
-                .collect();
-            c.sort();
-            c
-        };
         // Made while the listener holds no socket: large.
         assert_eq!(l.refresh(&mut set, &ParkedKeys::new()), 1);
         assert_eq!(capacities(&mut set, &l), [(1024, 1024)]);
@@ -1507,15 +1510,7 @@ mod tests {
         let held = l.held(&set, &ParkedKeys::new());
         assert_eq!(held, 0);
         l.recheck_lean(&mut set, &ParkedKeys::new(), SmolInstant::from_secs(10), Some(held));
-        let listening: Vec<(usize, usize)> = l
-            .sockets
-            .iter()
-            .map(|&h| {
-                let s = set.get_mut::<tcp::Socket>(h);
-                (s.recv_capacity(), s.send_capacity())
-            })
-            .collect();
-        assert_eq!(listening, [(1024, 1024)]);
+        assert_eq!(capacities(&mut set, &l), [(1024, 1024)]);
         assert_eq!((l.made, l.spares()), (4, 2), "a large spare listens; nothing new made");
         // It takes a connection as a new socket would.
         let c = client(&mut iface, &mut set, 50053);
