@@ -488,10 +488,6 @@ mod heapless_line {
             Self { buf: [0; Self::CAP], len: 0 }
         }
 
-        pub(crate) fn len(&self) -> usize {
-            self.len
-        }
-
         pub(crate) fn as_bytes(&self) -> &[u8] {
             &self.buf[..self.len]
         }
