@@ -415,6 +415,35 @@ impl Channel {
 mod tests {
     use super::*;
 
+    /// Forks a child that installs `program` as its seccomp filter, runs
+    /// `body` (raw system calls only) and exits 0 (100 if the filter could
+    /// not be installed); returns its wait status.
+    #[allow(unsafe_code)]
+    fn in_child_under(program: &[libc::sock_filter], body: impl FnOnce()) -> libc::c_int {
+        let fprog =
+            libc::sock_fprog { len: program.len() as u16, filter: program.as_ptr().cast_mut() };
+        // SAFETY: the child makes only raw system calls (`body`'s contract)
+        // and `_exit`s.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
+        if pid == 0 {
+            // SAFETY: as above; `fprog` points at `program`, alive here.
+            unsafe {
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                    || libc::syscall(libc::SYS_seccomp, 1, 0, &fprog) != 0
+                {
+                    libc::_exit(100);
+                }
+                body();
+                libc::_exit(0);
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        status
+    }
+
     /// Installs `thread_program(request, done, disk)` in a forked child,
     /// makes the raw call `nr(a0, buf, 0, ...)` there, then writes a byte
     /// to `done` (allowed) and exits (killed). Returns whether the child
@@ -430,29 +459,14 @@ mod tests {
         nr: i64,
         a0: u64,
     ) -> (bool, bool) {
-        let program = thread_program(request, done, disk);
-        let fprog =
-            libc::sock_fprog { len: program.len() as u16, filter: program.as_ptr().cast_mut() };
-        // SAFETY: the child makes only raw system calls and `_exit`s.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
-        if pid == 0 {
-            // SAFETY: as above; the buffer is a local.
+        let status = in_child_under(&thread_program(request, done, disk), || {
+            let mut buf = [0u8; 8];
+            // SAFETY: raw calls with a local buffer.
             unsafe {
-                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                    || libc::syscall(libc::SYS_seccomp, 1, 0, &fprog) != 0
-                {
-                    libc::_exit(100);
-                }
-                let mut buf = [0u8; 8];
                 libc::syscall(nr, a0, buf.as_mut_ptr(), 0usize, 0usize, 0usize, 0usize);
                 libc::syscall(libc::SYS_write, done, buf.as_ptr(), 1usize);
-                libc::_exit(0);
             }
-        }
-        let mut status = 0;
-        // SAFETY: waits for our own child.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+        });
         let mut got = [0u8; 8];
         // SAFETY: reads into `got`.
         let n = unsafe { libc::read(reader, got.as_mut_ptr().cast(), 8) };
@@ -568,25 +582,15 @@ mod tests {
             assert_eq!(unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_NONBLOCK) }, 0);
             // The request fd is the pipe's read end, the completion fd its
             // write end.
-            let program = thread_program(pipe[0], pipe[1], disk);
-            let fprog =
-                libc::sock_fprog { len: program.len() as u16, filter: program.as_ptr().cast_mut() };
             let byte = [7u8; 1];
             if nr == libc::SYS_read {
                 // SAFETY: writes one byte from `byte`.
                 assert_eq!(unsafe { libc::write(pipe[1], byte.as_ptr().cast(), 1) }, 1);
             }
-            // SAFETY: the child makes only raw system calls.
-            let pid = unsafe { libc::fork() };
-            if pid == 0 {
-                // SAFETY: as above; buffers are locals.
+            let status = in_child_under(&thread_program(pipe[0], pipe[1], disk), || {
+                let mut buf = [0u8; 8];
+                // SAFETY: raw calls with local buffers and the test's fds.
                 unsafe {
-                    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                        || libc::syscall(libc::SYS_seccomp, 1, 0, &fprog) != 0
-                    {
-                        libc::_exit(100);
-                    }
-                    let mut buf = [0u8; 8];
                     if nr == libc::SYS_read {
                         libc::syscall(nr, pipe[0], buf.as_mut_ptr(), 8usize);
                     } else {
@@ -596,12 +600,8 @@ mod tests {
                         libc::syscall(libc::SYS_write, pipe[1], byte.as_ptr(), 1usize);
                     }
                     libc::syscall(libc::SYS_getpid);
-                    libc::_exit(0);
                 }
-            }
-            let mut status = 0;
-            // SAFETY: waits for our own child.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
+            });
             assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSYS, "{nr}");
             let mut got = [0u8; 8];
             // SAFETY: reads into `got`.

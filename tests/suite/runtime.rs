@@ -288,22 +288,9 @@ fn the_guest_inherits_no_fd_but_its_console_and_devices() {
     let mut fds = [0; 2];
     // SAFETY: a valid array of two fds; no O_CLOEXEC, so the child inherits both.
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-    let mut guest = KillOnDrop(
-        Command::new(tender())
-            .arg("--block")
-            .arg(format!("storage={}", disk.display()))
-            .args([BLK, "hold"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let guest = holding_disk("--block", &disk);
     // SAFETY: closing the fds this test opened, which nothing else uses.
     unsafe { libc::close(fds[1]) };
-    let mut line = String::new();
-    BufReader::new(guest.0.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-    assert_eq!(line, "holding storage\n");
     let pid = guest.0.id();
     let mut open: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
@@ -568,20 +555,7 @@ fn a_writable_disk_gets_a_flush_thread_under_a_filter_of_its_own() {
     let disk = dir.path().join("disk.img");
     std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
     for (option, threads) in [("--block", 2), ("--block-ro", 1)] {
-        let mut guest = KillOnDrop(
-            Command::new(tender())
-                .arg(option)
-                .arg(format!("storage={}", disk.display()))
-                .args([BLK, "hold"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let mut line = String::new();
-        BufReader::new(guest.0.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-        assert_eq!(line, "holding storage\n");
+        let guest = holding_disk(option, &disk);
         let seen = threads_seccomp(guest.0.id());
         assert_eq!(seen.len(), threads, "{option}: {seen:?}");
         for t in &seen {
@@ -590,4 +564,24 @@ fn a_writable_disk_gets_a_flush_thread_under_a_filter_of_its_own() {
     }
     let guest = sleeping_basics();
     assert_eq!(threads_seccomp(guest.0.id()).len(), 1);
+}
+
+/// The block guest holding its disk `disk` (`option`: `--block` or
+/// `--block-ro`), once it has said so.
+fn holding_disk(option: &str, disk: &std::path::Path) -> KillOnDrop {
+    let mut guest = KillOnDrop(
+        Command::new(tender())
+            .arg(option)
+            .arg(format!("storage={}", disk.display()))
+            .args([BLK, "hold"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(guest.0.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "holding storage\n");
+    guest
 }
