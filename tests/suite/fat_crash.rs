@@ -5,8 +5,9 @@
 //! random time; then `fsck.fat -n` must report the disk clean, or with at
 //! most lost clusters, a wrong free count, the dirty bit, two intact FAT
 //! copies that differ (killed between their writes) or, for the one file
-//! the guest grows without syncing, a chain longer than its size (killed
-//! between the link and the size: docs/storage.md, rule 1) (never
+//! the guest grows and shortens without syncing, a chain longer than its
+//! size (killed between the link and the size, or between a shorter size
+//! and the cut: docs/storage.md, rules 1 and 3) (never
 //! cross-linked or bad chains, never an entry pointing at a free cluster,
 //! never an orphaned long name), and every file the log names is compared
 //! byte for byte with what it must hold. The next round runs on the same
@@ -161,8 +162,10 @@ fn fsck_verdict(img: &Path) -> Result<bool, String> {
     };
     // Growing a file that has clusters leaves, between the write of the
     // link in the FAT and that of the entry's size, a chain longer than
-    // the size (docs/storage.md, rule 1): accepted for `noise.part`, the
-    // one file the guest grows without syncing, and only in that form.
+    // the size (docs/storage.md, rule 1), and so does shortening it
+    // between the size and the cut (rule 3): accepted for `noise.part`,
+    // the one file the guest resizes without syncing, and only in that
+    // form.
     let lines: Vec<&str> = text.lines().collect();
     let mut growing = vec![false; lines.len()];
     for (i, w) in lines.windows(3).enumerate() {

@@ -34,6 +34,24 @@ impl Vol {
         }
     }
 
+    /// The cache pages that hold the first and the last byte of cluster
+    /// `n`'s entry in the first FAT: one page but for a FAT12 entry that
+    /// straddles a page boundary.
+    pub(crate) fn fat_pages(&self, n: u32) -> (u64, u64) {
+        let at = self.g.fat_off + self.entry_at(n);
+        let width = if self.g.kind == Kind::Fat32 { 4 } else { 2 };
+        (at / self.cache.page, (at + width - 1) / self.cache.page)
+    }
+
+    /// Whether cluster `n`'s entry straddles two cache pages (a FAT12 entry
+    /// at a 4 KiB boundary): two writes, which a crash can tear apart, so
+    /// this code never allocates that cluster (one lost on FAT12 volumes of
+    /// more than about 2,400 clusters) nor counts it free.
+    fn torn(&self, n: u32) -> bool {
+        let (a, b) = self.fat_pages(n);
+        a != b
+    }
+
     /// The raw value of cluster `n`'s entry in the first FAT.
     pub(crate) fn fat_get(&mut self, n: u32) -> Result<u32, FsError> {
         if n >= self.g.clusters.saturating_add(2) {
@@ -144,7 +162,7 @@ impl Vol {
         let mut found = None;
         for i in 0..n {
             let c = (start + i) % n + 2;
-            if self.fat_get(c)? == 0 {
+            if self.fat_get(c)? == 0 && !self.torn(c) {
                 found = Some(c);
                 break;
             }
@@ -173,7 +191,8 @@ impl Vol {
         for _ in 0..self.g.clusters {
             let link = self.next(c)?;
             self.fat_set(c, 0)?;
-            if let Some(f) = self.free.as_mut() {
+            let counted = !self.torn(c);
+            if let Some(f) = self.free.as_mut().filter(|_| counted) {
                 *f = f.saturating_add(1);
             }
             match link {
@@ -218,7 +237,7 @@ impl Vol {
                         (byte(0) | byte(1) << 8 | byte(2) << 16 | byte(3) << 24) & 0x0fff_ffff
                     }
                 };
-                if v == 0 {
+                if v == 0 && !self.torn(c) {
                     free += 1;
                 }
             }

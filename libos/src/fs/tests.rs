@@ -367,6 +367,37 @@ fn a_full_fixed_root_or_volume_is_no_space() {
     img.fsck();
 }
 
+/// A FAT12 entry that straddles two cache pages is two writes, which a
+/// crash can tear apart: its cluster is never allocated nor counted free,
+/// and a full volume's count says 0 when a write finds no space.
+#[test]
+fn a_fat12_entry_across_two_pages_is_never_allocated() {
+    let img = image(12, 512, 2, &["-s", "1"]);
+    let fs = img.mount();
+    let torn: Vec<u32> = {
+        let v = fs.vol.borrow();
+        (2..v.g.clusters + 2).filter(|&c| v.fat_pages(c).0 != v.fat_pages(c).1).collect()
+    };
+    assert_eq!(torn.len(), 1, "{torn:?}");
+    let before = fs.stats().unwrap();
+    assert_eq!(before.free_clusters, before.total_clusters - 1);
+    let mut f = fs.create("/big").unwrap();
+    let e = loop {
+        if let Err(e) = f.write_all(&[0x5a; 65536]) {
+            break e;
+        }
+    };
+    assert_eq!(e, FsError::NoSpace);
+    f.close().unwrap();
+    assert_eq!(fs.stats().unwrap().free_clusters, 0);
+    assert_eq!(fs.vol.borrow_mut().fat_get(torn[0]), Ok(0));
+    assert_eq!(fs.read("/big").unwrap().len() as u64, (before.total_clusters - 1) * 512);
+    fs.remove_file("/big").unwrap();
+    assert_eq!(fs.stats().unwrap().free_clusters, before.free_clusters);
+    drop(fs);
+    img.fsck();
+}
+
 /// A tiny deterministic generator for the corruption test.
 struct Rng(u64);
 
@@ -561,6 +592,38 @@ fn first_synced() -> Vec<u8> {
     v
 }
 
+/// Runs `scenario` on `img` from `pristine` whole, then stopped after its
+/// first N writes for every N: what `crash_verdict` refuses, and what
+/// `check(N)` reports on the stopped disk, labelled with `what`. Also
+/// returns the scenario's writes.
+fn crash_reports(
+    img: &Img,
+    pristine: &[u8],
+    what: &str,
+    scenario: impl Fn(&FileSystem),
+    check: impl Fn(u64) -> Option<String>,
+) -> (Vec<String>, u64) {
+    std::fs::write(&img.path, pristine).unwrap();
+    cache::crash::arm(None);
+    scenario(&img.mount());
+    let total = cache::crash::done();
+    img.fsck();
+    let mut bad = Vec::new();
+    for n in 0..total {
+        std::fs::write(&img.path, pristine).unwrap();
+        cache::crash::arm(Some(n));
+        if let Ok(fs) = mount(img.dev()) {
+            scenario(&fs);
+        }
+        cache::crash::arm(None);
+        if let Err(report) = crash_verdict(img) {
+            bad.push(format!("{what}, crash after write {n} of {total}:\n{report}"));
+        }
+        bad.extend(check(n).map(|m| format!("{what}, crash after write {n}: {m}")));
+    }
+    (bad, total)
+}
+
 #[test]
 fn a_crash_after_any_write_leaves_only_what_the_rules_allow() {
     for (what, fat, mib, extra) in
@@ -570,33 +633,75 @@ fn a_crash_after_any_write_leaves_only_what_the_rules_allow() {
         let pristine = std::fs::read(&img.path).unwrap();
         cache::crash::arm(None);
         let (synced, renamed) = crash_scenario(&img.mount());
-        let total = cache::crash::done();
+        let (bad, total) = crash_reports(
+            &img,
+            &pristine,
+            what,
+            |fs| {
+                crash_scenario(fs);
+            },
+            // A file whose sync returned is intact (until it is renamed).
+            |n| {
+                let got = mount(img.dev()).and_then(|fs| fs.read("/dir/first.txt"));
+                ((synced..renamed).contains(&n) && got.as_deref() != Ok(&first_synced()[..]))
+                    .then(|| "first.txt lost its synced data".to_string())
+            },
+        );
         assert!(synced < renamed && renamed < total, "{what}: {synced} {renamed} {total}");
         assert!(total > 20, "{what}: {total} writes");
-        img.fsck();
-        let mut bad = Vec::new();
-        for n in 0..total {
-            std::fs::write(&img.path, &pristine).unwrap();
-            cache::crash::arm(Some(n));
-            if let Ok(fs) = mount(img.dev()) {
-                crash_scenario(&fs);
-            }
-            cache::crash::arm(None);
-            if let Err(report) = crash_verdict(&img) {
-                bad.push(format!("{what}, crash after write {n} of {total}:\n{report}"));
-            }
-            // A file whose sync returned is intact (until it is renamed).
-            if (synced..renamed).contains(&n) {
-                let got = mount(img.dev()).and_then(|fs| fs.read("/dir/first.txt"));
-                if got.as_deref() != Ok(&first_synced()[..]) {
-                    bad.push(format!(
-                        "{what}, crash after write {n}: first.txt lost its synced data"
-                    ));
-                }
-            }
-        }
         assert!(bad.is_empty(), "{}", bad.join("\n"));
     }
+}
+
+/// Chains that cross the FAT's cache pages, which a flush writes one by
+/// one in ascending order: a file whose last cluster is the last entry of
+/// one page grows into the next (the link on the earlier page, the new
+/// clusters' marks on the later one), and a cut on a later page than the
+/// clusters it frees (the file's growth had wrapped to the start of the
+/// volume). No crash may leave a chain that runs on into a free cluster
+/// (fsck.fat: "Contains a free cluster").
+#[test]
+fn a_crash_inside_a_chain_that_crosses_fat_pages_leaves_no_free_cluster_in_it() {
+    const CS: usize = 512;
+    let img = image(16, 512, 16, &["-s", "1"]);
+    // Cluster `b`'s FAT16 entry is the first of a cache page.
+    let (fat_off, page) = {
+        let fs = img.mount();
+        let v = fs.vol.borrow();
+        (v.g.fat_off, v.cache.page)
+    };
+    let b = ((fat_off / page + 1) * page - fat_off) as usize / 2;
+    {
+        // /t at `b`, after `b - 2` clusters freed: the next mount
+        // allocates from cluster 2 again.
+        let fs = img.mount();
+        fs.write("/pad", &pattern((b - 2) * CS, 4)).unwrap();
+        fs.write("/t", &pattern(3 * CS, 5)).unwrap();
+        fs.remove_file("/pad").unwrap();
+        fs.sync().unwrap();
+    }
+    img.fsck();
+    let pristine = std::fs::read(&img.path).unwrap();
+    let scenario = |fs: &FileSystem| {
+        let Ok(mut f) = fs.append("/t") else { return };
+        // Clusters 2 to b - 1, linked from /t's third (page after).
+        let _ = f.write_all(&pattern((b - 2) * CS, 6));
+        let _ = f.sync();
+        // From b - 1, the last entry of its page, on into the next page.
+        let _ = f.write_all(&pattern(5 * CS, 7));
+        let _ = f.sync();
+        // The cut at /t's third cluster; the rest goes on on the page
+        // before.
+        let _ = f.set_len(3 * CS as u64);
+        let _ = f.close();
+        let _ = fs.sync();
+    };
+    let (bad, total) = crash_reports(&img, &pristine, "fat16", scenario, |_| None);
+    assert!(total > 10, "{total} writes");
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    std::fs::write(&img.path, &pristine).unwrap();
+    scenario(&img.mount());
+    assert_eq!(img.mount().read("/t").unwrap(), pattern(3 * CS, 5));
 }
 
 /// Random creates, removes, renames, mkdirs and rmdirs in two directories

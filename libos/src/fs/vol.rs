@@ -38,6 +38,8 @@ pub(crate) struct Node {
     pend_head: u32,
     pend_tail: u32,
     pend_count: u32,
+    /// The highest-numbered of them.
+    pend_max: u32,
     /// Length in bytes (the entry learns it on commit).
     pub len: u64,
     /// The entry needs rewriting.
@@ -155,6 +157,7 @@ impl Vol {
             pend_head: 0,
             pend_tail: 0,
             pend_count: 0,
+            pend_max: 0,
             len: u64::from(e.size()),
             dirty: false,
             mtime: None,
@@ -275,8 +278,10 @@ impl Vol {
             let n = self.node(id)?;
             if n.pend_count == 0 {
                 n.pend_head = c;
+                n.pend_max = c;
             }
             n.pend_tail = c;
+            n.pend_max = n.pend_max.max(c);
             n.pend_count += 1;
         }
     }
@@ -390,8 +395,11 @@ impl Vol {
             return Ok(());
         }
         // Shorter: the chain whole first, then the entry's new length, then
-        // the clusters past it (a crash before they are freed leaves a chain
-        // longer than the length, which fsck.fat trims).
+        // the cut, then the clusters past it (a crash before they are freed
+        // leaves a chain longer than the length, which fsck.fat trims). The
+        // cut is flushed on its own: the clusters past it may lie on FAT
+        // pages before its own, which a flush writes first, and a crash
+        // between would leave the chain running into free clusters.
         self.commit(id)?;
         let cs = u64::from(self.g.cluster_bytes);
         let keep = new.div_ceil(cs);
@@ -418,6 +426,7 @@ impl Vol {
                 if let Link::Next(rest) = self.next(c)? {
                     let eoc = self.g.eoc();
                     self.fat_set(c, eoc)?;
+                    self.cache.flush(&self.store)?;
                     self.free_chain(rest)?;
                 }
             }
@@ -428,11 +437,15 @@ impl Vol {
 
     /// Links node `id`'s pending clusters into its chain and writes its
     /// entry; everything reaches the disk in the flush order (data, FAT
-    /// mirrors, FAT, directory).
+    /// mirrors, FAT, directory). The pending clusters' marks are on the
+    /// disk before the link that names them: flushed first when one lies
+    /// on a later FAT page than the link (a flush writes pages in
+    /// ascending order, and a crash between would leave the chain running
+    /// into a free cluster).
     pub(crate) fn commit(&mut self, id: usize) -> Result<(), FsError> {
         let n = self.node(id)?;
         if n.pend_count > 0 && n.entry.is_some() {
-            let (head, tail, first) = (n.pend_head, n.pend_tail, n.first);
+            let (head, tail, first, max) = (n.pend_head, n.pend_tail, n.first, n.pend_max);
             if first == 0 {
                 self.node(id)?.first = head;
             } else {
@@ -440,6 +453,9 @@ impl Vol {
                     Some(t) => t,
                     None => self.chain_last(first)?,
                 };
+                if self.fat_pages(max).1 > self.fat_pages(last).0 {
+                    self.cache.flush(&self.store)?;
+                }
                 self.fat_set(last, head)?;
             }
             let n = self.node(id)?;
