@@ -35,21 +35,30 @@ impl Vol {
     }
 
     /// The cache pages that hold the first and the last byte of cluster
-    /// `n`'s entry in the first FAT: one page but for a FAT12 entry that
-    /// straddles a page boundary.
-    pub(crate) fn fat_pages(&self, n: u32) -> (u64, u64) {
-        let at = self.g.fat_off + self.entry_at(n);
+    /// `n`'s entry in FAT copy `copy` (0: the first FAT): one page but for
+    /// a FAT12 entry that straddles a page boundary.
+    fn entry_pages(&self, n: u32, copy: u32) -> (u64, u64) {
+        let at = self.g.fat_off + u64::from(copy) * self.g.fat_len + self.entry_at(n);
         let width = if self.g.kind == Kind::Fat32 { 4 } else { 2 };
         (at / self.cache.page, (at + width - 1) / self.cache.page)
     }
 
-    /// Whether cluster `n`'s entry straddles two cache pages (a FAT12 entry
-    /// at a 4 KiB boundary): two writes, which a crash can tear apart, so
-    /// this code never allocates that cluster (one lost on FAT12 volumes of
-    /// more than about 2,400 clusters) nor counts it free.
-    fn torn(&self, n: u32) -> bool {
-        let (a, b) = self.fat_pages(n);
-        a != b
+    /// [`Vol::entry_pages`] in the first FAT, whose pages a flush writes in
+    /// ascending order.
+    pub(crate) fn fat_pages(&self, n: u32) -> (u64, u64) {
+        self.entry_pages(n, 0)
+    }
+
+    /// Whether cluster `n`'s entry straddles two cache pages in any FAT
+    /// copy (a FAT12 entry at a 4 KiB boundary): two writes, which a crash
+    /// can tear apart, so this code never allocates that cluster (one or
+    /// two lost on FAT12 volumes of more than about 2,400 clusters) nor
+    /// counts it free.
+    pub(crate) fn torn(&self, n: u32) -> bool {
+        (0..self.g.fats).any(|copy| {
+            let (a, b) = self.entry_pages(n, copy);
+            a != b
+        })
     }
 
     /// The raw value of cluster `n`'s entry in the first FAT.
