@@ -452,7 +452,8 @@ pub(crate) fn wait(deadline: Option<Instant>) {
     let read = hypercall::counters().read_bytes;
     let bulk = read.wrapping_sub(READ_AT_WAIT.swap(read, Ordering::Relaxed)) >= POLL_BULK;
     let mut ppoll = |fds: &mut [PollFd], t| hypercall::ppoll(fds, t).unwrap_or(0);
-    let (ready, window) = wait_on(&mut fds, taps, deadline, window, bulk, &mut ppoll);
+    let (ready, window) =
+        wait_on(&mut fds, taps, deadline, window, bulk, &mut ppoll, &mut Instant::now);
     POLL_WINDOW_NS.store(window.as_nanos() as u64, Ordering::Relaxed);
     if ready {
         mark_readable(&fds[..taps]);
@@ -461,9 +462,9 @@ pub(crate) fn wait(deadline: Option<Instant>) {
 }
 
 /// [`wait`]'s work on `fds`, the first `taps` of them taps, with `poll`
-/// for `ppoll` and the poll window `window`; `bulk`: the taps gave at
-/// least [`POLL_BULK`] bytes since the last wait. Returns whether an fd is
-/// ready, and the next poll window.
+/// for `ppoll`, `clock` for [`Instant::now`] and the poll window `window`;
+/// `bulk`: the taps gave at least [`POLL_BULK`] bytes since the last wait.
+/// Returns whether an fd is ready, and the next poll window.
 ///
 /// Polling before sleeping is KVM's halt polling for a vCPU: a sleep in
 /// `ppoll` costs the tender a context switch and its CPU an exit from idle,
@@ -476,7 +477,13 @@ pub(crate) fn wait(deadline: Option<Instant>) {
 /// [`POLL_WINDOW_MAX`], and one longer wait closes it, so an idle guest, a
 /// request/response server (whose CPU the polls would take from clients on
 /// the same CPU, and add to its CPU per request), or one whose frames come
-/// further apart sleeps at once as before.
+/// further apart sleeps at once as before. A poll round longer than
+/// [`POLL_PREEMPTED`] (the tender was descheduled: another thread wants
+/// its CPU) closes the window too, and the wait sleeps at once: polling
+/// on would take the CPU from that thread, and a frame found after the
+/// gap says nothing of how soon the next comes (a bulk stream into a
+/// guest whose tender shared its CPU polled 83-99 % of a core,
+/// docs/performance.md).
 fn wait_on(
     fds: &mut [PollFd],
     taps: usize,
@@ -484,34 +491,54 @@ fn wait_on(
     window: Duration,
     bulk: bool,
     poll: &mut dyn FnMut(&mut [PollFd], Option<Duration>) -> usize,
+    clock: &mut dyn FnMut() -> Instant,
 ) -> (bool, Duration) {
-    let start = Instant::now();
+    let start = clock();
     let timeout = deadline.map(|d| d - start);
     if timeout == Some(Duration::ZERO) {
         return (false, window);
     }
+    let mut preempted = false;
     if !window.is_zero() && taps > 0 {
         let until = start + timeout.map_or(window, |t| t.min(window));
+        let mut last = start;
         loop {
-            if poll(fds, Some(Duration::ZERO)) > 0 {
-                return (true, window);
-            }
-            if Instant::now() >= until {
+            let found = poll(fds, Some(Duration::ZERO)) > 0;
+            let now = clock();
+            if now - last > POLL_PREEMPTED {
+                // Descheduled (or the vCPU frozen) since the last poll:
+                // the CPU is wanted elsewhere, and polling on would take
+                // it from whoever wants it. Close the window, and sleep
+                // at once if nothing was found.
+                if found {
+                    return (true, Duration::ZERO);
+                }
+                preempted = true;
                 break;
             }
+            if found {
+                return (true, window);
+            }
+            if now >= until {
+                break;
+            }
+            last = now;
             core::hint::spin_loop();
         }
     }
-    let timeout = deadline.map(|d| d - Instant::now());
+    let timeout = deadline.map(|d| d - clock());
     if timeout == Some(Duration::ZERO) {
-        return (false, window);
+        return (false, if preempted { Duration::ZERO } else { window });
     }
     let ready = poll(fds, timeout) > 0;
     if taps == 0 {
         return (ready, window);
     }
+    if preempted {
+        return (ready, Duration::ZERO);
+    }
     let frame = ready && bulk && fds[..taps].iter().any(|p| p.revents != 0);
-    (ready, poll_window(window, frame, Instant::now() - start))
+    (ready, poll_window(window, frame, clock() - start))
 }
 
 /// How long [`wait`] asks the taps without waiting before it sleeps, in
@@ -538,6 +565,13 @@ const POLL_WINDOW_START: Duration = Duration::from_micros(10);
 /// µs (KVM's default) gave the stream no fewer wake-ups that mattered for
 /// more of the tender's CPU (docs/performance.md).
 const POLL_WINDOW_MAX: Duration = Duration::from_micros(50);
+
+/// The longest a poll round (a `ppoll` that does not wait, and the clock)
+/// may take before [`wait_on`] takes it that the tender was descheduled
+/// and closes the window. A round costs about a microsecond; 20 µs is
+/// longer than any but a round the tender did not run through (another
+/// thread on its CPU, an interrupt's long softirq, a vCPU the host froze).
+const POLL_PREEMPTED: Duration = Duration::from_micros(20);
 
 /// The poll window after a wait of `slept` (poll and sleep) that began
 /// with `window`; `frame`: a tap became readable, and bulk data came
@@ -1030,8 +1064,15 @@ mod tests {
             fds[0].revents = POLLIN;
             1
         };
-        let (ready, window) =
-            wait_on(&mut fds, 1, deadline, Duration::ZERO, true, &mut sleeps_then_frame);
+        let (ready, window) = wait_on(
+            &mut fds,
+            1,
+            deadline,
+            Duration::ZERO,
+            true,
+            &mut sleeps_then_frame,
+            &mut Instant::now,
+        );
         assert!(ready);
         assert_eq!(calls.len(), 1, "one ppoll");
         assert!(calls[0].is_some_and(|t| t > Duration::from_secs(4)), "{calls:?}");
@@ -1045,7 +1086,11 @@ mod tests {
             usize::from(calls.len() == 3)
         };
         let window = Duration::from_secs(1);
-        assert_eq!(wait_on(&mut fds, 1, deadline, window, true, &mut third), (true, window));
+        let mut clock = ticks(Duration::from_micros(1));
+        assert_eq!(
+            wait_on(&mut fds, 1, deadline, window, true, &mut third, &mut clock),
+            (true, window)
+        );
         assert_eq!(calls, [Some(Duration::ZERO); 3]);
 
         // Open, nothing comes: polls for the window, then sleeps until the
@@ -1057,7 +1102,8 @@ mod tests {
         };
         let near = Some(Instant::now() + Duration::from_millis(20));
         let started = Instant::now();
-        let (ready, window) = wait_on(&mut fds, 1, near, us_(200), true, &mut nothing);
+        let (ready, window) =
+            wait_on(&mut fds, 1, near, us_(200), true, &mut nothing, &mut Instant::now);
         assert!(!ready && Instant::now() - started >= us_(200));
         assert!(
             calls.len() >= 2 && calls[..calls.len() - 1].iter().all(|&t| t == Some(Duration::ZERO))
@@ -1078,7 +1124,8 @@ mod tests {
             fds[0].revents = POLLIN;
             1
         };
-        let r = wait_on(&mut fds, 1, deadline, Duration::ZERO, false, &mut quick);
+        let r =
+            wait_on(&mut fds, 1, deadline, Duration::ZERO, false, &mut quick, &mut Instant::now);
         assert_eq!((r, calls), ((true, Duration::ZERO), 1));
 
         // Without taps (signals alone) nothing is polled before the sleep.
@@ -1088,13 +1135,99 @@ mod tests {
             0
         };
         let soon = Some(Instant::now() + Duration::from_millis(20));
-        assert_eq!(wait_on(&mut [], 0, soon, us_(200), true, &mut count), (false, us_(200)));
+        assert_eq!(
+            wait_on(&mut [], 0, soon, us_(200), true, &mut count, &mut Instant::now),
+            (false, us_(200))
+        );
         assert_eq!(calls.len(), 1);
         assert_ne!(calls[0], Some(Duration::ZERO));
     }
 
     fn us_(n: u64) -> Duration {
         Duration::from_micros(n)
+    }
+
+    /// A clock for [`wait_on`] that starts now and moves `step` per reading.
+    fn ticks(step: Duration) -> impl FnMut() -> Instant {
+        let mut t = Instant::now();
+        move || {
+            t = t + step;
+            t
+        }
+    }
+
+    /// A poll round that shows the tender was descheduled (a gap between
+    /// two polls far above what a poll costs) closes an open window: the
+    /// wait sleeps at once if the round found nothing, returns if it found
+    /// a frame, and the next wait does not poll. Rounds of the usual cost
+    /// keep it open.
+    #[test]
+    fn a_descheduled_poll_round_closes_the_window() {
+        let mut fds = [PollFd { fd: 3, events: POLLIN, revents: 0 }];
+        let deadline = Some(Instant::now() + Duration::from_secs(5));
+        let window = POLL_WINDOW_MAX;
+
+        // The clock: 1 µs a reading, but the reading after the second poll
+        // comes `gap` later (the tender ran no further for that long).
+        let clock_with_gap = |gap: Duration| {
+            let mut t = Instant::now();
+            let mut readings = 0;
+            move || {
+                readings += 1;
+                t = t + us_(1) + if readings == 3 { gap } else { Duration::ZERO };
+                t
+            }
+        };
+
+        // Nothing found in the round after the gap: one more call, the
+        // sleep, which a frame ends; the window closed all the same.
+        let mut calls: Vec<Option<Duration>> = Vec::new();
+        let mut sleep_ends_with_frame = |fds: &mut [PollFd], t: Option<Duration>| {
+            calls.push(t);
+            let frame = t != Some(Duration::ZERO);
+            fds[0].revents = if frame { POLLIN } else { 0 };
+            usize::from(frame)
+        };
+        let mut clock = clock_with_gap(POLL_PREEMPTED + us_(1));
+        let r =
+            wait_on(&mut fds, 1, deadline, window, true, &mut sleep_ends_with_frame, &mut clock);
+        assert_eq!(r, (true, Duration::ZERO));
+        assert_eq!(calls.len(), 3, "two polls, then the sleep: {calls:?}");
+        assert!(calls[2].is_some_and(|t| t > Duration::from_secs(4)), "{calls:?}");
+
+        // The round after the gap found a frame: returned at once, closed.
+        let mut calls = 0;
+        let mut second_finds = |fds: &mut [PollFd], _: Option<Duration>| {
+            calls += 1;
+            fds[0].revents = if calls == 2 { POLLIN } else { 0 };
+            usize::from(calls == 2)
+        };
+        let mut clock = clock_with_gap(Duration::from_millis(3));
+        let r = wait_on(&mut fds, 1, deadline, window, true, &mut second_finds, &mut clock);
+        assert_eq!((r, calls), ((true, Duration::ZERO), 2));
+
+        // A gap below the bound is a round like any other: the window stays.
+        let mut calls = 0;
+        let mut second_finds = |fds: &mut [PollFd], _: Option<Duration>| {
+            calls += 1;
+            fds[0].revents = if calls == 2 { POLLIN } else { 0 };
+            usize::from(calls == 2)
+        };
+        let mut clock = clock_with_gap(POLL_PREEMPTED - us_(2));
+        let r = wait_on(&mut fds, 1, deadline, window, true, &mut second_finds, &mut clock);
+        assert_eq!((r, calls), ((true, window), 2));
+
+        // Closed, the next wait sleeps in its first call.
+        let mut calls: Vec<Option<Duration>> = Vec::new();
+        let mut record = |fds: &mut [PollFd], t: Option<Duration>| {
+            calls.push(t);
+            fds[0].revents = POLLIN;
+            1
+        };
+        let mut clock = ticks(us_(1));
+        wait_on(&mut fds, 1, deadline, Duration::ZERO, true, &mut record, &mut clock);
+        assert_eq!(calls.len(), 1);
+        assert_ne!(calls[0], Some(Duration::ZERO));
     }
 
     /// A batch of deferred writes is due once it would fill most of an
