@@ -700,8 +700,19 @@ impl Iface {
                 s.set_ack_delay(Some(delay));
             }
         }
-        while self.iface.poll_egress(ts, &mut self.tap, &mut self.sockets) != Out::None {
+        // Each pass sends at most one frame per socket; another pass only
+        // if a socket may have more behind the one it sent (a request's
+        // reply does not: at `-P 1` that is a pass over every socket less
+        // per batch of replies).
+        loop {
+            self.tap.tx_more = false;
+            if self.iface.poll_egress(ts, &mut self.tap, &mut self.sockets) == Out::None {
+                break;
+            }
             changed = true;
+            if !self.tap.tx_more {
+                break;
+            }
         }
         changed
     }
