@@ -193,6 +193,11 @@ fn fire_timers(now: Instant) -> Option<Instant> {
     next
 }
 
+/// Whether a task was woken and waits for the next turn.
+pub(crate) fn tasks_ready() -> bool {
+    !READY.lock().is_empty()
+}
+
 /// Runs `future` to completion on this thread, and with it every spawned
 /// task, idling in `ppoll` when nothing is ready.
 ///
@@ -209,6 +214,9 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     let mut skipped_checks = 0;
     let output = loop {
         TURN.fetch_add(1, Ordering::Relaxed);
+        // No task to run this turn (it follows a wait, or a turn that only
+        // polled): nothing was queued to send since the last poll.
+        let idle_turn = !main_ready && READY.lock().is_empty();
         if main_ready {
             main_ready = false;
             main.queued.store(false, Ordering::Relaxed);
@@ -219,7 +227,7 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         run_ready_tasks(&mut main_ready);
         run_late_tasks();
         let now = Instant::now();
-        let progress = crate::net::poll(now);
+        let progress = crate::net::poll_turn(now, idle_turn);
         let next_timer = fire_timers(now);
         if main_ready || !READY.lock().is_empty() || !LATE.lock().is_empty() {
             // Work is left for the next turn, so there is no `ppoll` to

@@ -324,6 +324,16 @@ pub fn egress_pending() -> bool {
 /// Processes what arrived and sends what is queued, on every interface.
 /// Returns whether any socket changed state.
 pub(crate) fn poll(now: Instant) -> bool {
+    poll_turn(now, false)
+}
+
+/// [`poll`], for the executor's turn; `idle_turn`: no task ran in it
+/// before this poll, so nothing was queued to send since the last one.
+/// Then, if the frames read wake tasks, which run at once in the next
+/// turn and whose poll sends what they answer, this poll leaves the pass
+/// over the sockets to that one: a server's batch of requests costs one
+/// egress pass, not two (see [`Iface::poll_frames`]).
+pub(crate) fn poll_turn(now: Instant, idle_turn: bool) -> bool {
     let mut stack = STACK.lock();
     // This turn's egress sends whatever was queued until now.
     EGRESS_PENDING.store(0, core::sync::atomic::Ordering::Relaxed);
@@ -333,7 +343,7 @@ pub(crate) fn poll(now: Instant) -> bool {
         i.tap.drained = false;
         i.iface.poll_maintenance(ts);
         i.streams.unpark_due(ts, &mut i.sockets, &mut i.tap.parked);
-        changed |= i.poll_frames(ts);
+        changed |= i.poll_frames(ts, idle_turn && !i.is_loopback());
         // The loopback's answers to what it just took: until it is quiet
         // (bounded, so that two sockets that keep talking cannot hold the
         // guest here).
@@ -341,12 +351,12 @@ pub(crate) fn poll(now: Instant) -> bool {
             if !i.tap.has_looped() {
                 break;
             }
-            changed |= i.poll_frames(ts);
+            changed |= i.poll_frames(ts, false);
         }
         // The device answered an ARP request for a gateway with a fixed MAC
         // itself: let smoltcp learn it and send what waited for it now.
         if i.tap.has_injected() {
-            changed |= i.poll_frames(ts);
+            changed |= i.poll_frames(ts, false);
         }
         i.handle_dhcp(now);
         i.sweep_orphans(now, false);
@@ -374,6 +384,12 @@ pub(crate) fn poll_at(now: Instant) -> Option<Instant> {
         .min();
     smol.map(from_smol).into_iter().chain(dhcp).min()
 }
+
+/// Passes of smoltcp's egress over the sockets ([`Iface::poll_frames`]):
+/// the unit tests count them.
+#[cfg(test)]
+pub(crate) static EGRESS_PASSES: core::sync::atomic::AtomicU64 =
+    core::sync::atomic::AtomicU64::new(0);
 
 /// Calls of [`check_taps`] and [`wait`], the two ways the executor learns
 /// which taps have frames: the unit tests count them.
@@ -670,7 +686,7 @@ impl Iface {
     /// A connection request waits in the tap until the connections that have
     /// a socket are listed (see [`tap`]'s documentation): once per batch,
     /// and only if one comes.
-    fn poll_frames(&mut self, ts: smoltcp::time::Instant) -> bool {
+    fn poll_frames(&mut self, ts: smoltcp::time::Instant, may_defer: bool) -> bool {
         use smoltcp::iface::{PollIngressSingleResult as In, PollResult as Out};
         let mut changed = false;
         for l in &mut self.listeners {
@@ -724,6 +740,7 @@ impl Iface {
                 break;
             }
         }
+        let quick_armed = !quick.is_empty();
         // Their timers are set (to expire at the next turn, or at once if
         // more came): the delay given back counts from the next segment.
         for (h, delay) in quick {
@@ -734,8 +751,33 @@ impl Iface {
                 s.set_ack_delay(Some(delay));
             }
         }
-        while self.iface.poll_egress(ts, &mut self.tap, &mut self.sockets) != Out::None {
+        // Frames read on an idle turn that woke tasks: nothing was queued
+        // to send before them, and what they need at once (an ACK, a
+        // SYN+ACK) goes with what the tasks answer, in the next turn's
+        // poll, which follows at once (the tasks are ready). Not when a
+        // large segment asked for its ACK now (`quick`).
+        if may_defer
+            && !quick_armed
+            && self.tap.stats.rx_frames != frames0
+            && crate::task::tasks_ready()
+        {
+            return true;
+        }
+        // Each pass sends at most one frame per socket; another pass only
+        // if a socket may have more behind the one it sent (a request's
+        // reply does not: at `-P 1` that is a pass over every socket less
+        // per batch of replies).
+        loop {
+            self.tap.tx_more = false;
+            #[cfg(test)]
+            EGRESS_PASSES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            if self.iface.poll_egress(ts, &mut self.tap, &mut self.sockets) == Out::None {
+                break;
+            }
             changed = true;
+            if !self.tap.tx_more {
+                break;
+            }
         }
         changed
     }
@@ -1259,20 +1301,20 @@ mod tests {
         let ts = smol_now(Instant::now());
         // Frames: 64 a turn, and a turn that stops early says so.
         queue(&mut lo, 150, 60);
-        assert!(lo.poll_frames(ts), "more to read: the caller turns again");
+        assert!(lo.poll_frames(ts, false), "more to read: the caller turns again");
         assert_eq!(lo.tap.stats.rx_frames, 64);
-        assert!(lo.poll_frames(ts));
+        assert!(lo.poll_frames(ts, false));
         assert_eq!(lo.tap.stats.rx_frames, 128);
-        lo.poll_frames(ts);
+        lo.poll_frames(ts, false);
         assert_eq!(lo.tap.stats.rx_frames, 150, "the rest");
         assert!(!lo.tap.has_looped());
         // Bytes: 128 KiB a turn, the frame that reaches it included.
         let frame = LOOPBACK_MTU as usize + 14;
         queue(&mut lo, 10, frame);
-        assert!(lo.poll_frames(ts));
+        assert!(lo.poll_frames(ts, false));
         let per_turn = INGRESS_BYTES.div_ceil(frame as u64);
         assert_eq!(lo.tap.stats.rx_frames, 150 + per_turn);
-        lo.poll_frames(ts);
+        lo.poll_frames(ts, false);
         assert_eq!(lo.tap.stats.rx_frames, 160);
     }
 
@@ -1304,7 +1346,7 @@ mod tests {
                 clients.push(lo.sockets.add(c));
             }
             for _ in 0..16 {
-                lo.poll_frames(smol_now(t0));
+                lo.poll_frames(smol_now(t0), false);
             }
             let mut accepted = Vec::new();
             while let Some((h, _)) =
@@ -1321,7 +1363,7 @@ mod tests {
             assert_eq!(accepted.len(), at_once, "round {round}");
             connections += at_once;
             for _ in 0..16 {
-                lo.poll_frames(smol_now(t0));
+                lo.poll_frames(smol_now(t0), false);
             }
             for &c in &clients {
                 let s = lo.sockets.get_mut::<Socket>(c);
@@ -1329,7 +1371,7 @@ mod tests {
                 s.close();
             }
             for _ in 0..16 {
-                lo.poll_frames(smol_now(t0));
+                lo.poll_frames(smol_now(t0), false);
             }
             most = most.max(lo.sockets.iter().count());
             lo.sweep_orphans(t0, false);
@@ -1556,11 +1598,83 @@ mod tests {
         let client = lo.sockets.add(client);
         let t0 = Instant::now();
         for _ in 0..16 {
-            lo.poll_frames(smol_now(t0));
+            lo.poll_frames(smol_now(t0), false);
         }
         let s = lo.sockets.get::<smoltcp::socket::tcp::Socket>(server);
         assert_eq!(s.state(), smoltcp::socket::tcp::State::Established);
         (server, client)
+    }
+
+    /// Egress passes of one `poll_frames`, and the server's bytes once
+    /// a second one took what the first sent.
+    fn passes_to_send(
+        lo: &mut Iface,
+        client: SocketHandle,
+        server: SocketHandle,
+        n: usize,
+    ) -> (u64, usize) {
+        use core::sync::atomic::Ordering::Relaxed;
+        use smoltcp::socket::tcp::Socket;
+        let ts = smol_now(Instant::now());
+        let data = vec![7u8; n];
+        assert_eq!(lo.sockets.get_mut::<Socket>(client).send_slice(&data), Ok(n));
+        let before = EGRESS_PASSES.load(Relaxed);
+        lo.poll_frames(ts, false);
+        let passes = EGRESS_PASSES.load(Relaxed) - before;
+        lo.poll_frames(ts, false);
+        let got = lo.sockets.get_mut::<Socket>(server).recv(|b| (b.len(), b.len())).unwrap();
+        (passes, got)
+    }
+
+    /// A socket that sent a short segment has sent all it could: one pass
+    /// over the sockets. One that sent a full one may have more: passes
+    /// until none, and everything leaves in the one poll.
+    #[test]
+    fn a_short_reply_takes_one_egress_pass_and_a_stream_all_it_needs() {
+        let _x = crate::task::tests::EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
+        let mut lo = loopback(Instant::now());
+        let (server, client) = pair(&mut lo, 64 * 1024);
+        assert_eq!(passes_to_send(&mut lo, client, server, 5), (1, 5), "+OK\\r\\n");
+        let mtu = lo.tap.capabilities().max_transmission_unit - 14;
+        let n = 3 * mtu + 10;
+        let (passes, got) = passes_to_send(&mut lo, client, server, n);
+        assert_eq!(got, n, "all of it in one poll");
+        assert!(passes >= 4, "{passes} passes for {n} bytes at an MTU of {mtu}");
+    }
+
+    /// Frames read on an idle turn that woke tasks leave the egress pass
+    /// to the tasks' turn; with no task woken, or on a turn that ran tasks,
+    /// the poll sends at once.
+    #[test]
+    fn frames_that_wake_tasks_leave_the_egress_to_their_turn() {
+        use core::sync::atomic::Ordering::Relaxed;
+        use smoltcp::socket::tcp::Socket;
+        let _x = crate::task::tests::EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
+        let mut lo = loopback(Instant::now());
+        let (server, client) = pair(&mut lo, 4096);
+        let ts = smol_now(Instant::now());
+        let exchange = |lo: &mut Iface, may_defer: bool| {
+            lo.sockets.get_mut::<Socket>(client).send_slice(b"PING").unwrap();
+            lo.poll_frames(ts, false);
+            let before = EGRESS_PASSES.load(Relaxed);
+            // The server takes the request; its ACK (no delay) is due now.
+            lo.poll_frames(ts, may_defer);
+            let passes = EGRESS_PASSES.load(Relaxed) - before;
+            let mut buf = [0u8; 8];
+            assert_eq!(lo.sockets.get_mut::<Socket>(server).recv_slice(&mut buf), Ok(4));
+            passes
+        };
+        assert_eq!(exchange(&mut lo, true), 1, "no task woken");
+        let task = crate::task::spawn(async {});
+        assert!(crate::task::tasks_ready());
+        assert_eq!(exchange(&mut lo, false), 1, "a turn that ran tasks");
+        assert_eq!(exchange(&mut lo, true), 0, "left to the tasks' turn");
+        // Which sends the ACK.
+        let before = EGRESS_PASSES.load(Relaxed);
+        lo.poll_frames(ts, false);
+        assert_eq!(EGRESS_PASSES.load(Relaxed) - before, 1);
+        crate::task::block_on(task);
+        assert!(!crate::task::tasks_ready());
     }
 
     /// Adds 11 to the sequence number of a TCP segment from port 49500
@@ -1599,7 +1713,7 @@ mod tests {
             for h in [a, b] {
                 let _ = lo.sockets.get_mut::<Socket>(h).send_slice(&chunk);
             }
-            lo.poll_frames(smol_now(t));
+            lo.poll_frames(smol_now(t), false);
             t = t + Duration::from_millis(50);
         }
         for h in [a, b] {
@@ -1617,7 +1731,7 @@ mod tests {
             let s = lo.sockets.get_mut::<Socket>(b);
             got += s.recv_slice(&mut sink).unwrap_or(0);
             let _ = s.send_slice(&chunk);
-            lo.poll_frames(smol_now(t));
+            lo.poll_frames(smol_now(t), false);
             t = t + Duration::from_millis(50);
         }
         // What `b` held, and then what `a` goes on writing (without the
@@ -1630,12 +1744,12 @@ mod tests {
     fn turn(lo: &mut Iface, t: Instant) {
         let ts = smol_now(t);
         lo.streams.unpark_due(ts, &mut lo.sockets, &mut lo.tap.parked);
-        lo.poll_frames(ts);
+        lo.poll_frames(ts, false);
         for _ in 0..64 {
             if !lo.tap.has_looped() {
                 break;
             }
-            lo.poll_frames(ts);
+            lo.poll_frames(ts, false);
         }
         lo.streams.sweep(ts, &mut lo.iface, &mut lo.sockets, &mut lo.tap.parked);
     }

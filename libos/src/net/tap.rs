@@ -186,6 +186,10 @@ pub struct Tap {
     unanswered: Vec<(Ipv4Addr, Instant)>,
     /// The time smoltcp gave with the last token it asked for.
     now: Instant,
+    /// Set when a frame sent may have more of its socket's behind it (see
+    /// [`may_follow`]): cleared by the stack before each pass of smoltcp's
+    /// egress over the sockets, read after it.
+    pub(crate) tx_more: bool,
     /// UDP datagrams the host or a peer answered with an ICMP port
     /// unreachable, as (local port, destination), latest last: a
     /// connected UDP socket reports them as `ECONNREFUSED` (see
@@ -256,6 +260,7 @@ impl Tap {
             looped: None,
             unanswered: Vec::new(),
             now: Instant::ZERO,
+            tx_more: false,
             port_unreachable: Vec::new(),
             #[cfg(test)]
             loop_hook: None,
@@ -347,6 +352,7 @@ impl Tap {
             unanswered,
             zero_windows,
             now,
+            tx_more,
             ..
         } = self;
         let token = TxToken {
@@ -361,6 +367,7 @@ impl Tap {
             unanswered,
             zero_windows,
             now: *now,
+            more: tx_more,
         };
         (rx, token)
     }
@@ -726,6 +733,25 @@ fn tcp_segment(frame: &[u8]) -> Option<TcpLengths> {
     Some(TcpLengths { ip_header, tcp_header, payload })
 }
 
+/// Below this much data a TCP segment is short: the smallest MSS a peer
+/// that sends no MSS option gets (RFC 9293's default, 536 bytes).
+const SHORT_SEGMENT: usize = 536;
+
+/// Whether the socket that sent `frame` may have another frame to send
+/// right behind it. smoltcp's egress sends at most one frame per socket in
+/// each pass over the sockets, so the stack passes again while one did.
+/// A TCP segment with less than [`SHORT_SEGMENT`] bytes of data (an ACK, a
+/// request's reply, a SYN, a FIN) is all its socket could send: less than
+/// a full segment goes only when the send buffer, the peer's window or the
+/// congestion window has no more. Two exceptions, rare, where the rest
+/// goes at the stack's next turn (which follows at once, as after any
+/// frame sent: the poll reports a change): the end of the send buffer's
+/// ring, and a peer whose MSS is below 536. Any other frame (a full or
+/// larger TCP segment, ARP, UDP, ICMP) may have more behind it.
+fn may_follow(frame: &[u8]) -> bool {
+    tcp_segment(frame).is_none_or(|t| t.payload >= SHORT_SEGMENT)
+}
+
 /// Whether the TCP over IPv4 segment in `frame` has a valid checksum.
 fn tcp_checksum_ok(frame: &[u8]) -> bool {
     let eth = EthernetFrame::new_unchecked(frame);
@@ -837,6 +863,8 @@ pub struct TxToken<'a> {
     /// The tap's zero windows, for a TCP segment.
     zero_windows: &'a mut Vec<ZeroWindow>,
     now: Instant,
+    /// The tap's [`Tap::tx_more`].
+    more: &'a mut bool,
 }
 
 impl phy::RxToken for RxToken<'_> {
@@ -856,6 +884,7 @@ impl phy::TxToken for TxToken<'_> {
             asked(self.unanswered, target, self.now);
         }
         note_window(self.zero_windows, frame);
+        *self.more |= may_follow(frame);
         if let Some(q) = self.looped {
             if q.len() < LOOPED_FRAMES {
                 q.push_back(frame.to_vec());
@@ -1168,6 +1197,27 @@ mod tests {
         theirs.send(&segment(0x10)).unwrap();
         assert!(tap.receive(ts).is_none());
         assert_eq!(tap.stats.rx_frames, 3);
+    }
+
+    /// Only a short TCP segment says its socket has sent all it could (the
+    /// stack then makes no further egress pass for it).
+    #[test]
+    fn only_a_short_tcp_segment_has_nothing_behind_it() {
+        assert!(!may_follow(&segment(0x10)), "an ACK");
+        assert!(!may_follow(&segment(0x12)), "a SYN+ACK");
+        assert!(!may_follow(&data_segment(5)), "a reply: +OK");
+        assert!(!may_follow(&data_segment(SHORT_SEGMENT - 1)));
+        assert!(may_follow(&data_segment(SHORT_SEGMENT)));
+        assert!(may_follow(&data_segment(1460)), "a full segment");
+        assert!(may_follow(&data_segment(5000)), "for the host to cut");
+        let mut udp = data_segment(5);
+        udp[14 + 9] = 17;
+        assert!(may_follow(&udp), "not TCP");
+        assert!(may_follow(&[0u8; ARP_FRAME]), "not IPv4");
+        // A segment whose lengths do not add up is not taken for short.
+        let mut bad = data_segment(5);
+        bad[16..18].copy_from_slice(&10u16.to_be_bytes());
+        assert!(may_follow(&bad));
     }
 
     #[test]
