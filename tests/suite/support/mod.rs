@@ -379,3 +379,25 @@ pub fn churn(
         }
     });
 }
+
+/// A server's memory figure once the connections before have settled:
+/// `read` (a new connection each time) every 1.5 s until two readings in a
+/// row agree, 30 s at most; the last one. Spare sockets are freed a
+/// second after the last was kept (so each reading's own connection is
+/// gone by the next), and connections that were closing (a lingering
+/// close, a half request whose client went) end on the guest's timers:
+/// one fixed wait, however long, is too short on a loaded machine, where
+/// the guest may be descheduled for longer than it.
+pub fn settled(mut read: impl FnMut() -> u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut last = read();
+    loop {
+        std::thread::sleep(Duration::from_millis(1500));
+        let now = read();
+        if now == last || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
