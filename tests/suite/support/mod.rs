@@ -226,11 +226,34 @@ pub fn site_image() -> PathBuf {
             for e in entries {
                 fat_tool("mcopy", &["-s", "-m", "-i", img, e.to_str().unwrap(), "::/"]);
             }
+            remove_stale_site_images();
             let dest = profile_dir().join(format!("test-site-{}.img", std::process::id()));
             std::fs::copy(&tmp, &dest).unwrap();
             dest
         })
         .clone()
+}
+
+/// Removes the site images of test processes that no longer run: each
+/// process makes its own (16 MiB) and, a static, it is never dropped, so
+/// without this every run of a suite left one more in the target
+/// directory.
+fn remove_stale_site_images() {
+    let Ok(entries) = std::fs::read_dir(profile_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("test-site-"))
+            .and_then(|n| n.strip_suffix(".img"))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn copy_tree(from: &Path, to: &Path) {
