@@ -10,7 +10,7 @@
 //!   (`TUNSETVNETHDRSZ`, [`abi::VNET_HDR_LEN`]) and the offloads
 //!   (`TUNSETOFFLOAD`: checksums and TCPv4 segmentation), reads the MTU
 //!   (`SIOCGIFMTU`) and waits until the kernel reports the tap running
-//!   ([`wait_running`]).
+//!   (`wait_running`).
 //! * `--net NAME=fd:N` takes a tap the caller already attached on fd `N`
 //!   (a container runtime): `TUNGETIFF` must report a tap, rtnetlink that
 //!   its frames carry no packet-information header; the tender checks its
