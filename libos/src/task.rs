@@ -738,7 +738,11 @@ pub(crate) mod tests {
                 for ms in [30u64, 10, 20] {
                     let order = order.clone();
                     handles.push(spawn(async move {
-                        sleep(Duration::from_millis(ms)).await;
+                        // Deadlines from one instant: `sleep(ms)` counts
+                        // from each task's first poll, and a test process
+                        // descheduled for 20 ms between two of those polls
+                        // (a loaded machine) would make 30 the earliest.
+                        sleep_until(start + Duration::from_millis(ms)).await;
                         assert!(start.elapsed() >= Duration::from_millis(ms));
                         order.borrow_mut().push(ms);
                     }));

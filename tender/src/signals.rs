@@ -168,6 +168,14 @@ mod tests {
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0);
         if pid == 0 {
+            // Both at their default disposition, whatever this process
+            // inherited: run as a shell's background job (`cmd &`), it
+            // ignores SIGINT, and an ignored signal gets no fd.
+            // SAFETY: setting dispositions in the child only.
+            unsafe {
+                libc::signal(libc::SIGTERM, libc::SIG_DFL);
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+            }
             let code = (|| {
                 let s = Signals::open(false).ok()?;
                 if s.pollable() != 2 {

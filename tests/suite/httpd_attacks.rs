@@ -509,10 +509,14 @@ fn a_head_or_body_trickled_a_byte_at_a_time_cannot_hold_a_connection() {
 }
 
 /// The guest's heap in use, from its status page (`HTTPD_STATUS_PATH`,
-/// `/.status` here), once the connections before have settled: spare
-/// sockets are freed a second after the last was kept.
+/// `/.status` here), once the connections before have settled
+/// ([`support::settled`]).
 fn heap_in_use() -> u64 {
-    std::thread::sleep(Duration::from_millis(1500));
+    support::settled(heap_in_use_now)
+}
+
+/// The guest's heap in use now, asked on a new connection.
+fn heap_in_use_now() -> u64 {
     let mut s = connect();
     s.write_all(b"GET /.status HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
     let (status, body) = read_response(&mut s);

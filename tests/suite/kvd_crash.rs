@@ -72,6 +72,9 @@ fn disk(dir: &TempDir, size: u64) -> PathBuf {
 struct Kvd {
     child: KillOnDrop,
     lines: Arc<Mutex<Vec<String>>>,
+    /// The threads collecting stdout and stderr: each ends at its pipe's
+    /// end of file, once the tender (their only writer) is gone.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Kvd {
@@ -92,19 +95,20 @@ impl Kvd {
             .spawn()
             .expect("start the tender");
         let lines = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
         for out in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let lines = lines.clone();
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(out).lines() {
                     let Ok(line) = line else { break };
                     lines.lock().unwrap().push(line);
                 }
-            });
+            }));
         }
-        Self { child: KillOnDrop(child), lines }
+        Self { child: KillOnDrop(child), lines, readers }
     }
 
     /// Starts kvd and waits until it serves; returns it and its report line.
@@ -130,6 +134,25 @@ impl Kvd {
 
     fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.0.try_wait().ok().flatten()
+    }
+
+    /// Waits (at most 20 s) for kvd to exit by itself; returns its status
+    /// and everything it printed. The lines are read to the pipes' end,
+    /// not at some moment after the exit: under load the collecting
+    /// threads may still be behind when the process is reaped.
+    fn wait_exit(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.exited() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "kvd did not exit: {:#?}", self.lines());
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        for reader in std::mem::take(&mut self.readers) {
+            reader.join().unwrap();
+        }
+        (status, self.lines())
     }
 
     /// SIGKILL, and wait for the process to be gone.
@@ -507,17 +530,7 @@ fn a_disk_with_foreign_data_is_refused_untouched() {
     let mut image = vec![0u8; MIB as usize];
     image[1024..1024 + 11].copy_from_slice(b"not kvd's!\n");
     std::fs::write(&disk, &image).unwrap();
-    let mut kvd = Kvd::spawn(&ns, &disk);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = kvd.exited() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "kvd did not exit: {:#?}", kvd.lines());
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    std::thread::sleep(Duration::from_millis(50));
-    let lines = kvd.lines();
+    let (status, lines) = Kvd::spawn(&ns, &disk).wait_exit();
     assert!(!status.success(), "{status:?}: {lines:#?}");
     assert!(lines.iter().any(|l| l.contains("refusing to overwrite")), "{lines:#?}");
     assert_eq!(std::fs::read(&disk).unwrap(), image);

@@ -494,12 +494,13 @@ fn churn(n: usize, threads: usize) {
 }
 
 /// kvd's heap in use (`INFO`'s `used_memory`), asked on a new connection
-/// once the connections before have settled (spare sockets are freed a
-/// second after the last was kept; the log is flushed every second).
+/// once the connections before have settled ([`support::settled`]; the
+/// log is flushed every second too).
 fn used_memory() -> u64 {
-    std::thread::sleep(Duration::from_millis(1500));
-    let mut s = connect();
-    info_field(&mut s, "used_memory").expect("INFO used_memory")
+    support::settled(|| {
+        let mut s = connect();
+        info_field(&mut s, "used_memory").expect("INFO used_memory")
+    })
 }
 
 #[test]

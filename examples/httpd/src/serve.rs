@@ -532,17 +532,22 @@ async fn read_until(
     let deadline = Instant::from_duration(deadline);
     let mut set = false;
     poll_fn(|cx| {
+        // An evicted connection's room is already another's.
         if idle && slot.evict.get() {
             return Poll::Ready(Read::Evicted);
         }
-        if idle && slot.drain.get() {
-            return Poll::Ready(Read::Drained);
-        }
+        // What the client already sent comes before the server's stop: a
+        // request that reached the socket before the signal is under way
+        // and is answered, not cut because this task ran after the accept
+        // loop in the same turn.
         match read.as_mut().poll(cx) {
             Poll::Ready(Ok(0)) => return Poll::Ready(Read::End),
             Poll::Ready(Ok(n)) => return Poll::Ready(Read::Data(n)),
             Poll::Ready(Err(e)) => return Poll::Ready(Read::Error(e)),
             Poll::Pending => {}
+        }
+        if idle && slot.drain.get() {
+            return Poll::Ready(Read::Drained);
         }
         let timer = match timer {
             Some(t) if !set => {

@@ -226,11 +226,34 @@ pub fn site_image() -> PathBuf {
             for e in entries {
                 fat_tool("mcopy", &["-s", "-m", "-i", img, e.to_str().unwrap(), "::/"]);
             }
+            remove_stale_site_images();
             let dest = profile_dir().join(format!("test-site-{}.img", std::process::id()));
             std::fs::copy(&tmp, &dest).unwrap();
             dest
         })
         .clone()
+}
+
+/// Removes the site images of test processes that no longer run: each
+/// process makes its own (16 MiB) and, a static, it is never dropped, so
+/// without this every run of a suite left one more in the target
+/// directory.
+fn remove_stale_site_images() {
+    let Ok(entries) = std::fs::read_dir(profile_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("test-site-"))
+            .and_then(|n| n.strip_suffix(".img"))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -378,4 +401,26 @@ pub fn churn(
             });
         }
     });
+}
+
+/// A server's memory figure once the connections before have settled:
+/// `read` (a new connection each time) every 1.5 s until two readings in a
+/// row agree, 30 s at most; the last one. Spare sockets are freed a
+/// second after the last was kept (so each reading's own connection is
+/// gone by the next), and connections that were closing (a lingering
+/// close, a half request whose client went) end on the guest's timers:
+/// one fixed wait, however long, is too short on a loaded machine, where
+/// the guest may be descheduled for longer than it.
+pub fn settled(mut read: impl FnMut() -> u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut last = read();
+    loop {
+        std::thread::sleep(Duration::from_millis(1500));
+        let now = read();
+        if now == last || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
 }

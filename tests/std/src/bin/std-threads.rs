@@ -331,13 +331,20 @@ fn sleep() {
         .map(|ms| {
             let log = log.clone();
             thread::spawn(move || {
-                thread::sleep(Duration::from_millis(ms));
+                // Until `start + ms`, not for `ms` from this thread's first
+                // turn: a guest descheduled by the host between two of
+                // those turns would otherwise move a deadline past main's
+                // 25 ms (or past a longer sleep's), and the order checked
+                // is the deadlines'.
+                thread::sleep(
+                    (start + Duration::from_millis(ms)).saturating_duration_since(Instant::now()),
+                );
                 log.lock().unwrap().push(ms);
                 start.elapsed() >= Duration::from_millis(ms)
             })
         })
         .collect();
-    thread::sleep(Duration::from_millis(25));
+    thread::sleep((start + Duration::from_millis(25)).saturating_duration_since(Instant::now()));
     println!("at 25 ms: {:?}", *log.lock().unwrap());
     let late: Vec<_> = hs.into_iter().map(|h| h.join().unwrap()).collect();
     println!("order {:?}, none early {}", *log.lock().unwrap(), late.iter().all(|&b| b));

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc, oneshot};
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{Instant, sleep, sleep_until, timeout};
 
 fn main() {
     let flavor = std::env::args().nth(1).unwrap_or_default();
@@ -58,11 +58,15 @@ async fn timers() {
     let r = timeout(Duration::from_secs(5), async { 7 }).await;
     println!("timeout on a ready future: {r:?}");
     // Timers of several tasks fire in deadline order.
+    // Deadlines from one instant: `sleep(ms)` counts from each task's first
+    // poll, and a guest descheduled by the host for 20 ms between two of
+    // those polls would make 30 the earliest.
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let start = Instant::now();
     for ms in [30u64, 10, 20] {
         let tx = tx.clone();
         tokio::spawn(async move {
-            sleep(Duration::from_millis(ms)).await;
+            sleep_until(start + Duration::from_millis(ms)).await;
             tx.send(ms).unwrap();
         });
     }
