@@ -356,15 +356,19 @@ fn a_full_fixed_root_or_volume_is_no_space() {
     fs.remove_file("/F0").unwrap();
     fs.create_dir("/d").unwrap();
     let mut f = fs.create("/d/big").unwrap();
-    let e = loop {
-        if let Err(e) = f.write_all(&[0xab; 65536]) {
-            break e;
-        }
-    };
-    assert_eq!(e, FsError::NoSpace);
+    assert_eq!(write_until_error(&mut f), FsError::NoSpace);
     f.close().unwrap();
     drop(fs);
     img.fsck();
+}
+
+/// Appends 64 KiB at a time to `f` until a write fails: its error.
+fn write_until_error(f: &mut File<'_>) -> FsError {
+    loop {
+        if let Err(e) = f.write_all(&[0xab; 65536]) {
+            return e;
+        }
+    }
 }
 
 /// A FAT12 entry that straddles two cache pages (in either FAT copy) is
@@ -384,12 +388,7 @@ fn a_fat12_entry_across_two_pages_is_never_allocated() {
     let before = fs.stats().unwrap();
     assert_eq!(before.free_clusters, before.total_clusters - 2);
     let mut f = fs.create("/big").unwrap();
-    let e = loop {
-        if let Err(e) = f.write_all(&[0x5a; 65536]) {
-            break e;
-        }
-    };
-    assert_eq!(e, FsError::NoSpace);
+    assert_eq!(write_until_error(&mut f), FsError::NoSpace);
     f.close().unwrap();
     assert_eq!(fs.stats().unwrap().free_clusters, 0);
     for &c in &torn {
