@@ -55,10 +55,12 @@ impl Vol {
     /// two lost on FAT12 volumes of more than about 2,400 clusters) nor
     /// counts it free.
     pub(crate) fn torn(&self, n: u32) -> bool {
-        (0..self.g.fats).any(|copy| {
-            let (a, b) = self.entry_pages(n, copy);
-            a != b
-        })
+        // FAT16 and FAT32 entries are aligned to their width: never.
+        self.g.kind == Kind::Fat12
+            && (0..self.g.fats).any(|copy| {
+                let (a, b) = self.entry_pages(n, copy);
+                a != b
+            })
     }
 
     /// The raw value of cluster `n`'s entry in the first FAT.
