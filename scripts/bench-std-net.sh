@@ -9,7 +9,10 @@
 #   mini-redis-server          redis-benchmark -t set,get, -P 1 and -P 16
 #   std-echo (std threads)     64-byte round trips on 16 connections, and
 #                              a stream echoed on 1 connection for as
-#                              long (MiB/s of bytes that came back)
+#                              long (MiB/s of bytes that came back, and
+#                              the server's CPU per GiB), with the client
+#                              namespace's congestion control and with
+#                              cubic
 #
 # The set-up is `nabla bench http`'s (tools/src/bench/net.rs): the clients
 # run in a client namespace; the guest is behind a tap there (the tender
@@ -97,15 +100,30 @@ trap cleanup EXIT
 # The load generator for std-echo: a std program, compiled here.
 cat > "$work/echo-load.rs" <<'RS'
 //! echo-load ADDR rr CONNS SECS: 64-byte round trips on CONNS connections
-//! for SECS seconds; echo-load ADDR bulk SECS: one connection written
-//! (256 KiB writes) for SECS seconds from one thread and read from
-//! another until the server's EOF, every byte checked to come back;
+//! for SECS seconds; echo-load ADDR bulk SECS [CC]: one connection
+//! written (256 KiB writes) for SECS seconds from one thread and read
+//! from another until the server's EOF, every byte checked to come back,
+//! with congestion control CC (`TCP_CONGESTION`) if given; prints the
+//! rate and the bytes echoed;
 //! echo-load ADDR idle N: N
 //! connections held open, sending nothing, until killed ("ready" once all
 //! are connected).
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
+unsafe extern "C" {
+    fn setsockopt(fd: i32, level: i32, name: i32, value: *const u8, len: u32) -> i32;
+}
+/// Sets the socket's congestion control (IPPROTO_TCP, TCP_CONGESTION).
+fn congestion(s: &TcpStream, cc: &str) {
+    // SAFETY: the fd is the open socket `s`; the value is `cc`'s bytes.
+    let r = unsafe { setsockopt(s.as_raw_fd(), 6, 13, cc.as_ptr(), cc.len() as u32) };
+    if r != 0 {
+        eprintln!("echo-load: congestion control {cc}: {}", std::io::Error::last_os_error());
+        std::process::exit(1);
+    }
+}
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let addr = a[1].clone();
@@ -146,6 +164,9 @@ fn main() {
     } else {
         let secs: u64 = a[3].parse().unwrap();
         let mut s = TcpStream::connect(&addr).unwrap();
+        if let Some(cc) = a.get(4) {
+            congestion(&s, cc);
+        }
         let mut w = s.try_clone().unwrap();
         let t0 = Instant::now();
         let end = t0 + Duration::from_secs(secs);
@@ -169,7 +190,7 @@ fn main() {
         let took = t0.elapsed().as_secs_f64();
         let sent = writer.join().unwrap();
         assert_eq!(got, sent, "echoed bytes");
-        println!("bulk {:.1} MiB_per_s", got as f64 / 1048576.0 / took);
+        println!("bulk {:.1} MiB_per_s {} bytes", got as f64 / 1048576.0 / took, got);
     }
 }
 RS
@@ -211,6 +232,16 @@ ip -n "$NATIVE_NS" link set nbveth1 up
 GUEST_IP=10.0.0.2
 NATIVE_IP=10.0.1.2
 in_client() { ip netns exec "$CLIENT" "$@"; }
+# The stream's congestion controls: the client namespace's default, and
+# cubic (Linux's usual default) if that is another and the kernel has it.
+STREAM_CCS=$(in_client cat /proc/sys/net/ipv4/tcp_congestion_control)
+if [ "$STREAM_CCS" != cubic ]; then
+    if grep -qw cubic /proc/sys/net/ipv4/tcp_available_congestion_control; then
+        STREAM_CCS="$STREAM_CCS cubic"
+    else
+        echo "bench-std-net: no cubic in this kernel: the stream runs with $STREAM_CCS only" >&2
+    fi
+fi
 
 SERVER_PID=
 # start guest|native PROGRAM PORT [ARGS...]: starts the server, waits until
@@ -387,8 +418,22 @@ for round in $(seq "$ROUNDS"); do
         out=$(in_client "$work/echo-load" "$ip:7" rr 16 "$SECS")
         record "std-echo 64 B round trips (16 connections)" "$side" rate "$(echo "$out" | awk '{print $2}')"
         record "std-echo 64 B round trips (16 connections)" "$side" p99 "$(echo "$out" | awk '{print $7}' | awk '{printf "%.3f", $1 / 1000}')"
-        out=$(in_client ${BENCH_CLIENT_PIN-taskset -c 0} "$work/echo-load" "$ip:7" bulk "$SECS")
-        record "std-echo stream (MiB/s)" "$side" rate "$(echo "$out" | awk '{print $2}')"
+        # The stream with the client's congestion control: the system's
+        # default, and cubic when that is another (BBR paces, which costs
+        # the client a timer per segment sent and leaves it the bound of
+        # the stream; with cubic the server's CPU is: docs/performance.md,
+        # "The stream: which side is the bound").
+        for cc in $STREAM_CCS; do
+            cpu0=$(cpu_ticks "$SERVER_PID")
+            out=$(in_client ${BENCH_CLIENT_PIN-taskset -c 0} "$work/echo-load" "$ip:7" bulk "$SECS" "$cc")
+            cpu1=$(cpu_ticks "$SERVER_PID")
+            record "std-echo stream, $cc client (MiB/s)" "$side" rate "$(echo "$out" | awk '{print $2}')"
+            # The server's CPU seconds per GiB echoed; g/n > 1 is the
+            # guest costlier.
+            record "std-echo stream, $cc client: server CPU s/GiB" "$side" rate \
+                "$(awk -v c=$((cpu1 - cpu0)) -v b="$(echo "$out" | awk '{print $4}')" -v hz="$(getconf CLK_TCK)" \
+                    'BEGIN { if (b > 0) printf "%.3f", c / hz / (b / 1073741824) }')"
+        done
         stop
     done
 done
