@@ -19,7 +19,7 @@ use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::sync::Once;
+use std::sync::{Mutex, Once};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -138,7 +138,15 @@ impl Netns {
         static N: AtomicU32 = AtomicU32::new(0);
         let name =
             format!("{PREFIX}{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-        ip(&["netns", "add", &name]);
+        // One `ip netns add` at a time: on a fresh machine, where
+        // /run/netns is not yet a mount point, two at once may both mount
+        // it over itself, and the namespace file of the first then lies
+        // under the second mount, unreachable.
+        static ADD: Mutex<()> = Mutex::new(());
+        {
+            let _one = ADD.lock().unwrap_or_else(|e| e.into_inner());
+            ip(&["netns", "add", &name]);
+        }
         let ns = Self { name };
         ns.ip(&["link", "set", "lo", "up"]);
         ns
