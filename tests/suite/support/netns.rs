@@ -138,10 +138,9 @@ impl Netns {
         static N: AtomicU32 = AtomicU32::new(0);
         let name =
             format!("{PREFIX}{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-        // One `ip netns add` at a time: on a fresh machine, where
-        // /run/netns is not yet a mount point, two at once may both mount
-        // it over itself, and the namespace file of the first then lies
-        // under the second mount, unreachable.
+        // One `ip netns add` at a time: on a fresh machine /run/netns is
+        // not yet a mount point, iproute2 makes it one on first use, and
+        // two at once may both do so and stack two mounts there.
         static ADD: Mutex<()> = Mutex::new(());
         {
             let _one = ADD.lock().unwrap_or_else(|e| e.into_inner());
