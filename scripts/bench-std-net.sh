@@ -320,6 +320,12 @@ wrk_requests() { awk '/ requests in / { print $1 }'; }
 # server's CPU per request, which the load of the machine moves much less
 # than its rate.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# cpu_per TICKS COUNT SCALE FORMAT: TICKS clock ticks of CPU, in seconds
+# times SCALE, per one of COUNT (nothing if COUNT is 0 or empty).
+cpu_per() {
+    awk -v c="$1" -v n="$2" -v s="$3" -v f="$4" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { if (n > 0) printf f, c / hz * s / n }'
+}
 wrk_errors() { grep -E "Socket errors|Non-2xx" || true; }
 
 # In --idle mode: the 1 KiB GET only, and the rows name the idle connections.
@@ -359,8 +365,7 @@ for round in $(seq "$ROUNDS"); do
             # µs of the server's CPU per request (the tender, or the native
             # program); g/n > 1 is the guest costlier here.
             record "std-http GET $f$TAG: server CPU µs/request" "$side" rate \
-                "$(awk -v c=$((cpu1 - cpu0)) -v n="$(echo "$out" | wrk_requests)" -v hz="$(getconf CLK_TCK)" \
-                    'BEGIN { if (n > 0) printf "%.2f", c * 1e6 / hz / n }')"
+                "$(cpu_per $((cpu1 - cpu0)) "$(echo "$out" | wrk_requests)" 1e6 %.2f)"
         done
         stop
     done
@@ -388,8 +393,7 @@ for round in $(seq "$ROUNDS"); do
             record "$row" "$side" rate "$(echo "$out" | wrk_rps)"
             record "$row" "$side" p99 "$(echo "$out" | wrk_p99)"
             record "$row: server CPU µs/request" "$side" rate \
-                "$(awk -v c=$((cpu1 - cpu0)) -v n="$(echo "$out" | wrk_requests)" -v hz="$(getconf CLK_TCK)" \
-                    'BEGIN { if (n > 0) printf "%.2f", c * 1e6 / hz / n }')"
+                "$(cpu_per $((cpu1 - cpu0)) "$(echo "$out" | wrk_requests)" 1e6 %.2f)"
         done
         stop
     done
@@ -431,8 +435,7 @@ for round in $(seq "$ROUNDS"); do
             # The server's CPU seconds per GiB echoed; g/n > 1 is the
             # guest costlier.
             record "std-echo stream, $cc client: server CPU s/GiB" "$side" rate \
-                "$(awk -v c=$((cpu1 - cpu0)) -v b="$(echo "$out" | awk '{print $4}')" -v hz="$(getconf CLK_TCK)" \
-                    'BEGIN { if (b > 0) printf "%.3f", c / hz / (b / 1073741824) }')"
+                "$(cpu_per $((cpu1 - cpu0)) "$(echo "$out" | awk '{print $4}')" 1073741824 %.3f)"
         done
         stop
     done

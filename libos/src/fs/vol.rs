@@ -276,9 +276,10 @@ impl Vol {
             };
             let c = self.alloc(prev)?;
             let n = self.node(id)?;
-            n.pend_max = if n.pend_count == 0 { c } else { n.pend_max.max(c) };
             if n.pend_count == 0 {
-                n.pend_head = c;
+                (n.pend_head, n.pend_max) = (c, c);
+            } else {
+                n.pend_max = n.pend_max.max(c);
             }
             n.pend_tail = c;
             n.pend_count += 1;
