@@ -11,8 +11,35 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
+use spin::Mutex;
+
 pub use crate::signal::Signal;
 use crate::signal::{self, Disposition};
+
+/// What [`at_exit`] registered; taken when it runs.
+static AT_EXIT: Mutex<Option<fn()>> = Mutex::new(None);
+
+/// Registers `f` to run when the guest ends, however it ends: [`exit`]
+/// (before the connections linger), [`exit_now`] (an abort, a panic), and
+/// `SIGTERM`'s or `SIGINT`'s default action. It is the place for what
+/// Linux keeps in the kernel past a process's end, such as the data a
+/// program wrote to its files (libos-std's file layer registers it).
+/// One function: a later call replaces it. It runs at most once (if it
+/// ends the guest itself, it does not run again), and it may run in the
+/// middle of whatever the guest was doing when it panicked: it must skip
+/// state that is in use rather than wait for it or assume it is whole.
+pub fn at_exit(f: fn()) {
+    *AT_EXIT.lock() = Some(f);
+}
+
+/// Runs what [`at_exit`] registered, once. The lock is released before the
+/// call, so that an exit from inside it finds nothing left to run.
+fn run_at_exit() {
+    let f = AT_EXIT.try_lock().and_then(|mut h| h.take());
+    if let Some(f) = f {
+        f();
+    }
+}
 
 /// Opts in to termination events: from now on `SIGTERM` and `SIGINT` are
 /// delivered to the application instead of ending the guest with status
@@ -103,8 +130,10 @@ pub fn memory() -> Memory {
 /// no progress for 3 s, 10 s in all, or `SIGTERM` or `SIGINT` meanwhile,
 /// and what is left is reset). The status stays `code` either way (the
 /// program had ended); a notice on the console tells what was reset.
+/// What [`at_exit`] registered runs first.
 pub fn exit(code: i32) -> ! {
     use crate::net::linger::{self, Cut, Finish};
+    run_at_exit();
     if let Finish::Reset { connections, unsent, why } = linger::finish() {
         let why = match why {
             Cut::Stalled => alloc::format!("no progress for {} s", linger::STALL.as_secs()),
@@ -123,8 +152,10 @@ pub fn exit(code: i32) -> ! {
 
 /// Ends the guest with `code` at once: what its connections hold is not
 /// sent. For an abort or a panic, which may come from inside a network
-/// turn (docs/std.md, "When a write leaves").
+/// turn (docs/std.md, "When a write leaves"). What [`at_exit`] registered
+/// runs first (it skips what the failing code left in use).
 pub fn exit_now(code: i32) -> ! {
+    run_at_exit();
     crate::hypercall::exit_group(code)
 }
 
@@ -190,6 +221,23 @@ mod tests {
         signal::deliver_for_test(Signal::Term);
         assert_eq!(Pin::new(&mut t).poll(&mut cx), Poll::Ready(Signal::Term));
         assert_eq!(terminate_requested(), Some(Signal::Term));
+    }
+
+    #[test]
+    fn the_exit_function_runs_once_even_if_it_exits_itself() {
+        use core::sync::atomic::{AtomicU32, Ordering};
+        static RUNS: AtomicU32 = AtomicU32::new(0);
+        fn ends_the_guest_again() {
+            RUNS.fetch_add(1, Ordering::Relaxed);
+            // As an exit from inside it would: nothing is left to run.
+            run_at_exit();
+        }
+        run_at_exit();
+        assert_eq!(RUNS.load(Ordering::Relaxed), 0);
+        at_exit(ends_the_guest_again);
+        run_at_exit();
+        run_at_exit();
+        assert_eq!(RUNS.load(Ordering::Relaxed), 1);
     }
 
     #[test]

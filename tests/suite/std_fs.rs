@@ -10,6 +10,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
+use support::guest::Guest;
 use support::{Outcome, TempDir, fat_tool, run, workspace_bin};
 
 /// 2001-02-03 04:05:06 UTC, the modification time of `hello.txt`.
@@ -212,16 +213,52 @@ fn sync_and_set_len_reach_the_disk() {
     fsck(&img);
 }
 
+/// Checks what `std-fs exit HOW` wrote on `img`: an open file's 5,000
+/// bytes, an append, a shared mapping's stores, and the C stream's line
+/// if `stdio` (only `exit` writes a stream's buffer); the disk is clean.
+fn kept_at_the_end(img: &Path, how: &str, stdio: bool) {
+    let exit = mtype(img, "/EXIT.TXT");
+    assert!(exit == "e".repeat(5000), "{how}: EXIT.TXT holds {} bytes, not 5000 'e'", exit.len());
+    assert_eq!(mtype(img, "/hello.txt"), "hello, disk\nmore\n", "{how}");
+    assert!(
+        mtype(img, "/MAP.TXT") == "m".repeat(4096),
+        "{how}: MAP.TXT lacks the mapping's stores"
+    );
+    assert_eq!(mtype(img, "/STDIO.TXT"), if stdio { "buffered\n" } else { "" }, "{how}");
+    fsck(img);
+}
+
+/// However a program ends, what it wrote is on the disk, as Linux's page
+/// cache keeps a process's writes: `exit`, `_exit` and `abort` (a
+/// `panic = "abort"` program's panic) here, a signal's default action in
+/// `what_was_written_is_kept_when_sigterm_ends_the_program`.
 #[test]
-fn files_still_open_at_exit_keep_what_was_written() {
-    let dir = TempDir::new("std-fs-exit");
-    let img = image(&dir, "exit");
-    let s = area(&img, "exit");
-    assert!(s.contains("exiting"), "{s}");
-    let exit = mtype(&img, "/EXIT.TXT");
-    assert!(exit == "e".repeat(5000), "EXIT.TXT holds {} bytes, not 5000 'e'", exit.len());
-    assert_eq!(mtype(&img, "/hello.txt"), "hello, disk\nmore\n");
-    fsck(&img);
+fn what_was_written_is_kept_however_the_program_ends() {
+    for (how, status) in [("exit", 0), ("_exit", 0), ("abort", 255)] {
+        let dir = TempDir::new("std-fs-end");
+        let img = image(&dir, "end");
+        let out = guest("std-fs", &disk(&img), &["exit", how]);
+        assert_eq!(out.code(), Some(status), "{how}: {out:#?}");
+        assert!(out.stdout.contains(&format!("exiting by {how}")), "{how}: {out:#?}");
+        kept_at_the_end(&img, how, how == "exit");
+    }
+}
+
+/// `SIGTERM` (what `ctr task kill` and Kubernetes send) ends a program
+/// that did not ask for it with status 143; what it wrote is on the disk.
+#[test]
+fn what_was_written_is_kept_when_sigterm_ends_the_program() {
+    let dir = TempDir::new("std-fs-sigterm");
+    let img = image(&dir, "sigterm");
+    let mut args = disk(&img);
+    args.push(workspace_bin("std-fs").display().to_string());
+    args.extend(["exit".to_string(), "signal".to_string()]);
+    let mut g = Guest::tender(&args);
+    g.expect("exiting by signal");
+    g.signal(libc::SIGTERM);
+    let (status, lines) = g.finish();
+    assert_eq!(status.code(), Some(143), "{lines:#?}");
+    kept_at_the_end(&img, "SIGTERM", false);
 }
 
 #[test]

@@ -445,6 +445,12 @@ impl FileSystem {
     pub fn sync(&self) -> Result<(), FsError> {
         self.vol.borrow_mut().sync_all()
     }
+
+    /// Whether an operation on the volume is under way: true only while
+    /// one runs (a panic inside it, seen from the guest's exit).
+    pub fn in_use(&self) -> bool {
+        self.vol.try_borrow_mut().is_err()
+    }
 }
 
 impl Drop for FileSystem {

@@ -6,6 +6,7 @@
 
 pub mod containerd;
 pub mod frames;
+pub mod guest;
 pub mod netns;
 #[path = "../../std/src/pattern.rs"]
 pub mod pattern;

@@ -187,6 +187,22 @@ mod spin_lock {
         pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
             f(&mut self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
         }
+
+        /// [`Lock::with`] unless the state is in use (the program ended
+        /// inside a call that holds it): then `None`.
+        #[cfg(not(test))]
+        pub fn try_with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+            self.0.try_borrow_mut().ok().map(|mut g| f(&mut g))
+        }
+
+        #[cfg(test)]
+        pub fn try_with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+            match self.0.try_lock() {
+                Ok(mut g) => Some(f(&mut g)),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(f(&mut p.into_inner())),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            }
+        }
     }
 }
 

@@ -1,10 +1,12 @@
 //! std::fs on the FAT disk `storage`: each argument names an area to
 //! exercise (`open`, `rw`, `meta`, `dir`, `sync`, `paths`, `refused`,
 //! `remove`, `rename`, `times`, `longnames`, `statvfs`, `ro`, `corrupt`,
-//! `exit`), and the guest prints one line per check: `ok WHAT`
-//! or `err WHAT: KIND (MESSAGE)`, what the suite (tests/suite/std_fs.rs)
-//! asserts. `bench PATH` reads PATH with `std::fs::read` and prints how
-//! long it took. The exit status is 0 unless something panicked.
+//! and `exit HOW`, which writes and ends the program by `exit`, `_exit`,
+//! `abort` or, with `signal`, waits for a signal's default action), and
+//! the guest prints one line per check: `ok WHAT` or `err WHAT: KIND
+//! (MESSAGE)`, what the suite (tests/suite/std_fs.rs) asserts. `bench
+//! PATH` reads PATH with `std::fs::read` and prints how long it took. The
+//! exit status is 0 unless something panicked.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
@@ -640,15 +642,43 @@ fn ro() {
     println!("ro metadata len={}", m.len());
 }
 
-fn exit() {
-    // A file still open when the program exits keeps what was written.
+fn exit(how: &str) {
+    // What the program wrote is kept however it ends, as Linux's page
+    // cache keeps it: a file still open, an append, a shared mapping's
+    // stores. A C stream's buffer is the program's own memory: only
+    // `exit` writes it.
     let mut f = File::create("/EXIT.TXT").unwrap();
     f.write_all(&[b'e'; 5000]).unwrap();
     std::mem::forget(f);
     let mut g = OpenOptions::new().append(true).open("/hello.txt").unwrap();
     g.write_all(b"more\n").unwrap();
-    println!("exiting");
-    std::process::exit(0);
+    std::mem::forget(g);
+    let m = OpenOptions::new().read(true).write(true).create_new(true).open("/MAP.TXT").unwrap();
+    m.set_len(4096).unwrap();
+    // SAFETY: a new shared mapping of an open file, written within its
+    // 4096 bytes; the C stream is used as C's calls allow.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        let prot = libc::PROT_READ | libc::PROT_WRITE;
+        let p = libc::mmap(std::ptr::null_mut(), 4096, prot, libc::MAP_SHARED, m.as_raw_fd(), 0);
+        assert_ne!(p, libc::MAP_FAILED);
+        std::ptr::write_bytes(p.cast::<u8>(), b'm', 4096);
+        let s = libc::fopen(c"/STDIO.TXT".as_ptr(), c"w".as_ptr());
+        assert!(!s.is_null());
+        libc::fputs(c"buffered\n".as_ptr(), s);
+    }
+    println!("exiting by {how}");
+    match how {
+        "exit" => std::process::exit(0),
+        // SAFETY: ends the program; nothing runs after it.
+        "_exit" => unsafe { libc::_exit(0) },
+        "abort" => std::process::abort(),
+        // Until the suite's SIGTERM ends it by the default action.
+        "signal" => loop {
+            std::thread::sleep(Duration::from_secs(60));
+        },
+        other => println!("unknown way to end: {other}"),
+    }
 }
 
 fn corrupt() {
@@ -726,7 +756,10 @@ fn main() {
             "statvfs" => statvfs(),
             "ro" => ro(),
             "corrupt" => corrupt(),
-            "exit" => exit(),
+            "exit" => {
+                i += 1;
+                exit(&args[i]);
+            }
             "bench" => {
                 i += 1;
                 bench(&args[i]);

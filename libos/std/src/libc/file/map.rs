@@ -1,8 +1,9 @@
 //! Files of a FAT disk mapped into memory: `mmap` of a file descriptor
 //! (`MAP_SHARED` and `MAP_PRIVATE`), `msync`, and what `munmap`,
-//! `mremap`, `madvise`, `fsync` and `exit` do to such a mapping. The
-//! memory is anonymous (libos-std's mmap.rs, from the heap); this module
-//! keeps it coherent with the file, as Linux's page cache does.
+//! `mremap`, `madvise`, `fsync` and the program's end do to such a
+//! mapping. The memory is anonymous (libos-std's mmap.rs, from the heap);
+//! this module keeps it coherent with the file, as Linux's page cache
+//! does.
 //!
 //! There is no MMU to share a page between the mapping and the file, so:
 //!
@@ -18,9 +19,11 @@
 //!   truncation drops those pages: they read zeros when the file grows
 //!   again). The mapping's bytes reach the file (up to its end: a mapping
 //!   never extends a file, as Linux's) on `msync`, `munmap`, `fsync` or
-//!   `fdatasync` of the file, and at `exit`, as Linux's dirty pages are
-//!   written back; a guest killed before that loses them, as it loses
-//!   every write its disk's cache held (docs/storage.md).
+//!   `fdatasync` of the file, and when the program ends (`exit`, `_exit`,
+//!   `abort`, a signal's default action), as Linux's dirty pages outlive
+//!   the process; a guest killed by the host (`SIGKILL`, a fault) loses
+//!   them, as it loses every write its disk's cache held
+//!   (docs/storage.md).
 //! * **Private** (`MAP_PRIVATE`): a copy of the file at the time of the
 //!   `mmap`; nothing goes back. Linux's private pages follow the file's
 //!   later writes until the program first writes each page; here they do
@@ -238,6 +241,17 @@ pub fn sync(node: &Node) -> Res<()> {
 /// At exit, before the files are flushed: every shared mapping's bytes.
 pub fn sync_all() {
     let _ = write_back(None, 0, usize::MAX);
+}
+
+/// Whether the mappings' table is held (a call on it is under way).
+pub fn in_use() -> bool {
+    MAPS.try_with(|_| ()).is_none()
+}
+
+/// Runs `f` with the mappings' table held, as a call on it does.
+#[cfg(test)]
+pub fn holding(f: impl FnOnce()) {
+    MAPS.with(|_| f());
 }
 
 /// Before `munmap(start, end - start)`: the shared mappings' bytes in the

@@ -73,16 +73,9 @@ fn with<R>(f: impl FnOnce(&mut Table) -> R) -> R {
                 .into_iter()
                 .map(|d| Disk { name: d.name().to_string(), state: State::Unmounted(d) })
                 .collect();
-            // Files still open at exit get their directory entries
-            // written back, as Linux's files keep what was written.
-            // SAFETY: flush_at_exit may be called with any argument, at exit.
-            unsafe {
-                crate::libc::start::__cxa_atexit(
-                    flush_at_exit,
-                    core::ptr::null_mut(),
-                    core::ptr::null_mut(),
-                );
-            }
+            // However the program ends, what it wrote reaches the disks,
+            // as Linux's page cache keeps a process's writes past its end.
+            libos::process::at_exit(write_back_at_end);
             Table {
                 disks,
                 root,
@@ -201,12 +194,26 @@ pub fn set_cwd(dir: String) {
     with(|t| t.cwd = dir);
 }
 
-/// Writes back what shared mappings of files hold, the directory entry
-/// of every file still open, then
-/// everything each mounted disk's cache holds (the allocation table,
-/// FSInfo's free count), and flushes the disks: a program that exits
-/// leaves its disks as `fsck.fat` wants them, as an unmount does.
-extern "C" fn flush_at_exit(_: *mut core::ffi::c_void) {
+/// Runs as the program ends, however it ends (libos's
+/// `process::at_exit`: `exit` after the `atexit` handlers and the C
+/// streams' flush, `_exit`, `abort`, a panic, the default action of
+/// `SIGTERM` or `SIGINT`), as Linux keeps what a process wrote in its
+/// page cache whichever way the process ends: writes back what shared
+/// mappings of files hold, the directory entry of every file still open,
+/// then everything each mounted disk's cache holds (the allocation table,
+/// FSInfo's free count), and flushes the disks: the disks are left as
+/// `fsck.fat` wants them, as an unmount leaves them.
+///
+/// Unless the program ended inside a file operation (a panic there, or
+/// memory that ran out): then what that operation had half changed stays
+/// off the disks, which keep what they held before, as after a kill.
+fn write_back_at_end() {
+    if in_use() {
+        libos::console::write_all(
+            b"libos-std: the program ended inside a file operation; its files were not written back\n",
+        );
+        return;
+    }
     // Shared mappings' bytes first, as Linux writes dirty mapped pages.
     super::map::sync_all();
     let nodes: Vec<Rc<Node>> =
@@ -226,6 +233,19 @@ extern "C" fn flush_at_exit(_: *mut core::ffi::c_void) {
     for fs in mounted {
         let _ = fs.sync();
     }
+}
+
+/// Whether a file operation is under way: the table, the mappings, an
+/// open file or a mounted volume is held (only while a call runs: the
+/// program's threads switch at blocking calls, never inside one).
+fn in_use() -> bool {
+    let held = TABLE.try_with(|t| {
+        t.as_ref().is_some_and(|t| {
+            t.nodes.iter().filter_map(|(_, _, w)| w.upgrade()).any(|n| n.in_use())
+                || t.disks.iter().any(|d| matches!(d.state, State::Mounted(fs) if fs.in_use()))
+        })
+    });
+    held.is_none_or(|held| held) || super::map::in_use()
 }
 
 /// The node open on entry `id` of disk `disk`, if any.
@@ -311,5 +331,14 @@ mod tests {
         assert_eq!(under("/x", "/a"), None);
         assert_eq!(under("/", "/a/b"), None);
         assert_eq!(under("/é/x", "/é"), Some("/x"));
+    }
+
+    /// An end inside a file call (a panic while it holds the table or the
+    /// mappings) is seen, so that the files are not written back then.
+    /// (Only the held case: other tests may hold them at any moment.)
+    #[test]
+    fn an_end_inside_a_file_call_is_seen() {
+        TABLE.with(|_| assert!(in_use()));
+        super::super::map::holding(|| assert!(in_use()));
     }
 }

@@ -278,6 +278,11 @@ impl Node {
         }
         self.with(|f| f.flush().map_err(errno))
     }
+
+    /// Whether a call on it is under way (its file or path is borrowed).
+    pub fn in_use(&self) -> bool {
+        self.file.try_borrow_mut().is_err() || self.path.try_borrow_mut().is_err()
+    }
 }
 
 /// A time in seconds as FAT keeps it: 2 s resolution, rounded down.
