@@ -271,6 +271,37 @@ fn half_close_addresses_and_udp_as_a_client_on_the_host_sees_them() {
     assert_eq!((data.as_str(), from.to_string()), ("datagram", format!("{GUEST}:7")));
 }
 
+/// An IPv6 socket bound to `[::]` is dual-stack, as Linux's by default:
+/// IPv4 clients reach it, and it sees their addresses IPv4-mapped.
+#[test]
+fn ipv6_sockets_on_any_serve_ipv4_clients_as_linuxs_dual_stack_does() {
+    let ns = namespace("stdnet-dual");
+    let _guest = serve(&ns);
+    let (reply, local, udp, udp_local) = ns.enter(|| {
+        let mut s = TcpStream::connect((GUEST, 9)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        let u = UdpSocket::bind("10.0.0.1:0").unwrap();
+        u.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        let mut got = None;
+        let mut b = [0u8; 128];
+        for _ in 0..20 {
+            u.send_to(b"hello", (GUEST, 9)).unwrap();
+            if let Ok((n, from)) = u.recv_from(&mut b) {
+                got = Some((String::from_utf8_lossy(&b[..n]).into_owned(), from));
+                break;
+            }
+        }
+        (reply, s.local_addr().unwrap(), got, u.local_addr().unwrap())
+    });
+    let mapped = |a: std::net::SocketAddr| format!("[::ffff:{}]:{}", a.ip(), a.port());
+    assert_eq!(reply, format!("dual from [::ffff:{GUEST}]:9 to {}\n", mapped(local)));
+    let (data, from) = udp.expect("no UDP answer from [::]:9");
+    assert_eq!(data, format!("dual [::]:9 from {}", mapped(udp_local)));
+    assert_eq!(from.to_string(), format!("{GUEST}:9"));
+}
+
 #[test]
 fn garbage_frames_on_the_tap_while_serving() {
     let ns = namespace("stdnet-garbage");

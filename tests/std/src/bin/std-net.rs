@@ -7,7 +7,9 @@
 //!   the suite; UDP 7001 echo, 7002 answered from 7012),
 //!   each check a line of output that the suite asserts.
 //! * `serve`: a threaded echo server on TCP 7 (a thread per connection),
-//!   "bye" then EOF on TCP 8, and UDP echo on 7, for the suite's clients.
+//!   "bye" then EOF on TCP 8, and UDP echo on 7, for the suite's clients;
+//!   on `[::]:9` (IPv6, dual-stack) TCP and UDP servers that answer with
+//!   the addresses they see.
 //! * `unreachable`: connections to 10.0.0.98, which nobody answers ARP
 //!   for: blocking, then nonblocking with `poll` and `SO_ERROR`; and a
 //!   connected UDP socket to a port of 10.0.0.1 nothing listens on.
@@ -429,6 +431,26 @@ fn serve() {
             let _ = s.write_all(msg.as_bytes());
             let _ = s.shutdown(Shutdown::Write);
             let _ = std::io::copy(&mut s, &mut std::io::sink());
+        }
+    });
+    // Dual-stack, as on Linux: IPv6 sockets on `[::]` serve IPv4 clients,
+    // whose addresses they see IPv4-mapped.
+    let dual = TcpListener::bind("[::]:9").unwrap();
+    let dual_udp = UdpSocket::bind("[::]:9").unwrap();
+    std::thread::spawn(move || {
+        for s in dual.incoming() {
+            let Ok(mut s) = s else { continue };
+            let msg =
+                format!("dual from {} to {}\n", s.local_addr().unwrap(), s.peer_addr().unwrap());
+            let _ = s.write_all(msg.as_bytes());
+        }
+    });
+    std::thread::spawn(move || {
+        let mut b = [0u8; 2048];
+        loop {
+            let (_, from) = dual_udp.recv_from(&mut b).unwrap();
+            let local = dual_udp.local_addr().unwrap();
+            dual_udp.send_to(format!("dual {local} from {from}").as_bytes(), from).unwrap();
         }
     });
     println!("std-net: listening on {}", echo.local_addr().unwrap());

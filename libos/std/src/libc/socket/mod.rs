@@ -3,7 +3,7 @@
 //! flags, options and errors (docs/std.md, "Sockets", says what maps to
 //! what and what the stack cannot do).
 //!
-//! * [`addr`]: `sockaddr_in` conversion.
+//! * [`addr`]: `sockaddr_in` and `sockaddr_in6` conversion.
 //! * [`opts`]: `setsockopt`/`getsockopt` values.
 //! * [`tcp`], [`udp`]: each protocol's states and calls.
 //!
@@ -12,9 +12,11 @@
 //! one (`O_NONBLOCK`, `MSG_DONTWAIT`) fails with `EAGAIN` instead. The
 //! socket's state lives in `RefCell`s borrowed only between switches.
 //!
-//! IPv6 sockets are `EAFNOSUPPORT` (the answer of a host without IPv6);
-//! Unix-domain ones too, but for socket pairs ([`super::unix`]): each
-//! call here lets a socket of a pair answer for itself first.
+//! IPv6 sockets are dual-stack, as Linux's by default: they reach IPv4
+//! peers through IPv4-mapped addresses ([`addr`]); the guest has no IPv6
+//! address or route of its own. Unix-domain sockets are `EAFNOSUPPORT`
+//! but for socket pairs ([`super::unix`]): each call here lets a socket
+//! of a pair answer for itself first.
 
 pub mod addr;
 pub mod opts;
@@ -79,7 +81,8 @@ enum Proto {
     Udp(udp::Udp),
 }
 
-/// A socket: an `AF_INET` stream (TCP) or datagram (UDP) socket.
+/// A socket: an `AF_INET` or `AF_INET6` stream (TCP) or datagram (UDP)
+/// socket.
 #[derive(Debug)]
 pub struct Socket {
     proto: Proto,
@@ -144,6 +147,59 @@ impl Socket {
 
     fn new_tcp(state: tcp::State) -> Self {
         Self::new(Proto::Tcp(tcp::Tcp::new(state)))
+    }
+
+    /// An `AF_INET6` socket's: its addresses are reported as
+    /// `sockaddr_in6`.
+    fn six(&self) -> bool {
+        self.opts.get().six
+    }
+
+    /// Its own address (port 0 until bound).
+    fn local_addr(&self) -> SocketAddrV4 {
+        match self.proto {
+            Proto::Tcp(_) => self.tcp_local_addr(),
+            Proto::Udp(_) => self.udp_local_addr(),
+        }
+    }
+
+    /// The IPv4 address `g` names for `call` on this socket, with Linux's
+    /// answers for what the socket's family does not take:
+    ///
+    /// * an `AF_INET` socket takes `AF_INET` (`EAFNOSUPPORT` otherwise);
+    /// * an `AF_INET6` one takes `AF_INET6`, and `AF_INET` too for UDP's
+    ///   `connect` and `sendto`. IPv4-mapped addresses reach the IPv4
+    ///   stack, and so does `::` for `bind` (IPv4's any address). Every
+    ///   other IPv6 address has no interface (`bind`: `EADDRNOTAVAIL`)
+    ///   and no route (`ENETUNREACH`), `::` as a peer (IPv6's loopback)
+    ///   included. With `IPV6_V6ONLY` IPv4 is out of its reach (`bind` of
+    ///   a mapped address `EINVAL`, the others `ENETUNREACH`, a UDP
+    ///   `connect` to `AF_INET` `EAFNOSUPPORT`), and so `bind` of `::`
+    ///   finds no address either (`EADDRNOTAVAIL`, where Linux binds).
+    fn target(&self, g: addr::Given, call: Call) -> Res<SocketAddrV4> {
+        use addr::Given;
+        let o = self.opts.get();
+        let udp = matches!(self.proto, Proto::Udp(_));
+        let no_address =
+            if call == Call::Bind { ::libc::EADDRNOTAVAIL } else { ::libc::ENETUNREACH };
+        match g {
+            Given::V4(a) if !o.six => Ok(a),
+            Given::V4(a) if udp && call != Call::Bind => match (o.v6only, call) {
+                (false, _) => Ok(a),
+                (true, Call::Connect) => Err(::libc::EAFNOSUPPORT),
+                (true, _) => Err(::libc::ENETUNREACH),
+            },
+            Given::Mapped(a) if o.six => match (o.v6only, call) {
+                (false, _) => Ok(a),
+                (true, Call::Bind) => Err(::libc::EINVAL),
+                (true, _) => Err(::libc::ENETUNREACH),
+            },
+            Given::Any6(port) if o.six && call == Call::Bind && !o.v6only => {
+                Ok(SocketAddrV4::new(core::net::Ipv4Addr::UNSPECIFIED, port))
+            }
+            Given::Any6(_) | Given::V6 if o.six => Err(no_address),
+            _ => Err(::libc::EAFNOSUPPORT),
+        }
     }
 
     fn kind(&self) -> Kind {
@@ -302,6 +358,14 @@ impl File for Socket {
     }
 }
 
+/// The calls that take an address, for [`Socket::target`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Bind,
+    Connect,
+    SendTo,
+}
+
 /// Whether a call on `open` with `flags` must not wait.
 fn nonblocking(open: &Open, flags: c_int) -> bool {
     open.flags.get() & ::libc::O_NONBLOCK != 0 || flags & ::libc::MSG_DONTWAIT != 0
@@ -331,7 +395,7 @@ pub extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
 }
 
 fn new_socket(domain: c_int, ty: c_int, protocol: c_int) -> Res<c_int> {
-    if domain != ::libc::AF_INET {
+    if domain != ::libc::AF_INET && domain != ::libc::AF_INET6 {
         return Err(::libc::EAFNOSUPPORT);
     }
     let flags = ::libc::SOCK_NONBLOCK | ::libc::SOCK_CLOEXEC;
@@ -345,6 +409,7 @@ fn new_socket(domain: c_int, ty: c_int, protocol: c_int) -> Res<c_int> {
         (::libc::SOCK_STREAM | ::libc::SOCK_DGRAM, _) => return Err(::libc::EPROTONOSUPPORT),
         _ => return Err(::libc::ESOCKTNOSUPPORT),
     };
+    sock.opts.set(Opts { six: domain == ::libc::AF_INET6, ..Opts::default() });
     let status =
         ::libc::O_RDWR | if ty & ::libc::SOCK_NONBLOCK != 0 { ::libc::O_NONBLOCK } else { 0 };
     fd::install(fd::new_open(Rc::new(sock), status), ty & ::libc::SOCK_CLOEXEC != 0, 0)
@@ -367,7 +432,7 @@ pub unsafe extern "C" fn bind(
     }
     fd::ret_int(with_socket(fd, |_, s| {
         // SAFETY: the caller guarantees addr is readable for len bytes.
-        let a = unsafe { addr::read_v4(addr, len) }?;
+        let a = s.target(unsafe { addr::read(addr, len, s.six()) }?, Call::Bind)?;
         match s.proto {
             Proto::Tcp(_) => s.tcp_bind(a),
             Proto::Udp(_) => s.udp_bind(a),
@@ -394,12 +459,13 @@ pub unsafe extern "C" fn connect(
     }
     fd::ret_int(with_socket(fd, |open, s| {
         // SAFETY: the caller guarantees addr is readable for len bytes.
-        let a = unsafe { addr::read(addr, len) }?;
-        let r = match (&s.proto, a) {
-            (Proto::Tcp(_), addr::Given::V4(a)) => s.tcp_connect(a, nonblocking(open, 0)),
-            (Proto::Tcp(_), addr::Given::Unspec) => Err(::libc::EAFNOSUPPORT),
-            (Proto::Udp(_), addr::Given::V4(a)) => s.udp_connect(Some(a)),
+        let g = unsafe { addr::read(addr, len, s.six()) }?;
+        let r = match (&s.proto, g) {
             (Proto::Udp(_), addr::Given::Unspec) => s.udp_connect(None),
+            (Proto::Tcp(_), g) => {
+                s.target(g, Call::Connect).and_then(|a| s.tcp_connect(a, nonblocking(open, 0)))
+            }
+            (Proto::Udp(_), g) => s.target(g, Call::Connect).and_then(|a| s.udp_connect(Some(a))),
         };
         s.changed();
         r.map(|()| 0)
@@ -442,12 +508,15 @@ pub unsafe extern "C" fn accept4(
     fd::ret_int(with_socket(fd, |open, s| {
         let Proto::Tcp(_) = s.proto else { return Err(::libc::EOPNOTSUPP) };
         let (new, peer) = s.tcp_accept(nonblocking(open, 0))?;
+        // Of the listener's family.
+        let o = s.opts.get();
+        new.opts.set(Opts { six: o.six, v6only: o.v6only, ..new.opts.get() });
         let status = ::libc::O_RDWR
             | if flags & ::libc::SOCK_NONBLOCK != 0 { ::libc::O_NONBLOCK } else { 0 };
         let nfd =
             fd::install(fd::new_open(Rc::new(new), status), flags & ::libc::SOCK_CLOEXEC != 0, 0)?;
         // SAFETY: the caller's contract for addr and len.
-        unsafe { addr::write(peer, addr, len) };
+        unsafe { addr::write(peer, o.six, addr, len) };
         Ok(nfd)
     }))
 }
@@ -484,12 +553,8 @@ pub unsafe extern "C" fn getsockname(
         return r;
     }
     fd::ret_int(with_socket(fd, |_, s| {
-        let a = match s.proto {
-            Proto::Tcp(_) => s.tcp_local_addr(),
-            Proto::Udp(_) => s.udp_local_addr(),
-        };
         // SAFETY: the caller's contract for addr and len.
-        unsafe { addr::write(a, addr, len) };
+        unsafe { addr::write(s.local_addr(), s.six(), addr, len) };
         Ok(0)
     }))
 }
@@ -516,7 +581,7 @@ pub unsafe extern "C" fn getpeername(
             Proto::Udp(_) => s.udp_peer_addr(),
         }?;
         // SAFETY: the caller's contract for addr and len.
-        unsafe { addr::write(a, addr, len) };
+        unsafe { addr::write(a, s.six(), addr, len) };
         Ok(0)
     }))
 }
@@ -550,6 +615,13 @@ pub unsafe extern "C" fn setsockopt(
             unsafe { core::slice::from_raw_parts(value.cast(), len as usize) }
         };
         let mut o = s.opts.get();
+        // Linux fixes a socket's reach once it is bound.
+        if (level, name) == (::libc::IPPROTO_IPV6, ::libc::IPV6_V6ONLY)
+            && o.six
+            && s.local_addr().port() != 0
+        {
+            return Err(::libc::EINVAL);
+        }
         let what = o.set(s.kind(), level, name, v)?;
         s.opts.set(o);
         match s.proto {
@@ -664,9 +736,26 @@ unsafe fn bytes_mut<'a>(buf: *mut c_void, len: size_t) -> &'a mut [u8] {
     unsafe { core::slice::from_raw_parts_mut(buf.cast(), len) }
 }
 
-/// The send calls' common part.
-fn send_common(fd: c_int, bufs: &[&[u8]], flags: c_int, to: Option<SocketAddrV4>) -> Res<usize> {
+/// The send calls' common part: to the address at `to` (`to_len` bytes)
+/// if it is not null.
+///
+/// # Safety
+///
+/// `to` is null or readable for `to_len` bytes.
+unsafe fn send_common(
+    fd: c_int,
+    bufs: &[&[u8]],
+    flags: c_int,
+    to: *const ::libc::sockaddr,
+    to_len: ::libc::socklen_t,
+) -> Res<usize> {
     with_socket(fd, |open, s| {
+        let to = if to.is_null() {
+            None
+        } else {
+            // SAFETY: the caller's contract.
+            Some(s.target(unsafe { addr::read(to, to_len, s.six()) }?, Call::SendTo)?)
+        };
         if flags & !SEND_FLAGS != 0 {
             return Err(::libc::EOPNOTSUPP);
         }
@@ -674,18 +763,19 @@ fn send_common(fd: c_int, bufs: &[&[u8]], flags: c_int, to: Option<SocketAddrV4>
     })
 }
 
+/// A datagram's sender, and whether the socket reports addresses as
+/// `sockaddr_in6`.
+type Sender = (SocketAddrV4, bool);
+
 /// The receive calls' common part: (bytes, the datagram's full length,
-/// the sender).
-fn recv_common(
-    fd: c_int,
-    buf: &mut [u8],
-    flags: c_int,
-) -> Res<(usize, usize, Option<SocketAddrV4>)> {
+/// its sender).
+fn recv_common(fd: c_int, buf: &mut [u8], flags: c_int) -> Res<(usize, usize, Option<Sender>)> {
     with_socket(fd, |open, s| {
         if flags & !RECV_FLAGS != 0 {
             return Err(::libc::EOPNOTSUPP);
         }
-        s.recv(buf, flags, nonblocking(open, flags))
+        let (n, full, from) = s.recv(buf, flags, nonblocking(open, flags))?;
+        Ok((n, full, from.map(|a| (a, s.six()))))
     })
 }
 
@@ -713,8 +803,8 @@ pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags:
     if let Some(r) = unsafe { super::unix::send(fd, buf, len, flags) } {
         return r;
     }
-    // SAFETY: the caller's contract.
-    fd::ret(send_common(fd, &[unsafe { bytes(buf, len) }], flags, None))
+    // SAFETY: the caller's contract; no address.
+    fd::ret(unsafe { send_common(fd, &[bytes(buf, len)], flags, core::ptr::null(), 0) })
 }
 
 /// `sendto(fd, buf, len, flags, addr, addrlen)`.
@@ -737,17 +827,8 @@ pub unsafe extern "C" fn sendto(
     if let Some(r) = unsafe { super::unix::sendto(fd, buf, len, flags, addr, addrlen) } {
         return r;
     }
-    let to = if addr.is_null() {
-        None
-    } else {
-        // SAFETY: the caller's contract.
-        match unsafe { addr::read_v4(addr, addrlen) } {
-            Ok(a) => Some(a),
-            Err(e) => return fail_size(e),
-        }
-    };
     // SAFETY: the caller's contract.
-    fd::ret(send_common(fd, &[unsafe { bytes(buf, len) }], flags, to))
+    fd::ret(unsafe { send_common(fd, &[bytes(buf, len)], flags, addr, addrlen) })
 }
 
 /// `recv(fd, buf, len, flags)`.
@@ -807,7 +888,7 @@ pub unsafe extern "C" fn recvfrom(
     fd::ret(recv_common(fd, buf, flags).map(|(n, full, from)| {
         match from {
             // SAFETY: the caller's contract for addr and addrlen.
-            Some(a) => unsafe { addr::write(a, addr, addrlen) },
+            Some((a, six)) => unsafe { addr::write(a, six, addr, addrlen) },
             // A stream socket leaves the address alone (Linux: length 0).
             None if !addrlen.is_null() && !addr.is_null() => {
                 // SAFETY: the caller's contract.
@@ -888,15 +969,6 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const ::libc::msghdr, flags: c
     if msg.msg_controllen != 0 {
         return fail_size(::libc::EOPNOTSUPP);
     }
-    let to = if msg.msg_name.is_null() {
-        None
-    } else {
-        // SAFETY: the caller's contract for the name.
-        match unsafe { addr::read_v4(msg.msg_name.cast(), msg.msg_namelen) } {
-            Ok(a) => Some(a),
-            Err(e) => return fail_size(e),
-        }
-    };
     // SAFETY: the caller's contract for the iovecs.
     let iov = unsafe { iovecs(msg) };
     // SAFETY: iov's entries are the caller's, readable for their lengths.
@@ -904,7 +976,8 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const ::libc::msghdr, flags: c
         Ok(b) => b,
         Err(e) => return fail_size(e),
     };
-    fd::ret(send_common(fd, &bufs, flags, to))
+    // SAFETY: the caller's contract for the name.
+    fd::ret(unsafe { send_common(fd, &bufs, flags, msg.msg_name.cast(), msg.msg_namelen) })
 }
 
 /// `recvmsg(fd, msg, flags)`: into the buffers in turn; the sender into
@@ -960,9 +1033,9 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut ::libc::msghdr, flags: c_i
         at += k;
     }
     match from {
-        Some(a) if !msg.msg_name.is_null() => {
+        Some((a, six)) if !msg.msg_name.is_null() => {
             // SAFETY: the caller's contract for the name.
-            unsafe { addr::write(a, msg.msg_name.cast(), &mut msg.msg_namelen) }
+            unsafe { addr::write(a, six, msg.msg_name.cast(), &mut msg.msg_namelen) }
         }
         _ => msg.msg_namelen = 0,
     }

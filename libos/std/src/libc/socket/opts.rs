@@ -75,6 +75,10 @@ pub struct Opts {
     pub keepcnt: u32,
     /// `TCP_USER_TIMEOUT`, milliseconds (0: the stack's default).
     pub user_timeout: u32,
+    /// An `AF_INET6` socket (dual-stack: see `addr`); fixed at `socket`.
+    pub six: bool,
+    /// `IPV6_V6ONLY` (an `AF_INET6` socket's): IPv6 peers only.
+    pub v6only: bool,
 }
 
 impl Default for Opts {
@@ -98,6 +102,8 @@ impl Default for Opts {
             keepintvl: 75,
             keepcnt: 9,
             user_timeout: 0,
+            six: false,
+            v6only: false,
         }
     }
 }
@@ -229,6 +235,9 @@ impl Opts {
                 return Ok(Apply::Ttl);
             }
             (::libc::IPPROTO_IP, ::libc::IP_TOS) => self.tos = int(v)? as u8,
+            (::libc::IPPROTO_IPV6, ::libc::IPV6_V6ONLY) if self.six => {
+                self.v6only = int(v)? != 0;
+            }
             (::libc::IPPROTO_TCP, _) if !tcp => return Err(::libc::ENOPROTOOPT),
             (::libc::IPPROTO_TCP, ::libc::TCP_NODELAY) => {
                 self.nodelay = int(v)? != 0;
@@ -280,12 +289,15 @@ impl Opts {
             (::libc::SOL_SOCKET, ::libc::SO_RCVBUF) => Value::Int(2 * self.rcvbuf as c_int),
             (::libc::SOL_SOCKET, ::libc::SO_SNDBUF) => Value::Int(2 * self.sndbuf as c_int),
             (::libc::SOL_SOCKET, ::libc::SO_LINGER) => Value::Linger(self.linger),
-            (::libc::SOL_SOCKET, ::libc::SO_DOMAIN) => Value::Int(::libc::AF_INET),
+            (::libc::SOL_SOCKET, ::libc::SO_DOMAIN) => {
+                Value::Int(if self.six { ::libc::AF_INET6 } else { ::libc::AF_INET })
+            }
             (::libc::SOL_SOCKET, ::libc::SO_PROTOCOL) => {
                 Value::Int(if tcp { ::libc::IPPROTO_TCP } else { ::libc::IPPROTO_UDP })
             }
             (::libc::IPPROTO_IP, ::libc::IP_TTL) => Value::Int(c_int::from(self.ttl)),
             (::libc::IPPROTO_IP, ::libc::IP_TOS) => Value::Int(c_int::from(self.tos)),
+            (::libc::IPPROTO_IPV6, ::libc::IPV6_V6ONLY) if self.six => b(self.v6only),
             (::libc::IPPROTO_TCP, _) if !tcp => return Err(::libc::ENOPROTOOPT),
             (::libc::IPPROTO_TCP, ::libc::TCP_NODELAY) => b(self.nodelay),
             (::libc::IPPROTO_TCP, ::libc::TCP_QUICKACK) => b(self.quickack),

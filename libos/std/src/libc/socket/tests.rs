@@ -12,6 +12,23 @@ fn sin(ip: [u8; 4], port: u16) -> ::libc::sockaddr_in {
     addr::to_sockaddr(SocketAddrV4::new(ip.into(), port))
 }
 
+fn sin6(ip: &str, port: u16) -> ::libc::sockaddr_in6 {
+    // SAFETY: sockaddr_in6 is plain data; all zeroes is valid.
+    let mut a: ::libc::sockaddr_in6 = unsafe { core::mem::zeroed() };
+    a.sin6_family = ::libc::AF_INET6 as _;
+    a.sin6_port = port.to_be();
+    a.sin6_addr.s6_addr = ip.parse::<core::net::Ipv6Addr>().unwrap().octets();
+    a
+}
+
+/// `bind` (`connect` if not `bind`) of `fd` to `a`: the result and errno.
+fn bind_or_connect<A>(fd: c_int, a: &A, bind_it: bool) -> (c_int, c_int) {
+    let (p, len) = ((&raw const *a).cast(), core::mem::size_of::<A>() as ::libc::socklen_t);
+    // SAFETY: a is a whole sockaddr of len bytes.
+    let r = unsafe { if bind_it { bind(fd, p, len) } else { connect(fd, p, len) } };
+    (r, if r < 0 { errno() } else { 0 })
+}
+
 fn set_int(fd: c_int, level: c_int, name: c_int, v: c_int) -> c_int {
     // SAFETY: v is a readable int.
     unsafe { setsockopt(fd, level, name, (&raw const v).cast(), 4) }
@@ -30,8 +47,6 @@ fn get_int(fd: c_int, level: c_int, name: c_int) -> c_int {
 #[test]
 fn creation_takes_linuxs_flags_and_refuses_other_families() {
     let _table = super::super::FD_TABLE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
-    assert_eq!(socket(::libc::AF_INET6, ::libc::SOCK_STREAM, 0), -1);
-    assert_eq!(errno(), ::libc::EAFNOSUPPORT);
     assert_eq!(socket(::libc::AF_UNIX, ::libc::SOCK_STREAM, 0), -1);
     assert_eq!(errno(), ::libc::EAFNOSUPPORT);
     assert_eq!(socket(::libc::AF_INET, ::libc::SOCK_RAW, 0), -1);
@@ -201,4 +216,50 @@ fn udp_without_an_interface() {
     assert_eq!((r, errno()), (-1, ::libc::EACCES), "broadcast needs SO_BROADCAST");
     assert_eq!(fd::get(u).unwrap().file.poll(), ::libc::POLLOUT);
     fd::close(u);
+}
+
+#[test]
+fn ipv6_sockets_are_dual_stack_with_linuxs_answers_for_what_they_cannot_reach() {
+    let _table = super::super::FD_TABLE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let t = socket(::libc::AF_INET6, ::libc::SOCK_STREAM | ::libc::SOCK_CLOEXEC, 0);
+    assert!(t >= 3, "errno {}", errno());
+    assert_eq!(get_int(t, ::libc::SOL_SOCKET, ::libc::SO_DOMAIN), ::libc::AF_INET6);
+    assert_eq!(get_int(t, ::libc::IPPROTO_IPV6, ::libc::IPV6_V6ONLY), 0);
+    // Unbound: `::`, port 0, as a sockaddr_in6.
+    let mut out = sin6("::1", 1);
+    let mut len: ::libc::socklen_t = 64;
+    // SAFETY: out is writable for its size; len says more, but a
+    // sockaddr_in6 is all that is written.
+    assert_eq!(unsafe { getsockname(t, (&raw mut out).cast(), &mut len) }, 0);
+    assert_eq!((len, out.sin6_family, out.sin6_port), (addr::SIN6_LEN, ::libc::AF_INET6 as _, 0));
+    assert_eq!(out.sin6_addr.s6_addr, [0; 16]);
+    // TCP takes AF_INET6 only; IPv6 addresses other than mapped ones have
+    // no interface and no route; a mapped one goes to the IPv4 stack
+    // (which has no interface on the host either).
+    assert_eq!(bind_or_connect(t, &sin([0, 0, 0, 0], 80), true), (-1, ::libc::EAFNOSUPPORT));
+    assert_eq!(bind_or_connect(t, &sin6("2001:db8::1", 80), true), (-1, ::libc::EADDRNOTAVAIL));
+    assert_eq!(bind_or_connect(t, &sin6("::ffff:10.0.0.2", 80), true), (-1, ::libc::EADDRNOTAVAIL));
+    assert_eq!(bind_or_connect(t, &sin6("::1", 80), false), (-1, ::libc::ENETUNREACH));
+    assert_eq!(bind_or_connect(t, &sin([10, 0, 0, 1], 80), false), (-1, ::libc::EAFNOSUPPORT));
+    assert_eq!(bind_or_connect(t, &sin6("::ffff:10.0.0.1", 80), false), (-1, ::libc::ENETUNREACH));
+    // IPV6_V6ONLY: IPv4 out of reach, and no IPv6 address to bind.
+    assert_eq!(set_int(t, ::libc::IPPROTO_IPV6, ::libc::IPV6_V6ONLY, 1), 0);
+    assert_eq!(get_int(t, ::libc::IPPROTO_IPV6, ::libc::IPV6_V6ONLY), 1);
+    assert_eq!(bind_or_connect(t, &sin6("::ffff:10.0.0.2", 80), true), (-1, ::libc::EINVAL));
+    assert_eq!(bind_or_connect(t, &sin6("::", 80), true), (-1, ::libc::EADDRNOTAVAIL));
+    assert_eq!(bind_or_connect(t, &sin6("::ffff:10.0.0.1", 80), false), (-1, ::libc::ENETUNREACH));
+    assert_eq!(fd::close(t), 0);
+    // UDP takes AF_INET too, but not with IPV6_V6ONLY.
+    let u = socket(::libc::AF_INET6, ::libc::SOCK_DGRAM, 0);
+    assert!(u >= 3);
+    assert_eq!(bind_or_connect(u, &sin([10, 0, 0, 1], 53), false), (-1, ::libc::ENETUNREACH));
+    assert_eq!(set_int(u, ::libc::IPPROTO_IPV6, ::libc::IPV6_V6ONLY, 1), 0);
+    assert_eq!(bind_or_connect(u, &sin([10, 0, 0, 1], 53), false), (-1, ::libc::EAFNOSUPPORT));
+    assert_eq!(fd::close(u), 0);
+    // An IPv4 socket has no IPv6 options and takes no IPv6 address.
+    let v4 = socket(::libc::AF_INET, ::libc::SOCK_STREAM, 0);
+    assert_eq!(set_int(v4, ::libc::IPPROTO_IPV6, ::libc::IPV6_V6ONLY, 1), -1);
+    assert_eq!(errno(), ::libc::ENOPROTOOPT);
+    assert_eq!(bind_or_connect(v4, &sin6("::ffff:10.0.0.2", 80), true), (-1, ::libc::EAFNOSUPPORT));
+    assert_eq!(fd::close(v4), 0);
 }
