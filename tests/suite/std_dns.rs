@@ -72,6 +72,9 @@ fn wire(name: &str) -> Vec<u8> {
 /// * `nodata.test`: no answer, no error; `fail.test`: SERVFAIL;
 /// * `silent.test`: nothing; `garbage.test`: random bytes, then a reply
 ///   with the wrong id, then one with another question (all to drop);
+/// * PTR questions: `7.0.0.10.in-addr.arpa` is `web.svc.test`,
+///   `8.0.0.10.in-addr.arpa` SERVFAIL (any other type for these:
+///   NXDOMAIN);
 /// * anything else: NXDOMAIN.
 fn dns_server(ns: &Netns) -> Seen {
     let sock = ns.enter(|| UdpSocket::bind("10.0.0.1:53").unwrap());
@@ -85,7 +88,12 @@ fn dns_server(ns: &Netns) -> Seen {
             let Some((name, end)) = question(q) else { continue };
             log.lock().unwrap().push(name.clone());
             let a = |ip: [u8; 4]| (1u16, ip.to_vec());
+            let ptr = q.get(end - 4..end - 2) == Some(&[0, 12]);
             let out: Vec<Vec<u8>> = match name.as_str() {
+                "7.0.0.10.in-addr.arpa" if ptr => {
+                    vec![reply(q, end, 0, &[(12, wire("web.svc.test"))])]
+                }
+                "8.0.0.10.in-addr.arpa" if ptr => vec![reply(q, end, 2, &[])],
                 "db.svc.test" => vec![reply(q, end, 0, &[a([10, 0, 0, 1])])],
                 "web.svc.test" => vec![reply(q, end, 0, &[a([10, 0, 0, 7]), a([10, 0, 0, 8])])],
                 "alias.test" => {
@@ -236,6 +244,45 @@ fn names_resolve_through_hosts_and_dns() {
             "alias.test",
         ]
     );
+}
+
+/// `getnameinfo`: `/etc/hosts` first, then DNS's PTR record; numeric
+/// without a name unless one is required; `NI_NOFQDN` drops the local
+/// domain (the first search domain: the host name has no dot).
+#[test]
+fn addresses_are_named_through_hosts_and_ptr_records() {
+    let (lines, seen) = run_guest(&[
+        "name:10.0.0.1",
+        "name:10.0.0.7",
+        "name-short:10.0.0.7",
+        "name:::ffff:10.0.0.7",
+        "name:10.0.0.99",
+        "name-req:10.0.0.99",
+        "name-req:10.0.0.8",
+        "name:10.0.0.8",
+    ]);
+    assert_eq!(
+        lines,
+        [
+            "name 10.0.0.1: fromhosts 80",
+            "name 10.0.0.7: web.svc.test 80",
+            // NI_NOFQDN.
+            "name 10.0.0.7: web 80",
+            "name ::ffff:10.0.0.7: web.svc.test 80",
+            "name 10.0.0.99: 10.0.0.99 80",
+            // NI_NAMEREQD.
+            "name 10.0.0.99: error Name or service not known",
+            "name 10.0.0.8: error Temporary failure in name resolution",
+            "name 10.0.0.8: 10.0.0.8 80",
+        ]
+    );
+    let asked: Vec<&str> = seen.iter().map(String::as_str).collect();
+    // 10.0.0.1 is in the hosts file; a SERVFAIL is asked again (2 attempts).
+    let arpa = |d: &str| format!("{d}.0.0.10.in-addr.arpa");
+    let (seven, ninety_nine, eight) = (arpa("7"), arpa("99"), arpa("8"));
+    let expected =
+        [&seven, &seven, &seven, &ninety_nine, &ninety_nine, &eight, &eight, &eight, &eight];
+    assert_eq!(asked, expected.map(String::as_str));
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Name resolution: `getaddrinfo` and its companions. Numeric addresses
+//! Name resolution: `getaddrinfo` and its companions, and `getnameinfo`. Numeric addresses
 //! (IPv4 dotted quads, IPv6 in any of its textual forms) are taken as
 //! they are; names are looked up in `/etc/hosts`, then `localhost`
 //! (127.0.0.1 and ::1, as a stock `/etc/hosts` says, when the file does
@@ -13,6 +13,11 @@
 //! IPv4-mapped ones with `AI_V4MAPPED`, else `EAI_ADDRFAMILY`; `/etc/hosts`
 //! gives IPv6 addresses as written. Services are port numbers only (there
 //! is no `/etc/services`).
+//!
+//! `getnameinfo` names an address as glibc's does with `files dns`: the
+//! first name `/etc/hosts` gives it, else the name DNS's PTR record gives
+//! (`in-addr.arpa`, or `ip6.arpa` asked over IPv4), else the numeric form
+//! unless `NI_NAMEREQD`; a service is its port number.
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -279,6 +284,200 @@ pub unsafe extern "C" fn freeaddrinfo(mut res: *mut ::libc::addrinfo) {
     }
 }
 
+/// The `getnameinfo` flags glibc takes (`NI_IDN` is 32, and means
+/// nothing for names DNS gives in ASCII).
+const NI_KNOWN: c_int = ::libc::NI_NUMERICHOST
+    | ::libc::NI_NUMERICSERV
+    | ::libc::NI_NOFQDN
+    | ::libc::NI_NAMEREQD
+    | ::libc::NI_DGRAM
+    | 32;
+
+/// The address and port of the `sockaddr` at `sa` (`len` bytes), with an
+/// IPv6 address's scope id; `EAI_FAMILY` for another family or a short
+/// length, as glibc.
+///
+/// # Safety
+///
+/// `sa` is null or readable for `len` bytes.
+unsafe fn socket_address(
+    sa: *const ::libc::sockaddr,
+    len: ::libc::socklen_t,
+) -> Result<(IpAddr, u16, u32), c_int> {
+    if sa.is_null() || (len as usize) < core::mem::size_of::<::libc::sa_family_t>() {
+        return Err(::libc::EAI_FAMILY);
+    }
+    // SAFETY: the family is readable (checked); unaligned reads, as a
+    // caller's buffer need not be aligned.
+    let family = c_int::from(unsafe { sa.cast::<::libc::sa_family_t>().read_unaligned() });
+    let fits = |n: usize| len as usize >= n;
+    match family {
+        ::libc::AF_INET if fits(core::mem::size_of::<::libc::sockaddr_in>()) => {
+            // SAFETY: len covers a sockaddr_in.
+            let sin = unsafe { sa.cast::<::libc::sockaddr_in>().read_unaligned() };
+            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            Ok((IpAddr::V4(ip), u16::from_be(sin.sin_port), 0))
+        }
+        ::libc::AF_INET6 if fits(core::mem::size_of::<::libc::sockaddr_in6>()) => {
+            // SAFETY: len covers a sockaddr_in6.
+            let sin6 = unsafe { sa.cast::<::libc::sockaddr_in6>().read_unaligned() };
+            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Ok((IpAddr::V6(ip), u16::from_be(sin6.sin6_port), sin6.sin6_scope_id))
+        }
+        _ => Err(::libc::EAI_FAMILY),
+    }
+}
+
+/// The host name of `ip` from `/etc/hosts`, then DNS: `Ok(None)` when
+/// neither has one, `Err(EAI_AGAIN)` when no DNS server answered.
+fn host_name_of(ip: IpAddr) -> Result<Option<String>, c_int> {
+    use super::resolv;
+    if let Some(hosts) = resolv::etc_file(c"/etc/hosts")
+        && let Some(name) = resolv::hosts_name_of(&hosts, ip)
+    {
+        return Ok(Some(name));
+    }
+    let Some(conf) = resolv::etc_file(c"/etc/resolv.conf") else { return Ok(None) };
+    let conf = resolv::Conf::parse(&conf);
+    #[cfg(not(test))]
+    let r = resolv::reverse(ip, &conf, &mut resolv::Udp);
+    #[cfg(test)]
+    let r: Result<String, resolv::Failure> = {
+        let _ = conf;
+        Err(resolv::Failure::NoName)
+    };
+    match r {
+        Ok(name) => Ok(Some(name)),
+        Err(resolv::Failure::Again) => Err(::libc::EAI_AGAIN),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The local domain `NI_NOFQDN` strips: what follows the first dot of the
+/// host name (`gethostname`), else the first search domain of
+/// `/etc/resolv.conf`.
+fn local_domain() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is writable for its length.
+    let r = unsafe { super::misc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let host = if r == 0 {
+        let n = buf.iter().position(|&b| b == 0).unwrap_or(0);
+        core::str::from_utf8(&buf[..n]).ok().map(String::from)
+    } else {
+        None
+    };
+    if let Some((_, domain)) = host.as_deref().and_then(|h| h.split_once('.')) {
+        return Some(String::from(domain));
+    }
+    let conf = super::resolv::etc_file(c"/etc/resolv.conf")?;
+    super::resolv::Conf::parse(&conf).search.into_iter().next()
+}
+
+/// `name` without the local `domain` (`NI_NOFQDN`): `db` of `db.svc.test`
+/// in `svc.test`; any other name as it is.
+fn without_domain<'a>(name: &'a str, domain: Option<&str>) -> &'a str {
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    match (domain, bare.split_once('.')) {
+        (Some(d), Some((host, rest))) if rest.eq_ignore_ascii_case(d.trim_end_matches('.')) => host,
+        _ => name,
+    }
+}
+
+/// The numeric form of `ip` (`inet_ntop`'s), an IPv6 address's non-zero
+/// scope id after a `%` for a link-local one (as a number: there are no
+/// IPv6 interfaces to name).
+fn numeric_host(ip: IpAddr, scope: u32) -> String {
+    match ip {
+        IpAddr::V6(v6) if scope != 0 && (v6.segments()[0] & 0xffc0) == 0xfe80 => {
+            alloc::format!("{v6}%{scope}")
+        }
+        ip => alloc::format!("{ip}"),
+    }
+}
+
+/// Copies `text` and a NUL into `out` (`len` bytes): `EAI_OVERFLOW` when
+/// they do not fit.
+///
+/// # Safety
+///
+/// `out` is writable for `len` bytes.
+unsafe fn put_text(text: &str, out: *mut c_char, len: ::libc::socklen_t) -> Result<(), c_int> {
+    if text.len() >= len as usize {
+        return Err(::libc::EAI_OVERFLOW);
+    }
+    // SAFETY: text.len() + 1 <= len writable bytes at out.
+    unsafe {
+        core::ptr::copy_nonoverlapping(text.as_ptr(), out.cast::<u8>(), text.len());
+        *out.add(text.len()) = 0;
+    }
+    Ok(())
+}
+
+/// `getnameinfo(sa, salen, host, hostlen, serv, servlen, flags)`: see the
+/// module's documentation; glibc's checks and errors (`EAI_BADFLAGS`,
+/// `EAI_FAMILY`, `EAI_NONAME` with `NI_NAMEREQD` and no name,
+/// `EAI_AGAIN` when DNS did not answer, `EAI_OVERFLOW` for a buffer too
+/// small). A null (or empty) `host` or `serv` is not asked for.
+///
+/// # Safety
+///
+/// `sa` is readable for `salen` bytes; `host` is null or writable for
+/// `hostlen` bytes, `serv` null or writable for `servlen`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn getnameinfo(
+    sa: *const ::libc::sockaddr,
+    salen: ::libc::socklen_t,
+    host: *mut c_char,
+    hostlen: ::libc::socklen_t,
+    serv: *mut c_char,
+    servlen: ::libc::socklen_t,
+    flags: c_int,
+) -> c_int {
+    if flags & !NI_KNOWN != 0 {
+        return ::libc::EAI_BADFLAGS;
+    }
+    // SAFETY: the caller's contract for sa.
+    let (ip, port, scope) = match unsafe { socket_address(sa, salen) } {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    let want_host = !host.is_null() && hostlen > 0;
+    let want_serv = !serv.is_null() && servlen > 0;
+    if flags & ::libc::NI_NAMEREQD != 0 && !want_host && !want_serv {
+        return ::libc::EAI_NONAME;
+    }
+    if want_host {
+        let name = if flags & ::libc::NI_NUMERICHOST != 0 {
+            None
+        } else {
+            match host_name_of(ip) {
+                Ok(name) => name,
+                Err(e) if flags & ::libc::NI_NAMEREQD != 0 => return e,
+                Err(_) => None,
+            }
+        };
+        let text = match name {
+            Some(n) if flags & ::libc::NI_NOFQDN != 0 => {
+                String::from(without_domain(&n, local_domain().as_deref()))
+            }
+            Some(n) => n,
+            None if flags & ::libc::NI_NAMEREQD != 0 => return ::libc::EAI_NONAME,
+            None => numeric_host(ip, scope),
+        };
+        // SAFETY: the caller's contract for host.
+        if let Err(e) = unsafe { put_text(&text, host, hostlen) } {
+            return e;
+        }
+    }
+    if want_serv {
+        // SAFETY: the caller's contract for serv.
+        if let Err(e) = unsafe { put_text(&alloc::format!("{port}"), serv, servlen) } {
+            return e;
+        }
+    }
+    0
+}
+
 /// `gai_strerror(code)`: glibc's message for an `EAI_*` code.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn gai_strerror(code: c_int) -> *const c_char {
@@ -304,6 +503,125 @@ pub extern "C" fn gai_strerror(code: c_int) -> *const c_char {
 mod tests {
     use super::*;
     use std::string::String;
+
+    /// What ours and glibc's `getnameinfo` give for `sa` with `flags`,
+    /// host and service buffers of `hostlen` and `servlen` bytes.
+    fn both_names<A>(sa: &A, flags: c_int, hostlen: usize, servlen: usize) -> [String; 2] {
+        let len = core::mem::size_of::<A>() as ::libc::socklen_t;
+        let p = (&raw const *sa).cast::<::libc::sockaddr>();
+        let run = |f: unsafe extern "C" fn(
+            *const ::libc::sockaddr,
+            ::libc::socklen_t,
+            *mut c_char,
+            ::libc::socklen_t,
+            *mut c_char,
+            ::libc::socklen_t,
+            c_int,
+        ) -> c_int| {
+            let (mut h, mut v) = ([0u8; 128], [0u8; 32]);
+            // SAFETY: sa is readable for len bytes; h and v are writable
+            // for the lengths given (at most their sizes).
+            let r = unsafe {
+                f(
+                    p,
+                    len,
+                    h.as_mut_ptr().cast(),
+                    hostlen as _,
+                    v.as_mut_ptr().cast(),
+                    servlen as _,
+                    flags,
+                )
+            };
+            let text = |b: &[u8]| {
+                String::from_utf8_lossy(&b[..b.iter().position(|&c| c == 0).unwrap_or(0)])
+                    .into_owned()
+            };
+            if r == 0 {
+                std::format!("{} {}", text(&h), text(&v))
+            } else {
+                std::format!("error {r}")
+            }
+        };
+        [run(getnameinfo), run(::libc::getnameinfo)]
+    }
+
+    fn sin(ip: [u8; 4], port: u16) -> ::libc::sockaddr_in {
+        // SAFETY: plain data; all zeroes is valid.
+        let mut a: ::libc::sockaddr_in = unsafe { core::mem::zeroed() };
+        a.sin_family = ::libc::AF_INET as _;
+        a.sin_port = port.to_be();
+        a.sin_addr.s_addr = u32::from_ne_bytes(ip);
+        a
+    }
+
+    fn sin6(ip: &str, port: u16, scope: u32) -> ::libc::sockaddr_in6 {
+        // SAFETY: plain data; all zeroes is valid.
+        let mut a: ::libc::sockaddr_in6 = unsafe { core::mem::zeroed() };
+        a.sin6_family = ::libc::AF_INET6 as _;
+        a.sin6_port = port.to_be();
+        a.sin6_addr.s6_addr = ip.parse::<Ipv6Addr>().unwrap().octets();
+        a.sin6_scope_id = scope;
+        a
+    }
+
+    #[test]
+    fn numeric_names_and_errors_are_glibcs() {
+        const NUM: c_int = ::libc::NI_NUMERICHOST | ::libc::NI_NUMERICSERV;
+        for (sa4, sa6) in [
+            (sin([10, 0, 0, 2], 8080), sin6("::ffff:10.0.0.2", 443, 0)),
+            (sin([0, 0, 0, 0], 0), sin6("2001:db8::1:0:0:1", 65535, 0)),
+            (sin([255, 255, 255, 255], 1), sin6("fe80::1", 22, 0)),
+        ] {
+            for (flags, hostlen, servlen) in [
+                (NUM, 128, 32),
+                (NUM | ::libc::NI_DGRAM, 128, 32),
+                (NUM, 4, 32),
+                (NUM, 128, 2),
+                (NUM, 0, 32),
+                (NUM, 128, 0),
+                (1 << 20, 128, 32),
+            ] {
+                let [ours, glibc] = both_names(&sa4, flags, hostlen, servlen);
+                assert_eq!(ours, glibc, "{flags:#x} {hostlen} {servlen}");
+                let [ours, glibc] = both_names(&sa6, flags, hostlen, servlen);
+                assert_eq!(ours, glibc, "{flags:#x} {hostlen} {servlen}");
+            }
+        }
+        // A scope is a number (glibc names the host's interface, which a
+        // guest has none of for IPv6).
+        let [ours, _] = both_names(&sin6("fe80::1", 22, 3), NUM, 128, 32);
+        assert_eq!(ours, "fe80::1%3 22");
+        // The wrong family, or a sockaddr too short for its own.
+        let mut other = sin([1, 2, 3, 4], 5);
+        other.sin_family = ::libc::AF_PACKET as _;
+        let [ours, glibc] = both_names(&other, NUM, 128, 32);
+        assert_eq!((ours.as_str(), glibc.as_str()), ("error -6", "error -6"));
+        let mut short = [0u8; 16];
+        short[0] = ::libc::AF_INET6 as u8;
+        let [ours, glibc] = both_names(&short, NUM, 128, 32);
+        assert_eq!(ours, glibc);
+        assert_eq!(ours, std::format!("error {}", ::libc::EAI_FAMILY));
+    }
+
+    #[test]
+    fn without_a_name_it_is_numeric_unless_one_is_required() {
+        // The host tests have no /etc files: no address has a name.
+        let [ours, _] = both_names(&sin([10, 0, 0, 9], 80), 0, 128, 32);
+        assert_eq!(ours, "10.0.0.9 80");
+        let [ours, _] = both_names(&sin([10, 0, 0, 9], 80), ::libc::NI_NAMEREQD, 128, 32);
+        assert_eq!(ours, std::format!("error {}", ::libc::EAI_NONAME));
+        let [ours, _] = both_names(&sin([10, 0, 0, 9], 80), ::libc::NI_NAMEREQD, 0, 0);
+        assert_eq!(ours, std::format!("error {}", ::libc::EAI_NONAME), "nothing asked");
+    }
+
+    #[test]
+    fn nofqdn_strips_only_the_local_domain() {
+        assert_eq!(without_domain("db.svc.test", Some("svc.test")), "db");
+        assert_eq!(without_domain("db.svc.test.", Some("SVC.test.")), "db");
+        assert_eq!(without_domain("db.other.test", Some("svc.test")), "db.other.test");
+        assert_eq!(without_domain("db", Some("svc.test")), "db");
+        assert_eq!(without_domain("db.svc.test", None), "db.svc.test");
+    }
 
     fn lookup(node: &core::ffi::CStr, socktype: c_int) -> Result<Vec<String>, c_int> {
         // SAFETY: hints is zeroed plain data; the list is freed once.

@@ -1,6 +1,7 @@
-//! The resolver behind `getaddrinfo`: names are looked up in `/etc/hosts`,
-//! then asked of the DNS servers `/etc/resolv.conf` names, as glibc's
-//! `files dns` order does (docs/std.md, "Name resolution").
+//! The resolver behind `getaddrinfo` and `getnameinfo`: names (and
+//! addresses) are looked up in `/etc/hosts`, then asked of the DNS servers
+//! `/etc/resolv.conf` names, as glibc's `files dns` order does (docs/std.md,
+//! "Name resolution").
 //!
 //! * `/etc/resolv.conf`: up to 3 `nameserver` lines (IPv4; IPv6 servers
 //!   are skipped, the guest has no IPv6 address), `search` (or `domain`:
@@ -20,6 +21,10 @@
 //!   `REFUSED`, any other error and a truncated (TC) answer send the query
 //!   to the next server (there is no retry over TCP: an A answer for one
 //!   name fits in 512 bytes unless it holds some 28 addresses).
+//! * An address's name ([`reverse`], for `getnameinfo`): a PTR query for
+//!   `D.C.B.A.in-addr.arpa` (or the `ip6.arpa` name) as it is (no search
+//!   domains), asked and answered as above, CNAMEs followed (RFC 2317's
+//!   classless delegation).
 //!
 //! The reply parser ([`parse_reply`]) takes hostile bytes: every length
 //! and compression pointer is checked against the packet, a name is at
@@ -149,6 +154,17 @@ pub fn hosts_lookup(text: &[u8], name: &str) -> Option<(String, Vec<IpAddr>)> {
     canon.map(|c| (c, addrs))
 }
 
+/// The name `/etc/hosts` (`text`) gives `ip`: the first name of the
+/// first line with that address.
+pub fn hosts_name_of(text: &[u8], ip: IpAddr) -> Option<String> {
+    text.split(|&b| b == b'\n').find_map(|line| {
+        let line = line.split(|&b| b == b'#').next().unwrap_or(&[]);
+        let mut words = core::str::from_utf8(line).ok()?.split_ascii_whitespace();
+        let here = words.next()?.parse::<IpAddr>().ok()?;
+        (here == ip).then(|| words.next().map(String::from)).flatten()
+    })
+}
+
 /// Whether `name` can be asked of DNS: labels of 1 to 63 printable ASCII
 /// bytes other than space, at most 253 bytes in all (a final dot aside).
 pub fn valid_name(name: &str) -> bool {
@@ -193,13 +209,33 @@ fn wire_name(name: &str) -> Vec<u8> {
     w
 }
 
-/// An A query for `name` (valid) with `id`, recursion desired.
-pub fn query(id: u16, name: &str) -> Vec<u8> {
+/// What is asked of a name: its addresses, or (for an `in-addr.arpa`
+/// name) the host name it points to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Question {
+    /// Type A.
+    A,
+    /// Type PTR.
+    Ptr,
+}
+
+impl Question {
+    fn qtype(self) -> u16 {
+        match self {
+            Question::A => 1,
+            Question::Ptr => 12,
+        }
+    }
+}
+
+/// A query for `name` (valid) with `id`, recursion desired.
+pub fn query(id: u16, name: &str, question: Question) -> Vec<u8> {
     let mut q = Vec::with_capacity(12 + name.len() + 6);
     q.extend_from_slice(&id.to_be_bytes());
     q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
     q.extend_from_slice(&wire_name(name));
-    q.extend_from_slice(&[0, 1, 0, 1]);
+    q.extend_from_slice(&question.qtype().to_be_bytes());
+    q.extend_from_slice(&[0, 1]);
     q
 }
 
@@ -209,6 +245,8 @@ pub enum Reply {
     /// The name's addresses, and its canonical name (the end of the CNAME
     /// chain), as text.
     Addresses(String, Vec<Ipv4Addr>),
+    /// The host names an `in-addr.arpa` name points to (PTR), as text.
+    Names(Vec<String>),
     /// The name exists and has no address.
     NoData,
     /// The name does not exist (`NXDOMAIN`).
@@ -288,14 +326,22 @@ fn name_text(wire: &[u8]) -> String {
 /// A record of the answer section that matters here.
 enum Record {
     A(Ipv4Addr),
+    Ptr(Vec<u8>),
     Cname(Vec<u8>),
 }
 
-/// Parses `p` as the reply to the A query with `id` for `name`. `None`
-/// when it is not that (another id, not a reply, another question) or is
-/// malformed: such a datagram is dropped. See the module's documentation
-/// for what the parser guarantees.
-pub fn parse_reply(p: &[u8], id: u16, name: &str) -> Option<Reply> {
+/// The name in the data of the record at `start..end` of `p`: it lies
+/// inside the data (its pointers may lead anywhere in the packet).
+fn rdata_name(p: &[u8], start: usize, end: usize) -> Option<Vec<u8>> {
+    let mut target = Vec::new();
+    (read_name(p, start, &mut target)? <= end).then_some(target)
+}
+
+/// Parses `p` as the reply to the query (`question`) with `id` for
+/// `name`. `None` when it is not that (another id, not a reply, another
+/// question) or is malformed: such a datagram is dropped. See the
+/// module's documentation for what the parser guarantees.
+pub fn parse_reply(p: &[u8], id: u16, name: &str, question: Question) -> Option<Reply> {
     if p.len() < 12 || u16_at(p, 0)? != id {
         return None;
     }
@@ -306,7 +352,7 @@ pub fn parse_reply(p: &[u8], id: u16, name: &str) -> Option<Reply> {
     }
     let mut owner = Vec::new();
     let mut off = read_name(p, 12, &mut owner)?;
-    if owner != wire_name(name) || u16_at(p, off)? != 1 || u16_at(p, off + 2)? != 1 {
+    if owner != wire_name(name) || u16_at(p, off)? != question.qtype() || u16_at(p, off + 2)? != 1 {
         return None;
     }
     off += 4;
@@ -327,17 +373,13 @@ pub fn parse_reply(p: &[u8], id: u16, name: &str) -> Option<Reply> {
         let start = off + 10;
         let end = start + usize::from(rdlen);
         let rdata = p.get(start..end)?;
-        if class == 1 && ty == 1 && rdata.len() == 4 {
+        if class == 1 && ty == 1 && rdata.len() == 4 && question == Question::A {
             let ip = Ipv4Addr::new(rdata[0], rdata[1], rdata[2], rdata[3]);
             records.push((owner.clone(), Record::A(ip)));
+        } else if class == 1 && ty == 12 && question == Question::Ptr {
+            records.push((owner.clone(), Record::Ptr(rdata_name(p, start, end)?)));
         } else if class == 1 && ty == 5 {
-            let mut target = Vec::new();
-            // The target lies inside the record's data (its pointers may
-            // lead anywhere in the packet).
-            if read_name(p, start, &mut target)? > end {
-                return None;
-            }
-            records.push((owner.clone(), Record::Cname(target)));
+            records.push((owner.clone(), Record::Cname(rdata_name(p, start, end)?)));
         }
         off = end;
     }
@@ -352,6 +394,16 @@ pub fn parse_reply(p: &[u8], id: u16, name: &str) -> Option<Reply> {
             .collect();
         if !addrs.is_empty() {
             return Some(Reply::Addresses(name_text(&current), addrs));
+        }
+        let names: Vec<String> = records
+            .iter()
+            .filter_map(|(o, r)| match r {
+                Record::Ptr(n) if *o == current => Some(name_text(n)),
+                _ => None,
+            })
+            .collect();
+        if !names.is_empty() {
+            return Some(Reply::Names(names));
         }
         let next = records.iter().find_map(|(o, r)| match r {
             Record::Cname(t) if *o == current => Some(t.clone()),
@@ -394,13 +446,13 @@ pub enum Failure {
 }
 
 /// One name asked of the servers in turn, `attempts` rounds.
-fn ask(name: &str, conf: &Conf, t: &mut dyn Transport) -> Option<Reply> {
+fn ask(name: &str, question: Question, conf: &Conf, t: &mut dyn Transport) -> Option<Reply> {
     let mut failed = false;
     for _ in 0..conf.attempts {
         for &server in &conf.servers {
             let id = t.id();
-            let q = query(id, name);
-            let mut accept = |p: &[u8]| parse_reply(p, id, name);
+            let q = query(id, name, question);
+            let mut accept = |p: &[u8]| parse_reply(p, id, name, question);
             match t.exchange(server, &q, conf.timeout, &mut accept) {
                 Some(Reply::ServerFailed) => failed = true,
                 Some(r) => return Some(r),
@@ -425,9 +477,9 @@ pub fn resolve(
     }
     let (mut nodata, mut servfail) = (false, false);
     for c in candidates(name, conf) {
-        match ask(&c, conf, t) {
+        match ask(&c, Question::A, conf, t) {
             Some(Reply::Addresses(canon, addrs)) => return Ok((canon, addrs)),
-            Some(Reply::NoData) => nodata = true,
+            Some(Reply::NoData | Reply::Names(_)) => nodata = true,
             Some(Reply::NxDomain) => {}
             Some(Reply::ServerFailed) => servfail = true,
             None => return Err(Failure::Again),
@@ -440,6 +492,46 @@ pub fn resolve(
     } else {
         Failure::NoName
     })
+}
+
+/// The name an address's PTR record is under: `D.C.B.A.in-addr.arpa`
+/// for IPv4 (an IPv4-mapped IPv6 address too, as glibc), the address's
+/// 32 nibbles in reverse under `ip6.arpa` for IPv6.
+pub fn arpa_name(ip: IpAddr) -> String {
+    use core::fmt::Write;
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    let mut name = String::new();
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            let _ = write!(name, "{d}.{c}.{b}.{a}.in-addr.arpa");
+        }
+        IpAddr::V6(v6) => {
+            for byte in v6.octets().iter().rev() {
+                let _ = write!(name, "{:x}.{:x}.", byte & 0xf, byte >> 4);
+            }
+            name.push_str("ip6.arpa");
+        }
+    }
+    name
+}
+
+/// The host name DNS gives `ip` (its PTR record's first name), asked
+/// under [`arpa_name`] as it is (no search domains).
+pub fn reverse(ip: IpAddr, conf: &Conf, t: &mut dyn Transport) -> Result<String, Failure> {
+    if conf.servers.is_empty() {
+        return Err(Failure::NoName);
+    }
+    let name = arpa_name(ip);
+    match ask(&name, Question::Ptr, conf, t) {
+        Some(Reply::Names(mut names)) => Ok(names.swap_remove(0)),
+        Some(Reply::NoData | Reply::Addresses(..)) => Err(Failure::NoData),
+        Some(Reply::NxDomain) => Err(Failure::NoName),
+        Some(Reply::ServerFailed) | None => Err(Failure::Again),
+    }
 }
 
 /// The contents of `/etc/NAME` as the file layer has it (the file the

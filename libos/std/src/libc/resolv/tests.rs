@@ -9,6 +9,17 @@ fn ip(a: u8, b: u8, c: u8, d: u8) -> Ipv4Addr {
 /// A reply to `name`'s A query with `id`, `flags` (QR and RD set by the
 /// caller's choice), and `answers` (owner, type, rdata), uncompressed.
 fn reply(id: u16, flags: u16, name: &str, answers: &[(&str, u16, Vec<u8>)]) -> Vec<u8> {
+    reply_to(Question::A, id, flags, name, answers)
+}
+
+/// [`reply`] to a query of `question`.
+fn reply_to(
+    question: Question,
+    id: u16,
+    flags: u16,
+    name: &str,
+    answers: &[(&str, u16, Vec<u8>)],
+) -> Vec<u8> {
     let mut p = Vec::new();
     p.extend_from_slice(&id.to_be_bytes());
     p.extend_from_slice(&flags.to_be_bytes());
@@ -16,7 +27,8 @@ fn reply(id: u16, flags: u16, name: &str, answers: &[(&str, u16, Vec<u8>)]) -> V
     p.extend_from_slice(&(answers.len() as u16).to_be_bytes());
     p.extend_from_slice(&[0, 0, 0, 0]);
     p.extend_from_slice(&wire_name(name));
-    p.extend_from_slice(&[0, 1, 0, 1]);
+    p.extend_from_slice(&question.qtype().to_be_bytes());
+    p.extend_from_slice(&[0, 1]);
     for (owner, ty, rdata) in answers {
         p.extend_from_slice(&wire_name(owner));
         p.extend_from_slice(&ty.to_be_bytes());
@@ -89,7 +101,7 @@ fn names_are_tried_as_res_search_does() {
 
 #[test]
 fn queries_are_well_formed() {
-    let q = query(0x1234, "Db.Example.");
+    let q = query(0x1234, "Db.Example.", Question::A);
     assert_eq!(&q[..12], &[0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
     assert_eq!(&q[12..], b"\x02db\x07example\x00\x00\x01\x00\x01");
 }
@@ -98,7 +110,7 @@ fn queries_are_well_formed() {
 fn answers_and_cname_chains() {
     let p = reply(7, OK, "db", &[a("db", ip(10, 0, 0, 2)), a("db", ip(10, 0, 0, 3))]);
     assert_eq!(
-        parse_reply(&p, 7, "DB"),
+        parse_reply(&p, 7, "DB", Question::A),
         Some(Reply::Addresses("db".into(), vec![ip(10, 0, 0, 2), ip(10, 0, 0, 3)]))
     );
     let p = reply(
@@ -113,14 +125,14 @@ fn answers_and_cname_chains() {
         ],
     );
     assert_eq!(
-        parse_reply(&p, 7, "www"),
+        parse_reply(&p, 7, "www", Question::A),
         Some(Reply::Addresses("real.host".into(), vec![ip(9, 9, 9, 9)]))
     );
     // A chain that ends without an address, and a CNAME loop.
     let p = reply(7, OK, "www", &[cname("www", "gone")]);
-    assert_eq!(parse_reply(&p, 7, "www"), Some(Reply::NoData));
+    assert_eq!(parse_reply(&p, 7, "www", Question::A), Some(Reply::NoData));
     let p = reply(7, OK, "x", &[cname("x", "y"), cname("y", "x")]);
-    assert_eq!(parse_reply(&p, 7, "x"), Some(Reply::NoData));
+    assert_eq!(parse_reply(&p, 7, "x", Question::A), Some(Reply::NoData));
     // Records of other types and classes are skipped.
     let p = reply(
         7,
@@ -128,7 +140,10 @@ fn answers_and_cname_chains() {
         "db",
         &[("db", 28, vec![0; 16]), ("db", 16, b"\x03abc".to_vec()), a("db", ip(1, 1, 1, 1))],
     );
-    assert_eq!(parse_reply(&p, 7, "db"), Some(Reply::Addresses("db".into(), vec![ip(1, 1, 1, 1)])));
+    assert_eq!(
+        parse_reply(&p, 7, "db", Question::A),
+        Some(Reply::Addresses("db".into(), vec![ip(1, 1, 1, 1)]))
+    );
 }
 
 #[test]
@@ -141,38 +156,51 @@ fn compressed_names_are_followed() {
     p.extend_from_slice(&[1, b'x', 0xc0, 15]);
     p.extend_from_slice(&[1, b'x', 0xc0, 15, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 9, 8, 7]);
     assert_eq!(
-        parse_reply(&p, 9, "db.svc"),
+        parse_reply(&p, 9, "db.svc", Question::A),
         Some(Reply::Addresses("x.svc".into(), vec![ip(10, 9, 8, 7)]))
     );
 }
 
 #[test]
 fn rcodes_and_truncation() {
-    assert_eq!(parse_reply(&reply(1, 0x8183, "no", &[]), 1, "no"), Some(Reply::NxDomain));
-    assert_eq!(parse_reply(&reply(1, 0x8182, "no", &[]), 1, "no"), Some(Reply::ServerFailed));
-    assert_eq!(parse_reply(&reply(1, 0x8185, "no", &[]), 1, "no"), Some(Reply::ServerFailed));
-    assert_eq!(parse_reply(&reply(1, 0x8380, "db", &[]), 1, "db"), Some(Reply::ServerFailed), "TC");
-    assert_eq!(parse_reply(&reply(1, OK, "db", &[]), 1, "db"), Some(Reply::NoData));
+    assert_eq!(
+        parse_reply(&reply(1, 0x8183, "no", &[]), 1, "no", Question::A),
+        Some(Reply::NxDomain)
+    );
+    assert_eq!(
+        parse_reply(&reply(1, 0x8182, "no", &[]), 1, "no", Question::A),
+        Some(Reply::ServerFailed)
+    );
+    assert_eq!(
+        parse_reply(&reply(1, 0x8185, "no", &[]), 1, "no", Question::A),
+        Some(Reply::ServerFailed)
+    );
+    assert_eq!(
+        parse_reply(&reply(1, 0x8380, "db", &[]), 1, "db", Question::A),
+        Some(Reply::ServerFailed),
+        "TC"
+    );
+    assert_eq!(parse_reply(&reply(1, OK, "db", &[]), 1, "db", Question::A), Some(Reply::NoData));
 }
 
 #[test]
 fn replies_to_something_else_are_dropped() {
     let good = reply(5, OK, "db", &[a("db", ip(1, 2, 3, 4))]);
-    assert!(parse_reply(&good, 5, "db").is_some());
-    assert_eq!(parse_reply(&good, 6, "db"), None, "another id");
-    assert_eq!(parse_reply(&good, 5, "dc"), None, "another question");
+    assert!(parse_reply(&good, 5, "db", Question::A).is_some());
+    assert_eq!(parse_reply(&good, 6, "db", Question::A), None, "another id");
+    assert_eq!(parse_reply(&good, 5, "dc", Question::A), None, "another question");
     let mut q = good.clone();
     q[2] &= 0x7f;
-    assert_eq!(parse_reply(&q, 5, "db"), None, "a query, not a reply");
+    assert_eq!(parse_reply(&q, 5, "db", Question::A), None, "a query, not a reply");
     let mut q = good.clone();
     q[5] = 2;
-    assert_eq!(parse_reply(&q, 5, "db"), None, "two questions");
+    assert_eq!(parse_reply(&q, 5, "db", Question::A), None, "two questions");
     let mut q = good.clone();
     q[12 + 4] = 28;
-    assert_eq!(parse_reply(&q, 5, "db"), None, "an AAAA question");
+    assert_eq!(parse_reply(&q, 5, "db", Question::A), None, "an AAAA question");
     // Every truncation of a good reply is dropped, not misread.
     for n in 0..good.len() {
-        assert_eq!(parse_reply(&good[..n], 5, "db"), None, "cut at {n}");
+        assert_eq!(parse_reply(&good[..n], 5, "db", Question::A), None, "cut at {n}");
     }
 }
 
@@ -198,7 +226,7 @@ fn hostile_names_end() {
     let mut p = reply(3, OK, "db", &[a("db", ip(1, 2, 3, 4))]);
     p[6] = 0xff;
     p[7] = 0xff;
-    assert_eq!(parse_reply(&p, 3, "db"), None);
+    assert_eq!(parse_reply(&p, 3, "db", Question::A), None);
 }
 
 #[test]
@@ -218,10 +246,15 @@ fn garbage_never_panics() {
             p[i] = next() as u8;
         }
         p.truncate(12 + (next() as usize) % (p.len() - 11));
-        let _ = parse_reply(&p, 5, "db");
+        let _ = parse_reply(&p, 5, "db", Question::A);
         let len = (next() % 64) as usize;
         let g: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-        let _ = parse_reply(&g, u16::from_be_bytes([g.first().copied().unwrap_or(0), 0]), "db");
+        let _ = parse_reply(
+            &g,
+            u16::from_be_bytes([g.first().copied().unwrap_or(0), 0]),
+            "db",
+            Question::A,
+        );
     }
 }
 
@@ -316,4 +349,84 @@ fn nxdomain_and_nodata_are_told_apart() {
     let mut t = Script::new(vec![]);
     assert_eq!(resolve("a b", &conf, &mut t), Err(Failure::NoName), "not asked");
     assert_eq!(resolve("db", &Conf::default(), &mut t), Err(Failure::NoName), "no server");
+}
+
+fn ptr<'a>(owner: &'a str, target: &str) -> (&'a str, u16, Vec<u8>) {
+    (owner, 12, wire_name(target))
+}
+
+#[test]
+fn addresses_get_their_names_from_ptr_records() {
+    const ARPA: &str = "7.0.0.10.in-addr.arpa";
+    let q = query(9, ARPA, Question::Ptr);
+    assert_eq!(&q[q.len() - 4..], &[0, 12, 0, 1], "type PTR, class IN");
+    let p = reply_to(Question::Ptr, 9, OK, ARPA, &[ptr(ARPA, "web.svc.test")]);
+    assert_eq!(
+        parse_reply(&p, 9, ARPA, Question::Ptr),
+        Some(Reply::Names(vec!["web.svc.test".into()]))
+    );
+    // The same bytes answer no A question, and an A record is no name.
+    assert_eq!(parse_reply(&p, 9, ARPA, Question::A), None, "another question");
+    let p = reply_to(Question::Ptr, 9, OK, ARPA, &[a(ARPA, ip(1, 2, 3, 4))]);
+    assert_eq!(parse_reply(&p, 9, ARPA, Question::Ptr), Some(Reply::NoData));
+    // RFC 2317: the name is a CNAME into a delegated zone.
+    let p = reply_to(
+        Question::Ptr,
+        9,
+        OK,
+        ARPA,
+        &[cname(ARPA, "7.0-63.0.0.10.in-addr.arpa"), ptr("7.0-63.0.0.10.in-addr.arpa", "h.test")],
+    );
+    assert_eq!(parse_reply(&p, 9, ARPA, Question::Ptr), Some(Reply::Names(vec!["h.test".into()])));
+    // A PTR whose name runs past its record is malformed.
+    let mut p = reply_to(Question::Ptr, 9, OK, ARPA, &[ptr(ARPA, "web.svc.test")]);
+    let rdlen = p.len() - 14 - 2;
+    p[rdlen..rdlen + 2].copy_from_slice(&3u16.to_be_bytes());
+    assert_eq!(parse_reply(&p, 9, ARPA, Question::Ptr), None);
+}
+
+#[test]
+fn reverse_asks_the_in_addr_arpa_name_as_it_is() {
+    let s1 = ip(10, 0, 0, 53);
+    let conf = Conf { servers: vec![s1], search: vec!["svc".into()], ..Conf::default() };
+    let arpa = "8.0.0.10.in-addr.arpa";
+    let mut t = Script::new(vec![(
+        s1,
+        vec![reply_to(Question::Ptr, 101, OK, arpa, &[ptr(arpa, "a.test"), ptr(arpa, "b.test")])],
+    )]);
+    assert_eq!(reverse(IpAddr::V4(ip(10, 0, 0, 8)), &conf, &mut t), Ok("a.test".into()));
+    assert_eq!(t.asked, [(s1, arpa.into())], "no search domain");
+    let mut t = Script::new(vec![(s1, vec![reply_to(Question::Ptr, 101, 0x8183, arpa, &[])])]);
+    assert_eq!(reverse(IpAddr::V4(ip(10, 0, 0, 8)), &conf, &mut t), Err(Failure::NoName));
+    let mut t = Script::new(vec![(s1, vec![reply_to(Question::Ptr, 101, OK, arpa, &[])])]);
+    assert_eq!(reverse(IpAddr::V4(ip(10, 0, 0, 8)), &conf, &mut t), Err(Failure::NoData));
+    let mut t = Script::new(vec![(s1, vec![]), (s1, vec![])]);
+    assert_eq!(reverse(IpAddr::V4(ip(10, 0, 0, 8)), &conf, &mut t), Err(Failure::Again));
+    assert_eq!(
+        reverse(IpAddr::V4(ip(10, 0, 0, 8)), &Conf::default(), &mut t),
+        Err(Failure::NoName)
+    );
+}
+
+#[test]
+fn arpa_names_are_reversed_octets_or_nibbles() {
+    let name = |a: &str| arpa_name(a.parse().unwrap());
+    assert_eq!(name("10.0.0.7"), "7.0.0.10.in-addr.arpa");
+    assert_eq!(name("::ffff:192.0.2.1"), "1.2.0.192.in-addr.arpa", "IPv4-mapped");
+    assert_eq!(
+        name("2001:db8::567:89ab"),
+        "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+    );
+    assert!(valid_name(&name("2001:db8::567:89ab")));
+}
+
+#[test]
+fn the_hosts_file_names_an_address_by_its_first_line() {
+    let hosts = b"127.0.0.1 localhost\n# 10.0.0.2 commented\n10.0.0.2\tdb.svc db\n\
+                  10.0.0.2 other\n::1 ip6-localhost\n10.0.0.3\n";
+    let name = |a: &str| hosts_name_of(hosts, a.parse().unwrap());
+    assert_eq!(name("10.0.0.2").as_deref(), Some("db.svc"));
+    assert_eq!(name("::1").as_deref(), Some("ip6-localhost"));
+    assert_eq!(name("10.0.0.3"), None, "a line without a name");
+    assert_eq!(name("10.0.0.9"), None);
 }
