@@ -1,8 +1,9 @@
-//! Name resolution: `getaddrinfo` and its companions, and `getnameinfo`. Numeric addresses
-//! (IPv4 dotted quads, IPv6 in any of its textual forms) are taken as
-//! they are; names are looked up in `/etc/hosts`, then `localhost`
-//! (127.0.0.1 and ::1, as a stock `/etc/hosts` says, when the file does
-//! not name it), then DNS as `/etc/resolv.conf` says ([`super::resolv`]).
+//! Name resolution: `getaddrinfo` and its companions, and `getnameinfo`.
+//! Numeric addresses (IPv4 dotted quads, IPv6 in any of its textual
+//! forms) are taken as they are; names are looked up in `/etc/hosts`, then
+//! `localhost` (127.0.0.1 and ::1, as a stock `/etc/hosts` says, when the
+//! file does not name it), then DNS as `/etc/resolv.conf` says
+//! ([`super::resolv`]).
 //! The failures are glibc's: `EAI_NONAME` for a name nobody knows (std's
 //! "failed to lookup address information: Name or service not known"),
 //! `EAI_NODATA` for a name without an address, `EAI_AGAIN` when no server

@@ -138,12 +138,7 @@ fn same_name(a: &str, b: &str) -> bool {
 pub fn hosts_lookup(text: &[u8], name: &str) -> Option<(String, Vec<IpAddr>)> {
     let mut canon = None;
     let mut addrs = Vec::new();
-    for line in text.split(|&b| b == b'\n') {
-        let line = line.split(|&b| b == b'#').next().unwrap_or(&[]);
-        let Ok(line) = core::str::from_utf8(line) else { continue };
-        let mut words = line.split_ascii_whitespace();
-        let Some(ip) = words.next().and_then(|w| w.parse::<IpAddr>().ok()) else { continue };
-        let names: Vec<&str> = words.collect();
+    for (ip, names) in hosts_lines(text) {
         if names.iter().any(|n| same_name(n, name)) {
             canon.get_or_insert_with(|| String::from(names[0]));
             if !addrs.contains(&ip) {
@@ -157,11 +152,19 @@ pub fn hosts_lookup(text: &[u8], name: &str) -> Option<(String, Vec<IpAddr>)> {
 /// The name `/etc/hosts` (`text`) gives `ip`: the first name of the
 /// first line with that address.
 pub fn hosts_name_of(text: &[u8], ip: IpAddr) -> Option<String> {
-    text.split(|&b| b == b'\n').find_map(|line| {
+    hosts_lines(text).find_map(|(here, names)| {
+        (here == ip).then(|| names.first().map(|n| String::from(*n))).flatten()
+    })
+}
+
+/// The lines of `/etc/hosts` (`text`) that begin with an address: the
+/// address and the names after it (comments left out).
+fn hosts_lines(text: &[u8]) -> impl Iterator<Item = (IpAddr, Vec<&str>)> {
+    text.split(|&b| b == b'\n').filter_map(|line| {
         let line = line.split(|&b| b == b'#').next().unwrap_or(&[]);
         let mut words = core::str::from_utf8(line).ok()?.split_ascii_whitespace();
-        let here = words.next()?.parse::<IpAddr>().ok()?;
-        (here == ip).then(|| words.next().map(String::from)).flatten()
+        let ip = words.next()?.parse::<IpAddr>().ok()?;
+        Some((ip, words.collect()))
     })
 }
 
