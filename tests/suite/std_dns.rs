@@ -11,7 +11,7 @@
 
 mod support;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -55,6 +55,11 @@ fn reply(q: &[u8], end: usize, rcode: u8, answers: &[(u16, Vec<u8>)]) -> Vec<u8>
     p
 }
 
+/// `n` A records, 10.0.1.1 and up.
+fn many(n: u8) -> Vec<(u16, Vec<u8>)> {
+    (1..=n).map(|i| (1u16, vec![10, 0, 1, i])).collect()
+}
+
 fn wire(name: &str) -> Vec<u8> {
     let mut w = Vec::new();
     for l in name.split('.') {
@@ -72,13 +77,38 @@ fn wire(name: &str) -> Vec<u8> {
 /// * `nodata.test`: no answer, no error; `fail.test`: SERVFAIL;
 /// * `silent.test`: nothing; `garbage.test`: random bytes, then a reply
 ///   with the wrong id, then one with another question (all to drop);
+/// * `many.svc.test`: 40 A records (10.0.1.1 to 10.0.1.40): over UDP the
+///   first 20 with TC set, whole over TCP (10.0.0.1:53 too, one query per
+///   connection; seen as `tcp NAME`);
 /// * PTR questions: `7.0.0.10.in-addr.arpa` is `web.svc.test`,
 ///   `8.0.0.10.in-addr.arpa` SERVFAIL (any other type for these:
 ///   NXDOMAIN);
 /// * anything else: NXDOMAIN.
 fn dns_server(ns: &Netns) -> Seen {
-    let sock = ns.enter(|| UdpSocket::bind("10.0.0.1:53").unwrap());
+    let (sock, tcp) = ns.enter(|| {
+        (UdpSocket::bind("10.0.0.1:53").unwrap(), TcpListener::bind("10.0.0.1:53").unwrap())
+    });
     let seen: Seen = Arc::default();
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for mut c in tcp.incoming().flatten() {
+            let mut len = [0u8; 2];
+            let mut q = Vec::new();
+            if c.read_exact(&mut len).is_err() {
+                continue;
+            }
+            q.resize(usize::from(u16::from_be_bytes(len)), 0);
+            let Ok(()) = c.read_exact(&mut q) else { continue };
+            let Some((name, end)) = question(&q) else { continue };
+            log.lock().unwrap().push(format!("tcp {name}"));
+            let p = match name.as_str() {
+                "many.svc.test" => reply(&q, end, 0, &many(40)),
+                _ => reply(&q, end, 3, &[]),
+            };
+            let _ = c.write_all(&(p.len() as u16).to_be_bytes());
+            let _ = c.write_all(&p);
+        }
+    });
     let log = seen.clone();
     std::thread::spawn(move || {
         let mut buf = [0u8; 1500];
@@ -105,6 +135,11 @@ fn dns_server(ns: &Netns) -> Seen {
                     vec![p]
                 }
                 "nodata.test" => vec![reply(q, end, 0, &[])],
+                "many.svc.test" => {
+                    let mut p = reply(q, end, 0, &many(20));
+                    p[2] |= 0x02;
+                    vec![p]
+                }
                 "fail.test" => vec![reply(q, end, 2, &[])],
                 "silent.test" => vec![],
                 "garbage.test" => {
@@ -244,6 +279,15 @@ fn names_resolve_through_hosts_and_dns() {
             "alias.test",
         ]
     );
+}
+
+/// An answer too long for UDP (TC) is asked again over TCP, as glibc does.
+#[test]
+fn truncated_answers_are_asked_again_over_tcp() {
+    let (lines, seen) = run_guest(&["many"]);
+    let all: Vec<String> = (1..=40).map(|i| format!("10.0.1.{i}")).collect();
+    assert_eq!(lines, [format!("resolve many: {}", all.join(", "))]);
+    assert_eq!(seen, ["many.svc.test", "tcp many.svc.test"]);
 }
 
 /// `getnameinfo`: `/etc/hosts` first, then DNS's PTR record; numeric

@@ -83,7 +83,7 @@ fn named(node: &[u8]) -> Result<Found, c_int> {
     };
     let conf = resolv::Conf::parse(&conf);
     #[cfg(not(test))]
-    let r = resolv::resolve(text, &conf, &mut resolv::Udp);
+    let r = resolv::resolve(text, &conf, &mut resolv::Sockets);
     #[cfg(test)]
     let r: Result<(String, Vec<Ipv4Addr>), resolv::Failure> = {
         let _ = conf;
@@ -341,7 +341,7 @@ fn host_name_of(ip: IpAddr) -> Result<Option<String>, c_int> {
     let Some(conf) = resolv::etc_file(c"/etc/resolv.conf") else { return Ok(None) };
     let conf = resolv::Conf::parse(&conf);
     #[cfg(not(test))]
-    let r = resolv::reverse(ip, &conf, &mut resolv::Udp);
+    let r = resolv::reverse(ip, &conf, &mut resolv::Sockets);
     #[cfg(test)]
     let r: Result<String, resolv::Failure> = {
         let _ = conf;

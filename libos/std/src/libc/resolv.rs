@@ -18,9 +18,12 @@
 //!   that parses as the reply to that id and question is taken; anything
 //!   else is dropped and the wait goes on. `NXDOMAIN` and an answer
 //!   without an address end the name (the next is tried); `SERVFAIL`,
-//!   `REFUSED`, any other error and a truncated (TC) answer send the query
-//!   to the next server (there is no retry over TCP: an A answer for one
-//!   name fits in 512 bytes unless it holds some 28 addresses).
+//!   `REFUSED` and any other error send the query to the next server. A
+//!   truncated answer (TC: an A answer for one name fits in 512 bytes
+//!   unless it holds some 28 addresses, as a Kubernetes headless service
+//!   with many pods may) is asked again of the same server over TCP, as
+//!   glibc does, within the same `timeout`; a TCP answer that fails or is
+//!   itself truncated counts as that server's failure.
 //! * An address's name ([`reverse`], for `getnameinfo`): a PTR query for
 //!   `D.C.B.A.in-addr.arpa` (or the `ip6.arpa` name) as it is (no search
 //!   domains), asked and answered as above, CNAMEs followed (RFC 2317's
@@ -46,8 +49,9 @@ pub const MAXDNSRCH: usize = 6;
 pub const MAX_JUMPS: usize = 32;
 /// Most CNAME links followed from the question's name.
 pub const MAX_CNAMES: usize = 16;
-/// Largest reply read (a reply to a query without EDNS is at most 512
-/// bytes; anything longer is cut here).
+/// Largest reply read over UDP (a reply to a query without EDNS is at
+/// most 512 bytes; anything longer is cut here). Over TCP a reply is at
+/// most what its 16-bit length says, 65,535 bytes.
 pub const MAX_REPLY: usize = 4096;
 
 /// What `resolv.conf` says.
@@ -254,9 +258,11 @@ pub enum Reply {
     NoData,
     /// The name does not exist (`NXDOMAIN`).
     NxDomain,
-    /// The server failed (`SERVFAIL`, `REFUSED`, ...) or cut the answer
-    /// (TC): the next server is asked.
+    /// The server failed (`SERVFAIL`, `REFUSED`, ...): the next server is
+    /// asked.
     ServerFailed,
+    /// The server cut the answer (TC): it is asked again over TCP.
+    Truncated,
 }
 
 fn u16_at(p: &[u8], off: usize) -> Option<u16> {
@@ -360,7 +366,7 @@ pub fn parse_reply(p: &[u8], id: u16, name: &str, question: Question) -> Option<
     }
     off += 4;
     if tc != 0 {
-        return Some(Reply::ServerFailed);
+        return Some(Reply::Truncated);
     }
     match rcode {
         0 => {}
@@ -433,6 +439,17 @@ pub trait Transport {
         accept: &mut dyn FnMut(&[u8]) -> Option<Reply>,
     ) -> Option<Reply>;
 
+    /// [`Transport::exchange`] over TCP (a connection to `server` port 53,
+    /// the query and the reply each after its 16-bit length): `accept`
+    /// sees the one reply, `None` if it does not come whole in `timeout`.
+    fn exchange_tcp(
+        &mut self,
+        server: Ipv4Addr,
+        query: &[u8],
+        timeout: Duration,
+        accept: &mut dyn FnMut(&[u8]) -> Option<Reply>,
+    ) -> Option<Reply>;
+
     /// A random query id.
     fn id(&mut self) -> u16;
 }
@@ -456,8 +473,15 @@ fn ask(name: &str, question: Question, conf: &Conf, t: &mut dyn Transport) -> Op
             let id = t.id();
             let q = query(id, name, question);
             let mut accept = |p: &[u8]| parse_reply(p, id, name, question);
-            match t.exchange(server, &q, conf.timeout, &mut accept) {
-                Some(Reply::ServerFailed) => failed = true,
+            let mut r = t.exchange(server, &q, conf.timeout, &mut accept);
+            if r == Some(Reply::Truncated) {
+                r = match t.exchange_tcp(server, &q, conf.timeout, &mut accept) {
+                    Some(Reply::Truncated) | None => Some(Reply::ServerFailed),
+                    whole => whole,
+                };
+            }
+            match r {
+                Some(Reply::ServerFailed | Reply::Truncated) => failed = true,
                 Some(r) => return Some(r),
                 None => {}
             }
@@ -484,7 +508,7 @@ pub fn resolve(
             Some(Reply::Addresses(canon, addrs)) => return Ok((canon, addrs)),
             Some(Reply::NoData | Reply::Names(_)) => nodata = true,
             Some(Reply::NxDomain) => {}
-            Some(Reply::ServerFailed) => servfail = true,
+            Some(Reply::ServerFailed | Reply::Truncated) => servfail = true,
             None => return Err(Failure::Again),
         }
     }
@@ -533,7 +557,7 @@ pub fn reverse(ip: IpAddr, conf: &Conf, t: &mut dyn Transport) -> Result<String,
         Some(Reply::Names(mut names)) => Ok(names.swap_remove(0)),
         Some(Reply::NoData | Reply::Addresses(..)) => Err(Failure::NoData),
         Some(Reply::NxDomain) => Err(Failure::NoName),
-        Some(Reply::ServerFailed) | None => Err(Failure::Again),
+        Some(Reply::ServerFailed | Reply::Truncated) | None => Err(Failure::Again),
     }
 }
 
@@ -568,14 +592,14 @@ pub fn etc_file(_name: &core::ffi::CStr) -> Option<Vec<u8>> {
     None
 }
 
-/// The transport of a guest: libos-std's UDP sockets, blocking the calling
-/// thread only.
+/// The transport of a guest: libos-std's UDP (and, for a truncated
+/// answer, TCP) sockets, blocking the calling thread only.
 #[cfg(not(any(test, fuzzing)))]
 #[derive(Debug)]
-pub struct Udp;
+pub struct Sockets;
 
 #[cfg(not(any(test, fuzzing)))]
-impl Udp {
+impl Sockets {
     /// A UDP socket bound to a random port above 49151 (the kernel's
     /// autobind range is predictable), or to any port if those are taken.
     fn socket() -> Option<super::c_int> {
@@ -598,6 +622,93 @@ impl Udp {
         // Unbound: the first send binds it to an ephemeral port.
         Some(fd)
     }
+
+    /// Waits until `s` is ready for `events` (`POLLIN`, `POLLOUT`), at
+    /// most until `deadline` (since boot); `None` if it is not by then.
+    fn ready(s: super::c_int, events: i16, deadline: Duration) -> Option<()> {
+        loop {
+            let left = deadline.saturating_sub(libos::time::since_boot());
+            if left.is_zero() {
+                return None;
+            }
+            let mut pfd = ::libc::pollfd { fd: s, events, revents: 0 };
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as super::c_int;
+            // SAFETY: one pollfd.
+            match unsafe { super::fd::poll(&mut pfd, 1, ms) } {
+                r if r < 0 => return None,
+                0 => {}
+                _ => return Some(()),
+            }
+        }
+    }
+
+    /// One query over TCP on the nonblocking stream socket `s`: connects
+    /// to `server` port 53, writes the query after its length, reads the
+    /// reply after its, all by `deadline`.
+    fn tcp_round(
+        s: super::c_int,
+        server: Ipv4Addr,
+        query: &[u8],
+        deadline: Duration,
+    ) -> Option<Vec<u8>> {
+        use super::{errno, fd, socket};
+        let to = sockaddr(server, 53);
+        let len = size_of::<::libc::sockaddr_in>() as ::libc::socklen_t;
+        // SAFETY: `to` is a sockaddr_in of that length.
+        if unsafe { socket::connect(s, (&raw const to).cast(), len) } < 0 {
+            if errno() != ::libc::EINPROGRESS {
+                return None;
+            }
+            Self::ready(s, ::libc::POLLOUT, deadline)?;
+            let (mut err, mut elen) = (0 as super::c_int, 4 as ::libc::socklen_t);
+            // SAFETY: err is a writable int, elen its size.
+            let r = unsafe {
+                socket::getsockopt(
+                    s,
+                    ::libc::SOL_SOCKET,
+                    ::libc::SO_ERROR,
+                    (&raw mut err).cast(),
+                    &mut elen,
+                )
+            };
+            if r < 0 || err != 0 {
+                return None;
+            }
+        }
+        let mut out = Vec::with_capacity(2 + query.len());
+        out.extend_from_slice(&u16::try_from(query.len()).ok()?.to_be_bytes());
+        out.extend_from_slice(query);
+        let mut done = 0;
+        while done < out.len() {
+            // SAFETY: out[done..] is readable for its length.
+            let n = unsafe { fd::write(s, out[done..].as_ptr().cast(), out.len() - done) };
+            match n {
+                n if n > 0 => done += n as usize,
+                _ if errno() == ::libc::EAGAIN => Self::ready(s, ::libc::POLLOUT, deadline)?,
+                _ => return None,
+            }
+        }
+        let mut reply = Vec::new();
+        // The length, then as many bytes (at most 65,535).
+        let mut want = 2;
+        let mut buf = alloc::vec![0u8; 4096];
+        while reply.len() < want {
+            let room = (want - reply.len()).min(buf.len());
+            // SAFETY: buf is writable for room <= its length bytes.
+            let n = unsafe { fd::read(s, buf.as_mut_ptr().cast(), room) };
+            match n {
+                0 => return None,
+                n if n > 0 => reply.extend_from_slice(&buf[..n as usize]),
+                _ if errno() == ::libc::EAGAIN => Self::ready(s, ::libc::POLLIN, deadline)?,
+                _ => return None,
+            }
+            if want == 2 && reply.len() == 2 {
+                want = 2 + usize::from(u16::from_be_bytes([reply[0], reply[1]]));
+            }
+        }
+        reply.drain(..2);
+        Some(reply)
+    }
 }
 
 #[cfg(not(any(test, fuzzing)))]
@@ -611,7 +722,7 @@ fn sockaddr(ip: Ipv4Addr, port: u16) -> ::libc::sockaddr_in {
 }
 
 #[cfg(not(any(test, fuzzing)))]
-impl Transport for Udp {
+impl Transport for Sockets {
     fn exchange(
         &mut self,
         server: Ipv4Addr,
@@ -669,6 +780,25 @@ impl Transport for Udp {
             }
             reply = accept(&buf[..n as usize]);
         }
+        fd::close(s);
+        reply
+    }
+
+    fn exchange_tcp(
+        &mut self,
+        server: Ipv4Addr,
+        query: &[u8],
+        timeout: Duration,
+        accept: &mut dyn FnMut(&[u8]) -> Option<Reply>,
+    ) -> Option<Reply> {
+        use super::{fd, socket};
+        let deadline = libos::time::since_boot() + timeout;
+        let ty = ::libc::SOCK_STREAM | ::libc::SOCK_CLOEXEC | ::libc::SOCK_NONBLOCK;
+        let s = socket::socket(::libc::AF_INET, ty, 0);
+        if s < 0 {
+            return None;
+        }
+        let reply = Self::tcp_round(s, server, query, deadline).and_then(|r| accept(&r));
         fd::close(s);
         reply
     }

@@ -177,7 +177,7 @@ fn rcodes_and_truncation() {
     );
     assert_eq!(
         parse_reply(&reply(1, 0x8380, "db", &[]), 1, "db", Question::A),
-        Some(Reply::ServerFailed),
+        Some(Reply::Truncated),
         "TC"
     );
     assert_eq!(parse_reply(&reply(1, OK, "db", &[]), 1, "db", Question::A), Some(Reply::NoData));
@@ -259,16 +259,18 @@ fn garbage_never_panics() {
 }
 
 /// A transport that answers from a script: for each exchange, the
-/// datagrams the server sends (in order), `None` for silence.
+/// datagrams the server sends (in order), `None` for silence; for each
+/// over TCP, the reply (`None`: none came whole).
 struct Script {
     replies: VecDeque<(Ipv4Addr, Vec<Vec<u8>>)>,
+    tcp: VecDeque<(Ipv4Addr, Option<Vec<u8>>)>,
     asked: Vec<(Ipv4Addr, String)>,
     next_id: u16,
 }
 
 impl Script {
     fn new(replies: Vec<(Ipv4Addr, Vec<Vec<u8>>)>) -> Self {
-        Self { replies: replies.into(), asked: Vec::new(), next_id: 100 }
+        Self { replies: replies.into(), tcp: VecDeque::new(), asked: Vec::new(), next_id: 100 }
     }
 }
 
@@ -286,6 +288,21 @@ impl Transport for Script {
         let (expected, datagrams) = self.replies.pop_front().expect("an unexpected query");
         assert_eq!(server, expected);
         datagrams.iter().find_map(|d| accept(d))
+    }
+
+    fn exchange_tcp(
+        &mut self,
+        server: Ipv4Addr,
+        query: &[u8],
+        _timeout: Duration,
+        accept: &mut dyn FnMut(&[u8]) -> Option<Reply>,
+    ) -> Option<Reply> {
+        let mut name = Vec::new();
+        read_name(query, 12, &mut name).unwrap();
+        self.asked.push((server, std::format!("tcp {}", name_text(&name))));
+        let (expected, reply) = self.tcp.pop_front().expect("an unexpected TCP query");
+        assert_eq!(server, expected);
+        accept(&reply?)
     }
 
     fn id(&mut self) -> u16 {
@@ -429,4 +446,31 @@ fn the_hosts_file_names_an_address_by_its_first_line() {
     assert_eq!(name("::1").as_deref(), Some("ip6-localhost"));
     assert_eq!(name("10.0.0.3"), None, "a line without a name");
     assert_eq!(name("10.0.0.9"), None);
+}
+
+#[test]
+fn a_truncated_answer_is_asked_again_over_tcp() {
+    let (s1, s2) = (ip(10, 0, 0, 53), ip(10, 0, 0, 54));
+    let conf = Conf { servers: vec![s1, s2], attempts: 1, ..Conf::default() };
+    let many: Vec<_> = (1..=40).map(|i| a("big.test", ip(10, 1, 0, i))).collect();
+    // The same id over TCP: the whole answer.
+    let mut t = Script::new(vec![(s1, vec![reply(101, 0x8380, "big.test", &many[..20])])]);
+    t.tcp.push_back((s1, Some(reply(101, OK, "big.test", &many))));
+    let (_, addrs) = resolve("big.test", &conf, &mut t).unwrap();
+    assert_eq!(addrs.len(), 40);
+    assert_eq!(t.asked, [(s1, "big.test".into()), (s1, "tcp big.test".into())]);
+    // TCP fails (or is truncated again): the next server, over UDP.
+    let mut t = Script::new(vec![
+        (s1, vec![reply(101, 0x8380, "big.test", &[])]),
+        (s2, vec![reply(102, OK, "big.test", &many[..1])]),
+    ]);
+    t.tcp.push_back((s1, None));
+    assert_eq!(resolve("big.test", &conf, &mut t).unwrap().1, [ip(10, 1, 0, 1)]);
+    let mut t = Script::new(vec![
+        (s1, vec![reply(101, 0x8380, "big.test", &[])]),
+        (s2, vec![reply(102, 0x8380, "big.test", &[])]),
+    ]);
+    t.tcp.push_back((s1, Some(reply(101, 0x8380, "big.test", &[]))));
+    t.tcp.push_back((s2, Some(reply(999, OK, "big.test", &many))));
+    assert_eq!(resolve("big.test", &conf, &mut t), Err(Failure::Again), "another id over TCP");
 }
