@@ -22,8 +22,8 @@
 //!   truncated answer (TC: an A answer for one name fits in 512 bytes
 //!   unless it holds some 28 addresses, as a Kubernetes headless service
 //!   with many pods may) is asked again of the same server over TCP, as
-//!   glibc does, within the same `timeout`; a TCP answer that fails or is
-//!   itself truncated counts as that server's failure.
+//!   glibc does, with a `timeout` of its own; a TCP answer that fails or
+//!   is itself truncated counts as that server's failure.
 //! * An address's name ([`reverse`], for `getnameinfo`): a PTR query for
 //!   `D.C.B.A.in-addr.arpa` (or the `ip6.arpa` name) as it is (no search
 //!   domains), asked and answered as above, CNAMEs followed (RFC 2317's
