@@ -737,7 +737,9 @@ unsafe fn bytes_mut<'a>(buf: *mut c_void, len: size_t) -> &'a mut [u8] {
 }
 
 /// The send calls' common part: to the address at `to` (`to_len` bytes)
-/// if it is not null.
+/// if it is not null. A TCP socket does not read it (Linux's `tcp_sendmsg`
+/// does not: a connected stream ignores it, an unconnected one fails as
+/// `send` does).
 ///
 /// # Safety
 ///
@@ -750,7 +752,7 @@ unsafe fn send_common(
     to_len: ::libc::socklen_t,
 ) -> Res<usize> {
     with_socket(fd, |open, s| {
-        let to = if to.is_null() {
+        let to = if to.is_null() || matches!(s.proto, Proto::Tcp(_)) {
             None
         } else {
             // SAFETY: the caller's contract.

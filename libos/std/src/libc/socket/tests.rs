@@ -242,6 +242,12 @@ fn ipv6_sockets_are_dual_stack_with_linuxs_answers_for_what_they_cannot_reach() 
     assert_eq!(bind_or_connect(t, &sin6("::1", 80), false), (-1, ::libc::ENETUNREACH));
     assert_eq!(bind_or_connect(t, &sin([10, 0, 0, 1], 80), false), (-1, ::libc::EAFNOSUPPORT));
     assert_eq!(bind_or_connect(t, &sin6("::ffff:10.0.0.1", 80), false), (-1, ::libc::ENETUNREACH));
+    // TCP's sendto does not read the address: unconnected, EPIPE as send.
+    let b = [1u8; 4];
+    let to = sin([10, 0, 0, 1], 80);
+    // SAFETY: b is readable for 4 bytes, to is a whole sockaddr_in.
+    let r = unsafe { sendto(t, b.as_ptr().cast(), 4, 0, (&raw const to).cast(), addr::SIN_LEN) };
+    assert_eq!((r, errno()), (-1, ::libc::EPIPE));
     // IPV6_V6ONLY: IPv4 out of reach, and no IPv6 address to bind.
     assert_eq!(set_int(t, ::libc::IPPROTO_IPV6, ::libc::IPV6_V6ONLY, 1), 0);
     assert_eq!(get_int(t, ::libc::IPPROTO_IPV6, ::libc::IPV6_V6ONLY), 1);
