@@ -742,19 +742,8 @@ impl Transport for Sockets {
         let mut buf = alloc::vec![0u8; MAX_REPLY];
         let mut reply = None;
         while sent >= 0 && reply.is_none() {
-            let left = deadline.saturating_sub(libos::time::since_boot());
-            if left.is_zero() {
+            if Self::ready(s, ::libc::POLLIN, deadline).is_none() {
                 break;
-            }
-            let mut pfd = ::libc::pollfd { fd: s, events: ::libc::POLLIN, revents: 0 };
-            let ms = left.as_millis().clamp(1, i32::MAX as u128) as super::c_int;
-            // SAFETY: one pollfd.
-            let r = unsafe { fd::poll(&mut pfd, 1, ms) };
-            if r < 0 {
-                break;
-            }
-            if r == 0 {
-                continue;
             }
             // SAFETY: sockaddr_in is plain C data; zeroes are valid.
             let mut from: ::libc::sockaddr_in = unsafe { core::mem::zeroed() };

@@ -272,6 +272,13 @@ impl Script {
     fn new(replies: Vec<(Ipv4Addr, Vec<Vec<u8>>)>) -> Self {
         Self { replies: replies.into(), tcp: VecDeque::new(), asked: Vec::new(), next_id: 100 }
     }
+
+    /// Notes that `query`'s name was asked of `server` (after `how`).
+    fn note(&mut self, server: Ipv4Addr, query: &[u8], how: &str) {
+        let mut name = Vec::new();
+        read_name(query, 12, &mut name).unwrap();
+        self.asked.push((server, std::format!("{how}{}", name_text(&name))));
+    }
 }
 
 impl Transport for Script {
@@ -282,9 +289,7 @@ impl Transport for Script {
         _timeout: Duration,
         accept: &mut dyn FnMut(&[u8]) -> Option<Reply>,
     ) -> Option<Reply> {
-        let mut name = Vec::new();
-        read_name(query, 12, &mut name).unwrap();
-        self.asked.push((server, name_text(&name)));
+        self.note(server, query, "");
         let (expected, datagrams) = self.replies.pop_front().expect("an unexpected query");
         assert_eq!(server, expected);
         datagrams.iter().find_map(|d| accept(d))
@@ -297,9 +302,7 @@ impl Transport for Script {
         _timeout: Duration,
         accept: &mut dyn FnMut(&[u8]) -> Option<Reply>,
     ) -> Option<Reply> {
-        let mut name = Vec::new();
-        read_name(query, 12, &mut name).unwrap();
-        self.asked.push((server, std::format!("tcp {}", name_text(&name))));
+        self.note(server, query, "tcp ");
         let (expected, reply) = self.tcp.pop_front().expect("an unexpected TCP query");
         assert_eq!(server, expected);
         accept(&reply?)
